@@ -1,0 +1,7 @@
+//! Built-in sources and sinks that need no user code.
+
+pub mod sequence;
+pub mod sinks;
+pub mod socket;
+pub mod sources;
+pub mod text_file;

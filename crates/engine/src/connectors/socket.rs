@@ -1,0 +1,162 @@
+//! TCP plumbing for the socket source and sink: connections with time-outs, a reader
+//! thread that wakes the source operator, and nothing printed.
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::functions::{SourceStatus, Waker};
+
+/// How long connecting may take before the job fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `host:port`, trying each address it resolves to.
+pub fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => format!("could not connect to {host}:{port}: {e}"),
+        None => format!("cannot resolve {host}:{port}: no addresses"),
+    })
+}
+
+enum Message {
+    Lines(Vec<String>),
+    Failed(String),
+}
+
+/// Lines from a TCP connection, read on a thread of their own.
+pub struct SocketLines {
+    receiver: Receiver<Message>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SocketLines {
+    pub fn connect(host: &str, port: u16, delimiter: u8, waker: Option<Waker>) -> Result<Self, String> {
+        let stream = connect(host, port)?;
+        // A read time-out lets the thread notice cancellation.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| format!("{host}:{port}: {e}"))?;
+        let (sender, receiver) = sync_channel::<Message>(16);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let peer = format!("{host}:{port}");
+        thread::Builder::new()
+            .name(format!("ferroflow socket {peer}"))
+            .spawn(move || {
+                let wake = || {
+                    if let Some(w) = &waker {
+                        w()
+                    }
+                };
+                let mut reader = BufReader::with_capacity(64 * 1024, stream);
+                let mut line = Vec::new();
+                let mut batch = Vec::new();
+                loop {
+                    if thread_stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match reader.read_until(delimiter, &mut line) {
+                        Ok(0) => break,
+                        Ok(_) if line.last() == Some(&delimiter) => {
+                            line.pop();
+                            if delimiter == b'\n' && line.last() == Some(&b'\r') {
+                                line.pop();
+                            }
+                            batch.push(String::from_utf8_lossy(&line).into_owned());
+                            line.clear();
+                            // Hand on what we have whenever the socket has nothing more buffered.
+                            if batch.len() >= 1024 || reader.buffer().is_empty() {
+                                if sender.send(Message::Lines(std::mem::take(&mut batch))).is_err() {
+                                    return;
+                                }
+                                wake();
+                            }
+                        }
+                        Ok(_) => {} // partial line: keep reading
+                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                            if !batch.is_empty() {
+                                if sender.send(Message::Lines(std::mem::take(&mut batch))).is_err() {
+                                    return;
+                                }
+                                wake();
+                            }
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Message::Failed(format!("reading from {peer}: {e}")));
+                            wake();
+                            return;
+                        }
+                    }
+                }
+                if !line.is_empty() {
+                    batch.push(String::from_utf8_lossy(&line).into_owned());
+                }
+                if !batch.is_empty() {
+                    let _ = sender.send(Message::Lines(batch));
+                }
+                drop(sender);
+                wake();
+            })
+            .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+        Ok(SocketLines { receiver, stop })
+    }
+
+    /// Takes the lines read so far (about `max`); `Done` once the peer closed and all was taken.
+    pub fn poll(&mut self, max: usize, out: &mut Vec<String>) -> Result<SourceStatus, String> {
+        while out.len() < max {
+            match self.receiver.try_recv() {
+                Ok(Message::Lines(mut lines)) => out.append(&mut lines),
+                Ok(Message::Failed(e)) => return Err(e),
+                Err(TryRecvError::Empty) => return Ok(SourceStatus::Idle),
+                Err(TryRecvError::Disconnected) => return Ok(SourceStatus::Done),
+            }
+        }
+        Ok(SourceStatus::More)
+    }
+
+    pub fn cancel(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SocketLines {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A connected socket that bytes are written to.
+pub struct SocketWriter {
+    stream: io::BufWriter<TcpStream>,
+    peer: String,
+}
+
+impl SocketWriter {
+    pub fn connect(host: &str, port: u16) -> Result<Self, String> {
+        let stream = connect(host, port)?;
+        Ok(SocketWriter { stream: io::BufWriter::new(stream), peer: format!("{host}:{port}") })
+    }
+
+    /// Writes and flushes, so records leave as soon as their batch is done.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream
+            .write_all(bytes)
+            .and_then(|_| self.stream.flush())
+            .map_err(|e| format!("writing to {}: {e}", self.peer))
+    }
+}

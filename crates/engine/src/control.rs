@@ -1,0 +1,99 @@
+//! Shared between the workers of one process and the thread that started the job:
+//! the abort flag, the first error, and the job's counters.
+//!
+//! A failure anywhere sets the abort flag; every worker checks it between steps and
+//! drops its dataflow, so the whole job stops promptly instead of finishing with
+//! partial results.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{ErrorKind, JobError};
+
+pub struct JobControl {
+    abort: AtomicBool,
+    error: Mutex<Option<JobError>>,
+    running: AtomicUsize,
+    /// Records emitted, per plan node.
+    counts: Mutex<Vec<u64>>,
+    /// Records an iteration gave up on (see `NodeKind::Iterate`).
+    dropped: AtomicU64,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl JobControl {
+    pub fn new(nodes: usize) -> Self {
+        JobControl {
+            abort: AtomicBool::new(false),
+            error: Mutex::new(None),
+            running: AtomicUsize::new(0),
+            counts: Mutex::new(vec![0; nodes]),
+            dropped: AtomicU64::new(0),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    /// Records `err` (the first one wins) and stops the job.
+    pub fn fail(&self, err: JobError) {
+        let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        // A cancellation does not hide a real error that came first, and a real error
+        // reported after a cancellation is usually its consequence.
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the job as cancelled (Ctrl-C).
+    pub fn cancel(&self) {
+        self.fail(JobError::new(ErrorKind::Cancelled, "the job was cancelled"));
+    }
+
+    pub fn error(&self) -> Option<JobError> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn worker_started(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn worker_finished(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Workers of this process still running.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn add_counts(&self, counts: &[u64]) {
+        let mut total = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for (t, c) in total.iter_mut().zip(counts) {
+            *t += c;
+        }
+    }
+
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn add_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn warn(&self, message: String) {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

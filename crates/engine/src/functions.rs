@@ -1,0 +1,173 @@
+//! The traits user functions are adapted to. The engine calls them record by record;
+//! an implementation that must take a lock to run (the GIL) takes it once per batch
+//! through [`BatchScope`], which the engine wraps around every operator activation.
+
+use std::sync::Arc;
+
+use crate::error::UdfResult;
+use crate::key::Key;
+use crate::windows::TimeWindow;
+
+/// Runs `work` in the context user functions need (for Python: with the GIL held).
+/// The engine enters it once per operator activation, never per record.
+pub trait BatchScope: Send + Sync + 'static {
+    fn enter(&self, work: &mut dyn FnMut());
+
+    /// Wraps a worker thread's whole life, e.g. to keep one Python thread state per
+    /// worker instead of creating one per batch.
+    fn run_worker(&self, work: &mut dyn FnMut()) {
+        work()
+    }
+}
+
+/// For engines whose user functions need no context (pure Rust).
+pub struct NoScope;
+
+impl BatchScope for NoScope {
+    fn enter(&self, work: &mut dyn FnMut()) {
+        work()
+    }
+}
+
+/// One stateless step: zero or more outputs per input (map, filter, flat_map, select).
+/// Consecutive steps are fused into one operator.
+pub trait Transform<R>: 'static {
+    fn apply(&mut self, input: R, out: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// Extracts a record's key: its canonical encoding (for routing and state) and
+/// the key value itself (handed back to window functions).
+pub trait KeySelector<R>: 'static {
+    fn key(&mut self, record: &R) -> UdfResult<(Key, R)>;
+}
+
+/// Combines two values of one key into one.
+pub trait Reducer<R>: 'static {
+    fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R>;
+}
+
+/// The window a window function is called for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowInfo {
+    Time(TimeWindow),
+    /// A count window (Flink's GlobalWindow).
+    Global,
+}
+
+/// Called with all values of one key's window when it fires.
+pub trait WindowApply<R>: 'static {
+    fn apply(&mut self, key: &R, window: WindowInfo, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()>;
+}
+
+/// Receives the records that reach the end of the dataflow.
+pub trait Sink<R>: 'static {
+    fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Called once when the input has ended (not on cancellation).
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// What a source has to say after being polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// It may have more right away: poll again soon.
+    More,
+    /// Nothing now; it calls its [`Waker`] when there is.
+    Idle,
+    /// It has ended.
+    Done,
+}
+
+/// Produces the records of one source partition.
+pub trait SourceReader<R>: 'static {
+    /// Appends up to `max` records to `out`.
+    fn poll(&mut self, max: usize, out: &mut Vec<R>) -> UdfResult<SourceStatus>;
+
+    /// The job is stopping early: let go of any thread or connection.
+    fn cancel(&mut self) {}
+}
+
+/// Wakes an idle source's operator from another thread.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Where an operator instance runs.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub index: usize,
+    pub peers: usize,
+    /// Set for sources: wakes the source's operator.
+    pub waker: Option<Waker>,
+}
+
+pub type SourceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn SourceReader<R>>> + Send + Sync>;
+pub type TransformFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Transform<R>>> + Send + Sync>;
+pub type KeyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn KeySelector<R>>> + Send + Sync>;
+pub type ReduceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Reducer<R>>> + Send + Sync>;
+pub type ApplyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowApply<R>>> + Send + Sync>;
+pub type SinkFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Sink<R>>> + Send + Sync>;
+
+/// Adapters so plain Rust closures serve as user functions (tests, Rust jobs).
+pub mod closures {
+    use super::*;
+
+    pub struct MapFn<F>(pub F);
+    impl<R: 'static, F: FnMut(R) -> UdfResult<Option<R>> + 'static> Transform<R> for MapFn<F> {
+        fn apply(&mut self, input: R, out: &mut Vec<R>) -> UdfResult<()> {
+            out.extend((self.0)(input)?);
+            Ok(())
+        }
+    }
+
+    pub struct FlatMapFn<F>(pub F);
+    impl<R: 'static, F: FnMut(R) -> UdfResult<Vec<R>> + 'static> Transform<R> for FlatMapFn<F> {
+        fn apply(&mut self, input: R, out: &mut Vec<R>) -> UdfResult<()> {
+            out.extend((self.0)(input)?);
+            Ok(())
+        }
+    }
+
+    pub struct KeyFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&R) -> UdfResult<(Key, R)> + 'static> KeySelector<R> for KeyFn<F> {
+        fn key(&mut self, record: &R) -> UdfResult<(Key, R)> {
+            (self.0)(record)
+        }
+    }
+
+    pub struct ReduceFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&R, &R) -> UdfResult<R> + 'static> Reducer<R> for ReduceFn<F> {
+        fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R> {
+            (self.0)(acc, value)
+        }
+    }
+
+    pub struct ApplyFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&R, WindowInfo, Vec<R>) -> UdfResult<Vec<R>> + 'static> WindowApply<R> for ApplyFn<F> {
+        fn apply(&mut self, key: &R, window: WindowInfo, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()> {
+            out.extend((self.0)(key, window, values)?);
+            Ok(())
+        }
+    }
+
+    pub struct SinkFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&mut Vec<R>) -> UdfResult<()> + 'static> Sink<R> for SinkFn<F> {
+        fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()> {
+            (self.0)(batch)
+        }
+    }
+
+    /// A source over a fixed vector, split round-robin-free: worker 0 emits all of it.
+    pub struct VecSource<R>(pub std::vec::IntoIter<R>);
+    impl<R: 'static> SourceReader<R> for VecSource<R> {
+        fn poll(&mut self, max: usize, out: &mut Vec<R>) -> UdfResult<SourceStatus> {
+            out.extend(self.0.by_ref().take(max));
+            Ok(if self.0.len() == 0 { SourceStatus::Done } else { SourceStatus::More })
+        }
+    }
+}

@@ -1,0 +1,787 @@
+//! Canonical key encoding and a stable routing hash.
+//!
+//! Keys decide which worker owns a record and index keyed state. Python's `hash()` is
+//! salted per process, so routing instead hashes a canonical byte encoding that is
+//! identical on every host, every process and every build.
+//!
+//! # Wire format
+//!
+//! This format is persisted (state, routing across hosts): **never change it silently**;
+//! the pinned-hash tests below exist to catch that. Every value is one tag byte, then
+//! its payload; all integers are little-endian.
+//!
+//! | tag    | value   | payload                                                          |
+//! |--------|---------|------------------------------------------------------------------|
+//! | `0x00` | None    | nothing                                                          |
+//! | `0x01` | int     | `i64`, 8 bytes                                                   |
+//! | `0x02` | big int | length `u32`, then the two's complement bytes (minimal length)   |
+//! | `0x03` | float   | the IEEE-754 bits, 8 bytes (`u64`)                               |
+//! | `0x04` | str     | byte length `u64`, then the UTF-8 bytes                          |
+//! | `0x05` | bytes   | length `u64`, then the bytes                                     |
+//! | `0x06` | tuple   | element count `u64`, then each element encoded the same way      |
+//!
+//! Equal keys must encode equally where Python's `==` says so and that is cheap:
+//! - `bool` encodes exactly as the int `0` / `1` (`True == 1`).
+//! - A float with an integral value encodes as that integer: as an int if it fits in
+//!   `i64` (`-0.0` becomes `0`), otherwise as a big int (`1e20 == 10**20`).
+//!   Other floats use the float tag; every NaN becomes the single pattern
+//!   `0x7ff8_0000_0000_0000`, so a NaN key finds its state again.
+//! - A big int that actually fits in `i64` is encoded as an int, and redundant sign
+//!   bytes are trimmed, so an int has exactly one encoding.
+//! - A big int longer than `u32::MAX - 1` bytes writes `u32::MAX` and then a `u64`
+//!   length (never reached in practice; it keeps the encoding unambiguous without panics).
+//! - Lengths prefix strings, bytes and tuples, so `("ab", "c")` and `("a", "bc")` differ.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+const TAG_NONE: u8 = 0x00;
+const TAG_INT: u8 = 0x01;
+const TAG_BIG_INT: u8 = 0x02;
+const TAG_FLOAT: u8 = 0x03;
+const TAG_STR: u8 = 0x04;
+const TAG_BYTES: u8 = 0x05;
+const TAG_TUPLE: u8 = 0x06;
+
+/// The one NaN bit pattern all NaNs are stored as (Python's `float('nan')`).
+const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Builds the canonical encoding of one key; reuse it (with [`KeyEncoder::clear`]) to
+/// avoid an allocation per record.
+#[derive(Clone, Debug, Default)]
+pub struct KeyEncoder {
+    buf: Vec<u8>,
+}
+
+impl KeyEncoder {
+    /// An empty encoder.
+    pub fn new() -> Self {
+        Self { buf: Vec::new() }
+    }
+
+    /// Forgets what was encoded, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Python's `None`.
+    pub fn none(&mut self) {
+        self.buf.push(TAG_NONE);
+    }
+
+    /// A bool, encoded as the int 0 or 1 because `True == 1` in Python.
+    pub fn bool(&mut self, v: bool) {
+        self.int(i64::from(v));
+    }
+
+    /// An int that fits in `i64`.
+    pub fn int(&mut self, v: i64) {
+        self.buf.push(TAG_INT);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// An int given as two's complement little-endian bytes, for ints outside `i64`.
+    ///
+    /// Redundant sign bytes are trimmed and a value that fits in `i64` is encoded as an
+    /// int, so each integer has one encoding even if the caller's bytes are not minimal.
+    pub fn big_int(&mut self, signed_le: &[u8]) {
+        let b = &signed_le[..minimal_len(signed_le)];
+        if b.len() <= 8 {
+            self.int(sign_extend_i64(b));
+            return;
+        }
+        self.buf.push(TAG_BIG_INT);
+        match u32::try_from(b.len()) {
+            Ok(n) if n != u32::MAX => self.buf.extend_from_slice(&n.to_le_bytes()),
+            _ => {
+                self.buf.extend_from_slice(&u32::MAX.to_le_bytes());
+                self.buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            }
+        }
+        self.buf.extend_from_slice(b);
+    }
+
+    /// A float; integral values encode as the equal integer (see the module doc).
+    pub fn float(&mut self, v: f64) {
+        // 2^63 is exact as an f64; integral floats in [-2^63, 2^63) fit in i64.
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        if v.is_finite() && v.trunc() == v {
+            if (-TWO_63..TWO_63).contains(&v) {
+                // Exact: v is integral and in range (`-0.0 as i64` is 0).
+                self.int(v as i64);
+            } else {
+                let mut tmp = Vec::with_capacity(24);
+                integral_float_to_signed_le(v, &mut tmp);
+                self.big_int(&tmp);
+            }
+            return;
+        }
+        let bits = if v.is_nan() {
+            CANONICAL_NAN
+        } else {
+            v.to_bits()
+        };
+        self.buf.push(TAG_FLOAT);
+        self.buf.extend_from_slice(&bits.to_le_bytes());
+    }
+
+    /// A text string (distinct from bytes, as in Python 3).
+    pub fn str(&mut self, s: &str) {
+        self.buf.push(TAG_STR);
+        self.len_prefixed(s.as_bytes());
+    }
+
+    /// A byte string.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.buf.push(TAG_BYTES);
+        self.len_prefixed(b);
+    }
+
+    /// Starts a tuple of `len` elements; encode exactly `len` values next.
+    pub fn begin_tuple(&mut self, len: usize) {
+        self.buf.push(TAG_TUPLE);
+        self.buf.extend_from_slice(&(len as u64).to_le_bytes());
+    }
+
+    /// The encoding so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The finished key: a copy of the bytes plus their stable hash.
+    pub fn finish(&self) -> Key {
+        Key::from_encoded(&self.buf)
+    }
+
+    fn len_prefixed(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        self.buf.extend_from_slice(b);
+    }
+}
+
+/// Length of the shortest two's complement form of `b` (0 for an empty slice).
+fn minimal_len(b: &[u8]) -> usize {
+    let mut n = b.len();
+    while n > 1 {
+        let (last, next) = (b[n - 1], b[n - 2]);
+        let redundant = (last == 0x00 && next & 0x80 == 0) || (last == 0xff && next & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        n -= 1;
+    }
+    n
+}
+
+/// Reads up to 8 two's complement little-endian bytes as an `i64`.
+fn sign_extend_i64(b: &[u8]) -> i64 {
+    let negative = b.last().is_some_and(|&x| x & 0x80 != 0);
+    let mut full = if negative { [0xff; 8] } else { [0; 8] };
+    for (dst, src) in full.iter_mut().zip(b) {
+        *dst = *src;
+    }
+    i64::from_le_bytes(full)
+}
+
+/// Writes the exact integer value of a finite integral float with `|v| >= 2^63` as
+/// two's complement little-endian bytes, so it can share the big-int encoding.
+fn integral_float_to_signed_le(v: f64, out: &mut Vec<u8>) {
+    let bits = v.to_bits();
+    let biased_exp = ((bits >> 52) & 0x7ff) as i64;
+    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    // v = ±mantissa * 2^shift; |v| >= 2^63 implies shift >= 11, so it is never negative.
+    let shift = usize::try_from(biased_exp - 1075).unwrap_or(0);
+    out.clear();
+    out.resize(shift / 8, 0);
+    let widened = u128::from(mantissa) << (shift % 8);
+    out.extend_from_slice(&widened.to_le_bytes());
+    // A zero top byte keeps the magnitude non-negative before negation.
+    out.push(0);
+    if v < 0.0 {
+        let mut carry = true;
+        for byte in out.iter_mut() {
+            let (sum, overflow) = (!*byte).overflowing_add(u8::from(carry));
+            *byte = sum;
+            carry = overflow;
+        }
+    }
+    let n = minimal_len(out);
+    out.truncate(n);
+}
+
+/// An encoded key with its precomputed stable hash.
+///
+/// Ordering is by hash, then bytes: arbitrary but identical everywhere.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Key {
+    hash: u64,
+    bytes: Box<[u8]>,
+}
+
+impl Key {
+    /// Wraps bytes produced by [`KeyEncoder`], computing their hash.
+    pub fn from_encoded(bytes: &[u8]) -> Key {
+        Key {
+            hash: stable_hash(bytes),
+            bytes: bytes.into(),
+        }
+    }
+
+    /// The stable routing hash ([`stable_hash`] of the bytes).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The canonical encoding.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Hash for Key {
+    /// Only the precomputed hash, so maps keyed by `Key` never rehash the bytes.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// FNV-1a 64 over the bytes, then murmur3's fmix64 so the low bits are well mixed
+/// (timely routes with `hash % peers` or `hash & (peers - 1)`).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    fmix64(fnv1a(FNV_OFFSET, bytes))
+}
+
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    k
+}
+
+/// A [`Hasher`] for maps keyed by [`Key`]: a single `write_u64` (what `Key` writes) is
+/// passed through untouched, since it already is a good hash; any other sequence of
+/// writes falls back to FNV-1a + fmix64.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher {
+    state: u64,
+    mode: HasherMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum HasherMode {
+    #[default]
+    Empty,
+    /// Exactly one `write_u64` so far; `state` is that value.
+    Single,
+    /// Anything else; `state` is the running FNV-1a.
+    Fnv,
+}
+
+impl KeyHasher {
+    fn switch_to_fnv(&mut self) {
+        match self.mode {
+            HasherMode::Empty => self.state = FNV_OFFSET,
+            HasherMode::Single => self.state = fnv1a(FNV_OFFSET, &self.state.to_le_bytes()),
+            HasherMode::Fnv => {}
+        }
+        self.mode = HasherMode::Fnv;
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        match self.mode {
+            HasherMode::Empty => fmix64(FNV_OFFSET),
+            HasherMode::Single => self.state,
+            HasherMode::Fnv => fmix64(self.state),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.switch_to_fnv();
+        self.state = fnv1a(self.state, bytes);
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        if self.mode == HasherMode::Empty {
+            self.state = v;
+            self.mode = HasherMode::Single;
+        } else {
+            self.write(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Builds [`KeyHasher`]s for [`KeyMap`].
+pub type BuildKeyHasher = BuildHasherDefault<KeyHasher>;
+
+/// A hash map keyed by [`Key`] that reuses the key's precomputed hash.
+pub type KeyMap<V> = HashMap<Key, V, BuildKeyHasher>;
+
+/// Encodes a Rust value the way the equal Python value would be encoded.
+/// For Rust-side records and tests.
+pub trait EncodeKey {
+    /// Appends this value's canonical encoding.
+    fn encode_key(&self, enc: &mut KeyEncoder);
+}
+
+impl<T: EncodeKey + ?Sized> EncodeKey for &T {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        (**self).encode_key(enc);
+    }
+}
+
+impl EncodeKey for i64 {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.int(*self);
+    }
+}
+
+impl EncodeKey for i32 {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.int(i64::from(*self));
+    }
+}
+
+impl EncodeKey for u32 {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.int(i64::from(*self));
+    }
+}
+
+impl EncodeKey for u64 {
+    /// Values above `i64::MAX` use the big-int form, as the equal Python int would.
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        match i64::try_from(*self) {
+            Ok(v) => enc.int(v),
+            Err(_) => {
+                let mut b = [0u8; 9];
+                b[..8].copy_from_slice(&self.to_le_bytes());
+                enc.big_int(&b);
+            }
+        }
+    }
+}
+
+impl EncodeKey for bool {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.bool(*self);
+    }
+}
+
+impl EncodeKey for f64 {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.float(*self);
+    }
+}
+
+impl EncodeKey for str {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.str(self);
+    }
+}
+
+impl EncodeKey for String {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.str(self);
+    }
+}
+
+impl EncodeKey for () {
+    /// The empty tuple, like Python's `()`.
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.begin_tuple(0);
+    }
+}
+
+impl<T: EncodeKey> EncodeKey for Option<T> {
+    /// `None` is Python's `None`; `Some(v)` is just `v`, as an `Optional` value would be.
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        match self {
+            None => enc.none(),
+            Some(v) => v.encode_key(enc),
+        }
+    }
+}
+
+impl<A: EncodeKey, B: EncodeKey> EncodeKey for (A, B) {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.begin_tuple(2);
+        self.0.encode_key(enc);
+        self.1.encode_key(enc);
+    }
+}
+
+impl<A: EncodeKey, B: EncodeKey, C: EncodeKey> EncodeKey for (A, B, C) {
+    fn encode_key(&self, enc: &mut KeyEncoder) {
+        enc.begin_tuple(3);
+        self.0.encode_key(enc);
+        self.1.encode_key(enc);
+        self.2.encode_key(enc);
+    }
+}
+
+/// The [`Key`] of a Rust value.
+pub fn key_of<T: EncodeKey + ?Sized>(v: &T) -> Key {
+    let mut enc = KeyEncoder::new();
+    v.encode_key(&mut enc);
+    enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn enc_with(f: impl FnOnce(&mut KeyEncoder)) -> Vec<u8> {
+        let mut e = KeyEncoder::new();
+        f(&mut e);
+        e.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn fnv_reference_vectors() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fmix64(0), 0);
+    }
+
+    #[test]
+    fn pinned_encodings_and_hashes() {
+        // If any of these change, the wire format changed: existing state and
+        // routing would break. Change them only together with a format version bump.
+        let k = key_of("hello");
+        assert_eq!(hex(k.bytes()), "04050000000000000068656c6c6f");
+        assert_eq!(k.hash(), PINNED_HELLO);
+
+        let k = key_of(&42i64);
+        assert_eq!(hex(k.bytes()), "012a00000000000000");
+        assert_eq!(k.hash(), PINNED_42);
+
+        let k = key_of(&("user", 7i64));
+        assert_eq!(
+            hex(k.bytes()),
+            "06020000000000000004040000000000000075736572010700000000000000"
+        );
+        assert_eq!(k.hash(), PINNED_TUPLE);
+
+        let k = key_of(&Option::<i64>::None);
+        assert_eq!(hex(k.bytes()), "00");
+        assert_eq!(k.hash(), PINNED_NONE);
+
+        assert_eq!(hex(&enc_with(|e| e.float(1.5))), "03000000000000f83f");
+        assert_eq!(hex(&enc_with(|e| e.bytes(b"hi"))), "0502000000000000006869");
+        assert_eq!(
+            hex(&enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]))),
+            "0209000000000000000000008000"
+        );
+    }
+
+    const PINNED_HELLO: u64 = 0x7e8f_d7f6_8e53_df09;
+    const PINNED_42: u64 = 0x0640_467e_21fb_54bb;
+    const PINNED_TUPLE: u64 = 0xf0b8_141e_53aa_5a2a;
+    const PINNED_NONE: u64 = 0xb903_4ad3_7056_f5fb;
+
+    #[test]
+    fn bool_int_float_equivalence() {
+        assert_eq!(key_of(&true), key_of(&1i64));
+        assert_eq!(key_of(&false), key_of(&0i64));
+        assert_eq!(key_of(&1.0f64), key_of(&1i64));
+        assert_eq!(key_of(&-0.0f64), key_of(&0i64));
+        assert_eq!(key_of(&0.0f64), key_of(&false));
+        assert_eq!(key_of(&-3.0f64), key_of(&-3i64));
+        assert_eq!(key_of(&(i64::MIN as f64)), key_of(&i64::MIN));
+        assert_eq!(key_of(&(true, 2.0f64)), key_of(&(1i64, 2i64)));
+        assert_ne!(key_of(&1.5f64), key_of(&1i64));
+        assert_ne!(key_of(&1i64), key_of("1"));
+        assert_ne!(key_of(&0i64), key_of(&Option::<i64>::None));
+    }
+
+    #[test]
+    fn nan_is_canonical_and_inf_is_float() {
+        let a = enc_with(|e| e.float(f64::NAN));
+        let b = enc_with(|e| e.float(f64::from_bits(0xfff0_0000_dead_beef)));
+        let c = enc_with(|e| e.float(-f64::NAN));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(hex(&a), "03000000000000f87f");
+        let inf = enc_with(|e| e.float(f64::INFINITY));
+        assert_eq!(hex(&inf), "03000000000000f07f");
+        assert_ne!(inf, enc_with(|e| e.float(f64::NEG_INFINITY)));
+    }
+
+    #[test]
+    fn big_ints_are_canonical() {
+        // 2^63 does not fit in i64: big int; as a float it must encode the same way.
+        let two_63 = [0, 0, 0, 0, 0, 0, 0, 0x80, 0];
+        assert_eq!(
+            enc_with(|e| e.big_int(&two_63)),
+            enc_with(|e| e.float(9_223_372_036_854_775_808.0))
+        );
+        assert_eq!(
+            enc_with(|e| e.big_int(&two_63)),
+            enc_with(|e| (i64::MAX as u64 + 1).encode_key(e))
+        );
+        // -2^64 as two's complement: 0x..ff_00000000_00000000 (9 bytes).
+        let neg_two_64 = [0, 0, 0, 0, 0, 0, 0, 0, 0xff];
+        assert_eq!(
+            enc_with(|e| e.big_int(&neg_two_64)),
+            enc_with(|e| e.float(-18_446_744_073_709_551_616.0))
+        );
+        // 1e20 == 10**20.
+        let ten_20 = 100_000_000_000_000_000_000u128.to_le_bytes();
+        assert_eq!(
+            enc_with(|e| e.big_int(&ten_20)),
+            enc_with(|e| e.float(1e20))
+        );
+        // Non-minimal input and values that fit in i64 still get one encoding.
+        assert_eq!(
+            enc_with(|e| e.big_int(&[5, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            enc_with(|e| e.int(5))
+        );
+        assert_eq!(
+            enc_with(|e| e.big_int(&[0xff; 12])),
+            enc_with(|e| e.int(-1))
+        );
+        assert_eq!(enc_with(|e| e.big_int(&[])), enc_with(|e| e.int(0)));
+        assert_eq!(
+            enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0])),
+            enc_with(|e| e.big_int(&two_63))
+        );
+        // Huge floats do not panic.
+        let _ = key_of(&f64::MAX);
+        let _ = key_of(&f64::MIN);
+    }
+
+    #[test]
+    fn strings_bytes_and_tuples_do_not_collide() {
+        assert_ne!(key_of(&("ab", "c")), key_of(&("a", "bc")));
+        assert_ne!(enc_with(|e| e.str("ab")), enc_with(|e| e.bytes(b"ab")));
+        assert_ne!(key_of(&()), key_of(&Option::<i64>::None));
+        assert_ne!(key_of(&((1i64, 2i64), 3i64)), key_of(&(1i64, (2i64, 3i64))));
+        assert_eq!(key_of(&String::from("x")), key_of("x"));
+        assert_eq!(key_of(&Some(5i64)), key_of(&5i64));
+    }
+
+    #[test]
+    fn encoder_reuse() {
+        let mut e = KeyEncoder::default();
+        e.str("first");
+        e.clear();
+        e.int(42);
+        assert_eq!(e.finish(), key_of(&42i64));
+    }
+
+    #[test]
+    fn key_map_uses_precomputed_hash() {
+        use std::hash::BuildHasher;
+        let k = key_of("hello");
+        assert_eq!(BuildKeyHasher::default().hash_one(&k), k.hash());
+        let mut m: KeyMap<u32> = KeyMap::default();
+        m.insert(key_of("a"), 1);
+        m.insert(key_of(&1i64), 2);
+        *m.entry(key_of(&true)).or_default() += 10;
+        assert_eq!(m.get(&key_of("a")), Some(&1));
+        assert_eq!(m.get(&key_of(&1.0f64)), Some(&12));
+        // Other write sequences still hash deterministically.
+        let h1 = BuildKeyHasher::default().hash_one("text");
+        let h2 = BuildKeyHasher::default().hash_one("text");
+        assert_eq!(h1, h2);
+        assert_ne!(h1, BuildKeyHasher::default().hash_one("texT"));
+        assert_ne!(
+            BuildKeyHasher::default().hash_one((1u64, 2u64)),
+            BuildKeyHasher::default().hash_one((2u64, 1u64))
+        );
+    }
+
+    #[test]
+    fn serde_derive_is_usable() {
+        fn assert_serde<T: serde::Serialize + for<'de> serde::Deserialize<'de>>() {}
+        assert_serde::<Key>();
+    }
+
+    fn bucket_spread(peers: u64, mask: bool) {
+        let mut counts = vec![0u32; peers as usize];
+        let n = 10_000i64;
+        for i in 0..n {
+            let h = key_of(&i).hash();
+            let b = if mask { h & (peers - 1) } else { h % peers };
+            counts[b as usize] += 1;
+        }
+        let mean = n as f64 / peers as f64;
+        for c in counts {
+            let c = f64::from(c);
+            assert!(
+                (c - mean).abs() <= 0.15 * mean,
+                "peers={peers}: bucket {c} vs mean {mean}"
+            );
+        }
+    }
+
+    #[test]
+    fn hash_spreads_sequential_ints() {
+        bucket_spread(4, false);
+        bucket_spread(4, true);
+        bucket_spread(3, false);
+        bucket_spread(2, true);
+        bucket_spread(8, true);
+    }
+
+    /// A small model of Python values, to check the encoding is injective modulo `==`.
+    #[derive(Clone, Debug)]
+    enum Py {
+        None,
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        Str(String),
+        Bytes(Vec<u8>),
+        Tuple(Vec<Py>),
+    }
+
+    /// Python's equality classes, in a form where structural equality is `==`.
+    #[derive(Debug, PartialEq)]
+    enum Canon {
+        None,
+        Int(i128),
+        Float(u64),
+        Str(String),
+        Bytes(Vec<u8>),
+        Tuple(Vec<Canon>),
+    }
+
+    fn canon(v: &Py) -> Canon {
+        match v {
+            Py::None => Canon::None,
+            Py::Bool(b) => Canon::Int(i128::from(*b)),
+            Py::Int(i) => Canon::Int(i128::from(*i)),
+            Py::Float(f) if f.is_finite() && f.trunc() == *f && f.abs() < 1e30 => {
+                Canon::Int(*f as i128)
+            }
+            Py::Float(f) if f.is_nan() => Canon::Float(CANONICAL_NAN),
+            Py::Float(f) => Canon::Float(f.to_bits()),
+            Py::Str(s) => Canon::Str(s.clone()),
+            Py::Bytes(b) => Canon::Bytes(b.clone()),
+            Py::Tuple(t) => Canon::Tuple(t.iter().map(canon).collect()),
+        }
+    }
+
+    fn encode(v: &Py, e: &mut KeyEncoder) {
+        match v {
+            Py::None => e.none(),
+            Py::Bool(b) => e.bool(*b),
+            Py::Int(i) => e.int(*i),
+            Py::Float(f) => e.float(*f),
+            Py::Str(s) => e.str(s),
+            Py::Bytes(b) => e.bytes(b),
+            Py::Tuple(t) => {
+                e.begin_tuple(t.len());
+                for x in t {
+                    encode(x, e);
+                }
+            }
+        }
+    }
+
+    fn py_strategy() -> impl Strategy<Value = Py> {
+        let leaf = prop_oneof![
+            Just(Py::None),
+            any::<bool>().prop_map(Py::Bool),
+            (-3i64..3).prop_map(Py::Int),
+            any::<i64>().prop_map(Py::Int),
+            prop_oneof![
+                Just(0.0),
+                Just(-0.0),
+                Just(1.0),
+                Just(0.5),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(9_223_372_036_854_775_808.0),
+                (-3i64..3).prop_map(|i| i as f64)
+            ]
+            .prop_map(Py::Float),
+            "[ab]{0,3}".prop_map(Py::Str),
+            prop::collection::vec(0u8..3, 0..3).prop_map(Py::Bytes),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(Py::Tuple)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_string_int_tuples_differ(
+            a in ("[ab]{0,3}", -2i64..2),
+            b in ("[ab]{0,3}", -2i64..2),
+        ) {
+            let (ka, kb) = (key_of(&a), key_of(&b));
+            prop_assert_eq!(a == b, ka.bytes() == kb.bytes());
+        }
+
+        #[test]
+        fn distinct_string_pairs_differ(
+            a in ("[ab]{0,3}", "[ab]{0,3}"),
+            b in ("[ab]{0,3}", "[ab]{0,3}"),
+        ) {
+            prop_assert_eq!(a == b, key_of(&a).bytes() == key_of(&b).bytes());
+        }
+
+        #[test]
+        fn same_value_same_hash(s in ".*", i in any::<i64>()) {
+            let a = key_of(&(s.clone(), i));
+            let b = key_of(&(s.as_str(), i));
+            prop_assert_eq!(a.hash(), b.hash());
+            prop_assert_eq!(a.hash(), stable_hash(a.bytes()));
+            prop_assert_eq!(&a, &Key::from_encoded(b.bytes()));
+        }
+
+        #[test]
+        fn encoding_equal_iff_python_equal(a in py_strategy(), b in py_strategy()) {
+            let (mut ea, mut eb) = (KeyEncoder::new(), KeyEncoder::new());
+            encode(&a, &mut ea);
+            encode(&b, &mut eb);
+            prop_assert_eq!(canon(&a) == canon(&b), ea.as_bytes() == eb.as_bytes());
+        }
+
+        #[test]
+        fn integral_floats_match_big_ints(m in 1u64..(1 << 53), shift in 11i32..200, neg: bool) {
+            let f = (m as f64) * 2f64.powi(shift) * if neg { -1.0 } else { 1.0 };
+            // Reference: build the integer with plain shifts into a wide byte array.
+            let mut mag = vec![0u8; 40];
+            let (bytes, bits) = ((shift / 8) as usize, (shift % 8) as u32);
+            let wide = u128::from(m) << bits;
+            mag[bytes..bytes + 16].copy_from_slice(&wide.to_le_bytes());
+            if neg {
+                let mut carry = 1u16;
+                for x in mag.iter_mut() {
+                    let s = u16::from(!*x) + carry;
+                    *x = s as u8;
+                    carry = s >> 8;
+                }
+            }
+            prop_assert_eq!(
+                enc_with(|e| e.float(f)),
+                enc_with(|e| e.big_int(&mag))
+            );
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The ferroflow engine: a stream processor on Timely Dataflow, with no Python in it.
+//!
+//! A job is a [`plan::Plan`]: sources, stateless steps, keyed operators, windows,
+//! iterations and sinks, with user functions behind the traits in [`functions`].
+//! [`execute::start`] runs it on timely workers. The engine is generic over the
+//! record type (see [`record::Record`]); the Python binding plugs in Python objects,
+//! the tests plug in plain Rust values.
+
+pub mod clock;
+pub mod connectors;
+pub mod control;
+pub mod dataflow;
+pub mod error;
+pub mod execute;
+pub mod functions;
+pub mod key;
+pub mod operators;
+pub mod plan;
+pub mod record;
+pub mod windows;
+
+pub use error::{ErrorKind, JobError, UdfError, UdfResult};
+pub use execute::{run, start, ExecConfig, JobSummary, Running};
+pub use plan::{NodeKind, Plan, WindowFunction, WindowSpec};
+pub use record::Record;

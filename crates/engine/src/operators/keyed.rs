@@ -1,0 +1,149 @@
+use std::rc::Rc;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::error::ErrorKind;
+use crate::functions::{KeyFactory, ReduceFactory};
+use crate::key::{Key, KeyMap};
+use crate::operators::OpEnv;
+use crate::record::Record;
+
+/// A record with its key: the canonical encoding (routing, state) and the key value.
+pub type Keyed<R> = (Key, R, R);
+
+/// The exchange that sends each keyed record to the worker owning its key.
+fn by_key<R: Record>() -> impl timely::dataflow::channels::pact::ParallelizationContract<u64, Vec<Keyed<R>>> {
+    Exchange::new(|k: &Keyed<R>| k.0.hash())
+}
+
+/// Computes each record's key. Consumers exchange the stream by key.
+pub fn key_by<'s, R: Record>(
+    stream: Stream<'s, u64, Vec<R>>,
+    node: usize,
+    name: &str,
+    factory: &KeyFactory<R>,
+    env: Rc<OpEnv>,
+) -> Stream<'s, u64, Vec<Keyed<R>>> {
+    let name = name.to_string();
+    let factory = factory.clone();
+    stream.unary::<CapacityContainerBuilder<Vec<Keyed<R>>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
+        let mut selector = env.instantiate(&name, &*factory);
+        let mut keyed = Vec::new();
+        move |input, output| {
+            let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
+                input.for_each(|_cap, data| data.clear());
+                return;
+            };
+            let mut broken = false;
+            env.enter(|| {
+                input.for_each(|cap, data| {
+                    if broken {
+                        data.clear();
+                        return;
+                    }
+                    keyed.reserve(data.len());
+                    for record in data.drain(..) {
+                        match sel.key(&record) {
+                            Ok((key, key_value)) => keyed.push((key, key_value, record)),
+                            Err(e) => {
+                                env.fail(ErrorKind::Udf, &name, e);
+                                broken = true;
+                                break;
+                            }
+                        }
+                    }
+                    if broken {
+                        data.clear();
+                        keyed.clear();
+                        return;
+                    }
+                    env.count(node, keyed.len());
+                    output.session(&cap).give_container(&mut keyed);
+                    keyed.clear();
+                });
+            });
+            if broken {
+                selector = None;
+            }
+        }
+    })
+}
+
+/// A keyed stream read by an operator that does not care about keys (Flink's
+/// `key_by(...).map(...)`): partitioned by key, then plain values.
+pub fn unkey<'s, R: Record>(stream: Stream<'s, u64, Vec<Keyed<R>>>, name: &str) -> Stream<'s, u64, Vec<R>> {
+    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &format!("values of {name}"), |_cap, _info| {
+        let mut values = Vec::new();
+        move |input, output| {
+            input.for_each(|cap, data| {
+                values.extend(data.drain(..).map(|(_k, _kv, v)| v));
+                output.session(&cap).give_container(&mut values);
+                values.clear();
+            });
+        }
+    })
+}
+
+/// Rolling reduce: the first value of a key is emitted as it is; every later one
+/// emits `reduce(previous, value)`, which becomes the key's state.
+pub fn reduce<'s, R: Record>(
+    stream: Stream<'s, u64, Vec<Keyed<R>>>,
+    node: usize,
+    name: &str,
+    factory: &ReduceFactory<R>,
+    env: Rc<OpEnv>,
+) -> Stream<'s, u64, Vec<R>> {
+    let name = name.to_string();
+    let factory = factory.clone();
+    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &name.clone(), move |_cap, _info| {
+        let mut reducer = env.instantiate(&name, &*factory);
+        let mut state: KeyMap<R> = KeyMap::default();
+        let mut out = Vec::new();
+        move |input, output| {
+            let Some(red) = reducer.as_mut().filter(|_| !env.control.aborted()) else {
+                input.for_each(|_cap, data| data.clear());
+                return;
+            };
+            let mut broken = false;
+            env.enter(|| {
+                input.for_each(|cap, data| {
+                    if broken {
+                        data.clear();
+                        return;
+                    }
+                    out.reserve(data.len());
+                    for (key, _key_value, value) in data.drain(..) {
+                        let next = match state.get(&key) {
+                            None => value,
+                            Some(acc) => match red.reduce(acc, &value) {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    env.fail(ErrorKind::Udf, &name, e);
+                                    broken = true;
+                                    break;
+                                }
+                            },
+                        };
+                        out.push(next.clone());
+                        state.insert(key, next);
+                    }
+                    if broken {
+                        data.clear();
+                        out.clear();
+                        return;
+                    }
+                    env.count(node, out.len());
+                    output.session(&cap).give_container(&mut out);
+                    out.clear();
+                });
+            });
+            if broken {
+                reducer = None;
+                env.enter(|| state.clear());
+            }
+        }
+    })
+}

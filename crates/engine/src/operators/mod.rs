@@ -1,0 +1,66 @@
+//! The timely operators a plan is built from. Each one enters the [`BatchScope`] once
+//! per activation and calls user functions record by record inside it.
+
+mod iterate;
+mod keyed;
+mod sink;
+mod source;
+mod transform;
+mod window;
+
+pub use iterate::iterate;
+pub use keyed::{key_by, reduce, unkey, Keyed};
+pub use sink::sink;
+pub use source::{rebalance, source};
+pub use transform::transform_chain;
+pub use window::window;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::control::JobControl;
+use crate::error::{ErrorKind, JobError, UdfError};
+use crate::functions::{BatchScope, WorkerContext};
+
+/// What every operator of one worker shares.
+pub struct OpEnv {
+    pub control: Arc<JobControl>,
+    pub scope: Arc<dyn BatchScope>,
+    pub worker: WorkerContext,
+    pub clock: Arc<dyn Clock>,
+    /// Most records a source hands on per activation.
+    pub batch_size: usize,
+    /// Records emitted per plan node, by this worker.
+    pub counts: Rc<RefCell<Vec<u64>>>,
+}
+
+impl OpEnv {
+    pub(crate) fn fail(&self, kind: ErrorKind, operator: &str, err: UdfError) {
+        self.control.fail(JobError::from_udf(kind, operator, err).on_worker(self.worker.index));
+    }
+
+    pub(crate) fn count(&self, node: usize, n: usize) {
+        self.counts.borrow_mut()[node] += n as u64;
+    }
+
+    /// Runs `work` inside the batch scope (for Python: holding the GIL).
+    pub(crate) fn enter(&self, mut work: impl FnMut()) {
+        self.scope.enter(&mut work);
+    }
+
+    /// Makes a per-worker instance of a user function, failing the job if that raises.
+    pub(crate) fn instantiate<T: ?Sized>(
+        &self,
+        operator: &str,
+        make: &(dyn Fn(&WorkerContext) -> crate::error::UdfResult<Box<T>> + Send + Sync),
+    ) -> Option<Box<T>> {
+        let mut made = None;
+        self.enter(|| match make(&self.worker) {
+            Ok(f) => made = Some(f),
+            Err(e) => self.fail(ErrorKind::Udf, operator, e),
+        });
+        made
+    }
+}

@@ -1,0 +1,56 @@
+use std::rc::Rc;
+
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::error::ErrorKind;
+use crate::functions::SinkFactory;
+use crate::operators::OpEnv;
+use crate::record::Record;
+
+/// Hands each batch to the sink; closes it when the input ends.
+pub fn sink<'s, R: Record>(
+    stream: Stream<'s, u64, Vec<R>>,
+    node: usize,
+    name: &str,
+    factory: &SinkFactory<R>,
+    env: Rc<OpEnv>,
+) {
+    let mut sink = env.instantiate(name, &**factory);
+    let name = name.to_string();
+    stream.sink(Pipeline, &name.clone(), move |(input, frontier)| {
+        let Some(s) = sink.as_mut().filter(|_| !env.control.aborted()) else {
+            input.for_each(|_cap, data| data.clear());
+            if sink.is_some() {
+                env.enter(|| drop(sink.take()));
+            }
+            return;
+        };
+        let mut failed = None;
+        env.enter(|| {
+            input.for_each(|_cap, data| {
+                if failed.is_some() {
+                    data.clear();
+                    return;
+                }
+                env.count(node, data.len());
+                if let Err(e) = s.write(data) {
+                    failed = Some(e);
+                }
+                data.clear();
+            });
+            if failed.is_none() && frontier.is_empty() {
+                if let Err(e) = s.close() {
+                    failed = Some(e);
+                }
+            }
+        });
+        if let Some(e) = failed {
+            env.fail(ErrorKind::Sink, &name, e);
+            env.enter(|| drop(sink.take()));
+        } else if frontier.is_empty() {
+            env.enter(|| drop(sink.take()));
+        }
+    });
+}

@@ -1,0 +1,90 @@
+use std::rc::Rc;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{Scope, Stream};
+
+use crate::error::ErrorKind;
+use crate::functions::{SourceFactory, SourceStatus, Waker, WorkerContext};
+use crate::operators::OpEnv;
+use crate::record::Record;
+
+/// A source partition. Non-parallel sources run on worker 0 only.
+///
+/// It hands on at most one batch per activation and re-activates itself while it has
+/// more, so downstream operators run between batches and memory stays bounded.
+pub fn source<'s, R: Record>(
+    scope: Scope<'s, u64>,
+    node: usize,
+    name: &str,
+    factory: &SourceFactory<R>,
+    parallel: bool,
+    env: Rc<OpEnv>,
+) -> Stream<'s, u64, Vec<R>> {
+    let name_owned = name.to_string();
+    let factory = factory.clone();
+    timely_source::<_, CapacityContainerBuilder<Vec<R>>, _, _>(scope, name, move |cap, info| {
+        let activator = scope.activator_for(info.address.clone());
+        let sync = scope.worker().sync_activator_for(info.address.to_vec());
+        let waker: Waker = std::sync::Arc::new(move || {
+            let _ = sync.activate();
+        });
+        let mut reader = None;
+        if parallel || env.worker.index == 0 {
+            let ctx = WorkerContext { waker: Some(waker), ..env.worker.clone() };
+            env.enter(|| match factory(&ctx) {
+                Ok(r) => reader = Some(r),
+                Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
+            });
+        }
+        let mut cap = reader.as_ref().map(|_| cap);
+        let mut buffer = Vec::with_capacity(env.batch_size);
+        move |output| {
+            let (Some(c), Some(r)) = (&cap, &mut reader) else { return };
+            if env.control.aborted() {
+                env.enter(|| r.cancel());
+                env.enter(|| drop(reader.take()));
+                cap = None;
+                return;
+            }
+            let mut status = SourceStatus::Done;
+            env.enter(|| {
+                match r.poll(env.batch_size, &mut buffer) {
+                    Ok(s) => status = s,
+                    Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
+                }
+                if !buffer.is_empty() {
+                    env.count(node, buffer.len());
+                    output.session(c).give_container(&mut buffer);
+                    buffer.clear();
+                }
+            });
+            match status {
+                SourceStatus::More => activator.activate(),
+                SourceStatus::Idle => {}
+                SourceStatus::Done => {
+                    // Python objects held by the reader are released under the scope.
+                    env.enter(|| drop(reader.take()));
+                    cap = None;
+                }
+            }
+        }
+    })
+}
+
+/// Spreads a stream round-robin over all workers: what Flink does between a
+/// non-parallel source and a parallel operator.
+pub fn rebalance<'s, R: Record>(stream: Stream<'s, u64, Vec<R>>, name: &str) -> Stream<'s, u64, Vec<R>> {
+    let mut next = 0u64;
+    let pact = Exchange::new(move |_r: &R| {
+        next = next.wrapping_add(1);
+        next
+    });
+    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &format!("rebalance {name}"), |_cap, _info| {
+        move |input, output| {
+            input.for_each(|cap, data| output.session(&cap).give_container(data));
+        }
+    })
+}

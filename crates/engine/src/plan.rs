@@ -1,0 +1,142 @@
+//! A job's plan: the graph the user's program described, before it runs.
+//!
+//! Every worker (in every process) builds the same timely dataflow from the same plan,
+//! in node order, so the plan must be deterministic. Node inputs always refer to
+//! earlier nodes, except the feedback edge of an iteration.
+
+use std::time::Duration;
+
+use crate::functions::*;
+
+/// Processing-time or count windows (event time comes with watermarks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// `size`/`slide` in ms; `slide == size` is a tumbling window.
+    ProcessingTime { size_ms: i64, slide_ms: i64 },
+    /// Fires every `slide` elements of a key, over the last `size`.
+    Count { size: usize, slide: usize },
+}
+
+pub enum WindowFunction<R> {
+    Reduce(ReduceFactory<R>),
+    Apply(ApplyFactory<R>),
+}
+
+pub enum NodeKind<R> {
+    /// `parallel == false`: only worker 0 runs it (collections, Python sources).
+    Source { factory: SourceFactory<R>, parallel: bool },
+    /// A stateless step; chains of them run fused in one operator.
+    Transform(TransformFactory<R>),
+    /// Partitions by key. Its consumers receive the stream exchanged by key.
+    KeyBy(KeyFactory<R>),
+    /// Rolling reduce on a `KeyBy` input: every input emits the updated value.
+    Reduce(ReduceFactory<R>),
+    Window { spec: WindowSpec, function: WindowFunction<R> },
+    /// Merges all inputs.
+    Union,
+    /// Opens a feedback loop: its output is its input plus what node `feedback` sends back.
+    /// After the input ends, records still circulating after `max_wait` are dropped
+    /// (and counted), so a loop that never converges cannot hang a bounded job.
+    Iterate { feedback: Option<usize>, max_wait: Option<Duration> },
+    /// `prefix_workers`: not used by the engine; kept by the binding.
+    Sink(SinkFactory<R>),
+}
+
+pub struct Node<R> {
+    /// Shown in errors and metrics, e.g. `flat_map 'Tokenizer' (job.py:12)`.
+    pub name: String,
+    pub inputs: Vec<usize>,
+    pub kind: NodeKind<R>,
+}
+
+pub struct Plan<R> {
+    pub nodes: Vec<Node<R>>,
+}
+
+impl<R> Plan<R> {
+    pub fn new() -> Self {
+        Plan { nodes: Vec::new() }
+    }
+
+    /// Adds a node and returns its id.
+    pub fn add(&mut self, name: impl Into<String>, inputs: Vec<usize>, kind: NodeKind<R>) -> usize {
+        self.nodes.push(Node { name: name.into(), inputs, kind });
+        self.nodes.len() - 1
+    }
+
+    /// Closes the loop opened by `iterate` with the stream of node `feedback`.
+    pub fn close_loop(&mut self, iterate: usize, feedback: usize) {
+        if let NodeKind::Iterate { feedback: f, .. } = &mut self.nodes[iterate].kind {
+            *f = Some(feedback);
+        }
+    }
+
+    /// Checks the shape of the graph; the message names the node.
+    pub fn validate(&self) -> Result<(), crate::error::JobError> {
+        use crate::error::JobError;
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &input in &node.inputs {
+                if input >= id {
+                    return Err(JobError::plan(format!("{}: input {input} is not an earlier node", node.name)));
+                }
+            }
+            let expected_inputs = match &node.kind {
+                NodeKind::Source { .. } => Some(0),
+                NodeKind::Union => None,
+                _ => Some(1),
+            };
+            if let Some(n) = expected_inputs {
+                if node.inputs.len() != n {
+                    return Err(JobError::plan(format!("{} takes {n} input(s), got {}", node.name, node.inputs.len())));
+                }
+            }
+            if matches!(node.kind, NodeKind::Reduce(_) | NodeKind::Window { .. })
+                && !matches!(self.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_))
+            {
+                return Err(JobError::plan(format!("{} needs a keyed stream: call key_by() first", node.name)));
+            }
+            match &node.kind {
+                NodeKind::Iterate { feedback, .. } => match feedback {
+                    None => {
+                        return Err(JobError::plan(format!(
+                            "{}: the iteration is never closed: call close_with(feedback_stream) on it",
+                            node.name
+                        )))
+                    }
+                    Some(f) if *f <= id || *f >= self.nodes.len() => {
+                        return Err(JobError::plan(format!("{}: its feedback must come from inside the loop", node.name)))
+                    }
+                    Some(f) if matches!(self.nodes[*f].kind, NodeKind::Sink(_)) => {
+                        return Err(JobError::plan(format!("{}: a sink cannot be a feedback stream", node.name)))
+                    }
+                    _ => {}
+                },
+                NodeKind::Window { spec, .. } => match spec {
+                    WindowSpec::ProcessingTime { size_ms, slide_ms } if *size_ms <= 0 || *slide_ms <= 0 => {
+                        return Err(JobError::plan(format!("{}: window size and slide must be positive", node.name)))
+                    }
+                    WindowSpec::Count { size, slide } if *size == 0 || *slide == 0 => {
+                        return Err(JobError::plan(format!("{}: count window size and slide must be at least 1", node.name)))
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            if id > 0 {
+                // Sinks produce no stream.
+                for &input in &node.inputs {
+                    if matches!(self.nodes[input].kind, NodeKind::Sink(_)) {
+                        return Err(JobError::plan(format!("{}: a sink has no output stream", node.name)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R> Default for Plan<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

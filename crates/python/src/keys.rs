@@ -1,0 +1,66 @@
+//! Canonical key encoding straight from Python objects (no intermediate value model).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
+
+use ferroflow_engine::key::{Key, KeyEncoder};
+
+use crate::record::{describe, type_name};
+
+/// Encodes `obj` as a key, or says which part of it cannot be one.
+pub fn encode_key(obj: &Bound<'_, PyAny>, enc: &mut KeyEncoder) -> Result<(), String> {
+    if obj.is_none() {
+        enc.none();
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        enc.str(&s.to_cow().map_err(|e| e.to_string())?);
+    } else if let Ok(b) = obj.cast_exact::<PyBool>() {
+        enc.bool(b.is_true());
+    } else if let Ok(i) = obj.cast::<PyInt>() {
+        encode_int(i, enc)?;
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        enc.float(f.value());
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        enc.bytes(b.as_bytes());
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        enc.begin_tuple(t.len());
+        for item in t.iter() {
+            encode_key(&item, enc)?;
+        }
+    } else if obj.hasattr("__index__").unwrap_or(false) && !obj.is_instance_of::<PyFloat>() {
+        // Integer-like objects such as numpy.int64.
+        let i = obj.call_method0("__index__").map_err(|e| e.to_string())?;
+        let i = i.cast::<PyInt>().map_err(|e| e.to_string())?;
+        encode_int(i, enc)?;
+    } else {
+        return Err(format!(
+            "keys must be str, int, float, bool, None, bytes or tuples of these; got {} {}",
+            type_name(obj),
+            describe(obj)
+        ));
+    }
+    Ok(())
+}
+
+fn encode_int(i: &Bound<'_, PyInt>, enc: &mut KeyEncoder) -> Result<(), String> {
+    match i.extract::<i64>() {
+        Ok(v) => enc.int(v),
+        Err(_) => {
+            let bits: usize = i.call_method0("bit_length").and_then(|b| b.extract()).map_err(|e| e.to_string())?;
+            let len = bits / 8 + 1;
+            let kwargs = [("signed", true)].into_py_dict(i.py()).map_err(|e| e.to_string())?;
+            let bytes = i.call_method("to_bytes", (len, "little"), Some(&kwargs)).map_err(|e| e.to_string())?;
+            let bytes = bytes.cast::<PyBytes>().map_err(|e| e.to_string())?;
+            enc.big_int(bytes.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// The key of `obj`, reusing `enc`'s buffer.
+pub fn key_of(obj: &Bound<'_, PyAny>, enc: &mut KeyEncoder) -> Result<Key, String> {
+    enc.clear();
+    encode_key(obj, enc)?;
+    Ok(enc.finish())
+}
+
+use pyo3::types::IntoPyDict;

@@ -1,0 +1,99 @@
+//! `ferroflow._engine`: runs a plan recorded by the Python API on the Rust engine.
+//!
+//! The binding owns the GIL discipline (one attach per operator activation, one
+//! thread state per worker), adapts Python callables to the engine's traits, and
+//! turns engine errors into Python exceptions.
+
+mod errors;
+mod keys;
+mod plan;
+mod record;
+mod sources;
+mod udf;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
+
+use crate::record::GilScope;
+
+create_exception!(_engine, JobFailed, PyException, "A job failed; args: (text, kind, operator, record, message, worker).");
+
+/// How often the calling thread wakes to check for Ctrl-C while a job runs.
+const POLL: Duration = Duration::from_millis(20);
+/// How long a cancelled job may take to stop before we stop waiting for it.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Udf => "udf",
+        ErrorKind::Source => "source",
+        ErrorKind::Sink => "sink",
+        ErrorKind::Plan => "plan",
+        ErrorKind::Cancelled => "cancelled",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+fn job_failed(e: &JobError) -> PyErr {
+    JobFailed::new_err((e.to_string(), kind_name(e.kind), e.operator.clone(), e.record.clone(), e.message.clone(), e.worker))
+}
+
+/// Runs the plan `nodes` on `workers` threads of this process and blocks until it
+/// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
+/// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
+#[pyfunction]
+#[pyo3(signature = (nodes, workers=1, batch_size=1024))]
+fn run_job<'py>(py: Python<'py>, nodes: &Bound<'py, PyAny>, workers: usize, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
+    let plan = plan::from_python(py, nodes)?;
+    let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), ..ExecConfig::default() };
+    let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
+    // Poll instead of blocking in join, so Ctrl-C reaches us within POLL.
+    while !running.finished() {
+        py.detach(|| std::thread::sleep(POLL));
+        if let Err(interrupt) = py.check_signals() {
+            running.control.cancel();
+            let deadline = Instant::now() + CANCEL_GRACE;
+            while !running.finished() && Instant::now() < deadline {
+                py.detach(|| std::thread::sleep(POLL));
+            }
+            if running.finished() {
+                let _ = py.detach(|| running.join());
+            } else {
+                // A worker is stuck in user code; joining would hang. Leave it.
+                std::mem::forget(running);
+            }
+            return Err(interrupt);
+        }
+    }
+    let summary = py.detach(|| running.join()).map_err(|e| job_failed(&e))?;
+    let out = PyDict::new(py);
+    out.set_item("counts", summary.counts)?;
+    out.set_item("dropped", summary.dropped)?;
+    out.set_item("warnings", summary.warnings)?;
+    Ok(out)
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_job, m)?)?;
+    m.add("JobFailed", m.py().get_type::<JobFailed>())?;
+    m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
+    m.add_class::<sources::SourceContext>()?;
+    quiet_panics();
+    Ok(())
+}
+
+/// Engine panics become job errors (see `execute`); keep Rust's panic text off the
+/// user's terminal unless FERROFLOW_DEBUG is set.
+fn quiet_panics() {
+    if std::env::var_os("FERROFLOW_DEBUG").is_none() {
+        std::panic::set_hook(Box::new(|_info| {}));
+    }
+}

@@ -1,0 +1,45 @@
+"""Errors ferroflow raises, and how a user function's exception is shown."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Optional
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class FerroflowError(Exception):
+    """A problem with the job itself (its plan, its script or its arguments)."""
+
+
+class JobExecutionException(FerroflowError):
+    """The job failed while running. The message names the operator, the record and
+    shows the user function's traceback.
+
+    Attributes:
+        kind: ``"udf"``, ``"source"``, ``"sink"``, ``"plan"``, ``"cancelled"`` or ``"internal"``.
+        operator: the failing operator's name, if one failed.
+        record: ``repr`` of the record being processed (truncated), if known.
+        detail: the exception and its traceback, or the error message.
+        worker: the worker it happened on.
+    """
+
+    def __init__(self, text: str, kind: str = "internal", operator: Optional[str] = None,
+                 record: Optional[str] = None, detail: str = "", worker: Optional[int] = None) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.operator = operator
+        self.record = record
+        self.detail = detail
+        self.worker = worker
+
+
+def format_user_exception(exc: BaseException) -> str:
+    """The exception as Python prints it, leaving out ferroflow's own frames, so the
+    traceback starts in the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return "".join(lines).rstrip()

@@ -1,0 +1,196 @@
+"""The plan a job records: a list of nodes that the engine turns into a dataflow.
+
+Building a job only appends nodes here; nothing runs until ``execute()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Node:
+    """One operator of the plan, as the engine reads it."""
+
+    __slots__ = ("id", "kind", "label", "site", "inputs", "params", "custom_name")
+
+    def __init__(self, id: int, kind: str, label: str, inputs: List[int], params: Dict[str, Any]) -> None:
+        self.id = id
+        self.kind = kind
+        self.label = label
+        self.site = call_site()
+        self.inputs = inputs
+        self.params = params
+        self.custom_name: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """Shown in errors and metrics: ``map 'tokenize' (job.py:12)``."""
+        label = self.custom_name or self.label
+        text = f"{self.kind} '{label}'" if label else self.kind
+        return f"{text} ({self.site})" if self.site else text
+
+
+def call_site() -> str:
+    """``file.py:line`` of the user code that called into the API."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def label_of(fn: Any) -> str:
+    """A short name for a user function: its class or function name."""
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
+        return getattr(fn, "__qualname__", getattr(fn, "__name__", "function"))
+    return type(fn).__name__
+
+
+class Collector:
+    """What collector-style functions (``flatMap(value, collector)``) emit into."""
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out: List[Any] = []
+
+    def collect(self, value: Any) -> None:
+        """Emits ``value``."""
+        self.out.append(value)
+
+
+def positional_arity(fn: Callable) -> Optional[int]:
+    """How many positional parameters ``fn`` takes (bound methods without self), or
+    None if it cannot be told (or it takes *args)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    n = 0
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            n += 1
+    return n
+
+
+def with_collector(fn: Callable, fixed: int) -> Callable:
+    """Adapts ``fn(*args, collector)`` to a function returning the collected list."""
+    collector = Collector()
+    out = collector.out
+
+    if fixed == 1:
+        def call1(a: Any) -> List[Any]:
+            out.clear()
+            fn(a, collector)
+            return out
+        return call1
+
+    def call(*args: Any) -> List[Any]:
+        out.clear()
+        fn(*args, collector)
+        return out
+    return call
+
+
+class RuntimeContext:
+    """What a rich function's ``open()`` is told about where it runs."""
+
+    def __init__(self, index: int, count: int, task_name: str = "") -> None:
+        self._index = index
+        self._count = count
+        self._task_name = task_name
+
+    def get_index_of_this_subtask(self) -> int:
+        return self._index
+
+    def get_number_of_parallel_subtasks(self) -> int:
+        return self._count
+
+    def get_task_name(self) -> str:
+        return self._task_name
+
+    # Java-style names for talk-era scripts.
+    getIndexOfThisSubtask = get_index_of_this_subtask
+    getNumberOfParallelSubtasks = get_number_of_parallel_subtasks
+
+
+class Udf:
+    """A user function as given to the API, resolved per worker by the engine.
+
+    ``methods`` lists the method names to look for on function objects, modern name
+    first (``flat_map``) then the Java-style one (``flatMap``). ``collector_arity`` is
+    the number of arguments before a trailing collector, for functions written in the
+    collector style.
+    """
+
+    def __init__(self, fn: Any, methods: Tuple[str, ...], collector_arity: Optional[int] = None,
+                 wrap: Optional[Callable[[Callable], Callable]] = None) -> None:
+        self.fn = fn
+        self.methods = methods
+        self.collector_arity = collector_arity
+        self.wrap = wrap
+        self.resolve(fn)  # fail at plan time, pointing at the user's call
+
+    def resolve(self, obj: Any) -> Callable:
+        for m in self.methods:
+            method = getattr(obj, m, None)
+            if method is not None and callable(method) and not _is_base_stub(method):
+                call = method
+                break
+        else:
+            if callable(obj) and not isinstance(obj, type):
+                call = obj
+            else:
+                names = " or ".join(f"{m}()" for m in self.methods)
+                raise TypeError(f"expected a function or an object with a {names} method, got {type(obj).__name__}")
+        if self.collector_arity is not None and positional_arity(call) == self.collector_arity + 1:
+            call = with_collector(call, self.collector_arity)
+        if self.wrap is not None:
+            call = self.wrap(call)
+        return call
+
+    def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
+        """The callable worker ``index`` runs, and what to call when it is done.
+        Function objects get their own copy per worker (as Flink's subtasks do) and
+        their ``open()`` is called here."""
+        obj = self.fn
+        if _is_function_object(obj):
+            if index > 0:
+                try:
+                    obj = copy.deepcopy(obj)
+                except Exception:
+                    obj = self.fn
+            opener = getattr(obj, "open", None)
+            if callable(opener):
+                opener(RuntimeContext(index, count))
+            closer = getattr(obj, "close", None)
+            return self.resolve(obj), closer if callable(closer) else None
+        return self.resolve(obj), None
+
+
+def _is_function_object(obj: Any) -> bool:
+    """Instances of user classes (as opposed to plain functions and lambdas)."""
+    return not (inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj)
+                or isinstance(obj, type))
+
+
+def _is_base_stub(method: Any) -> bool:
+    """True for the base classes' own placeholder methods, so that a subclass that
+    implements only the Java-style name is found."""
+    func = getattr(method, "__func__", None)
+    return bool(getattr(func, "_ferroflow_stub", False))
+
+
+def stub(fn: Callable) -> Callable:
+    """Marks a base-class method that subclasses are meant to override."""
+    fn._ferroflow_stub = True  # type: ignore[attr-defined]
+    return fn

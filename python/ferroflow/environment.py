@@ -1,0 +1,227 @@
+"""``StreamExecutionEnvironment``: where a job's sources are created and where it runs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Dict, Iterable, List, Optional
+
+from ._errors import FerroflowError, JobExecutionException
+from ._plan import Node, Udf, label_of
+from .datastream import DataStream
+from .functions import iterate_java_style
+
+__all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
+
+#: Jobs this process has run (the launcher uses it to tell whether a script ran one).
+_jobs_run = 0
+
+
+class JobExecutionResult:
+    """What ``execute()`` returns once the job has finished."""
+
+    def __init__(self, job_name: str, runtime_ms: int, counts: Dict[str, int], dropped: int,
+                 warnings: List[str]) -> None:
+        self.job_name = job_name
+        self.net_runtime_ms = runtime_ms
+        #: Records each operator emitted (sinks: records received), by operator name.
+        self.operator_counts = counts
+        #: Records iterations dropped because they were still circulating at their time limit.
+        self.dropped_records = dropped
+        self.warnings = warnings
+        self.job_id = f"{abs(hash((job_name, runtime_ms, id(self)))):032x}"[:32]
+
+    def get_job_name(self) -> str:
+        return self.job_name
+
+    def get_net_runtime(self) -> int:
+        """Milliseconds the job ran."""
+        return self.net_runtime_ms
+
+    def get_job_id(self) -> str:
+        return self.job_id
+
+    @property
+    def jobID(self) -> str:  # talk-era scripts print result.jobID
+        return self.job_id
+
+    def __repr__(self) -> str:
+        return f"JobExecutionResult(job_name={self.job_name!r}, net_runtime_ms={self.net_runtime_ms})"
+
+
+class StreamExecutionEnvironment:
+    """Creates sources and runs the job. Get one with ``get_execution_environment()``."""
+
+    #: Parallelism for environments that do not set their own (the launcher sets it).
+    default_parallelism = 1
+
+    def __init__(self) -> None:
+        self._nodes: List[Node] = []
+        self._parallelism: Optional[int] = None
+        self._checkpoint_interval: Optional[int] = None
+
+    @staticmethod
+    def get_execution_environment(*args: Any) -> "StreamExecutionEnvironment":
+        """A new environment running on the embedded engine."""
+        return StreamExecutionEnvironment()
+
+    # -- settings -------------------------------------------------------------------------
+
+    def set_parallelism(self, parallelism: int) -> "StreamExecutionEnvironment":
+        """Worker threads the job runs on in this process."""
+        if not isinstance(parallelism, int) or parallelism < 1:
+            raise ValueError(f"parallelism must be an int >= 1, got {parallelism!r}")
+        self._parallelism = parallelism
+        return self
+
+    def get_parallelism(self) -> int:
+        return self._parallelism or StreamExecutionEnvironment.default_parallelism
+
+    def enable_checkpointing(self, interval: int, mode: Any = None) -> "StreamExecutionEnvironment":
+        """Recorded for Flink compatibility. Checkpointing is not implemented yet, so
+        this does not make the job fault tolerant."""
+        self._checkpoint_interval = int(interval)
+        return self
+
+    # -- plan -----------------------------------------------------------------------------
+
+    def _add(self, kind: str, label: str, inputs: List[int], params: Dict[str, Any]) -> int:
+        node = Node(len(self._nodes), kind, label, inputs, params)
+        self._nodes.append(node)
+        return node.id
+
+    def _source(self, kind: str, label: str, params: Dict[str, Any]) -> DataStream:
+        return DataStream(self, self._add(kind, label, [], params))
+
+    # -- sources --------------------------------------------------------------------------
+
+    def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
+        """A stream of the items of a list (or any iterable or iterator, read once),
+        in order, from one worker."""
+        if isinstance(collection, (str, bytes)):
+            raise TypeError("from_collection() takes a list or an iterable of records, not a string")
+        if hasattr(collection, "hasNext") and hasattr(collection, "next"):
+            collection = iterate_java_style(collection)
+        if not hasattr(collection, "__iter__"):
+            raise TypeError(f"from_collection() takes a list or an iterable, got {type(collection).__name__}")
+        if hasattr(collection, "__len__") and hasattr(collection, "__getitem__"):
+            items: Any = list(collection)
+            label = f"{len(items)} items"
+        else:
+            items = collection
+            label = type(collection).__name__
+
+        def make() -> Any:
+            it = iter(items)
+
+            def read(n: int) -> list:
+                return list(itertools.islice(it, n))
+            return read
+        return self._source("from_collection", label, {"make": make})
+
+    def from_elements(self, *elements: Any) -> DataStream:
+        """A stream of the given records, in order, from one worker."""
+        return self.from_collection(list(elements))
+
+    def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
+        """One record per line (newline stripped) of a file, or of every file in a
+        directory. Workers read their share of the bytes in parallel."""
+        if str(charset_name).replace("-", "").upper() != "UTF8":
+            raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
+        path = os.fspath(file_path)
+        if path.startswith("file://"):
+            path = path[len("file://"):]
+        return self._source("read_text_file", path, {"path": path})
+
+    def generate_sequence(self, start: int, end: int) -> DataStream:
+        """The integers ``start`` to ``end``, both included, produced in parallel."""
+        return self._source("generate_sequence", f"{start}..{end}", {"start": int(start), "end": int(end)})
+
+    def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n") -> DataStream:
+        """Lines read from a TCP server at ``hostname:port``; the stream ends when the
+        server closes the connection."""
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port must be an int between 1 and 65535, got {port!r}")
+        if len(delimiter.encode()) != 1:
+            raise ValueError("the delimiter must be a single ASCII character")
+        return self._source("socket_text_stream", f"{hostname}:{port}",
+                            {"host": str(hostname), "port": port, "delimiter": delimiter})
+
+    def add_source(self, source_func: Any, source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
+        """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
+        ``ctx.collect(x)``. It runs on one worker, on a thread of its own."""
+        if not callable(getattr(source_func, "run", None)):
+            raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
+        return self._source("add_source", source_name or label_of(source_func), {"function": source_func})
+
+    # -- running --------------------------------------------------------------------------
+
+    def execute(self, job_name: Optional[str] = None) -> JobExecutionResult:
+        """Runs the job and blocks until it has finished.
+
+        Raises ``JobExecutionException`` naming the operator, the record and the
+        traceback if a user function fails; ``KeyboardInterrupt`` on Ctrl-C."""
+        from . import _engine
+
+        global _jobs_run
+        _jobs_run += 1
+        name = job_name or "ferroflow job"
+        if not any(n.kind in _SINKS for n in self._nodes):
+            raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")
+        nodes = [_EngineNode(n) for n in self._nodes]
+        started = time.monotonic()
+        try:
+            summary = _engine.run_job(nodes, workers=self.get_parallelism())
+        except _engine.JobFailed as failed:
+            text, kind, operator, record, detail, worker = failed.args
+            raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
+        finally:
+            self._flush_stdout()
+        runtime_ms = int((time.monotonic() - started) * 1000)
+        counts = {n.name: c for n, c in zip(self._nodes, summary["counts"])}
+        for warning in summary["warnings"]:
+            import sys
+            print(f"ferroflow: warning: {warning}", file=sys.stderr)
+        return JobExecutionResult(name, runtime_ms, counts, summary["dropped"], summary["warnings"])
+
+    @staticmethod
+    def _flush_stdout() -> None:
+        import sys
+
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+
+    def get_execution_plan(self) -> str:
+        """The plan as text, one operator per line with its inputs."""
+        lines = []
+        for n in self._nodes:
+            inputs = ", ".join(str(i) for i in n.inputs)
+            lines.append(f"{n.id}: {n.name}" + (f" <- {inputs}" if inputs else ""))
+        return "\n".join(lines)
+
+
+_SINKS = {"print", "write_text", "write_socket", "sink_function"}
+
+# Engine-facing node kinds for the API's source names.
+_ENGINE_KIND = {
+    "from_collection": "collection",
+    "read_text_file": "text_file",
+    "generate_sequence": "sequence",
+    "socket_text_stream": "socket",
+    "add_source": "function_source",
+}
+
+
+class _EngineNode:
+    """A node as the engine reads it (``kind``, ``name``, ``inputs``, ``params``)."""
+
+    __slots__ = ("kind", "name", "inputs", "params")
+
+    def __init__(self, node: Node) -> None:
+        self.kind = _ENGINE_KIND.get(node.kind, node.kind)
+        self.name = node.name
+        self.inputs = node.inputs
+        self.params = node.params
