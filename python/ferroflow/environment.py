@@ -157,8 +157,11 @@ class StreamExecutionEnvironment:
 
     # -- running --------------------------------------------------------------------------
 
-    def execute(self, job_name: Optional[str] = None) -> JobExecutionResult:
+    def execute(self, job_name: Optional[str] = None, local: Optional[bool] = None) -> JobExecutionResult:
         """Runs the job and blocks until it has finished.
+
+        The talk-era forms ``execute(local)`` and ``execute(name, local)`` are accepted;
+        ``local`` only told Flink where to stage the script, so it changes nothing here.
 
         Raises ``JobExecutionException`` naming the operator, the record and the
         traceback if a user function fails; ``KeyboardInterrupt`` on Ctrl-C."""
@@ -166,6 +169,8 @@ class StreamExecutionEnvironment:
 
         global _jobs_run
         _jobs_run += 1
+        if isinstance(job_name, bool):
+            job_name = None
         name = job_name or "ferroflow job"
         if not any(n.kind in _SINKS for n in self._nodes):
             raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")

@@ -1,0 +1,193 @@
+"""The ``ferroflow`` command.
+
+    ferroflow run job.py [extra.py|dir ...] [- arg ...]
+
+runs a job script on the embedded engine. Everything after a lone ``-`` (or ``--``)
+becomes the script's ``sys.argv[1:]``, so the talk's
+``pyflink-stream.sh fibonacci.py - --local`` is ``ferroflow run fibonacci.py - --local``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import runpy
+import signal
+import sys
+from typing import List, Optional, Sequence
+
+USAGE = """\
+usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
+       ferroflow --version
+
+Runs a ferroflow (or talk-era Flink Python) job script on the embedded engine.
+No server, JVM or configuration is needed.
+
+commands:
+  run SCRIPT       run the job script SCRIPT (see `ferroflow run --help`)
+
+options:
+  -h, --help       show this help
+  --version        show the version
+"""
+
+RUN_USAGE = """\
+usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
+
+Runs SCRIPT as the main program. The script either builds a job and calls
+env.execute() itself, or defines main() / main(factory), which is then called (the
+talk-era style). The script's own folder is importable.
+
+arguments:
+  SCRIPT           the job script (a .py file)
+  PATH ...         extra modules or package folders to make importable
+  - ARG ...        everything after a lone '-' (or '--') is passed to the script
+                   as sys.argv[1:]
+
+examples:
+  ferroflow run examples/word_count.py
+  ferroflow run examples/fibonacci.py - --input pairs.txt
+  ferroflow run examples/legacy/fibonacci.py - --local
+
+exit status: 0 when every job succeeded, 1 when a job or the script failed,
+2 for a usage error, 130 when interrupted (Ctrl-C).
+"""
+
+
+class UsageError(Exception):
+    """Bad command line: print the message and exit 2."""
+
+
+def split_args(args: Sequence[str]) -> tuple[List[str], List[str]]:
+    """Splits at the first lone ``-`` or ``--``: (launcher arguments, script arguments)."""
+    for i, a in enumerate(args):
+        if a in ("-", "--"):
+            return list(args[:i]), list(args[i + 1:])
+    return list(args), []
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    if args[0] == "--version":
+        from . import __version__
+        print(f"ferroflow {__version__}")
+        return 0
+    if args[0] != "run":
+        print(f"ferroflow: unknown command '{args[0]}'\n\n{USAGE}", end="", file=sys.stderr)
+        return 2
+    own, script_args = split_args(args[1:])
+    if not own or own[0] in ("-h", "--help"):
+        print(RUN_USAGE, end="")
+        return 0 if own else 2
+    if own[0].startswith("-"):
+        print(f"ferroflow run: unknown option '{own[0]}'\n\n{RUN_USAGE}", end="", file=sys.stderr)
+        return 2
+    script, extra = own[0], own[1:]
+    # Ctrl-C must reach the job even if our parent told us to ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run_script(script, script_args, extra)
+    except UsageError as e:
+        print(f"ferroflow: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ferroflow: interrupted", file=sys.stderr)
+        _hard_exit(130)
+    except SystemExit as e:
+        return _exit_code(e.code)
+    except BaseException as e:  # noqa: BLE001 - every failure ends in a message and exit 1
+        report(e, script)
+        return 1
+    return 0
+
+
+def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str] = ()) -> None:
+    """Runs ``script`` in this process as ``__main__`` with ``sys.argv[1:] = args``,
+    then calls its ``main()`` / ``main(factory)`` if it ran no job itself. Each call
+    gets a fresh namespace, so several scripts with same-named classes do not clash."""
+    from . import environment
+    from .compat import install as install_compat
+
+    if not os.path.isfile(script):
+        raise UsageError(f"no such file: {script}" if not os.path.exists(script) else f"not a file: {script}")
+    install_compat()
+    script_dir = os.path.dirname(os.path.abspath(script))
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [script] + list(args)
+    sys.path.insert(0, script_dir)
+    for p in extra_paths:
+        if not os.path.exists(p):
+            raise UsageError(f"no such file or folder: {p}")
+        sys.path.insert(1, os.path.dirname(os.path.abspath(p)) if os.path.isfile(p) or os.path.isdir(p) else p)
+    jobs_before = environment._jobs_run
+    try:
+        try:
+            with open(script, "rb") as f:
+                source = f.read()
+            compile(source, script, "exec")
+        except SyntaxError as e:
+            raise UsageError(f"{e.filename or script}:{e.lineno}: syntax error: {e.msg}") from None
+        namespace = runpy.run_path(script, run_name="__main__")
+        if environment._jobs_run == jobs_before:
+            entry = namespace.get("main")
+            if not callable(entry):
+                raise UsageError(f"{script} ran no job: it neither called env.execute() nor defined a main() function")
+            call_main(entry)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+def call_main(entry) -> None:
+    """``main()`` (talk era, 2017) or ``main(factory)`` (Flink 1.5-1.8)."""
+    try:
+        params = [p for p in inspect.signature(entry).parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if params:
+        from .compat import environment_factory
+        entry(environment_factory())
+    else:
+        entry()
+
+
+def report(e: BaseException, script: str) -> None:
+    """One clear message on stderr: a job failure without our own stack, anything
+    else with the user's traceback."""
+    from ._errors import FerroflowError, JobExecutionException, format_user_exception
+
+    if isinstance(e, JobExecutionException):
+        print(f"ferroflow: {e}", file=sys.stderr)
+    elif isinstance(e, FerroflowError):
+        print(f"ferroflow: {script}: {e}", file=sys.stderr)
+    else:
+        print(format_user_exception(e), file=sys.stderr)
+        print(f"ferroflow: {script} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _exit_code(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _hard_exit(code: int) -> None:
+    """Exits at once: after Ctrl-C a worker may still be inside user code, and waiting
+    for it at interpreter shutdown could hang."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
