@@ -12,7 +12,7 @@ from ._plan import RuntimeContext
 from .datastream import (DataStream, DataStreamSink, IterativeStream, KeyedStream, SplitStream, WindowedStream,
                          WriteMode)
 from .environment import JobExecutionResult, StreamExecutionEnvironment
-from .functions import (FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
+from .functions import (DiscardingSink, FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
                         ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, SourceFunction,
                         WindowFunction)
 from .windowing import GlobalWindow, Time, TimeWindow
@@ -23,6 +23,6 @@ __all__ = [
     "StreamExecutionEnvironment", "JobExecutionResult", "DataStream", "KeyedStream", "WindowedStream",
     "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode", "Time", "TimeWindow", "GlobalWindow",
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "SourceFunction", "SerializationSchema",
+    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "SerializationSchema",
     "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
 ]

@@ -131,6 +131,10 @@ class DataStream:
 
     def add_sink(self, sink_func: Any) -> "DataStreamSink":
         """Calls ``sink_func(value)`` (or a ``SinkFunction``'s ``invoke``) for every record."""
+        from .functions import DiscardingSink
+
+        if type(sink_func) is DiscardingSink:
+            return self._sink("discard", "DiscardingSink", {})
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink("sink_function", label_of(sink_func), {"udf": udf})
 

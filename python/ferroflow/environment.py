@@ -208,7 +208,7 @@ class StreamExecutionEnvironment:
         return "\n".join(lines)
 
 
-_SINKS = {"print", "write_text", "write_socket", "sink_function"}
+_SINKS = {"print", "write_text", "write_socket", "sink_function", "discard"}
 
 # Engine-facing node kinds for the API's source names.
 _ENGINE_KIND = {

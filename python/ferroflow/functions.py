@@ -16,7 +16,7 @@ from ._plan import Collector, RuntimeContext, stub
 
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "SourceFunction", "SourceContext",
+    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "SourceContext",
     "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext",
 ]
 
@@ -98,6 +98,14 @@ class SinkFunction(Function):
     @stub
     def invoke(self, value: Any, context: Any = None) -> None:
         raise NotImplementedError("implement invoke(value)")
+
+
+class DiscardingSink(SinkFunction):
+    """Drops every record, in the engine, without a Python call per record (Flink's
+    DiscardingSink): for benchmarks and jobs run for their side effects."""
+
+    def invoke(self, value: Any, context: Any = None) -> None:
+        pass
 
 
 class SourceContext:

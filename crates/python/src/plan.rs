@@ -136,6 +136,12 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             let prefix = (ctx.peers > 1).then(|| format!("{}> ", ctx.index + 1));
             Ok(Box::new(PrintSink { prefix, text: String::new() }) as Box<dyn Sink<PyRec>>)
         })),
+        "discard" => NodeKind::Sink(Arc::new(|_ctx| {
+            Ok(Box::new(closures::SinkFn(|batch: &mut Vec<PyRec>| {
+                batch.clear();
+                Ok(())
+            })) as Box<dyn Sink<PyRec>>)
+        })),
         "sink_function" => {
             let udf = udf()?;
             NodeKind::Sink(Arc::new(move |ctx| Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)))
