@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Word count side by side: ferroflow, the plain-Python floor and the peers, on the
+same generated input and the same UDFs (../shared/bench/wc_udfs.py).
+
+    .venv/bin/python benches/wordcount.py [--sizes small,large] [--runs 3] [--no-peers]
+
+Inputs are made with ../shared/bench/gen_words.py into bench-data/ (cached). Every
+command runs under ../shared/bench/measure.py (wall time, peak RSS summed over the
+process tree; medians). Bytewax and PyFlink run when their virtualenvs exist
+(`bash ../shared/bench/setup_anchors.sh`). Prints one table and writes
+bench-data/wordcount-results.json.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BENCH = os.path.abspath(os.environ.get("FERROFLOW_BENCH_DIR", os.path.join(ROOT, "..", "shared", "bench")))
+DATA = os.path.join(ROOT, "bench-data")
+ANCHORS = os.environ.get("ANCHOR_HOME", os.path.expanduser("~/.cache/ferroflow-anchors"))
+PY = sys.executable
+FERROFLOW = os.path.join(os.path.dirname(PY), "ferroflow")
+
+
+def make_input(size):
+    path = os.path.join(DATA, f"{size}.txt")
+    if not os.path.exists(path):
+        os.makedirs(DATA, exist_ok=True)
+        subprocess.run([PY, os.path.join(BENCH, "gen_words.py"), "--size", size, path], check=True)
+    counted = path + ".words"
+    if not os.path.exists(counted):
+        with open(path, encoding="utf-8") as f:
+            n = sum(len(line.split()) for line in f)
+        with open(counted, "w") as f:
+            f.write(str(n))
+    with open(counted) as f:
+        return path, int(f.read())
+
+
+def measure(label, cmd, runs, words=None):
+    """Median wall seconds and peak RSS (MB) of `cmd` over `runs` runs."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
+        jsonl = tf.name
+    args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--runs", str(runs), "--jsonl", jsonl]
+    if words:
+        args += ["--words", str(words)]
+    print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    subprocess.run(args + ["--"] + cmd, stdout=sys.stderr, check=False)
+    with open(jsonl) as f:
+        rows = [json.loads(line) for line in f]
+    os.unlink(jsonl)
+    ok = [r for r in rows if r["rc"] == 0]
+    if not ok:
+        return None
+    return {"wall_s": statistics.median(r["wall_s"] for r in ok),
+            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
+
+
+def anchor(name):
+    py = os.path.join(ANCHORS, name, "bin", "python")
+    return py if os.path.exists(py) else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="small", help="comma-separated: small (2M words), large (20M)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-peers", action="store_true", help="skip Bytewax and PyFlink")
+    a = ap.parse_args()
+    results = {}
+    bytewax = None if a.no_peers else anchor("bytewax")
+    pyflink = None if a.no_peers else anchor("pyflink")
+
+    for size in a.sizes.split(","):
+        path, words = make_input(size)
+        systems = [
+            ("ferroflow", [PY, os.path.join(HERE, "wordcount_ferroflow.py"), path]),
+            ("floor (plain loop)", [PY, os.path.join(BENCH, "wordcount_pure.py"), path]),
+            ("floor --emit-updates", [PY, os.path.join(BENCH, "wordcount_pure.py"), path, "--emit-updates"]),
+        ]
+        if bytewax:
+            systems.append(("bytewax 0.21.1 (1 worker)", [bytewax, os.path.join(BENCH, "wordcount_bytewax.py"), path]))
+        if pyflink and size == "small":
+            systems.append(("pyflink 2.3.0 (thread, p=1)", [pyflink, os.path.join(BENCH, "wordcount_pyflink.py"), path,
+                                                          "--exec-mode", "thread", "-p", "1", "--sink", "discard"]))
+        for label, cmd in systems:
+            runs = 1 if label.startswith("pyflink") else a.runs
+            r = measure(f"{label} [{size}]", cmd, runs, words)
+            if r:
+                r["words_per_s"] = words / r["wall_s"]
+            results[(size, label)] = r
+
+    tiny, _ = make_input("tiny")
+    startup = {"ferroflow": measure("start-up ferroflow", [FERROFLOW, "run", os.path.join(HERE, "jobs", "three_records.py")], 5)}
+    if bytewax:
+        startup["bytewax"] = measure("start-up bytewax", [bytewax, os.path.join(BENCH, "wordcount_bytewax.py"), tiny], 3)
+    if pyflink:
+        startup["pyflink"] = measure("start-up pyflink", [pyflink, os.path.join(BENCH, "wordcount_pyflink.py"), tiny,
+                                                          "--exec-mode", "thread", "-p", "1", "--sink", "discard"], 1)
+
+    print("\nword count, same UDFs (tokenize -> key_of -> reduce_count), running counts, medians\n")
+    print(f"| {'system':34} | {'input':5} | {'wall s':>7} | {'M words/s':>9} | {'peak RSS MB':>11} | {'ferroflow / this':>16} |")
+    print(f"|{'-' * 36}|{'-' * 7}|{'-' * 9}|{'-' * 11}|{'-' * 13}|{'-' * 18}|")
+    for (size, label), r in results.items():
+        if r is None:
+            print(f"| {label:34} | {size:5} | {'failed':>7} | | | |")
+            continue
+        ff = results.get((size, "ferroflow"))
+        ratio = f"{ff['words_per_s'] / r['words_per_s']:.2f}x" if ff else "-"
+        print(f"| {label:34} | {size:5} | {r['wall_s']:7.2f} | {r['words_per_s'] / 1e6:9.2f} | {r['rss_mb']:11.0f} | {ratio:>16} |")
+    print("\nstart-up + tear-down (ferroflow: `ferroflow run` of a 3-record job; peers: 10-line input)\n")
+    for name, r in startup.items():
+        print(f"| {name:10} | {('%.3f s' % r['wall_s']) if r else 'failed':>10} |")
+    with open(os.path.join(DATA, "wordcount-results.json"), "w") as f:
+        json.dump({"throughput": {f"{s}|{l}": r for (s, l), r in results.items()}, "startup": startup}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
