@@ -97,9 +97,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("ferroflow: interrupted", file=sys.stderr)
         _hard_exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except SystemExit as e:
         return _exit_code(e.code)
     except BaseException as e:  # noqa: BLE001 - every failure ends in a message and exit 1
+        if _is_broken_pipe(e):
+            _quiet_broken_pipe()
         report(e, script)
         return 1
     return 0
@@ -124,6 +128,7 @@ def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str]
             raise UsageError(f"no such file or folder: {p}")
         sys.path.insert(1, os.path.dirname(os.path.abspath(p)) if os.path.isfile(p) or os.path.isdir(p) else p)
     jobs_before = environment._jobs_run
+    modules_before = set(sys.modules)
     try:
         try:
             with open(script, "rb") as f:
@@ -139,6 +144,16 @@ def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str]
             call_main(entry)
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+        _forget_script_modules(modules_before, [script_dir] + [os.path.abspath(p) for p in extra_paths])
+
+
+def _forget_script_modules(before: set, roots: List[str]) -> None:
+    """Unloads the modules a script imported from its own folders, so the next script
+    run in this process gets its own ``utils`` even if the name is the same."""
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules.get(name), "__file__", None) or ""
+        if any(os.path.abspath(path).startswith(root + os.sep) for root in roots):
+            del sys.modules[name]
 
 
 def call_main(entry) -> None:
@@ -167,6 +182,24 @@ def report(e: BaseException, script: str) -> None:
     else:
         print(format_user_exception(e), file=sys.stderr)
         print(f"ferroflow: {script} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _is_broken_pipe(e: BaseException) -> bool:
+    """A print sink whose reader went away (``ferroflow run job.py | head``)."""
+    from ._errors import JobExecutionException
+
+    return isinstance(e, JobExecutionException) and (e.operator or "").startswith("print") \
+        and "BrokenPipeError" in (e.detail or "")
+
+
+def _quiet_broken_pipe() -> None:
+    """Ends like a command killed by SIGPIPE: no message, exit 141."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    os._exit(141)
 
 
 def _exit_code(code) -> int:

@@ -61,10 +61,10 @@ class StreamExecutionEnvironment:
         self._parallelism: Optional[int] = None
         self._checkpoint_interval: Optional[int] = None
 
-    @staticmethod
-    def get_execution_environment(*args: Any) -> "StreamExecutionEnvironment":
+    @classmethod
+    def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
         """A new environment running on the embedded engine."""
-        return StreamExecutionEnvironment()
+        return cls()
 
     # -- settings -------------------------------------------------------------------------
 

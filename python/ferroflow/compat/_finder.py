@@ -1,0 +1,100 @@
+"""The import hook that serves Java-named modules (``org.apache.flink...``, ``java.util``)
+from ferroflow.compat, so that talk-era imports work unchanged."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple
+
+# Java module name -> (ferroflow.compat submodule, names it provides). Every prefix of
+# these names is served too, as an empty package.
+MODULES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    "org.apache.flink.streaming.python.api.environment": ("environment", ("PythonStreamExecutionEnvironment",)),
+    # The prototype package; the 2018 docs example still imported from it.
+    "org.apache.flink.python.api.jython": ("environment", ("PythonStreamExecutionEnvironment",)),
+    "org.apache.flink.api.common.functions": ("functions", (
+        "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "ReduceFunction", "RichFunction",
+        "RichMapFunction", "RichFlatMapFunction", "RichFilterFunction", "RichReduceFunction")),
+    "org.apache.flink.api.java.functions": ("functions", ("KeySelector",)),
+    "org.apache.flink.streaming.api.functions.source": ("functions", ("SourceFunction", "RichSourceFunction")),
+    "org.apache.flink.streaming.api.functions.sink": ("functions", ("SinkFunction", "RichSinkFunction")),
+    "org.apache.flink.streaming.api.collector.selector": ("functions", ("OutputSelector",)),
+    "org.apache.flink.streaming.api.functions.windowing": ("functions", ("WindowFunction", "RichWindowFunction")),
+    "org.apache.flink.streaming.api.windowing.time.Time": ("javatypes", (
+        "milliseconds", "seconds", "minutes", "hours", "days", "of")),
+    "org.apache.flink.streaming.util.serialization": ("functions", (
+        "SerializationSchema", "DeserializationSchema", "SimpleStringSchema")),
+    "org.apache.flink.api.common.serialization": ("functions", (
+        "SerializationSchema", "DeserializationSchema", "SimpleStringSchema")),
+    "org.apache.flink.streaming.python.util": ("functions", ("PythonIterator",)),
+    "org.apache.flink.api.java.utils": ("params", ("ParameterTool",)),
+    "org.apache.flink.configuration": ("params", ("Configuration",)),
+    "org.apache.flink.core.fs.FileSystem": ("javatypes", ("WriteMode",)),
+    "org.apache.flink.streaming.api": ("javatypes", ("CheckpointingMode",)),
+    "org.apache.flink.runtime.client": ("javatypes", ("JobExecutionException",)),
+    "org.apache.flink.streaming.python.connectors": ("connectors", (
+        "PythonFlinkKafkaConsumer09", "PythonFlinkKafkaProducer09")),
+    "java.util": ("javatypes", ("NoSuchElementException", "Properties")),
+    "java.util.concurrent": ("javatypes", ("TimeUnit",)),
+}
+
+def _all_served(modules: Sequence[str]) -> FrozenSet[str]:
+    names = set()
+    for name in modules:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            names.add(".".join(parts[:i]))
+    return frozenset(names)
+
+
+SERVED: FrozenSet[str] = _all_served(list(MODULES))
+
+
+class JavaPackageFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds and loads the Java-named modules of ``MODULES`` (and their parent
+    packages). Meant to sit at the end of ``sys.meta_path``, so that any real module of
+    the same name is found first."""
+
+    #: Lets ``install()`` recognise a finder even from a reloaded copy of this module.
+    ferroflow_compat_finder = True
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[types.ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+        if fullname not in SERVED:
+            return None
+        # Packages (empty search path), so that submodules such as ...time.Time resolve.
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin="ferroflow.compat", is_package=True)
+        spec.submodule_search_locations = []
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
+        return None  # the default module object
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        exported: Tuple[str, ...] = ()
+        entry = MODULES.get(module.__name__)
+        if entry is not None:
+            source = importlib.import_module(f"ferroflow.compat.{entry[0]}")
+            exported = entry[1]
+            for attr in exported:
+                setattr(module, attr, getattr(source, attr))
+        module.__all__ = list(exported)
+        module.__doc__ = (f"Stand-in for the Java package {module.__name__}, served by ferroflow.compat."
+                          if exported else f"Parent package {module.__name__}, served by ferroflow.compat.")
+
+    def __repr__(self) -> str:
+        return "<ferroflow.compat Java-package finder>"
+
+
+def install() -> JavaPackageFinder:
+    """Appends the finder to ``sys.meta_path`` unless one is there already; returns it."""
+    for finder in sys.meta_path:
+        if getattr(finder, "ferroflow_compat_finder", False):
+            return finder  # type: ignore[return-value]
+    finder = JavaPackageFinder()
+    sys.meta_path.append(finder)
+    return finder

@@ -1,0 +1,23 @@
+"""Same class names as same_name_a.py, different behaviour."""
+
+from org.apache.flink.api.common.functions import MapFunction
+from org.apache.flink.api.java.functions import KeySelector
+from org.apache.flink.streaming.python.api.environment import PythonStreamExecutionEnvironment
+
+TAG = "b"
+
+
+class Transform(MapFunction):
+    def map(self, value):
+        return (TAG, value + 1)
+
+
+class Selector(KeySelector):
+    def getKey(self, value):
+        return value[0]
+
+
+def main():
+    env = PythonStreamExecutionEnvironment.get_execution_environment()
+    env.from_elements(1, 2, 3).map(Transform()).key_by(Selector()).print()
+    env.execute()
