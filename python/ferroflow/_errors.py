@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Optional
+from typing import Any, Optional
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,11 +35,19 @@ class JobExecutionException(FerroflowError):
         self.worker = worker
 
 
-def format_user_exception(exc: BaseException) -> str:
-    """The exception as Python prints it, leaving out ferroflow's own frames, so the
-    traceback starts in the user's code."""
-    tb = exc.__traceback__
-    while tb is not None and os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)).startswith(_PACKAGE_DIR):
+def _is_internal(filename: str) -> bool:
+    """Frames of ferroflow itself and of the machinery that runs scripts."""
+    if filename.startswith("<frozen") or os.path.basename(filename) == "runpy.py":
+        return True
+    return os.path.dirname(os.path.abspath(filename)).startswith(_PACKAGE_DIR)
+
+
+def format_user_exception(exc: BaseException, tb: Any = None) -> str:
+    """The exception as Python prints it, leaving out ferroflow's own leading frames
+    (and runpy's), so the traceback starts in the user's code."""
+    if tb is None:
+        tb = exc.__traceback__
+    while tb is not None and _is_internal(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb)
     return "".join(lines).rstrip()

@@ -9,7 +9,7 @@ becomes the script's ``sys.argv[1:]``, so the talk's
 
 from __future__ import annotations
 
-import argparse
+import ast
 import inspect
 import os
 import runpy
@@ -50,13 +50,19 @@ examples:
   ferroflow run examples/fibonacci.py - --input pairs.txt
   ferroflow run examples/legacy/fibonacci.py - --local
 
-exit status: 0 when every job succeeded, 1 when a job or the script failed,
-2 for a usage error, 130 when interrupted (Ctrl-C).
+exit status: 0 when every job succeeded, 1 when a job or the script failed
+(including a syntax error, or a script that runs no job), 2 for a usage error
+(bad options, missing script), 130 when interrupted (Ctrl-C), 141 when stdout's
+reader went away.
 """
 
 
 class UsageError(Exception):
     """Bad command line: print the message and exit 2."""
+
+
+class ScriptError(Exception):
+    """The script cannot run as a job (syntax error, nothing to run): message, exit 1."""
 
 
 def split_args(args: Sequence[str]) -> tuple[List[str], List[str]]:
@@ -70,7 +76,7 @@ def split_args(args: Sequence[str]) -> tuple[List[str], List[str]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(USAGE, end="", file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
     if args[0] == "--version":
         from . import __version__
@@ -81,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     own, script_args = split_args(args[1:])
     if not own or own[0] in ("-h", "--help"):
-        print(RUN_USAGE, end="")
+        print(RUN_USAGE, end="", file=sys.stdout if own else sys.stderr)
         return 0 if own else 2
     if own[0].startswith("-"):
         print(f"ferroflow run: unknown option '{own[0]}'\n\n{RUN_USAGE}", end="", file=sys.stderr)
@@ -94,6 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as e:
         print(f"ferroflow: {e}", file=sys.stderr)
         return 2
+    except ScriptError as e:
+        print(f"ferroflow: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ferroflow: interrupted", file=sys.stderr)
         _hard_exit(130)
@@ -132,15 +141,16 @@ def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str]
     try:
         try:
             with open(script, "rb") as f:
-                source = f.read()
-            compile(source, script, "exec")
+                tree = ast.parse(f.read(), script)
         except SyntaxError as e:
-            raise UsageError(f"{e.filename or script}:{e.lineno}: syntax error: {e.msg}") from None
+            raise ScriptError(f"{e.filename or script}:{e.lineno}: syntax error: {e.msg}") from None
         namespace = runpy.run_path(script, run_name="__main__")
-        if environment._jobs_run == jobs_before:
+        # A script with an `if __name__ == "__main__":` block runs itself; only scripts
+        # without one (the talk-era style) get their main() called by us.
+        if environment._jobs_run == jobs_before and not _has_main_guard(tree):
             entry = namespace.get("main")
             if not callable(entry):
-                raise UsageError(f"{script} ran no job: it neither called env.execute() nor defined a main() function")
+                raise ScriptError(f"{script} ran no job: it neither called env.execute() nor defined a main() function")
             call_main(entry)
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
@@ -154,6 +164,17 @@ def _forget_script_modules(before: set, roots: List[str]) -> None:
         path = getattr(sys.modules.get(name), "__file__", None) or ""
         if any(os.path.abspath(path).startswith(root + os.sep) for root in roots):
             del sys.modules[name]
+
+
+def _has_main_guard(tree: ast.Module) -> bool:
+    """True if the module has a top-level ``if __name__ == "__main__":``."""
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [n for n in [node.test.left, *node.test.comparators]]
+            texts = {getattr(n, "id", None) for n in names} | {getattr(n, "value", None) for n in names}
+            if "__name__" in texts and "__main__" in texts:
+                return True
+    return False
 
 
 def call_main(entry) -> None:

@@ -153,7 +153,7 @@ class StreamExecutionEnvironment:
         ``ctx.collect(x)``. It runs on one worker, on a thread of its own."""
         if not callable(getattr(source_func, "run", None)):
             raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
-        return self._source("add_source", source_name or label_of(source_func), {"function": source_func})
+        return self._source("add_source", source_name or label_of(source_func), {"function": _SourceRunner(source_func)})
 
     # -- running --------------------------------------------------------------------------
 
@@ -206,6 +206,31 @@ class StreamExecutionEnvironment:
             inputs = ", ".join(str(i) for i in n.inputs)
             lines.append(f"{n.id}: {n.name}" + (f" <- {inputs}" if inputs else ""))
         return "\n".join(lines)
+
+
+class _SourceRunner:
+    """Runs a SourceFunction as Flink does: ``open()``, ``run(ctx)``, then ``close()``."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def run(self, ctx: Any) -> None:
+        from ._plan import RuntimeContext
+
+        opener = getattr(self.function, "open", None)
+        if callable(opener):
+            opener(RuntimeContext(0, 1))
+        try:
+            self.function.run(ctx)
+        finally:
+            closer = getattr(self.function, "close", None)
+            if callable(closer):
+                closer()
+
+    def cancel(self) -> None:
+        canceller = getattr(self.function, "cancel", None)
+        if callable(canceller):
+            canceller()
 
 
 _SINKS = {"print", "write_text", "write_socket", "sink_function", "discard"}

@@ -89,8 +89,12 @@ impl JobControl {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Adds a warning, once (every worker may report the same one).
     pub fn warn(&self, message: String) {
-        self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+        let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !warnings.contains(&message) {
+            warnings.push(message);
+        }
     }
 
     pub fn warnings(&self) -> Vec<String> {

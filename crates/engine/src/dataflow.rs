@@ -48,14 +48,16 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
     // Loops waiting for their feedback stream: feedback node -> handle.
     let mut loops = HashMap::new();
 
-    // A plain stream for node `i`, as read by a parallel consumer.
-    let plain = |built: &mut Vec<Built<'s, R>>, i: usize| -> Stream<'s, u64, Vec<R>> {
+    // A plain stream for node `i`, as read by a parallel consumer (`spread`: rebalance
+    // a single-worker stream first; a keyed consumer need not, its exchange spreads it
+    // and keeps each key's records in order).
+    let read = |built: &mut Vec<Built<'s, R>>, i: usize, spread: bool| -> Stream<'s, u64, Vec<R>> {
         if let Built::Chain { .. } = built[i] {
             let Built::Chain { base, steps } = std::mem::replace(&mut built[i], Built::Nothing) else { unreachable!() };
             built[i] = Built::Plain { stream: operators::transform_chain(base, steps, env.clone()), single: false };
         }
         match &built[i] {
-            Built::Plain { stream, single } if *single && peers > 1 => {
+            Built::Plain { stream, single } if spread && *single && peers > 1 => {
                 operators::rebalance(stream.clone(), &plan.nodes[i].name)
             }
             Built::Plain { stream, .. } => stream.clone(),
@@ -63,6 +65,7 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }
     };
+    let plain = |built: &mut Vec<Built<'s, R>>, i: usize| read(built, i, true);
 
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = node.name.as_str();
@@ -86,7 +89,7 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
                 Built::Chain { base, steps }
             }
             NodeKind::KeyBy(factory) => {
-                let input = plain(&mut built, node.inputs[0]);
+                let input = read(&mut built, node.inputs[0], false);
                 Built::Keyed(operators::key_by(input, id, name, factory, env.clone()))
             }
             NodeKind::Reduce(factory) => {

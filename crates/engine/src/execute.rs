@@ -45,6 +45,8 @@ const PARK: Duration = Duration::from_millis(20);
 pub struct Running {
     guards: Option<WorkerGuards<()>>,
     pub control: Arc<JobControl>,
+    /// Union nodes and their inputs: a union emits what its inputs emit.
+    unions: Vec<(usize, Vec<usize>)>,
 }
 
 impl Running {
@@ -65,7 +67,13 @@ impl Running {
         match self.control.error() {
             Some(e) => Err(e),
             None => Ok(JobSummary {
-                counts: self.control.counts(),
+                counts: {
+                    let mut counts = self.control.counts();
+                    for (union, inputs) in &self.unions {
+                        counts[*union] = inputs.iter().map(|&i| counts[i]).sum();
+                    }
+                    counts
+                },
                 dropped: self.control.dropped(),
                 warnings: self.control.warnings(),
             }),
@@ -94,6 +102,13 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
     let communication =
         if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
+    let unions = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.kind, crate::plan::NodeKind::Union))
+        .map(|(id, n)| (id, n.inputs.clone()))
+        .collect();
     let worker_control = control.clone();
     let guards = timely::execute(timely_config, move |worker| {
         let control = worker_control.clone();
@@ -117,7 +132,7 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
         control.worker_finished();
     });
     match guards {
-        Ok(guards) => Ok(Running { guards: Some(guards), control }),
+        Ok(guards) => Ok(Running { guards: Some(guards), control, unions }),
         Err(message) => Err(JobError::new(ErrorKind::Internal, format!("could not start workers: {message}"))),
     }
 }
@@ -141,10 +156,10 @@ fn run_worker<R: Record>(
         clock: config.clock.clone(),
         batch_size: config.batch_size.max(1),
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
+        cancel_hooks: RefCell::new(Vec::new()),
     });
     let counts = env.counts.clone();
     let built = worker.dataflow::<u64, _, _>(|scope| dataflow::build(scope, plan, env.clone()));
-    drop(env);
     if let Err(e) = built {
         control.fail(e.on_worker(worker.index()));
     }
@@ -154,6 +169,7 @@ fn run_worker<R: Record>(
         }
     }
     if control.aborted() {
+        env.run_cancel_hooks();
         for id in worker.installed_dataflows() {
             worker.drop_dataflow(id);
         }

@@ -22,7 +22,8 @@ pub fn udf_error(py: Python<'_>, err: PyErr, record: Option<&Bound<'_, PyAny>>) 
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = (|| -> PyResult<String> {
         let format = FORMAT.import(py, "ferroflow._errors", "format_user_exception")?;
-        format.call1((err.value(py),))?.extract::<String>()
+        // The traceback travels beside the exception value in a PyErr: pass both.
+        format.call1((err.value(py), err.traceback(py)))?.extract::<String>()
     })();
     formatted.unwrap_or_else(|_| err.to_string())
 }

@@ -27,8 +27,9 @@ create_exception!(_engine, JobFailed, PyException, "A job failed; args: (text, k
 
 /// How often the calling thread wakes to check for Ctrl-C while a job runs.
 const POLL: Duration = Duration::from_millis(20);
-/// How long a cancelled job may take to stop before we stop waiting for it.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// How long a cancelled job may take to stop before we stop waiting for it (a worker
+/// stuck in a long user call cannot be interrupted; Ctrl-C must still act in < 1 s).
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
 fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {

@@ -142,7 +142,16 @@ impl WindowApply<PyRec> for PyWindowApply {
                 WindowInfo::Global => self.global_window.bind(py).clone(),
             };
             let values = PyList::new(py, values.into_iter().map(|v| v.0)).map_err(|e| udf_error(py, e, None))?;
-            let result = self.f.call.bind(py).call1((k, w, values)).map_err(|e| udf_error(py, e, Some(k)))?;
+            let result = self.f.call.bind(py).call1((k, w.clone(), values)).map_err(|e| {
+                let mut err = udf_error(py, e, None);
+                err.message = format!(
+                    "in the window function, for key {} and window {}:\n{}",
+                    crate::record::describe(k),
+                    crate::record::describe(&w),
+                    err.message
+                );
+                err
+            })?;
             extend_from(py, &result, k, out)
         })
     }

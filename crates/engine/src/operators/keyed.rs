@@ -30,7 +30,7 @@ pub fn key_by<'s, R: Record>(
     let name = name.to_string();
     let factory = factory.clone();
     stream.unary::<CapacityContainerBuilder<Vec<Keyed<R>>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
-        let mut selector = env.instantiate(&name, &*factory);
+        let mut selector = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut keyed = Vec::new();
         move |input, output| {
             let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
@@ -99,7 +99,7 @@ pub fn reduce<'s, R: Record>(
     let name = name.to_string();
     let factory = factory.clone();
     stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &name.clone(), move |_cap, _info| {
-        let mut reducer = env.instantiate(&name, &*factory);
+        let mut reducer = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut state: KeyMap<R> = KeyMap::default();
         let mut out = Vec::new();
         move |input, output| {

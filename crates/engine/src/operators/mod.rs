@@ -34,11 +34,26 @@ pub struct OpEnv {
     pub batch_size: usize,
     /// Records emitted per plan node, by this worker.
     pub counts: Rc<RefCell<Vec<u64>>>,
+    /// What to do when the job is cancelled (sources let go of threads and connections).
+    pub cancel_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 impl OpEnv {
     pub(crate) fn fail(&self, kind: ErrorKind, operator: &str, err: UdfError) {
         self.control.fail(JobError::from_udf(kind, operator, err).on_worker(self.worker.index));
+    }
+
+    /// Runs the cancel hooks, inside the batch scope.
+    pub(crate) fn run_cancel_hooks(&self) {
+        let hooks: Vec<_> = self.cancel_hooks.borrow_mut().drain(..).collect();
+        if !hooks.is_empty() {
+            let mut hooks = Some(hooks);
+            self.enter(|| {
+                for hook in hooks.take().into_iter().flatten() {
+                    hook();
+                }
+            });
+        }
     }
 
     pub(crate) fn count(&self, node: usize, n: usize) {
@@ -53,13 +68,14 @@ impl OpEnv {
     /// Makes a per-worker instance of a user function, failing the job if that raises.
     pub(crate) fn instantiate<T: ?Sized>(
         &self,
+        kind: ErrorKind,
         operator: &str,
         make: &(dyn Fn(&WorkerContext) -> crate::error::UdfResult<Box<T>> + Send + Sync),
     ) -> Option<Box<T>> {
         let mut made = None;
         self.enter(|| match make(&self.worker) {
             Ok(f) => made = Some(f),
-            Err(e) => self.fail(ErrorKind::Udf, operator, e),
+            Err(e) => self.fail(kind, operator, e),
         });
         made
     }

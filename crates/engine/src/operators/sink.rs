@@ -17,7 +17,7 @@ pub fn sink<'s, R: Record>(
     factory: &SinkFactory<R>,
     env: Rc<OpEnv>,
 ) {
-    let mut sink = env.instantiate(name, &**factory);
+    let mut sink = env.instantiate(ErrorKind::Sink, name, &**factory);
     let name = name.to_string();
     stream.sink(Pipeline, &name.clone(), move |(input, frontier)| {
         let Some(s) = sink.as_mut().filter(|_| !env.control.aborted()) else {

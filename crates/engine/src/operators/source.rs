@@ -1,3 +1,4 @@
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
@@ -40,12 +41,24 @@ pub fn source<'s, R: Record>(
             });
         }
         let mut cap = reader.as_ref().map(|_| cap);
+        // Shared with the worker's cancel hook, which stops the reader when the job is
+        // cancelled even if this operator never runs again.
+        let reader = Rc::new(RefCell::new(reader));
+        let hook_reader = Rc::downgrade(&reader);
+        env.cancel_hooks.borrow_mut().push(Box::new(move || {
+            if let Some(r) = hook_reader.upgrade() {
+                if let Some(mut r) = r.borrow_mut().take() {
+                    r.cancel();
+                }
+            }
+        }));
         let mut buffer = Vec::with_capacity(env.batch_size);
         move |output| {
-            let (Some(c), Some(r)) = (&cap, &mut reader) else { return };
+            let mut slot = reader.borrow_mut();
+            let (Some(c), Some(r)) = (&cap, slot.as_mut()) else { return };
             if env.control.aborted() {
                 env.enter(|| r.cancel());
-                env.enter(|| drop(reader.take()));
+                env.enter(|| drop(slot.take()));
                 cap = None;
                 return;
             }
@@ -66,7 +79,7 @@ pub fn source<'s, R: Record>(
                 SourceStatus::Idle => {}
                 SourceStatus::Done => {
                     // Python objects held by the reader are released under the scope.
-                    env.enter(|| drop(reader.take()));
+                    env.enter(|| drop(slot.take()));
                     cap = None;
                 }
             }

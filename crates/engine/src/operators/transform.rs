@@ -21,7 +21,7 @@ pub fn transform_chain<'s, R: Record>(
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &op_name, move |_cap, _info| {
         let mut chain: Vec<(usize, String, Box<dyn Transform<R>>)> = Vec::new();
         for (node, name, factory) in &steps {
-            match env.instantiate(name, &**factory) {
+            match env.instantiate(ErrorKind::Udf, name, &**factory) {
                 Some(f) => chain.push((*node, name.clone(), f)),
                 None => break,
             }
@@ -43,6 +43,11 @@ pub fn transform_chain<'s, R: Record>(
                     for (node, name, step) in chain.iter_mut() {
                         next.reserve(data.len());
                         for record in data.drain(..) {
+                            // A slow UDF must not delay a cancellation by a whole batch.
+                            if env.control.aborted() {
+                                broken = true;
+                                break;
+                            }
                             if let Err(e) = step.apply(record, &mut next) {
                                 env.fail(ErrorKind::Udf, name, e);
                                 broken = true;

@@ -84,8 +84,8 @@ pub fn window<'s, R: Record>(
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut function = match (&reduce_factory, &apply_factory) {
-            (Some(f), _) => env.instantiate(&name, &**f).map(Function::Reduce),
-            (_, Some(f)) => env.instantiate(&name, &**f).map(Function::Apply),
+            (Some(f), _) => env.instantiate(ErrorKind::Udf, &name, &**f).map(Function::Reduce),
+            (_, Some(f)) => env.instantiate(ErrorKind::Udf, &name, &**f).map(Function::Apply),
             _ => None,
         };
         // Time windows, ordered by end so the earliest fires first: (end, key, start).

@@ -1,0 +1,3 @@
+"""A package next to argv_and_imports.py, imported by it."""
+
+NAME = "sibling package"
