@@ -138,6 +138,9 @@ class Udf:
         self.methods = methods
         self.collector_arity = collector_arity
         self.wrap = wrap
+        self.copies: List[Any] = []
+        if isinstance(fn, type) and _is_function_class(fn):
+            raise TypeError(f"pass an instance of {fn.__name__}, e.g. {fn.__name__}(), not the class itself")
         self.resolve(fn)  # fail at plan time, pointing at the user's call
 
     def resolve(self, obj: Any) -> Callable:
@@ -147,7 +150,7 @@ class Udf:
                 call = method
                 break
         else:
-            if callable(obj) and not isinstance(obj, type):
+            if callable(obj):
                 call = obj
             else:
                 names = " or ".join(f"{m}()" for m in self.methods)
@@ -158,6 +161,18 @@ class Udf:
             call = self.wrap(call)
         return call
 
+    def prepare(self, count: int) -> None:
+        """Copies a function object for workers 1..count-1 before the job starts, so
+        every worker begins from the object as the user gave it (worker 0 uses the
+        original)."""
+        self.copies = []
+        if _is_function_object(self.fn):
+            for _ in range(count - 1):
+                try:
+                    self.copies.append(copy.deepcopy(self.fn))
+                except Exception:  # an object that cannot be copied is shared
+                    self.copies.append(self.fn)
+
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
         """The callable worker ``index`` runs, and what to call when it is done.
         Function objects get their own copy per worker (as Flink's subtasks do) and
@@ -165,16 +180,20 @@ class Udf:
         obj = self.fn
         if _is_function_object(obj):
             if index > 0:
-                try:
-                    obj = copy.deepcopy(obj)
-                except Exception:
-                    obj = self.fn
+                obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
             opener = getattr(obj, "open", None)
             if callable(opener):
                 opener(RuntimeContext(index, count))
             closer = getattr(obj, "close", None)
             return self.resolve(obj), closer if callable(closer) else None
         return self.resolve(obj), None
+
+
+def _is_function_class(cls: type) -> bool:
+    """A subclass of ferroflow's function base classes (passed where an instance belongs)."""
+    from .functions import Function
+
+    return issubclass(cls, Function)
 
 
 def _is_function_object(obj: Any) -> bool:

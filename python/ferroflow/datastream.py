@@ -233,6 +233,9 @@ class SplitStream(DataStream):
 
         class _Selected:
             # A filter that asks the selector; bound per worker like any function.
+            def prepare(self, count: int) -> None:
+                selector.prepare(count)
+
             def bind(self, index: int, count: int):
                 call, close = selector.bind(index, count)
 

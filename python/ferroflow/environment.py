@@ -174,10 +174,15 @@ class StreamExecutionEnvironment:
         name = job_name or "ferroflow job"
         if not any(n.kind in _SINKS for n in self._nodes):
             raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")
+        workers = self.get_parallelism()
+        for n in self._nodes:
+            udf = n.params.get("udf")
+            if udf is not None and hasattr(udf, "prepare"):
+                udf.prepare(workers)
         nodes = [_EngineNode(n) for n in self._nodes]
         started = time.monotonic()
         try:
-            summary = _engine.run_job(nodes, workers=self.get_parallelism())
+            summary = _engine.run_job(nodes, workers=workers)
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
             raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None

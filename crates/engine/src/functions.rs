@@ -44,11 +44,21 @@ pub trait Transform<R>: 'static {
 /// the key value itself (handed back to window functions).
 pub trait KeySelector<R>: 'static {
     fn key(&mut self, record: &R) -> UdfResult<(Key, R)>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// Combines two values of one key into one.
 pub trait Reducer<R>: 'static {
     fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// The window a window function is called for.
@@ -62,6 +72,11 @@ pub enum WindowInfo {
 /// Called with all values of one key's window when it fires.
 pub trait WindowApply<R>: 'static {
     fn apply(&mut self, key: &R, window: WindowInfo, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// Receives the records that reach the end of the dataflow.

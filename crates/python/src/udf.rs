@@ -110,6 +110,10 @@ impl KeySelector<PyRec> for PyKeySelector {
             Ok((key, PyRec(k.unbind())))
         })
     }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
+    }
 }
 
 pub struct PyReducer {
@@ -123,6 +127,10 @@ impl Reducer<PyRec> for PyReducer {
             let r = self.f.call.bind(py).call1((acc.0.bind(py), v)).map_err(|e| udf_error(py, e, Some(v)))?;
             Ok(PyRec(r.unbind()))
         })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
     }
 }
 
@@ -154,6 +162,10 @@ impl WindowApply<PyRec> for PyWindowApply {
             })?;
             extend_from(py, &result, k, out)
         })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
     }
 }
 

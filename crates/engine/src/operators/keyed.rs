@@ -29,10 +29,10 @@ pub fn key_by<'s, R: Record>(
 ) -> Stream<'s, u64, Vec<Keyed<R>>> {
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary::<CapacityContainerBuilder<Vec<Keyed<R>>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<Keyed<R>>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
         let mut selector = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut keyed = Vec::new();
-        move |input, output| {
+        move |(input, frontier), output| {
             let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
                 input.for_each(|_cap, data| data.clear());
                 return;
@@ -64,9 +64,15 @@ pub fn key_by<'s, R: Record>(
                     output.session(&cap).give_container(&mut keyed);
                     keyed.clear();
                 });
+                if !broken && frontier.is_empty() {
+                    if let Err(e) = sel.close() {
+                        env.fail(ErrorKind::Udf, &name, e);
+                    }
+                    broken = true;
+                }
             });
             if broken {
-                selector = None;
+                env.enter(|| selector = None);
             }
         }
     })
@@ -98,11 +104,11 @@ pub fn reduce<'s, R: Record>(
 ) -> Stream<'s, u64, Vec<R>> {
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &name.clone(), move |_cap, _info| {
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut state: KeyMap<R> = KeyMap::default();
         let mut out = Vec::new();
-        move |input, output| {
+        move |(input, frontier), output| {
             let Some(red) = reducer.as_mut().filter(|_| !env.control.aborted()) else {
                 input.for_each(|_cap, data| data.clear());
                 return;
@@ -139,10 +145,18 @@ pub fn reduce<'s, R: Record>(
                     output.session(&cap).give_container(&mut out);
                     out.clear();
                 });
+                if !broken && frontier.is_empty() {
+                    if let Err(e) = red.close() {
+                        env.fail(ErrorKind::Udf, &name, e);
+                    }
+                    broken = true;
+                }
             });
             if broken {
-                reducer = None;
-                env.enter(|| state.clear());
+                env.enter(|| {
+                    reducer = None;
+                    state.clear();
+                });
             }
         }
     })

@@ -30,6 +30,13 @@ enum Function<R> {
 }
 
 impl<R: Record> Function<R> {
+    fn close(&mut self) -> UdfResult<()> {
+        match self {
+            Function::Reduce(r) => r.close(),
+            Function::Apply(a) => a.close(),
+        }
+    }
+
     fn add(&mut self, contents: Option<Contents<R>>, value: R) -> UdfResult<Contents<R>> {
         Ok(match (self, contents) {
             (Function::Reduce(_), None) => Contents::Reduced(value),
@@ -92,6 +99,7 @@ pub fn window<'s, R: Record>(
         let mut timed: BTreeMap<(i64, Key, i64), (R, Contents<R>)> = BTreeMap::new();
         let mut counted: KeyMap<(R, CountWindowBuffer<R>)> = KeyMap::default();
         let mut held: Option<Capability<u64>> = None;
+        let mut function_done = false;
         let mut assigned = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
@@ -186,6 +194,11 @@ pub fn window<'s, R: Record>(
                         }
                     }
                 }
+                if failed.is_none() && frontier.is_empty() {
+                    if let Err(e) = func.close() {
+                        failed = Some(e);
+                    }
+                }
                 if failed.is_none() && !out.is_empty() {
                     if let Some(h) = &held {
                         env.count(node, out.len());
@@ -195,11 +208,15 @@ pub fn window<'s, R: Record>(
                 out.clear();
                 if frontier.is_empty() {
                     held = None;
+                    function_done = true;
                 } else if let Some(((end, _, _), _)) = timed.first_key_value() {
                     let wait = (*end - env.clock.now_ms()).max(1) as u64;
                     activator.activate_after(Duration::from_millis(wait));
                 }
             });
+            if function_done {
+                env.enter(|| function = None);
+            }
             if let Some(e) = failed {
                 env.fail(ErrorKind::Udf, &name, e);
                 function = None;
