@@ -182,7 +182,7 @@ class StreamExecutionEnvironment:
         nodes = [_EngineNode(n) for n in self._nodes]
         started = time.monotonic()
         try:
-            summary = _engine.run_job(nodes, workers=workers)
+            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size())
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
             raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
@@ -211,6 +211,18 @@ class StreamExecutionEnvironment:
             inputs = ", ".join(str(i) for i in n.inputs)
             lines.append(f"{n.id}: {n.name}" + (f" <- {inputs}" if inputs else ""))
         return "\n".join(lines)
+
+
+def _batch_size() -> int:
+    """Records per source batch: FERROFLOW_BATCH_SIZE, default 128."""
+    raw = os.environ.get("FERROFLOW_BATCH_SIZE", "128")
+    try:
+        size = int(raw)
+    except ValueError:
+        raise FerroflowError(f"FERROFLOW_BATCH_SIZE must be a positive integer, got {raw!r}") from None
+    if size < 1:
+        raise FerroflowError(f"FERROFLOW_BATCH_SIZE must be a positive integer, got {raw!r}")
+    return size
 
 
 class _SourceRunner:

@@ -61,7 +61,9 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
                 operators::rebalance(stream.clone(), &plan.nodes[i].name)
             }
             Built::Plain { stream, .. } => stream.clone(),
-            Built::Keyed(stream) => operators::unkey(stream.clone(), &plan.nodes[i].name),
+            Built::Keyed(stream) => {
+                crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, &plan.nodes[i].name))
+            }
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }
     };
@@ -94,14 +96,17 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
             }
             NodeKind::Reduce(factory) => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
-                Built::Plain { stream: operators::reduce(input.clone(), id, name, factory, env.clone()), single: false }
+                let stream = crate::with_key_pact!(peers, |pact| {
+                    operators::reduce(input.clone(), pact, id, name, factory, env.clone())
+                });
+                Built::Plain { stream, single: false }
             }
             NodeKind::Window { spec, function } => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
-                Built::Plain {
-                    stream: operators::window(input.clone(), id, name, *spec, function, env.clone()),
-                    single: false,
-                }
+                let stream = crate::with_key_pact!(peers, |pact| {
+                    operators::window(input.clone(), pact, id, name, *spec, function, env.clone())
+                });
+                Built::Plain { stream, single: false }
             }
             NodeKind::Union => {
                 let inputs: Vec<_> = node.inputs.iter().map(|&i| plain(&mut built, i)).collect();

@@ -33,6 +33,7 @@
 //! - Lengths prefix strings, bytes and tuples, so `("ab", "c")` and `("a", "bc")` differ.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 const TAG_NONE: u8 = 0x00;
@@ -214,20 +215,38 @@ fn integral_float_to_signed_le(v: f64, out: &mut Vec<u8>) {
 
 /// An encoded key with its precomputed stable hash.
 ///
-/// Ordering is by hash, then bytes: arbitrary but identical everywhere.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+/// Ordering is by hash, then bytes: arbitrary but identical everywhere. Short keys
+/// (most words and ids) are stored inline, so making a key allocates nothing.
+#[derive(Clone)]
 pub struct Key {
     hash: u64,
-    bytes: Box<[u8]>,
+    bytes: KeyBytes,
+}
+
+/// Longest encoding kept inline in a [`Key`].
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum KeyBytes {
+    Inline { len: u8, data: [u8; INLINE] },
+    Heap(Box<[u8]>),
 }
 
 impl Key {
     /// Wraps bytes produced by [`KeyEncoder`], computing their hash.
     pub fn from_encoded(bytes: &[u8]) -> Key {
-        Key {
-            hash: stable_hash(bytes),
-            bytes: bytes.into(),
-        }
+        Key::with_hash(stable_hash(bytes), bytes)
+    }
+
+    fn with_hash(hash: u64, bytes: &[u8]) -> Key {
+        let bytes = if bytes.len() <= INLINE {
+            let mut data = [0u8; INLINE];
+            data[..bytes.len()].copy_from_slice(bytes);
+            KeyBytes::Inline { len: bytes.len() as u8, data }
+        } else {
+            KeyBytes::Heap(bytes.into())
+        };
+        Key { hash, bytes }
     }
 
     /// The stable routing hash ([`stable_hash`] of the bytes).
@@ -237,7 +256,109 @@ impl Key {
 
     /// The canonical encoding.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.bytes {
+            KeyBytes::Inline { len, data } => &data[..*len as usize],
+            KeyBytes::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.hash, self.bytes()).cmp(&(other.hash, other.bytes()))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key").field("hash", &self.hash).field("bytes", &self.bytes()).finish()
+    }
+}
+
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = serializer.serialize_tuple(2)?;
+        t.serialize_element(&self.hash)?;
+        t.serialize_element(&serde_bytes_ref(self.bytes()))?;
+        t.end()
+    }
+}
+
+/// Serialises a byte slice as serde bytes (not a sequence of u8).
+fn serde_bytes_ref(bytes: &[u8]) -> BytesRef<'_> {
+    BytesRef(bytes)
+}
+
+struct BytesRef<'a>(&'a [u8]);
+
+impl serde::Serialize for BytesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key: (hash, bytes)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Key, A::Error> {
+                let hash: u64 = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                let bytes: ByteBuf = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(1, &self))?;
+                if stable_hash(&bytes.0) != hash {
+                    return Err(serde::de::Error::custom("key hash does not match its bytes"));
+                }
+                Ok(Key::with_hash(hash, &bytes.0))
+            }
+        }
+        deserializer.deserialize_tuple(2, KeyVisitor)
+    }
+}
+
+/// Owned bytes deserialised from serde bytes or a sequence of u8.
+struct ByteBuf(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                let mut v = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    v.push(b);
+                }
+                Ok(ByteBuf(v))
+            }
+        }
+        deserializer.deserialize_bytes(V)
     }
 }
 
@@ -443,6 +564,17 @@ pub fn key_of<T: EncodeKey + ?Sized>(v: &T) -> Key {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inline_and_heap_keys_compare_by_content() {
+        let short = super::Key::from_encoded(b"abc");
+        let long_bytes = vec![7u8; 100];
+        let long = super::Key::from_encoded(&long_bytes);
+        assert_eq!(short.bytes(), b"abc");
+        assert_eq!(long.bytes(), &long_bytes[..]);
+        assert_eq!(long.clone(), super::Key::from_encoded(&long_bytes));
+        assert_ne!(short, long);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

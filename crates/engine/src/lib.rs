@@ -7,6 +7,7 @@
 //! the tests plug in plain Rust values.
 
 pub mod clock;
+pub mod codec;
 pub mod connectors;
 pub mod control;
 pub mod dataflow;

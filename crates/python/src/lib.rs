@@ -50,7 +50,7 @@ fn job_failed(e: &JobError) -> PyErr {
 /// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
 /// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=1024))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128))]
 fn run_job<'py>(py: Python<'py>, nodes: &Bound<'py, PyAny>, workers: usize, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
     let plan = plan::from_python(py, nodes)?;
     let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), ..ExecConfig::default() };

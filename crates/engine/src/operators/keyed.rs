@@ -1,7 +1,7 @@
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
@@ -15,8 +15,23 @@ use crate::record::Record;
 pub type Keyed<R> = (Key, R, R);
 
 /// The exchange that sends each keyed record to the worker owning its key.
-fn by_key<R: Record>() -> impl timely::dataflow::channels::pact::ParallelizationContract<u64, Vec<Keyed<R>>> {
+pub fn by_key<R: Record>() -> impl ParallelizationContract<u64, Vec<Keyed<R>>> {
     Exchange::new(|k: &Keyed<R>| k.0.hash())
+}
+
+/// Calls `$op` with the pact that brings each key to its owner: an exchange, or, on a
+/// single worker, a plain pipeline that skips the per-record routing.
+#[macro_export]
+macro_rules! with_key_pact {
+    ($peers:expr, |$pact:ident| $op:expr) => {
+        if $peers == 1 {
+            let $pact = timely::dataflow::channels::pact::Pipeline;
+            $op
+        } else {
+            let $pact = $crate::operators::by_key();
+            $op
+        }
+    };
 }
 
 /// Computes each record's key. Consumers exchange the stream by key.
@@ -80,8 +95,12 @@ pub fn key_by<'s, R: Record>(
 
 /// A keyed stream read by an operator that does not care about keys (Flink's
 /// `key_by(...).map(...)`): partitioned by key, then plain values.
-pub fn unkey<'s, R: Record>(stream: Stream<'s, u64, Vec<Keyed<R>>>, name: &str) -> Stream<'s, u64, Vec<R>> {
-    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &format!("values of {name}"), |_cap, _info| {
+pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
+    stream: Stream<'s, u64, Vec<Keyed<R>>>,
+    pact: P,
+    name: &str,
+) -> Stream<'s, u64, Vec<R>> {
+    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &format!("values of {name}"), |_cap, _info| {
         let mut values = Vec::new();
         move |input, output| {
             input.for_each(|cap, data| {
@@ -95,8 +114,9 @@ pub fn unkey<'s, R: Record>(stream: Stream<'s, u64, Vec<Keyed<R>>>, name: &str) 
 
 /// Rolling reduce: the first value of a key is emitted as it is; every later one
 /// emits `reduce(previous, value)`, which becomes the key's state.
-pub fn reduce<'s, R: Record>(
+pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
     stream: Stream<'s, u64, Vec<Keyed<R>>>,
+    pact: P,
     node: usize,
     name: &str,
     factory: &ReduceFactory<R>,
@@ -104,7 +124,7 @@ pub fn reduce<'s, R: Record>(
 ) -> Stream<'s, u64, Vec<R>> {
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(by_key::<R>(), &name.clone(), move |_cap, _info| {
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut state: KeyMap<R> = KeyMap::default();
         let mut out = Vec::new();
@@ -122,19 +142,24 @@ pub fn reduce<'s, R: Record>(
                     }
                     out.reserve(data.len());
                     for (key, _key_value, value) in data.drain(..) {
-                        let next = match state.get(&key) {
-                            None => value,
+                        // One lookup per record: update in place, insert only new keys.
+                        match state.get_mut(&key) {
                             Some(acc) => match red.reduce(acc, &value) {
-                                Ok(v) => v,
+                                Ok(v) => {
+                                    out.push(v.clone());
+                                    *acc = v;
+                                }
                                 Err(e) => {
                                     env.fail(ErrorKind::Udf, &name, e);
                                     broken = true;
                                     break;
                                 }
                             },
-                        };
-                        out.push(next.clone());
-                        state.insert(key, next);
+                            None => {
+                                out.push(value.clone());
+                                state.insert(key, value);
+                            }
+                        }
                     }
                     if broken {
                         data.clear();

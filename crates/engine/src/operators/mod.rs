@@ -9,7 +9,7 @@ mod transform;
 mod window;
 
 pub use iterate::iterate;
-pub use keyed::{key_by, reduce, unkey, Keyed};
+pub use keyed::{by_key, key_by, reduce, unkey, Keyed};
 pub use sink::sink;
 pub use source::{rebalance, source};
 pub use transform::transform_chain;

@@ -3,7 +3,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
@@ -73,8 +73,9 @@ impl<R: Record> Function<R> {
 
 /// Keyed windows in processing time or by count. Every pending window fires when the
 /// input ends, so a bounded job's results are complete.
-pub fn window<'s, R: Record>(
+pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
     stream: Stream<'s, u64, Vec<Keyed<R>>>,
+    pact: P,
     node: usize,
     name: &str,
     spec: WindowSpec,
@@ -87,7 +88,6 @@ pub fn window<'s, R: Record>(
         WindowFunction::Apply(f) => (None, Some(f.clone())),
     };
     let scope = stream.scope();
-    let pact = Exchange::new(|k: &Keyed<R>| k.0.hash());
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut function = match (&reduce_factory, &apply_factory) {
