@@ -149,6 +149,9 @@ pub struct SocketWriter {
 impl SocketWriter {
     pub fn connect(host: &str, port: u16) -> Result<Self, String> {
         let stream = connect(host, port)?;
+        // Each batch is flushed as soon as it is written; without TCP_NODELAY the
+        // kernel holds small writes back (Nagle) for up to ~40 ms.
+        stream.set_nodelay(true).map_err(|e| format!("{host}:{port}: {e}"))?;
         Ok(SocketWriter { stream: io::BufWriter::new(stream), peer: format!("{host}:{port}") })
     }
 
