@@ -11,6 +11,7 @@ use timely::dataflow::operators::{Concatenate, ConnectLoop, Feedback};
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::JobError;
+use crate::exchange::Routed;
 use crate::functions::TransformFactory;
 use crate::operators::{self, Keyed, OpEnv};
 use crate::plan::{NodeKind, Plan};
@@ -19,7 +20,7 @@ use crate::record::Record;
 enum Built<'s, R: Record> {
     /// A materialised stream; `single` if only worker 0 produces it.
     Plain { stream: Stream<'s, u64, Vec<R>>, single: bool },
-    Keyed(Stream<'s, u64, Vec<Keyed<R>>>),
+    Keyed(Stream<'s, u64, Vec<Routed<Keyed<R>>>>),
     /// Stateless steps waiting to be fused with their only consumer.
     Chain { base: Stream<'s, u64, Vec<R>>, steps: Vec<(usize, String, TransformFactory<R>)> },
     /// Sinks have no output.
@@ -58,11 +59,11 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
         }
         match &built[i] {
             Built::Plain { stream, single } if spread && *single && peers > 1 => {
-                operators::rebalance(stream.clone(), &plan.nodes[i].name)
+                operators::rebalance(stream.clone(), &plan.nodes[i].name, env.clone())
             }
             Built::Plain { stream, .. } => stream.clone(),
             Built::Keyed(stream) => {
-                crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, &plan.nodes[i].name))
+                crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, &plan.nodes[i].name, env.clone()))
             }
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }

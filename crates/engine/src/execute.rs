@@ -158,6 +158,7 @@ fn run_worker<R: Record>(
         control: control.clone(),
         scope: config.scope.clone(),
         worker: WorkerContext { index: worker.index(), peers: worker.peers(), waker: None },
+        locality: crate::exchange::Locality { first: worker.index() - worker.index() % config.workers.max(1), count: config.workers.max(1) },
         clock: config.clock.clone(),
         batch_size: config.batch_size.max(1),
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),

@@ -7,11 +7,13 @@
 //! the tests plug in plain Rust values.
 
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod connectors;
 pub mod control;
 pub mod dataflow;
 pub mod error;
+pub mod exchange;
 pub mod execute;
 pub mod functions;
 pub mod key;

@@ -6,9 +6,7 @@
 //! go through this trait, in batches, so an implementation can take a lock (the GIL)
 //! once per batch.
 
-use serde::{de::DeserializeOwned, Serialize};
-
-pub trait Record: Clone + Send + Serialize + DeserializeOwned + 'static {
+pub trait Record: Clone + Send + 'static {
     /// Appends one record per line.
     fn from_lines(lines: &mut Vec<String>, out: &mut Vec<Self>);
 
@@ -18,6 +16,14 @@ pub trait Record: Clone + Send + Serialize + DeserializeOwned + 'static {
     /// A short, human-readable description of the record for error messages
     /// (truncated by the implementation).
     fn describe(&self) -> String;
+
+    /// Appends the encoding of `records` for another process (one call per batch).
+    /// The error says which record could not be encoded and why.
+    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String>;
+
+    /// Appends the records [`Record::encode_batch`] wrote; malformed bytes are an
+    /// error, never a panic.
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String>;
 }
 
 /// Plain strings: handy for tests and for pure-Rust jobs.
@@ -32,6 +38,25 @@ impl Record for String {
 
     fn describe(&self) -> String {
         describe_truncated(&format!("{self:?}"))
+    }
+
+    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
+        for r in records {
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(r.as_bytes());
+        }
+        Ok(())
+    }
+
+    fn decode_batch(mut bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+        while !bytes.is_empty() {
+            let (len, rest) = bytes.split_at_checked(4).ok_or("truncated string batch")?;
+            let len = u32::from_le_bytes(len.try_into().map_err(|_| "bad length")?) as usize;
+            let (s, rest) = rest.split_at_checked(len).ok_or("truncated string batch")?;
+            out.push(String::from_utf8(s.to_vec()).map_err(|e| e.to_string())?);
+            bytes = rest;
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! thread state per worker), adapts Python callables to the engine's traits, and
 //! turns engine errors into Python exceptions.
 
+mod codec;
 mod errors;
 mod keys;
 mod plan;
@@ -87,6 +88,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
     m.add_class::<sources::SourceContext>()?;
+    codec::register(m)?;
     quiet_panics();
     Ok(())
 }

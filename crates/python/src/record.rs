@@ -1,10 +1,7 @@
 //! Python objects as engine records, and the GIL as the engine's batch scope.
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyString};
-use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use pyo3::types::PyString;
 
 use ferroflow_engine::functions::BatchScope;
 use ferroflow_engine::record::{describe_truncated, Record};
@@ -34,6 +31,15 @@ impl Record for PyRec {
     fn describe(&self) -> String {
         Python::attach(|py| describe(self.0.bind(py)))
     }
+
+    /// The compact codec (pickle only for types it does not know), once per batch.
+    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
+        Python::attach(|py| crate::codec::encode_batch_iter(py, records.iter().map(|r| &r.0), out))
+    }
+
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+        Python::attach(|py| crate::codec::decode_batch_into(py, bytes, out, PyRec).map(drop))
+    }
 }
 
 /// `repr(obj)`, truncated, for error messages.
@@ -46,55 +52,6 @@ pub fn describe(obj: &Bound<'_, PyAny>) -> String {
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_string())
-}
-
-static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// Records cross a process boundary pickled. (A faster per-batch codec replaces this
-/// for multi-process runs.)
-impl Serialize for PyRec {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Python::attach(|py| {
-            let dumps = PICKLE_DUMPS.import(py, "pickle", "dumps").map_err(serde::ser::Error::custom)?;
-            let bytes = dumps.call1((self.0.bind(py), 5)).map_err(|e| {
-                serde::ser::Error::custom(format!("cannot send a {} record to another process: {e}", type_name(self.0.bind(py))))
-            })?;
-            let bytes = bytes.cast::<PyBytes>().map_err(|e| serde::ser::Error::custom(e.to_string()))?;
-            serializer.serialize_bytes(bytes.as_bytes())
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for PyRec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BytesVisitor;
-        impl<'de> Visitor<'de> for BytesVisitor {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("pickled bytes")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(b) = seq.next_element::<u8>()? {
-                    v.push(b);
-                }
-                Ok(v)
-            }
-        }
-        let bytes = deserializer.deserialize_bytes(BytesVisitor)?;
-        Python::attach(|py| {
-            let loads = PICKLE_LOADS.import(py, "pickle", "loads").map_err(de::Error::custom)?;
-            let obj = loads.call1((PyBytes::new(py, &bytes),)).map_err(de::Error::custom)?;
-            Ok(PyRec(obj.unbind()))
-        })
-    }
 }
 
 /// Holds the GIL for a batch; keeps one Python thread state per worker thread.

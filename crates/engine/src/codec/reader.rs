@@ -156,54 +156,53 @@ impl<'a> Reader<'a> {
     }
 
     /// The next value, or the header of the next container.
-    #[inline]
+    #[inline(always)]
     pub fn next(&mut self) -> Result<Item<'a>, DecodeError> {
-        if let Some(e) = self.failed {
-            return Err(e);
-        }
-        if self.pending == 0 {
-            return Err(self.error(DecodeErrorKind::NoValueOwed));
-        }
-        // Charge this value to the innermost open container, or to the batch.
-        if self.depth > 0 {
-            self.open[self.depth - 1] -= 1;
-        } else {
-            self.records_left -= 1;
+        // Charge this value to the innermost open container (never at 0 while open),
+        // or else to the batch. A failed reader has no records left and no depth.
+        match self.open.get_mut(self.depth.wrapping_sub(1)) {
+            Some(items_left) => *items_left -= 1,
+            None if self.records_left > 0 => self.records_left -= 1,
+            None => return Err(self.failed.unwrap_or_else(|| self.error(DecodeErrorKind::NoValueOwed))),
         }
         self.pending -= 1;
 
         let start = self.pos;
         let tag = self.byte()?;
         let item = match tag {
+            tag::STR => {
+                let b = self.blob()?;
+                if b.is_ascii() {
+                    // SAFETY: ASCII is valid UTF-8 (this check is much faster than
+                    // `from_utf8` on the short strings records are made of).
+                    Item::Str(unsafe { std::str::from_utf8_unchecked(b) })
+                } else {
+                    match std::str::from_utf8(b) {
+                        Ok(s) => Item::Str(s),
+                        Err(_) => return Err(self.error_at(start, DecodeErrorKind::InvalidUtf8)),
+                    }
+                }
+            }
+            tag::INT => Item::Int(unzigzag(self.varint()?)),
+            tag::TUPLE => {
+                let n = self.varint()?;
+                self.open_container(start, n)?;
+                return Ok(Item::Tuple(n as usize));
+            }
             tag::NONE => Item::None,
             tag::FALSE => Item::Bool(false),
             tag::TRUE => Item::Bool(true),
-            tag::INT => Item::Int(unzigzag(self.varint()?)),
-            tag::BIG_INT => Item::BigInt(self.blob()?),
             tag::FLOAT => {
                 let b = self.take(8)?;
                 let mut bits = [0u8; 8];
                 bits.copy_from_slice(b);
                 Item::Float(f64::from_bits(u64::from_le_bytes(bits)))
             }
-            tag::STR => {
-                let b = self.blob()?;
-                match std::str::from_utf8(b) {
-                    Ok(s) => Item::Str(s),
-                    Err(_) => return Err(self.error_at(start, DecodeErrorKind::InvalidUtf8)),
-                }
-            }
             tag::BYTES => Item::Bytes(self.blob()?),
-            tag::PICKLE => Item::Pickle(self.blob()?),
-            tag::TUPLE => {
-                let n = self.varint()?;
-                self.open_container(start, n)?;
-                Item::Tuple(n as usize)
-            }
             tag::LIST => {
                 let n = self.varint()?;
                 self.open_container(start, n)?;
-                Item::List(n as usize)
+                return Ok(Item::List(n as usize));
             }
             tag::DICT => {
                 let n = self.varint()?;
@@ -212,13 +211,13 @@ impl<'a> Reader<'a> {
                     None => return Err(self.too_large(n)),
                 };
                 self.open_container(start, values)?;
-                Item::Dict(n as usize)
+                return Ok(Item::Dict(n as usize));
             }
+            tag::BIG_INT => Item::BigInt(self.blob()?),
+            tag::PICKLE => Item::Pickle(self.blob()?),
             other => return Err(self.error_at(start, DecodeErrorKind::UnknownTag(other))),
         };
-        if !matches!(item, Item::Tuple(_) | Item::List(_) | Item::Dict(_)) {
-            self.close_finished();
-        }
+        self.close_finished();
         Ok(item)
     }
 
@@ -256,7 +255,7 @@ impl<'a> Reader<'a> {
     /// Closes every innermost container whose last item has been read.
     #[inline]
     fn close_finished(&mut self) {
-        while self.depth > 0 && self.open[self.depth - 1] == 0 {
+        while let Some(0) = self.open.get(self.depth.wrapping_sub(1)) {
             self.depth -= 1;
         }
     }
@@ -275,6 +274,8 @@ impl<'a> Reader<'a> {
         ((self.buf.len() - self.pos) as u64).saturating_sub(self.pending)
     }
 
+    #[cold]
+    #[inline(never)]
     fn too_large(&mut self, claimed: u64) -> DecodeError {
         let available = self.available();
         self.error(DecodeErrorKind::LengthTooLarge { claimed, available })
@@ -291,14 +292,21 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let first = self.byte()?;
-        if first < 0x80 {
-            return Ok(first as u64);
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(b as u64)
+            }
+            _ => self.varint_slow(),
         }
-        let mut value = (first & 0x7f) as u64;
-        let mut shift = 7;
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        let mut shift = 0;
         loop {
             let b = self.byte()?;
             // The tenth byte holds bit 63 only.
@@ -334,14 +342,22 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    #[cold]
+    #[inline(never)]
     fn error(&mut self, kind: DecodeErrorKind) -> DecodeError {
         let at = self.pos;
         self.error_at(at, kind)
     }
 
+    #[cold]
+    #[inline(never)]
     fn error_at(&mut self, offset: usize, kind: DecodeErrorKind) -> DecodeError {
         let e = DecodeError { offset, kind };
         self.failed = Some(e);
+        // Every later `next` fails at its first check.
+        self.records_left = 0;
+        self.pending = 0;
+        self.depth = 0;
         e
     }
 }

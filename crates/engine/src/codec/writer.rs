@@ -98,22 +98,27 @@ impl<'a> Writer<'a> {
         self.blob(tag::PICKLE, pickled);
     }
 
-    #[inline]
+    #[inline(always)]
     fn blob(&mut self, tag: u8, bytes: &[u8]) {
         self.head(tag, bytes.len() as u64);
         self.out.extend_from_slice(bytes);
     }
 
     /// A tag followed by a varint, in one append for the common one-byte case.
-    #[inline]
+    #[inline(always)]
     fn head(&mut self, tag: u8, v: u64) {
         if v < 0x80 {
             self.out.extend_from_slice(&[tag, v as u8]);
         } else {
-            self.out.push(tag);
-            put_varint(self.out, v);
+            put_head_slow(self.out, tag, v);
         }
     }
+}
+
+#[inline(never)]
+fn put_head_slow(out: &mut Vec<u8>, tag: u8, v: u64) {
+    out.push(tag);
+    put_varint(out, v);
 }
 
 /// Unsigned LEB128.

@@ -5,7 +5,8 @@ use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeli
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, UdfError};
+use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
 use crate::functions::{KeyFactory, ReduceFactory};
 use crate::key::{Key, KeyMap};
 use crate::operators::OpEnv;
@@ -14,13 +15,13 @@ use crate::record::Record;
 /// A record with its key: the canonical encoding (routing, state) and the key value.
 pub type Keyed<R> = (Key, R, R);
 
-/// The exchange that sends each keyed record to the worker owning its key.
-pub fn by_key<R: Record>() -> impl ParallelizationContract<u64, Vec<Keyed<R>>> {
-    Exchange::new(|k: &Keyed<R>| k.0.hash())
+/// The exchange that sends each batch to the worker it was partitioned for.
+pub fn by_key<R: Record>() -> impl ParallelizationContract<u64, Vec<Routed<Keyed<R>>>> {
+    Exchange::new(|routed: &Routed<Keyed<R>>| routed.0)
 }
 
-/// Calls `$op` with the pact that brings each key to its owner: an exchange, or, on a
-/// single worker, a plain pipeline that skips the per-record routing.
+/// Calls `$op` with the pact that brings each key's batch to its owner: an exchange,
+/// or, on a single worker, a plain pipeline.
 #[macro_export]
 macro_rules! with_key_pact {
     ($peers:expr, |$pact:ident| $op:expr) => {
@@ -34,79 +35,126 @@ macro_rules! with_key_pact {
     };
 }
 
-/// Computes each record's key. Consumers exchange the stream by key.
+/// Computes each record's key and partitions the batch by the worker owning each key
+/// (encoding only what goes to another process).
 pub fn key_by<'s, R: Record>(
     stream: Stream<'s, u64, Vec<R>>,
     node: usize,
     name: &str,
     factory: &KeyFactory<R>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<Keyed<R>>> {
+) -> Stream<'s, u64, Vec<Routed<Keyed<R>>>> {
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<Keyed<R>>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
-        let mut selector = env.instantiate(ErrorKind::Udf, &name, &*factory);
-        let mut keyed = Vec::new();
-        move |(input, frontier), output| {
-            let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
-                input.for_each(|_cap, data| data.clear());
-                return;
-            };
-            let mut broken = false;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if broken {
-                        data.clear();
-                        return;
-                    }
-                    keyed.reserve(data.len());
-                    for record in data.drain(..) {
-                        match sel.key(&record) {
-                            Ok((key, key_value)) => keyed.push((key, key_value, record)),
-                            Err(e) => {
-                                env.fail(ErrorKind::Udf, &name, e);
-                                broken = true;
-                                break;
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<Routed<Keyed<R>>>>, _, _, _>(
+        Pipeline,
+        &name.clone(),
+        move |_cap, _info| {
+            let mut selector = env.instantiate(ErrorKind::Udf, &name, &*factory);
+            let mut keyed = Vec::new();
+            let mut routed = Vec::new();
+            move |(input, frontier), output| {
+                let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
+                    input.for_each(|_cap, data| data.clear());
+                    return;
+                };
+                let mut broken = false;
+                env.enter(|| {
+                    input.for_each(|cap, data| {
+                        if broken {
+                            data.clear();
+                            return;
+                        }
+                        keyed.reserve(data.len());
+                        for record in data.drain(..) {
+                            match sel.key(&record) {
+                                Ok((key, key_value)) => keyed.push((key, key_value, record)),
+                                Err(e) => {
+                                    env.fail(ErrorKind::Udf, &name, e);
+                                    broken = true;
+                                    break;
+                                }
                             }
                         }
+                        if broken {
+                            data.clear();
+                            keyed.clear();
+                            return;
+                        }
+                        env.count(node, keyed.len());
+                        let peers = env.worker.peers;
+                        let sent = partition(
+                            &mut keyed,
+                            peers,
+                            env.locality,
+                            |k: &Keyed<R>| (k.0.hash() % peers as u64) as usize,
+                            encode_keyed::<R>,
+                            &mut routed,
+                        );
+                        if let Err(e) = sent {
+                            env.fail(ErrorKind::Udf, &name, UdfError::new(e));
+                            broken = true;
+                            keyed.clear();
+                            routed.clear();
+                            return;
+                        }
+                        output.session(&cap).give_container(&mut routed);
+                        routed.clear();
+                    });
+                    if !broken && frontier.is_empty() {
+                        if let Err(e) = sel.close() {
+                            env.fail(ErrorKind::Udf, &name, e);
+                        }
+                        broken = true;
                     }
-                    if broken {
-                        data.clear();
-                        keyed.clear();
-                        return;
-                    }
-                    env.count(node, keyed.len());
-                    output.session(&cap).give_container(&mut keyed);
-                    keyed.clear();
                 });
-                if !broken && frontier.is_empty() {
-                    if let Err(e) = sel.close() {
-                        env.fail(ErrorKind::Udf, &name, e);
-                    }
-                    broken = true;
+                if broken {
+                    env.enter(|| selector = None);
                 }
-            });
-            if broken {
-                env.enter(|| selector = None);
             }
+        },
+    )
+}
+
+/// Opens the batches a keyed operator received; a batch that cannot be decoded fails
+/// the job in `operator`'s name.
+pub(crate) fn open_batches<R: Record>(
+    env: &OpEnv,
+    operator: &str,
+    batches: &mut Vec<Routed<Keyed<R>>>,
+    out: &mut Vec<Keyed<R>>,
+) -> bool {
+    for (_dest, batch) in batches.drain(..) {
+        if let Err(e) = unpack(batch, decode_keyed::<R>, out) {
+            env.fail(ErrorKind::Internal, operator, UdfError::new(format!("a batch from another process is corrupt: {e}")));
+            out.clear();
+            return false;
         }
-    })
+    }
+    true
 }
 
 /// A keyed stream read by an operator that does not care about keys (Flink's
 /// `key_by(...).map(...)`): partitioned by key, then plain values.
-pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
-    stream: Stream<'s, u64, Vec<Keyed<R>>>,
+pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
     pact: P,
     name: &str,
+    env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<R>> {
-    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &format!("values of {name}"), |_cap, _info| {
+    let name = format!("values of {name}");
+    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
+        let mut keyed = Vec::new();
         let mut values = Vec::new();
         move |input, output| {
-            input.for_each(|cap, data| {
-                values.extend(data.drain(..).map(|(_k, _kv, v)| v));
-                output.session(&cap).give_container(&mut values);
-                values.clear();
+            env.enter(|| {
+                input.for_each(|cap, data| {
+                    if open_batches(&env, &name, data, &mut keyed) {
+                        values.extend(keyed.drain(..).map(|(_k, _kv, v)| v));
+                        output.session(&cap).give_container(&mut values);
+                        values.clear();
+                    }
+                });
             });
         }
     })
@@ -114,8 +162,8 @@ pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
 
 /// Rolling reduce: the first value of a key is emitted as it is; every later one
 /// emits `reduce(previous, value)`, which becomes the key's state.
-pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
-    stream: Stream<'s, u64, Vec<Keyed<R>>>,
+pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
     pact: P,
     node: usize,
     name: &str,
@@ -127,6 +175,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, &*factory);
         let mut state: KeyMap<R> = KeyMap::default();
+        let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
             let Some(red) = reducer.as_mut().filter(|_| !env.control.aborted()) else {
@@ -136,12 +185,13 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
             let mut broken = false;
             env.enter(|| {
                 input.for_each(|cap, data| {
-                    if broken {
+                    if broken || !open_batches(&env, &name, data, &mut keyed) {
                         data.clear();
+                        broken = true;
                         return;
                     }
-                    out.reserve(data.len());
-                    for (key, _key_value, value) in data.drain(..) {
+                    out.reserve(keyed.len());
+                    for (key, _key_value, value) in keyed.drain(..) {
                         // One lookup per record: update in place, insert only new keys.
                         match state.get_mut(&key) {
                             Some(acc) => match red.reduce(acc, &value) {
@@ -162,7 +212,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
                         }
                     }
                     if broken {
-                        data.clear();
+                        keyed.clear();
                         out.clear();
                         return;
                     }

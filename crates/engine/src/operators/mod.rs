@@ -2,7 +2,7 @@
 //! per activation and calls user functions record by record inside it.
 
 mod iterate;
-mod keyed;
+pub(crate) mod keyed;
 mod sink;
 mod source;
 mod transform;
@@ -29,6 +29,8 @@ pub struct OpEnv {
     pub control: Arc<JobControl>,
     pub scope: Arc<dyn BatchScope>,
     pub worker: WorkerContext,
+    /// Which workers share this process (records to them are not encoded).
+    pub locality: crate::exchange::Locality,
     pub clock: Arc<dyn Clock>,
     /// Most records a source hands on per activation.
     pub batch_size: usize,

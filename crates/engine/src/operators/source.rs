@@ -2,7 +2,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+
+use crate::exchange::{partition, unpack, Routed};
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, Stream};
@@ -88,16 +90,64 @@ pub fn source<'s, R: Record>(
 }
 
 /// Spreads a stream round-robin over all workers: what Flink does between a
-/// non-parallel source and a parallel operator.
-pub fn rebalance<'s, R: Record>(stream: Stream<'s, u64, Vec<R>>, name: &str) -> Stream<'s, u64, Vec<R>> {
-    let mut next = 0u64;
-    let pact = Exchange::new(move |_r: &R| {
-        next = next.wrapping_add(1);
-        next
-    });
-    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &format!("rebalance {name}"), |_cap, _info| {
+/// non-parallel source and a parallel operator. Batches for other processes are
+/// encoded once by the sender and decoded by the receiver.
+pub fn rebalance<'s, R: Record>(stream: Stream<'s, u64, Vec<R>>, name: &str, env: Rc<OpEnv>) -> Stream<'s, u64, Vec<R>> {
+    let send_name = format!("rebalance {name}");
+    let send_env = env.clone();
+    let mut next = 0usize;
+    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(Pipeline, &send_name.clone(), move |_cap, _info| {
+        let mut out = Vec::new();
         move |input, output| {
-            input.for_each(|cap, data| output.session(&cap).give_container(data));
+            let env = &send_env;
+            env.enter(|| {
+                input.for_each(|cap, data| {
+                    let sent = partition(
+                        data,
+                        env.worker.peers,
+                        env.locality,
+                        |_r| {
+                            next = next.wrapping_add(1);
+                            next
+                        },
+                        R::encode_batch,
+                        &mut out,
+                    );
+                    match sent {
+                        Ok(()) => output.session(&cap).give_container(&mut out),
+                        Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
+                    }
+                    data.clear();
+                    out.clear();
+                });
+            });
         }
-    })
+    });
+    let receive_name = format!("receive {name}");
+    routed.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(
+        Exchange::new(|r: &Routed<R>| r.0),
+        &receive_name.clone(),
+        move |_cap, _info| {
+            let mut records = Vec::new();
+            move |input, output| {
+                env.enter(|| {
+                    input.for_each(|cap, data| {
+                        for (_dest, batch) in data.drain(..) {
+                            if let Err(e) = unpack(batch, R::decode_batch, &mut records) {
+                                env.fail(
+                                    ErrorKind::Internal,
+                                    &receive_name,
+                                    crate::error::UdfError::new(format!("a batch from another process is corrupt: {e}")),
+                                );
+                                records.clear();
+                                return;
+                            }
+                        }
+                        output.session(&cap).give_container(&mut records);
+                        records.clear();
+                    });
+                });
+            }
+        },
+    )
 }

@@ -11,6 +11,8 @@ use timely::dataflow::Stream;
 use crate::error::{ErrorKind, UdfResult};
 use crate::functions::{Reducer, WindowApply, WindowInfo};
 use crate::key::{Key, KeyMap};
+use crate::exchange::Routed;
+use crate::operators::keyed::open_batches;
 use crate::operators::{Keyed, OpEnv};
 use crate::plan::{WindowFunction, WindowSpec};
 use crate::record::Record;
@@ -73,8 +75,8 @@ impl<R: Record> Function<R> {
 
 /// Keyed windows in processing time or by count. Every pending window fires when the
 /// input ends, so a bounded job's results are complete.
-pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
-    stream: Stream<'s, u64, Vec<Keyed<R>>>,
+pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
     pact: P,
     node: usize,
     name: &str,
@@ -101,6 +103,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
         let mut held: Option<Capability<u64>> = None;
         let mut function_done = false;
         let mut assigned = Vec::new();
+        let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
             let Some(func) = function.as_mut().filter(|_| !env.control.aborted()) else {
@@ -112,8 +115,12 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
             env.enter(|| {
                 let now = env.clock.now_ms();
                 input.for_each(|cap, data| {
-                    if failed.is_some() {
+                    if failed.is_some() || !open_batches(&env, &name, data, &mut keyed) {
                         data.clear();
+                        keyed.clear();
+                        if failed.is_none() {
+                            failed = Some(crate::error::UdfError::new("a batch from another process is corrupt"));
+                        }
                         return;
                     }
                     if let Some(c) = cap.retain_least(0) {
@@ -121,7 +128,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Keyed<R>>>>(
                             held = Some(c);
                         }
                     }
-                    for (key, key_value, value) in data.drain(..) {
+                    for (key, key_value, value) in keyed.drain(..) {
                         let result = match spec {
                             WindowSpec::ProcessingTime { size_ms, slide_ms } => {
                                 sliding_windows(now, size_ms, slide_ms, 0, &mut assigned);

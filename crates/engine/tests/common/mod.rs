@@ -42,6 +42,15 @@ impl Record for V {
     fn describe(&self) -> String {
         describe_truncated(&format!("{self:?}"))
     }
+
+    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
+        bincode::serialize_into(out, records).map_err(|e| e.to_string())
+    }
+
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+        out.extend(bincode::deserialize::<Vec<V>>(bytes).map_err(|e| e.to_string())?);
+        Ok(())
+    }
 }
 
 impl V {
