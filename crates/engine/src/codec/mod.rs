@@ -79,7 +79,7 @@ pub mod tag {
 pub fn validate(bytes: &[u8]) -> Result<usize, DecodeError> {
     let mut reader = Reader::new(bytes)?;
     while reader.values_owed() > 0 {
-        reader.next()?;
+        reader.read()?;
     }
     reader.finish()?;
     Ok(reader.record_count())

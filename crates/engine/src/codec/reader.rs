@@ -55,7 +55,7 @@ pub enum DecodeErrorKind {
     InvalidUtf8,
     /// A container would open nesting level [`MAX_DEPTH`] + 1.
     TooDeep,
-    /// `next` was called after the batch's last value.
+    /// `read` was called after the batch's last value.
     NoValueOwed,
     /// `finish` was called with values still unread.
     Unfinished { values_owed: u64 },
@@ -90,7 +90,7 @@ impl std::error::Error for DecodeError {}
 /// Reads one batch, one [`Item`] at a time, checking everything.
 ///
 /// Pull-based so the consumer can build nested objects by plain recursion: on
-/// `Tuple(n)` it calls [`next`](Self::next) `n` more times (recursing into nested
+/// `Tuple(n)` it calls [`read`](Self::read) `n` more times (recursing into nested
 /// containers). The reader tracks the open containers itself, so it enforces the depth
 /// limit and the bounds on counts whatever the consumer does. After the last record,
 /// [`finish`](Self::finish) checks nothing is left over. After any error the reader
@@ -157,7 +157,7 @@ impl<'a> Reader<'a> {
 
     /// The next value, or the header of the next container.
     #[inline(always)]
-    pub fn next(&mut self) -> Result<Item<'a>, DecodeError> {
+    pub fn read(&mut self) -> Result<Item<'a>, DecodeError> {
         // Charge this value to the innermost open container (never at 0 while open),
         // or else to the batch. A failed reader has no records left and no depth.
         match self.open.get_mut(self.depth.wrapping_sub(1)) {
@@ -354,7 +354,7 @@ impl<'a> Reader<'a> {
     fn error_at(&mut self, offset: usize, kind: DecodeErrorKind) -> DecodeError {
         let e = DecodeError { offset, kind };
         self.failed = Some(e);
-        // Every later `next` fails at its first check.
+        // Every later `read` fails at its first check.
         self.records_left = 0;
         self.pending = 0;
         self.depth = 0;
