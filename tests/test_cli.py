@@ -107,7 +107,7 @@ def test_no_arguments_is_a_usage_error_showing_the_usage():
 def test_run_help(flag):
     r = ff("run", flag)
     assert r.returncode == 0, r
-    assert r.stdout.startswith("usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]"), r
+    assert r.stdout.startswith("usage: ferroflow run SCRIPT [PATH ...] [OPTIONS] [- ARG ...]"), r
     # what the script gets, and the exit codes, are documented
     assert "sys.argv[1:]" in r.stdout, r
     assert "130" in r.stdout and "2 for a usage error" in r.stdout, r
@@ -116,7 +116,7 @@ def test_run_help(flag):
 def test_run_without_script_is_a_usage_error_showing_run_usage():
     r = ff("run")
     assert r.returncode == 2, r
-    assert "usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]" in r.stdout + r.stderr, r
+    assert "usage: ferroflow run SCRIPT [PATH ...] [OPTIONS] [- ARG ...]" in r.stdout + r.stderr, r
 
 
 def test_version():

@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension (crates/python)."""
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 class JobFailed(Exception):
     """args: (text, kind, operator, record, message, worker)."""
@@ -12,5 +12,10 @@ class SourceContext:
     def collect(self, record: Any) -> None: ...
     def collect_with_timestamp(self, record: Any, timestamp: int) -> None: ...
 
-def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 1024) -> Dict[str, Any]:
-    """Runs the plan; returns {"counts": [...], "dropped": int, "warnings": [...]}."""
+def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
+            cluster: Optional[Tuple[int, List[str], bytes, int, int]] = None) -> Dict[str, Any]:
+    """Runs the plan; returns {"counts": [...], "dropped": int, "warnings": [...]}.
+    cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint)."""
+
+def _codec_encode(records: List[Any]) -> bytes: ...
+def _codec_decode(data: bytes) -> List[Any]: ...

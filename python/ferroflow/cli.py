@@ -33,7 +33,7 @@ options:
 """
 
 RUN_USAGE = """\
-usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
+usage: ferroflow run SCRIPT [PATH ...] [OPTIONS] [- ARG ...]
 
 Runs SCRIPT as the main program. The script either builds a job and calls
 env.execute() itself, or defines main() / main(factory), which is then called (the
@@ -44,6 +44,18 @@ arguments:
   PATH ...         extra modules or package folders to make importable
   - ARG ...        everything after a lone '-' (or '--') is passed to the script
                    as sys.argv[1:]
+
+options:
+  -p, --processes N     run on N local processes, started and supervised here
+  -w, --workers N       worker threads per process (default 1; threads share
+                        one Python interpreter lock, so processes scale better)
+  --addresses A,B,...   one host:port per process of a multi-host run; run the
+                        same command on every host with its own --process-id
+  --hosts-file FILE     the addresses, one host:port per line
+  --process-id I        this host's index in the addresses (0-based)
+  --connect-timeout S   how long to wait for the other processes (default 30)
+  A multi-host run needs the same secret on every host: FERROFLOW_SECRET (hex or
+  text) or FERROFLOW_SECRET_FILE. `-p` makes one up for its own processes.
 
 examples:
   ferroflow run examples/word_count.py
@@ -92,16 +104,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if own[0].startswith("-"):
         print(f"ferroflow run: unknown option '{own[0]}'\n\n{RUN_USAGE}", end="", file=sys.stderr)
         return 2
-    script, extra = own[0], own[1:]
+    try:
+        script, extra, options = parse_run_options(own)
+    except UsageError as e:
+        print(f"ferroflow run: {e}\n\n{RUN_USAGE}", end="", file=sys.stderr)
+        return 2
     # Ctrl-C must reach the job even if our parent told us to ignore SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if options.get("processes", 1) > 1:
+        from ._cluster import Supervisor
+        if not os.path.isfile(script):
+            print(f"ferroflow: no such file: {script}", file=sys.stderr)
+            return 2
+        return Supervisor(script, script_args, extra, options["processes"], options.get("workers", 1)).run()
     try:
+        apply_cluster_options(options)
         run_script(script, script_args, extra)
     except UsageError as e:
         print(f"ferroflow: {e}", file=sys.stderr)
         return 2
     except ScriptError as e:
-        print(f"ferroflow: {e}", file=sys.stderr)
+        if not _report_to_supervisor(e):
+            print(f"ferroflow: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ferroflow: interrupted", file=sys.stderr)
@@ -113,9 +137,91 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BaseException as e:  # noqa: BLE001 - every failure ends in a message and exit 1
         if _is_broken_pipe(e):
             _quiet_broken_pipe()
-        report(e, script)
+        if not _report_to_supervisor(e):
+            report(e, script)
         return 1
     return 0
+
+
+_OPTIONS = {"-p": "processes", "--processes": "processes", "-w": "workers", "--workers": "workers",
+            "--addresses": "addresses", "--hosts-file": "hosts_file", "--process-id": "process_id",
+            "--connect-timeout": "connect_timeout"}
+_INT_OPTIONS = {"processes", "workers", "process_id"}
+
+
+def parse_run_options(own: Sequence[str]) -> tuple:
+    """SCRIPT [PATH ...] [OPTIONS] -> (script, extra paths, options)."""
+    script, extra, options = own[0], [], {}
+    i = 1
+    while i < len(own):
+        token = own[i]
+        name, _, inline = token.partition("=")
+        if name in _OPTIONS:
+            key = _OPTIONS[name]
+            if inline:
+                value = inline
+            elif i + 1 < len(own):
+                i += 1
+                value = own[i]
+            else:
+                raise UsageError(f"{name} needs a value")
+            if key in _INT_OPTIONS:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UsageError(f"{name} takes a whole number, got {value!r}") from None
+                if value < (0 if key == "process_id" else 1):
+                    raise UsageError(f"{name} must be at least {0 if key == 'process_id' else 1}")
+            elif key == "connect_timeout":
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise UsageError(f"{name} takes seconds, got {value!r}") from None
+            options[key] = value
+        elif token.startswith("-"):
+            raise UsageError(f"unknown option '{token}'")
+        else:
+            extra.append(token)
+        i += 1
+    if "hosts_file" in options:
+        if "addresses" in options:
+            raise UsageError("give either --addresses or --hosts-file, not both")
+        try:
+            with open(options["hosts_file"], encoding="utf-8") as f:
+                options["addresses"] = ",".join(l.strip() for l in f if l.strip() and not l.startswith("#"))
+        except OSError as e:
+            raise UsageError(f"cannot read the hosts file {options['hosts_file']}: {e.strerror}") from None
+    if "addresses" in options:
+        if options.get("processes", 1) > 1:
+            raise UsageError("-p starts local processes; --addresses runs one process per host: use one of them")
+        if "process_id" not in options:
+            raise UsageError("--addresses needs --process-id (this host's index in the list)")
+        count = len([a for a in options["addresses"].split(",") if a.strip()])
+        if options["process_id"] >= count:
+            raise UsageError(f"--process-id {options['process_id']} is out of range for {count} addresses")
+    elif "process_id" in options:
+        raise UsageError("--process-id goes with --addresses (or --hosts-file)")
+    return script, extra, options
+
+
+def apply_cluster_options(options: dict) -> None:
+    """Hands --addresses/--process-id/-w to the environment variables execute() reads."""
+    from . import _cluster
+
+    if "addresses" in options:
+        os.environ[_cluster.ENV_ADDRESSES] = options["addresses"]
+        os.environ[_cluster.ENV_PROCESS] = str(options["process_id"])
+    if "workers" in options:
+        os.environ[_cluster.ENV_THREADS] = str(options["workers"])
+    if "connect_timeout" in options:
+        os.environ[_cluster.ENV_TIMEOUT] = str(options["connect_timeout"])
+
+
+def _report_to_supervisor(e: BaseException) -> bool:
+    """In a process started by `-p`: leave the report to the supervisor."""
+    from ._cluster import write_report
+
+    return write_report(e)
 
 
 def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str] = ()) -> None:

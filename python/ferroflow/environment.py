@@ -76,7 +76,16 @@ class StreamExecutionEnvironment:
         return self
 
     def get_parallelism(self) -> int:
-        return self._parallelism or StreamExecutionEnvironment.default_parallelism
+        """Workers the job runs on: this setting, else the launcher's (-p x -w), else 1."""
+        if self._parallelism:
+            return self._parallelism
+        from . import _cluster
+
+        cluster = _cluster.settings_from_env()
+        if cluster is not None:
+            return cluster.workers
+        threads = os.environ.get(_cluster.ENV_THREADS)
+        return int(threads) if threads else StreamExecutionEnvironment.default_parallelism
 
     def enable_checkpointing(self, interval: int, mode: Any = None) -> "StreamExecutionEnvironment":
         """Recorded for Flink compatibility. Checkpointing is not implemented yet, so
@@ -174,7 +183,23 @@ class StreamExecutionEnvironment:
         name = job_name or "ferroflow job"
         if not any(n.kind in _SINKS for n in self._nodes):
             raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")
-        workers = self.get_parallelism()
+        from . import _cluster
+
+        try:
+            cluster = _cluster.settings_from_env()
+        except _cluster.ClusterConfigError as e:
+            raise FerroflowError(str(e)) from None
+        cluster_arg = None
+        if cluster is None:
+            workers = self.get_parallelism()
+        else:
+            workers = cluster.threads
+            if self._parallelism and self._parallelism != cluster.workers:
+                import sys
+                print(f"ferroflow: warning: set_parallelism({self._parallelism}) is ignored: the job runs on "
+                      f"{cluster.processes} processes x {cluster.threads} worker(s)", file=sys.stderr)
+            cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
+                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(self._nodes))
         for n in self._nodes:
             udf = n.params.get("udf")
             if udf is not None and hasattr(udf, "prepare"):
@@ -182,7 +207,7 @@ class StreamExecutionEnvironment:
         nodes = [_EngineNode(n) for n in self._nodes]
         started = time.monotonic()
         try:
-            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size())
+            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg)
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
             raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None

@@ -33,6 +33,11 @@ impl JobControl {
         }
     }
 
+    /// The abort flag itself, for waits that poll it (connecting to the cluster).
+    pub fn abort_flag(&self) -> &AtomicBool {
+        &self.abort
+    }
+
     pub fn aborted(&self) -> bool {
         self.abort.load(Ordering::Relaxed)
     }

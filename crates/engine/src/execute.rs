@@ -12,6 +12,7 @@ use timely::communication::Config as CommunicationConfig;
 use timely::communication::WorkerGuards;
 
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::{ClusterConfig, PeerMonitor};
 use crate::control::JobControl;
 use crate::dataflow;
 use crate::error::{ErrorKind, JobError};
@@ -29,11 +30,20 @@ pub struct ExecConfig {
     pub batch_size: usize,
     pub clock: Arc<dyn Clock>,
     pub scope: Arc<dyn BatchScope>,
+    /// Set for a multi-process run: this process's place in the cluster. `workers`
+    /// is then the worker threads of this process.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ExecConfig {
     fn default() -> Self {
-        ExecConfig { workers: 1, batch_size: DEFAULT_BATCH, clock: Arc::new(SystemClock), scope: Arc::new(NoScope) }
+        ExecConfig {
+            workers: 1,
+            batch_size: DEFAULT_BATCH,
+            clock: Arc::new(SystemClock),
+            scope: Arc::new(NoScope),
+            cluster: None,
+        }
     }
 }
 
@@ -49,6 +59,8 @@ const PARK: Duration = Duration::from_millis(20);
 /// A job started on this process's workers.
 pub struct Running {
     guards: Option<WorkerGuards<()>>,
+    /// A cluster run connects and runs on this thread (so the caller stays responsive).
+    cluster_thread: Option<std::thread::JoinHandle<()>>,
     pub control: Arc<JobControl>,
     /// Union nodes and their inputs: a union emits what its inputs emit.
     unions: Vec<(usize, Vec<usize>)>,
@@ -63,10 +75,11 @@ impl Running {
     /// Waits for the workers and returns the job's outcome.
     pub fn join(mut self) -> Result<JobSummary, JobError> {
         if let Some(guards) = self.guards.take() {
-            for result in guards.join() {
-                if let Err(message) = result {
-                    self.control.fail(JobError::new(ErrorKind::Internal, format!("a worker thread failed: {message}")));
-                }
+            join_guards(guards, &self.control);
+        }
+        if let Some(thread) = self.cluster_thread.take() {
+            if thread.join().is_err() {
+                self.control.fail(JobError::new(ErrorKind::Internal, "the cluster thread crashed"));
             }
         }
         match self.control.error() {
@@ -96,7 +109,16 @@ pub struct JobSummary {
     pub warnings: Vec<String>,
 }
 
-/// Starts `plan` on `config.workers` threads and returns at once.
+fn join_guards(guards: WorkerGuards<()>, control: &JobControl) {
+    for result in guards.join() {
+        if let Err(message) = result {
+            control.fail(JobError::new(ErrorKind::Internal, format!("a worker thread failed: {message}")));
+        }
+    }
+}
+
+/// Starts `plan` on `config.workers` threads (of this process; with `config.cluster`,
+/// after connecting to the other processes) and returns at once.
 pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Running, JobError> {
     plan.validate()?;
     let control = Arc::new(JobControl::new(plan.nodes.len()));
@@ -104,9 +126,6 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
     for _ in 0..workers {
         control.worker_started();
     }
-    let communication =
-        if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
-    let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let unions = plan
         .nodes
         .iter()
@@ -114,32 +133,95 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
         .filter(|(_, n)| matches!(n.kind, crate::plan::NodeKind::Union))
         .map(|(id, n)| (id, n.inputs.clone()))
         .collect();
+    if let Some(cluster) = config.cluster.clone() {
+        let thread_control = control.clone();
+        let thread = std::thread::Builder::new()
+            .name("ferroflow cluster".to_string())
+            .spawn(move || run_cluster(plan, config, cluster, thread_control))
+            .map_err(|e| JobError::new(ErrorKind::Internal, format!("cannot start the cluster thread: {e}")))?;
+        return Ok(Running { guards: None, cluster_thread: Some(thread), control, unions });
+    }
+    let communication =
+        if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
+    let (builders, others) = communication
+        .try_build()
+        .map_err(|e| JobError::new(ErrorKind::Internal, format!("could not start workers: {e}")))?;
+    let guards = launch(plan, config, builders, others, control.clone(), None)?;
+    Ok(Running { guards: Some(guards), cluster_thread: None, control, unions })
+}
+
+/// Connects to the other processes, runs the job on this process's workers, waits.
+fn run_cluster<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig, cluster: ClusterConfig, control: Arc<JobControl>) {
+    let workers = config.workers.max(1);
+    let cluster = cluster.threads(workers);
+    let connected = crate::cluster::connect(&cluster, control.abort_flag())
+        .and_then(|sockets| crate::cluster::allocators(&cluster, sockets));
+    let network = match connected {
+        Ok(n) => n,
+        Err(e) => {
+            control.fail(e.into());
+            for _ in 0..workers {
+                control.worker_finished();
+            }
+            return;
+        }
+    };
+    let monitor = network.monitor.clone();
+    match launch(plan, config, network.builders, network.guard, control.clone(), Some(monitor.clone())) {
+        Ok(guards) => join_guards(guards, &control),
+        Err(e) => {
+            control.fail(e);
+            for _ in 0..workers {
+                control.worker_finished();
+            }
+        }
+    }
+    if let Some(lost) = monitor.lost() {
+        control.fail(lost.into());
+    }
+}
+
+/// Starts the worker threads on the given allocators.
+fn launch<R: Record>(
+    plan: Arc<Plan<R>>,
+    config: ExecConfig,
+    builders: Vec<timely::communication::allocator::AllocatorBuilder>,
+    others: Box<dyn std::any::Any + Send>,
+    control: Arc<JobControl>,
+    monitor: Option<PeerMonitor>,
+) -> Result<WorkerGuards<()>, JobError> {
     let worker_control = control.clone();
-    let guards = timely::execute(timely_config, move |worker| {
+    let guards = timely::execute::execute_from(builders, others, timely::WorkerConfig::default(), move |worker| {
         let control = worker_control.clone();
         let index = worker.index();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            config.scope.clone().run_worker(&mut || run_worker(worker, &plan, &config, &control))
+            config.scope.clone().run_worker(&mut || run_worker(worker, &plan, &config, &control, monitor.as_ref()))
         }));
         if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            control.fail(
-                JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}")).on_worker(index),
-            );
+            // A panic after a peer vanished is timely noticing it: report the peer.
+            match monitor.as_ref().and_then(|m| m.lost()) {
+                Some(lost) => control.fail(lost.into()),
+                None => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".to_string());
+                    control.fail(
+                        JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}")).on_worker(index),
+                    );
+                }
+            }
+            if let Some(m) = &monitor {
+                m.disconnect();
+            }
             for id in worker.installed_dataflows() {
                 worker.drop_dataflow(id);
             }
         }
         control.worker_finished();
     });
-    match guards {
-        Ok(guards) => Ok(Running { guards: Some(guards), control, unions }),
-        Err(message) => Err(JobError::new(ErrorKind::Internal, format!("could not start workers: {message}"))),
-    }
+    guards.map_err(|message| JobError::new(ErrorKind::Internal, format!("could not start workers: {message}")))
 }
 
 /// Runs `plan` to completion on this thread's caller (blocking). For Rust callers and tests.
@@ -153,12 +235,17 @@ fn run_worker<R: Record>(
     plan: &Plan<R>,
     config: &ExecConfig,
     control: &Arc<JobControl>,
+    monitor: Option<&PeerMonitor>,
 ) {
     let env = Rc::new(OpEnv {
         control: control.clone(),
         scope: config.scope.clone(),
         worker: WorkerContext { index: worker.index(), peers: worker.peers(), waker: None },
-        locality: crate::exchange::Locality { first: worker.index() - worker.index() % config.workers.max(1), count: config.workers.max(1) },
+        // Timely numbers workers process by process.
+        locality: crate::exchange::Locality {
+            first: worker.index() - worker.index() % config.workers.max(1),
+            count: config.workers.max(1),
+        },
         clock: config.clock.clone(),
         batch_size: config.batch_size.max(1),
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
@@ -173,8 +260,15 @@ fn run_worker<R: Record>(
         if !worker.step_or_park(Some(PARK)) {
             break;
         }
+        if let Some(lost) = monitor.and_then(|m| m.lost()) {
+            control.fail(lost.into());
+        }
     }
     if control.aborted() {
+        // Closing our connections tells the other processes at once.
+        if let Some(m) = monitor {
+            m.disconnect();
+        }
         env.run_cancel_hooks();
         for id in worker.installed_dataflows() {
             worker.drop_dataflow(id);

@@ -20,6 +20,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use ferroflow_engine::cluster::ClusterConfig;
 use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
 
 use crate::record::GilScope;
@@ -50,11 +51,25 @@ fn job_failed(e: &JobError) -> PyErr {
 /// Runs the plan `nodes` on `workers` threads of this process and blocks until it
 /// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
 /// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
+/// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint)` for a
+/// multi-process run; `workers` is then the worker threads of this process.
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128))]
-fn run_job<'py>(py: Python<'py>, nodes: &Bound<'py, PyAny>, workers: usize, batch_size: usize) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None))]
+fn run_job<'py>(
+    py: Python<'py>,
+    nodes: &Bound<'py, PyAny>,
+    workers: usize,
+    batch_size: usize,
+    cluster: Option<(usize, Vec<String>, Vec<u8>, u64, u64)>,
+) -> PyResult<Bound<'py, PyDict>> {
     let plan = plan::from_python(py, nodes)?;
-    let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), ..ExecConfig::default() };
+    let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint)| {
+        ClusterConfig::new(process, addresses, secret)
+            .threads(workers)
+            .fingerprint(fingerprint)
+            .connect_timeout(Duration::from_millis(timeout_ms))
+    });
+    let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
     // Poll instead of blocking in join, so Ctrl-C reaches us within POLL.
     while !running.finished() {

@@ -1,0 +1,281 @@
+"""Running one job on several processes: the settings each process runs with, and
+the supervisor behind ``ferroflow run -p N``.
+
+Every process runs the same script (SPMD, as timely expects); process ``i`` listens
+on ``addresses[i]``. The engine connects them itself, authenticating every peer with
+an HMAC over a shared secret before any record flows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, List, Optional, Sequence
+
+#: Environment variables a process of a cluster run reads (set by the supervisor, or
+#: by the user for ``--addresses`` runs through the command line).
+ENV_PROCESS = "FERROFLOW_PROCESS_ID"
+ENV_ADDRESSES = "FERROFLOW_ADDRESSES"
+ENV_SECRET = "FERROFLOW_SECRET"
+ENV_SECRET_FILE = "FERROFLOW_SECRET_FILE"
+ENV_THREADS = "FERROFLOW_THREADS"
+ENV_REPORT = "FERROFLOW_REPORT"
+ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
+
+
+@dataclass
+class ClusterSettings:
+    """Where this process sits in a multi-process run."""
+
+    process: int
+    addresses: List[str]
+    secret: bytes
+    threads: int = 1
+    connect_timeout_s: float = 30.0
+
+    @property
+    def processes(self) -> int:
+        return len(self.addresses)
+
+    @property
+    def workers(self) -> int:
+        return self.processes * self.threads
+
+
+class ClusterConfigError(Exception):
+    """The cluster settings are incomplete or inconsistent."""
+
+
+def settings_from_env(environ=os.environ) -> Optional[ClusterSettings]:
+    """The cluster settings from the environment, or None for a single-process run."""
+    addresses = environ.get(ENV_ADDRESSES)
+    if not addresses:
+        return None
+    addrs = [a.strip() for a in addresses.split(",") if a.strip()]
+    if ENV_PROCESS not in environ:
+        raise ClusterConfigError(f"{ENV_ADDRESSES} is set but {ENV_PROCESS} is not: which process is this?")
+    try:
+        process = int(environ[ENV_PROCESS])
+    except ValueError:
+        raise ClusterConfigError(f"{ENV_PROCESS} must be an integer, got {environ[ENV_PROCESS]!r}") from None
+    if not 0 <= process < len(addrs):
+        raise ClusterConfigError(f"process id {process} is out of range: there are {len(addrs)} addresses")
+    threads = int(environ.get(ENV_THREADS, "1") or 1)
+    timeout = float(environ.get(ENV_TIMEOUT, "30") or 30)
+    return ClusterSettings(process, addrs, read_secret(environ), max(1, threads), timeout)
+
+
+def read_secret(environ=os.environ) -> bytes:
+    """The shared secret: FERROFLOW_SECRET (hex, or any text), or the file named by
+    FERROFLOW_SECRET_FILE. A multi-host run without one is refused."""
+    if environ.get(ENV_SECRET):
+        raw = environ[ENV_SECRET].strip()
+        try:
+            return bytes.fromhex(raw)
+        except ValueError:
+            return raw.encode()
+    path = environ.get(ENV_SECRET_FILE)
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = f.read().strip()
+        except OSError as e:
+            raise ClusterConfigError(f"cannot read the secret file {path}: {e.strerror}") from None
+        if not data:
+            raise ClusterConfigError(f"the secret file {path} is empty")
+        return data
+    raise ClusterConfigError(
+        "a multi-process run needs a shared secret: set FERROFLOW_SECRET (e.g. to the output of "
+        "`python -c 'import secrets; print(secrets.token_hex(32))'`) or FERROFLOW_SECRET_FILE to the "
+        "same value on every host")
+
+
+def plan_fingerprint(nodes) -> int:
+    """A hash of the plan's shape, identical in every process running the same script,
+    so that processes running different jobs refuse each other."""
+    h = hashlib.sha256()
+    for n in nodes:
+        h.update(f"{n.kind}|{n.label}|{n.inputs}\n".encode())
+    return int.from_bytes(h.digest()[:8], "little")
+
+
+def free_ports(n: int) -> List[int]:
+    """n ports on 127.0.0.1 that were free a moment ago."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def write_report(error: BaseException) -> bool:
+    """In a supervised process: hands the failure to the supervisor (which reports it
+    once for the whole job) instead of printing it. False if not supervised."""
+    path = os.environ.get(ENV_REPORT)
+    if not path:
+        return False
+    from ._errors import JobExecutionException, format_user_exception
+
+    if isinstance(error, JobExecutionException):
+        report = {"text": str(error), "kind": error.kind, "operator": error.operator}
+    else:
+        report = {"text": format_user_exception(error) + f"\n{type(error).__name__}: {error}", "kind": "script"}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f)
+    return True
+
+
+# How important a failure is, to pick the one to report: the cause, not its echoes.
+_RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 2, "cancelled": 3}
+
+
+class Supervisor:
+    """Starts the processes of a ``-p N`` run, forwards their output line by line,
+    stops them all when one fails, and reports the failure once."""
+
+    def __init__(self, script: str, script_args: Sequence[str], extra: Sequence[str], processes: int,
+                 threads: int) -> None:
+        self.script = script
+        self.script_args = list(script_args)
+        self.extra = list(extra)
+        self.processes = processes
+        self.threads = threads
+        self.children: List[subprocess.Popen] = []
+        self.lock = threading.Lock()
+
+    def _forward(self, stream: IO[bytes], out: IO[bytes]) -> None:
+        # Whole lines, so the output of two processes never interleaves mid-line.
+        for line in iter(stream.readline, b""):
+            with self.lock:
+                try:
+                    out.write(line)
+                    out.flush()
+                except BrokenPipeError:
+                    self._broken_pipe = True
+                    self._stop_all(signal.SIGTERM)
+                    return
+        stream.close()
+
+    def run(self) -> int:
+        from . import cli
+
+        self._broken_pipe = False
+        self.first_failure = None
+        ports = free_ports(self.processes)
+        addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
+        secret = os.urandom(32).hex()
+        tmp = tempfile.mkdtemp(prefix="ferroflow-")
+        reports = [os.path.join(tmp, f"report-{i}.json") for i in range(self.processes)]
+        cmd = [sys.executable, "-m", "ferroflow", "run", self.script, *self.extra, "-", *self.script_args]
+        threads = []
+        try:
+            for i in range(self.processes):
+                env = dict(os.environ)
+                env.update({ENV_ADDRESSES: addresses, ENV_PROCESS: str(i), ENV_SECRET: secret,
+                            ENV_THREADS: str(self.threads), ENV_REPORT: reports[i]})
+                env.pop(ENV_SECRET_FILE, None)
+                child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL)
+                self.children.append(child)
+                for stream, out in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer)):
+                    t = threading.Thread(target=self._forward, args=(stream, out), daemon=True)
+                    t.start()
+                    threads.append(t)
+            failed_at = None
+            interrupted = False
+            try:
+                while True:
+                    codes = [c.poll() for c in self.children]
+                    if all(code is not None for code in codes):
+                        break
+                    if failed_at is None and any(code not in (None, 0) for code in codes):
+                        # One process failed: the others must not go on (or report success).
+                        failed_at = time.monotonic()
+                        self.first_failure = next(
+                            (i, code) for i, code in enumerate(codes) if code not in (None, 0))
+                        self._stop_all(signal.SIGTERM)
+                    elif failed_at is not None and time.monotonic() - failed_at > 3:
+                        self._stop_all(signal.SIGKILL)
+                    time.sleep(0.02)
+            except KeyboardInterrupt:
+                interrupted = True
+                self._stop_all(signal.SIGINT)
+                deadline = time.monotonic() + 0.8
+                while time.monotonic() < deadline and any(c.poll() is None for c in self.children):
+                    time.sleep(0.02)
+                self._stop_all(signal.SIGKILL)
+            for t in threads:
+                t.join(timeout=2)
+            codes = [c.wait() for c in self.children]
+            if self._broken_pipe:
+                cli._quiet_broken_pipe()
+            if interrupted:
+                print("ferroflow: interrupted", file=sys.stderr)
+                return 130
+            if all(code == 0 for code in codes):
+                return 0
+            self._report(codes, reports)
+            return 1
+        finally:
+            for c in self.children:
+                if c.poll() is None:
+                    c.kill()
+            for r in reports:
+                try:
+                    os.unlink(r)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(tmp)
+            except OSError:
+                pass
+
+    def _stop_all(self, sig: int) -> None:
+        for c in self.children:
+            if c.poll() is None:
+                try:
+                    c.send_signal(sig)
+                except OSError:
+                    pass
+
+    def _report(self, codes: List[int], reports: List[str]) -> None:
+        if self.first_failure is not None and self.first_failure[1] < 0 \
+                and not os.path.exists(reports[self.first_failure[0]]):
+            i, code = self.first_failure
+            print(f"ferroflow: process {i} of {self.processes} was killed by {signal.Signals(-code).name}; "
+                  f"the other processes were stopped", file=sys.stderr)
+            return
+        found = []
+        for i, path in enumerate(reports):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    found.append((i, json.load(f)))
+            except (OSError, ValueError):
+                pass
+        if found:
+            i, report = min(found, key=lambda r: (_RANK.get(r[1].get("kind"), 1), r[0]))
+            print(f"ferroflow: process {i} of {self.processes}: {report['text']}", file=sys.stderr)
+            return
+        for i, code in enumerate(codes):
+            if code < 0:
+                name = signal.Signals(-code).name
+                print(f"ferroflow: process {i} of {self.processes} was killed by {name}; "
+                      f"the other processes were stopped", file=sys.stderr)
+                return
+        i = next(i for i, code in enumerate(codes) if code != 0)
+        print(f"ferroflow: process {i} of {self.processes} exited with status {codes[i]}", file=sys.stderr)
