@@ -250,6 +250,7 @@ fn run_worker<R: Record>(
         batch_size: config.batch_size.max(1),
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
         cancel_hooks: RefCell::new(Vec::new()),
+        probe: timely::dataflow::operators::probe::Handle::new(),
     });
     let counts = env.counts.clone();
     let built = worker.dataflow::<u64, _, _>(|scope| dataflow::build(scope, plan, env.clone()));

@@ -38,7 +38,15 @@ pub struct OpEnv {
     pub counts: Rc<RefCell<Vec<u64>>>,
     /// What to do when the job is cancelled (sources let go of threads and connections).
     pub cancel_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// The progress of every sink: sources stay a bounded number of epochs ahead of it,
+    /// so a fast source cannot flood a slower worker (timely has no backpressure).
+    pub probe: timely::dataflow::operators::probe::Handle<u64>,
 }
+
+/// Source batches per epoch.
+pub const BATCHES_PER_EPOCH: u64 = 16;
+/// Epochs a source may run ahead of what the sinks have completed.
+pub const EPOCHS_AHEAD: u64 = 8;
 
 impl OpEnv {
     pub(crate) fn fail(&self, kind: ErrorKind, operator: &str, err: UdfError) {

@@ -19,6 +19,8 @@ pub fn sink<'s, R: Record>(
 ) {
     let mut sink = env.instantiate(ErrorKind::Sink, name, &**factory);
     let name = name.to_string();
+    use timely::dataflow::operators::Probe;
+    let stream = stream.probe_with(&env.probe);
     stream.sink(Pipeline, &name.clone(), move |(input, frontier)| {
         let Some(s) = sink.as_mut().filter(|_| !env.control.aborted()) else {
             input.for_each(|_cap, data| data.clear());

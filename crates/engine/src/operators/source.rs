@@ -55,9 +55,16 @@ pub fn source<'s, R: Record>(
             }
         }));
         let mut buffer = Vec::with_capacity(env.batch_size);
+        let mut batches = 0u64;
         move |output| {
             let mut slot = reader.borrow_mut();
-            let (Some(c), Some(r)) = (&cap, slot.as_mut()) else { return };
+            let (Some(c), Some(r)) = (&mut cap, slot.as_mut()) else { return };
+            // Flow control: wait while the sinks are too many epochs behind.
+            let epoch = *c.time();
+            if epoch >= super::EPOCHS_AHEAD && env.probe.less_than(&(epoch - super::EPOCHS_AHEAD)) {
+                activator.activate_after(std::time::Duration::from_millis(1));
+                return;
+            }
             if env.control.aborted() {
                 env.enter(|| r.cancel());
                 env.enter(|| drop(slot.take()));
@@ -76,6 +83,10 @@ pub fn source<'s, R: Record>(
                     buffer.clear();
                 }
             });
+            batches += 1;
+            if batches % super::BATCHES_PER_EPOCH == 0 {
+                c.downgrade(&(epoch + 1));
+            }
             match status {
                 SourceStatus::More => activator.activate(),
                 SourceStatus::Idle => {}

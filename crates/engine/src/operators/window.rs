@@ -216,7 +216,14 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>
                 if frontier.is_empty() {
                     held = None;
                     function_done = true;
-                } else if let Some(((end, _, _), _)) = timed.first_key_value() {
+                } else if let (Some(h), Some(f)) = (held.as_mut(), frontier.frontier().first()) {
+                    // Output may go at any later time: keep up with the input so
+                    // this operator never holds the job's progress back.
+                    if h.time() < f {
+                        h.downgrade(f);
+                    }
+                }
+                if let (false, Some(((end, _, _), _))) = (frontier.is_empty(), timed.first_key_value()) {
                     let wait = (*end - env.clock.now_ms()).max(1) as u64;
                     activator.activate_after(Duration::from_millis(wait));
                 }
