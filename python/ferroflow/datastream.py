@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
+from . import _aggregations
 from ._plan import Udf, label_of
 from .windowing import GlobalWindow, Time, TimeWindow, to_millis
 
@@ -68,8 +69,13 @@ class DataStream:
         return self._then("filter", Udf(func, ("filter",)))
 
     def key_by(self, key_selector: Any, key_type: Any = None) -> "KeyedStream":
-        """Partitions the stream by key: ``key_selector(value)`` or a ``KeySelector``.
-        Keys must be str, int, float, bool, None, bytes or tuples of these."""
+        """Partitions the stream by key: ``key_selector(value)`` or a ``KeySelector``;
+        or a field, read in Rust with no Python call per record: an int index (tuples,
+        lists) or a str name (dict items, attributes), e.g. ``key_by(0)``,
+        ``key_by("user")`` (see ``ferroflow._aggregations.get_field``). Keys must be
+        str, int, float, bool, None, bytes or tuples of these."""
+        if _aggregations.is_field(key_selector):
+            return KeyedStream(self._env, _aggregations.add_key_by_field(self, key_selector))
         udf = Udf(key_selector, ("get_key", "getKey"))
         node = self._env._add("key_by", label_of(key_selector), [self._node], {"udf": udf})
         return KeyedStream(self._env, node)
@@ -176,6 +182,48 @@ class KeyedStream(DataStream):
         """Rolling reduce: every record emits the updated value of its key (the first
         one unchanged): ``func(value1, value2)`` or a ``ReduceFunction``."""
         return self._then("reduce", Udf(func, ("reduce",)))
+
+    # -- built-in rolling aggregations: run in Rust, see ferroflow/_aggregations.py -------
+
+    def sum(self, field: Union[int, str, None] = None) -> DataStream:
+        """Rolling sum of ``field`` per key: every record emits its key's first record
+        with ``field`` replaced by the running sum (a key's first record goes out as
+        it is). ``field`` is an int index (tuples, lists) or a str name (dict items,
+        attributes); None (the default) sums the records themselves. Same results as
+        ``reduce(lambda a, b: <a with field set to a.field + b.field>)``."""
+        return DataStream(self._env, _aggregations.add_aggregate(self, "sum", field))
+
+    def min(self, field: Union[int, str, None] = None) -> DataStream:
+        """Rolling minimum of ``field`` per key: the key's first record with ``field``
+        replaced by the smallest value so far (Flink's ``min``; ``min_by`` gives the
+        whole record holding it). None (the default): the records themselves."""
+        return DataStream(self._env, _aggregations.add_aggregate(self, "min", field))
+
+    def max(self, field: Union[int, str, None] = None) -> DataStream:
+        """Rolling maximum of ``field`` per key: the key's first record with ``field``
+        replaced by the largest value so far (Flink's ``max``; ``max_by`` gives the
+        whole record holding it). None (the default): the records themselves."""
+        return DataStream(self._env, _aggregations.add_aggregate(self, "max", field))
+
+    def min_by(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per key, the record with the smallest ``field`` so far, emitted for every
+        record; on ties the earlier record stays (Flink's ``minBy``)."""
+        return DataStream(self._env, _aggregations.add_aggregate(self, "min_by", field))
+
+    def max_by(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per key, the record with the largest ``field`` so far, emitted for every
+        record; on ties the earlier record stays (Flink's ``maxBy``)."""
+        return DataStream(self._env, _aggregations.add_aggregate(self, "max_by", field))
+
+    def count(self) -> DataStream:
+        """Rolling count per key: every record emits ``(key, n)``, ``n`` being how
+        many records of its key arrived so far (1 for the first) and ``key`` the
+        value the key selector (or key field) gave."""
+        return DataStream(self._env, _aggregations.add_count(self))
+
+    # Java-style names for talk-era scripts.
+    minBy = min_by
+    maxBy = max_by
 
     def time_window(self, size: Any, slide: Any = None) -> "WindowedStream":
         """Tumbling (or, with ``slide``, sliding) processing-time windows per key."""

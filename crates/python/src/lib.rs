@@ -4,6 +4,7 @@
 //! thread state per worker), adapts Python callables to the engine's traits, and
 //! turns engine errors into Python exceptions.
 
+mod builtins;
 mod codec;
 mod errors;
 mod keys;

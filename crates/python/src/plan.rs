@@ -93,6 +93,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 Ok(Box::new(PyKeySelector { f: bind_udf(&udf, ctx)?, enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
             }))
         }
+        "key_by_field" => NodeKind::KeyBy(crate::builtins::field_key_factory(name, params)?),
+        "sum" | "min" | "max" | "min_by" | "max_by" | "count" => {
+            NodeKind::Reduce(crate::builtins::aggregate_factory(name, params)?)
+        }
+        "count_pairs" => NodeKind::Transform(crate::builtins::count_pairs_factory(name, params)?),
         "reduce" => {
             let udf = udf()?;
             NodeKind::Reduce(reducer(udf))

@@ -1,0 +1,575 @@
+//! Built-in keyed aggregations: `key_by(field)`, `sum`, `min`, `max`, `min_by`,
+//! `max_by` and the pieces of `count()`.
+//!
+//! The semantics are written down (and implemented for every kind of record) in
+//! `python/ferroflow/_aggregations.py`; this module is its fast path and must give
+//! the same results. Exact tuples, lists and dicts (and bare numbers) are read and
+//! built through the C API, and exact `int`s fitting in `i64` and `float`s are added
+//! and compared in Rust, so the common case runs no Python bytecode and makes no
+//! Python-level call per record. A record only the aggregate's state still holds is
+//! updated in place instead of copied (see [`Field::set_in_place`]). Everything else
+//! (other record types, ints beyond `i64` or an `i64` overflow, bool, Decimal, numpy
+//! scalars, str...) goes to `_aggregations.py`'s `get_field` / `with_field` and to
+//! Python's own `+`, `<` and `>`, so results always equal the equivalent `reduce`.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+
+use ferroflow_engine::functions::{
+    KeyFactory, KeySelector, ReduceFactory, Reducer, Transform, TransformFactory, WorkerContext,
+};
+use ferroflow_engine::key::{Key, KeyEncoder};
+use ferroflow_engine::{UdfError, UdfResult};
+
+use crate::errors::udf_error;
+use crate::keys::key_of;
+use crate::record::{describe, PyRec};
+use crate::udf::BoundUdf;
+
+const MODULE: &str = "ferroflow._aggregations";
+static GET_FIELD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static WITH_FIELD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FIELD_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+// -- fields ----------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Access {
+    /// The record itself.
+    Whole,
+    /// An item by position (tuples, lists); a dict item keyed by this int.
+    Index(isize),
+    /// A dict item or an attribute.
+    Name,
+}
+
+/// The field an aggregation or key reads, as given in the plan.
+struct Field {
+    access: Access,
+    /// The field as the user gave it (None, int or str), for the Python helpers.
+    obj: Py<PyAny>,
+}
+
+impl Field {
+    fn parse(obj: &Bound<'_, PyAny>, node: &str) -> PyResult<Field> {
+        let access = if obj.is_none() {
+            Access::Whole
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            if s.to_cow()? == "*" {
+                Access::Whole
+            } else {
+                Access::Name
+            }
+        } else if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
+            Access::Index(obj.extract::<isize>().map_err(|_| PyValueError::new_err(format!("{node}: field index out of range")))?)
+        } else {
+            return Err(PyValueError::new_err(format!("{node}: a field is an int index or a str name, got {}", describe(obj))));
+        };
+        let obj = if matches!(access, Access::Whole) { obj.py().None() } else { obj.clone().unbind() };
+        Ok(Field { access, obj })
+    }
+
+    /// `repr` of the field for messages: `1`, `'price'`, or nothing for the record.
+    fn text(&self, py: Python<'_>) -> String {
+        match self.access {
+            Access::Whole => String::new(),
+            _ => describe(self.obj.bind(py)),
+        }
+    }
+
+    /// The field's value in `rec` when a fast path applies, None when Python must tell
+    /// (including when the field is missing: Python then raises the error).
+    #[inline]
+    fn get_fast<'py>(&self, rec: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+        let py = rec.py();
+        let p = rec.as_ptr();
+        // SAFETY: `p` is a live object (we hold `rec` and the GIL); the type checks come
+        // before the type-specific accessors, and indexes are checked against the length.
+        unsafe {
+            match self.access {
+                Access::Whole => Some(rec.clone()),
+                Access::Index(i) => {
+                    if ffi::PyTuple_CheckExact(p) != 0 {
+                        let j = normalize(i, ffi::PyTuple_GET_SIZE(p))?;
+                        Some(Bound::from_borrowed_ptr(py, ffi::PyTuple_GET_ITEM(p, j)))
+                    } else if ffi::PyList_CheckExact(p) != 0 {
+                        let j = normalize(i, ffi::PyList_GET_SIZE(p))?;
+                        Some(Bound::from_borrowed_ptr(py, ffi::PyList_GET_ITEM(p, j)))
+                    } else if ffi::PyDict_CheckExact(p) != 0 {
+                        dict_get(py, p, self.obj.as_ptr())
+                    } else if i == 0 && (ffi::PyLong_CheckExact(p) != 0 || ffi::PyFloat_CheckExact(p) != 0) {
+                        // Flink: position 0 of a basic value is the value.
+                        Some(rec.clone())
+                    } else {
+                        None
+                    }
+                }
+                Access::Name => {
+                    if ffi::PyDict_CheckExact(p) != 0 {
+                        dict_get(py, p, self.obj.as_ptr())
+                    } else {
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The field's value in `rec`; a `FieldError` if it has none.
+    #[inline]
+    fn get<'py>(&self, rec: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match self.get_fast(rec) {
+            Some(v) => Ok(v),
+            None => {
+                let py = rec.py();
+                GET_FIELD.import(py, MODULE, "get_field")?.call1((rec, self.obj.bind(py)))
+            }
+        }
+    }
+
+    /// Sets the field of `rec` to `value` in place when no one else can see `rec`: an
+    /// exact tuple, list or dict whose only reference is the caller's (the aggregate's
+    /// state), and a new value that is an exact int or float (no GC tracking to fix).
+    /// CPython reuses result tuples the same way (`zip`, `dict.items()`): nothing can
+    /// tell the reused record from a new one. Returns false when it did nothing.
+    #[inline]
+    fn set_in_place(&self, rec: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> bool {
+        let (p, v) = (rec.as_ptr(), value.as_ptr());
+        // SAFETY: `rec` is alive and referenced once (by the caller, which lends it to
+        // us with the GIL held), so changing it is unobservable; an old item is
+        // released after the new one is stored, as `PyTuple_SetItem` does.
+        unsafe {
+            if ffi::Py_REFCNT(p) != 1 || (ffi::PyLong_CheckExact(v) == 0 && ffi::PyFloat_CheckExact(v) == 0) {
+                return false;
+            }
+            match self.access {
+                Access::Whole => false,
+                Access::Index(i) if ffi::PyTuple_CheckExact(p) != 0 => {
+                    let Some(j) = normalize(i, ffi::PyTuple_GET_SIZE(p)) else { return false };
+                    let old = ffi::PyTuple_GET_ITEM(p, j);
+                    ffi::Py_INCREF(v);
+                    ffi::PyTuple_SET_ITEM(p, j, v);
+                    ffi::Py_DECREF(old);
+                    true
+                }
+                Access::Index(i) if ffi::PyList_CheckExact(p) != 0 => {
+                    let Some(j) = normalize(i, ffi::PyList_GET_SIZE(p)) else { return false };
+                    let old = ffi::PyList_GET_ITEM(p, j);
+                    ffi::Py_INCREF(v);
+                    ffi::PyList_SET_ITEM(p, j, v);
+                    ffi::Py_DECREF(old);
+                    true
+                }
+                _ if ffi::PyDict_CheckExact(p) != 0 => {
+                    // The key is there (`get` found it): this replaces a value, no resize.
+                    if ffi::PyDict_SetItem(p, self.obj.as_ptr(), v) < 0 {
+                        ffi::PyErr_Clear();
+                        return false;
+                    }
+                    true
+                }
+                _ => false,
+            }
+        }
+    }
+
+    /// A copy of `rec` with the field set to `value` (the field exists: `get` found it).
+    #[inline]
+    fn with<'py>(&self, rec: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = rec.py();
+        let p = rec.as_ptr();
+        // SAFETY: as in `get_fast`; new containers are filled completely before use.
+        unsafe {
+            match self.access {
+                Access::Whole => return Ok(value),
+                Access::Index(i) => {
+                    if ffi::PyTuple_CheckExact(p) != 0 {
+                        let n = ffi::PyTuple_GET_SIZE(p);
+                        if let Some(j) = normalize(i, n) {
+                            let out = Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(n))?;
+                            for k in 0..n {
+                                let item = if k == j { value.as_ptr() } else { ffi::PyTuple_GET_ITEM(p, k) };
+                                ffi::Py_INCREF(item);
+                                ffi::PyTuple_SET_ITEM(out.as_ptr(), k, item);
+                            }
+                            return Ok(out);
+                        }
+                    } else if ffi::PyList_CheckExact(p) != 0 {
+                        let n = ffi::PyList_GET_SIZE(p);
+                        if let Some(j) = normalize(i, n) {
+                            let out = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n))?;
+                            for k in 0..n {
+                                let item = if k == j { value.as_ptr() } else { ffi::PyList_GET_ITEM(p, k) };
+                                ffi::Py_INCREF(item);
+                                ffi::PyList_SET_ITEM(out.as_ptr(), k, item);
+                            }
+                            return Ok(out);
+                        }
+                    } else if ffi::PyDict_CheckExact(p) != 0 {
+                        return dict_with(py, p, self.obj.as_ptr(), &value);
+                    } else if i == 0 && (ffi::PyLong_CheckExact(p) != 0 || ffi::PyFloat_CheckExact(p) != 0) {
+                        return Ok(value);
+                    }
+                }
+                Access::Name => {
+                    if ffi::PyDict_CheckExact(p) != 0 {
+                        return dict_with(py, p, self.obj.as_ptr(), &value);
+                    }
+                }
+            }
+        }
+        WITH_FIELD.import(py, MODULE, "with_field")?.call1((rec, self.obj.bind(py), value))
+    }
+}
+
+/// Python's index rule (negative counts from the end); None when out of range.
+#[inline]
+fn normalize(i: isize, len: isize) -> Option<isize> {
+    let j = if i < 0 { i + len } else { i };
+    (0..len).contains(&j).then_some(j)
+}
+
+/// `d[key]` for an exact dict, None if missing (or if looking it up raised: Python
+/// then reports it properly).
+unsafe fn dict_get<'py>(py: Python<'py>, d: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Option<Bound<'py, PyAny>> {
+    let v = ffi::PyDict_GetItemWithError(d, key);
+    if v.is_null() {
+        if !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+        }
+        None
+    } else {
+        Some(Bound::from_borrowed_ptr(py, v))
+    }
+}
+
+/// A copy of an exact dict with `key` set to `value`.
+unsafe fn dict_with<'py>(
+    py: Python<'py>,
+    d: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let out = Bound::from_owned_ptr_or_err(py, ffi::PyDict_Copy(d))?;
+    if ffi::PyDict_SetItem(out.as_ptr(), key, value.as_ptr()) < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(out)
+}
+
+// -- numbers ---------------------------------------------------------------------------
+
+/// A value as the fast paths see it.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i64),
+    Float(f64),
+    /// Anything else (incl. bool, int subclasses, ints beyond i64): Python decides.
+    Other,
+}
+
+#[inline]
+fn num(x: &Bound<'_, PyAny>) -> Num {
+    let p = x.as_ptr();
+    // SAFETY: type-checked before the type-specific calls; an exact int only fails to
+    // convert by overflowing, which `overflow` reports without setting an exception.
+    unsafe {
+        if ffi::PyLong_CheckExact(p) != 0 {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
+            if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
+                return Num::Int(v);
+            }
+            if !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+            }
+            Num::Other
+        } else if ffi::PyFloat_CheckExact(p) != 0 {
+            Num::Float(ffi::PyFloat_AS_DOUBLE(p))
+        } else {
+            Num::Other
+        }
+    }
+}
+
+fn new_int(py: Python<'_>, v: i64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: returns a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(v)) }
+}
+
+fn new_float(py: Python<'_>, v: f64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: as above.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyFloat_FromDouble(v)) }
+}
+
+/// `x + y` as Python computes it. An int and a float add as floats (Python converts
+/// the int with correct rounding, as `as f64` does); i64 overflow, big ints and
+/// other types use Python's `+`.
+#[inline]
+fn add<'py>(x: &Bound<'py, PyAny>, y: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = x.py();
+    match (num(x), num(y)) {
+        (Num::Int(a), Num::Int(b)) => {
+            if let Some(s) = a.checked_add(b) {
+                return new_int(py, s);
+            }
+        }
+        (Num::Float(a), Num::Float(b)) => return new_float(py, a + b),
+        (Num::Int(a), Num::Float(b)) => return new_float(py, a as f64 + b),
+        (Num::Float(a), Num::Int(b)) => return new_float(py, a + b as f64),
+        _ => {}
+    }
+    x.add(y)
+}
+
+/// Ints up to this magnitude convert to f64 exactly, so comparing them with a float
+/// as floats gives Python's (exact) answer.
+const EXACT_F64: u64 = 1 << 53;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Lt,
+    Gt,
+}
+
+/// `x < y` or `x > y` as Python answers it (NaN compares false both ways).
+#[inline]
+fn compare(x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, op: Cmp) -> PyResult<bool> {
+    use std::cmp::Ordering;
+    let ord: Option<Ordering> = match (num(x), num(y)) {
+        (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+        (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b),
+        (Num::Int(a), Num::Float(b)) if a.unsigned_abs() <= EXACT_F64 => (a as f64).partial_cmp(&b),
+        (Num::Float(a), Num::Int(b)) if b.unsigned_abs() <= EXACT_F64 => a.partial_cmp(&(b as f64)),
+        _ => {
+            return match op {
+                Cmp::Lt => x.lt(y),
+                Cmp::Gt => x.gt(y),
+            }
+        }
+    };
+    Ok(match op {
+        Cmp::Lt => ord == Some(Ordering::Less),
+        Cmp::Gt => ord == Some(Ordering::Greater),
+    })
+}
+
+// -- errors ----------------------------------------------------------------------------
+
+/// An error while aggregating `record`: a missing field gets a one-line message,
+/// anything else (a failing `+` or `<`) the exception as Python shows it.
+fn agg_error(py: Python<'_>, err: PyErr, what: &str, record: &Bound<'_, PyAny>) -> UdfError {
+    let is_field_error = FIELD_ERROR
+        .import(py, MODULE, "FieldError")
+        .map(|cls| err.get_type(py).is_subclass(cls).unwrap_or(false))
+        .unwrap_or(false);
+    if is_field_error {
+        let msg = err.value(py).str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return UdfError::new(format!("{what}: {msg}")).with_record(describe(record));
+    }
+    let mut e = udf_error(py, err, Some(record));
+    e.message = format!("in {what}:\n{}", e.message);
+    e
+}
+
+// -- params ----------------------------------------------------------------------------
+
+fn param<'py>(params: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Bound<'py, PyAny>> {
+    params.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("{node}: missing parameter '{key}'")))
+}
+
+fn opt_param<'py>(params: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(params.get_item(key)?.filter(|v| !v.is_none()))
+}
+
+// -- key_by(field) ---------------------------------------------------------------------
+
+/// `key_by(field)`: the key is the field's value, encoded like any key.
+pub struct FieldKey {
+    field: Arc<Field>,
+    what: Arc<str>,
+    enc: KeyEncoder,
+}
+
+impl KeySelector<PyRec> for FieldKey {
+    fn key(&mut self, record: &PyRec) -> UdfResult<(Key, PyRec)> {
+        Python::attach(|py| {
+            let x = record.0.bind(py);
+            let k = self.field.get(x).map_err(|e| agg_error(py, e, &self.what, x))?;
+            let key = key_of(&k, &mut self.enc)
+                .map_err(|m| UdfError::new(format!("{}: {m}", self.what)).with_record(describe(x)))?;
+            Ok((key, PyRec(k.unbind())))
+        })
+    }
+}
+
+/// Plan node `key_by_field`, params `{"field": int | str | None}`.
+pub fn field_key_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<KeyFactory<PyRec>> {
+    let py = params.py();
+    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    let what: Arc<str> = format!("key_by({})", field.text(py)).into();
+    Ok(Arc::new(move |_ctx: &WorkerContext| {
+        Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
+    }))
+}
+
+// -- rolling aggregations --------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Op {
+    Sum,
+    Min,
+    Max,
+    MinBy,
+    MaxBy,
+}
+
+/// A rolling aggregation: `acc` is the key's previous output, `value` the new record.
+pub struct Aggregate {
+    op: Op,
+    field: Arc<Field>,
+    what: Arc<str>,
+    /// Whether records the state alone holds may be updated in place (not on
+    /// free-threaded Pythons, where reference counts are not that simple).
+    in_place: bool,
+}
+
+impl Aggregate {
+    #[inline]
+    fn step<'py>(&self, acc: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        // The new record first, so that a missing field is reported on it.
+        let v = self.field.get(value)?;
+        let a = self.field.get(acc)?;
+        match self.op {
+            Op::Sum => {
+                let s = add(&a, &v)?;
+                drop(a);
+                self.replace(acc, s)
+            }
+            // Flink: keep acc while it holds the extreme, else take the new value
+            // (also on ties).
+            Op::Min => if compare(&a, &v, Cmp::Lt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
+            Op::Max => if compare(&a, &v, Cmp::Gt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
+            // Flink's min_by/max_by with first=True: the new record only if strictly better.
+            Op::MinBy => Ok(if compare(&v, &a, Cmp::Lt)? { value.clone() } else { acc.clone() }),
+            Op::MaxBy => Ok(if compare(&v, &a, Cmp::Gt)? { value.clone() } else { acc.clone() }),
+        }
+    }
+}
+
+impl Aggregate {
+    /// `acc` with the field set to `value`: updated in place if it is ours alone (see
+    /// [`Field::set_in_place`]), else a new record.
+    #[inline]
+    fn replace<'py>(&self, acc: &Bound<'py, PyAny>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if self.in_place && self.field.set_in_place(acc, &value) {
+            Ok(acc.clone())
+        } else {
+            self.field.with(acc, value)
+        }
+    }
+}
+
+impl Reducer<PyRec> for Aggregate {
+    fn reduce(&mut self, acc: &PyRec, value: &PyRec) -> UdfResult<PyRec> {
+        Python::attach(|py| {
+            let v = value.0.bind(py);
+            match self.step(acc.0.bind(py), v) {
+                Ok(r) => Ok(PyRec(r.unbind())),
+                Err(e) => Err(agg_error(py, e, &self.what, v)),
+            }
+        })
+    }
+}
+
+/// Plan nodes `sum`, `min`, `max`, `min_by`, `max_by` and `count`; params
+/// `{"op": "sum" | "min" | "max" | "min_by" | "max_by", "field": int | str | None}`
+/// and optionally `"what"`, how errors name the operation (default `op(field)`).
+pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<ReduceFactory<PyRec>> {
+    let py = params.py();
+    let op_name: String = param(params, "op", name)?.extract()?;
+    let op = match op_name.as_str() {
+        "sum" => Op::Sum,
+        "min" => Op::Min,
+        "max" => Op::Max,
+        "min_by" => Op::MinBy,
+        "max_by" => Op::MaxBy,
+        other => return Err(PyValueError::new_err(format!("{name}: unknown aggregation '{other}'"))),
+    };
+    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    let what: Arc<str> = match opt_param(params, "what")? {
+        Some(w) => w.extract::<String>()?.into(),
+        None => format!("{op_name}({})", field.text(py)).into(),
+    };
+    let in_place = !free_threaded(py);
+    Ok(Arc::new(move |_ctx: &WorkerContext| {
+        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place }) as Box<dyn Reducer<PyRec>>)
+    }))
+}
+
+/// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.
+fn free_threaded(py: Python<'_>) -> bool {
+    let flag = || -> PyResult<bool> {
+        let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
+        v.is_truthy()
+    };
+    flag().unwrap_or(true)
+}
+
+// -- count() -----------------------------------------------------------------------------
+
+enum KeySource {
+    Field(Arc<Field>),
+    Udf(BoundUdf),
+}
+
+/// `count()`'s first step: each record becomes `(key, 1)`.
+pub struct CountPairs {
+    key: KeySource,
+    what: Arc<str>,
+}
+
+impl Transform<PyRec> for CountPairs {
+    fn apply(&mut self, input: PyRec, out: &mut Vec<PyRec>) -> UdfResult<()> {
+        Python::attach(|py| {
+            let x = input.0.bind(py);
+            let k = match &self.key {
+                KeySource::Field(f) => f.get(x).map_err(|e| agg_error(py, e, &self.what, x))?,
+                KeySource::Udf(u) => u.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?,
+            };
+            let one = new_int(py, 1).map_err(|e| udf_error(py, e, None))?;
+            let pair = pyo3::types::PyTuple::new(py, [k, one]).map_err(|e| udf_error(py, e, None))?;
+            out.push(PyRec(pair.into_any().unbind()));
+            Ok(())
+        })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        match &mut self.key {
+            KeySource::Udf(u) => u.close(),
+            KeySource::Field(_) => Ok(()),
+        }
+    }
+}
+
+/// Plan node `count_pairs`, params `{"field": int | str | None}` (after
+/// `key_by(field)`) or `{"udf": Udf}` (after `key_by(function)`).
+pub fn count_pairs_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<TransformFactory<PyRec>> {
+    let what: Arc<str> = "count()".into();
+    if let Some(udf) = opt_param(params, "udf")? {
+        let udf = Arc::new(udf.unbind());
+        return Ok(Arc::new(move |ctx: &WorkerContext| {
+            let f = Python::attach(|py| BoundUdf::new(py, &udf, ctx))?;
+            Ok(Box::new(CountPairs { key: KeySource::Udf(f), what: what.clone() }) as Box<dyn Transform<PyRec>>)
+        }));
+    }
+    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    Ok(Arc::new(move |_ctx: &WorkerContext| {
+        Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() }) as Box<dyn Transform<PyRec>>)
+    }))
+}

@@ -1,0 +1,218 @@
+"""Built-in keyed aggregations: ``key_by(field)``, ``sum``, ``min``, ``max``,
+``min_by``, ``max_by`` and ``count``.
+
+The engine runs them in Rust (``crates/python/src/builtins.rs``): with ``int`` (fitting
+in 64 bits) and ``float`` values and tuple, list or dict records no Python code runs
+per record. Anything else goes through the functions below and Python's own
+operators, so results are always those of the equivalent ``reduce``.
+
+Semantics (Flink's ``KeyedStream`` aggregations, rolling like ``reduce``: every
+record emits the updated aggregate of its key; a key's first record is emitted as
+it is):
+
+* A *field* is an ``int`` index or a ``str`` name; see :func:`get_field` for how it
+  is found in a record. ``None`` (or Flink's ``"*"``) means the record itself, so
+  ``sum()`` on a stream of numbers sums the numbers; Flink's position ``0`` of an
+  atomic value (a number, a str) is also the value itself.
+* ``sum(f)``: the previous aggregate with ``f`` replaced by ``previous.f + record.f``;
+  the other fields stay those of the key's first record (as Flink).
+* ``min(f)`` / ``max(f)``: the previous aggregate, with ``f`` replaced by
+  ``record.f`` unless ``previous.f < record.f`` (``>`` for max); other fields are
+  the first record's (as Flink).
+* ``min_by(f)`` / ``max_by(f)``: the whole record holding the smallest (largest)
+  ``f`` so far; on ties the earlier record stays (Flink's default ``first=True``).
+* ``count()``: ``(key, n)``, ``n`` being how many records of that key arrived so
+  far (1 for the first). ``key`` is the key selector's value.
+
+The result is always a new record (a copy of the previous aggregate with one field
+replaced) except where the previous aggregate is emitted again unchanged (min/max
+when it already holds the extreme, min_by/max_by when it stays): then it is the
+same object, as with a ``reduce`` returning its first argument.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Dict, Union
+
+if TYPE_CHECKING:
+    from .datastream import DataStream, KeyedStream
+
+__all__ = ["FieldError", "Field", "is_field", "get_field", "with_field",
+           "add_key_by_field", "add_aggregate", "add_count"]
+
+#: An aggregation's field: an index, a name, or None for the whole record.
+Field = Union[int, str, None]
+
+#: The aggregations a KeyedStream offers besides count().
+OPS = ("sum", "min", "max", "min_by", "max_by")
+
+
+class FieldError(LookupError):
+    """A record lacks the field a built-in ``key_by`` or aggregation names."""
+
+
+# -- plan-time helpers (what datastream.py calls) -----------------------------------------
+
+
+def is_field(selector: Any) -> bool:
+    """True for what ``key_by`` takes as a field (an int index or a str name) rather
+    than as a key selector function."""
+    return isinstance(selector, str) or (isinstance(selector, int) and not isinstance(selector, bool))
+
+
+def check_field(field: Any, what: str, whole_ok: bool = True) -> Field:
+    """``field`` validated (TypeError otherwise); ``"*"`` becomes None (the record)."""
+    if field is None or (isinstance(field, str) and field == "*"):
+        if not whole_ok:
+            raise TypeError(f"{what} takes a field index (int) or name (str), got None")
+        return None
+    if isinstance(field, bool) or not isinstance(field, (int, str)):
+        raise TypeError(f"{what} takes a field index (int) or name (str), got {type(field).__name__} {field!r}")
+    return field
+
+
+def _label(field: Field) -> str:
+    return "" if field is None else str(field)
+
+
+def add_key_by_field(stream: "DataStream", field: Any) -> int:
+    """Records a ``key_by(field)`` node; returns its id (for a ``KeyedStream``)."""
+    field = check_field(field, "key_by()")
+    return stream._env._add("key_by_field", _label(field) or "*", [stream._node], {"field": field})
+
+
+def add_aggregate(keyed: "KeyedStream", op: str, field: Any) -> int:
+    """Records a rolling ``op`` (``sum``, ``min``, ``max``, ``min_by``, ``max_by``) over
+    ``field`` of a keyed stream; returns the node id (for a ``DataStream``)."""
+    if op not in OPS:
+        raise ValueError(f"unknown aggregation {op!r}")
+    field = check_field(field, f"{op}()")
+    return keyed._env._add(op, _label(field), [keyed._node], {"op": op, "field": field})
+
+
+def add_count(keyed: "KeyedStream") -> int:
+    """Records ``count()``: ``(key, 1)`` per record, keyed by field 0, summed on
+    field 1. The key comes from the keyed stream's own selector (called once more
+    per record when it is a Python function). Returns the last node's id."""
+    from ._plan import Udf
+
+    env = keyed._env
+    node = env._nodes[keyed._node]
+    if node.kind == "key_by_field":
+        params: Dict[str, Any] = {"field": node.params["field"]}
+    elif node.kind == "key_by":
+        # A fresh Udf: the engine binds (and opens) it per worker like any function.
+        params = {"udf": Udf(node.params["udf"].fn, ("get_key", "getKey"))}
+    else:  # pragma: no cover - every KeyedStream comes from key_by
+        raise TypeError("count() needs a stream made by key_by()")
+    pairs = env._add("count_pairs", "", [keyed._node], params)
+    rekeyed = env._add("key_by_field", "0", [pairs], {"field": 0})
+    return env._add("count", "", [rekeyed], {"op": "sum", "field": 1, "what": "count()"})
+
+
+# -- run-time helpers (the engine calls these for records its fast paths skip) -------------
+
+
+def _atomic(record: Any) -> bool:
+    """A value with no items: numbers, str, bytes and objects without ``__getitem__``."""
+    return isinstance(record, (str, bytes, bytearray)) or not hasattr(type(record), "__getitem__")
+
+
+def _kind(record: Any) -> str:
+    n = None
+    try:
+        n = len(record)
+    except Exception:
+        pass
+    name = type(record).__name__
+    return f"a {name} of {n} item{'s' if n != 1 else ''}" if n is not None and not isinstance(record, str) else f"a {name}"
+
+
+def _missing(record: Any, field: Field, why: str = "") -> FieldError:
+    try:
+        text = repr(record)
+    except Exception:
+        text = f"<{type(record).__name__}>"
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return FieldError(f"record {text} ({_kind(record)}) has no field {field!r}{why}")
+
+
+def get_field(record: Any, field: Field) -> Any:
+    """The value of ``field`` in ``record``:
+
+    * ``None``: the record itself;
+    * a dict or other mapping: ``record[field]`` (the field is the key, int or str);
+    * an int field: ``record[field]`` for tuples, lists and other sequences (negative
+      indexes count from the end, as in Python); for an atomic record (a number, a
+      str, bytes, an object without items) only ``0``, meaning the record itself
+      (Flink's rule for basic types);
+    * a str field: the attribute of that name (objects, dataclasses, named tuples);
+      plain tuples and lists have no named fields.
+
+    Raises ``FieldError`` naming the record and the field when there is no such field.
+    """
+    if field is None:
+        return record
+    if isinstance(record, Mapping):
+        try:
+            return record[field]
+        except KeyError:
+            raise _missing(record, field) from None
+    if isinstance(field, int):
+        if _atomic(record):
+            if field == 0:
+                return record
+            raise _missing(record, field)
+        try:
+            return record[field]
+        except (IndexError, KeyError, TypeError):
+            raise _missing(record, field) from None
+    if isinstance(record, tuple) and hasattr(record, "_fields"):
+        if field in record._fields:
+            return getattr(record, field)
+        raise _missing(record, field)
+    if isinstance(record, (tuple, list)):
+        raise _missing(record, field, f": a {type(record).__name__} record takes a field index (int)")
+    try:
+        return getattr(record, field)
+    except AttributeError:
+        raise _missing(record, field) from None
+
+
+def with_field(record: Any, field: Field, value: Any) -> Any:
+    """A copy of ``record`` with ``field`` set to ``value`` (``record`` itself is not
+    changed): a new tuple, list or dict; ``_replace`` for named tuples; for other
+    objects a shallow ``copy.copy`` with the attribute or item set (frozen
+    dataclasses too). ``field`` must exist (see :func:`get_field`)."""
+    if field is None:
+        return value
+    if isinstance(record, Mapping):
+        new = record.copy() if type(record) is dict else copy.copy(record)
+        new[field] = value
+        return new
+    if isinstance(field, int):
+        if _atomic(record):
+            return value
+        if isinstance(record, tuple):
+            if hasattr(record, "_replace") and hasattr(record, "_fields"):
+                return record._replace(**{record._fields[field]: value})
+            items = list(record)
+            items[field] = value
+            return tuple(items) if type(record) is tuple else type(record)(items)
+        if type(record) is list:
+            new = list(record)
+        else:
+            new = copy.copy(record)
+        new[field] = value
+        return new
+    if isinstance(record, tuple) and hasattr(record, "_replace"):
+        return record._replace(**{field: value})
+    new = copy.copy(record)
+    try:
+        setattr(new, field, value)
+    except AttributeError:  # frozen dataclasses, read-only properties on a copy
+        object.__setattr__(new, field, value)
+    return new
