@@ -82,6 +82,12 @@ impl JobControl {
         }
     }
 
+    /// Replaces the counts with the whole job's (a multi-process run's tally).
+    pub(crate) fn set_counts(&self, totals: Vec<u64>, dropped: u64) {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = totals;
+        self.dropped.store(dropped, Ordering::Relaxed);
+    }
+
     pub fn counts(&self) -> Vec<u64> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

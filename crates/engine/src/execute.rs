@@ -230,6 +230,39 @@ pub fn run<R: Record>(plan: Plan<R>, config: ExecConfig) -> Result<JobSummary, J
     running.join()
 }
 
+/// Sums a per-worker vector over all workers of the job (a small second dataflow:
+/// every worker broadcasts its vector and adds up what it receives).
+fn tally(worker: &mut timely::worker::Worker, mine: &[u64]) -> Vec<u64> {
+    use std::cell::RefCell;
+    use timely::dataflow::operators::vec::{Broadcast, Input};
+    use timely::dataflow::operators::{Inspect, Probe};
+
+    let total = Rc::new(RefCell::new(vec![0u64; mine.len()]));
+    let sink = total.clone();
+    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Vec<u64>>();
+        let (probe, _stream) = stream
+            .broadcast()
+            .inspect(move |v: &Vec<u64>| {
+                for (t, c) in sink.borrow_mut().iter_mut().zip(v) {
+                    *t += c;
+                }
+            })
+            .probe();
+        (input, probe)
+    });
+    input.send(mine.to_vec());
+    input.advance_to(1);
+    drop(input);
+    while probe.less_than(&1) {
+        if !worker.step_or_park(Some(PARK)) {
+            break;
+        }
+    }
+    let result = total.borrow().clone();
+    result
+}
+
 fn run_worker<R: Record>(
     worker: &mut timely::worker::Worker,
     plan: &Plan<R>,
@@ -264,6 +297,19 @@ fn run_worker<R: Record>(
         if let Some(lost) = monitor.and_then(|m| m.lost()) {
             control.fail(lost.into());
         }
+    }
+    if !control.aborted() && monitor.is_some() {
+        // Every process reports the whole job's record counts, not just its own.
+        let first_local = worker.index() == env.locality.first;
+        let mut mine = counts.borrow().clone();
+        // The process's dropped records, counted once (by its first worker).
+        mine.push(if first_local { control.dropped() } else { 0 });
+        let mut totals = tally(worker, &mine);
+        if first_local {
+            let dropped = totals.pop().unwrap_or(0);
+            control.set_counts(totals, dropped);
+        }
+        counts.borrow_mut().iter_mut().for_each(|c| *c = 0);
     }
     if control.aborted() {
         // Closing our connections tells the other processes at once.
