@@ -78,18 +78,24 @@ def main():
 
     for size in a.sizes.split(","):
         path, words = make_input(size)
+        job = os.path.join(HERE, "jobs", "wordcount_job.py")
         systems = [
             ("ferroflow", [PY, os.path.join(HERE, "wordcount_ferroflow.py"), path]),
             ("floor (plain loop)", [PY, os.path.join(BENCH, "wordcount_pure.py"), path]),
             ("floor --emit-updates", [PY, os.path.join(BENCH, "wordcount_pure.py"), path, "--emit-updates"]),
+            ("ferroflow built-in key_by(0).sum(1)", [PY, os.path.join(HERE, "wordcount_ferroflow.py"), path, "--builtin"]),
+            ("ferroflow run -p 1", [FERROFLOW, "run", job, "-p", "1", "-", path]),
+            ("ferroflow run -p 2", [FERROFLOW, "run", job, "-p", "2", "-", path]),
         ]
         if bytewax:
             systems.append(("bytewax 0.21.1 (1 worker)", [bytewax, os.path.join(BENCH, "wordcount_bytewax.py"), path]))
+            systems.append(("bytewax 0.21.1 (2 processes)",
+                            [bytewax, os.path.join(BENCH, "wordcount_bytewax.py"), path, "-p", "2"]))
         if pyflink and size == "small":
             systems.append(("pyflink 2.3.0 (thread, p=1)", [pyflink, os.path.join(BENCH, "wordcount_pyflink.py"), path,
                                                           "--exec-mode", "thread", "-p", "1", "--sink", "discard"]))
         for label, cmd in systems:
-            runs = 1 if label.startswith("pyflink") else a.runs
+            runs = 1 if label.startswith(("pyflink", "bytewax")) else a.runs
             r = measure(f"{label} [{size}]", cmd, runs, words)
             if r:
                 r["words_per_s"] = words / r["wall_s"]
@@ -113,6 +119,13 @@ def main():
         ff = results.get((size, "ferroflow"))
         ratio = f"{ff['words_per_s'] / r['words_per_s']:.2f}x" if ff else "-"
         print(f"| {label:34} | {size:5} | {r['wall_s']:7.2f} | {r['words_per_s'] / 1e6:9.2f} | {r['rss_mb']:11.0f} | {ratio:>16} |")
+    for size in a.sizes.split(","):
+        p1, p2 = results.get((size, "ferroflow run -p 1")), results.get((size, "ferroflow run -p 2"))
+        if p1 and p2:
+            print(f"\n-p 2 / -p 1 [{size}]: {p2['words_per_s'] / p1['words_per_s']:.2f}x")
+        floor, builtin = results.get((size, "floor (plain loop)")), results.get((size, "ferroflow built-in key_by(0).sum(1)"))
+        if floor and builtin:
+            print(f"built-in / floor [{size}]: {builtin['words_per_s'] / floor['words_per_s']:.2f}x")
     print("\nstart-up + tear-down (ferroflow: `ferroflow run` of a 3-record job; peers: 10-line input)\n")
     for name, r in startup.items():
         print(f"| {name:10} | {('%.3f s' % r['wall_s']) if r else 'failed':>10} |")

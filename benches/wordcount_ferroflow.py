@@ -26,9 +26,12 @@ def main():
     ap.add_argument("input")
     ap.add_argument("--out")
     ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--builtin", action="store_true",
+                    help="key_by(0).sum(1) in Rust instead of the key_of/reduce_count UDFs")
     a = ap.parse_args()
     env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(a.parallelism)
-    counts = env.read_text_file(a.input).flat_map(tokenize).key_by(key_of).reduce(reduce_count)
+    words = env.read_text_file(a.input).flat_map(tokenize)
+    counts = words.key_by(0).sum(1) if a.builtin else words.key_by(key_of).reduce(reduce_count)
     final = {}
     if a.out:
         counts.add_sink(lambda rec: final.__setitem__(rec[0], rec[1]))
