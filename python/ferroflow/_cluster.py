@@ -140,6 +140,9 @@ def write_report(error: BaseException) -> bool:
     return True
 
 
+#: Seconds the other processes get to stop by themselves after one failed.
+GRACE_S = 2.0
+
 # How important a failure is, to pick the one to report: the cause, not its echoes.
 _RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 2, "cancelled": 3}
 
@@ -204,13 +207,16 @@ class Supervisor:
                     if all(code is not None for code in codes):
                         break
                     if failed_at is None and any(code not in (None, 0) for code in codes):
-                        # One process failed: the others must not go on (or report success).
+                        # One process failed. The others notice (their peer closed its
+                        # connections) and stop by themselves, the one with the cause
+                        # writing its report; only then are stragglers signalled.
                         failed_at = time.monotonic()
                         self.first_failure = next(
                             (i, code) for i, code in enumerate(codes) if code not in (None, 0))
-                        self._stop_all(signal.SIGTERM)
-                    elif failed_at is not None and time.monotonic() - failed_at > 3:
+                    elif failed_at is not None and time.monotonic() - failed_at > GRACE_S + 2:
                         self._stop_all(signal.SIGKILL)
+                    elif failed_at is not None and time.monotonic() - failed_at > GRACE_S:
+                        self._stop_all(signal.SIGTERM)
                     time.sleep(0.02)
             except KeyboardInterrupt:
                 interrupted = True

@@ -128,7 +128,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"ferroflow: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ferroflow: interrupted", file=sys.stderr)
+        if not os.environ.get("FERROFLOW_REPORT"):  # under -p the supervisor says it once
+            print("ferroflow: interrupted", file=sys.stderr)
         _hard_exit(130)
     except BrokenPipeError:
         _quiet_broken_pipe()
