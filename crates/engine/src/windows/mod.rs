@@ -5,6 +5,10 @@
 //! Times are milliseconds. Arithmetic is done in `i128` and saturates to the `i64`
 //! bounds only at the extremes, so no input panics.
 
+pub mod assigners;
+pub mod event_time;
+pub mod triggers;
+
 use std::collections::VecDeque;
 
 /// A time window `[start, end)` in milliseconds.
