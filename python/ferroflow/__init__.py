@@ -13,7 +13,8 @@ from .datastream import (DataStream, DataStreamSink, IterativeStream, KeyedStrea
                          WriteMode)
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .functions import (DiscardingSink, FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
-                        ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, SourceFunction,
+                        ParallelSourceFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
+                        SourceFunction,
                         WindowFunction)
 from .windowing import GlobalWindow, Time, TimeWindow
 
@@ -23,6 +24,6 @@ __all__ = [
     "StreamExecutionEnvironment", "JobExecutionResult", "DataStream", "KeyedStream", "WindowedStream",
     "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode", "Time", "TimeWindow", "GlobalWindow",
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "SerializationSchema",
+    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SerializationSchema",
     "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
 ]

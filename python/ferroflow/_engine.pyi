@@ -9,6 +9,8 @@ class SourceCancelled(BaseException):
     """Raised by ctx.collect() when the job stops."""
 
 class SourceContext:
+    worker_index: int
+    worker_count: int
     def collect(self, record: Any) -> None: ...
     def collect_with_timestamp(self, record: Any, timestamp: int) -> None: ...
 

@@ -162,7 +162,11 @@ class StreamExecutionEnvironment:
         ``ctx.collect(x)``. It runs on one worker, on a thread of its own."""
         if not callable(getattr(source_func, "run", None)):
             raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
-        return self._source("add_source", source_name or label_of(source_func), {"function": _SourceRunner(source_func)})
+        from .functions import ParallelSourceFunction
+
+        parallel = isinstance(source_func, ParallelSourceFunction)
+        return self._source("add_source", source_name or label_of(source_func),
+                            {"function": _SourceRunner(source_func), "parallel": parallel})
 
     # -- running --------------------------------------------------------------------------
 
@@ -201,9 +205,10 @@ class StreamExecutionEnvironment:
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
                            int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(self._nodes))
         for n in self._nodes:
-            udf = n.params.get("udf")
-            if udf is not None and hasattr(udf, "prepare"):
-                udf.prepare(workers)
+            for key in ("udf", "function"):
+                udf = n.params.get(key)
+                if udf is not None and hasattr(udf, "prepare"):
+                    udf.prepare(workers)
         nodes = [_EngineNode(n) for n in self._nodes]
         started = time.monotonic()
         try:
@@ -251,28 +256,53 @@ def _batch_size() -> int:
 
 
 class _SourceRunner:
-    """Runs a SourceFunction as Flink does: ``open()``, ``run(ctx)``, then ``close()``."""
+    """Runs a SourceFunction as Flink does: ``open()``, ``run(ctx)``, then ``close()``;
+    a parallel one on every worker, each with its own copy."""
 
     def __init__(self, function: Any) -> None:
         self.function = function
+        self.copies: List[Any] = []
+        self.running: Dict[int, Any] = {}
 
-    def run(self, ctx: Any) -> None:
+    def prepare(self, count: int) -> None:
+        """Copies the function for workers 1.. before the job starts (pristine copies)."""
+        import copy
+
+        self.copies = []
+        for _ in range(count - 1):
+            try:
+                self.copies.append(copy.deepcopy(self.function))
+            except Exception:  # an object that cannot be copied is shared
+                self.copies.append(self.function)
+
+    def run_worker(self, ctx: Any, index: int, count: int) -> None:
+        """Called by the engine on the source's own thread."""
+        import copy
+
         from ._plan import RuntimeContext
 
-        opener = getattr(self.function, "open", None)
+        if index == 0:
+            function = self.function
+        elif index - 1 < len(self.copies):
+            function = self.copies[index - 1]
+        else:
+            function = copy.deepcopy(self.function)
+        self.running[index] = function
+        opener = getattr(function, "open", None)
         if callable(opener):
-            opener(RuntimeContext(0, 1))
+            opener(RuntimeContext(index, count))
         try:
-            self.function.run(ctx)
+            function.run(ctx)
         finally:
-            closer = getattr(self.function, "close", None)
+            closer = getattr(function, "close", None)
             if callable(closer):
                 closer()
 
     def cancel(self) -> None:
-        canceller = getattr(self.function, "cancel", None)
-        if callable(canceller):
-            canceller()
+        for function in list(self.running.values()) or [self.function]:
+            canceller = getattr(function, "cancel", None)
+            if callable(canceller):
+                canceller()
 
 
 _SINKS = {"print", "write_text", "write_socket", "sink_function", "discard"}

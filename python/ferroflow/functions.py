@@ -16,7 +16,7 @@ from ._plan import Collector, RuntimeContext, stub
 
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "SourceContext",
+    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
     "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext",
 ]
 
@@ -126,6 +126,12 @@ class SourceFunction(Function):
 
     def cancel(self) -> None:
         """Asks ``run`` to return soon."""
+
+
+class ParallelSourceFunction(SourceFunction):
+    """A source that runs on every worker, each reading its own share: ``run(ctx)``
+    can use ``ctx.worker_index`` and ``ctx.worker_count`` (also given to ``open()``
+    as the runtime context). Each worker gets its own copy of the object."""
 
 
 class SerializationSchema(Function):

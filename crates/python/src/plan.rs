@@ -50,14 +50,16 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         }
         "function_source" => {
             let function = Arc::new(param::<Py<PyAny>>(params, "function", name)?);
+            let parallel: bool = param(params, "parallel", name).unwrap_or(false);
             NodeKind::Source {
                 factory: Arc::new(move |ctx| {
                     Python::attach(|py| {
                         let f = function.clone_ref(py);
-                        Ok(Box::new(FunctionSource::start(py, f, ctx.waker.clone())?) as Box<dyn SourceReader<PyRec>>)
+                        let source = FunctionSource::start(py, f, ctx.waker.clone(), ctx.index, ctx.peers)?;
+                        Ok(Box::new(source) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
-                parallel: false,
+                parallel,
             }
         }
         "text_file" => NodeKind::Source {

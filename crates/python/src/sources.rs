@@ -66,6 +66,12 @@ const SOURCE_BUFFER: usize = 4096;
 pub struct SourceContext {
     shared: Arc<Shared>,
     waker: Option<Waker>,
+    /// This worker's index among all workers of the job (for parallel sources).
+    #[pyo3(get)]
+    worker_index: usize,
+    /// How many workers the job has.
+    #[pyo3(get)]
+    worker_count: usize,
 }
 
 #[pymethods]
@@ -112,12 +118,12 @@ pub struct FunctionSource {
 }
 
 impl FunctionSource {
-    pub fn start(py: Python<'_>, function: Py<PyAny>, waker: Option<Waker>) -> UdfResult<FunctionSource> {
+    pub fn start(py: Python<'_>, function: Py<PyAny>, waker: Option<Waker>, index: usize, peers: usize) -> UdfResult<FunctionSource> {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer { records: Vec::new(), finished: false, error: None, cancelled: false }),
             space: Condvar::new(),
         });
-        let ctx = Py::new(py, SourceContext { shared: shared.clone(), waker: waker.clone() })
+        let ctx = Py::new(py, SourceContext { shared: shared.clone(), waker: waker.clone(), worker_index: index, worker_count: peers })
             .map_err(|e| udf_error(py, e, None))?;
         let thread_shared = shared.clone();
         let thread_function = function.clone_ref(py);
@@ -125,7 +131,7 @@ impl FunctionSource {
             .name("ferroflow python source".to_string())
             .spawn(move || {
                 let outcome = Python::attach(|py| {
-                    match thread_function.bind(py).call_method1("run", (ctx,)) {
+                    match thread_function.bind(py).call_method1("run_worker", (ctx, index, peers)) {
                         Ok(_) => None,
                         Err(e) if e.is_instance_of::<SourceCancelled>(py) => None,
                         Err(e) => Some(udf_error(py, e, None)),
