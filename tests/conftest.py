@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import pytest
 
 from ferroflow import StreamExecutionEnvironment
+from ferroflow._cluster import free_ports
 from ferroflow.functions import MapFunction
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
@@ -204,19 +205,6 @@ class _ClusterEnv:
                 os.environ[k] = v
 
 
-def _free_ports(n: int) -> List[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _is_ferroflow(module: Optional[str]) -> bool:
     return bool(module) and (module == "ferroflow" or module.startswith("ferroflow."))
 
@@ -374,7 +362,7 @@ class TwoProcessEnvironment(StreamExecutionEnvironment):
         self._collected: List[list] = []
 
     def execute(self, job_name: Optional[str] = None, local: Optional[bool] = None):
-        addresses = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+        addresses = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
         secret = secrets.token_hex(32)
         shared = _shared_lists(self)
         marks = [len(l) for l in shared]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
+from ferroflow._cluster import free_ports
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -104,19 +105,6 @@ class Launched:
 def ferroflow(*args, env: Optional[Dict[str, str]] = None, timeout: float = 20.0) -> Result:
     with Launched(args, env) as launched:
         return launched.finish(timeout)
-
-
-def free_ports(n: int) -> List[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def wait_for_files(folder: Path, names: Sequence[str], timeout: float, launched: Launched) -> None:
