@@ -177,7 +177,8 @@ pub mod closures {
         }
     }
 
-    /// A source over a fixed vector, split round-robin-free: worker 0 emits all of it.
+    /// A source over a fixed vector: every worker that runs it emits all of it (make it
+    /// non-parallel to have worker 0 alone emit it).
     pub struct VecSource<R>(pub std::vec::IntoIter<R>);
     impl<R: 'static> SourceReader<R> for VecSource<R> {
         fn poll(&mut self, max: usize, out: &mut Vec<R>) -> UdfResult<SourceStatus> {

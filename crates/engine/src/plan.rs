@@ -38,7 +38,7 @@ pub enum NodeKind<R> {
     /// After the input ends, records still circulating after `max_wait` are dropped
     /// (and counted), so a loop that never converges cannot hang a bounded job.
     Iterate { feedback: Option<usize>, max_wait: Option<Duration> },
-    /// `prefix_workers`: not used by the engine; kept by the binding.
+    /// Where records leave the dataflow (print, files, sockets, user functions).
     Sink(SinkFactory<R>),
 }
 
