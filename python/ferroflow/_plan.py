@@ -17,7 +17,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 class Node:
     """One operator of the plan, as the engine reads it."""
 
-    __slots__ = ("id", "kind", "label", "site", "inputs", "params", "custom_name")
+    __slots__ = ("id", "kind", "label", "site", "inputs", "params", "custom_name", "parallelism")
 
     def __init__(self, id: int, kind: str, label: str, inputs: List[int], params: Dict[str, Any]) -> None:
         self.id = id
@@ -27,6 +27,8 @@ class Node:
         self.inputs = inputs
         self.params = params
         self.custom_name: Optional[str] = None
+        #: Workers this operator runs on (the first ones); None: all of them.
+        self.parallelism: Optional[int] = None
 
     @property
     def name(self) -> str:

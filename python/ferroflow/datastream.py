@@ -47,6 +47,12 @@ class DataStream:
         """Accepted for Flink compatibility; ferroflow identifies operators by position."""
         return self
 
+    def set_parallelism(self, parallelism: int) -> "DataStream":
+        """Runs the operator producing this stream on ``parallelism`` workers only (the
+        first ones; at most the job's). Its functions see that many workers."""
+        _set_parallelism(self._env, self._node, parallelism)
+        return self
+
     # -- stateless transformations ---------------------------------------------------
 
     def _then(self, kind: str, udf: Any, label: Optional[str] = None, **params: Any) -> "DataStream":
@@ -172,6 +178,18 @@ class DataStreamSink:
 
     def uid(self, uid: str) -> "DataStreamSink":
         return self
+
+    def set_parallelism(self, parallelism: int) -> "DataStreamSink":
+        """Runs the sink on ``parallelism`` workers only, e.g. ``print().set_parallelism(1)``
+        for one output without ``k> `` prefixes, or one file from ``write_as_text``."""
+        _set_parallelism(self._env, self._node, parallelism)
+        return self
+
+
+def _set_parallelism(env: "StreamExecutionEnvironment", node: int, parallelism: int) -> None:
+    if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+        raise ValueError(f"parallelism must be an int >= 1, got {parallelism!r}")
+    env._nodes[node].parallelism = parallelism
 
 
 class KeyedStream(DataStream):

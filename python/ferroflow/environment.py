@@ -320,10 +320,11 @@ _ENGINE_KIND = {
 class _EngineNode:
     """A node as the engine reads it (``kind``, ``name``, ``inputs``, ``params``)."""
 
-    __slots__ = ("kind", "name", "inputs", "params")
+    __slots__ = ("kind", "name", "inputs", "params", "parallelism")
 
     def __init__(self, node: Node) -> None:
         self.kind = _ENGINE_KIND.get(node.kind, node.kind)
         self.name = node.name
         self.inputs = node.inputs
         self.params = node.params
+        self.parallelism = node.parallelism

@@ -22,7 +22,11 @@ enum Built<'s, R: Record> {
     Plain { stream: Stream<'s, u64, Vec<R>>, single: bool },
     Keyed(Stream<'s, u64, Vec<Routed<Keyed<R>>>>),
     /// Stateless steps waiting to be fused with their only consumer.
-    Chain { base: Stream<'s, u64, Vec<R>>, steps: Vec<(usize, String, TransformFactory<R>)> },
+    Chain {
+        base: Stream<'s, u64, Vec<R>>,
+        steps: Vec<(usize, String, TransformFactory<R>)>,
+        parallelism: Option<usize>,
+    },
     /// Sinks have no output.
     Nothing,
 }
@@ -41,80 +45,116 @@ fn consumer_counts<R>(plan: &Plan<R>) -> Vec<usize> {
     counts
 }
 
+/// For each KeyBy node, over how many workers its keys are spread: the parallelism of
+/// the keyed operators reading it (they must agree).
+fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
+    let mut route = vec![None; plan.nodes.len()];
+    for node in &plan.nodes {
+        if let (NodeKind::Reduce(_) | NodeKind::Window { .. }, Some(p)) = (&node.kind, node.parallelism) {
+            let k = node.inputs[0];
+            match route[k] {
+                Some(q) if q != p => {
+                    return Err(JobError::plan(format!(
+                        "{}: operators reading the same key_by() must have the same parallelism ({q} and {p})",
+                        plan.nodes[k].name
+                    )))
+                }
+                _ => route[k] = Some(p),
+            }
+        }
+    }
+    Ok(route)
+}
+
 /// Builds the plan in `scope`. The plan must have passed [`Plan::validate`].
 pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv>) -> Result<(), JobError> {
     let consumers = consumer_counts(plan);
+    let route_to = key_routing(plan)?;
     let peers = env.worker.peers;
     let mut built: Vec<Built<'s, R>> = Vec::with_capacity(plan.nodes.len());
     // Loops waiting for their feedback stream: feedback node -> handle.
     let mut loops = HashMap::new();
 
-    // A plain stream for node `i`, as read by a parallel consumer (`spread`: rebalance
-    // a single-worker stream first; a keyed consumer need not, its exchange spreads it
-    // and keeps each key's records in order).
-    let read = |built: &mut Vec<Built<'s, R>>, i: usize, spread: bool| -> Stream<'s, u64, Vec<R>> {
+    // A plain stream for node `i`, as read by a consumer running on `consumer` workers
+    // (None: all). `spread`: rebalance a single-worker stream first; a keyed consumer
+    // need not, its exchange spreads it and keeps each key's records in order.
+    let read = |built: &mut Vec<Built<'s, R>>, i: usize, consumer: Option<usize>, spread: bool| {
         if let Built::Chain { .. } = built[i] {
-            let Built::Chain { base, steps } = std::mem::replace(&mut built[i], Built::Nothing) else { unreachable!() };
-            built[i] = Built::Plain { stream: operators::transform_chain(base, steps, env.clone()), single: false };
+            let Built::Chain { base, steps, parallelism } = std::mem::replace(&mut built[i], Built::Nothing) else {
+                unreachable!()
+            };
+            let stream = operators::transform_chain(base, steps, parallelism, env.clone());
+            built[i] = Built::Plain { stream, single: parallelism == Some(1) };
         }
+        let targets = consumer.map_or(peers, |p| p.min(peers));
+        let name = &plan.nodes[i].name;
         match &built[i] {
-            Built::Plain { stream, single } if spread && *single && peers > 1 => {
-                operators::rebalance(stream.clone(), &plan.nodes[i].name, env.clone())
+            Built::Plain { stream, single } if targets < peers || (spread && *single && peers > 1) => {
+                operators::rebalance(stream.clone(), name, targets, env.clone())
             }
             Built::Plain { stream, .. } => stream.clone(),
             Built::Keyed(stream) => {
-                crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, &plan.nodes[i].name, env.clone()))
+                let values = crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, name, env.clone()));
+                if targets < peers {
+                    operators::rebalance(values, name, targets, env.clone())
+                } else {
+                    values
+                }
             }
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }
     };
-    let plain = |built: &mut Vec<Built<'s, R>>, i: usize| read(built, i, true);
+    let plain = |built: &mut Vec<Built<'s, R>>, i: usize, consumer: Option<usize>| read(built, i, consumer, true);
 
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = node.name.as_str();
         let result = match &node.kind {
             NodeKind::Source { factory, parallel } => Built::Plain {
-                stream: operators::source(scope, id, name, factory, *parallel, env.clone()),
-                single: !*parallel,
+                stream: operators::source(scope, id, name, factory, *parallel, node.parallelism, env.clone()),
+                single: !*parallel || node.parallelism == Some(1),
             },
             NodeKind::Transform(factory) => {
                 let input = node.inputs[0];
                 let step = (id, node.name.clone(), factory.clone());
-                // Fuse into the input's chain when we are its only reader.
+                // Fuse into the input's chain when we are its only reader and run on
+                // the same workers.
                 let (base, mut steps) = match std::mem::replace(&mut built[input], Built::Nothing) {
-                    Built::Chain { base, steps } if consumers[input] == 1 => (base, steps),
+                    Built::Chain { base, steps, parallelism } if consumers[input] == 1 && parallelism == node.parallelism => {
+                        (base, steps)
+                    }
                     other => {
                         built[input] = other;
-                        (plain(&mut built, input), Vec::new())
+                        (plain(&mut built, input, node.parallelism), Vec::new())
                     }
                 };
                 steps.push(step);
-                Built::Chain { base, steps }
+                Built::Chain { base, steps, parallelism: node.parallelism }
             }
             NodeKind::KeyBy(factory) => {
-                let input = read(&mut built, node.inputs[0], false);
-                Built::Keyed(operators::key_by(input, id, name, factory, env.clone()))
+                let input = read(&mut built, node.inputs[0], None, false);
+                let route_to = route_to[id].unwrap_or(peers);
+                Built::Keyed(operators::key_by(input, id, name, factory, route_to, env.clone()))
             }
             NodeKind::Reduce(factory) => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
                 let stream = crate::with_key_pact!(peers, |pact| {
-                    operators::reduce(input.clone(), pact, id, name, factory, env.clone())
+                    operators::reduce(input.clone(), pact, id, name, factory, node.parallelism, env.clone())
                 });
                 Built::Plain { stream, single: false }
             }
             NodeKind::Window { spec, function } => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
                 let stream = crate::with_key_pact!(peers, |pact| {
-                    operators::window(input.clone(), pact, id, name, *spec, function, env.clone())
+                    operators::window(input.clone(), pact, id, name, *spec, function, node.parallelism, env.clone())
                 });
                 Built::Plain { stream, single: false }
             }
             NodeKind::Union => {
-                let inputs: Vec<_> = node.inputs.iter().map(|&i| plain(&mut built, i)).collect();
+                let inputs: Vec<_> = node.inputs.iter().map(|&i| plain(&mut built, i, None)).collect();
                 Built::Plain { stream: scope.concatenate(inputs), single: false }
             }
             NodeKind::Iterate { feedback, max_wait } => {
-                let input = plain(&mut built, node.inputs[0]);
+                let input = plain(&mut built, node.inputs[0], None);
                 let (handle, back) = scope.feedback::<Vec<R>>(1);
                 if let Some(f) = feedback {
                     loops.insert(*f, handle);
@@ -122,20 +162,20 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
                 Built::Plain { stream: operators::iterate(input, back, id, name, *max_wait, env.clone()), single: false }
             }
             NodeKind::Sink(factory) => {
-                let input = plain(&mut built, node.inputs[0]);
-                operators::sink(input, id, name, factory, env.clone());
+                let input = plain(&mut built, node.inputs[0], node.parallelism);
+                operators::sink(input, id, name, factory, node.parallelism, env.clone());
                 Built::Nothing
             }
         };
         built.push(result);
         if let Some(handle) = loops.remove(&id) {
-            plain(&mut built, id).connect_loop(handle);
+            plain(&mut built, id, None).connect_loop(handle);
         }
     }
     // Chains nobody reads still run (their UDFs may have side effects).
     for i in 0..built.len() {
         if matches!(built[i], Built::Chain { .. }) {
-            plain(&mut built, i);
+            plain(&mut built, i, None);
         }
     }
     if let Some(f) = loops.keys().next() {

@@ -47,6 +47,8 @@ pub struct Node<R> {
     pub name: String,
     pub inputs: Vec<usize>,
     pub kind: NodeKind<R>,
+    /// Run on workers `0..p` only (Flink's per-operator parallelism); None: every worker.
+    pub parallelism: Option<usize>,
 }
 
 pub struct Plan<R> {
@@ -60,8 +62,13 @@ impl<R> Plan<R> {
 
     /// Adds a node and returns its id.
     pub fn add(&mut self, name: impl Into<String>, inputs: Vec<usize>, kind: NodeKind<R>) -> usize {
-        self.nodes.push(Node { name: name.into(), inputs, kind });
+        self.nodes.push(Node { name: name.into(), inputs, kind, parallelism: None });
         self.nodes.len() - 1
+    }
+
+    /// Runs node `id` on `parallelism` workers only (at most the job's workers).
+    pub fn set_parallelism(&mut self, id: usize, parallelism: usize) {
+        self.nodes[id].parallelism = Some(parallelism.max(1));
     }
 
     /// Closes the loop opened by `iterate` with the stream of node `feedback`.

@@ -212,8 +212,12 @@ pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<Py
         let inputs: Vec<usize> = node.getattr("inputs")?.extract()?;
         let params = node.getattr("params")?;
         let params = params.cast::<PyDict>()?;
+        let parallelism: Option<usize> = node.getattr("parallelism")?.extract()?;
         let k = node_kind(py, &kind, &name, params)?;
-        plan.add(name, inputs, k);
+        let id = plan.add(name, inputs, k);
+        if let Some(p) = parallelism {
+            plan.set_parallelism(id, p);
+        }
     }
     Ok(plan)
 }

@@ -37,11 +37,14 @@ macro_rules! with_key_pact {
 
 /// Computes each record's key and partitions the batch by the worker owning each key
 /// (encoding only what goes to another process).
+/// `route_to`: how many workers (the first ones) the keys are spread over: the job's
+/// workers, or fewer when the keyed operator runs with a smaller parallelism.
 pub fn key_by<'s, R: Record>(
     stream: Stream<'s, u64, Vec<R>>,
     node: usize,
     name: &str,
     factory: &KeyFactory<R>,
+    route_to: usize,
     env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<Routed<Keyed<R>>>> {
     let name = name.to_string();
@@ -50,7 +53,7 @@ pub fn key_by<'s, R: Record>(
         Pipeline,
         &name.clone(),
         move |_cap, _info| {
-            let mut selector = env.instantiate(ErrorKind::Udf, &name, &*factory);
+            let mut selector = env.instantiate(ErrorKind::Udf, &name, None, &*factory);
             let mut keyed = Vec::new();
             let mut routed = Vec::new();
             move |(input, frontier), output| {
@@ -87,7 +90,7 @@ pub fn key_by<'s, R: Record>(
                             &mut keyed,
                             peers,
                             env.locality,
-                            |k: &Keyed<R>| (k.0.hash() % peers as u64) as usize,
+                            |k: &Keyed<R>| (k.0.hash() % route_to.clamp(1, peers) as u64) as usize,
                             encode_keyed::<R>,
                             &mut routed,
                         );
@@ -168,12 +171,13 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>
     node: usize,
     name: &str,
     factory: &ReduceFactory<R>,
+    parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<R>> {
     let name = name.to_string();
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
-        let mut reducer = env.instantiate(ErrorKind::Udf, &name, &*factory);
+        let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
         let mut state: KeyMap<R> = KeyMap::default();
         let mut keyed = Vec::new();
         let mut out = Vec::new();

@@ -53,6 +53,17 @@ impl OpEnv {
         self.control.fail(JobError::from_udf(kind, operator, err).on_worker(self.worker.index));
     }
 
+    /// This worker as seen by an operator running on `parallelism` workers, or None if
+    /// the operator does not run here.
+    pub(crate) fn context_for(&self, parallelism: Option<usize>) -> Option<WorkerContext> {
+        match parallelism {
+            Some(p) if p < self.worker.peers => {
+                (self.worker.index < p).then(|| WorkerContext { peers: p, ..self.worker.clone() })
+            }
+            _ => Some(self.worker.clone()),
+        }
+    }
+
     /// Runs the cancel hooks, inside the batch scope.
     pub(crate) fn run_cancel_hooks(&self) {
         let hooks: Vec<_> = self.cancel_hooks.borrow_mut().drain(..).collect();
@@ -76,14 +87,18 @@ impl OpEnv {
     }
 
     /// Makes a per-worker instance of a user function, failing the job if that raises.
+    /// An operator restricted to `parallelism` workers gets no instance beyond them,
+    /// and its functions see `parallelism` as the worker count.
     pub(crate) fn instantiate<T: ?Sized>(
         &self,
         kind: ErrorKind,
         operator: &str,
+        parallelism: Option<usize>,
         make: &(dyn Fn(&WorkerContext) -> crate::error::UdfResult<Box<T>> + Send + Sync),
     ) -> Option<Box<T>> {
+        let ctx = self.context_for(parallelism)?;
         let mut made = None;
-        self.enter(|| match make(&self.worker) {
+        self.enter(|| match make(&ctx) {
             Ok(f) => made = Some(f),
             Err(e) => self.fail(kind, operator, e),
         });

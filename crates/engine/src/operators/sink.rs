@@ -15,9 +15,10 @@ pub fn sink<'s, R: Record>(
     node: usize,
     name: &str,
     factory: &SinkFactory<R>,
+    parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) {
-    let mut sink = env.instantiate(ErrorKind::Sink, name, &**factory);
+    let mut sink = env.instantiate(ErrorKind::Sink, name, parallelism, &**factory);
     let name = name.to_string();
     use timely::dataflow::operators::Probe;
     let stream = stream.probe_with(&env.probe);

@@ -24,6 +24,7 @@ pub fn source<'s, R: Record>(
     name: &str,
     factory: &SourceFactory<R>,
     parallel: bool,
+    parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<R>> {
     let name_owned = name.to_string();
@@ -35,8 +36,9 @@ pub fn source<'s, R: Record>(
             let _ = sync.activate();
         });
         let mut reader = None;
-        if parallel || env.worker.index == 0 {
-            let ctx = WorkerContext { waker: Some(waker), ..env.worker.clone() };
+        let here = if parallel { env.context_for(parallelism) } else { env.context_for(Some(1)) };
+        if let Some(here) = here {
+            let ctx = WorkerContext { waker: Some(waker), ..here };
             env.enter(|| match factory(&ctx) {
                 Ok(r) => reader = Some(r),
                 Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
@@ -103,7 +105,14 @@ pub fn source<'s, R: Record>(
 /// Spreads a stream round-robin over all workers: what Flink does between a
 /// non-parallel source and a parallel operator. Batches for other processes are
 /// encoded once by the sender and decoded by the receiver.
-pub fn rebalance<'s, R: Record>(stream: Stream<'s, u64, Vec<R>>, name: &str, env: Rc<OpEnv>) -> Stream<'s, u64, Vec<R>> {
+/// `targets`: spread over the first `targets` workers only (an operator with a smaller
+/// parallelism).
+pub fn rebalance<'s, R: Record>(
+    stream: Stream<'s, u64, Vec<R>>,
+    name: &str,
+    targets: usize,
+    env: Rc<OpEnv>,
+) -> Stream<'s, u64, Vec<R>> {
     let send_name = format!("rebalance {name}");
     let send_env = env.clone();
     let mut next = 0usize;
@@ -119,7 +128,7 @@ pub fn rebalance<'s, R: Record>(stream: Stream<'s, u64, Vec<R>>, name: &str, env
                         env.locality,
                         |_r| {
                             next = next.wrapping_add(1);
-                            next
+                            next % targets.max(1)
                         },
                         R::encode_batch,
                         &mut out,

@@ -15,13 +15,14 @@ use crate::record::Record;
 pub fn transform_chain<'s, R: Record>(
     stream: Stream<'s, u64, Vec<R>>,
     steps: Vec<(usize, String, TransformFactory<R>)>,
+    parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<R>> {
     let op_name = steps.iter().map(|s| s.1.as_str()).collect::<Vec<_>>().join(" -> ");
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &op_name, move |_cap, _info| {
         let mut chain: Vec<(usize, String, Box<dyn Transform<R>>)> = Vec::new();
         for (node, name, factory) in &steps {
-            match env.instantiate(ErrorKind::Udf, name, &**factory) {
+            match env.instantiate(ErrorKind::Udf, name, parallelism, &**factory) {
                 Some(f) => chain.push((*node, name.clone(), f)),
                 None => break,
             }

@@ -82,6 +82,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>
     name: &str,
     spec: WindowSpec,
     function: &WindowFunction<R>,
+    parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, u64, Vec<R>> {
     let name = name.to_string();
@@ -93,8 +94,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let mut function = match (&reduce_factory, &apply_factory) {
-            (Some(f), _) => env.instantiate(ErrorKind::Udf, &name, &**f).map(Function::Reduce),
-            (_, Some(f)) => env.instantiate(ErrorKind::Udf, &name, &**f).map(Function::Apply),
+            (Some(f), _) => env.instantiate(ErrorKind::Udf, &name, parallelism, &**f).map(Function::Reduce),
+            (_, Some(f)) => env.instantiate(ErrorKind::Udf, &name, parallelism, &**f).map(Function::Apply),
             _ => None,
         };
         // Time windows, ordered by end so the earliest fires first: (end, key, start).
