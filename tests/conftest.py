@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import os
 import pickle
+import ast
 import re
 import secrets
 import signal
@@ -458,6 +459,13 @@ class TwoProcessEnvironment(StreamExecutionEnvironment):
         with os.fdopen(write_fd, "wb") as f:
             f.write(data)
         return 0
+
+
+def printed_records(text: str, workers: int) -> Tuple[List[Any], set]:
+    """print() output parsed back into records (``repr`` is a Python literal), and the
+    set of ``k> `` prefixes seen; asserts prefixes exactly when workers > 1."""
+    lines = printed(text, workers)
+    return [ast.literal_eval(t) for _, t in lines], {k for k, _ in lines if k is not None}
 
 
 # -- sockets ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ killed if a test fails half-way). The job scripts live in tests/mp_scripts/.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
+from conftest import printed_records
 from ferroflow._cluster import free_ports
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +39,6 @@ FERROFLOW = str(BIN / "ferroflow") if (BIN / "ferroflow").exists() else str(ROOT
 ONE_WINDOW = ["-", "--window-ms", str(24 * 3600 * 1000)]
 
 SECRET = "3f1c9a7e5b2d4c6e8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d"
-PREFIXED = re.compile(r"^(\d+)> (.*)$")
 
 
 def clean_env(**extra: str) -> Dict[str, str]:
@@ -151,21 +150,10 @@ def assert_clean(text: str) -> None:
 # -- word count: same results on 1, 2 and 2x2 workers ------------------------------------------
 
 
-def parse_word_counts(stdout: str, prefixed: bool) -> tuple:
+def parse_word_counts(stdout: str, workers: int) -> tuple:
     """``(Counter of (count, word) records, set of k> prefixes)`` from word_count.py's output."""
-    records: Counter = Counter()
-    prefixes = set()
-    for line in stdout.splitlines():
-        m = PREFIXED.match(line)
-        if prefixed:
-            assert m is not None, f"missing 'k> ' prefix: {line!r}"
-            prefixes.add(int(m.group(1)))
-            line = m.group(2)
-        else:
-            assert m is None, f"unexpected prefix on a one-worker run: {line!r}"
-        count, word = ast.literal_eval(line)
-        records[(count, word)] += 1
-    return records, prefixes
+    records, prefixes = printed_records(stdout, workers)
+    return Counter(records), prefixes
 
 
 def expected_word_counts() -> Counter:
@@ -178,7 +166,7 @@ def expected_word_counts() -> Counter:
 def one_process_word_count() -> Counter:
     r = ferroflow("run", WORD_COUNT, *ONE_WINDOW)
     assert r.returncode == 0 and r.stderr == "", r
-    records, _ = parse_word_counts(r.stdout, prefixed=False)
+    records, _ = parse_word_counts(r.stdout, 1)
     assert records == expected_word_counts()
     return records
 
@@ -187,7 +175,7 @@ def test_word_count_two_processes_equals_one(one_process_word_count):
     r = ferroflow("run", WORD_COUNT, "-p", "2", *ONE_WINDOW)
     assert r.returncode == 0, r
     assert r.stderr == "", r
-    records, prefixes = parse_word_counts(r.stdout, prefixed=True)
+    records, prefixes = parse_word_counts(r.stdout, 2)
     assert records == one_process_word_count
     assert prefixes == {1, 2}  # both processes' workers printed, numbered job-wide
 
@@ -196,7 +184,7 @@ def test_word_count_two_processes_two_workers_each(one_process_word_count):
     r = ferroflow("run", WORD_COUNT, "-p", "2", "-w", "2", *ONE_WINDOW)
     assert r.returncode == 0, r
     assert r.stderr == "", r
-    records, prefixes = parse_word_counts(r.stdout, prefixed=True)
+    records, prefixes = parse_word_counts(r.stdout, 4)
     assert records == one_process_word_count
     assert prefixes == {1, 2, 3, 4}  # 2 processes x 2 threads = 4 workers
 
@@ -225,7 +213,7 @@ def test_word_count_one_process_per_address(one_process_word_count, tmp_path, ho
     for i, r in enumerate(results):
         assert r.returncode == 0, r
         assert r.stderr == "", r
-        records, prefixes = parse_word_counts(r.stdout, prefixed=True)
+        records, prefixes = parse_word_counts(r.stdout, 2)
         assert prefixes == {i + 1}, r  # process i runs worker i
         union += records
     assert union == one_process_word_count

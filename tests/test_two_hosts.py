@@ -9,10 +9,8 @@ the test creates and always deletes. Skipped, with the reason, only where namesp
 
 from __future__ import annotations
 
-import ast
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +23,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from conftest import printed_records
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORD_COUNT = ROOT / "examples" / "word_count.py"
@@ -35,7 +35,6 @@ FERROFLOW = str(BIN / "ferroflow") if (BIN / "ferroflow").exists() else str(ROOT
 HOSTS = ("10.213.7.1", "10.213.7.2")
 PORT = 47017
 SECRET = "9b8a7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f3021"
-PREFIXED = re.compile(r"^(\d+)> (.*)$")
 
 
 def ip(*args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
@@ -87,18 +86,12 @@ def clean_env(**extra: str) -> Dict[str, str]:
     return env
 
 
-def word_totals(stdout: str, prefixed: bool) -> Tuple[Counter, set]:
+def word_totals(stdout: str, workers: int) -> Tuple[Counter, set]:
     """Sum of the counts per word (a run may cut a word's count into several
     processing-time windows), and the set of ``k> `` prefixes."""
+    records, prefixes = printed_records(stdout, workers)
     totals: Counter = Counter()
-    prefixes = set()
-    for line in stdout.splitlines():
-        m = PREFIXED.match(line)
-        if prefixed:
-            assert m is not None, f"missing 'k> ' prefix: {line!r}"
-            prefixes.add(int(m.group(1)))
-            line = m.group(2)
-        count, word = ast.literal_eval(line)
+    for count, word in records:
         totals[word] += count
     return totals, prefixes
 
@@ -114,7 +107,7 @@ def test_word_count_on_two_hosts(two_namespaces):
     single = subprocess.run([FERROFLOW, "run", str(WORD_COUNT)], capture_output=True, text=True, timeout=30,
                             env=clean_env(), cwd=str(ROOT), stdin=subprocess.DEVNULL)
     assert single.returncode == 0, single.stderr
-    expected, _ = word_totals(single.stdout, prefixed=False)
+    expected, _ = word_totals(single.stdout, 1)
     with open(HAMLET, encoding="utf-8") as f:
         assert expected == Counter(w for line in f for w in line.lower().split())
 
@@ -146,7 +139,7 @@ def test_word_count_on_two_hosts(two_namespaces):
     for i, (p, (out, err)) in enumerate(zip(procs, outputs)):
         assert p.returncode == 0, f"process {i}: rc={p.returncode}\nstdout:\n{out}\nstderr:\n{err}"
         assert err == "", f"process {i}: {err}"
-        totals, prefixes = word_totals(out, prefixed=True)
+        totals, prefixes = word_totals(out, 2)
         assert prefixes == {i + 1}, f"process {i} printed prefixes {prefixes}"  # 1> on host 1, 2> on host 2
         union += totals
     assert union == expected
