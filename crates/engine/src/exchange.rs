@@ -70,13 +70,18 @@ pub fn encode_keyed<R: Record>(items: &[(Key, R, R)], out: &mut Vec<u8>) -> Resu
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(bytes);
     }
-    let mut section = Vec::new();
-    let key_values: Vec<R> = items.iter().map(|(_, k, _)| k.clone()).collect();
-    R::encode_batch(&key_values, &mut section)?;
-    out.extend_from_slice(&(section.len() as u64).to_le_bytes());
-    out.extend_from_slice(&section);
-    let values: Vec<R> = items.iter().map(|(_, _, v)| v.clone()).collect();
-    R::encode_batch(&values, out)
+    // The key values' section, preceded by its length (patched in once known).
+    let at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    R::encode_batch(items.iter().map(|(_, k, _)| k), out)?;
+    let section = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&section.to_le_bytes());
+    R::encode_batch(items.iter().map(|(_, _, v)| v), out)
+}
+
+/// [`Record::encode_batch`] over a slice, as [`partition`] takes it.
+pub fn encode_records<R: Record>(records: &[R], out: &mut Vec<u8>) -> Result<(), String> {
+    R::encode_batch(records.iter(), out)
 }
 
 /// Reads what [`encode_keyed`] wrote; malformed input is an error, never a panic.
@@ -193,5 +198,29 @@ pub fn unpack<T>(
             Ok(())
         }
         Batch::Remote(bytes) => decode(&bytes, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::key_of;
+
+    #[test]
+    fn keyed_batches_round_trip_and_reject_truncation() {
+        let items: Vec<(Key, String, String)> = (0..50)
+            .map(|i| (key_of(&format!("k{}", i % 7)), format!("k{}", i % 7), "v".repeat(i)))
+            .collect();
+        let mut bytes = Vec::new();
+        encode_keyed(&items, &mut bytes).unwrap();
+        let mut back = Vec::new();
+        decode_keyed::<String>(&bytes, &mut back).unwrap();
+        assert_eq!(back.len(), items.len());
+        for (a, b) in items.iter().zip(&back) {
+            assert_eq!((&a.0, &a.1, &a.2), (&b.0, &b.1, &b.2));
+        }
+        for cut in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode_keyed::<String>(&bytes[..cut], &mut Vec::new()).is_err(), "cut at {cut}");
+        }
     }
 }

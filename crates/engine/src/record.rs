@@ -19,7 +19,9 @@ pub trait Record: Clone + Send + 'static {
 
     /// Appends the encoding of `records` for another process (one call per batch).
     /// The error says which record could not be encoded and why.
-    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String>;
+    fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String>
+    where
+        Self: 'a;
 
     /// Appends the records [`Record::encode_batch`] wrote; malformed bytes are an
     /// error, never a panic.
@@ -40,7 +42,7 @@ impl Record for String {
         describe_truncated(&format!("{self:?}"))
     }
 
-    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
+    fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
         for r in records {
             out.extend_from_slice(&(r.len() as u32).to_le_bytes());
             out.extend_from_slice(r.as_bytes());

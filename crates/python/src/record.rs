@@ -33,8 +33,8 @@ impl Record for PyRec {
     }
 
     /// The compact codec (pickle only for types it does not know), once per batch.
-    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
-        Python::attach(|py| crate::codec::encode_batch_iter(py, records.iter().map(|r| &r.0), out))
+    fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
+        Python::attach(|py| crate::codec::encode_batch_iter(py, records.map(|r| &r.0), out))
     }
 
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {

@@ -4,7 +4,7 @@ use std::rc::Rc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 
-use crate::exchange::{partition, unpack, Routed};
+use crate::exchange::{encode_records, partition, unpack, Routed};
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, Stream};
@@ -130,7 +130,7 @@ pub fn rebalance<'s, R: Record>(
                             next = next.wrapping_add(1);
                             next % targets.max(1)
                         },
-                        R::encode_batch,
+                        encode_records::<R>,
                         &mut out,
                     );
                     match sent {

@@ -43,8 +43,9 @@ impl Record for V {
         describe_truncated(&format!("{self:?}"))
     }
 
-    fn encode_batch(records: &[Self], out: &mut Vec<u8>) -> Result<(), String> {
-        bincode::serialize_into(out, records).map_err(|e| e.to_string())
+    fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
+        let records: Vec<&V> = records.collect();
+        bincode::serialize_into(out, &records).map_err(|e| e.to_string())
     }
 
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
