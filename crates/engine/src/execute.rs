@@ -153,28 +153,24 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
 /// Connects to the other processes, runs the job on this process's workers, waits.
 fn run_cluster<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig, cluster: ClusterConfig, control: Arc<JobControl>) {
     let workers = config.workers.max(1);
+    // The workers counted as running in `start` never ran.
+    let give_up = |e: JobError| {
+        control.fail(e);
+        for _ in 0..workers {
+            control.worker_finished();
+        }
+    };
     let cluster = cluster.threads(workers);
     let connected = crate::cluster::connect(&cluster, control.abort_flag())
         .and_then(|sockets| crate::cluster::allocators(&cluster, sockets));
     let network = match connected {
         Ok(n) => n,
-        Err(e) => {
-            control.fail(e.into());
-            for _ in 0..workers {
-                control.worker_finished();
-            }
-            return;
-        }
+        Err(e) => return give_up(e.into()),
     };
     let monitor = network.monitor.clone();
     match launch(plan, config, network.builders, network.guard, control.clone(), Some(monitor.clone())) {
         Ok(guards) => join_guards(guards, &control),
-        Err(e) => {
-            control.fail(e);
-            for _ in 0..workers {
-                control.worker_finished();
-            }
-        }
+        Err(e) => give_up(e),
     }
     if let Some(lost) = monitor.lost() {
         control.fail(lost.into());
@@ -259,8 +255,7 @@ fn tally(worker: &mut timely::worker::Worker, mine: &[u64]) -> Vec<u64> {
             break;
         }
     }
-    let result = total.borrow().clone();
-    result
+    total.take()
 }
 
 fn run_worker<R: Record>(
