@@ -18,6 +18,8 @@ pub struct JobControl {
     counts: Mutex<Vec<u64>>,
     /// Records an iteration gave up on (see `NodeKind::Iterate`).
     dropped: AtomicU64,
+    /// Records windows dropped because they were late (and had no side output).
+    late_dropped: AtomicU64,
     warnings: Mutex<Vec<String>>,
 }
 
@@ -29,6 +31,7 @@ impl JobControl {
             running: AtomicUsize::new(0),
             counts: Mutex::new(vec![0; nodes]),
             dropped: AtomicU64::new(0),
+            late_dropped: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
         }
     }
@@ -83,9 +86,18 @@ impl JobControl {
     }
 
     /// Replaces the counts with the whole job's (a multi-process run's tally).
-    pub(crate) fn set_counts(&self, totals: Vec<u64>, dropped: u64) {
+    pub(crate) fn set_counts(&self, totals: Vec<u64>, dropped: u64, late_dropped: u64) {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = totals;
         self.dropped.store(dropped, Ordering::Relaxed);
+        self.late_dropped.store(late_dropped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_late_dropped(&self, n: u64) {
+        self.late_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped.load(Ordering::Relaxed)
     }
 
     pub fn counts(&self) -> Vec<u64> {

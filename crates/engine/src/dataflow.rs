@@ -4,6 +4,7 @@
 //! input exchanged by key; a stream produced by a non-parallel source is spread
 //! round-robin before a parallel consumer (Flink's rebalance).
 
+use crate::time::Time;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -18,12 +19,13 @@ use crate::plan::{NodeKind, Plan};
 use crate::record::Record;
 
 enum Built<'s, R: Record> {
-    /// A materialised stream; `single` if only worker 0 produces it.
-    Plain { stream: Stream<'s, u64, Vec<R>>, single: bool },
-    Keyed(Stream<'s, u64, Vec<Routed<Keyed<R>>>>),
+    /// A materialised stream; `single` if only worker 0 produces it, `on`: the workers
+    /// that produce it (`0..p`; None: all).
+    Plain { stream: Stream<'s, Time, Vec<R>>, single: bool, on: Option<usize> },
+    Keyed(Stream<'s, Time, Vec<Routed<Keyed<R>>>>),
     /// Stateless steps waiting to be fused with their only consumer.
     Chain {
-        base: Stream<'s, u64, Vec<R>>,
+        base: Stream<'s, Time, Vec<R>>,
         steps: Vec<(usize, String, TransformFactory<R>)>,
         parallelism: Option<usize>,
     },
@@ -67,13 +69,15 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
 }
 
 /// Builds the plan in `scope`. The plan must have passed [`Plan::validate`].
-pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv>) -> Result<(), JobError> {
+pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEnv>) -> Result<(), JobError> {
     let consumers = consumer_counts(plan);
     let route_to = key_routing(plan)?;
     let peers = env.worker.peers;
     let mut built: Vec<Built<'s, R>> = Vec::with_capacity(plan.nodes.len());
     // Loops waiting for their feedback stream: feedback node -> handle.
     let mut loops = HashMap::new();
+    // The late records of each window node, for its `LateOutput` readers.
+    let mut late_outputs = HashMap::new();
 
     // A plain stream for node `i`, as read by a consumer running on `consumer` workers
     // (None: all). `spread`: rebalance a single-worker stream first; a keyed consumer
@@ -84,12 +88,12 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
                 unreachable!()
             };
             let stream = operators::transform_chain(base, steps, parallelism, env.clone());
-            built[i] = Built::Plain { stream, single: parallelism == Some(1) };
+            built[i] = Built::Plain { stream, single: parallelism == Some(1), on: parallelism };
         }
         let targets = consumer.map_or(peers, |p| p.min(peers));
         let name = &plan.nodes[i].name;
         match &built[i] {
-            Built::Plain { stream, single } if targets < peers || (spread && *single && peers > 1) => {
+            Built::Plain { stream, single, .. } if targets < peers || (spread && *single && peers > 1) => {
                 operators::rebalance(stream.clone(), name, targets, env.clone())
             }
             Built::Plain { stream, .. } => stream.clone(),
@@ -112,6 +116,7 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
             NodeKind::Source { factory, parallel } => Built::Plain {
                 stream: operators::source(scope, id, name, factory, *parallel, node.parallelism, env.clone()),
                 single: !*parallel || node.parallelism == Some(1),
+                on: if *parallel { node.parallelism } else { Some(1) },
             },
             NodeKind::Transform(factory) => {
                 let input = node.inputs[0];
@@ -140,26 +145,50 @@ pub fn build<'s, R: Record>(scope: Scope<'s, u64>, plan: &Plan<R>, env: Rc<OpEnv
                 let stream = crate::with_key_pact!(peers, |pact| {
                     operators::reduce(input.clone(), pact, id, name, factory, node.parallelism, env.clone())
                 });
-                Built::Plain { stream, single: false }
+                Built::Plain { stream, single: false, on: node.parallelism }
             }
             NodeKind::Window { spec, function } => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
-                let stream = crate::with_key_pact!(peers, |pact| {
-                    operators::window(input.clone(), pact, id, name, *spec, function, node.parallelism, env.clone())
+                let (stream, late) = crate::with_key_pact!(peers, |pact| {
+                    operators::window(input.clone(), pact, id, name, spec, function, node.parallelism, env.clone())
                 });
-                Built::Plain { stream, single: false }
+                late_outputs.insert(id, late);
+                Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
+            }
+            NodeKind::LateOutput => {
+                let window = node.inputs[0];
+                let stream = late_outputs.get(&window).cloned().expect("validated plan: a window node's late output");
+                Built::Plain { stream, single: plan.nodes[window].parallelism == Some(1), on: plan.nodes[window].parallelism }
+            }
+            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms } => {
+                // Runs where its input runs: no rebalance, so watermarks follow the
+                // input's partitions.
+                let input = read(&mut built, node.inputs[0], None, false);
+                let (single, on) = match &built[node.inputs[0]] {
+                    Built::Plain { single, on, .. } => (*single, *on),
+                    _ => (false, None),
+                };
+                let active = on.is_none_or(|p| env.worker.index < p);
+                let stream = operators::assign_timestamps(
+                    input, id, name, assigner.as_ref(), *watermarks, *idleness_ms, active, env.clone(),
+                );
+                Built::Plain { stream, single, on }
             }
             NodeKind::Union => {
                 let inputs: Vec<_> = node.inputs.iter().map(|&i| plain(&mut built, i, None)).collect();
-                Built::Plain { stream: scope.concatenate(inputs), single: false }
+                Built::Plain { stream: scope.concatenate(inputs), single: false, on: None }
             }
             NodeKind::Iterate { feedback, max_wait } => {
                 let input = plain(&mut built, node.inputs[0], None);
-                let (handle, back) = scope.feedback::<Vec<R>>(1);
+                let (handle, back) = scope.feedback::<Vec<R>>(crate::time::TimeSummary { epochs: 1 });
                 if let Some(f) = feedback {
                     loops.insert(*f, handle);
                 }
-                Built::Plain { stream: operators::iterate(input, back, id, name, *max_wait, env.clone()), single: false }
+                Built::Plain {
+                    stream: operators::iterate(input, back, id, name, *max_wait, env.clone()),
+                    single: false,
+                    on: None,
+                }
             }
             NodeKind::Sink(factory) => {
                 let input = plain(&mut built, node.inputs[0], node.parallelism);

@@ -93,6 +93,7 @@ impl Running {
                     counts
                 },
                 dropped: self.control.dropped(),
+                late_dropped: self.control.late_dropped(),
                 warnings: self.control.warnings(),
             }),
         }
@@ -106,6 +107,8 @@ pub struct JobSummary {
     pub counts: Vec<u64>,
     /// Records dropped by iterations that did not converge in time.
     pub dropped: u64,
+    /// Records windows dropped for being late (no late side output).
+    pub late_dropped: u64,
     pub warnings: Vec<String>,
 }
 
@@ -275,13 +278,14 @@ fn run_worker<R: Record>(
             count: config.workers.max(1),
         },
         clock: config.clock.clone(),
+        manual_processing_time: plan.manual_processing_time,
         batch_size: config.batch_size.max(1),
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
         cancel_hooks: RefCell::new(Vec::new()),
         probe: timely::dataflow::operators::probe::Handle::new(),
     });
     let counts = env.counts.clone();
-    let built = worker.dataflow::<u64, _, _>(|scope| dataflow::build(scope, plan, env.clone()));
+    let built = worker.dataflow::<crate::time::Time, _, _>(|scope| dataflow::build(scope, plan, env.clone()));
     if let Err(e) = built {
         control.fail(e.on_worker(worker.index()));
     }
@@ -299,10 +303,12 @@ fn run_worker<R: Record>(
         let mut mine = counts.borrow().clone();
         // The process's dropped records, counted once (by its first worker).
         mine.push(if first_local { control.dropped() } else { 0 });
+        mine.push(if first_local { control.late_dropped() } else { 0 });
         let mut totals = tally(worker, &mine);
         if first_local {
+            let late_dropped = totals.pop().unwrap_or(0);
             let dropped = totals.pop().unwrap_or(0);
-            control.set_counts(totals, dropped);
+            control.set_counts(totals, dropped, late_dropped);
         }
         counts.borrow_mut().iter_mut().for_each(|c| *c = 0);
     }

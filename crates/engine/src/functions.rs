@@ -65,13 +65,48 @@ pub trait Reducer<R>: 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowInfo {
     Time(TimeWindow),
-    /// A count window (Flink's GlobalWindow).
+    /// Flink's GlobalWindow (count windows, `GlobalWindows.create()`).
     Global,
 }
 
-/// Called with all values of one key's window when it fires.
+/// What a window function is told about its firing (Flink's `ProcessWindowFunction.Context`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowContext {
+    pub window: WindowInfo,
+    /// The operator's event-time watermark (`i64::MIN` before the first one).
+    pub watermark: i64,
+    /// Processing time in ms (the wall clock, or the testing source's manual clock).
+    pub processing_time: i64,
+}
+
+/// Called with a key's window contents when it fires: all its values, or the single
+/// result of the window's reduce/aggregate.
 pub trait WindowApply<R>: 'static {
-    fn apply(&mut self, key: &R, window: WindowInfo, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()>;
+    fn apply(&mut self, key: &R, ctx: &WindowContext, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// Flink's `AggregateFunction` over records: the accumulator is a record too.
+pub trait WindowAggregate<R>: 'static {
+    fn create_accumulator(&mut self) -> UdfResult<R>;
+    fn add(&mut self, value: &R, acc: R) -> UdfResult<R>;
+    fn get_result(&mut self, acc: &R) -> UdfResult<R>;
+    fn merge(&mut self, a: R, b: R) -> UdfResult<R>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// Extracts a record's event timestamp (ms); `previous` is the timestamp it carries
+/// ([`crate::time::NO_TIME`] if none), as Flink's `TimestampAssigner`.
+pub trait TimestampAssigner<R>: 'static {
+    fn timestamp(&mut self, record: &R, previous: i64) -> UdfResult<i64>;
 
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
@@ -107,6 +142,17 @@ pub trait SourceReader<R>: 'static {
 
     /// The job is stopping early: let go of any thread or connection.
     fn cancel(&mut self) {}
+
+    /// The partition's event-time watermark for the records of the next poll, if the
+    /// source makes watermarks (a batch must end where the watermark changes).
+    fn watermark(&self) -> Option<i64> {
+        None
+    }
+
+    /// Manual processing time, if this source drives it (testing sources).
+    fn processing_time(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Wakes an idle source's operator from another thread.
@@ -126,6 +172,12 @@ pub type TransformFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn T
 pub type KeyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn KeySelector<R>>> + Send + Sync>;
 pub type ReduceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Reducer<R>>> + Send + Sync>;
 pub type ApplyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowApply<R>>> + Send + Sync>;
+pub type AggregateFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowAggregate<R>>> + Send + Sync>;
+pub type TimestampFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn TimestampAssigner<R>>> + Send + Sync>;
+/// Window assigner, trigger, evictor and lateness, made per worker (a session gap may be
+/// a user function).
+pub type WindowConfigFactory<R> =
+    Arc<dyn Fn(&WorkerContext) -> UdfResult<crate::windows::event_time::WindowConfig<R>> + Send + Sync>;
 pub type SinkFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Sink<R>>> + Send + Sync>;
 
 /// Adapters so plain Rust closures serve as user functions (tests, Rust jobs).
@@ -163,10 +215,17 @@ pub mod closures {
     }
 
     pub struct ApplyFn<F>(pub F);
-    impl<R: 'static, F: FnMut(&R, WindowInfo, Vec<R>) -> UdfResult<Vec<R>> + 'static> WindowApply<R> for ApplyFn<F> {
-        fn apply(&mut self, key: &R, window: WindowInfo, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()> {
-            out.extend((self.0)(key, window, values)?);
+    impl<R: 'static, F: FnMut(&R, &WindowContext, Vec<R>) -> UdfResult<Vec<R>> + 'static> WindowApply<R> for ApplyFn<F> {
+        fn apply(&mut self, key: &R, ctx: &WindowContext, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()> {
+            out.extend((self.0)(key, ctx, values)?);
             Ok(())
+        }
+    }
+
+    pub struct TimestampFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&R) -> UdfResult<i64> + 'static> TimestampAssigner<R> for TimestampFn<F> {
+        fn timestamp(&mut self, record: &R, _previous: i64) -> UdfResult<i64> {
+            (self.0)(record)
         }
     }
 

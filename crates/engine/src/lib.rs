@@ -20,9 +20,11 @@ pub mod key;
 pub mod operators;
 pub mod plan;
 pub mod record;
+pub mod time;
+pub mod watermarks;
 pub mod windows;
 
 pub use error::{ErrorKind, JobError, UdfError, UdfResult};
 pub use execute::{run, start, ExecConfig, JobSummary, Running};
-pub use plan::{NodeKind, Plan, WindowFunction, WindowSpec};
+pub use plan::{NodeKind, Plan, WatermarkSpec, WindowFunction, WindowSpec};
 pub use record::Record;

@@ -8,18 +8,57 @@ use std::time::Duration;
 
 use crate::functions::*;
 
-/// Processing-time or count windows (event time comes with watermarks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WindowSpec {
-    /// `size`/`slide` in ms; `slide == size` is a tumbling window.
+/// Which windows a window node makes.
+pub enum WindowSpec<R> {
+    /// Tumbling (`slide == size`) or sliding processing-time windows, sizes in ms.
     ProcessingTime { size_ms: i64, slide_ms: i64 },
-    /// Fires every `slide` elements of a key, over the last `size`.
+    /// Flink's count windows: fire every `slide` elements of a key, over the last `size`.
     Count { size: usize, slide: usize },
+    /// Any assigner, trigger, evictor and lateness (see [`crate::windows::event_time`]).
+    Custom(WindowConfigFactory<R>),
 }
 
+impl<R> Clone for WindowSpec<R> {
+    fn clone(&self) -> Self {
+        match self {
+            WindowSpec::ProcessingTime { size_ms, slide_ms } => WindowSpec::ProcessingTime { size_ms: *size_ms, slide_ms: *slide_ms },
+            WindowSpec::Count { size, slide } => WindowSpec::Count { size: *size, slide: *slide },
+            WindowSpec::Custom(f) => WindowSpec::Custom(f.clone()),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for WindowSpec<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WindowSpec::ProcessingTime { size_ms, slide_ms } => write!(f, "ProcessingTime({size_ms}, {slide_ms})"),
+            WindowSpec::Count { size, slide } => write!(f, "Count({size}, {slide})"),
+            WindowSpec::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// What a window does with its contents when it fires.
 pub enum WindowFunction<R> {
+    /// Incremental: one value per window.
     Reduce(ReduceFactory<R>),
+    /// Incremental, Flink's `AggregateFunction`.
+    Aggregate(AggregateFactory<R>),
+    /// All the window's values at once (Flink's `process`/`apply`).
     Apply(ApplyFactory<R>),
+    /// A reduce whose result is handed to a window function.
+    ReduceThen(ReduceFactory<R>, ApplyFactory<R>),
+    /// An aggregate whose result is handed to a window function.
+    AggregateThen(AggregateFactory<R>, ApplyFactory<R>),
+}
+
+/// How an assigner makes watermarks from the timestamps it sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatermarkSpec {
+    /// `WatermarkStrategy.no_watermarks()`.
+    None,
+    /// `for_bounded_out_of_orderness(bound)`; monotonous timestamps are a bound of 0.
+    BoundedOutOfOrderness { bound_ms: i64 },
 }
 
 pub enum NodeKind<R> {
@@ -31,7 +70,12 @@ pub enum NodeKind<R> {
     KeyBy(KeyFactory<R>),
     /// Rolling reduce on a `KeyBy` input: every input emits the updated value.
     Reduce(ReduceFactory<R>),
-    Window { spec: WindowSpec, function: WindowFunction<R> },
+    Window { spec: WindowSpec<R>, function: WindowFunction<R> },
+    /// The late records of the `Window` node it reads (`side_output_late_data`).
+    LateOutput,
+    /// Sets record timestamps and makes watermarks (replacing any from upstream). Runs
+    /// where its input runs.
+    AssignTimestamps { assigner: Option<TimestampFactory<R>>, watermarks: WatermarkSpec, idleness_ms: Option<i64> },
     /// Merges all inputs.
     Union,
     /// Opens a feedback loop: its output is its input plus what node `feedback` sends back.
@@ -53,11 +97,13 @@ pub struct Node<R> {
 
 pub struct Plan<R> {
     pub nodes: Vec<Node<R>>,
+    /// Processing time is driven by testing sources (their markers), not the wall clock.
+    pub manual_processing_time: bool,
 }
 
 impl<R> Plan<R> {
     pub fn new() -> Self {
-        Plan { nodes: Vec::new() }
+        Plan { nodes: Vec::new(), manual_processing_time: false }
     }
 
     /// Adds a node and returns its id.
@@ -127,6 +173,15 @@ impl<R> Plan<R> {
                     }
                     _ => {}
                 },
+                NodeKind::LateOutput if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Window { .. }) => {
+                    return Err(JobError::plan(format!("{}: late data comes from a window operator", node.name)))
+                }
+                NodeKind::AssignTimestamps { watermarks: WatermarkSpec::BoundedOutOfOrderness { bound_ms }, .. } if *bound_ms < 0 => {
+                    return Err(JobError::plan(format!("{}: the out-of-orderness bound must be >= 0 ms", node.name)))
+                }
+                NodeKind::AssignTimestamps { idleness_ms: Some(ms), .. } if *ms <= 0 => {
+                    return Err(JobError::plan(format!("{}: the idleness timeout must be > 0 ms", node.name)))
+                }
                 _ => {}
             }
             if id > 0 {

@@ -26,6 +26,85 @@ pub trait Record: Clone + Send + 'static {
     /// Appends the records [`Record::encode_batch`] wrote; malformed bytes are an
     /// error, never a panic.
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String>;
+
+    /// The record's event timestamp in ms ([`NO_TIME`] if it has none). Types that carry
+    /// no metadata have none; wrap them in [`Stamped`] for event time.
+    fn timestamp(&self) -> i64 {
+        NO_TIME
+    }
+
+    /// Sets the event timestamp (ignored by types that cannot carry one).
+    fn set_timestamp(&mut self, _ts: i64) {}
+}
+
+use crate::time::NO_TIME;
+
+/// A record with an event timestamp beside it: event time for record types that have
+/// no room for one (tests, pure-Rust jobs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub ts: i64,
+}
+
+impl<T> Stamped<T> {
+    pub fn new(value: T) -> Self {
+        Stamped { value, ts: NO_TIME }
+    }
+
+    pub fn at(value: T, ts: i64) -> Self {
+        Stamped { value, ts }
+    }
+}
+
+impl<T: Record> Record for Stamped<T> {
+    fn from_lines(lines: &mut Vec<String>, out: &mut Vec<Self>) {
+        let mut values = Vec::with_capacity(lines.len());
+        T::from_lines(lines, &mut values);
+        out.extend(values.into_iter().map(Stamped::new));
+    }
+
+    fn from_ints(range: std::ops::RangeInclusive<i64>, out: &mut Vec<Self>) {
+        let mut values = Vec::new();
+        T::from_ints(range, &mut values);
+        out.extend(values.into_iter().map(Stamped::new));
+    }
+
+    fn describe(&self) -> String {
+        self.value.describe()
+    }
+
+    /// The timestamps (8 bytes each, after their count), then the values' encoding.
+    fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
+        let records: Vec<&Self> = records.collect();
+        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        for r in &records {
+            out.extend_from_slice(&r.ts.to_le_bytes());
+        }
+        T::encode_batch(records.iter().map(|r| &r.value), out)
+    }
+
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+        let (count, rest) = bytes.split_at_checked(4).ok_or("truncated batch")?;
+        let count = u32::from_le_bytes(count.try_into().map_err(|_| "bad count")?) as usize;
+        let (stamps, rest) = rest.split_at_checked(count.checked_mul(8).ok_or("bad count")?).ok_or("truncated batch")?;
+        let mut values = Vec::with_capacity(count);
+        T::decode_batch(rest, &mut values)?;
+        if values.len() != count {
+            return Err(format!("batch says {count} records but holds {}", values.len()));
+        }
+        let ts = stamps.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        out.extend(values.into_iter().zip(ts).map(|(value, ts)| Stamped { value, ts }));
+        Ok(())
+    }
+
+    fn timestamp(&self) -> i64 {
+        self.ts
+    }
+
+    fn set_timestamp(&mut self, ts: i64) {
+        self.ts = ts;
+    }
 }
 
 /// Plain strings: handy for tests and for pure-Rust jobs.

@@ -243,7 +243,7 @@ fn validate_rejects_zero_window_sizes() {
         let mut plan = Plan::new();
         let src = source(&mut plan);
         let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
-        plan.add("window 'zero'", vec![keyed], NodeKind::Window { spec, function: WindowFunction::Apply(describe_window()) });
+        plan.add("window 'zero'", vec![keyed], NodeKind::Window { spec: spec.clone(), function: WindowFunction::Apply(describe_window()) });
         let msg = plan_error(plan);
         assert!(msg.contains("window 'zero'"), "{spec:?}: {msg}");
         assert!(msg.contains("must be positive") || msg.contains("at least 1"), "{spec:?}: {msg}");

@@ -30,7 +30,7 @@ fn input() -> Vec<V> {
     }
 }
 
-fn window_plan(spec: WindowSpec, function: WindowFunction<V>, items: Vec<V>, out: &Out<V>) -> (Plan<V>, usize) {
+fn window_plan(spec: WindowSpec<V>, function: WindowFunction<V>, items: Vec<V>, out: &Out<V>) -> (Plan<V>, usize) {
     let mut plan = Plan::new();
     // One producer per key, so each key's values arrive in input order.
     let src = plan.add("source", vec![], NodeKind::Source { factory: partitioned_source(items, part_by_key), parallel: true });
@@ -83,7 +83,7 @@ fn check_count_windows(size: usize, slide: usize, want: BTreeMap<i64, Vec<Vec<i6
             // apply: each firing sees exactly the window's values, in order, and no window info.
             let out = new_out();
             let spec = WindowSpec::Count { size, slide };
-            let (plan, win) = window_plan(spec, WindowFunction::Apply(describe_window()), input(), &out);
+            let (plan, win) = window_plan(spec.clone(), WindowFunction::Apply(describe_window()), input(), &out);
             let summary = run_ok(plan, cfg_batch(workers, batch));
             let want_apply: BTreeMap<i64, _> = want
                 .iter()
@@ -193,7 +193,7 @@ fn processing_time_sliding_windows_with_a_fixed_clock() {
     for workers in [1, 2] {
         let out = new_out();
         let spec = WindowSpec::ProcessingTime { size_ms: 1000, slide_ms: 250 };
-        let (plan, win) = window_plan(spec, WindowFunction::Apply(describe_window()), input(), &out);
+        let (plan, win) = window_plan(spec.clone(), WindowFunction::Apply(describe_window()), input(), &out);
         let summary = run_ok(plan, clock_cfg(workers, TestClock::at(12_345)));
         // 12345 lies in the windows starting at 11500, 11750, 12000 and 12250; they fire
         // at the end of input, earliest end first.

@@ -4,4 +4,5 @@ pub mod sequence;
 pub mod sinks;
 pub mod socket;
 pub mod sources;
+pub mod testing;
 pub mod text_file;

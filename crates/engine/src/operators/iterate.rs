@@ -1,3 +1,4 @@
+use crate::time::Time;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,13 @@ use crate::record::Record;
 /// forever, so once the input has ended, records still coming back after `max_wait`
 /// are dropped, counted, and reported as a warning.
 pub fn iterate<'s, R: Record>(
-    input: Stream<'s, u64, Vec<R>>,
-    feedback: Stream<'s, u64, Vec<R>>,
+    input: Stream<'s, Time, Vec<R>>,
+    feedback: Stream<'s, Time, Vec<R>>,
     node: usize,
     name: &str,
     max_wait: Option<Duration>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let name = name.to_string();
     input.binary_frontier::<_, CapacityContainerBuilder<Vec<R>>, _, _, _, _>(
         feedback,

@@ -1,3 +1,4 @@
+use crate::time::Time;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
@@ -16,7 +17,7 @@ use crate::record::Record;
 pub type Keyed<R> = (Key, R, R);
 
 /// The exchange that sends each batch to the worker it was partitioned for.
-pub fn by_key<R: Record>() -> impl ParallelizationContract<u64, Vec<Routed<Keyed<R>>>> {
+pub fn by_key<R: Record>() -> impl ParallelizationContract<Time, Vec<Routed<Keyed<R>>>> {
     Exchange::new(|routed: &Routed<Keyed<R>>| routed.0)
 }
 
@@ -40,13 +41,13 @@ macro_rules! with_key_pact {
 /// `route_to`: how many workers (the first ones) the keys are spread over: the job's
 /// workers, or fewer when the keyed operator runs with a smaller parallelism.
 pub fn key_by<'s, R: Record>(
-    stream: Stream<'s, u64, Vec<R>>,
+    stream: Stream<'s, Time, Vec<R>>,
     node: usize,
     name: &str,
     factory: &KeyFactory<R>,
     route_to: usize,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<Routed<Keyed<R>>>> {
+) -> Stream<'s, Time, Vec<Routed<Keyed<R>>>> {
     let name = name.to_string();
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<Routed<Keyed<R>>>>, _, _, _>(
@@ -139,12 +140,12 @@ pub(crate) fn open_batches<R: Record>(
 
 /// A keyed stream read by an operator that does not care about keys (Flink's
 /// `key_by(...).map(...)`): partitioned by key, then plain values.
-pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
-    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
+pub fn unkey<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
     pact: P,
     name: &str,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let name = format!("values of {name}");
     stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut keyed = Vec::new();
@@ -165,15 +166,15 @@ pub fn unkey<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>
 
 /// Rolling reduce: the first value of a key is emitted as it is; every later one
 /// emits `reduce(previous, value)`, which becomes the key's state.
-pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
-    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
+pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
     pact: P,
     node: usize,
     name: &str,
     factory: &ReduceFactory<R>,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let name = name.to_string();
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
@@ -199,7 +200,9 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>
                         // One lookup per record: update in place, insert only new keys.
                         match state.get_mut(&key) {
                             Some(acc) => match red.reduce(acc, &value) {
-                                Ok(v) => {
+                                Ok(mut v) => {
+                                    // Flink: the result carries the input record's timestamp.
+                                    v.set_timestamp(value.timestamp());
                                     out.push(v.clone());
                                     *acc = v;
                                 }

@@ -1,6 +1,7 @@
 //! The timely operators a plan is built from. Each one enters the [`BatchScope`] once
 //! per activation and calls user functions record by record inside it.
 
+mod assign;
 mod iterate;
 pub(crate) mod keyed;
 mod sink;
@@ -8,6 +9,7 @@ mod source;
 mod transform;
 mod window;
 
+pub use assign::assign_timestamps;
 pub use iterate::iterate;
 pub use keyed::{by_key, key_by, reduce, unkey, Keyed};
 pub use sink::sink;
@@ -32,6 +34,8 @@ pub struct OpEnv {
     /// Which workers share this process (records to them are not encoded).
     pub locality: crate::exchange::Locality,
     pub clock: Arc<dyn Clock>,
+    /// Processing time comes from testing sources through the frontier, not the clock.
+    pub manual_processing_time: bool,
     /// Most records a source hands on per activation.
     pub batch_size: usize,
     /// Records emitted per plan node, by this worker.
@@ -40,7 +44,7 @@ pub struct OpEnv {
     pub cancel_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     /// The progress of every sink: sources stay a bounded number of epochs ahead of it,
     /// so a fast source cannot flood a slower worker (timely has no backpressure).
-    pub probe: timely::dataflow::operators::probe::Handle<u64>,
+    pub probe: timely::dataflow::operators::probe::Handle<crate::time::Time>,
 }
 
 /// Source batches per epoch.
@@ -74,6 +78,16 @@ impl OpEnv {
                     hook();
                 }
             });
+        }
+    }
+
+    /// Processing time now: the wall clock, or with manual processing time, what the
+    /// frontier `frontier` implies.
+    pub(crate) fn processing_time(&self, frontier: timely::progress::frontier::AntichainRef<'_, crate::time::Time>) -> i64 {
+        if self.manual_processing_time {
+            crate::time::processing_time(frontier)
+        } else {
+            self.clock.now_ms()
         }
     }
 

@@ -1,3 +1,4 @@
+use crate::time::Time;
 use std::rc::Rc;
 
 use timely::dataflow::channels::pact::Pipeline;
@@ -11,7 +12,7 @@ use crate::record::Record;
 
 /// Hands each batch to the sink; closes it when the input ends.
 pub fn sink<'s, R: Record>(
-    stream: Stream<'s, u64, Vec<R>>,
+    stream: Stream<'s, Time, Vec<R>>,
     node: usize,
     name: &str,
     factory: &SinkFactory<R>,

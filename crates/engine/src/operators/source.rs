@@ -1,3 +1,4 @@
+use crate::time::Time;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -19,14 +20,14 @@ use crate::record::Record;
 /// It hands on at most one batch per activation and re-activates itself while it has
 /// more, so downstream operators run between batches and memory stays bounded.
 pub fn source<'s, R: Record>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     node: usize,
     name: &str,
     factory: &SourceFactory<R>,
     parallel: bool,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let name_owned = name.to_string();
     let factory = factory.clone();
     timely_source::<_, CapacityContainerBuilder<Vec<R>>, _, _>(scope, name, move |cap, info| {
@@ -44,7 +45,11 @@ pub fn source<'s, R: Record>(
                 Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
             });
         }
-        let mut cap = reader.as_ref().map(|_| cap);
+        let mut cap = reader.as_ref().map(|r| {
+            let mut cap = cap;
+            cap.downgrade(&source_time(r.as_ref(), 0));
+            cap
+        });
         // Shared with the worker's cancel hook, which stops the reader when the job is
         // cancelled even if this operator never runs again.
         let reader = Rc::new(RefCell::new(reader));
@@ -62,8 +67,11 @@ pub fn source<'s, R: Record>(
             let mut slot = reader.borrow_mut();
             let (Some(c), Some(r)) = (&mut cap, slot.as_mut()) else { return };
             // Flow control: wait while the sinks are too many epochs behind.
-            let epoch = *c.time();
-            if epoch >= super::EPOCHS_AHEAD && env.probe.less_than(&(epoch - super::EPOCHS_AHEAD)) {
+            let now = *c.time();
+            let behind = now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| {
+                env.probe.with_frontier(|f| crate::time::least_epoch(f).is_some_and(|e| e < limit))
+            });
+            if behind {
                 activator.activate_after(std::time::Duration::from_millis(1));
                 return;
             }
@@ -86,8 +94,12 @@ pub fn source<'s, R: Record>(
                 }
             });
             batches += 1;
+            let mut next = source_time(r.as_ref(), now.epoch);
             if batches % super::BATCHES_PER_EPOCH == 0 {
-                c.downgrade(&(epoch + 1));
+                next.epoch += 1;
+            }
+            if next != now {
+                c.downgrade(&next.join(&now));
             }
             match status {
                 SourceStatus::More => activator.activate(),
@@ -102,17 +114,28 @@ pub fn source<'s, R: Record>(
     })
 }
 
+/// The time a source's next batch goes out at: its epoch, and the watermark and manual
+/// processing time the reader reports (none: no watermark, not driving processing time).
+fn source_time<R: 'static>(reader: &dyn crate::functions::SourceReader<R>, epoch: u64) -> Time {
+    let start = Time::source_start();
+    Time {
+        epoch,
+        event: reader.watermark().unwrap_or(start.event),
+        processing: reader.processing_time().unwrap_or(start.processing),
+    }
+}
+
 /// Spreads a stream round-robin over all workers: what Flink does between a
 /// non-parallel source and a parallel operator. Batches for other processes are
 /// encoded once by the sender and decoded by the receiver.
 /// `targets`: spread over the first `targets` workers only (an operator with a smaller
 /// parallelism).
 pub fn rebalance<'s, R: Record>(
-    stream: Stream<'s, u64, Vec<R>>,
+    stream: Stream<'s, Time, Vec<R>>,
     name: &str,
     targets: usize,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let send_name = format!("rebalance {name}");
     let send_env = env.clone();
     let mut next = 0usize;

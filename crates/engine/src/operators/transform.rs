@@ -1,3 +1,4 @@
+use crate::time::Time;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
@@ -9,15 +10,16 @@ use crate::error::ErrorKind;
 use crate::functions::{Transform, TransformFactory};
 use crate::operators::OpEnv;
 use crate::record::Record;
+use crate::time::NO_TIME;
 
 /// A fused chain of stateless steps (map → filter → flat_map ...): one operator,
 /// one scope entry per batch, each step applied to the whole batch in turn.
 pub fn transform_chain<'s, R: Record>(
-    stream: Stream<'s, u64, Vec<R>>,
+    stream: Stream<'s, Time, Vec<R>>,
     steps: Vec<(usize, String, TransformFactory<R>)>,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> Stream<'s, Time, Vec<R>> {
     let op_name = steps.iter().map(|s| s.1.as_str()).collect::<Vec<_>>().join(" -> ");
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &op_name, move |_cap, _info| {
         let mut chain: Vec<(usize, String, Box<dyn Transform<R>>)> = Vec::new();
@@ -49,7 +51,13 @@ pub fn transform_chain<'s, R: Record>(
                                 broken = true;
                                 break;
                             }
-                            if let Err(e) = step.apply(record, &mut next) {
+                            // Outputs carry their input's timestamp (Flink's map/flat_map).
+                            let (ts, first) = (record.timestamp(), next.len());
+                            let applied = step.apply(record, &mut next);
+                            if ts != NO_TIME {
+                                next[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
+                            }
+                            if let Err(e) = applied {
                                 env.fail(ErrorKind::Udf, name, e);
                                 broken = true;
                                 break;

@@ -1,256 +1,560 @@
+//! Keyed windows: the timely operator around [`WindowCore`], which holds all window
+//! semantics (assigners, triggers, evictors, lateness). This file only feeds it time
+//! and records, and hands its firings to the window function.
+//!
+//! # Time
+//!
+//! The watermark is the input frontier's (see [`crate::time`]). Records are kept until
+//! the frontier has passed their batch's time and are then processed in time order,
+//! each batch after the watermark it was sent under (`min(batch watermark, frontier
+//! watermark)`): so whether a record is late does not depend on when progress news
+//! arrives, and results do not depend on the number of workers or processes. Windows
+//! in processing time on the wall clock need no such ordering and take records at once.
+
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::ParallelizationContract;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::Stream;
+use timely::progress::frontier::AntichainRef;
 
-use crate::error::{ErrorKind, UdfResult};
-use crate::functions::{Reducer, WindowApply, WindowInfo};
-use crate::key::{Key, KeyMap};
+use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
+use crate::functions::{ApplyFactory, Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
+use crate::key::{Key, KeyMap};
 use crate::operators::keyed::open_batches;
 use crate::operators::{Keyed, OpEnv};
 use crate::plan::{WindowFunction, WindowSpec};
 use crate::record::Record;
-use crate::windows::{sliding_windows, CountWindowBuffer, TimeWindow};
+use crate::time::{self, Time, NO_TIME};
+use crate::windows::event_time::{
+    AggregateFunction, Assigner, Contents, ElementOutcome, Evictor, Firing, Trigger, WindowConfig, WindowCore,
+};
 
-/// What a window holds until it fires.
-enum Contents<R> {
-    /// Incremental reduce: the running value.
-    Reduced(R),
-    /// Window apply: every value, in arrival order.
-    Values(Vec<R>),
-}
-
-enum Function<R> {
+/// The reduce or aggregate of a window, as the core's accumulator function.
+enum Incremental<R> {
     Reduce(Box<dyn Reducer<R>>),
-    Apply(Box<dyn WindowApply<R>>),
+    Aggregate(Box<dyn WindowAggregate<R>>),
 }
 
-impl<R: Record> Function<R> {
-    fn close(&mut self) -> UdfResult<()> {
+impl<R: Record> AggregateFunction<R> for Incremental<R> {
+    /// `None` until the first value (a reduce has no neutral element).
+    type Acc = Option<R>;
+    type Out = R;
+
+    fn create_accumulator(&mut self) -> UdfResult<Option<R>> {
         match self {
-            Function::Reduce(r) => r.close(),
-            Function::Apply(a) => a.close(),
+            Incremental::Reduce(_) => Ok(None),
+            Incremental::Aggregate(a) => a.create_accumulator().map(Some),
         }
     }
 
-    fn add(&mut self, contents: Option<Contents<R>>, value: R) -> UdfResult<Contents<R>> {
-        Ok(match (self, contents) {
-            (Function::Reduce(_), None) => Contents::Reduced(value),
-            (Function::Reduce(r), Some(Contents::Reduced(acc))) => Contents::Reduced(r.reduce(&acc, &value)?),
-            (_, Some(Contents::Values(mut vs))) => {
-                vs.push(value);
-                Contents::Values(vs)
+    fn add(&mut self, value: &R, acc: Option<R>) -> UdfResult<Option<R>> {
+        match (self, acc) {
+            (Incremental::Reduce(_), None) => Ok(Some(value.clone())),
+            (Incremental::Reduce(r), Some(acc)) => r.reduce(&acc, value).map(Some),
+            (Incremental::Aggregate(a), Some(acc)) => a.add(value, acc).map(Some),
+            (Incremental::Aggregate(a), None) => {
+                let acc = a.create_accumulator()?;
+                a.add(value, acc).map(Some)
             }
-            (Function::Apply(_), _) => Contents::Values(vec![value]),
+        }
+    }
+
+    fn get_result(&mut self, acc: &Option<R>) -> UdfResult<R> {
+        match (self, acc) {
+            (Incremental::Reduce(_), Some(v)) => Ok(v.clone()),
+            (Incremental::Aggregate(a), Some(acc)) => a.get_result(acc),
+            (Incremental::Aggregate(a), None) => {
+                let acc = a.create_accumulator()?;
+                a.get_result(&acc)
+            }
+            (Incremental::Reduce(_), None) => Err(UdfError::new("reduce of an empty window")),
+        }
+    }
+
+    fn merge(&mut self, a: Option<R>, b: Option<R>) -> UdfResult<Option<R>> {
+        match (self, a, b) {
+            (Incremental::Reduce(r), Some(a), Some(b)) => r.reduce(&a, &b).map(Some),
+            (Incremental::Aggregate(f), Some(a), Some(b)) => f.merge(a, b).map(Some),
+            (_, a, b) => Ok(a.or(b)),
+        }
+    }
+}
+
+impl<R: Record> Incremental<R> {
+    fn close(&mut self) -> UdfResult<()> {
+        match self {
+            Incremental::Reduce(r) => r.close(),
+            Incremental::Aggregate(a) => a.close(),
+        }
+    }
+}
+
+/// The core and the user functions of one worker's window operator.
+enum Core<R: Record> {
+    /// The window function sees every value (`process`/`apply`).
+    Values(WindowCore<Key, R>, Box<dyn WindowApply<R>>),
+    /// Reduce or aggregate, optionally handed to a window function.
+    Incremental(WindowCore<Key, R, Incremental<R>>, Option<Box<dyn WindowApply<R>>>),
+}
+
+type Fired<R> = Firing<Key, R, R>;
+
+/// Firings of either kind of core, with aggregate results already a record.
+fn values_firings<R: Record>(firings: Vec<Firing<Key, R, std::convert::Infallible>>) -> Vec<Fired<R>> {
+    firings
+        .into_iter()
+        .map(|f| Firing {
+            key: f.key,
+            window: f.window,
+            contents: match f.contents {
+                Contents::Values(v) => Contents::Values(v),
+                Contents::Aggregate(never) => match never {},
+            },
+            purged: f.purged,
+            cause: f.cause,
+        })
+        .collect()
+}
+
+/// What became of a record, for either kind of core.
+enum Outcome<R> {
+    Fired(Vec<Fired<R>>),
+    Late(R),
+    Dropped,
+}
+
+impl<R: Record> Core<R> {
+    fn element(&mut self, key: Key, ts: i64, value: R) -> UdfResult<Outcome<R>> {
+        fn map<R, O>(o: ElementOutcome<Key, R, O>, fired: impl FnOnce(Vec<Firing<Key, R, O>>) -> Vec<Fired<R>>) -> Outcome<R> {
+            match o {
+                ElementOutcome::Assigned(f) => Outcome::Fired(fired(f)),
+                ElementOutcome::Late(late) => Outcome::Late(late.value),
+                ElementOutcome::Dropped(_) => Outcome::Dropped,
+            }
+        }
+        Ok(match self {
+            Core::Values(c, _) => map(c.on_element(key, ts, value)?, values_firings),
+            Core::Incremental(c, _) => map(c.on_element(key, ts, value)?, |f| f),
         })
     }
 
-    fn fire(&mut self, key: &R, window: WindowInfo, contents: Contents<R>, out: &mut Vec<R>) -> UdfResult<()> {
-        match (self, contents) {
-            (_, Contents::Reduced(v)) => {
-                out.push(v);
-                Ok(())
-            }
-            (Function::Apply(f), Contents::Values(vs)) => f.apply(key, window, vs, out),
-            (Function::Reduce(r), Contents::Values(vs)) => {
-                let mut it = vs.into_iter();
-                if let Some(first) = it.next() {
-                    let mut acc = first;
-                    for v in it {
-                        acc = r.reduce(&acc, &v)?;
-                    }
-                    out.push(acc);
-                }
-                Ok(())
+    fn watermark(&mut self, wm: i64) -> UdfResult<Vec<Fired<R>>> {
+        match self {
+            Core::Values(c, _) => c.on_watermark(wm).map(values_firings),
+            Core::Incremental(c, _) => c.on_watermark(wm),
+        }
+    }
+
+    fn processing_time(&mut self, now: i64) -> UdfResult<Vec<Fired<R>>> {
+        match self {
+            Core::Values(c, _) => c.on_processing_time(now).map(values_firings),
+            Core::Incremental(c, _) => c.on_processing_time(now),
+        }
+    }
+
+    fn finish(&mut self) -> UdfResult<Vec<Fired<R>>> {
+        match self {
+            Core::Values(c, _) => c.finish().map(values_firings),
+            Core::Incremental(c, _) => c.finish(),
+        }
+    }
+
+    fn current(&self) -> (i64, i64) {
+        match self {
+            Core::Values(c, _) => (c.watermark(), c.processing_time()),
+            Core::Incremental(c, _) => (c.watermark(), c.processing_time()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Core::Values(c, _) => c.is_empty(),
+            Core::Incremental(c, _) => c.is_empty(),
+        }
+    }
+
+    fn has_windows(&self, key: &Key) -> bool {
+        match self {
+            Core::Values(c, _) => c.has_windows(key),
+            Core::Incremental(c, _) => c.has_windows(key),
+        }
+    }
+
+    fn late_dropped(&self) -> u64 {
+        match self {
+            Core::Values(c, _) => c.stats().late_dropped,
+            Core::Incremental(c, _) => c.stats().late_dropped,
+        }
+    }
+
+    fn next_processing_wakeup(&self) -> Option<i64> {
+        match self {
+            Core::Values(c, _) => c.next_processing_wakeup(),
+            Core::Incremental(c, _) => c.next_processing_wakeup(),
+        }
+    }
+
+    fn is_event_time(&self) -> bool {
+        match self {
+            Core::Values(c, _) => c.is_event_time(),
+            Core::Incremental(c, _) => c.is_event_time(),
+        }
+    }
+
+    /// Calls the window function for one firing; outputs carry the window's
+    /// `max_timestamp` as their event time.
+    fn emit(&mut self, key_value: &R, firing: Fired<R>, out: &mut Vec<R>) -> UdfResult<()> {
+        let (watermark, processing_time) = self.current();
+        let ctx = WindowContext { window: firing.window.info(), watermark, processing_time };
+        let first = out.len();
+        match (self, firing.contents) {
+            (Core::Values(_, f), Contents::Values(values)) => f.apply(key_value, &ctx, values, out)?,
+            (Core::Incremental(_, Some(f)), Contents::Aggregate(v)) => f.apply(key_value, &ctx, vec![v], out)?,
+            (Core::Incremental(_, None), Contents::Aggregate(v)) => out.push(v),
+            (Core::Incremental(_, Some(f)), Contents::Values(values)) => f.apply(key_value, &ctx, values, out)?,
+            (_, Contents::Values(values)) => out.extend(values),
+            (Core::Values(..), Contents::Aggregate(_)) => unreachable!("a values core has no aggregate"),
+        }
+        let ts = firing.window.max_timestamp();
+        out[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
+        Ok(())
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        match self {
+            Core::Values(_, f) => f.close(),
+            Core::Incremental(inc, then) => {
+                let a = inc.aggregate_mut().map_or(Ok(()), |a| a.close());
+                let b = then.as_mut().map_or(Ok(()), |f| f.close());
+                a.and(b)
             }
         }
     }
 }
 
-/// Keyed windows in processing time or by count. Every pending window fires when the
-/// input ends, so a bounded job's results are complete.
-pub fn window<'s, R: Record, P: ParallelizationContract<u64, Vec<Routed<Keyed<R>>>>>(
-    stream: Stream<'s, u64, Vec<Routed<Keyed<R>>>>,
+/// The engine's shorthand windows as core configurations (Flink's definitions).
+fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<WindowConfig<R>> {
+    Ok(match spec {
+        WindowSpec::ProcessingTime { size_ms, slide_ms } if size_ms == slide_ms => {
+            WindowConfig::new(Assigner::tumbling_processing_time(*size_ms, 0))
+        }
+        WindowSpec::ProcessingTime { size_ms, slide_ms } => {
+            WindowConfig::new(Assigner::sliding_processing_time(*size_ms, *slide_ms, 0))
+        }
+        // countWindow(n): GlobalWindows + PurgingTrigger(CountTrigger(n)).
+        WindowSpec::Count { size, slide } if size == slide => {
+            WindowConfig::new(Assigner::global()).trigger(Trigger::purging(Trigger::Count(*size as u64)))
+        }
+        // countWindow(n, s): GlobalWindows + CountEvictor(n) + CountTrigger(s).
+        WindowSpec::Count { size, slide } => WindowConfig::new(Assigner::global())
+            .evictor(Evictor::Count(*size))
+            .trigger(Trigger::Count(*slide as u64)),
+        WindowSpec::Custom(make) => make(ctx)?,
+    })
+}
+
+fn make_core<R: Record>(
+    env: &OpEnv,
+    name: &str,
+    parallelism: Option<usize>,
+    spec: &WindowSpec<R>,
+    function: &WindowFunction<R>,
+) -> Option<Core<R>> {
+    let ctx = env.context_for(parallelism)?;
+    let apply = |f: &ApplyFactory<R>| env.instantiate(ErrorKind::Udf, name, parallelism, &**f);
+    let mut config = None;
+    env.enter(|| match config_of(spec, &ctx) {
+        Ok(c) => config = Some(c),
+        Err(e) => env.fail(ErrorKind::Udf, name, e),
+    });
+    let config = config?;
+    let core = match function {
+        WindowFunction::Apply(f) => apply(f).map(|f| WindowCore::new(config).map(|c| Core::Values(c, f))),
+        WindowFunction::Reduce(r) => env
+            .instantiate(ErrorKind::Udf, name, parallelism, &**r)
+            .map(|r| WindowCore::with_aggregate(config, Incremental::Reduce(r)).map(|c| Core::Incremental(c, None))),
+        WindowFunction::Aggregate(a) => env
+            .instantiate(ErrorKind::Udf, name, parallelism, &**a)
+            .map(|a| WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, None))),
+        WindowFunction::ReduceThen(r, then) => {
+            let r = env.instantiate(ErrorKind::Udf, name, parallelism, &**r)?;
+            let then = apply(then)?;
+            Some(WindowCore::with_aggregate(config, Incremental::Reduce(r)).map(|c| Core::Incremental(c, Some(then))))
+        }
+        WindowFunction::AggregateThen(a, then) => {
+            let a = env.instantiate(ErrorKind::Udf, name, parallelism, &**a)?;
+            let then = apply(then)?;
+            Some(WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, Some(then))))
+        }
+    }?;
+    match core {
+        Ok(c) => Some(c),
+        Err(e) => {
+            env.fail(ErrorKind::Plan, name, UdfError::new(e));
+            None
+        }
+    }
+}
+
+/// Records received under one time, and the capabilities to answer them at that time.
+struct Pending<R> {
+    records: Vec<Keyed<R>>,
+    main: Capability<Time>,
+    late: Capability<Time>,
+}
+
+/// Keyed windows. Returns the window results and the late records (the side output).
+/// Every pending window fires when the input ends, so a bounded job's results are
+/// complete (see [`crate::windows::event_time`]).
+#[allow(clippy::too_many_arguments)]
+pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
     pact: P,
     node: usize,
     name: &str,
-    spec: WindowSpec,
+    spec: &WindowSpec<R>,
     function: &WindowFunction<R>,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, u64, Vec<R>> {
+) -> (Stream<'s, Time, Vec<R>>, Stream<'s, Time, Vec<R>>) {
     let name = name.to_string();
-    let (reduce_factory, apply_factory) = match function {
-        WindowFunction::Reduce(f) => (Some(f.clone()), None),
-        WindowFunction::Apply(f) => (None, Some(f.clone())),
-    };
     let scope = stream.scope();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, info| {
-        let activator = scope.activator_for(info.address.clone());
-        let mut function = match (&reduce_factory, &apply_factory) {
-            (Some(f), _) => env.instantiate(ErrorKind::Udf, &name, parallelism, &**f).map(Function::Reduce),
-            (_, Some(f)) => env.instantiate(ErrorKind::Udf, &name, parallelism, &**f).map(Function::Apply),
-            _ => None,
-        };
-        // Time windows, ordered by end so the earliest fires first: (end, key, start).
-        let mut timed: BTreeMap<(i64, Key, i64), (R, Contents<R>)> = BTreeMap::new();
-        let mut counted: KeyMap<(R, CountWindowBuffer<R>)> = KeyMap::default();
-        let mut held: Option<Capability<u64>> = None;
-        let mut function_done = false;
-        let mut assigned = Vec::new();
+    let mut builder = OperatorBuilder::new(name.clone(), scope);
+    let info = builder.operator_info();
+    let mut input = builder.new_input(stream, pact);
+    let (main_out, main_stream) = builder.new_output::<Vec<R>>();
+    let (late_out, late_stream) = builder.new_output::<Vec<R>>();
+    let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(main_out);
+    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(late_out);
+    let activator = scope.activator_for(info.address);
+    let (spec, function) = (spec.clone(), clone_function(function));
+    builder.build(move |_caps| {
+        let mut core = make_core(&env, &name, parallelism, &spec, &function);
+        let manual = env.manual_processing_time;
+        // Processing-time windows on the wall clock take records as they come.
+        let in_order = manual || core.as_ref().is_some_and(|c| c.is_event_time());
+        let mut pending: BTreeMap<Time, Pending<R>> = BTreeMap::new();
+        let mut anchors: CapabilitySet<Time> = CapabilitySet::new();
+        let mut key_values: KeyMap<R> = KeyMap::default();
         let mut keyed = Vec::new();
         let mut out = Vec::new();
-        move |(input, frontier), output| {
-            let Some(func) = function.as_mut().filter(|_| !env.control.aborted()) else {
+        let mut late = Vec::new();
+        let mut reported_late = 0u64;
+        move |frontiers| {
+            let frontier = frontiers[0].frontier();
+            let Some(c) = core.as_mut().filter(|_| !env.control.aborted()) else {
                 input.for_each(|_cap, data| data.clear());
-                held = None;
+                pending.clear();
+                anchors = CapabilitySet::new();
                 return;
             };
-            let mut failed = None;
+            let mut main = main_out.activate();
+            let mut late_port = late_out.activate();
+            let mut failed: Option<UdfError> = None;
             env.enter(|| {
-                let now = env.clock.now_ms();
                 input.for_each(|cap, data| {
                     if failed.is_some() || !open_batches(&env, &name, data, &mut keyed) {
                         data.clear();
                         keyed.clear();
-                        if failed.is_none() {
-                            failed = Some(crate::error::UdfError::new("a batch from another process is corrupt"));
-                        }
+                        failed.get_or_insert_with(|| UdfError::new("a batch from another process is corrupt"));
                         return;
                     }
-                    if let Some(c) = cap.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| c.time() < h.time()) {
-                            held = Some(c);
-                        }
-                    }
-                    for (key, key_value, value) in keyed.drain(..) {
-                        let result = match spec {
-                            WindowSpec::ProcessingTime { size_ms, slide_ms } => {
-                                sliding_windows(now, size_ms, slide_ms, 0, &mut assigned);
-                                let mut r = Ok(());
-                                for w in assigned.drain(..) {
-                                    let slot = (w.end, key.clone(), w.start);
-                                    let v = value.clone();
-                                    let prev = timed.remove(&slot);
-                                    let kv = prev.as_ref().map(|p| p.0.clone()).unwrap_or_else(|| key_value.clone());
-                                    match func.add(prev.map(|p| p.1), v) {
-                                        Ok(c) => {
-                                            timed.insert(slot, (kv, c));
-                                        }
-                                        Err(e) => {
-                                            r = Err(e);
-                                            break;
-                                        }
-                                    }
-                                }
-                                r
-                            }
-                            WindowSpec::Count { size, slide } => {
-                                let entry = counted
-                                    .entry(key)
-                                    .or_insert_with(|| (key_value, CountWindowBuffer::new(size, slide)));
-                                match entry.1.push(value) {
-                                    Some(contents) => fire_values(func, &entry.0, WindowInfo::Global, contents, &mut out),
-                                    None => Ok(()),
-                                }
-                            }
-                        };
-                        if let Err(e) = result {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
+                    let Some(&at) = cap.stamp().iter().next() else { return };
+                    let entry = pending.entry(at).or_insert_with(|| Pending {
+                        records: Vec::new(),
+                        main: cap.delayed(&at, 0),
+                        late: cap.delayed(&at, 1),
+                    });
+                    entry.records.append(&mut keyed);
                 });
-                if failed.is_none() {
-                    // Processing-time windows whose end has passed.
-                    while let Some(entry) = timed.first_entry() {
-                        if entry.key().0 > now {
-                            break;
-                        }
-                        let ((end, _key, start), (kv, contents)) = entry.remove_entry();
-                        let window = WindowInfo::Time(TimeWindow { start, end });
-                        if let Err(e) = func.fire(&kv, window, contents, &mut out) {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
+                if failed.is_some() {
+                    return;
                 }
-                if failed.is_none() && frontier.is_empty() {
-                    // End of input: everything pending fires, in a deterministic order.
-                    for ((end, _key, start), (kv, contents)) in std::mem::take(&mut timed) {
-                        if let Err(e) = func.fire(&kv, WindowInfo::Time(TimeWindow { start, end }), contents, &mut out) {
-                            failed = Some(e);
-                            break;
-                        }
+                let wm_now = time::watermark(frontier);
+                let clock = env.processing_time(frontier);
+                let ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+                let step = || -> UdfResult<()> {
+                    if !manual {
+                        let fired = c.processing_time(clock)?;
+                        emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
                     }
-                    let mut keys: Vec<_> = std::mem::take(&mut counted).into_iter().collect();
-                    keys.sort_by(|a, b| a.0.cmp(&b.0));
-                    for (_key, (kv, mut buffer)) in keys {
-                        if failed.is_some() {
-                            break;
+                    for t in ready {
+                        let group = pending.remove(&t).expect("listed");
+                        // The time the batch was sent under, as far as the whole input allows.
+                        let mut fired = match wm_now {
+                            Some(w) => c.watermark(t.event.min(w))?,
+                            None => Vec::new(),
+                        };
+                        if manual {
+                            fired.extend(c.processing_time(t.processing.min(clock))?);
                         }
-                        if let Some(contents) = buffer.flush() {
-                            if let Err(e) = fire_values(func, &kv, WindowInfo::Global, contents, &mut out) {
-                                failed = Some(e);
+                        emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?;
+                        for (key, key_value, value) in group.records {
+                            let ts = value.timestamp();
+                            if ts == NO_TIME && c.is_event_time() {
+                                return Err(UdfError::new(format!(
+                                    "record {} has no timestamp, so no event-time window can take it: \
+                                     call assign_timestamps_and_watermarks(...) before the window, \
+                                     or use a processing-time window",
+                                    value.describe()
+                                )));
+                            }
+                            key_values.entry(key.clone()).or_insert(key_value);
+                            match c.element(key.clone(), ts, value)? {
+                                Outcome::Fired(fired) => {
+                                    emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?
+                                }
+                                Outcome::Late(v) => late.push(v),
+                                Outcome::Dropped => {}
+                            }
+                            if !c.has_windows(&key) {
+                                key_values.remove(&key);
                             }
                         }
+                        if !late.is_empty() {
+                            late_port.session(&group.late).give_container(&mut late);
+                            late.clear();
+                        }
+                        // Later firings may need a time; the group's is as good as any.
+                        if anchors.is_empty() {
+                            anchors.insert(group.main);
+                        }
                     }
-                }
-                if failed.is_none() && frontier.is_empty() {
-                    if let Err(e) = func.close() {
-                        failed = Some(e);
+                    if frontier.is_empty() {
+                        let fired = c.finish()?;
+                        emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                        c.close()?;
+                    } else {
+                        if let Some(w) = wm_now {
+                            let fired = c.watermark(w)?;
+                            emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                        }
+                        if manual {
+                            let fired = c.processing_time(clock)?;
+                            emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                        }
                     }
+                    Ok(())
+                };
+                if let Err(e) = step() {
+                    failed = Some(e);
                 }
-                if failed.is_none() && !out.is_empty() {
-                    if let Some(h) = &held {
-                        env.count(node, out.len());
-                        output.session(h).give_container(&mut out);
+                let late_now = c.late_dropped();
+                if late_now > reported_late {
+                    env.control.add_late_dropped(late_now - reported_late);
+                    if reported_late == 0 {
+                        env.control.warn(format!(
+                            "{name}: records behind the watermark were dropped; \
+                             result.late_records_dropped counts them. Keep them with side_output_late_data(tag), \
+                             or accept them with allowed_lateness(...)"
+                        ));
                     }
-                }
-                out.clear();
-                if frontier.is_empty() {
-                    held = None;
-                    function_done = true;
-                } else if let (Some(h), Some(f)) = (held.as_mut(), frontier.frontier().first()) {
-                    // Output may go at any later time: keep up with the input so
-                    // this operator never holds the job's progress back.
-                    if h.time() < f {
-                        h.downgrade(f);
-                    }
-                }
-                if let (false, Some(((end, _, _), _))) = (frontier.is_empty(), timed.first_key_value()) {
-                    let wait = (*end - env.clock.now_ms()).max(1) as u64;
-                    activator.activate_after(Duration::from_millis(wait));
+                    reported_late = late_now;
                 }
             });
-            if function_done {
-                env.enter(|| function = None);
-            }
             if let Some(e) = failed {
                 env.fail(ErrorKind::Udf, &name, e);
-                function = None;
-                held = None;
                 env.enter(|| {
-                    timed.clear();
-                    counted.clear();
+                    core = None;
+                    pending.clear();
+                    key_values.clear();
                 });
+                anchors = CapabilitySet::new();
+                return;
+            }
+            if frontier.is_empty() {
+                env.enter(|| {
+                    core = None;
+                    key_values.clear();
+                });
+                anchors = CapabilitySet::new();
+                return;
+            }
+            follow_frontier(&mut anchors, frontier, c.is_empty() && pending.is_empty());
+            if !manual {
+                if let Some(at) = c.next_processing_wakeup() {
+                    let wait = at.saturating_sub(env.clock.now_ms()).max(1) as u64;
+                    activator.activate_after(Duration::from_millis(wait));
+                }
             }
         }
-    })
+    });
+    (main_stream, late_stream)
 }
 
-fn fire_values<R: Record>(
-    func: &mut Function<R>,
-    key_value: &R,
-    window: WindowInfo,
-    values: Vec<R>,
+/// A capability for firings outside any batch: the anchor, or else a pending batch's.
+fn anchor_or<'a, R>(anchors: &'a CapabilitySet<Time>, pending: &'a BTreeMap<Time, Pending<R>>) -> Option<&'a Capability<Time>> {
+    anchors.first().or_else(|| pending.values().next().map(|p| &p.main))
+}
+
+/// Moves the anchor capabilities up to the frontier, so that holding them never holds
+/// the job back; drops them when there is nothing left to fire.
+fn follow_frontier(anchors: &mut CapabilitySet<Time>, frontier: AntichainRef<'_, Time>, idle: bool) {
+    if idle {
+        *anchors = CapabilitySet::new();
+        return;
+    }
+    let Some(base) = anchors.first().map(|c| *c.time()) else { return };
+    // `f ∨ base` is at or after an anchor and at or after `f`: it holds nothing back
+    // that the frontier does not.
+    let times: Vec<Time> = frontier.iter().map(|f| f.join(&base)).collect();
+    let mut next = CapabilitySet::new();
+    for t in times {
+        if let Some(c) = anchors.try_delayed(&t) {
+            next.insert(c);
+        }
+    }
+    *anchors = next;
+}
+
+/// Hands firings to the window function and sends the results at `cap`.
+#[allow(clippy::too_many_arguments)]
+fn emit_all<R: Record>(
+    core: &mut Core<R>,
+    key_values: &mut KeyMap<R>,
+    firings: Vec<Fired<R>>,
+    cap: Option<&Capability<Time>>,
+    output: &mut timely::dataflow::operators::generic::OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<R>>>,
     out: &mut Vec<R>,
+    node: usize,
+    env: &OpEnv,
 ) -> UdfResult<()> {
-    func.fire(key_value, window, Contents::Values(values), out)
+    if firings.is_empty() {
+        return Ok(());
+    }
+    let cap = cap.ok_or_else(|| UdfError::new("internal: a window fired with no capability held"))?;
+    let mut touched = Vec::with_capacity(firings.len());
+    for firing in firings {
+        let key_value =
+            key_values.get(&firing.key).ok_or_else(|| UdfError::new("internal: a window fired for an unknown key"))?;
+        touched.push(firing.key.clone());
+        core.emit(&key_value.clone(), firing, out)?;
+    }
+    // Keys without windows are forgotten, so state stays bounded by open windows.
+    for key in touched {
+        if !core.has_windows(&key) {
+            key_values.remove(&key);
+        }
+    }
+    env.count(node, out.len());
+    output.session(cap).give_container(out);
+    out.clear();
+    Ok(())
+}
+
+fn clone_function<R>(f: &WindowFunction<R>) -> WindowFunction<R> {
+    match f {
+        WindowFunction::Reduce(r) => WindowFunction::Reduce(r.clone()),
+        WindowFunction::Aggregate(a) => WindowFunction::Aggregate(a.clone()),
+        WindowFunction::Apply(a) => WindowFunction::Apply(a.clone()),
+        WindowFunction::ReduceThen(r, t) => WindowFunction::ReduceThen(r.clone(), t.clone()),
+        WindowFunction::AggregateThen(a, t) => WindowFunction::AggregateThen(a.clone(), t.clone()),
+    }
 }

@@ -454,6 +454,21 @@ impl<K: Ord + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, A> {
         self.windows.get(key).map(|m| m.keys().copied().collect()).unwrap_or_default()
     }
 
+    /// Whether `key` has an open window.
+    pub fn has_windows(&self, key: &K) -> bool {
+        self.windows.contains_key(key)
+    }
+
+    /// Whether windows live in event time (lateness and late data apply).
+    pub fn is_event_time(&self) -> bool {
+        self.assigner.is_event_time()
+    }
+
+    /// The aggregate function, e.g. to close it (`None` for a values core).
+    pub fn aggregate_mut(&mut self) -> Option<&mut A> {
+        self.aggregate.as_mut()
+    }
+
     /// Pending (event-time, processing-time) timers.
     pub fn pending_timers(&self) -> (usize, usize) {
         (self.timers.event.len(), self.timers.processing.len())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use ferroflow_engine::clock::Clock;
+use ferroflow_engine::functions::WindowContext;
 use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::Key;
@@ -252,7 +253,10 @@ pub fn sum_kv() -> ReduceFactory<V> {
 pub fn try_apply<R: Record>(
     f: impl Fn(&R, WindowInfo, Vec<R>) -> UdfResult<Vec<R>> + Clone + Send + Sync + 'static,
 ) -> ApplyFactory<R> {
-    Arc::new(move |_ctx: &WorkerContext| Ok(Box::new(ApplyFn(f.clone())) as Box<dyn WindowApply<R>>))
+    Arc::new(move |_ctx: &WorkerContext| {
+        let f = f.clone();
+        Ok(Box::new(ApplyFn(move |k: &R, ctx: &WindowContext, vs: Vec<R>| f(k, ctx.window, vs))) as Box<dyn WindowApply<R>>)
+    })
 }
 
 /// A window apply that emits one `V::Win` describing its call.

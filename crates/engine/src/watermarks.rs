@@ -1,0 +1,128 @@
+//! Watermark generation: Flink's `WatermarkStrategy` without the operator around it.
+//!
+//! One generator per partition (per worker instance of a timestamp assigner). Pure: the
+//! operator feeds it timestamps and processing-time readings and asks for the watermark.
+//!
+//! - Bounded out-of-orderness `b`: watermark = highest timestamp seen - `b` - 1 (Flink's
+//!   `BoundedOutOfOrdernessWatermarks`); monotonous timestamps are `b = 0`. Flink emits it
+//!   on a 200 ms timer; the engine emits it after every batch, so a job's watermarks
+//!   depend on its input only.
+//! - Idleness: a partition that saw no record for the idleness timeout (processing
+//!   time) is idle: it stops holding the watermark back (see [`IDLE`]).
+
+use crate::plan::WatermarkSpec;
+use crate::time::NO_TIME;
+
+/// The watermark of an idle partition: above every real watermark, below the end of
+/// input (`i64::MAX`). Operators leave idle partitions out of the minimum and do not
+/// advance while every partition is idle (Flink's stream status). Unlike Flink, a
+/// partition that resumes after being idle does not hold the watermark back again
+/// (timely capabilities only move forward); its records are late if they are behind.
+pub const IDLE: i64 = i64::MAX - 1;
+
+#[derive(Clone, Debug)]
+pub struct WatermarkGenerator {
+    spec: WatermarkSpec,
+    idleness_ms: Option<i64>,
+    max_timestamp: i64,
+    /// Processing time of the last record (or of the start).
+    last_activity: i64,
+    idle: bool,
+}
+
+impl WatermarkGenerator {
+    pub fn new(spec: WatermarkSpec, idleness_ms: Option<i64>, now: i64) -> Self {
+        WatermarkGenerator { spec, idleness_ms, max_timestamp: NO_TIME, last_activity: now, idle: false }
+    }
+
+    /// A record with timestamp `ts` passed at processing time `now`.
+    pub fn on_event(&mut self, ts: i64, now: i64) {
+        self.max_timestamp = self.max_timestamp.max(ts);
+        self.last_activity = self.last_activity.max(now);
+    }
+
+    /// Checks the idleness timeout at processing time `now`; true once idle (for good,
+    /// see [`IDLE`]).
+    pub fn check_idle(&mut self, now: i64) -> bool {
+        if let Some(limit) = self.idleness_ms {
+            if !self.idle && now.saturating_sub(self.last_activity) >= limit {
+                self.idle = true;
+            }
+        }
+        self.idle
+    }
+
+    /// When [`WatermarkGenerator::check_idle`] would next turn true, if it can.
+    pub fn idle_deadline(&self) -> Option<i64> {
+        match (self.idle, self.idleness_ms) {
+            (false, Some(limit)) => Some(self.last_activity.saturating_add(limit)),
+            _ => None,
+        }
+    }
+
+    /// The current watermark ([`NO_TIME`] before any record, [`IDLE`] once idle).
+    pub fn watermark(&self) -> i64 {
+        if self.idle {
+            return IDLE;
+        }
+        match self.spec {
+            WatermarkSpec::None => NO_TIME,
+            WatermarkSpec::BoundedOutOfOrderness { bound_ms } if self.max_timestamp != NO_TIME => {
+                self.max_timestamp.saturating_sub(bound_ms).saturating_sub(1).min(IDLE - 1)
+            }
+            WatermarkSpec::BoundedOutOfOrderness { .. } => NO_TIME,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_out_of_orderness_trails_the_highest_timestamp() {
+        let mut g = WatermarkGenerator::new(WatermarkSpec::BoundedOutOfOrderness { bound_ms: 100 }, None, 0);
+        assert_eq!(g.watermark(), NO_TIME);
+        g.on_event(1000, 0);
+        assert_eq!(g.watermark(), 899);
+        g.on_event(500, 0);
+        assert_eq!(g.watermark(), 899, "an older record does not move it back");
+        g.on_event(2000, 0);
+        assert_eq!(g.watermark(), 1899);
+    }
+
+    #[test]
+    fn monotonous_is_one_below_the_highest_timestamp() {
+        let mut g = WatermarkGenerator::new(WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 }, None, 0);
+        g.on_event(7, 0);
+        assert_eq!(g.watermark(), 6);
+    }
+
+    #[test]
+    fn no_watermarks_never_advance() {
+        let mut g = WatermarkGenerator::new(WatermarkSpec::None, None, 0);
+        g.on_event(7, 0);
+        assert_eq!(g.watermark(), NO_TIME);
+    }
+
+    #[test]
+    fn idleness_releases_after_the_timeout_of_silence() {
+        let mut g = WatermarkGenerator::new(WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 }, Some(50), 1000);
+        assert_eq!(g.idle_deadline(), Some(1050));
+        assert!(!g.check_idle(1049));
+        g.on_event(10, 1040);
+        assert!(!g.check_idle(1080), "a record restarts the timeout");
+        assert!(g.check_idle(1090));
+        assert_eq!(g.watermark(), IDLE);
+        assert_eq!(g.idle_deadline(), None);
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        let mut g = WatermarkGenerator::new(WatermarkSpec::BoundedOutOfOrderness { bound_ms: i64::MAX }, None, 0);
+        g.on_event(i64::MIN + 1, 0);
+        assert_eq!(g.watermark(), i64::MIN);
+        g.on_event(i64::MAX, 0);
+        assert!(g.watermark() < IDLE);
+    }
+}
