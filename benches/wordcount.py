@@ -13,18 +13,9 @@ bench-data/wordcount-results.json.
 import argparse
 import json
 import os
-import statistics
 import subprocess
-import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-BENCH = os.path.abspath(os.environ.get("FERROFLOW_BENCH_DIR", os.path.join(ROOT, "..", "shared", "bench")))
-DATA = os.path.join(ROOT, "bench-data")
-ANCHORS = os.environ.get("ANCHOR_HOME", os.path.expanduser("~/.cache/ferroflow-anchors"))
-PY = sys.executable
-FERROFLOW = os.path.join(os.path.dirname(PY), "ferroflow")
+from harness import BENCH, DATA, FERROFLOW, HERE, PY, anchor, measure
 
 
 def make_input(size):
@@ -40,30 +31,6 @@ def make_input(size):
             f.write(str(n))
     with open(counted) as f:
         return path, int(f.read())
-
-
-def measure(label, cmd, runs, words=None):
-    """Median wall seconds and peak RSS (MB) of `cmd` over `runs` runs."""
-    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
-        jsonl = tf.name
-    args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--runs", str(runs), "--jsonl", jsonl]
-    if words:
-        args += ["--words", str(words)]
-    print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    subprocess.run(args + ["--"] + cmd, stdout=sys.stderr, check=False)
-    with open(jsonl) as f:
-        rows = [json.loads(line) for line in f]
-    os.unlink(jsonl)
-    ok = [r for r in rows if r["rc"] == 0]
-    if not ok:
-        return None
-    return {"wall_s": statistics.median(r["wall_s"] for r in ok),
-            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
-
-
-def anchor(name):
-    py = os.path.join(ANCHORS, name, "bin", "python")
-    return py if os.path.exists(py) else None
 
 
 def main():

@@ -1,0 +1,51 @@
+"""What the side-by-side benchmark runners (wordcount.py, window.py) share: where the
+shared scripts, the cached inputs and the peers' virtualenvs are, and running one
+command under ../shared/bench/measure.py for medians.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BENCH = os.path.abspath(os.environ.get("FERROFLOW_BENCH_DIR", os.path.join(ROOT, "..", "shared", "bench")))
+DATA = os.path.join(ROOT, "bench-data")
+ANCHORS = os.environ.get("ANCHOR_HOME", os.path.expanduser("~/.cache/ferroflow-anchors"))
+PY = sys.executable
+FERROFLOW = os.path.join(os.path.dirname(PY), "ferroflow")
+
+
+def measure(label, cmd, runs, words=None, stdout=None, before_run=None):
+    """Median wall seconds and peak RSS (MB) of `cmd` over `runs` runs (None if no run
+    succeeded). `stdout`: a file that gets the command's stdout (rewritten every run).
+    `before_run`: called before every run (e.g. to clear the previous run's output);
+    measure.py is then started once per run."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
+        jsonl = tf.name
+    args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--jsonl", jsonl]
+    if words:
+        args += ["--words", str(words)]
+    if stdout:
+        args += ["--stdout", stdout]
+    print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    for n in ([runs] if before_run is None else [1] * runs):
+        if before_run is not None:
+            before_run()
+        subprocess.run(args + ["--runs", str(n), "--"] + cmd, stdout=sys.stderr, check=False)
+    with open(jsonl) as f:
+        rows = [json.loads(line) for line in f]
+    os.unlink(jsonl)
+    ok = [r for r in rows if r["rc"] == 0]
+    if not ok:
+        return None
+    return {"wall_s": statistics.median(r["wall_s"] for r in ok),
+            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
+
+
+def anchor(name):
+    """The Python of a peer's virtualenv (../shared/bench/setup_anchors.sh), or None."""
+    py = os.path.join(ANCHORS, name, "bin", "python")
+    return py if os.path.exists(py) else None
