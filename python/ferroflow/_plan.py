@@ -146,12 +146,8 @@ class Udf:
         self.resolve(fn)  # fail at plan time, pointing at the user's call
 
     def resolve(self, obj: Any) -> Callable:
-        for m in self.methods:
-            method = getattr(obj, m, None)
-            if method is not None and callable(method) and not _is_base_stub(method):
-                call = method
-                break
-        else:
+        call = find_method(obj, self.methods)
+        if call is None:
             if callable(obj):
                 call = obj
             else:
@@ -189,6 +185,15 @@ class Udf:
             closer = getattr(obj, "close", None)
             return self.resolve(obj), closer if callable(closer) else None
         return self.resolve(obj), None
+
+
+def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:
+    """The first of ``names`` that ``obj`` implements (base-class stubs do not count)."""
+    for m in names:
+        method = getattr(obj, m, None)
+        if method is not None and callable(method) and not _is_base_stub(method):
+            return method
+    return None
 
 
 def _is_function_class(cls: type) -> bool:

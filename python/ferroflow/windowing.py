@@ -1,18 +1,35 @@
-"""Time spans and windows: ``Time.seconds(5)``, ``TimeWindow``, ``GlobalWindow``."""
+"""Time spans and windows: ``Duration.of_seconds(5)``, ``Time.seconds(5)``, ``TimeWindow``,
+``GlobalWindow``."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 
-class Time:
-    """A span of time, as Flink's ``Time``: ``Time.milliseconds(50)``, ``Time.seconds(5)``."""
+class _Span:
+    """A span of whole milliseconds; ``Time`` and ``Duration`` differ only in their
+    factory names (Flink's windowing ``Time`` and ``java.time.Duration``)."""
 
     __slots__ = ("_ms",)
 
     def __init__(self, milliseconds: int) -> None:
         self._ms = int(milliseconds)
+
+    def to_milliseconds(self) -> int:
+        return self._ms
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Span) and other._ms == self._ms
+
+    def __hash__(self) -> int:
+        return hash(self._ms)
+
+
+class Time(_Span):
+    """A span of time, as Flink's ``Time``: ``Time.milliseconds(50)``, ``Time.seconds(5)``."""
+
+    __slots__ = ()
 
     @staticmethod
     def milliseconds(n: int) -> "Time":
@@ -34,38 +51,65 @@ class Time:
     def days(n: int) -> "Time":
         return Time(n * 86_400_000)
 
-    def to_milliseconds(self) -> int:
-        return self._ms
-
-    toMilliseconds = to_milliseconds
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Time) and other._ms == self._ms
-
-    def __hash__(self) -> int:
-        return hash(self._ms)
+    toMilliseconds = _Span.to_milliseconds
 
     def __repr__(self) -> str:
         return f"Time.milliseconds({self._ms})"
 
 
-Duration = Union[Time, datetime.timedelta, int]
+class Duration(_Span):
+    """A span of time, as PyFlink's ``Duration``: ``Duration.of_millis(500)``,
+    ``Duration.of_seconds(1)``. May be negative (window offsets)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def of_millis(n: int) -> "Duration":
+        return Duration(n)
+
+    @staticmethod
+    def of_seconds(n: int) -> "Duration":
+        return Duration(n * 1000)
+
+    @staticmethod
+    def of_minutes(n: int) -> "Duration":
+        return Duration(n * 60_000)
+
+    @staticmethod
+    def of_hours(n: int) -> "Duration":
+        return Duration(n * 3_600_000)
+
+    @staticmethod
+    def of_days(n: int) -> "Duration":
+        return Duration(n * 86_400_000)
+
+    def __repr__(self) -> str:
+        return f"Duration.of_millis({self._ms})"
 
 
-def to_millis(span: Any, what: str = "duration") -> int:
-    """Milliseconds of a ``Time``, a ``timedelta`` or an int (already milliseconds)."""
-    if isinstance(span, Time):
+#: What every API call taking a span of time accepts.
+TimeSpan = Union[Duration, Time, datetime.timedelta, int]
+
+_ONE_MS = datetime.timedelta(milliseconds=1)
+
+
+def to_millis(span: Any, what: str = "duration", minimum: Optional[int] = 1) -> int:
+    """Milliseconds of a ``Duration``, a ``Time``, a ``timedelta`` or an int (already
+    milliseconds), checked to be at least ``minimum`` (None: any value)."""
+    if isinstance(span, _Span):
         ms = span.to_milliseconds()
     elif isinstance(span, datetime.timedelta):
-        ms = int(span.total_seconds() * 1000)
+        ms = span // _ONE_MS
     elif isinstance(span, int) and not isinstance(span, bool):
         ms = span
     elif hasattr(span, "to_milliseconds"):
         ms = int(span.to_milliseconds())
     else:
-        raise TypeError(f"{what} must be a Time (e.g. Time.seconds(5)), a timedelta or milliseconds, got {span!r}")
-    if ms <= 0:
-        raise ValueError(f"{what} must be positive, got {ms} ms")
+        raise TypeError(f"{what} must be a Duration (e.g. Duration.of_seconds(5)), a Time, a timedelta or "
+                        f"milliseconds, got {span!r}")
+    if minimum is not None and ms < minimum:
+        rule = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum} ms"
+        raise ValueError(f"{what} must be {rule}, got {ms} ms")
     return ms
 
 
