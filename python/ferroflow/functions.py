@@ -16,7 +16,8 @@ from ._plan import Collector, RuntimeContext, stub
 
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
+    "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
+    "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
     "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext",
 ]
 
@@ -82,6 +83,91 @@ class WindowFunction(Function):
     @stub
     def apply(self, key: Any, window: Any, values: List[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("implement apply(key, window, values)")
+
+
+class AllWindowFunction(Function):
+    """``WindowFunction`` for ``window_all``: implement ``apply(window, values)``
+    returning an iterable, or ``apply(window, values, collector)``."""
+
+    @stub
+    def apply(self, window: Any, values: List[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement apply(window, values)")
+
+
+class WindowContext:
+    """What a process window function learns about the firing: the window, and the
+    clocks at the moment it fires."""
+
+    __slots__ = ("_window", "_watermark", "_processing_time")
+
+    def __init__(self, window: Any, watermark: int, processing_time: int) -> None:
+        self._window = window
+        self._watermark = watermark
+        self._processing_time = processing_time
+
+    def window(self) -> Any:
+        """The ``TimeWindow`` (or ``GlobalWindow``) that fires."""
+        return self._window
+
+    def current_watermark(self) -> int:
+        """The operator's event-time watermark (ms; ``-2**63`` before the first one)."""
+        return self._watermark
+
+    def current_processing_time(self) -> int:
+        """The processing time (ms since the epoch; the manual clock under a ``TestSource``)."""
+        return self._processing_time
+
+    currentWatermark = current_watermark
+    currentProcessingTime = current_processing_time
+
+    def __repr__(self) -> str:
+        return (f"Context(window={self._window!r}, watermark={self._watermark}, "
+                f"processing_time={self._processing_time})")
+
+
+class ProcessWindowFunction(Function):
+    """Called with all values of a key's window when it fires, plus a ``Context``
+    (window, watermark, processing time): implement ``process(key, context, elements)``
+    returning an iterable, or ``process(key, context, elements, collector)``."""
+
+    Context = WindowContext
+
+    @stub
+    def process(self, key: Any, context: WindowContext, elements: List[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process(key, context, elements)")
+
+
+class ProcessAllWindowFunction(Function):
+    """``ProcessWindowFunction`` for ``window_all``: implement ``process(context,
+    elements)`` returning an iterable, or ``process(context, elements, collector)``."""
+
+    Context = WindowContext
+
+    @stub
+    def process(self, context: WindowContext, elements: List[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process(context, elements)")
+
+
+class AggregateFunction(Function):
+    """Incremental window aggregation through an accumulator: ``create_accumulator()``,
+    ``add(value, accumulator)`` returning the new accumulator, ``get_result(accumulator)``,
+    and ``merge(acc_a, acc_b)``, needed only by session windows (they merge)."""
+
+    @stub
+    def create_accumulator(self) -> Any:
+        raise NotImplementedError("implement create_accumulator()")
+
+    @stub
+    def add(self, value: Any, accumulator: Any) -> Any:
+        raise NotImplementedError("implement add(value, accumulator)")
+
+    @stub
+    def get_result(self, accumulator: Any) -> Any:
+        raise NotImplementedError("implement get_result(accumulator)")
+
+    @stub
+    def merge(self, acc_a: Any, acc_b: Any) -> Any:
+        raise NotImplementedError("implement merge(acc_a, acc_b): session windows merge their accumulators")
 
 
 class OutputSelector(Function):
