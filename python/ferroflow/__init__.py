@@ -9,21 +9,24 @@
 
 from ._errors import FerroflowError, JobExecutionException
 from ._plan import RuntimeContext
-from .datastream import (DataStream, DataStreamSink, IterativeStream, KeyedStream, SplitStream, WindowedStream,
-                         WriteMode)
+from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
+                         SplitStream, WindowedStream, WriteMode)
 from .environment import JobExecutionResult, StreamExecutionEnvironment
-from .functions import (DiscardingSink, FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
-                        ParallelSourceFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
-                        SourceFunction,
-                        WindowFunction)
-from .windowing import GlobalWindow, Time, TimeWindow
+from .functions import (AggregateFunction, AllWindowFunction, DiscardingSink, FilterFunction, FlatMapFunction,
+                        Function, KeySelector, MapFunction, OutputSelector, ParallelSourceFunction,
+                        ProcessAllWindowFunction, ProcessWindowFunction, ReduceFunction, SerializationSchema,
+                        SimpleStringSchema, SinkFunction, SourceFunction, WindowFunction)
+from .watermarks import TimeCharacteristic, TimestampAssigner, WatermarkStrategy
+from .windowing import Duration, GlobalWindow, Time, TimeWindow
 
 __version__ = "0.1.0"
 
 __all__ = [
     "StreamExecutionEnvironment", "JobExecutionResult", "DataStream", "KeyedStream", "WindowedStream",
-    "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode", "Time", "TimeWindow", "GlobalWindow",
+    "AllWindowedStream", "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode", "OutputTag", "Time",
+    "Duration", "TimeWindow", "GlobalWindow", "TimeCharacteristic", "TimestampAssigner", "WatermarkStrategy",
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
-    "WindowFunction", "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SerializationSchema",
-    "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
+    "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
+    "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
+    "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
 ]

@@ -16,7 +16,7 @@ class SourceContext:
 
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             cluster: Optional[Tuple[int, List[str], bytes, int, int]] = None) -> Dict[str, Any]:
-    """Runs the plan; returns {"counts": [...], "dropped": int, "warnings": [...]}.
+    """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...]}.
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint)."""
 
 def _codec_encode(records: List[Any]) -> bytes: ...

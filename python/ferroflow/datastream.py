@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
-from . import _aggregations
+from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
-from .windowing import GlobalWindow, Time, TimeWindow, to_millis
+from .watermarks import TimeCharacteristic, WatermarkStrategy
+from .window import (CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger, SlidingEventTimeWindows,
+                     SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
+                     WindowAssigner, positive_count)
+from .windowing import GlobalWindow, TimeSpan, TimeWindow, to_millis
 
 if TYPE_CHECKING:
     from .environment import StreamExecutionEnvironment
 
-__all__ = ["DataStream", "KeyedStream", "WindowedStream", "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode"]
+__all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
+           "DataStreamSink", "WriteMode", "OutputTag"]
 
 
 class WriteMode:
@@ -24,6 +29,32 @@ class WriteMode:
 
     NO_OVERWRITE = "NO_OVERWRITE"
     OVERWRITE = "OVERWRITE"
+
+
+class OutputTag:
+    """Names a side output, e.g. the late records of a window:
+    ``side_output_late_data(tag)``, then ``result.get_side_output(tag)``. Tags with the
+    same id are the same tag; ``type_info`` is accepted (PyFlink) and ignored."""
+
+    __slots__ = ("tag_id", "type_info")
+
+    def __init__(self, tag_id: str, type_info: Any = None) -> None:
+        if not isinstance(tag_id, str) or not tag_id:
+            raise ValueError(f"OutputTag() takes a non-empty str id, got {tag_id!r}")
+        self.tag_id = tag_id
+        self.type_info = type_info
+
+    def get_id(self) -> str:
+        return self.tag_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OutputTag) and other.tag_id == self.tag_id
+
+    def __hash__(self) -> int:
+        return hash(self.tag_id)
+
+    def __repr__(self) -> str:
+        return f"OutputTag({self.tag_id!r})"
 
 
 class DataStream:
@@ -111,6 +142,50 @@ class DataStream:
             raise ValueError(f"max_wait_time_ms must be a non-negative int, got {max_wait_time_ms!r}")
         node = self._env._add("iterate", "", [self._node], {"max_wait_ms": max_wait_time_ms, "feedback": None})
         return IterativeStream(self._env, node)
+
+    # -- event time -----------------------------------------------------------------------
+
+    def assign_timestamps_and_watermarks(self, watermark_strategy: WatermarkStrategy) -> "DataStream":
+        """Gives records their event timestamps and the stream its watermarks, as
+        ``watermark_strategy`` says (replacing any watermarks from upstream)."""
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError("assign_timestamps_and_watermarks() takes a WatermarkStrategy, e.g. "
+                            f"WatermarkStrategy.for_monotonous_timestamps(), got {watermark_strategy!r}")
+        node = self._env._add("assign_timestamps", watermark_strategy._label(), [self._node],
+                              watermark_strategy._params())
+        return DataStream(self._env, node)
+
+    def get_side_output(self, output_tag: "OutputTag") -> "DataStream":
+        """The side output ``output_tag`` of the operator that made this stream: the
+        late records of a window given ``side_output_late_data(output_tag)`` (as they
+        entered the window, with their timestamps)."""
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError(f"get_side_output() takes an OutputTag, got {output_tag!r}")
+        node = self._env._nodes[self._node]
+        registered = node.params.get("late_output_tag") if node.kind == "window" else None
+        if registered != output_tag.tag_id:
+            why = (f"its window sends late data to OutputTag({registered!r})" if registered is not None else
+                   "side outputs come from a window's side_output_late_data(tag), called before its window function")
+            raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
+        node_id = self._env._add("side_output", output_tag.tag_id, [self._node], {"tag": output_tag.tag_id})
+        return DataStream(self._env, node_id)
+
+    # -- windows over the whole stream (one worker) ----------------------------------------
+
+    def window_all(self, assigner: WindowAssigner) -> "AllWindowedStream":
+        """Windows over the whole stream, not per key (``assigner``: see
+        ``ferroflow.window``); the window operator runs on one worker."""
+        return AllWindowedStream(self, assigner)
+
+    def time_window_all(self, size: TimeSpan, slide: Optional[TimeSpan] = None) -> "AllWindowedStream":
+        """Tumbling (or, with ``slide``, sliding) time windows over the whole stream, of
+        event or processing time as ``env.set_stream_time_characteristic`` says."""
+        return AllWindowedStream(self, _time_windows(self._env, size, slide))
+
+    def count_window_all(self, size: int, slide: Optional[int] = None) -> "AllWindowedStream":
+        """Windows of the last ``size`` records of the whole stream, firing every
+        ``slide`` records (default: every ``size``)."""
+        return _count_windows(AllWindowedStream, self, size, slide)
 
     # -- sinks ---------------------------------------------------------------------------
 
@@ -243,46 +318,177 @@ class KeyedStream(DataStream):
     minBy = min_by
     maxBy = max_by
 
-    def time_window(self, size: Any, slide: Any = None) -> "WindowedStream":
-        """Tumbling (or, with ``slide``, sliding) processing-time windows per key."""
-        size_ms = to_millis(size, "window size")
-        slide_ms = to_millis(slide, "window slide") if slide is not None else size_ms
-        return WindowedStream(self, "processing_time", size_ms, slide_ms)
+    def window(self, assigner: WindowAssigner) -> "WindowedStream":
+        """Windows per key (``assigner``: see ``ferroflow.window``); give the result a
+        window function (``reduce``, ``aggregate``, ``process``, ``apply``)."""
+        return WindowedStream(self, assigner)
+
+    def time_window(self, size: TimeSpan, slide: Optional[TimeSpan] = None) -> "WindowedStream":
+        """Tumbling (or, with ``slide``, sliding) time windows per key, of event or
+        processing time as ``env.set_stream_time_characteristic`` says (default:
+        processing time)."""
+        return WindowedStream(self, _time_windows(self._env, size, slide))
 
     def count_window(self, size: int, slide: Optional[int] = None) -> "WindowedStream":
-        """Windows of ``size`` records per key, firing every ``slide`` records (default:
-        every ``size``). At the end of a bounded input, a partly filled window fires."""
-        for what, v in (("size", size), ("slide", slide)):
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ValueError(f"count window {what} must be an int >= 1, got {v!r}")
-        return WindowedStream(self, "count", size, slide if slide is not None else size)
+        """Windows of the last ``size`` records per key, firing every ``slide`` records
+        (default: every ``size``). At the end of a bounded input a window holding
+        records that arrived since it last fired fires once more."""
+        return _count_windows(WindowedStream, self, size, slide)
 
 
-class WindowedStream:
-    """A keyed stream cut into windows; give it a window function."""
+def _time_windows(env: "StreamExecutionEnvironment", size: TimeSpan, slide: Optional[TimeSpan]) -> WindowAssigner:
+    """``time_window``'s assigner: Flink's, following the time characteristic."""
+    event_time = env.get_stream_time_characteristic() is TimeCharacteristic.EventTime
+    size_ms = to_millis(size, "window size")
+    if slide is None:
+        return (TumblingEventTimeWindows if event_time else TumblingProcessingTimeWindows).of(size_ms)
+    slide_ms = to_millis(slide, "window slide")
+    return (SlidingEventTimeWindows if event_time else SlidingProcessingTimeWindows).of(size_ms, slide_ms)
 
-    def __init__(self, keyed: KeyedStream, assigner: str, size: int, slide: int) -> None:
-        self._keyed = keyed
+
+def _count_windows(cls: type, stream: DataStream, size: int, slide: Optional[int]) -> Any:
+    """``count_window``, Flink's way: global windows with a purging count trigger, or,
+    sliding, a count evictor keeping ``size`` and a count trigger every ``slide``.
+    ``slide == size`` is the tumbling form: the same firings, and at the end of a
+    bounded input only the records since the last firing."""
+    positive_count(size, "count window size")
+    if slide is not None:
+        positive_count(slide, "count window slide")
+    windowed = cls(stream, GlobalWindows.create())
+    if slide is None or slide == size:
+        return windowed.trigger(PurgingTrigger.of(CountTrigger.of(size)))
+    return windowed.evictor(CountEvictor.of(size)).trigger(CountTrigger.of(slide))
+
+
+class _Windows:
+    """What windowed streams share: the window's settings, then one window function
+    that makes the plan's ``window`` node."""
+
+    #: Whether window functions get the key (keyed windows) or not (window_all).
+    _keyed = True
+
+    def __init__(self, stream: DataStream, assigner: WindowAssigner) -> None:
+        if not isinstance(assigner, WindowAssigner):
+            raise TypeError(f"{'window' if self._keyed else 'window_all'}() takes a window assigner, e.g. TumblingEventTimeWindows.of(Duration.of_seconds(5)) "
+                            f"from ferroflow.window, got {assigner!r}")
+        self._stream = stream
+        self._env = stream._env
         self._assigner = assigner
-        self._size = size
-        self._slide = slide
+        self._trigger: Optional[Trigger] = None
+        self._evictor: Optional[Evictor] = None
+        self._lateness = 0
+        self._late_tag: Optional[OutputTag] = None
 
-    def _window(self, function: str, udf: Udf) -> DataStream:
-        env = self._keyed._env
-        params = {"assigner": self._assigner, "size": self._size, "slide": self._slide,
-                  "function": function, "udf": udf, "time_window": TimeWindow, "global_window": GlobalWindow()}
-        label = f"{self._assigner.replace('_', ' ')} window {function} {label_of(udf.fn)}"
-        return DataStream(env, env._add("window", label, [self._keyed._node], params))
+    # -- settings (each returns the windowed stream, for chaining) --------------------------
 
-    def reduce(self, func: Any) -> DataStream:
-        """One value per key and window: the window's values combined with
-        ``func(value1, value2)`` or a ``ReduceFunction``."""
-        return self._window("reduce", Udf(func, ("reduce",)))
+    def trigger(self, trigger: Trigger) -> Any:
+        """Fires the windows with ``trigger`` instead of the assigner's default."""
+        if not isinstance(trigger, Trigger):
+            raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
+        self._trigger = trigger
+        return self
 
-    def apply(self, window_function: Any) -> DataStream:
-        """Calls ``apply(key, window, values)`` (returning an iterable) or
-        ``apply(key, window, values, collector)`` once per key and window."""
-        return self._window("apply", Udf(window_function, ("apply",), collector_arity=3))
+    def evictor(self, evictor: Evictor) -> Any:
+        """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
+        if not isinstance(evictor, Evictor):
+            raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
+        self._evictor = evictor
+        return self
+
+    def allowed_lateness(self, time: TimeSpan) -> Any:
+        """Keeps event-time windows for ``time`` after the watermark passed their end:
+        a record arriving meanwhile is added and fires the window again. Later records
+        are late (see ``side_output_late_data``). Default: 0."""
+        self._lateness = to_millis(time, "allowed_lateness()", minimum=0)
+        return self
+
+    def side_output_late_data(self, output_tag: OutputTag) -> Any:
+        """Sends late records to the side output ``output_tag`` (read it with
+        ``get_side_output`` on the window function's result) instead of dropping them
+        (dropped records are counted in ``JobExecutionResult.late_records_dropped``)."""
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError(f"side_output_late_data() takes an OutputTag, got {output_tag!r}")
+        self._late_tag = output_tag
+        return self
+
+    # -- window functions -----------------------------------------------------------------
+
+    def reduce(self, reduce_function: Any, window_function: Any = None, output_type: Any = None) -> DataStream:
+        """One value per window (and key): the values combined by
+        ``reduce_function(value1, value2)`` or a ``ReduceFunction``, as they arrive.
+        With ``window_function``, that is called with the single reduced value (see
+        ``apply`` and ``process`` for its forms)."""
+        return self._build("reduce", "reduce", Udf(reduce_function, ("reduce",)), window_function)
+
+    def aggregate(self, aggregate_function: Any, window_function: Any = None, accumulator_type: Any = None,
+                  output_type: Any = None) -> DataStream:
+        """One value per window (and key): ``get_result`` of an ``AggregateFunction``'s
+        accumulator, built as values arrive. With ``window_function``, that is called
+        with the single result (see ``apply`` and ``process`` for its forms)."""
+        udf = _window_udfs.AggregateUdf(aggregate_function)
+        if self._assigner._is_merging() and not _window_udfs.has_merge(aggregate_function):
+            raise TypeError(f"aggregate(): session windows merge their accumulators, so "
+                            f"{type(aggregate_function).__name__} must implement merge(acc_a, acc_b)")
+        return self._build("aggregate", "aggregate", udf, window_function)
+
+    def process(self, process_window_function: Any, output_type: Any = None) -> DataStream:
+        """Calls a ``ProcessWindowFunction``'s ``process(key, context, elements)`` (all
+        windows: ``ProcessAllWindowFunction.process(context, elements)``) once per
+        firing; it returns an iterable of outputs (or takes a trailing collector)."""
+        return self._build("process", "process", _window_udfs.process_udf(process_window_function, self._keyed))
+
+    def apply(self, window_function: Any, output_type: Any = None) -> DataStream:
+        """Calls ``apply(key, window, values)`` of a ``WindowFunction`` or a plain function
+        (all windows: ``apply(window, values)``) once per firing; it returns an
+        iterable of outputs (or takes a trailing collector)."""
+        return self._build("apply", "process", _window_udfs.apply_udf(window_function, self._keyed))
+
+    def _input(self) -> int:
+        """The key_by node the window node reads."""
+        return self._stream._node
+
+    def _build(self, api_name: str, function: str, udf: Udf, window_function: Any = None) -> DataStream:
+        window_udf = None if window_function is None else _window_udfs.window_function_udf(window_function, self._keyed)
+        params = {
+            "assigner": self._assigner._spec(),
+            "trigger": self._trigger._spec() if self._trigger is not None else None,
+            "evictor": self._evictor._spec() if self._evictor is not None else None,
+            "allowed_lateness": self._lateness,
+            "late_output": self._late_tag is not None,
+            "late_output_tag": self._late_tag.tag_id if self._late_tag is not None else None,
+            "function": function,
+            "udf": udf,
+            "window_udf": window_udf,
+            "time_window": TimeWindow,
+            "global_window": GlobalWindow(),
+        }
+        settings = [repr(x) for x in (self._assigner, self._trigger, self._evictor) if x is not None]
+        label = f"{' + '.join(settings)} {api_name} {label_of(udf.fn)}"
+        node = self._env._add("window", label, [self._input()], params)
+        if not self._keyed:
+            self._env._nodes[node].parallelism = 1
+        return DataStream(self._env, node)
+
+
+class WindowedStream(_Windows):
+    """A keyed stream cut into windows: optionally ``trigger``, ``evictor``,
+    ``allowed_lateness``, ``side_output_late_data``; then a window function."""
+
+
+def _no_key(value: Any) -> None:
+    """window_all's key: the same for every record."""
+    return None
+
+
+class AllWindowedStream(_Windows):
+    """A whole stream cut into windows (``window_all``), on one worker: optionally
+    ``trigger``, ``evictor``, ``allowed_lateness``, ``side_output_late_data``; then a
+    window function, which gets no key."""
+
+    _keyed = False
+
+    def _input(self) -> int:
+        return self._env._add("key_by", "window_all", [self._stream._node], {"udf": Udf(_no_key, ("get_key",))})
 
 
 class SplitStream(DataStream):

@@ -11,6 +11,8 @@ from ._errors import FerroflowError, JobExecutionException
 from ._plan import Node, Udf, label_of
 from .datastream import DataStream
 from .functions import iterate_java_style
+from .testing import TestSource
+from .watermarks import TimeCharacteristic, WatermarkStrategy
 
 __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
@@ -22,13 +24,16 @@ class JobExecutionResult:
     """What ``execute()`` returns once the job has finished."""
 
     def __init__(self, job_name: str, runtime_ms: int, counts: Dict[str, int], dropped: int,
-                 warnings: List[str]) -> None:
+                 warnings: List[str], late_dropped: int = 0) -> None:
         self.job_name = job_name
         self.net_runtime_ms = runtime_ms
         #: Records each operator emitted (sinks: records received), by operator name.
         self.operator_counts = counts
         #: Records iterations dropped because they were still circulating at their time limit.
         self.dropped_records = dropped
+        #: Records windows dropped because they were late (behind the watermark plus the
+        #: allowed lateness) and no ``side_output_late_data`` was asked for.
+        self.late_records_dropped = late_dropped
         self.warnings = warnings
         self.job_id = f"{abs(hash((job_name, runtime_ms, id(self)))):032x}"[:32]
 
@@ -60,6 +65,7 @@ class StreamExecutionEnvironment:
         self._nodes: List[Node] = []
         self._parallelism: Optional[int] = None
         self._checkpoint_interval: Optional[int] = None
+        self._time_characteristic = TimeCharacteristic.ProcessingTime
 
     @classmethod
     def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
@@ -92,6 +98,21 @@ class StreamExecutionEnvironment:
         this does not make the job fault tolerant."""
         self._checkpoint_interval = int(interval)
         return self
+
+    def set_stream_time_characteristic(self, characteristic: TimeCharacteristic) -> "StreamExecutionEnvironment":
+        """The clock ``time_window``/``time_window_all`` follow: ``TimeCharacteristic.EventTime``
+        or ``ProcessingTime`` (the default). ``window(assigner)`` is not affected."""
+        if not isinstance(characteristic, TimeCharacteristic):
+            raise TypeError(f"set_stream_time_characteristic() takes a TimeCharacteristic, got {characteristic!r}")
+        if characteristic is TimeCharacteristic.IngestionTime:
+            raise ValueError("TimeCharacteristic.IngestionTime is not supported: use EventTime with "
+                             "assign_timestamps_and_watermarks(), or ProcessingTime")
+        self._time_characteristic = characteristic
+        return self
+
+    def get_stream_time_characteristic(self) -> TimeCharacteristic:
+        """The clock ``time_window`` follows (see ``set_stream_time_characteristic``)."""
+        return self._time_characteristic
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -159,7 +180,12 @@ class StreamExecutionEnvironment:
 
     def add_source(self, source_func: Any, source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
-        ``ctx.collect(x)``. It runs on one worker, on a thread of its own."""
+        ``ctx.collect(x)``. It runs on one worker, on a thread of its own. Or a
+        ``ferroflow.testing.TestSource``: records with timestamps, watermarks and
+        processing-time markers."""
+        if isinstance(source_func, TestSource):
+            stream = self._source("testing_source", source_func._label(), source_func._params())
+            return stream.name(source_name) if source_name else stream
         if not callable(getattr(source_func, "run", None)):
             raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
         from .functions import ParallelSourceFunction
@@ -167,6 +193,22 @@ class StreamExecutionEnvironment:
         parallel = isinstance(source_func, ParallelSourceFunction)
         return self._source("add_source", source_name or label_of(source_func),
                             {"function": _SourceRunner(source_func), "parallel": parallel})
+
+    def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
+                    source_name: Optional[str] = None) -> DataStream:
+        """A source with its timestamps and watermarks: ``source`` is a ``TestSource``, a
+        ``SourceFunction``, or what ``from_collection`` takes; ``watermark_strategy``
+        is applied to it (see ``DataStream.assign_timestamps_and_watermarks``)."""
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
+                            f"got {watermark_strategy!r}")
+        if isinstance(source, TestSource) or callable(getattr(source, "run", None)):
+            stream = self.add_source(source, source_name)
+        else:
+            stream = self.from_collection(source)
+            if source_name:
+                stream.name(source_name)
+        return stream.assign_timestamps_and_watermarks(watermark_strategy)
 
     # -- running --------------------------------------------------------------------------
 
@@ -205,10 +247,8 @@ class StreamExecutionEnvironment:
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
                            int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(self._nodes))
         for n in self._nodes:
-            for key in ("udf", "function"):
-                udf = n.params.get(key)
-                if udf is not None and hasattr(udf, "prepare"):
-                    udf.prepare(workers)
+            for function in _per_worker_functions(n.params):
+                function.prepare(workers)
         nodes = [_EngineNode(n) for n in self._nodes]
         started = time.monotonic()
         try:
@@ -223,7 +263,8 @@ class StreamExecutionEnvironment:
         for warning in summary["warnings"]:
             import sys
             print(f"ferroflow: warning: {warning}", file=sys.stderr)
-        return JobExecutionResult(name, runtime_ms, counts, summary["dropped"], summary["warnings"])
+        return JobExecutionResult(name, runtime_ms, counts, summary["dropped"], summary["warnings"],
+                                  summary.get("late_dropped", 0))
 
     @staticmethod
     def _flush_stdout() -> None:
@@ -253,6 +294,16 @@ def _batch_size() -> int:
     if size < 1:
         raise FerroflowError(f"FERROFLOW_BATCH_SIZE must be a positive integer, got {raw!r}")
     return size
+
+
+def _per_worker_functions(params: Dict[str, Any]) -> Iterable[Any]:
+    """The API's wrappers of user functions in a node's params (``Udf``, a source
+    runner...; also inside a window's assigner dict): they copy the function per worker."""
+    for value in params.values():
+        if isinstance(value, dict):
+            yield from _per_worker_functions(value)
+        elif type(value).__module__.startswith("ferroflow.") and callable(getattr(value, "prepare", None)):
+            yield value
 
 
 class _SourceRunner:

@@ -1,0 +1,116 @@
+"""How the window operator calls user functions: adapters from the API's window
+functions to the two callables the engine knows (see the ``window`` node in
+``_plan``'s users, ``datastream.WindowedStream``):
+
+* *process*: ``call(key, window, elements, watermark, processing_time) -> iterable or None``,
+  once per firing; ``apply``-style and ``process``-style functions, keyed or all-window,
+  are all turned into this.
+* *aggregate*: ``call(op, *args)``: ``call(0)`` creates an accumulator,
+  ``call(1, value, acc)`` adds, ``call(2, acc)`` gives the result, ``call(3, a, b)``
+  merges (session windows).
+
+Each is a ``Udf``, so function objects get per-worker copies and ``open``/``close``,
+Java-style method names and collector-style signatures work as everywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List
+
+from ._plan import Udf, find_method
+from .functions import WindowContext
+
+__all__ = ["apply_udf", "process_udf", "window_function_udf", "AggregateUdf", "has_merge"]
+
+
+def _drop_clocks(apply: Callable) -> Callable:
+    """``apply(key, window, values)`` as a process callable."""
+    def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
+        return apply(key, window, elements)
+    return call
+
+
+def _drop_key_and_clocks(apply: Callable) -> Callable:
+    """``apply(window, values)`` (all-window functions) as a process callable."""
+    def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
+        return apply(window, elements)
+    return call
+
+
+def _with_context(process: Callable) -> Callable:
+    """``process(key, context, elements)`` as a process callable."""
+    def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
+        return process(key, WindowContext(window, watermark, processing_time), elements)
+    return call
+
+
+def _with_context_no_key(process: Callable) -> Callable:
+    """``process(context, elements)`` (all-window functions) as a process callable."""
+    def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
+        return process(WindowContext(window, watermark, processing_time), elements)
+    return call
+
+
+def apply_udf(fn: Any, keyed: bool) -> Udf:
+    """A ``WindowFunction`` (``apply(key, window, values[, collector])``), an
+    ``AllWindowFunction`` (``apply(window, values[, collector])``) or a plain function
+    of the same arguments."""
+    if keyed:
+        return Udf(fn, ("apply",), collector_arity=3, wrap=_drop_clocks)
+    return Udf(fn, ("apply",), collector_arity=2, wrap=_drop_key_and_clocks)
+
+
+def process_udf(fn: Any, keyed: bool) -> Udf:
+    """A ``ProcessWindowFunction`` (``process(key, context, elements[, collector])``),
+    a ``ProcessAllWindowFunction`` (``process(context, elements[, collector])``) or a
+    plain function of the same arguments."""
+    if keyed:
+        return Udf(fn, ("process",), collector_arity=3, wrap=_with_context)
+    return Udf(fn, ("process",), collector_arity=2, wrap=_with_context_no_key)
+
+
+def window_function_udf(fn: Any, keyed: bool) -> Udf:
+    """The window function given with ``reduce``/``aggregate``: process-style if it
+    has a ``process`` method (``ProcessWindowFunction``), otherwise apply-style
+    (``WindowFunction`` or a plain function ``(key, window, values)``)."""
+    if find_method(fn, ("process",)) is not None and find_method(fn, ("apply",)) is None:
+        return process_udf(fn, keyed)
+    return apply_udf(fn, keyed)
+
+
+class AggregateUdf(Udf):
+    """An ``AggregateFunction`` (``create_accumulator``, ``add``, ``get_result``,
+    ``merge``) as one dispatching callable ``call(op, *args)``."""
+
+    _METHODS = (("create_accumulator", "createAccumulator"), ("add",), ("get_result", "getResult"))
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__(fn, ("add",))
+
+    def resolve(self, obj: Any) -> Callable:
+        found = [find_method(obj, names) for names in self._METHODS]
+        missing = [names[0] for names, m in zip(self._METHODS, found) if m is None]
+        if missing:
+            raise TypeError(f"aggregate() takes an AggregateFunction; {type(obj).__name__} does not implement "
+                            + ", ".join(f"{m}()" for m in missing))
+        create, add, get_result = found
+        merge = find_method(obj, ("merge",))
+
+        def call(op: int, a: Any = None, b: Any = None) -> Any:
+            if op == 1:
+                return add(a, b)
+            if op == 0:
+                return create()
+            if op == 2:
+                return get_result(a)
+            if merge is None:
+                raise TypeError(f"{type(obj).__name__} does not implement merge(acc_a, acc_b), "
+                                "which session windows need")
+            return merge(a, b)
+        return call
+
+
+def has_merge(fn: Any) -> bool:
+    """Whether an AggregateFunction can merge accumulators (session windows need it)."""
+    return find_method(fn, ("merge",)) is not None
+
