@@ -403,7 +403,7 @@ impl KeySelector<PyRec> for FieldKey {
             let k = self.field.get(x).map_err(|e| agg_error(py, e, &self.what, x))?;
             let key = key_of(&k, &mut self.enc)
                 .map_err(|m| UdfError::new(format!("{}: {m}", self.what)).with_record(describe(x)))?;
-            Ok((key, PyRec(k.unbind())))
+            Ok((key, PyRec::new(k.unbind())))
         })
     }
 }
@@ -480,7 +480,7 @@ impl Reducer<PyRec> for Aggregate {
         Python::attach(|py| {
             let v = value.0.bind(py);
             match self.step(acc.0.bind(py), v) {
-                Ok(r) => Ok(PyRec(r.unbind())),
+                Ok(r) => Ok(PyRec::new(r.unbind())),
                 Err(e) => Err(agg_error(py, e, &self.what, v)),
             }
         })
@@ -544,7 +544,7 @@ impl Transform<PyRec> for CountPairs {
             };
             let one = new_int(py, 1).map_err(|e| udf_error(py, e, None))?;
             let pair = pyo3::types::PyTuple::new(py, [k, one]).map_err(|e| udf_error(py, e, None))?;
-            out.push(PyRec(pair.into_any().unbind()));
+            out.push(PyRec::new(pair.into_any().unbind()));
             Ok(())
         })
     }

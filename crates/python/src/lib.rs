@@ -94,6 +94,7 @@ fn run_job<'py>(
     let out = PyDict::new(py);
     out.set_item("counts", summary.counts)?;
     out.set_item("dropped", summary.dropped)?;
+    out.set_item("late_dropped", summary.late_dropped)?;
     out.set_item("warnings", summary.warnings)?;
     Ok(out)
 }

@@ -10,7 +10,9 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
-use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult, WindowFunction, WindowSpec};
+use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
+use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
+use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec};
 
 use crate::errors::udf_error;
 use crate::record::{type_name, PyRec};
@@ -105,22 +107,14 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             NodeKind::Reduce(reducer(udf))
         }
         "window" => {
-            let assigner: String = param(params, "assigner", name)?;
-            let size: i64 = param(params, "size", name)?;
-            let slide: i64 = param(params, "slide", name)?;
-            let spec = match assigner.as_str() {
-                "processing_time" => WindowSpec::ProcessingTime { size_ms: size, slide_ms: slide },
-                "count" => WindowSpec::Count { size: size.max(0) as usize, slide: slide.max(0) as usize },
-                other => return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown window assigner '{other}'"))),
-            };
+            let spec = WindowSpec::Custom(window_config(py, name, params)?);
             let function: String = param(params, "function", name)?;
             let udf = udf()?;
-            let function = if function == "reduce" {
-                WindowFunction::Reduce(reducer(udf))
-            } else {
-                let time_window = Arc::new(param::<Py<PyAny>>(params, "time_window", name)?);
-                let global_window = Arc::new(param::<Py<PyAny>>(params, "global_window", name)?);
-                WindowFunction::Apply(Arc::new(move |ctx| {
+            let time_window = Arc::new(param::<Py<PyAny>>(params, "time_window", name)?);
+            let global_window = Arc::new(param::<Py<PyAny>>(params, "global_window", name)?);
+            let apply = |udf: Arc<Py<PyAny>>| -> ApplyFactory<PyRec> {
+                let (time_window, global_window) = (time_window.clone(), global_window.clone());
+                Arc::new(move |ctx| {
                     let f = bind_udf(&udf, ctx)?;
                     Python::attach(|py| {
                         Ok(Box::new(PyWindowApply {
@@ -129,9 +123,68 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                             global_window: global_window.clone_ref(py),
                         }) as Box<dyn WindowApply<PyRec>>)
                     })
-                }))
+                })
+            };
+            let then = match params.get_item("window_udf")? {
+                Some(w) if !w.is_none() => Some(apply(Arc::new(w.unbind()))),
+                _ => None,
+            };
+            let aggregate = |udf: Arc<Py<PyAny>>| -> AggregateFactory<PyRec> {
+                Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
+            };
+            let function = match (function.as_str(), then) {
+                ("reduce", None) => WindowFunction::Reduce(reducer(udf)),
+                ("reduce", Some(t)) => WindowFunction::ReduceThen(reducer(udf), t),
+                ("aggregate", None) => WindowFunction::Aggregate(aggregate(udf)),
+                ("aggregate", Some(t)) => WindowFunction::AggregateThen(aggregate(udf), t),
+                ("process", None) => WindowFunction::Apply(apply(udf)),
+                (other, _) => {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown window function '{other}'")))
+                }
             };
             NodeKind::Window { spec, function }
+        }
+        "side_output" => NodeKind::LateOutput,
+        "assign_timestamps" => {
+            let assigner = match params.get_item("assigner")? {
+                Some(a) if !a.is_none() => {
+                    let udf = Arc::new(a.unbind());
+                    let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
+                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? }) as Box<dyn TimestampAssigner<PyRec>>)
+                    });
+                    Some(f)
+                }
+                _ => None,
+            };
+            let kind: String = param(params, "watermarks", name)?;
+            let watermarks = match kind.as_str() {
+                "none" => WatermarkSpec::None,
+                "monotonous" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 },
+                "bounded" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? },
+                other => return Err(value_error(format!("{name}: unknown watermark strategy '{other}'"))),
+            };
+            let idleness_ms: Option<i64> = params.get_item("idleness")?.map(|v| v.extract()).transpose()?;
+            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms }
+        }
+        "testing_source" => {
+            let start: i64 = params.get_item("processing_time_start")?.map(|v| v.extract()).transpose()?.unwrap_or(0);
+            let events = Arc::new(test_events(name, params)?);
+            NodeKind::Source {
+                factory: Arc::new(move |_ctx| {
+                    let events: Vec<TestEvent<PyRec>> = Python::attach(|py| {
+                        events
+                            .iter()
+                            .map(|e| match e {
+                                TestEvent::Record(r) => TestEvent::Record(PyRec(r.0.clone_ref(py), r.1)),
+                                TestEvent::Watermark(t) => TestEvent::Watermark(*t),
+                                TestEvent::ProcessingTime(t) => TestEvent::ProcessingTime(*t),
+                            })
+                            .collect()
+                    });
+                    Ok(Box::new(TestingSource::new(events, start)) as Box<dyn SourceReader<PyRec>>)
+                }),
+                parallel: false,
+            }
         }
         "union" => NodeKind::Union,
         "iterate" => {
@@ -198,6 +251,160 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
     })
 }
 
+fn value_error(message: String) -> PyErr {
+    pyo3::exceptions::PyValueError::new_err(message)
+}
+
+/// A dict's entry as `T`; `None` if missing (or Python `None`).
+fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v
+            .extract::<T>()
+            .map(Some)
+            .map_err(|e| value_error(format!("{node}: '{key}': {}", Into::<PyErr>::into(e)))),
+        _ => Ok(None),
+    }
+}
+
+fn need<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<T> {
+    get(d, key, node)?.ok_or_else(|| value_error(format!("{node}: missing '{key}'")))
+}
+
+/// The testing source's events: `("record", value, ts or None)`, `("watermark", t)`,
+/// `("processing_time", t)`.
+fn test_events(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Vec<TestEvent<PyRec>>> {
+    let events = params.get_item("events")?.ok_or_else(|| value_error(format!("{name}: missing 'events'")))?;
+    let mut out = Vec::new();
+    for e in events.try_iter()? {
+        let e = e?;
+        let tag: String = e.get_item(0)?.extract()?;
+        out.push(match tag.as_str() {
+            "record" => {
+                let ts: Option<i64> = e.get_item(2)?.extract()?;
+                TestEvent::Record(PyRec(e.get_item(1)?.unbind(), ts.unwrap_or(ferroflow_engine::time::NO_TIME)))
+            }
+            "watermark" => TestEvent::Watermark(e.get_item(1)?.extract()?),
+            "processing_time" => TestEvent::ProcessingTime(e.get_item(1)?.extract()?),
+            other => return Err(value_error(format!("{name}: unknown testing event '{other}'"))),
+        });
+    }
+    Ok(out)
+}
+
+fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
+    let kind: String = need(d, "kind", node)?;
+    Ok(match kind.as_str() {
+        "event_time" => Trigger::EventTime,
+        "processing_time" => Trigger::ProcessingTime,
+        "count" => Trigger::Count(need(d, "count", node)?),
+        "continuous_event_time" => Trigger::ContinuousEventTime(need(d, "interval", node)?),
+        "purging" => {
+            let inner = d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
+            Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
+        }
+        "never" => Trigger::Never,
+        other => {
+            return Err(value_error(format!(
+                "{node}: the trigger '{other}' is not supported (supported: event time, processing time, count, \
+                 continuous event time, purging)"
+            )))
+        }
+    })
+}
+
+/// Assigner, trigger, evictor and lateness of a window node; per worker, because a
+/// dynamic session gap is a user function.
+fn window_config(py: Python<'_>, name: &str, params: &Bound<'_, PyDict>) -> PyResult<WindowConfigFactory<PyRec>> {
+    let a = params.get_item("assigner")?.ok_or_else(|| value_error(format!("{name}: missing 'assigner'")))?;
+    let a = a.cast::<PyDict>()?;
+    let kind: String = need(a, "kind", name)?;
+    let domain: String = get(a, "domain", name)?.unwrap_or_else(|| "event".to_string());
+    let domain = match domain.as_str() {
+        "event" => TimeDomain::EventTime,
+        "processing" => TimeDomain::ProcessingTime,
+        other => return Err(value_error(format!("{name}: unknown time domain '{other}'"))),
+    };
+    let (size, slide, offset, gap): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+        (get(a, "size", name)?, get(a, "slide", name)?, get(a, "offset", name)?, get(a, "gap", name)?);
+    let gap_fn: Option<Arc<Py<PyAny>>> = get::<Py<PyAny>>(a, "gap_fn", name)?.map(Arc::new);
+    let offset = offset.unwrap_or(0);
+    let shape = match kind.as_str() {
+        "tumbling" => Shape::Tumbling(need(a, "size", name)?, offset),
+        "sliding" => Shape::Sliding(need(a, "size", name)?, need(a, "slide", name)?, offset),
+        "session" => Shape::Session(gap),
+        "global" => Shape::Global,
+        other => return Err(value_error(format!("{name}: unknown window assigner '{other}'"))),
+    };
+    let _ = (size, slide);
+    if matches!(shape, Shape::Session(None)) && gap_fn.is_none() {
+        return Err(value_error(format!("{name}: a session window needs 'gap' or 'gap_fn'")));
+    }
+    let trigger = match params.get_item("trigger")? {
+        Some(t) if !t.is_none() => Some(trigger_of(t.cast::<PyDict>()?, name)?),
+        _ => None,
+    };
+    let evictor = match params.get_item("evictor")? {
+        Some(e) if !e.is_none() => {
+            let e = e.cast::<PyDict>()?;
+            if get::<bool>(e, "do_evict_after", name)?.unwrap_or(false) {
+                return Err(value_error(format!(
+                    "{name}: evicting after the window function (do_evict_after=True) is not supported"
+                )));
+            }
+            let kind: String = need(e, "kind", name)?;
+            Some(match kind.as_str() {
+                "count" => Evictor::Count(need(e, "count", name)?),
+                "time" => Evictor::Time(need(e, "window_size", name)?),
+                other => return Err(value_error(format!("{name}: unknown evictor '{other}'"))),
+            })
+        }
+        _ => None,
+    };
+    let lateness: i64 = get(params, "allowed_lateness", name)?.unwrap_or(0);
+    let late_output: bool = get(params, "late_output", name)?.unwrap_or(false);
+    let _ = py;
+    Ok(Arc::new(move |ctx| {
+        let assigner = match (shape, &gap_fn) {
+            (Shape::Tumbling(size, offset), _) => Assigner::Tumbling { domain, size, offset },
+            (Shape::Sliding(size, slide, offset), _) => Assigner::Sliding { domain, size, slide, offset },
+            (Shape::Session(Some(gap)), _) => Assigner::Session { domain, gap: SessionGap::Static(gap) },
+            (Shape::Session(None), Some(f)) => {
+                let f = bind_udf(f, ctx)?;
+                let gap: GapFn<PyRec> = Box::new(move |r: &PyRec| {
+                    Python::attach(|py| {
+                        let x = r.0.bind(py);
+                        let g = f.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
+                        crate::udf::int_ms(&g, "the session gap extractor")
+                            .map_err(|e| e.with_record(crate::record::describe(x)))
+                    })
+                });
+                Assigner::Session { domain, gap: SessionGap::Dynamic(gap) }
+            }
+            (Shape::Session(None), None) | (Shape::Global, _) => Assigner::Global,
+        };
+        let mut config = WindowConfig::new(assigner).allowed_lateness(lateness);
+        if let Some(t) = &trigger {
+            config = config.trigger(t.clone());
+        }
+        if let Some(e) = evictor {
+            config = config.evictor(e);
+        }
+        if late_output {
+            config = config.side_output_late_data();
+        }
+        Ok(config)
+    }))
+}
+
+/// The assigner's shape, parsed once; the assigner itself is made per worker.
+#[derive(Clone, Copy)]
+enum Shape {
+    Tumbling(i64, i64),
+    Sliding(i64, i64, i64),
+    Session(Option<i64>),
+    Global,
+}
+
 fn reducer(udf: Arc<Py<PyAny>>) -> ReduceFactory<PyRec> {
     Arc::new(move |ctx| Ok(Box::new(PyReducer { f: bind_udf(&udf, ctx)? }) as Box<dyn Reducer<PyRec>>))
 }
@@ -213,6 +420,7 @@ pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<Py
         let params = node.getattr("params")?;
         let params = params.cast::<PyDict>()?;
         let parallelism: Option<usize> = node.getattr("parallelism")?.extract()?;
+        plan.manual_processing_time |= kind == "testing_source";
         let k = node_kind(py, &kind, &name, params)?;
         let id = plan.add(name, inputs, k);
         if let Some(p) = parallelism {

@@ -5,26 +5,36 @@ use pyo3::types::PyString;
 
 use ferroflow_engine::functions::BatchScope;
 use ferroflow_engine::record::{describe_truncated, Record};
+use ferroflow_engine::time::NO_TIME;
 
-/// A Python object. Inside a process it moves between operators as a pointer.
-pub struct PyRec(pub Py<PyAny>);
+/// A Python object and its event timestamp (ms, `NO_TIME` if none). Inside a process
+/// it moves between operators as a pointer.
+pub struct PyRec(pub Py<PyAny>, pub i64);
+
+impl PyRec {
+    /// A record without a timestamp.
+    #[inline]
+    pub fn new(obj: Py<PyAny>) -> Self {
+        PyRec(obj, NO_TIME)
+    }
+}
 
 impl Clone for PyRec {
     /// Cloning takes a reference, which needs the GIL; the engine clones inside its
     /// batch scope, where taking it again is only a counter increment.
     fn clone(&self) -> Self {
-        Python::attach(|py| PyRec(self.0.clone_ref(py)))
+        Python::attach(|py| PyRec(self.0.clone_ref(py), self.1))
     }
 }
 
 impl Record for PyRec {
     fn from_lines(lines: &mut Vec<String>, out: &mut Vec<Self>) {
-        Python::attach(|py| out.extend(lines.drain(..).map(|l| PyRec(PyString::new(py, &l).into_any().unbind()))));
+        Python::attach(|py| out.extend(lines.drain(..).map(|l| PyRec::new(PyString::new(py, &l).into_any().unbind()))));
     }
 
     fn from_ints(range: std::ops::RangeInclusive<i64>, out: &mut Vec<Self>) {
         Python::attach(|py| {
-            out.extend(range.map(|i| PyRec(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))))
+            out.extend(range.map(|i| PyRec::new(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))))
         });
     }
 
@@ -32,13 +42,53 @@ impl Record for PyRec {
         Python::attach(|py| describe(self.0.bind(py)))
     }
 
-    /// The compact codec (pickle only for types it does not know), once per batch.
+    /// The compact codec (pickle only for types it does not know), once per batch,
+    /// after the timestamps: a 0 byte if no record has one (the common case), else a 1
+    /// byte, the record count (u32) and one i64 per record, little-endian.
     fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
-        Python::attach(|py| crate::codec::encode_batch_iter(py, records.map(|r| &r.0), out))
+        let records: Vec<&PyRec> = records.collect();
+        if records.iter().all(|r| r.1 == NO_TIME) {
+            out.push(0);
+        } else {
+            out.push(1);
+            out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+            out.reserve(records.len() * 8);
+            for r in &records {
+                out.extend_from_slice(&r.1.to_le_bytes());
+            }
+        }
+        Python::attach(|py| crate::codec::encode_batch_iter(py, records.iter().map(|r| &r.0), out))
     }
 
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
-        Python::attach(|py| crate::codec::decode_batch_into(py, bytes, out, PyRec).map(drop))
+        let (&flag, rest) = bytes.split_first().ok_or("empty batch")?;
+        let start = out.len();
+        match flag {
+            0 => Python::attach(|py| crate::codec::decode_batch_into(py, rest, out, PyRec::new).map(drop)),
+            1 => {
+                let (count, rest) = rest.split_at_checked(4).ok_or("truncated timestamps")?;
+                let count = u32::from_le_bytes(count.try_into().map_err(|_| "bad count")?) as usize;
+                let (stamps, batch) = rest.split_at_checked(count * 8).ok_or("truncated timestamps")?;
+                Python::attach(|py| crate::codec::decode_batch_into(py, batch, out, PyRec::new).map(drop))?;
+                if out.len() - start != count {
+                    out.truncate(start);
+                    return Err("timestamps and records disagree".to_string());
+                }
+                for (r, ts) in out[start..].iter_mut().zip(stamps.chunks_exact(8)) {
+                    r.1 = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
+                }
+                Ok(())
+            }
+            other => Err(format!("unknown batch format {other}")),
+        }
+    }
+
+    fn timestamp(&self) -> i64 {
+        self.1
+    }
+
+    fn set_timestamp(&mut self, ts: i64) {
+        self.1 = ts;
     }
 }
 

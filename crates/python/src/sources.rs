@@ -32,7 +32,7 @@ impl SourceReader<PyRec> for IteratorSource {
             let batch = self.read.bind(py).call1((max,)).map_err(|e| udf_error(py, e, None))?;
             let list = batch.cast::<PyList>().map_err(|e| UdfError::new(e.to_string()))?;
             let n = list.len();
-            out.extend(list.iter().map(|x| PyRec(x.unbind())));
+            out.extend(list.iter().map(|x| PyRec::new(x.unbind())));
             Ok(if n < max { SourceStatus::Done } else { SourceStatus::More })
         })
     }
@@ -154,7 +154,7 @@ impl SourceReader<PyRec> for FunctionSource {
     fn poll(&mut self, max: usize, out: &mut Vec<PyRec>) -> UdfResult<SourceStatus> {
         let mut buffer = self.shared.lock();
         let n = buffer.records.len().min(max);
-        out.extend(buffer.records.drain(..n).map(PyRec));
+        out.extend(buffer.records.drain(..n).map(PyRec::new));
         let left = buffer.records.len();
         self.shared.space.notify_all();
         if let Some(e) = buffer.error.take() {

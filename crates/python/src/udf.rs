@@ -5,7 +5,10 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use ferroflow_engine::functions::{KeySelector, Reducer, Sink, Transform, WindowApply, WindowInfo, WorkerContext};
+use ferroflow_engine::functions::{
+    KeySelector, Reducer, Sink, TimestampAssigner, Transform, WindowAggregate, WindowApply, WindowContext, WindowInfo,
+    WorkerContext,
+};
 use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::{UdfError, UdfResult};
 
@@ -54,7 +57,7 @@ impl Transform<PyRec> for PyTransform {
             let x = input.0.bind(py);
             let result = self.f.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
             match self.step {
-                Step::Map => out.push(PyRec(result.unbind())),
+                Step::Map => out.push(PyRec::new(result.unbind())),
                 Step::Filter => {
                     if result.is_truthy().map_err(|e| udf_error(py, e, Some(x)))? {
                         out.push(input);
@@ -78,9 +81,9 @@ pub fn extend_from(py: Python<'_>, result: &Bound<'_, PyAny>, input: &Bound<'_, 
         return Ok(());
     }
     if let Ok(list) = result.cast::<PyList>() {
-        out.extend(list.iter().map(|x| PyRec(x.unbind())));
+        out.extend(list.iter().map(|x| PyRec::new(x.unbind())));
     } else if let Ok(tuple) = result.cast::<PyTuple>() {
-        out.extend(tuple.iter().map(|x| PyRec(x.unbind())));
+        out.extend(tuple.iter().map(|x| PyRec::new(x.unbind())));
     } else {
         let iter = result.try_iter().map_err(|_| {
             UdfError::new(format!(
@@ -90,7 +93,7 @@ pub fn extend_from(py: Python<'_>, result: &Bound<'_, PyAny>, input: &Bound<'_, 
             .with_record(crate::record::describe(input))
         })?;
         for item in iter {
-            out.push(PyRec(item.map_err(|e| udf_error(py, e, Some(input)))?.unbind()));
+            out.push(PyRec::new(item.map_err(|e| udf_error(py, e, Some(input)))?.unbind()));
         }
     }
     Ok(())
@@ -107,7 +110,7 @@ impl KeySelector<PyRec> for PyKeySelector {
             let x = record.0.bind(py);
             let k = self.f.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
             let key = key_of(&k, &mut self.enc).map_err(|m| UdfError::new(m).with_record(crate::record::describe(x)))?;
-            Ok((key, PyRec(k.unbind())))
+            Ok((key, PyRec::new(k.unbind())))
         })
     }
 
@@ -125,7 +128,7 @@ impl Reducer<PyRec> for PyReducer {
         Python::attach(|py| {
             let v = value.0.bind(py);
             let r = self.f.call.bind(py).call1((acc.0.bind(py), v)).map_err(|e| udf_error(py, e, Some(v)))?;
-            Ok(PyRec(r.unbind()))
+            Ok(PyRec::new(r.unbind()))
         })
     }
 
@@ -136,21 +139,23 @@ impl Reducer<PyRec> for PyReducer {
 
 pub struct PyWindowApply {
     pub f: BoundUdf,
-    /// `TimeWindow(start, end)` class and the count windows' `GlobalWindow` object.
+    /// `TimeWindow(start, end)` class and the `GlobalWindow` object.
     pub time_window: Py<PyAny>,
     pub global_window: Py<PyAny>,
 }
 
 impl WindowApply<PyRec> for PyWindowApply {
-    fn apply(&mut self, key: &PyRec, window: WindowInfo, values: Vec<PyRec>, out: &mut Vec<PyRec>) -> UdfResult<()> {
+    /// Calls `f(key, window, values, watermark, processing_time)`.
+    fn apply(&mut self, key: &PyRec, ctx: &WindowContext, values: Vec<PyRec>, out: &mut Vec<PyRec>) -> UdfResult<()> {
         Python::attach(|py| {
             let k = key.0.bind(py);
-            let w = match window {
+            let w = match ctx.window {
                 WindowInfo::Time(tw) => self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?,
                 WindowInfo::Global => self.global_window.bind(py).clone(),
             };
             let values = PyList::new(py, values.into_iter().map(|v| v.0)).map_err(|e| udf_error(py, e, None))?;
-            let result = self.f.call.bind(py).call1((k, w.clone(), values)).map_err(|e| {
+            let args = (k, w.clone(), values, ctx.watermark, ctx.processing_time);
+            let result = self.f.call.bind(py).call1(args).map_err(|e| {
                 let mut err = udf_error(py, e, None);
                 err.message = format!(
                     "in the window function, for key {} and window {}:\n{}",
@@ -160,6 +165,9 @@ impl WindowApply<PyRec> for PyWindowApply {
                 );
                 err
             })?;
+            if result.is_none() {
+                return Ok(());
+            }
             extend_from(py, &result, k, out)
         })
     }
@@ -167,6 +175,78 @@ impl WindowApply<PyRec> for PyWindowApply {
     fn close(&mut self) -> UdfResult<()> {
         self.f.close()
     }
+}
+
+/// Flink's `AggregateFunction` through the Python layer's dispatcher:
+/// `f(0)` create, `f(1, value, acc)` add, `f(2, acc)` result, `f(3, a, b)` merge.
+pub struct PyAggregate {
+    pub f: BoundUdf,
+}
+
+impl PyAggregate {
+    fn call<'py>(&self, py: Python<'py>, args: impl pyo3::call::PyCallArgs<'py>, what: &str, record: Option<&Bound<'py, PyAny>>) -> UdfResult<PyRec> {
+        self.f.call.bind(py).call1(args).map(|r| PyRec::new(r.unbind())).map_err(|e| {
+            let mut err = udf_error(py, e, record);
+            err.message = format!("in the aggregate function's {what}():\n{}", err.message);
+            err
+        })
+    }
+}
+
+impl WindowAggregate<PyRec> for PyAggregate {
+    fn create_accumulator(&mut self) -> UdfResult<PyRec> {
+        Python::attach(|py| self.call(py, (0,), "create_accumulator", None))
+    }
+
+    fn add(&mut self, value: &PyRec, acc: PyRec) -> UdfResult<PyRec> {
+        Python::attach(|py| {
+            let v = value.0.bind(py);
+            self.call(py, (1, v, acc.0), "add", Some(v))
+        })
+    }
+
+    fn get_result(&mut self, acc: &PyRec) -> UdfResult<PyRec> {
+        Python::attach(|py| self.call(py, (2, acc.0.bind(py)), "get_result", None))
+    }
+
+    fn merge(&mut self, a: PyRec, b: PyRec) -> UdfResult<PyRec> {
+        Python::attach(|py| self.call(py, (3, a.0, b.0), "merge", None))
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
+    }
+}
+
+/// Flink's `TimestampAssigner.extract_timestamp(value, record_timestamp)`.
+pub struct PyTimestampAssigner {
+    pub f: BoundUdf,
+}
+
+impl TimestampAssigner<PyRec> for PyTimestampAssigner {
+    fn timestamp(&mut self, record: &PyRec, previous: i64) -> UdfResult<i64> {
+        Python::attach(|py| {
+            let x = record.0.bind(py);
+            let ts = self.f.call.bind(py).call1((x, previous)).map_err(|e| udf_error(py, e, Some(x)))?;
+            int_ms(&ts, "the timestamp assigner").map_err(|e| e.with_record(crate::record::describe(x)))
+        })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
+    }
+}
+
+/// Milliseconds from what a user function returned: an int (or anything with
+/// `__index__`, e.g. numpy integers).
+pub fn int_ms(value: &Bound<'_, PyAny>, what: &str) -> UdfResult<i64> {
+    value.extract::<i64>().map_err(|_| {
+        UdfError::new(format!(
+            "{what} must return milliseconds as an int, got {} {}",
+            crate::record::type_name(value),
+            crate::record::describe(value)
+        ))
+    })
 }
 
 /// `add_sink(fn)`: calls the function once per record.
