@@ -163,11 +163,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 "bounded" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? },
                 other => return Err(value_error(format!("{name}: unknown watermark strategy '{other}'"))),
             };
-            let idleness_ms: Option<i64> = params.get_item("idleness")?.map(|v| v.extract()).transpose()?;
+            let idleness_ms: Option<i64> = get(params, "idleness", name)?;
             NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms }
         }
         "testing_source" => {
-            let start: i64 = params.get_item("processing_time_start")?.map(|v| v.extract()).transpose()?.unwrap_or(0);
+            let start: i64 = get(params, "processing_time_start", name)?.unwrap_or(0);
             let events = Arc::new(test_events(name, params)?);
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {

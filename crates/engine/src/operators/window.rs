@@ -5,10 +5,10 @@
 //! # Time
 //!
 //! The watermark is the input frontier's (see [`crate::time`]). Records are kept until
-//! the frontier has passed their batch's time and are then processed in time order,
-//! each batch after the watermark it was sent under (`min(batch watermark, frontier
-//! watermark)`): so whether a record is late does not depend on when progress news
-//! arrives, and results do not depend on the number of workers or processes. Windows
+//! the frontier has passed their batch's time and are then processed in watermark
+//! order, each batch after the watermark it was sent under (`min(batch watermark,
+//! frontier watermark)`): so whether a record is late does not depend on when progress
+//! news arrives, and results do not depend on the number of workers or processes. Windows
 //! in processing time on the wall clock need no such ordering and take records at once.
 
 use std::collections::BTreeMap;
@@ -379,13 +379,21 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                 }
                 let wm_now = time::watermark(frontier);
                 let clock = env.processing_time(frontier);
-                let ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+                // Complete batches, by watermark: every batch processed later, complete or
+                // not, was sent at a watermark at or above this one's.
+                let mut ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+                ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
+                // The same for manual processing time: the least still to come.
+                let mut later_processing = vec![i64::MAX; ready.len()];
+                for i in (0..ready.len().saturating_sub(1)).rev() {
+                    later_processing[i] = later_processing[i + 1].min(ready[i + 1].processing);
+                }
                 let step = || -> UdfResult<()> {
                     if !manual {
                         let fired = c.processing_time(clock)?;
                         emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
                     }
-                    for t in ready {
+                    for (t, later_processing) in ready.into_iter().zip(later_processing) {
                         let group = pending.remove(&t).expect("listed");
                         // The time the batch was sent under, as far as the whole input allows.
                         let mut fired = match wm_now {
@@ -393,7 +401,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                             None => Vec::new(),
                         };
                         if manual {
-                            fired.extend(c.processing_time(t.processing.min(clock))?);
+                            fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
                         }
                         emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?;
                         for (key, key_value, value) in group.records {
