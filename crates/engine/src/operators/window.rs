@@ -415,14 +415,19 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                                 )));
                             }
                             key_values.entry(key.clone()).or_insert(key_value);
-                            match c.element(key.clone(), ts, value)? {
+                            let kept = match c.element(key.clone(), ts, value)? {
                                 Outcome::Fired(fired) => {
-                                    emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?
+                                    emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?;
+                                    true
                                 }
-                                Outcome::Late(v) => late.push(v),
-                                Outcome::Dropped => {}
-                            }
-                            if !c.has_windows(&key) {
+                                Outcome::Late(v) => {
+                                    late.push(v);
+                                    false
+                                }
+                                Outcome::Dropped => false,
+                            };
+                            // A record no window took may leave its key without windows.
+                            if !kept && !c.has_windows(&key) {
                                 key_values.remove(&key);
                             }
                         }

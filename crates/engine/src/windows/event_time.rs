@@ -60,13 +60,15 @@
 //! default triggers that is (window end, key, window start); from `on_element` by
 //! (window end, window start).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::convert::Infallible;
 
 pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDomain, Window};
 pub use super::triggers::{Evictor, Trigger, TriggerContext, TriggerResult, TriggerState};
 use super::TimeWindow;
 use crate::error::{UdfError, UdfResult};
+use crate::key::BuildKeyHasher;
 
 /// Incremental window aggregation, Flink's `AggregateFunction` (a reduce is an aggregate
 /// with an optional accumulator, see [`Reduce`]). User code, so every call may fail.
@@ -366,20 +368,21 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     next_seq: u64,
     /// Inside `finish`: clean-up timers leave state alone (it is all dropped at the end).
     finishing: bool,
-    windows: BTreeMap<K, BTreeMap<Window, WinState<V, A::Acc>>>,
+    /// Per key (hashed: looked up for every record; anything ordered sorts first).
+    windows: HashMap<K, BTreeMap<Window, WinState<V, A::Acc>>, BuildKeyHasher>,
     timers: Timers<K>,
     stats: WindowStats,
     scratch: Vec<Window>,
 }
 
-impl<K: Ord + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
+impl<K: Ord + Hash + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
     /// A core whose firings hand out the window's values.
     pub fn new(config: WindowConfig<V>) -> Result<Self, String> {
         Self::build(config, None)
     }
 }
 
-impl<K: Ord + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, A> {
+impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, A> {
     /// A core aggregating incrementally: firings hand out `get_result` of the accumulator.
     pub fn with_aggregate(config: WindowConfig<V>, aggregate: A) -> Result<Self, String> {
         Self::build(config, Some(aggregate))
@@ -409,7 +412,7 @@ impl<K: Ord + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, A> {
             clock: i64::MIN,
             next_seq: 0,
             finishing: false,
-            windows: BTreeMap::new(),
+            windows: HashMap::default(),
             timers: Timers { event: BTreeSet::new(), processing: BTreeSet::new() },
             stats: WindowStats::default(),
             scratch: Vec::new(),
