@@ -552,3 +552,22 @@ fn config_validation() {
     );
     assert_eq!(Core::new(WindowConfig::new(Assigner::event_time_session(3))).unwrap().trigger(), &Trigger::EventTime);
 }
+
+/// Flink's `doEvictAfter = true`: the firing sees every element, the state keeps only
+/// what the evictor leaves for the next firing.
+#[test]
+fn evict_after_hands_out_everything_then_evicts() {
+    use ferroflow_engine::windows::event_time::*;
+    let config = WindowConfig::new(Assigner::<i64>::global())
+        .trigger(Trigger::Count(2))
+        .evictor(Evictor::Count(1))
+        .evict_after(true);
+    let mut core: WindowCore<i64, i64> = WindowCore::new(config).unwrap();
+    let mut fired = Vec::new();
+    for v in 1..=4 {
+        fired.extend(core.on_element(7, v, v).unwrap().firings());
+    }
+    let contents: Vec<_> = fired.into_iter().map(|f| f.contents).collect();
+    // Before: [1, 2] fires, 1 is evicted after; then [2, 3, 4] fires at the second count.
+    assert_eq!(contents, vec![Contents::Values(vec![1, 2]), Contents::Values(vec![2, 3, 4])]);
+}

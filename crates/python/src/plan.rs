@@ -343,14 +343,11 @@ fn window_config(py: Python<'_>, name: &str, params: &Bound<'_, PyDict>) -> PyRe
         Some(t) if !t.is_none() => Some(trigger_of(t.cast::<PyDict>()?, name)?),
         _ => None,
     };
+    let mut evict_after = false;
     let evictor = match params.get_item("evictor")? {
         Some(e) if !e.is_none() => {
             let e = e.cast::<PyDict>()?;
-            if get::<bool>(e, "do_evict_after", name)?.unwrap_or(false) {
-                return Err(value_error(format!(
-                    "{name}: evicting after the window function (do_evict_after=True) is not supported"
-                )));
-            }
+            evict_after = get::<bool>(e, "do_evict_after", name)?.unwrap_or(false);
             let kind: String = need(e, "kind", name)?;
             Some(match kind.as_str() {
                 "count" => Evictor::Count(need(e, "count", name)?),
@@ -382,7 +379,7 @@ fn window_config(py: Python<'_>, name: &str, params: &Bound<'_, PyDict>) -> PyRe
             }
             (Shape::Session(None), None) | (Shape::Global, _) => Assigner::Global,
         };
-        let mut config = WindowConfig::new(assigner).allowed_lateness(lateness);
+        let mut config = WindowConfig::new(assigner).allowed_lateness(lateness).evict_after(evict_after);
         if let Some(t) = &trigger {
             config = config.trigger(t.clone());
         }

@@ -147,6 +147,8 @@ pub struct WindowConfig<V> {
     /// `None`: the assigner's default trigger.
     pub trigger: Option<Trigger>,
     pub evictor: Option<Evictor>,
+    /// Flink's `doEvictAfter`: evict after the contents are handed out, not before.
+    pub evict_after: bool,
     /// Milliseconds, `>= 0`; ignored unless the assigner is in event time (as Flink).
     pub allowed_lateness: i64,
     /// Hand late records back ([`ElementOutcome::Late`]) instead of dropping them.
@@ -160,6 +162,7 @@ impl<V> WindowConfig<V> {
             assigner,
             trigger: None,
             evictor: None,
+            evict_after: false,
             allowed_lateness: 0,
             late_output: false,
             end_of_input: EndOfInput::FirePending,
@@ -173,6 +176,12 @@ impl<V> WindowConfig<V> {
 
     pub fn evictor(mut self, evictor: Evictor) -> Self {
         self.evictor = Some(evictor);
+        self
+    }
+
+    /// Evict after the firing's contents are handed out (Flink's `doEvictAfter`).
+    pub fn evict_after(mut self, after: bool) -> Self {
+        self.evict_after = after;
         self
     }
 
@@ -357,6 +366,7 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     assigner: Assigner<V>,
     trigger: Trigger,
     evictor: Option<Evictor>,
+    evict_after: bool,
     lateness: i64,
     late_output: bool,
     end_of_input: EndOfInput,
@@ -404,6 +414,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             assigner: config.assigner,
             trigger,
             evictor: config.evictor,
+            evict_after: config.evict_after,
             lateness,
             late_output: config.late_output,
             end_of_input: config.end_of_input,
@@ -621,7 +632,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         pending.sort_by(|a, b| (a.1.end(), &a.0, a.1.start()).cmp(&(b.1.end(), &b.0, b.1.start())));
         for (key, window) in pending {
             let st = self.windows.get_mut(&key).and_then(|m| m.get_mut(&window)).expect("listed");
-            if let Some(contents) = fire_contents(&mut self.aggregate, &self.evictor, &mut self.stats, st, true)? {
+            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, true)? {
                 out.push(Firing { key, window, contents, purged: true, cause: Cause::EndOfInput });
             }
             st.contents = Stored::Empty;
@@ -692,7 +703,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             TimeDomain::ProcessingTime => self.trigger.on_processing_time(t, &mut ctx, &mut st.trigger),
         };
         if r.fire {
-            if let Some(contents) = fire_contents(&mut self.aggregate, &self.evictor, &mut self.stats, st, r.purge)? {
+            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)? {
                 let cause = match domain {
                     TimeDomain::EventTime => Cause::EventTime(t),
                     TimeDomain::ProcessingTime => Cause::ProcessingTime(t),
@@ -756,7 +767,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
         let r = self.trigger.on_element(ts, &mut ctx, &mut st.trigger);
         if r.fire {
-            if let Some(contents) = fire_contents(&mut self.aggregate, &self.evictor, &mut self.stats, st, r.purge)? {
+            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)? {
                 firings.push(Firing { key: key.clone(), window, contents, purged: r.purge, cause: Cause::Element });
             }
         }
@@ -840,7 +851,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
 /// nothing. Marks the window as fired.
 fn fire_contents<V: Clone, A: AggregateFunction<V>>(
     aggregate: &mut Option<A>,
-    evictor: &Option<Evictor>,
+    (evictor, evict_after): (&Option<Evictor>, bool),
     stats: &mut WindowStats,
     st: &mut WinState<V, A::Acc>,
     purge: bool,
@@ -848,7 +859,7 @@ fn fire_contents<V: Clone, A: AggregateFunction<V>>(
     let contents = match &mut st.contents {
         Stored::Empty => return Ok(None),
         Stored::Elements(elems) => {
-            if let Some(e) = evictor {
+            if let (Some(e), false) = (evictor, evict_after) {
                 stats.evicted += e.evict(elems, |x| x.ts) as u64;
             }
             if elems.is_empty() {
@@ -868,6 +879,9 @@ fn fire_contents<V: Clone, A: AggregateFunction<V>>(
         }
         Stored::Acc(acc) => Contents::Aggregate(aggregate.as_mut().expect("aggregate mode").get_result(acc)?),
     };
+    if let (Some(e), true, Stored::Elements(elems)) = (evictor, evict_after, &mut st.contents) {
+        stats.evicted += e.evict(elems, |x| x.ts) as u64;
+    }
     st.fresh = 0;
     Ok(Some(contents))
 }

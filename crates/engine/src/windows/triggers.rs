@@ -255,7 +255,7 @@ impl Trigger {
 }
 
 /// Flink's evictors, applied when a window fires, before its contents are handed out
-/// (Flink's default `doEvictAfter = false`). Evicted elements leave the window's state
+/// (Flink's default `doEvictAfter = false`; with `WindowConfig::evict_after`, after). Evicted elements leave the window's state
 /// for good. Elements are in arrival order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evictor {
