@@ -44,6 +44,11 @@ impl WatermarkGenerator {
     /// Checks the idleness timeout at processing time `now`; true once idle (for good,
     /// see [`IDLE`]).
     pub fn check_idle(&mut self, now: i64) -> bool {
+        if self.last_activity == i64::MIN {
+            // Started before processing time was known (manual time not yet set):
+            // the timeout runs from the first reading.
+            self.last_activity = now;
+        }
         if let Some(limit) = self.idleness_ms {
             if !self.idle && now.saturating_sub(self.last_activity) >= limit {
                 self.idle = true;
@@ -55,6 +60,7 @@ impl WatermarkGenerator {
     /// When [`WatermarkGenerator::check_idle`] would next turn true, if it can.
     pub fn idle_deadline(&self) -> Option<i64> {
         match (self.idle, self.idleness_ms) {
+            (false, Some(_)) if self.last_activity == i64::MIN => None,
             (false, Some(limit)) => Some(self.last_activity.saturating_add(limit)),
             _ => None,
         }

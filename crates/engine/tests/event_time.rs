@@ -472,11 +472,6 @@ fn incremental_reduce_results_carry_the_window_max_timestamp() {
 /// then 10 ms (and 20 ms) sums of those over all keys. Nothing of the first level is
 /// late for the second.
 #[test]
-#[ignore = "bug: at 2 workers or 2 processes, first-level results are sometimes late for the second window \
-            (late_dropped 1..5 instead of 1, varying from run to run; always right at 1 worker): a firing is sent \
-            at the capability of the batch being processed (or the anchor), whose event time is the watermark that \
-            fired it (>= the window's max timestamp), and the next event-time window handles a batch after the \
-            watermark it was sent under, so a result stamped T sent at watermark W >= T is late there"]
 fn window_results_can_be_windowed_again() {
     for (second, mode) in [10, 20].into_iter().flat_map(|s| MODES.map(|m| (s, m))).cycle().take(30) {
         {
@@ -1227,11 +1222,6 @@ impl SourceReader<S> for SlowStart {
 /// fires [0, 20) before the end of input. The source starts slowly: processing time
 /// moves to 5 before its first record.
 #[test]
-#[ignore = "bug: with manual processing time the watermark generator is created at the assigner's first activation, \
-            when its input frontier is still timely's minimum (processing time i64::MIN): last activity i64::MIN, so \
-            the partition is idle as soon as processing time reads anything (assign.rs: WatermarkGenerator::new(.., \
-            env.processing_time(frontier))); its records then travel at the idle watermark and are all dropped as \
-            late at the end of input (see an_idle_partition_that_resumes_alone_loses_nothing)"]
 fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_start() {
     for workers in [1, 2] {
         let out = new_out();

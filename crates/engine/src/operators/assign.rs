@@ -55,6 +55,7 @@ pub fn assign_timestamps<'s, R: Record>(
         }
         let mut generator: Option<WatermarkGenerator> = None;
         let mut emitted = time::NO_TIME;
+        let mut closing: Option<Time> = None;
         move |frontiers| {
             let frontier = frontiers[0].frontier();
             if held.is_empty() || env.control.aborted() {
@@ -100,6 +101,26 @@ pub fn assign_timestamps<'s, R: Record>(
                 return;
             }
             if frontier.is_empty() {
+                // The last watermark must be seen downstream before the end of input,
+                // as Flink's final periodic watermark would be: hold it until the sinks
+                // have passed it.
+                let last = generator.watermark().max(emitted);
+                if last > emitted || closing.is_some() {
+                    let at = closing.get_or_insert_with(|| {
+                        let base = held.first().map(|c| *c.time()).expect("held");
+                        // In an epoch of its own, so the sinks passing it means seen.
+                        Time { event: last, epoch: base.epoch + 1, ..base }
+                    });
+                    if held.first().is_some_and(|c| *c.time() != *at) {
+                        held.downgrade([*at]);
+                        emitted = last;
+                    }
+                    let seen = env.probe.with_frontier(|f| time::least_epoch(f).is_none_or(|e| e >= at.epoch));
+                    if !seen && !env.control.aborted() {
+                        activator.activate_after(Duration::from_millis(1));
+                        return;
+                    }
+                }
                 if let Some(Some(a)) = assigner.as_mut() {
                     let mut closed = Ok(());
                     env.enter(|| closed = a.close());

@@ -63,9 +63,27 @@ pub fn source<'s, R: Record>(
         }));
         let mut buffer = Vec::with_capacity(env.batch_size);
         let mut batches = 0u64;
+        // A watermark or processing time this source moved to, not yet seen by the
+        // sinks: the source waits for its epoch to complete, so every operator sees
+        // each step (a step right before the end of input could otherwise be skipped).
+        let mut unconfirmed: Option<Time> = None;
+        let mut ended = false;
         move |output| {
             let mut slot = reader.borrow_mut();
             let (Some(c), Some(r)) = (&mut cap, slot.as_mut()) else { return };
+            if let Some(t) = unconfirmed {
+                let seen = env.probe.with_frontier(|f| crate::time::least_epoch(f).is_none_or(|e| e >= t.epoch));
+                if !seen && !env.control.aborted() {
+                    activator.activate_after(std::time::Duration::from_millis(1));
+                    return;
+                }
+                unconfirmed = None;
+            }
+            if ended {
+                env.enter(|| drop(slot.take()));
+                cap = None;
+                return;
+            }
             // Flow control: wait while the sinks are too many epochs behind.
             let now = *c.time();
             let behind = now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| {
@@ -99,11 +117,22 @@ pub fn source<'s, R: Record>(
                 next.epoch += 1;
             }
             if next != now {
-                c.downgrade(&next.join(&now));
+                let mut next = next.join(&now);
+                if (next.event, next.processing) != (now.event, now.processing) {
+                    // A step of time in an epoch of its own: once the sinks have passed
+                    // the epoch, everything downstream has seen the step.
+                    next.epoch = next.epoch.max(now.epoch + 1);
+                    unconfirmed = Some(next);
+                }
+                c.downgrade(&next);
             }
             match status {
                 SourceStatus::More => activator.activate(),
                 SourceStatus::Idle => {}
+                SourceStatus::Done if unconfirmed.is_some() => {
+                    ended = true;
+                    activator.activate();
+                }
                 SourceStatus::Done => {
                     // Python objects held by the reader are released under the scope.
                     env.enter(|| drop(slot.take()));

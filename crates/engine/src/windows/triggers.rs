@@ -287,6 +287,9 @@ impl Evictor {
                     items.drain(..before - n);
                 }
             }
+            // Flink's TimeEvictor leaves records without timestamps alone (it looks at
+            // the first one).
+            Evictor::Time(_) if items.first().is_some_and(|x| timestamp(x) == i64::MIN) => {}
             Evictor::Time(span) => {
                 if let Some(max) = items.iter().map(&timestamp).max() {
                     let cutoff = max.saturating_sub(span);
