@@ -15,7 +15,7 @@ Java-style method names and collector-style signatures work as everywhere else.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List
+from typing import Any, Callable, List, cast
 
 from ._plan import Udf, find_method
 from .functions import WindowContext
@@ -93,7 +93,7 @@ class AggregateUdf(Udf):
         if missing:
             raise TypeError(f"aggregate() takes an AggregateFunction; {type(obj).__name__} does not implement "
                             + ", ".join(f"{m}()" for m in missing))
-        create, add, get_result = found
+        create, add, get_result = cast(List[Callable], found)
         merge = find_method(obj, ("merge",))
 
         def call(op: int, a: Any = None, b: Any = None) -> Any:

@@ -7,7 +7,7 @@ runs until ``env.execute()``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Type, TypeVar, Union
 
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
@@ -346,7 +346,10 @@ def _time_windows(env: "StreamExecutionEnvironment", size: TimeSpan, slide: Opti
     return (SlidingEventTimeWindows if event_time else SlidingProcessingTimeWindows).of(size_ms, slide_ms)
 
 
-def _count_windows(cls: type, stream: DataStream, size: int, slide: Optional[int]) -> Any:
+_W = TypeVar("_W", bound="_Windows")
+
+
+def _count_windows(cls: Type[_W], stream: DataStream, size: int, slide: Optional[int]) -> _W:
     """``count_window``, Flink's way: global windows with a purging count trigger, or,
     sliding, a count evictor keeping ``size`` and a count trigger every ``slide``.
     ``slide == size`` is the tumbling form: the same firings, and at the end of a
@@ -381,28 +384,28 @@ class _Windows:
 
     # -- settings (each returns the windowed stream, for chaining) --------------------------
 
-    def trigger(self, trigger: Trigger) -> Any:
+    def trigger(self: _W, trigger: Trigger) -> _W:
         """Fires the windows with ``trigger`` instead of the assigner's default."""
         if not isinstance(trigger, Trigger):
             raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
         self._trigger = trigger
         return self
 
-    def evictor(self, evictor: Evictor) -> Any:
+    def evictor(self: _W, evictor: Evictor) -> _W:
         """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
         if not isinstance(evictor, Evictor):
             raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
         self._evictor = evictor
         return self
 
-    def allowed_lateness(self, time: TimeSpan) -> Any:
+    def allowed_lateness(self: _W, time: TimeSpan) -> _W:
         """Keeps event-time windows for ``time`` after the watermark passed their end:
         a record arriving meanwhile is added and fires the window again. Later records
         are late (see ``side_output_late_data``). Default: 0."""
         self._lateness = to_millis(time, "allowed_lateness()", minimum=0)
         return self
 
-    def side_output_late_data(self, output_tag: OutputTag) -> Any:
+    def side_output_late_data(self: _W, output_tag: OutputTag) -> _W:
         """Sends late records to the side output ``output_tag`` (read it with
         ``get_side_output`` on the window function's result) instead of dropping them
         (dropped records are counted in ``JobExecutionResult.late_records_dropped``)."""

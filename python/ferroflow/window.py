@@ -11,7 +11,7 @@ of milliseconds. Invalid settings fail here, at the call that makes them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Type, TypeVar
 
 from ._plan import Udf, label_of
 from .windowing import GlobalWindow, TimeSpan, TimeWindow, to_millis
@@ -31,6 +31,12 @@ def positive_count(n: Any, what: str) -> int:
         raise ValueError(f"{what} must be an int >= 1, got {n!r}")
     return n
 
+
+# Each factory returns the class it is called on (TumblingEventTimeWindows.of -> TumblingEventTimeWindows).
+_Tu = TypeVar("_Tu", bound="_Tumbling")
+_Sl = TypeVar("_Sl", bound="_Sliding")
+_Se = TypeVar("_Se", bound="_Session")
+_Co = TypeVar("_Co", bound="_Continuous")
 
 # -- assigners -----------------------------------------------------------------------------
 
@@ -71,7 +77,7 @@ class _Tumbling(WindowAssigner):
                              f"got offset {self._offset} ms for size {self._size} ms")
 
     @classmethod
-    def of(cls, size: TimeSpan, offset: TimeSpan = 0) -> Any:
+    def of(cls: Type[_Tu], size: TimeSpan, offset: TimeSpan = 0) -> _Tu:
         """Windows of ``size``; ``offset`` shifts their alignment (e.g. time zones)."""
         return cls(size, offset)
 
@@ -108,7 +114,7 @@ class _Sliding(WindowAssigner):
                              f"got offset {self._offset} ms for slide {self._slide} ms")
 
     @classmethod
-    def of(cls, size: TimeSpan, slide: TimeSpan, offset: TimeSpan = 0) -> Any:
+    def of(cls: Type[_Sl], size: TimeSpan, slide: TimeSpan, offset: TimeSpan = 0) -> _Sl:
         """Windows of ``size``, one starting every ``slide``; ``offset`` shifts them."""
         return cls(size, slide, offset)
 
@@ -145,12 +151,12 @@ class _Session(WindowAssigner):
             self._gap = to_millis(gap, f"{type(self).__name__}.with_gap(): the gap")
 
     @classmethod
-    def with_gap(cls, gap: TimeSpan) -> Any:
+    def with_gap(cls: Type[_Se], gap: TimeSpan) -> _Se:
         """Sessions that close after ``gap`` without a record of their key."""
         return cls(gap)
 
     @classmethod
-    def with_dynamic_gap(cls, extractor: Any) -> Any:
+    def with_dynamic_gap(cls: Type[_Se], extractor: Any) -> _Se:
         """Sessions whose gap each record sets: ``extractor(value)`` (or an object's
         ``extract(value)``) returns it in milliseconds (an int > 0)."""
         return cls(gap_extractor=extractor)
@@ -267,7 +273,7 @@ class _Continuous(Trigger):
         self._interval = to_millis(interval, f"{type(self).__name__}.of(): the interval")
 
     @classmethod
-    def of(cls, interval: TimeSpan) -> Any:
+    def of(cls: Type[_Co], interval: TimeSpan) -> _Co:
         return cls(interval)
 
     def _spec(self) -> Dict[str, Any]:

@@ -146,7 +146,7 @@ class TimeWindow:
 
 
 class GlobalWindow:
-    """The single window of count windows."""
+    """The single window of ``GlobalWindows`` (and so of count windows)."""
 
     _instance: "GlobalWindow | None" = None
 
