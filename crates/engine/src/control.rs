@@ -20,6 +20,8 @@ pub struct JobControl {
     dropped: AtomicU64,
     /// Records windows dropped because they were late (and had no side output).
     late_dropped: AtomicU64,
+    /// The highest epoch any source of this process has reached (idle sources follow it).
+    source_epoch: AtomicU64,
     warnings: Mutex<Vec<String>>,
 }
 
@@ -32,6 +34,7 @@ impl JobControl {
             counts: Mutex::new(vec![0; nodes]),
             dropped: AtomicU64::new(0),
             late_dropped: AtomicU64::new(0),
+            source_epoch: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
         }
     }
@@ -90,6 +93,14 @@ impl JobControl {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = totals;
         self.dropped.store(dropped, Ordering::Relaxed);
         self.late_dropped.store(late_dropped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn saw_source_epoch(&self, epoch: u64) {
+        self.source_epoch.fetch_max(epoch, Ordering::Relaxed);
+    }
+
+    pub(crate) fn source_epoch(&self) -> u64 {
+        self.source_epoch.load(Ordering::Relaxed)
     }
 
     pub(crate) fn add_late_dropped(&self, n: u64) {

@@ -1133,10 +1133,6 @@ impl SourceReader<S> for Pausing {
 /// its records after the pause are not behind any watermark, so nothing is late and
 /// every window fires with all its records (Flink: the partition becomes active again).
 #[test]
-#[ignore = "bug: a partition that resumes after being idle sends its records at the idle watermark \
-            (i64::MAX - 1); with no other active partition the window watermark stays unknown, and at the end of \
-            input the window takes the batches at watermark i64::MAX - 1, so every record after the pause is \
-            dropped as late"]
 fn an_idle_partition_that_resumes_alone_loses_nothing() {
     for workers in [1, 2] {
         let out = new_out();
@@ -1178,7 +1174,6 @@ fn an_idle_partition_that_resumes_alone_loses_nothing() {
 /// partitions back, with or without idleness: Python function sources and sockets
 /// return `Idle` when they have no data.
 #[test]
-#[ignore = "bug: a source partition whose reader returns Idle keeps its epoch, so flow control (EPOCHS_AHEAD) stalls every other partition after ~9 epochs x 16 batches"]
 fn an_idle_partition_does_not_stall_the_others() {
     let (running, out, emitted) = idle_partition_job(Some(50), true);
     let progressed = wait_for(Duration::from_secs(10), || emitted.load(Ordering::SeqCst) >= 1000);
@@ -1299,9 +1294,6 @@ fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_a
 /// time passes 100, partition 1 is idle and partition 0's watermark fires the windows,
 /// without the job ending.
 #[test]
-#[ignore = "bug: same as manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_start: \
-            partition 0 (which starts late) is idle for good before its first record, so with both partitions idle \
-            the watermark never advances"]
 fn manual_processing_time_makes_a_silent_partition_idle() {
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let out = new_out();

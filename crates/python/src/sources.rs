@@ -6,6 +6,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use pyo3::create_exception;
 use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
+
+use ferroflow_engine::time::NO_TIME;
 use pyo3::types::PyList;
 
 use ferroflow_engine::functions::{SourceReader, SourceStatus, Waker};
@@ -40,7 +42,7 @@ impl SourceReader<PyRec> for IteratorSource {
 
 /// Records a `SourceFunction` handed to `ctx.collect`, waiting for the worker.
 struct Buffer {
-    records: Vec<Py<PyAny>>,
+    records: Vec<PyRec>,
     finished: bool,
     error: Option<UdfError>,
     cancelled: bool,
@@ -78,6 +80,19 @@ pub struct SourceContext {
 impl SourceContext {
     /// Emits one record.
     fn collect(&self, py: Python<'_>, record: Py<PyAny>) -> PyResult<()> {
+        self.push(py, record, NO_TIME)
+    }
+
+    /// Emits `record` with an event timestamp (ms), which a window or a timestamp
+    /// assigner (as `record_timestamp`) sees.
+    fn collect_with_timestamp(&self, py: Python<'_>, record: Py<PyAny>, timestamp: i64) -> PyResult<()> {
+        self.push(py, record, timestamp)
+    }
+}
+
+impl SourceContext {
+    /// Hands a record to the worker, waiting while the buffer is full.
+    fn push(&self, py: Python<'_>, record: Py<PyAny>, timestamp: i64) -> PyResult<()> {
         let mut buffer = self.shared.lock();
         if buffer.records.len() >= SOURCE_BUFFER && !buffer.cancelled {
             drop(buffer);
@@ -95,7 +110,7 @@ impl SourceContext {
             return Err(SourceCancelled::new_err("the job is stopping"));
         }
         let was_empty = buffer.records.is_empty();
-        buffer.records.push(record);
+        buffer.records.push(PyRec(record, timestamp));
         drop(buffer);
         if was_empty {
             if let Some(w) = &self.waker {
@@ -103,11 +118,6 @@ impl SourceContext {
             }
         }
         Ok(())
-    }
-
-    /// PyFlink's name; the timestamp is ignored until event time arrives.
-    fn collect_with_timestamp(&self, py: Python<'_>, record: Py<PyAny>, _timestamp: i64) -> PyResult<()> {
-        self.collect(py, record)
     }
 }
 
@@ -154,7 +164,7 @@ impl SourceReader<PyRec> for FunctionSource {
     fn poll(&mut self, max: usize, out: &mut Vec<PyRec>) -> UdfResult<SourceStatus> {
         let mut buffer = self.shared.lock();
         let n = buffer.records.len().min(max);
-        out.extend(buffer.records.drain(..n).map(PyRec::new));
+        out.extend(buffer.records.drain(..n));
         let left = buffer.records.len();
         self.shared.space.notify_all();
         if let Some(e) = buffer.error.take() {

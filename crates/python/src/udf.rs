@@ -240,7 +240,8 @@ impl TimestampAssigner<PyRec> for PyTimestampAssigner {
 /// Milliseconds from what a user function returned: an int (or anything with
 /// `__index__`, e.g. numpy integers).
 pub fn int_ms(value: &Bound<'_, PyAny>, what: &str) -> UdfResult<i64> {
-    value.extract::<i64>().map_err(|_| {
+    let not_bool = if value.is_instance_of::<pyo3::types::PyBool>() { None } else { Some(value) };
+    not_bool.and_then(|v| v.extract::<i64>().ok()).ok_or_else(|| {
         UdfError::new(format!(
             "{what} must return milliseconds as an int, got {} {}",
             crate::record::type_name(value),

@@ -93,6 +93,11 @@ pub fn assign_timestamps<'s, R: Record>(
                     let Some(at) = cap.stamp().iter().next().copied() else { return };
                     let out_time = Time { event: emitted, ..at };
                     output.session(&held.delayed(&out_time)).give_container(data);
+                    // The watermark moves after every batch (not per activation, which
+                    // would depend on how many batches arrived together).
+                    if !generator.check_idle(clock) {
+                        emitted = emitted.max(generator.watermark());
+                    }
                 });
             });
             if failed {

@@ -116,6 +116,14 @@ pub fn source<'s, R: Record>(
             if batches % super::BATCHES_PER_EPOCH == 0 {
                 next.epoch += 1;
             }
+            if status == SourceStatus::Idle {
+                // An idle source must not hold back the others' flow control: it keeps
+                // up with the busiest source of this process (and creeps on by itself,
+                // for sources in other processes), checking back every few ms.
+                next.epoch = next.epoch.max(env.control.source_epoch()).max(now.epoch + 1);
+                activator.activate_after(IDLE_RECHECK);
+            }
+            env.control.saw_source_epoch(next.epoch);
             if next != now {
                 let mut next = next.join(&now);
                 if (next.event, next.processing) != (now.event, now.processing) {
@@ -142,6 +150,9 @@ pub fn source<'s, R: Record>(
         }
     })
 }
+
+/// How often an idle source moves its epoch on.
+const IDLE_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The time a source's next batch goes out at: its epoch, and the watermark and manual
 /// processing time the reader reports (none: no watermark, not driving processing time).

@@ -396,9 +396,10 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                     for (t, later_processing) in ready.into_iter().zip(later_processing) {
                         let group = pending.remove(&t).expect("listed");
                         // The time the batch was sent under, as far as the whole input allows.
+                        // A batch from an idle partition says nothing about the watermark.
                         let mut fired = match wm_now {
-                            Some(w) => c.watermark(t.event.min(w))?,
-                            None => Vec::new(),
+                            Some(w) if t.event < crate::watermarks::IDLE => c.watermark(t.event.min(w))?,
+                            _ => Vec::new(),
                         };
                         if manual {
                             fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
