@@ -446,11 +446,42 @@ class _Windows:
         iterable of outputs (or takes a trailing collector)."""
         return self._build("apply", "process", _window_udfs.apply_udf(window_function, self._keyed))
 
+    # -- built-in aggregations: one value per window, reduced in Rust (Flink's sum/min/...) --
+
+    def sum(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per window, the window's first record with ``field`` replaced by the sum over
+        the window (Flink's ``sum(position)``); None (the default) sums the records
+        themselves. Same results as the equivalent ``reduce``, without a Python call
+        per record."""
+        return self._builtin("sum", field)
+
+    def min(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per window, the first record with ``field`` replaced by the window's minimum."""
+        return self._builtin("min", field)
+
+    def max(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per window, the first record with ``field`` replaced by the window's maximum."""
+        return self._builtin("max", field)
+
+    def min_by(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per window, the record with the smallest ``field`` (the earlier one on ties)."""
+        return self._builtin("min_by", field)
+
+    def max_by(self, field: Union[int, str, None] = None) -> DataStream:
+        """Per window, the record with the largest ``field`` (the earlier one on ties)."""
+        return self._builtin("max_by", field)
+
+    def _builtin(self, op: str, field: Union[int, str, None]) -> DataStream:
+        field = _aggregations.check_field(field, f"{op}()")
+        label = f"{op}({'' if field is None else repr(field)})"
+        return self._build(label, "reduce", None, builtin={"op": op, "field": field})
+
     def _input(self) -> int:
         """The key_by node the window node reads."""
         return self._stream._node
 
-    def _build(self, api_name: str, function: str, udf: Udf, window_function: Any = None) -> DataStream:
+    def _build(self, api_name: str, function: str, udf: Optional[Udf], window_function: Any = None,
+               builtin: Optional[Dict[str, Any]] = None) -> DataStream:
         window_udf = None if window_function is None else _window_udfs.window_function_udf(window_function, self._keyed)
         params = {
             "assigner": self._assigner._spec(),
@@ -462,11 +493,12 @@ class _Windows:
             "function": function,
             "udf": udf,
             "window_udf": window_udf,
+            "builtin": builtin,
             "time_window": TimeWindow,
             "global_window": GlobalWindow(),
         }
         settings = [repr(x) for x in (self._assigner, self._trigger, self._evictor) if x is not None]
-        label = f"{' + '.join(settings)} {api_name} {label_of(udf.fn)}"
+        label = f"{' + '.join(settings)} {api_name}" + (f" {label_of(udf.fn)}" if udf is not None else "")
         node = self._env._add("window", label, [self._input()], params)
         if not self._keyed:
             self._env._nodes[node].parallelism = 1

@@ -10,7 +10,7 @@ milliseconds (ints).
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 from ._plan import Udf, label_of, positional_arity, stub
 from .functions import Function
@@ -55,15 +55,16 @@ class WatermarkStrategy:
     Watermarks are made on each worker from the records it sees (after every batch):
     the highest timestamp so far, minus the allowed out-of-orderness, minus 1 ms."""
 
-    __slots__ = ("_watermarks", "_max_out_of_orderness", "_assigner", "_idleness")
+    __slots__ = ("_watermarks", "_max_out_of_orderness", "_assigner", "_idleness", "_field")
 
     def __init__(self, watermarks: str, max_out_of_orderness: int = 0, assigner: Any = None,
-                 idleness: Optional[int] = None) -> None:
+                 idleness: Optional[int] = None, field: Union[int, str, None] = None) -> None:
         # Use the static factories; this constructor is the strategies' common copy path.
         self._watermarks = watermarks
         self._max_out_of_orderness = max_out_of_orderness
         self._assigner = assigner
         self._idleness = idleness
+        self._field = field
 
     @staticmethod
     def for_bounded_out_of_orderness(max_out_of_orderness: TimeSpan) -> "WatermarkStrategy":
@@ -85,7 +86,7 @@ class WatermarkStrategy:
 
     def _replace(self, **changes: Any) -> "WatermarkStrategy":
         fields: Dict[str, Any] = {"watermarks": self._watermarks, "max_out_of_orderness": self._max_out_of_orderness,
-                                  "assigner": self._assigner, "idleness": self._idleness}
+                                  "assigner": self._assigner, "idleness": self._idleness, "field": self._field}
         fields.update(changes)
         return WatermarkStrategy(**fields)
 
@@ -94,7 +95,16 @@ class WatermarkStrategy:
         ``(value)`` or ``(value, record_timestamp)`` returning milliseconds. Without
         one, records keep the timestamps they have (e.g. from a ``TestSource``)."""
         _timestamp_udf(timestamp_assigner)  # fails here, at the user's call, if unusable
-        return self._replace(assigner=timestamp_assigner)
+        return self._replace(assigner=timestamp_assigner, field=None)
+
+    def with_timestamp_field(self, field: Union[int, str]) -> "WatermarkStrategy":
+        """Timestamps read from a field of each record (an int index of a tuple or
+        list, or a str key of a dict), in milliseconds: like ``key_by(0)``, it runs in
+        Rust with no Python call per record (a ferroflow extension; PyFlink has only
+        ``with_timestamp_assigner``)."""
+        from ._aggregations import check_field
+
+        return self._replace(assigner=None, field=check_field(field, "with_timestamp_field()", whole_ok=False))
 
     def with_idleness(self, idle_timeout: TimeSpan) -> "WatermarkStrategy":
         """A worker that saw no record for ``idle_timeout`` (processing time) stops
@@ -105,6 +115,7 @@ class WatermarkStrategy:
         """The ``assign_timestamps`` node's params (a fresh ``Udf`` per node, so that
         a strategy used twice gives each operator its own copies)."""
         return {"assigner": _timestamp_udf(self._assigner) if self._assigner is not None else None,
+                "timestamp_field": self._field,
                 "watermarks": self._watermarks, "max_out_of_orderness": self._max_out_of_orderness,
                 "idleness": self._idleness}
 
@@ -113,6 +124,8 @@ class WatermarkStrategy:
                 "none": "no watermarks"}[self._watermarks]
         if self._assigner is not None:
             what = f"{label_of(self._assigner)}, {what}"
+        elif self._field is not None:
+            what = f"field {self._field!r}, {what}"
         return what
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use ferroflow_engine::functions::{
+    TimestampAssigner, TimestampFactory,
     KeyFactory, KeySelector, ReduceFactory, Reducer, Transform, TransformFactory, WorkerContext,
 };
 use ferroflow_engine::key::{Key, KeyEncoder};
@@ -510,6 +511,29 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place }) as Box<dyn Reducer<PyRec>>)
     }))
+}
+
+/// `WatermarkStrategy.with_timestamp_field(f)`: the timestamp is field `f` of the
+/// record (an int of milliseconds), read in Rust.
+pub fn field_timestamp_factory(name: &str, field: &Bound<'_, PyAny>) -> PyResult<TimestampFactory<PyRec>> {
+    let field = Arc::new(Field::parse(field, name)?);
+    Ok(Arc::new(move |_ctx: &WorkerContext| {
+        Ok(Box::new(FieldTimestamp { field: field.clone() }) as Box<dyn TimestampAssigner<PyRec>>)
+    }))
+}
+
+struct FieldTimestamp {
+    field: Arc<Field>,
+}
+
+impl TimestampAssigner<PyRec> for FieldTimestamp {
+    fn timestamp(&mut self, record: &PyRec, _previous: i64) -> UdfResult<i64> {
+        Python::attach(|py| {
+            let rec = record.0.bind(py);
+            let value = self.field.get(rec).map_err(|e| udf_error(py, e, Some(rec)))?;
+            crate::udf::int_ms(&value, "the timestamp field").map_err(|e| e.with_record(describe(rec)))
+        })
+    }
 }
 
 /// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.

@@ -109,7 +109,12 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         "window" => {
             let spec = WindowSpec::Custom(window_config(py, name, params)?);
             let function: String = param(params, "function", name)?;
-            let udf = udf()?;
+            // Built-in aggregations (`window(...).sum(2)`) reduce in Rust.
+            let builtin = match params.get_item("builtin")? {
+                Some(b) if !b.is_none() => Some(crate::builtins::aggregate_factory(name, b.cast::<PyDict>()?)?),
+                _ => None,
+            };
+            let udf = if builtin.is_some() { Arc::new(py.None()) } else { udf()? };
             let time_window = Arc::new(param::<Py<PyAny>>(params, "time_window", name)?);
             let global_window = Arc::new(param::<Py<PyAny>>(params, "global_window", name)?);
             let apply = |udf: Arc<Py<PyAny>>| -> ApplyFactory<PyRec> {
@@ -133,8 +138,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
             };
             let function = match (function.as_str(), then) {
-                ("reduce", None) => WindowFunction::Reduce(reducer(udf)),
-                ("reduce", Some(t)) => WindowFunction::ReduceThen(reducer(udf), t),
+                ("reduce", None) => WindowFunction::Reduce(builtin.unwrap_or_else(|| reducer(udf))),
+                ("reduce", Some(t)) => WindowFunction::ReduceThen(builtin.unwrap_or_else(|| reducer(udf)), t),
                 ("aggregate", None) => WindowFunction::Aggregate(aggregate(udf)),
                 ("aggregate", Some(t)) => WindowFunction::AggregateThen(aggregate(udf), t),
                 ("process", None) => WindowFunction::Apply(apply(udf)),
@@ -146,7 +151,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         }
         "side_output" => NodeKind::LateOutput,
         "assign_timestamps" => {
+            let field = params.get_item("timestamp_field")?.filter(|f| !f.is_none());
             let assigner = match params.get_item("assigner")? {
+                _ if field.is_some() => Some(crate::builtins::field_timestamp_factory(name, &field.expect("checked"))?),
                 Some(a) if !a.is_none() => {
                     let udf = Arc::new(a.unbind());
                     let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
