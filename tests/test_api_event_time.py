@@ -587,11 +587,12 @@ def test_processing_time_session_windows(env):
     assert bag(out) == bag([("a", 0, 1500, (1, 2)), ("a", 2000, 3000, (4,))])
 
 
-def test_continuous_processing_time_trigger_is_refused_clearly(env):
-    # Not in the engine yet (the issue does not list it): a clear error, not a wrong result.
-    with pytest.raises(Exception, match="continuous_processing_time' is not supported"):
-        run(env, keyed(env, ("a", 1), P(1001), ("a", 2), P(1500), P(2001), ("a", 4))
-            .window(GlobalWindows.create()).trigger(ContinuousProcessingTimeTrigger.of(1000)).reduce(add_pairs))
+def test_continuous_processing_time_trigger(env):
+    # clock 0: fire point 1000 (fires once the clock reads 1001), then 2000, 3000...; at
+    # the end of input the pending point fires once with what came since.
+    out = run(env, keyed(env, ("a", 1), P(1001), ("a", 2), P(1500), P(2001), ("a", 4))
+              .window(GlobalWindows.create()).trigger(ContinuousProcessingTimeTrigger.of(1000)).reduce(add_pairs))
+    assert sorted(v for _, v in out) == [1, 3, 7]
 
 
 def test_processing_time_trigger_on_event_time_windows(env):

@@ -571,3 +571,38 @@ fn evict_after_hands_out_everything_then_evicts() {
     // Before: [1, 2] fires, 1 is evicted after; then [2, 3, 4] fires at the second count.
     assert_eq!(contents, vec![Contents::Values(vec![1, 2]), Contents::Values(vec![2, 3, 4])]);
 }
+
+/// `ContinuousProcessingTimeTrigger.of(1000)` on a global window: fire points at 1000,
+/// 2000, ... once the clock passes them, a jump over several points fires once, and the
+/// end of input fires only what arrived since the last firing.
+#[test]
+fn continuous_processing_time_fires_every_interval_of_the_clock() {
+    use ferroflow_engine::windows::event_time::*;
+    let config = WindowConfig::new(Assigner::<i64>::global()).trigger(Trigger::ContinuousProcessingTime(1000));
+    let mut core: WindowCore<i64, i64> = WindowCore::new(config).unwrap();
+    let values = |f: Vec<Firing<i64, i64, std::convert::Infallible>>| -> Vec<Vec<i64>> {
+        f.into_iter()
+            .map(|f| match f.contents {
+                Contents::Values(v) => v,
+                Contents::Aggregate(never) => match never {},
+            })
+            .collect()
+    };
+    core.on_processing_time(0).unwrap();
+    assert!(core.on_element(1, 0, 1).unwrap().firings().is_empty());
+    assert!(core.on_processing_time(1000).unwrap().is_empty(), "a timer at t fires once the clock reads t + 1");
+    assert_eq!(values(core.on_processing_time(1001).unwrap()), vec![vec![1]]);
+    core.on_element(1, 0, 2).unwrap();
+    // From 1001 to 5001 the clock passes 2000..5000: one firing.
+    assert_eq!(values(core.on_processing_time(5001).unwrap()), vec![vec![1, 2]]);
+    core.on_element(1, 0, 4).unwrap();
+    assert_eq!(values(core.finish().unwrap()), vec![vec![1, 2, 4]]);
+    assert!(core.is_empty());
+}
+
+#[test]
+fn continuous_processing_time_needs_a_positive_interval() {
+    use ferroflow_engine::windows::event_time::*;
+    let config = WindowConfig::new(Assigner::<i64>::global()).trigger(Trigger::ContinuousProcessingTime(0));
+    assert!(WindowCore::<i64, i64>::new(config).is_err());
+}

@@ -305,6 +305,7 @@ fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
         "processing_time" => Trigger::ProcessingTime,
         "count" => Trigger::Count(need(d, "count", node)?),
         "continuous_event_time" => Trigger::ContinuousEventTime(need(d, "interval", node)?),
+        "continuous_processing_time" => Trigger::ContinuousProcessingTime(need(d, "interval", node)?),
         "purging" => {
             let inner = d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
             Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
@@ -312,8 +313,8 @@ fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
         "never" => Trigger::Never,
         other => {
             return Err(value_error(format!(
-                "{node}: the trigger '{other}' is not supported (supported: event time, processing time, count, \
-                 continuous event time, purging)"
+                "{node}: unknown trigger '{other}' (known: event time, processing time, count, \
+                 continuous event time, continuous processing time, purging)"
             )))
         }
     })

@@ -81,6 +81,12 @@ pub trait TriggerContext {
 ///   for them instead of once per point (the firings would be identical, since no element
 ///   can arrive during an advance); Flink's loop would emit `gap / interval` copies, which
 ///   for `GlobalWindows` and the final watermark (`i64::MAX`) never ends.
+/// - `ContinuousProcessingTime(interval)` (`ContinuousProcessingTimeTrigger.of(interval)`):
+///   fires every `interval` of processing time once the window has an element, the first
+///   point being the clock at that element rounded down to the interval, plus the
+///   interval; points are capped at the window's end. As for `ContinuousEventTime`, a
+///   clock jump over several points fires once, and no point is set at `i64::MAX` (a
+///   global window's end), so the end of input does not fire it twice.
 /// - `Purging(inner)` (`PurgingTrigger.of(inner)`): every FIRE of `inner` becomes
 ///   FIRE_AND_PURGE.
 /// - `Never` (`GlobalWindows`' default trigger): never fires.
@@ -90,6 +96,7 @@ pub enum Trigger {
     ProcessingTime,
     Count(u64),
     ContinuousEventTime(i64),
+    ContinuousProcessingTime(i64),
     Purging(Box<Trigger>),
     Never,
 }
@@ -125,6 +132,9 @@ impl Trigger {
             Trigger::Count(0) => Err("CountTrigger needs a count >= 1".to_string()),
             Trigger::ContinuousEventTime(i) if *i <= 0 => {
                 Err(format!("ContinuousEventTimeTrigger needs an interval > 0, got {i}"))
+            }
+            Trigger::ContinuousProcessingTime(i) if *i <= 0 => {
+                Err(format!("ContinuousProcessingTimeTrigger needs an interval > 0, got {i}"))
             }
             Trigger::Purging(inner) => inner.validate(),
             _ => Ok(()),
@@ -167,6 +177,14 @@ impl Trigger {
                 }
                 TriggerResult::CONTINUE
             }
+            Trigger::ContinuousProcessingTime(interval) => {
+                if state.fire_timestamp.is_none() {
+                    let next = first_fire_timestamp(ctx.current_processing_time(), *interval, max_ts);
+                    state.fire_timestamp = Some(next);
+                    ctx.register_processing_time_timer(next);
+                }
+                TriggerResult::CONTINUE
+            }
             Trigger::Purging(inner) => inner.on_element(timestamp, ctx, state).purging(),
             Trigger::Never => TriggerResult::CONTINUE,
         }
@@ -203,6 +221,17 @@ impl Trigger {
     ) -> TriggerResult {
         match self {
             Trigger::ProcessingTime => TriggerResult::FIRE,
+            Trigger::ContinuousProcessingTime(interval) if state.fire_timestamp == Some(time) => {
+                let max_ts = ctx.window().max_timestamp();
+                let next = next_fire_timestamp(time, *interval, max_ts, ctx.current_processing_time());
+                if next > time && next < i64::MAX {
+                    state.fire_timestamp = Some(next);
+                    ctx.register_processing_time_timer(next);
+                } else {
+                    state.fire_timestamp = None;
+                }
+                TriggerResult::FIRE
+            }
             Trigger::Purging(inner) => inner.on_processing_time(time, ctx, state).purging(),
             _ => TriggerResult::CONTINUE,
         }
@@ -228,6 +257,11 @@ impl Trigger {
                     ctx.register_event_time_timer(t);
                 }
             }
+            Trigger::ContinuousProcessingTime(_) => {
+                if let Some(t) = state.fire_timestamp {
+                    ctx.register_processing_time_timer(t);
+                }
+            }
             Trigger::Purging(inner) => inner.on_merge(ctx, state),
             Trigger::Count(_) | Trigger::Never => {}
         }
@@ -247,6 +281,11 @@ impl Trigger {
                     ctx.delete_event_time_timer(t);
                 }
                 ctx.delete_event_time_timer(max_ts);
+            }
+            Trigger::ContinuousProcessingTime(_) => {
+                if let Some(t) = state.fire_timestamp.take() {
+                    ctx.delete_processing_time_timer(t);
+                }
             }
             Trigger::Purging(inner) => inner.clear(ctx, state),
             Trigger::Never => {}
