@@ -19,9 +19,8 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::{Capability, CapabilitySet};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
-use timely::progress::frontier::AntichainRef;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
@@ -173,13 +172,6 @@ impl<R: Record> Core<R> {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        match self {
-            Core::Values(c, _) => c.is_empty(),
-            Core::Incremental(c, _) => c.is_empty(),
-        }
-    }
-
     fn has_windows(&self, key: &Key) -> bool {
         match self {
             Core::Values(c, _) => c.has_windows(key),
@@ -303,13 +295,6 @@ fn make_core<R: Record>(
     }
 }
 
-/// Records received under one time, and the capabilities to answer them at that time.
-struct Pending<R> {
-    records: Vec<Keyed<R>>,
-    main: Capability<Time>,
-    late: Capability<Time>,
-}
-
 /// Keyed windows. Returns the window results and the late records (the side output).
 /// Every pending window fires when the input ends, so a bounded job's results are
 /// complete (see [`crate::windows::event_time`]).
@@ -335,13 +320,17 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(late_out);
     let activator = scope.activator_for(info.address);
     let (spec, function) = (spec.clone(), clone_function(function));
-    builder.build(move |_caps| {
+    builder.build(move |caps| {
         let mut core = make_core(&env, &name, parallelism, &spec, &function);
         let manual = env.manual_processing_time;
         // Processing-time windows on the wall clock take records as they come.
         let in_order = manual || core.as_ref().is_some_and(|c| c.is_event_time());
-        let mut pending: BTreeMap<Time, Pending<R>> = BTreeMap::new();
-        let mut anchors: CapabilitySet<Time> = CapabilitySet::new();
+        let mut pending: BTreeMap<Time, Vec<Keyed<R>>> = BTreeMap::new();
+        // Output capabilities (results, late records) at the least epoch and processing
+        // time of the input frontier and at the window's own watermark: everything goes
+        // out "before" the watermark that made it, as in Flink, where results precede the
+        // watermark downstream (a second window never finds them late).
+        let mut anchor: Option<Vec<Capability<Time>>> = core.as_ref().map(|_| caps);
         let mut key_values: KeyMap<R> = KeyMap::default();
         let mut keyed = Vec::new();
         let mut out = Vec::new();
@@ -352,9 +341,10 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
             let Some(c) = core.as_mut().filter(|_| !env.control.aborted()) else {
                 input.for_each(|_cap, data| data.clear());
                 pending.clear();
-                anchors = CapabilitySet::new();
+                anchor = None;
                 return;
             };
+            let Some(at) = anchor.as_ref().map(|a| (a[0].clone(), a[1].clone())) else { return };
             let mut main = main_out.activate();
             let mut late_port = late_out.activate();
             let mut failed: Option<UdfError> = None;
@@ -366,13 +356,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         failed.get_or_insert_with(|| UdfError::new("a batch from another process is corrupt"));
                         return;
                     }
-                    let Some(&at) = cap.stamp().iter().next() else { return };
-                    let entry = pending.entry(at).or_insert_with(|| Pending {
-                        records: Vec::new(),
-                        main: cap.delayed(&at, 0),
-                        late: cap.delayed(&at, 1),
-                    });
-                    entry.records.append(&mut keyed);
+                    let Some(&t) = cap.stamp().iter().next() else { return };
+                    pending.entry(t).or_default().append(&mut keyed);
                 });
                 if failed.is_some() {
                     return;
@@ -391,7 +376,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                 let step = || -> UdfResult<()> {
                     if !manual {
                         let fired = c.processing_time(clock)?;
-                        emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
                     }
                     for (t, later_processing) in ready.into_iter().zip(later_processing) {
                         let group = pending.remove(&t).expect("listed");
@@ -404,8 +389,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         if manual {
                             fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
                         }
-                        emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?;
-                        for (key, key_value, value) in group.records {
+                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
+                        for (key, key_value, value) in group {
                             let ts = value.timestamp();
                             if ts == NO_TIME && c.is_event_time() {
                                 return Err(UdfError::new(format!(
@@ -418,7 +403,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                             key_values.entry(key.clone()).or_insert(key_value);
                             let kept = match c.element(key.clone(), ts, value)? {
                                 Outcome::Fired(fired) => {
-                                    emit_all(c, &mut key_values, fired, Some(&group.main), &mut main, &mut out, node, &env)?;
+                                    emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
                                     true
                                 }
                                 Outcome::Late(v) => {
@@ -433,26 +418,22 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                             }
                         }
                         if !late.is_empty() {
-                            late_port.session(&group.late).give_container(&mut late);
+                            late_port.session(&at.1).give_container(&mut late);
                             late.clear();
-                        }
-                        // Later firings may need a time; the group's is as good as any.
-                        if anchors.is_empty() {
-                            anchors.insert(group.main);
                         }
                     }
                     if frontier.is_empty() {
                         let fired = c.finish()?;
-                        emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
                         c.close()?;
                     } else {
                         if let Some(w) = wm_now {
                             let fired = c.watermark(w)?;
-                            emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                            emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
                         }
                         if manual {
                             let fired = c.processing_time(clock)?;
-                            emit_all(c, &mut key_values, fired, anchor_or(&anchors, &pending), &mut main, &mut out, node, &env)?;
+                            emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
                         }
                     }
                     Ok(())
@@ -480,7 +461,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                     pending.clear();
                     key_values.clear();
                 });
-                anchors = CapabilitySet::new();
+                anchor = None;
                 return;
             }
             if frontier.is_empty() {
@@ -488,10 +469,21 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                     core = None;
                     key_values.clear();
                 });
-                anchors = CapabilitySet::new();
+                anchor = None;
                 return;
             }
-            follow_frontier(&mut anchors, frontier, c.is_empty() && pending.is_empty());
+            let next = Time {
+                epoch: time::least_epoch(frontier).unwrap_or(u64::MAX),
+                event: c.current().0,
+                processing: time::processing_time(frontier),
+            };
+            if let Some(a) = anchor.as_mut() {
+                for cap in a.iter_mut() {
+                    if *cap.time() != next {
+                        cap.downgrade(&next);
+                    }
+                }
+            }
             if !manual {
                 if let Some(at) = c.next_processing_wakeup() {
                     let wait = at.saturating_sub(env.clock.now_ms()).max(1) as u64;
@@ -501,31 +493,6 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
         }
     });
     (main_stream, late_stream)
-}
-
-/// A capability for firings outside any batch: the anchor, or else a pending batch's.
-fn anchor_or<'a, R>(anchors: &'a CapabilitySet<Time>, pending: &'a BTreeMap<Time, Pending<R>>) -> Option<&'a Capability<Time>> {
-    anchors.first().or_else(|| pending.values().next().map(|p| &p.main))
-}
-
-/// Moves the anchor capabilities up to the frontier, so that holding them never holds
-/// the job back; drops them when there is nothing left to fire.
-fn follow_frontier(anchors: &mut CapabilitySet<Time>, frontier: AntichainRef<'_, Time>, idle: bool) {
-    if idle {
-        *anchors = CapabilitySet::new();
-        return;
-    }
-    let Some(base) = anchors.first().map(|c| *c.time()) else { return };
-    // `f ∨ base` is at or after an anchor and at or after `f`: it holds nothing back
-    // that the frontier does not.
-    let times: Vec<Time> = frontier.iter().map(|f| f.join(&base)).collect();
-    let mut next = CapabilitySet::new();
-    for t in times {
-        if let Some(c) = anchors.try_delayed(&t) {
-            next.insert(c);
-        }
-    }
-    *anchors = next;
 }
 
 /// Hands firings to the window function and sends the results at `cap`.
