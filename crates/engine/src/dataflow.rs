@@ -78,6 +78,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
     let mut loops = HashMap::new();
     // The late records of each window node, for its `LateOutput` readers.
     let mut late_outputs = HashMap::new();
+    // The source whose partition on each worker feeds a node without an exchange.
+    let mut pipeline_source: Vec<Option<usize>> = vec![None; plan.nodes.len()];
 
     // A plain stream for node `i`, as read by a consumer running on `consumer` workers
     // (None: all). `spread`: rebalance a single-worker stream first; a keyed consumer
@@ -112,6 +114,17 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
 
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = node.name.as_str();
+        pipeline_source[id] = match &node.kind {
+            NodeKind::Source { parallel: true, .. } => Some(id),
+            // Same workers, and no rebalance before it (its input is parallel).
+            NodeKind::Transform(_) => node.inputs.first().and_then(|&i| {
+                let same = plan.nodes[i].parallelism == node.parallelism;
+                let parallel_input = matches!(plan.nodes[i].kind, NodeKind::Source { parallel: true, .. } | NodeKind::Transform(_) | NodeKind::AssignTimestamps { .. });
+                pipeline_source[i].filter(|_| same && parallel_input)
+            }),
+            NodeKind::AssignTimestamps { .. } => node.inputs.first().and_then(|&i| pipeline_source[i]),
+            _ => None,
+        };
         let result = match &node.kind {
             NodeKind::Source { factory, parallel } => Built::Plain {
                 stream: operators::source(scope, id, name, factory, *parallel, node.parallelism, env.clone()),
@@ -170,7 +183,15 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 };
                 let active = on.is_none_or(|p| env.worker.index < p);
                 let stream = operators::assign_timestamps(
-                    input, id, name, assigner.as_ref(), *watermarks, *idleness_ms, active, env.clone(),
+                    input,
+                    id,
+                    name,
+                    assigner.as_ref(),
+                    *watermarks,
+                    *idleness_ms,
+                    active,
+                    pipeline_source[id],
+                    env.clone(),
                 );
                 Built::Plain { stream, single, on }
             }

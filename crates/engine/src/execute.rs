@@ -283,6 +283,8 @@ fn run_worker<R: Record>(
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
         cancel_hooks: RefCell::new(Vec::new()),
         probe: timely::dataflow::operators::probe::Handle::new(),
+        ended_sources: RefCell::new(Default::default()),
+        source_watchers: RefCell::new(Vec::new()),
     });
     let counts = env.counts.clone();
     let built = worker.dataflow::<crate::time::Time, _, _>(|scope| dataflow::build(scope, plan, env.clone()));

@@ -20,6 +20,11 @@ use crate::time::NO_TIME;
 /// (timely capabilities only move forward); its records are late if they are behind.
 pub const IDLE: i64 = i64::MAX - 1;
 
+/// The watermark of a partition that has ended: above every real watermark, so it
+/// holds nothing back (Flink's +infinity), but below [`IDLE`], so it still counts
+/// when every other partition is idle (Flink's valve then emits +infinity too).
+pub const FINISHED: i64 = IDLE - 1;
+
 #[derive(Clone, Debug)]
 pub struct WatermarkGenerator {
     spec: WatermarkSpec,
@@ -28,11 +33,12 @@ pub struct WatermarkGenerator {
     /// Processing time of the last record (or of the start).
     last_activity: i64,
     idle: bool,
+    finished: bool,
 }
 
 impl WatermarkGenerator {
     pub fn new(spec: WatermarkSpec, idleness_ms: Option<i64>, now: i64) -> Self {
-        WatermarkGenerator { spec, idleness_ms, max_timestamp: NO_TIME, last_activity: now, idle: false }
+        WatermarkGenerator { spec, idleness_ms, max_timestamp: NO_TIME, last_activity: now, idle: false, finished: false }
     }
 
     /// A record with timestamp `ts` passed at processing time `now`.
@@ -59,22 +65,31 @@ impl WatermarkGenerator {
 
     /// When [`WatermarkGenerator::check_idle`] would next turn true, if it can.
     pub fn idle_deadline(&self) -> Option<i64> {
-        match (self.idle, self.idleness_ms) {
+        match (self.idle || self.finished, self.idleness_ms) {
             (false, Some(_)) if self.last_activity == i64::MIN => None,
             (false, Some(limit)) => Some(self.last_activity.saturating_add(limit)),
             _ => None,
         }
     }
 
-    /// The current watermark ([`NO_TIME`] before any record, [`IDLE`] once idle).
+    /// The partition has ended: its watermark is [`FINISHED`] from now on.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The current watermark ([`NO_TIME`] before any record, [`IDLE`] once idle,
+    /// [`FINISHED`] once ended).
     pub fn watermark(&self) -> i64 {
+        if self.finished {
+            return FINISHED;
+        }
         if self.idle {
             return IDLE;
         }
         match self.spec {
             WatermarkSpec::None => NO_TIME,
             WatermarkSpec::BoundedOutOfOrderness { bound_ms } if self.max_timestamp != NO_TIME => {
-                self.max_timestamp.saturating_sub(bound_ms).saturating_sub(1).min(IDLE - 1)
+                self.max_timestamp.saturating_sub(bound_ms).saturating_sub(1).min(FINISHED - 1)
             }
             WatermarkSpec::BoundedOutOfOrderness { .. } => NO_TIME,
         }

@@ -1260,8 +1260,7 @@ fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_
 /// One partition, manual processing time 0..5, idleness 1000 ms: it is never idle, so
 /// its watermark (24 after the record at 25) fires [0, 20) before the end of input.
 /// (Were it idle, every partition would be idle and the watermark would stand still.)
-/// One worker only: at 2 workers this depends on the first record reaching the
-/// assigner before processing time leaves i64::MIN, see the ignored
+/// One worker only; the slow-start case at 2 workers is
 /// `manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_start`.
 #[test]
 fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_active() {
@@ -1368,10 +1367,6 @@ fn a_finished_source_partition_does_not_hold_the_watermark_back() {
 }
 
 #[test]
-#[ignore = "bug: an AssignTimestamps instance whose partition has ended keeps holding its last watermark until \
-            the input of every partition has ended (assign.rs drops its capabilities only when its input frontier, \
-            which is the whole source's, is empty), so a finished partition holds the windows back for ever while \
-            another partition runs on; Flink takes a finished partition's watermark as +infinity"]
 fn a_finished_partition_with_an_assigner_does_not_hold_the_watermark_back() {
     let (running, out, log) = finished_partition_job(true);
     let fired = wait_for(Duration::from_secs(5), || has_window(&out, 20));
@@ -1387,9 +1382,9 @@ fn a_finished_partition_with_an_assigner_does_not_hold_the_watermark_back() {
 
 /// A partition that finished (watermark +infinity) and one that is idle: Flink's
 /// valve then emits the finished partition's watermark, so every window fires.
-/// (Today this holds because the finished partition's assigner keeps its last
-/// watermark, 24, see the ignored test above; a fix that merely drops that capability
-/// would leave only the idle partition, an unknown watermark, and no firing.)
+/// (A finished partition's watermark is "finished", which counts even when every
+/// other partition is idle; merely dropping its capability would leave only the idle
+/// partition, an unknown watermark, and no firing.)
 #[test]
 fn a_finished_partition_and_an_idle_one_let_every_window_fire() {
     let log: Log = Arc::new(Mutex::new(Vec::new()));

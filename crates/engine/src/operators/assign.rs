@@ -23,7 +23,9 @@ use crate::watermarks::WatermarkGenerator;
 /// is the minimum of the generators' watermarks, replacing any from upstream. Each
 /// batch goes out at the watermark from before it; the watermark then moves on.
 /// `active`: whether this worker's instance can receive records at all (it runs where
-/// its input runs); an inactive one holds nothing back.
+/// its input runs); an inactive one holds nothing back. `upstream_source`: the source
+/// whose partition on this worker feeds it without an exchange; once that partition
+/// has ended, this instance's watermark is "finished" (Flink's +infinity).
 pub fn assign_timestamps<'s, R: Record>(
     stream: Stream<'s, Time, Vec<R>>,
     node: usize,
@@ -32,6 +34,7 @@ pub fn assign_timestamps<'s, R: Record>(
     spec: WatermarkSpec,
     idleness_ms: Option<i64>,
     active: bool,
+    upstream_source: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
     let name = name.to_string();
@@ -42,7 +45,10 @@ pub fn assign_timestamps<'s, R: Record>(
     let mut input = builder.new_input_connection(stream, Pipeline, []);
     let (output, result) = builder.new_output_connection::<Vec<R>, _>([]);
     let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(output);
-    let activator = scope.activator_for(info.address);
+    let activator = scope.activator_for(info.address.clone());
+    if let Some(source) = upstream_source {
+        env.source_watchers.borrow_mut().push((source, scope.activator_for(info.address)));
+    }
     let manual_time = env.manual_processing_time;
     builder.build(move |mut caps| {
         let mut assigner = match assigner {
@@ -135,6 +141,10 @@ pub fn assign_timestamps<'s, R: Record>(
                 }
                 held = CapabilitySet::new();
                 return;
+            }
+            if upstream_source.is_some_and(|s| env.has_source_ended(s)) {
+                // This worker's partition is over: it no longer holds the watermark back.
+                generator.finish();
             }
             let clock = env.processing_time(frontier);
             generator.check_idle(clock);

@@ -45,6 +45,10 @@ pub struct OpEnv {
     /// The progress of every sink: sources stay a bounded number of epochs ahead of it,
     /// so a fast source cannot flood a slower worker (timely has no backpressure).
     pub probe: timely::dataflow::operators::probe::Handle<crate::time::Time>,
+    /// Source nodes whose partition on this worker has ended, and who to wake then
+    /// (timestamp assigners, whose partition's watermark goes to "finished").
+    pub ended_sources: RefCell<std::collections::HashSet<usize>>,
+    pub source_watchers: RefCell<Vec<(usize, timely::scheduling::Activator)>>,
 }
 
 /// Source batches per epoch.
@@ -89,6 +93,20 @@ impl OpEnv {
         } else {
             self.clock.now_ms()
         }
+    }
+
+    /// The partition of source `node` on this worker has ended.
+    pub(crate) fn source_ended(&self, node: usize) {
+        self.ended_sources.borrow_mut().insert(node);
+        for (watched, activator) in self.source_watchers.borrow().iter() {
+            if *watched == node {
+                activator.activate();
+            }
+        }
+    }
+
+    pub(crate) fn has_source_ended(&self, node: usize) -> bool {
+        self.ended_sources.borrow().contains(&node)
     }
 
     pub(crate) fn count(&self, node: usize, n: usize) {

@@ -50,6 +50,10 @@ pub fn source<'s, R: Record>(
             cap.downgrade(&source_time(r.as_ref(), 0));
             cap
         });
+        if reader.is_none() {
+            // No partition here: it is over before it began.
+            env.source_ended(node);
+        }
         // Shared with the worker's cancel hook, which stops the reader when the job is
         // cancelled even if this operator never runs again.
         let reader = Rc::new(RefCell::new(reader));
@@ -82,6 +86,7 @@ pub fn source<'s, R: Record>(
             if ended {
                 env.enter(|| drop(slot.take()));
                 cap = None;
+                env.source_ended(node);
                 return;
             }
             // Flow control: wait while the sinks are too many epochs behind.
@@ -145,6 +150,7 @@ pub fn source<'s, R: Record>(
                     // Python objects held by the reader are released under the scope.
                     env.enter(|| drop(slot.take()));
                     cap = None;
+                    env.source_ended(node);
                 }
             }
         }
