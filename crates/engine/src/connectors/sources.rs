@@ -72,7 +72,7 @@ impl<R: Record> SourceReader<R> for SequenceReader {
 pub fn socket_text<R: Record>(host: String, port: u16, delimiter: u8) -> SourceFactory<R> {
     Arc::new(move |ctx| {
         let lines = SocketLines::connect(&host, port, delimiter, ctx.waker.clone())
-            .map_err(|e| UdfError::new(e))?;
+            .map_err(UdfError::new)?;
         Ok(Box::new(SocketReader { lines, buffer: Vec::new() }) as Box<dyn SourceReader<R>>)
     })
 }

@@ -26,6 +26,7 @@ use crate::watermarks::WatermarkGenerator;
 /// its input runs); an inactive one holds nothing back. `upstream_source`: the source
 /// whose partition on this worker feeds it without an exchange; once that partition
 /// has ended, this instance's watermark is "finished" (Flink's +infinity).
+#[allow(clippy::too_many_arguments)]
 pub fn assign_timestamps<'s, R: Record>(
     stream: Stream<'s, Time, Vec<R>>,
     node: usize,

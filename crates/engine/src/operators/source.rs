@@ -118,7 +118,7 @@ pub fn source<'s, R: Record>(
             });
             batches += 1;
             let mut next = source_time(r.as_ref(), now.epoch);
-            if batches % super::BATCHES_PER_EPOCH == 0 {
+            if batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
                 next.epoch += 1;
             }
             if status == SourceStatus::Idle {

@@ -317,6 +317,9 @@ impl<V, Acc> WinState<V, Acc> {
 
 type TimerSet<K> = BTreeSet<(i64, K, Window)>;
 
+/// One key's open windows.
+type KeyWindows<V, Acc> = BTreeMap<Window, WinState<V, Acc>>;
+
 struct Timers<K> {
     event: TimerSet<K>,
     processing: TimerSet<K>,
@@ -379,7 +382,7 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     /// Inside `finish`: clean-up timers leave state alone (it is all dropped at the end).
     finishing: bool,
     /// Per key (hashed: looked up for every record; anything ordered sorts first).
-    windows: HashMap<K, BTreeMap<Window, WinState<V, A::Acc>>, BuildKeyHasher>,
+    windows: HashMap<K, KeyWindows<V, A::Acc>, BuildKeyHasher>,
     timers: Timers<K>,
     stats: WindowStats,
     scratch: Vec<Window>,
