@@ -64,13 +64,11 @@ impl Record for E {
     }
 
     fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
-        let records: Vec<&E> = records.collect();
-        bincode::serialize_into(out, &records).map_err(|e| e.to_string())
+        encode_bincode_batch(records, out)
     }
 
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
-        out.extend(bincode::deserialize::<Vec<E>>(bytes).map_err(|e| e.to_string())?);
-        Ok(())
+        decode_bincode_batch(bytes, out)
     }
 }
 
@@ -103,8 +101,13 @@ fn pt(t: i64) -> TestEvent<S> {
 
 // ---------------------------------------------------------------- user functions
 
+/// A non-parallel source reading from the reader `make` builds.
+fn single_source<Rd: SourceReader<S>>(make: impl Fn() -> Rd + Send + Sync + 'static) -> NodeKind<S> {
+    NodeKind::Source { factory: reader_source(move |_ctx| Ok(make())), parallel: false }
+}
+
 fn testing_source(events: Vec<TestEvent<S>>) -> NodeKind<S> {
-    NodeKind::Source { factory: reader_source(move |_ctx| Ok(TestingSource::new(events.clone(), 0))), parallel: false }
+    single_source(move || TestingSource::new(events.clone(), 0))
 }
 
 fn vec_of(items: Vec<S>) -> NodeKind<S> {
@@ -170,29 +173,91 @@ fn bounded(bound_ms: i64) -> WatermarkSpec {
 
 const WINDOW: &str = "window 'w' (test.py:7)";
 
-/// source [-> assign] -> key_by -> window [-> late output -> sink] -> sink.
-/// Returns the plan and the window's node id.
-fn window_job(
+/// A job around one keyed window:
+/// source [-> assign] [-> map] -> key_by -> window -> sink [-> late output -> late sink],
+/// the nodes added in that order (tests read `summary.counts` by position). The window
+/// is named [`WINDOW`] and its function is [`fired`] unless [`WindowJob::reduce`] says otherwise.
+struct WindowJob {
     source: NodeKind<S>,
     assigner: Option<NodeKind<S>>,
+    map: Option<NodeKind<S>>,
     spec: WindowSpec<S>,
     function: WindowFunction<S>,
-    out: &Out<S>,
-    late: Option<&Out<S>>,
-) -> (Plan<S>, usize) {
-    let mut plan = Plan::new();
-    let mut last = plan.add("source", vec![], source);
-    if let Some(a) = assigner {
-        last = plan.add("assign_timestamps_and_watermarks", vec![last], a);
+    late: Option<Out<S>>,
+    manual_processing_time: bool,
+}
+
+fn window_job(source: NodeKind<S>, spec: WindowSpec<S>) -> WindowJob {
+    WindowJob {
+        source,
+        assigner: None,
+        map: None,
+        spec,
+        function: WindowFunction::Apply(fired()),
+        late: None,
+        manual_processing_time: false,
     }
-    let keyed = plan.add("key_by", vec![last], NodeKind::KeyBy(by_k()));
-    let win = plan.add(WINDOW, vec![keyed], NodeKind::Window { spec, function });
-    plan.add("sink", vec![win], NodeKind::Sink(sink(out)));
-    if let Some(late) = late {
-        let l = plan.add("late data", vec![win], NodeKind::LateOutput);
-        plan.add("late sink", vec![l], NodeKind::Sink(sink(late)));
+}
+
+impl WindowJob {
+    /// A timestamp/watermark assigner (see [`assign`]) right after the source.
+    fn assign(mut self, assigner: NodeKind<S>) -> Self {
+        self.assigner = Some(assigner);
+        self
     }
-    (plan, win)
+
+    /// A map between the assigner (or source) and the key_by.
+    fn map(mut self, f: impl Fn(S) -> S + Clone + Send + Sync + 'static) -> Self {
+        self.map = Some(NodeKind::Transform(map(f)));
+        self
+    }
+
+    /// An incremental reduce instead of [`fired`].
+    fn reduce(mut self, reducer: ReduceFactory<S>) -> Self {
+        self.function = WindowFunction::Reduce(reducer);
+        self
+    }
+
+    /// Late records go to a late output, collected in `late`.
+    fn late_into(mut self, late: &Out<S>) -> Self {
+        self.late = Some(late.clone());
+        self
+    }
+
+    fn manual_processing_time(mut self) -> Self {
+        self.manual_processing_time = true;
+        self
+    }
+
+    /// The plan, its window results collected in `out`.
+    fn collect_into(self, out: &Out<S>) -> Plan<S> {
+        self.plan(sink(out))
+    }
+
+    /// The plan, its window results collected in `out` and logged in `log` (see [`logging_sink`]).
+    fn log_into(self, out: &Out<S>, log: &Log) -> Plan<S> {
+        self.plan(logging_sink(out, log))
+    }
+
+    fn plan(self, results: SinkFactory<S>) -> Plan<S> {
+        let mut plan = Plan::new();
+        plan.manual_processing_time = self.manual_processing_time;
+        let mut last = plan.add("source", vec![], self.source);
+        if let Some(a) = self.assigner {
+            last = plan.add("assign_timestamps_and_watermarks", vec![last], a);
+        }
+        if let Some(m) = self.map {
+            last = plan.add("map", vec![last], m);
+        }
+        let keyed = plan.add("key_by", vec![last], NodeKind::KeyBy(by_k()));
+        let win = plan.add(WINDOW, vec![keyed], NodeKind::Window { spec: self.spec, function: self.function });
+        plan.add("sink", vec![win], NodeKind::Sink(results));
+        if let Some(late) = &self.late {
+            let l = plan.add("late data", vec![win], NodeKind::LateOutput);
+            plan.add("late sink", vec![l], NodeKind::Sink(sink(late)));
+        }
+        plan
+    }
 }
 
 // ---------------------------------------------------------------- running
@@ -271,6 +336,21 @@ fn run_ok_in(mode: Mode, make: &dyn Fn() -> Plan<S>) -> JobSummary {
     }
 }
 
+fn run_err_in(mode: Mode, make: &dyn Fn() -> Plan<S>) -> JobError {
+    match run_in(mode, make) {
+        Ok(s) => panic!("{mode:?}: the job should fail: {s:?}"),
+        Err(e) => e,
+    }
+}
+
+/// Runs, in `mode`, the plan `make` builds around a fresh output; returns the summary
+/// and what the output collected.
+fn run_collecting(mode: Mode, make: impl Fn(&Out<S>) -> Plan<S>) -> (JobSummary, Out<S>) {
+    let out = new_out();
+    let summary = run_ok_in(mode, &|| make(&out));
+    (summary, out)
+}
+
 /// Window firings per key, in the order the key's windows fired: (start, end, values).
 /// Checks every output carries its window's max timestamp and each key stays on one
 /// worker.
@@ -285,6 +365,13 @@ fn per_key(out: &Out<S>) -> PerKey {
         assert_eq!(*owner.entry(*key).or_insert(*worker), *worker, "key {key} fired on two workers");
         m.entry(*key).or_default().push((*start, *end, values.clone()));
     }
+    m
+}
+
+/// [`per_key`] with each firing's values sorted (for windows fed by several partitions).
+fn per_key_sorted_values(out: &Out<S>) -> PerKey {
+    let mut m = per_key(out);
+    m.values_mut().for_each(|ws| ws.iter_mut().for_each(|w| w.2.sort()));
     m
 }
 
@@ -421,19 +508,9 @@ fn event_time_windows_agree_at_one_and_two_workers_and_two_processes() {
     for case in shared_cases() {
         for mode in MODES {
             let what = format!("{} {mode:?}", case.name);
-            let out = new_out();
-            let make = || {
-                window_job(
-                    testing_source(shared_events()),
-                    None,
-                    (case.spec)(),
-                    WindowFunction::Apply(fired()),
-                    &out,
-                    None,
-                )
-                .0
-            };
-            let summary = run_ok_in(mode, &make);
+            let (summary, out) = run_collecting(mode, |out| {
+                window_job(testing_source(shared_events()), (case.spec)()).collect_into(out)
+            });
             assert_eq!(per_key(&out), case.want, "{what}");
             assert_eq!(summary.late_dropped, case.late_dropped, "{what}");
             assert_eq!(late_warning(&summary).is_some(), case.late_dropped > 0, "{what}: {:?}", summary.warnings);
@@ -455,11 +532,9 @@ fn event_time_windows_agree_at_one_and_two_workers_and_two_processes() {
 #[test]
 fn incremental_reduce_results_carry_the_window_max_timestamp() {
     for mode in MODES {
-        let out = new_out();
-        let make = || {
-            window_job(testing_source(shared_events()), None, tumbling(10), WindowFunction::Reduce(sum()), &out, None).0
-        };
-        let summary = run_ok_in(mode, &make);
+        let (summary, out) = run_collecting(mode, |out| {
+            window_job(testing_source(shared_events()), tumbling(10)).reduce(sum()).collect_into(out)
+        });
         // (max timestamp, key, sum): the tumbling case above, summed.
         let want = vec![(9, 1, 10), (9, 2, 21), (19, 1, 5), (19, 2, 12), (19, 3, 201), (29, 2, 13), (39, 1, 7)];
         assert_eq!(stamped_kvs(&out), want, "{mode:?}");
@@ -476,8 +551,7 @@ fn window_results_can_be_windowed_again() {
     for (second, mode) in [10, 20].into_iter().flat_map(|s| MODES.map(|m| (s, m))).cycle().take(30) {
         {
             let what = format!("second window {second} ms, {mode:?}");
-            let out = new_out();
-            let make = || {
+            let (summary, out) = run_collecting(mode, |out| {
                 let mut plan = Plan::new();
                 let src = plan.add("source", vec![], testing_source(shared_events()));
                 let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(by_k()));
@@ -498,10 +572,9 @@ fn window_results_can_be_windowed_again() {
                     vec![all],
                     NodeKind::Window { spec: tumbling(second), function: WindowFunction::Reduce(sum()) },
                 );
-                plan.add("sink", vec![total], NodeKind::Sink(sink(&out)));
+                plan.add("sink", vec![total], NodeKind::Sink(sink(out)));
                 plan
-            };
-            let summary = run_ok_in(mode, &make);
+            });
             // First level (see the reduce test): 31 at 9, 218 at 19, 13 at 29, 7 at 39.
             let want = if second == 10 {
                 vec![(9, 0, 31), (19, 0, 218), (29, 0, 13), (39, 0, 7)]
@@ -529,15 +602,18 @@ fn late_events() -> Vec<TestEvent<S>> {
     ]
 }
 
+/// Tumbling event-time windows of `size` whose late records go to a late output.
+fn tumbling_with_late_output(size: i64) -> WindowSpec<S> {
+    custom(move || WindowConfig::new(Assigner::tumbling_event_time(size, 0)).side_output_late_data())
+}
+
 #[test]
 fn late_records_go_to_the_late_output_when_asked() {
     for mode in MODES {
-        let (out, late) = (new_out(), new_out());
-        let make = || {
-            let spec = custom(|| WindowConfig::new(Assigner::tumbling_event_time(10, 0)).side_output_late_data());
-            window_job(testing_source(late_events()), None, spec, WindowFunction::Apply(fired()), &out, Some(&late)).0
-        };
-        let summary = run_ok_in(mode, &make);
+        let late = new_out();
+        let (summary, out) = run_collecting(mode, |out| {
+            window_job(testing_source(late_events()), tumbling_with_late_output(10)).late_into(&late).collect_into(out)
+        });
         let want = expect(&[(1, &[(0, 10, &[1]), (10, 20, &[3])]), (2, &[(10, 20, &[4]), (20, 30, &[7])])]);
         assert_eq!(per_key(&out), want, "{mode:?}");
         // Late records keep their own timestamps.
@@ -551,11 +627,8 @@ fn late_records_go_to_the_late_output_when_asked() {
 #[test]
 fn late_records_are_counted_and_warned_about_without_a_late_output() {
     for mode in MODES {
-        let out = new_out();
-        let make = || {
-            window_job(testing_source(late_events()), None, tumbling(10), WindowFunction::Apply(fired()), &out, None).0
-        };
-        let summary = run_ok_in(mode, &make);
+        let (summary, out) =
+            run_collecting(mode, |out| window_job(testing_source(late_events()), tumbling(10)).collect_into(out));
         let want = expect(&[(1, &[(0, 10, &[1]), (10, 20, &[3])]), (2, &[(10, 20, &[4]), (20, 30, &[7])])]);
         assert_eq!(per_key(&out), want, "{mode:?}");
         assert_eq!(summary.late_dropped, 3, "{mode:?}");
@@ -577,14 +650,13 @@ fn allowed_lateness_refires_the_window_until_its_cleanup() {
         rec(1, 4, 12),
     ];
     for mode in MODES {
-        let (out, late) = (new_out(), new_out());
-        let make = || {
+        let late = new_out();
+        let (summary, out) = run_collecting(mode, |out| {
             let spec = custom(|| {
                 WindowConfig::new(Assigner::tumbling_event_time(10, 0)).allowed_lateness(5).side_output_late_data()
             });
-            window_job(testing_source(events.clone()), None, spec, WindowFunction::Apply(fired()), &out, Some(&late)).0
-        };
-        let summary = run_ok_in(mode, &make);
+            window_job(testing_source(events.clone()), spec).late_into(&late).collect_into(out)
+        });
         let want = expect(&[(1, &[(0, 10, &[1]), (0, 10, &[1, 2]), (10, 20, &[4])]), (2, &[(0, 10, &[20])])]);
         assert_eq!(per_key(&out), want, "{mode:?}");
         assert_eq!(stamped_kvs(&late), vec![(4, 1, 3)], "{mode:?}");
@@ -595,12 +667,10 @@ fn allowed_lateness_refires_the_window_until_its_cleanup() {
     }
     // Without a late output, the too-late record is counted; incremental functions re-fire too.
     for mode in MODES {
-        let out = new_out();
-        let make = || {
+        let (summary, out) = run_collecting(mode, |out| {
             let spec = custom(|| WindowConfig::new(Assigner::tumbling_event_time(10, 0)).allowed_lateness(5));
-            window_job(testing_source(events.clone()), None, spec, WindowFunction::Reduce(sum()), &out, None).0
-        };
-        let summary = run_ok_in(mode, &make);
+            window_job(testing_source(events.clone()), spec).reduce(sum()).collect_into(out)
+        });
         assert_eq!(stamped_kvs(&out), vec![(9, 1, 1), (9, 1, 3), (9, 2, 20), (19, 1, 4)], "{mode:?}");
         assert_eq!(summary.late_dropped, 1, "{mode:?}");
     }
@@ -628,21 +698,13 @@ const OUT_OF_ORDER: [i64; 7] = [
 fn bounded_out_of_orderness_watermarks_trail_the_highest_timestamp_by_the_bound_plus_one() {
     // Batches of one record: each batch travels at the watermark of the records before it.
     for mode in [Mode::Workers(1, 1), Mode::Workers(2, 1), Mode::Processes(1)] {
-        let (out, late) = (new_out(), new_out());
-        let make = || {
-            let spec = custom(|| WindowConfig::new(Assigner::tumbling_event_time(5, 0)).side_output_late_data());
-            let a = assign(Some(ts_from_value()), bounded(5), None);
-            window_job(
-                vec_of(by_value(&OUT_OF_ORDER)),
-                Some(a),
-                spec,
-                WindowFunction::Apply(fired()),
-                &out,
-                Some(&late),
-            )
-            .0
-        };
-        let summary = run_ok_in(mode, &make);
+        let late = new_out();
+        let (summary, out) = run_collecting(mode, |out| {
+            window_job(vec_of(by_value(&OUT_OF_ORDER)), tumbling_with_late_output(5))
+                .assign(assign(Some(ts_from_value()), bounded(5), None))
+                .late_into(&late)
+                .collect_into(out)
+        });
         let want = expect(&[(1, &[(10, 15, &[12, 14]), (15, 20, &[19, 15]), (20, 25, &[20, 24])])]);
         assert_eq!(per_key(&out), want, "{mode:?}");
         assert_eq!(stamped_kvs(&late), vec![(14, 1, 14)], "{mode:?}");
@@ -657,20 +719,11 @@ fn bounded_out_of_orderness_watermarks_trail_the_highest_timestamp_by_the_bound_
 #[test]
 fn without_watermarks_event_time_windows_fire_at_the_end_of_input_only() {
     for mode in [Mode::Workers(1, 1), Mode::Workers(2, 1), Mode::Workers(2, 1024)] {
-        let out = new_out();
-        let make = || {
-            let a = assign(Some(ts_from_value()), WatermarkSpec::None, None);
-            window_job(
-                vec_of(by_value(&OUT_OF_ORDER)),
-                Some(a),
-                tumbling(5),
-                WindowFunction::Apply(fired()),
-                &out,
-                None,
-            )
-            .0
-        };
-        let summary = run_ok_in(mode, &make);
+        let (summary, out) = run_collecting(mode, |out| {
+            window_job(vec_of(by_value(&OUT_OF_ORDER)), tumbling(5))
+                .assign(assign(Some(ts_from_value()), WatermarkSpec::None, None))
+                .collect_into(out)
+        });
         let want = expect(&[(1, &[(10, 15, &[12, 14, 14]), (15, 20, &[19, 15]), (20, 25, &[20, 24])])]);
         assert_eq!(per_key(&out), want, "{mode:?}");
         assert_eq!(summary.late_dropped, 0, "{mode:?}");
@@ -683,30 +736,18 @@ fn an_assigner_replaces_the_upstream_watermarks() {
     // Upstream watermarks far ahead of the records: without an assigner all are late.
     let events = vec![wm(1000), rec(1, 1, 5), rec(1, 2, 3), wm(2000), rec(1, 3, 7), rec(1, 4, 15)];
     for mode in [Mode::Workers(1, 1), Mode::Workers(2, 1)] {
-        let out = new_out();
-        let make = || {
-            window_job(testing_source(events.clone()), None, tumbling(10), WindowFunction::Apply(fired()), &out, None).0
-        };
-        let summary = run_ok_in(mode, &make);
+        let (summary, out) =
+            run_collecting(mode, |out| window_job(testing_source(events.clone()), tumbling(10)).collect_into(out));
         assert_eq!(per_key(&out), PerKey::new(), "{mode:?}");
         assert_eq!(summary.late_dropped, 4, "{mode:?}");
 
         // The assigner keeps the records' timestamps (no function) but makes its own
         // watermarks from them: nothing is late.
-        let out = new_out();
-        let make = || {
-            let a = assign(None, bounded(0), None);
-            window_job(
-                testing_source(events.clone()),
-                Some(a),
-                tumbling(10),
-                WindowFunction::Apply(fired()),
-                &out,
-                None,
-            )
-            .0
-        };
-        let summary = run_ok_in(mode, &make);
+        let (summary, out) = run_collecting(mode, |out| {
+            window_job(testing_source(events.clone()), tumbling(10))
+                .assign(assign(None, bounded(0), None))
+                .collect_into(out)
+        });
         assert_eq!(per_key(&out), expect(&[(1, &[(0, 10, &[1, 2, 3]), (10, 20, &[4])])]), "{mode:?}");
         assert_eq!(summary.late_dropped, 0, "{mode:?}");
         // [0, 10) fired at the watermark the record at 15 made (14), not at upstream's 2000.
@@ -728,20 +769,23 @@ impl TimestampAssigner<S> for Shift {
 #[test]
 fn a_timestamp_assigner_sees_the_previous_timestamp() {
     let events = vec![rec(1, 1, 1), rec(1, 2, 8), rec(1, 3, 12)];
-    let out = new_out();
-    let make = || {
+    let (_, out) = run_collecting(Mode::Workers(2, 1), |out| {
         let shift: TimestampFactory<S> =
             Arc::new(|_ctx: &WorkerContext| Ok(Box::new(Shift(5)) as Box<dyn TimestampAssigner<S>>));
-        let a = assign(Some(shift), bounded(0), None);
-        window_job(testing_source(events.clone()), Some(a), tumbling(10), WindowFunction::Apply(fired()), &out, None).0
-    };
-    run_ok_in(Mode::Workers(2, 1), &make);
+        window_job(testing_source(events.clone()), tumbling(10))
+            .assign(assign(Some(shift), bounded(0), None))
+            .collect_into(out)
+    });
     assert_eq!(per_key(&out), expect(&[(1, &[(0, 10, &[1]), (10, 20, &[2, 3])])]));
 }
 
 // ---------------------------------------------------------------- parallel sources
 
 type Log = Arc<Mutex<Vec<String>>>;
+
+fn new_log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
 
 /// One source partition per worker: a testing source, optionally held back until
 /// `gate` is set (and `delay` has passed since), optionally never ending (idle after
@@ -822,6 +866,25 @@ struct PartitionSpec {
     hold_open_for: Option<usize>,
 }
 
+impl PartitionSpec {
+    /// A partition that emits `events` at once and then ends.
+    fn new(events: Vec<TestEvent<S>>) -> Self {
+        PartitionSpec { events, after: None, endless: false, hold_open_for: None }
+    }
+
+    /// Starts `delay_ms` after partition `partition` has finished its events.
+    fn after(mut self, partition: usize, delay_ms: u64) -> Self {
+        self.after = Some((partition, Duration::from_millis(delay_ms)));
+        self
+    }
+
+    /// Never ends: idle after its events.
+    fn endless(mut self) -> Self {
+        self.endless = true;
+        self
+    }
+}
+
 /// A parallel source: worker `i` runs `parts[i]` (2 workers).
 fn partitions(parts: Vec<PartitionSpec>, log: &Log) -> NodeKind<S> {
     let done: Vec<Arc<AtomicBool>> = parts.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
@@ -868,80 +931,45 @@ fn position(log: &Log, entry: &str) -> usize {
     log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("no {entry:?} in {log:?}"))
 }
 
+/// The log has `<partition> released` before `firing`: the window waited for the partition.
+fn assert_fired_after_release(log: &Log, partition: &str, firing: &str) {
+    let released = format!("{partition} released");
+    assert!(position(log, &released) < position(log, firing), "{:?}", log.lock().unwrap());
+}
+
 /// Partition 0 races to watermark 100; partition 1 starts only after partition 0 has
 /// finished, with a record at 3. The window's watermark is the minimum over partitions,
 /// so [0, 10) waits for partition 1 and takes its record.
 #[test]
 fn the_window_watermark_is_the_minimum_over_source_partitions() {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let out = new_out();
+    let (log, out) = (new_log(), new_out());
     let parts = vec![
-        PartitionSpec {
-            events: vec![rec(1, 1, 1), rec(1, 2, 2), wm(100), rec(1, 3, 150)],
-            after: None,
-            endless: false,
-            hold_open_for: None,
-        },
-        PartitionSpec {
-            events: vec![rec(1, 4, 3), wm(100), rec(1, 5, 160)],
-            after: Some((0, Duration::from_millis(30))),
-            endless: false,
-            hold_open_for: None,
-        },
+        PartitionSpec::new(vec![rec(1, 1, 1), rec(1, 2, 2), wm(100), rec(1, 3, 150)]),
+        PartitionSpec::new(vec![rec(1, 4, 3), wm(100), rec(1, 5, 160)]).after(0, 30),
     ];
-    let mut plan = Plan::new();
-    let src = plan.add("source", vec![], partitions(parts, &log));
-    let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(10), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(logging_sink(&out, &log)));
+    let plan = window_job(partitions(parts, &log), tumbling(10)).log_into(&out, &log);
     let summary = run_ok(plan, cfg(2));
-    let mut got = per_key(&out);
-    got.values_mut().for_each(|ws| ws.iter_mut().for_each(|w| w.2.sort()));
-    assert_eq!(got, expect(&[(1, &[(0, 10, &[1, 2, 4]), (150, 160, &[3]), (160, 170, &[5])])]));
+    assert_eq!(per_key_sorted_values(&out), expect(&[(1, &[(0, 10, &[1, 2, 4]), (150, 160, &[3]), (160, 170, &[5])])]));
     assert_eq!(summary.late_dropped, 0);
-    assert!(position(&log, "partition 1 released") < position(&log, "fired 1 [0, 10)"), "{:?}", log.lock().unwrap());
+    assert_fired_after_release(&log, "partition 1", "fired 1 [0, 10)");
 }
 
 /// The same with timestamp assigners on a parallel source: each partition's assigner
 /// makes its own watermark.
 #[test]
 fn per_partition_assigners_hold_the_watermark_at_the_slowest_partition() {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let out = new_out();
+    let (log, out) = (new_log(), new_out());
     let parts = vec![
-        PartitionSpec {
-            events: vec![bare(1, 1), bare(1, 2), bare(1, 50)],
-            after: None,
-            endless: false,
-            hold_open_for: None,
-        },
-        PartitionSpec {
-            events: vec![bare(1, 3), bare(1, 60)],
-            after: Some((0, Duration::from_millis(30))),
-            endless: false,
-            hold_open_for: None,
-        },
+        PartitionSpec::new(vec![bare(1, 1), bare(1, 2), bare(1, 50)]),
+        PartitionSpec::new(vec![bare(1, 3), bare(1, 60)]).after(0, 30),
     ];
-    let mut plan = Plan::new();
-    let src = plan.add("source", vec![], partitions(parts, &log));
-    let a = plan.add("assign", vec![src], assign(Some(ts_from_value()), bounded(0), None));
-    let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(10), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(logging_sink(&out, &log)));
+    let plan = window_job(partitions(parts, &log), tumbling(10))
+        .assign(assign(Some(ts_from_value()), bounded(0), None))
+        .log_into(&out, &log);
     let summary = run_ok(plan, cfg_batch(2, 1));
-    let mut got = per_key(&out);
-    got.values_mut().for_each(|ws| ws.iter_mut().for_each(|w| w.2.sort()));
-    assert_eq!(got, expect(&[(1, &[(0, 10, &[1, 2, 3]), (50, 60, &[50]), (60, 70, &[60])])]));
+    assert_eq!(per_key_sorted_values(&out), expect(&[(1, &[(0, 10, &[1, 2, 3]), (50, 60, &[50]), (60, 70, &[60])])]));
     assert_eq!(summary.late_dropped, 0);
-    assert!(position(&log, "partition 1 released") < position(&log, "fired 1 [0, 10)"), "{:?}", log.lock().unwrap());
+    assert_fired_after_release(&log, "partition 1", "fired 1 [0, 10)");
 }
 
 /// `sources::sequence` splits 0..=1999 in contiguous ranges, so at 2 workers one
@@ -951,34 +979,22 @@ fn per_partition_assigners_hold_the_watermark_at_the_slowest_partition() {
 fn a_sequence_split_across_workers_loses_nothing_to_lateness() {
     for (workers, batch) in [(1, 7), (2, 7), (2, 128)] {
         let out = new_out();
-        let mut plan = Plan::new();
-        let src = plan.add(
-            "sequence",
-            vec![],
-            NodeKind::Source { factory: ferroflow_engine::connectors::sources::sequence(0, 1999), parallel: true },
-        );
+        let sequence =
+            NodeKind::Source { factory: ferroflow_engine::connectors::sources::sequence(0, 1999), parallel: true };
         let stamp: TimestampFactory<S> = Arc::new(|_ctx: &WorkerContext| {
             Ok(Box::new(TimestampFn(|r: &S| match r.value {
                 E::Int(i) => Ok(i),
                 ref other => panic!("{other:?}"),
             })) as Box<dyn TimestampAssigner<S>>)
         });
-        let a = plan.add("assign", vec![src], assign(Some(stamp), bounded(0), None));
-        let pairs = plan.add(
-            "pairs",
-            vec![a],
-            NodeKind::Transform(map(|r: S| match r.value {
+        let plan = window_job(sequence, tumbling(100))
+            .assign(assign(Some(stamp), bounded(0), None))
+            .map(|r: S| match r.value {
                 E::Int(i) => Stamped::at(E::Kv(i % 3, 1), r.ts),
                 ref other => panic!("{other:?}"),
-            })),
-        );
-        let keyed = plan.add("key_by", vec![pairs], NodeKind::KeyBy(by_k()));
-        let win = plan.add(
-            WINDOW,
-            vec![keyed],
-            NodeKind::Window { spec: tumbling(100), function: WindowFunction::Reduce(sum()) },
-        );
-        plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
+            })
+            .reduce(sum())
+            .collect_into(&out);
         let summary = run_ok(plan, cfg_batch(workers, batch));
         assert_eq!(summary.late_dropped, 0, "workers={workers} batch={batch}");
         let got = stamped_kvs(&out);
@@ -1037,31 +1053,24 @@ fn idle_partition_job(idleness_ms: Option<i64>, silent_waits: bool) -> (Running,
     let out = new_out();
     let emitted = Arc::new(AtomicI64::new(-1));
     let e = emitted.clone();
-    let mut plan = Plan::new();
-    let src = plan.add(
-        "source",
-        vec![],
-        NodeKind::Source {
-            factory: Arc::new(move |ctx: &WorkerContext| {
-                Ok(if ctx.index == 0 {
-                    Box::new(Ticker { next: 0, emitted: e.clone() }) as Box<dyn SourceReader<S>>
-                } else {
-                    Box::new(Silent { waits: silent_waits })
-                })
-            }),
-            parallel: true,
-        },
-    );
-    let a = plan.add("assign", vec![src], assign(None, bounded(0), idleness_ms));
-    let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(50), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
-    let running = start(Arc::new(plan), cfg_batch(2, 1)).unwrap();
-    (running, out, emitted)
+    let source = NodeKind::Source {
+        factory: Arc::new(move |ctx: &WorkerContext| {
+            Ok(if ctx.index == 0 {
+                Box::new(Ticker { next: 0, emitted: e.clone() }) as Box<dyn SourceReader<S>>
+            } else {
+                Box::new(Silent { waits: silent_waits })
+            })
+        }),
+        parallel: true,
+    };
+    let plan = window_job(source, tumbling(50)).assign(assign(None, bounded(0), idleness_ms)).collect_into(&out);
+    (start_2_workers_batch_1(plan), out, emitted)
+}
+
+/// Starts the plan at 2 workers, batches of 1, without waiting for it: for jobs that
+/// do not end by themselves.
+fn start_2_workers_batch_1(plan: Plan<S>) -> Running {
+    start(Arc::new(plan), cfg_batch(2, 1)).unwrap()
 }
 
 /// Waits until `done()` or `limit` passed; true if `done()`.
@@ -1086,6 +1095,15 @@ fn has_window(out: &Out<S>, start: i64) -> bool {
     values(out).iter().any(|r| matches!(r.value, E::Fired { start: s, .. } if s == start))
 }
 
+/// Waits up to `limit` for a window starting at `start` to fire, takes the firings so
+/// far and cancels the job. Returns whether the window fired, and the firings.
+fn await_window_then_cancel(running: Running, out: &Out<S>, start: i64, limit: Duration) -> (bool, PerKey) {
+    let fired = wait_for(limit, || has_window(out, start));
+    let got = per_key(out);
+    cancel(running);
+    (fired, got)
+}
+
 #[test]
 fn an_idle_partition_stops_holding_the_watermark_back() {
     // Without idleness, the silent partition holds the watermark at "none" for ever.
@@ -1097,9 +1115,7 @@ fn an_idle_partition_stops_holding_the_watermark_back() {
 
     // With 200 ms of idleness, the silent partition is left out after 200 ms.
     let (running, out, _) = idle_partition_job(Some(200), false);
-    let fired = wait_for(Duration::from_secs(10), || has_window(&out, 0));
-    let got = per_key(&out);
-    cancel(running);
+    let (fired, got) = await_window_then_cancel(running, &out, 0, Duration::from_secs(10));
     assert!(fired, "[0, 50) never fired: the idle partition still holds the watermark back");
     assert_eq!(got[&1][0], (0, 50, (0..50).collect::<Vec<_>>()));
 }
@@ -1136,30 +1152,15 @@ impl SourceReader<S> for Pausing {
 fn an_idle_partition_that_resumes_alone_loses_nothing() {
     for workers in [1, 2] {
         let out = new_out();
-        let mut plan = Plan::new();
-        let src = plan.add(
-            "source",
-            vec![],
-            NodeKind::Source {
-                factory: reader_source(|_ctx| {
-                    Ok(Pausing {
-                        first: by_value(&[1, 5]),
-                        rest: by_value(&[25, 26]),
-                        pause: Duration::from_millis(300),
-                        paused_at: None,
-                    })
-                }),
-                parallel: false,
-            },
-        );
-        let a = plan.add("assign", vec![src], assign(Some(ts_from_value()), bounded(0), Some(100)));
-        let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-        let win = plan.add(
-            WINDOW,
-            vec![keyed],
-            NodeKind::Window { spec: tumbling(20), function: WindowFunction::Apply(fired()) },
-        );
-        plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
+        let source = single_source(|| Pausing {
+            first: by_value(&[1, 5]),
+            rest: by_value(&[25, 26]),
+            pause: Duration::from_millis(300),
+            paused_at: None,
+        });
+        let plan = window_job(source, tumbling(20))
+            .assign(assign(Some(ts_from_value()), bounded(0), Some(100)))
+            .collect_into(&out);
         let summary = run_ok(plan, cfg(workers));
         assert_eq!(
             (per_key(&out), summary.late_dropped),
@@ -1221,31 +1222,16 @@ fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_
     for workers in [1, 2] {
         let out = new_out();
         let events = vec![pt(5), rec(1, 1, 1), rec(1, 2, 25), rec(1, 3, 26)];
-        let mut plan = Plan::new();
-        plan.manual_processing_time = true;
-        let src = plan.add(
-            "source",
-            vec![],
-            NodeKind::Source {
-                factory: reader_source(move |_ctx| {
-                    Ok(SlowStart {
-                        inner: TestingSource::new(events.clone(), 0),
-                        polls: 0,
-                        pause: Duration::from_millis(30),
-                        since: Instant::now(),
-                    })
-                }),
-                parallel: false,
-            },
-        );
-        let a = plan.add("assign", vec![src], assign(None, bounded(0), Some(1000)));
-        let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-        let win = plan.add(
-            WINDOW,
-            vec![keyed],
-            NodeKind::Window { spec: tumbling(20), function: WindowFunction::Apply(fired()) },
-        );
-        plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
+        let source = single_source(move || SlowStart {
+            inner: TestingSource::new(events.clone(), 0),
+            polls: 0,
+            pause: Duration::from_millis(30),
+            since: Instant::now(),
+        });
+        let plan = window_job(source, tumbling(20))
+            .assign(assign(None, bounded(0), Some(1000)))
+            .manual_processing_time()
+            .collect_into(&out);
         let summary = run_ok(plan, cfg_batch(workers, 1));
         assert_eq!(
             (per_key(&out), summary.late_dropped),
@@ -1266,21 +1252,12 @@ fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_
 fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_active() {
     let events = vec![pt(0), rec(1, 1, 1), rec(1, 2, 25), rec(1, 3, 26), pt(5), rec(1, 4, 27)];
     for mode in [Mode::Workers(1, 1)] {
-        let out = new_out();
-        let make = || {
-            let a = assign(None, bounded(0), Some(1000));
-            let (mut plan, _) = window_job(
-                testing_source(events.clone()),
-                Some(a),
-                tumbling(20),
-                WindowFunction::Apply(fired()),
-                &out,
-                None,
-            );
-            plan.manual_processing_time = true;
-            plan
-        };
-        run_ok_in(mode, &make);
+        let (_, out) = run_collecting(mode, |out| {
+            window_job(testing_source(events.clone()), tumbling(20))
+                .assign(assign(None, bounded(0), Some(1000)))
+                .manual_processing_time()
+                .collect_into(out)
+        });
         assert_eq!(per_key(&out), expect(&[(1, &[(0, 20, &[1]), (20, 40, &[2, 3, 4])])]), "{mode:?}");
         let ctx = contexts(&out);
         assert_eq!((ctx[0].1, ctx[0].3), (0, 24), "{mode:?}: [0, 20) fired at the end, not at watermark 24: {ctx:?}");
@@ -1294,8 +1271,7 @@ fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_a
 /// without the job ending.
 #[test]
 fn manual_processing_time_makes_a_silent_partition_idle() {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let out = new_out();
+    let (log, out) = (new_log(), new_out());
     let mut busy = vec![];
     for i in 0..=30 {
         busy.push(pt(i * 10));
@@ -1304,24 +1280,15 @@ fn manual_processing_time_makes_a_silent_partition_idle() {
     let parts = vec![
         // Starts once partition 1 has reached processing time 300 (so partition 0's
         // records are processed at their own processing time).
-        PartitionSpec { events: busy, after: Some((1, Duration::from_millis(30))), endless: true, hold_open_for: None },
-        PartitionSpec { events: vec![pt(0), pt(300)], after: None, endless: true, hold_open_for: None },
+        PartitionSpec::new(busy).after(1, 30).endless(),
+        PartitionSpec::new(vec![pt(0), pt(300)]).endless(),
     ];
-    let mut plan = Plan::new();
-    plan.manual_processing_time = true;
-    let src = plan.add("source", vec![], partitions(parts, &log));
-    let a = plan.add("assign", vec![src], assign(None, bounded(0), Some(100)));
-    let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(20), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(logging_sink(&out, &log)));
-    let running = start(Arc::new(plan), cfg_batch(2, 1)).unwrap();
-    let fired = wait_for(Duration::from_secs(10), || has_window(&out, 40));
-    let got = per_key(&out);
-    cancel(running);
+    let plan = window_job(partitions(parts, &log), tumbling(20))
+        .assign(assign(None, bounded(0), Some(100)))
+        .manual_processing_time()
+        .log_into(&out, &log);
+    let running = start_2_workers_batch_1(plan);
+    let (fired, got) = await_window_then_cancel(running, &out, 40, Duration::from_secs(10));
     assert!(fired, "no window fired: the silent partition was never idle; {:?}", log.lock().unwrap());
     assert_eq!(got[&1][..3], [(0, 20, (0..10).collect()), (20, 40, (10..20).collect()), (40, 60, (20..30).collect())]);
 }
@@ -1329,39 +1296,29 @@ fn manual_processing_time_makes_a_silent_partition_idle() {
 /// A partition that has finished stops holding the watermark back (its watermark is
 /// +infinity, as at the end of a bounded input), while the other partition runs on.
 fn finished_partition_job(with_assigner: bool) -> (Running, Out<S>, Log) {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let out = new_out();
+    let (log, out) = (new_log(), new_out());
     let (early, late) = if with_assigner {
         (vec![bare(1, 1), bare(1, 5)], vec![bare(1, 10), bare(1, 30), bare(1, 50)])
     } else {
         (vec![rec(1, 1, 1), rec(1, 5, 5), wm(4)], vec![rec(1, 10, 10), rec(1, 30, 30), rec(1, 50, 50), wm(49)])
     };
     let parts = vec![
-        PartitionSpec { events: early, after: None, endless: false, hold_open_for: None },
+        PartitionSpec::new(early),
         // Starts after partition 0 has finished; stays open.
-        PartitionSpec { events: late, after: Some((0, Duration::from_millis(30))), endless: true, hold_open_for: None },
+        PartitionSpec::new(late).after(0, 30).endless(),
     ];
-    let mut plan = Plan::new();
-    let mut last = plan.add("source", vec![], partitions(parts, &log));
+    let mut job = window_job(partitions(parts, &log), tumbling(20));
     if with_assigner {
-        last = plan.add("assign", vec![last], assign(Some(ts_from_value()), bounded(0), None));
+        job = job.assign(assign(Some(ts_from_value()), bounded(0), None));
     }
-    let keyed = plan.add("key_by", vec![last], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(20), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(logging_sink(&out, &log)));
-    (start(Arc::new(plan), cfg_batch(2, 1)).unwrap(), out, log)
+    let plan = job.log_into(&out, &log);
+    (start_2_workers_batch_1(plan), out, log)
 }
 
 #[test]
 fn a_finished_source_partition_does_not_hold_the_watermark_back() {
     let (running, out, log) = finished_partition_job(false);
-    let fired = wait_for(Duration::from_secs(5), || has_window(&out, 20));
-    let got = per_key(&out);
-    cancel(running);
+    let (fired, got) = await_window_then_cancel(running, &out, 20, Duration::from_secs(5));
     assert!(fired, "[20, 40) never fired: {:?}", log.lock().unwrap());
     assert_eq!(got[&1][..2], [(0, 20, vec![1, 5, 10]), (20, 40, vec![30])]);
 }
@@ -1369,9 +1326,7 @@ fn a_finished_source_partition_does_not_hold_the_watermark_back() {
 #[test]
 fn a_finished_partition_with_an_assigner_does_not_hold_the_watermark_back() {
     let (running, out, log) = finished_partition_job(true);
-    let fired = wait_for(Duration::from_secs(5), || has_window(&out, 20));
-    let got = per_key(&out);
-    cancel(running);
+    let (fired, got) = await_window_then_cancel(running, &out, 20, Duration::from_secs(5));
     assert!(
         fired,
         "[20, 40) never fired: the finished partition's last watermark (4) holds it back; {:?}",
@@ -1387,31 +1342,16 @@ fn a_finished_partition_with_an_assigner_does_not_hold_the_watermark_back() {
 /// partition, an unknown watermark, and no firing.)
 #[test]
 fn a_finished_partition_and_an_idle_one_let_every_window_fire() {
-    let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let out = new_out();
+    let (log, out) = (new_log(), new_out());
     let parts = vec![
-        PartitionSpec {
-            events: vec![rec(1, 1, 1), rec(1, 2, 5), rec(1, 3, 25)],
-            after: None,
-            endless: false,
-            hold_open_for: None,
-        },
-        PartitionSpec { events: vec![], after: None, endless: true, hold_open_for: None },
+        PartitionSpec::new(vec![rec(1, 1, 1), rec(1, 2, 5), rec(1, 3, 25)]),
+        PartitionSpec::new(vec![]).endless(),
     ];
-    let mut plan = Plan::new();
-    let src = plan.add("source", vec![], partitions(parts, &log));
-    let a = plan.add("assign", vec![src], assign(None, bounded(0), Some(50)));
-    let keyed = plan.add("key_by", vec![a], NodeKind::KeyBy(by_k()));
-    let win = plan.add(
-        WINDOW,
-        vec![keyed],
-        NodeKind::Window { spec: tumbling(20), function: WindowFunction::Apply(fired()) },
-    );
-    plan.add("sink", vec![win], NodeKind::Sink(logging_sink(&out, &log)));
-    let running = start(Arc::new(plan), cfg_batch(2, 1)).unwrap();
-    let fired = wait_for(Duration::from_secs(3), || has_window(&out, 0));
-    let got = per_key(&out);
-    cancel(running);
+    let plan = window_job(partitions(parts, &log), tumbling(20))
+        .assign(assign(None, bounded(0), Some(50)))
+        .log_into(&out, &log);
+    let running = start_2_workers_batch_1(plan);
+    let (fired, got) = await_window_then_cancel(running, &out, 0, Duration::from_secs(3));
     assert!(fired, "[0, 20) never fired");
     assert_eq!(got[&1][0], (0, 20, vec![1, 2]));
 }
@@ -1444,21 +1384,10 @@ fn manual_processing_time_drives_processing_time_windows() {
     for (name, spec) in specs {
         for mode in MODES {
             let what = format!("{name} {mode:?}");
-            let out = new_out();
-            let make = || {
-                let (mut plan, _) = window_job(
-                    testing_source(processing_events()),
-                    None,
-                    spec(),
-                    WindowFunction::Apply(fired()),
-                    &out,
-                    None,
-                );
-                plan.manual_processing_time = true;
-                plan
-            };
             // The wall clock must not matter.
-            let summary = run_ok_in(mode, &make);
+            let (summary, out) = run_collecting(mode, |out| {
+                window_job(testing_source(processing_events()), spec()).manual_processing_time().collect_into(out)
+            });
             let want = expect(&[
                 (1, &[(0, 10, &[1, 3]), (10, 20, &[4]), (20, 30, &[6])]),
                 (2, &[(0, 10, &[2]), (10, 20, &[5]), (20, 30, &[7])]),
@@ -1476,20 +1405,10 @@ fn manual_processing_time_drives_processing_time_windows() {
 #[test]
 fn manual_processing_time_drives_sliding_processing_time_windows() {
     for mode in [Mode::Workers(1, 1024), Mode::Workers(2, 1)] {
-        let out = new_out();
-        let make = || {
-            let (mut plan, _) = window_job(
-                testing_source(processing_events()),
-                None,
-                WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 5 },
-                WindowFunction::Apply(fired()),
-                &out,
-                None,
-            );
-            plan.manual_processing_time = true;
-            plan
-        };
-        run_ok_in(mode, &make);
+        let (_, out) = run_collecting(mode, |out| {
+            let spec = WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 5 };
+            window_job(testing_source(processing_events()), spec).manual_processing_time().collect_into(out)
+        });
         let want = expect(&[
             (1, &[(-5, 5, &[1]), (0, 10, &[1, 3]), (5, 15, &[3, 4]), (10, 20, &[4]), (20, 30, &[6]), (25, 35, &[6])]),
             (2, &[(-5, 5, &[2]), (0, 10, &[2]), (5, 15, &[5]), (10, 20, &[5]), (20, 30, &[7]), (25, 35, &[7])]),
@@ -1504,21 +1423,9 @@ fn manual_processing_time_drives_sliding_processing_time_windows() {
 fn a_record_without_a_timestamp_fails_an_event_time_window_naming_it() {
     for mode in [Mode::Workers(1, 1024), Mode::Workers(2, 1), Mode::Processes(1024)] {
         let out = new_out();
-        let make = || {
-            window_job(
-                testing_source(vec![rec(1, 1, 1), bare(1, 2), wm(5)]),
-                None,
-                tumbling(10),
-                WindowFunction::Apply(fired()),
-                &out,
-                None,
-            )
-            .0
-        };
-        let err = match run_in(mode, &make) {
-            Ok(s) => panic!("{mode:?}: the job should fail: {s:?}"),
-            Err(e) => e,
-        };
+        let err = run_err_in(mode, &|| {
+            window_job(testing_source(vec![rec(1, 1, 1), bare(1, 2), wm(5)]), tumbling(10)).collect_into(&out)
+        });
         assert_eq!(err.operator.as_deref(), Some(WINDOW), "{mode:?}: {err}");
         assert_eq!(err.kind, ErrorKind::Udf, "{mode:?}: {err}");
         let text = err.to_string();
@@ -1532,15 +1439,10 @@ fn a_record_without_a_timestamp_fails_an_event_time_window_naming_it() {
 #[test]
 fn processing_time_windows_take_records_without_timestamps() {
     let out = new_out();
-    let (mut plan, _) = window_job(
-        testing_source(processing_events()),
-        None,
-        WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 },
-        WindowFunction::Reduce(sum()),
-        &out,
-        None,
-    );
-    plan.manual_processing_time = true;
+    let plan = window_job(testing_source(processing_events()), WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 })
+        .reduce(sum())
+        .manual_processing_time()
+        .collect_into(&out);
     run_ok(plan, cfg(2));
     // Results are stamped with the window's max timestamp even in processing time.
     assert_eq!(stamped_kvs(&out), vec![(9, 1, 4), (9, 2, 2), (19, 1, 4), (19, 2, 5), (29, 1, 6), (29, 2, 7)]);
@@ -1571,14 +1473,7 @@ fn flow_control_keeps_running_with_windows_open_across_many_epochs() {
     ] {
         for workers in [1, 2] {
             let out = new_out();
-            let (plan, _) = window_job(
-                testing_source(events.clone()),
-                None,
-                spec.clone(),
-                WindowFunction::Reduce(sum()),
-                &out,
-                None,
-            );
+            let plan = window_job(testing_source(events.clone()), spec.clone()).reduce(sum()).collect_into(&out);
             let t = Instant::now();
             let summary = run_ok(plan, cfg_batch(workers, 8));
             assert!(t.elapsed() < Duration::from_secs(15), "{name} workers={workers}: took {:?}", t.elapsed());

@@ -55,6 +55,21 @@ impl Record for V {
     }
 }
 
+/// `Record::encode_batch` for a test record type: the batch as one bincode vector.
+pub fn encode_bincode_batch<'a, R: Serialize + 'a>(
+    records: impl ExactSizeIterator<Item = &'a R>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let records: Vec<&R> = records.collect();
+    bincode::serialize_into(out, &records).map_err(|e| e.to_string())
+}
+
+/// `Record::decode_batch` for a test record type: the inverse of [`encode_bincode_batch`].
+pub fn decode_bincode_batch<R: serde::de::DeserializeOwned>(bytes: &[u8], out: &mut Vec<R>) -> Result<(), String> {
+    out.extend(bincode::deserialize::<Vec<R>>(bytes).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 impl V {
     pub fn int(&self) -> i64 {
         match self {
