@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::functions::*;
 
 /// Which windows a window node makes.
+#[derive(Clone)]
 pub enum WindowSpec<R> {
     /// Tumbling (`slide == size`) or sliding processing-time windows, sizes in ms.
     ProcessingTime { size_ms: i64, slide_ms: i64 },
@@ -16,16 +17,6 @@ pub enum WindowSpec<R> {
     Count { size: usize, slide: usize },
     /// Any assigner, trigger, evictor and lateness (see [`crate::windows::event_time`]).
     Custom(WindowConfigFactory<R>),
-}
-
-impl<R> Clone for WindowSpec<R> {
-    fn clone(&self) -> Self {
-        match self {
-            WindowSpec::ProcessingTime { size_ms, slide_ms } => WindowSpec::ProcessingTime { size_ms: *size_ms, slide_ms: *slide_ms },
-            WindowSpec::Count { size, slide } => WindowSpec::Count { size: *size, slide: *slide },
-            WindowSpec::Custom(f) => WindowSpec::Custom(f.clone()),
-        }
-    }
 }
 
 impl<R> std::fmt::Debug for WindowSpec<R> {
@@ -39,6 +30,7 @@ impl<R> std::fmt::Debug for WindowSpec<R> {
 }
 
 /// What a window does with its contents when it fires.
+#[derive(Clone)]
 pub enum WindowFunction<R> {
     /// Incremental: one value per window.
     Reduce(ReduceFactory<R>),

@@ -127,8 +127,7 @@ pub fn assign_timestamps<'s, R: Record>(
                         held.downgrade([*at]);
                         emitted = last;
                     }
-                    let seen = env.probe.with_frontier(|f| time::least_epoch(f).is_none_or(|e| e >= at.epoch));
-                    if !seen && !env.control.aborted() {
+                    if !env.sinks_passed(at.epoch) && !env.control.aborted() {
                         activator.activate_after(Duration::from_millis(1));
                         return;
                     }

@@ -95,6 +95,11 @@ impl OpEnv {
         }
     }
 
+    /// Whether every sink has finished with epochs before `epoch` (no sink: yes).
+    pub(crate) fn sinks_passed(&self, epoch: u64) -> bool {
+        self.probe.with_frontier(|f| crate::time::least_epoch(f).is_none_or(|e| e >= epoch))
+    }
+
     /// The partition of source `node` on this worker has ended.
     pub(crate) fn source_ended(&self, node: usize) {
         self.ended_sources.borrow_mut().insert(node);

@@ -76,77 +76,71 @@ pub fn source<'s, R: Record>(
             let mut slot = reader.borrow_mut();
             let (Some(c), Some(r)) = (&mut cap, slot.as_mut()) else { return };
             if let Some(t) = unconfirmed {
-                let seen = env.probe.with_frontier(|f| crate::time::least_epoch(f).is_none_or(|e| e >= t.epoch));
-                if !seen && !env.control.aborted() {
+                if !env.sinks_passed(t.epoch) && !env.control.aborted() {
                     activator.activate_after(std::time::Duration::from_millis(1));
                     return;
                 }
                 unconfirmed = None;
             }
+            if !ended {
+                // Flow control: wait while the sinks are too many epochs behind.
+                let now = *c.time();
+                if now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| !env.sinks_passed(limit)) {
+                    activator.activate_after(std::time::Duration::from_millis(1));
+                    return;
+                }
+                if env.control.aborted() {
+                    env.enter(|| r.cancel());
+                    env.enter(|| drop(slot.take()));
+                    cap = None;
+                    return;
+                }
+                let mut status = SourceStatus::Done;
+                env.enter(|| {
+                    match r.poll(env.batch_size, &mut buffer) {
+                        Ok(s) => status = s,
+                        Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
+                    }
+                    if !buffer.is_empty() {
+                        env.count(node, buffer.len());
+                        output.session(c).give_container(&mut buffer);
+                        buffer.clear();
+                    }
+                });
+                batches += 1;
+                let mut next = source_time(r.as_ref(), now.epoch);
+                if batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
+                    next.epoch += 1;
+                }
+                if status == SourceStatus::Idle {
+                    // An idle source must not hold back the others' flow control: it keeps
+                    // up with the busiest source of this process (and creeps on by itself,
+                    // for sources in other processes), checking back every few ms.
+                    next.epoch = next.epoch.max(env.control.source_epoch()).max(now.epoch + 1);
+                    activator.activate_after(IDLE_RECHECK);
+                }
+                env.control.saw_source_epoch(next.epoch);
+                if next != now {
+                    let mut next = next.join(&now);
+                    if (next.event, next.processing) != (now.event, now.processing) {
+                        // A step of time in an epoch of its own: once the sinks have passed
+                        // the epoch, everything downstream has seen the step.
+                        next.epoch = next.epoch.max(now.epoch + 1);
+                        unconfirmed = Some(next);
+                    }
+                    c.downgrade(&next);
+                }
+                match status {
+                    SourceStatus::More => activator.activate(),
+                    SourceStatus::Idle => {}
+                    SourceStatus::Done => ended = true,
+                }
+            }
             if ended {
-                env.enter(|| drop(slot.take()));
-                cap = None;
-                env.source_ended(node);
-                return;
-            }
-            // Flow control: wait while the sinks are too many epochs behind.
-            let now = *c.time();
-            let behind = now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| {
-                env.probe.with_frontier(|f| crate::time::least_epoch(f).is_some_and(|e| e < limit))
-            });
-            if behind {
-                activator.activate_after(std::time::Duration::from_millis(1));
-                return;
-            }
-            if env.control.aborted() {
-                env.enter(|| r.cancel());
-                env.enter(|| drop(slot.take()));
-                cap = None;
-                return;
-            }
-            let mut status = SourceStatus::Done;
-            env.enter(|| {
-                match r.poll(env.batch_size, &mut buffer) {
-                    Ok(s) => status = s,
-                    Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
-                }
-                if !buffer.is_empty() {
-                    env.count(node, buffer.len());
-                    output.session(c).give_container(&mut buffer);
-                    buffer.clear();
-                }
-            });
-            batches += 1;
-            let mut next = source_time(r.as_ref(), now.epoch);
-            if batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
-                next.epoch += 1;
-            }
-            if status == SourceStatus::Idle {
-                // An idle source must not hold back the others' flow control: it keeps
-                // up with the busiest source of this process (and creeps on by itself,
-                // for sources in other processes), checking back every few ms.
-                next.epoch = next.epoch.max(env.control.source_epoch()).max(now.epoch + 1);
-                activator.activate_after(IDLE_RECHECK);
-            }
-            env.control.saw_source_epoch(next.epoch);
-            if next != now {
-                let mut next = next.join(&now);
-                if (next.event, next.processing) != (now.event, now.processing) {
-                    // A step of time in an epoch of its own: once the sinks have passed
-                    // the epoch, everything downstream has seen the step.
-                    next.epoch = next.epoch.max(now.epoch + 1);
-                    unconfirmed = Some(next);
-                }
-                c.downgrade(&next);
-            }
-            match status {
-                SourceStatus::More => activator.activate(),
-                SourceStatus::Idle => {}
-                SourceStatus::Done if unconfirmed.is_some() => {
-                    ended = true;
+                if unconfirmed.is_some() {
+                    // The last step of time must be seen first.
                     activator.activate();
-                }
-                SourceStatus::Done => {
+                } else {
                     // Python objects held by the reader are released under the scope.
                     env.enter(|| drop(slot.take()));
                     cap = None;

@@ -105,6 +105,17 @@ enum Core<R: Record> {
 
 type Fired<R> = Firing<Key, R, R>;
 
+/// `$body` with `$c` bound to whichever window core `$core` holds (for the calls whose
+/// result does not depend on the kind).
+macro_rules! with_core {
+    ($core:expr, $c:ident => $body:expr) => {
+        match $core {
+            Core::Values($c, _) => $body,
+            Core::Incremental($c, _) => $body,
+        }
+    };
+}
+
 /// Firings of either kind of core, with aggregate results already a record.
 fn values_firings<R: Record>(firings: Vec<Firing<Key, R, std::convert::Infallible>>) -> Vec<Fired<R>> {
     firings
@@ -166,38 +177,23 @@ impl<R: Record> Core<R> {
     }
 
     fn current(&self) -> (i64, i64) {
-        match self {
-            Core::Values(c, _) => (c.watermark(), c.processing_time()),
-            Core::Incremental(c, _) => (c.watermark(), c.processing_time()),
-        }
+        with_core!(self, c => (c.watermark(), c.processing_time()))
     }
 
     fn has_windows(&self, key: &Key) -> bool {
-        match self {
-            Core::Values(c, _) => c.has_windows(key),
-            Core::Incremental(c, _) => c.has_windows(key),
-        }
+        with_core!(self, c => c.has_windows(key))
     }
 
     fn late_dropped(&self) -> u64 {
-        match self {
-            Core::Values(c, _) => c.stats().late_dropped,
-            Core::Incremental(c, _) => c.stats().late_dropped,
-        }
+        with_core!(self, c => c.stats().late_dropped)
     }
 
     fn next_processing_wakeup(&self) -> Option<i64> {
-        match self {
-            Core::Values(c, _) => c.next_processing_wakeup(),
-            Core::Incremental(c, _) => c.next_processing_wakeup(),
-        }
+        with_core!(self, c => c.next_processing_wakeup())
     }
 
     fn is_event_time(&self) -> bool {
-        match self {
-            Core::Values(c, _) => c.is_event_time(),
-            Core::Incremental(c, _) => c.is_event_time(),
-        }
+        with_core!(self, c => c.is_event_time())
     }
 
     /// Calls the window function for one firing; outputs carry the window's
@@ -319,7 +315,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(main_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(late_out);
     let activator = scope.activator_for(info.address);
-    let (spec, function) = (spec.clone(), clone_function(function));
+    let (spec, function) = (spec.clone(), function.clone());
     builder.build(move |caps| {
         let mut core = make_core(&env, &name, parallelism, &spec, &function);
         let manual = env.manual_processing_time;
@@ -528,14 +524,4 @@ fn emit_all<R: Record>(
     output.session(cap).give_container(out);
     out.clear();
     Ok(())
-}
-
-fn clone_function<R>(f: &WindowFunction<R>) -> WindowFunction<R> {
-    match f {
-        WindowFunction::Reduce(r) => WindowFunction::Reduce(r.clone()),
-        WindowFunction::Aggregate(a) => WindowFunction::Aggregate(a.clone()),
-        WindowFunction::Apply(a) => WindowFunction::Apply(a.clone()),
-        WindowFunction::ReduceThen(r, t) => WindowFunction::ReduceThen(r.clone(), t.clone()),
-        WindowFunction::AggregateThen(a, t) => WindowFunction::AggregateThen(a.clone(), t.clone()),
-    }
 }
