@@ -29,6 +29,7 @@ use ferroflow_engine::{UdfError, UdfResult};
 
 use crate::errors::udf_error;
 use crate::keys::key_of;
+use crate::plan::{opt_param, param};
 use crate::record::{describe, PyRec};
 use crate::udf::BoundUdf;
 
@@ -380,14 +381,6 @@ fn agg_error(py: Python<'_>, err: PyErr, what: &str, record: &Bound<'_, PyAny>) 
 
 // -- params ----------------------------------------------------------------------------
 
-fn param<'py>(params: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Bound<'py, PyAny>> {
-    params.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("{node}: missing parameter '{key}'")))
-}
-
-fn opt_param<'py>(params: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-    Ok(params.get_item(key)?.filter(|v| !v.is_none()))
-}
-
 // -- key_by(field) ---------------------------------------------------------------------
 
 /// `key_by(field)`: the key is the field's value, encoded like any key.
@@ -412,7 +405,7 @@ impl KeySelector<PyRec> for FieldKey {
 /// Plan node `key_by_field`, params `{"field": int | str | None}`.
 pub fn field_key_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<KeyFactory<PyRec>> {
     let py = params.py();
-    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     let what: Arc<str> = format!("key_by({})", field.text(py)).into();
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
@@ -493,7 +486,7 @@ impl Reducer<PyRec> for Aggregate {
 /// and optionally `"what"`, how errors name the operation (default `op(field)`).
 pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<ReduceFactory<PyRec>> {
     let py = params.py();
-    let op_name: String = param(params, "op", name)?.extract()?;
+    let op_name: String = param(params, "op", name)?;
     let op = match op_name.as_str() {
         "sum" => Op::Sum,
         "min" => Op::Min,
@@ -502,7 +495,7 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
         "max_by" => Op::MaxBy,
         other => return Err(PyValueError::new_err(format!("{name}: unknown aggregation '{other}'"))),
     };
-    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     let what: Arc<str> = match opt_param(params, "what")? {
         Some(w) => w.extract::<String>()?.into(),
         None => format!("{op_name}({})", field.text(py)).into(),
@@ -592,7 +585,7 @@ pub fn count_pairs_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<T
             Ok(Box::new(CountPairs { key: KeySource::Udf(f), what: what.clone() }) as Box<dyn Transform<PyRec>>)
         }));
     }
-    let field = Arc::new(Field::parse(&param(params, "field", name)?, name)?);
+    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() }) as Box<dyn Transform<PyRec>>)
     }))

@@ -19,7 +19,7 @@ use crate::record::{type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::udf::*;
 
-fn param<'py, T: FromPyObjectOwned<'py>>(params: &Bound<'py, PyDict>, name: &str, node: &str) -> PyResult<T> {
+pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(params: &Bound<'py, PyDict>, name: &str, node: &str) -> PyResult<T> {
     match params.get_item(name)? {
         Some(v) => v.extract::<T>().map_err(|e| {
             pyo3::exceptions::PyValueError::new_err(format!("{node}: parameter '{name}': {}", Into::<PyErr>::into(e)))
@@ -107,14 +107,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             NodeKind::Reduce(reducer(udf))
         }
         "window" => {
-            let spec = WindowSpec::Custom(window_config(py, name, params)?);
+            let spec = WindowSpec::Custom(window_config(name, params)?);
             let function: String = param(params, "function", name)?;
-            // Built-in aggregations (`window(...).sum(2)`) reduce in Rust.
-            let builtin = match params.get_item("builtin")? {
-                Some(b) if !b.is_none() => Some(crate::builtins::aggregate_factory(name, b.cast::<PyDict>()?)?),
-                _ => None,
-            };
-            let udf = if builtin.is_some() { Arc::new(py.None()) } else { udf()? };
             let time_window = Arc::new(param::<Py<PyAny>>(params, "time_window", name)?);
             let global_window = Arc::new(param::<Py<PyAny>>(params, "global_window", name)?);
             let apply = |udf: Arc<Py<PyAny>>| -> ApplyFactory<PyRec> {
@@ -130,38 +124,37 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                     })
                 })
             };
-            let then = match params.get_item("window_udf")? {
-                Some(w) if !w.is_none() => Some(apply(Arc::new(w.unbind()))),
-                _ => None,
+            let then = opt_param(params, "window_udf")?.map(|w| apply(Arc::new(w.unbind())));
+            // Built-in aggregations (`window(...).sum(2)`) reduce in Rust.
+            let reduce = || match opt_param(params, "builtin")? {
+                Some(b) => crate::builtins::aggregate_factory(name, b.cast::<PyDict>()?),
+                None => Ok(reducer(udf()?)),
             };
             let aggregate = |udf: Arc<Py<PyAny>>| -> AggregateFactory<PyRec> {
                 Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
             };
             let function = match (function.as_str(), then) {
-                ("reduce", None) => WindowFunction::Reduce(builtin.unwrap_or_else(|| reducer(udf))),
-                ("reduce", Some(t)) => WindowFunction::ReduceThen(builtin.unwrap_or_else(|| reducer(udf)), t),
-                ("aggregate", None) => WindowFunction::Aggregate(aggregate(udf)),
-                ("aggregate", Some(t)) => WindowFunction::AggregateThen(aggregate(udf), t),
-                ("process", None) => WindowFunction::Apply(apply(udf)),
-                (other, _) => {
-                    return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown window function '{other}'")))
-                }
+                ("reduce", None) => WindowFunction::Reduce(reduce()?),
+                ("reduce", Some(t)) => WindowFunction::ReduceThen(reduce()?, t),
+                ("aggregate", None) => WindowFunction::Aggregate(aggregate(udf()?)),
+                ("aggregate", Some(t)) => WindowFunction::AggregateThen(aggregate(udf()?), t),
+                ("process", None) => WindowFunction::Apply(apply(udf()?)),
+                (other, _) => return Err(value_error(format!("{name}: unknown window function '{other}'"))),
             };
             NodeKind::Window { spec, function }
         }
         "side_output" => NodeKind::LateOutput,
         "assign_timestamps" => {
-            let field = params.get_item("timestamp_field")?.filter(|f| !f.is_none());
-            let assigner = match params.get_item("assigner")? {
-                _ if field.is_some() => Some(crate::builtins::field_timestamp_factory(name, &field.expect("checked"))?),
-                Some(a) if !a.is_none() => {
+            let assigner = match (opt_param(params, "timestamp_field")?, opt_param(params, "assigner")?) {
+                (Some(field), _) => Some(crate::builtins::field_timestamp_factory(name, &field)?),
+                (None, Some(a)) => {
                     let udf = Arc::new(a.unbind());
                     let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
                         Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? }) as Box<dyn TimestampAssigner<PyRec>>)
                     });
                     Some(f)
                 }
-                _ => None,
+                (None, None) => None,
             };
             let kind: String = param(params, "watermarks", name)?;
             let watermarks = match kind.as_str() {
@@ -262,19 +255,16 @@ fn value_error(message: String) -> PyErr {
     pyo3::exceptions::PyValueError::new_err(message)
 }
 
-/// A dict's entry as `T`; `None` if missing (or Python `None`).
-fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => v
-            .extract::<T>()
-            .map(Some)
-            .map_err(|e| value_error(format!("{node}: '{key}': {}", Into::<PyErr>::into(e)))),
-        _ => Ok(None),
-    }
+/// A dict's entry, `None` if missing or Python `None`.
+pub(crate) fn opt_param<'py>(params: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(params.get_item(key)?.filter(|v| !v.is_none()))
 }
 
-fn need<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<T> {
-    get(d, key, node)?.ok_or_else(|| value_error(format!("{node}: missing '{key}'")))
+/// [`opt_param`] as `T`.
+fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Option<T>> {
+    opt_param(d, key)?
+        .map(|v| v.extract::<T>().map_err(|e| value_error(format!("{node}: '{key}': {}", Into::<PyErr>::into(e)))))
+        .transpose()
 }
 
 /// The testing source's events: `("record", value, ts or None)`, `("watermark", t)`,
@@ -299,13 +289,13 @@ fn test_events(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Vec<TestEvent
 }
 
 fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
-    let kind: String = need(d, "kind", node)?;
+    let kind: String = param(d, "kind", node)?;
     Ok(match kind.as_str() {
         "event_time" => Trigger::EventTime,
         "processing_time" => Trigger::ProcessingTime,
-        "count" => Trigger::Count(need(d, "count", node)?),
-        "continuous_event_time" => Trigger::ContinuousEventTime(need(d, "interval", node)?),
-        "continuous_processing_time" => Trigger::ContinuousProcessingTime(need(d, "interval", node)?),
+        "count" => Trigger::Count(param(d, "count", node)?),
+        "continuous_event_time" => Trigger::ContinuousEventTime(param(d, "interval", node)?),
+        "continuous_processing_time" => Trigger::ContinuousProcessingTime(param(d, "interval", node)?),
         "purging" => {
             let inner = d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
             Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
@@ -322,44 +312,39 @@ fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
 
 /// Assigner, trigger, evictor and lateness of a window node; per worker, because a
 /// dynamic session gap is a user function.
-fn window_config(py: Python<'_>, name: &str, params: &Bound<'_, PyDict>) -> PyResult<WindowConfigFactory<PyRec>> {
-    let a = params.get_item("assigner")?.ok_or_else(|| value_error(format!("{name}: missing 'assigner'")))?;
+fn window_config(name: &str, params: &Bound<'_, PyDict>) -> PyResult<WindowConfigFactory<PyRec>> {
+    let a = param::<Bound<'_, PyAny>>(params, "assigner", name)?;
     let a = a.cast::<PyDict>()?;
-    let kind: String = need(a, "kind", name)?;
+    let kind: String = param(a, "kind", name)?;
     let domain: String = get(a, "domain", name)?.unwrap_or_else(|| "event".to_string());
     let domain = match domain.as_str() {
         "event" => TimeDomain::EventTime,
         "processing" => TimeDomain::ProcessingTime,
         other => return Err(value_error(format!("{name}: unknown time domain '{other}'"))),
     };
-    let (size, slide, offset, gap): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
-        (get(a, "size", name)?, get(a, "slide", name)?, get(a, "offset", name)?, get(a, "gap", name)?);
+    let offset: i64 = get(a, "offset", name)?.unwrap_or(0);
+    let gap: Option<i64> = get(a, "gap", name)?;
     let gap_fn: Option<Arc<Py<PyAny>>> = get::<Py<PyAny>>(a, "gap_fn", name)?.map(Arc::new);
-    let offset = offset.unwrap_or(0);
     let shape = match kind.as_str() {
-        "tumbling" => Shape::Tumbling(need(a, "size", name)?, offset),
-        "sliding" => Shape::Sliding(need(a, "size", name)?, need(a, "slide", name)?, offset),
+        "tumbling" => Shape::Tumbling(param(a, "size", name)?, offset),
+        "sliding" => Shape::Sliding(param(a, "size", name)?, param(a, "slide", name)?, offset),
         "session" => Shape::Session(gap),
         "global" => Shape::Global,
         other => return Err(value_error(format!("{name}: unknown window assigner '{other}'"))),
     };
-    let _ = (size, slide);
     if matches!(shape, Shape::Session(None)) && gap_fn.is_none() {
         return Err(value_error(format!("{name}: a session window needs 'gap' or 'gap_fn'")));
     }
-    let trigger = match params.get_item("trigger")? {
-        Some(t) if !t.is_none() => Some(trigger_of(t.cast::<PyDict>()?, name)?),
-        _ => None,
-    };
+    let trigger = opt_param(params, "trigger")?.map(|t| trigger_of(t.cast::<PyDict>()?, name)).transpose()?;
     let mut evict_after = false;
-    let evictor = match params.get_item("evictor")? {
-        Some(e) if !e.is_none() => {
+    let evictor = match opt_param(params, "evictor")? {
+        Some(e) => {
             let e = e.cast::<PyDict>()?;
             evict_after = get::<bool>(e, "do_evict_after", name)?.unwrap_or(false);
-            let kind: String = need(e, "kind", name)?;
+            let kind: String = param(e, "kind", name)?;
             Some(match kind.as_str() {
-                "count" => Evictor::Count(need(e, "count", name)?),
-                "time" => Evictor::Time(need(e, "window_size", name)?),
+                "count" => Evictor::Count(param(e, "count", name)?),
+                "time" => Evictor::Time(param(e, "window_size", name)?),
                 other => return Err(value_error(format!("{name}: unknown evictor '{other}'"))),
             })
         }
@@ -367,7 +352,6 @@ fn window_config(py: Python<'_>, name: &str, params: &Bound<'_, PyDict>) -> PyRe
     };
     let lateness: i64 = get(params, "allowed_lateness", name)?.unwrap_or(0);
     let late_output: bool = get(params, "late_output", name)?.unwrap_or(false);
-    let _ = py;
     Ok(Arc::new(move |ctx| {
         let assigner = match (shape, &gap_fn) {
             (Shape::Tumbling(size, offset), _) => Assigner::Tumbling { domain, size, offset },
