@@ -42,6 +42,13 @@ impl Record for PyRec {
         Python::attach(|py| describe(self.0.bind(py)))
     }
 
+    /// The object's header: its reference count, type and first fields (a state
+    /// tuple's items) are what the next operator step reads.
+    #[inline]
+    fn prefetch(&self) {
+        ferroflow_engine::state::prefetch_read(self.0.as_ptr().cast());
+    }
+
     /// The compact codec (pickle only for types it does not know), once per batch,
     /// after the timestamps: a 0 byte if no record has one (the common case), else a 1
     /// byte, the record count (u32) and one i64 per record, little-endian.

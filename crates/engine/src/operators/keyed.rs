@@ -9,9 +9,10 @@ use timely::dataflow::Stream;
 use crate::error::{ErrorKind, UdfError};
 use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
 use crate::functions::{KeyFactory, ReduceFactory};
-use crate::key::{Key, KeyMap};
+use crate::key::Key;
 use crate::operators::OpEnv;
 use crate::record::Record;
+use crate::state::KeyedState;
 
 /// A record with its key: the canonical encoding (routing, state) and the key value.
 pub type Keyed<R> = (Key, R, R);
@@ -164,6 +165,10 @@ pub fn unkey<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>
     })
 }
 
+/// How many records ahead a keyed operator asks for its state's slot: far enough for
+/// the fetch to arrive, near enough to stay in cache.
+pub(crate) const PREFETCH_AHEAD: usize = 8;
+
 /// Rolling reduce: the first value of a key is emitted as it is; every later one
 /// emits `reduce(previous, value)`, which becomes the key's state.
 pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
@@ -179,7 +184,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
-        let mut state: KeyMap<R> = KeyMap::default();
+        let mut state: KeyedState<R> = KeyedState::new();
         let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
@@ -196,7 +201,17 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         return;
                     }
                     out.reserve(keyed.len());
-                    for (key, _key_value, value) in keyed.drain(..) {
+                    let mut records = keyed.drain(..);
+                    while let Some((key, _key_value, value)) = records.next() {
+                        // Two stages: the slot of a key 8 records ahead, then the
+                        // state record of a key 4 ahead (its slot has arrived by then).
+                        let rest = records.as_slice();
+                        if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
+                            state.prefetch(ahead.hash());
+                        }
+                        if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)) {
+                            acc.prefetch();
+                        }
                         // One lookup per record: update in place, insert only new keys.
                         match state.get_mut(&key) {
                             Some(acc) => match red.reduce(acc, &value) {
@@ -218,6 +233,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                             }
                         }
                     }
+                    drop(records);
                     if broken {
                         keyed.clear();
                         out.clear();
