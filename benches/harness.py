@@ -45,6 +45,35 @@ def measure(label, cmd, runs, words=None, stdout=None, before_run=None):
             "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
 
 
+def measure_interleaved(systems, words=None):
+    """`measure` for several commands, taking their runs in rounds (A B C, A B C, ...)
+    so that a slow minute on a shared box weighs on every system alike rather than
+    on whichever ran then. `systems`: (label, cmd, runs); returns {label: result}."""
+    logs = {}
+    for label, cmd, runs in systems:
+        with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
+            logs[label] = tf.name
+        print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    for round_ in range(max((runs for _, _, runs in systems), default=0)):
+        for label, cmd, runs in systems:
+            if round_ >= runs:
+                continue
+            args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--jsonl", logs[label], "--runs", "1"]
+            if words:
+                args += ["--words", str(words)]
+            subprocess.run(args + ["--"] + cmd, stdout=sys.stderr, check=False)
+    results = {}
+    for label, _, _ in systems:
+        with open(logs[label]) as f:
+            rows = [json.loads(line) for line in f]
+        os.unlink(logs[label])
+        ok = [r for r in rows if r["rc"] == 0]
+        results[label] = None if not ok else {
+            "wall_s": statistics.median(r["wall_s"] for r in ok),
+            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
+    return results
+
+
 def anchor(name):
     """The Python of a peer's virtualenv (../shared/bench/setup_anchors.sh), or None."""
     py = os.path.join(ANCHORS, name, "bin", "python")

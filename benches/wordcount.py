@@ -6,7 +6,7 @@ same generated input and the same UDFs (../shared/bench/wc_udfs.py).
 
 Inputs are made with ../shared/bench/gen_words.py into bench-data/ (cached). Every
 command runs under ../shared/bench/measure.py (wall time, peak RSS summed over the
-process tree; medians). Bytewax and PyFlink run when their virtualenvs exist
+process tree; medians), the systems' runs taken in turns (A B C, A B C, ...). Bytewax and PyFlink run when their virtualenvs exist
 (`bash ../shared/bench/setup_anchors.sh`). Prints one table and writes
 bench-data/wordcount-results.json.
 """
@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 
-from harness import BENCH, DATA, FERROFLOW, HERE, PY, anchor, measure
+from harness import BENCH, DATA, FERROFLOW, HERE, PY, anchor, measure, measure_interleaved
 
 
 def make_input(size):
@@ -61,9 +61,11 @@ def main():
         if pyflink and size == "small":
             systems.append(("pyflink 2.3.0 (thread, p=1)", [pyflink, os.path.join(BENCH, "wordcount_pyflink.py"), path,
                                                           "--exec-mode", "thread", "-p", "1", "--sink", "discard"]))
-        for label, cmd in systems:
-            runs = 1 if label.startswith(("pyflink", "bytewax")) else a.runs
-            r = measure(f"{label} [{size}]", cmd, runs, words)
+        measured = measure_interleaved(
+            [(f"{label} [{size}]", cmd, 1 if label.startswith(("pyflink", "bytewax")) else a.runs)
+             for label, cmd in systems], words)
+        for label, _ in systems:
+            r = measured[f"{label} [{size}]"]
             if r:
                 r["words_per_s"] = words / r["wall_s"]
             results[(size, label)] = r

@@ -193,6 +193,12 @@ pub fn unpack<T>(
     out: &mut Vec<T>,
 ) -> Result<(), String> {
     match batch {
+        // Take the vector itself when there is nothing to append to (one worker:
+        // every batch), rather than copying its records.
+        Batch::Local(v) if out.is_empty() => {
+            *out = v;
+            Ok(())
+        }
         Batch::Local(mut v) => {
             out.append(&mut v);
             Ok(())

@@ -249,6 +249,23 @@ impl Key {
         Key { hash, bytes }
     }
 
+    /// The key of a string: what [`KeyEncoder::str`] then [`KeyEncoder::finish`] make,
+    /// without the encoder's buffer (string keys are the common case).
+    pub fn of_str(s: &str) -> Key {
+        let b = s.as_bytes();
+        if 1 + 8 + b.len() > INLINE {
+            let mut enc = KeyEncoder::new();
+            enc.str(s);
+            return enc.finish();
+        }
+        let mut data = [0u8; INLINE];
+        data[0] = TAG_STR;
+        data[1..9].copy_from_slice(&(b.len() as u64).to_le_bytes());
+        data[9..9 + b.len()].copy_from_slice(b);
+        let len = 9 + b.len();
+        Key { hash: stable_hash(&data[..len]), bytes: KeyBytes::Inline { len: len as u8, data } }
+    }
+
     /// The stable routing hash ([`stable_hash`] of the bytes).
     pub fn hash(&self) -> u64 {
         self.hash
@@ -594,6 +611,20 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// `Key::of_str` is the encoder's string key, inline or not.
+        #[test]
+        fn of_str_matches_the_encoder(s in ".{0,30}") {
+            let mut enc = KeyEncoder::new();
+            enc.str(&s);
+            let want = enc.finish();
+            let got = Key::of_str(&s);
+            prop_assert_eq!(got.bytes(), want.bytes());
+            prop_assert_eq!(got.hash(), want.hash());
+            prop_assert_eq!(got, want);
+        }
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

@@ -58,6 +58,13 @@ fn encode_int(i: &Bound<'_, PyInt>, enc: &mut KeyEncoder) -> Result<(), String> 
 
 /// The key of `obj`, reusing `enc`'s buffer.
 pub fn key_of(obj: &Bound<'_, PyAny>, enc: &mut KeyEncoder) -> Result<Key, String> {
+    // An exact str, the common key, straight from its UTF-8 (cached by CPython for
+    // ASCII strings) without the encoder's buffer.
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        if let Ok(text) = s.to_str() {
+            return Ok(Key::of_str(text));
+        }
+    }
     enc.clear();
     encode_key(obj, enc)?;
     Ok(enc.finish())
