@@ -281,8 +281,16 @@ impl Key {
 }
 
 impl PartialEq for Key {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.bytes() == other.bytes()
+        if self.hash != other.hash {
+            return false;
+        }
+        match (&self.bytes, &other.bytes) {
+            // Fixed-size compare, no call: unused inline bytes are always zero.
+            (KeyBytes::Inline { len: a, data: x }, KeyBytes::Inline { len: b, data: y }) => a == b && x == y,
+            _ => self.bytes() == other.bytes(),
+        }
     }
 }
 
