@@ -92,6 +92,18 @@ SHAPES = [
           lambda r: r.k, lambda r: r.v, lambda r, x: Slotted(r.k, x, r.t)),
 ]
 
+# `(key, value)` pairs keyed by the other position: the engine keeps a number per key
+# while records keep that shape (and their key's type), and must give the same results.
+PAIRS = [
+    Shape("pair", lambda k, v, t: (k, v), 0, 1,
+          lambda r: r[0], lambda r: r[1], lambda r, x: (r[0], x)),
+    Shape("pair_reversed", lambda k, v, t: (v, k), 1, 0,
+          lambda r: r[1], lambda r: r[0], lambda r, x: (x, r[1])),
+    Shape("pair_negative_index", lambda k, v, t: (k, v), -2, -1,
+          lambda r: r[0], lambda r: r[1], lambda r, x: (r[0], x)),
+]
+SHAPES += PAIRS
+
 
 def _plain_with(r: Plain, x: Any) -> Plain:
     return Plain(r.k, x, r.t)
@@ -164,7 +176,7 @@ FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), EDGE_FLOATS)
 NUMS = st.one_of(INTS, FLOATS)
 VALUES = st.one_of(st.lists(INTS, max_size=40), st.lists(FLOATS, max_size=40), st.lists(NUMS, max_size=40),
                    st.lists(st.one_of(EDGE_INTS, EDGE_FLOATS), max_size=40))
-KEYS = st.sampled_from(["a", "b", "c", 1, 2.5, (0, "t"), 2**70, True])
+KEYS = st.sampled_from(["a", "b", "c", 1, 2.5, (0, "t"), 2**70, True, b"a", 1.0, 0, -0.0])
 
 
 def records_of(shape: Shape, keys: List[Any], values: List[Any]) -> List[Any]:
@@ -228,34 +240,45 @@ def test_bare_numbers_without_field(parallelism, values):
             assert sorted(map(repr, b)) == sorted(map(repr, p)), what
 
 
+# The edge cases below run on 3-tuples and on pairs (the running-number path).
+EDGE_SHAPES = pytest.mark.parametrize("shape", [SHAPES[0], *PAIRS[:2]], ids=repr)
+
+
+def shaped(shape: Shape, triples: List[Tuple[Any, Any, int]]) -> List[Any]:
+    return [shape.make(k, v, t) for k, v, t in triples]
+
+
+@EDGE_SHAPES
 @JOB_SETTINGS
 @given(words=st.lists(st.text(alphabet="abc", max_size=3), max_size=40),
        values=st.lists(st.text(alphabet="xyz", max_size=3), max_size=40))
-def test_strings_use_python_operators(parallelism, words, values):
+def test_strings_use_python_operators(parallelism, shape, words, values):
     """Non-numbers go through Python's + and <: sum concatenates, min/max compare str."""
     records = [(w, v, i) for i, (w, v) in enumerate(zip(words, values))]
-    run_all_ops(parallelism, SHAPES[0], records)
+    run_all_ops(parallelism, shape, shaped(shape, records))
 
 
-def test_decimal_and_fraction_fall_back(parallelism):
-    shape = SHAPES[0]
+@EDGE_SHAPES
+def test_decimal_and_fraction_fall_back(parallelism, shape):
     dec = [("a", Decimal("1.10"), 0), ("b", Decimal("-3"), 1), ("a", Decimal("2.205"), 2), ("a", Decimal("0"), 3)]
     frac = [("a", Fraction(1, 3), 0), ("a", 2, 1), ("b", 0.5, 2), ("a", Fraction(-7, 2), 3), ("b", Fraction(1, 2), 4),
             ("a", 1.25, 5)]
     bools = [("a", True, 0), ("a", True, 1), ("a", False, 2), ("b", 2**63 - 1, 3), ("b", True, 4)]
     for records in (dec, frac, bools):
-        run_all_ops(parallelism, shape, records)
+        run_all_ops(parallelism, shape, shaped(shape, records))
 
 
-def test_int_overflow_beyond_i64(parallelism):
+@EDGE_SHAPES
+def test_int_overflow_beyond_i64(parallelism, shape):
     """Sums leave i64 (Python ints are unbounded) and come back; exact every step."""
     big = 2**63 - 1
     values = [big, big, 1, -big, -big, -big, -big, 5, 2**64, -(2**64), 0.5, 3]
     records = [("k", v, i) for i, v in enumerate(values)] + [("j", -2**63, 99), ("j", -1, 100)]
-    run_all_ops(parallelism, SHAPES[0], records)
+    run_all_ops(parallelism, shape, shaped(shape, records))
 
 
-def test_int_float_comparisons_are_exact(parallelism):
+@EDGE_SHAPES
+def test_int_float_comparisons_are_exact(parallelism, shape):
     """Python compares an int and a float exactly (2**53 + 1 > 2.0**53), not by
     converting the int to a float; so must the fast path."""
     edge = [2**53 + 1, 2.0**53, 2**53, -(2**53) - 1, -2.0**53, 2**63 - 1, 2.0**63, -2**63, -2.0**63, 2**64,
@@ -264,7 +287,7 @@ def test_int_float_comparisons_are_exact(parallelism):
     for i, a in enumerate(edge):
         for j, b in enumerate(edge):
             records += [(f"{i}-{j}", a, 2 * len(records)), (f"{i}-{j}", b, 2 * len(records) + 1)]
-    run_all_ops(parallelism, SHAPES[0], records)
+    run_all_ops(parallelism, shape, shaped(shape, records))
 
 
 def test_first_record_fields_and_tie_rules():
@@ -304,7 +327,7 @@ def test_negative_index_and_lists(env, parallelism):
 # -- many records: batches, in-place reuse, references kept by the sink ---------------------
 
 
-@pytest.mark.parametrize("shape", SHAPES[:3], ids=repr)
+@pytest.mark.parametrize("shape", SHAPES[:3] + PAIRS[:1], ids=repr)
 @pytest.mark.parametrize("keep_references", [False, True], ids=["canon_sink", "list_sink"])
 def test_long_stream_matches_python_path(parallelism, keep_references, shape):
     """Thousands of records across many batches. A sink that keeps no reference lets

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::error::UdfResult;
 use crate::key::Key;
+use crate::rolling::RollingState;
 use crate::windows::TimeWindow;
 
 /// Runs `work` in the context user functions need (for Python: with the GIL held).
@@ -54,6 +55,32 @@ pub trait KeySelector<R>: 'static {
 /// Combines two values of one key into one.
 pub trait Reducer<R>: 'static {
     fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R>;
+
+    /// A rolling reduce's state for a key's first record (which it emits as it is).
+    /// The default keeps the record; a built-in aggregation may keep a number.
+    fn start(&mut self, first: &R) -> UdfResult<RollingState<R>>
+    where
+        R: Clone,
+    {
+        Ok(RollingState::Record(first.clone()))
+    }
+
+    /// Folds `value` into a key's state; returns the record to emit.
+    fn update(&mut self, state: &mut RollingState<R>, value: &R) -> UdfResult<R>
+    where
+        R: Clone,
+    {
+        match state {
+            RollingState::Record(acc) => {
+                let next = self.reduce(acc, value)?;
+                *acc = next.clone();
+                Ok(next)
+            }
+            RollingState::Running { .. } => {
+                Err(crate::UdfError::new("internal error: a running number in the state of a reduce that keeps records"))
+            }
+        }
+    }
 
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {

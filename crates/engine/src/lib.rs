@@ -20,6 +20,7 @@ pub mod key;
 pub mod operators;
 pub mod plan;
 pub mod record;
+pub mod rolling;
 pub mod state;
 pub mod time;
 pub mod watermarks;

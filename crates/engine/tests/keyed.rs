@@ -5,7 +5,13 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ferroflow_engine::functions::{ReduceFactory, Reducer, WorkerContext};
 use ferroflow_engine::key::key_of;
+use ferroflow_engine::rolling::{Number, RollingState};
+use ferroflow_engine::UdfResult;
 use ferroflow_engine::{NodeKind, Plan};
 
 /// Deterministic pseudo-random (key, value) pairs.
@@ -74,6 +80,72 @@ fn rolling_reduce_matches_a_model() {
                 assert_eq!(by_worker(&out).len(), 2, "23 keys should land on both workers");
             }
         }
+    }
+}
+
+/// A sum that keeps a running number per key while values are above -490 and falls
+/// back to records for good when one is not, as the Python built-ins leave their fast
+/// path for a record of another shape. Counts how often each path ran.
+struct RunningSum {
+    fast: Arc<AtomicUsize>,
+    fallbacks: Arc<AtomicUsize>,
+}
+
+impl Reducer<V> for RunningSum {
+    fn reduce(&mut self, a: &V, b: &V) -> UdfResult<V> {
+        let ((k, x), (_, y)) = (a.kv(), b.kv());
+        Ok(V::KV(k, x + y))
+    }
+
+    fn start(&mut self, first: &V) -> UdfResult<RollingState<V>> {
+        let (_, x) = first.kv();
+        Ok(if x > -490 {
+            RollingState::Running { value: Number::Int(x), first: first.clone() }
+        } else {
+            RollingState::Record(first.clone())
+        })
+    }
+
+    fn update(&mut self, state: &mut RollingState<V>, value: &V) -> UdfResult<V> {
+        let (k, y) = value.kv();
+        if let RollingState::Running { value: Number::Int(acc), first, .. } = state {
+            if y > -490 {
+                self.fast.fetch_add(1, Ordering::Relaxed);
+                *acc += y;
+                return Ok(V::KV(k, *acc));
+            }
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            *state = RollingState::Record(V::KV(first.kv().0, *acc));
+        }
+        let RollingState::Record(acc) = state else { unreachable!("made a record above") };
+        let next = self.reduce(acc, value)?;
+        *acc = next.clone();
+        Ok(next)
+    }
+}
+
+/// A reduce whose state is a running number gives the running values of one that
+/// keeps records, including keys that leave the number for records midway.
+#[test]
+fn rolling_reduce_with_running_numbers_matches_a_model() {
+    let pairs = input(3000, 31);
+    let want = rolling_sums(&pairs);
+    for workers in [1, 2] {
+        let (fast, fallbacks) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (f, b) = (fast.clone(), fallbacks.clone());
+        let factory: ReduceFactory<V> = Arc::new(move |_ctx: &WorkerContext| {
+            Ok(Box::new(RunningSum { fast: f.clone(), fallbacks: b.clone() }) as Box<dyn Reducer<V>>)
+        });
+        let out = new_out();
+        let mut plan = Plan::new();
+        let src = plan.add("source", vec![], NodeKind::Source { factory: partitioned_source(kvs(&pairs), part_by_key), parallel: true });
+        let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+        let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(factory));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
+        run_ok(plan, cfg_batch(workers, 64));
+        assert_eq!(per_key(&out), want, "workers={workers}");
+        assert!(fast.load(Ordering::Relaxed) > 500, "the running path ran");
+        assert!(fallbacks.load(Ordering::Relaxed) > 5, "keys left the running path");
     }
 }
 

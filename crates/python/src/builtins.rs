@@ -25,6 +25,7 @@ use ferroflow_engine::functions::{
     KeyFactory, KeySelector, ReduceFactory, Reducer, Transform, TransformFactory, WorkerContext,
 };
 use ferroflow_engine::key::{Key, KeyEncoder};
+use ferroflow_engine::rolling::{Number, Rolling, RollingState};
 use ferroflow_engine::{UdfError, UdfResult};
 
 use crate::errors::udf_error;
@@ -266,72 +267,65 @@ unsafe fn dict_with<'py>(
 
 // -- numbers ---------------------------------------------------------------------------
 
-/// A value as the fast paths see it.
-#[derive(Clone, Copy)]
-enum Num {
-    Int(i64),
-    Float(f64),
-    /// Anything else (incl. bool, int subclasses, ints beyond i64): Python decides.
-    Other,
+/// An exact `int` fitting in `i64` or an exact `float` as the engine's [`Number`];
+/// None for anything else (bool, int subclasses, big ints...): Python decides.
+#[inline]
+fn num(x: &Bound<'_, PyAny>) -> Option<Number> {
+    // SAFETY: `x` is alive and the GIL is held.
+    unsafe { num_ptr(x.as_ptr()) }
 }
 
+/// [`num`] of a borrowed pointer.
+///
+/// # Safety
+/// `p` must point to a live object, with the GIL held.
 #[inline]
-fn num(x: &Bound<'_, PyAny>) -> Num {
-    let p = x.as_ptr();
-    // SAFETY: type-checked before the type-specific calls; an exact int only fails to
-    // convert by overflowing, which `overflow` reports without setting an exception.
-    unsafe {
-        if ffi::PyLong_CheckExact(p) != 0 {
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
-            if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
-                return Num::Int(v);
-            }
-            if !ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Clear();
-            }
-            Num::Other
-        } else if ffi::PyFloat_CheckExact(p) != 0 {
-            Num::Float(ffi::PyFloat_AS_DOUBLE(p))
-        } else {
-            Num::Other
+unsafe fn num_ptr(p: *mut ffi::PyObject) -> Option<Number> {
+    // An exact int only fails to convert by overflowing, which `overflow` reports
+    // without setting an exception.
+    if ffi::PyLong_CheckExact(p) != 0 {
+        let mut overflow = 0;
+        let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
+        if overflow == 0 && (v != -1 || ffi::PyErr_Occurred().is_null()) {
+            return Some(Number::Int(v));
         }
+        if !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+        }
+        None
+    } else if ffi::PyFloat_CheckExact(p) != 0 {
+        Some(Number::Float(ffi::PyFloat_AS_DOUBLE(p)))
+    } else {
+        None
+    }
+}
+
+/// A new Python `int` or `float`.
+fn number_obj(py: Python<'_>, n: Number) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: each returns a new reference or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            match n {
+                Number::Int(v) => ffi::PyLong_FromLongLong(v),
+                Number::Float(v) => ffi::PyFloat_FromDouble(v),
+            },
+        )
     }
 }
 
 fn new_int(py: Python<'_>, v: i64) -> PyResult<Bound<'_, PyAny>> {
-    // SAFETY: returns a new reference or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(v)) }
+    number_obj(py, Number::Int(v))
 }
 
-fn new_float(py: Python<'_>, v: f64) -> PyResult<Bound<'_, PyAny>> {
-    // SAFETY: as above.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyFloat_FromDouble(v)) }
-}
-
-/// `x + y` as Python computes it. An int and a float add as floats (Python converts
-/// the int with correct rounding, as `as f64` does); i64 overflow, big ints and
-/// other types use Python's `+`.
+/// `x + y` as Python computes it: in Rust where [`Number::add`] can, else Python's `+`.
 #[inline]
 fn add<'py>(x: &Bound<'py, PyAny>, y: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = x.py();
-    match (num(x), num(y)) {
-        (Num::Int(a), Num::Int(b)) => {
-            if let Some(s) = a.checked_add(b) {
-                return new_int(py, s);
-            }
-        }
-        (Num::Float(a), Num::Float(b)) => return new_float(py, a + b),
-        (Num::Int(a), Num::Float(b)) => return new_float(py, a as f64 + b),
-        (Num::Float(a), Num::Int(b)) => return new_float(py, a + b as f64),
-        _ => {}
+    if let Some(sum) = num(x).zip(num(y)).and_then(|(a, b)| a.add(b)) {
+        return number_obj(x.py(), sum);
     }
     x.add(y)
 }
-
-/// Ints up to this magnitude convert to f64 exactly, so comparing them with a float
-/// as floats gives Python's (exact) answer.
-const EXACT_F64: u64 = 1 << 53;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cmp {
@@ -342,23 +336,19 @@ enum Cmp {
 /// `x < y` or `x > y` as Python answers it (NaN compares false both ways).
 #[inline]
 fn compare(x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, op: Cmp) -> PyResult<bool> {
-    use std::cmp::Ordering;
-    let ord: Option<Ordering> = match (num(x), num(y)) {
-        (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
-        (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b),
-        (Num::Int(a), Num::Float(b)) if a.unsigned_abs() <= EXACT_F64 => (a as f64).partial_cmp(&b),
-        (Num::Float(a), Num::Int(b)) if b.unsigned_abs() <= EXACT_F64 => a.partial_cmp(&(b as f64)),
-        _ => {
-            return match op {
-                Cmp::Lt => x.lt(y),
-                Cmp::Gt => x.gt(y),
-            }
+    if let Some((a, b)) = num(x).zip(num(y)) {
+        let exact = match op {
+            Cmp::Lt => a.lt(b),
+            Cmp::Gt => a.gt(b),
+        };
+        if let Ok(answer) = exact {
+            return Ok(answer);
         }
-    };
-    Ok(match op {
-        Cmp::Lt => ord == Some(Ordering::Less),
-        Cmp::Gt => ord == Some(Ordering::Greater),
-    })
+    }
+    match op {
+        Cmp::Lt => x.lt(y),
+        Cmp::Gt => x.gt(y),
+    }
 }
 
 // -- errors ----------------------------------------------------------------------------
@@ -431,6 +421,69 @@ pub struct Aggregate {
     /// Whether records the state alone holds may be updated in place (not on
     /// free-threaded Pythons, where reference counts are not that simple).
     in_place: bool,
+    /// For `key_by(k).sum/min/max(f)` with `{k, f}` the two positions of a pair: those
+    /// positions. Records shaped `(key, number)` then keep a number per key.
+    pair: Option<Pair>,
+}
+
+/// The positions of the key and of the aggregated number in a 2-tuple.
+#[derive(Clone, Copy)]
+struct Pair {
+    rolling: Rolling,
+    key: isize,
+    value: isize,
+}
+
+impl Pair {
+    fn new(op: Op, key_field: Option<isize>, field: &Field) -> Option<Pair> {
+        let rolling = match op {
+            Op::Sum => Rolling::Sum,
+            Op::Min => Rolling::Min,
+            Op::Max => Rolling::Max,
+            Op::MinBy | Op::MaxBy => return None,
+        };
+        let Access::Index(f) = field.access else { return None };
+        let (key, value) = (normalize(key_field?, 2)?, normalize(f, 2)?);
+        (key != value).then_some(Pair { rolling, key, value })
+    }
+
+    /// For an exact 2-tuple whose key is an exact str, int or bytes, the number in its
+    /// other item. Two such keys that are equal as keys are equal values of one type,
+    /// so a result may take its key from the latest record instead of the first (and
+    /// a `True` or `1.0` after `1` leaves the fast path).
+    #[inline]
+    fn number(&self, rec: &Bound<'_, PyAny>) -> Option<Number> {
+        let p = rec.as_ptr();
+        // SAFETY: `rec` is alive with the GIL held; items are read after the exact
+        // type and size checks.
+        unsafe {
+            if ffi::PyTuple_CheckExact(p) == 0 || ffi::PyTuple_GET_SIZE(p) != 2 {
+                return None;
+            }
+            let key_type = ffi::Py_TYPE(ffi::PyTuple_GET_ITEM(p, self.key));
+            let plain = [&raw mut ffi::PyUnicode_Type, &raw mut ffi::PyLong_Type, &raw mut ffi::PyBytes_Type];
+            if !plain.contains(&key_type) {
+                return None;
+            }
+            num_ptr(ffi::PyTuple_GET_ITEM(p, self.value))
+        }
+    }
+
+    /// `(key, n)` (in the pair's order) with `rec`'s key item.
+    fn build<'py>(&self, rec: &Bound<'py, PyAny>, n: Number) -> PyResult<Bound<'py, PyAny>> {
+        let py = rec.py();
+        let n = number_obj(py, n)?;
+        // SAFETY: `rec` is an exact 2-tuple (`number` said so); the new tuple is filled
+        // completely, each slot with a reference of its own, before anyone sees it.
+        unsafe {
+            let out = Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(2))?;
+            let key = ffi::PyTuple_GET_ITEM(rec.as_ptr(), self.key);
+            ffi::Py_INCREF(key);
+            ffi::PyTuple_SET_ITEM(out.as_ptr(), self.key, key);
+            ffi::PyTuple_SET_ITEM(out.as_ptr(), self.value, n.into_ptr());
+            Ok(out)
+        }
+    }
 }
 
 impl Aggregate {
@@ -479,11 +532,52 @@ impl Reducer<PyRec> for Aggregate {
             }
         })
     }
+
+    fn start(&mut self, first: &PyRec) -> UdfResult<RollingState<PyRec>> {
+        Python::attach(|py| {
+            Ok(match self.pair.and_then(|pair| pair.number(first.0.bind(py))) {
+                Some(value) => RollingState::Running { value, first: first.clone() },
+                None => RollingState::Record(first.clone()),
+            })
+        })
+    }
+
+    fn update(&mut self, state: &mut RollingState<PyRec>, value: &PyRec) -> UdfResult<PyRec> {
+        Python::attach(|py| {
+            let v = value.0.bind(py);
+            if let RollingState::Running { value: acc, first } = state {
+                // The pair's fast path: the record is `(key, number)` like the first one.
+                if let Some(pair) = self.pair {
+                    let next = pair.number(v).and_then(|n| pair.rolling.step(*acc, n));
+                    if let Some(next) = next {
+                        *acc = next;
+                        return pair.build(v, next).map(|r| PyRec::new(r.unbind())).map_err(|e| agg_error(py, e, &self.what, v));
+                    }
+                }
+                // Otherwise leave it for good: the record the number stands for (the
+                // first one with the field replaced), then as any record.
+                let record = number_obj(py, *acc)
+                    .and_then(|n| self.field.with(first.0.bind(py), n))
+                    .map_err(|e| agg_error(py, e, &self.what, v))?;
+                *state = RollingState::Record(PyRec::new(record.unbind()));
+            }
+            let RollingState::Record(acc) = state else { unreachable!("made a record above") };
+            match self.step(acc.0.bind(py), v) {
+                Ok(r) => {
+                    let r = PyRec::new(r.unbind());
+                    *acc = PyRec(r.0.clone_ref(py), r.1);
+                    Ok(r)
+                }
+                Err(e) => Err(agg_error(py, e, &self.what, v)),
+            }
+        })
+    }
 }
 
 /// Plan nodes `sum`, `min`, `max`, `min_by`, `max_by` and `count`; params
 /// `{"op": "sum" | "min" | "max" | "min_by" | "max_by", "field": int | str | None}`
-/// and optionally `"what"`, how errors name the operation (default `op(field)`).
+/// and optionally `"what"`, how errors name the operation (default `op(field)`), and
+/// `"key_field"`, the field index the stream is keyed by.
 pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<ReduceFactory<PyRec>> {
     let py = params.py();
     let op_name: String = param(params, "op", name)?;
@@ -501,8 +595,10 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
         None => format!("{op_name}({})", field.text(py)).into(),
     };
     let in_place = !free_threaded(py);
+    let key_field = opt_param(params, "key_field")?.map(|k| k.extract::<isize>()).transpose()?;
+    let pair = Pair::new(op, key_field, &field);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place }) as Box<dyn Reducer<PyRec>>)
+        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair }) as Box<dyn Reducer<PyRec>>)
     }))
 }
 

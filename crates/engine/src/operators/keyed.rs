@@ -12,6 +12,7 @@ use crate::functions::{KeyFactory, ReduceFactory};
 use crate::key::Key;
 use crate::operators::OpEnv;
 use crate::record::Record;
+use crate::rolling::RollingState;
 use crate::state::KeyedState;
 
 /// A record with its key: the canonical encoding (routing, state) and the key value.
@@ -184,7 +185,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
-        let mut state: KeyedState<R> = KeyedState::new();
+        let mut state: KeyedState<RollingState<R>> = KeyedState::new();
         let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
@@ -209,27 +210,27 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
                             state.prefetch(ahead.hash());
                         }
-                        if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)) {
+                        if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)?.record()) {
                             acc.prefetch();
                         }
                         // One lookup per record: update in place, insert only new keys.
-                        match state.get_mut(&key) {
-                            Some(acc) => match red.reduce(acc, &value) {
-                                Ok(mut v) => {
-                                    // Flink: the result carries the input record's timestamp.
-                                    v.set_timestamp(value.timestamp());
-                                    out.push(v.clone());
-                                    *acc = v;
-                                }
-                                Err(e) => {
-                                    env.fail(ErrorKind::Udf, &name, e);
-                                    broken = true;
-                                    break;
-                                }
-                            },
-                            None => {
-                                out.push(value.clone());
-                                state.insert(key, value);
+                        let step = match state.get_mut(&key) {
+                            Some(acc) => red.update(acc, &value).map(|mut v| {
+                                // Flink: the result carries the input record's timestamp.
+                                v.set_timestamp(value.timestamp());
+                                v
+                            }),
+                            None => red.start(&value).map(|first| {
+                                state.insert(key, first);
+                                value
+                            }),
+                        };
+                        match step {
+                            Ok(v) => out.push(v),
+                            Err(e) => {
+                                env.fail(ErrorKind::Udf, &name, e);
+                                broken = true;
+                                break;
                             }
                         }
                     }
