@@ -32,18 +32,34 @@ same object, as with a ``reduce`` returning its first argument.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Dict, Union
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
+    from typing import Any, Dict, TypeVar, Union
+
     from .datastream import DataStream, KeyedStream
+
+    _T = TypeVar("_T")
 
 __all__ = ["FieldError", "Field", "is_field", "get_field", "with_field",
            "add_key_by_field", "add_aggregate", "add_count"]
 
-#: An aggregation's field: an index, a name, or None for the whole record.
-Field = Union[int, str, None]
+if TYPE_CHECKING:
+    #: An aggregation's field: an index, a name, or None for the whole record.
+    Field = Union[int, str, None]
+
+
+def __getattr__(name: str) -> Any:
+    """``Field`` is made when first asked for, so that importing ferroflow does not
+    import typing."""
+    if name == "Field":
+        from typing import Union
+
+        value = globals()[name] = Union[int, str, None]
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The aggregations a KeyedStream offers besides count().
 OPS = ("sum", "min", "max", "min_by", "max_by")
@@ -182,6 +198,13 @@ def get_field(record: Any, field: Field) -> Any:
         raise _missing(record, field) from None
 
 
+def _copy(obj: _T) -> _T:
+    """``copy.copy(obj)``, importing copy on first use rather than at start-up."""
+    import copy
+
+    return copy.copy(obj)
+
+
 def with_field(record: Any, field: Field, value: Any) -> Any:
     """A copy of ``record`` with ``field`` set to ``value`` (``record`` itself is not
     changed): a new tuple, list or dict; ``_replace`` for named tuples; for other
@@ -190,7 +213,7 @@ def with_field(record: Any, field: Field, value: Any) -> Any:
     if field is None:
         return value
     if isinstance(record, Mapping):
-        new = record.copy() if type(record) is dict else copy.copy(record)
+        new = record.copy() if type(record) is dict else _copy(record)
         new[field] = value
         return new
     if isinstance(field, int):
@@ -205,12 +228,12 @@ def with_field(record: Any, field: Field, value: Any) -> Any:
         if type(record) is list:
             new = list(record)
         else:
-            new = copy.copy(record)
+            new = _copy(record)
         new[field] = value
         return new
     if isinstance(record, tuple) and hasattr(record, "_replace"):
         return record._replace(**{field: value})
-    new = copy.copy(record)
+    new = _copy(record)
     try:
         setattr(new, field, value)
     except AttributeError:  # frozen dataclasses, read-only properties on a copy

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-import traceback
-from typing import Any, Optional
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,6 +47,8 @@ def _is_internal(filename: str) -> bool:
 def format_user_exception(exc: BaseException, tb: Any = None) -> str:
     """The exception as Python prints it, leaving out ferroflow's own leading frames
     (and runpy's), so the traceback starts in the user's code."""
+    import traceback
+
     if tb is None:
         tb = exc.__traceback__
     while tb is not None and _is_internal(tb.tb_frame.f_code.co_filename):

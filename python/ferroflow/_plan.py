@@ -5,11 +5,12 @@ Building a job only appends nodes here; nothing runs until ``execute()``.
 
 from __future__ import annotations
 
-import copy
-import inspect
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,6 +51,8 @@ def call_site() -> str:
 
 def label_of(fn: Any) -> str:
     """A short name for a user function: its class or function name."""
+    import inspect
+
     if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
         return getattr(fn, "__qualname__", getattr(fn, "__name__", "function"))
     return type(fn).__name__
@@ -71,6 +74,8 @@ class Collector:
 def positional_arity(fn: Callable) -> Optional[int]:
     """How many positional parameters ``fn`` takes (bound methods without self), or
     None if it cannot be told (or it takes *args)."""
+    import inspect
+
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -163,6 +168,8 @@ class Udf:
         """Copies a function object for workers 1..count-1 before the job starts, so
         every worker begins from the object as the user gave it (worker 0 uses the
         original)."""
+        import copy
+
         self.copies = []
         if _is_function_object(self.fn):
             for _ in range(count - 1):
@@ -178,6 +185,8 @@ class Udf:
         obj = self.fn
         if _is_function_object(obj):
             if index > 0:
+                import copy
+
                 obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
             opener = getattr(obj, "open", None)
             if callable(opener):
@@ -205,6 +214,8 @@ def _is_function_class(cls: type) -> bool:
 
 def _is_function_object(obj: Any) -> bool:
     """Instances of user classes (as opposed to plain functions and lambdas)."""
+    import inspect
+
     return not (inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj)
                 or isinstance(obj, type))
 

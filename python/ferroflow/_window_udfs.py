@@ -15,10 +15,12 @@ Java-style method names and collector-style signatures work as everywhere else.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, cast
-
 from ._plan import Udf, find_method
 from .functions import WindowContext
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, List
 
 __all__ = ["apply_udf", "process_udf", "window_function_udf", "AggregateUdf", "has_merge"]
 
@@ -93,6 +95,8 @@ class AggregateUdf(Udf):
         if missing:
             raise TypeError(f"aggregate() takes an AggregateFunction; {type(obj).__name__} does not implement "
                             + ", ".join(f"{m}()" for m in missing))
+        from typing import Callable, List, cast
+
         create, add, get_result = cast(List[Callable], found)
         merge = find_method(obj, ("merge",))
 

@@ -7,7 +7,6 @@ runs until ``env.execute()``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Type, TypeVar, Union
 
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
@@ -15,10 +14,14 @@ from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger, SlidingEventTimeWindows,
                      SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
                      WindowAssigner, positive_count)
-from .windowing import GlobalWindow, TimeSpan, TimeWindow, to_millis
+from .windowing import GlobalWindow, TimeWindow, to_millis
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, List, Optional, Type, TypeVar, Union
+
     from .environment import StreamExecutionEnvironment
+    from .windowing import TimeSpan
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
            "DataStreamSink", "WriteMode", "OutputTag"]
@@ -346,7 +349,8 @@ def _time_windows(env: "StreamExecutionEnvironment", size: TimeSpan, slide: Opti
     return (SlidingEventTimeWindows if event_time else SlidingProcessingTimeWindows).of(size_ms, slide_ms)
 
 
-_W = TypeVar("_W", bound="_Windows")
+if TYPE_CHECKING:
+    _W = TypeVar("_W", bound="_Windows")
 
 
 def _count_windows(cls: Type[_W], stream: DataStream, size: int, slide: Optional[int]) -> _W:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, Dict, Iterable, List, Optional
 
 from ._errors import FerroflowError, JobExecutionException
 from ._plan import Node, Udf, label_of
@@ -13,6 +12,10 @@ from .datastream import DataStream
 from .functions import iterate_java_style
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional
 
 __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 

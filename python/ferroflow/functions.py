@@ -10,9 +10,11 @@ Talk-era (Java-style) method names are accepted too: ``flatMap(value, collector)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Optional
-
 from ._plan import Collector, RuntimeContext, stub
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator, List, Optional
 
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",

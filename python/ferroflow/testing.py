@@ -20,7 +20,9 @@ the end of the input). The source runs on one worker. Pass it to ``env.add_sourc
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Tuple
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Iterable, List, Optional, Tuple
 
 __all__ = ["TestSource", "Timestamped", "Watermark", "ProcessingTime"]
 

@@ -10,11 +10,16 @@ milliseconds (ints).
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Dict, Optional, Union
 
 from ._plan import Udf, label_of, positional_arity, stub
 from .functions import Function
-from .windowing import TimeSpan, to_millis
+from .windowing import to_millis
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Union
+
+    from .windowing import TimeSpan
 
 __all__ = ["TimeCharacteristic", "TimestampAssigner", "WatermarkStrategy"]
 

@@ -11,10 +11,14 @@ of milliseconds. Invalid settings fail here, at the call that makes them.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type, TypeVar
-
 from ._plan import Udf, label_of
-from .windowing import GlobalWindow, TimeSpan, TimeWindow, to_millis
+from .windowing import GlobalWindow, TimeWindow, to_millis
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Type, TypeVar
+
+    from .windowing import TimeSpan
 
 __all__ = [
     "WindowAssigner", "TumblingEventTimeWindows", "SlidingEventTimeWindows", "EventTimeSessionWindows",
@@ -33,10 +37,11 @@ def positive_count(n: Any, what: str) -> int:
 
 
 # Each factory returns the class it is called on (TumblingEventTimeWindows.of -> TumblingEventTimeWindows).
-_Tu = TypeVar("_Tu", bound="_Tumbling")
-_Sl = TypeVar("_Sl", bound="_Sliding")
-_Se = TypeVar("_Se", bound="_Session")
-_Co = TypeVar("_Co", bound="_Continuous")
+if TYPE_CHECKING:
+    _Tu = TypeVar("_Tu", bound="_Tumbling")
+    _Sl = TypeVar("_Sl", bound="_Sliding")
+    _Se = TypeVar("_Se", bound="_Session")
+    _Co = TypeVar("_Co", bound="_Continuous")
 
 # -- assigners -----------------------------------------------------------------------------
 

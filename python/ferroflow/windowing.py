@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-import datetime
-from typing import Any, Optional, Union
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    import datetime
+    from typing import Any, Optional, Union
 
 
 class _Span:
@@ -87,10 +89,21 @@ class Duration(_Span):
         return f"Duration.of_millis({self._ms})"
 
 
-#: What every API call taking a span of time accepts.
-TimeSpan = Union[Duration, Time, datetime.timedelta, int]
+if TYPE_CHECKING:
+    #: What every API call taking a span of time accepts.
+    TimeSpan = Union[Duration, Time, datetime.timedelta, int]
 
-_ONE_MS = datetime.timedelta(milliseconds=1)
+
+def __getattr__(name: str) -> Any:
+    """``TimeSpan`` is made when first asked for, so that importing ferroflow imports
+    neither typing nor datetime."""
+    if name == "TimeSpan":
+        import datetime
+        from typing import Union
+
+        value = globals()[name] = Union[Duration, Time, datetime.timedelta, int]
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_millis(span: Any, what: str = "duration", minimum: Optional[int] = 1) -> int:
@@ -98,15 +111,18 @@ def to_millis(span: Any, what: str = "duration", minimum: Optional[int] = 1) -> 
     milliseconds), checked to be at least ``minimum`` (None: any value)."""
     if isinstance(span, _Span):
         ms = span.to_milliseconds()
-    elif isinstance(span, datetime.timedelta):
-        ms = span // _ONE_MS
     elif isinstance(span, int) and not isinstance(span, bool):
         ms = span
-    elif hasattr(span, "to_milliseconds"):
-        ms = int(span.to_milliseconds())
     else:
-        raise TypeError(f"{what} must be a Duration (e.g. Duration.of_seconds(5)), a Time, a timedelta or "
-                        f"milliseconds, got {span!r}")
+        import datetime  # only here: most spans are Durations, Times or ints
+
+        if isinstance(span, datetime.timedelta):
+            ms = span // datetime.timedelta(milliseconds=1)
+        elif hasattr(span, "to_milliseconds"):
+            ms = int(span.to_milliseconds())
+        else:
+            raise TypeError(f"{what} must be a Duration (e.g. Duration.of_seconds(5)), a Time, a timedelta or "
+                            f"milliseconds, got {span!r}")
     if minimum is not None and ms < minimum:
         rule = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum} ms"
         raise ValueError(f"{what} must be {rule}, got {ms} ms")
