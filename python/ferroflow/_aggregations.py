@@ -105,7 +105,12 @@ def add_aggregate(keyed: "KeyedStream", op: str, field: Any) -> int:
     if op not in OPS:
         raise ValueError(f"unknown aggregation {op!r}")
     field = check_field(field, f"{op}()")
-    return keyed._env._add(op, _label(field), [keyed._node], {"op": op, "field": field})
+    params: Dict[str, Any] = {"op": op, "field": field}
+    key_node = keyed._env._nodes[keyed._node]
+    if key_node.kind == "key_by_field" and isinstance(key_node.params["field"], int):
+        # Lets the engine keep (key, number) pairs as a number per key.
+        params["key_field"] = key_node.params["field"]
+    return keyed._env._add(op, _label(field), [keyed._node], params)
 
 
 def add_count(keyed: "KeyedStream") -> int:
@@ -125,7 +130,7 @@ def add_count(keyed: "KeyedStream") -> int:
         raise TypeError("count() needs a stream made by key_by()")
     pairs = env._add("count_pairs", "", [keyed._node], params)
     rekeyed = env._add("key_by_field", "0", [pairs], {"field": 0})
-    return env._add("count", "", [rekeyed], {"op": "sum", "field": 1, "what": "count()"})
+    return env._add("count", "", [rekeyed], {"op": "sum", "field": 1, "what": "count()", "key_field": 0})
 
 
 # -- run-time helpers (the engine calls these for records its fast paths skip) -------------
