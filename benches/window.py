@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 
-from harness import BENCH, DATA, HERE, PY, anchor, measure
+from harness import BENCH, DATA, HERE, PY, anchor, compile_sources, measure
 
 OUT = os.path.join(DATA, "window-out")
 TARGETS = [("reference", "plain-Python reference", 0.8), ("bytewax", "Bytewax 0.21.1, 1 worker", 8.0)]
@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--peers", default="bytewax,pyflink", help="comma-separated: bytewax, pyflink")
     ap.add_argument("--no-peers", action="store_true", help="skip Bytewax and PyFlink")
     a = ap.parse_args()
+    compile_sources()
     peers = [] if a.no_peers else [p for p in a.peers.split(",") if p]
     path, ref = make_input(a.events)
     os.makedirs(OUT, exist_ok=True)

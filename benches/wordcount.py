@@ -6,16 +6,17 @@ same generated input and the same UDFs (../shared/bench/wc_udfs.py).
 
 Inputs are made with ../shared/bench/gen_words.py into bench-data/ (cached). Every
 command runs under ../shared/bench/measure.py (wall time, peak RSS summed over the
-process tree; medians), the systems' runs taken in turns (A B C, A B C, ...). Bytewax and PyFlink run when their virtualenvs exist
-(`bash ../shared/bench/setup_anchors.sh`). Prints one table and writes
-bench-data/wordcount-results.json.
+process tree; medians), the systems' runs taken in turns (A B C, A B C, ...), after
+byte-compiling ferroflow's sources as an install does. Bytewax and PyFlink run when
+their virtualenvs exist (`bash ../shared/bench/setup_anchors.sh`). Prints one table
+and writes bench-data/wordcount-results.json.
 """
 import argparse
 import json
 import os
 import subprocess
 
-from harness import BENCH, DATA, FERROFLOW, HERE, PY, anchor, measure, measure_interleaved
+from harness import BENCH, DATA, FERROFLOW, HERE, PY, anchor, compile_sources, measure, measure_interleaved
 
 
 def make_input(size):
@@ -39,6 +40,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true", help="skip Bytewax and PyFlink")
     a = ap.parse_args()
+    compile_sources()
     results = {}
     bytewax = None if a.no_peers else anchor("bytewax")
     pyflink = None if a.no_peers else anchor("pyflink")
