@@ -437,7 +437,7 @@ fn str_hash(b: &[u8]) -> u64 {
     for k in 0..total / 8 {
         h = (h ^ word(k)).wrapping_mul(K1).rotate_left(31);
     }
-    if total % 8 != 0 {
+    if !total.is_multiple_of(8) {
         h = (h ^ word(total / 8)).wrapping_mul(K2).rotate_left(29);
     }
     fmix64(h)

@@ -131,6 +131,8 @@ impl<V> KeyedState<V> {
 }
 
 /// Asks the CPU to bring the cache line at `p` in (any address: it never faults).
+// A prefetch reads nothing: the pointer is a hint, so this need not be `unsafe`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[inline(always)]
 pub fn prefetch_read(p: *const i8) {
     #[cfg(target_arch = "x86_64")]

@@ -318,10 +318,10 @@ fn new_int(py: Python<'_>, v: i64) -> PyResult<Bound<'_, PyAny>> {
     number_obj(py, Number::Int(v))
 }
 
-/// `x + y` as Python computes it: in Rust where [`Number::add`] can, else Python's `+`.
+/// `x + y` as Python computes it: in Rust where [`Number::checked_add`] can, else Python's `+`.
 #[inline]
 fn add<'py>(x: &Bound<'py, PyAny>, y: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(sum) = num(x).zip(num(y)).and_then(|(a, b)| a.add(b)) {
+    if let Some(sum) = num(x).zip(num(y)).and_then(|(a, b)| a.checked_add(b)) {
         return number_obj(x.py(), sum);
     }
     x.add(y)
