@@ -8,18 +8,19 @@ an HMAC over a shared secret before any record flows.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass
-from typing import IO, List, Optional, Sequence
+
+# Every execute() imports this module, for settings_from_env() and the ENV_ names; a
+# single-process run needs nothing else from it, so the modules only multi-process
+# runs use (hashlib, json, signal, socket, subprocess, tempfile, threading) are imported
+# in the functions that use them.
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    import subprocess
+    from typing import IO, List, Optional, Sequence
 
 #: Environment variables a process of a cluster run reads (set by the supervisor, or
 #: by the user for ``--addresses`` runs through the command line).
@@ -32,15 +33,18 @@ ENV_REPORT = "FERROFLOW_REPORT"
 ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
 
 
-@dataclass
+# A plain class rather than a @dataclass: dataclasses imports inspect, which would cost
+# every single-process run, where this class is defined but never used.
 class ClusterSettings:
     """Where this process sits in a multi-process run."""
 
-    process: int
-    addresses: List[str]
-    secret: bytes
-    threads: int = 1
-    connect_timeout_s: float = 30.0
+    def __init__(self, process: int, addresses: List[str], secret: bytes, threads: int = 1,
+                 connect_timeout_s: float = 30.0) -> None:
+        self.process = process
+        self.addresses = addresses
+        self.secret = secret
+        self.threads = threads
+        self.connect_timeout_s = connect_timeout_s
 
     @property
     def processes(self) -> int:
@@ -102,6 +106,8 @@ def read_secret(environ=os.environ) -> bytes:
 def plan_fingerprint(nodes) -> int:
     """A hash of the plan's shape, identical in every process running the same script,
     so that processes running different jobs refuse each other."""
+    import hashlib
+
     h = hashlib.sha256()
     for n in nodes:
         h.update(f"{n.kind}|{n.label}|{n.inputs}\n".encode())
@@ -110,6 +116,8 @@ def plan_fingerprint(nodes) -> int:
 
 def free_ports(n: int) -> List[int]:
     """n ports on 127.0.0.1 that were free a moment ago."""
+    import socket
+
     socks, ports = [], []
     try:
         for _ in range(n):
@@ -129,6 +137,8 @@ def write_report(error: BaseException) -> bool:
     path = os.environ.get(ENV_REPORT)
     if not path:
         return False
+    import json
+
     from ._errors import JobExecutionException, format_user_exception
 
     if isinstance(error, JobExecutionException):
@@ -153,6 +163,8 @@ class Supervisor:
 
     def __init__(self, script: str, script_args: Sequence[str], extra: Sequence[str], processes: int,
                  threads: int) -> None:
+        import threading
+
         self.script = script
         self.script_args = list(script_args)
         self.extra = list(extra)
@@ -162,6 +174,8 @@ class Supervisor:
         self.lock = threading.Lock()
 
     def _forward(self, stream: IO[bytes], out: IO[bytes]) -> None:
+        import signal
+
         # Whole lines, so the output of two processes never interleaves mid-line.
         for line in iter(stream.readline, b""):
             with self.lock:
@@ -175,6 +189,11 @@ class Supervisor:
         stream.close()
 
     def run(self) -> int:
+        import signal
+        import subprocess
+        import tempfile
+        import threading
+
         from . import cli
 
         self._broken_pipe = False
@@ -260,6 +279,9 @@ class Supervisor:
                     pass
 
     def _report(self, codes: List[int], reports: List[str]) -> None:
+        import json
+        import signal
+
         if self.first_failure is not None and self.first_failure[1] < 0 \
                 and not os.path.exists(reports[self.first_failure[0]]):
             i, code = self.first_failure

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -51,9 +52,7 @@ def call_site() -> str:
 
 def label_of(fn: Any) -> str:
     """A short name for a user function: its class or function name."""
-    import inspect
-
-    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn):
+    if _is_plain_function(fn):
         return getattr(fn, "__qualname__", getattr(fn, "__name__", "function"))
     return type(fn).__name__
 
@@ -168,10 +167,10 @@ class Udf:
         """Copies a function object for workers 1..count-1 before the job starts, so
         every worker begins from the object as the user gave it (worker 0 uses the
         original)."""
-        import copy
-
         self.copies = []
         if _is_function_object(self.fn):
+            import copy
+
             for _ in range(count - 1):
                 try:
                     self.copies.append(copy.deepcopy(self.fn))
@@ -214,10 +213,13 @@ def _is_function_class(cls: type) -> bool:
 
 def _is_function_object(obj: Any) -> bool:
     """Instances of user classes (as opposed to plain functions and lambdas)."""
-    import inspect
+    return not (_is_plain_function(obj) or isinstance(obj, type))
 
-    return not (inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj)
-                or isinstance(obj, type))
+
+def _is_plain_function(obj: Any) -> bool:
+    """``inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj)``:
+    the same isinstance tests, without importing inspect in every job."""
+    return isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType))
 
 
 def _is_base_stub(method: Any) -> bool:

@@ -9,13 +9,15 @@ becomes the script's ``sys.argv[1:]``, so the talk's
 
 from __future__ import annotations
 
-import ast
-import inspect
 import os
 import runpy
 import signal
 import sys
-from typing import List, Optional, Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    import ast
+    from typing import List, Optional, Sequence
 
 USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
@@ -247,14 +249,17 @@ def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str]
     modules_before = set(sys.modules)
     try:
         try:
-            with open(script, "rb") as f:
-                tree = ast.parse(f.read(), script)
-        except SyntaxError as e:
-            raise ScriptError(f"{e.filename or script}:{e.lineno}: syntax error: {e.msg}") from None
-        namespace = runpy.run_path(script, run_name="__main__")
+            namespace = runpy.run_path(script, run_name="__main__")
+        except SyntaxError:
+            # The script is parsed (importing ast) only if it is needed: a syntax error
+            # in the script itself, raised by run_path before any of it runs, becomes a
+            # one-line ScriptError; one raised while it ran (in a module it imports, say)
+            # goes on as it is.
+            _parse(script)
+            raise
         # A script with an `if __name__ == "__main__":` block runs itself; only scripts
         # without one (the talk-era style) get their main() called by us.
-        if environment._jobs_run == jobs_before and not _has_main_guard(tree):
+        if environment._jobs_run == jobs_before and not _has_main_guard(_parse(script)):
             entry = namespace.get("main")
             if not callable(entry):
                 raise ScriptError(f"{script} ran no job: it neither called env.execute() nor defined a main() function")
@@ -273,8 +278,21 @@ def _forget_script_modules(before: set, roots: List[str]) -> None:
             del sys.modules[name]
 
 
+def _parse(script: str) -> ast.Module:
+    """The script's syntax tree; ScriptError if it has a syntax error."""
+    import ast
+
+    try:
+        with open(script, "rb") as f:
+            return ast.parse(f.read(), script)
+    except SyntaxError as e:
+        raise ScriptError(f"{e.filename or script}:{e.lineno}: syntax error: {e.msg}") from None
+
+
 def _has_main_guard(tree: ast.Module) -> bool:
     """True if the module has a top-level ``if __name__ == "__main__":``."""
+    import ast
+
     for node in tree.body:
         if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
             names = [n for n in [node.test.left, *node.test.comparators]]
@@ -286,6 +304,8 @@ def _has_main_guard(tree: ast.Module) -> bool:
 
 def call_main(entry) -> None:
     """``main()`` (talk era, 2017) or ``main(factory)`` (Flink 1.5-1.8)."""
+    import inspect
+
     try:
         params = [p for p in inspect.signature(entry).parameters.values()
                   if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

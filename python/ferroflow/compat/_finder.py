@@ -4,11 +4,13 @@ from ferroflow.compat, so that talk-era imports work unchanged."""
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import types
-from typing import Dict, FrozenSet, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
 # Java module name -> (ferroflow.compat submodule, names it provides). Every prefix of
 # these names is served too, as an empty package.
@@ -54,7 +56,10 @@ def _all_served(modules: Sequence[str]) -> FrozenSet[str]:
 SERVED: FrozenSet[str] = _all_served(list(MODULES))
 
 
-class JavaPackageFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+# Not derived from importlib.abc.MetaPathFinder and Loader: the import system only
+# calls find_spec, create_module and exec_module, and importing importlib.abc (which
+# imports importlib.resources and pathlib) would cost every `ferroflow run`.
+class JavaPackageFinder:
     """Finds and loads the Java-named modules of ``MODULES`` (and their parent
     packages). Meant to sit at the end of ``sys.meta_path``, so that any real module of
     the same name is found first."""

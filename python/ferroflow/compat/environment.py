@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 from ..datastream import DataStream
 from ..environment import StreamExecutionEnvironment
 from .errors import UnsupportedApiError
 from .params import Configuration, ParameterTool
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple
 
 __all__ = ["PythonStreamExecutionEnvironment", "PythonEnvironmentFactory"]
 

@@ -8,11 +8,13 @@ every ferroflow function gets ``open()``/``close()`` called, so they are aliases
 
 from __future__ import annotations
 
-from typing import Any, Iterator
-
 from ..functions import (FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
                          ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, SourceFunction,
                          WindowFunction, iterate_java_style)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "ReduceFunction", "KeySelector",

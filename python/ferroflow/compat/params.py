@@ -4,10 +4,12 @@ their command line (``ParameterTool.fromArgs(sys.argv[1:])``)."""
 from __future__ import annotations
 
 import os
-import re
-from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .._errors import FerroflowError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Sequence
 
 __all__ = ["ParameterTool", "ParameterError", "Configuration", "Properties", "NO_VALUE_KEY"]
 
@@ -21,12 +23,15 @@ class ParameterError(FerroflowError, ValueError):
     """A malformed command line, a missing required key or a value of the wrong type."""
 
 
-_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_NUMBER = r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
 
 def _is_number(token: str) -> bool:
-    # "-5" after a key is its value, not another key.
-    return _NUMBER.fullmatch(token) is not None
+    # "-5" after a key is its value, not another key. (re is imported here, not at
+    # start-up; it keeps the compiled pattern in its cache.)
+    import re
+
+    return re.fullmatch(_NUMBER, token) is not None
 
 
 def _to_bool(value: str) -> bool:
