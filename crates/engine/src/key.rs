@@ -443,13 +443,20 @@ fn str_hash(b: &[u8]) -> u64 {
     fmix64(h)
 }
 
-/// Up to 8 bytes as a little-endian word, zero-padded.
+/// Up to 8 bytes as a little-endian word, zero-padded: at most two overlapping reads
+/// (their shared bytes are equal, so OR-ing them is exact), no loop over bytes.
 #[inline]
-fn load_le(bytes: &[u8]) -> u64 {
-    if let Some(full) = bytes.first_chunk::<8>() {
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    if let Some(full) = b.first_chunk::<8>() {
         return u64::from_le_bytes(*full);
     }
-    bytes.iter().rev().fold(0, |w, &x| w << 8 | u64::from(x))
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+    match n {
+        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+        1..=3 => u64::from(b[0]) | u64::from(b[n / 2]) << (8 * (n / 2)) | u64::from(b[n - 1]) << (8 * (n - 1)),
+        _ => 0,
+    }
 }
 
 fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
@@ -654,6 +661,17 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn load_le_pads_with_zeros() {
+        for n in 0..=9 {
+            let b: Vec<u8> = (1..=n as u8).collect();
+            let mut want = [0u8; 8];
+            let k = n.min(8);
+            want[..k].copy_from_slice(&b[..k]);
+            assert_eq!(load_le(&b), u64::from_le_bytes(want), "{n} bytes");
+        }
+    }
 
     proptest! {
         /// `Key::of_str` is the encoder's string key, inline or not.

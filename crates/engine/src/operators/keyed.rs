@@ -187,6 +187,8 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
         let mut state: KeyedState<RollingState<R>> = KeyedState::new();
+        // Whether any key's state is a record (a running number needs no record fetched).
+        let mut holds_records = false;
         let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
@@ -211,17 +213,21 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
                             state.prefetch(ahead.hash());
                         }
-                        if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)?.record()) {
-                            acc.prefetch();
+                        if holds_records {
+                            if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)?.record()) {
+                                acc.prefetch();
+                            }
                         }
                         // One lookup per record: update in place, insert only new keys.
                         let step = match state.get_mut(&key) {
                             Some(acc) => red.update(acc, &value).map(|mut v| {
+                                holds_records |= acc.record().is_some();
                                 // Flink: the result carries the input record's timestamp.
                                 v.set_timestamp(value.timestamp());
                                 v
                             }),
                             None => red.start(&value).map(|first| {
+                                holds_records |= first.record().is_some();
                                 state.insert(key, first);
                                 value
                             }),
