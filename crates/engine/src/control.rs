@@ -6,7 +6,8 @@
 //! partial results.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use crate::error::{ErrorKind, JobError};
 
@@ -14,6 +15,8 @@ pub struct JobControl {
     abort: AtomicBool,
     error: Mutex<Option<JobError>>,
     running: AtomicUsize,
+    /// Signalled when the last worker of this process returns (see `wait_finished`).
+    finished: (Mutex<()>, Condvar),
     /// Records emitted, per plan node.
     counts: Mutex<Vec<u64>>,
     /// Records an iteration gave up on (see `NodeKind::Iterate`).
@@ -31,6 +34,7 @@ impl JobControl {
             abort: AtomicBool::new(false),
             error: Mutex::new(None),
             running: AtomicUsize::new(0),
+            finished: (Mutex::new(()), Condvar::new()),
             counts: Mutex::new(vec![0; nodes]),
             dropped: AtomicU64::new(0),
             late_dropped: AtomicU64::new(0),
@@ -73,12 +77,28 @@ impl JobControl {
     }
 
     pub(crate) fn worker_finished(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock, so a waiter between its check and its wait cannot miss it.
+            let _guard = self.finished.0.lock().unwrap_or_else(|e| e.into_inner());
+            self.finished.1.notify_all();
+        }
     }
 
     /// Workers of this process still running.
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every worker of this process has returned, or `timeout` passed;
+    /// true if they have. A job's caller wakes as its last worker ends, not on a timer.
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        let guard = self.finished.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .finished
+            .1
+            .wait_timeout_while(guard, timeout, |_| self.running() > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        self.running() == 0
     }
 
     pub(crate) fn add_counts(&self, counts: &[u64]) {

@@ -72,15 +72,14 @@ fn run_job<'py>(
     });
     let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
-    // Poll instead of blocking in join, so Ctrl-C reaches us within POLL.
-    while !running.finished() {
-        py.detach(|| std::thread::sleep(POLL));
+    // Wait in slices instead of blocking in join, so Ctrl-C reaches us within POLL;
+    // the wait ends as soon as the job does.
+    let control = running.control.clone();
+    while !py.detach(|| control.wait_finished(POLL)) {
         if let Err(interrupt) = py.check_signals() {
             running.control.cancel();
             let deadline = Instant::now() + CANCEL_GRACE;
-            while !running.finished() && Instant::now() < deadline {
-                py.detach(|| std::thread::sleep(POLL));
-            }
+            while Instant::now() < deadline && !py.detach(|| control.wait_finished(POLL)) {}
             if running.finished() {
                 let _ = py.detach(|| running.join());
             } else {
