@@ -155,3 +155,31 @@ impl JobControl {
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn wait_finished_wakes_when_the_last_worker_returns() {
+        let control = Arc::new(JobControl::new(0));
+        control.worker_started();
+        control.worker_started();
+        assert!(!control.wait_finished(Duration::from_millis(5)), "two workers still run");
+        let c = control.clone();
+        let workers = std::thread::spawn(move || {
+            c.worker_finished();
+            std::thread::sleep(Duration::from_millis(20));
+            c.worker_finished();
+        });
+        let started = Instant::now();
+        // Woken by the last worker, long before the timeout.
+        assert!(control.wait_finished(Duration::from_secs(60)));
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(control.running(), 0);
+        workers.join().unwrap();
+        assert!(control.wait_finished(Duration::ZERO), "stays finished");
+    }
+}
