@@ -23,6 +23,9 @@ enum Built<'s, R: Record> {
     /// that produce it (`0..p`; None: all).
     Plain { stream: Stream<'s, Time, Vec<R>>, single: bool, on: Option<usize> },
     Keyed(Stream<'s, Time, Vec<Routed<Keyed<R>>>>),
+    /// A key_by on one worker whose only reader is a reduce: keyed inside the reduce
+    /// (`operators::key_reduce`), as there is nothing to route.
+    KeyPending { input: Stream<'s, Time, Vec<R>>, factory: crate::functions::KeyFactory<R> },
     /// Stateless steps waiting to be fused with their only consumer.
     Chain {
         base: Stream<'s, Time, Vec<R>>,
@@ -107,6 +110,7 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                     values
                 }
             }
+            Built::KeyPending { .. } => unreachable!("a pending key_by has one reader, a reduce"),
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }
     };
@@ -150,14 +154,27 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::KeyBy(factory) => {
                 let input = read(&mut built, node.inputs[0], None, false);
-                let route_to = route_to[id].unwrap_or(peers);
-                Built::Keyed(operators::key_by(input, id, name, factory, route_to, env.clone()))
+                let only_a_reduce_reads =
+                    consumers[id] == 1 && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
+                if peers == 1 && only_a_reduce_reads {
+                    Built::KeyPending { input, factory: factory.clone() }
+                } else {
+                    let route_to = route_to[id].unwrap_or(peers);
+                    Built::Keyed(operators::key_by(input, id, name, factory, route_to, env.clone()))
+                }
             }
             NodeKind::Reduce(factory) => {
-                let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
-                let stream = crate::with_key_pact!(peers, |pact| {
-                    operators::reduce(input.clone(), pact, id, name, factory, node.parallelism, env.clone())
-                });
+                let k = node.inputs[0];
+                let stream = match &built[k] {
+                    Built::KeyPending { input, factory: key_factory } => {
+                        let key = operators::KeyNode { id: k, name: &plan.nodes[k].name, factory: key_factory };
+                        operators::key_reduce(input.clone(), key, id, name, factory, node.parallelism, env.clone())
+                    }
+                    Built::Keyed(input) => crate::with_key_pact!(peers, |pact| {
+                        operators::reduce(input.clone(), pact, id, name, factory, node.parallelism, env.clone())
+                    }),
+                    _ => unreachable!("validated plan"),
+                };
                 Built::Plain { stream, single: false, on: node.parallelism }
             }
             NodeKind::Window { spec, function } => {

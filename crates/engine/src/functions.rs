@@ -46,6 +46,16 @@ pub trait Transform<R>: 'static {
 pub trait KeySelector<R>: 'static {
     fn key(&mut self, record: &R) -> UdfResult<(Key, R)>;
 
+    /// Keys a batch (emptied), appending `(key, key value, record)` to `out`. On an
+    /// error `out` may hold part of the batch.
+    fn key_all(&mut self, records: &mut Vec<R>, out: &mut Vec<(Key, R, R)>) -> UdfResult<()> {
+        for record in records.drain(..) {
+            let (key, value) = self.key(&record)?;
+            out.push((key, value, record));
+        }
+        Ok(())
+    }
+
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())

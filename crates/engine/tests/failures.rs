@@ -61,6 +61,39 @@ fn key_selector_error() {
     }
 }
 
+/// A key selector read by a reduce (on one worker, keyed inside the reduce operator)
+/// fails in its own name, whether it raises on a record or in its factory.
+#[test]
+fn key_selector_errors_before_a_reduce() {
+    for workers in [1, 2] {
+        let mut plan = Plan::new();
+        let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, N), parallel: true });
+        let keyed = plan.add(
+            "key_by 'bad key'",
+            vec![src],
+            NodeKind::KeyBy(try_key_by(|v: &V| {
+                if v.int() == BAD {
+                    Err(udf_err("KeyError: bad key", v))
+                } else {
+                    Ok((key_of(&(v.int() % 7)), V::I(v.int() % 7)))
+                }
+            })),
+        );
+        let red = plan.add("reduce 'sum'", vec![keyed], NodeKind::Reduce(reducer(|a: &V, b: &V| V::I(a.int() + b.int()))));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&new_out())));
+        let err = run_err(plan, cfg(workers));
+        assert_error(&err, ErrorKind::Udf, "key_by 'bad key'", Some("I(123457)"), "KeyError: bad key", workers);
+
+        let mut plan = Plan::new();
+        let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, 10), parallel: true });
+        let k = plan.add("key_by 'k'", vec![src], NodeKind::KeyBy(failing_factory("key open failed")));
+        let red = plan.add("reduce 'r'", vec![k], NodeKind::Reduce(reducer(|a: &V, _b: &V| a.clone())));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&new_out())));
+        let err = run_err(plan, cfg(workers));
+        assert_error(&err, ErrorKind::Udf, "key_by 'k'", None, "key open failed", workers);
+    }
+}
+
 #[test]
 fn reduce_error() {
     for workers in [1, 2] {

@@ -6,9 +6,9 @@ use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeli
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::error::{ErrorKind, UdfError};
+use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
-use crate::functions::{KeyFactory, ReduceFactory};
+use crate::functions::{KeyFactory, ReduceFactory, Reducer};
 use crate::key::Key;
 use crate::operators::OpEnv;
 use crate::record::Record;
@@ -72,15 +72,9 @@ pub fn key_by<'s, R: Record>(
                             return;
                         }
                         keyed.reserve(data.len());
-                        for record in data.drain(..) {
-                            match sel.key(&record) {
-                                Ok((key, key_value)) => keyed.push((key, key_value, record)),
-                                Err(e) => {
-                                    env.fail(ErrorKind::Udf, &name, e);
-                                    broken = true;
-                                    break;
-                                }
-                            }
+                        if let Err(e) = sel.key_all(data, &mut keyed) {
+                            env.fail(ErrorKind::Udf, &name, e);
+                            broken = true;
                         }
                         if broken {
                             data.clear();
@@ -171,6 +165,58 @@ pub fn unkey<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>
 /// count).
 pub(crate) const PREFETCH_AHEAD: usize = 16;
 
+/// A rolling reduce's keyed state and its loop over a batch, shared by [`reduce`] and
+/// [`key_reduce`].
+struct RollingReduce<R: Record> {
+    state: KeyedState<RollingState<R>>,
+    /// Whether any key's state is a record (a running number needs no record fetched).
+    holds_records: bool,
+}
+
+impl<R: Record> RollingReduce<R> {
+    fn new() -> Self {
+        RollingReduce { state: KeyedState::new(), holds_records: false }
+    }
+
+    /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
+    /// first record as it is, then each `reduce(previous, value)` with the value's
+    /// timestamp (as Flink).
+    fn fold(&mut self, red: &mut dyn Reducer<R>, keyed: &mut Vec<Keyed<R>>, out: &mut Vec<R>) -> UdfResult<()> {
+        out.reserve(keyed.len());
+        let mut records = keyed.drain(..);
+        while let Some((key, _key_value, value)) = records.next() {
+            // Two stages: the slot of a key PREFETCH_AHEAD records ahead, then the
+            // state record of one half as far (its slot has arrived by then).
+            let rest = records.as_slice();
+            if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
+                self.state.prefetch(ahead.hash());
+            }
+            if self.holds_records {
+                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record()) {
+                    acc.prefetch();
+                }
+            }
+            // One lookup per record: update in place, insert only new keys.
+            let emit = match self.state.get_mut(&key) {
+                Some(acc) => {
+                    let mut v = red.update(acc, &value)?;
+                    self.holds_records |= acc.record().is_some();
+                    v.set_timestamp(value.timestamp());
+                    v
+                }
+                None => {
+                    let first = red.start(&value)?;
+                    self.holds_records |= first.record().is_some();
+                    self.state.insert(key, first);
+                    value
+                }
+            };
+            out.push(emit);
+        }
+        Ok(())
+    }
+}
+
 /// Rolling reduce: the first value of a key is emitted as it is; every later one
 /// emits `reduce(previous, value)`, which becomes the key's state.
 pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
@@ -186,9 +232,7 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let factory = factory.clone();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
         let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
-        let mut state: KeyedState<RollingState<R>> = KeyedState::new();
-        // Whether any key's state is a record (a running number needs no record fetched).
-        let mut holds_records = false;
+        let mut rolling = RollingReduce::new();
         let mut keyed = Vec::new();
         let mut out = Vec::new();
         move |(input, frontier), output| {
@@ -204,45 +248,9 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         broken = true;
                         return;
                     }
-                    out.reserve(keyed.len());
-                    let mut records = keyed.drain(..);
-                    while let Some((key, _key_value, value)) = records.next() {
-                        // Two stages: the slot of a key PREFETCH_AHEAD records ahead, then
-                        // the state record of one half as far (its slot has arrived by then).
-                        let rest = records.as_slice();
-                        if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
-                            state.prefetch(ahead.hash());
-                        }
-                        if holds_records {
-                            if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| state.get(near)?.record()) {
-                                acc.prefetch();
-                            }
-                        }
-                        // One lookup per record: update in place, insert only new keys.
-                        let step = match state.get_mut(&key) {
-                            Some(acc) => red.update(acc, &value).map(|mut v| {
-                                holds_records |= acc.record().is_some();
-                                // Flink: the result carries the input record's timestamp.
-                                v.set_timestamp(value.timestamp());
-                                v
-                            }),
-                            None => red.start(&value).map(|first| {
-                                holds_records |= first.record().is_some();
-                                state.insert(key, first);
-                                value
-                            }),
-                        };
-                        match step {
-                            Ok(v) => out.push(v),
-                            Err(e) => {
-                                env.fail(ErrorKind::Udf, &name, e);
-                                broken = true;
-                                break;
-                            }
-                        }
-                    }
-                    drop(records);
-                    if broken {
+                    if let Err(e) = rolling.fold(&mut **red, &mut keyed, &mut out) {
+                        env.fail(ErrorKind::Udf, &name, e);
+                        broken = true;
                         keyed.clear();
                         out.clear();
                         return;
@@ -261,7 +269,93 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
             if broken {
                 env.enter(|| {
                     reducer = None;
-                    state.clear();
+                    rolling = RollingReduce::new();
+                });
+            }
+        }
+    })
+}
+
+/// The plan node a [`key_reduce`] keys for: its id, name and key selector.
+pub struct KeyNode<'a, R> {
+    pub id: usize,
+    pub name: &'a str,
+    pub factory: &'a KeyFactory<R>,
+}
+
+/// `key_by` then a rolling reduce as one operator, for a job on one worker, where
+/// there is nothing to route: each batch is keyed and folded in the same activation,
+/// without a keyed batch handed between two operators. Errors and counts are reported
+/// in each node's name, as with the two operators.
+pub fn key_reduce<'s, R: Record>(
+    stream: Stream<'s, Time, Vec<R>>,
+    key: KeyNode<'_, R>,
+    node: usize,
+    name: &str,
+    factory: &ReduceFactory<R>,
+    parallelism: Option<usize>,
+    env: Rc<OpEnv>,
+) -> Stream<'s, Time, Vec<R>> {
+    let (key_id, key_name, key_factory) = (key.id, key.name.to_string(), key.factory.clone());
+    let name = name.to_string();
+    let factory = factory.clone();
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
+        let mut selector = env.instantiate(ErrorKind::Udf, &key_name, None, &*key_factory);
+        let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
+        let mut rolling = RollingReduce::new();
+        let mut keyed = Vec::new();
+        let mut out = Vec::new();
+        move |(input, frontier), output| {
+            let (Some(sel), Some(red)) = (selector.as_mut(), reducer.as_mut()) else {
+                input.for_each(|_cap, data| data.clear());
+                return;
+            };
+            if env.control.aborted() {
+                input.for_each(|_cap, data| data.clear());
+                return;
+            }
+            let mut broken = false;
+            env.enter(|| {
+                input.for_each(|cap, data| {
+                    if broken {
+                        data.clear();
+                        return;
+                    }
+                    keyed.reserve(data.len());
+                    if let Err(e) = sel.key_all(data, &mut keyed) {
+                        env.fail(ErrorKind::Udf, &key_name, e);
+                        broken = true;
+                    } else {
+                        env.count(key_id, keyed.len());
+                        if let Err(e) = rolling.fold(&mut **red, &mut keyed, &mut out) {
+                            env.fail(ErrorKind::Udf, &name, e);
+                            broken = true;
+                        }
+                    }
+                    if broken {
+                        data.clear();
+                        keyed.clear();
+                        out.clear();
+                        return;
+                    }
+                    env.count(node, out.len());
+                    output.session(&cap).give_container(&mut out);
+                    out.clear();
+                });
+                if !broken && frontier.is_empty() {
+                    if let Err(e) = sel.close() {
+                        env.fail(ErrorKind::Udf, &key_name, e);
+                    } else if let Err(e) = red.close() {
+                        env.fail(ErrorKind::Udf, &name, e);
+                    }
+                    broken = true;
+                }
+            });
+            if broken {
+                env.enter(|| {
+                    selector = None;
+                    reducer = None;
+                    rolling = RollingReduce::new();
                 });
             }
         }

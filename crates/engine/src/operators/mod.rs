@@ -11,7 +11,7 @@ mod window;
 
 pub use assign::assign_timestamps;
 pub use iterate::iterate;
-pub use keyed::{by_key, key_by, reduce, unkey, Keyed};
+pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
 pub use sink::sink;
 pub use source::{rebalance, source};
 pub use transform::transform_chain;
