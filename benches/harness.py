@@ -56,20 +56,23 @@ def measure(label, cmd, runs, words=None, stdout=None, before_run=None):
 def measure_interleaved(systems, words=None):
     """`measure` for several commands, taking their runs in rounds (A B C, A B C, ...)
     so that a slow minute on a shared box weighs on every system alike rather than
-    on whichever ran then. `systems`: (label, cmd, runs); returns {label: result}."""
+    on whichever ran then; commands run once come last. `systems`: (label, cmd, runs);
+    returns {label: result}."""
     logs = {}
     for label, cmd, runs in systems:
         with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
             logs[label] = tf.name
         print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    for round_ in range(max((runs for _, _, runs in systems), default=0)):
-        for label, cmd, runs in systems:
-            if round_ >= runs:
-                continue
-            args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--jsonl", logs[label], "--runs", "1"]
-            if words:
-                args += ["--words", str(words)]
-            subprocess.run(args + ["--"] + cmd, stdout=sys.stderr, check=False)
+    # Commands run once (the slow peers) go after the rounds: a JVM winding down must
+    # not slow the next round's first command.
+    rounds = max((runs for _, _, runs in systems), default=0)
+    order = [(label, cmd) for r in range(rounds) for label, cmd, runs in systems if r < runs and (runs > 1 or rounds == 1)]
+    order += [(label, cmd) for label, cmd, runs in systems if runs == 1 and rounds > 1]
+    for label, cmd in order:
+        args = [PY, os.path.join(BENCH, "measure.py"), "--label", label, "--jsonl", logs[label], "--runs", "1"]
+        if words:
+            args += ["--words", str(words)]
+        subprocess.run(args + ["--"] + cmd, stdout=sys.stderr, check=False)
     results = {}
     for label, _, _ in systems:
         with open(logs[label]) as f:
