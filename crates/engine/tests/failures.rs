@@ -35,6 +35,17 @@ fn assert_error(err: &JobError, kind: ErrorKind, operator: &str, record: Option<
     assert!(err.to_string().contains(message), "{what}: {err}");
 }
 
+/// Keys by `x % 7`, raising a KeyError on `BAD`.
+fn bad_key_by() -> ferroflow_engine::functions::KeyFactory<V> {
+    try_key_by(|v: &V| {
+        if v.int() == BAD {
+            Err(udf_err("KeyError: bad key", v))
+        } else {
+            Ok((key_of(&(v.int() % 7)), V::I(v.int() % 7)))
+        }
+    })
+}
+
 #[test]
 fn key_selector_error() {
     for workers in [1, 2] {
@@ -44,13 +55,7 @@ fn key_selector_error() {
         let keyed = plan.add(
             "key_by 'bad key'",
             vec![src],
-            NodeKind::KeyBy(try_key_by(|v: &V| {
-                if v.int() == BAD {
-                    Err(udf_err("KeyError: bad key", v))
-                } else {
-                    Ok((key_of(&(v.int() % 7)), V::I(v.int() % 7)))
-                }
-            })),
+            NodeKind::KeyBy(bad_key_by()),
         );
         plan.add("sink", vec![keyed], NodeKind::Sink(sink(&out)));
         let err = run_err(plan, cfg(workers));
@@ -71,13 +76,7 @@ fn key_selector_errors_before_a_reduce() {
         let keyed = plan.add(
             "key_by 'bad key'",
             vec![src],
-            NodeKind::KeyBy(try_key_by(|v: &V| {
-                if v.int() == BAD {
-                    Err(udf_err("KeyError: bad key", v))
-                } else {
-                    Ok((key_of(&(v.int() % 7)), V::I(v.int() % 7)))
-                }
-            })),
+            NodeKind::KeyBy(bad_key_by()),
         );
         let red = plan.add("reduce 'sum'", vec![keyed], NodeKind::Reduce(reducer(|a: &V, b: &V| V::I(a.int() + b.int()))));
         plan.add("sink", vec![red], NodeKind::Sink(sink(&new_out())));

@@ -8,7 +8,7 @@ use timely::dataflow::Stream;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
-use crate::functions::{KeyFactory, ReduceFactory, Reducer};
+use crate::functions::{KeyFactory, KeySelector, ReduceFactory, Reducer};
 use crate::key::Key;
 use crate::operators::OpEnv;
 use crate::record::Record;
@@ -71,17 +71,10 @@ pub fn key_by<'s, R: Record>(
                             data.clear();
                             return;
                         }
-                        keyed.reserve(data.len());
-                        if let Err(e) = sel.key_all(data, &mut keyed) {
-                            env.fail(ErrorKind::Udf, &name, e);
+                        if !key_batch(&env, (node, &name), &mut **sel, data, &mut keyed) {
                             broken = true;
-                        }
-                        if broken {
-                            data.clear();
-                            keyed.clear();
                             return;
                         }
-                        env.count(node, keyed.len());
                         let peers = env.worker.peers;
                         let sent = partition(
                             &mut keyed,
@@ -114,6 +107,27 @@ pub fn key_by<'s, R: Record>(
             }
         },
     )
+}
+
+/// Keys `data` (emptied) into `keyed` and counts it for the key_by node `(id, name)`;
+/// false, with the job failed in that node's name and both emptied, if the selector
+/// raised.
+fn key_batch<R: Record>(
+    env: &OpEnv,
+    (node, name): (usize, &str),
+    sel: &mut dyn KeySelector<R>,
+    data: &mut Vec<R>,
+    keyed: &mut Vec<Keyed<R>>,
+) -> bool {
+    keyed.reserve(data.len());
+    if let Err(e) = sel.key_all(data, keyed) {
+        env.fail(ErrorKind::Udf, name, e);
+        data.clear();
+        keyed.clear();
+        return false;
+    }
+    env.count(node, keyed.len());
+    true
 }
 
 /// Opens the batches a keyed operator received; a batch that cannot be decoded fails
@@ -176,6 +190,27 @@ struct RollingReduce<R: Record> {
 impl<R: Record> RollingReduce<R> {
     fn new() -> Self {
         RollingReduce { state: KeyedState::new(), holds_records: false }
+    }
+
+    /// [`RollingReduce::fold`] for the reduce node `(id, name)`, counting what it emits;
+    /// false, with the job failed in the node's name and both vectors emptied, if the
+    /// reducer raised.
+    fn fold_batch(
+        &mut self,
+        env: &OpEnv,
+        (node, name): (usize, &str),
+        red: &mut dyn Reducer<R>,
+        keyed: &mut Vec<Keyed<R>>,
+        out: &mut Vec<R>,
+    ) -> bool {
+        if let Err(e) = self.fold(red, keyed, out) {
+            env.fail(ErrorKind::Udf, name, e);
+            keyed.clear();
+            out.clear();
+            return false;
+        }
+        env.count(node, out.len());
+        true
     }
 
     /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
@@ -248,14 +283,10 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                         broken = true;
                         return;
                     }
-                    if let Err(e) = rolling.fold(&mut **red, &mut keyed, &mut out) {
-                        env.fail(ErrorKind::Udf, &name, e);
+                    if !rolling.fold_batch(&env, (node, &name), &mut **red, &mut keyed, &mut out) {
                         broken = true;
-                        keyed.clear();
-                        out.clear();
                         return;
                     }
-                    env.count(node, out.len());
                     output.session(&cap).give_container(&mut out);
                     out.clear();
                 });
@@ -321,24 +352,14 @@ pub fn key_reduce<'s, R: Record>(
                         data.clear();
                         return;
                     }
-                    keyed.reserve(data.len());
-                    if let Err(e) = sel.key_all(data, &mut keyed) {
-                        env.fail(ErrorKind::Udf, &key_name, e);
+                    if !key_batch(&env, (key_id, &key_name), &mut **sel, data, &mut keyed) {
                         broken = true;
-                    } else {
-                        env.count(key_id, keyed.len());
-                        if let Err(e) = rolling.fold(&mut **red, &mut keyed, &mut out) {
-                            env.fail(ErrorKind::Udf, &name, e);
-                            broken = true;
-                        }
-                    }
-                    if broken {
-                        data.clear();
-                        keyed.clear();
-                        out.clear();
                         return;
                     }
-                    env.count(node, out.len());
+                    if !rolling.fold_batch(&env, (node, &name), &mut **red, &mut keyed, &mut out) {
+                        broken = true;
+                        return;
+                    }
                     output.session(&cap).give_container(&mut out);
                     out.clear();
                 });
