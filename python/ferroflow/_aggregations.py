@@ -27,7 +27,10 @@ it is):
 The result is always a new record (a copy of the previous aggregate with one field
 replaced) except where the previous aggregate is emitted again unchanged (min/max
 when it already holds the extreme, min_by/max_by when it stays): then it is the
-same object, as with a ``reduce`` returning its first argument.
+same object, as with a ``reduce`` returning its first argument. One exception: for
+``(key, number)`` pairs aggregated on the number, the engine keeps the number per
+key and emits a new, equal ``(key, number)`` tuple every time (its number a new
+``int`` or ``float`` object too).
 """
 
 from __future__ import annotations
