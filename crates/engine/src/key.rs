@@ -399,46 +399,35 @@ impl Hash for Key {
 /// `hash % peers` or `hash & (peers - 1)`). Pinned: every process and every build
 /// must agree, so the tests below fix its values.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
-    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
-    let mut h = FNV_OFFSET ^ (bytes.len() as u64).wrapping_mul(K1);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K1).rotate_left(31);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        let mut word = [0u8; 8];
-        word[..tail.len()].copy_from_slice(tail);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K2).rotate_left(29);
-    }
-    fmix64(h)
+    mix_words(bytes.len(), |k| load_le(&bytes[8 * k..bytes.len().min(8 * k + 8)]))
 }
 
 /// [`stable_hash`] of a string's encoding (tag, u64 length, bytes), read from the
 /// string itself: hashing a buffer just written byte by byte stalls the CPU on every
 /// 8-byte read (the stores cannot be forwarded to a wider load).
 fn str_hash(b: &[u8]) -> u64 {
+    let n = b.len() as u64;
+    // The encoding's 8-byte word `k`, zero-padded past its end.
+    mix_words(9 + b.len(), |k| match k {
+        0 => u64::from(TAG_STR) | n << 8,
+        1 => (n >> 56) | load_le(&b[..b.len().min(7)]) << 8,
+        _ => load_le(&b[8 * k - 9..b.len().min(8 * k - 1)]),
+    })
+}
+
+/// The hash of [`stable_hash`] over `len` bytes given as their 8-byte words
+/// (`word(k)`: bytes `8k..8k+8`, zero-padded past the end): each full word
+/// multiply-rotated in, the partial last one with other constants, then fmix64.
+#[inline]
+fn mix_words(len: usize, word: impl Fn(usize) -> u64) -> u64 {
     const K1: u64 = 0x9e37_79b9_7f4a_7c15;
     const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
-    let n = b.len() as u64;
-    let total = 9 + b.len();
-    // The encoding's 8-byte word `k`, zero-padded past its end.
-    let word = |k: usize| -> u64 {
-        match k {
-            0 => u64::from(TAG_STR) | n << 8,
-            1 => (n >> 56) | load_le(&b[..b.len().min(7)]) << 8,
-            _ => load_le(&b[8 * k - 9..b.len().min(8 * k - 1)]),
-        }
-    };
-    let mut h = FNV_OFFSET ^ (total as u64).wrapping_mul(K1);
-    for k in 0..total / 8 {
+    let mut h = FNV_OFFSET ^ (len as u64).wrapping_mul(K1);
+    for k in 0..len / 8 {
         h = (h ^ word(k)).wrapping_mul(K1).rotate_left(31);
     }
-    if !total.is_multiple_of(8) {
-        h = (h ^ word(total / 8)).wrapping_mul(K2).rotate_left(29);
+    if !len.is_multiple_of(8) {
+        h = (h ^ word(len / 8)).wrapping_mul(K2).rotate_left(29);
     }
     fmix64(h)
 }
