@@ -80,21 +80,28 @@ pub trait Reducer<R>: 'static {
     where
         R: Clone,
     {
-        match state {
-            RollingState::Record(acc) => {
-                let next = self.reduce(acc, value)?;
-                *acc = next.clone();
-                Ok(next)
-            }
-            RollingState::Running { .. } => {
-                Err(crate::UdfError::new("internal error: a running number in the state of a reduce that keeps records"))
-            }
-        }
+        update_record(self, state, value)
     }
 
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())
+    }
+}
+
+/// [`Reducer::update`] for a state that is a record: `reduce(acc, value)` becomes the
+/// state and is emitted. (A reducer that keeps running numbers calls this once its
+/// key has left them.)
+pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(red: &mut F, state: &mut RollingState<R>, value: &R) -> UdfResult<R> {
+    match state {
+        RollingState::Record(acc) => {
+            let next = red.reduce(acc, value)?;
+            *acc = next.clone();
+            Ok(next)
+        }
+        RollingState::Running { .. } => {
+            Err(crate::UdfError::new("internal error: a running number in the state of a reduce that keeps records"))
+        }
     }
 }
 

@@ -21,8 +21,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use ferroflow_engine::functions::{
-    TimestampAssigner, TimestampFactory,
-    KeyFactory, KeySelector, ReduceFactory, Reducer, Transform, TransformFactory, WorkerContext,
+    update_record, KeyFactory, KeySelector, ReduceFactory, Reducer, TimestampAssigner, TimestampFactory, Transform,
+    TransformFactory, WorkerContext,
 };
 use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::rolling::{Number, Rolling, RollingState};
@@ -369,8 +369,6 @@ fn agg_error(py: Python<'_>, err: PyErr, what: &str, record: &Bound<'_, PyAny>) 
     e
 }
 
-// -- params ----------------------------------------------------------------------------
-
 // -- key_by(field) ---------------------------------------------------------------------
 
 /// `key_by(field)`: the key is the field's value, encoded like any key.
@@ -543,34 +541,31 @@ impl Reducer<PyRec> for Aggregate {
     }
 
     fn update(&mut self, state: &mut RollingState<PyRec>, value: &PyRec) -> UdfResult<PyRec> {
-        Python::attach(|py| {
-            let v = value.0.bind(py);
-            if let RollingState::Running { value: acc, first } = state {
+        use std::ops::ControlFlow::{Break, Continue};
+        // Running: emit from the fast path (Break), or leave it with the key's record.
+        if let RollingState::Running { value: acc, first } = state {
+            let left = Python::attach(|py| {
+                let v = value.0.bind(py);
                 // The pair's fast path: the record is `(key, number)` like the first one.
                 if let Some(pair) = self.pair {
-                    let next = pair.number(v).and_then(|n| pair.rolling.step(*acc, n));
-                    if let Some(next) = next {
+                    if let Some(next) = pair.number(v).and_then(|n| pair.rolling.step(*acc, n)) {
                         *acc = next;
-                        return pair.build(v, next).map(|r| PyRec::new(r.unbind())).map_err(|e| agg_error(py, e, &self.what, v));
+                        return pair.build(v, next).map(|r| Break(PyRec::new(r.unbind()))).map_err(|e| agg_error(py, e, &self.what, v));
                     }
                 }
                 // Otherwise leave it for good: the record the number stands for (the
                 // first one with the field replaced), then as any record.
-                let record = number_obj(py, *acc)
+                number_obj(py, *acc)
                     .and_then(|n| self.field.with(first.0.bind(py), n))
-                    .map_err(|e| agg_error(py, e, &self.what, v))?;
-                *state = RollingState::Record(PyRec::new(record.unbind()));
+                    .map(|record| Continue(PyRec::new(record.unbind())))
+                    .map_err(|e| agg_error(py, e, &self.what, v))
+            })?;
+            match left {
+                Continue(record) => *state = RollingState::Record(record),
+                Break(emit) => return Ok(emit),
             }
-            let RollingState::Record(acc) = state else { unreachable!("made a record above") };
-            match self.step(acc.0.bind(py), v) {
-                Ok(r) => {
-                    let r = PyRec::new(r.unbind());
-                    *acc = PyRec(r.0.clone_ref(py), r.1);
-                    Ok(r)
-                }
-                Err(e) => Err(agg_error(py, e, &self.what, v)),
-            }
-        })
+        }
+        update_record(self, state, value)
     }
 }
 
