@@ -159,7 +159,7 @@ class Terminated(KeyboardInterrupt):
     handles this too), and ``ferroflow run`` exits 143 instead of 130."""
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
