@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import ferroflow
 from ferroflow import CheckpointingWarning, FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow import environment as environment_module
 from conftest import bag, collect, make_env
