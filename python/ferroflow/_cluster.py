@@ -186,7 +186,7 @@ def write_report(error: BaseException) -> bool:
 GRACE_S = 2.0
 
 # How important a failure is, to pick the one to report: the cause, not its echoes.
-_RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 2, "cancelled": 3}
+_RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 1, "system": 2, "cancelled": 3}
 
 
 class Supervisor:

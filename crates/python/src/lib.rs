@@ -41,6 +41,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Sink => "sink",
         ErrorKind::Plan => "plan",
         ErrorKind::Cancelled => "cancelled",
+        ErrorKind::System => "system",
         ErrorKind::Internal => "internal",
     }
 }

@@ -140,7 +140,7 @@ pub(crate) fn open_batches<R: Record>(
 ) -> bool {
     for (_dest, batch) in batches.drain(..) {
         if let Err(e) = unpack(batch, decode_keyed::<R>, out) {
-            env.fail(ErrorKind::Internal, operator, UdfError::new(format!("a batch from another process is corrupt: {e}")));
+            env.fail(ErrorKind::Udf, operator, e.into());
             out.clear();
             return false;
         }

@@ -217,11 +217,7 @@ pub fn rebalance<'s, R: Record>(
                     input.for_each(|cap, data| {
                         for (_dest, batch) in data.drain(..) {
                             if let Err(e) = unpack(batch, R::decode_batch, &mut records) {
-                                env.fail(
-                                    ErrorKind::Internal,
-                                    &receive_name,
-                                    crate::error::UdfError::new(format!("a batch from another process is corrupt: {e}")),
-                                );
+                                env.fail(ErrorKind::Udf, &receive_name, e.into());
                                 records.clear();
                                 return;
                             }
