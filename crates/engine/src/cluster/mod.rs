@@ -9,7 +9,8 @@
 //! that never came, can be cancelled (Ctrl-C), and lets no record flow before the peer
 //! proved it knows the job's shared secret (HMAC-SHA256 challenge-response, see
 //! `handshake.rs`) and runs the same job (the same plan fingerprint, process and worker
-//! counts). Refused connections are logged to stderr with their address.
+//! counts). Refused connections are summarised on stderr (the first with its address,
+//! then counts), never blocking the start when nobody reads stderr.
 //!
 //! ```ignore
 //! use std::sync::atomic::AtomicBool;
@@ -44,6 +45,7 @@
 
 mod error;
 mod handshake;
+mod log;
 mod mesh;
 mod network;
 mod secret;
@@ -52,7 +54,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use error::{ClusterError, MissingPeer};
+pub use error::{ClusterError, MissingPeer, REFUSED_NAMED};
 pub use network::{allocators, quiet_network_panics, Network, PeerMonitor};
 pub use secret::{
     generate_secret, parse_secret, resolve_secret, secret_from_env_or_file, secret_to_hex, MIN_SECRET_BYTES,
