@@ -52,6 +52,9 @@ pub enum ClusterError {
     PeerFailed { process: usize, message: String },
     /// The connection to a peer broke while the job ran (it crashed or was killed).
     PeerLost { process: usize, address: String, detail: String },
+    /// Nothing, not even a heartbeat, came from a peer for `timeout` while the job ran:
+    /// it is stopped (SIGSTOP), hung, or cut off by the network.
+    PeerSilent { process: usize, address: String, timeout: Duration },
     /// An unexpected I/O failure.
     Io { context: String, source: io::Error },
 }
@@ -145,6 +148,13 @@ impl fmt::Display for ClusterError {
                 f,
                 "lost the connection to process {process} at {address} ({detail}): that process crashed, was \
                  killed or stopped the job after an error; see its own error output"
+            ),
+            ClusterError::PeerSilent { process, address, timeout } => write!(
+                f,
+                "no heartbeat from process {process} at {address} for {}: that process is stopped or hung, or \
+                 the network to it is down (to wait longer, set --heartbeat-timeout or {})",
+                seconds(*timeout),
+                super::HEARTBEAT_TIMEOUT_ENV
             ),
             ClusterError::Io { context, source } => write!(f, "{context}: {source}"),
         }
