@@ -34,9 +34,10 @@ ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
 #: Set by the supervisor: its pid, so that a process it started can tell whether it
 #: still lives (see die_with_launcher).
 ENV_LAUNCHER = "FERROFLOW_LAUNCHER_PID"
+ENV_HEARTBEAT = "FERROFLOW_HEARTBEAT_TIMEOUT"
 
-#: Longest connect time-out accepted, in seconds (a day): longer is a typo, not a wait.
-MAX_CONNECT_TIMEOUT_S = 86400.0
+#: Longest time-out accepted, in seconds (a day): longer is a typo, not a wait.
+MAX_TIMEOUT_S = 86400.0
 
 
 # A plain class rather than a @dataclass: dataclasses imports inspect, which would cost
@@ -45,12 +46,14 @@ class ClusterSettings:
     """Where this process sits in a multi-process run."""
 
     def __init__(self, process: int, addresses: List[str], secret: bytes, threads: int = 1,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, heartbeat_timeout_s: float = 30.0) -> None:
         self.process = process
         self.addresses = addresses
         self.secret = secret
         self.threads = threads
         self.connect_timeout_s = connect_timeout_s
+        #: A process that sends nothing (not even a heartbeat) this long fails the job.
+        self.heartbeat_timeout_s = heartbeat_timeout_s
 
     @property
     def processes(self) -> int:
@@ -83,23 +86,26 @@ def settings_from_env(environ=os.environ) -> Optional[ClusterSettings]:
         threads = int(environ.get(ENV_THREADS) or 1)
     except ValueError:
         raise ClusterConfigError(f"{ENV_THREADS} must be a whole number, got {environ[ENV_THREADS]!r}") from None
-    try:
-        timeout = parse_connect_timeout(environ.get(ENV_TIMEOUT) or "30")
-    except ValueError as e:
-        raise ClusterConfigError(f"{ENV_TIMEOUT} {e}") from None
-    return ClusterSettings(process, addrs, read_secret(environ), max(1, threads), timeout)
+    seconds = {}
+    for name in (ENV_TIMEOUT, ENV_HEARTBEAT):
+        try:
+            seconds[name] = parse_timeout(environ.get(name) or "30")
+        except ValueError as e:
+            raise ClusterConfigError(f"{name} {e}") from None
+    return ClusterSettings(process, addrs, read_secret(environ), max(1, threads), seconds[ENV_TIMEOUT],
+                           seconds[ENV_HEARTBEAT])
 
 
-def parse_connect_timeout(text: str) -> float:
-    """The seconds to wait for the other processes, from ``--connect-timeout`` or
-    FERROFLOW_CONNECT_TIMEOUT: a number above 0 and at most a day (so not inf or nan).
-    ValueError says what is wrong, to follow the option's name."""
+def parse_timeout(text: str) -> float:
+    """A time-out in seconds, from ``--connect-timeout``, ``--heartbeat-timeout`` or their
+    variables: a number above 0 and at most a day (so not inf or nan). ValueError says
+    what is wrong, to follow the option's name."""
     try:
         value = float(text)
     except ValueError:
         raise ValueError(f"takes seconds, got {text!r}") from None
-    if not 0 < value <= MAX_CONNECT_TIMEOUT_S:  # also false for nan
-        raise ValueError(f"takes seconds above 0 and at most {MAX_CONNECT_TIMEOUT_S:g}, got {text!r}")
+    if not 0 < value <= MAX_TIMEOUT_S:  # also false for nan
+        raise ValueError(f"takes seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {text!r}")
     return value
 
 

@@ -59,6 +59,8 @@ options:
   --hosts-file FILE     the addresses, one host:port per line
   --process-id I        this host's index in the addresses (0-based)
   --connect-timeout S   how long to wait for the other processes (default 30)
+  --heartbeat-timeout S fail the job when another process sends nothing, not
+                        even a heartbeat, for S seconds (default 30)
   A multi-host run needs the same secret on every host: FERROFLOW_SECRET or a file
   named by FERROFLOW_SECRET_FILE, read alike (an even number of hex digits is hex,
   anything else text; 16 bytes at least). `-p` makes one up for its own processes.
@@ -123,6 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not os.path.isfile(script):
             print(f"ferroflow: no such file: {script}", file=sys.stderr)
             return 2
+        apply_cluster_options(options)  # the processes inherit the settings
         return Supervisor(script, script_args, extra, options["processes"], options.get("workers", 1)).run()
     from ._cluster import die_with_launcher
     die_with_launcher()
@@ -165,7 +168,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 _OPTIONS = {"-p": "processes", "--processes": "processes", "-w": "workers", "--workers": "workers",
             "--addresses": "addresses", "--hosts-file": "hosts_file", "--process-id": "process_id",
-            "--connect-timeout": "connect_timeout"}
+            "--connect-timeout": "connect_timeout", "--heartbeat-timeout": "heartbeat_timeout"}
 _INT_OPTIONS = {"processes", "workers", "process_id"}
 #: Options without a value.
 _FLAGS = {"--oversubscribe": "oversubscribe"}
@@ -199,10 +202,10 @@ def parse_run_options(own: Sequence[str]) -> tuple:
                 raise UsageError(f"{name} needs a value")
             if key in _INT_OPTIONS:
                 options[key] = _whole_number(name, value, 0 if key == "process_id" else 1)
-            elif key == "connect_timeout":
-                from ._cluster import parse_connect_timeout
+            elif key in ("connect_timeout", "heartbeat_timeout"):
+                from ._cluster import parse_timeout
                 try:
-                    options[key] = parse_connect_timeout(value)
+                    options[key] = parse_timeout(value)
                 except ValueError as e:
                     raise UsageError(f"{name} {e}") from None
             else:
@@ -290,6 +293,8 @@ def apply_cluster_options(options: dict) -> None:
         os.environ[_cluster.ENV_THREADS] = str(options["workers"])
     if "connect_timeout" in options:
         os.environ[_cluster.ENV_TIMEOUT] = str(options["connect_timeout"])
+    if "heartbeat_timeout" in options:
+        os.environ[_cluster.ENV_HEARTBEAT] = str(options["heartbeat_timeout"])
 
 
 def _report_to_supervisor(e: BaseException) -> bool:

@@ -265,7 +265,8 @@ class StreamExecutionEnvironment:
                 print(f"ferroflow: warning: set_parallelism({self._parallelism}) is ignored: the job runs on "
                       f"{cluster.processes} processes x {cluster.threads} worker(s)", file=sys.stderr)
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
-                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job))
+                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job),
+                           max(1, int(cluster.heartbeat_timeout_s * 1000)))
         for n in job:
             for function in _per_worker_functions(n.params):
                 function.prepare(workers)

@@ -50,11 +50,15 @@ fn job_failed(e: &JobError) -> PyErr {
     JobFailed::new_err((e.to_string(), kind_name(e.kind), e.operator.clone(), e.record.clone(), e.message.clone(), e.worker))
 }
 
+/// `run_job`'s `cluster` argument, as `environment.py` builds it.
+type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
+
 /// Runs the plan `nodes` on `workers` threads of this process and blocks until it
 /// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
 /// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
-/// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint)` for a
-/// multi-process run; `workers` is then the worker threads of this process.
+/// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint,
+/// heartbeat_timeout_ms)` for a multi-process run; `workers` is then the worker threads
+/// of this process.
 #[pyfunction]
 #[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None))]
 fn run_job<'py>(
@@ -62,14 +66,15 @@ fn run_job<'py>(
     nodes: &Bound<'py, PyAny>,
     workers: usize,
     batch_size: usize,
-    cluster: Option<(usize, Vec<String>, Vec<u8>, u64, u64)>,
+    cluster: Option<ClusterArg>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let plan = plan::from_python(py, nodes)?;
-    let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint)| {
+    let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)
             .fingerprint(fingerprint)
             .connect_timeout(Duration::from_millis(timeout_ms))
+            .heartbeat_timeout(Duration::from_millis(heartbeat_ms))
     });
     let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
