@@ -246,15 +246,15 @@ class Supervisor:
                 self._stop_all(signal.SIGKILL)
             for t in threads:
                 t.join(timeout=2)
-            codes = [c.wait() for c in self.children]
+            exit_codes = [c.wait() for c in self.children]
             if self._broken_pipe:
                 cli._quiet_broken_pipe()
             if interrupted:
                 print("ferroflow: interrupted", file=sys.stderr)
                 return 130
-            if all(code == 0 for code in codes):
+            if all(code == 0 for code in exit_codes):
                 return 0
-            self._report(codes, reports)
+            self._report(exit_codes, reports)
             return 1
         finally:
             for c in self.children:

@@ -17,7 +17,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import ast
-    from typing import List, Optional, Sequence
+    from typing import Any, List, Optional, Sequence
 
 USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
@@ -162,7 +162,7 @@ def parse_run_options(own: Sequence[str]) -> tuple:
         if name in _OPTIONS:
             key = _OPTIONS[name]
             if inline:
-                value = inline
+                value: Any = inline
             elif i + 1 < len(own):
                 i += 1
                 value = own[i]
@@ -365,7 +365,7 @@ def _hard_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - exiting anyway; a closed or broken stream must not stop it
             pass
     os._exit(code)
 
