@@ -1251,17 +1251,16 @@ fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_
 #[test]
 fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_active() {
     let events = vec![pt(0), rec(1, 1, 1), rec(1, 2, 25), rec(1, 3, 26), pt(5), rec(1, 4, 27)];
-    for mode in [Mode::Workers(1, 1)] {
-        let (_, out) = run_collecting(mode, |out| {
-            window_job(testing_source(events.clone()), tumbling(20))
-                .assign(assign(None, bounded(0), Some(1000)))
-                .manual_processing_time()
-                .collect_into(out)
-        });
-        assert_eq!(per_key(&out), expect(&[(1, &[(0, 20, &[1]), (20, 40, &[2, 3, 4])])]), "{mode:?}");
-        let ctx = contexts(&out);
-        assert_eq!((ctx[0].1, ctx[0].3), (0, 24), "{mode:?}: [0, 20) fired at the end, not at watermark 24: {ctx:?}");
-    }
+    let mode = Mode::Workers(1, 1);
+    let (_, out) = run_collecting(mode, |out| {
+        window_job(testing_source(events.clone()), tumbling(20))
+            .assign(assign(None, bounded(0), Some(1000)))
+            .manual_processing_time()
+            .collect_into(out)
+    });
+    assert_eq!(per_key(&out), expect(&[(1, &[(0, 20, &[1]), (20, 40, &[2, 3, 4])])]), "{mode:?}");
+    let ctx = contexts(&out);
+    assert_eq!((ctx[0].1, ctx[0].3), (0, 24), "{mode:?}: [0, 20) fired at the end, not at watermark 24: {ctx:?}");
 }
 
 /// With manual processing time, a partition is idle once the job's processing time is

@@ -78,11 +78,11 @@ fn count_model(xs: &[i64], size: usize, slide: usize) -> Vec<Vec<i64>> {
     let n = xs.len();
     let mut out = Vec::new();
     for i in 0..n {
-        if (i + 1) % slide == 0 {
+        if (i + 1).is_multiple_of(slide) {
             out.push(xs[(i + 1).saturating_sub(size)..=i].to_vec());
         }
     }
-    if n % slide != 0 {
+    if !n.is_multiple_of(slide) {
         out.push(xs[n.saturating_sub(size)..].to_vec());
     }
     out

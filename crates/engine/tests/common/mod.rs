@@ -21,6 +21,7 @@ use ferroflow_engine::{start, ExecConfig, JobError, JobSummary, Plan, Record, Ud
 
 /// A small record type for tests.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(clippy::enum_variant_names)] // `KV` is key-value, not a kind of `V`
 pub enum V {
     I(i64),
     S(String),
