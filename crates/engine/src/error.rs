@@ -63,13 +63,7 @@ impl JobError {
 
     /// Attributes a UDF error to the operator that called the UDF.
     pub fn from_udf(kind: ErrorKind, operator: &str, err: UdfError) -> Self {
-        JobError {
-            kind,
-            operator: Some(operator.to_string()),
-            record: err.record,
-            message: err.message,
-            worker: None,
-        }
+        JobError { kind, operator: Some(operator.to_string()), record: err.record, message: err.message, worker: None }
     }
 
     pub fn plan(message: impl Into<String>) -> Self {
