@@ -7,7 +7,7 @@
     env.execute("words")
 """
 
-from ._errors import FerroflowError, JobExecutionException
+from ._errors import CheckpointingWarning, FerroflowError, InternalError, JobExecutionException
 from ._plan import RuntimeContext
 from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
                          SplitStream, WindowedStream, WriteMode)
@@ -29,4 +29,5 @@ __all__ = [
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
     "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
+    "InternalError", "CheckpointingWarning",
 ]

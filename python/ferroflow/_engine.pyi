@@ -22,5 +22,9 @@ def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...]}.
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint)."""
 
+def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
+    """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path
+    (the first set), by the engine's rule; ValueError with a one-line message."""
+
 def _codec_encode(records: List[Any]) -> bytes: ...
 def _codec_decode(data: bytes) -> List[Any]: ...

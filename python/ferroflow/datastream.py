@@ -11,9 +11,9 @@ import os
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
 from .watermarks import TimeCharacteristic, WatermarkStrategy
-from .window import (CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger, SlidingEventTimeWindows,
-                     SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
-                     WindowAssigner, positive_count)
+from .window import (ASSIGNERS, EVICTORS, TRIGGERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
+                     SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
+                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, positive_count)
 from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -378,6 +378,7 @@ class _Windows:
         if not isinstance(assigner, WindowAssigner):
             raise TypeError(f"{'window' if self._keyed else 'window_all'}() takes a window assigner, e.g. TumblingEventTimeWindows.of(Duration.of_seconds(5)) "
                             f"from ferroflow.window, got {assigner!r}")
+        check_supported(assigner, ASSIGNERS, f"{'window' if self._keyed else 'window_all'}()")
         self._stream = stream
         self._env = stream._env
         self._assigner = assigner
@@ -392,6 +393,7 @@ class _Windows:
         """Fires the windows with ``trigger`` instead of the assigner's default."""
         if not isinstance(trigger, Trigger):
             raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
+        check_supported(trigger, TRIGGERS, "trigger()")
         self._trigger = trigger
         return self
 
@@ -399,6 +401,7 @@ class _Windows:
         """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
         if not isinstance(evictor, Evictor):
             raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
+        check_supported(evictor, EVICTORS, "evictor()")
         self._evictor = evictor
         return self
 

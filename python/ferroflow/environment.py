@@ -6,7 +6,7 @@ import itertools
 import os
 import time
 
-from ._errors import FerroflowError, JobExecutionException
+from ._errors import CheckpointingWarning, FerroflowError, job_failed
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .functions import iterate_java_style
@@ -21,6 +21,8 @@ __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
 #: Jobs this process has run (the launcher uses it to tell whether a script ran one).
 _jobs_run = 0
+#: Whether this process has warned that checkpoints were asked for (see ``_warn_no_checkpoints``).
+_warned_checkpointing = False
 
 
 class JobExecutionResult:
@@ -65,7 +67,10 @@ class StreamExecutionEnvironment:
     default_parallelism = 1
 
     def __init__(self) -> None:
+        #: Every node this environment made; ids index it. Streams of a job that ran stay usable.
         self._nodes: List[Node] = []
+        #: Nodes before this one belong to jobs that already ran (see ``_job_nodes``).
+        self._job_start = 0
         self._parallelism: Optional[int] = None
         self._checkpoint_interval: Optional[int] = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
@@ -97,9 +102,11 @@ class StreamExecutionEnvironment:
         return int(threads) if threads else StreamExecutionEnvironment.default_parallelism
 
     def enable_checkpointing(self, interval: int, mode: Any = None) -> "StreamExecutionEnvironment":
-        """Recorded for Flink compatibility. Checkpointing is not implemented yet, so
-        this does not make the job fault tolerant."""
+        """Accepted for Flink compatibility, but ferroflow does not checkpoint yet: the
+        job is not fault tolerant. Warns so (a ``CheckpointingWarning``, once per
+        process; silence it with ``warnings.filterwarnings``)."""
         self._checkpoint_interval = int(interval)
+        _warn_no_checkpoints(f"enable_checkpointing({interval!r})")
         return self
 
     def set_stream_time_characteristic(self, characteristic: TimeCharacteristic) -> "StreamExecutionEnvironment":
@@ -217,6 +224,10 @@ class StreamExecutionEnvironment:
     def execute(self, job_name: Optional[str] = None, local: Optional[bool] = None) -> JobExecutionResult:
         """Runs the job and blocks until it has finished.
 
+        The job is what was added since the previous ``execute()`` (as in Flink): the
+        environment starts empty afterwards, whether the job succeeded or failed. A
+        stream made for an earlier job may still be read; its inputs then run again.
+
         The talk-era forms ``execute(local)`` and ``execute(name, local)`` are accepted;
         ``local`` only told Flink where to stage the script, so it changes nothing here.
 
@@ -229,8 +240,14 @@ class StreamExecutionEnvironment:
         if isinstance(job_name, bool):
             job_name = None
         name = job_name or "ferroflow job"
-        if not any(n.kind in _SINKS for n in self._nodes):
+        job = self._job_nodes()
+        if not any(n.kind in _SINKS for n in job):
+            if not job and self._job_start:
+                raise FerroflowError("nothing to run: the previous execute() ran this environment's job, and each "
+                                     "execute() runs what was added since (as in Flink); add a sink before execute()")
             raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")
+        # The environment starts empty for the next job, whatever happens to this one.
+        self._job_start = len(self._nodes)
         from . import _cluster
 
         try:
@@ -247,21 +264,22 @@ class StreamExecutionEnvironment:
                 print(f"ferroflow: warning: set_parallelism({self._parallelism}) is ignored: the job runs on "
                       f"{cluster.processes} processes x {cluster.threads} worker(s)", file=sys.stderr)
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
-                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(self._nodes))
-        for n in self._nodes:
+                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job))
+        for n in job:
             for function in _per_worker_functions(n.params):
                 function.prepare(workers)
-        nodes = [_EngineNode(n) for n in self._nodes]
+        position = {n.id: i for i, n in enumerate(job)}
+        nodes = [_EngineNode(n, position) for n in job]
         started = time.monotonic()
         try:
             summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg)
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
-            raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
+            raise job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
         finally:
             self._flush_stdout()
         runtime_ms = int((time.monotonic() - started) * 1000)
-        counts = {n.name: c for n, c in zip(self._nodes, summary["counts"])}
+        counts = {n.name: c for n, c in zip(job, summary["counts"])}
         for warning in summary["warnings"]:
             import sys
             print(f"ferroflow: warning: {warning}", file=sys.stderr)
@@ -278,12 +296,49 @@ class StreamExecutionEnvironment:
             pass
 
     def get_execution_plan(self) -> str:
-        """The plan as text, one operator per line with its inputs."""
+        """The plan of the next ``execute()`` as text, one operator per line with its inputs."""
+        job = self._job_nodes()
+        position = {n.id: i for i, n in enumerate(job)}
         lines = []
-        for n in self._nodes:
-            inputs = ", ".join(str(i) for i in n.inputs)
-            lines.append(f"{n.id}: {n.name}" + (f" <- {inputs}" if inputs else ""))
+        for i, n in enumerate(job):
+            inputs = ", ".join(str(position[j]) for j in n.inputs)
+            lines.append(f"{i}: {n.name}" + (f" <- {inputs}" if inputs else ""))
         return "\n".join(lines)
+
+    def _job_nodes(self) -> List[Node]:
+        """The nodes the next ``execute()`` runs, in plan order: those added since the
+        last one, and the nodes of earlier jobs they read (with an iteration, its
+        feedback). So each job runs once, as in Flink, where ``execute()`` clears the
+        environment's transformations, and a stream of an earlier job can still be
+        read: its inputs run again, its earlier sinks do not."""
+        wanted = set()
+        todo = list(range(self._job_start, len(self._nodes)))
+        while todo:
+            i = todo.pop()
+            if i in wanted:
+                continue
+            wanted.add(i)
+            node = self._nodes[i]
+            todo.extend(node.inputs)
+            if node.kind == "iterate" and node.params["feedback"] is not None:
+                todo.append(node.params["feedback"])
+        return [self._nodes[i] for i in sorted(wanted)]
+
+
+def _warn_no_checkpoints(call: str) -> None:
+    """Warns, once per process, that ``call`` asked for checkpoints that do not exist.
+    In a multi-process run only process 0 warns: every process runs the same script."""
+    global _warned_checkpointing
+    from ._cluster import ENV_PROCESS
+
+    if _warned_checkpointing or os.environ.get(ENV_PROCESS, "0") not in ("", "0"):
+        return
+    _warned_checkpointing = True
+    import warnings
+
+    warnings.warn(f"{call} has no effect: ferroflow does not checkpoint yet, so the job is not fault tolerant "
+                  "(a failure stops it and loses its state; it must run again from the start)",
+                  CheckpointingWarning, stacklevel=3)
 
 
 def _batch_size() -> int:
@@ -375,9 +430,12 @@ class _EngineNode:
 
     __slots__ = ("kind", "name", "inputs", "params", "parallelism")
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, position: Dict[int, int]) -> None:
+        # The engine numbers a job's nodes 0.. in plan order (``position``: id -> number).
         self.kind = _ENGINE_KIND.get(node.kind, node.kind)
         self.name = node.name
-        self.inputs = node.inputs
+        self.inputs = [position[i] for i in node.inputs]
         self.params = node.params
+        if node.kind == "iterate" and node.params["feedback"] is not None:
+            self.params = dict(node.params, feedback=position[node.params["feedback"]])
         self.parallelism = node.parallelism

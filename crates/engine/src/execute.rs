@@ -141,13 +141,13 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
         let thread = std::thread::Builder::new()
             .name("ferroflow cluster".to_string())
             .spawn(move || run_cluster(plan, config, cluster, thread_control))
-            .map_err(|e| JobError::new(ErrorKind::Internal, format!("cannot start the cluster thread: {e}")))?;
+            .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the cluster thread: {e}")))?;
         return Ok(Running { guards: None, cluster_thread: Some(thread), control, unions });
     }
     let communication = if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
     let (builders, others) = communication
         .try_build()
-        .map_err(|e| JobError::new(ErrorKind::Internal, format!("could not start workers: {e}")))?;
+        .map_err(|e| JobError::new(ErrorKind::System, format!("could not start workers: {e}")))?;
     let guards = launch(plan, config, builders, others, control.clone(), None)?;
     Ok(Running { guards: Some(guards), cluster_thread: None, control, unions })
 }
@@ -220,7 +220,7 @@ fn launch<R: Record>(
         }
         control.worker_finished();
     });
-    guards.map_err(|message| JobError::new(ErrorKind::Internal, format!("could not start workers: {message}")))
+    guards.map_err(|message| JobError::new(ErrorKind::System, format!("could not start workers: {message}")))
 }
 
 /// Runs `plan` to completion on this thread's caller (blocking). For Rust callers and tests.

@@ -104,7 +104,7 @@ pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(
             Ok(next)
         }
         RollingState::Running { .. } => {
-            Err(crate::UdfError::new("internal error: a running number in the state of a reduce that keeps records"))
+            Err(crate::UdfError::internal("a running number in the state of a reduce that keeps records"))
         }
     }
 }

@@ -25,7 +25,7 @@ pub trait Record: Clone + Send + 'static {
 
     /// Appends the records [`Record::encode_batch`] wrote; malformed bytes are an
     /// error, never a panic.
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String>;
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError>;
 
     /// The record's event timestamp in ms ([`NO_TIME`] if it has none). Types that carry
     /// no metadata have none; wrap them in [`Stamped`] for event time.
@@ -43,6 +43,38 @@ pub trait Record: Clone + Send + 'static {
 }
 
 use crate::time::NO_TIME;
+
+/// Why a batch from another process could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchReadError {
+    /// The bytes are not what [`Record::encode_batch`] writes: ferroflow's bug (or two
+    /// versions of it in one job).
+    Corrupt(String),
+    /// The bytes are fine but a record could not be rebuilt from them by the record's
+    /// own code (for Python: unpickling it raised, e.g. its class is not importable).
+    Record(String),
+}
+
+impl std::fmt::Display for BatchReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchReadError::Corrupt(m) | BatchReadError::Record(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Format errors (`?` on a bounds check) are corruption.
+impl From<String> for BatchReadError {
+    fn from(message: String) -> Self {
+        BatchReadError::Corrupt(message)
+    }
+}
+
+impl From<&str> for BatchReadError {
+    fn from(message: &str) -> Self {
+        BatchReadError::Corrupt(message.to_string())
+    }
+}
 
 /// A record with an event timestamp beside it: event time for record types that have
 /// no room for one (tests, pure-Rust jobs).
@@ -89,7 +121,7 @@ impl<T: Record> Record for Stamped<T> {
         T::encode_batch(records.iter().map(|r| &r.value), out)
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let (count, rest) = bytes.split_at_checked(4).ok_or("truncated batch")?;
         let count = u32::from_le_bytes(count.try_into().map_err(|_| "bad count")?) as usize;
         let (stamps, rest) =
@@ -97,7 +129,7 @@ impl<T: Record> Record for Stamped<T> {
         let mut values = Vec::with_capacity(count);
         T::decode_batch(rest, &mut values)?;
         if values.len() != count {
-            return Err(format!("batch says {count} records but holds {}", values.len()));
+            return Err(format!("batch says {count} records but holds {}", values.len()).into());
         }
         let ts = stamps.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
         out.extend(values.into_iter().zip(ts).map(|(value, ts)| Stamped { value, ts }));
@@ -135,7 +167,7 @@ impl Record for String {
         Ok(())
     }
 
-    fn decode_batch(mut bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(mut bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         while !bytes.is_empty() {
             let (len, rest) = bytes.split_at_checked(4).ok_or("truncated string batch")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "bad length")?) as usize;

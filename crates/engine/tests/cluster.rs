@@ -377,6 +377,24 @@ fn secrets_come_from_a_file_or_the_environment() {
     const { assert!(MIN_SECRET_BYTES >= 16) };
 }
 
+#[test]
+fn a_secret_of_one_repeated_byte_is_refused_by_every_route() {
+    let zeros = "00".repeat(16);
+    for text in [zeros.as_str(), "ffffffffffffffffffffffffffffffffff", "aaaaaaaaaaaaaaaaa"] {
+        let err = cluster::parse_secret(text.as_bytes(), "x").unwrap_err();
+        assert!(err.to_string().contains("repeated, which anyone can guess"), "{text}: {err}");
+    }
+    let path = std::env::temp_dir().join(format!("ferroflow-zero-secret-test-{}", std::process::id()));
+    std::fs::write(&path, format!("{zeros}\n")).unwrap();
+    let from_file = cluster::resolve_secret(None, None, Some(path.clone().into_os_string())).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(from_file.to_string().contains("repeated"), "{from_file}");
+    assert!(cluster::resolve_secret(None, Some(zeros.into()), None).is_err());
+    // One different byte is enough to be accepted (the length rule does the rest).
+    assert!(cluster::parse_secret(b"zzzzzzzzzzzzzzzy", "x").is_ok());
+    assert!(cluster::parse_secret(format!("{}01", "00".repeat(15)).as_bytes(), "x").is_ok());
+}
+
 // ---------------------------------------------------------------------------------------
 // Timely over the sockets.
 

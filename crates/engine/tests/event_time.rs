@@ -22,7 +22,7 @@ use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::record::{describe_truncated, Stamped};
+use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::windows::event_time::{Assigner, WindowConfig};
 use ferroflow_engine::{
     start, ErrorKind, ExecConfig, JobError, JobSummary, NodeKind, Plan, Record, Running, UdfResult, WatermarkSpec,
@@ -67,7 +67,7 @@ impl Record for E {
         encode_bincode_batch(records, out)
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         decode_bincode_batch(bytes, out)
     }
 }

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use ferroflow_engine::cluster::ClusterConfig;
 use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
@@ -46,6 +46,7 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Sink => "sink",
         ErrorKind::Plan => "plan",
         ErrorKind::Cancelled => "cancelled",
+        ErrorKind::System => "system",
         ErrorKind::Internal => "internal",
     }
 }
@@ -110,9 +111,24 @@ fn run_job<'py>(
     Ok(out)
 }
 
+/// The shared secret of a multi-process run from `FERROFLOW_SECRET` (its value) or
+/// `FERROFLOW_SECRET_FILE` (a path), decoded by the engine's one rule so that every
+/// route gives the same bytes. Raises `ValueError` with a one-line message.
+#[pyfunction]
+fn resolve_secret<'py>(
+    py: Python<'py>,
+    secret: Option<std::ffi::OsString>,
+    secret_file: Option<std::ffi::OsString>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let bytes = ferroflow_engine::cluster::resolve_secret(None, secret, secret_file)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
     m.add_class::<sources::SourceContext>()?;

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use ferroflow_engine::functions::BatchScope;
-use ferroflow_engine::record::{describe_truncated, Record};
+use ferroflow_engine::record::{describe_truncated, BatchReadError, Record};
 use ferroflow_engine::time::NO_TIME;
 
 /// A Python object and its event timestamp (ms, `NO_TIME` if none). Inside a process
@@ -71,7 +71,7 @@ impl Record for PyRec {
         Python::attach(|py| crate::codec::encode_batch_iter(py, records.iter().map(|r| &r.0), out))
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let (&flag, rest) = bytes.split_first().ok_or("empty batch")?;
         let start = out.len();
         match flag {
@@ -83,14 +83,14 @@ impl Record for PyRec {
                 Python::attach(|py| crate::codec::decode_batch_into(py, batch, out, PyRec::new).map(drop))?;
                 if out.len() - start != count {
                     out.truncate(start);
-                    return Err("timestamps and records disagree".to_string());
+                    return Err("timestamps and records disagree".into());
                 }
                 for (r, ts) in out[start..].iter_mut().zip(stamps.chunks_exact(8)) {
                     r.1 = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
                 }
                 Ok(())
             }
-            other => Err(format!("unknown batch format {other}")),
+            other => Err(format!("unknown batch format {other}").into()),
         }
     }
 

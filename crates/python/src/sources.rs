@@ -32,7 +32,8 @@ impl SourceReader<PyRec> for IteratorSource {
     fn poll(&mut self, max: usize, out: &mut Vec<PyRec>) -> UdfResult<SourceStatus> {
         Python::attach(|py| {
             let batch = self.read.bind(py).call1((max,)).map_err(|e| udf_error(py, e, None))?;
-            let list = batch.cast::<PyList>().map_err(|e| UdfError::new(e.to_string()))?;
+            // `read` is the API's own wrapper: anything but a list is our bug.
+            let list = batch.cast::<PyList>().map_err(|e| UdfError::internal(e.to_string()))?;
             let n = list.len();
             out.extend(list.iter().map(|x| PyRec::new(x.unbind())));
             Ok(if n < max { SourceStatus::Done } else { SourceStatus::More })

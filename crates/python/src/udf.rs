@@ -26,7 +26,9 @@ pub struct BoundUdf {
 impl BoundUdf {
     pub fn new(py: Python<'_>, udf: &Py<PyAny>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
         let bound = udf.bind(py).call_method1("bind", (ctx.index, ctx.peers)).map_err(|e| udf_error(py, e, None))?;
-        let (call, close): (Py<PyAny>, Option<Py<PyAny>>) = bound.extract().map_err(|e| udf_error(py, e, None))?;
+        // `bind` is the API's own (it runs the user's `open()`, whose errors are the user's).
+        let (call, close): (Py<PyAny>, Option<Py<PyAny>>) =
+            bound.extract().map_err(|e| UdfError::internal(format!("bind() did not return (call, close): {e}")))?;
         Ok(BoundUdf { call, close })
     }
 

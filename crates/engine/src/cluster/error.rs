@@ -157,7 +157,7 @@ impl From<ClusterError> for crate::error::JobError {
     fn from(e: ClusterError) -> Self {
         let kind = match e {
             ClusterError::Cancelled { .. } => crate::error::ErrorKind::Cancelled,
-            _ => crate::error::ErrorKind::Internal,
+            _ => crate::error::ErrorKind::System,
         };
         crate::error::JobError::new(kind, e.to_string())
     }

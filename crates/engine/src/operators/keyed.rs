@@ -140,11 +140,7 @@ pub(crate) fn open_batches<R: Record>(
 ) -> bool {
     for (_dest, batch) in batches.drain(..) {
         if let Err(e) = unpack(batch, decode_keyed::<R>, out) {
-            env.fail(
-                ErrorKind::Internal,
-                operator,
-                UdfError::new(format!("a batch from another process is corrupt: {e}")),
-            );
+            env.fail(ErrorKind::Udf, operator, e.into());
             out.clear();
             return false;
         }
@@ -231,8 +227,7 @@ impl<R: Record> RollingReduce<R> {
                 self.state.prefetch(ahead.hash());
             }
             if self.holds_records {
-                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record())
-                {
+                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record()) {
                     acc.prefetch();
                 }
             }

@@ -354,7 +354,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                     if failed.is_some() || !open_batches(&env, &name, data, &mut keyed) {
                         data.clear();
                         keyed.clear();
-                        failed.get_or_insert_with(|| UdfError::new("a batch from another process is corrupt"));
+                        failed.get_or_insert_with(|| UdfError::internal("a batch from another process is corrupt"));
                         return;
                     }
                     let Some(&t) = cap.stamp().iter().next() else { return };
@@ -512,11 +512,11 @@ fn emit_all<R: Record>(
     if firings.is_empty() {
         return Ok(());
     }
-    let cap = cap.ok_or_else(|| UdfError::new("internal: a window fired with no capability held"))?;
+    let cap = cap.ok_or_else(|| UdfError::internal("a window fired with no capability held"))?;
     let mut touched = Vec::with_capacity(firings.len());
     for firing in firings {
         let key_value =
-            key_values.get(&firing.key).ok_or_else(|| UdfError::new("internal: a window fired for an unknown key"))?;
+            key_values.get(&firing.key).ok_or_else(|| UdfError::internal("a window fired for an unknown key"))?;
         touched.push(firing.key.clone());
         core.emit(&key_value.clone(), firing, out)?;
     }

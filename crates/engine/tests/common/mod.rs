@@ -16,7 +16,7 @@ use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::WindowContext;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::Key;
-use ferroflow_engine::record::describe_truncated;
+use ferroflow_engine::record::{describe_truncated, BatchReadError};
 use ferroflow_engine::{start, ExecConfig, JobError, JobSummary, Plan, Record, UdfError, UdfResult};
 
 /// A small record type for tests.
@@ -54,9 +54,8 @@ impl Record for V {
         bincode::serialize_into(out, &records).map_err(|e| e.to_string())
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
-        out.extend(bincode::deserialize::<Vec<V>>(bytes).map_err(|e| e.to_string())?);
-        Ok(())
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
+        decode_bincode_batch(bytes, out)
     }
 }
 
@@ -70,7 +69,10 @@ pub fn encode_bincode_batch<'a, R: Serialize + 'a>(
 }
 
 /// `Record::decode_batch` for a test record type: the inverse of [`encode_bincode_batch`].
-pub fn decode_bincode_batch<R: serde::de::DeserializeOwned>(bytes: &[u8], out: &mut Vec<R>) -> Result<(), String> {
+pub fn decode_bincode_batch<R: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    out: &mut Vec<R>,
+) -> Result<(), BatchReadError> {
     out.extend(bincode::deserialize::<Vec<R>>(bytes).map_err(|e| e.to_string())?);
     Ok(())
 }
