@@ -449,11 +449,9 @@ impl<'b, 'py> Decoder<'b, 'py> {
                 .map_err(|e| format!("corrupt record batch: bad large int ({e})"))?,
             Item::Pickle(b) => {
                 let loads = PICKLE_LOADS.import(py, "pickle", "loads").map_err(|e| e.to_string())?;
-                loads
-                    .call1((PyBytes::new(py, b),))
-                    .map_err(|e| {
-                        BatchReadError::Record(format!("cannot unpickle a record received from another process: {e}"))
-                    })?
+                loads.call1((PyBytes::new(py, b),)).map_err(|e| {
+                    BatchReadError::Record(format!("cannot unpickle a record received from another process: {e}"))
+                })?
             }
         })
     }
