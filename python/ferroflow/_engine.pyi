@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["run_job", "JobFailed", "SourceCancelled", "SourceContext", "_codec_encode", "_codec_decode"]
+__all__ = ["run_job", "resolve_secret", "JobFailed", "SourceCancelled", "SourceContext", "_codec_encode", "_codec_decode"]
 
 class JobFailed(Exception):
     """args: (text, kind, operator, record, message, worker)."""
