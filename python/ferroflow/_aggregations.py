@@ -148,7 +148,7 @@ def _kind(record: Any) -> str:
     n = None
     try:
         n = len(record)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any object's __len__ may raise; the message then has no count
         pass
     name = type(record).__name__
     return f"a {name} of {n} item{'s' if n != 1 else ''}" if n is not None and not isinstance(record, str) else f"a {name}"
@@ -157,7 +157,7 @@ def _kind(record: Any) -> str:
 def _missing(record: Any, field: Field, why: str = "") -> FieldError:
     try:
         text = repr(record)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a failing __repr__ must not hide the field error
         text = f"<{type(record).__name__}>"
     if len(text) > 200:
         text = text[:200] + "..."
@@ -221,7 +221,7 @@ def with_field(record: Any, field: Field, value: Any) -> Any:
     if field is None:
         return value
     if isinstance(record, Mapping):
-        new = record.copy() if type(record) is dict else _copy(record)
+        new: Any = record.copy() if type(record) is dict else _copy(record)
         new[field] = value
         return new
     if isinstance(field, int):

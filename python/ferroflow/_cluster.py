@@ -301,12 +301,12 @@ class Supervisor:
                 return 143 if terminated else 130
             for t in threads:
                 t.join(timeout=2)
-            codes = [c.wait() for c in self.children]
+            exit_codes = [c.wait() for c in self.children]
             if self._broken_pipe:
                 cli._quiet_broken_pipe()
-            if all(code == 0 for code in codes):
+            if all(code == 0 for code in exit_codes):
                 return 0
-            self._report(codes, reports)
+            self._report(exit_codes, reports)
             return 1
         finally:
             for c in self.children:

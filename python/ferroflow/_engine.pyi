@@ -1,6 +1,8 @@
 """Type stubs for the Rust extension (crates/python)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, final
+
+__all__ = ["run_job", "resolve_secret", "JobFailed", "SourceCancelled", "SourceContext", "_codec_encode", "_codec_decode"]
 
 class JobFailed(Exception):
     """args: (text, kind, operator, record, message, worker)."""
@@ -8,6 +10,7 @@ class JobFailed(Exception):
 class SourceCancelled(BaseException):
     """Raised by ctx.collect() when the job stops."""
 
+@final
 class SourceContext:
     worker_index: int
     worker_count: int

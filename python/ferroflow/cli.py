@@ -18,7 +18,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import ast
-    from typing import List, Optional, Sequence
+    from typing import Any, Dict, List, Optional, Sequence
 
 USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
@@ -184,6 +184,7 @@ def parse_run_options(own: Sequence[str]) -> tuple:
 
     Options may come before the script (``flink run -p 2 job.py``) as well as after it;
     the first other word is the script and the rest are extra paths."""
+    options: Dict[str, Any]  # flags, numbers and strings
     script, extra, options = None, [], {}
     i = 0
     while i < len(own):
@@ -457,7 +458,7 @@ def _hard_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - exiting anyway; a closed or broken stream must not stop it
             pass
     os._exit(code)
 

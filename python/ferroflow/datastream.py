@@ -18,7 +18,7 @@ from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, List, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union
 
     from .environment import StreamExecutionEnvironment
     from .windowing import TimeSpan
@@ -519,7 +519,7 @@ class WindowedStream(_Windows):
 
 def _no_key(value: Any) -> None:
     """window_all's key: the same for every record."""
-    return None
+    return None  # noqa: RET501 - the key is None, said on purpose
 
 
 class AllWindowedStream(_Windows):

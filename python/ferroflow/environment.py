@@ -7,7 +7,7 @@ import os
 import time
 
 from ._errors import CheckpointingWarning, FerroflowError, job_failed
-from ._plan import Node, Udf, label_of
+from ._plan import Node, label_of
 from .datastream import DataStream
 from .functions import iterate_java_style
 from .testing import TestSource
@@ -170,8 +170,7 @@ class StreamExecutionEnvironment:
         if str(charset_name).replace("-", "").upper() != "UTF8":
             raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
         path = os.fspath(file_path)
-        if path.startswith("file://"):
-            path = path[len("file://"):]
+        path = path.removeprefix("file://")
         return self._source("read_text_file", path, {"path": path})
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
@@ -294,7 +293,7 @@ class StreamExecutionEnvironment:
 
         try:
             sys.stdout.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: a closed stdout must not fail the job
             pass
 
     def get_execution_plan(self) -> str:
@@ -382,7 +381,7 @@ class _SourceRunner:
         for _ in range(count - 1):
             try:
                 self.copies.append(copy.deepcopy(self.function))
-            except Exception:  # an object that cannot be copied is shared
+            except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                 self.copies.append(self.function)
 
     def run_worker(self, ctx: Any, index: int, count: int) -> None:

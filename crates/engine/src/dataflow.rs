@@ -21,11 +21,18 @@ use crate::record::Record;
 enum Built<'s, R: Record> {
     /// A materialised stream; `single` if only worker 0 produces it, `on`: the workers
     /// that produce it (`0..p`; None: all).
-    Plain { stream: Stream<'s, Time, Vec<R>>, single: bool, on: Option<usize> },
+    Plain {
+        stream: Stream<'s, Time, Vec<R>>,
+        single: bool,
+        on: Option<usize>,
+    },
     Keyed(Stream<'s, Time, Vec<Routed<Keyed<R>>>>),
     /// A key_by on one worker whose only reader is a reduce: keyed inside the reduce
     /// (`operators::key_reduce`), as there is nothing to route.
-    KeyPending { input: Stream<'s, Time, Vec<R>>, factory: crate::functions::KeyFactory<R> },
+    KeyPending {
+        input: Stream<'s, Time, Vec<R>>,
+        factory: crate::functions::KeyFactory<R>,
+    },
     /// Stateless steps waiting to be fused with their only consumer.
     Chain {
         base: Stream<'s, Time, Vec<R>>,
@@ -103,7 +110,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             Built::Plain { stream, .. } => stream.clone(),
             Built::Keyed(stream) => {
-                let values = crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, name, env.clone()));
+                let values =
+                    crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, name, env.clone()));
                 if targets < peers {
                     operators::rebalance(values, name, targets, env.clone())
                 } else {
@@ -123,7 +131,12 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             // Same workers, and no rebalance before it (its input is parallel).
             NodeKind::Transform(_) => node.inputs.first().and_then(|&i| {
                 let same = plan.nodes[i].parallelism == node.parallelism;
-                let parallel_input = matches!(plan.nodes[i].kind, NodeKind::Source { parallel: true, .. } | NodeKind::Transform(_) | NodeKind::AssignTimestamps { .. });
+                let parallel_input = matches!(
+                    plan.nodes[i].kind,
+                    NodeKind::Source { parallel: true, .. }
+                        | NodeKind::Transform(_)
+                        | NodeKind::AssignTimestamps { .. }
+                );
                 pipeline_source[i].filter(|_| same && parallel_input)
             }),
             NodeKind::AssignTimestamps { .. } => node.inputs.first().and_then(|&i| pipeline_source[i]),
@@ -141,7 +154,9 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 // Fuse into the input's chain when we are its only reader and run on
                 // the same workers.
                 let (base, mut steps) = match std::mem::replace(&mut built[input], Built::Nothing) {
-                    Built::Chain { base, steps, parallelism } if consumers[input] == 1 && parallelism == node.parallelism => {
+                    Built::Chain { base, steps, parallelism }
+                        if consumers[input] == 1 && parallelism == node.parallelism =>
+                    {
                         (base, steps)
                     }
                     other => {
@@ -154,8 +169,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::KeyBy(factory) => {
                 let input = read(&mut built, node.inputs[0], None, false);
-                let only_a_reduce_reads =
-                    consumers[id] == 1 && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
+                let only_a_reduce_reads = consumers[id] == 1
+                    && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
                 if peers == 1 && only_a_reduce_reads {
                     Built::KeyPending { input, factory: factory.clone() }
                 } else {
@@ -188,7 +203,11 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             NodeKind::LateOutput => {
                 let window = node.inputs[0];
                 let stream = late_outputs.get(&window).cloned().expect("validated plan: a window node's late output");
-                Built::Plain { stream, single: plan.nodes[window].parallelism == Some(1), on: plan.nodes[window].parallelism }
+                Built::Plain {
+                    stream,
+                    single: plan.nodes[window].parallelism == Some(1),
+                    on: plan.nodes[window].parallelism,
+                }
             }
             NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms } => {
                 // Runs where its input runs: no rebalance, so watermarks follow the

@@ -214,9 +214,8 @@ mod tests {
 
     #[test]
     fn keyed_batches_round_trip_and_reject_truncation() {
-        let items: Vec<(Key, String, String)> = (0..50)
-            .map(|i| (key_of(&format!("k{}", i % 7)), format!("k{}", i % 7), "v".repeat(i)))
-            .collect();
+        let items: Vec<(Key, String, String)> =
+            (0..50).map(|i| (key_of(&format!("k{}", i % 7)), format!("k{}", i % 7), "v".repeat(i))).collect();
         let mut bytes = Vec::new();
         encode_keyed(&items, &mut bytes).unwrap();
         let mut back = Vec::new();

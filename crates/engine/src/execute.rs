@@ -144,8 +144,7 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
             .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the cluster thread: {e}")))?;
         return Ok(Running { guards: None, cluster_thread: Some(thread), control, unions });
     }
-    let communication =
-        if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
+    let communication = if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
     let (builders, others) = communication
         .try_build()
         .map_err(|e| JobError::new(ErrorKind::System, format!("could not start workers: {e}")))?;
@@ -207,7 +206,8 @@ fn launch<R: Record>(
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".to_string());
                     control.fail(
-                        JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}")).on_worker(index),
+                        JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}"))
+                            .on_worker(index),
                     );
                 }
             }

@@ -92,7 +92,11 @@ pub trait Reducer<R>: 'static {
 /// [`Reducer::update`] for a state that is a record: `reduce(acc, value)` becomes the
 /// state and is emitted. (A reducer that keeps running numbers calls this once its
 /// key has left them.)
-pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(red: &mut F, state: &mut RollingState<R>, value: &R) -> UdfResult<R> {
+pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(
+    red: &mut F,
+    state: &mut RollingState<R>,
+    value: &R,
+) -> UdfResult<R> {
     match state {
         RollingState::Record(acc) => {
             let next = red.reduce(acc, value)?;

@@ -124,7 +124,8 @@ impl<T: Record> Record for Stamped<T> {
     fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let (count, rest) = bytes.split_at_checked(4).ok_or("truncated batch")?;
         let count = u32::from_le_bytes(count.try_into().map_err(|_| "bad count")?) as usize;
-        let (stamps, rest) = rest.split_at_checked(count.checked_mul(8).ok_or("bad count")?).ok_or("truncated batch")?;
+        let (stamps, rest) =
+            rest.split_at_checked(count.checked_mul(8).ok_or("bad count")?).ok_or("truncated batch")?;
         let mut values = Vec::with_capacity(count);
         T::decode_batch(rest, &mut values)?;
         if values.len() != count {

@@ -56,11 +56,17 @@ fn plan<R: Record>(shape: &str) -> Plan<R> {
     let out = new_out();
     let mut plan = Plan::new();
     let last = if shape == "keyed" {
-        let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, 10_000), parallel: true });
-        let keyed = plan.add("key_by 'k'", vec![src], NodeKind::KeyBy(key_by(|r: &R| (key_of(&(r.describe().len() as i64)), r.clone()))));
+        let src =
+            plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, 10_000), parallel: true });
+        let keyed = plan.add(
+            "key_by 'k'",
+            vec![src],
+            NodeKind::KeyBy(key_by(|r: &R| (key_of(&(r.describe().len() as i64)), r.clone()))),
+        );
         plan.add("reduce 'r'", vec![keyed], NodeKind::Reduce(reducer(|a: &R, _b: &R| a.clone())))
     } else {
-        let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, 10_000), parallel: false });
+        let src =
+            plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, 10_000), parallel: false });
         plan.add("map 'm'", vec![src], NodeKind::Transform(map(|r: R| r)))
     };
     plan.add("sink", vec![last], NodeKind::Sink(sink(&out)));
@@ -76,7 +82,8 @@ fn run_two_processes<R: Record>(make: impl Fn() -> Plan<R>) -> JobError {
     let secret = cluster::generate_secret();
     let runs: Vec<Running> = (0..2)
         .map(|p| {
-            let cluster = ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(20));
+            let cluster =
+                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(20));
             start(Arc::new(make()), ExecConfig { workers: 1, cluster: Some(cluster), ..ExecConfig::default() }).unwrap()
         })
         .collect();

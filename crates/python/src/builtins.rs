@@ -69,9 +69,15 @@ impl Field {
                 Access::Name
             }
         } else if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
-            Access::Index(obj.extract::<isize>().map_err(|_| PyValueError::new_err(format!("{node}: field index out of range")))?)
+            Access::Index(
+                obj.extract::<isize>()
+                    .map_err(|_| PyValueError::new_err(format!("{node}: field index out of range")))?,
+            )
         } else {
-            return Err(PyValueError::new_err(format!("{node}: a field is an int index or a str name, got {}", describe(obj))));
+            return Err(PyValueError::new_err(format!(
+                "{node}: a field is an int index or a str name, got {}",
+                describe(obj)
+            )));
         };
         let obj = if matches!(access, Access::Whole) { obj.py().None() } else { obj.clone().unbind() };
         Ok(Field { access, obj })
@@ -396,7 +402,8 @@ pub fn field_key_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Key
     let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     let what: Arc<str> = format!("key_by({})", field.text(py)).into();
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
+        Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() })
+            as Box<dyn KeySelector<PyRec>>)
     }))
 }
 
@@ -498,8 +505,20 @@ impl Aggregate {
             }
             // Flink: keep acc while it holds the extreme, else take the new value
             // (also on ties).
-            Op::Min => if compare(&a, &v, Cmp::Lt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
-            Op::Max => if compare(&a, &v, Cmp::Gt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
+            Op::Min => {
+                if compare(&a, &v, Cmp::Lt)? {
+                    Ok(acc.clone())
+                } else {
+                    self.replace(acc, v)
+                }
+            }
+            Op::Max => {
+                if compare(&a, &v, Cmp::Gt)? {
+                    Ok(acc.clone())
+                } else {
+                    self.replace(acc, v)
+                }
+            }
             // Flink's min_by/max_by with first=True: the new record only if strictly better.
             Op::MinBy => Ok(if compare(&v, &a, Cmp::Lt)? { value.clone() } else { acc.clone() }),
             Op::MaxBy => Ok(if compare(&v, &a, Cmp::Gt)? { value.clone() } else { acc.clone() }),
@@ -550,7 +569,10 @@ impl Reducer<PyRec> for Aggregate {
                 if let Some(pair) = self.pair {
                     if let Some(next) = pair.number(v).and_then(|n| pair.rolling.step(*acc, n)) {
                         *acc = next;
-                        return pair.build(v, next).map(|r| Break(PyRec::new(r.unbind()))).map_err(|e| agg_error(py, e, &self.what, v));
+                        return pair
+                            .build(v, next)
+                            .map(|r| Break(PyRec::new(r.unbind())))
+                            .map_err(|e| agg_error(py, e, &self.what, v));
                     }
                 }
                 // Otherwise leave it for good: the record the number stands for (the
@@ -593,7 +615,8 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
     let key_field = opt_param(params, "key_field")?.map(|k| k.extract::<isize>()).transpose()?;
     let pair = Pair::new(op, key_field, &field);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair }) as Box<dyn Reducer<PyRec>>)
+        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair })
+            as Box<dyn Reducer<PyRec>>)
     }))
 }
 
@@ -678,6 +701,7 @@ pub fn count_pairs_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<T
     }
     let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() }) as Box<dyn Transform<PyRec>>)
+        Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() })
+            as Box<dyn Transform<PyRec>>)
     }))
 }

@@ -135,7 +135,11 @@ enum Fail {
     /// More than MAX_DEPTH nested containers: the record is pickled whole instead.
     TooDeep,
     /// pickle.dumps failed on this object.
-    Unpicklable { obj: *mut ffi::PyObject, type_name: String, cause: String },
+    Unpicklable {
+        obj: *mut ffi::PyObject,
+        type_name: String,
+        cause: String,
+    },
     Other(String),
 }
 
@@ -155,9 +159,9 @@ impl<'py> Encoder<'_, 'py> {
             other => other,
         };
         result.map_err(|fail| match fail {
-            Fail::Unpicklable { obj, type_name, cause } if obj == rec.as_ptr() => format!(
-                "cannot send a record of type '{type_name}' to another process: it cannot be pickled ({cause})"
-            ),
+            Fail::Unpicklable { obj, type_name, cause } if obj == rec.as_ptr() => {
+                format!("cannot send a record of type '{type_name}' to another process: it cannot be pickled ({cause})")
+            }
             Fail::Unpicklable { type_name, cause, .. } => format!(
                 "cannot send a record of type '{}' to another process: it contains a '{type_name}', \
                  which cannot be pickled ({cause})",
@@ -437,15 +441,17 @@ impl<'b, 'py> Decoder<'b, 'py> {
             }
             Item::BigInt(b) => py
                 .get_type::<pyo3::types::PyInt>()
-                .call_method(intern!(py, "from_bytes"), (PyBytes::new(py, b), intern!(py, "little")), Some(&signed_kwargs(py)?))
+                .call_method(
+                    intern!(py, "from_bytes"),
+                    (PyBytes::new(py, b), intern!(py, "little")),
+                    Some(&signed_kwargs(py)?),
+                )
                 .map_err(|e| format!("corrupt record batch: bad large int ({e})"))?,
             Item::Pickle(b) => {
                 let loads = PICKLE_LOADS.import(py, "pickle", "loads").map_err(|e| e.to_string())?;
-                loads
-                    .call1((PyBytes::new(py, b),))
-                    .map_err(|e| {
-                        BatchReadError::Record(format!("cannot unpickle a record received from another process: {e}"))
-                    })?
+                loads.call1((PyBytes::new(py, b),)).map_err(|e| {
+                    BatchReadError::Record(format!("cannot unpickle a record received from another process: {e}"))
+                })?
             }
         })
     }

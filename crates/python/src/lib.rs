@@ -26,7 +26,12 @@ use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
 
 use crate::record::GilScope;
 
-create_exception!(_engine, JobFailed, PyException, "A job failed; args: (text, kind, operator, record, message, worker).");
+create_exception!(
+    _engine,
+    JobFailed,
+    PyException,
+    "A job failed; args: (text, kind, operator, record, message, worker)."
+);
 
 /// How often the calling thread wakes to check for Ctrl-C while a job runs.
 const POLL: Duration = Duration::from_millis(20);
@@ -47,7 +52,14 @@ fn kind_name(kind: ErrorKind) -> &'static str {
 }
 
 fn job_failed(e: &JobError) -> PyErr {
-    JobFailed::new_err((e.to_string(), kind_name(e.kind), e.operator.clone(), e.record.clone(), e.message.clone(), e.worker))
+    JobFailed::new_err((
+        e.to_string(),
+        kind_name(e.kind),
+        e.operator.clone(),
+        e.record.clone(),
+        e.message.clone(),
+        e.worker,
+    ))
 }
 
 /// `run_job`'s `cluster` argument, as `environment.py` builds it.

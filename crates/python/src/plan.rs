@@ -7,10 +7,10 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
-use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec};
 
@@ -19,7 +19,11 @@ use crate::record::{type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::udf::*;
 
-pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(params: &Bound<'py, PyDict>, name: &str, node: &str) -> PyResult<T> {
+pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(
+    params: &Bound<'py, PyDict>,
+    name: &str,
+    node: &str,
+) -> PyResult<T> {
     match params.get_item(name)? {
         Some(v) => v.extract::<T>().map_err(|e| {
             pyo3::exceptions::PyValueError::new_err(format!("{node}: parameter '{name}': {}", Into::<PyErr>::into(e)))
@@ -64,10 +68,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 parallel,
             }
         }
-        "text_file" => NodeKind::Source {
-            factory: sources::text_file(param::<String>(params, "path", name)?),
-            parallel: true,
-        },
+        "text_file" => {
+            NodeKind::Source { factory: sources::text_file(param::<String>(params, "path", name)?), parallel: true }
+        }
         "sequence" => NodeKind::Source {
             factory: sources::sequence(param::<i64>(params, "start", name)?, param::<i64>(params, "end", name)?),
             parallel: true,
@@ -94,7 +97,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         "key_by" => {
             let udf = udf()?;
             NodeKind::KeyBy(Arc::new(move |ctx| {
-                Ok(Box::new(PyKeySelector { f: bind_udf(&udf, ctx)?, enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
+                Ok(Box::new(PyKeySelector { f: bind_udf(&udf, ctx)?, enc: KeyEncoder::new() })
+                    as Box<dyn KeySelector<PyRec>>)
             }))
         }
         "key_by_field" => NodeKind::KeyBy(crate::builtins::field_key_factory(name, params)?),
@@ -131,7 +135,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 None => Ok(reducer(udf()?)),
             };
             let aggregate = |udf: Arc<Py<PyAny>>| -> AggregateFactory<PyRec> {
-                Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
+                Arc::new(move |ctx| {
+                    Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>)
+                })
             };
             let function = match (function.as_str(), then) {
                 ("reduce", None) => WindowFunction::Reduce(reduce()?),
@@ -150,7 +156,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 (None, Some(a)) => {
                     let udf = Arc::new(a.unbind());
                     let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
-                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? }) as Box<dyn TimestampAssigner<PyRec>>)
+                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? })
+                            as Box<dyn TimestampAssigner<PyRec>>)
                     });
                     Some(f)
                 }
@@ -160,7 +167,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             let watermarks = match kind.as_str() {
                 "none" => WatermarkSpec::None,
                 "monotonous" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 },
-                "bounded" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? },
+                "bounded" => {
+                    WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? }
+                }
                 other => return Err(value_error(format!("{name}: unknown watermark strategy '{other}'"))),
             };
             let idleness_ms: Option<i64> = get(params, "idleness", name)?;
@@ -204,7 +213,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         })),
         "sink_function" => {
             let udf = udf()?;
-            NodeKind::Sink(Arc::new(move |ctx| Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)))
+            NodeKind::Sink(Arc::new(move |ctx| {
+                Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)
+            }))
         }
         "write_text" => {
             let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {
@@ -218,7 +229,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                     Ok(())
                 })
             });
-            NodeKind::Sink(sinks::text_file(param::<String>(params, "path", name)?, param(params, "overwrite", name)?, encode))
+            NodeKind::Sink(sinks::text_file(
+                param::<String>(params, "path", name)?,
+                param(params, "overwrite", name)?,
+                encode,
+            ))
         }
         "write_socket" => {
             let serializer = Arc::new(param::<Py<PyAny>>(params, "serialize", name)?);
@@ -235,8 +250,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                         } else if let Ok(v) = b.extract::<Vec<u8>>() {
                             out.extend_from_slice(&v);
                         } else {
-                            return Err(UdfError::new(format!("serialize() must return bytes or str, got {}", type_name(&b)))
-                                .with_record(crate::record::describe(x)));
+                            return Err(UdfError::new(format!(
+                                "serialize() must return bytes or str, got {}",
+                                type_name(&b)
+                            ))
+                            .with_record(crate::record::describe(x)));
                         }
                     }
                     Ok(())
@@ -297,7 +315,8 @@ fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
         "continuous_event_time" => Trigger::ContinuousEventTime(param(d, "interval", node)?),
         "continuous_processing_time" => Trigger::ContinuousProcessingTime(param(d, "interval", node)?),
         "purging" => {
-            let inner = d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
+            let inner =
+                d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
             Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
         }
         "never" => Trigger::Never,

@@ -34,7 +34,11 @@ impl Record for PyRec {
 
     fn from_ints(range: std::ops::RangeInclusive<i64>, out: &mut Vec<Self>) {
         Python::attach(|py| {
-            out.extend(range.map(|i| PyRec::new(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))))
+            out.extend(
+                range.map(|i| {
+                    PyRec::new(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))
+                }),
+            )
         });
     }
 
@@ -123,10 +127,12 @@ impl BatchScope for GilScope {
         // Attaching once and detaching keeps this thread's Python thread state alive,
         // so each later attach is cheap (a fresh one costs microseconds).
         let work = SameThread(work);
-        Python::attach(|py| py.detach(move || {
-            let w = work;
-            (w.0)()
-        }));
+        Python::attach(|py| {
+            py.detach(move || {
+                let w = work;
+                (w.0)()
+            })
+        });
     }
 }
 

@@ -129,13 +129,22 @@ pub struct FunctionSource {
 }
 
 impl FunctionSource {
-    pub fn start(py: Python<'_>, function: Py<PyAny>, waker: Option<Waker>, index: usize, peers: usize) -> UdfResult<FunctionSource> {
+    pub fn start(
+        py: Python<'_>,
+        function: Py<PyAny>,
+        waker: Option<Waker>,
+        index: usize,
+        peers: usize,
+    ) -> UdfResult<FunctionSource> {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer { records: Vec::new(), finished: false, error: None, cancelled: false }),
             space: Condvar::new(),
         });
-        let ctx = Py::new(py, SourceContext { shared: shared.clone(), waker: waker.clone(), worker_index: index, worker_count: peers })
-            .map_err(|e| udf_error(py, e, None))?;
+        let ctx = Py::new(
+            py,
+            SourceContext { shared: shared.clone(), waker: waker.clone(), worker_index: index, worker_count: peers },
+        )
+        .map_err(|e| udf_error(py, e, None))?;
         let thread_shared = shared.clone();
         let thread_function = function.clone_ref(py);
         std::thread::Builder::new()

@@ -78,7 +78,12 @@ impl Transform<PyRec> for PyTransform {
 
 /// Appends every item of `result` (a list, tuple, generator or any iterable; None
 /// means nothing).
-pub fn extend_from(py: Python<'_>, result: &Bound<'_, PyAny>, input: &Bound<'_, PyAny>, out: &mut Vec<PyRec>) -> UdfResult<()> {
+pub fn extend_from(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    input: &Bound<'_, PyAny>,
+    out: &mut Vec<PyRec>,
+) -> UdfResult<()> {
     if result.is_none() {
         return Ok(());
     }
@@ -111,7 +116,8 @@ impl KeySelector<PyRec> for PyKeySelector {
         Python::attach(|py| {
             let x = record.0.bind(py);
             let k = self.f.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
-            let key = key_of(&k, &mut self.enc).map_err(|m| UdfError::new(m).with_record(crate::record::describe(x)))?;
+            let key =
+                key_of(&k, &mut self.enc).map_err(|m| UdfError::new(m).with_record(crate::record::describe(x)))?;
             Ok((key, PyRec::new(k.unbind())))
         })
     }
@@ -152,7 +158,9 @@ impl WindowApply<PyRec> for PyWindowApply {
         Python::attach(|py| {
             let k = key.0.bind(py);
             let w = match ctx.window {
-                WindowInfo::Time(tw) => self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?,
+                WindowInfo::Time(tw) => {
+                    self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?
+                }
                 WindowInfo::Global => self.global_window.bind(py).clone(),
             };
             let values = PyList::new(py, values.into_iter().map(|v| v.0)).map_err(|e| udf_error(py, e, None))?;
@@ -186,7 +194,13 @@ pub struct PyAggregate {
 }
 
 impl PyAggregate {
-    fn call<'py>(&self, py: Python<'py>, args: impl pyo3::call::PyCallArgs<'py>, what: &str, record: Option<&Bound<'py, PyAny>>) -> UdfResult<PyRec> {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        args: impl pyo3::call::PyCallArgs<'py>,
+        what: &str,
+        record: Option<&Bound<'py, PyAny>>,
+    ) -> UdfResult<PyRec> {
         self.f.call.bind(py).call1(args).map(|r| PyRec::new(r.unbind())).map_err(|e| {
             let mut err = udf_error(py, e, record);
             err.message = format!("in the aggregate function's {what}():\n{}", err.message);

@@ -39,7 +39,8 @@ pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: 
                         path.display()
                     )));
                 }
-                fs::remove_dir_all(&path).map_err(|e| UdfError::new(format!("cannot remove {}: {e}", path.display())))?;
+                fs::remove_dir_all(&path)
+                    .map_err(|e| UdfError::new(format!("cannot remove {}: {e}", path.display())))?;
             }
             path.clone()
         };
@@ -49,9 +50,14 @@ pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: 
                 target.display()
             )));
         }
-        let file = File::create(&target).map_err(|e| UdfError::new(format!("cannot create {}: {e}", target.display())))?;
-        Ok(Box::new(FileSink { out: BufWriter::with_capacity(256 * 1024, file), target, encode: encode.clone(), buf: Vec::new() })
-            as Box<dyn Sink<R>>)
+        let file =
+            File::create(&target).map_err(|e| UdfError::new(format!("cannot create {}: {e}", target.display())))?;
+        Ok(Box::new(FileSink {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            target,
+            encode: encode.clone(),
+            buf: Vec::new(),
+        }) as Box<dyn Sink<R>>)
     })
 }
 
@@ -66,9 +72,7 @@ impl<R: 'static> Sink<R> for FileSink<R> {
     fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()> {
         self.buf.clear();
         (self.encode)(batch, &mut self.buf)?;
-        self.out
-            .write_all(&self.buf)
-            .map_err(|e| UdfError::new(format!("writing {}: {e}", self.target.display())))
+        self.out.write_all(&self.buf).map_err(|e| UdfError::new(format!("writing {}: {e}", self.target.display())))
     }
 
     fn close(&mut self) -> UdfResult<()> {

@@ -16,10 +16,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `host:port`, trying each address it resolves to.
 pub fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?
-        .collect();
+    let addrs: Vec<_> =
+        (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?.collect();
     let mut last = None;
     for addr in &addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
@@ -48,9 +46,7 @@ impl SocketLines {
     pub fn connect(host: &str, port: u16, delimiter: u8, waker: Option<Waker>) -> Result<Self, String> {
         let stream = connect(host, port)?;
         // A read time-out lets the thread notice cancellation.
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| format!("{host}:{port}: {e}"))?;
+        stream.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| format!("{host}:{port}: {e}"))?;
         let (sender, receiver) = sync_channel::<Message>(16);
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
@@ -88,7 +84,12 @@ impl SocketLines {
                             }
                         }
                         Ok(_) => {} // partial line: keep reading
-                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                            ) =>
+                        {
                             if !batch.is_empty() {
                                 if sender.send(Message::Lines(std::mem::take(&mut batch))).is_err() {
                                     return;

@@ -71,8 +71,7 @@ impl<R: Record> SourceReader<R> for SequenceReader {
 /// when the server closes the connection.
 pub fn socket_text<R: Record>(host: String, port: u16, delimiter: u8) -> SourceFactory<R> {
     Arc::new(move |ctx| {
-        let lines = SocketLines::connect(&host, port, delimiter, ctx.waker.clone())
-            .map_err(UdfError::new)?;
+        let lines = SocketLines::connect(&host, port, delimiter, ctx.waker.clone()).map_err(UdfError::new)?;
         Ok(Box::new(SocketReader { lines, buffer: Vec::new() }) as Box<dyn SourceReader<R>>)
     })
 }

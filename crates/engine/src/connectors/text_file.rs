@@ -83,12 +83,7 @@ pub fn plan_shares(files: &[PathBuf], worker: usize, workers: usize) -> io::Resu
 }
 
 /// [`plan_shares`] with the split threshold as a parameter, so tests can split small files.
-fn plan_shares_with(
-    files: &[PathBuf],
-    worker: usize,
-    workers: usize,
-    split_min: u64,
-) -> io::Result<Vec<FileShare>> {
+fn plan_shares_with(files: &[PathBuf], worker: usize, workers: usize, split_min: u64) -> io::Result<Vec<FileShare>> {
     if worker >= workers {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -97,9 +92,7 @@ fn plan_shares_with(
     }
     let mut shares = Vec::new();
     for (index, path) in files.iter().enumerate() {
-        let len = std::fs::metadata(path)
-            .map_err(|e| with_path(path, e))?
-            .len();
+        let len = std::fs::metadata(path).map_err(|e| with_path(path, e))?.len();
         let (start, end) = if len < split_min {
             if index % workers != worker {
                 continue;
@@ -114,11 +107,7 @@ fn plan_shares_with(
             (cut(worker), cut(worker + 1))
         };
         if start < end {
-            shares.push(FileShare {
-                path: path.clone(),
-                start,
-                end,
-            });
+            shares.push(FileShare { path: path.clone(), start, end });
         }
     }
     Ok(shares)
@@ -145,12 +134,7 @@ pub struct LineReader {
 impl LineReader {
     /// A reader over `shares`; files are opened lazily, one at a time.
     pub fn new(shares: Vec<FileShare>) -> Self {
-        Self {
-            pending: shares.into_iter(),
-            current: None,
-            buf: Vec::new(),
-            exhausted: false,
-        }
+        Self { pending: shares.into_iter(), current: None, buf: Vec::new(), exhausted: false }
     }
 
     /// Appends up to `max` lines to `out`; returns Ok(false) once the whole share list is exhausted.
@@ -180,10 +164,7 @@ impl LineReader {
                 continue;
             }
             self.buf.clear();
-            let n = open
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|e| with_path(&open.share.path, e))?;
+            let n = open.reader.read_until(b'\n', &mut self.buf).map_err(|e| with_path(&open.share.path, e))?;
             if n == 0 {
                 // The file shrank after planning; nothing more here.
                 self.current = None;
@@ -200,11 +181,7 @@ impl LineReader {
                 Err(_) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!(
-                            "{}: line {} is not valid UTF-8",
-                            open.share.path.display(),
-                            open.line
-                        ),
+                        format!("{}: line {} is not valid UTF-8", open.share.path.display(), open.line),
                     ));
                 }
             }
@@ -234,12 +211,7 @@ fn open_share(share: FileShare) -> io::Result<Option<OpenShare>> {
             pos += reader.skip_until(b'\n').map_err(err)? as u64;
         }
     }
-    Ok(Some(OpenShare {
-        share,
-        reader,
-        pos,
-        line: 0,
-    }))
+    Ok(Some(OpenShare { share, reader, pos, line: 0 }))
 }
 
 #[cfg(test)]
@@ -255,10 +227,7 @@ mod tests {
         fn new() -> Self {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!(
-                "ferroflow-text-file-test-{}-{n}",
-                std::process::id()
-            ));
+            let p = std::env::temp_dir().join(format!("ferroflow-text-file-test-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
@@ -404,10 +373,7 @@ mod tests {
                 starts = shares[0].end;
             }
             assert_eq!(starts, contents.len() as u64);
-            assert_eq!(
-                lines_by_worker(&files, None, workers, SPLIT_MIN_BYTES, 1000),
-                want
-            );
+            assert_eq!(lines_by_worker(&files, None, workers, SPLIT_MIN_BYTES, 1000), want);
         }
     }
 
@@ -420,28 +386,11 @@ mod tests {
         let files = vec![a.clone(), b.clone(), c];
         let s0 = plan_shares(&files, 0, 2).unwrap();
         let s1 = plan_shares(&files, 1, 2).unwrap();
-        assert_eq!(
-            s0,
-            vec![FileShare {
-                path: a,
-                start: 0,
-                end: 4
-            }]
-        );
-        assert_eq!(
-            s1,
-            vec![FileShare {
-                path: b,
-                start: 0,
-                end: 1
-            }]
-        );
+        assert_eq!(s0, vec![FileShare { path: a, start: 0, end: 4 }]);
+        assert_eq!(s1, vec![FileShare { path: b, start: 0, end: 1 }]);
         assert_eq!(read_all(s0, 10).unwrap(), vec!["1", "2"]);
         assert_eq!(read_all(s1, 10).unwrap(), vec!["3"]);
-        assert_eq!(
-            plan_shares(&files, 2, 2).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(plan_shares(&files, 2, 2).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert!(plan_shares(&files, 0, 0).is_err());
     }
 
@@ -490,19 +439,12 @@ mod tests {
         let missing = dir.0.join("nope.txt");
         let err = list_input_files(&missing).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert_eq!(
-            err.to_string(),
-            format!("no such file or directory: {}", missing.display())
-        );
+        assert_eq!(err.to_string(), format!("no such file or directory: {}", missing.display()));
         let err = plan_shares(std::slice::from_ref(&missing), 0, 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().starts_with(&missing.display().to_string()));
         // Deleted between planning and reading: an error naming the file, no panic.
-        let share = FileShare {
-            path: missing,
-            start: 0,
-            end: 5,
-        };
+        let share = FileShare { path: missing, start: 0, end: 5 };
         let err = read_all(vec![share], 10).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
@@ -515,10 +457,7 @@ mod tests {
         let mut out = Vec::new();
         let err = reader.next_batch(10, &mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(
-            err.to_string(),
-            format!("{}: line 3 is not valid UTF-8", p.display())
-        );
+        assert_eq!(err.to_string(), format!("{}: line 3 is not valid UTF-8", p.display()));
         assert_eq!(out, vec!["ok", "fine"]);
     }
 
@@ -526,11 +465,7 @@ mod tests {
     fn shrunk_file_does_not_panic() {
         let dir = TempDir::new();
         let p = dir.write("s.txt", b"a\nb\n");
-        let share = FileShare {
-            path: p,
-            start: 10,
-            end: 20,
-        };
+        let share = FileShare { path: p, start: 10, end: 20 };
         assert_eq!(read_all(vec![share], 10).unwrap(), Vec::<String>::new());
     }
 }

@@ -227,7 +227,8 @@ impl<R: Record> RollingReduce<R> {
                 self.state.prefetch(ahead.hash());
             }
             if self.holds_records {
-                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record()) {
+                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record())
+                {
                     acc.prefetch();
                 }
             }

@@ -87,7 +87,10 @@ impl OpEnv {
 
     /// Processing time now: the wall clock, or with manual processing time, what the
     /// frontier `frontier` implies.
-    pub(crate) fn processing_time(&self, frontier: timely::progress::frontier::AntichainRef<'_, crate::time::Time>) -> i64 {
+    pub(crate) fn processing_time(
+        &self,
+        frontier: timely::progress::frontier::AntichainRef<'_, crate::time::Time>,
+    ) -> i64 {
         if self.manual_processing_time {
             crate::time::processing_time(frontier)
         } else {

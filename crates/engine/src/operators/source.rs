@@ -179,33 +179,37 @@ pub fn rebalance<'s, R: Record>(
     let send_name = format!("rebalance {name}");
     let send_env = env.clone();
     let mut next = 0usize;
-    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(Pipeline, &send_name.clone(), move |_cap, _info| {
-        let mut out = Vec::new();
-        move |input, output| {
-            let env = &send_env;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    let sent = partition(
-                        data,
-                        env.worker.peers,
-                        env.locality,
-                        |_r| {
-                            next = next.wrapping_add(1);
-                            next % targets.max(1)
-                        },
-                        encode_records::<R>,
-                        &mut out,
-                    );
-                    match sent {
-                        Ok(()) => output.session(&cap).give_container(&mut out),
-                        Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
-                    }
-                    data.clear();
-                    out.clear();
+    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(
+        Pipeline,
+        &send_name.clone(),
+        move |_cap, _info| {
+            let mut out = Vec::new();
+            move |input, output| {
+                let env = &send_env;
+                env.enter(|| {
+                    input.for_each(|cap, data| {
+                        let sent = partition(
+                            data,
+                            env.worker.peers,
+                            env.locality,
+                            |_r| {
+                                next = next.wrapping_add(1);
+                                next % targets.max(1)
+                            },
+                            encode_records::<R>,
+                            &mut out,
+                        );
+                        match sent {
+                            Ok(()) => output.session(&cap).give_container(&mut out),
+                            Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
+                        }
+                        data.clear();
+                        out.clear();
+                    });
                 });
-            });
-        }
-    });
+            }
+        },
+    );
     let receive_name = format!("receive {name}");
     routed.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(
         Exchange::new(|r: &Routed<R>| r.0),

@@ -142,7 +142,10 @@ enum Outcome<R> {
 
 impl<R: Record> Core<R> {
     fn element(&mut self, key: Key, ts: i64, value: R) -> UdfResult<Outcome<R>> {
-        fn map<R, O>(o: ElementOutcome<Key, R, O>, fired: impl FnOnce(Vec<Firing<Key, R, O>>) -> Vec<Fired<R>>) -> Outcome<R> {
+        fn map<R, O>(
+            o: ElementOutcome<Key, R, O>,
+            fired: impl FnOnce(Vec<Firing<Key, R, O>>) -> Vec<Fired<R>>,
+        ) -> Outcome<R> {
             match o {
                 ElementOutcome::Assigned(f) => Outcome::Fired(fired(f)),
                 ElementOutcome::Late(late) => Outcome::Late(late.value),
@@ -241,9 +244,9 @@ fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<
             WindowConfig::new(Assigner::global()).trigger(Trigger::purging(Trigger::Count(*size as u64)))
         }
         // countWindow(n, s): GlobalWindows + CountEvictor(n) + CountTrigger(s).
-        WindowSpec::Count { size, slide } => WindowConfig::new(Assigner::global())
-            .evictor(Evictor::Count(*size))
-            .trigger(Trigger::Count(*slide as u64)),
+        WindowSpec::Count { size, slide } => {
+            WindowConfig::new(Assigner::global()).evictor(Evictor::Count(*size)).trigger(Trigger::Count(*slide as u64))
+        }
         WindowSpec::Custom(make) => make(ctx)?,
     })
 }
@@ -279,7 +282,9 @@ fn make_core<R: Record>(
         WindowFunction::AggregateThen(a, then) => {
             let a = env.instantiate(ErrorKind::Udf, name, parallelism, &**a)?;
             let then = apply(then)?;
-            Some(WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, Some(then))))
+            Some(
+                WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, Some(then))),
+            )
         }
     }?;
     match core {
@@ -362,7 +367,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                 let clock = env.processing_time(frontier);
                 // Complete batches, by watermark: every batch processed later, complete or
                 // not, was sent at a watermark at or above this one's.
-                let mut ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+                let mut ready: Vec<Time> =
+                    pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
                 ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
                 // The same for manual processing time: the least still to come.
                 let mut later_processing = vec![i64::MAX; ready.len()];
