@@ -197,7 +197,8 @@ class DataStream:
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints ``repr(record)`` per line on stdout, prefixed ``k> `` (the worker's
-        1-based index) when the job runs with parallelism above 1."""
+        1-based index) when the job runs with parallelism above 1. Lines from several
+        workers never mix: each batch of whole lines is written at once."""
         return self._sink("print", sink_identifier or "", {})
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
