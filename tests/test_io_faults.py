@@ -76,3 +76,63 @@ def test_print_keeps_lines_whole_on_a_slow_pipe(how, unbuffered):
     assert bad == [], f"{len(bad)} garbled lines, e.g. {bad[:3]}"
     assert len(lines) == n
     assert len(set(lines)) == n
+
+
+# -- text sources: bytes that are not UTF-8 ---------------------------------------------------
+
+
+def test_read_text_file_invalid_utf8_names_file_line_and_offset(env, tmp_path, parallelism):
+    """Under any split of the file across workers (a file over 1 MiB is cut into byte
+    ranges), the error names the line in the file and the offset of the bad byte."""
+    lines = [f"line {i:07d} " + "y" * (i % 31) for i in range(150_000)]
+    bad_line = 140_000  # 0-based: in the last worker's range
+    data = bytearray()
+    for i, line in enumerate(lines):
+        if i == bad_line:
+            bad_byte = len(data) + 3
+            data += b"caf\xe9 "  # Latin-1, not UTF-8
+        data += line.encode() + b"\n"
+    p = tmp_path / "latin.txt"
+    p.write_bytes(bytes(data))
+    assert len(data) > 2 * 1024 * 1024
+    with pytest.raises(JobExecutionException) as info:
+        run(env, env.read_text_file(str(p)))
+    e = info.value
+    assert e.kind == "source", e
+    assert f"{p}: line {bad_line + 1} is not valid UTF-8 (bad byte at offset {bad_byte})" in str(e), str(e)
+    assert "encoding_errors='replace'" in str(e)
+
+
+@pytest.mark.parametrize("errors,fixed", [("replace", "caf\ufffd au lait"), ("ignore", "caf au lait")])
+def test_read_text_file_encoding_errors_when_asked(env, tmp_path, errors, fixed):
+    p = tmp_path / "latin.txt"
+    p.write_bytes(b"first\ncaf\xe9 au lait\nlast\n")
+    out = run(env, env.read_text_file(str(p), encoding_errors=errors))
+    assert sorted(out) == sorted(["first", fixed, "last"])
+
+
+def test_text_sources_refuse_unknown_encoding_errors():
+    env = make_env(1)
+    for make in (lambda: env.read_text_file("x.txt", encoding_errors="surrogateescape"),
+                 lambda: env.socket_text_stream(LOCALHOST, 9, encoding_errors="Replace")):
+        with pytest.raises(ValueError, match="encoding_errors must be 'strict', 'replace' or 'ignore'"):
+            make()
+
+
+def test_socket_text_stream_invalid_utf8_is_an_error(env):
+    """The socket source follows the file source's rule: an error with the place,
+    never a silent U+FFFD."""
+    with LineServer(b"one\ntwo\nca\xffe\nfour\n") as server:
+        with pytest.raises(JobExecutionException) as info:
+            run(env, env.socket_text_stream(LOCALHOST, server.port))
+    e = info.value
+    assert e.kind == "source", e
+    assert f"{LOCALHOST}:{server.port}: line 3 is not valid UTF-8 (bad byte at offset 10)" in str(e), str(e)
+
+
+@pytest.mark.parametrize("errors,fixed", [("replace", "ca\ufffde"), ("ignore", "cae")])
+def test_socket_text_stream_encoding_errors_when_asked(env, errors, fixed):
+    with LineServer(b"one\nca\xffe\nlast without newline \xff") as server:
+        out = run(env, env.socket_text_stream(LOCALHOST, server.port, encoding_errors=errors))
+    last = "last without newline " + ("\ufffd" if errors == "replace" else "")
+    assert sorted(out) == sorted(["one", fixed, last])

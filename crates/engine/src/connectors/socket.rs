@@ -4,11 +4,12 @@
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::connectors::text::{not_utf8, EncodingErrors};
 use crate::functions::{SourceStatus, Waker};
 
 /// How long connecting may take before the job fails.
@@ -45,7 +46,13 @@ pub struct SocketLines {
 }
 
 impl SocketLines {
-    pub fn connect(host: &str, port: u16, delimiter: u8, waker: Option<Waker>) -> Result<Self, String> {
+    pub fn connect(
+        host: &str,
+        port: u16,
+        delimiter: u8,
+        errors: EncodingErrors,
+        waker: Option<Waker>,
+    ) -> Result<Self, String> {
         let stream = connect(host, port)?;
         // A read time-out lets the thread notice cancellation.
         stream
@@ -66,6 +73,11 @@ impl SocketLines {
                 let mut reader = BufReader::with_capacity(64 * 1024, stream);
                 let mut line = Vec::new();
                 let mut batch = Vec::new();
+                // Where the current line starts in the stream, and its 1-based number.
+                let (mut offset, mut number) = (0u64, 1u64);
+                let decode = |line: &[u8], offset: u64, number: u64| {
+                    errors.decode(line).map_err(|bad| not_utf8(&peer, number, offset + bad as u64))
+                };
                 loop {
                     if thread_stop.load(Ordering::Relaxed) {
                         return;
@@ -73,11 +85,16 @@ impl SocketLines {
                     match reader.read_until(delimiter, &mut line) {
                         Ok(0) => break,
                         Ok(_) if line.last() == Some(&delimiter) => {
+                            let length = line.len() as u64;
                             line.pop();
                             if delimiter == b'\n' && line.last() == Some(&b'\r') {
                                 line.pop();
                             }
-                            batch.push(String::from_utf8_lossy(&line).into_owned());
+                            match decode(&line, offset, number) {
+                                Ok(text) => batch.push(text),
+                                Err(e) => return fail(&sender, batch, e, &wake),
+                            }
+                            (offset, number) = (offset + length, number + 1);
                             line.clear();
                             // Hand on what we have whenever the socket has nothing more buffered.
                             if batch.len() >= 1024 || reader.buffer().is_empty() {
@@ -96,15 +113,14 @@ impl SocketLines {
                                 wake();
                             }
                         }
-                        Err(e) => {
-                            let _ = sender.send(Message::Failed(format!("reading from {peer}: {e}")));
-                            wake();
-                            return;
-                        }
+                        Err(e) => return fail(&sender, batch, format!("reading from {peer}: {e}"), &wake),
                     }
                 }
                 if !line.is_empty() {
-                    batch.push(String::from_utf8_lossy(&line).into_owned());
+                    match decode(&line, offset, number) {
+                        Ok(text) => batch.push(text),
+                        Err(e) => return fail(&sender, batch, e, &wake),
+                    }
                 }
                 if !batch.is_empty() {
                     let _ = sender.send(Message::Lines(batch));
@@ -132,6 +148,15 @@ impl SocketLines {
     pub fn cancel(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Hands on the lines read before a failure, then the failure.
+fn fail(sender: &SyncSender<Message>, batch: Vec<String>, error: String, wake: &dyn Fn()) {
+    if !batch.is_empty() {
+        let _ = sender.send(Message::Lines(batch));
+    }
+    let _ = sender.send(Message::Failed(error));
+    wake();
 }
 
 impl Drop for SocketLines {
