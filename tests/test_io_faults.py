@@ -136,3 +136,91 @@ def test_socket_text_stream_encoding_errors_when_asked(env, errors, fixed):
         out = run(env, env.socket_text_stream(LOCALHOST, server.port, encoding_errors=errors))
     last = "last without newline " + ("\ufffd" if errors == "replace" else "")
     assert sorted(out) == sorted(["one", fixed, last])
+
+
+# -- write_as_text: published on success only -------------------------------------------------
+
+N_LINES = 200_000
+BAD = 199_000
+
+
+def _fail_late(x: int) -> int:
+    if x == BAD:
+        raise ValueError("bad record")
+    return x
+
+
+def _listing(path: Path) -> list:
+    return sorted(os.listdir(path))
+
+
+def _files(target: Path, parallelism: int) -> list:
+    """The final names a successful job leaves."""
+    return [target] if parallelism == 1 else [target / "1", target / "2"]
+
+
+def test_write_as_text_failed_job_leaves_nothing_that_looks_complete(env, tmp_path, parallelism):
+    target = tmp_path / "out.txt"
+    env.generate_sequence(1, N_LINES).map(_fail_late).write_as_text(str(target))
+    with pytest.raises(JobExecutionException, match="bad record"):
+        env.execute("fails late")
+    # No final name, and no in-progress file left behind either.
+    if parallelism == 1:
+        assert _listing(tmp_path) == []
+    else:
+        assert _listing(target) == []
+
+
+def test_write_as_text_failed_overwrite_keeps_the_earlier_output(tmp_path, parallelism):
+    target = tmp_path / "out.txt"
+    env = make_env(parallelism)
+    env.generate_sequence(1, N_LINES).write_as_text(str(target))
+    env.execute("first")
+    files = _files(target, parallelism)
+    before = [f.read_bytes() for f in files]
+    assert sum(b.count(b"\n") for b in before) == N_LINES
+    listing = _listing(target.parent if parallelism == 1 else target)
+
+    env = make_env(parallelism)
+    env.generate_sequence(1, N_LINES).map(_fail_late).write_as_text(str(target), overwrite=True)
+    with pytest.raises(JobExecutionException, match="bad record"):
+        env.execute("fails late")
+    assert _listing(target.parent if parallelism == 1 else target) == listing
+    assert [f.read_bytes() for f in files] == before
+
+
+# -- Ctrl-C while a sink is blocked -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_ctrl_c_stops_a_job_whose_socket_sink_is_blocked(parallelism):
+    """write_to_socket into a listener that never reads: the sink's writes block, and
+    Ctrl-C still stops the job at once (exit 130)."""
+    listener = socket.socket()
+    listener.bind((LOCALHOST, 0))
+    listener.listen(4)  # connections complete in the backlog; nobody accepts or reads
+    proc = subprocess.Popen([FERROFLOW, "run", "blocked_sink.py", "-", "socket", str(parallelism),
+                             str(listener.getsockname()[1])], cwd=str(SCRIPTS), env=ENV, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        # Started, then long enough for the socket buffers to fill and the sink to block.
+        assert proc.stderr.readline() == b"started\n"
+        time.sleep(3)
+        assert proc.poll() is None, proc.stderr.read()
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the job did not stop within 20 s of Ctrl-C")
+        elapsed = time.monotonic() - signalled
+        err = proc.stderr.read().decode(errors="replace")
+        assert code == 130, err
+        assert elapsed < 5, f"Ctrl-C took {elapsed:.2f} s (promise: 1 s)"
+        assert "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+        listener.close()

@@ -205,7 +205,12 @@ class DataStream:
                       overwrite: Optional[bool] = None) -> "DataStreamSink":
         """Writes ``str(record)`` per line to ``path`` (with parallelism above 1, ``path``
         is a directory with one file per worker, named 1, 2, ...). An existing file is
-        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``."""
+        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``.
+
+        Each file is written under a hidden name (``.<name>.inprogress.<random>``, in
+        the same directory) and renamed to its final name only when the whole job has
+        succeeded; a failed or cancelled job removes it and leaves an overwritten file
+        as it was."""
         if overwrite is None:
             if isinstance(write_mode, bool):
                 overwrite = write_mode

@@ -1,7 +1,7 @@
 //! TCP plumbing for the socket source and sink: connections with time-outs, a reader
 //! thread that wakes the source operator, and nothing printed.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -167,24 +167,37 @@ impl Drop for SocketLines {
 
 /// A connected socket that bytes are written to.
 pub struct SocketWriter {
-    stream: io::BufWriter<TcpStream>,
+    stream: TcpStream,
     peer: String,
 }
+
+/// How long one write may block before checking whether the job is stopping.
+const WRITE_POLL: Duration = Duration::from_millis(100);
 
 impl SocketWriter {
     pub fn connect(host: &str, port: u16) -> Result<Self, String> {
         let stream = connect(host, port)?;
-        // Each batch is flushed as soon as it is written; without TCP_NODELAY the
+        // Each batch is sent as soon as it is written; without TCP_NODELAY the
         // kernel holds small writes back (Nagle) for up to ~40 ms.
         stream.set_nodelay(true).map_err(|e| format!("{host}:{port}: {e}"))?;
-        Ok(SocketWriter { stream: io::BufWriter::new(stream), peer: format!("{host}:{port}") })
+        stream.set_write_timeout(Some(WRITE_POLL)).map_err(|e| format!("{host}:{port}: {e}"))?;
+        Ok(SocketWriter { stream, peer: format!("{host}:{port}") })
     }
 
-    /// Writes and flushes, so records leave as soon as their batch is done.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream
-            .write_all(bytes)
-            .and_then(|_| self.stream.flush())
-            .map_err(|e| format!("writing to {}: {e}", self.peer))
+    /// Writes all of `bytes`, waiting while the peer does not read, until `abort` is set.
+    pub fn write(&mut self, mut bytes: &[u8], abort: &AtomicBool) -> Result<(), String> {
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(format!("writing to {}: the connection was closed", self.peer)),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    if abort.load(Ordering::Relaxed) {
+                        return Err(format!("stopped writing to {}: the job is stopping", self.peer));
+                    }
+                }
+                Err(e) => return Err(format!("writing to {}: {e}", self.peer)),
+            }
+        }
+        Ok(())
     }
 }
