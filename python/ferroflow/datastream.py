@@ -197,14 +197,20 @@ class DataStream:
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints ``repr(record)`` per line on stdout, prefixed ``k> `` (the worker's
-        1-based index) when the job runs with parallelism above 1."""
+        1-based index) when the job runs with parallelism above 1. Lines from several
+        workers never mix: each batch of whole lines is written at once."""
         return self._sink("print", sink_identifier or "", {})
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
                       overwrite: Optional[bool] = None) -> "DataStreamSink":
         """Writes ``str(record)`` per line to ``path`` (with parallelism above 1, ``path``
         is a directory with one file per worker, named 1, 2, ...). An existing file is
-        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``."""
+        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``.
+
+        Each file is written under a hidden name (``.<name>.inprogress.<random>``, in
+        the same directory) and renamed to its final name only when the whole job has
+        succeeded; a failed or cancelled job removes it and leaves an overwritten file
+        as it was."""
         if overwrite is None:
             if isinstance(write_mode, bool):
                 overwrite = write_mode

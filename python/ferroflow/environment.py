@@ -164,28 +164,40 @@ class StreamExecutionEnvironment:
         """A stream of the given records, in order, from one worker."""
         return self.from_collection(list(elements))
 
-    def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
+    def read_text_file(self, file_path: str, charset_name: str = "UTF-8",
+                       encoding_errors: str = "strict") -> DataStream:
         """One record per line (newline stripped) of a file, or of every file in a
-        directory. Workers read their share of the bytes in parallel."""
+        directory. Workers read their share of the bytes in parallel.
+
+        A line that is not valid UTF-8 fails the job with the file, the line number and
+        the byte offset, unless ``encoding_errors`` (as Python's ``errors=``) says
+        ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
         if str(charset_name).replace("-", "").upper() != "UTF8":
             raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
         path = os.fspath(file_path)
         path = path.removeprefix("file://")
-        return self._source("read_text_file", path, {"path": path})
+        return self._source("read_text_file", path,
+                            {"path": path, "encoding_errors": _encoding_errors(encoding_errors)})
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
         return self._source("generate_sequence", f"{start}..{end}", {"start": int(start), "end": int(end)})
 
-    def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n") -> DataStream:
+    def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n",
+                           encoding_errors: str = "strict") -> DataStream:
         """Lines read from a TCP server at ``hostname:port``; the stream ends when the
-        server closes the connection."""
+        server closes the connection.
+
+        A line that is not valid UTF-8 fails the job with the line number and byte
+        offset in the stream, unless ``encoding_errors`` (as Python's ``errors=``) says
+        ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
         if not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"port must be an int between 1 and 65535, got {port!r}")
         if len(delimiter.encode()) != 1:
             raise ValueError("the delimiter must be a single ASCII character")
         return self._source("socket_text_stream", f"{hostname}:{port}",
-                            {"host": str(hostname), "port": port, "delimiter": delimiter})
+                            {"host": str(hostname), "port": port, "delimiter": delimiter,
+                             "encoding_errors": _encoding_errors(encoding_errors)})
 
     def add_source(self, source_func: Any, source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
@@ -352,6 +364,13 @@ def _batch_size() -> int:
     if size < 1:
         raise FerroflowError(f"FERROFLOW_BATCH_SIZE must be a positive integer, got {raw!r}")
     return size
+
+
+def _encoding_errors(value: str) -> str:
+    """A text source's ``encoding_errors``: the names Python's ``errors=`` uses."""
+    if value not in ("strict", "replace", "ignore"):
+        raise ValueError(f"encoding_errors must be 'strict', 'replace' or 'ignore', got {value!r}")
+    return value
 
 
 def _per_worker_functions(params: Dict[str, Any]) -> Iterable[Any]:

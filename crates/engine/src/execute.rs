@@ -82,8 +82,18 @@ impl Running {
                 self.control.fail(JobError::new(ErrorKind::Internal, "the cluster thread crashed"));
             }
         }
+        if self.control.error().is_none() {
+            // Every worker of the job ended well (a multi-process run's workers agreed in
+            // their final tally): only now does a sink's output get its final name.
+            if let Err(e) = self.control.commit_sinks() {
+                self.control.fail(e);
+            }
+        }
         match self.control.error() {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.control.discard_commits();
+                Err(e)
+            }
             None => Ok(JobSummary {
                 counts: {
                     let mut counts = self.control.counts();

@@ -2,6 +2,7 @@
 //! an implementation that must take a lock to run (the GIL) takes it once per batch
 //! through [`BatchScope`], which the engine wraps around every operator activation.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::error::UdfResult;
@@ -163,13 +164,36 @@ pub trait TimestampAssigner<R>: 'static {
 }
 
 /// Receives the records that reach the end of the dataflow.
+///
+/// `write` and `close` run inside the batch scope (user code, turning records into
+/// bytes); `flush` and `prepare_commit` run outside it, so output that blocks (a socket
+/// whose reader stopped reading) never holds what the job's caller needs to cancel it.
 pub trait Sink<R>: 'static {
     fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Outputs what `write` took, after each activation's writes. Output that may block
+    /// for long gives up once `abort` (the job's abort flag) is set.
+    fn flush(&mut self, _abort: &AtomicBool) -> UdfResult<()> {
+        Ok(())
+    }
 
     /// Called once when the input has ended (not on cancellation).
     fn close(&mut self) -> UdfResult<()> {
         Ok(())
     }
+
+    /// After `close` and a last `flush`: output written but not yet visible, which the
+    /// job publishes once all of it has succeeded (see [`SinkCommit`]).
+    fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
+        Ok(None)
+    }
+}
+
+/// A sink's finished output, waiting for the job's success to be published (Flink's
+/// committable). Dropped without `commit` (the job failed or was cancelled), it takes
+/// back what it can, so nothing that looks complete is left.
+pub trait SinkCommit: Send {
+    fn commit(self: Box<Self>) -> Result<(), String>;
 }
 
 /// What a source has to say after being polled.

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
+use ferroflow_engine::connectors::text::EncodingErrors;
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
@@ -68,9 +69,10 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 parallel,
             }
         }
-        "text_file" => {
-            NodeKind::Source { factory: sources::text_file(param::<String>(params, "path", name)?), parallel: true }
-        }
+        "text_file" => NodeKind::Source {
+            factory: sources::text_file(param::<String>(params, "path", name)?, encoding_errors(params, name)?),
+            parallel: true,
+        },
         "sequence" => NodeKind::Source {
             factory: sources::sequence(param::<i64>(params, "start", name)?, param::<i64>(params, "end", name)?),
             parallel: true,
@@ -79,7 +81,12 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             let delimiter: String = param(params, "delimiter", name)?;
             let delimiter = *delimiter.as_bytes().first().unwrap_or(&b'\n');
             NodeKind::Source {
-                factory: sources::socket_text(param(params, "host", name)?, param(params, "port", name)?, delimiter),
+                factory: sources::socket_text(
+                    param(params, "host", name)?,
+                    param(params, "port", name)?,
+                    delimiter,
+                    encoding_errors(params, name)?,
+                ),
                 parallel: false,
             }
         }
@@ -267,6 +274,14 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown node kind '{other}'")));
         }
     })
+}
+
+/// A text source's `encoding_errors` ("strict" when not given).
+fn encoding_errors(params: &Bound<'_, PyDict>, name: &str) -> PyResult<EncodingErrors> {
+    match opt_param(params, "encoding_errors")? {
+        Some(v) => EncodingErrors::parse(&v.extract::<String>()?).map_err(|e| value_error(format!("{name}: {e}"))),
+        None => Ok(EncodingErrors::Strict),
+    }
 }
 
 fn value_error(message: String) -> PyErr {

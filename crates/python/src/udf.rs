@@ -289,7 +289,8 @@ impl Sink<PyRec> for PyFunctionSink {
 }
 
 /// `print()`: `repr` of each record on the current `sys.stdout`, prefixed `k> `
-/// (the worker's 1-based index) when the job runs on more than one worker.
+/// (the worker's 1-based index) when the job runs on more than one worker. A batch
+/// goes out as one `write` of whole lines, in the process's [`STDOUT_TURN`].
 pub struct PrintSink {
     pub prefix: Option<String>,
     pub text: String,
@@ -309,6 +310,7 @@ impl Sink<PyRec> for PrintSink {
                 self.text.push('\n');
             }
             let stdout = py.import("sys").and_then(|s| s.getattr("stdout")).map_err(|e| udf_error(py, e, None))?;
+            let _turn = STDOUT_TURN.take(py);
             stdout.call_method1("write", (self.text.as_str(),)).map_err(|e| udf_error(py, e, None))?;
             Ok(())
         })
@@ -317,9 +319,50 @@ impl Sink<PyRec> for PrintSink {
     fn close(&mut self) -> UdfResult<()> {
         Python::attach(|py| {
             if let Ok(stdout) = py.import("sys").and_then(|s| s.getattr("stdout")) {
+                let _turn = STDOUT_TURN.take(py);
                 let _ = stdout.call_method0("flush");
             }
         });
         Ok(())
+    }
+}
+
+/// Print sinks write to `sys.stdout` one at a time. Python's text streams are not safe
+/// for threads writing at once: while one worker's write blocks on a slow pipe (with
+/// the GIL released), another worker's write corrupts the stream's pending buffer,
+/// splicing and losing lines.
+static STDOUT_TURN: Turn = Turn { busy: std::sync::Mutex::new(false), free: std::sync::Condvar::new() };
+
+/// A lock that may be held across Python calls that release the GIL: it is waited
+/// for with the GIL released, so a holder blocked in Python never deadlocks a waiter
+/// that holds the GIL.
+struct Turn {
+    busy: std::sync::Mutex<bool>,
+    free: std::sync::Condvar,
+}
+
+impl Turn {
+    fn take(&'static self, py: Python<'_>) -> TurnGuard {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if *busy {
+            drop(busy);
+            py.detach(|| {
+                let guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+                let mut busy = self.free.wait_while(guard, |b| *b).unwrap_or_else(|e| e.into_inner());
+                *busy = true;
+            });
+        } else {
+            *busy = true;
+        }
+        TurnGuard(self)
+    }
+}
+
+struct TurnGuard(&'static Turn);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.free.notify_one();
     }
 }
