@@ -100,14 +100,16 @@ fn a_cancelled_job_leaves_no_file_sink_output() {
     let dir = TempDir::new("sink-cancel");
     let target = dir.path().join("out");
     let mut plan = Plan::new();
-    let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, i64::MAX), parallel: true });
+    let src =
+        plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, i64::MAX), parallel: true });
     plan.add("file sink", vec![src], NodeKind::Sink(sinks::text_file(&target, false, lines())));
     let running = start(Arc::new(plan), cfg(1)).unwrap();
     // Wait until the in-progress file has some bytes, then cancel.
     let deadline = Instant::now() + HANG;
-    while !entries(dir.path()).iter().any(|n| {
-        n.starts_with(".out.inprogress.") && std::fs::metadata(dir.path().join(n)).is_ok_and(|m| m.len() > 0)
-    }) {
+    while !entries(dir.path())
+        .iter()
+        .any(|n| n.starts_with(".out.inprogress.") && std::fs::metadata(dir.path().join(n)).is_ok_and(|m| m.len() > 0))
+    {
         if Instant::now() > deadline {
             running.control.cancel();
             let _ = running.join();
@@ -128,7 +130,8 @@ fn cancel_while_a_socket_sink_is_blocked() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut plan = Plan::new();
-    let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, i64::MAX), parallel: true });
+    let src =
+        plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, i64::MAX), parallel: true });
     // 64 KiB per record: the socket's buffers are full after a few hundred records.
     let big: sinks::Encode<V> = Arc::new(|batch: &[V], buf: &mut Vec<u8>| {
         for _ in batch {

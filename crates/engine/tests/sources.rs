@@ -32,7 +32,11 @@ fn numbered_lines(tag: &str, min_bytes: u64) -> Vec<String> {
 
 fn text_plan(path: &std::path::Path, out: &Out<String>) -> Plan<String> {
     let mut plan = Plan::new();
-    let src = plan.add("text_file", vec![], NodeKind::Source { factory: sources::text_file(path, EncodingErrors::Strict), parallel: true });
+    let src = plan.add(
+        "text_file",
+        vec![],
+        NodeKind::Source { factory: sources::text_file(path, EncodingErrors::Strict), parallel: true },
+    );
     plan.add("sink", vec![src], NodeKind::Sink(sink(out)));
     plan
 }
@@ -193,7 +197,10 @@ fn socket_plan_with(port: u16, out: &Out<String>, errors: EncodingErrors) -> Pla
     let src = plan.add(
         "socket_text_stream",
         vec![],
-        NodeKind::Source { factory: sources::socket_text("127.0.0.1".to_string(), port, b'\n', errors), parallel: false },
+        NodeKind::Source {
+            factory: sources::socket_text("127.0.0.1".to_string(), port, b'\n', errors),
+            parallel: false,
+        },
     );
     plan.add("sink", vec![src], NodeKind::Sink(sink(out)));
     plan
@@ -333,7 +340,8 @@ fn text_file_invalid_utf8_names_the_file_line_under_any_split() {
         let out = new_out();
         let err = run_err(text_plan(&path, &out), cfg(workers));
         assert_eq!(err.kind, ErrorKind::Source, "{err:?}");
-        let want = format!("{}: line {} is not valid UTF-8 (bad byte at offset {bad_byte})", path.display(), bad_line + 1);
+        let want =
+            format!("{}: line {} is not valid UTF-8 (bad byte at offset {bad_byte})", path.display(), bad_line + 1);
         assert!(err.message.starts_with(&want), "workers={workers}: {err:?}\nwant {want}");
     }
 }
