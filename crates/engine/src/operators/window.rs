@@ -55,7 +55,10 @@ impl<R: Record> AggregateFunction<R> for Incremental<R> {
 
     fn add(&mut self, value: &R, acc: Option<R>) -> UdfResult<Option<R>> {
         match (self, acc) {
-            (Incremental::Reduce(_), None) => Ok(Some(value.clone())),
+            (Incremental::Reduce(r), None) => {
+                r.check_first(value)?;
+                Ok(Some(value.clone()))
+            }
             (Incremental::Reduce(r), Some(acc)) => r.reduce(&acc, value).map(Some),
             (Incremental::Aggregate(a), Some(acc)) => a.add(value, acc).map(Some),
             (Incremental::Aggregate(a), None) => {
