@@ -691,7 +691,7 @@ impl TimestampAssigner<PyRec> for FieldTimestamp {
 }
 
 /// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.
-fn free_threaded(py: Python<'_>) -> bool {
+pub(crate) fn free_threaded(py: Python<'_>) -> bool {
     let flag = || -> PyResult<bool> {
         let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
         v.is_truthy()
