@@ -10,6 +10,9 @@ keep what they return, sources. ``env.get_config().enable_object_reuse()`` opts 
 from __future__ import annotations
 
 import copy
+import datetime
+import decimal
+import enum
 import threading
 from collections import OrderedDict, defaultdict
 
@@ -183,12 +186,18 @@ def test_a_source_collecting_one_object(env):
 # -- what is not copied, and opting out ------------------------------------------------------
 
 
+class Color(enum.Enum):
+    RED = 1
+
+
 def test_records_that_cannot_change_are_not_copied():
-    """Tuples of str/int/float/bytes/None/bool, frozensets, namedtuples: shared as they are."""
+    """Tuples of str/int/float/bytes/None/bool, frozensets, namedtuples, datetime and
+    Decimal values, Enum members: shared as they are."""
     from collections import namedtuple
 
     Point = namedtuple("Point", "x y")
-    objs = [("a", 1, 2.5, b"x", None, True), frozenset({1, "a"}), Point(1, (2, 3)), "s", 7]
+    objs = [("a", 1, 2.5, b"x", None, True), frozenset({1, "a"}), Point(1, (2, 3)), "s", 7,
+            (Color.RED, datetime.datetime(2024, 1, 2), datetime.date(2024, 1, 2), decimal.Decimal("1.5"))]
     env = make_env(1)
     s = env.from_collection(objs)
     a, b = collect(s), collect(s.map(lambda r: r))
@@ -212,6 +221,22 @@ def test_copies_keep_types_and_aliasing(parallelism):
     assert changed[0]["pair"] == [[1, 2], [1, 2]], "aliasing inside the record is kept"
     assert a[0] == record and inner == [1]
     assert type(a[0]["od"]) is OrderedDict and type(a[0]["dd"]) is defaultdict and a[0]["dd"].default_factory is list
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_copies_of_records_with_cycles(parallelism):
+    env = make_env(parallelism)
+    loop = [1]
+    loop.append(loop)
+    holder = {"t": (loop,)}
+    s = env.from_collection([loop, holder])
+    outs = [collect(s), collect(s)]
+    env.execute()
+    for out in outs:
+        lists = [r for r in out if isinstance(r, list)]
+        dicts = [r for r in out if isinstance(r, dict)]
+        assert len(lists) == 1 and lists[0][1] is lists[0] and lists[0] is not loop
+        assert len(dicts) == 1 and dicts[0]["t"][0][1] is dicts[0]["t"][0]
 
 
 def test_object_reuse_can_be_enabled():

@@ -12,8 +12,9 @@ class ExecutionConfig:
     **Object reuse** (off by default, as in Flink): with it off, no function sees
     another function's changes to a record: each operator reading a stream, each
     window and each rolling ``reduce``'s state has records of its own. Records that
-    cannot change (str, int, float, bytes, None, bool, and tuples and frozensets of
-    these) are never copied, so this costs a few type checks per record. A record
+    cannot change (str, int, float, bytes, None, bool, tuples and frozensets of
+    these, namedtuples, datetime and Decimal values, Enum members) are never copied,
+    so this costs a few type checks per record. A record
     that can change (a list, a dict, an object) is copied (``copy.deepcopy``;
     lists, dicts, sets and tuples of plain values are copied in Rust) only where
     something else still refers to it: a stream read by several operators, a value a

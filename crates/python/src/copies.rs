@@ -7,8 +7,8 @@
 //! happened: an object only its holder refers to has a count of 1, so a record whose
 //! mutable parts all have a count of 1 is its holder's alone and is passed on as it
 //! is. Values that cannot change (str, int, float, bytes, None, bool, tuples and
-//! frozensets of these...) need no copy at all, so the common records cost a few
-//! type checks. The copy has `copy.deepcopy`'s semantics, as Flink's copy with object
+//! frozensets of these, namedtuples, datetime and Decimal values, Enum members) need
+//! no copy at all, so the common records cost a few type checks. The copy has `copy.deepcopy`'s semantics, as Flink's copy with object
 //! reuse off is a deep copy by the record's serializer: deepcopy keeps the record's
 //! types (a pickle round trip would need importable classes and fails on lambdas and
 //! local classes) and keeps aliasing inside the record. Exact lists, dicts, sets and
@@ -20,6 +20,7 @@
 //! their `__dict__`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::ffi;
@@ -74,13 +75,26 @@ fn copy_failed(e: PyErr) -> String {
 
 /// A deep copy of `obj`: built here for plain containers, else `copy.deepcopy`.
 pub fn deep_copy<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let mut memo = HashMap::new();
+    let mut memo = Memo::default();
     // SAFETY: `obj` is alive and the GIL is held.
     if let Some(copied) = unsafe { copy_plain(obj.py(), obj.as_ptr(), &mut memo, 0) } {
         return copied;
     }
     static DEEPCOPY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     DEEPCOPY.import(obj.py(), "copy", "deepcopy")?.call1((obj,))
+}
+
+/// The values records are mostly made of: str, int, float, None, bool.
+///
+/// # Safety
+/// `p` must be a live object of type `t`.
+#[inline(always)]
+unsafe fn is_scalar(p: *mut ffi::PyObject, t: *mut ffi::PyTypeObject) -> bool {
+    t == &raw mut ffi::PyUnicode_Type
+        || t == &raw mut ffi::PyLong_Type
+        || t == &raw mut ffi::PyFloat_Type
+        || p == ffi::Py_None()
+        || t == &raw mut ffi::PyBool_Type
 }
 
 /// Whether objects of type `t` cannot change, or are what `copy.deepcopy` hands back
@@ -90,11 +104,7 @@ pub fn deep_copy<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// `p` must be a live object of type `t`, with the GIL held.
 #[inline]
 unsafe fn is_atomic(p: *mut ffi::PyObject, t: *mut ffi::PyTypeObject) -> bool {
-    t == &raw mut ffi::PyUnicode_Type
-        || t == &raw mut ffi::PyLong_Type
-        || t == &raw mut ffi::PyFloat_Type
-        || p == ffi::Py_None()
-        || t == &raw mut ffi::PyBool_Type
+    is_scalar(p, t)
         || t == &raw mut ffi::PyBytes_Type
         || t == &raw mut ffi::PyComplex_Type
         || t == &raw mut ffi::PyRange_Type
@@ -121,19 +131,29 @@ unsafe fn is_plain_tuple(t: *mut ffi::PyTypeObject) -> bool {
 /// `p` must be a live object, with the GIL held; nothing here runs Python code.
 unsafe fn sharing(p: *mut ffi::PyObject, depth: u32) -> Sharing {
     let t = ffi::Py_TYPE(p);
-    if is_atomic(p, t) {
+    // The common cases first, checked inline: this runs for every record a function
+    // returns.
+    if is_scalar(p, t) {
+        return Sharing::Immutable;
+    }
+    let tuple = t == &raw mut ffi::PyTuple_Type;
+    if !tuple && is_atomic(p, t) {
         return Sharing::Immutable;
     }
     if depth > MAX_DEPTH {
         return Sharing::Shared;
     }
     let alone = ffi::Py_REFCNT(p) == 1;
-    if is_plain_tuple(t) {
+    if tuple || is_plain_tuple(t) {
         // A tuple of values that cannot change cannot change, however many hold it;
         // one holding a mutable part is shared when it is.
         let mut mutable = false;
         for i in 0..ffi::PyTuple_GET_SIZE(p) {
-            match sharing(ffi::PyTuple_GET_ITEM(p, i), depth + 1) {
+            let item = ffi::PyTuple_GET_ITEM(p, i);
+            if is_scalar(item, ffi::Py_TYPE(item)) {
+                continue;
+            }
+            match sharing(item, depth + 1) {
                 Sharing::Immutable => {}
                 Sharing::Private => mutable = true,
                 Sharing::Shared => return Sharing::Shared,
@@ -149,6 +169,17 @@ unsafe fn sharing(p: *mut ffi::PyObject, depth: u32) -> Sharing {
         // Its items are hashable, which in practice means they cannot change.
         return if set_items(p, |item| sharing(item, depth + 1) == Sharing::Immutable) {
             Sharing::Immutable
+        } else {
+            Sharing::Shared
+        };
+    }
+    let is_set = t == &raw mut ffi::PySet_Type;
+    if !(t == &raw mut ffi::PyList_Type || t == &raw mut ffi::PyDict_Type || is_set) {
+        // Objects of other classes: their insides are not looked at.
+        return if is_known_value(t) {
+            Sharing::Immutable
+        } else if alone {
+            Sharing::Private
         } else {
             Sharing::Shared
         };
@@ -170,11 +201,67 @@ unsafe fn sharing(p: *mut ffi::PyObject, depth: u32) -> Sharing {
                 return Sharing::Shared;
             }
         }
-    } else if t == &raw mut ffi::PySet_Type && !set_items(p, |item| all_private(sharing(item, depth + 1))) {
+    } else if is_set && !set_items(p, |item| all_private(sharing(item, depth + 1))) {
         return Sharing::Shared;
     }
-    // Anything else held once: its holder's (its insides are not looked at).
     Sharing::Private
+}
+
+/// Objects of a class the checks above do not know that cannot change all the same,
+/// and that `copy.deepcopy` may hand back as they are: the values of `datetime` and
+/// `decimal` (their C types, which no Python class can pose as), and Enum members.
+///
+/// # Safety
+/// `t` must be a live type, with the GIL held.
+unsafe fn is_known_value(t: *mut ffi::PyTypeObject) -> bool {
+    if (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+        let name = std::ffi::CStr::from_ptr((*t).tp_name).to_bytes();
+        return matches!(
+            name,
+            b"datetime.datetime"
+                | b"datetime.date"
+                | b"datetime.time"
+                | b"datetime.timedelta"
+                | b"datetime.timezone"
+                | b"decimal.Decimal"
+        );
+    }
+    let meta = ffi::Py_TYPE(t.cast());
+    meta != &raw mut ffi::PyType_Type && is_enum_meta(meta)
+}
+
+/// Whether `meta` is Enum's metaclass (or derives from it). Looked up in
+/// `sys.modules` (never imported here: no Enum member exists before `enum` is).
+///
+/// # Safety
+/// `meta` must be a live type, with the GIL held.
+unsafe fn is_enum_meta(meta: *mut ffi::PyTypeObject) -> bool {
+    static ENUM_META: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+    let mut enum_meta = ENUM_META.load(Ordering::Relaxed);
+    if enum_meta.is_null() {
+        let name = ffi::PyUnicode_InternFromString(c"enum".as_ptr());
+        let module = if name.is_null() { name } else { ffi::PyImport_GetModule(name) };
+        let found = if module.is_null() { module } else { ffi::PyObject_GetAttrString(module, c"EnumMeta".as_ptr()) };
+        if !found.is_null() && ffi::PyType_Check(found) != 0 {
+            // Kept for good (one reference held, as the enum module holds it anyway).
+            enum_meta = found.cast();
+            ENUM_META.store(enum_meta, Ordering::Relaxed);
+        } else if !found.is_null() {
+            ffi::Py_DECREF(found);
+        }
+        for p in [name, module] {
+            if !p.is_null() {
+                ffi::Py_DECREF(p);
+            }
+        }
+        if !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear();
+        }
+        if enum_meta.is_null() {
+            return false;
+        }
+    }
+    ffi::PyType_IsSubtype(meta, enum_meta) != 0
 }
 
 /// Whether `ok` holds for every item of the set or frozenset `p` (stops at the first
@@ -208,6 +295,32 @@ unsafe fn set_items(p: *mut ffi::PyObject, mut ok: impl FnMut(*mut ffi::PyObject
     all
 }
 
+/// Copies made so far of objects met more than once in one record (deepcopy's memo).
+/// The first one, the record itself as a rule (it is copied because something else
+/// holds it), is kept aside, so that copying a record allocates no map.
+#[derive(Default)]
+struct Memo<'py> {
+    first: Option<(usize, Bound<'py, PyAny>)>,
+    more: HashMap<usize, Bound<'py, PyAny>>,
+}
+
+impl<'py> Memo<'py> {
+    fn get(&self, p: *mut ffi::PyObject) -> Option<&Bound<'py, PyAny>> {
+        match &self.first {
+            Some((q, copy)) if *q == p as usize => Some(copy),
+            _ => self.more.get(&(p as usize)),
+        }
+    }
+
+    fn insert(&mut self, p: *mut ffi::PyObject, copy: Bound<'py, PyAny>) {
+        if self.first.is_none() {
+            self.first = Some((p as usize, copy));
+        } else {
+            self.more.insert(p as usize, copy);
+        }
+    }
+}
+
 /// What `copy.deepcopy(p)` returns, built here when `p` is made of exact lists,
 /// dicts, sets, tuples (and namedtuples) and frozensets over atomic values; None if
 /// it holds anything else (the caller asks `copy.deepcopy`). `memo` maps containers
@@ -220,7 +333,7 @@ unsafe fn set_items(p: *mut ffi::PyObject, mut ok: impl FnMut(*mut ffi::PyObject
 unsafe fn copy_plain<'py>(
     py: Python<'py>,
     p: *mut ffi::PyObject,
-    memo: &mut HashMap<usize, Bound<'py, PyAny>>,
+    memo: &mut Memo<'py>,
     depth: u32,
 ) -> Option<PyResult<Bound<'py, PyAny>>> {
     let t = ffi::Py_TYPE(p);
@@ -232,13 +345,13 @@ unsafe fn copy_plain<'py>(
     }
     let seen_twice = ffi::Py_REFCNT(p) > 1;
     if seen_twice {
-        if let Some(done) = memo.get(&(p as usize)) {
+        if let Some(done) = memo.get(p) {
             return Some(Ok(done.clone()));
         }
     }
-    let remember = |memo: &mut HashMap<usize, Bound<'py, PyAny>>, copy: &Bound<'py, PyAny>| {
+    let remember = |memo: &mut Memo<'py>, copy: &Bound<'py, PyAny>| {
         if seen_twice {
-            memo.insert(p as usize, copy.clone());
+            memo.insert(p, copy.clone());
         }
     };
     if t == &raw mut ffi::PyList_Type {
@@ -294,7 +407,7 @@ unsafe fn copy_plain<'py>(
         }
         // A cycle through this tuple made its copy already (deepcopy's rule too).
         if seen_twice {
-            if let Some(done) = memo.get(&(p as usize)) {
+            if let Some(done) = memo.get(p) {
                 return Some(Ok(done.clone()));
             }
         }
@@ -327,6 +440,9 @@ unsafe fn copy_plain<'py>(
         };
         remember(memo, &out);
         return Some(Ok(out));
+    }
+    if is_known_value(t) {
+        return Some(Ok(Bound::from_borrowed_ptr(py, p)));
     }
     None
 }

@@ -92,13 +92,6 @@ pub fn assign_timestamps<'s, R: Record>(
                                 }
                             }
                         }
-                        // The assigner saw the records and may have kept them.
-                        if let Err(e) = env.own(data) {
-                            env.fail(ErrorKind::Udf, &name, e);
-                            failed = true;
-                            data.clear();
-                            return;
-                        }
                     }
                     for r in data.iter() {
                         generator.on_event(r.timestamp(), clock);

@@ -120,9 +120,7 @@ fn key_batch<R: Record>(
     keyed: &mut Vec<Keyed<R>>,
 ) -> bool {
     keyed.reserve(data.len());
-    // The key value may be a part of the record; the selector may have kept either.
-    let owned = |keyed: &mut Vec<Keyed<R>>| keyed.iter_mut().try_for_each(|(_, kv, r)| env.own_one(kv).and_then(|()| env.own_one(r)));
-    if let Err(e) = sel.key_all(data, keyed).and_then(|()| owned(keyed)) {
+    if let Err(e) = sel.key_all(data, keyed) {
         env.fail(ErrorKind::Udf, name, e);
         data.clear();
         keyed.clear();

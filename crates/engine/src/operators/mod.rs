@@ -61,8 +61,11 @@ pub fn own_records<R: Record>(records: &mut [R]) -> UdfResult<()> {
     if records.is_empty() {
         return Ok(());
     }
-    R::make_all_private(records)
-        .map_err(|(i, why)| UdfError::new(format!("cannot copy the record: {why}")).with_record(records[i].describe()))
+    R::make_all_private(records).map_err(|(i, why)| copy_failed(&records[i], why))
+}
+
+fn copy_failed<R: Record>(record: &R, why: String) -> UdfError {
+    UdfError::new(format!("cannot copy the record: {why}")).with_record(record.describe())
 }
 
 /// Source batches per epoch.
@@ -139,8 +142,12 @@ impl OpEnv {
     }
 
     /// [`OpEnv::own`] of one record.
+    #[inline]
     pub(crate) fn own_one<R: Record>(&self, record: &mut R) -> UdfResult<()> {
-        self.own(std::slice::from_mut(record))
+        if self.object_reuse {
+            return Ok(());
+        }
+        record.make_private().map_err(|why| copy_failed(record, why))
     }
 
     pub(crate) fn count(&self, node: usize, n: usize) {
