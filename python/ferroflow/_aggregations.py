@@ -15,12 +15,19 @@ it is):
   ``sum()`` on a stream of numbers sums the numbers; Flink's position ``0`` of an
   atomic value (a number, a str) is also the value itself.
 * ``sum(f)``: the previous aggregate with ``f`` replaced by ``previous.f + record.f``;
-  the other fields stay those of the key's first record (as Flink).
+  the other fields stay those of the key's first record (as Flink). ``f`` must hold a
+  number: an ``int``, ``float`` or any other ``numbers.Number`` (bool, Decimal,
+  Fraction, NumPy numbers), as Flink sums numeric fields only.
 * ``min(f)`` / ``max(f)``: the previous aggregate, with ``f`` replaced by
   ``record.f`` unless ``previous.f < record.f`` (``>`` for max); other fields are
   the first record's (as Flink).
 * ``min_by(f)`` / ``max_by(f)``: the whole record holding the smallest (largest)
   ``f`` so far; on ties the earlier record stays (Flink's default ``first=True``).
+  For these four, ``f`` must be comparable with ``<`` (numbers, str, tuples...; not
+  None).
+* Every record is checked, a key's (or a window's) first record too although it is
+  emitted without meeting another: a missing field or a value the aggregation cannot
+  take fails the job naming the operator, the record and the reason.
 * ``count()``: ``(key, n)``, ``n`` being how many records of that key arrived so
   far (1 for the first). ``key`` is the key selector's value.
 

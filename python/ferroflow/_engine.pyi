@@ -18,9 +18,11 @@ class SourceContext:
     def collect_with_timestamp(self, record: Any, timestamp: int) -> None: ...
 
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
-            cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None) -> Dict[str, Any]:
+            cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
+            object_reuse: bool = False) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...]}.
-    cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms)."""
+    cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
+    object_reuse: operators may share records (off: each gets records of its own)."""
 
 def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
     """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path

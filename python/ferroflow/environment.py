@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 
 from ._errors import CheckpointingWarning, FerroflowError, job_failed
 from ._plan import Node, label_of
 from .datastream import DataStream
+from .execution_config import ExecutionConfig
 from .functions import iterate_java_style
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
@@ -74,6 +74,7 @@ class StreamExecutionEnvironment:
         self._parallelism: Optional[int] = None
         self._checkpoint_interval: Optional[int] = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
+        self._config = ExecutionConfig()
 
     @classmethod
     def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
@@ -81,6 +82,10 @@ class StreamExecutionEnvironment:
         return cls()
 
     # -- settings -------------------------------------------------------------------------
+
+    def get_config(self) -> ExecutionConfig:
+        """The environment's ``ExecutionConfig`` (object reuse: ``enable_object_reuse()``)."""
+        return self._config
 
     def set_parallelism(self, parallelism: int) -> "StreamExecutionEnvironment":
         """Worker threads the job runs on in this process."""
@@ -153,11 +158,7 @@ class StreamExecutionEnvironment:
             label = type(collection).__name__
 
         def make() -> Any:
-            it = iter(items)
-
-            def read(n: int) -> list:
-                return list(itertools.islice(it, n))
-            return read
+            return iter(items)
         return self._source("from_collection", label, {"make": make})
 
     def from_elements(self, *elements: Any) -> DataStream:
@@ -285,7 +286,8 @@ class StreamExecutionEnvironment:
         nodes = [_EngineNode(n, position) for n in job]
         started = time.monotonic()
         try:
-            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg)
+            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
+                                      object_reuse=self._config.is_object_reuse_enabled())
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
             raise job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None

@@ -33,6 +33,9 @@ pub struct ExecConfig {
     /// Set for a multi-process run: this process's place in the cluster. `workers`
     /// is then the worker threads of this process.
     pub cluster: Option<ClusterConfig>,
+    /// Flink's object reuse: operators may share records (no copies, see
+    /// [`Record::make_private`]). Off by default.
+    pub object_reuse: bool,
 }
 
 impl Default for ExecConfig {
@@ -43,6 +46,7 @@ impl Default for ExecConfig {
             clock: Arc::new(SystemClock),
             scope: Arc::new(NoScope),
             cluster: None,
+            object_reuse: false,
         }
     }
 }
@@ -290,6 +294,7 @@ fn run_worker<R: Record>(
         clock: config.clock.clone(),
         manual_processing_time: plan.manual_processing_time,
         batch_size: config.batch_size.max(1),
+        object_reuse: config.object_reuse,
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
         cancel_hooks: RefCell::new(Vec::new()),
         probe: timely::dataflow::operators::probe::Handle::new(),

@@ -67,12 +67,21 @@ pub trait KeySelector<R>: 'static {
 pub trait Reducer<R>: 'static {
     fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R>;
 
-    /// A rolling reduce's state for a key's first record (which it emits as it is).
-    /// The default keeps the record; a built-in aggregation may keep a number.
+    /// Checks a key's (or a window's) first record, which becomes the state without
+    /// meeting `reduce`: a built-in aggregation refuses a field it could not aggregate
+    /// there as it would in a later record. The default takes any record.
+    fn check_first(&mut self, _first: &R) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// A rolling reduce's state for a key's first record (which it emits as it is,
+    /// once [`Reducer::check_first`] took it). The default keeps the record; a built-in
+    /// aggregation may keep a number.
     fn start(&mut self, first: &R) -> UdfResult<RollingState<R>>
     where
         R: Clone,
     {
+        self.check_first(first)?;
         Ok(RollingState::Record(first.clone()))
     }
 

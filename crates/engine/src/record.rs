@@ -40,6 +40,27 @@ pub trait Record: Clone + Send + 'static {
     /// reads a rare key's record a few records ahead). A hint: the default does nothing.
     #[inline]
     fn prefetch(&self) {}
+
+    /// Makes the record its holder's own. With object reuse off (the default, as in
+    /// Flink) no user function may see another's changes to a record, yet a record
+    /// can be reachable from two places: two operators reading one stream, a reduce's
+    /// state and what it emitted, two windows, a function that kept what it returned.
+    /// The engine calls this wherever that can happen; a record one of whose parts
+    /// that can change is reachable from elsewhere is then replaced by a copy that
+    /// shares none of them. Plain Rust values share nothing: the default does nothing.
+    /// The error says why the record cannot be copied.
+    fn make_private(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// [`Record::make_private`] for each of `records` (an implementation may take a
+    /// lock once for all); the error gives the index of the record that failed.
+    fn make_all_private(records: &mut [Self]) -> Result<(), (usize, String)> {
+        for (i, r) in records.iter_mut().enumerate() {
+            r.make_private().map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 }
 
 use crate::time::NO_TIME;
@@ -142,6 +163,10 @@ impl<T: Record> Record for Stamped<T> {
 
     fn set_timestamp(&mut self, ts: i64) {
         self.ts = ts;
+    }
+
+    fn make_private(&mut self) -> Result<(), String> {
+        self.value.make_private()
     }
 }
 

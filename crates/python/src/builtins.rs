@@ -31,7 +31,7 @@ use ferroflow_engine::{UdfError, UdfResult};
 use crate::errors::udf_error;
 use crate::keys::key_of;
 use crate::plan::{opt_param, param};
-use crate::record::{describe, PyRec};
+use crate::record::{describe, type_name, PyRec};
 use crate::udf::BoundUdf;
 
 const MODULE: &str = "ferroflow._aggregations";
@@ -359,9 +359,28 @@ fn compare(x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, op: Cmp) -> PyResult<bool
 
 // -- errors ----------------------------------------------------------------------------
 
-/// An error while aggregating `record`: a missing field gets a one-line message,
-/// anything else (a failing `+` or `<`) the exception as Python shows it.
-fn agg_error(py: Python<'_>, err: PyErr, what: &str, record: &Bound<'_, PyAny>) -> UdfError {
+/// Why a record cannot be aggregated: Python raised (a missing field, a failing `+`
+/// or `<`), or the field holds a value the aggregation refuses (see
+/// [`Aggregate::check_value`]).
+enum AggError {
+    Py(PyErr),
+    Refused(String),
+}
+
+impl From<PyErr> for AggError {
+    fn from(e: PyErr) -> Self {
+        AggError::Py(e)
+    }
+}
+
+/// An error while aggregating `record`: a missing field or a refused value gets a
+/// one-line message, anything else (a failing `+` or `<`) the exception as Python
+/// shows it.
+fn agg_error(py: Python<'_>, err: impl Into<AggError>, what: &str, record: &Bound<'_, PyAny>) -> UdfError {
+    let err = match err.into() {
+        AggError::Py(e) => e,
+        AggError::Refused(why) => return UdfError::new(format!("{what}: {why}")).with_record(describe(record)),
+    };
     let is_field_error = FIELD_ERROR
         .import(py, MODULE, "FieldError")
         .map(|cls| err.get_type(py).is_subclass(cls).unwrap_or(false))
@@ -493,37 +512,98 @@ impl Pair {
 
 impl Aggregate {
     #[inline]
-    fn step<'py>(&self, acc: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn step<'py>(&self, acc: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, AggError> {
         // The new record first, so that a missing field is reported on it.
         let v = self.field.get(value)?;
         let a = self.field.get(acc)?;
-        match self.op {
+        Ok(match self.op {
             Op::Sum => {
+                if num(&v).is_none() {
+                    self.check_value(&v, value)?;
+                }
                 let s = add(&a, &v)?;
                 drop(a);
-                self.replace(acc, s)
+                self.replace(acc, s)?
             }
             // Flink: keep acc while it holds the extreme, else take the new value
             // (also on ties).
             Op::Min => {
                 if compare(&a, &v, Cmp::Lt)? {
-                    Ok(acc.clone())
+                    acc.clone()
                 } else {
-                    self.replace(acc, v)
+                    self.replace(acc, v)?
                 }
             }
             Op::Max => {
                 if compare(&a, &v, Cmp::Gt)? {
-                    Ok(acc.clone())
+                    acc.clone()
                 } else {
-                    self.replace(acc, v)
+                    self.replace(acc, v)?
                 }
             }
             // Flink's min_by/max_by with first=True: the new record only if strictly better.
-            Op::MinBy => Ok(if compare(&v, &a, Cmp::Lt)? { value.clone() } else { acc.clone() }),
-            Op::MaxBy => Ok(if compare(&v, &a, Cmp::Gt)? { value.clone() } else { acc.clone() }),
+            Op::MinBy => {
+                if compare(&v, &a, Cmp::Lt)? {
+                    value.clone()
+                } else {
+                    acc.clone()
+                }
+            }
+            Op::MaxBy => {
+                if compare(&v, &a, Cmp::Gt)? {
+                    value.clone()
+                } else {
+                    acc.clone()
+                }
+            }
+        })
+    }
+
+    /// Refuses a field value the aggregation cannot take, in whichever record of its
+    /// key it comes (a key's first record is emitted without meeting another, so it is
+    /// checked on its own): `sum` adds numbers (`int`, `float` and every
+    /// `numbers.Number`: bool, Decimal, Fraction, NumPy's), as Flink's sum takes numeric
+    /// fields only; the others compare with `<`, which None (and whatever `<` refuses)
+    /// cannot take.
+    fn check_value(&self, v: &Bound<'_, PyAny>, record: &Bound<'_, PyAny>) -> Result<(), AggError> {
+        if num(v).is_some() {
+            return Ok(());
+        }
+        let refused = |why: &str| {
+            let value = if v.is_none() { "None".to_string() } else { format!("{} (a {})", describe(v), type_name(v)) };
+            AggError::Refused(match self.field.access {
+                Access::Whole => format!("the record {value} {why}"),
+                _ => format!("field {} of record {} is {value}, {why}", self.field.text(v.py()), describe(record)),
+            })
+        };
+        match self.op {
+            Op::Sum if is_number(v)? => Ok(()),
+            Op::Sum => Err(refused(if matches!(self.field.access, Access::Whole) {
+                "is not a number"
+            } else {
+                "not a number"
+            })),
+            _ if v.is_none() => Err(refused(if matches!(self.field.access, Access::Whole) {
+                "cannot be compared"
+            } else {
+                "which cannot be compared"
+            })),
+            _ if v.is_exact_instance_of::<PyString>() => Ok(()),
+            _ => compare(v, v, Cmp::Lt).map(drop).map_err(AggError::Py),
         }
     }
+
+    /// [`Aggregate::check_value`] of `record`'s field (a missing field is an error too).
+    fn check_record(&self, record: &Bound<'_, PyAny>) -> Result<(), AggError> {
+        let v = self.field.get(record)?;
+        self.check_value(&v, record)
+    }
+}
+
+/// `isinstance(v, numbers.Number)`.
+fn is_number(v: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static NUMBER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    v.is_instance(NUMBER.import(v.py(), "numbers", "Number")?)
 }
 
 impl Aggregate {
@@ -550,11 +630,21 @@ impl Reducer<PyRec> for Aggregate {
         })
     }
 
+    fn check_first(&mut self, first: &PyRec) -> UdfResult<()> {
+        Python::attach(|py| {
+            let x = first.0.bind(py);
+            self.check_record(x).map_err(|e| agg_error(py, e, &self.what, x))
+        })
+    }
+
     fn start(&mut self, first: &PyRec) -> UdfResult<RollingState<PyRec>> {
         Python::attach(|py| {
             Ok(match self.pair.and_then(|pair| pair.number(first.0.bind(py))) {
                 Some(value) => RollingState::Running { value, first: first.clone() },
-                None => RollingState::Record(first.clone()),
+                None => {
+                    self.check_first(first)?;
+                    RollingState::Record(first.clone())
+                }
             })
         })
     }
@@ -644,7 +734,7 @@ impl TimestampAssigner<PyRec> for FieldTimestamp {
 }
 
 /// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.
-fn free_threaded(py: Python<'_>) -> bool {
+pub(crate) fn free_threaded(py: Python<'_>) -> bool {
     let flag = || -> PyResult<bool> {
         let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
         v.is_truthy()

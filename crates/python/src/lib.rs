@@ -6,6 +6,7 @@
 
 mod builtins;
 mod codec;
+mod copies;
 mod errors;
 mod keys;
 mod plan;
@@ -71,16 +72,19 @@ type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 /// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint,
 /// heartbeat_timeout_ms)` for a multi-process run; `workers` is then the worker threads
 /// of this process.
+/// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
+/// records of its own, see `copies`).
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false))]
 fn run_job<'py>(
     py: Python<'py>,
     nodes: &Bound<'py, PyAny>,
     workers: usize,
     batch_size: usize,
     cluster: Option<ClusterArg>,
+    object_reuse: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(py, nodes)?;
+    let plan = plan::from_python(py, nodes, object_reuse)?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)
@@ -88,7 +92,8 @@ fn run_job<'py>(
             .connect_timeout(Duration::from_millis(timeout_ms))
             .heartbeat_timeout(Duration::from_millis(heartbeat_ms))
     });
-    let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, ..ExecConfig::default() };
+    let config =
+        ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, object_reuse, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
     // Wait in slices instead of blocking in join, so Ctrl-C reaches us within POLL;
     // the wait ends as soon as the job does.

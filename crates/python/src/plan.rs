@@ -40,7 +40,15 @@ fn bind_udf(udf: &Arc<Py<PyAny>>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
 }
 
 /// Converts one Python node's settings into an engine node kind.
-fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>) -> PyResult<NodeKind<PyRec>> {
+/// `own`: object reuse is off, so sources make each record their own as they take it
+/// (see `copies`).
+fn node_kind(
+    py: Python<'_>,
+    kind: &str,
+    name: &str,
+    params: &Bound<'_, PyDict>,
+    own: bool,
+) -> PyResult<NodeKind<PyRec>> {
     let udf = || -> PyResult<Arc<Py<PyAny>>> { Ok(Arc::new(param::<Py<PyAny>>(params, "udf", name)?)) };
     Ok(match kind {
         "collection" => {
@@ -48,8 +56,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {
                     Python::attach(|py| {
-                        let read = make.bind(py).call0().map_err(|e| udf_error(py, e, None))?;
-                        Ok(Box::new(IteratorSource { read: read.unbind() }) as Box<dyn SourceReader<PyRec>>)
+                        let items =
+                            make.bind(py).call0().and_then(|it| it.try_iter()).map_err(|e| udf_error(py, e, None))?;
+                        Ok(Box::new(IteratorSource { items: items.unbind(), own }) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
                 parallel: false,
@@ -62,7 +71,7 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 factory: Arc::new(move |ctx| {
                     Python::attach(|py| {
                         let f = function.clone_ref(py);
-                        let source = FunctionSource::start(py, f, ctx.waker.clone(), ctx.index, ctx.peers)?;
+                        let source = FunctionSource::start(py, f, ctx.waker.clone(), (ctx.index, ctx.peers), own)?;
                         Ok(Box::new(source) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
@@ -433,7 +442,7 @@ fn reducer(udf: Arc<Py<PyAny>>) -> ReduceFactory<PyRec> {
 }
 
 /// Builds the engine plan from the Python node list.
-pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<PyRec>> {
+pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>, object_reuse: bool) -> PyResult<Plan<PyRec>> {
     let mut plan = Plan::new();
     for node in nodes.try_iter()? {
         let node = node?;
@@ -444,7 +453,7 @@ pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<Py
         let params = params.cast::<PyDict>()?;
         let parallelism: Option<usize> = node.getattr("parallelism")?.extract()?;
         plan.manual_processing_time |= kind == "testing_source";
-        let k = node_kind(py, &kind, &name, params)?;
+        let k = node_kind(py, &kind, &name, params, !object_reuse)?;
         let id = plan.add(name, inputs, k);
         if let Some(p) = parallelism {
             plan.set_parallelism(id, p);

@@ -94,6 +94,19 @@ impl Record for PyRec {
         }
     }
 
+    fn make_private(&mut self) -> Result<(), String> {
+        Python::attach(|py| crate::copies::make_private(py, &mut self.0))
+    }
+
+    fn make_all_private(records: &mut [Self]) -> Result<(), (usize, String)> {
+        Python::attach(|py| {
+            for (i, r) in records.iter_mut().enumerate() {
+                crate::copies::make_private(py, &mut r.0).map_err(|e| (i, e))?;
+            }
+            Ok(())
+        })
+    }
+
     fn timestamp(&self) -> i64 {
         self.1
     }

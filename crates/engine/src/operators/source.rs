@@ -101,6 +101,11 @@ pub fn source<'s, R: Record>(
                         Ok(s) => status = s,
                         Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
                     }
+                    // The source may still hold what it gave (a collection's items).
+                    if let Err(e) = env.own(&mut buffer) {
+                        env.fail(ErrorKind::Source, &name_owned, e);
+                        buffer.clear();
+                    }
                     if !buffer.is_empty() {
                         env.count(node, buffer.len());
                         output.session(c).give_container(&mut buffer);

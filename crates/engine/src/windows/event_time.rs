@@ -386,6 +386,9 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     timers: Timers<K>,
     stats: WindowStats,
     scratch: Vec<Window>,
+    /// Copies a record for each window after the first it falls in (see
+    /// [`WindowCore::copy_values_with`]).
+    copy: Option<Box<dyn FnMut(&V) -> UdfResult<V>>>,
 }
 
 impl<K: Ord + Hash + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
@@ -430,7 +433,16 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             timers: Timers { event: BTreeSet::new(), processing: BTreeSet::new() },
             stats: WindowStats::default(),
             scratch: Vec::new(),
+            copy: None,
         })
+    }
+
+    /// A record that falls in several windows goes into each as a value of its own,
+    /// made by `copy` (the first window takes the record itself): windows change their
+    /// contents apart (a reduce that updates its accumulator in place). Without it,
+    /// the windows hold clones.
+    pub fn copy_values_with(&mut self, copy: Box<dyn FnMut(&V) -> UdfResult<V>>) {
+        self.copy = Some(copy);
     }
 
     // ---- introspection ----
@@ -548,8 +560,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             } else {
                 window
             };
+            let own = match (&mut self.copy, accepted) {
+                (Some(copy), true) => copy(&value)?,
+                _ => value.clone(),
+            };
             accepted = true;
-            self.add_to_window(&key, window, seq, timestamp, value.clone(), &mut firings)?;
+            self.add_to_window(&key, window, seq, timestamp, own, &mut firings)?;
         }
         self.scratch = assigned;
         if accepted {
