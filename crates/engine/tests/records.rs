@@ -13,7 +13,7 @@ use common::*;
 use ferroflow_engine::functions::closures::MapFn;
 use ferroflow_engine::functions::{Transform, WorkerContext};
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::record::describe_truncated;
+use ferroflow_engine::record::{describe_truncated, BatchReadError};
 use ferroflow_engine::{ExecConfig, NodeKind, Plan, Record, WindowFunction, WindowSpec};
 
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ impl Record for Cell {
         encode_bincode_batch(values.iter(), out)
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let mut values: Vec<Vec<i64>> = Vec::new();
         decode_bincode_batch(bytes, &mut values)?;
         out.extend(values.iter().map(|v| Cell::of(v)));
