@@ -77,25 +77,38 @@ impl<V> KeyedState<V> {
         }
     }
 
-    /// Once [`KeyedState::prefetch`]'s slot has arrived: asks for the entry that slot
-    /// (or the next with `hash`'s tag) points to, without waiting for it.
+    /// Once [`KeyedState::prefetch`]'s slot has arrived: asks for the entry of the
+    /// first slot with `hash`'s tag (`hash`'s key's, almost always), without waiting.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
+        if let Some(e) = self.tagged(hash) {
+            prefetch_read((&self.entries[e] as *const (Key, V)).cast());
+        }
+    }
+
+    /// Once [`KeyedState::prefetch_entry`]'s entry has arrived: the value of the first
+    /// entry with `hash`'s tag, to prefetch what it points to. Almost always the value
+    /// of `hash`'s key, but the key is not compared: only a hint may rely on it.
+    #[inline]
+    pub fn peek(&self, hash: u64) -> Option<&V> {
+        self.tagged(hash).map(|e| &self.entries[e].1)
+    }
+
+    /// The position of the first entry with `hash`'s tag in a probe for `hash`.
+    #[inline]
+    fn tagged(&self, hash: u64) -> Option<usize> {
         if self.index.is_empty() {
-            return;
+            return None;
         }
         let (mask, want) = (self.index.len() - 1, tag(hash));
         let mut i = self.home(hash);
         loop {
             let s = self.index[i];
             if s == 0 {
-                return;
+                return None;
             }
             if tag(s) == want {
-                if let Some(entry) = self.entries.get((s & ENTRY_MASK) as usize - 1) {
-                    prefetch_read((entry as *const (Key, V)).cast());
-                }
-                return;
+                return Some((s & ENTRY_MASK) as usize - 1);
             }
             i = (i + 1) & mask;
         }
@@ -218,12 +231,14 @@ mod tests {
         assert!(s.get(&key_of("a")).is_none());
         s.prefetch(key_of("a").hash());
         s.prefetch_entry(key_of("a").hash());
+        assert!(s.peek(key_of("a").hash()).is_none());
         assert_eq!(s.insert(key_of("a"), 1), None);
         assert_eq!(s.insert(key_of(&7i64), 2), None);
         assert_eq!(s.insert(key_of("a"), 3), Some(1));
         *s.get_mut(&key_of(&7.0f64)).unwrap() += 10;
         assert_eq!(s.get(&key_of("a")), Some(&3));
         assert_eq!(s.get(&key_of(&7i64)), Some(&12));
+        assert_eq!(s.peek(key_of("a").hash()), Some(&3));
         assert_eq!(s.len(), 2);
         assert!(!s.is_empty() && s.get(&key_of("b")).is_none());
     }
@@ -255,10 +270,11 @@ mod tests {
     /// tags and compare keys), the rest with their own stable hash.
     fn colliding_key(k: u32) -> Key {
         let bytes = format!("k{k}");
-        if k % 4 == 0 {
+        if k.is_multiple_of(4) {
             key_of(bytes.as_str())
         } else {
-            // Five hashes in all: equal tags and homes, or equal homes and other tags.
+            // Five hashes, each shared by ~60 keys (a probe meets equal tags and
+            // compares keys); the last two share a tag but not a home.
             let hash = [0, 1 << 63, 0x00ff_ff00_0000_0001, 7 << 40, (7 << 40) | 3][(k % 5) as usize];
             Key::with_hash(hash, bytes.as_bytes())
         }
@@ -293,7 +309,19 @@ mod tests {
                         let want = model.get_mut(&key).map(|v| { *v = v.wrapping_add(d); *v });
                         prop_assert_eq!(got, want);
                     }
-                    Op::Get(k) => prop_assert_eq!(table.get(&colliding_key(k)), model.get(&colliding_key(k))),
+                    Op::Get(k) => {
+                        let key = colliding_key(k);
+                        prop_assert_eq!(table.get(&key), model.get(&key));
+                        // A hint: a value with the key's tag; the key's own if no other
+                        // key has that tag, none if no key has it.
+                        let mut tagged = model.iter().filter(|(m, _)| tag(m.hash()) == tag(key.hash()));
+                        match (tagged.next(), tagged.next()) {
+                            (None, _) => prop_assert_eq!(table.peek(key.hash()), None),
+                            (Some((m, v)), None) if *m == key => prop_assert_eq!(table.peek(key.hash()), Some(v)),
+                            (Some(_), _) if model.contains_key(&key) => prop_assert!(table.peek(key.hash()).is_some()),
+                            _ => {}
+                        }
+                    }
                 }
                 prop_assert_eq!(table.len(), model.len());
             }

@@ -231,7 +231,7 @@ impl<R: Record> RollingReduce<R> {
                 self.state.prefetch_entry(near.hash());
             }
             if self.holds_records {
-                if let Some(acc) = rest.get(PREFETCH_AHEAD / 4).and_then(|(next, _, _)| self.state.get(next)?.record()) {
+                if let Some(acc) = rest.get(PREFETCH_AHEAD / 4).and_then(|(next, _, _)| self.state.peek(next.hash())?.record()) {
                     acc.prefetch();
                 }
             }
