@@ -325,7 +325,7 @@ def _error_rank(e: BaseException) -> int:
     from ferroflow import FerroflowError, JobExecutionException
 
     if isinstance(e, JobExecutionException):
-        return {"udf": 0, "source": 0, "sink": 0, "plan": 0, "internal": 2, "cancelled": 3}.get(e.kind, 1)
+        return {"udf": 0, "source": 0, "sink": 0, "plan": 0, "internal": 1, "system": 2, "cancelled": 3}.get(e.kind, 1)
     if isinstance(e, FerroflowError):
         return 1
     if isinstance(e, KeyboardInterrupt):

@@ -28,8 +28,8 @@ from ferroflow.testing import ProcessingTime, TestSource, Timestamped, Watermark
 from ferroflow.window import (ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountEvictor, CountTrigger,
                               EventTimeSessionWindows, EventTimeTrigger, GlobalWindow, GlobalWindows, PurgingTrigger,
                               ProcessingTimeSessionWindows, ProcessingTimeTrigger, SlidingEventTimeWindows,
-                              SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, TumblingEventTimeWindows,
-                              TumblingProcessingTimeWindows)
+                              SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, Trigger,
+                              TumblingEventTimeWindows, TumblingProcessingTimeWindows)
 from conftest import bag, collect, make_env, run
 
 MIN_TS = -2**63
@@ -149,6 +149,41 @@ def test_window_settings_validation():
     k.window(GlobalWindows.create()).trigger(CountTrigger.of(2)).evictor(CountEvictor.of(1)) \
         .allowed_lateness(Time.seconds(1)).side_output_late_data(OutputTag("late")).reduce(add_pairs)
     k.window(TumblingProcessingTimeWindows.of(1000)).side_output_late_data(OutputTag("late")).reduce(add_pairs)
+
+
+class EveryRecord(Trigger):
+    """A user-defined trigger, as PyFlink allows: the engine cannot run it."""
+
+    def on_element(self, element, timestamp, window, ctx):
+        return "FIRE"
+
+
+def test_custom_trigger_evictor_or_assigner_fails_where_it_is_set():
+    """A subclass of Trigger (or of Evictor, WindowAssigner) fails at the call that sets
+    it, in one line naming what is supported, not later at reduce() with a bare error."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    k = env.from_elements(("a", 1)).key_by(lambda kv: kv[0])
+    w = k.window(TumblingEventTimeWindows.of(1000))
+    with pytest.raises(NotImplementedError) as info:
+        w.trigger(EveryRecord())
+    message = str(info.value)
+    assert message.startswith("trigger(): ") and "EveryRecord" in message and "\n" not in message
+    for name in ("EventTimeTrigger", "ProcessingTimeTrigger", "CountTrigger", "ContinuousEventTimeTrigger",
+                 "ContinuousProcessingTimeTrigger", "PurgingTrigger"):
+        assert name in message
+    with pytest.raises(NotImplementedError, match=r"PurgingTrigger\.of\(\): custom Trigger.*EveryRecord"):
+        PurgingTrigger.of(EveryRecord())
+    # a subclass of a built-in one too: its overrides would be ignored
+    with pytest.raises(NotImplementedError, match=r"trigger\(\): custom Trigger.*Mine"):
+        w.trigger(type("Mine", (CountTrigger,), {})(3))
+    with pytest.raises(NotImplementedError, match=r"evictor\(\): custom Evictor.*CountEvictor, TimeEvictor"):
+        w.evictor(type("Mine", (CountEvictor,), {})(3))
+    with pytest.raises(NotImplementedError, match=r"window\(\): custom WindowAssigner.*GlobalWindows"):
+        k.window(type("Mine", (GlobalWindows,), {})())
+    with pytest.raises(NotImplementedError, match=r"window_all\(\): custom WindowAssigner"):
+        env.from_elements(1).window_all(type("Mine", (GlobalWindows,), {})())
+    # nothing was set: the window still builds with a supported trigger
+    w.trigger(PurgingTrigger.of(CountTrigger.of(2))).reduce(add_pairs)
 
 
 class Average(AggregateFunction):

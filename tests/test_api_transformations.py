@@ -602,11 +602,17 @@ def test_user_defined_class_records(env):
     assert all(type(p) is Point for p in out)
 
 
-def test_user_defined_class_identity_preserved(env):
-    """Records are Python objects moved by reference inside the process."""
+def test_user_defined_class_identity_preserved(env, parallelism):
+    """Records are Python objects moved by reference inside the process: with object
+    reuse on, the collection's own objects reach the sink; with it off (the default),
+    equal copies, since the collection still holds its objects."""
     objs = [Point("p", i, i) for i in range(5)]
+    env.get_config().enable_object_reuse()
     out = run(env, env.from_collection(objs))
     assert sorted(id(o) for o in out) == sorted(id(o) for o in objs)
+    env = make_env(parallelism)
+    copies = run(env, env.from_collection(objs))
+    assert sorted(copies, key=lambda p: p.x) == objs and not {id(o) for o in copies} & {id(o) for o in objs}
 
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

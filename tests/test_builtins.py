@@ -183,11 +183,11 @@ def records_of(shape: Shape, keys: List[Any], values: List[Any]) -> List[Any]:
     return [shape.make(k, v, i) for i, (k, v) in enumerate(zip(keys, values))]
 
 
-def run_all_ops(parallelism: int, shape: Shape, records: List[Any]) -> None:
-    """One job: every aggregation through the built-in path and the Python path."""
+def run_all_ops(parallelism: int, shape: Shape, records: List[Any], ops=OPS) -> None:
+    """One job: every aggregation (of ``ops``) through the built-in path and the Python path."""
     env = make_env(parallelism)
     outs = {}
-    for op in OPS:
+    for op in ops:
         built = getattr(env.from_collection(records).key_by(shape.key_field), op)(shape.value_field)
         python = env.from_collection(records).key_by(shape.key).reduce(python_reducer(op, shape))
         outs[op] = (canon_sink(built, shape.key), canon_sink(python, shape.key))
@@ -253,9 +253,10 @@ def shaped(shape: Shape, triples: List[Tuple[Any, Any, int]]) -> List[Any]:
 @given(words=st.lists(st.text(alphabet="abc", max_size=3), max_size=40),
        values=st.lists(st.text(alphabet="xyz", max_size=3), max_size=40))
 def test_strings_use_python_operators(parallelism, shape, words, values):
-    """Non-numbers go through Python's + and <: sum concatenates, min/max compare str."""
+    """Non-numbers go through Python's <: min/max/min_by/max_by compare str (sum takes
+    numbers only, see test_first_record_of_a_key_is_checked_too)."""
     records = [(w, v, i) for i, (w, v) in enumerate(zip(words, values))]
-    run_all_ops(parallelism, shape, shaped(shape, records))
+    run_all_ops(parallelism, shape, shaped(shape, records), ops=[op for op in OPS if op != "sum"])
 
 
 @EDGE_SHAPES
@@ -485,8 +486,8 @@ def test_missing_name_on_dict_and_object(parallelism):
 
 
 def test_missing_value_field(parallelism):
-    """The first record of a key is emitted as is (as reduce does); the second one
-    finds the field missing, in both paths."""
+    """A reduce emits a key's first record as it is and fails on the second; a built-in
+    aggregation finds the field missing in the first already."""
     for python_path in (False, True):
         env = make_env(parallelism)
         s = env.from_collection([("a", 1), ("a", 2)]).key_by(0)
@@ -494,18 +495,16 @@ def test_missing_value_field(parallelism):
         if python_path:
             assert "IndexError" in str(err)
         else:
-            assert "sum(5)" in str(err) and "no field 5" in str(err) and "('a', 2)" in str(err)
+            assert "sum(5)" in str(err) and "no field 5" in str(err) and err.record == "('a', 1)"
 
 
-@pytest.mark.parametrize("op,values,error", [
-    ("sum", ["x", 1], "TypeError"),
-    ("sum", [1, "x"], "TypeError"),
-    ("min", [1, "x"], "TypeError"),
-    ("max_by", [None, 2], "TypeError"),
-    ("sum", [Decimal(1), 0.5], "TypeError"),
-    ("sum", [2**1100, 1.0], "OverflowError"),
+@pytest.mark.parametrize("op,values,error,builtin_error", [
+    ("sum", [1, "x"], "TypeError", "'x' (a str), not a number"),
+    ("min", [1, "x"], "TypeError", "TypeError"),
+    ("sum", [Decimal(1), 0.5], "TypeError", "TypeError"),
+    ("sum", [2**1100, 1.0], "OverflowError", "OverflowError"),
 ])
-def test_non_numeric_values_fail_like_python(parallelism, op, values, error):
+def test_non_numeric_values_fail_like_python(parallelism, op, values, error, builtin_error):
     shape = SHAPES[0]
     records = [("k", v, i) for i, v in enumerate(values)]
     for python_path in (False, True):
@@ -514,10 +513,67 @@ def test_non_numeric_values_fail_like_python(parallelism, op, values, error):
         stream = (s.key_by(lambda r: r[0]).reduce(python_reducer(op, shape)) if python_path
                   else getattr(s.key_by(0), op)(1))
         err = failure(env, stream)
-        assert error in str(err), str(err)
+        assert (error if python_path else builtin_error) in str(err), str(err)
         if not python_path:
             assert f"{op}(1)" in str(err)
-            assert repr(records[1]) in str(err)
+            assert err.record == repr(records[1])
+
+
+#: (op, field value a key's first record holds, why it is refused)
+REFUSED_FIRST = [
+    ("sum", None, "None, not a number"),
+    ("sum", "x", "'x' (a str), not a number"),
+    ("sum", [1], "[1] (a list), not a number"),
+    ("min", None, "None, which cannot be compared"),
+    ("max", None, "None, which cannot be compared"),
+    ("min_by", None, "None, which cannot be compared"),
+    ("max_by", None, "None, which cannot be compared"),
+    ("max_by", {"a": 1}, "TypeError"),
+]
+
+
+@pytest.mark.parametrize("op,value,why", REFUSED_FIRST)
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[2], *PAIRS[:1]], ids=repr)
+def test_first_record_of_a_key_is_checked_too(parallelism, shape, op, value, why):
+    """A key's first record is emitted without meeting another, but a field the
+    aggregation cannot take fails the job there too, naming the operator, the record
+    and the reason, as a later record does (sum takes numbers only, as Flink's)."""
+    records = [shape.make("good", 1, 0), shape.make("bad", value, 1), shape.make("good", 2, 2)]
+    env = make_env(parallelism)
+    err = failure(env, getattr(env.from_collection(records).key_by(shape.key_field), op)(shape.value_field))
+    assert err.kind == "udf"
+    assert err.record == repr(records[1])
+    assert f"{op}({shape.value_field!r})" in str(err)
+    assert why in str(err), str(err)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_first_record_missing_the_field_fails(parallelism, op):
+    env = make_env(parallelism)
+    err = failure(env, getattr(env.from_collection([{"k": "a"}]).key_by("k"), op)("v"))
+    assert "no field 'v'" in str(err) and err.record == "{'k': 'a'}"
+
+
+def test_bare_records_are_checked_too():
+    """``sum()`` of the records themselves: a str is not a number, first or not."""
+    env = make_env(1)
+    err = failure(env, env.from_collection(["x"]).key_by(lambda r: 0).sum())
+    assert "sum(): the record 'x' (a str) is not a number" in str(err)
+    env = make_env(1)
+    err = failure(env, env.from_collection([1, "x"]).key_by(lambda r: 0).sum())
+    assert "the record 'x' (a str) is not a number" in str(err)
+
+
+@pytest.mark.parametrize("op", ["sum", "min", "max_by"])
+def test_window_aggregations_check_a_windows_first_record(parallelism, op):
+    """The same rule in windows: a window's first record becomes its result unreduced."""
+    from ferroflow.window import TumblingProcessingTimeWindows
+
+    env = make_env(parallelism)
+    records = [("a", 1), ("b", None)]
+    err = failure(env, getattr(env.from_collection(records).key_by(0)
+                               .window(TumblingProcessingTimeWindows.of(60_000)), op)(1))
+    assert err.record == "('b', None)" and f"{op}(1)" in str(err)
 
 
 def test_plan_time_errors(env):

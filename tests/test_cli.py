@@ -134,12 +134,85 @@ def test_unknown_command(command):
     assert r.stdout == "", r
 
 
-@pytest.mark.parametrize("option", ["--bogus", "-p", "--parallelism=2"])
+@pytest.mark.parametrize("option", ["--bogus", "-x", "--parallelism=2"])
 def test_unknown_run_option(option):
     r = ff("run", option, "three_records.py")
     assert r.returncode == 2, r
-    assert r.stderr.startswith(f"ferroflow run: unknown option '{option}'\n"), r
+    assert r.stderr == f"ferroflow run: unknown option '{option}'\n", r
     assert r.stdout == "", r  # the job did not run
+
+
+def test_unknown_option_after_the_script_says_where_script_arguments_go():
+    r = ff("run", "three_records.py", "--input", "x")
+    assert r.returncode == 2, r
+    assert r.stderr == "ferroflow run: unknown option '--input'; the script's own arguments go after a lone '-'\n", r
+
+
+@pytest.mark.parametrize("args", [
+    ["-w", "1", "three_records.py"],
+    ["--workers=1", "three_records.py"],
+    ["--connect-timeout", "5", "three_records.py", "-w", "1"],
+    ["three_records.py", "-w", "1"],
+], ids=["before", "before-inline", "both-sides", "after"])
+def test_options_before_or_after_the_script(args):
+    """`flink run -p 2 job.py` is what Flink users type: options go before the script
+    as well as after it."""
+    r = ff("run", *args)
+    assert r.returncode == 0, r
+    assert r.stdout == THREE_RECORDS_OUT, r
+    assert r.stderr == "", r
+
+
+def test_options_before_the_script_leave_the_arguments_after_the_separator_alone(tmp_path):
+    script = SCRIPTS / "argv_and_imports.py"
+    r = ff("run", "-w", "1", script, "-", "-p", "2", "-w", "x", "--", "y", cwd=tmp_path)
+    assert r.returncode == 0, r
+    assert json.loads(r.stdout.splitlines()[0])["argv"] == [str(script), "-p", "2", "-w", "x", "--", "y"], r
+
+
+def test_options_without_a_script():
+    r = ff("run", "-w", "2")
+    assert r.returncode == 2, r
+    assert r.stderr == "ferroflow run: no job script given (ferroflow run [OPTIONS] SCRIPT ...)\n", r
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--connect-timeout", "-5"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout", "inf"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout", "nan"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout", "-inf"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout", "1e400"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout", "0"], "--connect-timeout takes seconds above 0"),
+    (["--connect-timeout=soon"], "--connect-timeout takes seconds, got 'soon'"),
+    (["--connect-timeout"], "--connect-timeout needs a value"),
+    (["-p", "0"], "-p must be at least 1"),
+    (["-p", "abc"], "-p takes a whole number, got 'abc'"),
+    (["-p", "2.5"], "-p takes a whole number"),
+    (["-w", "-1"], "-w must be at least 1"),
+    (["-w", "9" * 30, "--oversubscribe"], "-w must be at most"),
+    (["--process-id", "-1", "--addresses", "127.0.0.1:1,127.0.0.1:2"], "--process-id must be at least 0"),
+    (["--process-id", "9" * 30, "--addresses", "127.0.0.1:1,127.0.0.1:2"], "is out of range for 2 addresses"),
+], ids=["timeout-negative", "timeout-inf", "timeout-nan", "timeout-minus-inf", "timeout-overflow",
+        "timeout-zero", "timeout-word", "timeout-missing", "p0", "p-word", "p-fraction", "w-negative", "w-huge",
+        "process-id-negative", "process-id-huge"])
+def test_bad_numbers_are_one_line_usage_errors(args, phrase):
+    r = ff("run", "three_records.py", *args)
+    assert r.returncode == 2, r
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("ferroflow run: "), r  # one line
+    assert phrase in r.stderr, r
+    assert r.stdout == "", r
+    assert_clean(r.stderr)
+
+
+@pytest.mark.parametrize("name, value", [("FERROFLOW_CONNECT_TIMEOUT", "nan"), ("FERROFLOW_CONNECT_TIMEOUT", "-1"),
+                                         ("FERROFLOW_THREADS", "many")])
+def test_bad_cluster_numbers_in_the_environment_say_which_variable(name, value):
+    from ferroflow import _cluster
+
+    environ = {"FERROFLOW_ADDRESSES": "127.0.0.1:1,127.0.0.1:2", "FERROFLOW_PROCESS_ID": "0",
+               "FERROFLOW_SECRET": "3f1c9a7e5b2d4c6e8a0b1c2d3e4f5a6b", name: value}
+    with pytest.raises(_cluster.ClusterConfigError, match=name):
+        _cluster.settings_from_env(environ)
 
 
 def test_missing_script(tmp_path):

@@ -190,6 +190,44 @@ def test_execute_raises_the_exported_exception_class():
     assert_no_engine_internals(r.stderr.rsplit("JobExecutionException: ", 1)[1])
 
 
+# -- ferroflow's own bugs --------------------------------------------------------------------
+
+BROKEN_INVARIANT_JOB = """
+from ferroflow import StreamExecutionEnvironment
+
+env = StreamExecutionEnvironment.get_execution_environment()
+# Breaks an invariant between the API and the engine on purpose (a collection source's
+# reader must return a list), to stand for a bug in ferroflow.
+env._source("from_collection", "broken", {"make": lambda: (lambda n: ("not", "a list"))}).add_sink(lambda x: None)
+env.execute("broken job")
+"""
+
+
+def test_an_internal_error_is_raised_as_internal_error_saying_it_is_a_bug(tmp_path):
+    env = ferroflow.StreamExecutionEnvironment.get_execution_environment()
+    env._source("from_collection", "broken", {"make": lambda: (lambda n: ("not", "a list"))}).add_sink(lambda x: None)
+    with pytest.raises(ferroflow.InternalError) as info:
+        env.execute("broken job")
+    e = info.value
+    assert isinstance(e, ferroflow.JobExecutionException) and e.kind == "internal"
+    text = str(e)
+    assert text.startswith("job 'broken job' failed: internal error in from_collection 'broken'"), text
+    assert "This is a bug in ferroflow" in text and "not in the job: please report it" in text, text
+    # and from the command line: the wording, no traceback, exit 1
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN_INVARIANT_JOB)
+    r = ferroflow_run(str(script))
+    assert r.returncode == 1, r
+    assert "internal error in from_collection 'broken'" in r.stderr and "This is a bug in ferroflow" in r.stderr, r
+    assert "Traceback" not in r.stderr, r
+
+
+def test_a_user_exception_is_not_called_a_bug():
+    e = api_failure("map", 2)
+    assert e["type"] == "JobExecutionException" and e["kind"] == "udf", e
+    assert "bug in ferroflow" not in e["message"], e
+
+
 def test_python_job_script_failure_shows_user_traceback():
     r = run([sys.executable, "failing_udf.py", "flat_map", "1"])
     assert r.returncode == 1, r

@@ -3,6 +3,7 @@
 import collections
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -72,3 +73,27 @@ def test_a_pair_that_never_converges_is_dropped_after_the_wait_and_the_job_ends(
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["((1, 1), 10)", "1 pair(s) did not reach 100 within 300 ms"]
     assert re.search(r"warning: iterate .*still circulating 300 ms after the input ended", r.stderr)
+
+
+def test_sensor_stats_computes_with_numpy_and_pandas_inside_the_functions():
+    r = run(os.path.join(EXAMPLES, "sensor_stats.py"))
+    assert r.returncode == 0, r.stderr
+    # The same statistics in plain Python: per sensor and minute of the reading's time.
+    readings = collections.defaultdict(list)
+    with open(os.path.join(EXAMPLES, "data", "sensors.csv"), encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            when, sensor, celsius = line.strip().split(",")
+            readings[(sensor, when[11:16])].append(float(celsius))
+    printed = {}
+    for line in r.stdout.splitlines():
+        sensor, start, count, mean, std, p95 = eval(line)  # the example prints tuples of plain values
+        assert type(mean) is float and type(p95) is float, line  # not numpy scalars
+        printed[(sensor, start)] = (count, mean, std, p95)
+    assert printed.keys() == readings.keys() and len(printed) == 18
+    for key, values in readings.items():
+        count, mean, std, p95 = printed[key]
+        assert count == len(values) == 6, key
+        assert abs(mean - statistics.fmean(values)) < 0.006, key
+        assert abs(std - statistics.pstdev(values)) < 0.006, key
+        assert abs(p95 - statistics.quantiles(values, n=20, method="inclusive")[18]) < 0.006, key

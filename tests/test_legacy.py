@@ -470,6 +470,7 @@ def test_environment_factories():
         factory.create_remote_execution_environment("host", 6123, Configuration())
 
 
+@pytest.mark.filterwarnings("ignore::ferroflow.CheckpointingWarning")  # checked in test_api_environment.py
 def test_enable_checkpointing_is_chainable():
     from org.apache.flink.streaming.api import CheckpointingMode
 

@@ -396,6 +396,18 @@ def test_unpicklable_record_crossing_processes():
     assert_clean(r.stderr)
 
 
+def test_a_record_that_cannot_be_unpickled_is_not_called_a_bug_in_ferroflow():
+    """Unpickling runs the record's own code: its failure is the record's, not a corrupt
+    batch (which would be ferroflow's bug)."""
+    r = ferroflow("run", JOB, "-p", "2", "-", "unrebuildable")
+    assert r.returncode == 1, r
+    assert "cannot unpickle a record received from another process" in r.stderr, r
+    assert "RuntimeError: this record refuses to be rebuilt" in r.stderr, r
+    assert "bug in ferroflow" not in r.stderr and "corrupt" not in r.stderr, r
+    assert "job finished" not in r.stdout, r
+    assert_clean(r.stderr)
+
+
 # -- usage errors ------------------------------------------------------------------------------
 
 

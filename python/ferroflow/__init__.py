@@ -7,11 +7,12 @@
     env.execute("words")
 """
 
-from ._errors import FerroflowError, JobExecutionException
+from ._errors import CheckpointingWarning, FerroflowError, InternalError, JobExecutionException
 from ._plan import RuntimeContext
 from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
                          SplitStream, WindowedStream, WriteMode)
 from .environment import JobExecutionResult, StreamExecutionEnvironment
+from .execution_config import ExecutionConfig
 from .functions import (AggregateFunction, AllWindowFunction, DiscardingSink, FilterFunction, FlatMapFunction,
                         Function, KeySelector, MapFunction, OutputSelector, ParallelSourceFunction,
                         ProcessAllWindowFunction, ProcessWindowFunction, ReduceFunction, SerializationSchema,
@@ -22,11 +23,12 @@ from .windowing import Duration, GlobalWindow, Time, TimeWindow
 __version__ = "0.1.0"
 
 __all__ = [
-    "StreamExecutionEnvironment", "JobExecutionResult", "DataStream", "KeyedStream", "WindowedStream",
+    "StreamExecutionEnvironment", "JobExecutionResult", "ExecutionConfig", "DataStream", "KeyedStream", "WindowedStream",
     "AllWindowedStream", "SplitStream", "IterativeStream", "DataStreamSink", "WriteMode", "OutputTag", "Time",
     "Duration", "TimeWindow", "GlobalWindow", "TimeCharacteristic", "TimestampAssigner", "WatermarkStrategy",
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
     "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
+    "InternalError", "CheckpointingWarning",
 ]

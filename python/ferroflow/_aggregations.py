@@ -15,12 +15,19 @@ it is):
   ``sum()`` on a stream of numbers sums the numbers; Flink's position ``0`` of an
   atomic value (a number, a str) is also the value itself.
 * ``sum(f)``: the previous aggregate with ``f`` replaced by ``previous.f + record.f``;
-  the other fields stay those of the key's first record (as Flink).
+  the other fields stay those of the key's first record (as Flink). ``f`` must hold a
+  number: an ``int``, ``float`` or any other ``numbers.Number`` (bool, Decimal,
+  Fraction, NumPy numbers), as Flink sums numeric fields only.
 * ``min(f)`` / ``max(f)``: the previous aggregate, with ``f`` replaced by
   ``record.f`` unless ``previous.f < record.f`` (``>`` for max); other fields are
   the first record's (as Flink).
 * ``min_by(f)`` / ``max_by(f)``: the whole record holding the smallest (largest)
   ``f`` so far; on ties the earlier record stays (Flink's default ``first=True``).
+  For these four, ``f`` must be comparable with ``<`` (numbers, str, tuples...; not
+  None).
+* Every record is checked, a key's (or a window's) first record too although it is
+  emitted without meeting another: a missing field or a value the aggregation cannot
+  take fails the job naming the operator, the record and the reason.
 * ``count()``: ``(key, n)``, ``n`` being how many records of that key arrived so
   far (1 for the first). ``key`` is the key selector's value.
 
@@ -148,7 +155,7 @@ def _kind(record: Any) -> str:
     n = None
     try:
         n = len(record)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any object's __len__ may raise; the message then has no count
         pass
     name = type(record).__name__
     return f"a {name} of {n} item{'s' if n != 1 else ''}" if n is not None and not isinstance(record, str) else f"a {name}"
@@ -157,7 +164,7 @@ def _kind(record: Any) -> str:
 def _missing(record: Any, field: Field, why: str = "") -> FieldError:
     try:
         text = repr(record)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a failing __repr__ must not hide the field error
         text = f"<{type(record).__name__}>"
     if len(text) > 200:
         text = text[:200] + "..."
@@ -221,7 +228,7 @@ def with_field(record: Any, field: Field, value: Any) -> Any:
     if field is None:
         return value
     if isinstance(record, Mapping):
-        new = record.copy() if type(record) is dict else _copy(record)
+        new: Any = record.copy() if type(record) is dict else _copy(record)
         new[field] = value
         return new
     if isinstance(field, int):

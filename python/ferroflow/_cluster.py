@@ -31,6 +31,13 @@ ENV_SECRET_FILE = "FERROFLOW_SECRET_FILE"
 ENV_THREADS = "FERROFLOW_THREADS"
 ENV_REPORT = "FERROFLOW_REPORT"
 ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
+#: Set by the supervisor: its pid, so that a process it started can tell whether it
+#: still lives (see die_with_launcher).
+ENV_LAUNCHER = "FERROFLOW_LAUNCHER_PID"
+ENV_HEARTBEAT = "FERROFLOW_HEARTBEAT_TIMEOUT"
+
+#: Longest time-out accepted, in seconds (a day): longer is a typo, not a wait.
+MAX_TIMEOUT_S = 86400.0
 
 
 # A plain class rather than a @dataclass: dataclasses imports inspect, which would cost
@@ -39,12 +46,14 @@ class ClusterSettings:
     """Where this process sits in a multi-process run."""
 
     def __init__(self, process: int, addresses: List[str], secret: bytes, threads: int = 1,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, heartbeat_timeout_s: float = 30.0) -> None:
         self.process = process
         self.addresses = addresses
         self.secret = secret
         self.threads = threads
         self.connect_timeout_s = connect_timeout_s
+        #: A process that sends nothing (not even a heartbeat) this long fails the job.
+        self.heartbeat_timeout_s = heartbeat_timeout_s
 
     @property
     def processes(self) -> int:
@@ -73,34 +82,63 @@ def settings_from_env(environ=os.environ) -> Optional[ClusterSettings]:
         raise ClusterConfigError(f"{ENV_PROCESS} must be an integer, got {environ[ENV_PROCESS]!r}") from None
     if not 0 <= process < len(addrs):
         raise ClusterConfigError(f"process id {process} is out of range: there are {len(addrs)} addresses")
-    threads = int(environ.get(ENV_THREADS, "1") or 1)
-    timeout = float(environ.get(ENV_TIMEOUT, "30") or 30)
-    return ClusterSettings(process, addrs, read_secret(environ), max(1, threads), timeout)
+    try:
+        threads = int(environ.get(ENV_THREADS) or 1)
+    except ValueError:
+        raise ClusterConfigError(f"{ENV_THREADS} must be a whole number, got {environ[ENV_THREADS]!r}") from None
+    seconds = {}
+    for name in (ENV_TIMEOUT, ENV_HEARTBEAT):
+        try:
+            seconds[name] = parse_timeout(environ.get(name) or "30")
+        except ValueError as e:
+            raise ClusterConfigError(f"{name} {e}") from None
+    return ClusterSettings(process, addrs, read_secret(environ), max(1, threads), seconds[ENV_TIMEOUT],
+                           seconds[ENV_HEARTBEAT])
+
+
+def parse_timeout(text: str) -> float:
+    """A time-out in seconds, from ``--connect-timeout``, ``--heartbeat-timeout`` or their
+    variables: a number above 0 and at most a day (so not inf or nan). ValueError says
+    what is wrong, to follow the option's name."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"takes seconds, got {text!r}") from None
+    if not 0 < value <= MAX_TIMEOUT_S:  # also false for nan
+        raise ValueError(f"takes seconds above 0 and at most {MAX_TIMEOUT_S:g}, got {text!r}")
+    return value
+
+
+def die_with_launcher(environ=os.environ) -> None:
+    """In a process started by ``ferroflow run -p``: asks Linux to SIGKILL this process
+    when the launcher dies (PR_SET_PDEATHSIG), so that ``kill -9`` of the launcher, or
+    its crash, leaves no worker running the job on its own. Done here, after exec,
+    rather than between fork and exec (subprocess's preexec_fn is unsafe while the
+    launcher's output threads run); a launcher that died before this exits us now."""
+    launcher = environ.get(ENV_LAUNCHER)
+    if not launcher:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if str(os.getppid()) != launcher:
+        os._exit(1)
 
 
 def read_secret(environ=os.environ) -> bytes:
     """The shared secret: FERROFLOW_SECRET (hex, or any text), or the file named by
-    FERROFLOW_SECRET_FILE. A multi-host run without one is refused."""
-    if environ.get(ENV_SECRET):
-        raw = environ[ENV_SECRET].strip()
-        try:
-            return bytes.fromhex(raw)
-        except ValueError:
-            return raw.encode()
-    path = environ.get(ENV_SECRET_FILE)
-    if path:
-        try:
-            with open(path, "rb") as f:
-                data = f.read().strip()
-        except OSError as e:
-            raise ClusterConfigError(f"cannot read the secret file {path}: {e.strerror}") from None
-        if not data:
-            raise ClusterConfigError(f"the secret file {path} is empty")
-        return data
-    raise ClusterConfigError(
-        "a multi-process run needs a shared secret: set FERROFLOW_SECRET (e.g. to the output of "
-        "`python -c 'import secrets; print(secrets.token_hex(32))'`) or FERROFLOW_SECRET_FILE to the "
-        "same value on every host")
+    FERROFLOW_SECRET_FILE. The engine decodes both by one rule (an even number of hex
+    digits is hex, anything else raw bytes), refusing short or guessable secrets and a
+    multi-host run without one."""
+    from . import _engine
+
+    try:
+        return _engine.resolve_secret(environ.get(ENV_SECRET), environ.get(ENV_SECRET_FILE))
+    except ValueError as e:
+        raise ClusterConfigError(str(e)) from None
 
 
 def plan_fingerprint(nodes) -> int:
@@ -154,7 +192,7 @@ def write_report(error: BaseException) -> bool:
 GRACE_S = 2.0
 
 # How important a failure is, to pick the one to report: the cause, not its echoes.
-_RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 2, "cancelled": 3}
+_RANK = {"udf": 0, "source": 0, "sink": 0, "plan": 0, "script": 0, "internal": 1, "system": 2, "cancelled": 3}
 
 
 class Supervisor:
@@ -177,15 +215,17 @@ class Supervisor:
         import signal
 
         # Whole lines, so the output of two processes never interleaves mid-line.
+        reader_gone = False
         for line in iter(stream.readline, b""):
+            if reader_gone:
+                continue  # keep draining, so that no process blocks on a full pipe while it stops
             with self.lock:
                 try:
                     out.write(line)
                     out.flush()
                 except BrokenPipeError:
-                    self._broken_pipe = True
+                    reader_gone = self._broken_pipe = True
                     self._stop_all(signal.SIGTERM)
-                    return
         stream.close()
 
     def run(self) -> int:
@@ -205,22 +245,26 @@ class Supervisor:
         reports = [os.path.join(tmp, f"report-{i}.json") for i in range(self.processes)]
         cmd = [sys.executable, "-m", "ferroflow", "run", self.script, *self.extra, "-", *self.script_args]
         threads = []
+        terminated = False
         try:
-            for i in range(self.processes):
-                env = dict(os.environ)
-                env.update({ENV_ADDRESSES: addresses, ENV_PROCESS: str(i), ENV_SECRET: secret,
-                            ENV_THREADS: str(self.threads), ENV_REPORT: reports[i]})
-                env.pop(ENV_SECRET_FILE, None)
-                child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         stdin=subprocess.DEVNULL)
-                self.children.append(child)
-                for stream, out in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer)):
-                    t = threading.Thread(target=self._forward, args=(stream, out), daemon=True)
-                    t.start()
-                    threads.append(t)
-            failed_at = None
-            interrupted = False
             try:
+                for i in range(self.processes):
+                    env = dict(os.environ)
+                    env.update({ENV_ADDRESSES: addresses, ENV_PROCESS: str(i), ENV_SECRET: secret,
+                                ENV_THREADS: str(self.threads), ENV_REPORT: reports[i],
+                                ENV_LAUNCHER: str(os.getpid())})
+                    env.pop(ENV_SECRET_FILE, None)
+                    # Its own process group: signals to the job reach whatever the
+                    # process started too, and a terminal's Ctrl-C reaches only us (we
+                    # pass it on once). The process also dies with us (die_with_launcher).
+                    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                    self.children.append(child)
+                    for stream, out in ((child.stdout, sys.stdout.buffer), (child.stderr, sys.stderr.buffer)):
+                        t = threading.Thread(target=self._forward, args=(stream, out), daemon=True)
+                        t.start()
+                        threads.append(t)
+                failed_at = None
                 while True:
                     codes = [c.poll() for c in self.children]
                     if all(code is not None for code in codes):
@@ -237,29 +281,38 @@ class Supervisor:
                     elif failed_at is not None and time.monotonic() - failed_at > GRACE_S:
                         self._stop_all(signal.SIGTERM)
                     time.sleep(0.02)
-            except KeyboardInterrupt:
-                interrupted = True
-                self._stop_all(signal.SIGINT)
+            except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (cli.Terminated)
+                terminated = isinstance(e, cli.Terminated)
+                # Ignore a second signal while we stop: the children must not be left.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                self._stop_all(signal.SIGTERM if terminated else signal.SIGINT)
                 deadline = time.monotonic() + 0.8
                 while time.monotonic() < deadline and any(c.poll() is None for c in self.children):
                     time.sleep(0.02)
                 self._stop_all(signal.SIGKILL)
+                for t in threads:
+                    t.join(timeout=2)
+                for c in self.children:
+                    c.wait()
+                if self._broken_pipe:
+                    cli._quiet_broken_pipe()
+                print(f"ferroflow: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+                return 143 if terminated else 130
             for t in threads:
                 t.join(timeout=2)
-            codes = [c.wait() for c in self.children]
+            exit_codes = [c.wait() for c in self.children]
             if self._broken_pipe:
                 cli._quiet_broken_pipe()
-            if interrupted:
-                print("ferroflow: interrupted", file=sys.stderr)
-                return 130
-            if all(code == 0 for code in codes):
+            if all(code == 0 for code in exit_codes):
                 return 0
-            self._report(codes, reports)
+            self._report(exit_codes, reports)
             return 1
         finally:
             for c in self.children:
                 if c.poll() is None:
-                    c.kill()
+                    self._signal(c, signal.SIGKILL)
+                    c.wait()
             for r in reports:
                 try:
                     os.unlink(r)
@@ -273,15 +326,30 @@ class Supervisor:
     def _stop_all(self, sig: int) -> None:
         for c in self.children:
             if c.poll() is None:
-                try:
-                    c.send_signal(sig)
-                except OSError:
-                    pass
+                self._signal(c, sig)
+
+    @staticmethod
+    def _signal(child: subprocess.Popen, sig: int) -> None:
+        """Signals the child's process group: the child and whatever it started. Only
+        while the child is not reaped, so its id (the group's) cannot have been reused."""
+        try:
+            os.killpg(child.pid, sig)
+        except OSError:
+            try:
+                child.send_signal(sig)
+            except OSError:
+                pass
 
     def _report(self, codes: List[int], reports: List[str]) -> None:
         import json
         import signal
 
+        # A process stopped by SIGTERM or SIGINT exits 143 or 130 (cli.main): report
+        # it as the signal it was.
+        by_signal = {128 + signal.SIGTERM: -signal.SIGTERM, 128 + signal.SIGINT: -signal.SIGINT}
+        codes = [by_signal.get(code, code) for code in codes]
+        if self.first_failure is not None:
+            self.first_failure = (self.first_failure[0], by_signal.get(self.first_failure[1], self.first_failure[1]))
         if self.first_failure is not None and self.first_failure[1] < 0 \
                 and not os.path.exists(reports[self.first_failure[0]]):
             i, code = self.first_failure

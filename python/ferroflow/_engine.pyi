@@ -1,6 +1,8 @@
 """Type stubs for the Rust extension (crates/python)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, final
+
+__all__ = ["run_job", "resolve_secret", "JobFailed", "SourceCancelled", "SourceContext", "_codec_encode", "_codec_decode"]
 
 class JobFailed(Exception):
     """args: (text, kind, operator, record, message, worker)."""
@@ -8,6 +10,7 @@ class JobFailed(Exception):
 class SourceCancelled(BaseException):
     """Raised by ctx.collect() when the job stops."""
 
+@final
 class SourceContext:
     worker_index: int
     worker_count: int
@@ -15,9 +18,15 @@ class SourceContext:
     def collect_with_timestamp(self, record: Any, timestamp: int) -> None: ...
 
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
-            cluster: Optional[Tuple[int, List[str], bytes, int, int]] = None) -> Dict[str, Any]:
+            cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
+            object_reuse: bool = False) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...]}.
-    cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint)."""
+    cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
+    object_reuse: operators may share records (off: each gets records of its own)."""
+
+def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
+    """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path
+    (the first set), by the engine's rule; ValueError with a one-line message."""
 
 def _codec_encode(records: List[Any]) -> bytes: ...
 def _codec_decode(data: bytes) -> List[Any]: ...

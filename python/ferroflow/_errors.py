@@ -20,7 +20,9 @@ class JobExecutionException(FerroflowError):
     shows the user function's traceback.
 
     Attributes:
-        kind: ``"udf"``, ``"source"``, ``"sink"``, ``"plan"``, ``"cancelled"`` or ``"internal"``.
+        kind: ``"udf"``, ``"source"``, ``"sink"``, ``"plan"``, ``"cancelled"``, ``"system"`` (the
+            network or the machine: a lost or refused peer process) or ``"internal"`` (a bug in
+            ferroflow, raised as ``InternalError``).
         operator: the failing operator's name, if one failed.
         record: ``repr`` of the record being processed (truncated), if known.
         detail: the exception and its traceback, or the error message.
@@ -35,6 +37,25 @@ class JobExecutionException(FerroflowError):
         self.record = record
         self.detail = detail
         self.worker = worker
+
+
+class InternalError(JobExecutionException):
+    """The job failed because of a bug in ferroflow itself, not in the job: a broken
+    invariant of the engine, a crashed worker, a corrupt batch between processes. The
+    message says so and what to report. ``kind`` is ``"internal"``."""
+
+
+class CheckpointingWarning(UserWarning):
+    """The job asked for checkpoints (``enable_checkpointing``), which ferroflow does
+    not take yet: it is not fault tolerant."""
+
+
+def job_failed(text: str, kind: str, operator: Optional[str], record: Optional[str], detail: str,
+               worker: Optional[int]) -> JobExecutionException:
+    """The exception for a job the engine reports failed: ``InternalError`` for
+    ferroflow's own bugs, so they never look like the user's function raising."""
+    cls = InternalError if kind == "internal" else JobExecutionException
+    return cls(text, kind, operator, record, detail, worker)
 
 
 def _is_internal(filename: str) -> bool:

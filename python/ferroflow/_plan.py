@@ -42,7 +42,7 @@ class Node:
 
 def call_site() -> str:
     """``file.py:line`` of the user code that called into the API."""
-    frame = sys._getframe(1)
+    frame: Optional[types.FrameType] = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
@@ -174,7 +174,7 @@ class Udf:
             for _ in range(count - 1):
                 try:
                     self.copies.append(copy.deepcopy(self.fn))
-                except Exception:  # an object that cannot be copied is shared
+                except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                     self.copies.append(self.fn)
 
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:

@@ -1,8 +1,9 @@
 """The ``ferroflow`` command.
 
-    ferroflow run job.py [extra.py|dir ...] [- arg ...]
+    ferroflow run [options] job.py [extra.py|dir ...] [options] [- arg ...]
 
-runs a job script on the embedded engine. Everything after a lone ``-`` (or ``--``)
+runs a job script on the embedded engine. Options go before or after the script (as
+in ``flink run -p 2 job.py``). Everything after a lone ``-`` (or ``--``)
 becomes the script's ``sys.argv[1:]``, so the talk's
 ``pyflink-stream.sh fibonacci.py - --local`` is ``ferroflow run fibonacci.py - --local``.
 """
@@ -17,7 +18,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import ast
-    from typing import List, Optional, Sequence
+    from typing import Any, Dict, List, Optional, Sequence
 
 USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
@@ -36,6 +37,7 @@ options:
 
 RUN_USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [OPTIONS] [- ARG ...]
+       ferroflow run [OPTIONS] SCRIPT [PATH ...] [- ARG ...]
 
 Runs SCRIPT as the main program. The script either builds a job and calls
 env.execute() itself, or defines main() / main(factory), which is then called (the
@@ -51,23 +53,29 @@ options:
   -p, --processes N     run on N local processes, started and supervised here
   -w, --workers N       worker threads per process (default 1; threads share
                         one Python interpreter lock, so processes scale better)
+  --oversubscribe       allow more than 4 workers (-p x -w) per CPU
   --addresses A,B,...   one host:port per process of a multi-host run; run the
                         same command on every host with its own --process-id
   --hosts-file FILE     the addresses, one host:port per line
   --process-id I        this host's index in the addresses (0-based)
   --connect-timeout S   how long to wait for the other processes (default 30)
-  A multi-host run needs the same secret on every host: FERROFLOW_SECRET (hex or
-  text) or FERROFLOW_SECRET_FILE. `-p` makes one up for its own processes.
+  --heartbeat-timeout S fail the job when another process sends nothing, not
+                        even a heartbeat, for S seconds (default 30)
+  A multi-host run needs the same secret on every host: FERROFLOW_SECRET or a file
+  named by FERROFLOW_SECRET_FILE, read alike (an even number of hex digits is hex,
+  anything else text; 16 bytes at least). `-p` makes one up for its own processes.
 
 examples:
   ferroflow run examples/word_count.py
+  ferroflow run -p 2 examples/word_count.py
   ferroflow run examples/fibonacci.py - --input pairs.txt
   ferroflow run examples/legacy/fibonacci.py - --local
 
 exit status: 0 when every job succeeded, 1 when a job or the script failed
 (including a syntax error, or a script that runs no job), 2 for a usage error
-(bad options, missing script), 130 when interrupted (Ctrl-C), 141 when stdout's
-reader went away.
+(bad options, missing script), 130 when interrupted (Ctrl-C), 143 when stopped
+by SIGTERM, 141 when stdout's reader went away. The processes of `-p` stop with
+the launcher, even if it is killed.
 """
 
 
@@ -100,25 +108,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ferroflow: unknown command '{args[0]}'\n\n{USAGE}", end="", file=sys.stderr)
         return 2
     own, script_args = split_args(args[1:])
-    if not own or own[0] in ("-h", "--help"):
+    if not own or "-h" in own or "--help" in own:
         print(RUN_USAGE, end="", file=sys.stdout if own else sys.stderr)
         return 0 if own else 2
-    if own[0].startswith("-"):
-        print(f"ferroflow run: unknown option '{own[0]}'\n\n{RUN_USAGE}", end="", file=sys.stderr)
-        return 2
     try:
         script, extra, options = parse_run_options(own)
     except UsageError as e:
-        print(f"ferroflow run: {e}\n\n{RUN_USAGE}", end="", file=sys.stderr)
+        print(f"ferroflow run: {e}", file=sys.stderr)
         return 2
-    # Ctrl-C must reach the job even if our parent told us to ignore SIGINT.
+    # Ctrl-C must reach the job even if our parent told us to ignore SIGINT; SIGTERM
+    # (kill, systemd, a CI time-out) stops it the same way and exits 143.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
     if options.get("processes", 1) > 1:
         from ._cluster import Supervisor
         if not os.path.isfile(script):
             print(f"ferroflow: no such file: {script}", file=sys.stderr)
             return 2
+        apply_cluster_options(options)  # the processes inherit the settings
         return Supervisor(script, script_args, extra, options["processes"], options.get("workers", 1)).run()
+    from ._cluster import die_with_launcher
+    die_with_launcher()
     try:
         apply_cluster_options(options)
         run_script(script, script_args, extra)
@@ -129,10 +139,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not _report_to_supervisor(e):
             print(f"ferroflow: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        code = 143 if isinstance(e, Terminated) else 130
         if not os.environ.get("FERROFLOW_REPORT"):  # under -p the supervisor says it once
-            print("ferroflow: interrupted", file=sys.stderr)
-        _hard_exit(130)
+            print(f"ferroflow: {'terminated (SIGTERM)' if code == 143 else 'interrupted'}", file=sys.stderr)
+        _hard_exit(code)
     except BrokenPipeError:
         _quiet_broken_pipe()
     except SystemExit as e:
@@ -146,22 +157,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the job stops as on Ctrl-C (every path that handles an interrupt
+    handles this too), and ``ferroflow run`` exits 143 instead of 130."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 _OPTIONS = {"-p": "processes", "--processes": "processes", "-w": "workers", "--workers": "workers",
             "--addresses": "addresses", "--hosts-file": "hosts_file", "--process-id": "process_id",
-            "--connect-timeout": "connect_timeout"}
+            "--connect-timeout": "connect_timeout", "--heartbeat-timeout": "heartbeat_timeout"}
 _INT_OPTIONS = {"processes", "workers", "process_id"}
+#: Options without a value.
+_FLAGS = {"--oversubscribe": "oversubscribe"}
+#: Worker threads allowed per CPU of this machine without --oversubscribe (see _check_oversubscription).
+WORKERS_PER_CPU = 4
+#: No -p or -w above this, even with --oversubscribe: far beyond any machine, and it
+#: keeps the numbers within what the engine's integers hold.
+MAX_COUNT = 10_000
 
 
 def parse_run_options(own: Sequence[str]) -> tuple:
-    """SCRIPT [PATH ...] [OPTIONS] -> (script, extra paths, options)."""
-    script, extra, options = own[0], [], {}
-    i = 1
+    """[OPTIONS] SCRIPT [PATH ...] [OPTIONS] -> (script, extra paths, options).
+
+    Options may come before the script (``flink run -p 2 job.py``) as well as after it;
+    the first other word is the script and the rest are extra paths."""
+    options: Dict[str, Any]  # flags, numbers and strings
+    script, extra, options = None, [], {}
+    i = 0
     while i < len(own):
         token = own[i]
-        name, _, inline = token.partition("=")
-        if name in _OPTIONS:
+        name, eq, inline = token.partition("=")
+        if token in _FLAGS:
+            options[_FLAGS[token]] = True
+        elif name in _OPTIONS:
             key = _OPTIONS[name]
-            if inline:
+            if eq:
                 value = inline
             elif i + 1 < len(own):
                 i += 1
@@ -169,23 +202,25 @@ def parse_run_options(own: Sequence[str]) -> tuple:
             else:
                 raise UsageError(f"{name} needs a value")
             if key in _INT_OPTIONS:
+                options[key] = _whole_number(name, value, 0 if key == "process_id" else 1)
+            elif key in ("connect_timeout", "heartbeat_timeout"):
+                from ._cluster import parse_timeout
                 try:
-                    value = int(value)
-                except ValueError:
-                    raise UsageError(f"{name} takes a whole number, got {value!r}") from None
-                if value < (0 if key == "process_id" else 1):
-                    raise UsageError(f"{name} must be at least {0 if key == 'process_id' else 1}")
-            elif key == "connect_timeout":
-                try:
-                    value = float(value)
-                except ValueError:
-                    raise UsageError(f"{name} takes seconds, got {value!r}") from None
-            options[key] = value
+                    options[key] = parse_timeout(value)
+                except ValueError as e:
+                    raise UsageError(f"{name} {e}") from None
+            else:
+                options[key] = value
         elif token.startswith("-"):
-            raise UsageError(f"unknown option '{token}'")
+            hint = "; the script's own arguments go after a lone '-'" if script is not None else ""
+            raise UsageError(f"unknown option '{token}'{hint}")
+        elif script is None:
+            script = token
         else:
             extra.append(token)
         i += 1
+    if script is None:
+        raise UsageError("no job script given (ferroflow run [OPTIONS] SCRIPT ...)")
     if "hosts_file" in options:
         if "addresses" in options:
             raise UsageError("give either --addresses or --hosts-file, not both")
@@ -204,7 +239,48 @@ def parse_run_options(own: Sequence[str]) -> tuple:
             raise UsageError(f"--process-id {options['process_id']} is out of range for {count} addresses")
     elif "process_id" in options:
         raise UsageError("--process-id goes with --addresses (or --hosts-file)")
+    _check_oversubscription(options)
     return script, extra, options
+
+
+def _whole_number(name: str, text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name} takes a whole number, got {text!r}") from None
+    if value < least:
+        raise UsageError(f"{name} must be at least {least}, got {value}")
+    if value > MAX_COUNT and name != "--process-id":
+        raise UsageError(f"{name} must be at most {MAX_COUNT}, got {value}")
+    return value
+
+
+def _check_oversubscription(options: dict) -> None:
+    """Refuses far more worker threads on this machine than it has CPUs.
+
+    Each process is a whole interpreter with its own copy of the job, and under the
+    GIL a process uses about one core: past a few per CPU they only queue for the CPUs
+    and memory, while connecting them takes ever longer (every pair of processes gets a
+    connection), so `-p 1000` on 2 cores never finishes starting. Four per CPU still
+    lets a laptop try a job on more workers than it has cores; --oversubscribe lifts
+    the limit, as in MPI launchers."""
+    processes, threads = options.get("processes", 1), options.get("workers", 1)
+    cpus = _cpus()
+    if options.get("oversubscribe") or processes * threads <= WORKERS_PER_CPU * cpus:
+        return
+    asked = " ".join(f"{flag} {n}" for flag, n in (("-p", processes), ("-w", threads)) if n > 1)
+    raise UsageError(f"{asked} runs {processes * threads} workers on this machine's {cpus} CPU(s), more than "
+                     f"{WORKERS_PER_CPU} per CPU ({WORKERS_PER_CPU * cpus}): use fewer, or add --oversubscribe "
+                     f"to start them anyway")
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. in a container or under
+    taskset), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def apply_cluster_options(options: dict) -> None:
@@ -218,6 +294,8 @@ def apply_cluster_options(options: dict) -> None:
         os.environ[_cluster.ENV_THREADS] = str(options["workers"])
     if "connect_timeout" in options:
         os.environ[_cluster.ENV_TIMEOUT] = str(options["connect_timeout"])
+    if "heartbeat_timeout" in options:
+        os.environ[_cluster.ENV_HEARTBEAT] = str(options["heartbeat_timeout"])
 
 
 def _report_to_supervisor(e: BaseException) -> bool:
@@ -333,11 +411,26 @@ def report(e: BaseException, script: str) -> None:
 
 
 def _is_broken_pipe(e: BaseException) -> bool:
-    """A print sink whose reader went away (``ferroflow run job.py | head``)."""
+    """A job that failed because stdout's reader went away (``ferroflow run job.py |
+    head``): in a print() sink, or in any function that itself prints."""
     from ._errors import JobExecutionException
 
-    return isinstance(e, JobExecutionException) and (e.operator or "").startswith("print") \
-        and "BrokenPipeError" in (e.detail or "")
+    if not isinstance(e, JobExecutionException) or "BrokenPipeError" not in (e.detail or ""):
+        return False
+    return (e.operator or "").startswith("print") or _stdout_reader_gone()
+
+
+def _stdout_reader_gone() -> bool:
+    """True if stdout is a pipe whose reading end is closed (poll reports an error on
+    it), so that a broken pipe elsewhere, e.g. a socket sink's, is still reported."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this platform
+        return False
 
 
 def _quiet_broken_pipe() -> None:
@@ -365,7 +458,7 @@ def _hard_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - exiting anyway; a closed or broken stream must not stop it
             pass
     os._exit(code)
 

@@ -11,14 +11,14 @@ import os
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
 from .watermarks import TimeCharacteristic, WatermarkStrategy
-from .window import (CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger, SlidingEventTimeWindows,
-                     SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
-                     WindowAssigner, positive_count)
+from .window import (ASSIGNERS, EVICTORS, TRIGGERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
+                     SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
+                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, positive_count)
 from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, List, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union
 
     from .environment import StreamExecutionEnvironment
     from .windowing import TimeSpan
@@ -197,14 +197,20 @@ class DataStream:
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints ``repr(record)`` per line on stdout, prefixed ``k> `` (the worker's
-        1-based index) when the job runs with parallelism above 1."""
+        1-based index) when the job runs with parallelism above 1. Lines from several
+        workers never mix: each batch of whole lines is written at once."""
         return self._sink("print", sink_identifier or "", {})
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
                       overwrite: Optional[bool] = None) -> "DataStreamSink":
         """Writes ``str(record)`` per line to ``path`` (with parallelism above 1, ``path``
         is a directory with one file per worker, named 1, 2, ...). An existing file is
-        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``."""
+        an error unless ``overwrite=True`` or ``WriteMode.OVERWRITE``.
+
+        Each file is written under a hidden name (``.<name>.inprogress.<random>``, in
+        the same directory) and renamed to its final name only when the whole job has
+        succeeded; a failed or cancelled job removes it and leaves an overwritten file
+        as it was."""
         if overwrite is None:
             if isinstance(write_mode, bool):
                 overwrite = write_mode
@@ -378,6 +384,7 @@ class _Windows:
         if not isinstance(assigner, WindowAssigner):
             raise TypeError(f"{'window' if self._keyed else 'window_all'}() takes a window assigner, e.g. TumblingEventTimeWindows.of(Duration.of_seconds(5)) "
                             f"from ferroflow.window, got {assigner!r}")
+        check_supported(assigner, ASSIGNERS, f"{'window' if self._keyed else 'window_all'}()")
         self._stream = stream
         self._env = stream._env
         self._assigner = assigner
@@ -392,6 +399,7 @@ class _Windows:
         """Fires the windows with ``trigger`` instead of the assigner's default."""
         if not isinstance(trigger, Trigger):
             raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
+        check_supported(trigger, TRIGGERS, "trigger()")
         self._trigger = trigger
         return self
 
@@ -399,6 +407,7 @@ class _Windows:
         """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
         if not isinstance(evictor, Evictor):
             raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
+        check_supported(evictor, EVICTORS, "evictor()")
         self._evictor = evictor
         return self
 
@@ -516,7 +525,7 @@ class WindowedStream(_Windows):
 
 def _no_key(value: Any) -> None:
     """window_all's key: the same for every record."""
-    return None
+    return None  # noqa: RET501 - the key is None, said on purpose
 
 
 class AllWindowedStream(_Windows):

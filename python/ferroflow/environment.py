@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 
-from ._errors import FerroflowError, JobExecutionException
-from ._plan import Node, Udf, label_of
+from ._errors import CheckpointingWarning, FerroflowError, job_failed
+from ._plan import Node, label_of
 from .datastream import DataStream
+from .execution_config import ExecutionConfig
 from .functions import iterate_java_style
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
@@ -21,6 +21,8 @@ __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
 #: Jobs this process has run (the launcher uses it to tell whether a script ran one).
 _jobs_run = 0
+#: Whether this process has warned that checkpoints were asked for (see ``_warn_no_checkpoints``).
+_warned_checkpointing = False
 
 
 class JobExecutionResult:
@@ -65,10 +67,14 @@ class StreamExecutionEnvironment:
     default_parallelism = 1
 
     def __init__(self) -> None:
+        #: Every node this environment made; ids index it. Streams of a job that ran stay usable.
         self._nodes: List[Node] = []
+        #: Nodes before this one belong to jobs that already ran (see ``_job_nodes``).
+        self._job_start = 0
         self._parallelism: Optional[int] = None
         self._checkpoint_interval: Optional[int] = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
+        self._config = ExecutionConfig()
 
     @classmethod
     def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
@@ -76,6 +82,10 @@ class StreamExecutionEnvironment:
         return cls()
 
     # -- settings -------------------------------------------------------------------------
+
+    def get_config(self) -> ExecutionConfig:
+        """The environment's ``ExecutionConfig`` (object reuse: ``enable_object_reuse()``)."""
+        return self._config
 
     def set_parallelism(self, parallelism: int) -> "StreamExecutionEnvironment":
         """Worker threads the job runs on in this process."""
@@ -97,9 +107,11 @@ class StreamExecutionEnvironment:
         return int(threads) if threads else StreamExecutionEnvironment.default_parallelism
 
     def enable_checkpointing(self, interval: int, mode: Any = None) -> "StreamExecutionEnvironment":
-        """Recorded for Flink compatibility. Checkpointing is not implemented yet, so
-        this does not make the job fault tolerant."""
+        """Accepted for Flink compatibility, but ferroflow does not checkpoint yet: the
+        job is not fault tolerant. Warns so (a ``CheckpointingWarning``, once per
+        process; silence it with ``warnings.filterwarnings``)."""
         self._checkpoint_interval = int(interval)
+        _warn_no_checkpoints(f"enable_checkpointing({interval!r})")
         return self
 
     def set_stream_time_characteristic(self, characteristic: TimeCharacteristic) -> "StreamExecutionEnvironment":
@@ -146,40 +158,47 @@ class StreamExecutionEnvironment:
             label = type(collection).__name__
 
         def make() -> Any:
-            it = iter(items)
-
-            def read(n: int) -> list:
-                return list(itertools.islice(it, n))
-            return read
+            return iter(items)
         return self._source("from_collection", label, {"make": make})
 
     def from_elements(self, *elements: Any) -> DataStream:
         """A stream of the given records, in order, from one worker."""
         return self.from_collection(list(elements))
 
-    def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
+    def read_text_file(self, file_path: str, charset_name: str = "UTF-8",
+                       encoding_errors: str = "strict") -> DataStream:
         """One record per line (newline stripped) of a file, or of every file in a
-        directory. Workers read their share of the bytes in parallel."""
+        directory. Workers read their share of the bytes in parallel.
+
+        A line that is not valid UTF-8 fails the job with the file, the line number and
+        the byte offset, unless ``encoding_errors`` (as Python's ``errors=``) says
+        ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
         if str(charset_name).replace("-", "").upper() != "UTF8":
             raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
         path = os.fspath(file_path)
-        if path.startswith("file://"):
-            path = path[len("file://"):]
-        return self._source("read_text_file", path, {"path": path})
+        path = path.removeprefix("file://")
+        return self._source("read_text_file", path,
+                            {"path": path, "encoding_errors": _encoding_errors(encoding_errors)})
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
         return self._source("generate_sequence", f"{start}..{end}", {"start": int(start), "end": int(end)})
 
-    def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n") -> DataStream:
+    def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n",
+                           encoding_errors: str = "strict") -> DataStream:
         """Lines read from a TCP server at ``hostname:port``; the stream ends when the
-        server closes the connection."""
+        server closes the connection.
+
+        A line that is not valid UTF-8 fails the job with the line number and byte
+        offset in the stream, unless ``encoding_errors`` (as Python's ``errors=``) says
+        ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
         if not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"port must be an int between 1 and 65535, got {port!r}")
         if len(delimiter.encode()) != 1:
             raise ValueError("the delimiter must be a single ASCII character")
         return self._source("socket_text_stream", f"{hostname}:{port}",
-                            {"host": str(hostname), "port": port, "delimiter": delimiter})
+                            {"host": str(hostname), "port": port, "delimiter": delimiter,
+                             "encoding_errors": _encoding_errors(encoding_errors)})
 
     def add_source(self, source_func: Any, source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
@@ -218,6 +237,10 @@ class StreamExecutionEnvironment:
     def execute(self, job_name: Optional[str] = None, local: Optional[bool] = None) -> JobExecutionResult:
         """Runs the job and blocks until it has finished.
 
+        The job is what was added since the previous ``execute()`` (as in Flink): the
+        environment starts empty afterwards, whether the job succeeded or failed. A
+        stream made for an earlier job may still be read; its inputs then run again.
+
         The talk-era forms ``execute(local)`` and ``execute(name, local)`` are accepted;
         ``local`` only told Flink where to stage the script, so it changes nothing here.
 
@@ -230,8 +253,14 @@ class StreamExecutionEnvironment:
         if isinstance(job_name, bool):
             job_name = None
         name = job_name or "ferroflow job"
-        if not any(n.kind in _SINKS for n in self._nodes):
+        job = self._job_nodes()
+        if not any(n.kind in _SINKS for n in job):
+            if not job and self._job_start:
+                raise FerroflowError("nothing to run: the previous execute() ran this environment's job, and each "
+                                     "execute() runs what was added since (as in Flink); add a sink before execute()")
             raise FerroflowError("the job has no sink: add print(), write_as_text(), add_sink() ... before execute()")
+        # The environment starts empty for the next job, whatever happens to this one.
+        self._job_start = len(self._nodes)
         from . import _cluster
 
         try:
@@ -248,21 +277,24 @@ class StreamExecutionEnvironment:
                 print(f"ferroflow: warning: set_parallelism({self._parallelism}) is ignored: the job runs on "
                       f"{cluster.processes} processes x {cluster.threads} worker(s)", file=sys.stderr)
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
-                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(self._nodes))
-        for n in self._nodes:
+                           int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job),
+                           max(1, int(cluster.heartbeat_timeout_s * 1000)))
+        for n in job:
             for function in _per_worker_functions(n.params):
                 function.prepare(workers)
-        nodes = [_EngineNode(n) for n in self._nodes]
+        position = {n.id: i for i, n in enumerate(job)}
+        nodes = [_EngineNode(n, position) for n in job]
         started = time.monotonic()
         try:
-            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg)
+            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
+                                      object_reuse=self._config.is_object_reuse_enabled())
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
-            raise JobExecutionException(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
+            raise job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
         finally:
             self._flush_stdout()
         runtime_ms = int((time.monotonic() - started) * 1000)
-        counts = {n.name: c for n, c in zip(self._nodes, summary["counts"])}
+        counts = {n.name: c for n, c in zip(job, summary["counts"])}
         for warning in summary["warnings"]:
             import sys
             print(f"ferroflow: warning: {warning}", file=sys.stderr)
@@ -275,16 +307,53 @@ class StreamExecutionEnvironment:
 
         try:
             sys.stdout.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: a closed stdout must not fail the job
             pass
 
     def get_execution_plan(self) -> str:
-        """The plan as text, one operator per line with its inputs."""
+        """The plan of the next ``execute()`` as text, one operator per line with its inputs."""
+        job = self._job_nodes()
+        position = {n.id: i for i, n in enumerate(job)}
         lines = []
-        for n in self._nodes:
-            inputs = ", ".join(str(i) for i in n.inputs)
-            lines.append(f"{n.id}: {n.name}" + (f" <- {inputs}" if inputs else ""))
+        for i, n in enumerate(job):
+            inputs = ", ".join(str(position[j]) for j in n.inputs)
+            lines.append(f"{i}: {n.name}" + (f" <- {inputs}" if inputs else ""))
         return "\n".join(lines)
+
+    def _job_nodes(self) -> List[Node]:
+        """The nodes the next ``execute()`` runs, in plan order: those added since the
+        last one, and the nodes of earlier jobs they read (with an iteration, its
+        feedback). So each job runs once, as in Flink, where ``execute()`` clears the
+        environment's transformations, and a stream of an earlier job can still be
+        read: its inputs run again, its earlier sinks do not."""
+        wanted = set()
+        todo = list(range(self._job_start, len(self._nodes)))
+        while todo:
+            i = todo.pop()
+            if i in wanted:
+                continue
+            wanted.add(i)
+            node = self._nodes[i]
+            todo.extend(node.inputs)
+            if node.kind == "iterate" and node.params["feedback"] is not None:
+                todo.append(node.params["feedback"])
+        return [self._nodes[i] for i in sorted(wanted)]
+
+
+def _warn_no_checkpoints(call: str) -> None:
+    """Warns, once per process, that ``call`` asked for checkpoints that do not exist.
+    In a multi-process run only process 0 warns: every process runs the same script."""
+    global _warned_checkpointing
+    from ._cluster import ENV_PROCESS
+
+    if _warned_checkpointing or os.environ.get(ENV_PROCESS, "0") not in ("", "0"):
+        return
+    _warned_checkpointing = True
+    import warnings
+
+    warnings.warn(f"{call} has no effect: ferroflow does not checkpoint yet, so the job is not fault tolerant "
+                  "(a failure stops it and loses its state; it must run again from the start)",
+                  CheckpointingWarning, stacklevel=3)
 
 
 def _batch_size() -> int:
@@ -297,6 +366,13 @@ def _batch_size() -> int:
     if size < 1:
         raise FerroflowError(f"FERROFLOW_BATCH_SIZE must be a positive integer, got {raw!r}")
     return size
+
+
+def _encoding_errors(value: str) -> str:
+    """A text source's ``encoding_errors``: the names Python's ``errors=`` uses."""
+    if value not in ("strict", "replace", "ignore"):
+        raise ValueError(f"encoding_errors must be 'strict', 'replace' or 'ignore', got {value!r}")
+    return value
 
 
 def _per_worker_functions(params: Dict[str, Any]) -> Iterable[Any]:
@@ -326,7 +402,7 @@ class _SourceRunner:
         for _ in range(count - 1):
             try:
                 self.copies.append(copy.deepcopy(self.function))
-            except Exception:  # an object that cannot be copied is shared
+            except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                 self.copies.append(self.function)
 
     def run_worker(self, ctx: Any, index: int, count: int) -> None:
@@ -376,9 +452,12 @@ class _EngineNode:
 
     __slots__ = ("kind", "name", "inputs", "params", "parallelism")
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, position: Dict[int, int]) -> None:
+        # The engine numbers a job's nodes 0.. in plan order (``position``: id -> number).
         self.kind = _ENGINE_KIND.get(node.kind, node.kind)
         self.name = node.name
-        self.inputs = node.inputs
+        self.inputs = [position[i] for i in node.inputs]
         self.params = node.params
+        if node.kind == "iterate" and node.params["feedback"] is not None:
+            self.params = dict(node.params, feedback=position[node.params["feedback"]])
         self.parallelism = node.parallelism

@@ -16,7 +16,7 @@ from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Type, TypeVar
+    from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
     from .windowing import TimeSpan
 
@@ -306,6 +306,7 @@ class PurgingTrigger(Trigger):
     def __init__(self, nested_trigger: Trigger) -> None:
         if not isinstance(nested_trigger, Trigger):
             raise TypeError(f"PurgingTrigger.of() takes a trigger (e.g. CountTrigger.of(10)), got {nested_trigger!r}")
+        check_supported(nested_trigger, TRIGGERS, "PurgingTrigger.of()")
         self._inner = nested_trigger
 
     @staticmethod
@@ -317,6 +318,28 @@ class PurgingTrigger(Trigger):
 
     def __repr__(self) -> str:
         return f"PurgingTrigger({self._inner!r})"
+
+
+# -- what the engine runs ----------------------------------------------------------------------
+
+#: The assigners, triggers and evictors the engine implements (in Rust). A subclass's
+#: own methods (a custom ``on_element``, ``assign_windows``...) would never be called,
+#: so only these exact classes are taken.
+ASSIGNERS = (TumblingEventTimeWindows, SlidingEventTimeWindows, EventTimeSessionWindows, TumblingProcessingTimeWindows,
+             SlidingProcessingTimeWindows, ProcessingTimeSessionWindows, GlobalWindows)
+TRIGGERS = (EventTimeTrigger, ProcessingTimeTrigger, CountTrigger, ContinuousEventTimeTrigger,
+            ContinuousProcessingTimeTrigger, PurgingTrigger)
+
+
+def check_supported(value: Any, supported: Tuple[type, ...], call: str) -> None:
+    """Raises ``NotImplementedError`` at ``call`` (one line, naming what is supported)
+    if ``value`` is a user-defined subclass rather than one of ``supported``."""
+    if type(value) in supported:
+        return
+    names = ", ".join(c.__name__ for c in supported)
+    kind = supported[0].__mro__[-2].__name__  # the base class: WindowAssigner, Trigger, Evictor
+    raise NotImplementedError(f"{call}: custom {kind} classes such as {type(value).__name__} are not supported "
+                              f"(the engine runs windows in Rust); use one of ferroflow.window's {names}")
 
 
 # -- evictors --------------------------------------------------------------------------------
@@ -368,3 +391,6 @@ class TimeEvictor(Evictor):
 
     def _spec(self) -> Dict[str, Any]:
         return {"kind": "time", "window_size": self._window_size, "do_evict_after": self._do_evict_after}
+
+
+EVICTORS = (CountEvictor, TimeEvictor)

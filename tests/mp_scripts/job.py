@@ -14,6 +14,8 @@ MODE:
                     drops everything
   generators        records holding a generator object, keyed so that about half of
                     them go to a worker of the other process
+  unrebuildable     like generators, with records that pickle but whose unpickling raises
+                    (in the process they were sent to)
   small             a few records, printed (for the connection tests)
 
 PID_DIR: each worker's map writes its process id to PID_DIR/worker-<index> when it
@@ -66,6 +68,15 @@ class Tracked(MapFunction):
         return value
 
 
+def refuse_to_rebuild():
+    raise RuntimeError("this record refuses to be rebuilt")
+
+
+class Unrebuildable:
+    def __reduce__(self):
+        return (refuse_to_rebuild, ())
+
+
 env = StreamExecutionEnvironment.get_execution_environment()
 if mode in ("fail_on_worker_1", "fail_busy_peer", "endless"):
     env.generate_sequence(0, 10 ** 15).map(lambda i: f"rec-{i}").map(Tracked()).add_sink(lambda v: None)
@@ -74,6 +85,11 @@ elif mode == "generators":
         .map(lambda i: (i, (n for n in range(i))))
         .key_by(lambda t: t[0] % 16)
         .map(lambda t: (t[0], sum(t[1])))
+        .add_sink(lambda v: None))
+elif mode == "unrebuildable":
+    (env.generate_sequence(0, 199)
+        .map(lambda i: (i, Unrebuildable()))
+        .key_by(lambda t: t[0] % 16)
         .add_sink(lambda v: None))
 elif mode == "small":
     env.from_collection(["a", "b", "c", "d"]).map(Tracked()).print()

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::error::{ErrorKind, JobError};
+use crate::error::{ErrorKind, JobError, UdfError};
+use crate::functions::SinkCommit;
 
 pub struct JobControl {
     abort: AtomicBool,
@@ -26,6 +27,8 @@ pub struct JobControl {
     /// The highest epoch any source of this process has reached (idle sources follow it).
     source_epoch: AtomicU64,
     warnings: Mutex<Vec<String>>,
+    /// Sinks' finished output (with the sink's name), published once the job succeeded.
+    commits: Mutex<Vec<(String, Box<dyn SinkCommit>)>>,
 }
 
 impl JobControl {
@@ -40,6 +43,7 @@ impl JobControl {
             late_dropped: AtomicU64::new(0),
             source_epoch: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
+            commits: Mutex::new(Vec::new()),
         }
     }
 
@@ -153,6 +157,26 @@ impl JobControl {
 
     pub fn warnings(&self) -> Vec<String> {
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Keeps a sink's finished output until the job's outcome is known.
+    pub(crate) fn add_commit(&self, operator: &str, commit: Box<dyn SinkCommit>) {
+        self.commits.lock().unwrap_or_else(|e| e.into_inner()).push((operator.to_string(), commit));
+    }
+
+    /// The job succeeded: publishes every sink's output. The first failure is the job's
+    /// error, and what was not published yet is taken back.
+    pub(crate) fn commit_sinks(&self) -> Result<(), JobError> {
+        let commits = std::mem::take(&mut *self.commits.lock().unwrap_or_else(|e| e.into_inner()));
+        for (operator, commit) in commits {
+            commit.commit().map_err(|e| JobError::from_udf(ErrorKind::Sink, &operator, UdfError::new(e)))?;
+        }
+        Ok(())
+    }
+
+    /// The job failed or was cancelled: takes back every sink's unpublished output.
+    pub(crate) fn discard_commits(&self) {
+        drop(std::mem::take(&mut *self.commits.lock().unwrap_or_else(|e| e.into_inner())));
     }
 }
 

@@ -21,11 +21,18 @@ use crate::record::Record;
 enum Built<'s, R: Record> {
     /// A materialised stream; `single` if only worker 0 produces it, `on`: the workers
     /// that produce it (`0..p`; None: all).
-    Plain { stream: Stream<'s, Time, Vec<R>>, single: bool, on: Option<usize> },
+    Plain {
+        stream: Stream<'s, Time, Vec<R>>,
+        single: bool,
+        on: Option<usize>,
+    },
     Keyed(Stream<'s, Time, Vec<Routed<Keyed<R>>>>),
     /// A key_by on one worker whose only reader is a reduce: keyed inside the reduce
     /// (`operators::key_reduce`), as there is nothing to route.
-    KeyPending { input: Stream<'s, Time, Vec<R>>, factory: crate::functions::KeyFactory<R> },
+    KeyPending {
+        input: Stream<'s, Time, Vec<R>>,
+        factory: crate::functions::KeyFactory<R>,
+    },
     /// Stateless steps waiting to be fused with their only consumer.
     Chain {
         base: Stream<'s, Time, Vec<R>>,
@@ -48,6 +55,19 @@ fn consumer_counts<R>(plan: &Plan<R>) -> Vec<usize> {
         }
     }
     counts
+}
+
+/// Which nodes' output several operators read: with object reuse off, each of them
+/// then reads through an operator giving it records of its own
+/// ([`operators::own_copy`]). A window's late output reads another stream.
+fn read_by_several<R>(plan: &Plan<R>, consumers: &[usize]) -> Vec<bool> {
+    let mut readers = consumers.to_vec();
+    for node in &plan.nodes {
+        if let NodeKind::LateOutput = node.kind {
+            readers[node.inputs[0]] -= 1;
+        }
+    }
+    readers.into_iter().map(|n| n > 1).collect()
 }
 
 /// For each KeyBy node, over how many workers its keys are spread: the parallelism of
@@ -74,6 +94,7 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
 /// Builds the plan in `scope`. The plan must have passed [`Plan::validate`].
 pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEnv>) -> Result<(), JobError> {
     let consumers = consumer_counts(plan);
+    let shared = if env.object_reuse { vec![false; plan.nodes.len()] } else { read_by_several(plan, &consumers) };
     let route_to = key_routing(plan)?;
     let peers = env.worker.peers;
     let mut built: Vec<Built<'s, R>> = Vec::with_capacity(plan.nodes.len());
@@ -98,12 +119,22 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
         let targets = consumer.map_or(peers, |p| p.min(peers));
         let name = &plan.nodes[i].name;
         match &built[i] {
-            Built::Plain { stream, single, .. } if targets < peers || (spread && *single && peers > 1) => {
-                operators::rebalance(stream.clone(), name, targets, env.clone())
+            Built::Plain { stream, single, .. } => {
+                let stream =
+                    if shared[i] { operators::own_copy(stream.clone(), name, env.clone()) } else { stream.clone() };
+                if targets < peers || (spread && *single && peers > 1) {
+                    operators::rebalance(stream, name, targets, env.clone())
+                } else {
+                    stream
+                }
             }
-            Built::Plain { stream, .. } => stream.clone(),
             Built::Keyed(stream) => {
-                let values = crate::with_key_pact!(peers, |pact| operators::unkey(stream.clone(), pact, name, env.clone()));
+                let stream = if shared[i] {
+                    operators::own_keyed_copy(stream.clone(), name, env.clone())
+                } else {
+                    stream.clone()
+                };
+                let values = crate::with_key_pact!(peers, |pact| operators::unkey(stream, pact, name, env.clone()));
                 if targets < peers {
                     operators::rebalance(values, name, targets, env.clone())
                 } else {
@@ -115,6 +146,14 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
         }
     };
     let plain = |built: &mut Vec<Built<'s, R>>, i: usize, consumer: Option<usize>| read(built, i, consumer, true);
+    // A keyed stream as a keyed operator reads it.
+    let keyed_input = |stream: &Stream<'s, Time, Vec<Routed<Keyed<R>>>>, i: usize| {
+        if shared[i] {
+            operators::own_keyed_copy(stream.clone(), &plan.nodes[i].name, env.clone())
+        } else {
+            stream.clone()
+        }
+    };
 
     for (id, node) in plan.nodes.iter().enumerate() {
         let name = node.name.as_str();
@@ -123,7 +162,12 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             // Same workers, and no rebalance before it (its input is parallel).
             NodeKind::Transform(_) => node.inputs.first().and_then(|&i| {
                 let same = plan.nodes[i].parallelism == node.parallelism;
-                let parallel_input = matches!(plan.nodes[i].kind, NodeKind::Source { parallel: true, .. } | NodeKind::Transform(_) | NodeKind::AssignTimestamps { .. });
+                let parallel_input = matches!(
+                    plan.nodes[i].kind,
+                    NodeKind::Source { parallel: true, .. }
+                        | NodeKind::Transform(_)
+                        | NodeKind::AssignTimestamps { .. }
+                );
                 pipeline_source[i].filter(|_| same && parallel_input)
             }),
             NodeKind::AssignTimestamps { .. } => node.inputs.first().and_then(|&i| pipeline_source[i]),
@@ -141,7 +185,9 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 // Fuse into the input's chain when we are its only reader and run on
                 // the same workers.
                 let (base, mut steps) = match std::mem::replace(&mut built[input], Built::Nothing) {
-                    Built::Chain { base, steps, parallelism } if consumers[input] == 1 && parallelism == node.parallelism => {
+                    Built::Chain { base, steps, parallelism }
+                        if consumers[input] == 1 && parallelism == node.parallelism =>
+                    {
                         (base, steps)
                     }
                     other => {
@@ -154,8 +200,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::KeyBy(factory) => {
                 let input = read(&mut built, node.inputs[0], None, false);
-                let only_a_reduce_reads =
-                    consumers[id] == 1 && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
+                let only_a_reduce_reads = consumers[id] == 1
+                    && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
                 if peers == 1 && only_a_reduce_reads {
                     Built::KeyPending { input, factory: factory.clone() }
                 } else {
@@ -170,17 +216,21 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                         let key = operators::KeyNode { id: k, name: &plan.nodes[k].name, factory: key_factory };
                         operators::key_reduce(input.clone(), key, id, name, factory, node.parallelism, env.clone())
                     }
-                    Built::Keyed(input) => crate::with_key_pact!(peers, |pact| {
-                        operators::reduce(input.clone(), pact, id, name, factory, node.parallelism, env.clone())
-                    }),
+                    Built::Keyed(input) => {
+                        let input = keyed_input(input, k);
+                        crate::with_key_pact!(peers, |pact| {
+                            operators::reduce(input, pact, id, name, factory, node.parallelism, env.clone())
+                        })
+                    }
                     _ => unreachable!("validated plan"),
                 };
                 Built::Plain { stream, single: false, on: node.parallelism }
             }
             NodeKind::Window { spec, function } => {
                 let Built::Keyed(input) = &built[node.inputs[0]] else { unreachable!("validated plan") };
+                let input = keyed_input(input, node.inputs[0]);
                 let (stream, late) = crate::with_key_pact!(peers, |pact| {
-                    operators::window(input.clone(), pact, id, name, spec, function, node.parallelism, env.clone())
+                    operators::window(input, pact, id, name, spec, function, node.parallelism, env.clone())
                 });
                 late_outputs.insert(id, late);
                 Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
@@ -188,7 +238,11 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             NodeKind::LateOutput => {
                 let window = node.inputs[0];
                 let stream = late_outputs.get(&window).cloned().expect("validated plan: a window node's late output");
-                Built::Plain { stream, single: plan.nodes[window].parallelism == Some(1), on: plan.nodes[window].parallelism }
+                Built::Plain {
+                    stream,
+                    single: plan.nodes[window].parallelism == Some(1),
+                    on: plan.nodes[window].parallelism,
+                }
             }
             NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms } => {
                 // Runs where its input runs: no rebalance, so watermarks follow the

@@ -10,11 +10,19 @@ pub struct UdfError {
     pub record: Option<String>,
     /// What went wrong: for Python UDFs, the exception and its traceback.
     pub message: String,
+    /// Not the user's code but a broken invariant of ferroflow, found while running an
+    /// operator: the job fails as [`ErrorKind::Internal`] whichever operator reports it.
+    pub internal: bool,
 }
 
 impl UdfError {
     pub fn new(message: impl Into<String>) -> Self {
-        UdfError { record: None, message: message.into() }
+        UdfError { record: None, message: message.into(), internal: false }
+    }
+
+    /// A bug in ferroflow (an invariant that does not hold), not in the job.
+    pub fn internal(message: impl Into<String>) -> Self {
+        UdfError { record: None, message: message.into(), internal: true }
     }
 
     pub fn with_record(mut self, record: String) -> Self {
@@ -26,6 +34,19 @@ impl UdfError {
 }
 
 pub type UdfResult<T> = Result<T, UdfError>;
+
+/// A batch from another process that could not be read: corrupt bytes are ferroflow's
+/// bug; a record whose own code would not rebuild it (unpickling) is the record's.
+impl From<crate::record::BatchReadError> for UdfError {
+    fn from(e: crate::record::BatchReadError) -> Self {
+        match e {
+            crate::record::BatchReadError::Corrupt(m) => {
+                UdfError::internal(format!("a batch from another process is corrupt: {m}"))
+            }
+            crate::record::BatchReadError::Record(m) => UdfError::new(m),
+        }
+    }
+}
 
 /// What kind of failure ended a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +61,21 @@ pub enum ErrorKind {
     Plan,
     /// The job was cancelled (Ctrl-C or an explicit cancel).
     Cancelled,
-    /// A bug in the engine: a worker panicked.
+    /// The network or the machine failed the job, not its code: a peer process was
+    /// lost or refused, the cluster did not start, no thread could be started.
+    System,
+    /// A bug in ferroflow: a broken invariant, a worker that panicked, a corrupt batch
+    /// between processes. Reported with [`BUG_REPORT`].
     Internal,
 }
+
+/// What an internal error adds: it is ferroflow's bug, and what to report.
+pub const BUG_REPORT: &str = concat!(
+    "This is a bug in ferroflow ",
+    env!("CARGO_PKG_VERSION"),
+    ", not in the job: please report it on ferroflow's issue tracker with this message, the job script ",
+    "and the command that ran it (FERROFLOW_DEBUG=1 shows Rust's panic messages)."
+);
 
 /// The error a job fails with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,10 +94,11 @@ impl JobError {
         JobError { kind, operator: None, record: None, message: message.into(), worker: None }
     }
 
-    /// Attributes a UDF error to the operator that called the UDF.
+    /// Attributes a UDF error to the operator that called the UDF (as `kind`, or as
+    /// [`ErrorKind::Internal`] for an internal one).
     pub fn from_udf(kind: ErrorKind, operator: &str, err: UdfError) -> Self {
         JobError {
-            kind,
+            kind: if err.internal { ErrorKind::Internal } else { kind },
             operator: Some(operator.to_string()),
             record: err.record,
             message: err.message,
@@ -91,9 +125,10 @@ impl JobError {
             (ErrorKind::Udf, Some(op)) => format!("{op} raised an exception"),
             (ErrorKind::Source, Some(op)) => format!("{op} could not read its input"),
             (ErrorKind::Sink, Some(op)) => format!("{op} could not write its output"),
+            (ErrorKind::Internal, Some(op)) => format!("internal error in {op}"),
             (_, Some(op)) => format!("{op} failed"),
             (ErrorKind::Cancelled, None) => "the job was cancelled".to_string(),
-            (ErrorKind::Internal, None) => "internal engine error".to_string(),
+            (ErrorKind::Internal, None) => "internal error".to_string(),
             (_, None) => "the job failed".to_string(),
         };
         match &self.record {
@@ -107,16 +142,47 @@ impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let headline = self.headline();
         let message = self.message.trim_end();
+        let internal = self.kind == ErrorKind::Internal;
         if message.is_empty() || (self.operator.is_none() && self.record.is_none()) && headline == message {
-            write!(f, "{headline}")
-        } else if self.operator.is_none() && self.record.is_none() {
-            write!(f, "{message}")
+            write!(f, "{headline}")?;
+        } else if self.operator.is_none() && self.record.is_none() && !internal {
+            write!(f, "{message}")?;
         } else if message.contains('\n') {
-            write!(f, "{headline}:\n{message}")
+            write!(f, "{headline}:\n{message}")?;
         } else {
-            write!(f, "{headline}: {message}")
+            write!(f, "{headline}: {message}")?;
         }
+        if internal {
+            write!(f, "\n{BUG_REPORT}")?;
+        }
+        Ok(())
     }
 }
 
 impl std::error::Error for JobError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_udf_error_is_an_internal_job_error_that_says_it_is_a_bug() {
+        let e = JobError::from_udf(ErrorKind::Udf, "window 'w' (job.py:3)", UdfError::internal("a broken invariant"));
+        assert_eq!(e.kind, ErrorKind::Internal);
+        let text = e.to_string();
+        assert!(text.starts_with("internal error in window 'w' (job.py:3): a broken invariant\n"), "{text}");
+        assert!(text.ends_with(BUG_REPORT) && BUG_REPORT.contains("bug in ferroflow"), "{text}");
+        // Without an operator (a panicked worker), the wording is there too.
+        let panic = JobError::new(ErrorKind::Internal, "worker 0 crashed: oops").to_string();
+        assert_eq!(panic, format!("internal error: worker 0 crashed: oops\n{BUG_REPORT}"));
+    }
+
+    #[test]
+    fn a_user_error_does_not_say_it_is_a_bug() {
+        let e = JobError::from_udf(ErrorKind::Udf, "map 'f'", UdfError::new("ValueError: boom"));
+        assert_eq!(e.kind, ErrorKind::Udf);
+        assert_eq!(e.to_string(), "map 'f' raised an exception: ValueError: boom");
+        let lost = JobError::new(ErrorKind::System, "lost the connection to process 1").to_string();
+        assert_eq!(lost, "lost the connection to process 1");
+    }
+}

@@ -10,7 +10,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::key::Key;
-use crate::record::Record;
+use crate::record::{BatchReadError, Record};
 
 /// Records bound for one worker.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ pub fn encode_records<R: Record>(records: &[R], out: &mut Vec<u8>) -> Result<(),
 }
 
 /// Reads what [`encode_keyed`] wrote; malformed input is an error, never a panic.
-pub fn decode_keyed<R: Record>(bytes: &[u8], out: &mut Vec<(Key, R, R)>) -> Result<(), String> {
+pub fn decode_keyed<R: Record>(bytes: &[u8], out: &mut Vec<(Key, R, R)>) -> Result<(), BatchReadError> {
     let mut cursor = Cursor { bytes, at: 0 };
     let count = cursor.u32()? as usize;
     let mut keys = Vec::with_capacity(count.min(bytes.len() / 4));
@@ -100,7 +100,7 @@ pub fn decode_keyed<R: Record>(bytes: &[u8], out: &mut Vec<(Key, R, R)>) -> Resu
     let mut values = Vec::with_capacity(count.min(bytes.len()));
     R::decode_batch(cursor.rest(), &mut values)?;
     if key_values.len() != count || values.len() != count {
-        return Err(format!("batch says {count} records but holds {} and {}", key_values.len(), values.len()));
+        return Err(format!("batch says {count} records but holds {} and {}", key_values.len(), values.len()).into());
     }
     out.extend(keys.into_iter().zip(key_values).zip(values).map(|((k, kv), v)| (k, kv, v)));
     Ok(())
@@ -189,9 +189,9 @@ pub fn partition<T: Clone>(
 /// The records of a received batch, decoding it if it came from another process.
 pub fn unpack<T>(
     batch: Batch<T>,
-    decode: fn(&[u8], &mut Vec<T>) -> Result<(), String>,
+    decode: fn(&[u8], &mut Vec<T>) -> Result<(), BatchReadError>,
     out: &mut Vec<T>,
-) -> Result<(), String> {
+) -> Result<(), BatchReadError> {
     match batch {
         // Take the vector itself when there is nothing to append to (one worker:
         // every batch), rather than copying its records.
@@ -214,9 +214,8 @@ mod tests {
 
     #[test]
     fn keyed_batches_round_trip_and_reject_truncation() {
-        let items: Vec<(Key, String, String)> = (0..50)
-            .map(|i| (key_of(&format!("k{}", i % 7)), format!("k{}", i % 7), "v".repeat(i)))
-            .collect();
+        let items: Vec<(Key, String, String)> =
+            (0..50).map(|i| (key_of(&format!("k{}", i % 7)), format!("k{}", i % 7), "v".repeat(i))).collect();
         let mut bytes = Vec::new();
         encode_keyed(&items, &mut bytes).unwrap();
         let mut back = Vec::new();

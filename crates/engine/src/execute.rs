@@ -33,6 +33,9 @@ pub struct ExecConfig {
     /// Set for a multi-process run: this process's place in the cluster. `workers`
     /// is then the worker threads of this process.
     pub cluster: Option<ClusterConfig>,
+    /// Flink's object reuse: operators may share records (no copies, see
+    /// [`Record::make_private`]). Off by default.
+    pub object_reuse: bool,
 }
 
 impl Default for ExecConfig {
@@ -43,6 +46,7 @@ impl Default for ExecConfig {
             clock: Arc::new(SystemClock),
             scope: Arc::new(NoScope),
             cluster: None,
+            object_reuse: false,
         }
     }
 }
@@ -82,8 +86,18 @@ impl Running {
                 self.control.fail(JobError::new(ErrorKind::Internal, "the cluster thread crashed"));
             }
         }
+        if self.control.error().is_none() {
+            // Every worker of the job ended well (a multi-process run's workers agreed in
+            // their final tally): only now does a sink's output get its final name.
+            if let Err(e) = self.control.commit_sinks() {
+                self.control.fail(e);
+            }
+        }
         match self.control.error() {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.control.discard_commits();
+                Err(e)
+            }
             None => Ok(JobSummary {
                 counts: {
                     let mut counts = self.control.counts();
@@ -141,14 +155,13 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
         let thread = std::thread::Builder::new()
             .name("ferroflow cluster".to_string())
             .spawn(move || run_cluster(plan, config, cluster, thread_control))
-            .map_err(|e| JobError::new(ErrorKind::Internal, format!("cannot start the cluster thread: {e}")))?;
+            .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the cluster thread: {e}")))?;
         return Ok(Running { guards: None, cluster_thread: Some(thread), control, unions });
     }
-    let communication =
-        if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
+    let communication = if workers == 1 { CommunicationConfig::Thread } else { CommunicationConfig::Process(workers) };
     let (builders, others) = communication
         .try_build()
-        .map_err(|e| JobError::new(ErrorKind::Internal, format!("could not start workers: {e}")))?;
+        .map_err(|e| JobError::new(ErrorKind::System, format!("could not start workers: {e}")))?;
     let guards = launch(plan, config, builders, others, control.clone(), None)?;
     Ok(Running { guards: Some(guards), cluster_thread: None, control, unions })
 }
@@ -207,7 +220,8 @@ fn launch<R: Record>(
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".to_string());
                     control.fail(
-                        JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}")).on_worker(index),
+                        JobError::new(ErrorKind::Internal, format!("worker {index} crashed: {message}"))
+                            .on_worker(index),
                     );
                 }
             }
@@ -220,7 +234,7 @@ fn launch<R: Record>(
         }
         control.worker_finished();
     });
-    guards.map_err(|message| JobError::new(ErrorKind::Internal, format!("could not start workers: {message}")))
+    guards.map_err(|message| JobError::new(ErrorKind::System, format!("could not start workers: {message}")))
 }
 
 /// Runs `plan` to completion on this thread's caller (blocking). For Rust callers and tests.
@@ -280,6 +294,7 @@ fn run_worker<R: Record>(
         clock: config.clock.clone(),
         manual_processing_time: plan.manual_processing_time,
         batch_size: config.batch_size.max(1),
+        object_reuse: config.object_reuse,
         counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
         cancel_hooks: RefCell::new(Vec::new()),
         probe: timely::dataflow::operators::probe::Handle::new(),

@@ -2,6 +2,7 @@
 //! an implementation that must take a lock to run (the GIL) takes it once per batch
 //! through [`BatchScope`], which the engine wraps around every operator activation.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::error::UdfResult;
@@ -66,12 +67,21 @@ pub trait KeySelector<R>: 'static {
 pub trait Reducer<R>: 'static {
     fn reduce(&mut self, acc: &R, value: &R) -> UdfResult<R>;
 
-    /// A rolling reduce's state for a key's first record (which it emits as it is).
-    /// The default keeps the record; a built-in aggregation may keep a number.
+    /// Checks a key's (or a window's) first record, which becomes the state without
+    /// meeting `reduce`: a built-in aggregation refuses a field it could not aggregate
+    /// there as it would in a later record. The default takes any record.
+    fn check_first(&mut self, _first: &R) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// A rolling reduce's state for a key's first record (which it emits as it is,
+    /// once [`Reducer::check_first`] took it). The default keeps the record; a built-in
+    /// aggregation may keep a number.
     fn start(&mut self, first: &R) -> UdfResult<RollingState<R>>
     where
         R: Clone,
     {
+        self.check_first(first)?;
         Ok(RollingState::Record(first.clone()))
     }
 
@@ -93,7 +103,11 @@ pub trait Reducer<R>: 'static {
 /// [`Reducer::update`] for a state that is a record: `reduce(acc, value)` becomes the
 /// state and is emitted. (A reducer that keeps running numbers calls this once its
 /// key has left them.)
-pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(red: &mut F, state: &mut RollingState<R>, value: &R) -> UdfResult<R> {
+pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(
+    red: &mut F,
+    state: &mut RollingState<R>,
+    value: &R,
+) -> UdfResult<R> {
     match state {
         RollingState::Record(acc) => {
             let next = red.reduce(acc, value)?;
@@ -101,7 +115,7 @@ pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(red: &mut F, state: &mut 
             Ok(next)
         }
         RollingState::Running { .. } => {
-            Err(crate::UdfError::new("internal error: a running number in the state of a reduce that keeps records"))
+            Err(crate::UdfError::internal("a running number in the state of a reduce that keeps records"))
         }
     }
 }
@@ -160,13 +174,36 @@ pub trait TimestampAssigner<R>: 'static {
 }
 
 /// Receives the records that reach the end of the dataflow.
+///
+/// `write` and `close` run inside the batch scope (user code, turning records into
+/// bytes); `flush` and `prepare_commit` run outside it, so output that blocks (a socket
+/// whose reader stopped reading) never holds what the job's caller needs to cancel it.
 pub trait Sink<R>: 'static {
     fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Outputs what `write` took, after each activation's writes. Output that may block
+    /// for long gives up once `abort` (the job's abort flag) is set.
+    fn flush(&mut self, _abort: &AtomicBool) -> UdfResult<()> {
+        Ok(())
+    }
 
     /// Called once when the input has ended (not on cancellation).
     fn close(&mut self) -> UdfResult<()> {
         Ok(())
     }
+
+    /// After `close` and a last `flush`: output written but not yet visible, which the
+    /// job publishes once all of it has succeeded (see [`SinkCommit`]).
+    fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
+        Ok(None)
+    }
+}
+
+/// A sink's finished output, waiting for the job's success to be published (Flink's
+/// committable). Dropped without `commit` (the job failed or was cancelled), it takes
+/// back what it can, so nothing that looks complete is left.
+pub trait SinkCommit: Send {
+    fn commit(self: Box<Self>) -> Result<(), String>;
 }
 
 /// What a source has to say after being polled.

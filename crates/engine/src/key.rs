@@ -120,11 +120,7 @@ impl KeyEncoder {
             }
             return;
         }
-        let bits = if v.is_nan() {
-            CANONICAL_NAN
-        } else {
-            v.to_bits()
-        };
+        let bits = if v.is_nan() { CANONICAL_NAN } else { v.to_bits() };
         self.buf.push(TAG_FLOAT);
         self.buf.extend_from_slice(&bits.to_le_bytes());
     }
@@ -800,10 +796,7 @@ mod tests {
         assert_eq!(k.hash(), PINNED_42);
 
         let k = key_of(&("user", 7i64));
-        assert_eq!(
-            hex(k.bytes()),
-            "06020000000000000004040000000000000075736572010700000000000000"
-        );
+        assert_eq!(hex(k.bytes()), "06020000000000000004040000000000000075736572010700000000000000");
         assert_eq!(k.hash(), PINNED_TUPLE);
 
         let k = key_of(&Option::<i64>::None);
@@ -812,10 +805,7 @@ mod tests {
 
         assert_eq!(hex(&enc_with(|e| e.float(1.5))), "03000000000000f83f");
         assert_eq!(hex(&enc_with(|e| e.bytes(b"hi"))), "0502000000000000006869");
-        assert_eq!(
-            hex(&enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]))),
-            "0209000000000000000000008000"
-        );
+        assert_eq!(hex(&enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]))), "0209000000000000000000008000");
     }
 
     const PINNED_HELLO: u64 = 0x57077dede7da84a2;
@@ -855,40 +845,19 @@ mod tests {
     fn big_ints_are_canonical() {
         // 2^63 does not fit in i64: big int; as a float it must encode the same way.
         let two_63 = [0, 0, 0, 0, 0, 0, 0, 0x80, 0];
-        assert_eq!(
-            enc_with(|e| e.big_int(&two_63)),
-            enc_with(|e| e.float(9_223_372_036_854_775_808.0))
-        );
-        assert_eq!(
-            enc_with(|e| e.big_int(&two_63)),
-            enc_with(|e| (i64::MAX as u64 + 1).encode_key(e))
-        );
+        assert_eq!(enc_with(|e| e.big_int(&two_63)), enc_with(|e| e.float(9_223_372_036_854_775_808.0)));
+        assert_eq!(enc_with(|e| e.big_int(&two_63)), enc_with(|e| (i64::MAX as u64 + 1).encode_key(e)));
         // -2^64 as two's complement: 0x..ff_00000000_00000000 (9 bytes).
         let neg_two_64 = [0, 0, 0, 0, 0, 0, 0, 0, 0xff];
-        assert_eq!(
-            enc_with(|e| e.big_int(&neg_two_64)),
-            enc_with(|e| e.float(-18_446_744_073_709_551_616.0))
-        );
+        assert_eq!(enc_with(|e| e.big_int(&neg_two_64)), enc_with(|e| e.float(-18_446_744_073_709_551_616.0)));
         // 1e20 == 10**20.
         let ten_20 = 100_000_000_000_000_000_000u128.to_le_bytes();
-        assert_eq!(
-            enc_with(|e| e.big_int(&ten_20)),
-            enc_with(|e| e.float(1e20))
-        );
+        assert_eq!(enc_with(|e| e.big_int(&ten_20)), enc_with(|e| e.float(1e20)));
         // Non-minimal input and values that fit in i64 still get one encoding.
-        assert_eq!(
-            enc_with(|e| e.big_int(&[5, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
-            enc_with(|e| e.int(5))
-        );
-        assert_eq!(
-            enc_with(|e| e.big_int(&[0xff; 12])),
-            enc_with(|e| e.int(-1))
-        );
+        assert_eq!(enc_with(|e| e.big_int(&[5, 0, 0, 0, 0, 0, 0, 0, 0, 0])), enc_with(|e| e.int(5)));
+        assert_eq!(enc_with(|e| e.big_int(&[0xff; 12])), enc_with(|e| e.int(-1)));
         assert_eq!(enc_with(|e| e.big_int(&[])), enc_with(|e| e.int(0)));
-        assert_eq!(
-            enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0])),
-            enc_with(|e| e.big_int(&two_63))
-        );
+        assert_eq!(enc_with(|e| e.big_int(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0])), enc_with(|e| e.big_int(&two_63)));
         // Huge floats do not panic.
         let _ = key_of(&f64::MAX);
         let _ = key_of(&f64::MIN);
@@ -929,10 +898,7 @@ mod tests {
         let h2 = BuildKeyHasher::default().hash_one("text");
         assert_eq!(h1, h2);
         assert_ne!(h1, BuildKeyHasher::default().hash_one("texT"));
-        assert_ne!(
-            BuildKeyHasher::default().hash_one((1u64, 2u64)),
-            BuildKeyHasher::default().hash_one((2u64, 1u64))
-        );
+        assert_ne!(BuildKeyHasher::default().hash_one((1u64, 2u64)), BuildKeyHasher::default().hash_one((2u64, 1u64)));
     }
 
     #[test]
@@ -952,10 +918,7 @@ mod tests {
         let mean = n as f64 / peers as f64;
         for c in counts {
             let c = f64::from(c);
-            assert!(
-                (c - mean).abs() <= 0.15 * mean,
-                "peers={peers}: bucket {c} vs mean {mean}"
-            );
+            assert!((c - mean).abs() <= 0.15 * mean, "peers={peers}: bucket {c} vs mean {mean}");
         }
     }
 
@@ -996,9 +959,7 @@ mod tests {
             Py::None => Canon::None,
             Py::Bool(b) => Canon::Int(i128::from(*b)),
             Py::Int(i) => Canon::Int(i128::from(*i)),
-            Py::Float(f) if f.is_finite() && f.trunc() == *f && f.abs() < 1e30 => {
-                Canon::Int(*f as i128)
-            }
+            Py::Float(f) if f.is_finite() && f.trunc() == *f && f.abs() < 1e30 => Canon::Int(*f as i128),
             Py::Float(f) if f.is_nan() => Canon::Float(CANONICAL_NAN),
             Py::Float(f) => Canon::Float(f.to_bits()),
             Py::Str(s) => Canon::Str(s.clone()),
@@ -1044,9 +1005,7 @@ mod tests {
             "[ab]{0,3}".prop_map(Py::Str),
             prop::collection::vec(0u8..3, 0..3).prop_map(Py::Bytes),
         ];
-        leaf.prop_recursive(3, 16, 4, |inner| {
-            prop::collection::vec(inner, 0..4).prop_map(Py::Tuple)
-        })
+        leaf.prop_recursive(3, 16, 4, |inner| prop::collection::vec(inner, 0..4).prop_map(Py::Tuple))
     }
 
     proptest! {

@@ -26,7 +26,7 @@ pub mod time;
 pub mod watermarks;
 pub mod windows;
 
-pub use error::{ErrorKind, JobError, UdfError, UdfResult};
+pub use error::{ErrorKind, JobError, UdfError, UdfResult, BUG_REPORT};
 pub use execute::{run, start, ExecConfig, JobSummary, Running};
 pub use plan::{NodeKind, Plan, WatermarkSpec, WindowFunction, WindowSpec};
 pub use record::Record;

@@ -55,25 +55,38 @@ pub enum WatermarkSpec {
 
 pub enum NodeKind<R> {
     /// `parallel == false`: only worker 0 runs it (collections, Python sources).
-    Source { factory: SourceFactory<R>, parallel: bool },
+    Source {
+        factory: SourceFactory<R>,
+        parallel: bool,
+    },
     /// A stateless step; chains of them run fused in one operator.
     Transform(TransformFactory<R>),
     /// Partitions by key. Its consumers receive the stream exchanged by key.
     KeyBy(KeyFactory<R>),
     /// Rolling reduce on a `KeyBy` input: every input emits the updated value.
     Reduce(ReduceFactory<R>),
-    Window { spec: WindowSpec<R>, function: WindowFunction<R> },
+    Window {
+        spec: WindowSpec<R>,
+        function: WindowFunction<R>,
+    },
     /// The late records of the `Window` node it reads (`side_output_late_data`).
     LateOutput,
     /// Sets record timestamps and makes watermarks (replacing any from upstream). Runs
     /// where its input runs.
-    AssignTimestamps { assigner: Option<TimestampFactory<R>>, watermarks: WatermarkSpec, idleness_ms: Option<i64> },
+    AssignTimestamps {
+        assigner: Option<TimestampFactory<R>>,
+        watermarks: WatermarkSpec,
+        idleness_ms: Option<i64>,
+    },
     /// Merges all inputs.
     Union,
     /// Opens a feedback loop: its output is its input plus what node `feedback` sends back.
     /// After the input ends, records still circulating after `max_wait` are dropped
     /// (and counted), so a loop that never converges cannot hang a bounded job.
-    Iterate { feedback: Option<usize>, max_wait: Option<Duration> },
+    Iterate {
+        feedback: Option<usize>,
+        max_wait: Option<Duration>,
+    },
     /// Where records leave the dataflow (print, files, sockets, user functions).
     Sink(SinkFactory<R>),
 }
@@ -149,7 +162,10 @@ impl<R> Plan<R> {
                         )))
                     }
                     Some(f) if *f <= id || *f >= self.nodes.len() => {
-                        return Err(JobError::plan(format!("{}: its feedback must come from inside the loop", node.name)))
+                        return Err(JobError::plan(format!(
+                            "{}: its feedback must come from inside the loop",
+                            node.name
+                        )))
                     }
                     Some(f) if matches!(self.nodes[*f].kind, NodeKind::Sink(_)) => {
                         return Err(JobError::plan(format!("{}: a sink cannot be a feedback stream", node.name)))
@@ -161,14 +177,19 @@ impl<R> Plan<R> {
                         return Err(JobError::plan(format!("{}: window size and slide must be positive", node.name)))
                     }
                     WindowSpec::Count { size, slide } if *size == 0 || *slide == 0 => {
-                        return Err(JobError::plan(format!("{}: count window size and slide must be at least 1", node.name)))
+                        return Err(JobError::plan(format!(
+                            "{}: count window size and slide must be at least 1",
+                            node.name
+                        )))
                     }
                     _ => {}
                 },
                 NodeKind::LateOutput if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Window { .. }) => {
                     return Err(JobError::plan(format!("{}: late data comes from a window operator", node.name)))
                 }
-                NodeKind::AssignTimestamps { watermarks: WatermarkSpec::BoundedOutOfOrderness { bound_ms }, .. } if *bound_ms < 0 => {
+                NodeKind::AssignTimestamps {
+                    watermarks: WatermarkSpec::BoundedOutOfOrderness { bound_ms }, ..
+                } if *bound_ms < 0 => {
                     return Err(JobError::plan(format!("{}: the out-of-orderness bound must be >= 0 ms", node.name)))
                 }
                 NodeKind::AssignTimestamps { idleness_ms: Some(ms), .. } if *ms <= 0 => {

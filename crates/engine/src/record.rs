@@ -25,7 +25,7 @@ pub trait Record: Clone + Send + 'static {
 
     /// Appends the records [`Record::encode_batch`] wrote; malformed bytes are an
     /// error, never a panic.
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String>;
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError>;
 
     /// The record's event timestamp in ms ([`NO_TIME`] if it has none). Types that carry
     /// no metadata have none; wrap them in [`Stamped`] for event time.
@@ -40,9 +40,62 @@ pub trait Record: Clone + Send + 'static {
     /// reads a rare key's record a few records ahead). A hint: the default does nothing.
     #[inline]
     fn prefetch(&self) {}
+
+    /// Makes the record its holder's own. With object reuse off (the default, as in
+    /// Flink) no user function may see another's changes to a record, yet a record
+    /// can be reachable from two places: two operators reading one stream, a reduce's
+    /// state and what it emitted, two windows, a function that kept what it returned.
+    /// The engine calls this wherever that can happen; a record one of whose parts
+    /// that can change is reachable from elsewhere is then replaced by a copy that
+    /// shares none of them. Plain Rust values share nothing: the default does nothing.
+    /// The error says why the record cannot be copied.
+    fn make_private(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// [`Record::make_private`] for each of `records` (an implementation may take a
+    /// lock once for all); the error gives the index of the record that failed.
+    fn make_all_private(records: &mut [Self]) -> Result<(), (usize, String)> {
+        for (i, r) in records.iter_mut().enumerate() {
+            r.make_private().map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 }
 
 use crate::time::NO_TIME;
+
+/// Why a batch from another process could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchReadError {
+    /// The bytes are not what [`Record::encode_batch`] writes: ferroflow's bug (or two
+    /// versions of it in one job).
+    Corrupt(String),
+    /// The bytes are fine but a record could not be rebuilt from them by the record's
+    /// own code (for Python: unpickling it raised, e.g. its class is not importable).
+    Record(String),
+}
+
+impl std::fmt::Display for BatchReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchReadError::Corrupt(m) | BatchReadError::Record(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Format errors (`?` on a bounds check) are corruption.
+impl From<String> for BatchReadError {
+    fn from(message: String) -> Self {
+        BatchReadError::Corrupt(message)
+    }
+}
+
+impl From<&str> for BatchReadError {
+    fn from(message: &str) -> Self {
+        BatchReadError::Corrupt(message.to_string())
+    }
+}
 
 /// A record with an event timestamp beside it: event time for record types that have
 /// no room for one (tests, pure-Rust jobs).
@@ -89,14 +142,15 @@ impl<T: Record> Record for Stamped<T> {
         T::encode_batch(records.iter().map(|r| &r.value), out)
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let (count, rest) = bytes.split_at_checked(4).ok_or("truncated batch")?;
         let count = u32::from_le_bytes(count.try_into().map_err(|_| "bad count")?) as usize;
-        let (stamps, rest) = rest.split_at_checked(count.checked_mul(8).ok_or("bad count")?).ok_or("truncated batch")?;
+        let (stamps, rest) =
+            rest.split_at_checked(count.checked_mul(8).ok_or("bad count")?).ok_or("truncated batch")?;
         let mut values = Vec::with_capacity(count);
         T::decode_batch(rest, &mut values)?;
         if values.len() != count {
-            return Err(format!("batch says {count} records but holds {}", values.len()));
+            return Err(format!("batch says {count} records but holds {}", values.len()).into());
         }
         let ts = stamps.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
         out.extend(values.into_iter().zip(ts).map(|(value, ts)| Stamped { value, ts }));
@@ -109,6 +163,10 @@ impl<T: Record> Record for Stamped<T> {
 
     fn set_timestamp(&mut self, ts: i64) {
         self.ts = ts;
+    }
+
+    fn make_private(&mut self) -> Result<(), String> {
+        self.value.make_private()
     }
 }
 
@@ -134,7 +192,7 @@ impl Record for String {
         Ok(())
     }
 
-    fn decode_batch(mut bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(mut bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         while !bytes.is_empty() {
             let (len, rest) = bytes.split_at_checked(4).ok_or("truncated string batch")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "bad length")?) as usize;

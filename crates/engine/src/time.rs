@@ -17,8 +17,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use timely::order::PartialOrder;
-use timely::progress::timestamp::{PathSummary, Refines, Timestamp};
 use timely::progress::frontier::AntichainRef;
+use timely::progress::timestamp::{PathSummary, Refines, Timestamp};
 
 /// "No watermark yet", and the timestamp of records that have none (Flink's `Long.MIN_VALUE`).
 pub const NO_TIME: i64 = i64::MIN;

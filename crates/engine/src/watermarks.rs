@@ -38,7 +38,14 @@ pub struct WatermarkGenerator {
 
 impl WatermarkGenerator {
     pub fn new(spec: WatermarkSpec, idleness_ms: Option<i64>, now: i64) -> Self {
-        WatermarkGenerator { spec, idleness_ms, max_timestamp: NO_TIME, last_activity: now, idle: false, finished: false }
+        WatermarkGenerator {
+            spec,
+            idleness_ms,
+            max_timestamp: NO_TIME,
+            last_activity: now,
+            idle: false,
+            finished: false,
+        }
     }
 
     /// A record with timestamp `ts` passed at processing time `now`.

@@ -377,6 +377,24 @@ fn secrets_come_from_a_file_or_the_environment() {
     const { assert!(MIN_SECRET_BYTES >= 16) };
 }
 
+#[test]
+fn a_secret_of_one_repeated_byte_is_refused_by_every_route() {
+    let zeros = "00".repeat(16);
+    for text in [zeros.as_str(), "ffffffffffffffffffffffffffffffffff", "aaaaaaaaaaaaaaaaa"] {
+        let err = cluster::parse_secret(text.as_bytes(), "x").unwrap_err();
+        assert!(err.to_string().contains("repeated, which anyone can guess"), "{text}: {err}");
+    }
+    let path = std::env::temp_dir().join(format!("ferroflow-zero-secret-test-{}", std::process::id()));
+    std::fs::write(&path, format!("{zeros}\n")).unwrap();
+    let from_file = cluster::resolve_secret(None, None, Some(path.clone().into_os_string())).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(from_file.to_string().contains("repeated"), "{from_file}");
+    assert!(cluster::resolve_secret(None, Some(zeros.into()), None).is_err());
+    // One different byte is enough to be accepted (the length rule does the rest).
+    assert!(cluster::parse_secret(b"zzzzzzzzzzzzzzzy", "x").is_ok());
+    assert!(cluster::parse_secret(format!("{}01", "00".repeat(15)).as_bytes(), "x").is_ok());
+}
+
 // ---------------------------------------------------------------------------------------
 // Timely over the sockets.
 
@@ -631,4 +649,117 @@ fn a_killed_peer_fails_the_others_fast() {
         assert!(matches!(lost, ClusterError::PeerLost { process: 1, .. }), "{lost:?}");
         eprintln!("{lost}");
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Heartbeats: a silent peer is found, a busy one is not.
+
+#[test]
+fn a_busy_peer_is_not_taken_for_dead() {
+    within(Duration::from_secs(30), || {
+        let (listeners, addresses) = bind_local(2);
+        let timeout = Duration::from_millis(800);
+        let processes: Vec<_> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(p, listener)| {
+                let config = config(p, &addresses).heartbeat_timeout(timeout);
+                thread::spawn(move || {
+                    let sockets = cluster::connect_with(&config, Some(listener), &AtomicBool::new(false)).unwrap();
+                    let network = cluster::allocators(&config, sockets).unwrap();
+                    let monitor = network.monitor.clone();
+                    let (guards, caught) = run_workers(network, move |worker| {
+                        exchange(worker, &|round| {
+                            if p == 1 && round == 3 {
+                                // A long user function (or one holding the GIL): the worker does not step.
+                                thread::sleep(timeout * 4);
+                            }
+                            round < 6
+                        })
+                        .len()
+                    });
+                    let outcomes = guards.join();
+                    let caught = caught.lock().unwrap().clone();
+                    (outcomes, caught, monitor)
+                })
+            })
+            .collect();
+        for (p, process) in processes.into_iter().enumerate() {
+            let (outcomes, caught, monitor) = process.join().unwrap();
+            assert!(caught.is_empty(), "process {p}: {caught:?}");
+            assert!(outcomes.iter().all(|o| matches!(o, Ok(Ok(600)))), "process {p}: {outcomes:?}");
+            assert!(monitor.lost().is_none(), "process {p}: {:?}", monitor.lost());
+        }
+    });
+}
+
+/// Kills the child process when dropped, also when a test fails half-way (a stopped
+/// child would otherwise stay behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // SIGKILL ends a stopped process too
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stopped_peer_fails_the_others_naming_it() {
+    cluster::quiet_network_panics();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address0 = listener.local_addr().unwrap().to_string();
+    let secret = cluster::generate_secret();
+    let child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["cluster_kill_child", "--exact", "--ignored", "--test-threads=1"])
+            .env(CHILD_ENV, &address0)
+            .env(SECRET_ENV, cluster::secret_to_hex(&secret))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    within(Duration::from_secs(40), move || {
+        let timeout = Duration::from_secs(2);
+        let address1 = "127.0.0.1:9".to_string();
+        let config = ClusterConfig::new(0, vec![address0, address1.clone()], secret)
+            .connect_timeout(Duration::from_secs(10))
+            .heartbeat_timeout(timeout);
+        let sockets = cluster::connect_with(&config, Some(listener), &AtomicBool::new(false)).unwrap();
+        let network = cluster::allocators(&config, sockets).unwrap();
+        let monitor = network.monitor.clone();
+        let rounds = Arc::new(AtomicU64::new(0));
+        let counter = rounds.clone();
+        let started = Instant::now();
+        let (guards, caught) = run_workers(network, move |worker| {
+            exchange(worker, &|round| {
+                counter.store(round, Ordering::SeqCst);
+                started.elapsed() < Duration::from_secs(20)
+            })
+            .len()
+        });
+        while rounds.load(Ordering::SeqCst) < 20 {
+            assert!(started.elapsed() < Duration::from_secs(10), "the job never got going");
+            thread::sleep(Duration::from_millis(5));
+        }
+        let status = std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        assert!(status.success());
+        let stopped = Instant::now();
+        let outcomes = guards.join();
+        let noticed = stopped.elapsed();
+        let caught = caught.lock().unwrap().clone();
+        eprintln!("after SIGSTOP of process 1: workers {outcomes:?}, caught {caught:?}, after {noticed:?}");
+        assert!(noticed + Duration::from_millis(500) >= timeout, "declared dead too early: {noticed:?}");
+        assert!(noticed < timeout + Duration::from_secs(5), "{noticed:?}");
+        assert_eq!(caught, vec!["MergeQueue poisoned.".to_string()]);
+        let lost = monitor.lost().expect("the silent peer is named");
+        assert!(matches!(lost, ClusterError::PeerSilent { process: 1, .. }), "{lost:?}");
+        let message = lost.to_string();
+        assert!(message.starts_with(&format!("no heartbeat from process 1 at {address1} for 2 s")), "{message}");
+        eprintln!("{message}");
+    });
+    drop(child);
 }

@@ -229,12 +229,8 @@ proptest! {
 fn pinned_bytes() {
     // ("hi", 1) then -1, 300, None: the format must not change silently and must be
     // the same on every host.
-    let records = vec![
-        Value::Tuple(vec![Value::Str("hi".into()), Value::Int(1)]),
-        Value::Int(-1),
-        Value::Int(300),
-        Value::None,
-    ];
+    let records =
+        vec![Value::Tuple(vec![Value::Str("hi".into()), Value::Int(1)]), Value::Int(-1), Value::Int(300), Value::None];
     let bytes = encode(&records);
     assert_eq!(
         bytes,
@@ -262,7 +258,11 @@ fn int_edges_round_trip() {
 fn empty_batch_and_empty_containers() {
     assert_eq!(encode(&[]), [VERSION, 0]);
     assert_eq!(decode(&[VERSION, 0]).unwrap(), vec![]);
-    let records = vec![Value::Tuple(vec![]), Value::List(vec![Value::Dict(vec![]), Value::List(vec![])]), Value::Str(String::new())];
+    let records = vec![
+        Value::Tuple(vec![]),
+        Value::List(vec![Value::Dict(vec![]), Value::List(vec![])]),
+        Value::Str(String::new()),
+    ];
     assert_eq!(decode(&encode(&records)).unwrap(), records);
 }
 
@@ -341,8 +341,14 @@ fn malformed_inputs_give_clear_errors() {
         (vec![VERSION, 1, tag::STR, 2, 0xc3, 0x28], DecodeErrorKind::InvalidUtf8),
         (vec![VERSION, 1, tag::STR, 3, 0xed, 0xa0, 0x80], DecodeErrorKind::InvalidUtf8), // encoded surrogate
         (vec![VERSION, 1, tag::NONE, tag::NONE], DecodeErrorKind::TrailingBytes(1)),
-        (vec![VERSION, 1, tag::INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], DecodeErrorKind::VarintTooLong),
-        (vec![VERSION, 1, tag::INT, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], DecodeErrorKind::VarintTooLong),
+        (
+            vec![VERSION, 1, tag::INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            DecodeErrorKind::VarintTooLong,
+        ),
+        (
+            vec![VERSION, 1, tag::INT, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
+            DecodeErrorKind::VarintTooLong,
+        ),
         (vec![VERSION, 2, tag::NONE], DecodeErrorKind::LengthTooLarge { claimed: 2, available: 1 }),
     ];
     for (bytes, kind) in cases {

@@ -22,7 +22,7 @@ use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::record::{describe_truncated, Stamped};
+use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::windows::event_time::{Assigner, WindowConfig};
 use ferroflow_engine::{
     start, ErrorKind, ExecConfig, JobError, JobSummary, NodeKind, Plan, Record, Running, UdfResult, WatermarkSpec,
@@ -67,7 +67,7 @@ impl Record for E {
         encode_bincode_batch(records, out)
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         decode_bincode_batch(bytes, out)
     }
 }
@@ -1251,17 +1251,16 @@ fn manual_processing_time_short_of_the_idleness_timeout_idles_nothing_on_a_slow_
 #[test]
 fn manual_processing_time_short_of_the_idleness_timeout_keeps_a_busy_partition_active() {
     let events = vec![pt(0), rec(1, 1, 1), rec(1, 2, 25), rec(1, 3, 26), pt(5), rec(1, 4, 27)];
-    for mode in [Mode::Workers(1, 1)] {
-        let (_, out) = run_collecting(mode, |out| {
-            window_job(testing_source(events.clone()), tumbling(20))
-                .assign(assign(None, bounded(0), Some(1000)))
-                .manual_processing_time()
-                .collect_into(out)
-        });
-        assert_eq!(per_key(&out), expect(&[(1, &[(0, 20, &[1]), (20, 40, &[2, 3, 4])])]), "{mode:?}");
-        let ctx = contexts(&out);
-        assert_eq!((ctx[0].1, ctx[0].3), (0, 24), "{mode:?}: [0, 20) fired at the end, not at watermark 24: {ctx:?}");
-    }
+    let mode = Mode::Workers(1, 1);
+    let (_, out) = run_collecting(mode, |out| {
+        window_job(testing_source(events.clone()), tumbling(20))
+            .assign(assign(None, bounded(0), Some(1000)))
+            .manual_processing_time()
+            .collect_into(out)
+    });
+    assert_eq!(per_key(&out), expect(&[(1, &[(0, 20, &[1]), (20, 40, &[2, 3, 4])])]), "{mode:?}");
+    let ctx = contexts(&out);
+    assert_eq!((ctx[0].1, ctx[0].3), (0, 24), "{mode:?}: [0, 20) fired at the end, not at watermark 24: {ctx:?}");
 }
 
 /// With manual processing time, a partition is idle once the job's processing time is
@@ -1343,10 +1342,8 @@ fn a_finished_partition_with_an_assigner_does_not_hold_the_watermark_back() {
 #[test]
 fn a_finished_partition_and_an_idle_one_let_every_window_fire() {
     let (log, out) = (new_log(), new_out());
-    let parts = vec![
-        PartitionSpec::new(vec![rec(1, 1, 1), rec(1, 2, 5), rec(1, 3, 25)]),
-        PartitionSpec::new(vec![]).endless(),
-    ];
+    let parts =
+        vec![PartitionSpec::new(vec![rec(1, 1, 1), rec(1, 2, 5), rec(1, 3, 25)]), PartitionSpec::new(vec![]).endless()];
     let plan = window_job(partitions(parts, &log), tumbling(20))
         .assign(assign(None, bounded(0), Some(50)))
         .log_into(&out, &log);
@@ -1439,10 +1436,11 @@ fn a_record_without_a_timestamp_fails_an_event_time_window_naming_it() {
 #[test]
 fn processing_time_windows_take_records_without_timestamps() {
     let out = new_out();
-    let plan = window_job(testing_source(processing_events()), WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 })
-        .reduce(sum())
-        .manual_processing_time()
-        .collect_into(&out);
+    let plan =
+        window_job(testing_source(processing_events()), WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 })
+            .reduce(sum())
+            .manual_processing_time()
+            .collect_into(&out);
     run_ok(plan, cfg(2));
     // Results are stamped with the window's max timestamp even in processing time.
     assert_eq!(stamped_kvs(&out), vec![(9, 1, 4), (9, 2, 2), (19, 1, 4), (19, 2, 5), (29, 1, 6), (29, 2, 7)]);

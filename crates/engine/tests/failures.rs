@@ -12,7 +12,9 @@ use common::*;
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::{SinkFactory, SourceReader, SourceStatus, TransformFactory, WorkerContext};
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::{start, ErrorKind, JobError, NodeKind, Plan, Record, UdfError, UdfResult, WindowFunction, WindowSpec};
+use ferroflow_engine::{
+    start, ErrorKind, JobError, NodeKind, Plan, Record, UdfError, UdfResult, WindowFunction, WindowSpec,
+};
 
 const N: i64 = 200_000;
 const BAD: i64 = 123_457;
@@ -52,11 +54,7 @@ fn key_selector_error() {
         let out = new_out();
         let mut plan = Plan::new();
         let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, N), parallel: true });
-        let keyed = plan.add(
-            "key_by 'bad key'",
-            vec![src],
-            NodeKind::KeyBy(bad_key_by()),
-        );
+        let keyed = plan.add("key_by 'bad key'", vec![src], NodeKind::KeyBy(bad_key_by()));
         plan.add("sink", vec![keyed], NodeKind::Sink(sink(&out)));
         let err = run_err(plan, cfg(workers));
         assert_error(&err, ErrorKind::Udf, "key_by 'bad key'", Some("I(123457)"), "KeyError: bad key", workers);
@@ -73,12 +71,9 @@ fn key_selector_errors_before_a_reduce() {
     for workers in [1, 2] {
         let mut plan = Plan::new();
         let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, N), parallel: true });
-        let keyed = plan.add(
-            "key_by 'bad key'",
-            vec![src],
-            NodeKind::KeyBy(bad_key_by()),
-        );
-        let red = plan.add("reduce 'sum'", vec![keyed], NodeKind::Reduce(reducer(|a: &V, b: &V| V::I(a.int() + b.int()))));
+        let keyed = plan.add("key_by 'bad key'", vec![src], NodeKind::KeyBy(bad_key_by()));
+        let red =
+            plan.add("reduce 'sum'", vec![keyed], NodeKind::Reduce(reducer(|a: &V, b: &V| V::I(a.int() + b.int()))));
         plan.add("sink", vec![red], NodeKind::Sink(sink(&new_out())));
         let err = run_err(plan, cfg(workers));
         assert_error(&err, ErrorKind::Udf, "key_by 'bad key'", Some("I(123457)"), "KeyError: bad key", workers);
@@ -122,7 +117,8 @@ fn reduce_error() {
 #[test]
 fn window_apply_error() {
     for workers in [1, 2] {
-        for spec in [WindowSpec::Count { size: 4, slide: 4 }, WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 }] {
+        for spec in [WindowSpec::Count { size: 4, slide: 4 }, WindowSpec::ProcessingTime { size_ms: 10, slide_ms: 10 }]
+        {
             let out = new_out();
             let mut plan = Plan::new();
             let (_, keyed) = keyed_sequence(&mut plan);
@@ -169,7 +165,14 @@ fn window_reduce_error() {
         );
         plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
         let err = run_err(plan, cfg(workers));
-        assert_error(&err, ErrorKind::Udf, "window reduce", Some("KV(7, 123457)"), "ValueError: window reduce", workers);
+        assert_error(
+            &err,
+            ErrorKind::Udf,
+            "window reduce",
+            Some("KV(7, 123457)"),
+            "ValueError: window reduce",
+            workers,
+        );
     }
 }
 
@@ -182,7 +185,9 @@ fn transform_error_in_the_middle_of_a_chain() {
         let b = plan.add(
             "map 'b'",
             vec![a],
-            NodeKind::Transform(try_map(|v: V| if v.int() == BAD { Err(udf_err("TypeError: b", &v)) } else { Ok(Some(v)) })),
+            NodeKind::Transform(try_map(
+                |v: V| if v.int() == BAD { Err(udf_err("TypeError: b", &v)) } else { Ok(Some(v)) },
+            )),
         );
         let c = plan.add("map 'c'", vec![b], NodeKind::Transform(map(|v: V| v)));
         plan.add("sink", vec![c], NodeKind::Sink(sink(&new_out())));
@@ -212,7 +217,9 @@ fn failing_sink(fail_on_write: bool) -> SinkFactory<V> {
             }
         }
     }
-    Arc::new(move |_ctx: &WorkerContext| Ok(Box::new(S(fail_on_write)) as Box<dyn ferroflow_engine::functions::Sink<V>>))
+    Arc::new(
+        move |_ctx: &WorkerContext| Ok(Box::new(S(fail_on_write)) as Box<dyn ferroflow_engine::functions::Sink<V>>),
+    )
 }
 
 #[test]
@@ -262,7 +269,14 @@ fn source_poll_error() {
             );
             plan.add("sink", vec![src], NodeKind::Sink(sink(&out)));
             let err = run_err(plan, cfg(workers));
-            assert_error(&err, ErrorKind::Source, "source 'feed'", None, "ConnectionResetError: peer went away", workers);
+            assert_error(
+                &err,
+                ErrorKind::Source,
+                "source 'feed'",
+                None,
+                "ConnectionResetError: peer went away",
+                workers,
+            );
             assert!(err.to_string().starts_with("source 'feed' could not read its input"), "{err}");
         }
     }
@@ -277,7 +291,11 @@ fn factory_errors() {
     for workers in [1, 2] {
         // Source factory: a source error.
         let mut plan: Plan<V> = Plan::new();
-        let src = plan.add("source 'open'", vec![], NodeKind::Source { factory: failing_factory("cannot open"), parallel: true });
+        let src = plan.add(
+            "source 'open'",
+            vec![],
+            NodeKind::Source { factory: failing_factory("cannot open"), parallel: true },
+        );
         plan.add("sink", vec![src], NodeKind::Sink(sink(&new_out())));
         let err = run_err(plan, cfg(workers));
         assert_error(&err, ErrorKind::Source, "source 'open'", None, "cannot open", workers);
@@ -378,7 +396,8 @@ fn builtin_file_sink_writes_one_file_per_worker() {
         let dir = TempDir::new("file-sink");
         let target = dir.path().join("out");
         let mut plan = Plan::new();
-        let src = plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, 1000), parallel: true });
+        let src =
+            plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(1, 1000), parallel: true });
         plan.add("file sink", vec![src], NodeKind::Sink(sinks::text_file(target.clone(), false, encode.clone())));
         run_ok(plan, cfg(workers));
         let text = if workers == 1 {
@@ -403,10 +422,7 @@ fn a_panic_in_user_code_is_an_internal_error() {
                 plan.add(
                     "source",
                     vec![],
-                    NodeKind::Source {
-                        factory: reader_source(|_ctx| Ok(PanickingReader(0))),
-                        parallel: true,
-                    },
+                    NodeKind::Source { factory: reader_source(|_ctx| Ok(PanickingReader(0))), parallel: true },
                 )
             } else {
                 plan.add("sequence", vec![], NodeKind::Source { factory: sources::sequence(0, N), parallel: true })
@@ -512,11 +528,14 @@ fn endless_plan(parallel: bool) -> (Plan<V>, EndlessProbe, Out<V>) {
         "endless",
         vec![],
         NodeKind::Source {
-            factory: reader_source(move |_ctx| Ok(Endless { polls: p.clone(), cancelled: c.clone(), dropped: d.clone() })),
+            factory: reader_source(move |_ctx| {
+                Ok(Endless { polls: p.clone(), cancelled: c.clone(), dropped: d.clone() })
+            }),
             parallel,
         },
     );
-    let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by(|v: &V| (key_of(&(v.int() % 3)), V::I(v.int() % 3)))));
+    let keyed =
+        plan.add("key_by", vec![src], NodeKind::KeyBy(key_by(|v: &V| (key_of(&(v.int() % 3)), V::I(v.int() % 3)))));
     let counted = plan.add("count", vec![keyed], NodeKind::Transform(map(|v: V| v)));
     // Keep the sink's memory small: remember only the first records.
     let o = out.clone();
@@ -596,7 +615,10 @@ fn cancel_calls_source_reader_cancel() {
             }
         }
     }
-    assert!(missed.is_empty(), "SourceReader::cancel was not called in (round, workers) {missed:?} of 10 rounds x [1, 2]");
+    assert!(
+        missed.is_empty(),
+        "SourceReader::cancel was not called in (round, workers) {missed:?} of 10 rounds x [1, 2]"
+    );
 }
 
 #[test]

@@ -34,7 +34,8 @@ fn countdown_loop() {
             let what = format!("workers={workers} parallel={parallel}");
             // 0 enters, becomes -1 and leaves; every other n leaves as 0.
             assert_eq!(sorted(&done), ints(&[-1, 0, 0, 0, 0]), "{what}");
-            let mut want_seen: Vec<i64> = inputs.iter().flat_map(|&n| if n == 0 { vec![0] } else { (1..=n).collect() }).collect();
+            let mut want_seen: Vec<i64> =
+                inputs.iter().flat_map(|&n| if n == 0 { vec![0] } else { (1..=n).collect() }).collect();
             want_seen.sort();
             assert_eq!(sorted(&seen), ints(&want_seen), "{what}");
             assert_eq!(summary.counts[head], want_seen.len() as u64, "{what}");
@@ -54,14 +55,19 @@ fn loop_whose_feedback_is_a_fused_chain() {
     for workers in [1, 2] {
         let seen = new_out();
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[3, 1, 2, 40])), parallel: false });
+        let src =
+            plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[3, 1, 2, 40])), parallel: false });
         let head = plan.add("iterate", vec![src], NodeKind::Iterate { feedback: None, max_wait: None });
         plan.add("sink", vec![head], NodeKind::Sink(sink(&seen)));
         let minus = plan.add("minus one", vec![head], NodeKind::Transform(map(|v: V| V::I(v.int() - 1))));
-        let half = plan.add("halve evens", vec![minus], NodeKind::Transform(map(|v: V| {
-            let x = v.int();
-            V::I(if x % 2 == 0 && x > 2 { x / 2 } else { x })
-        })));
+        let half = plan.add(
+            "halve evens",
+            vec![minus],
+            NodeKind::Transform(map(|v: V| {
+                let x = v.int();
+                V::I(if x % 2 == 0 && x > 2 { x / 2 } else { x })
+            })),
+        );
         let back = plan.add("positive", vec![half], NodeKind::Transform(filter(|v: &V| v.int() > 0)));
         plan.close_loop(head, back);
         let summary = run_ok(plan, cfg(workers));
@@ -114,7 +120,11 @@ fn max_wait_cuts_a_loop_that_never_converges() {
     for workers in [1, 2] {
         let out = new_out();
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[1, 2, 3, 4, 5])), parallel: false });
+        let src = plan.add(
+            "source",
+            vec![],
+            NodeKind::Source { factory: vec_source(ints(&[1, 2, 3, 4, 5])), parallel: false },
+        );
         let head = plan.add(
             "iterate 'forever'",
             vec![src],
@@ -152,8 +162,13 @@ fn max_wait_does_not_drop_a_converging_loop() {
     for workers in [1, 2] {
         let done = new_out();
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[50, 20])), parallel: false });
-        let head = plan.add("iterate", vec![src], NodeKind::Iterate { feedback: None, max_wait: Some(Duration::from_secs(5)) });
+        let src =
+            plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[50, 20])), parallel: false });
+        let head = plan.add(
+            "iterate",
+            vec![src],
+            NodeKind::Iterate { feedback: None, max_wait: Some(Duration::from_secs(5)) },
+        );
         let minus = plan.add("minus", vec![head], NodeKind::Transform(map(|v: V| V::I(v.int() - 1))));
         let back = plan.add("positive", vec![minus], NodeKind::Transform(filter(|v: &V| v.int() > 0)));
         let exit = plan.add("zero", vec![minus], NodeKind::Transform(filter(|v: &V| v.int() == 0)));
@@ -243,7 +258,11 @@ fn validate_rejects_zero_window_sizes() {
         let mut plan = Plan::new();
         let src = source(&mut plan);
         let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
-        plan.add("window 'zero'", vec![keyed], NodeKind::Window { spec: spec.clone(), function: WindowFunction::Apply(describe_window()) });
+        plan.add(
+            "window 'zero'",
+            vec![keyed],
+            NodeKind::Window { spec: spec.clone(), function: WindowFunction::Apply(describe_window()) },
+        );
         let msg = plan_error(plan);
         assert!(msg.contains("window 'zero'"), "{spec:?}: {msg}");
         assert!(msg.contains("must be positive") || msg.contains("at least 1"), "{spec:?}: {msg}");

@@ -99,11 +99,7 @@ impl Reducer<V> for RunningSum {
 
     fn start(&mut self, first: &V) -> UdfResult<RollingState<V>> {
         let (_, x) = first.kv();
-        Ok(if x > -490 {
-            RollingState::Running { value: Number::Int(x) }
-        } else {
-            RollingState::Record(first.clone())
-        })
+        Ok(if x > -490 { RollingState::Running { value: Number::Int(x) } } else { RollingState::Record(first.clone()) })
     }
 
     fn update(&mut self, key: &Key, state: &mut RollingState<V>, value: &V) -> UdfResult<V> {
@@ -140,7 +136,11 @@ fn rolling_reduce_with_running_numbers_matches_a_model() {
         });
         let out = new_out();
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: partitioned_source(kvs(&pairs), part_by_key), parallel: true });
+        let src = plan.add(
+            "source",
+            vec![],
+            NodeKind::Source { factory: partitioned_source(kvs(&pairs), part_by_key), parallel: true },
+        );
         let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
         let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(factory));
         plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
@@ -193,10 +193,14 @@ fn key_by_then_plain_step_gets_all_values_partitioned_by_key() {
             let src = plan.add("source", vec![], NodeKind::Source { factory, parallel });
             let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
             // A plain step and a sink reading the keyed stream directly.
-            let step = plan.add("times 2", vec![keyed], NodeKind::Transform(map(|v: V| {
-                let (k, x) = v.kv();
-                V::KV(k, x * 2)
-            })));
+            let step = plan.add(
+                "times 2",
+                vec![keyed],
+                NodeKind::Transform(map(|v: V| {
+                    let (k, x) = v.kv();
+                    V::KV(k, x * 2)
+                })),
+            );
             let s1 = plan.add("sink step", vec![step], NodeKind::Sink(sink(&out_step)));
             let s2 = plan.add("sink direct", vec![keyed], NodeKind::Sink(sink(&out_direct)));
             let summary = run_ok(plan, cfg(workers));
@@ -292,7 +296,10 @@ fn one_keyed_stream_read_by_reduce_and_window() {
         let win = plan.add(
             "window",
             vec![keyed],
-            NodeKind::Window { spec: WindowSpec::Count { size: 10, slide: 10 }, function: WindowFunction::Reduce(sum_kv()) },
+            NodeKind::Window {
+                spec: WindowSpec::Count { size: 10, slide: 10 },
+                function: WindowFunction::Reduce(sum_kv()),
+            },
         );
         plan.add("sink r", vec![red], NodeKind::Sink(sink(&out_r)));
         plan.add("sink w", vec![win], NodeKind::Sink(sink(&out_w)));

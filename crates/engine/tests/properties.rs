@@ -53,7 +53,8 @@ fn check_reduce(pairs: &[(i64, i64)], workers: usize, batch: usize, partitioned:
     let summary = run_ok(plan, cfg_batch(workers, batch));
     prop_assert_eq!(summary.counts[red], pairs.len() as u64);
     // As multisets.
-    let mut want: Vec<V> = reduce_model(pairs).into_iter().flat_map(|(k, xs)| xs.into_iter().map(move |x| V::KV(k, x))).collect();
+    let mut want: Vec<V> =
+        reduce_model(pairs).into_iter().flat_map(|(k, xs)| xs.into_iter().map(move |x| V::KV(k, x))).collect();
     want.sort();
     prop_assert_eq!(sorted(&out), want, "multiset, workers={}", workers);
     // Per key, in order, on one worker.
@@ -78,11 +79,11 @@ fn count_model(xs: &[i64], size: usize, slide: usize) -> Vec<Vec<i64>> {
     let n = xs.len();
     let mut out = Vec::new();
     for i in 0..n {
-        if (i + 1) % slide == 0 {
+        if (i + 1).is_multiple_of(slide) {
             out.push(xs[(i + 1).saturating_sub(size)..=i].to_vec());
         }
     }
-    if n % slide != 0 {
+    if !n.is_multiple_of(slide) {
         out.push(xs[n.saturating_sub(size)..].to_vec());
     }
     out
@@ -120,7 +121,10 @@ fn check_count_windows(
     let win = plan.add(
         "window",
         vec![keyed],
-        NodeKind::Window { spec: WindowSpec::Count { size, slide }, function: WindowFunction::Apply(describe_window()) },
+        NodeKind::Window {
+            spec: WindowSpec::Count { size, slide },
+            function: WindowFunction::Apply(describe_window()),
+        },
     );
     plan.add("sink", vec![win], NodeKind::Sink(sink(&out)));
     let summary = run_ok(plan, cfg_batch(workers, batch));

@@ -41,7 +41,11 @@ fn rolling_word_count_on_one_and_two_workers() {
     for workers in [1, 2] {
         let out = Arc::new(Mutex::new(Vec::new()));
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(vec!["a b", "b c", "b"]), parallel: false });
+        let src = plan.add(
+            "source",
+            vec![],
+            NodeKind::Source { factory: vec_source(vec!["a b", "b c", "b"]), parallel: false },
+        );
         let words = plan.add(
             "flat_map",
             vec![src],
@@ -84,8 +88,16 @@ fn iteration_runs_until_nothing_circulates() {
         let mut plan = Plan::new();
         let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(vec!["2"; 5]), parallel: false });
         let head = plan.add("iterate", vec![src], NodeKind::Iterate { feedback: None, max_wait: None });
-        let minus = plan.add("minus", vec![head], NodeKind::Transform(map(|s| Some((s.parse::<i64>().unwrap() - 1).to_string()))));
-        let back = plan.add("positive", vec![minus], NodeKind::Transform(map(|s| (s.parse::<i64>().unwrap() > 0).then_some(s))));
+        let minus = plan.add(
+            "minus",
+            vec![head],
+            NodeKind::Transform(map(|s| Some((s.parse::<i64>().unwrap() - 1).to_string()))),
+        );
+        let back = plan.add(
+            "positive",
+            vec![minus],
+            NodeKind::Transform(map(|s| (s.parse::<i64>().unwrap() > 0).then_some(s))),
+        );
         let done = plan.add("zero", vec![minus], NodeKind::Transform(map(|s| (s == "0").then_some(s))));
         plan.close_loop(head, back);
         plan.add("sink", vec![done], NodeKind::Sink(collect_sink(out.clone())));
@@ -117,9 +129,16 @@ fn a_loop_that_never_converges_is_cut_after_max_wait() {
 fn a_failing_udf_stops_the_job_with_its_operator_named() {
     for workers in [1, 2] {
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: Arc::new(|_ctx| {
-            Ok(Box::new(VecSource((0..100_000).map(|i| i.to_string()).collect::<Vec<_>>().into_iter())) as _)
-        }), parallel: true });
+        let src = plan.add(
+            "source",
+            vec![],
+            NodeKind::Source {
+                factory: Arc::new(|_ctx| {
+                    Ok(Box::new(VecSource((0..100_000).map(|i| i.to_string()).collect::<Vec<_>>().into_iter())) as _)
+                }),
+                parallel: true,
+            },
+        );
         let bad = plan.add(
             "map 'boom'",
             vec![src],

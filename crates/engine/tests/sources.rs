@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ferroflow_engine::connectors::sources;
+use ferroflow_engine::connectors::text::EncodingErrors;
 use ferroflow_engine::connectors::text_file::SPLIT_MIN_BYTES;
 use ferroflow_engine::{start, ErrorKind, NodeKind, Plan};
 
@@ -31,7 +32,11 @@ fn numbered_lines(tag: &str, min_bytes: u64) -> Vec<String> {
 
 fn text_plan(path: &std::path::Path, out: &Out<String>) -> Plan<String> {
     let mut plan = Plan::new();
-    let src = plan.add("text_file", vec![], NodeKind::Source { factory: sources::text_file(path), parallel: true });
+    let src = plan.add(
+        "text_file",
+        vec![],
+        NodeKind::Source { factory: sources::text_file(path, EncodingErrors::Strict), parallel: true },
+    );
     plan.add("sink", vec![src], NodeKind::Sink(sink(out)));
     plan
 }
@@ -184,11 +189,18 @@ fn serve_once(payload: Vec<u8>, chunks: usize) -> (u16, thread::JoinHandle<()>) 
 }
 
 fn socket_plan(port: u16, out: &Out<String>) -> Plan<String> {
+    socket_plan_with(port, out, EncodingErrors::Strict)
+}
+
+fn socket_plan_with(port: u16, out: &Out<String>, errors: EncodingErrors) -> Plan<String> {
     let mut plan = Plan::new();
     let src = plan.add(
         "socket_text_stream",
         vec![],
-        NodeKind::Source { factory: sources::socket_text("127.0.0.1".to_string(), port, b'\n'), parallel: false },
+        NodeKind::Source {
+            factory: sources::socket_text("127.0.0.1".to_string(), port, b'\n', errors),
+            parallel: false,
+        },
     );
     plan.add("sink", vec![src], NodeKind::Sink(sink(out)));
     plan
@@ -273,4 +285,63 @@ fn socket_text_cancel_while_the_peer_stays_open() {
     assert_eq!(err.kind, ErrorKind::Cancelled);
     stop_tx.send(()).unwrap();
     server.join().unwrap();
+}
+
+/// Bytes that are not UTF-8 from a socket fail the job, naming the peer, the line and
+/// the byte offset, as they do from a file; replacement is there when asked for.
+#[test]
+fn socket_text_invalid_utf8_is_an_error_unless_replacement_is_asked_for() {
+    let payload = b"ok\nfine\nba\xffd\nafter\n".to_vec();
+    for workers in [1, 2] {
+        let (port, server) = serve_once(payload.clone(), 1);
+        let out = new_out();
+        let err = run_err(socket_plan(port, &out), cfg(workers));
+        server.join().unwrap();
+        assert_eq!(err.kind, ErrorKind::Source, "{err:?}");
+        assert_eq!(err.operator.as_deref(), Some("socket_text_stream"));
+        assert!(
+            err.message.starts_with(&format!("127.0.0.1:{port}: line 3 is not valid UTF-8 (bad byte at offset 10)")),
+            "{err:?}"
+        );
+        assert!(err.message.contains("encoding_errors='replace'"), "{err:?}");
+        assert!(!values(&out).iter().any(|l| l.contains('\u{FFFD}')));
+
+        for (errors, want) in [(EncodingErrors::Replace, "ba\u{FFFD}d"), (EncodingErrors::Ignore, "bad")] {
+            let (port, server) = serve_once(payload.clone(), 1);
+            let out = new_out();
+            run_ok(socket_plan_with(port, &out, errors), cfg(workers));
+            server.join().unwrap();
+            let mut want = strings(&["ok", "fine", want, "after"]);
+            want.sort();
+            assert_eq!(sorted(&out), want, "workers={workers} {errors:?}");
+        }
+    }
+}
+
+/// With the file split across workers, a bad line in a later worker's range is named
+/// by its line in the file and its byte offset.
+#[test]
+fn text_file_invalid_utf8_names_the_file_line_under_any_split() {
+    let dir = TempDir::new("bad-utf8");
+    let lines = numbered_lines("ok", SPLIT_MIN_BYTES + SPLIT_MIN_BYTES / 2);
+    let bad_line = lines.len() * 9 / 10;
+    let mut contents = Vec::new();
+    let mut bad_byte = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if i == bad_line {
+            bad_byte = contents.len() + 3;
+            contents.extend_from_slice(b"bad\xfe");
+        }
+        contents.extend_from_slice(line.as_bytes());
+        contents.push(b'\n');
+    }
+    let path = dir.write("big.txt", &contents);
+    for workers in [1, 2, 3] {
+        let out = new_out();
+        let err = run_err(text_plan(&path, &out), cfg(workers));
+        assert_eq!(err.kind, ErrorKind::Source, "{err:?}");
+        let want =
+            format!("{}: line {} is not valid UTF-8 (bad byte at offset {bad_byte})", path.display(), bad_line + 1);
+        assert!(err.message.starts_with(&want), "workers={workers}: {err:?}\nwant {want}");
+    }
 }

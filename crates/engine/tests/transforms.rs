@@ -98,7 +98,8 @@ fn source_with_two_consumers_feeds_both() {
     for workers in [1, 2] {
         let (out_a, out_b) = (new_out(), new_out());
         let mut plan = Plan::new();
-        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[1, 2, 3, 4])), parallel: false });
+        let src =
+            plan.add("source", vec![], NodeKind::Source { factory: vec_source(ints(&[1, 2, 3, 4])), parallel: false });
         let a = plan.add("a", vec![src], NodeKind::Transform(map(|v: V| V::I(v.int() * 10))));
         plan.add("sink a", vec![a], NodeKind::Sink(sink(&out_a)));
         plan.add("sink b", vec![src], NodeKind::Sink(sink(&out_b)));
@@ -111,11 +112,18 @@ fn source_with_two_consumers_feeds_both() {
 fn union_of_three(out: &Out<V>) -> (Plan<V>, usize) {
     let mut plan = Plan::new();
     let a = seq(&mut plan, 1, 10);
-    let b = plan.add("collection", vec![], NodeKind::Source { factory: vec_source(ints(&[100, 101, 102])), parallel: false });
+    let b = plan.add(
+        "collection",
+        vec![],
+        NodeKind::Source { factory: vec_source(ints(&[100, 101, 102])), parallel: false },
+    );
     let c = plan.add(
         "partitioned",
         vec![],
-        NodeKind::Source { factory: partitioned_source(kvs(&[(0, 1000), (1, 1001), (2, 1002), (3, 1003)]), part_by_key), parallel: true },
+        NodeKind::Source {
+            factory: partitioned_source(kvs(&[(0, 1000), (1, 1001), (2, 1002), (3, 1003)]), part_by_key),
+            parallel: true,
+        },
     );
     let c_ints = plan.add("values", vec![c], NodeKind::Transform(map(|v: V| V::I(v.kv().1))));
     let u = plan.add("union", vec![a, b, c_ints], NodeKind::Union);
@@ -161,7 +169,8 @@ fn union_of_a_stream_with_itself_doubles_it() {
         let src = seq(&mut plan, 1, 20);
         let m = plan.add("times 3", vec![src], NodeKind::Transform(map(|v: V| V::I(v.int() * 3))));
         let u = plan.add("union", vec![m, m], NodeKind::Union);
-        let col = plan.add("collection", vec![], NodeKind::Source { factory: vec_source(ints(&[-1, -2])), parallel: false });
+        let col =
+            plan.add("collection", vec![], NodeKind::Source { factory: vec_source(ints(&[-1, -2])), parallel: false });
         let u2 = plan.add("union self", vec![col, col, u], NodeKind::Union);
         plan.add("sink", vec![u2], NodeKind::Sink(sink(&out)));
         let summary = run_ok(plan, cfg(workers));

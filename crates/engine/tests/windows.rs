@@ -33,7 +33,11 @@ fn input() -> Vec<V> {
 fn window_plan(spec: WindowSpec<V>, function: WindowFunction<V>, items: Vec<V>, out: &Out<V>) -> (Plan<V>, usize) {
     let mut plan = Plan::new();
     // One producer per key, so each key's values arrive in input order.
-    let src = plan.add("source", vec![], NodeKind::Source { factory: partitioned_source(items, part_by_key), parallel: true });
+    let src = plan.add(
+        "source",
+        vec![],
+        NodeKind::Source { factory: partitioned_source(items, part_by_key), parallel: true },
+    );
     let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
     let win = plan.add("window", vec![keyed], NodeKind::Window { spec, function });
     plan.add("sink", vec![win], NodeKind::Sink(sink(out)));
@@ -85,10 +89,8 @@ fn check_count_windows(size: usize, slide: usize, want: BTreeMap<i64, Vec<Vec<i6
             let spec = WindowSpec::Count { size, slide };
             let (plan, win) = window_plan(spec.clone(), WindowFunction::Apply(describe_window()), input(), &out);
             let summary = run_ok(plan, cfg_batch(workers, batch));
-            let want_apply: BTreeMap<i64, _> = want
-                .iter()
-                .map(|(k, ws)| (*k, global(&ws.iter().map(|w| w.as_slice()).collect::<Vec<_>>())))
-                .collect();
+            let want_apply: BTreeMap<i64, _> =
+                want.iter().map(|(k, ws)| (*k, global(&ws.iter().map(|w| w.as_slice()).collect::<Vec<_>>()))).collect();
             assert_eq!(per_key_windows(&out), want_apply, "apply {what}");
             let fired: u64 = want.values().map(|ws| ws.len() as u64).sum();
             assert_eq!(summary.counts[win], fired, "{what}");
@@ -208,8 +210,7 @@ fn processing_time_sliding_windows_with_a_fixed_clock() {
         let out = new_out();
         let (plan, _) = window_plan(spec, WindowFunction::Reduce(sum_kv()), input(), &out);
         run_ok(plan, clock_cfg(workers, TestClock::at(12_345)));
-        let want: BTreeMap<i64, Vec<i64>> =
-            BTreeMap::from([(1, vec![28; 4]), (2, vec![60; 4]), (3, vec![135; 4])]);
+        let want: BTreeMap<i64, Vec<i64>> = BTreeMap::from([(1, vec![28; 4]), (2, vec![60; 4]), (3, vec![135; 4])]);
         assert_eq!(per_key_sums(&out), want, "workers={workers}");
     }
 }
@@ -272,7 +273,13 @@ fn processing_time_window_fires_when_the_clock_passes_its_end() {
             vec![],
             NodeKind::Source {
                 factory: reader_source(move |_ctx| {
-                    Ok(Stepper { clock: c.clone(), combined: comb.clone(), out: o.clone(), step: 0, since: Instant::now() })
+                    Ok(Stepper {
+                        clock: c.clone(),
+                        combined: comb.clone(),
+                        out: o.clone(),
+                        step: 0,
+                        since: Instant::now(),
+                    })
                 }),
                 parallel: false,
             },

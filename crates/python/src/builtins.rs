@@ -31,7 +31,7 @@ use ferroflow_engine::{UdfError, UdfResult};
 use crate::errors::udf_error;
 use crate::keys::key_of;
 use crate::plan::{opt_param, param};
-use crate::record::{describe, PyRec};
+use crate::record::{describe, type_name, PyRec};
 use crate::udf::BoundUdf;
 
 const MODULE: &str = "ferroflow._aggregations";
@@ -69,9 +69,15 @@ impl Field {
                 Access::Name
             }
         } else if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
-            Access::Index(obj.extract::<isize>().map_err(|_| PyValueError::new_err(format!("{node}: field index out of range")))?)
+            Access::Index(
+                obj.extract::<isize>()
+                    .map_err(|_| PyValueError::new_err(format!("{node}: field index out of range")))?,
+            )
         } else {
-            return Err(PyValueError::new_err(format!("{node}: a field is an int index or a str name, got {}", describe(obj))));
+            return Err(PyValueError::new_err(format!(
+                "{node}: a field is an int index or a str name, got {}",
+                describe(obj)
+            )));
         };
         let obj = if matches!(access, Access::Whole) { obj.py().None() } else { obj.clone().unbind() };
         Ok(Field { access, obj })
@@ -353,9 +359,28 @@ fn compare(x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, op: Cmp) -> PyResult<bool
 
 // -- errors ----------------------------------------------------------------------------
 
-/// An error while aggregating `record`: a missing field gets a one-line message,
-/// anything else (a failing `+` or `<`) the exception as Python shows it.
-fn agg_error(py: Python<'_>, err: PyErr, what: &str, record: &Bound<'_, PyAny>) -> UdfError {
+/// Why a record cannot be aggregated: Python raised (a missing field, a failing `+`
+/// or `<`), or the field holds a value the aggregation refuses (see
+/// [`Aggregate::check_value`]).
+enum AggError {
+    Py(PyErr),
+    Refused(String),
+}
+
+impl From<PyErr> for AggError {
+    fn from(e: PyErr) -> Self {
+        AggError::Py(e)
+    }
+}
+
+/// An error while aggregating `record`: a missing field or a refused value gets a
+/// one-line message, anything else (a failing `+` or `<`) the exception as Python
+/// shows it.
+fn agg_error(py: Python<'_>, err: impl Into<AggError>, what: &str, record: &Bound<'_, PyAny>) -> UdfError {
+    let err = match err.into() {
+        AggError::Py(e) => e,
+        AggError::Refused(why) => return UdfError::new(format!("{what}: {why}")).with_record(describe(record)),
+    };
     let is_field_error = FIELD_ERROR
         .import(py, MODULE, "FieldError")
         .map(|cls| err.get_type(py).is_subclass(cls).unwrap_or(false))
@@ -396,7 +421,8 @@ pub fn field_key_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Key
     let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     let what: Arc<str> = format!("key_by({})", field.text(py)).into();
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
+        Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() })
+            as Box<dyn KeySelector<PyRec>>)
     }))
 }
 
@@ -491,25 +517,98 @@ impl Pair {
 
 impl Aggregate {
     #[inline]
-    fn step<'py>(&self, acc: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn step<'py>(&self, acc: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, AggError> {
         // The new record first, so that a missing field is reported on it.
         let v = self.field.get(value)?;
         let a = self.field.get(acc)?;
-        match self.op {
+        Ok(match self.op {
             Op::Sum => {
+                if num(&v).is_none() {
+                    self.check_value(&v, value)?;
+                }
                 let s = add(&a, &v)?;
                 drop(a);
-                self.replace(acc, s)
+                self.replace(acc, s)?
             }
             // Flink: keep acc while it holds the extreme, else take the new value
             // (also on ties).
-            Op::Min => if compare(&a, &v, Cmp::Lt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
-            Op::Max => if compare(&a, &v, Cmp::Gt)? { Ok(acc.clone()) } else { self.replace(acc, v) },
+            Op::Min => {
+                if compare(&a, &v, Cmp::Lt)? {
+                    acc.clone()
+                } else {
+                    self.replace(acc, v)?
+                }
+            }
+            Op::Max => {
+                if compare(&a, &v, Cmp::Gt)? {
+                    acc.clone()
+                } else {
+                    self.replace(acc, v)?
+                }
+            }
             // Flink's min_by/max_by with first=True: the new record only if strictly better.
-            Op::MinBy => Ok(if compare(&v, &a, Cmp::Lt)? { value.clone() } else { acc.clone() }),
-            Op::MaxBy => Ok(if compare(&v, &a, Cmp::Gt)? { value.clone() } else { acc.clone() }),
+            Op::MinBy => {
+                if compare(&v, &a, Cmp::Lt)? {
+                    value.clone()
+                } else {
+                    acc.clone()
+                }
+            }
+            Op::MaxBy => {
+                if compare(&v, &a, Cmp::Gt)? {
+                    value.clone()
+                } else {
+                    acc.clone()
+                }
+            }
+        })
+    }
+
+    /// Refuses a field value the aggregation cannot take, in whichever record of its
+    /// key it comes (a key's first record is emitted without meeting another, so it is
+    /// checked on its own): `sum` adds numbers (`int`, `float` and every
+    /// `numbers.Number`: bool, Decimal, Fraction, NumPy's), as Flink's sum takes numeric
+    /// fields only; the others compare with `<`, which None (and whatever `<` refuses)
+    /// cannot take.
+    fn check_value(&self, v: &Bound<'_, PyAny>, record: &Bound<'_, PyAny>) -> Result<(), AggError> {
+        if num(v).is_some() {
+            return Ok(());
+        }
+        let refused = |why: &str| {
+            let value = if v.is_none() { "None".to_string() } else { format!("{} (a {})", describe(v), type_name(v)) };
+            AggError::Refused(match self.field.access {
+                Access::Whole => format!("the record {value} {why}"),
+                _ => format!("field {} of record {} is {value}, {why}", self.field.text(v.py()), describe(record)),
+            })
+        };
+        match self.op {
+            Op::Sum if is_number(v)? => Ok(()),
+            Op::Sum => Err(refused(if matches!(self.field.access, Access::Whole) {
+                "is not a number"
+            } else {
+                "not a number"
+            })),
+            _ if v.is_none() => Err(refused(if matches!(self.field.access, Access::Whole) {
+                "cannot be compared"
+            } else {
+                "which cannot be compared"
+            })),
+            _ if v.is_exact_instance_of::<PyString>() => Ok(()),
+            _ => compare(v, v, Cmp::Lt).map(drop).map_err(AggError::Py),
         }
     }
+
+    /// [`Aggregate::check_value`] of `record`'s field (a missing field is an error too).
+    fn check_record(&self, record: &Bound<'_, PyAny>) -> Result<(), AggError> {
+        let v = self.field.get(record)?;
+        self.check_value(&v, record)
+    }
+}
+
+/// `isinstance(v, numbers.Number)`.
+fn is_number(v: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static NUMBER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    v.is_instance(NUMBER.import(v.py(), "numbers", "Number")?)
 }
 
 impl Aggregate {
@@ -536,11 +635,21 @@ impl Reducer<PyRec> for Aggregate {
         })
     }
 
+    fn check_first(&mut self, first: &PyRec) -> UdfResult<()> {
+        Python::attach(|py| {
+            let x = first.0.bind(py);
+            self.check_record(x).map_err(|e| agg_error(py, e, &self.what, x))
+        })
+    }
+
     fn start(&mut self, first: &PyRec) -> UdfResult<RollingState<PyRec>> {
         Python::attach(|py| {
             Ok(match self.pair.and_then(|pair| pair.number(first.0.bind(py))) {
                 Some(value) => RollingState::Running { value },
-                None => RollingState::Record(first.clone()),
+                None => {
+                    self.check_first(first)?;
+                    RollingState::Record(first.clone())
+                }
             })
         })
     }
@@ -555,14 +664,17 @@ impl Reducer<PyRec> for Aggregate {
                 // The pair's fast path: the record is `(key, number)` like the first one.
                 if let Some(next) = pair.number(v).and_then(|n| pair.rolling.step(*acc, n)) {
                     *acc = next;
-                    return pair.build(v, next).map(|r| Break(PyRec::new(r.unbind()))).map_err(|e| agg_error(py, e, &self.what, v));
+                    return pair
+                        .build(v, next)
+                        .map(|r| Break(PyRec::new(r.unbind())))
+                        .map_err(|e| agg_error(py, e, &self.what, v));
                 }
                 // Otherwise leave it for good: the record the number stands for (the
                 // first one, `(key, number)`, with the number replaced; its key, a str,
                 // int or bytes, comes back from the key's encoding), then as any record.
                 let first_key = crate::keys::scalar_object(py, key)
                     .map_err(|e| agg_error(py, e, &self.what, v))?
-                    .ok_or_else(|| UdfError::new(format!("internal error in {}: a running number's key is a tuple", self.what)))?;
+                    .ok_or_else(|| UdfError::internal(format!("{}: a running number's key is a tuple", self.what)))?;
                 pair.make(&first_key, *acc)
                     .map(|record| Continue(PyRec::new(record.unbind())))
                     .map_err(|e| agg_error(py, e, &self.what, v))
@@ -600,7 +712,8 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
     let key_field = opt_param(params, "key_field")?.map(|k| k.extract::<isize>()).transpose()?;
     let pair = Pair::new(op, key_field, &field);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair }) as Box<dyn Reducer<PyRec>>)
+        Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair })
+            as Box<dyn Reducer<PyRec>>)
     }))
 }
 
@@ -628,7 +741,7 @@ impl TimestampAssigner<PyRec> for FieldTimestamp {
 }
 
 /// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.
-fn free_threaded(py: Python<'_>) -> bool {
+pub(crate) fn free_threaded(py: Python<'_>) -> bool {
     let flag = || -> PyResult<bool> {
         let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
         v.is_truthy()
@@ -685,6 +798,7 @@ pub fn count_pairs_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<T
     }
     let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
-        Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() }) as Box<dyn Transform<PyRec>>)
+        Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() })
+            as Box<dyn Transform<PyRec>>)
     }))
 }

@@ -24,6 +24,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{ffi, intern};
 
 use ferroflow_engine::codec::{Item, Reader, Writer, MAX_DEPTH};
+use ferroflow_engine::record::BatchReadError;
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -72,7 +73,7 @@ where
 /// Decodes one batch made by [`encode_batch`] into new Python objects. Corrupt or
 /// truncated input gives an error (never a crash); so does a pickled record whose
 /// class this process cannot import.
-pub fn decode_batch(py: Python<'_>, bytes: &[u8]) -> Result<Vec<Py<PyAny>>, String> {
+pub fn decode_batch(py: Python<'_>, bytes: &[u8]) -> Result<Vec<Py<PyAny>>, BatchReadError> {
     let mut out = Vec::new();
     decode_batch_into(py, bytes, &mut out, |obj| obj)?;
     Ok(out)
@@ -86,7 +87,7 @@ pub fn decode_batch_into<T>(
     bytes: &[u8],
     out: &mut Vec<T>,
     mut wrap: impl FnMut(Py<PyAny>) -> T,
-) -> Result<usize, String> {
+) -> Result<usize, BatchReadError> {
     let start = out.len();
     let mut dec = Decoder::new(py, bytes)?;
     let count = dec.r.record_count();
@@ -96,7 +97,7 @@ pub fn decode_batch_into<T>(
         for _ in 0..count {
             out.push(wrap(dec.value()?.unbind()));
         }
-        dec.r.finish().map_err(|e| e.to_string())
+        dec.r.finish().map_err(|e| BatchReadError::Corrupt(e.to_string()))
     })();
     match result {
         Ok(()) => Ok(count),
@@ -118,7 +119,7 @@ pub fn _codec_encode<'py>(py: Python<'py>, records: Vec<Py<PyAny>>) -> PyResult<
 /// Test hook (`ferroflow._engine._codec_decode`): the records of one batch, as a list.
 #[pyfunction]
 pub fn _codec_decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-    let records = decode_batch(py, data).map_err(PyValueError::new_err)?;
+    let records = decode_batch(py, data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     PyList::new(py, records)
 }
 
@@ -134,7 +135,11 @@ enum Fail {
     /// More than MAX_DEPTH nested containers: the record is pickled whole instead.
     TooDeep,
     /// pickle.dumps failed on this object.
-    Unpicklable { obj: *mut ffi::PyObject, type_name: String, cause: String },
+    Unpicklable {
+        obj: *mut ffi::PyObject,
+        type_name: String,
+        cause: String,
+    },
     Other(String),
 }
 
@@ -154,9 +159,9 @@ impl<'py> Encoder<'_, 'py> {
             other => other,
         };
         result.map_err(|fail| match fail {
-            Fail::Unpicklable { obj, type_name, cause } if obj == rec.as_ptr() => format!(
-                "cannot send a record of type '{type_name}' to another process: it cannot be pickled ({cause})"
-            ),
+            Fail::Unpicklable { obj, type_name, cause } if obj == rec.as_ptr() => {
+                format!("cannot send a record of type '{type_name}' to another process: it cannot be pickled ({cause})")
+            }
             Fail::Unpicklable { type_name, cause, .. } => format!(
                 "cannot send a record of type '{}' to another process: it contains a '{type_name}', \
                  which cannot be pickled ({cause})",
@@ -327,7 +332,7 @@ struct Decoder<'b, 'py> {
 }
 
 impl<'b, 'py> Decoder<'b, 'py> {
-    fn new(py: Python<'py>, bytes: &'b [u8]) -> Result<Self, String> {
+    fn new(py: Python<'py>, bytes: &'b [u8]) -> Result<Self, BatchReadError> {
         let r = Reader::new(bytes).map_err(|e| e.to_string())?;
         let strs = if bytes.len() >= STR_CACHE_MIN_BATCH_BYTES {
             (0..STR_CACHE_SLOTS).map(|_| None).collect()
@@ -400,7 +405,7 @@ impl<'b, 'py> Decoder<'b, 'py> {
     /// The next value as a new object. Recursion is bounded: the reader refuses to
     /// open more than MAX_DEPTH containers, and checks every count against the input
     /// before we allocate a tuple or list of that size.
-    fn value(&mut self) -> Result<Bound<'py, PyAny>, String> {
+    fn value(&mut self) -> Result<Bound<'py, PyAny>, BatchReadError> {
         let py = self.py;
         let item = self.r.read().map_err(|e| e.to_string())?;
         Ok(match item {
@@ -436,13 +441,17 @@ impl<'b, 'py> Decoder<'b, 'py> {
             }
             Item::BigInt(b) => py
                 .get_type::<pyo3::types::PyInt>()
-                .call_method(intern!(py, "from_bytes"), (PyBytes::new(py, b), intern!(py, "little")), Some(&signed_kwargs(py)?))
+                .call_method(
+                    intern!(py, "from_bytes"),
+                    (PyBytes::new(py, b), intern!(py, "little")),
+                    Some(&signed_kwargs(py)?),
+                )
                 .map_err(|e| format!("corrupt record batch: bad large int ({e})"))?,
             Item::Pickle(b) => {
                 let loads = PICKLE_LOADS.import(py, "pickle", "loads").map_err(|e| e.to_string())?;
-                loads
-                    .call1((PyBytes::new(py, b),))
-                    .map_err(|e| format!("cannot unpickle a record received from another process: {e}"))?
+                loads.call1((PyBytes::new(py, b),)).map_err(|e| {
+                    BatchReadError::Record(format!("cannot unpickle a record received from another process: {e}"))
+                })?
             }
         })
     }
@@ -461,7 +470,7 @@ impl<'b, 'py> Decoder<'b, 'py> {
         container: &Bound<'py, PyAny>,
         n: usize,
         set_item: impl Fn(*mut ffi::PyObject, ffi::Py_ssize_t, *mut ffi::PyObject),
-    ) -> Result<(), String> {
+    ) -> Result<(), BatchReadError> {
         let c = container.as_ptr();
         for i in 0..n {
             // `set_item` steals the new reference into empty slot i < n.

@@ -6,6 +6,7 @@
 
 mod builtins;
 mod codec;
+mod copies;
 mod errors;
 mod keys;
 mod plan;
@@ -17,16 +18,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use ferroflow_engine::cluster::ClusterConfig;
 use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
 
 use crate::record::GilScope;
 
-create_exception!(_engine, JobFailed, PyException, "A job failed; args: (text, kind, operator, record, message, worker).");
+create_exception!(
+    _engine,
+    JobFailed,
+    PyException,
+    "A job failed; args: (text, kind, operator, record, message, worker)."
+);
 
 /// How often the calling thread wakes to check for Ctrl-C while a job runs.
 const POLL: Duration = Duration::from_millis(20);
@@ -41,36 +47,53 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Sink => "sink",
         ErrorKind::Plan => "plan",
         ErrorKind::Cancelled => "cancelled",
+        ErrorKind::System => "system",
         ErrorKind::Internal => "internal",
     }
 }
 
 fn job_failed(e: &JobError) -> PyErr {
-    JobFailed::new_err((e.to_string(), kind_name(e.kind), e.operator.clone(), e.record.clone(), e.message.clone(), e.worker))
+    JobFailed::new_err((
+        e.to_string(),
+        kind_name(e.kind),
+        e.operator.clone(),
+        e.record.clone(),
+        e.message.clone(),
+        e.worker,
+    ))
 }
+
+/// `run_job`'s `cluster` argument, as `environment.py` builds it.
+type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 
 /// Runs the plan `nodes` on `workers` threads of this process and blocks until it
 /// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
 /// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
-/// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint)` for a
-/// multi-process run; `workers` is then the worker threads of this process.
+/// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint,
+/// heartbeat_timeout_ms)` for a multi-process run; `workers` is then the worker threads
+/// of this process.
+/// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
+/// records of its own, see `copies`).
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false))]
 fn run_job<'py>(
     py: Python<'py>,
     nodes: &Bound<'py, PyAny>,
     workers: usize,
     batch_size: usize,
-    cluster: Option<(usize, Vec<String>, Vec<u8>, u64, u64)>,
+    cluster: Option<ClusterArg>,
+    object_reuse: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(py, nodes)?;
-    let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint)| {
+    let plan = plan::from_python(py, nodes, object_reuse)?;
+    let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)
             .fingerprint(fingerprint)
             .connect_timeout(Duration::from_millis(timeout_ms))
+            .heartbeat_timeout(Duration::from_millis(heartbeat_ms))
     });
-    let config = ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, ..ExecConfig::default() };
+    let config =
+        ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, object_reuse, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
     // Wait in slices instead of blocking in join, so Ctrl-C reaches us within POLL;
     // the wait ends as soon as the job does.
@@ -98,9 +121,24 @@ fn run_job<'py>(
     Ok(out)
 }
 
+/// The shared secret of a multi-process run from `FERROFLOW_SECRET` (its value) or
+/// `FERROFLOW_SECRET_FILE` (a path), decoded by the engine's one rule so that every
+/// route gives the same bytes. Raises `ValueError` with a one-line message.
+#[pyfunction]
+fn resolve_secret<'py>(
+    py: Python<'py>,
+    secret: Option<std::ffi::OsString>,
+    secret_file: Option<std::ffi::OsString>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let bytes = ferroflow_engine::cluster::resolve_secret(None, secret, secret_file)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
     m.add_class::<sources::SourceContext>()?;

@@ -7,10 +7,11 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
+use ferroflow_engine::connectors::text::EncodingErrors;
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
-use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec};
 
@@ -19,7 +20,11 @@ use crate::record::{type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::udf::*;
 
-pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(params: &Bound<'py, PyDict>, name: &str, node: &str) -> PyResult<T> {
+pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(
+    params: &Bound<'py, PyDict>,
+    name: &str,
+    node: &str,
+) -> PyResult<T> {
     match params.get_item(name)? {
         Some(v) => v.extract::<T>().map_err(|e| {
             pyo3::exceptions::PyValueError::new_err(format!("{node}: parameter '{name}': {}", Into::<PyErr>::into(e)))
@@ -35,7 +40,15 @@ fn bind_udf(udf: &Arc<Py<PyAny>>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
 }
 
 /// Converts one Python node's settings into an engine node kind.
-fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>) -> PyResult<NodeKind<PyRec>> {
+/// `own`: object reuse is off, so sources make each record their own as they take it
+/// (see `copies`).
+fn node_kind(
+    py: Python<'_>,
+    kind: &str,
+    name: &str,
+    params: &Bound<'_, PyDict>,
+    own: bool,
+) -> PyResult<NodeKind<PyRec>> {
     let udf = || -> PyResult<Arc<Py<PyAny>>> { Ok(Arc::new(param::<Py<PyAny>>(params, "udf", name)?)) };
     Ok(match kind {
         "collection" => {
@@ -43,8 +56,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {
                     Python::attach(|py| {
-                        let read = make.bind(py).call0().map_err(|e| udf_error(py, e, None))?;
-                        Ok(Box::new(IteratorSource { read: read.unbind() }) as Box<dyn SourceReader<PyRec>>)
+                        let items =
+                            make.bind(py).call0().and_then(|it| it.try_iter()).map_err(|e| udf_error(py, e, None))?;
+                        Ok(Box::new(IteratorSource { items: items.unbind(), own }) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
                 parallel: false,
@@ -57,7 +71,7 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 factory: Arc::new(move |ctx| {
                     Python::attach(|py| {
                         let f = function.clone_ref(py);
-                        let source = FunctionSource::start(py, f, ctx.waker.clone(), ctx.index, ctx.peers)?;
+                        let source = FunctionSource::start(py, f, ctx.waker.clone(), (ctx.index, ctx.peers), own)?;
                         Ok(Box::new(source) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
@@ -65,7 +79,7 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             }
         }
         "text_file" => NodeKind::Source {
-            factory: sources::text_file(param::<String>(params, "path", name)?),
+            factory: sources::text_file(param::<String>(params, "path", name)?, encoding_errors(params, name)?),
             parallel: true,
         },
         "sequence" => NodeKind::Source {
@@ -76,7 +90,12 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             let delimiter: String = param(params, "delimiter", name)?;
             let delimiter = *delimiter.as_bytes().first().unwrap_or(&b'\n');
             NodeKind::Source {
-                factory: sources::socket_text(param(params, "host", name)?, param(params, "port", name)?, delimiter),
+                factory: sources::socket_text(
+                    param(params, "host", name)?,
+                    param(params, "port", name)?,
+                    delimiter,
+                    encoding_errors(params, name)?,
+                ),
                 parallel: false,
             }
         }
@@ -94,7 +113,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         "key_by" => {
             let udf = udf()?;
             NodeKind::KeyBy(Arc::new(move |ctx| {
-                Ok(Box::new(PyKeySelector { f: bind_udf(&udf, ctx)?, enc: KeyEncoder::new() }) as Box<dyn KeySelector<PyRec>>)
+                Ok(Box::new(PyKeySelector { f: bind_udf(&udf, ctx)?, enc: KeyEncoder::new() })
+                    as Box<dyn KeySelector<PyRec>>)
             }))
         }
         "key_by_field" => NodeKind::KeyBy(crate::builtins::field_key_factory(name, params)?),
@@ -131,7 +151,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 None => Ok(reducer(udf()?)),
             };
             let aggregate = |udf: Arc<Py<PyAny>>| -> AggregateFactory<PyRec> {
-                Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
+                Arc::new(move |ctx| {
+                    Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>)
+                })
             };
             let function = match (function.as_str(), then) {
                 ("reduce", None) => WindowFunction::Reduce(reduce()?),
@@ -150,7 +172,8 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                 (None, Some(a)) => {
                     let udf = Arc::new(a.unbind());
                     let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
-                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? }) as Box<dyn TimestampAssigner<PyRec>>)
+                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? })
+                            as Box<dyn TimestampAssigner<PyRec>>)
                     });
                     Some(f)
                 }
@@ -160,7 +183,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             let watermarks = match kind.as_str() {
                 "none" => WatermarkSpec::None,
                 "monotonous" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 },
-                "bounded" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? },
+                "bounded" => {
+                    WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? }
+                }
                 other => return Err(value_error(format!("{name}: unknown watermark strategy '{other}'"))),
             };
             let idleness_ms: Option<i64> = get(params, "idleness", name)?;
@@ -204,7 +229,9 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
         })),
         "sink_function" => {
             let udf = udf()?;
-            NodeKind::Sink(Arc::new(move |ctx| Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)))
+            NodeKind::Sink(Arc::new(move |ctx| {
+                Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)
+            }))
         }
         "write_text" => {
             let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {
@@ -218,7 +245,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                     Ok(())
                 })
             });
-            NodeKind::Sink(sinks::text_file(param::<String>(params, "path", name)?, param(params, "overwrite", name)?, encode))
+            NodeKind::Sink(sinks::text_file(
+                param::<String>(params, "path", name)?,
+                param(params, "overwrite", name)?,
+                encode,
+            ))
         }
         "write_socket" => {
             let serializer = Arc::new(param::<Py<PyAny>>(params, "serialize", name)?);
@@ -235,8 +266,11 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
                         } else if let Ok(v) = b.extract::<Vec<u8>>() {
                             out.extend_from_slice(&v);
                         } else {
-                            return Err(UdfError::new(format!("serialize() must return bytes or str, got {}", type_name(&b)))
-                                .with_record(crate::record::describe(x)));
+                            return Err(UdfError::new(format!(
+                                "serialize() must return bytes or str, got {}",
+                                type_name(&b)
+                            ))
+                            .with_record(crate::record::describe(x)));
                         }
                     }
                     Ok(())
@@ -249,6 +283,14 @@ fn node_kind(py: Python<'_>, kind: &str, name: &str, params: &Bound<'_, PyDict>)
             return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown node kind '{other}'")));
         }
     })
+}
+
+/// A text source's `encoding_errors` ("strict" when not given).
+fn encoding_errors(params: &Bound<'_, PyDict>, name: &str) -> PyResult<EncodingErrors> {
+    match opt_param(params, "encoding_errors")? {
+        Some(v) => EncodingErrors::parse(&v.extract::<String>()?).map_err(|e| value_error(format!("{name}: {e}"))),
+        None => Ok(EncodingErrors::Strict),
+    }
 }
 
 fn value_error(message: String) -> PyErr {
@@ -297,7 +339,8 @@ fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
         "continuous_event_time" => Trigger::ContinuousEventTime(param(d, "interval", node)?),
         "continuous_processing_time" => Trigger::ContinuousProcessingTime(param(d, "interval", node)?),
         "purging" => {
-            let inner = d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
+            let inner =
+                d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
             Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
         }
         "never" => Trigger::Never,
@@ -399,7 +442,7 @@ fn reducer(udf: Arc<Py<PyAny>>) -> ReduceFactory<PyRec> {
 }
 
 /// Builds the engine plan from the Python node list.
-pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<PyRec>> {
+pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>, object_reuse: bool) -> PyResult<Plan<PyRec>> {
     let mut plan = Plan::new();
     for node in nodes.try_iter()? {
         let node = node?;
@@ -410,7 +453,7 @@ pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>) -> PyResult<Plan<Py
         let params = params.cast::<PyDict>()?;
         let parallelism: Option<usize> = node.getattr("parallelism")?.extract()?;
         plan.manual_processing_time |= kind == "testing_source";
-        let k = node_kind(py, &kind, &name, params)?;
+        let k = node_kind(py, &kind, &name, params, !object_reuse)?;
         let id = plan.add(name, inputs, k);
         if let Some(p) = parallelism {
             plan.set_parallelism(id, p);

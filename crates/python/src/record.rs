@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use ferroflow_engine::functions::BatchScope;
-use ferroflow_engine::record::{describe_truncated, Record};
+use ferroflow_engine::record::{describe_truncated, BatchReadError, Record};
 use ferroflow_engine::time::NO_TIME;
 
 /// A Python object and its event timestamp (ms, `NO_TIME` if none). Inside a process
@@ -34,7 +34,11 @@ impl Record for PyRec {
 
     fn from_ints(range: std::ops::RangeInclusive<i64>, out: &mut Vec<Self>) {
         Python::attach(|py| {
-            out.extend(range.map(|i| PyRec::new(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))))
+            out.extend(
+                range.map(|i| {
+                    PyRec::new(i.into_pyobject(py).map(|b| b.into_any().unbind()).unwrap_or_else(|e| match e {}))
+                }),
+            )
         });
     }
 
@@ -67,7 +71,7 @@ impl Record for PyRec {
         Python::attach(|py| crate::codec::encode_batch_iter(py, records.iter().map(|r| &r.0), out))
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
         let (&flag, rest) = bytes.split_first().ok_or("empty batch")?;
         let start = out.len();
         match flag {
@@ -79,15 +83,28 @@ impl Record for PyRec {
                 Python::attach(|py| crate::codec::decode_batch_into(py, batch, out, PyRec::new).map(drop))?;
                 if out.len() - start != count {
                     out.truncate(start);
-                    return Err("timestamps and records disagree".to_string());
+                    return Err("timestamps and records disagree".into());
                 }
                 for (r, ts) in out[start..].iter_mut().zip(stamps.chunks_exact(8)) {
                     r.1 = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
                 }
                 Ok(())
             }
-            other => Err(format!("unknown batch format {other}")),
+            other => Err(format!("unknown batch format {other}").into()),
         }
+    }
+
+    fn make_private(&mut self) -> Result<(), String> {
+        Python::attach(|py| crate::copies::make_private(py, &mut self.0))
+    }
+
+    fn make_all_private(records: &mut [Self]) -> Result<(), (usize, String)> {
+        Python::attach(|py| {
+            for (i, r) in records.iter_mut().enumerate() {
+                crate::copies::make_private(py, &mut r.0).map_err(|e| (i, e))?;
+            }
+            Ok(())
+        })
     }
 
     fn timestamp(&self) -> i64 {
@@ -123,10 +140,12 @@ impl BatchScope for GilScope {
         // Attaching once and detaching keeps this thread's Python thread state alive,
         // so each later attach is cheap (a fresh one costs microseconds).
         let work = SameThread(work);
-        Python::attach(|py| py.detach(move || {
-            let w = work;
-            (w.0)()
-        }));
+        Python::attach(|py| {
+            py.detach(move || {
+                let w = work;
+                (w.0)()
+            })
+        });
     }
 }
 

@@ -8,9 +8,10 @@ use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
 
 use ferroflow_engine::time::NO_TIME;
-use pyo3::types::PyList;
+use pyo3::types::PyIterator;
 
 use ferroflow_engine::functions::{SourceReader, SourceStatus, Waker};
+use ferroflow_engine::operators::own_records;
 use ferroflow_engine::{UdfError, UdfResult};
 
 use crate::errors::udf_error;
@@ -23,19 +24,27 @@ create_exception!(
     "Raised by ctx.collect() when the job stops, to end a source's run() loop."
 );
 
-/// A collection or iterator: the Python side's `make()` returns `read(n) -> list`.
+/// A collection or iterator: the Python side's `make()` returns an iterator over it.
 pub struct IteratorSource {
-    pub read: Py<PyAny>,
+    pub items: Py<PyIterator>,
+    /// Make each item its own as it is taken (object reuse off): a generator may
+    /// yield one object again and again, changing it in between.
+    pub own: bool,
 }
 
 impl SourceReader<PyRec> for IteratorSource {
     fn poll(&mut self, max: usize, out: &mut Vec<PyRec>) -> UdfResult<SourceStatus> {
         Python::attach(|py| {
-            let batch = self.read.bind(py).call1((max,)).map_err(|e| udf_error(py, e, None))?;
-            let list = batch.cast::<PyList>().map_err(|e| UdfError::new(e.to_string()))?;
-            let n = list.len();
-            out.extend(list.iter().map(|x| PyRec::new(x.unbind())));
-            Ok(if n < max { SourceStatus::Done } else { SourceStatus::More })
+            let mut items = self.items.bind(py).clone();
+            for _ in 0..max {
+                let Some(item) = items.next() else { return Ok(SourceStatus::Done) };
+                let mut item = PyRec::new(item.map_err(|e| udf_error(py, e, None))?.unbind());
+                if self.own {
+                    own_records(std::slice::from_mut(&mut item))?;
+                }
+                out.push(item);
+            }
+            Ok(SourceStatus::More)
         })
     }
 }
@@ -74,6 +83,9 @@ pub struct SourceContext {
     /// How many workers the job has.
     #[pyo3(get)]
     worker_count: usize,
+    /// Copy each record that can change as it is collected (object reuse off): the
+    /// source still holds it and may change it for the next one.
+    own: bool,
 }
 
 #[pymethods]
@@ -92,7 +104,10 @@ impl SourceContext {
 
 impl SourceContext {
     /// Hands a record to the worker, waiting while the buffer is full.
-    fn push(&self, py: Python<'_>, record: Py<PyAny>, timestamp: i64) -> PyResult<()> {
+    fn push(&self, py: Python<'_>, mut record: Py<PyAny>, timestamp: i64) -> PyResult<()> {
+        if self.own {
+            crate::copies::make_private(py, &mut record).map_err(pyo3::exceptions::PyTypeError::new_err)?;
+        }
         let mut buffer = self.shared.lock();
         if buffer.records.len() >= SOURCE_BUFFER && !buffer.cancelled {
             drop(buffer);
@@ -128,13 +143,28 @@ pub struct FunctionSource {
 }
 
 impl FunctionSource {
-    pub fn start(py: Python<'_>, function: Py<PyAny>, waker: Option<Waker>, index: usize, peers: usize) -> UdfResult<FunctionSource> {
+    pub fn start(
+        py: Python<'_>,
+        function: Py<PyAny>,
+        waker: Option<Waker>,
+        (index, peers): (usize, usize),
+        own: bool,
+    ) -> UdfResult<FunctionSource> {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer { records: Vec::new(), finished: false, error: None, cancelled: false }),
             space: Condvar::new(),
         });
-        let ctx = Py::new(py, SourceContext { shared: shared.clone(), waker: waker.clone(), worker_index: index, worker_count: peers })
-            .map_err(|e| udf_error(py, e, None))?;
+        let ctx = Py::new(
+            py,
+            SourceContext {
+                shared: shared.clone(),
+                waker: waker.clone(),
+                worker_index: index,
+                worker_count: peers,
+                own,
+            },
+        )
+        .map_err(|e| udf_error(py, e, None))?;
         let thread_shared = shared.clone();
         let thread_function = function.clone_ref(py);
         std::thread::Builder::new()

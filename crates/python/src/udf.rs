@@ -26,7 +26,9 @@ pub struct BoundUdf {
 impl BoundUdf {
     pub fn new(py: Python<'_>, udf: &Py<PyAny>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
         let bound = udf.bind(py).call_method1("bind", (ctx.index, ctx.peers)).map_err(|e| udf_error(py, e, None))?;
-        let (call, close): (Py<PyAny>, Option<Py<PyAny>>) = bound.extract().map_err(|e| udf_error(py, e, None))?;
+        // `bind` is the API's own (it runs the user's `open()`, whose errors are the user's).
+        let (call, close): (Py<PyAny>, Option<Py<PyAny>>) =
+            bound.extract().map_err(|e| UdfError::internal(format!("bind() did not return (call, close): {e}")))?;
         Ok(BoundUdf { call, close })
     }
 
@@ -76,7 +78,12 @@ impl Transform<PyRec> for PyTransform {
 
 /// Appends every item of `result` (a list, tuple, generator or any iterable; None
 /// means nothing).
-pub fn extend_from(py: Python<'_>, result: &Bound<'_, PyAny>, input: &Bound<'_, PyAny>, out: &mut Vec<PyRec>) -> UdfResult<()> {
+pub fn extend_from(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    input: &Bound<'_, PyAny>,
+    out: &mut Vec<PyRec>,
+) -> UdfResult<()> {
     if result.is_none() {
         return Ok(());
     }
@@ -109,7 +116,8 @@ impl KeySelector<PyRec> for PyKeySelector {
         Python::attach(|py| {
             let x = record.0.bind(py);
             let k = self.f.call.bind(py).call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
-            let key = key_of(&k, &mut self.enc).map_err(|m| UdfError::new(m).with_record(crate::record::describe(x)))?;
+            let key =
+                key_of(&k, &mut self.enc).map_err(|m| UdfError::new(m).with_record(crate::record::describe(x)))?;
             Ok((key, PyRec::new(k.unbind())))
         })
     }
@@ -150,7 +158,9 @@ impl WindowApply<PyRec> for PyWindowApply {
         Python::attach(|py| {
             let k = key.0.bind(py);
             let w = match ctx.window {
-                WindowInfo::Time(tw) => self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?,
+                WindowInfo::Time(tw) => {
+                    self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?
+                }
                 WindowInfo::Global => self.global_window.bind(py).clone(),
             };
             let values = PyList::new(py, values.into_iter().map(|v| v.0)).map_err(|e| udf_error(py, e, None))?;
@@ -184,7 +194,13 @@ pub struct PyAggregate {
 }
 
 impl PyAggregate {
-    fn call<'py>(&self, py: Python<'py>, args: impl pyo3::call::PyCallArgs<'py>, what: &str, record: Option<&Bound<'py, PyAny>>) -> UdfResult<PyRec> {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        args: impl pyo3::call::PyCallArgs<'py>,
+        what: &str,
+        record: Option<&Bound<'py, PyAny>>,
+    ) -> UdfResult<PyRec> {
         self.f.call.bind(py).call1(args).map(|r| PyRec::new(r.unbind())).map_err(|e| {
             let mut err = udf_error(py, e, record);
             err.message = format!("in the aggregate function's {what}():\n{}", err.message);
@@ -273,7 +289,8 @@ impl Sink<PyRec> for PyFunctionSink {
 }
 
 /// `print()`: `repr` of each record on the current `sys.stdout`, prefixed `k> `
-/// (the worker's 1-based index) when the job runs on more than one worker.
+/// (the worker's 1-based index) when the job runs on more than one worker. A batch
+/// goes out as one `write` of whole lines, in the process's [`STDOUT_TURN`].
 pub struct PrintSink {
     pub prefix: Option<String>,
     pub text: String,
@@ -293,6 +310,7 @@ impl Sink<PyRec> for PrintSink {
                 self.text.push('\n');
             }
             let stdout = py.import("sys").and_then(|s| s.getattr("stdout")).map_err(|e| udf_error(py, e, None))?;
+            let _turn = STDOUT_TURN.take(py);
             stdout.call_method1("write", (self.text.as_str(),)).map_err(|e| udf_error(py, e, None))?;
             Ok(())
         })
@@ -301,9 +319,50 @@ impl Sink<PyRec> for PrintSink {
     fn close(&mut self) -> UdfResult<()> {
         Python::attach(|py| {
             if let Ok(stdout) = py.import("sys").and_then(|s| s.getattr("stdout")) {
+                let _turn = STDOUT_TURN.take(py);
                 let _ = stdout.call_method0("flush");
             }
         });
         Ok(())
+    }
+}
+
+/// Print sinks write to `sys.stdout` one at a time. Python's text streams are not safe
+/// for threads writing at once: while one worker's write blocks on a slow pipe (with
+/// the GIL released), another worker's write corrupts the stream's pending buffer,
+/// splicing and losing lines.
+static STDOUT_TURN: Turn = Turn { busy: std::sync::Mutex::new(false), free: std::sync::Condvar::new() };
+
+/// A lock that may be held across Python calls that release the GIL: it is waited
+/// for with the GIL released, so a holder blocked in Python never deadlocks a waiter
+/// that holds the GIL.
+struct Turn {
+    busy: std::sync::Mutex<bool>,
+    free: std::sync::Condvar,
+}
+
+impl Turn {
+    fn take(&'static self, py: Python<'_>) -> TurnGuard {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if *busy {
+            drop(busy);
+            py.detach(|| {
+                let guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+                let mut busy = self.free.wait_while(guard, |b| *b).unwrap_or_else(|e| e.into_inner());
+                *busy = true;
+            });
+        } else {
+            *busy = true;
+        }
+        TurnGuard(self)
+    }
+}
+
+struct TurnGuard(&'static Turn);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.free.notify_one();
     }
 }

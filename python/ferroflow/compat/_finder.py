@@ -72,7 +72,10 @@ class JavaPackageFinder:
         if fullname not in SERVED:
             return None
         # Packages (empty search path), so that submodules such as ...time.Time resolve.
-        spec = importlib.machinery.ModuleSpec(fullname, self, origin="ferroflow.compat", is_package=True)
+        # The finder is its own loader without subclassing importlib.abc.Loader, which
+        # would import importlib.abc at start-up.
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin="ferroflow.compat",  # type: ignore[arg-type]
+                                              is_package=True)
         spec.submodule_search_locations = []
         return spec
 
@@ -87,7 +90,7 @@ class JavaPackageFinder:
             exported = entry[1]
             for attr in exported:
                 setattr(module, attr, getattr(source, attr))
-        module.__all__ = list(exported)
+        module.__dict__["__all__"] = list(exported)
         module.__doc__ = (f"Stand-in for the Java package {module.__name__}, served by ferroflow.compat."
                           if exported else f"Parent package {module.__name__}, served by ferroflow.compat.")
 

@@ -5,6 +5,10 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+/// How many addresses of connections that failed authentication
+/// [`ClusterError::Timeout`] keeps (it counts them all).
+pub const REFUSED_NAMED: usize = 5;
+
 /// A process this one was still waiting for when it gave up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MissingPeer {
@@ -29,8 +33,11 @@ pub enum ClusterError {
     Timeout {
         timeout: Duration,
         missing: Vec<MissingPeer>,
-        /// Connections refused meanwhile because they failed authentication, by remote address.
+        /// Remote addresses of the first connections refused meanwhile because they
+        /// failed authentication (at most [`REFUSED_NAMED`]).
         refused: Vec<String>,
+        /// How many connections failed authentication in all.
+        refused_count: usize,
     },
     /// The caller's cancel flag was set (Ctrl-C) while waiting.
     Cancelled { waiting_for: Vec<MissingPeer> },
@@ -45,6 +52,9 @@ pub enum ClusterError {
     PeerFailed { process: usize, message: String },
     /// The connection to a peer broke while the job ran (it crashed or was killed).
     PeerLost { process: usize, address: String, detail: String },
+    /// Nothing, not even a heartbeat, came from a peer for `timeout` while the job ran:
+    /// it is stopped (SIGSTOP), hung, or cut off by the network.
+    PeerSilent { process: usize, address: String, timeout: Duration },
     /// An unexpected I/O failure.
     Io { context: String, source: io::Error },
 }
@@ -86,7 +96,7 @@ impl fmt::Display for ClusterError {
                 };
                 write!(f, "cannot listen on {address} (the address of process {process}): {why}")
             }
-            ClusterError::Timeout { timeout, missing, refused } => {
+            ClusterError::Timeout { timeout, missing, refused, refused_count } => {
                 let verb = if missing.len() == 1 { "is it" } else { "are they" };
                 let attempts: Vec<String> = missing
                     .iter()
@@ -103,12 +113,12 @@ impl fmt::Display for ClusterError {
                     list_peers(missing),
                     seconds(*timeout)
                 )?;
-                if !refused.is_empty() {
+                if *refused_count > 0 {
+                    let more = if *refused_count > refused.len() { " and others" } else { "" };
                     write!(
                         f,
-                        " (meanwhile refused {} connection(s) that failed authentication, from {}: \
+                        " (meanwhile refused {refused_count} connection(s) that failed authentication, from {}{more}: \
                          does every process have the same secret?)",
-                        refused.len(),
                         refused.join(", ")
                     )?;
                 }
@@ -139,6 +149,13 @@ impl fmt::Display for ClusterError {
                 "lost the connection to process {process} at {address} ({detail}): that process crashed, was \
                  killed or stopped the job after an error; see its own error output"
             ),
+            ClusterError::PeerSilent { process, address, timeout } => write!(
+                f,
+                "no heartbeat from process {process} at {address} for {}: that process is stopped or hung, or \
+                 the network to it is down (to wait longer, set --heartbeat-timeout or {})",
+                seconds(*timeout),
+                super::HEARTBEAT_TIMEOUT_ENV
+            ),
             ClusterError::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -157,7 +174,7 @@ impl From<ClusterError> for crate::error::JobError {
     fn from(e: ClusterError) -> Self {
         let kind = match e {
             ClusterError::Cancelled { .. } => crate::error::ErrorKind::Cancelled,
-            _ => crate::error::ErrorKind::Internal,
+            _ => crate::error::ErrorKind::System,
         };
         crate::error::JobError::new(kind, e.to_string())
     }

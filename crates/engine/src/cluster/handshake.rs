@@ -31,7 +31,9 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 pub(crate) const MAGIC: &[u8; 8] = b"FERROFLW";
-pub(crate) const PROTOCOL: u32 = 1;
+/// 2: after the start barrier, the connections carry our frames (data and heartbeats,
+/// see `network.rs`) instead of timely's bytes alone.
+pub(crate) const PROTOCOL: u32 = 2;
 pub(crate) const HELLO_LEN: usize = 68;
 pub(crate) const MAC_LEN: usize = 32;
 const LISTENER_LABEL: &[u8] = b"ferroflow/1 listener\0";

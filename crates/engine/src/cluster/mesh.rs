@@ -17,11 +17,12 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::error::{ClusterError, MissingPeer};
+use super::error::{ClusterError, MissingPeer, REFUSED_NAMED};
 use super::handshake::{
     connector_tag, listener_tag, verify_connector, verify_listener, DeadlineIo, Hello, HelloError, HELLO_LEN, MAC_LEN,
     PROTOCOL,
 };
+use super::log::{self, log, Refusals};
 use super::ClusterConfig;
 
 /// Pause between two attempts to dial a process that is not up yet.
@@ -36,6 +37,8 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_HANDSHAKES: usize = 32;
 /// Extra time process 0 gives the others to report, beyond the connect timeout.
 const BARRIER_SLACK: Duration = Duration::from_secs(5);
+/// Longest wait for stderr to take the start-up's log lines.
+const LOG_FLUSH: Duration = Duration::from_millis(200);
 
 // Start barrier messages (code u8 | length u16 | text).
 const READY: u8 = b'R';
@@ -43,17 +46,15 @@ const FAILED: u8 = b'F';
 const GO: u8 = b'G';
 const ABORT: u8 = b'A';
 
-pub(crate) fn log(me: usize, message: &str) {
-    eprintln!("ferroflow: process {me}: {message}");
-}
-
 struct Ctx<'a> {
     config: &'a ClusterConfig,
     cancel: &'a AtomicBool,
     deadline: Instant,
     slots: Mutex<Vec<Option<TcpStream>>>,
     last_error: Mutex<Vec<Option<String>>>,
-    refused: Mutex<Vec<String>>,
+    refusals: Refusals,
+    /// Connections that failed authentication: the first addresses, and how many.
+    auth_failed: Mutex<(Vec<String>, usize)>,
     fatal: Mutex<Option<ClusterError>>,
     stop: AtomicBool,
     handshakes: AtomicUsize,
@@ -115,12 +116,15 @@ pub(crate) fn establish(
         deadline: Instant::now() + config.connect_timeout,
         slots: Mutex::new((0..n).map(|_| None).collect()),
         last_error: Mutex::new(vec![None; n]),
-        refused: Mutex::new(Vec::new()),
+        refusals: Refusals::new(config.process),
+        auth_failed: Mutex::new((Vec::new(), 0)),
         fatal: Mutex::new(None),
         stop: AtomicBool::new(false),
         handshakes: AtomicUsize::new(0),
     };
     let mesh = mesh(&ctx, listener);
+    ctx.refusals.finish();
+    log::flush(LOG_FLUSH);
     let mut sockets = std::mem::take(&mut *ctx.slots.lock().unwrap());
     let outcome = if config.process == 0 {
         coordinate(config, cancel, &sockets, mesh)
@@ -168,17 +172,19 @@ fn mesh(ctx: &Ctx<'_>, listener: Option<TcpListener>) -> Result<(), ClusterError
                 break Err(ClusterError::Cancelled { waiting_for: ctx.missing() });
             }
             if Instant::now() >= ctx.deadline {
+                let (refused, refused_count) = ctx.auth_failed.lock().unwrap().clone();
                 break Err(ClusterError::Timeout {
                     timeout: ctx.config.connect_timeout,
                     missing: ctx.missing(),
-                    refused: ctx.refused.lock().unwrap().clone(),
+                    refused,
+                    refused_count,
                 });
             }
             if let Some(listener) = &listener {
                 match listener.accept() {
                     Ok((stream, from)) => {
                         if ctx.handshakes.load(Ordering::SeqCst) >= MAX_HANDSHAKES {
-                            log(me, &format!("refused a connection from {from}: too many handshakes in progress"));
+                            ctx.refusals.refused(from, "too many handshakes in progress");
                             continue;
                         }
                         ctx.handshakes.fetch_add(1, Ordering::SeqCst);
@@ -353,14 +359,19 @@ enum Refusal {
 }
 
 fn answer(ctx: &Ctx<'_>, stream: TcpStream, from: SocketAddr) {
-    let me = ctx.config.process;
     let outcome = listener_handshake(ctx, &stream, from);
     match outcome {
         Ok(()) => {}
-        Err(Refusal::Log(why)) => log(me, &format!("refused a connection from {from}: {why}")),
+        Err(Refusal::Log(why)) => ctx.refusals.refused(from, &why),
         Err(Refusal::Auth(why)) => {
-            ctx.refused.lock().unwrap().push(from.to_string());
-            log(me, &format!("refused a connection from {from}: {why}"));
+            {
+                let mut auth_failed = ctx.auth_failed.lock().unwrap();
+                if auth_failed.0.len() < REFUSED_NAMED {
+                    auth_failed.0.push(from.to_string());
+                }
+                auth_failed.1 += 1;
+            }
+            ctx.refusals.refused(from, &why);
         }
         Err(Refusal::Fatal(error)) => ctx.fail(error),
         Err(Refusal::Stopped) => {}

@@ -9,7 +9,8 @@
 //! that never came, can be cancelled (Ctrl-C), and lets no record flow before the peer
 //! proved it knows the job's shared secret (HMAC-SHA256 challenge-response, see
 //! `handshake.rs`) and runs the same job (the same plan fingerprint, process and worker
-//! counts). Refused connections are logged to stderr with their address.
+//! counts). Refused connections are summarised on stderr (the first with its address,
+//! then counts), never blocking the start when nobody reads stderr.
 //!
 //! ```ignore
 //! use std::sync::atomic::AtomicBool;
@@ -39,11 +40,16 @@
 //! more when timely drops its allocator after the closure returned, so `WorkerGuards::join`
 //! gives `Err` for it. Report [`PeerMonitor::lost`] (it names the dead peer) rather than
 //! those panics; [`quiet_network_panics`] keeps them off stderr. The guard passed to
-//! `execute_from` never panics and never waits on a dead peer. A peer that hangs without
-//! closing its sockets (SIGSTOP, a network partition) is not detected.
+//! `execute_from` never panics and never waits on a dead peer.
+//!
+//! A peer that stops without closing its sockets (SIGSTOP, a network partition) is found
+//! by heartbeats (see `network.rs`): after [`ClusterConfig::heartbeat_timeout`] without
+//! a byte from it, its connection is shut down, which fails the workers the same way,
+//! and [`PeerMonitor::lost`] gives [`ClusterError::PeerSilent`] naming it.
 
 mod error;
 mod handshake;
+mod log;
 mod mesh;
 mod network;
 mod secret;
@@ -52,7 +58,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use error::{ClusterError, MissingPeer};
+pub use error::{ClusterError, MissingPeer, REFUSED_NAMED};
 pub use network::{allocators, quiet_network_panics, Network, PeerMonitor};
 pub use secret::{
     generate_secret, parse_secret, resolve_secret, secret_from_env_or_file, secret_to_hex, MIN_SECRET_BYTES,
@@ -61,6 +67,15 @@ pub use secret::{
 
 /// How long [`connect`] waits for the other processes by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a peer may send nothing, not even a heartbeat, before the job fails, by
+/// default. Heartbeats go out every 0.5 s; only a stopped or cut-off process is silent
+/// that long (a busy one still answers: no worker or GIL is involved).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable that sets the heartbeat time-out, in seconds (read by the
+/// launcher, named in [`ClusterError::PeerSilent`]'s message).
+pub const HEARTBEAT_TIMEOUT_ENV: &str = "FERROFLOW_HEARTBEAT_TIMEOUT";
 
 /// How this process joins the cluster.
 #[derive(Clone)]
@@ -78,10 +93,13 @@ pub struct ClusterConfig {
     /// Identifies the job (e.g. a hash of the plan): processes whose fingerprints differ
     /// refuse each other, so processes running different scripts cannot join.
     pub fingerprint: u64,
+    /// How long a peer may stay silent while the job runs before it is declared lost.
+    pub heartbeat_timeout: Duration,
 }
 
 impl ClusterConfig {
-    /// One worker thread, fingerprint 0, [`DEFAULT_CONNECT_TIMEOUT`].
+    /// One worker thread, fingerprint 0, [`DEFAULT_CONNECT_TIMEOUT`],
+    /// [`DEFAULT_HEARTBEAT_TIMEOUT`].
     pub fn new(process: usize, addresses: Vec<String>, secret: Vec<u8>) -> ClusterConfig {
         ClusterConfig {
             process,
@@ -90,6 +108,7 @@ impl ClusterConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             threads: 1,
             fingerprint: 0,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 
@@ -105,6 +124,11 @@ impl ClusterConfig {
 
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
         self
     }
 
@@ -128,6 +152,9 @@ impl ClusterConfig {
         }
         if self.threads == 0 {
             return Err(ClusterError::Config("a process needs at least one worker thread".into()));
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err(ClusterError::Config("the heartbeat time-out must be above 0 s".into()));
         }
         if n > 1 && self.secret.len() < MIN_SECRET_BYTES {
             return Err(ClusterError::Secret(format!(
@@ -157,6 +184,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("threads", &self.threads)
             .field("fingerprint", &format_args!("{:016x}", self.fingerprint))
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .finish()
     }
 }

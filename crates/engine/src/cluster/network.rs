@@ -1,18 +1,41 @@
 //! Handing the connected sockets to timely, and watching them while the job runs.
 //!
-//! Each socket is wrapped in a [`PeerStream`] before timely gets it. The wrapper notes
-//! when a peer's connection breaks *before* timely's end-of-stream marker (a peer that
-//! crashed or was killed) so the engine can name it ([`PeerMonitor::lost`]), retries reads
-//! interrupted by a signal (timely would panic on `EINTR`), and lets the engine close every
-//! connection at once ([`PeerMonitor::disconnect`]) so the other processes notice an abort.
+//! Each socket is wrapped in a [`PeerStream`] before timely gets it. The wrapper frames
+//! what timely writes (see [`frames`](#frames)), so that heartbeats can travel between
+//! timely's bytes; notes when anything arrives from the peer; notes when the connection
+//! breaks *before* timely's end-of-stream marker (a peer that crashed or was killed) so
+//! the engine can name it ([`PeerMonitor::lost`]); retries reads interrupted by a signal
+//! (timely would panic on `EINTR`); and lets the engine close every connection at once
+//! ([`PeerMonitor::disconnect`]) so the other processes notice an abort.
+//!
+//! # Heartbeats
+//!
+//! A peer that stops without closing its sockets (SIGSTOP, a network partition) sends no
+//! end of stream and no error: only silence. One thread per process (`ferroflow:heartbeat`)
+//! sends every peer a heartbeat every [`beat_interval`] and declares a peer from which
+//! nothing at all arrived for the heartbeat time-out silent: [`PeerMonitor::lost`] then
+//! names it ([`ClusterError::PeerSilent`]) and its connection is shut down, which stops
+//! timely's network threads and this process's workers. The thread needs neither the
+//! workers nor Python's GIL, and timely's receive threads read (and so hear the
+//! heartbeats) whatever the workers do, so a process busy in a long user function is
+//! never taken for a dead one. A peer that sent timely's end marker has finished and is
+//! no longer watched; this process stops beating to a peer once it sent it its own.
+//!
+//! # Frames
+//!
+//! On the wire, after the start barrier, each direction of a connection is a sequence of
+//! `DATA u8 | length u32 (big-endian, > 0) | length bytes of timely's stream` and
+//! `HEARTBEAT u8`. A frame is written whole under the link's lock, so a heartbeat never
+//! lands inside one; timely's own framing is carried unchanged inside the data frames.
 
 use std::any::Any;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use timely::communication::allocator::thread::ThreadBuilder;
 use timely::communication::allocator::zero_copy::initialize::{initialize_networking_from_sockets, CommsGuard};
@@ -28,15 +51,17 @@ use super::ClusterConfig;
 pub struct Network {
     /// One allocator builder per local worker thread: `execute_from`'s `builders`.
     pub builders: Vec<AllocatorBuilder>,
-    /// `execute_from`'s `others`: owns timely's network threads. Dropped (by timely's
-    /// `WorkerGuards`, after the workers) it joins them without ever panicking.
+    /// `execute_from`'s `others`: owns timely's network threads and the heartbeat
+    /// thread. Dropped (by timely's `WorkerGuards`, after the workers) it ends them
+    /// without ever panicking.
     pub guard: Box<dyn Any + Send>,
     pub monitor: PeerMonitor,
 }
 
 /// Builds timely's allocators on top of the sockets [`super::connect`] returned (the
-/// same as timely's `Config::Cluster`, minus its own connection code). With a single
-/// process there are no sockets and this gives thread or process allocators.
+/// same as timely's `Config::Cluster`, minus its own connection code), and starts the
+/// heartbeats. With a single process there are no sockets and this gives thread or
+/// process allocators.
 pub fn allocators(config: &ClusterConfig, sockets: Vec<Option<TcpStream>>) -> Result<Network, ClusterError> {
     config.validate()?;
     let (me, n, threads) = (config.process, config.addresses.len(), config.threads);
@@ -60,57 +85,196 @@ pub fn allocators(config: &ClusterConfig, sockets: Vec<Option<TcpStream>>) -> Re
     }
 
     let io_error = |source| ClusterError::Io { context: "cannot start the network threads".into(), source };
-    let mut kept = Vec::new();
-    for (p, socket) in sockets.iter().enumerate() {
-        if let Some(socket) = socket {
-            kept.push((p, socket.try_clone().map_err(io_error)?));
-        }
+    let mut links = Vec::new();
+    for socket in &sockets {
+        links.push(match socket {
+            Some(socket) => Some(Link::new(socket.try_clone().map_err(io_error)?)),
+            None => None,
+        });
     }
-    let monitor = PeerMonitor::new(config, kept);
+    let monitor = PeerMonitor::new(config, links);
+    let beating = monitor.inner.clone();
+    let heartbeat = std::thread::Builder::new()
+        .name("ferroflow:heartbeat".into())
+        .spawn(move || heartbeats(&beating))
+        .map_err(io_error)?;
     let streams: Vec<Option<PeerStream>> = sockets
         .into_iter()
         .enumerate()
         .map(|(p, s)| s.map(|inner| PeerStream::new(inner, p, monitor.inner.clone())))
         .collect();
     let process_allocators = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
-    let (builders, comms) =
-        initialize_networking_from_sockets(process_allocators, streams, me, threads, hooks).map_err(io_error)?;
-    let guard = NetGuard { comms: Some(comms), monitor: monitor.clone() };
+    let (builders, comms) = initialize_networking_from_sockets(process_allocators, streams, me, threads, hooks)
+        .map_err(|e| {
+            monitor.inner.stop_heartbeats();
+            io_error(e)
+        })?;
+    let guard = NetGuard { comms: Some(comms), monitor: monitor.clone(), heartbeat: Some(heartbeat) };
     Ok(Network { builders: builders.into_iter().map(AllocatorBuilder::Tcp).collect(), guard: Box::new(guard), monitor })
 }
 
 // ---------------------------------------------------------------------------------------
 
+/// Tags of the frames on a connection (see the module docs).
+const DATA: u8 = b'D';
+const HEARTBEAT: u8 = b'H';
+/// Longest data frame: a longer write from timely is sent in several.
+const MAX_FRAME: usize = 1 << 30;
+/// Most heartbeats per time-out, and the longest pause between two.
+const BEATS_PER_TIMEOUT: u32 = 4;
+const MAX_BEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest a heartbeat waits for room in a full send buffer, so that the heartbeat
+/// thread keeps watching the other peers. (The buffer is full only while data is in
+/// flight to the peer, which then hears that instead, or when the peer is gone.)
+const BEAT_WRITE: Duration = Duration::from_millis(50);
+
+/// How often heartbeats go out for a given time-out: at least [`BEATS_PER_TIMEOUT`] per
+/// time-out, at most every [`MAX_BEAT_INTERVAL`], so that processes given different
+/// time-outs of a second or more still satisfy each other.
+fn beat_interval(timeout: Duration) -> Duration {
+    (timeout / BEATS_PER_TIMEOUT).clamp(Duration::from_millis(1), MAX_BEAT_INTERVAL)
+}
+
+/// One connection's shared state: the writers' lock and when the peer was last heard.
+struct Link {
+    /// A clone of the socket, for heartbeats and shutting it down.
+    socket: TcpStream,
+    /// Held while a whole frame is written (timely's data or a heartbeat). `true` once
+    /// timely sent its end marker and shut down writing: no heartbeat may follow it.
+    write_closed: Mutex<bool>,
+    /// When anything last arrived from the peer, in ms since [`MonitorInner::epoch`].
+    heard: AtomicU64,
+}
+
+impl Link {
+    fn new(socket: TcpStream) -> Link {
+        Link { socket, write_closed: Mutex::new(false), heard: AtomicU64::new(0) }
+    }
+
+    fn writing(&self) -> MutexGuard<'_, bool> {
+        self.write_closed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends a heartbeat unless a frame is being written (the peer hears that instead).
+    /// Waits at most [`BEAT_WRITE`] for room; a failure is left to the reading side.
+    fn beat(&self) {
+        let Ok(closed) = self.write_closed.try_lock() else { return };
+        if *closed {
+            return;
+        }
+        if self.socket.set_write_timeout(Some(BEAT_WRITE)).is_ok() {
+            // One byte: it is either sent whole or not at all.
+            let _ = (&self.socket).write(&[HEARTBEAT]);
+            let _ = self.socket.set_write_timeout(None);
+        }
+    }
+}
+
+/// Why a peer is lost.
+#[derive(Clone)]
+enum Loss {
+    /// Its connection broke (the error, or that it closed).
+    Broken(String),
+    /// Nothing came from it for the heartbeat time-out.
+    Silent,
+}
+
 #[derive(Default)]
 struct PeerState {
     /// Timely's end-of-stream marker arrived: the peer finished its side cleanly.
     finished: bool,
-    /// When and why the connection broke before that.
-    lost: Option<(Instant, String)>,
+    /// When and why the connection broke (or fell silent) before that.
+    lost: Option<(Instant, Loss)>,
 }
 
 struct MonitorInner {
     addresses: Vec<String>,
     peers: Vec<Mutex<PeerState>>,
-    /// Clones of the sockets, to shut them down.
-    sockets: Vec<(usize, TcpStream)>,
+    /// One per other process (`None` for this one).
+    links: Vec<Option<Link>>,
     disconnected: AtomicBool,
+    /// Time zero of [`Link::heard`].
+    epoch: Instant,
+    heartbeat_timeout: Duration,
+    /// Set (and `wake` notified) to end the heartbeat thread.
+    stop: Mutex<bool>,
+    wake: Condvar,
 }
 
 impl MonitorInner {
-    fn lost(&self, peer: usize, why: String) {
+    fn lost(&self, peer: usize, why: Loss) -> bool {
         if self.disconnected.load(Ordering::SeqCst) {
-            return; // our own doing
+            return false; // our own doing
         }
-        let mut state = self.peers[peer].lock().unwrap();
-        if !state.finished && state.lost.is_none() {
-            state.lost = Some((Instant::now(), why));
+        let mut state = self.peers[peer].lock().unwrap_or_else(PoisonError::into_inner);
+        if state.finished || state.lost.is_some() {
+            return false;
+        }
+        state.lost = Some((Instant::now(), why));
+        true
+    }
+
+    /// The peer is done with, cleanly or not: no more watching it.
+    fn settled(&self, peer: usize) -> bool {
+        let state = self.peers[peer].lock().unwrap_or_else(PoisonError::into_inner);
+        state.finished || state.lost.is_some()
+    }
+
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn heard(&self, peer: usize) {
+        if let Some(link) = &self.links[peer] {
+            link.heard.store(self.millis(), Ordering::Relaxed);
         }
     }
 
     fn shutdown_sockets(&self) {
-        for (_, socket) in &self.sockets {
-            let _ = socket.shutdown(Shutdown::Both);
+        for link in self.links.iter().flatten() {
+            let _ = link.socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn stop_heartbeats(&self) {
+        *self.stop.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.wake.notify_all();
+    }
+}
+
+/// The heartbeat thread's loop (see the module docs).
+fn heartbeats(inner: &MonitorInner) {
+    let every = beat_interval(inner.heartbeat_timeout);
+    // A pause this long between two rounds means this process was not running (stopped
+    // itself, or starved): the silence is then ours, not the peers'.
+    let stalled = (inner.heartbeat_timeout / 2).max(every * 4);
+    let mut last_round = Instant::now();
+    loop {
+        let stop = inner.stop.lock().unwrap_or_else(PoisonError::into_inner);
+        let (stop, _) =
+            inner.wake.wait_timeout_while(stop, every, |stop| !*stop).unwrap_or_else(PoisonError::into_inner);
+        if *stop || inner.disconnected.load(Ordering::SeqCst) {
+            return;
+        }
+        drop(stop);
+        if last_round.elapsed() > stalled {
+            let now = inner.millis();
+            for link in inner.links.iter().flatten() {
+                link.heard.store(now, Ordering::Relaxed);
+            }
+        }
+        last_round = Instant::now();
+        for (peer, link) in inner.links.iter().enumerate() {
+            let Some(link) = link else { continue };
+            if inner.settled(peer) {
+                continue;
+            }
+            link.beat();
+            let silent = inner.millis().saturating_sub(link.heard.load(Ordering::Relaxed));
+            if Duration::from_millis(silent) >= inner.heartbeat_timeout && inner.lost(peer, Loss::Silent) {
+                // Ends timely's threads for this peer, then (MergeQueue poisoned) the workers.
+                let _ = link.socket.shutdown(Shutdown::Both);
+            }
         }
     }
 }
@@ -122,39 +286,50 @@ pub struct PeerMonitor {
 }
 
 impl PeerMonitor {
-    fn new(config: &ClusterConfig, sockets: Vec<(usize, TcpStream)>) -> PeerMonitor {
+    fn new(config: &ClusterConfig, links: Vec<Option<Link>>) -> PeerMonitor {
         let n = config.addresses.len();
         PeerMonitor {
             inner: Arc::new(MonitorInner {
                 addresses: config.addresses.clone(),
                 peers: (0..n).map(|_| Mutex::new(PeerState::default())).collect(),
-                sockets,
+                links: if links.is_empty() { (0..n).map(|_| None).collect() } else { links },
                 disconnected: AtomicBool::new(false),
+                epoch: Instant::now(),
+                heartbeat_timeout: config.heartbeat_timeout,
+                stop: Mutex::new(false),
+                wake: Condvar::new(),
             }),
         }
     }
 
-    /// The peer whose connection broke first before it finished the job (it crashed,
-    /// was killed, or aborted and disconnected), as the error to report. `None` while
-    /// every connection is fine, and for breaks caused by [`PeerMonitor::disconnect`].
+    /// The peer lost first before it finished the job: its connection broke (it
+    /// crashed, was killed, or aborted and disconnected) or nothing came from it for the
+    /// heartbeat time-out (it is stopped or hung, or the network is down). `None` while
+    /// every peer is fine, and for breaks caused by [`PeerMonitor::disconnect`].
     ///
     /// When a peer dies, timely's network threads and then the workers of this process
     /// panic ("timely communication error: ...", "MergeQueue poisoned."): report this
     /// error instead of those panics.
     pub fn lost(&self) -> Option<ClusterError> {
-        let (process, _, detail) = self
+        let (process, _, loss) = self
             .inner
             .peers
             .iter()
             .enumerate()
-            .filter_map(|(p, s)| s.lock().unwrap().lost.clone().map(|(at, why)| (p, at, why)))
+            .filter_map(|(p, s)| {
+                s.lock().unwrap_or_else(PoisonError::into_inner).lost.clone().map(|(at, loss)| (p, at, loss))
+            })
             .min_by_key(|(_, at, _)| *at)?;
-        Some(ClusterError::PeerLost { process, address: self.inner.addresses[process].clone(), detail })
+        let address = self.inner.addresses[process].clone();
+        Some(match loss {
+            Loss::Broken(detail) => ClusterError::PeerLost { process, address, detail },
+            Loss::Silent => ClusterError::PeerSilent { process, address, timeout: self.inner.heartbeat_timeout },
+        })
     }
 
     /// True once `process` has sent timely's end-of-stream marker: it finished cleanly.
     pub fn finished(&self, process: usize) -> bool {
-        self.inner.peers.get(process).is_some_and(|s| s.lock().unwrap().finished)
+        self.inner.peers.get(process).is_some_and(|s| s.lock().unwrap_or_else(PoisonError::into_inner).finished)
     }
 
     /// Shuts down every connection of this process. Call it when this process aborts
@@ -164,6 +339,7 @@ impl PeerMonitor {
     pub fn disconnect(&self) {
         self.inner.disconnected.store(true, Ordering::SeqCst);
         self.inner.shutdown_sockets();
+        self.inner.stop_heartbeats();
     }
 
     /// True once [`PeerMonitor::disconnect`] was called.
@@ -220,56 +396,204 @@ impl FrameTracker {
     }
 }
 
+/// What the reading side expects next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Tag,
+    Length { bytes: [u8; 4], got: usize },
+    Payload(usize),
+}
+
+/// Takes our frames off the bytes read from a connection and hands on timely's bytes.
+struct Deframer {
+    expect: Expect,
+    /// Bytes read ahead while looking for a frame's head.
+    stash: [u8; 64],
+    lo: usize,
+    hi: usize,
+}
+
+impl Default for Deframer {
+    fn default() -> Self {
+        Deframer { expect: Expect::Tag, stash: [0; 64], lo: 0, hi: 0 }
+    }
+}
+
+fn garbled(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("garbled data from the peer: {what}"))
+}
+
+impl Deframer {
+    /// Reads timely's next bytes into `buf` from `source` (heartbeats are skipped);
+    /// `Ok(0)` at the end of the stream.
+    fn read(&mut self, source: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            while self.lo < self.hi {
+                let byte = self.stash[self.lo];
+                match &mut self.expect {
+                    Expect::Tag => {
+                        self.lo += 1;
+                        match byte {
+                            HEARTBEAT => {}
+                            DATA => self.expect = Expect::Length { bytes: [0; 4], got: 0 },
+                            other => return Err(garbled(format!("unknown frame tag {other:#04x}"))),
+                        }
+                    }
+                    Expect::Length { bytes, got } => {
+                        bytes[*got] = byte;
+                        *got += 1;
+                        self.lo += 1;
+                        if *got == 4 {
+                            let length = u32::from_be_bytes(*bytes) as usize;
+                            if length == 0 {
+                                return Err(garbled("an empty data frame".into()));
+                            }
+                            self.expect = Expect::Payload(length);
+                        }
+                    }
+                    Expect::Payload(left) => {
+                        let k = (*left).min(self.hi - self.lo).min(buf.len());
+                        buf[..k].copy_from_slice(&self.stash[self.lo..self.lo + k]);
+                        self.lo += k;
+                        self.take(k);
+                        return Ok(k);
+                    }
+                }
+            }
+            if let Expect::Payload(left) = self.expect {
+                // Straight into the caller's buffer, up to the end of the frame.
+                let k = left.min(buf.len());
+                let n = source.read(&mut buf[..k])?;
+                self.take(n);
+                return Ok(n);
+            }
+            self.lo = 0;
+            self.hi = source.read(&mut self.stash)?;
+            if self.hi == 0 {
+                return Ok(0);
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) {
+        if let Expect::Payload(left) = &mut self.expect {
+            *left -= n;
+            if *left == 0 {
+                self.expect = Expect::Tag;
+            }
+        }
+    }
+}
+
+/// Writes `head` then `body`, whole, in as few system calls as the kernel allows.
+fn write_frame(mut stream: &TcpStream, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_head = n.min(head.len());
+                head = &head[from_head..];
+                body = &body[n - from_head..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A connection to one peer as timely uses it (see the module docs).
 struct PeerStream {
     inner: TcpStream,
     peer: usize,
     monitor: Arc<MonitorInner>,
+    deframer: Deframer,
     frames: FrameTracker,
+}
+
+/// The socket as the [`Deframer`] reads it: every arrival is news from the peer, and a
+/// read interrupted by a signal is retried.
+struct Hearing<'a> {
+    stream: &'a TcpStream,
+    peer: usize,
+    monitor: &'a MonitorInner,
+}
+
+impl Read for Hearing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&mut &*self.stream).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    if n > 0 {
+                        self.monitor.heard(self.peer);
+                    }
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl PeerStream {
     fn new(inner: TcpStream, peer: usize, monitor: Arc<MonitorInner>) -> PeerStream {
-        PeerStream { inner, peer, monitor, frames: FrameTracker::default() }
+        PeerStream { inner, peer, monitor, deframer: Deframer::default(), frames: FrameTracker::default() }
+    }
+
+    fn link(&self) -> &Link {
+        self.monitor.links[self.peer].as_ref().expect("a link per peer")
     }
 }
 
 impl Read for PeerStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.inner.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(0) => {
-                    if !self.frames.ended && !buf.is_empty() {
-                        self.monitor.lost(self.peer, "the connection closed before the job finished".into());
-                    }
-                    return Ok(0);
+        let mut source = Hearing { stream: &self.inner, peer: self.peer, monitor: &self.monitor };
+        match self.deframer.read(&mut source, buf) {
+            Ok(0) => {
+                if !self.frames.ended && !buf.is_empty() {
+                    self.monitor.lost(self.peer, Loss::Broken("the connection closed before the job finished".into()));
                 }
-                Ok(n) => {
-                    self.frames.feed(&buf[..n]);
-                    if self.frames.ended {
-                        self.monitor.peers[self.peer].lock().unwrap().finished = true;
-                    }
-                    return Ok(n);
+                Ok(0)
+            }
+            Ok(n) => {
+                self.frames.feed(&buf[..n]);
+                if self.frames.ended {
+                    self.monitor.peers[self.peer].lock().unwrap_or_else(PoisonError::into_inner).finished = true;
                 }
-                Err(e) => {
-                    self.monitor.lost(self.peer, e.to_string());
-                    return Err(e);
-                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.monitor.lost(self.peer, Loss::Broken(e.to_string()));
+                Err(e)
             }
         }
     }
 }
 
 impl Write for PeerStream {
+    /// Sends `buf` (up to [`MAX_FRAME`] bytes of it) as one data frame.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(buf);
-        if let Err(e) = &written {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.monitor.lost(self.peer, e.to_string());
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let body = &buf[..buf.len().min(MAX_FRAME)];
+        let mut head = [DATA, 0, 0, 0, 0];
+        head[1..].copy_from_slice(&(body.len() as u32).to_be_bytes());
+        let written = {
+            let _writing = self.link().writing();
+            write_frame(&self.inner, &head, body)
+        };
+        match written {
+            Ok(()) => Ok(body.len()),
+            Err(e) => {
+                self.monitor.lost(self.peer, Loss::Broken(e.to_string()));
+                Err(e)
             }
         }
-        written
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -286,39 +610,49 @@ impl Stream for PeerStream {
         self.inner.set_nonblocking(nonblocking)
     }
 
+    /// Timely shuts down writing after its end marker: no heartbeat may follow that.
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let mut closed = self.link().writing();
+        if how != Shutdown::Read {
+            *closed = true;
+        }
         self.inner.shutdown(how)
     }
 }
 
-/// Owns timely's network threads. Timely's own guard joins them on drop and panics when
-/// one of them panicked (any broken connection). This one never panics: when a peer was
-/// lost or the job disconnected, it shuts the sockets down and leaves the threads to end
-/// by themselves (so nothing waits on a peer that will never finish); otherwise it joins
-/// them, swallowing a panic (the monitor knows why).
+/// Owns timely's network threads and the heartbeat thread. Timely's own guard joins its
+/// threads on drop and panics when one of them panicked (any broken connection). This
+/// one never panics: when a peer was lost or the job disconnected, it shuts the sockets
+/// down and leaves the threads to end by themselves (so nothing waits on a peer that
+/// will never finish); otherwise it joins them, swallowing a panic (the monitor knows
+/// why). Heartbeats go on until timely's threads are done, so a peer that falls silent
+/// before it sent its end marker cannot hang that join.
 struct NetGuard {
     comms: Option<CommsGuard>,
     monitor: PeerMonitor,
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 impl Drop for NetGuard {
     fn drop(&mut self) {
         let Some(comms) = self.comms.take() else { return };
-        if std::thread::panicking() {
-            // A second panic would abort the process: do not join, just cut the threads loose.
-            self.monitor.inner.shutdown_sockets();
-            std::mem::forget(comms);
-            return;
-        }
-        if self.monitor.disconnected() || self.monitor.lost().is_some() {
+        let heartbeat = self.heartbeat.take();
+        let inner = &self.monitor.inner;
+        if std::thread::panicking() || self.monitor.disconnected() || self.monitor.lost().is_some() {
             // The network threads have panicked or will as soon as the sockets are shut:
             // let them end on their own rather than join them (timely's guard would
-            // re-panic with "Send thread panic", or wait on a peer that will never finish).
-            self.monitor.inner.shutdown_sockets();
+            // re-panic with "Send thread panic", or wait on a peer that will never finish;
+            // and a second panic while panicking would abort the process).
+            inner.shutdown_sockets();
+            inner.stop_heartbeats();
             std::mem::forget(comms);
             return;
         }
         let _ = catch_unwind(AssertUnwindSafe(move || drop(comms)));
+        inner.stop_heartbeats();
+        if let Some(heartbeat) = heartbeat {
+            let _ = heartbeat.join();
+        }
     }
 }
 
@@ -357,7 +691,74 @@ pub fn quiet_network_panics() {
 
 #[cfg(test)]
 mod tests {
-    use super::FrameTracker;
+    use super::{Deframer, FrameTracker, DATA, HEARTBEAT};
+    use std::io::{self, Read};
+
+    /// Hands out its bytes `chunk` at a time, as a socket may.
+    struct Chunks {
+        data: Vec<u8>,
+        at: usize,
+        chunk: usize,
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let k = self.chunk.min(buf.len()).min(self.data.len() - self.at);
+            buf[..k].copy_from_slice(&self.data[self.at..self.at + k]);
+            self.at += k;
+            Ok(k)
+        }
+    }
+
+    fn data_frame(payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![DATA];
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// Everything the deframer hands on, read `chunk` bytes at a time into buffers of `room`.
+    fn deframe(wire: &[u8], chunk: usize, room: usize) -> io::Result<Vec<u8>> {
+        let mut source = Chunks { data: wire.to_vec(), at: 0, chunk };
+        let mut deframer = Deframer::default();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; room];
+        loop {
+            match deframer.read(&mut source, &mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn deframer_hands_on_the_data_and_drops_heartbeats_at_any_chunking() {
+        let payloads: Vec<Vec<u8>> =
+            vec![b"first".to_vec(), (0..=255u8).cycle().take(1000).collect(), vec![HEARTBEAT; 70], vec![DATA; 3]];
+        let mut wire = vec![HEARTBEAT, HEARTBEAT];
+        let mut expected = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            wire.extend(data_frame(p));
+            wire.extend(std::iter::repeat_n(HEARTBEAT, i * 40));
+            expected.extend_from_slice(p);
+        }
+        for chunk in [1, 2, 3, 5, 64, 65, 100, 4096] {
+            for room in [1, 7, 64, 5000] {
+                assert_eq!(deframe(&wire, chunk, room).unwrap(), expected, "chunk {chunk}, room {room}");
+            }
+        }
+    }
+
+    #[test]
+    fn deframer_refuses_what_is_not_our_framing() {
+        for wire in [b"GET / HTTP/1.1".to_vec(), vec![DATA, 0, 0, 0, 0]] {
+            let error = deframe(&wire, 100, 100).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(error.to_string().starts_with("garbled data from the peer"), "{error}");
+        }
+        // The end of the stream in the middle of a frame is the end (timely then panics).
+        assert_eq!(deframe(&data_frame(b"cut short")[..7], 3, 100).unwrap(), b"cu".to_vec());
+    }
 
     fn header(length: u64) -> Vec<u8> {
         let mut h = vec![0u8; 48];

@@ -3,7 +3,9 @@
 //! `ferroflow run -p N` generates one per run ([`generate_secret`]) and hands it to its
 //! children in [`SECRET_ENV`] as hex ([`secret_to_hex`]). An `--addresses` run needs the
 //! same secret on every machine: from a file, [`SECRET_ENV`] or [`SECRET_FILE_ENV`]
-//! ([`secret_from_env_or_file`]).
+//! ([`secret_from_env_or_file`]). Every route decodes the text by one rule,
+//! [`parse_secret`], and the Python launcher calls [`resolve_secret`] too, so a secret
+//! given one way on one host and another way on the next is the same key.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -72,7 +74,8 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>, ClusterError> {
 }
 
 /// Decodes a secret: surrounding whitespace is ignored; an even number of hex digits is
-/// decoded as hex, anything else is taken as raw bytes. `source` names where it came
+/// decoded as hex, anything else is taken as raw bytes. Refuses secrets shorter than
+/// [`MIN_SECRET_BYTES`] and secrets that are one byte repeated. `source` names where it came
 /// from, for the error message.
 pub fn parse_secret(text: &[u8], source: &str) -> Result<Vec<u8>, ClusterError> {
     let text = text.trim_ascii();
@@ -91,6 +94,13 @@ pub fn parse_secret(text: &[u8], source: &str) -> Result<Vec<u8>, ClusterError> 
         return Err(ClusterError::Secret(format!(
             "the secret in {source} is too short ({} bytes, at least {MIN_SECRET_BYTES}): {HOW_TO_MAKE_ONE}",
             secret.len()
+        )));
+    }
+    // All zeros (or any one byte repeated) is a placeholder, not a secret: anyone can guess it.
+    if secret.iter().all(|&b| b == secret[0]) {
+        return Err(ClusterError::Secret(format!(
+            "the secret in {source} is one byte ({:#04x}) repeated, which anyone can guess: {HOW_TO_MAKE_ONE}",
+            secret[0]
         )));
     }
     Ok(secret)

@@ -51,14 +51,19 @@ pub enum DecodeErrorKind {
     UnknownTag(u8),
     /// A count or length needs more bytes than are left (after the bytes still owed to
     /// values already announced).
-    LengthTooLarge { claimed: u64, available: u64 },
+    LengthTooLarge {
+        claimed: u64,
+        available: u64,
+    },
     InvalidUtf8,
     /// A container would open nesting level [`MAX_DEPTH`] + 1.
     TooDeep,
     /// `read` was called after the batch's last value.
     NoValueOwed,
     /// `finish` was called with values still unread.
-    Unfinished { values_owed: u64 },
+    Unfinished {
+        values_owed: u64,
+    },
     /// Bytes left after the batch's last value.
     TrailingBytes(usize),
 }
@@ -227,10 +232,16 @@ impl<'a> Reader<'a> {
             return Err(e);
         }
         if self.pending > 0 {
-            return Err(DecodeError { offset: self.pos, kind: DecodeErrorKind::Unfinished { values_owed: self.pending } });
+            return Err(DecodeError {
+                offset: self.pos,
+                kind: DecodeErrorKind::Unfinished { values_owed: self.pending },
+            });
         }
         if self.pos < self.buf.len() {
-            return Err(DecodeError { offset: self.pos, kind: DecodeErrorKind::TrailingBytes(self.buf.len() - self.pos) });
+            return Err(DecodeError {
+                offset: self.pos,
+                kind: DecodeErrorKind::TrailingBytes(self.buf.len() - self.pos),
+            });
         }
         Ok(())
     }

@@ -5,4 +5,5 @@ pub mod sinks;
 pub mod socket;
 pub mod sources;
 pub mod testing;
+pub mod text;
 pub mod text_file;

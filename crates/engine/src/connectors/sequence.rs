@@ -56,11 +56,7 @@ mod tests {
             sizes.push(i128::from(*r.end()) - i128::from(*r.start()) + 1);
             next = i128::from(*r.end()) + 1;
         }
-        let expected_end = if start > end {
-            i128::from(start)
-        } else {
-            i128::from(end) + 1
-        };
+        let expected_end = if start > end { i128::from(start) } else { i128::from(end) + 1 };
         prop_assert_eq!(next, expected_end);
         let (min, max) = (sizes.iter().min(), sizes.iter().max());
         prop_assert!(max.zip(min).is_none_or(|(a, b)| a - b <= 1));
@@ -84,16 +80,10 @@ mod tests {
         for workers in 1..=7 {
             check_cover(i64::MIN, i64::MAX, workers).unwrap();
         }
-        assert_eq!(
-            sequence_share(i64::MIN, i64::MAX, 0, 1),
-            i64::MIN..=i64::MAX
-        );
+        assert_eq!(sequence_share(i64::MIN, i64::MAX, 0, 1), i64::MIN..=i64::MAX);
         assert_eq!(sequence_share(i64::MIN, i64::MAX, 0, 2), i64::MIN..=-1);
         assert_eq!(sequence_share(i64::MIN, i64::MAX, 1, 2), 0..=i64::MAX);
-        assert_eq!(
-            sequence_share(i64::MAX, i64::MAX, 0, 3),
-            i64::MAX..=i64::MAX
-        );
+        assert_eq!(sequence_share(i64::MAX, i64::MAX, 0, 3), i64::MAX..=i64::MAX);
     }
 
     proptest! {

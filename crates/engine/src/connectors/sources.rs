@@ -5,19 +5,22 @@ use std::sync::Arc;
 
 use crate::connectors::sequence::sequence_share;
 use crate::connectors::socket::SocketLines;
+use crate::connectors::text::EncodingErrors;
 use crate::connectors::text_file::{list_input_files, plan_shares, LineReader};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus};
 use crate::record::Record;
 
 /// One record per line of a file, or of every file in a directory; each worker reads
-/// its share. A missing path fails when the job starts, naming the path.
-pub fn text_file<R: Record>(path: impl Into<PathBuf>) -> SourceFactory<R> {
+/// its share. A missing path fails when the job starts, naming the path; a line that is
+/// not UTF-8 is handled as `errors` says.
+pub fn text_file<R: Record>(path: impl Into<PathBuf>, errors: EncodingErrors) -> SourceFactory<R> {
     let path = path.into();
     Arc::new(move |ctx| {
         let files = list_input_files(&path).map_err(|e| UdfError::new(e.to_string()))?;
         let shares = plan_shares(&files, ctx.index, ctx.peers).map_err(|e| UdfError::new(e.to_string()))?;
-        Ok(Box::new(TextFileReader { lines: LineReader::new(shares), buffer: Vec::new() }) as Box<dyn SourceReader<R>>)
+        Ok(Box::new(TextFileReader { lines: LineReader::new(shares, errors), buffer: Vec::new() })
+            as Box<dyn SourceReader<R>>)
     })
 }
 
@@ -68,11 +71,11 @@ impl<R: Record> SourceReader<R> for SequenceReader {
 }
 
 /// Lines read from a TCP server (Flink's socketTextStream): runs on worker 0 and ends
-/// when the server closes the connection.
-pub fn socket_text<R: Record>(host: String, port: u16, delimiter: u8) -> SourceFactory<R> {
+/// when the server closes the connection. A line that is not UTF-8 is handled as
+/// `errors` says.
+pub fn socket_text<R: Record>(host: String, port: u16, delimiter: u8, errors: EncodingErrors) -> SourceFactory<R> {
     Arc::new(move |ctx| {
-        let lines = SocketLines::connect(&host, port, delimiter, ctx.waker.clone())
-            .map_err(UdfError::new)?;
+        let lines = SocketLines::connect(&host, port, delimiter, errors, ctx.waker.clone()).map_err(UdfError::new)?;
         Ok(Box::new(SocketReader { lines, buffer: Vec::new() }) as Box<dyn SourceReader<R>>)
     })
 }

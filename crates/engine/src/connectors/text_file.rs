@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::connectors::text::{not_utf8, EncodingErrors};
+
 /// Files smaller than this go whole to one worker; splitting them is not worth the seeks.
 pub const SPLIT_MIN_BYTES: u64 = 1 << 20;
 
@@ -83,12 +85,7 @@ pub fn plan_shares(files: &[PathBuf], worker: usize, workers: usize) -> io::Resu
 }
 
 /// [`plan_shares`] with the split threshold as a parameter, so tests can split small files.
-fn plan_shares_with(
-    files: &[PathBuf],
-    worker: usize,
-    workers: usize,
-    split_min: u64,
-) -> io::Result<Vec<FileShare>> {
+fn plan_shares_with(files: &[PathBuf], worker: usize, workers: usize, split_min: u64) -> io::Result<Vec<FileShare>> {
     if worker >= workers {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -97,9 +94,7 @@ fn plan_shares_with(
     }
     let mut shares = Vec::new();
     for (index, path) in files.iter().enumerate() {
-        let len = std::fs::metadata(path)
-            .map_err(|e| with_path(path, e))?
-            .len();
+        let len = std::fs::metadata(path).map_err(|e| with_path(path, e))?.len();
         let (start, end) = if len < split_min {
             if index % workers != worker {
                 continue;
@@ -114,11 +109,7 @@ fn plan_shares_with(
             (cut(worker), cut(worker + 1))
         };
         if start < end {
-            shares.push(FileShare {
-                path: path.clone(),
-                start,
-                end,
-            });
+            shares.push(FileShare { path: path.clone(), start, end });
         }
     }
     Ok(shares)
@@ -130,6 +121,8 @@ struct OpenShare {
     reader: BufReader<File>,
     /// Byte offset of the next unread byte.
     pos: u64,
+    /// Byte offset of the share's first line.
+    first: u64,
     /// Lines returned from this share so far.
     line: u64,
 }
@@ -140,26 +133,22 @@ pub struct LineReader {
     current: Option<OpenShare>,
     buf: Vec<u8>,
     exhausted: bool,
+    errors: EncodingErrors,
 }
 
 impl LineReader {
     /// A reader over `shares`; files are opened lazily, one at a time.
-    pub fn new(shares: Vec<FileShare>) -> Self {
-        Self {
-            pending: shares.into_iter(),
-            current: None,
-            buf: Vec::new(),
-            exhausted: false,
-        }
+    pub fn new(shares: Vec<FileShare>, errors: EncodingErrors) -> Self {
+        Self { pending: shares.into_iter(), current: None, buf: Vec::new(), exhausted: false, errors }
     }
 
     /// Appends up to `max` lines to `out`; returns Ok(false) once the whole share list is exhausted.
     ///
     /// Lines are returned without their `"\n"` or `"\r\n"`. `Ok(true)` means more lines
     /// may follow; `Ok(false)` may come with the last lines appended in the same call.
-    /// A line that is not UTF-8 is an `InvalidData` error `<path>: line <n> is not valid
-    /// UTF-8`, where `n` is 1-based and counts lines within the share (for a whole file,
-    /// the line number in the file).
+    /// A line that is not UTF-8 is, under [`EncodingErrors::Strict`], an `InvalidData`
+    /// error naming the path, the line's 1-based number in the file and the offset of
+    /// its first bad byte, whichever share of the file it was in.
     pub fn next_batch(&mut self, max: usize, out: &mut Vec<String>) -> io::Result<bool> {
         let mut added = 0;
         while added < max {
@@ -180,37 +169,53 @@ impl LineReader {
                 continue;
             }
             self.buf.clear();
-            let n = open
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|e| with_path(&open.share.path, e))?;
+            let n = open.reader.read_until(b'\n', &mut self.buf).map_err(|e| with_path(&open.share.path, e))?;
             if n == 0 {
                 // The file shrank after planning; nothing more here.
                 self.current = None;
                 continue;
             }
+            let line_start = open.pos;
             open.pos += n as u64;
             open.line += 1;
             let mut line: &[u8] = &self.buf;
             if let Some(rest) = line.strip_suffix(b"\n") {
                 line = rest.strip_suffix(b"\r").unwrap_or(rest);
             }
-            match std::str::from_utf8(line) {
-                Ok(s) => out.push(s.to_owned()),
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{}: line {} is not valid UTF-8",
-                            open.share.path.display(),
-                            open.line
-                        ),
-                    ));
-                }
+            match self.errors.decode(line) {
+                Ok(s) => out.push(s),
+                Err(bad) => return Err(not_utf8_in_file(open, line_start + bad as u64)),
             }
             added += 1;
         }
         Ok(!self.exhausted)
+    }
+}
+
+/// The error for a bad byte at offset `byte` of the line just read from `open`. A share
+/// that starts inside the file counts the lines before it first: only now, as errors
+/// are rare, so workers never coordinate to number lines.
+fn not_utf8_in_file(open: &OpenShare, byte: u64) -> io::Error {
+    let path = &open.share.path;
+    let message = match count_newlines(path, open.first) {
+        Ok(before) => not_utf8(&path.display().to_string(), before + open.line, byte),
+        Err(e) => format!("{}: not valid UTF-8 at byte {byte} (and cannot count its lines: {e})", path.display()),
+    };
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// How many `'\n'` bytes the first `len` bytes of the file hold.
+fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?.take(len));
+    let mut count = 0u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(count);
+        }
+        count += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = chunk.len();
+        reader.consume(n);
     }
 }
 
@@ -234,12 +239,7 @@ fn open_share(share: FileShare) -> io::Result<Option<OpenShare>> {
             pos += reader.skip_until(b'\n').map_err(err)? as u64;
         }
     }
-    Ok(Some(OpenShare {
-        share,
-        reader,
-        pos,
-        line: 0,
-    }))
+    Ok(Some(OpenShare { share, reader, pos, first: pos, line: 0 }))
 }
 
 #[cfg(test)]
@@ -255,10 +255,7 @@ mod tests {
         fn new() -> Self {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!(
-                "ferroflow-text-file-test-{}-{n}",
-                std::process::id()
-            ));
+            let p = std::env::temp_dir().join(format!("ferroflow-text-file-test-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
@@ -278,7 +275,7 @@ mod tests {
     }
 
     fn read_all(shares: Vec<FileShare>, batch: usize) -> io::Result<Vec<String>> {
-        let mut reader = LineReader::new(shares);
+        let mut reader = LineReader::new(shares, EncodingErrors::Strict);
         let mut out = Vec::new();
         let mut calls = 0;
         while reader.next_batch(batch, &mut out)? {
@@ -404,10 +401,7 @@ mod tests {
                 starts = shares[0].end;
             }
             assert_eq!(starts, contents.len() as u64);
-            assert_eq!(
-                lines_by_worker(&files, None, workers, SPLIT_MIN_BYTES, 1000),
-                want
-            );
+            assert_eq!(lines_by_worker(&files, None, workers, SPLIT_MIN_BYTES, 1000), want);
         }
     }
 
@@ -420,28 +414,11 @@ mod tests {
         let files = vec![a.clone(), b.clone(), c];
         let s0 = plan_shares(&files, 0, 2).unwrap();
         let s1 = plan_shares(&files, 1, 2).unwrap();
-        assert_eq!(
-            s0,
-            vec![FileShare {
-                path: a,
-                start: 0,
-                end: 4
-            }]
-        );
-        assert_eq!(
-            s1,
-            vec![FileShare {
-                path: b,
-                start: 0,
-                end: 1
-            }]
-        );
+        assert_eq!(s0, vec![FileShare { path: a, start: 0, end: 4 }]);
+        assert_eq!(s1, vec![FileShare { path: b, start: 0, end: 1 }]);
         assert_eq!(read_all(s0, 10).unwrap(), vec!["1", "2"]);
         assert_eq!(read_all(s1, 10).unwrap(), vec!["3"]);
-        assert_eq!(
-            plan_shares(&files, 2, 2).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(plan_shares(&files, 2, 2).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert!(plan_shares(&files, 0, 0).is_err());
     }
 
@@ -490,19 +467,12 @@ mod tests {
         let missing = dir.0.join("nope.txt");
         let err = list_input_files(&missing).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert_eq!(
-            err.to_string(),
-            format!("no such file or directory: {}", missing.display())
-        );
+        assert_eq!(err.to_string(), format!("no such file or directory: {}", missing.display()));
         let err = plan_shares(std::slice::from_ref(&missing), 0, 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().starts_with(&missing.display().to_string()));
         // Deleted between planning and reading: an error naming the file, no panic.
-        let share = FileShare {
-            path: missing,
-            start: 0,
-            end: 5,
-        };
+        let share = FileShare { path: missing, start: 0, end: 5 };
         let err = read_all(vec![share], 10).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
@@ -511,26 +481,64 @@ mod tests {
     fn invalid_utf8_message() {
         let dir = TempDir::new();
         let p = dir.write("bad.txt", b"ok\nfine\nbad \xff here\nafter\n");
-        let mut reader = LineReader::new(plan_shares(std::slice::from_ref(&p), 0, 1).unwrap());
+        let shares = plan_shares(std::slice::from_ref(&p), 0, 1).unwrap();
+        let mut reader = LineReader::new(shares.clone(), EncodingErrors::Strict);
         let mut out = Vec::new();
         let err = reader.next_batch(10, &mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(
-            err.to_string(),
-            format!("{}: line 3 is not valid UTF-8", p.display())
-        );
+        assert_eq!(err.to_string(), not_utf8(&p.display().to_string(), 3, 12));
+        assert!(err.to_string().contains("line 3 is not valid UTF-8 (bad byte at offset 12)"), "{err}");
         assert_eq!(out, vec!["ok", "fine"]);
+        // Asked for, bad bytes are replaced or left out instead.
+        let mut out = Vec::new();
+        LineReader::new(shares.clone(), EncodingErrors::Replace).next_batch(10, &mut out).unwrap();
+        assert_eq!(out, vec!["ok", "fine", "bad \u{FFFD} here", "after"]);
+        let mut out = Vec::new();
+        LineReader::new(shares, EncodingErrors::Ignore).next_batch(10, &mut out).unwrap();
+        assert_eq!(out[2], "bad  here");
+    }
+
+    /// A bad line in a later worker's byte range is named by its line in the file,
+    /// not in the range (the worker counts the lines before its range).
+    #[test]
+    fn invalid_utf8_in_a_later_share_names_the_file_line() {
+        let dir = TempDir::new();
+        let mut contents = Vec::new();
+        for i in 0..1000 {
+            contents.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let bad_at = contents.len() + 2;
+        contents.extend_from_slice(b"ba\xffd\n");
+        for i in 0..300 {
+            contents.extend_from_slice(format!("tail {i}\n").as_bytes());
+        }
+        let p = dir.write("big.txt", &contents);
+        for workers in 1..=4 {
+            let mut errors = Vec::new();
+            for w in 0..workers {
+                let shares = plan_shares_with(std::slice::from_ref(&p), w, workers, 0).unwrap();
+                let mut reader = LineReader::new(shares, EncodingErrors::Strict);
+                let mut out = Vec::new();
+                loop {
+                    match reader.next_batch(7, &mut out) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            assert_eq!(errors, vec![not_utf8(&p.display().to_string(), 1001, bad_at as u64)], "workers={workers}");
+        }
     }
 
     #[test]
     fn shrunk_file_does_not_panic() {
         let dir = TempDir::new();
         let p = dir.write("s.txt", b"a\nb\n");
-        let share = FileShare {
-            path: p,
-            start: 10,
-            end: 20,
-        };
+        let share = FileShare { path: p, start: 10, end: 20 };
         assert_eq!(read_all(vec![share], 10).unwrap(), Vec::<String>::new());
     }
 }

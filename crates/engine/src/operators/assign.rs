@@ -70,7 +70,8 @@ pub fn assign_timestamps<'s, R: Record>(
                 held = CapabilitySet::new();
                 return;
             }
-            let generator = generator.get_or_insert_with(|| WatermarkGenerator::new(spec, idleness_ms, env.processing_time(frontier)));
+            let generator = generator
+                .get_or_insert_with(|| WatermarkGenerator::new(spec, idleness_ms, env.processing_time(frontier)));
             let mut output = output.activate();
             let mut failed = false;
             env.enter(|| {

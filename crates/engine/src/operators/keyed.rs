@@ -140,7 +140,7 @@ pub(crate) fn open_batches<R: Record>(
 ) -> bool {
     for (_dest, batch) in batches.drain(..) {
         if let Err(e) = unpack(batch, decode_keyed::<R>, out) {
-            env.fail(ErrorKind::Internal, operator, UdfError::new(format!("a batch from another process is corrupt: {e}")));
+            env.fail(ErrorKind::Udf, operator, e.into());
             out.clear();
             return false;
         }
@@ -203,7 +203,7 @@ impl<R: Record> RollingReduce<R> {
         keyed: &mut Vec<Keyed<R>>,
         out: &mut Vec<R>,
     ) -> bool {
-        if let Err(e) = self.fold(red, keyed, out) {
+        if let Err(e) = self.fold(env, red, keyed, out) {
             env.fail(ErrorKind::Udf, name, e);
             keyed.clear();
             out.clear();
@@ -216,7 +216,13 @@ impl<R: Record> RollingReduce<R> {
     /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
     /// first record as it is, then each `reduce(previous, value)` with the value's
     /// timestamp (as Flink).
-    fn fold(&mut self, red: &mut dyn Reducer<R>, keyed: &mut Vec<Keyed<R>>, out: &mut Vec<R>) -> UdfResult<()> {
+    fn fold(
+        &mut self,
+        env: &OpEnv,
+        red: &mut dyn Reducer<R>,
+        keyed: &mut Vec<Keyed<R>>,
+        out: &mut Vec<R>,
+    ) -> UdfResult<()> {
         out.reserve(keyed.len());
         let mut records = keyed.drain(..);
         while let Some((key, _key_value, value)) = records.next() {
@@ -231,12 +237,14 @@ impl<R: Record> RollingReduce<R> {
                 self.state.prefetch_entry(near.hash());
             }
             if self.holds_records {
-                if let Some(acc) = rest.get(PREFETCH_AHEAD / 4).and_then(|(next, _, _)| self.state.peek(next.hash())?.record()) {
+                if let Some(acc) =
+                    rest.get(PREFETCH_AHEAD / 4).and_then(|(next, _, _)| self.state.peek(next.hash())?.record())
+                {
                     acc.prefetch();
                 }
             }
             // One lookup per record: update in place, insert only new keys.
-            let emit = match self.state.get_mut(&key) {
+            let mut emit = match self.state.get_mut(&key) {
                 Some(acc) => {
                     let mut v = red.update(&key, acc, &value)?;
                     self.holds_records |= acc.record().is_some();
@@ -250,6 +258,8 @@ impl<R: Record> RollingReduce<R> {
                     value
                 }
             };
+            // The state holds what is emitted, and the next update may change it.
+            env.own_one(&mut emit)?;
             out.push(emit);
         }
         Ok(())

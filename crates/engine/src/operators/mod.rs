@@ -2,6 +2,7 @@
 //! per activation and calls user functions record by record inside it.
 
 mod assign;
+mod fan_out;
 mod iterate;
 pub(crate) mod keyed;
 mod sink;
@@ -10,6 +11,7 @@ mod transform;
 mod window;
 
 pub use assign::assign_timestamps;
+pub use fan_out::{own_copy, own_keyed_copy};
 pub use iterate::iterate;
 pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
 pub use sink::sink;
@@ -23,8 +25,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::control::JobControl;
-use crate::error::{ErrorKind, JobError, UdfError};
+use crate::error::{ErrorKind, JobError, UdfError, UdfResult};
 use crate::functions::{BatchScope, WorkerContext};
+use crate::record::Record;
 
 /// What every operator of one worker shares.
 pub struct OpEnv {
@@ -38,6 +41,8 @@ pub struct OpEnv {
     pub manual_processing_time: bool,
     /// Most records a source hands on per activation.
     pub batch_size: usize,
+    /// Operators may share records ([`crate::ExecConfig::object_reuse`]).
+    pub object_reuse: bool,
     /// Records emitted per plan node, by this worker.
     pub counts: Rc<RefCell<Vec<u64>>>,
     /// What to do when the job is cancelled (sources let go of threads and connections).
@@ -49,6 +54,18 @@ pub struct OpEnv {
     /// (timestamp assigners, whose partition's watermark goes to "finished").
     pub ended_sources: RefCell<std::collections::HashSet<usize>>,
     pub source_watchers: RefCell<Vec<(usize, timely::scheduling::Activator)>>,
+}
+
+/// [`Record::make_all_private`], failing with the record that cannot be copied.
+pub fn own_records<R: Record>(records: &mut [R]) -> UdfResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    R::make_all_private(records).map_err(|(i, why)| copy_failed(&records[i], why))
+}
+
+fn copy_failed<R: Record>(record: &R, why: String) -> UdfError {
+    UdfError::new(format!("cannot copy the record: {why}")).with_record(record.describe())
 }
 
 /// Source batches per epoch.
@@ -87,7 +104,10 @@ impl OpEnv {
 
     /// Processing time now: the wall clock, or with manual processing time, what the
     /// frontier `frontier` implies.
-    pub(crate) fn processing_time(&self, frontier: timely::progress::frontier::AntichainRef<'_, crate::time::Time>) -> i64 {
+    pub(crate) fn processing_time(
+        &self,
+        frontier: timely::progress::frontier::AntichainRef<'_, crate::time::Time>,
+    ) -> i64 {
         if self.manual_processing_time {
             crate::time::processing_time(frontier)
         } else {
@@ -112,6 +132,25 @@ impl OpEnv {
 
     pub(crate) fn has_source_ended(&self, node: usize) -> bool {
         self.ended_sources.borrow().contains(&node)
+    }
+
+    /// Makes `records` their next holder's own unless object reuse is on (see
+    /// [`Record::make_private`]): called wherever a record may have become reachable
+    /// from two places.
+    pub(crate) fn own<R: Record>(&self, records: &mut [R]) -> UdfResult<()> {
+        if self.object_reuse {
+            return Ok(());
+        }
+        own_records(records)
+    }
+
+    /// [`OpEnv::own`] of one record.
+    #[inline]
+    pub(crate) fn own_one<R: Record>(&self, record: &mut R) -> UdfResult<()> {
+        if self.object_reuse {
+            return Ok(());
+        }
+        record.make_private().map_err(|why| copy_failed(record, why))
     }
 
     pub(crate) fn count(&self, node: usize, n: usize) {

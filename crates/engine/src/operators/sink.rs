@@ -10,7 +10,9 @@ use crate::functions::SinkFactory;
 use crate::operators::OpEnv;
 use crate::record::Record;
 
-/// Hands each batch to the sink; closes it when the input ends.
+/// Hands each batch to the sink; closes it when the input ends and keeps its finished
+/// output for the job to publish. The sink's blocking output (`flush`,
+/// `prepare_commit`) runs outside the batch scope.
 pub fn sink<'s, R: Record>(
     stream: Stream<'s, Time, Vec<R>>,
     node: usize,
@@ -32,6 +34,7 @@ pub fn sink<'s, R: Record>(
             return;
         };
         let mut failed = None;
+        let ended = frontier.is_empty();
         env.enter(|| {
             input.for_each(|_cap, data| {
                 if failed.is_some() {
@@ -44,16 +47,26 @@ pub fn sink<'s, R: Record>(
                 }
                 data.clear();
             });
-            if failed.is_none() && frontier.is_empty() {
+            if failed.is_none() && ended {
                 if let Err(e) = s.close() {
                     failed = Some(e);
                 }
             }
         });
+        if failed.is_none() {
+            failed = s.flush(env.control.abort_flag()).err();
+        }
+        if failed.is_none() && ended {
+            match s.prepare_commit() {
+                Ok(Some(commit)) => env.control.add_commit(&name, commit),
+                Ok(None) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
         if let Some(e) = failed {
             env.fail(ErrorKind::Sink, &name, e);
             env.enter(|| drop(sink.take()));
-        } else if frontier.is_empty() {
+        } else if ended {
             env.enter(|| drop(sink.take()));
         }
     });

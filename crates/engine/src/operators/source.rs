@@ -101,6 +101,11 @@ pub fn source<'s, R: Record>(
                         Ok(s) => status = s,
                         Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
                     }
+                    // The source may still hold what it gave (a collection's items).
+                    if let Err(e) = env.own(&mut buffer) {
+                        env.fail(ErrorKind::Source, &name_owned, e);
+                        buffer.clear();
+                    }
                     if !buffer.is_empty() {
                         env.count(node, buffer.len());
                         output.session(c).give_container(&mut buffer);
@@ -179,33 +184,37 @@ pub fn rebalance<'s, R: Record>(
     let send_name = format!("rebalance {name}");
     let send_env = env.clone();
     let mut next = 0usize;
-    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(Pipeline, &send_name.clone(), move |_cap, _info| {
-        let mut out = Vec::new();
-        move |input, output| {
-            let env = &send_env;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    let sent = partition(
-                        data,
-                        env.worker.peers,
-                        env.locality,
-                        |_r| {
-                            next = next.wrapping_add(1);
-                            next % targets.max(1)
-                        },
-                        encode_records::<R>,
-                        &mut out,
-                    );
-                    match sent {
-                        Ok(()) => output.session(&cap).give_container(&mut out),
-                        Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
-                    }
-                    data.clear();
-                    out.clear();
+    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(
+        Pipeline,
+        &send_name.clone(),
+        move |_cap, _info| {
+            let mut out = Vec::new();
+            move |input, output| {
+                let env = &send_env;
+                env.enter(|| {
+                    input.for_each(|cap, data| {
+                        let sent = partition(
+                            data,
+                            env.worker.peers,
+                            env.locality,
+                            |_r| {
+                                next = next.wrapping_add(1);
+                                next % targets.max(1)
+                            },
+                            encode_records::<R>,
+                            &mut out,
+                        );
+                        match sent {
+                            Ok(()) => output.session(&cap).give_container(&mut out),
+                            Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
+                        }
+                        data.clear();
+                        out.clear();
+                    });
                 });
-            });
-        }
-    });
+            }
+        },
+    );
     let receive_name = format!("receive {name}");
     routed.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(
         Exchange::new(|r: &Routed<R>| r.0),
@@ -217,11 +226,7 @@ pub fn rebalance<'s, R: Record>(
                     input.for_each(|cap, data| {
                         for (_dest, batch) in data.drain(..) {
                             if let Err(e) = unpack(batch, R::decode_batch, &mut records) {
-                                env.fail(
-                                    ErrorKind::Internal,
-                                    &receive_name,
-                                    crate::error::UdfError::new(format!("a batch from another process is corrupt: {e}")),
-                                );
+                                env.fail(ErrorKind::Udf, &receive_name, e.into());
                                 records.clear();
                                 return;
                             }

@@ -53,7 +53,9 @@ pub fn transform_chain<'s, R: Record>(
                             }
                             // Outputs carry their input's timestamp (Flink's map/flat_map).
                             let (ts, first) = (record.timestamp(), next.len());
-                            let applied = step.apply(record, &mut next);
+                            // Before the next call: a function may keep what it returned
+                            // and change it then (or return one object twice).
+                            let applied = step.apply(record, &mut next).and_then(|()| env.own(&mut next[first..]));
                             if ts != NO_TIME {
                                 next[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
                             }

@@ -27,7 +27,7 @@ use crate::exchange::Routed;
 use crate::functions::{ApplyFactory, Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
 use crate::key::{Key, KeyMap};
 use crate::operators::keyed::open_batches;
-use crate::operators::{Keyed, OpEnv};
+use crate::operators::{own_records, Keyed, OpEnv};
 use crate::plan::{WindowFunction, WindowSpec};
 use crate::record::Record;
 use crate::time::{self, Time, NO_TIME};
@@ -37,7 +37,13 @@ use crate::windows::event_time::{
 
 /// The reduce or aggregate of a window, as the core's accumulator function.
 enum Incremental<R> {
-    Reduce(Box<dyn Reducer<R>>),
+    /// `own_first`: a window's first value, which becomes its accumulator, is made the
+    /// accumulator's own (object reuse off): the reduce may change it in place, while
+    /// the record may still be in the window's elements (with an evictor).
+    Reduce {
+        f: Box<dyn Reducer<R>>,
+        own_first: bool,
+    },
     Aggregate(Box<dyn WindowAggregate<R>>),
 }
 
@@ -48,15 +54,22 @@ impl<R: Record> AggregateFunction<R> for Incremental<R> {
 
     fn create_accumulator(&mut self) -> UdfResult<Option<R>> {
         match self {
-            Incremental::Reduce(_) => Ok(None),
+            Incremental::Reduce { .. } => Ok(None),
             Incremental::Aggregate(a) => a.create_accumulator().map(Some),
         }
     }
 
     fn add(&mut self, value: &R, acc: Option<R>) -> UdfResult<Option<R>> {
         match (self, acc) {
-            (Incremental::Reduce(_), None) => Ok(Some(value.clone())),
-            (Incremental::Reduce(r), Some(acc)) => r.reduce(&acc, value).map(Some),
+            (Incremental::Reduce { f, own_first }, None) => {
+                f.check_first(value)?;
+                let mut acc = value.clone();
+                if *own_first {
+                    own_records(std::slice::from_mut(&mut acc))?;
+                }
+                Ok(Some(acc))
+            }
+            (Incremental::Reduce { f, .. }, Some(acc)) => f.reduce(&acc, value).map(Some),
             (Incremental::Aggregate(a), Some(acc)) => a.add(value, acc).map(Some),
             (Incremental::Aggregate(a), None) => {
                 let acc = a.create_accumulator()?;
@@ -67,19 +80,19 @@ impl<R: Record> AggregateFunction<R> for Incremental<R> {
 
     fn get_result(&mut self, acc: &Option<R>) -> UdfResult<R> {
         match (self, acc) {
-            (Incremental::Reduce(_), Some(v)) => Ok(v.clone()),
+            (Incremental::Reduce { .. }, Some(v)) => Ok(v.clone()),
             (Incremental::Aggregate(a), Some(acc)) => a.get_result(acc),
             (Incremental::Aggregate(a), None) => {
                 let acc = a.create_accumulator()?;
                 a.get_result(&acc)
             }
-            (Incremental::Reduce(_), None) => Err(UdfError::new("reduce of an empty window")),
+            (Incremental::Reduce { .. }, None) => Err(UdfError::new("reduce of an empty window")),
         }
     }
 
     fn merge(&mut self, a: Option<R>, b: Option<R>) -> UdfResult<Option<R>> {
         match (self, a, b) {
-            (Incremental::Reduce(r), Some(a), Some(b)) => r.reduce(&a, &b).map(Some),
+            (Incremental::Reduce { f, .. }, Some(a), Some(b)) => f.reduce(&a, &b).map(Some),
             (Incremental::Aggregate(f), Some(a), Some(b)) => f.merge(a, b).map(Some),
             (_, a, b) => Ok(a.or(b)),
         }
@@ -89,7 +102,7 @@ impl<R: Record> AggregateFunction<R> for Incremental<R> {
 impl<R: Record> Incremental<R> {
     fn close(&mut self) -> UdfResult<()> {
         match self {
-            Incremental::Reduce(r) => r.close(),
+            Incremental::Reduce { f, .. } => f.close(),
             Incremental::Aggregate(a) => a.close(),
         }
     }
@@ -142,7 +155,10 @@ enum Outcome<R> {
 
 impl<R: Record> Core<R> {
     fn element(&mut self, key: Key, ts: i64, value: R) -> UdfResult<Outcome<R>> {
-        fn map<R, O>(o: ElementOutcome<Key, R, O>, fired: impl FnOnce(Vec<Firing<Key, R, O>>) -> Vec<Fired<R>>) -> Outcome<R> {
+        fn map<R, O>(
+            o: ElementOutcome<Key, R, O>,
+            fired: impl FnOnce(Vec<Firing<Key, R, O>>) -> Vec<Fired<R>>,
+        ) -> Outcome<R> {
             match o {
                 ElementOutcome::Assigned(f) => Outcome::Fired(fired(f)),
                 ElementOutcome::Late(late) => Outcome::Late(late.value),
@@ -197,19 +213,27 @@ impl<R: Record> Core<R> {
     }
 
     /// Calls the window function for one firing; outputs carry the window's
-    /// `max_timestamp` as their event time.
-    fn emit(&mut self, key_value: &R, firing: Fired<R>, out: &mut Vec<R>) -> UdfResult<()> {
+    /// `max_timestamp` as their event time. What the window function gets and what
+    /// goes out are made their holder's own (`env.own`): a window that did not purge
+    /// keeps its values and accumulator, and a record may be in several windows.
+    fn emit(&mut self, env: &OpEnv, key_value: &R, firing: Fired<R>, out: &mut Vec<R>) -> UdfResult<()> {
         let (watermark, processing_time) = self.current();
         let ctx = WindowContext { window: firing.window.info(), watermark, processing_time };
         let first = out.len();
+        let owned = |mut values: Vec<R>| env.own(&mut values).map(|()| values);
         match (self, firing.contents) {
-            (Core::Values(_, f), Contents::Values(values)) => f.apply(key_value, &ctx, values, out)?,
-            (Core::Incremental(_, Some(f)), Contents::Aggregate(v)) => f.apply(key_value, &ctx, vec![v], out)?,
+            (Core::Values(_, f), Contents::Values(values)) => f.apply(key_value, &ctx, owned(values)?, out)?,
+            (Core::Incremental(_, Some(f)), Contents::Aggregate(v)) => {
+                f.apply(key_value, &ctx, owned(vec![v])?, out)?
+            }
             (Core::Incremental(_, None), Contents::Aggregate(v)) => out.push(v),
-            (Core::Incremental(_, Some(f)), Contents::Values(values)) => f.apply(key_value, &ctx, values, out)?,
+            (Core::Incremental(_, Some(f)), Contents::Values(values)) => {
+                f.apply(key_value, &ctx, owned(values)?, out)?
+            }
             (_, Contents::Values(values)) => out.extend(values),
             (Core::Values(..), Contents::Aggregate(_)) => unreachable!("a values core has no aggregate"),
         }
+        env.own(&mut out[first..])?;
         let ts = firing.window.max_timestamp();
         out[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
         Ok(())
@@ -241,9 +265,9 @@ fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<
             WindowConfig::new(Assigner::global()).trigger(Trigger::purging(Trigger::Count(*size as u64)))
         }
         // countWindow(n, s): GlobalWindows + CountEvictor(n) + CountTrigger(s).
-        WindowSpec::Count { size, slide } => WindowConfig::new(Assigner::global())
-            .evictor(Evictor::Count(*size))
-            .trigger(Trigger::Count(*slide as u64)),
+        WindowSpec::Count { size, slide } => {
+            WindowConfig::new(Assigner::global()).evictor(Evictor::Count(*size)).trigger(Trigger::Count(*slide as u64))
+        }
         WindowSpec::Custom(make) => make(ctx)?,
     })
 }
@@ -263,26 +287,40 @@ fn make_core<R: Record>(
         Err(e) => env.fail(ErrorKind::Udf, name, e),
     });
     let config = config?;
+    let own_first = !env.object_reuse;
     let core = match function {
         WindowFunction::Apply(f) => apply(f).map(|f| WindowCore::new(config).map(|c| Core::Values(c, f))),
-        WindowFunction::Reduce(r) => env
-            .instantiate(ErrorKind::Udf, name, parallelism, &**r)
-            .map(|r| WindowCore::with_aggregate(config, Incremental::Reduce(r)).map(|c| Core::Incremental(c, None))),
+        WindowFunction::Reduce(r) => env.instantiate(ErrorKind::Udf, name, parallelism, &**r).map(|f| {
+            WindowCore::with_aggregate(config, Incremental::Reduce { f, own_first }).map(|c| Core::Incremental(c, None))
+        }),
         WindowFunction::Aggregate(a) => env
             .instantiate(ErrorKind::Udf, name, parallelism, &**a)
             .map(|a| WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, None))),
         WindowFunction::ReduceThen(r, then) => {
-            let r = env.instantiate(ErrorKind::Udf, name, parallelism, &**r)?;
+            let f = env.instantiate(ErrorKind::Udf, name, parallelism, &**r)?;
             let then = apply(then)?;
-            Some(WindowCore::with_aggregate(config, Incremental::Reduce(r)).map(|c| Core::Incremental(c, Some(then))))
+            Some(
+                WindowCore::with_aggregate(config, Incremental::Reduce { f, own_first })
+                    .map(|c| Core::Incremental(c, Some(then))),
+            )
         }
         WindowFunction::AggregateThen(a, then) => {
             let a = env.instantiate(ErrorKind::Udf, name, parallelism, &**a)?;
             let then = apply(then)?;
-            Some(WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, Some(then))))
+            Some(
+                WindowCore::with_aggregate(config, Incremental::Aggregate(a)).map(|c| Core::Incremental(c, Some(then))),
+            )
         }
     }?;
     match core {
+        Ok(mut c) if !env.object_reuse => {
+            with_core!(&mut c, w => w.copy_values_with(Box::new(|v: &R| {
+                let mut own = v.clone();
+                own_records(std::slice::from_mut(&mut own))?;
+                Ok(own)
+            })));
+            Some(c)
+        }
         Ok(c) => Some(c),
         Err(e) => {
             env.fail(ErrorKind::Plan, name, UdfError::new(e));
@@ -349,7 +387,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                     if failed.is_some() || !open_batches(&env, &name, data, &mut keyed) {
                         data.clear();
                         keyed.clear();
-                        failed.get_or_insert_with(|| UdfError::new("a batch from another process is corrupt"));
+                        failed.get_or_insert_with(|| UdfError::internal("a batch from another process is corrupt"));
                         return;
                     }
                     let Some(&t) = cap.stamp().iter().next() else { return };
@@ -362,7 +400,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
                 let clock = env.processing_time(frontier);
                 // Complete batches, by watermark: every batch processed later, complete or
                 // not, was sent at a watermark at or above this one's.
-                let mut ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+                let mut ready: Vec<Time> =
+                    pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
                 ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
                 // The same for manual processing time: the least still to come.
                 let mut later_processing = vec![i64::MAX; ready.len()];
@@ -506,13 +545,15 @@ fn emit_all<R: Record>(
     if firings.is_empty() {
         return Ok(());
     }
-    let cap = cap.ok_or_else(|| UdfError::new("internal: a window fired with no capability held"))?;
+    let cap = cap.ok_or_else(|| UdfError::internal("a window fired with no capability held"))?;
     let mut touched = Vec::with_capacity(firings.len());
     for firing in firings {
         let key_value =
-            key_values.get(&firing.key).ok_or_else(|| UdfError::new("internal: a window fired for an unknown key"))?;
+            key_values.get(&firing.key).ok_or_else(|| UdfError::internal("a window fired for an unknown key"))?;
         touched.push(firing.key.clone());
-        core.emit(&key_value.clone(), firing, out)?;
+        let mut key_value = key_value.clone();
+        env.own_one(&mut key_value)?;
+        core.emit(env, &key_value, firing, out)?;
     }
     // Keys without windows are forgotten, so state stays bounded by open windows.
     for key in touched {

@@ -61,8 +61,8 @@
 //! (window end, window start).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
 use std::convert::Infallible;
+use std::hash::Hash;
 
 pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDomain, Window};
 pub use super::triggers::{Evictor, Trigger, TriggerContext, TriggerResult, TriggerState};
@@ -386,6 +386,9 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     timers: Timers<K>,
     stats: WindowStats,
     scratch: Vec<Window>,
+    /// Copies a record for each window after the first it falls in (see
+    /// [`WindowCore::copy_values_with`]).
+    copy: Option<Box<dyn FnMut(&V) -> UdfResult<V>>>,
 }
 
 impl<K: Ord + Hash + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
@@ -430,7 +433,16 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             timers: Timers { event: BTreeSet::new(), processing: BTreeSet::new() },
             stats: WindowStats::default(),
             scratch: Vec::new(),
+            copy: None,
         })
+    }
+
+    /// A record that falls in several windows goes into each as a value of its own,
+    /// made by `copy` (the first window takes the record itself): windows change their
+    /// contents apart (a reduce that updates its accumulator in place). Without it,
+    /// the windows hold clones.
+    pub fn copy_values_with(&mut self, copy: Box<dyn FnMut(&V) -> UdfResult<V>>) {
+        self.copy = Some(copy);
     }
 
     // ---- introspection ----
@@ -548,8 +560,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             } else {
                 window
             };
+            let own = match (&mut self.copy, accepted) {
+                (Some(copy), true) => copy(&value)?,
+                _ => value.clone(),
+            };
             accepted = true;
-            self.add_to_window(&key, window, seq, timestamp, value.clone(), &mut firings)?;
+            self.add_to_window(&key, window, seq, timestamp, own, &mut firings)?;
         }
         self.scratch = assigned;
         if accepted {
@@ -635,7 +651,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         pending.sort_by(|a, b| (a.1.end(), &a.0, a.1.start()).cmp(&(b.1.end(), &b.0, b.1.start())));
         for (key, window) in pending {
             let st = self.windows.get_mut(&key).and_then(|m| m.get_mut(&window)).expect("listed");
-            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, true)? {
+            if let Some(contents) =
+                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, true)?
+            {
                 out.push(Firing { key, window, contents, purged: true, cause: Cause::EndOfInput });
             }
             st.contents = Stored::Empty;
@@ -706,7 +724,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             TimeDomain::ProcessingTime => self.trigger.on_processing_time(t, &mut ctx, &mut st.trigger),
         };
         if r.fire {
-            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)? {
+            if let Some(contents) =
+                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)?
+            {
                 let cause = match domain {
                     TimeDomain::EventTime => Cause::EventTime(t),
                     TimeDomain::ProcessingTime => Cause::ProcessingTime(t),
@@ -770,7 +790,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
         let r = self.trigger.on_element(ts, &mut ctx, &mut st.trigger);
         if r.fire {
-            if let Some(contents) = fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)? {
+            if let Some(contents) =
+                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)?
+            {
                 firings.push(Firing { key: key.clone(), window, contents, purged: r.purge, cause: Cause::Element });
             }
         }

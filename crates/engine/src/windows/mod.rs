@@ -12,9 +12,7 @@ pub mod triggers;
 use std::collections::VecDeque;
 
 /// A time window `[start, end)` in milliseconds.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct TimeWindow {
     pub start: i64,
     pub end: i64,
@@ -56,10 +54,7 @@ pub fn window_start(ts: i64, offset: i64, size: i64) -> i64 {
 /// The tumbling window of length `size` (shifted by `offset`) that contains `ts`.
 pub fn tumbling_window(ts: i64, size: i64, offset: i64) -> TimeWindow {
     let start = window_start_wide(ts, offset, size);
-    TimeWindow {
-        start: saturate(start),
-        end: saturate(start + i128::from(size.max(0))),
-    }
+    TimeWindow { start: saturate(start), end: saturate(start + i128::from(size.max(0))) }
 }
 
 /// Every sliding window containing ts, latest start first (Flink's order). size > 0, slide > 0.
@@ -74,10 +69,7 @@ pub fn sliding_windows(ts: i64, size: i64, slide: i64, offset: i64, out: &mut Ve
     let (size, slide) = (i128::from(size), i128::from(slide));
     let lowest_excluded = i128::from(ts) - size;
     while start > lowest_excluded {
-        out.push(TimeWindow {
-            start: saturate(start),
-            end: saturate(start + size),
-        });
+        out.push(TimeWindow { start: saturate(start), end: saturate(start + size) });
         start -= slide;
     }
 }
@@ -103,12 +95,7 @@ impl<V: Clone> CountWindowBuffer<V> {
     /// (size >= 1, 1 <= slide; zero is treated as 1 instead of panicking).
     pub fn new(size: usize, slide: usize) -> Self {
         let size = size.max(1);
-        Self {
-            size,
-            slide: slide.max(1),
-            buf: VecDeque::with_capacity(size.min(1024)),
-            since_fire: 0,
-        }
+        Self { size, slide: slide.max(1), buf: VecDeque::with_capacity(size.min(1024)), since_fire: 0 }
     }
 
     fn is_tumbling(&self) -> bool {
@@ -166,10 +153,7 @@ mod tests {
         let mut start = ts + slide + 1;
         while start > ts - size - slide {
             if (start - offset) % slide == 0 {
-                let w = TimeWindow {
-                    start,
-                    end: start + size,
-                };
+                let w = TimeWindow { start, end: start + size };
                 if w.contains(ts) {
                     v.push(w);
                 }
@@ -195,24 +179,12 @@ mod tests {
         assert_eq!(window_start(10, 2, 5), 7);
         assert_eq!(window_start(1, -2, 5), -2);
         let w = tumbling_window(1_500, 1_000, 0);
-        assert_eq!(
-            w,
-            TimeWindow {
-                start: 1_000,
-                end: 2_000
-            }
-        );
+        assert_eq!(w, TimeWindow { start: 1_000, end: 2_000 });
         assert_eq!(w.max_timestamp(), 1_999);
         assert!(w.contains(1_000) && w.contains(1_999) && !w.contains(2_000));
         let mut out = Vec::new();
         sliding_windows(7, 10, 5, 0, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                TimeWindow { start: 5, end: 15 },
-                TimeWindow { start: 0, end: 10 }
-            ]
-        );
+        assert_eq!(out, vec![TimeWindow { start: 5, end: 15 }, TimeWindow { start: 0, end: 10 }]);
     }
 
     #[test]
@@ -237,13 +209,7 @@ mod tests {
         let mut out = Vec::new();
         sliding_windows(i64::MAX, i64::MAX, i64::MAX, 0, &mut out);
         // The true window [MAX, 2 * MAX) is not representable: its end saturates.
-        assert_eq!(
-            out,
-            vec![TimeWindow {
-                start: i64::MAX,
-                end: i64::MAX
-            }]
-        );
+        assert_eq!(out, vec![TimeWindow { start: i64::MAX, end: i64::MAX }]);
     }
 
     #[test]

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use ferroflow_engine::clock::Clock;
-use ferroflow_engine::functions::WindowContext;
 use ferroflow_engine::functions::closures::*;
+use ferroflow_engine::functions::WindowContext;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::Key;
-use ferroflow_engine::record::describe_truncated;
+use ferroflow_engine::record::{describe_truncated, BatchReadError};
 use ferroflow_engine::{start, ExecConfig, JobError, JobSummary, Plan, Record, UdfError, UdfResult};
 
 /// A small record type for tests.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[allow(clippy::enum_variant_names)] // `KV` is key-value, not a kind of `V`
 pub enum V {
     I(i64),
     S(String),
@@ -28,7 +29,11 @@ pub enum V {
     KV(i64, i64),
     /// What a window apply saw: the key value, the window (`None` for count windows),
     /// the values in the order they were handed over.
-    Win { key: Box<V>, window: Option<(i64, i64)>, values: Vec<V> },
+    Win {
+        key: Box<V>,
+        window: Option<(i64, i64)>,
+        values: Vec<V>,
+    },
 }
 
 impl Record for V {
@@ -49,9 +54,8 @@ impl Record for V {
         bincode::serialize_into(out, &records).map_err(|e| e.to_string())
     }
 
-    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), String> {
-        out.extend(bincode::deserialize::<Vec<V>>(bytes).map_err(|e| e.to_string())?);
-        Ok(())
+    fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
+        decode_bincode_batch(bytes, out)
     }
 }
 
@@ -65,7 +69,10 @@ pub fn encode_bincode_batch<'a, R: Serialize + 'a>(
 }
 
 /// `Record::decode_batch` for a test record type: the inverse of [`encode_bincode_batch`].
-pub fn decode_bincode_batch<R: serde::de::DeserializeOwned>(bytes: &[u8], out: &mut Vec<R>) -> Result<(), String> {
+pub fn decode_bincode_batch<R: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    out: &mut Vec<R>,
+) -> Result<(), BatchReadError> {
     out.extend(bincode::deserialize::<Vec<R>>(bytes).map_err(|e| e.to_string())?);
     Ok(())
 }
@@ -213,7 +220,9 @@ pub fn reader_source<R: Record, S: SourceReader<R>>(
 
 // ---------------------------------------------------------------- transforms
 
-pub fn try_map<R: Record>(f: impl Fn(R) -> UdfResult<Option<R>> + Clone + Send + Sync + 'static) -> TransformFactory<R> {
+pub fn try_map<R: Record>(
+    f: impl Fn(R) -> UdfResult<Option<R>> + Clone + Send + Sync + 'static,
+) -> TransformFactory<R> {
     Arc::new(move |_ctx: &WorkerContext| Ok(Box::new(MapFn(f.clone())) as Box<dyn Transform<R>>))
 }
 
@@ -270,7 +279,8 @@ pub fn try_apply<R: Record>(
 ) -> ApplyFactory<R> {
     Arc::new(move |_ctx: &WorkerContext| {
         let f = f.clone();
-        Ok(Box::new(ApplyFn(move |k: &R, ctx: &WindowContext, vs: Vec<R>| f(k, ctx.window, vs))) as Box<dyn WindowApply<R>>)
+        Ok(Box::new(ApplyFn(move |k: &R, ctx: &WindowContext, vs: Vec<R>| f(k, ctx.window, vs)))
+            as Box<dyn WindowApply<R>>)
     })
 }
 

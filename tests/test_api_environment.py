@@ -1,0 +1,179 @@
+"""The environment across jobs: each ``execute()`` runs what was added since the last
+one (as in Flink, which clears its transformations once it has built a job), and
+settings ferroflow accepts without implementing them say so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ferroflow import CheckpointingWarning, FerroflowError, JobExecutionException, StreamExecutionEnvironment
+from ferroflow import environment as environment_module
+from conftest import bag, collect, make_env
+
+# -- execute() twice --------------------------------------------------------------------------
+
+
+def test_each_execute_runs_its_own_job_once(env, parallelism):
+    """PyFlink's basic_operations.py: one source, a job per operation on it, each ended
+    by execute(). A later job runs the source again, but not the earlier jobs' sinks."""
+    ds = env.from_collection([1, 2, 3])
+    doubled = collect(ds.map(lambda x: x * 2))
+    env.execute("map")
+    odd = collect(ds.filter(lambda x: x % 2 == 1))
+    env.execute("filter")
+    total = collect(ds.map(lambda x: ("all", x)).key_by(lambda kv: kv[0]).reduce(lambda a, b: (a[0], a[1] + b[1])))
+    env.execute("reduce")
+    assert bag(doubled) == bag([2, 4, 6])
+    assert bag(odd) == bag([1, 3])
+    assert len(total) == 3 and max(total) == ("all", 6)
+
+
+def test_print_runs_once_per_job(capsys):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection(["a", "b", "c"])
+    ds.print()
+    env.execute()
+    ds.map(str.upper).print()
+    env.execute()
+    assert capsys.readouterr().out.splitlines() == ["'a'", "'b'", "'c'", "'A'", "'B'", "'C'"]
+
+
+def test_results_count_only_the_job_that_ran():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection([1, 2, 3]).name("numbers")
+    ds.map(lambda x: x).name("first").add_sink(lambda x: None)
+    env.execute()
+    ds.map(lambda x: x).name("second").add_sink(lambda x: None)
+    result = env.execute()
+    names = " ".join(result.operator_counts)
+    assert "second" in names and "first" not in names and "numbers" in names
+
+
+def test_a_failed_job_is_not_run_again():
+    """The environment starts empty after execute() also when the job failed."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    calls = []
+
+    def boom(x):
+        calls.append(x)
+        raise ValueError("boom")
+    env.from_elements(1).map(boom).add_sink(lambda x: None)
+    with pytest.raises(JobExecutionException):
+        env.execute()
+    out = collect(env.from_elements("fine"))
+    env.execute()
+    assert out == ["fine"] and calls == [1]
+
+
+def test_execute_with_nothing_added_since_says_why():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_elements(1).add_sink(lambda x: None)
+    env.execute()
+    with pytest.raises(FerroflowError, match=r"nothing to run: the previous execute\(\) ran this environment's job"):
+        env.execute()
+
+
+def test_execution_plan_shows_the_next_job_only():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_elements(1, 2).name("source")
+    ds.map(lambda x: x).name("old").print()
+    env.execute()
+    ds.map(lambda x: x).name("new").print()
+    plan = env.get_execution_plan().splitlines()
+    assert len(plan) == 3 and "source" in plan[0] and "new" in plan[1] and plan[2].endswith("<- 1")
+    assert "old" not in env.get_execution_plan()
+
+
+def test_a_later_job_may_iterate(env):
+    """Node numbers start again for every job: an iteration's feedback still closes."""
+    first = collect(env.from_elements(7))
+    env.execute()
+    iteration = env.from_elements(2, 2, 2).iterate(5000)
+    body = iteration.map(lambda v: v - 1)
+    iteration.close_with(body.filter(lambda v: v > 0))
+    out = collect(body.filter(lambda v: v <= 0))
+    env.execute()
+    assert first == [7] and out == [0, 0, 0]
+
+
+def test_a_stream_of_an_earlier_iteration_brings_its_loop_along():
+    env = make_env(1)
+    iteration = env.from_elements(3).iterate(5000)
+    body = iteration.map(lambda v: v - 1)
+    iteration.close_with(body.filter(lambda v: v > 0))
+    first = collect(body)
+    env.execute()
+    second = collect(body.map(lambda v: v * 10))
+    env.execute()
+    assert first == [2, 1, 0] and second == [20, 10, 0]
+
+
+# -- checkpointing ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_warning_state(monkeypatch):
+    """The checkpointing warning is once per process: let this test see it again."""
+    monkeypatch.setattr(environment_module, "_warned_checkpointing", False)
+    monkeypatch.delenv("FERROFLOW_PROCESS_ID", raising=False)
+
+
+def test_enable_checkpointing_warns_once_that_the_job_is_not_fault_tolerant(fresh_warning_state):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert env.enable_checkpointing(1000) is env
+        env.enable_checkpointing(500)
+        StreamExecutionEnvironment.get_execution_environment().enable_checkpointing(2000)
+    assert [w.category for w in caught] == [CheckpointingWarning]
+    message = str(caught[0].message)
+    assert "enable_checkpointing(1000)" in message and "not fault tolerant" in message
+    assert caught[0].filename == __file__  # points at the user's call
+
+
+def test_the_checkpointing_warning_can_be_silenced(fresh_warning_state):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=CheckpointingWarning)
+        StreamExecutionEnvironment.get_execution_environment().enable_checkpointing(1000)
+    assert caught == []
+
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+FERROFLOW = str(BIN / "ferroflow") if (BIN / "ferroflow").exists() else str(HERE.parent / ".venv" / "bin" / "ferroflow")
+
+CHECKPOINTING_JOB = """
+from ferroflow import StreamExecutionEnvironment
+
+for n in range(2):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.enable_checkpointing(1000)
+    env.from_elements(n).print()
+    env.execute()
+"""
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ferroflow_run_prints_the_checkpointing_warning_once(tmp_path, processes):
+    """Two environments asking for checkpoints, on one or two processes: one warning."""
+    script = tmp_path / "checkpointing.py"
+    script.write_text(textwrap.dedent(CHECKPOINTING_JOB))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERROFLOW_")}
+    try:
+        p = subprocess.run([FERROFLOW, "run", str(script), "-p", str(processes)], capture_output=True, text=True,
+                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"ferroflow run did not finish within 60 s: {e}")
+    assert p.returncode == 0, p
+    warned = [line for line in p.stderr.splitlines() if "CheckpointingWarning" in line]
+    assert len(warned) == 1, p.stderr
+    assert "checkpointing.py:6: CheckpointingWarning: enable_checkpointing(1000) has no effect" in warned[0]
+    assert "Traceback" not in p.stderr
