@@ -291,6 +291,17 @@ def test_int_float_comparisons_are_exact(parallelism, shape):
     run_all_ops(parallelism, shape, shaped(shape, records))
 
 
+@pytest.mark.parametrize("shape", PAIRS[:2], ids=repr)
+def test_pairs_leaving_the_running_number_get_their_first_key_back(parallelism, shape):
+    """A pair's state is a running number and the key's encoding, no record: a record
+    that leaves that path (here a value beyond i64) gets the key of the key's first
+    record back from the encoding, equal and of its type (1 stays 1 after True or 1.0)."""
+    keys = ["a", "é😀", "a key too long to be kept inline", b"raw\xff", 7, -2**63, 2**63, 2**70, -(2**80)]
+    records = [(k, v, t) for k in keys for t, v in enumerate([1, 2, 2**64, 3])]
+    records += [(1, 5, 0), (True, 2, 1), (1.0, 2**70, 2), (1, 1, 3)]
+    run_all_ops(parallelism, shape, shaped(shape, records))
+
+
 def test_first_record_fields_and_tie_rules():
     """Flink: sum/min/max keep the first record's other fields; min_by/max_by emit a
     whole record, keeping the earlier one on ties."""

@@ -85,8 +85,9 @@ pub trait Reducer<R>: 'static {
         Ok(RollingState::Record(first.clone()))
     }
 
-    /// Folds `value` into a key's state; returns the record to emit.
-    fn update(&mut self, state: &mut RollingState<R>, value: &R) -> UdfResult<R>
+    /// Folds `value` into the state of `key` (its canonical encoding); returns the
+    /// record to emit.
+    fn update(&mut self, _key: &Key, state: &mut RollingState<R>, value: &R) -> UdfResult<R>
     where
         R: Clone,
     {

@@ -234,7 +234,9 @@ impl Key {
         Key::with_hash(stable_hash(bytes), bytes)
     }
 
-    fn with_hash(hash: u64, bytes: &[u8]) -> Key {
+    /// A key of `bytes` with `hash`, which must be their [`stable_hash`] (tests of
+    /// tables give keys colliding hashes with it).
+    pub(crate) fn with_hash(hash: u64, bytes: &[u8]) -> Key {
         let bytes = if bytes.len() <= INLINE {
             let mut data = [0u8; INLINE];
             data[..bytes.len()].copy_from_slice(bytes);
@@ -274,6 +276,53 @@ impl Key {
             KeyBytes::Heap(b) => b,
         }
     }
+}
+
+/// A key that is one value (not a tuple), as [`Key::scalar`] reads it back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar<'a> {
+    None,
+    Int(i64),
+    /// An int outside `i64`: its shortest two's complement, little-endian.
+    BigInt(&'a [u8]),
+    /// A float that is not integral (an integral one is an `Int` or a `BigInt`).
+    Float(f64),
+    Str(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl Key {
+    /// The value this key encodes when it is one value; None for a tuple (or bytes no
+    /// encoder wrote). Keyed state can keep a key's encoding alone, without the value.
+    pub fn scalar(&self) -> Option<Scalar<'_>> {
+        let (&tag, rest) = self.bytes().split_first()?;
+        let word = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
+        Some(match tag {
+            TAG_NONE if rest.is_empty() => Scalar::None,
+            TAG_INT => Scalar::Int(i64::from_le_bytes(word(rest)?)),
+            TAG_FLOAT => Scalar::Float(f64::from_bits(u64::from_le_bytes(word(rest)?))),
+            TAG_BIG_INT => {
+                let (n, b) = rest.split_first_chunk::<4>()?;
+                let (n, b) = match u32::from_le_bytes(*n) {
+                    u32::MAX => {
+                        let (n, b) = b.split_first_chunk::<8>()?;
+                        (u64::from_le_bytes(*n), b)
+                    }
+                    n => (u64::from(n), b),
+                };
+                Scalar::BigInt((n == b.len() as u64).then_some(b)?)
+            }
+            TAG_STR => Scalar::Str(std::str::from_utf8(length_prefixed(rest)?).ok()?),
+            TAG_BYTES => Scalar::Bytes(length_prefixed(rest)?),
+            _ => return None,
+        })
+    }
+}
+
+/// The payload after a `u64` length, if the length is the payload's.
+fn length_prefixed(b: &[u8]) -> Option<&[u8]> {
+    let (n, payload) = b.split_first_chunk::<8>()?;
+    (u64::from_le_bytes(*n) == payload.len() as u64).then_some(payload)
 }
 
 impl PartialEq for Key {
@@ -658,7 +707,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn scalars_read_back() {
+        assert_eq!(key_of(&Option::<i64>::None).scalar(), Some(Scalar::None));
+        assert_eq!(key_of(&-7i64).scalar(), Some(Scalar::Int(-7)));
+        assert_eq!(key_of(&true).scalar(), Some(Scalar::Int(1)));
+        assert_eq!(key_of(&2.0f64).scalar(), Some(Scalar::Int(2)));
+        assert_eq!(key_of(&1.5f64).scalar(), Some(Scalar::Float(1.5)));
+        assert_eq!(key_of("").scalar(), Some(Scalar::Str("")));
+        assert_eq!(key_of("a long key kept on the heap").scalar(), Some(Scalar::Str("a long key kept on the heap")));
+        assert_eq!(Key::from_encoded(&enc_with(|e| e.bytes(b"\xff"))).scalar(), Some(Scalar::Bytes(b"\xff")));
+        let two_63 = [0, 0, 0, 0, 0, 0, 0, 0x80, 0];
+        assert_eq!(Key::from_encoded(&enc_with(|e| e.big_int(&two_63))).scalar(), Some(Scalar::BigInt(&two_63)));
+        // The long form of a big int's length (never written in practice) reads too.
+        let mut long = vec![TAG_BIG_INT, 0xff, 0xff, 0xff, 0xff];
+        long.extend_from_slice(&9u64.to_le_bytes());
+        long.extend_from_slice(&two_63);
+        assert_eq!(Key::from_encoded(&long).scalar(), Some(Scalar::BigInt(&two_63)));
+        assert_eq!(key_of(&("a", 1i64)).scalar(), None, "a tuple is not one value");
+        assert_eq!(key_of(&()).scalar(), None);
+    }
+
     proptest! {
+        /// Any string, bytes or int reads back from its key.
+        #[test]
+        fn scalars_round_trip(s in ".{0,40}", b in proptest::collection::vec(any::<u8>(), 0..40), i in any::<i64>(), f in any::<f64>()) {
+            let (ks, kb, ki, kf) = (Key::of_str(&s), Key::from_encoded(&enc_with(|e| e.bytes(&b))), key_of(&i), key_of(&f));
+            prop_assert_eq!(ks.scalar(), Some(Scalar::Str(&s)));
+            prop_assert_eq!(kb.scalar(), Some(Scalar::Bytes(&b)));
+            prop_assert_eq!(ki.scalar(), Some(Scalar::Int(i)));
+            match kf.scalar() {
+                Some(Scalar::Float(x)) => prop_assert!(x.to_bits() == f.to_bits() || (x.is_nan() && f.is_nan())),
+                Some(Scalar::Int(x)) => prop_assert_eq!(x as f64, f),
+                Some(Scalar::BigInt(_)) => prop_assert!(f.abs() >= 9_223_372_036_854_775_808.0),
+                other => prop_assert!(false, "{:?} for {}", other, f),
+            }
+        }
+
+        /// Bytes no encoder wrote (a corrupt key) read as something or nothing, never a panic.
+        #[test]
+        fn scalar_of_any_bytes_does_not_panic(b in proptest::collection::vec(any::<u8>(), 0..30)) {
+            let _ = Key::from_encoded(&b).scalar();
+        }
+
         /// `Key::of_str` is the encoder's string key, inline or not.
         #[test]
         fn of_str_matches_the_encoder(s in ".{0,40}") {

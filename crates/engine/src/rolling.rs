@@ -85,15 +85,12 @@ impl Rolling {
 pub enum RollingState<R> {
     /// The key's last result (any reduce).
     Record(R),
-    /// A built-in aggregation's running number, kept out of the record so that an
+    /// A built-in aggregation's running number, kept instead of a record so that an
     /// update reads and writes no record in state (the records are scattered in
-    /// memory; the number sits in the state table's slot).
-    Running {
-        value: Number,
-        /// The key's first record: the result is this record with the aggregated
-        /// field replaced, built only when a record cannot take the fast path.
-        first: R,
-    },
+    /// memory; the number sits in the state table's entry) and a key costs no record.
+    /// The reducer rebuilds the key's record from the key and the number when a
+    /// record cannot take the fast path.
+    Running { value: Number },
 }
 
 impl<R> RollingState<R> {

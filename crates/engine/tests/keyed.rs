@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ferroflow_engine::functions::{ReduceFactory, Reducer, WorkerContext};
-use ferroflow_engine::key::key_of;
+use ferroflow_engine::key::{key_of, Key, Scalar};
 use ferroflow_engine::rolling::{Number, RollingState};
 use ferroflow_engine::UdfResult;
 use ferroflow_engine::{NodeKind, Plan};
@@ -99,23 +99,21 @@ impl Reducer<V> for RunningSum {
 
     fn start(&mut self, first: &V) -> UdfResult<RollingState<V>> {
         let (_, x) = first.kv();
-        Ok(if x > -490 {
-            RollingState::Running { value: Number::Int(x), first: first.clone() }
-        } else {
-            RollingState::Record(first.clone())
-        })
+        Ok(if x > -490 { RollingState::Running { value: Number::Int(x) } } else { RollingState::Record(first.clone()) })
     }
 
-    fn update(&mut self, state: &mut RollingState<V>, value: &V) -> UdfResult<V> {
+    fn update(&mut self, key: &Key, state: &mut RollingState<V>, value: &V) -> UdfResult<V> {
         let (k, y) = value.kv();
-        if let RollingState::Running { value: Number::Int(acc), first, .. } = state {
+        if let RollingState::Running { value: Number::Int(acc) } = state {
             if y > -490 {
                 self.fast.fetch_add(1, Ordering::Relaxed);
                 *acc += y;
                 return Ok(V::KV(k, *acc));
             }
             self.fallbacks.fetch_add(1, Ordering::Relaxed);
-            *state = RollingState::Record(V::KV(first.kv().0, *acc));
+            // The key's record, rebuilt from its key alone (the state keeps no record).
+            let Some(Scalar::Int(first_k)) = key.scalar() else { panic!("the key of {k} is not an int: {key:?}") };
+            *state = RollingState::Record(V::KV(first_k, *acc));
         }
         let RollingState::Record(acc) = state else { unreachable!("made a record above") };
         let next = self.reduce(acc, value)?;

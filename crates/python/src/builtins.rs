@@ -495,15 +495,20 @@ impl Pair {
 
     /// `(key, n)` (in the pair's order) with `rec`'s key item.
     fn build<'py>(&self, rec: &Bound<'py, PyAny>, n: Number) -> PyResult<Bound<'py, PyAny>> {
-        let py = rec.py();
+        // SAFETY: `rec` is an exact 2-tuple (`number` said so), alive with the GIL held.
+        let key = unsafe { Bound::from_borrowed_ptr(rec.py(), ffi::PyTuple_GET_ITEM(rec.as_ptr(), self.key)) };
+        self.make(&key, n)
+    }
+
+    /// `(key, n)` in the pair's order.
+    fn make<'py>(&self, key: &Bound<'py, PyAny>, n: Number) -> PyResult<Bound<'py, PyAny>> {
+        let py = key.py();
         let n = number_obj(py, n)?;
-        // SAFETY: `rec` is an exact 2-tuple (`number` said so); the new tuple is filled
-        // completely, each slot with a reference of its own, before anyone sees it.
+        // SAFETY: the new tuple is filled completely, each slot with a reference of its
+        // own, before anyone sees it.
         unsafe {
             let out = Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(2))?;
-            let key = ffi::PyTuple_GET_ITEM(rec.as_ptr(), self.key);
-            ffi::Py_INCREF(key);
-            ffi::PyTuple_SET_ITEM(out.as_ptr(), self.key, key);
+            ffi::PyTuple_SET_ITEM(out.as_ptr(), self.key, key.clone().into_ptr());
             ffi::PyTuple_SET_ITEM(out.as_ptr(), self.value, n.into_ptr());
             Ok(out)
         }
@@ -640,7 +645,7 @@ impl Reducer<PyRec> for Aggregate {
     fn start(&mut self, first: &PyRec) -> UdfResult<RollingState<PyRec>> {
         Python::attach(|py| {
             Ok(match self.pair.and_then(|pair| pair.number(first.0.bind(py))) {
-                Some(value) => RollingState::Running { value, first: first.clone() },
+                Some(value) => RollingState::Running { value },
                 None => {
                     self.check_first(first)?;
                     RollingState::Record(first.clone())
@@ -649,26 +654,28 @@ impl Reducer<PyRec> for Aggregate {
         })
     }
 
-    fn update(&mut self, state: &mut RollingState<PyRec>, value: &PyRec) -> UdfResult<PyRec> {
+    fn update(&mut self, key: &Key, state: &mut RollingState<PyRec>, value: &PyRec) -> UdfResult<PyRec> {
         use std::ops::ControlFlow::{Break, Continue};
-        // Running: emit from the fast path (Break), or leave it with the key's record.
-        if let RollingState::Running { value: acc, first } = state {
+        // Running (only with a pair): emit from the fast path (Break), or leave it with
+        // the key's record.
+        if let (RollingState::Running { value: acc }, Some(pair)) = (&mut *state, self.pair) {
             let left = Python::attach(|py| {
                 let v = value.0.bind(py);
                 // The pair's fast path: the record is `(key, number)` like the first one.
-                if let Some(pair) = self.pair {
-                    if let Some(next) = pair.number(v).and_then(|n| pair.rolling.step(*acc, n)) {
-                        *acc = next;
-                        return pair
-                            .build(v, next)
-                            .map(|r| Break(PyRec::new(r.unbind())))
-                            .map_err(|e| agg_error(py, e, &self.what, v));
-                    }
+                if let Some(next) = pair.number(v).and_then(|n| pair.rolling.step(*acc, n)) {
+                    *acc = next;
+                    return pair
+                        .build(v, next)
+                        .map(|r| Break(PyRec::new(r.unbind())))
+                        .map_err(|e| agg_error(py, e, &self.what, v));
                 }
                 // Otherwise leave it for good: the record the number stands for (the
-                // first one with the field replaced), then as any record.
-                number_obj(py, *acc)
-                    .and_then(|n| self.field.with(first.0.bind(py), n))
+                // first one, `(key, number)`, with the number replaced; its key, a str,
+                // int or bytes, comes back from the key's encoding), then as any record.
+                let first_key = crate::keys::scalar_object(py, key)
+                    .map_err(|e| agg_error(py, e, &self.what, v))?
+                    .ok_or_else(|| UdfError::internal(format!("{}: a running number's key is a tuple", self.what)))?;
+                pair.make(&first_key, *acc)
                     .map(|record| Continue(PyRec::new(record.unbind())))
                     .map_err(|e| agg_error(py, e, &self.what, v))
             })?;

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
-use ferroflow_engine::key::{Key, KeyEncoder};
+use ferroflow_engine::key::{Key, KeyEncoder, Scalar};
 
 use crate::record::{describe, type_name};
 
@@ -71,3 +71,21 @@ pub fn key_of(obj: &Bound<'_, PyAny>, enc: &mut KeyEncoder) -> Result<Key, Strin
 }
 
 use pyo3::types::IntoPyDict;
+
+/// The Python value a key that is one value encodes (an int, str or bytes comes back
+/// as an equal object of its type); None for a tuple key. Keyed state can then keep a
+/// key's encoding alone.
+pub fn scalar_object<'py>(py: Python<'py>, key: &Key) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(Some(match key.scalar() {
+        None => return Ok(None),
+        Some(Scalar::None) => py.None().into_bound(py),
+        Some(Scalar::Int(i)) => i.into_pyobject(py)?.into_any(),
+        Some(Scalar::BigInt(b)) => {
+            let kwargs = [("signed", true)].into_py_dict(py)?;
+            py.get_type::<PyInt>().call_method("from_bytes", (PyBytes::new(py, b), "little"), Some(&kwargs))?
+        }
+        Some(Scalar::Float(f)) => PyFloat::new(py, f).into_any(),
+        Some(Scalar::Str(s)) => PyString::new(py, s).into_any(),
+        Some(Scalar::Bytes(b)) => PyBytes::new(py, b).into_any(),
+    }))
+}

@@ -226,14 +226,19 @@ impl<R: Record> RollingReduce<R> {
         out.reserve(keyed.len());
         let mut records = keyed.drain(..);
         while let Some((key, _key_value, value)) = records.next() {
-            // Two stages: the slot of a key PREFETCH_AHEAD records ahead, then the
-            // state record of one half as far (its slot has arrived by then).
+            // In stages, each once the previous one's data has arrived: the index slot
+            // of a key PREFETCH_AHEAD records ahead, its entry at half that distance,
+            // and the state record (if it keeps one) at a quarter.
             let rest = records.as_slice();
             if let Some((ahead, _, _)) = rest.get(PREFETCH_AHEAD) {
                 self.state.prefetch(ahead.hash());
             }
+            if let Some((near, _, _)) = rest.get(PREFETCH_AHEAD / 2) {
+                self.state.prefetch_entry(near.hash());
+            }
             if self.holds_records {
-                if let Some(acc) = rest.get(PREFETCH_AHEAD / 2).and_then(|(near, _, _)| self.state.get(near)?.record())
+                if let Some(acc) =
+                    rest.get(PREFETCH_AHEAD / 4).and_then(|(next, _, _)| self.state.peek(next.hash())?.record())
                 {
                     acc.prefetch();
                 }
@@ -241,7 +246,7 @@ impl<R: Record> RollingReduce<R> {
             // One lookup per record: update in place, insert only new keys.
             let mut emit = match self.state.get_mut(&key) {
                 Some(acc) => {
-                    let mut v = red.update(acc, &value)?;
+                    let mut v = red.update(&key, acc, &value)?;
                     self.holds_records |= acc.record().is_some();
                     v.set_timestamp(value.timestamp());
                     v
