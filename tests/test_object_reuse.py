@@ -19,7 +19,8 @@ from collections import OrderedDict, defaultdict
 import pytest
 from hypothesis import given, strategies as st
 
-from ferroflow import ExecutionConfig, JobExecutionException, SourceFunction, StreamExecutionEnvironment
+from ferroflow import (AggregateFunction, ExecutionConfig, JobExecutionException, SourceFunction,
+                       StreamExecutionEnvironment)
 from ferroflow.window import CountTrigger, GlobalWindows, SlidingEventTimeWindows
 from ferroflow.watermarks import WatermarkStrategy
 from conftest import JOB_SETTINGS, bag, collect, make_env, run
@@ -127,6 +128,32 @@ def test_a_window_firing_without_purging(env):
                .trigger(CountTrigger.of(1)).process(process))
     run(env, windows)
     assert seen == [[[1]], [[1], [2]], [[1], [2], [3]]]
+
+
+class Collected(AggregateFunction):
+    """An accumulator that is a list, handed out as the result itself."""
+
+    def create_accumulator(self):
+        return []
+
+    def add(self, value, accumulator):
+        accumulator.extend(value)
+        return accumulator
+
+    def get_result(self, accumulator):
+        return accumulator
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["copies", "reuse"])
+def test_a_window_result_that_is_its_accumulator(env, reuse):
+    """The window keeps its accumulator after firing; the results it emitted must not
+    change with it. With object reuse on they do (the results are the accumulator)."""
+    if reuse:
+        env.get_config().enable_object_reuse()
+    windows = (env.from_collection([[1], [2], [3]]).key_by(lambda r: "k").window(GlobalWindows.create())
+               .trigger(CountTrigger.of(1)).aggregate(Collected()))
+    out = run(env, windows)
+    assert sorted(out) == ([[1, 2, 3]] * 3 if reuse else [[1], [1, 2], [1, 2, 3]])
 
 
 def test_a_function_keeping_what_it_returns(env):

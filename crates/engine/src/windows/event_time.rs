@@ -388,8 +388,11 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     scratch: Vec<Window>,
     /// Copies a record for each window after the first it falls in (see
     /// [`WindowCore::copy_values_with`]).
-    copy: Option<Box<dyn FnMut(&V) -> UdfResult<V>>>,
+    copy: Option<CopyFn<V>>,
 }
+
+/// Makes a value of its own out of a record (see [`WindowCore::copy_values_with`]).
+pub type CopyFn<V> = Box<dyn FnMut(&V) -> UdfResult<V>>;
 
 impl<K: Ord + Hash + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
     /// A core whose firings hand out the window's values.
@@ -441,7 +444,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
     /// made by `copy` (the first window takes the record itself): windows change their
     /// contents apart (a reduce that updates its accumulator in place). Without it,
     /// the windows hold clones.
-    pub fn copy_values_with(&mut self, copy: Box<dyn FnMut(&V) -> UdfResult<V>>) {
+    pub fn copy_values_with(&mut self, copy: CopyFn<V>) {
         self.copy = Some(copy);
     }
 
