@@ -197,15 +197,15 @@ from ferroflow import StreamExecutionEnvironment
 
 env = StreamExecutionEnvironment.get_execution_environment()
 # Breaks an invariant between the API and the engine on purpose (a collection source's
-# reader must return a list), to stand for a bug in ferroflow.
-env._source("from_collection", "broken", {"make": lambda: (lambda n: ("not", "a list"))}).add_sink(lambda x: None)
+# make() must return an iterator), to stand for a bug in ferroflow.
+env._source("from_collection", "broken", {"make": lambda: 42}).add_sink(lambda x: None)
 env.execute("broken job")
 """
 
 
 def test_an_internal_error_is_raised_as_internal_error_saying_it_is_a_bug(tmp_path):
     env = ferroflow.StreamExecutionEnvironment.get_execution_environment()
-    env._source("from_collection", "broken", {"make": lambda: (lambda n: ("not", "a list"))}).add_sink(lambda x: None)
+    env._source("from_collection", "broken", {"make": lambda: 42}).add_sink(lambda x: None)
     with pytest.raises(ferroflow.InternalError) as info:
         env.execute("broken job")
     e = info.value

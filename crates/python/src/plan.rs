@@ -56,8 +56,10 @@ fn node_kind(
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {
                     Python::attach(|py| {
-                        let items =
-                            make.bind(py).call0().and_then(|it| it.try_iter()).map_err(|e| udf_error(py, e, None))?;
+                        // Calling `make` may raise for the user's collection; what it returns
+                        // is the API's own iterator, so anything else is ferroflow's bug.
+                        let made = make.bind(py).call0().map_err(|e| udf_error(py, e, None))?;
+                        let items = made.try_iter().map_err(|e| UdfError::internal(e.to_string()))?;
                         Ok(Box::new(IteratorSource { items: items.unbind(), own }) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
