@@ -7,9 +7,8 @@
 
 use std::fmt;
 
-use super::{sliding_windows, tumbling_window, TimeWindow};
+use super::{sliding_windows, tumbling_window, TimeWindow, WindowInfo};
 use crate::error::{UdfError, UdfResult};
-use crate::functions::WindowInfo;
 
 /// A window of the window core: a time window `[start, end)` or Flink's `GlobalWindow`.
 ///
