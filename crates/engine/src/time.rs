@@ -35,6 +35,15 @@ pub const IDLE: i64 = i64::MAX - 1;
 /// when every other partition is idle (Flink's valve then emits +infinity too).
 pub const FINISHED: i64 = IDLE - 1;
 
+/// Which clock a window assigner, a trigger or a timer follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimeDomain {
+    /// Record timestamps; progress is the watermark.
+    EventTime,
+    /// The operator's clock (the wall clock, or a testing source's manual clock).
+    ProcessingTime,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct Time {
     pub epoch: u64,
