@@ -99,6 +99,17 @@ fn every_kind_keeps_each_keys_state_apart() {
     assert_eq!(s.key_count(), 0);
 }
 
+/// The operator holds its backend as a trait object (heap now, on disk later).
+#[test]
+fn the_backend_trait_is_object_safe() {
+    let mut s: Box<dyn KeyedStateBackend<i64>> = Box::new(HeapBackend::new());
+    let v = s.register(&StateDescriptor::new("v", StateKind::Value)).unwrap();
+    s.set_current_key(key_of("k"));
+    s.update(v, 3, 0).unwrap();
+    assert_eq!((s.value(v, 0).unwrap(), s.key_count(), s.current_key()), (Some(3), 1, Some(&key_of("k"))));
+    assert_eq!(s.descriptors()[v.0].name, "v");
+}
+
 #[test]
 fn a_name_reused_with_another_kind_is_an_error_naming_both() {
     let mut s = HeapBackend::<i64>::new();
