@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::error::UdfResult;
 use crate::key::Key;
 use crate::rolling::RollingState;
-use crate::windows::TimeWindow;
+/// The window types a window function sees belong to the windows; they are named here
+/// too because user-function adapters reach everything they implement through this module.
+pub use crate::windows::{WindowContext, WindowInfo};
 
 /// Runs `work` in the context user functions need (for Python: with the GIL held).
 /// The engine enters it once per operator activation, never per record.
@@ -118,24 +120,6 @@ pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(
             Err(crate::UdfError::internal("a running number in the state of a reduce that keeps records"))
         }
     }
-}
-
-/// The window a window function is called for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WindowInfo {
-    Time(TimeWindow),
-    /// Flink's GlobalWindow (count windows, `GlobalWindows.create()`).
-    Global,
-}
-
-/// What a window function is told about its firing (Flink's `ProcessWindowFunction.Context`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowContext {
-    pub window: WindowInfo,
-    /// The operator's event-time watermark (`i64::MIN` before the first one).
-    pub watermark: i64,
-    /// Processing time in ms (the wall clock, or the testing source's manual clock).
-    pub processing_time: i64,
 }
 
 /// Called with a key's window contents when it fires: all its values, or the single

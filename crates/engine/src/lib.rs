@@ -23,6 +23,7 @@ pub mod record;
 pub mod rolling;
 pub mod state;
 pub mod time;
+pub mod timers;
 pub mod watermarks;
 pub mod windows;
 

@@ -23,6 +23,27 @@ use timely::progress::timestamp::{PathSummary, Refines, Timestamp};
 /// "No watermark yet", and the timestamp of records that have none (Flink's `Long.MIN_VALUE`).
 pub const NO_TIME: i64 = i64::MIN;
 
+/// The watermark of an idle partition: above every real watermark, below the end of
+/// input (`i64::MAX`). Operators leave idle partitions out of the minimum and do not
+/// advance while every partition is idle (Flink's stream status). Unlike Flink, a
+/// partition that resumes after being idle does not hold the watermark back again
+/// (timely capabilities only move forward); its records are late if they are behind.
+pub const IDLE: i64 = i64::MAX - 1;
+
+/// The watermark of a partition that has ended: above every real watermark, so it
+/// holds nothing back (Flink's +infinity), but below [`IDLE`], so it still counts
+/// when every other partition is idle (Flink's valve then emits +infinity too).
+pub const FINISHED: i64 = IDLE - 1;
+
+/// Which clock a window assigner, a trigger or a timer follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimeDomain {
+    /// Record timestamps; progress is the watermark.
+    EventTime,
+    /// The operator's clock (the wall clock, or a testing source's manual clock).
+    ProcessingTime,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct Time {
     pub epoch: u64,
@@ -100,13 +121,13 @@ impl PathSummary<Time> for TimeSummary {
 }
 
 /// The watermark a frontier implies: the least `event` of its elements, leaving out
-/// idle partitions ([`crate::watermarks::IDLE`]); `i64::MAX` once it is empty (the input
+/// idle partitions ([`IDLE`]); `i64::MAX` once it is empty (the input
 /// has ended); `None` while every partition is idle (the watermark stays where it is).
 pub fn watermark(frontier: AntichainRef<'_, Time>) -> Option<i64> {
     if frontier.is_empty() {
         return Some(i64::MAX);
     }
-    frontier.iter().map(|t| t.event).filter(|&e| e < crate::watermarks::IDLE).min()
+    frontier.iter().map(|t| t.event).filter(|&e| e < IDLE).min()
 }
 
 /// Manual processing time a frontier implies (see [`watermark`]).
@@ -141,7 +162,7 @@ mod tests {
         assert_eq!(watermark(f.borrow()), Some(4));
         assert_eq!(least_epoch(f.borrow()), Some(3));
         assert_eq!(watermark(Antichain::<Time>::new().borrow()), Some(i64::MAX));
-        let idle = Antichain::from_elem(Time::new(0, crate::watermarks::IDLE, 0));
+        let idle = Antichain::from_elem(Time::new(0, IDLE, 0));
         assert_eq!(watermark(idle.borrow()), None);
     }
 

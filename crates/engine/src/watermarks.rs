@@ -8,22 +8,13 @@
 //!   on a 200 ms timer; the engine emits it after every batch, so a job's watermarks
 //!   depend on its input only.
 //! - Idleness: a partition that saw no record for the idleness timeout (processing
-//!   time) is idle: it stops holding the watermark back (see [`IDLE`]).
+//!   time) is idle: it stops holding the watermark back (see [`crate::time::IDLE`]).
 
 use crate::plan::WatermarkSpec;
+// The watermark values a generator reports are the timestamp's own (operators read
+// them from frontiers too); re-exported here where generators are configured.
 use crate::time::NO_TIME;
-
-/// The watermark of an idle partition: above every real watermark, below the end of
-/// input (`i64::MAX`). Operators leave idle partitions out of the minimum and do not
-/// advance while every partition is idle (Flink's stream status). Unlike Flink, a
-/// partition that resumes after being idle does not hold the watermark back again
-/// (timely capabilities only move forward); its records are late if they are behind.
-pub const IDLE: i64 = i64::MAX - 1;
-
-/// The watermark of a partition that has ended: above every real watermark, so it
-/// holds nothing back (Flink's +infinity), but below [`IDLE`], so it still counts
-/// when every other partition is idle (Flink's valve then emits +infinity too).
-pub const FINISHED: i64 = IDLE - 1;
+pub use crate::time::{FINISHED, IDLE};
 
 #[derive(Clone, Debug)]
 pub struct WatermarkGenerator {

@@ -7,9 +7,8 @@
 
 use std::fmt;
 
-use super::{sliding_windows, tumbling_window, TimeWindow};
+use super::{sliding_windows, tumbling_window, TimeWindow, WindowInfo};
 use crate::error::{UdfError, UdfResult};
-use crate::functions::WindowInfo;
 
 /// A window of the window core: a time window `[start, end)` or Flink's `GlobalWindow`.
 ///
@@ -69,14 +68,8 @@ impl From<Window> for WindowInfo {
     }
 }
 
-/// Which clock a window assigner, a timer or a trigger follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TimeDomain {
-    /// Record timestamps; progress is the watermark.
-    EventTime,
-    /// The operator's clock ([`super::event_time::WindowCore::on_processing_time`]).
-    ProcessingTime,
-}
+// The clocks belong to time; assigners, triggers and windows name them here too.
+pub use crate::time::TimeDomain;
 
 /// Extracts a session gap (milliseconds, must be > 0) from a record: Flink's
 /// `SessionWindowTimeGapExtractor`. A user function, so it may fail.

@@ -1,5 +1,6 @@
 //! Window arithmetic shared by the windowing operators: which time windows a timestamp
-//! falls in, and per-key buffering for count windows. No timely and no state maps here,
+//! falls in, per-key buffering for count windows, and what a window function is told
+//! about the window it runs for. No timely and no state maps here,
 //! so the rules can be tested exactly against Flink's semantics.
 //!
 //! Times are milliseconds. Arithmetic is done in `i128` and saturates to the `i64`
@@ -28,6 +29,24 @@ impl TimeWindow {
     pub fn contains(&self, ts: i64) -> bool {
         self.start <= ts && ts < self.end
     }
+}
+
+/// The window a window function is called for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowInfo {
+    Time(TimeWindow),
+    /// Flink's GlobalWindow (count windows, `GlobalWindows.create()`).
+    Global,
+}
+
+/// What a window function is told about its firing (Flink's `ProcessWindowFunction.Context`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowContext {
+    pub window: WindowInfo,
+    /// The operator's event-time watermark (`i64::MIN` before the first one).
+    pub watermark: i64,
+    /// Processing time in ms (the wall clock, or the testing source's manual clock).
+    pub processing_time: i64,
 }
 
 fn saturate(v: i128) -> i64 {

@@ -1,4 +1,4 @@
-//! Keyed state: one value per key, in a table that can fetch a key's place ahead of use.
+//! The keys' table: one value per key, in a table that can fetch a key's place ahead of use.
 //!
 //! A keyed operator looks a key up for every record. With tens of thousands of keys a
 //! rare key's place is rarely in cache, and waiting for it is most of the lookup. A
@@ -17,8 +17,10 @@
 
 use crate::key::Key;
 
-/// A map from [`Key`] to `V` with [`KeyedState::prefetch`]. Entries are never removed
-/// (a rolling aggregate keeps every key); an operator that stops drops the table.
+/// A map from [`Key`] to `V` with [`KeyedState::prefetch`]. A rolling aggregate keeps
+/// every key; the state backend ([`super::HeapBackend`]) removes a key whose state was
+/// all cleared ([`KeyedState::swap_remove_at`]), and uses an entry's position as the
+/// key's slot in its per-state columns.
 pub struct KeyedState<V> {
     entries: Vec<(Key, V)>,
     /// 0 for an empty slot, else [`tag`] of the key's hash | (its entry's position + 1).
@@ -172,6 +174,75 @@ impl<V> KeyedState<V> {
         None
     }
 
+    /// The position of `key`'s entry (positions are dense: `0..len()`).
+    #[inline]
+    pub fn position(&self, key: &Key) -> Option<usize> {
+        if self.index.is_empty() {
+            return None;
+        }
+        self.find(key).ok()
+    }
+
+    /// The key and value at `position`.
+    pub fn entry_at(&self, position: usize) -> (&Key, &V) {
+        let (k, v) = &self.entries[position];
+        (k, v)
+    }
+
+    /// Removes the entry at `position`; the last entry moves into its place, as
+    /// `Vec::swap_remove` does, so positions stay dense (a caller that keeps columns by
+    /// position moves their last element the same way).
+    pub fn swap_remove_at(&mut self, position: usize) -> (Key, V) {
+        let hash = self.entries[position].0.hash();
+        let slot = self.slot_of(hash, position);
+        self.delete_slot(slot);
+        let last = self.entries.len() - 1;
+        if position != last {
+            let moved = self.entries[last].0.hash();
+            let s = self.slot_of(moved, last);
+            self.index[s] = tag(moved) | (position as u64 + 1);
+        }
+        self.entries.swap_remove(position)
+    }
+
+    /// The index slot that points at entry `position`, whose key hashes to `hash`.
+    fn slot_of(&self, hash: u64, position: usize) -> usize {
+        let (mask, want) = (self.index.len() - 1, position as u64 + 1);
+        let mut i = self.home(hash);
+        while self.index[i] & ENTRY_MASK != want {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// Empties index slot `hole` and shifts later slots of its probe run back, so every
+    /// key stays reachable from its home without tombstones.
+    fn delete_slot(&mut self, mut hole: usize) {
+        let mask = self.index.len() - 1;
+        let mut i = (hole + 1) & mask;
+        loop {
+            let s = self.index[i];
+            if s == 0 {
+                break;
+            }
+            let e = (s & ENTRY_MASK) as usize - 1;
+            let h = self.home(self.entries[e].0.hash());
+            // The slot may move back to the hole if its home is not after the hole.
+            if (i.wrapping_sub(h) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.index[hole] = s;
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.index[hole] = 0;
+    }
+
+    /// Bytes the table holds for its keys (entries and index, by length, not spare
+    /// capacity), to state what a key costs.
+    pub fn bytes_used(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<(Key, V)>() + self.index.len() * 8
+    }
+
     /// Doubles the index and rebuilds it from the entries (whose keys are distinct).
     fn grow(&mut self) {
         let capacity = (self.index.len() * 2).max(MIN_CAPACITY);
@@ -264,6 +335,7 @@ mod tests {
         Insert(u32, i32),
         Add(u32, i32),
         Get(u32),
+        Remove(u32),
     }
 
     /// Keys `0..n`, most of them sharing their hash with others (so probes meet equal
@@ -285,6 +357,7 @@ mod tests {
             (0u32..400, any::<i32>()).prop_map(|(k, v)| Op::Insert(k, v)),
             (0u32..400, -5i32..5).prop_map(|(k, d)| Op::Add(k, d)),
             (0u32..400).prop_map(Op::Get),
+            (0u32..400).prop_map(Op::Remove),
         ]
     }
 
@@ -309,9 +382,24 @@ mod tests {
                         let want = model.get_mut(&key).map(|v| { *v = v.wrapping_add(d); *v });
                         prop_assert_eq!(got, want);
                     }
+                    Op::Remove(k) => {
+                        let key = colliding_key(k);
+                        let got = table.position(&key).map(|p| {
+                            let last = table.len() - 1;
+                            let moved = table.entry_at(last).0.clone();
+                            let (gone, v) = table.swap_remove_at(p);
+                            assert_eq!(gone, key);
+                            if p != last {
+                                assert_eq!(table.position(&moved), Some(p), "the last entry takes the removed one's place");
+                            }
+                            v
+                        });
+                        prop_assert_eq!(got, model.remove(&key));
+                    }
                     Op::Get(k) => {
                         let key = colliding_key(k);
                         prop_assert_eq!(table.get(&key), model.get(&key));
+                        prop_assert_eq!(table.position(&key).map(|p| table.entry_at(p).1), model.get(&key));
                         // A hint: a value with the key's tag; the key's own if no other
                         // key has that tag, none if no key has it.
                         let mut tagged = model.iter().filter(|(m, _)| tag(m.hash()) == tag(key.hash()));
