@@ -10,6 +10,7 @@ import os
 
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
+from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, EVICTORS, TRIGGERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union
 
     from .environment import StreamExecutionEnvironment
+    from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
@@ -32,32 +34,6 @@ class WriteMode:
 
     NO_OVERWRITE = "NO_OVERWRITE"
     OVERWRITE = "OVERWRITE"
-
-
-class OutputTag:
-    """Names a side output, e.g. the late records of a window:
-    ``side_output_late_data(tag)``, then ``result.get_side_output(tag)``. Tags with the
-    same id are the same tag; ``type_info`` is accepted (PyFlink) and ignored."""
-
-    __slots__ = ("tag_id", "type_info")
-
-    def __init__(self, tag_id: str, type_info: Any = None) -> None:
-        if not isinstance(tag_id, str) or not tag_id:
-            raise ValueError(f"OutputTag() takes a non-empty str id, got {tag_id!r}")
-        self.tag_id = tag_id
-        self.type_info = type_info
-
-    def get_id(self) -> str:
-        return self.tag_id
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, OutputTag) and other.tag_id == self.tag_id
-
-    def __hash__(self) -> int:
-        return hash(self.tag_id)
-
-    def __repr__(self) -> str:
-        return f"OutputTag({self.tag_id!r})"
 
 
 class DataStream:
@@ -127,6 +103,26 @@ class DataStream:
                 raise TypeError("union() takes streams of the same environment")
         node = self._env._add("union", "", [self._node] + [s._node for s in streams], {})
         return DataStream(self._env, node)
+
+    def join(self, other_stream: "DataStream") -> "JoinedStreams":
+        """A window join with ``other_stream`` (Flink's Java API):
+        ``.where(k1).equal_to(k2).window(assigner).apply(join_function)`` calls
+        ``join(a, b)`` for every pair of records of one key and window (an inner join);
+        see ``ferroflow.joins``."""
+        from .joins import JoinedStreams
+
+        return JoinedStreams(self, other_stream)
+
+    def co_group(self, other_stream: "DataStream") -> "CoGroupedStreams":
+        """A window co-group with ``other_stream`` (Flink's Java API):
+        ``.where(k1).equal_to(k2).window(assigner).apply(co_group_function)`` calls
+        ``co_group(firsts, seconds)`` once per key and window with records on either
+        side; see ``ferroflow.joins``."""
+        from .joins import CoGroupedStreams
+
+        return CoGroupedStreams(self, other_stream)
+
+    coGroup = co_group
 
     def split(self, output_selector: Any) -> "SplitStream":
         """Routes each record to the outputs named by ``output_selector(value)`` (an
