@@ -19,8 +19,9 @@ from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
 
+    from ._collect import CloseableIterator
     from .environment import StreamExecutionEnvironment
     from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
@@ -229,6 +230,20 @@ class DataStream:
             return self._sink("discard", "DiscardingSink", {})
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink("sink_function", label_of(sink_func), {"udf": udf})
+
+    def execute_and_collect(self, job_execution_name: Optional[str] = None,
+                            limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:
+        """Runs the job (this stream and everything else added to the environment since
+        the last ``execute()``, as ``execute()`` would) and returns an iterator over
+        this stream's records as they come; close it (or use ``with``) to stop the job
+        early. With ``limit``, returns the list of the first ``limit`` records (as
+        PyFlink) and stops the job. A failing job raises its usual error from the
+        iterator, after the records that came before. In a multi-process run the
+        records arrive in process 0 (the others' iterators yield nothing); see
+        ``ferroflow._collect``."""
+        from ._collect import execute_and_collect
+
+        return execute_and_collect(self, job_execution_name, limit)
 
     # Talk-era (Flink 1.5+) name of print().
     def output(self) -> "DataStreamSink":
