@@ -26,7 +26,7 @@ from ._errors import JobExecutionException
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Deque, Iterator, Optional
+    from typing import Any, Deque, Optional
 
     from .datastream import DataStream
 
@@ -138,7 +138,7 @@ class CloseableIterator:
     def __enter__(self) -> "CloseableIterator":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
