@@ -12,9 +12,10 @@ from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
-from .window import (ASSIGNERS, EVICTORS, TRIGGERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
+from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
-                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, positive_count)
+                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, checked_evictor, checked_trigger,
+                     positive_count)
 from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -408,18 +409,12 @@ class _Windows:
 
     def trigger(self: _W, trigger: Trigger) -> _W:
         """Fires the windows with ``trigger`` instead of the assigner's default."""
-        if not isinstance(trigger, Trigger):
-            raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
-        check_supported(trigger, TRIGGERS, "trigger()")
-        self._trigger = trigger
+        self._trigger = checked_trigger(trigger)
         return self
 
     def evictor(self: _W, evictor: Evictor) -> _W:
         """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
-        if not isinstance(evictor, Evictor):
-            raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
-        check_supported(evictor, EVICTORS, "evictor()")
-        self._evictor = evictor
+        self._evictor = checked_evictor(evictor)
         return self
 
     def allowed_lateness(self: _W, time: TimeSpan) -> _W:

@@ -15,9 +15,10 @@ two lists (one may be empty).
 from __future__ import annotations
 
 from . import _aggregations
-from ._plan import Udf, label_of, positional_arity
+from ._plan import Collector, Udf, label_of, positional_arity
 from .datastream import DataStream, KeyedStream, WindowedStream
-from .window import ASSIGNERS, EVICTORS, TRIGGERS, Evictor, Trigger, WindowAssigner, check_supported
+from .window import (ASSIGNERS, Evictor, Trigger, WindowAssigner, check_supported, checked_evictor,
+                     checked_trigger)
 from .windowing import to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -102,37 +103,24 @@ class _SplitBySide(Udf):
         if self.method == "join":
             def join(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> List[Any]:
                 first, second = split(elements)
-                out: List[Any] = []
-                collector = _ListCollector(out)
+                collector = Collector()
                 for a in first:
                     for b in second:
                         if collects:
                             call(a, b, collector)
                         else:
-                            out.append(call(a, b))
-                return out
+                            collector.out.append(call(a, b))
+                return collector.out
             return join
 
         def co_group(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
             first, second = split(elements)
             if collects:
-                out: List[Any] = []
-                call(first, second, _ListCollector(out))
-                return out
+                collector = Collector()
+                call(first, second, collector)
+                return collector.out
             return call(first, second)
         return co_group
-
-
-class _ListCollector:
-    """The collector handed to collector-style join and co-group functions."""
-
-    __slots__ = ("out",)
-
-    def __init__(self, out: List[Any]) -> None:
-        self.out = out
-
-    def collect(self, value: Any) -> None:
-        self.out.append(value)
 
 
 class _TwoStreams:
@@ -199,18 +187,12 @@ class WithWindow:
 
     def trigger(self, trigger: Trigger) -> "WithWindow":
         """Fires the windows with ``trigger`` instead of the assigner's default."""
-        if not isinstance(trigger, Trigger):
-            raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10), got {trigger!r}")
-        check_supported(trigger, TRIGGERS, "trigger()")
-        self._trigger = trigger
+        self._trigger = checked_trigger(trigger)
         return self
 
     def evictor(self, evictor: Evictor) -> "WithWindow":
         """Removes records (of either side) from a window when it fires."""
-        if not isinstance(evictor, Evictor):
-            raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10), got {evictor!r}")
-        check_supported(evictor, EVICTORS, "evictor()")
-        self._evictor = evictor
+        self._evictor = checked_evictor(evictor)
         return self
 
     def allowed_lateness(self, time: TimeSpan) -> "WithWindow":
