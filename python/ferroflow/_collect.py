@@ -26,7 +26,7 @@ from ._errors import JobExecutionException
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Deque, Optional
+    from typing import Any, Deque, Optional, Set, Tuple
 
     from .datastream import DataStream
 
@@ -69,6 +69,14 @@ class _Buffer:
                     return  # several processes: see the module's documentation
                 raise _Stopped
             self.items.append(value)
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        """The iterator wants no more records: drop those waiting, stop the job."""
+        with self.cond:
+            if not self.ended:
+                self.stopped = True
+            self.items.clear()
             self.cond.notify_all()
 
     def end(self, error: Optional[BaseException]) -> None:
@@ -126,12 +134,7 @@ class CloseableIterator:
     def close(self) -> None:
         """Stops the job if it still runs (at the next record it delivers) and waits for
         it to end. Records not yet taken are dropped."""
-        buffer = self._buffer
-        with buffer.cond:
-            if not buffer.ended:
-                buffer.stopped = True
-            buffer.items.clear()
-            buffer.cond.notify_all()
+        self._buffer.stop()
         if self._thread is not threading.current_thread():
             self._thread.join()
 
@@ -145,11 +148,30 @@ class CloseableIterator:
         # Dropped without close(): stop the job, without waiting (this may run anywhere).
         buffer = getattr(self, "_buffer", None)
         if buffer is not None:
-            with buffer.cond:
-                if not buffer.ended:
-                    buffer.stopped = True
-                buffer.items.clear()
-                buffer.cond.notify_all()
+            buffer.stop()
+
+
+#: Jobs of execute_and_collect() still running: stopped at interpreter exit (see ``_stop_at_exit``).
+_running: "Optional[Set[Tuple[_Buffer, threading.Thread]]]" = None
+
+
+def _stop_at_exit(job: "Tuple[_Buffer, threading.Thread]") -> None:
+    """Stops ``job`` at exit if it still runs then (its iterator never closed, or
+    dropped): a job running while the interpreter finalizes would have its workers
+    call into a dying interpreter (an abort), so it is stopped first."""
+    global _running
+    if _running is None:
+        import atexit
+
+        _running = set()
+        atexit.register(_stop_all)
+    _running.add(job)
+
+
+def _stop_all() -> None:
+    for buffer, thread in list(_running or ()):
+        buffer.stop()
+        thread.join()
 
 
 def execute_and_collect(stream: "DataStream", job_name: Optional[str], limit: Optional[int]) -> Any:
@@ -171,9 +193,14 @@ def execute_and_collect(stream: "DataStream", job_name: Optional[str], limit: Op
             buffer.end(e)
         else:
             buffer.end(None)
+        finally:
+            if _running is not None:
+                _running.discard(job)
 
     # Started before anything can fail here, so execute()'s own errors (no sink...) reach next().
     thread = threading.Thread(target=run, name="ferroflow execute_and_collect", daemon=True)
+    job = (buffer, thread)
+    _stop_at_exit(job)
     thread.start()
     iterator = CloseableIterator(buffer, thread)
     if limit is None:
