@@ -13,10 +13,18 @@ from .datastream import (AllWindowedStream, DataStream, DataStreamSink, Iterativ
                          SplitStream, WindowedStream, WriteMode)
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .execution_config import ExecutionConfig
-from .functions import (AggregateFunction, AllWindowFunction, DiscardingSink, FilterFunction, FlatMapFunction,
-                        Function, KeySelector, MapFunction, OutputSelector, ParallelSourceFunction,
-                        ProcessAllWindowFunction, ProcessWindowFunction, ReduceFunction, SerializationSchema,
-                        SimpleStringSchema, SinkFunction, SourceFunction, WindowFunction)
+from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFunction, CoFlatMapFunction,
+                        CoGroupFunction, CoMapFunction, CoProcessFunction, DiscardingSink, FilterFunction,
+                        FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
+                        KeyedCoProcessFunction, KeyedProcessFunction, KeySelector, MapFunction, OutputSelector,
+                        ParallelSourceFunction, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
+                        ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
+                        SourceFunction, WindowFunction)
+from .joins import CoGroupedStreams, JoinedStreams
+from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
+                    StateTtlConfig, ValueStateDescriptor)
+from .time_domain import TimeDomain
+from .timerservice import TimerService
 from .watermarks import TimeCharacteristic, TimestampAssigner, WatermarkStrategy
 from .windowing import Duration, GlobalWindow, Time, TimeWindow
 
@@ -30,5 +38,9 @@ __all__ = [
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
     "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
-    "InternalError", "CheckpointingWarning",
+    "InternalError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction", "CoMapFunction",
+    "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
+    "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",
+    "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
+    "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService",
 ]

@@ -124,6 +124,34 @@ class RuntimeContext:
     def get_task_name(self) -> str:
         return self._task_name
 
+    # -- keyed state (ferroflow.state): the engine's keyed runtime context overrides these --
+
+    def _no_state(self, getter: str, state_descriptor: Any) -> Any:
+        from ._errors import FerroflowError
+
+        raise FerroflowError(f"{getter}({state_descriptor!r}): state is only available on a keyed stream "
+                             "(a function applied after key_by())")
+
+    def get_state(self, state_descriptor: Any) -> Any:
+        """The ``ValueState`` a ``ValueStateDescriptor`` names, for the current key."""
+        return self._no_state("get_state", state_descriptor)
+
+    def get_list_state(self, state_descriptor: Any) -> Any:
+        """The ``ListState`` a ``ListStateDescriptor`` names, for the current key."""
+        return self._no_state("get_list_state", state_descriptor)
+
+    def get_map_state(self, state_descriptor: Any) -> Any:
+        """The ``MapState`` a ``MapStateDescriptor`` names, for the current key."""
+        return self._no_state("get_map_state", state_descriptor)
+
+    def get_reducing_state(self, state_descriptor: Any) -> Any:
+        """The ``ReducingState`` a ``ReducingStateDescriptor`` names, for the current key."""
+        return self._no_state("get_reducing_state", state_descriptor)
+
+    def get_aggregating_state(self, state_descriptor: Any) -> Any:
+        """The ``AggregatingState`` an ``AggregatingStateDescriptor`` names, for the current key."""
+        return self._no_state("get_aggregating_state", state_descriptor)
+
     # Java-style names for talk-era scripts.
     getIndexOfThisSubtask = get_index_of_this_subtask
     getNumberOfParallelSubtasks = get_number_of_parallel_subtasks

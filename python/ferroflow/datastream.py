@@ -10,17 +10,21 @@ import os
 
 from . import _aggregations, _window_udfs
 from ._plan import Udf, label_of
+from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
-from .window import (ASSIGNERS, EVICTORS, TRIGGERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
+from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
-                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, positive_count)
+                     TumblingProcessingTimeWindows, WindowAssigner, check_supported, checked_evictor, checked_trigger,
+                     positive_count)
 from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
 
+    from ._collect import CloseableIterator
     from .environment import StreamExecutionEnvironment
+    from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
@@ -32,32 +36,6 @@ class WriteMode:
 
     NO_OVERWRITE = "NO_OVERWRITE"
     OVERWRITE = "OVERWRITE"
-
-
-class OutputTag:
-    """Names a side output, e.g. the late records of a window:
-    ``side_output_late_data(tag)``, then ``result.get_side_output(tag)``. Tags with the
-    same id are the same tag; ``type_info`` is accepted (PyFlink) and ignored."""
-
-    __slots__ = ("tag_id", "type_info")
-
-    def __init__(self, tag_id: str, type_info: Any = None) -> None:
-        if not isinstance(tag_id, str) or not tag_id:
-            raise ValueError(f"OutputTag() takes a non-empty str id, got {tag_id!r}")
-        self.tag_id = tag_id
-        self.type_info = type_info
-
-    def get_id(self) -> str:
-        return self.tag_id
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, OutputTag) and other.tag_id == self.tag_id
-
-    def __hash__(self) -> int:
-        return hash(self.tag_id)
-
-    def __repr__(self) -> str:
-        return f"OutputTag({self.tag_id!r})"
 
 
 class DataStream:
@@ -127,6 +105,26 @@ class DataStream:
                 raise TypeError("union() takes streams of the same environment")
         node = self._env._add("union", "", [self._node] + [s._node for s in streams], {})
         return DataStream(self._env, node)
+
+    def join(self, other_stream: "DataStream") -> "JoinedStreams":
+        """A window join with ``other_stream`` (Flink's Java API):
+        ``.where(k1).equal_to(k2).window(assigner).apply(join_function)`` calls
+        ``join(a, b)`` for every pair of records of one key and window (an inner join);
+        see ``ferroflow.joins``."""
+        from .joins import JoinedStreams
+
+        return JoinedStreams(self, other_stream)
+
+    def co_group(self, other_stream: "DataStream") -> "CoGroupedStreams":
+        """A window co-group with ``other_stream`` (Flink's Java API):
+        ``.where(k1).equal_to(k2).window(assigner).apply(co_group_function)`` calls
+        ``co_group(firsts, seconds)`` once per key and window with records on either
+        side; see ``ferroflow.joins``."""
+        from .joins import CoGroupedStreams
+
+        return CoGroupedStreams(self, other_stream)
+
+    coGroup = co_group
 
     def split(self, output_selector: Any) -> "SplitStream":
         """Routes each record to the outputs named by ``output_selector(value)`` (an
@@ -233,6 +231,20 @@ class DataStream:
             return self._sink("discard", "DiscardingSink", {})
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink("sink_function", label_of(sink_func), {"udf": udf})
+
+    def execute_and_collect(self, job_execution_name: Optional[str] = None,
+                            limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:
+        """Runs the job (this stream and everything else added to the environment since
+        the last ``execute()``, as ``execute()`` would) and returns an iterator over
+        this stream's records as they come; close it (or use ``with``) to stop the job
+        early. With ``limit``, returns the list of the first ``limit`` records (as
+        PyFlink) and stops the job. A failing job raises its usual error from the
+        iterator, after the records that came before. In a multi-process run the
+        records arrive in process 0 (the others' iterators yield nothing); see
+        ``ferroflow._collect``."""
+        from ._collect import execute_and_collect
+
+        return execute_and_collect(self, job_execution_name, limit)
 
     # Talk-era (Flink 1.5+) name of print().
     def output(self) -> "DataStreamSink":
@@ -397,18 +409,12 @@ class _Windows:
 
     def trigger(self: _W, trigger: Trigger) -> _W:
         """Fires the windows with ``trigger`` instead of the assigner's default."""
-        if not isinstance(trigger, Trigger):
-            raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
-        check_supported(trigger, TRIGGERS, "trigger()")
-        self._trigger = trigger
+        self._trigger = checked_trigger(trigger)
         return self
 
     def evictor(self: _W, evictor: Evictor) -> _W:
         """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
-        if not isinstance(evictor, Evictor):
-            raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
-        check_supported(evictor, EVICTORS, "evictor()")
-        self._evictor = evictor
+        self._evictor = checked_evictor(evictor)
         return self
 
     def allowed_lateness(self: _W, time: TimeSpan) -> _W:

@@ -10,7 +10,11 @@ Talk-era (Java-style) method names are accepted too: ``flatMap(value, collector)
 
 from __future__ import annotations
 
+import abc
+
 from ._plan import Collector, RuntimeContext, stub
+from .time_domain import TimeDomain
+from .timerservice import TimerService
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -20,7 +24,10 @@ __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
-    "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext",
+    "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext", "ProcessFunction",
+    "KeyedProcessFunction", "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction",
+    "BroadcastProcessFunction", "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction",
+    "CoGroupFunction", "TimerService", "TimeDomain",
 ]
 
 
@@ -248,3 +255,270 @@ def iterate_java_style(source: Any) -> Iterator[Any]:
             yield source.next()
         except (NoSuchElementException, StopIteration):
             return
+
+
+# -- process functions, connected streams and joins (issue 12: declared here, run by the engine) --
+
+
+class _ProcessContext(abc.ABC):
+    """What ``process_element`` learns about the record being processed."""
+
+    @abc.abstractmethod
+    def timestamp(self) -> Optional[int]:
+        """The record's event timestamp (ms), or None if it has none."""
+
+    @abc.abstractmethod
+    def timer_service(self) -> TimerService:
+        """The clocks, and timers (keyed streams only)."""
+
+
+class _KeyedContext(_ProcessContext):
+    """A process context on a keyed stream: also the current key."""
+
+    @abc.abstractmethod
+    def get_current_key(self) -> Any:
+        """The key of the record (or timer) being processed."""
+
+
+class _OnTimerContext(_KeyedContext):
+    """What ``on_timer`` learns: the timer's key, clock and timestamp."""
+
+    @abc.abstractmethod
+    def time_domain(self) -> TimeDomain:
+        """Whether an event-time or a processing-time timer fired."""
+
+
+class ProcessFunction(Function):
+    """The general operator of a plain stream (``stream.process(f)``): implement
+    ``process_element(value, ctx)`` yielding (or returning an iterable of) outputs;
+    ``yield output_tag, value`` sends to a side output."""
+
+    Context = _ProcessContext
+
+    @stub
+    def process_element(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element(value, ctx)")
+
+
+class KeyedProcessFunction(Function):
+    """The general operator of a keyed stream (``keyed.process(f)``), with keyed state
+    and timers: ``process_element(value, ctx)`` and ``on_timer(timestamp, ctx)`` yield
+    outputs (``yield output_tag, value`` for a side output)."""
+
+    Context = _KeyedContext
+    OnTimerContext = _OnTimerContext
+
+    @stub
+    def process_element(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element(value, ctx)")
+
+    def on_timer(self, timestamp: int, ctx: _OnTimerContext) -> Optional[Iterable[Any]]:
+        """Called when a timer registered through ``ctx.timer_service()`` fires."""
+        return None
+
+
+class CoMapFunction(Function):
+    """``connected.map(f)``: ``map1(value)`` for the first stream's records and
+    ``map2(value)`` for the second's, one output each."""
+
+    @stub
+    def map1(self, value: Any) -> Any:
+        raise NotImplementedError("implement map1(value)")
+
+    @stub
+    def map2(self, value: Any) -> Any:
+        raise NotImplementedError("implement map2(value)")
+
+
+class CoFlatMapFunction(Function):
+    """``connected.flat_map(f)``: ``flat_map1(value)`` / ``flat_map2(value)`` return (or
+    yield) zero or more outputs."""
+
+    @stub
+    def flat_map1(self, value: Any) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement flat_map1(value)")
+
+    @stub
+    def flat_map2(self, value: Any) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement flat_map2(value)")
+
+
+class CoProcessFunction(Function):
+    """``connected.process(f)`` on two plain streams: ``process_element1(value, ctx)``
+    and ``process_element2(value, ctx)`` yield outputs."""
+
+    Context = _ProcessContext
+
+    @stub
+    def process_element1(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element1(value, ctx)")
+
+    @stub
+    def process_element2(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element2(value, ctx)")
+
+
+class KeyedCoProcessFunction(Function):
+    """``connected.key_by(k1, k2).process(f)``: like ``CoProcessFunction``, with keyed
+    state and timers that both inputs of a key share, and ``on_timer(timestamp, ctx)``."""
+
+    Context = _KeyedContext
+    OnTimerContext = _OnTimerContext
+
+    @stub
+    def process_element1(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element1(value, ctx)")
+
+    @stub
+    def process_element2(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element2(value, ctx)")
+
+    def on_timer(self, timestamp: int, ctx: _OnTimerContext) -> Optional[Iterable[Any]]:
+        """Called when a timer registered through ``ctx.timer_service()`` fires."""
+        return None
+
+
+class _BroadcastContextBase(abc.ABC):
+    """What both sides of a broadcast connection learn: the record's timestamp and the clocks."""
+
+    @abc.abstractmethod
+    def timestamp(self) -> Optional[int]:
+        """The record's event timestamp (ms), or None."""
+
+    @abc.abstractmethod
+    def current_processing_time(self) -> int:
+        """The processing time (ms)."""
+
+    @abc.abstractmethod
+    def current_watermark(self) -> int:
+        """The operator's event-time watermark (ms)."""
+
+
+class _BroadcastContext(_BroadcastContextBase):
+    """The broadcast side's context: broadcast state it may change."""
+
+    @abc.abstractmethod
+    def get_broadcast_state(self, state_descriptor: Any) -> Any:
+        """The ``BroadcastState`` a ``MapStateDescriptor`` given to ``broadcast()`` names."""
+
+
+class _ReadOnlyBroadcastContext(_BroadcastContextBase):
+    """The other side's context: broadcast state it may only read."""
+
+    @abc.abstractmethod
+    def get_broadcast_state(self, state_descriptor: Any) -> Any:
+        """A read-only view of the broadcast state ``state_descriptor`` names."""
+
+
+class _KeyedBroadcastContext(_BroadcastContext):
+    """The broadcast side of a keyed connection: may also visit every key's state."""
+
+    @abc.abstractmethod
+    def apply_to_keyed_state(self, state_descriptor: Any, function: Any) -> None:
+        """Calls ``function(key, state)`` for every key holding ``state_descriptor``'s state."""
+
+
+class _KeyedReadOnlyBroadcastContext(_ReadOnlyBroadcastContext):
+    """The keyed side of a keyed broadcast connection: also the key and timers."""
+
+    @abc.abstractmethod
+    def timer_service(self) -> TimerService:
+        """The clocks and the current key's timers."""
+
+    @abc.abstractmethod
+    def get_current_key(self) -> Any:
+        """The key of the record being processed."""
+
+
+class _KeyedBroadcastOnTimerContext(_KeyedReadOnlyBroadcastContext):
+    """What ``on_timer`` of a ``KeyedBroadcastProcessFunction`` learns."""
+
+    @abc.abstractmethod
+    def time_domain(self) -> TimeDomain:
+        """Whether an event-time or a processing-time timer fired."""
+
+
+class BroadcastProcessFunction(Function):
+    """``stream.connect(broadcast_stream).process(f)``: ``process_element(value, ctx)``
+    reads the broadcast state, ``process_broadcast_element(value, ctx)`` may change it;
+    both yield outputs."""
+
+    Context = _BroadcastContext
+    ReadOnlyContext = _ReadOnlyBroadcastContext
+
+    @stub
+    def process_element(self, value: Any, ctx: _ReadOnlyBroadcastContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element(value, ctx)")
+
+    @stub
+    def process_broadcast_element(self, value: Any, ctx: _BroadcastContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_broadcast_element(value, ctx)")
+
+
+class KeyedBroadcastProcessFunction(Function):
+    """``keyed.connect(broadcast_stream).process(f)``: as ``BroadcastProcessFunction``,
+    with keyed state and timers on the keyed side and ``on_timer(timestamp, ctx)``."""
+
+    Context = _KeyedBroadcastContext
+    ReadOnlyContext = _KeyedReadOnlyBroadcastContext
+    OnTimerContext = _KeyedBroadcastOnTimerContext
+
+    @stub
+    def process_element(self, value: Any, ctx: _KeyedReadOnlyBroadcastContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element(value, ctx)")
+
+    @stub
+    def process_broadcast_element(self, value: Any, ctx: _KeyedBroadcastContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_broadcast_element(value, ctx)")
+
+    def on_timer(self, timestamp: int, ctx: _KeyedBroadcastOnTimerContext) -> Optional[Iterable[Any]]:
+        """Called when a timer registered through ``ctx.timer_service()`` fires."""
+        return None
+
+
+class _ProcessJoinContext(abc.ABC):
+    """What ``ProcessJoinFunction.process_element`` learns about the pair."""
+
+    @abc.abstractmethod
+    def get_left_timestamp(self) -> int:
+        """The left record's event timestamp (ms)."""
+
+    @abc.abstractmethod
+    def get_right_timestamp(self) -> int:
+        """The right record's event timestamp (ms)."""
+
+    @abc.abstractmethod
+    def timestamp(self) -> int:
+        """The pair's timestamp: the larger of the two."""
+
+
+class ProcessJoinFunction(Function):
+    """``keyed.interval_join(other).between(lower, upper).process(f)``: called with each
+    pair of records of one key whose timestamps are within the bounds;
+    ``process_element(left, right, ctx)`` yields outputs."""
+
+    Context = _ProcessJoinContext
+
+    @stub
+    def process_element(self, left: Any, right: Any, ctx: _ProcessJoinContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement process_element(left, right, ctx)")
+
+
+class JoinFunction(Function):
+    """``stream.join(other)...apply(f)``: ``join(first, second)`` returns one output per
+    pair of records of one key and window (Flink's ``FlatJoinFunction`` form
+    ``join(first, second, collector)`` works too)."""
+
+    @stub
+    def join(self, first: Any, second: Any) -> Any:
+        raise NotImplementedError("implement join(first, second)")
+
+
+class CoGroupFunction(Function):
+    """``stream.co_group(other)...apply(f)``: ``co_group(first, second)`` gets the lists
+    of both streams' records of one key and window (one may be empty) and returns (or
+    yields) outputs; ``co_group(first, second, collector)`` works too."""
+
+    @stub
+    def co_group(self, first: List[Any], second: List[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("implement co_group(first, second)")

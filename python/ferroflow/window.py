@@ -394,3 +394,19 @@ class TimeEvictor(Evictor):
 
 
 EVICTORS = (CountEvictor, TimeEvictor)
+
+
+def checked_trigger(trigger: Any) -> Trigger:
+    """``trigger()``'s argument, checked to be a trigger the engine runs."""
+    if not isinstance(trigger, Trigger):
+        raise TypeError(f"trigger() takes a trigger, e.g. CountTrigger.of(10) from ferroflow.window, got {trigger!r}")
+    check_supported(trigger, TRIGGERS, "trigger()")
+    return trigger
+
+
+def checked_evictor(evictor: Any) -> Evictor:
+    """``evictor()``'s argument, checked to be an evictor the engine runs."""
+    if not isinstance(evictor, Evictor):
+        raise TypeError(f"evictor() takes an evictor, e.g. CountEvictor.of(10) from ferroflow.window, got {evictor!r}")
+    check_supported(evictor, EVICTORS, "evictor()")
+    return evictor
