@@ -148,7 +148,7 @@ def plan_fingerprint(nodes) -> int:
 
     h = hashlib.sha256()
     for n in nodes:
-        h.update(f"{n.kind}|{n.label}|{n.inputs}\n".encode())
+        h.update(f"{n.api}|{n.label}|{n.inputs}\n".encode())
     return int.from_bytes(h.digest()[:8], "little")
 
 
