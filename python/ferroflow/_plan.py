@@ -211,10 +211,10 @@ def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:
 
 
 def _is_function_class(cls: type) -> bool:
-    """A subclass of ferroflow's function base classes (passed where an instance belongs)."""
-    from .functions import Function
-
-    return issubclass(cls, Function)
+    """A subclass of ferroflow's function base classes (passed where an instance
+    belongs): ``functions.Function`` carries the marker, so this module, which
+    ``functions`` builds on, need not import it."""
+    return getattr(cls, "_ferroflow_function", False) is True
 
 
 def _is_function_object(obj: Any) -> bool:
