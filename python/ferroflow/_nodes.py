@@ -21,6 +21,9 @@ Adding a kind (a new operator):
    ``KIND`` turning it into the engine's ``NodeKind``;
 3. the API method that records it: ``env._add(TheKind(...), label, [input])``.
 
+A window's assigner, trigger and evictor are typed the same way (``TumblingSpec``...,
+read by ``plan.rs``'s ``window_config`` and ``trigger_of``).
+
 Plain classes with ``__slots__`` rather than dataclasses: ``dataclasses`` imports
 ``inspect``, which ``import ferroflow`` avoids.
 """
@@ -45,14 +48,17 @@ if TYPE_CHECKING:
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
-           "WriteText", "WriteSocket"]
+           "WriteText", "WriteSocket", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
+           "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
+           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec"]
 
 
-class NodeKind:
-    """What an operator is, as the engine builds it (base of every kind)."""
+class Typed:
+    """A value the binding reads by its ``KIND`` and typed fields (``__slots__``)."""
 
     __slots__ = ()
-    #: The kind's name in the binding's ``node_kind`` match.
+    #: The name the binding's match dispatches on.
     KIND = ""
 
     def fields(self) -> Dict[str, Any]:
@@ -62,6 +68,12 @@ class NodeKind:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.fields().items())})"
+
+
+class NodeKind(Typed):
+    """What an operator is, as the engine builds it (base of every kind)."""
+
+    __slots__ = ()
 
 
 class Source(NodeKind):
@@ -247,8 +259,8 @@ class CountPairs(NodeKind):
 
 class Window(NodeKind):
     """Windows per key: ``assigner``, ``trigger`` and ``evictor`` are the settings'
-    ``_spec()`` dicts (``window.py``; trigger and evictor None for the assigner's
-    defaults), ``allowed_lateness`` in ms, late records to the side output
+    specs (below, made by ``window.py``'s ``_spec()``; trigger and evictor None for the
+    assigner's defaults), ``allowed_lateness`` in ms, late records to the side output
     ``late_output_tag`` (None: dropped). The window function is exactly one of
     ``reduce`` (a ``ReduceFunction``), ``builtin`` (``sum(2)`` and the like),
     ``aggregate`` (an ``_window_udfs.AggregateUdf``) or ``process`` (a process
@@ -259,8 +271,8 @@ class Window(NodeKind):
     __slots__ = ("assigner", "trigger", "evictor", "allowed_lateness", "late_output_tag", "reduce", "builtin",
                  "aggregate", "process", "then")
 
-    def __init__(self, assigner: Dict[str, Any], trigger: Optional[Dict[str, Any]],
-                 evictor: Optional[Dict[str, Any]], allowed_lateness: int, late_output_tag: Optional[str],
+    def __init__(self, assigner: AssignerSpec, trigger: Optional[TriggerSpec],
+                 evictor: Optional[EvictorSpec], allowed_lateness: int, late_output_tag: Optional[str],
                  reduce: Optional[PerWorker] = None, builtin: Optional[Aggregate] = None,
                  aggregate: Optional[PerWorker] = None, process: Optional[PerWorker] = None,
                  then: Optional[PerWorker] = None) -> None:
@@ -372,3 +384,141 @@ class WriteSocket(Sink):
         self.host = host
         self.port = port
         self.serialize = serialize
+
+
+# -- a window's settings (fields of ``Window``; the binding's ``window_config`` reads them) --------
+
+
+class AssignerSpec(Typed):
+    """Which windows a record goes to; ``event_time`` False: processing time."""
+
+    __slots__ = ()
+
+
+class TumblingSpec(AssignerSpec):
+    """Back-to-back windows of ``size`` ms, aligned on the epoch plus ``offset``."""
+
+    KIND = "tumbling"
+    __slots__ = ("event_time", "size", "offset")
+
+    def __init__(self, event_time: bool, size: int, offset: int) -> None:
+        self.event_time = event_time
+        self.size = size
+        self.offset = offset
+
+
+class SlidingSpec(AssignerSpec):
+    """Windows of ``size`` ms, one starting every ``slide`` ms (plus ``offset``)."""
+
+    KIND = "sliding"
+    __slots__ = ("event_time", "size", "slide", "offset")
+
+    def __init__(self, event_time: bool, size: int, slide: int, offset: int) -> None:
+        self.event_time = event_time
+        self.size = size
+        self.slide = slide
+        self.offset = offset
+
+
+class SessionSpec(AssignerSpec):
+    """Sessions closed by a ``gap`` in ms, or by the gap ``gap_fn(value)`` returns."""
+
+    KIND = "session"
+    __slots__ = ("event_time", "gap", "gap_fn")
+
+    def __init__(self, event_time: bool, gap: Optional[int], gap_fn: Optional[PerWorker]) -> None:
+        self.event_time = event_time
+        self.gap = gap
+        self.gap_fn = gap_fn
+
+
+class GlobalSpec(AssignerSpec):
+    """One window per key."""
+
+    KIND = "global"
+    __slots__ = ()
+
+
+class TriggerSpec(Typed):
+    """When a window fires."""
+
+    __slots__ = ()
+
+
+class EventTimeTriggerSpec(TriggerSpec):
+    KIND = "event_time"
+    __slots__ = ()
+
+
+class ProcessingTimeTriggerSpec(TriggerSpec):
+    KIND = "processing_time"
+    __slots__ = ()
+
+
+class CountTriggerSpec(TriggerSpec):
+    """Every ``count``-th record."""
+
+    KIND = "count"
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class ContinuousEventTimeTriggerSpec(TriggerSpec):
+    """Every ``interval`` ms of event time, and at the window's end."""
+
+    KIND = "continuous_event_time"
+    __slots__ = ("interval",)
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+
+class ContinuousProcessingTimeTriggerSpec(TriggerSpec):
+    """Every ``interval`` ms of processing time, and at the window's end."""
+
+    KIND = "continuous_processing_time"
+    __slots__ = ("interval",)
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+
+class PurgingTriggerSpec(TriggerSpec):
+    """``inner``'s firings, each emptying the window."""
+
+    KIND = "purging"
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: TriggerSpec) -> None:
+        self.inner = inner
+
+
+class EvictorSpec(Typed):
+    """Which records leave a window when it fires (after the window function if
+    ``do_evict_after``)."""
+
+    __slots__ = ()
+
+
+class CountEvictorSpec(EvictorSpec):
+    """Keeps the last ``count`` records."""
+
+    KIND = "count"
+    __slots__ = ("count", "do_evict_after")
+
+    def __init__(self, count: int, do_evict_after: bool) -> None:
+        self.count = count
+        self.do_evict_after = do_evict_after
+
+
+class TimeEvictorSpec(EvictorSpec):
+    """Keeps the records within ``window_size`` ms of the newest."""
+
+    KIND = "time"
+    __slots__ = ("window_size", "do_evict_after")
+
+    def __init__(self, window_size: int, do_evict_after: bool) -> None:
+        self.window_size = window_size
+        self.do_evict_after = do_evict_after

@@ -387,10 +387,10 @@ def _i64(value: Any, what: str) -> int:
 
 def _per_worker_functions(fields: Dict[str, Any]) -> Iterable[Any]:
     """The API's wrappers of user functions in a node kind's fields (``Udf``, a source
-    runner...; also inside a window's assigner dict): they copy the function per worker."""
+    runner...; also inside a window's assigner spec): they copy the function per worker."""
     for value in fields.values():
-        if isinstance(value, dict):
-            yield from _per_worker_functions(value)
+        if isinstance(value, _nodes.Typed):
+            yield from _per_worker_functions(value.fields())
         elif type(value).__module__.startswith("ferroflow.") and callable(getattr(value, "prepare", None)):
             yield value
 

@@ -9,9 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyString};
 
 use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::connectors::text::EncodingErrors;
@@ -92,11 +91,12 @@ struct CountPairs<'py> {
     udf: Option<Py<PyAny>>,
 }
 
+/// Its `assigner`, `trigger` and `evictor` are typed too (`TumblingSpec`... below).
 #[derive(FromPyObject)]
 struct Window<'py> {
-    assigner: Bound<'py, PyDict>,
-    trigger: Option<Bound<'py, PyDict>>,
-    evictor: Option<Bound<'py, PyDict>>,
+    assigner: Bound<'py, PyAny>,
+    trigger: Option<Bound<'py, PyAny>>,
+    evictor: Option<Bound<'py, PyAny>>,
     allowed_lateness: i64,
     late_output_tag: Option<String>,
     reduce: Option<Py<PyAny>>,
@@ -131,6 +131,61 @@ struct WriteSocket {
     host: String,
     port: u16,
     serialize: Py<PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct TumblingSpec {
+    event_time: bool,
+    size: i64,
+    offset: i64,
+}
+
+#[derive(FromPyObject)]
+struct SlidingSpec {
+    event_time: bool,
+    size: i64,
+    slide: i64,
+    offset: i64,
+}
+
+#[derive(FromPyObject)]
+struct SessionSpec {
+    event_time: bool,
+    gap: Option<i64>,
+    gap_fn: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
+struct CountTriggerSpec {
+    count: u64,
+}
+
+/// `ContinuousEventTimeTriggerSpec` and `ContinuousProcessingTimeTriggerSpec`.
+#[derive(FromPyObject)]
+struct ContinuousTriggerSpec {
+    interval: i64,
+}
+
+#[derive(FromPyObject)]
+struct PurgingTriggerSpec<'py> {
+    inner: Bound<'py, PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct CountEvictorSpec {
+    count: usize,
+    do_evict_after: bool,
+}
+
+#[derive(FromPyObject)]
+struct TimeEvictorSpec {
+    window_size: i64,
+    do_evict_after: bool,
+}
+
+/// The `KIND` of a typed value of `_nodes.py` (a node kind or a window setting).
+fn kind_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value.getattr(pyo3::intern!(value.py(), "KIND"))?.extract()
 }
 
 fn bind_udf(udf: &Arc<Py<PyAny>>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
@@ -386,22 +441,6 @@ fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {
     EncodingErrors::parse(name).map_err(|e| bug(e.to_string()))
 }
 
-/// A spec dict's entry (window settings, see `window.py`'s `_spec()`).
-fn param<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    match d.get_item(key)? {
-        Some(v) => v.extract::<T>().map_err(|e| bug(format!("'{key}': {}", Into::<PyErr>::into(e)))),
-        None => Err(bug(format!("missing '{key}'"))),
-    }
-}
-
-/// [`param`], `None` if missing or Python `None`.
-fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)?.filter(|v| !v.is_none()) {
-        Some(v) => v.extract::<T>().map(Some).map_err(|e| bug(format!("'{key}': {}", Into::<PyErr>::into(e)))),
-        None => Ok(None),
-    }
-}
-
 /// The testing source's events: `("record", value, ts or None)`, `("watermark", t)`,
 /// `("processing_time", t)`.
 fn test_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<TestEvent<PyRec>>> {
@@ -422,16 +461,16 @@ fn test_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<TestEvent<PyRec>>> {
     Ok(out)
 }
 
-fn trigger_of(d: &Bound<'_, PyDict>) -> PyResult<Trigger> {
-    let kind: String = param(d, "kind")?;
-    Ok(match kind.as_str() {
+fn trigger_of(t: &Bound<'_, PyAny>) -> PyResult<Trigger> {
+    Ok(match kind_of(t)?.as_str() {
         "event_time" => Trigger::EventTime,
         "processing_time" => Trigger::ProcessingTime,
-        "count" => Trigger::Count(param(d, "count")?),
-        "continuous_event_time" => Trigger::ContinuousEventTime(param(d, "interval")?),
-        "continuous_processing_time" => Trigger::ContinuousProcessingTime(param(d, "interval")?),
-        "purging" => Trigger::purging(trigger_of(&param::<Bound<'_, PyDict>>(d, "inner")?)?),
-        "never" => Trigger::Never,
+        "count" => Trigger::Count(t.extract::<CountTriggerSpec>()?.count),
+        "continuous_event_time" => Trigger::ContinuousEventTime(t.extract::<ContinuousTriggerSpec>()?.interval),
+        "continuous_processing_time" => {
+            Trigger::ContinuousProcessingTime(t.extract::<ContinuousTriggerSpec>()?.interval)
+        }
+        "purging" => Trigger::purging(trigger_of(&t.extract::<PurgingTriggerSpec>()?.inner)?),
         other => return Err(bug(format!("unknown trigger '{other}'"))),
     })
 }
@@ -439,40 +478,41 @@ fn trigger_of(d: &Bound<'_, PyDict>) -> PyResult<Trigger> {
 /// Assigner, trigger, evictor and lateness of a window node; per worker, because a
 /// dynamic session gap is a user function.
 fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
+    let domain = |event_time: bool| if event_time { TimeDomain::EventTime } else { TimeDomain::ProcessingTime };
     let a = &w.assigner;
-    let kind: String = param(a, "kind")?;
-    let domain: String = get(a, "domain")?.unwrap_or_else(|| "event".to_string());
-    let domain = match domain.as_str() {
-        "event" => TimeDomain::EventTime,
-        "processing" => TimeDomain::ProcessingTime,
-        other => return Err(bug(format!("unknown time domain '{other}'"))),
-    };
-    let offset: i64 = get(a, "offset")?.unwrap_or(0);
-    let gap: Option<i64> = get(a, "gap")?;
-    let gap_fn: Option<Arc<Py<PyAny>>> = get::<Py<PyAny>>(a, "gap_fn")?.map(Arc::new);
-    let shape = match kind.as_str() {
-        "tumbling" => Shape::Tumbling(param(a, "size")?, offset),
-        "sliding" => Shape::Sliding(param(a, "size")?, param(a, "slide")?, offset),
-        "session" => Shape::Session(gap),
-        "global" => Shape::Global,
+    let (shape, domain, gap_fn) = match kind_of(a)?.as_str() {
+        "tumbling" => {
+            let TumblingSpec { event_time, size, offset } = a.extract()?;
+            (Shape::Tumbling(size, offset), domain(event_time), None)
+        }
+        "sliding" => {
+            let SlidingSpec { event_time, size, slide, offset } = a.extract()?;
+            (Shape::Sliding(size, slide, offset), domain(event_time), None)
+        }
+        "session" => {
+            let SessionSpec { event_time, gap, gap_fn } = a.extract()?;
+            if gap.is_none() && gap_fn.is_none() {
+                return Err(bug("a session window needs 'gap' or 'gap_fn'"));
+            }
+            (Shape::Session(gap), domain(event_time), gap_fn.map(Arc::new))
+        }
+        "global" => (Shape::Global, TimeDomain::EventTime, None),
         other => return Err(bug(format!("unknown window assigner '{other}'"))),
     };
-    if matches!(shape, Shape::Session(None)) && gap_fn.is_none() {
-        return Err(bug("a session window needs 'gap' or 'gap_fn'"));
-    }
     let trigger = w.trigger.as_ref().map(trigger_of).transpose()?;
-    let mut evict_after = false;
-    let evictor = match &w.evictor {
-        Some(e) => {
-            evict_after = get::<bool>(e, "do_evict_after")?.unwrap_or(false);
-            let kind: String = param(e, "kind")?;
-            Some(match kind.as_str() {
-                "count" => Evictor::Count(param(e, "count")?),
-                "time" => Evictor::Time(param(e, "window_size")?),
-                other => return Err(bug(format!("unknown evictor '{other}'"))),
-            })
-        }
-        None => None,
+    let (evictor, evict_after) = match &w.evictor {
+        Some(e) => match kind_of(e)?.as_str() {
+            "count" => {
+                let CountEvictorSpec { count, do_evict_after } = e.extract()?;
+                (Some(Evictor::Count(count)), do_evict_after)
+            }
+            "time" => {
+                let TimeEvictorSpec { window_size, do_evict_after } = e.extract()?;
+                (Some(Evictor::Time(window_size)), do_evict_after)
+            }
+            other => return Err(bug(format!("unknown evictor '{other}'"))),
+        },
+        None => (None, false),
     };
     let lateness = w.allowed_lateness;
     let late_output = w.late_output_tag.is_some();
@@ -544,8 +584,7 @@ pub fn from_python(nodes: &Bound<'_, PyAny>, object_reuse: bool) -> Result<Plan<
             .and_then(|n| n.extract())
             .map_err(|e| internal(None, format!("a plan node could not be read: {e}")))?;
         let name = node.name.as_str();
-        let tag = node.kind.getattr(pyo3::intern!(node.kind.py(), "KIND")).and_then(|k| k.extract::<String>());
-        let Ok(tag) = tag else {
+        let Ok(tag) = kind_of(&node.kind) else {
             return Err(internal(Some(name), format!("unknown node kind: {}", describe(&node.kind))));
         };
         let kind = match node_kind(&node.kind, &tag, name, !object_reuse) {
