@@ -287,7 +287,7 @@ def _shared_lists(env: "TwoProcessEnvironment") -> List[list]:
             visit_class(cls, depth + 1)
 
     for node in env._nodes:
-        for value in node.params.values():
+        for value in node.kind.fields().values():
             visit(value)
     return list(found.values())
 

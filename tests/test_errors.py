@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import ferroflow
+from ferroflow import _nodes
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "cli_scripts"
@@ -193,19 +194,19 @@ def test_execute_raises_the_exported_exception_class():
 # -- ferroflow's own bugs --------------------------------------------------------------------
 
 BROKEN_INVARIANT_JOB = """
-from ferroflow import StreamExecutionEnvironment
+from ferroflow import StreamExecutionEnvironment, _nodes
 
 env = StreamExecutionEnvironment.get_execution_environment()
 # Breaks an invariant between the API and the engine on purpose (a collection source's
 # make() must return an iterator), to stand for a bug in ferroflow.
-env._source("from_collection", "broken", {"make": lambda: 42}).add_sink(lambda x: None)
+env._source(_nodes.Collection(lambda: 42), "broken", "from_collection").add_sink(lambda x: None)
 env.execute("broken job")
 """
 
 
 def test_an_internal_error_is_raised_as_internal_error_saying_it_is_a_bug(tmp_path):
     env = ferroflow.StreamExecutionEnvironment.get_execution_environment()
-    env._source("from_collection", "broken", {"make": lambda: 42}).add_sink(lambda x: None)
+    env._source(_nodes.Collection(lambda: 42), "broken", "from_collection").add_sink(lambda x: None)
     with pytest.raises(ferroflow.InternalError) as info:
         env.execute("broken job")
     e = info.value

@@ -342,7 +342,7 @@ def test_write_mode_matches_core():
     stream = env.from_elements(1)
     stream.write_as_text("/nonexistent/a", WriteMode.OVERWRITE)
     stream.write_as_text("/nonexistent/b", WriteMode.NO_OVERWRITE)
-    assert [n.params["overwrite"] for n in env._nodes if n.kind == "write_text"] == [True, False]
+    assert [n.kind.overwrite for n in env._nodes if n.api == "write_text"] == [True, False]
 
 
 def test_unknown_java_module_is_not_found():

@@ -44,16 +44,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ._nodes import Aggregate, CountPairs, KeyBy, KeyByField
+from ._plan import Udf
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Dict, TypeVar, Union
+    from typing import Any, TypeVar, Union
 
-    from .datastream import DataStream, KeyedStream
+    from ._nodes import NodeKind
 
     _T = TypeVar("_T")
 
-__all__ = ["FieldError", "Field", "is_field", "get_field", "with_field",
-           "add_key_by_field", "add_aggregate", "add_count"]
+__all__ = ["FieldError", "Field", "is_field", "check_field", "label", "get_field", "with_field",
+           "rolling", "count_pairs", "count_sum"]
 
 if TYPE_CHECKING:
     #: An aggregation's field: an index, a name, or None for the whole record.
@@ -79,7 +82,7 @@ class FieldError(LookupError):
     """A record lacks the field a built-in ``key_by`` or aggregation names."""
 
 
-# -- plan-time helpers (what datastream.py calls) -----------------------------------------
+# -- plan time: the node kinds (what datastream.py records) -----------------------------
 
 
 def is_field(selector: Any) -> bool:
@@ -99,48 +102,38 @@ def check_field(field: Any, what: str, whole_ok: bool = True) -> Field:
     return field
 
 
-def _label(field: Field) -> str:
+def label(field: Field) -> str:
+    """How a node's label shows ``field`` (empty for the record itself)."""
     return "" if field is None else str(field)
 
 
-def add_key_by_field(stream: "DataStream", field: Any) -> int:
-    """Records a ``key_by(field)`` node; returns its id (for a ``KeyedStream``)."""
-    field = check_field(field, "key_by()")
-    return stream._env._add("key_by_field", _label(field) or "*", [stream._node], {"field": field})
-
-
-def add_aggregate(keyed: "KeyedStream", op: str, field: Any) -> int:
-    """Records a rolling ``op`` (``sum``, ``min``, ``max``, ``min_by``, ``max_by``) over
-    ``field`` of a keyed stream; returns the node id (for a ``DataStream``)."""
+def rolling(op: str, field: Any, key: NodeKind) -> Aggregate:
+    """The node kind of a rolling ``op`` (``sum``, ``min``, ``max``, ``min_by``,
+    ``max_by``) over ``field``, on a stream keyed by ``key`` (its key_by node's kind)."""
     if op not in OPS:
         raise ValueError(f"unknown aggregation {op!r}")
     field = check_field(field, f"{op}()")
-    params: Dict[str, Any] = {"op": op, "field": field}
-    key_node = keyed._env._nodes[keyed._node]
-    if key_node.kind == "key_by_field" and isinstance(key_node.params["field"], int):
-        # Lets the engine keep (key, number) pairs as a number per key.
-        params["key_field"] = key_node.params["field"]
-    return keyed._env._add(op, _label(field), [keyed._node], params)
+    # A key field index lets the engine keep (key, number) pairs as a number per key.
+    key_field = key.field if isinstance(key, KeyByField) and isinstance(key.field, int) else None
+    return Aggregate(op, field, key_field=key_field)
 
 
-def add_count(keyed: "KeyedStream") -> int:
-    """Records ``count()``: ``(key, 1)`` per record, keyed by field 0, summed on
-    field 1. The key comes from the keyed stream's own selector (called once more
-    per record when it is a Python function). Returns the last node's id."""
-    from ._plan import Udf
-
-    env = keyed._env
-    node = env._nodes[keyed._node]
-    if node.kind == "key_by_field":
-        params: Dict[str, Any] = {"field": node.params["field"]}
-    elif node.kind == "key_by":
+def count_pairs(key: NodeKind) -> CountPairs:
+    """``count()``'s first node: ``(key, 1)`` per record, the key taken as ``key`` (the
+    keyed stream's key_by node's kind) takes it (calling its function once more per
+    record when it is a Python function). The pairs are then keyed by field 0 and
+    summed on field 1 (``count_sum``)."""
+    if isinstance(key, KeyByField):
+        return CountPairs(field=key.field)
+    if isinstance(key, KeyBy):
         # A fresh Udf: the engine binds (and opens) it per worker like any function.
-        params = {"udf": Udf(node.params["udf"].fn, ("get_key", "getKey"))}
-    else:  # pragma: no cover - every KeyedStream comes from key_by
-        raise TypeError("count() needs a stream made by key_by()")
-    pairs = env._add("count_pairs", "", [keyed._node], params)
-    rekeyed = env._add("key_by_field", "0", [pairs], {"field": 0})
-    return env._add("count", "", [rekeyed], {"op": "sum", "field": 1, "what": "count()", "key_field": 0})
+        return CountPairs(udf=Udf(key.udf.fn, ("get_key", "getKey")))  # type: ignore[attr-defined]
+    raise TypeError("count() needs a stream made by key_by()")  # pragma: no cover - every KeyedStream has one
+
+
+def count_sum() -> Aggregate:
+    """``count()``'s last node: the running sum of the pairs' 1s."""
+    return Aggregate("sum", 1, what="count()", key_field=0)
 
 
 # -- run-time helpers (the engine calls these for records its fast paths skip) -------------

@@ -148,7 +148,7 @@ def plan_fingerprint(nodes) -> int:
 
     h = hashlib.sha256()
     for n in nodes:
-        h.update(f"{n.kind}|{n.label}|{n.inputs}\n".encode())
+        h.update(f"{n.api}|{n.label}|{n.inputs}\n".encode())
     return int.from_bytes(h.digest()[:8], "little")
 
 
@@ -234,7 +234,7 @@ class Supervisor:
         import tempfile
         import threading
 
-        from . import cli
+        from ._errors import Terminated, quiet_broken_pipe
 
         self._broken_pipe = False
         self.first_failure = None
@@ -281,8 +281,8 @@ class Supervisor:
                     elif failed_at is not None and time.monotonic() - failed_at > GRACE_S:
                         self._stop_all(signal.SIGTERM)
                     time.sleep(0.02)
-            except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (cli.Terminated)
-                terminated = isinstance(e, cli.Terminated)
+            except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+                terminated = isinstance(e, Terminated)
                 # Ignore a second signal while we stop: the children must not be left.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -296,14 +296,14 @@ class Supervisor:
                 for c in self.children:
                     c.wait()
                 if self._broken_pipe:
-                    cli._quiet_broken_pipe()
+                    quiet_broken_pipe()
                 print(f"ferroflow: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
                 return 143 if terminated else 130
             for t in threads:
                 t.join(timeout=2)
             exit_codes = [c.wait() for c in self.children]
             if self._broken_pipe:
-                cli._quiet_broken_pipe()
+                quiet_broken_pipe()
             if all(code == 0 for code in exit_codes):
                 return 0
             self._report(exit_codes, reports)

@@ -178,12 +178,12 @@ def execute_and_collect(stream: "DataStream", job_name: Optional[str], limit: Op
     """See ``DataStream.execute_and_collect``."""
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"execute_and_collect(): limit must be an int >= 1 or None, got {limit!r}")
+    from . import _nodes
     from ._plan import Udf
 
     buffer = _Buffer(BUFFER)
     env = stream._env
-    sink = env._add("sink_function", "execute_and_collect", [stream._node],
-                    {"udf": Udf(buffer.invoke, ("invoke",))})
+    sink = env._add(_nodes.SinkFunction(Udf(buffer.invoke, ("invoke",))), "execute_and_collect", [stream._node])
     env._nodes[sink].parallelism = 1
 
     def run() -> None:

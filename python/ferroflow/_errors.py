@@ -50,6 +50,25 @@ class CheckpointingWarning(UserWarning):
     not take yet: it is not fault tolerant."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the job stops as on Ctrl-C (every path that handles an interrupt
+    handles this too), and ``ferroflow run`` exits 143 instead of 130 (the launcher of
+    a ``-p`` run too)."""
+
+
+def quiet_broken_pipe() -> None:
+    """Ends like a command killed by SIGPIPE, once stdout's reader is gone: no
+    message, exit 141 (``ferroflow run`` and the launcher of a ``-p`` run)."""
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    os._exit(141)
+
+
 def job_failed(text: str, kind: str, operator: Optional[str], record: Optional[str], detail: str,
                worker: Optional[int]) -> JobExecutionException:
     """The exception for a job the engine reports failed: ``InternalError`` for

@@ -1,4 +1,5 @@
-"""The plan a job records: a list of nodes that the engine turns into a dataflow.
+"""The plan a job records: a list of nodes that the engine turns into a dataflow
+(each node's kind and settings: ``_nodes``), and the wrappers of user functions.
 
 Building a job only appends nodes here; nothing runs until ``execute()``.
 """
@@ -11,23 +12,28 @@ import types
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Tuple
+    from typing import Any, Callable, List, Optional, Tuple
+
+    from ._nodes import NodeKind
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class Node:
-    """One operator of the plan, as the engine reads it."""
+    """One operator of the plan: what it is (``kind``, one of ``_nodes``' typed kinds,
+    the binding's contract), where it reads from, and how it is shown."""
 
-    __slots__ = ("id", "kind", "label", "site", "inputs", "params", "custom_name", "parallelism")
+    __slots__ = ("id", "kind", "api", "label", "site", "inputs", "custom_name", "parallelism")
 
-    def __init__(self, id: int, kind: str, label: str, inputs: List[int], params: Dict[str, Any]) -> None:
+    def __init__(self, id: int, kind: NodeKind, label: str, inputs: List[int], api: str) -> None:
         self.id = id
         self.kind = kind
+        #: The API's name for the operator, which its name starts with (``map``,
+        #: ``from_collection``, ``sum``...).
+        self.api = api
         self.label = label
         self.site = call_site()
         self.inputs = inputs
-        self.params = params
         self.custom_name: Optional[str] = None
         #: Workers this operator runs on (the first ones); None: all of them.
         self.parallelism: Optional[int] = None
@@ -36,7 +42,7 @@ class Node:
     def name(self) -> str:
         """Shown in errors and metrics: ``map 'tokenize' (job.py:12)``."""
         label = self.custom_name or self.label
-        text = f"{self.kind} '{label}'" if label else self.kind
+        text = f"{self.api} '{label}'" if label else self.api
         return f"{text} ({self.site})" if self.site else text
 
 
@@ -233,10 +239,10 @@ def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:
 
 
 def _is_function_class(cls: type) -> bool:
-    """A subclass of ferroflow's function base classes (passed where an instance belongs)."""
-    from .functions import Function
-
-    return issubclass(cls, Function)
+    """A subclass of ferroflow's function base classes (passed where an instance
+    belongs): ``functions.Function`` carries the marker, so this module, which
+    ``functions`` builds on, need not import it."""
+    return getattr(cls, "_ferroflow_function", False) is True
 
 
 def _is_function_object(obj: Any) -> bool:

@@ -15,6 +15,8 @@ import runpy
 import signal
 import sys
 
+from ._errors import Terminated, quiet_broken_pipe
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import ast
@@ -145,21 +147,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"ferroflow: {'terminated (SIGTERM)' if code == 143 else 'interrupted'}", file=sys.stderr)
         _hard_exit(code)
     except BrokenPipeError:
-        _quiet_broken_pipe()
+        quiet_broken_pipe()
     except SystemExit as e:
         return _exit_code(e.code)
     except BaseException as e:  # noqa: BLE001 - every failure ends in a message and exit 1
         if _is_broken_pipe(e):
-            _quiet_broken_pipe()
+            quiet_broken_pipe()
         if not _report_to_supervisor(e):
             report(e, script)
         return 1
     return 0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: the job stops as on Ctrl-C (every path that handles an interrupt
-    handles this too), and ``ferroflow run`` exits 143 instead of 130."""
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -431,16 +428,6 @@ def _stdout_reader_gone() -> bool:
         return any(events & select.POLLERR for _, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no poll() on this platform
         return False
-
-
-def _quiet_broken_pipe() -> None:
-    """Ends like a command killed by SIGPIPE: no message, exit 141."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    os._exit(141)
 
 
 def _exit_code(code) -> int:

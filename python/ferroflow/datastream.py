@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from . import _aggregations, _window_udfs
+from . import _aggregations, _nodes, _window_udfs
 from ._plan import Udf, label_of
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
@@ -16,11 +16,11 @@ from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindo
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
                      TumblingProcessingTimeWindows, WindowAssigner, check_supported, checked_evictor, checked_trigger,
                      positive_count)
-from .windowing import GlobalWindow, TimeWindow, to_millis
+from .windowing import to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, List, Optional, Type, TypeVar, Union
 
     from ._collect import CloseableIterator
     from .environment import StreamExecutionEnvironment
@@ -67,24 +67,23 @@ class DataStream:
 
     # -- stateless transformations ---------------------------------------------------
 
-    def _then(self, kind: str, udf: Any, label: Optional[str] = None, **params: Any) -> "DataStream":
-        node = self._env._add(kind, label if label is not None else label_of(udf.fn), [self._node],
-                              dict(params, udf=udf))
-        return DataStream(self._env, node)
+    def _then(self, kind: _nodes.NodeKind, func: Any) -> "DataStream":
+        """A stream made by ``kind`` from this one, labelled after the user's ``func``."""
+        return DataStream(self._env, self._env._add(kind, label_of(func), [self._node]))
 
     def map(self, func: Any, output_type: Any = None) -> "DataStream":
         """One output per record: ``func(value)`` or a ``MapFunction``."""
-        return self._then("map", Udf(func, ("map",)))
+        return self._then(_nodes.Map(Udf(func, ("map",))), func)
 
     def flat_map(self, func: Any, output_type: Any = None) -> "DataStream":
         """Zero or more outputs per record: ``func(value)`` returns an iterable (a
         generator is fine) or None; or a ``FlatMapFunction``, including the
         collector style ``flatMap(value, collector)``."""
-        return self._then("flat_map", Udf(func, ("flat_map", "flatMap"), collector_arity=1))
+        return self._then(_nodes.FlatMap(Udf(func, ("flat_map", "flatMap"), collector_arity=1)), func)
 
     def filter(self, func: Any) -> "DataStream":
         """Keeps the records for which ``func(value)`` is true."""
-        return self._then("filter", Udf(func, ("filter",)))
+        return self._then(_nodes.Filter(Udf(func, ("filter",))), func)
 
     def key_by(self, key_selector: Any, key_type: Any = None) -> "KeyedStream":
         """Partitions the stream by key: ``key_selector(value)`` or a ``KeySelector``;
@@ -93,18 +92,32 @@ class DataStream:
         ``key_by("user")`` (see ``ferroflow._aggregations.get_field``). Keys must be
         str, int, float, bool, None, bytes or tuples of these."""
         if _aggregations.is_field(key_selector):
-            return KeyedStream(self._env, _aggregations.add_key_by_field(self, key_selector))
+            field = _aggregations.check_field(key_selector, "key_by()")
+            node = self._env._add(_nodes.KeyByField(field), _aggregations.label(field) or "*", [self._node])
+            return KeyedStream(self._env, node)
         udf = Udf(key_selector, ("get_key", "getKey"))
-        node = self._env._add("key_by", label_of(key_selector), [self._node], {"udf": udf})
-        return KeyedStream(self._env, node)
+        return KeyedStream(self._env, self._env._add(_nodes.KeyBy(udf), label_of(key_selector), [self._node]))
 
     def union(self, *streams: "DataStream") -> "DataStream":
         """Merges this stream with others (a stream unioned with itself appears twice)."""
         for s in streams:
             if not isinstance(s, DataStream) or s._env is not self._env:
                 raise TypeError("union() takes streams of the same environment")
-        node = self._env._add("union", "", [self._node] + [s._node for s in streams], {})
+        node = self._env._add(_nodes.Union(), "", [self._node] + [s._node for s in streams])
         return DataStream(self._env, node)
+
+    def _check_same_env(self, other: Any, method: str) -> None:
+        if not isinstance(other, DataStream) or other._env is not self._env:
+            raise TypeError(f"{method}() takes a stream of the same environment, got {other!r}")
+
+    def _derive(self, kind: _nodes.NodeKind, label: str) -> "DataStream":
+        """A stream made by ``kind`` from this one, labelled ``label`` (for API code
+        outside this module that builds on streams, e.g. ``joins``)."""
+        return DataStream(self._env, self._env._add(kind, label, [self._node]))
+
+    def _derive_keyed(self, kind: _nodes.NodeKind, label: str) -> "KeyedStream":
+        """A keyed stream made by the key_by ``kind`` from this one."""
+        return KeyedStream(self._env, self._env._add(kind, label, [self._node]))
 
     def join(self, other_stream: "DataStream") -> "JoinedStreams":
         """A window join with ``other_stream`` (Flink's Java API):
@@ -113,6 +126,7 @@ class DataStream:
         see ``ferroflow.joins``."""
         from .joins import JoinedStreams
 
+        self._check_same_env(other_stream, "join")
         return JoinedStreams(self, other_stream)
 
     def co_group(self, other_stream: "DataStream") -> "CoGroupedStreams":
@@ -122,6 +136,7 @@ class DataStream:
         side; see ``ferroflow.joins``."""
         from .joins import CoGroupedStreams
 
+        self._check_same_env(other_stream, "co_group")
         return CoGroupedStreams(self, other_stream)
 
     coGroup = co_group
@@ -141,7 +156,7 @@ class DataStream:
         hang a bounded job. Without it, such a loop runs until cancelled."""
         if max_wait_time_ms is not None and (not isinstance(max_wait_time_ms, int) or max_wait_time_ms < 0):
             raise ValueError(f"max_wait_time_ms must be a non-negative int, got {max_wait_time_ms!r}")
-        node = self._env._add("iterate", "", [self._node], {"max_wait_ms": max_wait_time_ms, "feedback": None})
+        node = self._env._add(_nodes.Iterate(max_wait_time_ms), "", [self._node])
         return IterativeStream(self._env, node)
 
     # -- event time -----------------------------------------------------------------------
@@ -152,8 +167,7 @@ class DataStream:
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("assign_timestamps_and_watermarks() takes a WatermarkStrategy, e.g. "
                             f"WatermarkStrategy.for_monotonous_timestamps(), got {watermark_strategy!r}")
-        node = self._env._add("assign_timestamps", watermark_strategy._label(), [self._node],
-                              watermark_strategy._params())
+        node = self._env._add(watermark_strategy._kind(), watermark_strategy._label(), [self._node])
         return DataStream(self._env, node)
 
     def get_side_output(self, output_tag: "OutputTag") -> "DataStream":
@@ -162,13 +176,13 @@ class DataStream:
         entered the window, with their timestamps)."""
         if not isinstance(output_tag, OutputTag):
             raise TypeError(f"get_side_output() takes an OutputTag, got {output_tag!r}")
-        node = self._env._nodes[self._node]
-        registered = node.params.get("late_output_tag") if node.kind == "window" else None
+        kind = self._env._nodes[self._node].kind
+        registered = kind.late_output_tag if isinstance(kind, _nodes.Window) else None
         if registered != output_tag.tag_id:
             why = (f"its window sends late data to OutputTag({registered!r})" if registered is not None else
                    "side outputs come from a window's side_output_late_data(tag), called before its window function")
             raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
-        node_id = self._env._add("side_output", output_tag.tag_id, [self._node], {"tag": output_tag.tag_id})
+        node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
         return DataStream(self._env, node_id)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
@@ -190,14 +204,14 @@ class DataStream:
 
     # -- sinks ---------------------------------------------------------------------------
 
-    def _sink(self, kind: str, label: str, params: dict) -> "DataStreamSink":
-        return DataStreamSink(self._env, self._env._add(kind, label, [self._node], params))
+    def _sink(self, kind: _nodes.Sink, label: str) -> "DataStreamSink":
+        return DataStreamSink(self._env, self._env._add(kind, label, [self._node]))
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints ``repr(record)`` per line on stdout, prefixed ``k> `` (the worker's
         1-based index) when the job runs with parallelism above 1. Lines from several
         workers never mix: each batch of whole lines is written at once."""
-        return self._sink("print", sink_identifier or "", {})
+        return self._sink(_nodes.Print(), sink_identifier or "")
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
                       overwrite: Optional[bool] = None) -> "DataStreamSink":
@@ -214,23 +228,25 @@ class DataStream:
                 overwrite = write_mode
             else:
                 overwrite = str(getattr(write_mode, "name", write_mode)).upper() == "OVERWRITE"
-        return self._sink("write_text", os.fspath(path), {"path": os.fspath(path), "overwrite": bool(overwrite)})
+        return self._sink(_nodes.WriteText(os.fspath(path), bool(overwrite)), os.fspath(path))
 
     def write_to_socket(self, host: str, port: int, serialization_schema: Any) -> "DataStreamSink":
         """Sends ``serialize(record)`` (bytes or str; no delimiter is added) to a TCP
         server at ``host:port``."""
+        port = int(port)
+        if not 0 < port < 65536:
+            raise ValueError(f"port must be an int between 1 and 65535, got {port!r}")
         udf = Udf(serialization_schema, ("serialize",))
-        return self._sink("write_socket", f"{host}:{port}",
-                          {"host": str(host), "port": int(port), "serialize": udf.resolve(serialization_schema)})
+        return self._sink(_nodes.WriteSocket(str(host), port, udf.resolve(serialization_schema)), f"{host}:{port}")
 
     def add_sink(self, sink_func: Any) -> "DataStreamSink":
         """Calls ``sink_func(value)`` (or a ``SinkFunction``'s ``invoke``) for every record."""
         from .functions import DiscardingSink
 
         if type(sink_func) is DiscardingSink:
-            return self._sink("discard", "DiscardingSink", {})
+            return self._sink(_nodes.Discard(), "DiscardingSink")
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
-        return self._sink("sink_function", label_of(sink_func), {"udf": udf})
+        return self._sink(_nodes.SinkFunction(udf), label_of(sink_func))
 
     def execute_and_collect(self, job_execution_name: Optional[str] = None,
                             limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:
@@ -295,7 +311,7 @@ class KeyedStream(DataStream):
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce: every record emits the updated value of its key (the first
         one unchanged): ``func(value1, value2)`` or a ``ReduceFunction``."""
-        return self._then("reduce", Udf(func, ("reduce",)))
+        return self._then(_nodes.Reduce(Udf(func, ("reduce",))), func)
 
     # -- built-in rolling aggregations: run in Rust, see ferroflow/_aggregations.py -------
 
@@ -305,35 +321,43 @@ class KeyedStream(DataStream):
         it is). ``field`` is an int index (tuples, lists) or a str name (dict items,
         attributes); None (the default) sums the records themselves. Same results as
         ``reduce(lambda a, b: <a with field set to a.field + b.field>)``."""
-        return DataStream(self._env, _aggregations.add_aggregate(self, "sum", field))
+        return self._aggregate("sum", field)
 
     def min(self, field: Union[int, str, None] = None) -> DataStream:
         """Rolling minimum of ``field`` per key: the key's first record with ``field``
         replaced by the smallest value so far (Flink's ``min``; ``min_by`` gives the
         whole record holding it). None (the default): the records themselves."""
-        return DataStream(self._env, _aggregations.add_aggregate(self, "min", field))
+        return self._aggregate("min", field)
 
     def max(self, field: Union[int, str, None] = None) -> DataStream:
         """Rolling maximum of ``field`` per key: the key's first record with ``field``
         replaced by the largest value so far (Flink's ``max``; ``max_by`` gives the
         whole record holding it). None (the default): the records themselves."""
-        return DataStream(self._env, _aggregations.add_aggregate(self, "max", field))
+        return self._aggregate("max", field)
 
     def min_by(self, field: Union[int, str, None] = None) -> DataStream:
         """Per key, the record with the smallest ``field`` so far, emitted for every
         record; on ties the earlier record stays (Flink's ``minBy``)."""
-        return DataStream(self._env, _aggregations.add_aggregate(self, "min_by", field))
+        return self._aggregate("min_by", field)
 
     def max_by(self, field: Union[int, str, None] = None) -> DataStream:
         """Per key, the record with the largest ``field`` so far, emitted for every
         record; on ties the earlier record stays (Flink's ``maxBy``)."""
-        return DataStream(self._env, _aggregations.add_aggregate(self, "max_by", field))
+        return self._aggregate("max_by", field)
 
     def count(self) -> DataStream:
         """Rolling count per key: every record emits ``(key, n)``, ``n`` being how
         many records of its key arrived so far (1 for the first) and ``key`` the
         value the key selector (or key field) gave."""
-        return DataStream(self._env, _aggregations.add_count(self))
+        env = self._env
+        pairs = env._add(_aggregations.count_pairs(env._nodes[self._node].kind), "", [self._node])
+        rekeyed = env._add(_nodes.KeyByField(0), "0", [pairs])
+        return DataStream(env, env._add(_aggregations.count_sum(), "", [rekeyed], "count"))
+
+    def _aggregate(self, op: str, field: Union[int, str, None]) -> DataStream:
+        """A built-in rolling aggregation (see ``ferroflow/_aggregations.py``), run in Rust."""
+        kind = _aggregations.rolling(op, field, self._env._nodes[self._node].kind)
+        return DataStream(self._env, self._env._add(kind, _aggregations.label(kind.field), [self._node], op))
 
     # Java-style names for talk-era scripts.
     minBy = min_by
@@ -440,7 +464,8 @@ class _Windows:
         ``reduce_function(value1, value2)`` or a ``ReduceFunction``, as they arrive.
         With ``window_function``, that is called with the single reduced value (see
         ``apply`` and ``process`` for its forms)."""
-        return self._build("reduce", "reduce", Udf(reduce_function, ("reduce",)), window_function)
+        udf = Udf(reduce_function, ("reduce",))
+        return self._build("reduce", udf, window_function, reduce=udf)
 
     def aggregate(self, aggregate_function: Any, window_function: Any = None, accumulator_type: Any = None,
                   output_type: Any = None) -> DataStream:
@@ -451,19 +476,21 @@ class _Windows:
         if self._assigner._is_merging() and not _window_udfs.has_merge(aggregate_function):
             raise TypeError(f"aggregate(): session windows merge their accumulators, so "
                             f"{type(aggregate_function).__name__} must implement merge(acc_a, acc_b)")
-        return self._build("aggregate", "aggregate", udf, window_function)
+        return self._build("aggregate", udf, window_function, aggregate=udf)
 
     def process(self, process_window_function: Any, output_type: Any = None) -> DataStream:
         """Calls a ``ProcessWindowFunction``'s ``process(key, context, elements)`` (all
         windows: ``ProcessAllWindowFunction.process(context, elements)``) once per
         firing; it returns an iterable of outputs (or takes a trailing collector)."""
-        return self._build("process", "process", _window_udfs.process_udf(process_window_function, self._keyed))
+        udf = _window_udfs.process_udf(process_window_function, self._keyed)
+        return self._build("process", udf, process=udf)
 
     def apply(self, window_function: Any, output_type: Any = None) -> DataStream:
         """Calls ``apply(key, window, values)`` of a ``WindowFunction`` or a plain function
         (all windows: ``apply(window, values)``) once per firing; it returns an
         iterable of outputs (or takes a trailing collector)."""
-        return self._build("apply", "process", _window_udfs.apply_udf(window_function, self._keyed))
+        udf = _window_udfs.apply_udf(window_function, self._keyed)
+        return self._build("apply", udf, process=udf)
 
     # -- built-in aggregations: one value per window, reduced in Rust (Flink's sum/min/...) --
 
@@ -493,32 +520,28 @@ class _Windows:
     def _builtin(self, op: str, field: Union[int, str, None]) -> DataStream:
         field = _aggregations.check_field(field, f"{op}()")
         label = f"{op}({'' if field is None else repr(field)})"
-        return self._build(label, "reduce", None, builtin={"op": op, "field": field})
+        return self._build(label, None, builtin=_nodes.Aggregate(op, field))
 
     def _input(self) -> int:
         """The key_by node the window node reads."""
         return self._stream._node
 
-    def _build(self, api_name: str, function: str, udf: Optional[Udf], window_function: Any = None,
-               builtin: Optional[Dict[str, Any]] = None) -> DataStream:
-        window_udf = None if window_function is None else _window_udfs.window_function_udf(window_function, self._keyed)
-        params = {
-            "assigner": self._assigner._spec(),
-            "trigger": self._trigger._spec() if self._trigger is not None else None,
-            "evictor": self._evictor._spec() if self._evictor is not None else None,
-            "allowed_lateness": self._lateness,
-            "late_output": self._late_tag is not None,
-            "late_output_tag": self._late_tag.tag_id if self._late_tag is not None else None,
-            "function": function,
-            "udf": udf,
-            "window_udf": window_udf,
-            "builtin": builtin,
-            "time_window": TimeWindow,
-            "global_window": GlobalWindow(),
-        }
+    def _build(self, api_name: str, udf: Optional[Udf], window_function: Any = None, *,
+               reduce: Optional[Udf] = None, builtin: Optional[_nodes.Aggregate] = None,
+               aggregate: Optional[Udf] = None, process: Optional[Udf] = None) -> DataStream:
+        """The window node: the settings, and the window function (``udf``, which the
+        label names) in the field of its kind (see ``_nodes.Window``)."""
+        then = None if window_function is None else _window_udfs.window_function_udf(window_function, self._keyed)
+        kind = _nodes.Window(
+            self._assigner._spec(),
+            self._trigger._spec() if self._trigger is not None else None,
+            self._evictor._spec() if self._evictor is not None else None,
+            self._lateness,
+            self._late_tag.tag_id if self._late_tag is not None else None,
+            reduce=reduce, builtin=builtin, aggregate=aggregate, process=process, then=then)
         settings = [repr(x) for x in (self._assigner, self._trigger, self._evictor) if x is not None]
         label = f"{' + '.join(settings)} {api_name}" + (f" {label_of(udf.fn)}" if udf is not None else "")
-        node = self._env._add("window", label, [self._input()], params)
+        node = self._env._add(kind, label, [self._input()])
         if not self._keyed:
             self._env._nodes[node].parallelism = 1
         return DataStream(self._env, node)
@@ -542,7 +565,7 @@ class AllWindowedStream(_Windows):
     _keyed = False
 
     def _input(self) -> int:
-        return self._env._add("key_by", "window_all", [self._stream._node], {"udf": Udf(_no_key, ("get_key",))})
+        return self._env._add(_nodes.KeyBy(Udf(_no_key, ("get_key",))), "window_all", [self._stream._node])
 
 
 class SplitStream(DataStream):
@@ -573,7 +596,7 @@ class SplitStream(DataStream):
                 return keep, close
 
         label = f"select {', '.join(sorted(names))}"
-        node = self._env._add("filter", label, [self._node], {"udf": _Selected()})
+        node = self._env._add(_nodes.Filter(_Selected()), label, [self._node])
         return DataStream(self._env, node)
 
 
@@ -584,12 +607,13 @@ class IterativeStream(DataStream):
         """Sends ``feedback_stream`` back to the head of the loop; returns it."""
         if not isinstance(feedback_stream, DataStream) or feedback_stream._env is not self._env:
             raise TypeError("close_with() takes a stream of the same environment")
-        params = self._env._nodes[self._node].params
-        if params["feedback"] is not None:
+        kind = self._env._nodes[self._node].kind
+        assert isinstance(kind, _nodes.Iterate)
+        if kind.feedback is not None:
             raise ValueError("this iteration is already closed")
         if feedback_stream._node <= self._node:
             raise ValueError("close_with() needs a stream computed from the iteration")
-        params["feedback"] = feedback_stream._node
+        kind.feedback = feedback_stream._node
         return feedback_stream
 
     closeWith = close_with

@@ -6,6 +6,7 @@ import os
 import time
 
 from ._errors import CheckpointingWarning, FerroflowError, job_failed
+from . import _nodes
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .execution_config import ExecutionConfig
@@ -131,13 +132,15 @@ class StreamExecutionEnvironment:
 
     # -- plan -----------------------------------------------------------------------------
 
-    def _add(self, kind: str, label: str, inputs: List[int], params: Dict[str, Any]) -> int:
-        node = Node(len(self._nodes), kind, label, inputs, params)
+    def _add(self, kind: _nodes.NodeKind, label: str, inputs: List[int], api: Optional[str] = None) -> int:
+        """Records an operator of ``kind`` reading ``inputs``; ``api`` (default: the
+        kind's name) and ``label`` make its name. Returns its id."""
+        node = Node(len(self._nodes), kind, label, inputs, api or kind.KIND)
         self._nodes.append(node)
         return node.id
 
-    def _source(self, kind: str, label: str, params: Dict[str, Any]) -> DataStream:
-        return DataStream(self, self._add(kind, label, [], params))
+    def _source(self, kind: _nodes.Source, label: str, api: str) -> DataStream:
+        return DataStream(self, self._add(kind, label, [], api))
 
     # -- sources --------------------------------------------------------------------------
 
@@ -159,7 +162,7 @@ class StreamExecutionEnvironment:
 
         def make() -> Any:
             return iter(items)
-        return self._source("from_collection", label, {"make": make})
+        return self._source(_nodes.Collection(make), label, "from_collection")
 
     def from_elements(self, *elements: Any) -> DataStream:
         """A stream of the given records, in order, from one worker."""
@@ -177,12 +180,12 @@ class StreamExecutionEnvironment:
             raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
         path = os.fspath(file_path)
         path = path.removeprefix("file://")
-        return self._source("read_text_file", path,
-                            {"path": path, "encoding_errors": _encoding_errors(encoding_errors)})
+        return self._source(_nodes.TextFile(path, _encoding_errors(encoding_errors)), path, "read_text_file")
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
-        return self._source("generate_sequence", f"{start}..{end}", {"start": int(start), "end": int(end)})
+        start, end = _i64(start, "generate_sequence(): start"), _i64(end, "generate_sequence(): end")
+        return self._source(_nodes.Sequence(start, end), f"{start}..{end}", "generate_sequence")
 
     def socket_text_stream(self, hostname: str, port: int, delimiter: str = "\n",
                            encoding_errors: str = "strict") -> DataStream:
@@ -196,9 +199,8 @@ class StreamExecutionEnvironment:
             raise ValueError(f"port must be an int between 1 and 65535, got {port!r}")
         if len(delimiter.encode()) != 1:
             raise ValueError("the delimiter must be a single ASCII character")
-        return self._source("socket_text_stream", f"{hostname}:{port}",
-                            {"host": str(hostname), "port": port, "delimiter": delimiter,
-                             "encoding_errors": _encoding_errors(encoding_errors)})
+        kind = _nodes.Socket(str(hostname), port, delimiter, _encoding_errors(encoding_errors))
+        return self._source(kind, f"{hostname}:{port}", "socket_text_stream")
 
     def add_source(self, source_func: Any, source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
@@ -206,15 +208,15 @@ class StreamExecutionEnvironment:
         ``ferroflow.testing.TestSource``: records with timestamps, watermarks and
         processing-time markers."""
         if isinstance(source_func, TestSource):
-            stream = self._source("testing_source", source_func._label(), source_func._params())
+            stream = self._source(source_func._kind(), source_func._label(), "testing_source")
             return stream.name(source_name) if source_name else stream
         if not callable(getattr(source_func, "run", None)):
             raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
         from .functions import ParallelSourceFunction
 
         parallel = isinstance(source_func, ParallelSourceFunction)
-        return self._source("add_source", source_name or label_of(source_func),
-                            {"function": _SourceRunner(source_func), "parallel": parallel})
+        return self._source(_nodes.FunctionSource(_SourceRunner(source_func), parallel),
+                            source_name or label_of(source_func), "add_source")
 
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
                     source_name: Optional[str] = None) -> DataStream:
@@ -254,7 +256,7 @@ class StreamExecutionEnvironment:
             job_name = None
         name = job_name or "ferroflow job"
         job = self._job_nodes()
-        if not any(n.kind in _SINKS for n in job):
+        if not any(isinstance(n.kind, _nodes.Sink) for n in job):
             if not job and self._job_start:
                 raise FerroflowError("nothing to run: the previous execute() ran this environment's job, and each "
                                      "execute() runs what was added since (as in Flink); add a sink before execute()")
@@ -280,7 +282,7 @@ class StreamExecutionEnvironment:
                            int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job),
                            max(1, int(cluster.heartbeat_timeout_s * 1000)))
         for n in job:
-            for function in _per_worker_functions(n.params):
+            for function in _per_worker_functions(n.kind.fields()):
                 function.prepare(workers)
         position = {n.id: i for i, n in enumerate(job)}
         nodes = [_EngineNode(n, position) for n in job]
@@ -335,8 +337,8 @@ class StreamExecutionEnvironment:
             wanted.add(i)
             node = self._nodes[i]
             todo.extend(node.inputs)
-            if node.kind == "iterate" and node.params["feedback"] is not None:
-                todo.append(node.params["feedback"])
+            if isinstance(node.kind, _nodes.Iterate) and node.kind.feedback is not None:
+                todo.append(node.kind.feedback)
         return [self._nodes[i] for i in sorted(wanted)]
 
 
@@ -375,12 +377,20 @@ def _encoding_errors(value: str) -> str:
     return value
 
 
-def _per_worker_functions(params: Dict[str, Any]) -> Iterable[Any]:
-    """The API's wrappers of user functions in a node's params (``Udf``, a source
-    runner...; also inside a window's assigner dict): they copy the function per worker."""
-    for value in params.values():
-        if isinstance(value, dict):
-            yield from _per_worker_functions(value)
+def _i64(value: Any, what: str) -> int:
+    """``value`` as an int the engine takes (64 bits, signed)."""
+    value = int(value)
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"{what} must fit in 64 bits, got {value}")
+    return value
+
+
+def _per_worker_functions(fields: Dict[str, Any]) -> Iterable[Any]:
+    """The API's wrappers of user functions in a node kind's fields (``Udf``, a source
+    runner...; also inside a window's assigner spec): they copy the function per worker."""
+    for value in fields.values():
+        if isinstance(value, _nodes.Typed):
+            yield from _per_worker_functions(value.fields())
         elif type(value).__module__.startswith("ferroflow.") and callable(getattr(value, "prepare", None)):
             yield value
 
@@ -435,29 +445,18 @@ class _SourceRunner:
                 canceller()
 
 
-_SINKS = {"print", "write_text", "write_socket", "sink_function", "discard"}
-
-# Engine-facing node kinds for the API's source names.
-_ENGINE_KIND = {
-    "from_collection": "collection",
-    "read_text_file": "text_file",
-    "generate_sequence": "sequence",
-    "socket_text_stream": "socket",
-    "add_source": "function_source",
-}
-
-
 class _EngineNode:
-    """A node as the engine reads it (``kind``, ``name``, ``inputs``, ``params``)."""
+    """A node as the binding reads it: ``kind`` (typed, see ``_nodes``), ``name``,
+    ``inputs``, ``parallelism``."""
 
-    __slots__ = ("kind", "name", "inputs", "params", "parallelism")
+    __slots__ = ("kind", "name", "inputs", "parallelism")
 
     def __init__(self, node: Node, position: Dict[int, int]) -> None:
         # The engine numbers a job's nodes 0.. in plan order (``position``: id -> number).
-        self.kind = _ENGINE_KIND.get(node.kind, node.kind)
+        kind = node.kind
+        if isinstance(kind, _nodes.Iterate) and kind.feedback is not None:
+            kind = _nodes.Iterate(kind.max_wait_ms, position[kind.feedback])
+        self.kind = kind
         self.name = node.name
         self.inputs = [position[i] for i in node.inputs]
-        self.params = node.params
-        if node.kind == "iterate" and node.params["feedback"] is not None:
-            self.params = dict(node.params, feedback=position[node.params["feedback"]])
         self.parallelism = node.parallelism

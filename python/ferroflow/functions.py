@@ -34,6 +34,9 @@ __all__ = [
 class Function:
     """Base of all user function classes."""
 
+    #: Tells ``_plan`` that a class is a function class (passed where an instance belongs).
+    _ferroflow_function = True
+
     def open(self, runtime_context: RuntimeContext) -> None:
         """Called once on each worker before the first record."""
 

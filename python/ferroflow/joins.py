@@ -14,9 +14,8 @@ two lists (one may be empty).
 
 from __future__ import annotations
 
-from . import _aggregations
+from . import _aggregations, _nodes
 from ._plan import Collector, Udf, label_of, positional_arity
-from .datastream import DataStream, KeyedStream, WindowedStream
 from .window import (ASSIGNERS, Evictor, Trigger, WindowAssigner, check_supported, checked_evictor,
                      checked_trigger)
 from .windowing import to_millis
@@ -25,6 +24,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-
 if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Tuple
 
+    from .datastream import DataStream
     from .windowing import TimeSpan
 
 __all__ = ["JoinedStreams", "CoGroupedStreams"]
@@ -129,8 +129,7 @@ class _TwoStreams:
     _method = ""
 
     def __init__(self, first: DataStream, second: DataStream) -> None:
-        if not isinstance(second, DataStream) or second._env is not first._env:
-            raise TypeError(f"{self._method}() takes a stream of the same environment, got {second!r}")
+        # The stream's own join()/co_group() checked that `second` is a stream of its environment.
         self._first = first
         self._second = second
 
@@ -207,19 +206,17 @@ class WithWindow:
         method = self._streams._method
         udf = _SplitBySide(function, method)
         first, second = self._streams._first, self._streams._second
-        env = first._env
-        tagged1 = first._then("map", Udf(_tag_first, ("map",)), label=f"{method}: tag first input")
-        tagged2 = second._then("map", Udf(_tag_second, ("map",)), label=f"{method}: tag second input")
+        tagged1 = first._derive(_nodes.Map(Udf(_tag_first, ("map",))), f"{method}: tag first input")
+        tagged2 = second._derive(_nodes.Map(Udf(_tag_second, ("map",))), f"{method}: tag second input")
         union = tagged1.union(tagged2)
         label = f"{method} where {_describe(self._selectors[0])} equal_to {_describe(self._selectors[1])}"
-        keyed = KeyedStream(env, env._add("key_by", label, [union._node], {"udf": _SideKeys(*self._keys)}))
-        windowed = WindowedStream(keyed, self._assigner)
+        windowed = union._derive_keyed(_nodes.KeyBy(_SideKeys(*self._keys)), label).window(self._assigner)
         if self._trigger is not None:
             windowed.trigger(self._trigger)
         if self._evictor is not None:
             windowed.evictor(self._evictor)
         windowed.allowed_lateness(self._lateness)
-        return windowed._build(method, "process", udf)
+        return windowed._build(method, udf, process=udf)
 
     # Flink's Java API names the same call `with` on older versions.
     with_ = apply

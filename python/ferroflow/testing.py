@@ -20,6 +20,8 @@ the end of the input). The source runs on one worker. Pass it to ``env.add_sourc
 
 from __future__ import annotations
 
+from ._nodes import TestingSource
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     from typing import Any, Iterable, List, Optional, Tuple
@@ -108,9 +110,9 @@ class TestSource:
         self.events: List[Tuple[Any, ...]] = [_event(e) for e in events]
         self.processing_time_start = _millis(processing_time_start, "TestSource(): processing_time_start")
 
-    def _params(self) -> dict:
-        """The ``testing_source`` node's params."""
-        return {"events": list(self.events), "processing_time_start": self.processing_time_start}
+    def _kind(self) -> TestingSource:
+        """The plan's node kind for this source."""
+        return TestingSource(list(self.events), self.processing_time_start)
 
     def _label(self) -> str:
         records = sum(1 for e in self.events if e[0] == "record")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 
+from ._nodes import AssignTimestamps
 from ._plan import Udf, label_of, positional_arity, stub
 from .functions import Function
 from .windowing import to_millis
@@ -116,13 +117,12 @@ class WatermarkStrategy:
         holding the watermark back until records come again."""
         return self._replace(idleness=to_millis(idle_timeout, "with_idleness(): the idle timeout"))
 
-    def _params(self) -> Dict[str, Any]:
-        """The ``assign_timestamps`` node's params (a fresh ``Udf`` per node, so that
-        a strategy used twice gives each operator its own copies)."""
-        return {"assigner": _timestamp_udf(self._assigner) if self._assigner is not None else None,
-                "timestamp_field": self._field,
-                "watermarks": self._watermarks, "max_out_of_orderness": self._max_out_of_orderness,
-                "idleness": self._idleness}
+    def _kind(self) -> AssignTimestamps:
+        """The ``assign_timestamps`` node's kind (a fresh ``Udf`` per node, so that a
+        strategy used twice gives each operator its own copies)."""
+        bound = {"none": None, "monotonous": 0, "bounded": self._max_out_of_orderness}[self._watermarks]
+        return AssignTimestamps(_timestamp_udf(self._assigner) if self._assigner is not None else None,
+                                self._field, bound, self._idleness)
 
     def _label(self) -> str:
         what = {"bounded": f"bounded {self._max_out_of_orderness} ms", "monotonous": "monotonous",

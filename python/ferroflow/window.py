@@ -11,12 +11,13 @@ of milliseconds. Invalid settings fail here, at the call that makes them.
 
 from __future__ import annotations
 
+from . import _nodes
 from ._plan import Udf, label_of
 from .windowing import GlobalWindow, TimeWindow, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+    from typing import Any, Optional, Tuple, Type, TypeVar
 
     from .windowing import TimeSpan
 
@@ -33,6 +34,8 @@ def positive_count(n: Any, what: str) -> int:
     """``n`` checked to be an int >= 1 (a count of records)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{what} must be an int >= 1, got {n!r}")
+    if n >= 2**63:
+        raise ValueError(f"{what} must fit in 64 bits, got {n}")
     return n
 
 
@@ -60,7 +63,7 @@ class WindowAssigner:
         """Session windows merge, and so need ``AggregateFunction.merge``."""
         return False
 
-    def _spec(self) -> Dict[str, Any]:  # pragma: no cover - every assigner overrides it
+    def _spec(self) -> _nodes.AssignerSpec:  # pragma: no cover - every assigner overrides it
         raise NotImplementedError
 
     def _describe(self) -> str:  # pragma: no cover - every assigner overrides it
@@ -86,8 +89,8 @@ class _Tumbling(WindowAssigner):
         """Windows of ``size``; ``offset`` shifts their alignment (e.g. time zones)."""
         return cls(size, offset)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "tumbling", "domain": self._domain, "size": self._size, "offset": self._offset}
+    def _spec(self) -> _nodes.TumblingSpec:
+        return _nodes.TumblingSpec(self.is_event_time(), self._size, self._offset)
 
     def _describe(self) -> str:
         return f"size={self._size} ms" + (f", offset={self._offset} ms" if self._offset else "")
@@ -123,9 +126,8 @@ class _Sliding(WindowAssigner):
         """Windows of ``size``, one starting every ``slide``; ``offset`` shifts them."""
         return cls(size, slide, offset)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "sliding", "domain": self._domain, "size": self._size, "slide": self._slide,
-                "offset": self._offset}
+    def _spec(self) -> _nodes.SlidingSpec:
+        return _nodes.SlidingSpec(self.is_event_time(), self._size, self._slide, self._offset)
 
     def _describe(self) -> str:
         return f"size={self._size} ms, slide={self._slide} ms" + (f", offset={self._offset} ms" if self._offset else "")
@@ -169,10 +171,9 @@ class _Session(WindowAssigner):
     def _is_merging(self) -> bool:
         return True
 
-    def _spec(self) -> Dict[str, Any]:
-        if self._gap_fn is not None:
-            return {"kind": "session", "domain": self._domain, "gap_fn": _gap_udf(self._gap_fn)}
-        return {"kind": "session", "domain": self._domain, "gap": self._gap}
+    def _spec(self) -> _nodes.SessionSpec:
+        gap_fn = _gap_udf(self._gap_fn) if self._gap_fn is not None else None
+        return _nodes.SessionSpec(self.is_event_time(), self._gap, gap_fn)
 
     def _describe(self) -> str:
         return f"gap={self._gap} ms" if self._gap_fn is None else f"gap={label_of(self._gap_fn)}"
@@ -205,8 +206,8 @@ class GlobalWindows(WindowAssigner):
     def create() -> "GlobalWindows":
         return GlobalWindows()
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "global"}
+    def _spec(self) -> _nodes.GlobalSpec:
+        return _nodes.GlobalSpec()
 
     def _describe(self) -> str:
         return ""
@@ -221,12 +222,11 @@ class Trigger:
     their end, processing-time windows when the clock does, GlobalWindows never
     (except at the end of a bounded input)."""
 
-    def _spec(self) -> Dict[str, Any]:  # pragma: no cover - every trigger overrides it
+    def _spec(self) -> _nodes.TriggerSpec:  # pragma: no cover - every trigger overrides it
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        spec = self._spec()
-        args = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "kind")
+        args = ", ".join(f"{k}={v!r}" for k, v in self._spec().fields().items())
         return f"{type(self).__name__}({args})"
 
 
@@ -238,8 +238,8 @@ class EventTimeTrigger(Trigger):
     def create() -> "EventTimeTrigger":
         return EventTimeTrigger()
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "event_time"}
+    def _spec(self) -> _nodes.TriggerSpec:
+        return _nodes.EventTimeTriggerSpec()
 
 
 class ProcessingTimeTrigger(Trigger):
@@ -250,8 +250,8 @@ class ProcessingTimeTrigger(Trigger):
     def create() -> "ProcessingTimeTrigger":
         return ProcessingTimeTrigger()
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "processing_time"}
+    def _spec(self) -> _nodes.TriggerSpec:
+        return _nodes.ProcessingTimeTriggerSpec()
 
 
 class CountTrigger(Trigger):
@@ -265,14 +265,14 @@ class CountTrigger(Trigger):
     def of(count: int) -> "CountTrigger":
         return CountTrigger(count)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "count", "count": self._count}
+    def _spec(self) -> _nodes.TriggerSpec:
+        return _nodes.CountTriggerSpec(self._count)
 
 
 class _Continuous(Trigger):
     """Fires every ``interval`` while the window is open, and at its end."""
 
-    _kind = ""
+    _spec_class: Type[Any] = _nodes.TriggerSpec
 
     def __init__(self, interval: TimeSpan) -> None:
         self._interval = to_millis(interval, f"{type(self).__name__}.of(): the interval")
@@ -281,22 +281,23 @@ class _Continuous(Trigger):
     def of(cls: Type[_Co], interval: TimeSpan) -> _Co:
         return cls(interval)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": self._kind, "interval": self._interval}
+    def _spec(self) -> _nodes.TriggerSpec:
+        spec: _nodes.TriggerSpec = self._spec_class(self._interval)
+        return spec
 
 
 class ContinuousEventTimeTrigger(_Continuous):
     """Fires every ``interval`` of event time (watermark) while the window is open,
     and when the watermark passes its end: ``ContinuousEventTimeTrigger.of(interval)``."""
 
-    _kind = "continuous_event_time"
+    _spec_class = _nodes.ContinuousEventTimeTriggerSpec
 
 
 class ContinuousProcessingTimeTrigger(_Continuous):
     """Fires every ``interval`` of processing time while the window is open:
     ``ContinuousProcessingTimeTrigger.of(interval)``."""
 
-    _kind = "continuous_processing_time"
+    _spec_class = _nodes.ContinuousProcessingTimeTriggerSpec
 
 
 class PurgingTrigger(Trigger):
@@ -313,8 +314,8 @@ class PurgingTrigger(Trigger):
     def of(nested_trigger: Trigger) -> "PurgingTrigger":
         return PurgingTrigger(nested_trigger)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "purging", "inner": self._inner._spec()}
+    def _spec(self) -> _nodes.TriggerSpec:
+        return _nodes.PurgingTriggerSpec(self._inner._spec())
 
     def __repr__(self) -> str:
         return f"PurgingTrigger({self._inner!r})"
@@ -352,11 +353,11 @@ class Evictor:
 
     _do_evict_after = False
 
-    def _spec(self) -> Dict[str, Any]:  # pragma: no cover - every evictor overrides it
+    def _spec(self) -> _nodes.EvictorSpec:  # pragma: no cover - every evictor overrides it
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._spec().items() if k != "kind")
+        args = ", ".join(f"{k}={v!r}" for k, v in self._spec().fields().items())
         return f"{type(self).__name__}({args})"
 
 
@@ -372,8 +373,8 @@ class CountEvictor(Evictor):
     def of(max_count: int, do_evict_after: bool = False) -> "CountEvictor":
         return CountEvictor(max_count, do_evict_after)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "count", "count": self._count, "do_evict_after": self._do_evict_after}
+    def _spec(self) -> _nodes.EvictorSpec:
+        return _nodes.CountEvictorSpec(self._count, self._do_evict_after)
 
 
 class TimeEvictor(Evictor):
@@ -389,8 +390,8 @@ class TimeEvictor(Evictor):
     def of(window_size: TimeSpan, do_evict_after: bool = False) -> "TimeEvictor":
         return TimeEvictor(window_size, do_evict_after)
 
-    def _spec(self) -> Dict[str, Any]:
-        return {"kind": "time", "window_size": self._window_size, "do_evict_after": self._do_evict_after}
+    def _spec(self) -> _nodes.EvictorSpec:
+        return _nodes.TimeEvictorSpec(self._window_size, self._do_evict_after)
 
 
 EVICTORS = (CountEvictor, TimeEvictor)

@@ -123,6 +123,8 @@ def to_millis(span: Any, what: str = "duration", minimum: Optional[int] = 1) -> 
         else:
             raise TypeError(f"{what} must be a Duration (e.g. Duration.of_seconds(5)), a Time, a timedelta or "
                             f"milliseconds, got {span!r}")
+    if not -2**63 <= ms < 2**63:
+        raise ValueError(f"{what} must fit in 64 bits of milliseconds, got {ms} ms")
     if minimum is not None and ms < minimum:
         rule = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum} ms"
         raise ValueError(f"{what} must be {rule}, got {ms} ms")

@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+use pyo3::types::{PyBool, PyInt, PyString};
 
 use ferroflow_engine::functions::{
     update_record, KeyFactory, KeySelector, ReduceFactory, Reducer, TimestampAssigner, TimestampFactory, Transform,
@@ -28,9 +28,9 @@ use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::rolling::{Number, Rolling, RollingState};
 use ferroflow_engine::{UdfError, UdfResult};
 
+use crate::copies::free_threaded;
 use crate::errors::udf_error;
 use crate::keys::key_of;
-use crate::plan::{opt_param, param};
 use crate::record::{describe, type_name, PyRec};
 use crate::udf::BoundUdf;
 
@@ -415,10 +415,10 @@ impl KeySelector<PyRec> for FieldKey {
     }
 }
 
-/// Plan node `key_by_field`, params `{"field": int | str | None}`.
-pub fn field_key_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<KeyFactory<PyRec>> {
-    let py = params.py();
-    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
+/// Plan node kind `KeyByField`: `field` is an int, a str or None.
+pub fn field_key_factory(name: &str, field: &Bound<'_, PyAny>) -> PyResult<KeyFactory<PyRec>> {
+    let py = field.py();
+    let field = Arc::new(Field::parse(field, name)?);
     let what: Arc<str> = format!("key_by({})", field.text(py)).into();
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(FieldKey { field: field.clone(), what: what.clone(), enc: KeyEncoder::new() })
@@ -688,14 +688,18 @@ impl Reducer<PyRec> for Aggregate {
     }
 }
 
-/// Plan nodes `sum`, `min`, `max`, `min_by`, `max_by` and `count`; params
-/// `{"op": "sum" | "min" | "max" | "min_by" | "max_by", "field": int | str | None}`
-/// and optionally `"what"`, how errors name the operation (default `op(field)`), and
-/// `"key_field"`, the field index the stream is keyed by.
-pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<ReduceFactory<PyRec>> {
-    let py = params.py();
-    let op_name: String = param(params, "op", name)?;
-    let op = match op_name.as_str() {
+/// Plan node kind `Aggregate` (`sum`, `min`, `max`, `min_by`, `max_by` and `count`'s
+/// last step): `op` of `field` (int, str or None); `what` is how errors name the
+/// operation (default `op(field)`), `key_field` the field index the stream is keyed by.
+pub fn aggregate_factory(
+    name: &str,
+    op_name: &str,
+    field: &Bound<'_, PyAny>,
+    what: Option<String>,
+    key_field: Option<isize>,
+) -> PyResult<ReduceFactory<PyRec>> {
+    let py = field.py();
+    let op = match op_name {
         "sum" => Op::Sum,
         "min" => Op::Min,
         "max" => Op::Max,
@@ -703,13 +707,12 @@ pub fn aggregate_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Red
         "max_by" => Op::MaxBy,
         other => return Err(PyValueError::new_err(format!("{name}: unknown aggregation '{other}'"))),
     };
-    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
-    let what: Arc<str> = match opt_param(params, "what")? {
-        Some(w) => w.extract::<String>()?.into(),
+    let field = Arc::new(Field::parse(field, name)?);
+    let what: Arc<str> = match what {
+        Some(w) => w.into(),
         None => format!("{op_name}({})", field.text(py)).into(),
     };
     let in_place = !free_threaded(py);
-    let key_field = opt_param(params, "key_field")?.map(|k| k.extract::<isize>()).transpose()?;
     let pair = Pair::new(op, key_field, &field);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(Aggregate { op, field: field.clone(), what: what.clone(), in_place, pair })
@@ -738,15 +741,6 @@ impl TimestampAssigner<PyRec> for FieldTimestamp {
             crate::udf::int_ms(&value, "the timestamp field").map_err(|e| e.with_record(describe(rec)))
         })
     }
-}
-
-/// A free-threaded CPython build (`Py_GIL_DISABLED`); in doubt, say yes.
-pub(crate) fn free_threaded(py: Python<'_>) -> bool {
-    let flag = || -> PyResult<bool> {
-        let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
-        v.is_truthy()
-    };
-    flag().unwrap_or(true)
 }
 
 // -- count() -----------------------------------------------------------------------------
@@ -785,18 +779,22 @@ impl Transform<PyRec> for CountPairs {
     }
 }
 
-/// Plan node `count_pairs`, params `{"field": int | str | None}` (after
-/// `key_by(field)`) or `{"udf": Udf}` (after `key_by(function)`).
-pub fn count_pairs_factory(name: &str, params: &Bound<'_, PyDict>) -> PyResult<TransformFactory<PyRec>> {
+/// Plan node kind `CountPairs`: the key is `udf`'s (after `key_by(function)`) or, with
+/// no `udf`, `field`'s (after `key_by(field)`).
+pub fn count_pairs_factory(
+    name: &str,
+    field: &Bound<'_, PyAny>,
+    udf: Option<Py<PyAny>>,
+) -> PyResult<TransformFactory<PyRec>> {
     let what: Arc<str> = "count()".into();
-    if let Some(udf) = opt_param(params, "udf")? {
-        let udf = Arc::new(udf.unbind());
+    if let Some(udf) = udf {
+        let udf = Arc::new(udf);
         return Ok(Arc::new(move |ctx: &WorkerContext| {
             let f = Python::attach(|py| BoundUdf::new(py, &udf, ctx))?;
             Ok(Box::new(CountPairs { key: KeySource::Udf(f), what: what.clone() }) as Box<dyn Transform<PyRec>>)
         }));
     }
-    let field = Arc::new(Field::parse(&param::<Bound<'_, PyAny>>(params, "field", name)?, name)?);
+    let field = Arc::new(Field::parse(field, name)?);
     Ok(Arc::new(move |_ctx: &WorkerContext| {
         Ok(Box::new(CountPairs { key: KeySource::Field(field.clone()), what: what.clone() })
             as Box<dyn Transform<PyRec>>)

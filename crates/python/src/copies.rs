@@ -62,7 +62,17 @@ pub fn make_private(py: Python<'_>, obj: &mut Py<PyAny>) -> Result<(), String> {
 /// of 1 does not prove anything, so every record that can change is copied.
 fn counts_unreliable(py: Python<'_>) -> bool {
     static FREE_THREADED: OnceLock<bool> = OnceLock::new();
-    *FREE_THREADED.get_or_init(|| crate::builtins::free_threaded(py))
+    *FREE_THREADED.get_or_init(|| free_threaded(py))
+}
+
+/// A free-threaded CPython build (`Py_GIL_DISABLED`), where reference counts prove
+/// nothing (see also `builtins`' in-place updates); in doubt, say yes.
+pub(crate) fn free_threaded(py: Python<'_>) -> bool {
+    let flag = || -> PyResult<bool> {
+        let v = py.import("sysconfig")?.call_method1("get_config_var", ("Py_GIL_DISABLED",))?;
+        v.is_truthy()
+    };
+    flag().unwrap_or(true)
 }
 
 fn copy_failed(e: PyErr) -> String {

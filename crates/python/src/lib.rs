@@ -84,7 +84,7 @@ fn run_job<'py>(
     cluster: Option<ClusterArg>,
     object_reuse: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(py, nodes, object_reuse)?;
+    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)

@@ -1,11 +1,16 @@
-//! The Python plan (a list of nodes recorded by the DataStream API) turned into the
-//! engine's plan. Each node has `kind`, `name`, `inputs` and a `params` dict.
+//! The Python plan turned into the engine's plan. Each Python node has a `name`,
+//! `inputs`, `parallelism` and a `kind`: one of the typed node kinds declared in
+//! `python/ferroflow/_nodes.py`, the contract between the API and this module.
+//! [`node_kind`] dispatches on the kind's `KIND` and reads its fields through a struct
+//! below of the same name (deriving `FromPyObject`: fields are read as attributes).
+//! The API made every node, so a node this module cannot read is ferroflow's bug: the
+//! job fails with an internal error naming the node.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyString};
 
 use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::connectors::text::EncodingErrors;
@@ -13,46 +18,194 @@ use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
-use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec};
+use ferroflow_engine::{
+    ErrorKind, JobError, NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
+};
 
 use crate::errors::udf_error;
-use crate::record::{type_name, PyRec};
+use crate::record::{describe, type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::udf::*;
 
-pub(crate) fn param<'py, T: FromPyObjectOwned<'py>>(
-    params: &Bound<'py, PyDict>,
-    name: &str,
-    node: &str,
-) -> PyResult<T> {
-    match params.get_item(name)? {
-        Some(v) => v.extract::<T>().map_err(|e| {
-            pyo3::exceptions::PyValueError::new_err(format!("{node}: parameter '{name}': {}", Into::<PyErr>::into(e)))
-        }),
-        None => Err(pyo3::exceptions::PyValueError::new_err(format!("{node}: missing parameter '{name}'"))),
-    }
+// -- the node kinds, as `_nodes.py` declares them -------------------------------------------
+
+#[derive(FromPyObject)]
+struct Collection {
+    make: Py<PyAny>,
 }
 
-use pyo3::conversion::FromPyObjectOwned;
+#[derive(FromPyObject)]
+struct FunctionSourceKind {
+    runner: Py<PyAny>,
+    parallel: bool,
+}
+
+#[derive(FromPyObject)]
+struct TextFile {
+    path: String,
+    encoding_errors: String,
+}
+
+#[derive(FromPyObject)]
+struct Sequence {
+    start: i64,
+    end: i64,
+}
+
+#[derive(FromPyObject)]
+struct Socket {
+    host: String,
+    port: u16,
+    delimiter: String,
+    encoding_errors: String,
+}
+
+#[derive(FromPyObject)]
+struct TestingSourceKind<'py> {
+    events: Bound<'py, PyAny>,
+    processing_time_start: i64,
+}
+
+/// `Map`, `Filter`, `FlatMap`, `KeyBy`, `Reduce` and `SinkFunction`: a user function.
+#[derive(FromPyObject)]
+struct WithUdf {
+    udf: Py<PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct KeyByField<'py> {
+    field: Bound<'py, PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct Aggregate<'py> {
+    op: String,
+    field: Bound<'py, PyAny>,
+    what: Option<String>,
+    key_field: Option<isize>,
+}
+
+#[derive(FromPyObject)]
+struct CountPairs<'py> {
+    field: Bound<'py, PyAny>,
+    udf: Option<Py<PyAny>>,
+}
+
+/// Its `assigner`, `trigger` and `evictor` are typed too (`TumblingSpec`... below).
+#[derive(FromPyObject)]
+struct Window<'py> {
+    assigner: Bound<'py, PyAny>,
+    trigger: Option<Bound<'py, PyAny>>,
+    evictor: Option<Bound<'py, PyAny>>,
+    allowed_lateness: i64,
+    late_output_tag: Option<String>,
+    reduce: Option<Py<PyAny>>,
+    builtin: Option<Aggregate<'py>>,
+    aggregate: Option<Py<PyAny>>,
+    process: Option<Py<PyAny>>,
+    then: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
+struct AssignTimestamps<'py> {
+    assigner: Option<Py<PyAny>>,
+    field: Option<Bound<'py, PyAny>>,
+    out_of_orderness: Option<i64>,
+    idleness: Option<i64>,
+}
+
+#[derive(FromPyObject)]
+struct Iterate {
+    max_wait_ms: Option<u64>,
+    feedback: Option<usize>,
+}
+
+#[derive(FromPyObject)]
+struct WriteText {
+    path: String,
+    overwrite: bool,
+}
+
+#[derive(FromPyObject)]
+struct WriteSocket {
+    host: String,
+    port: u16,
+    serialize: Py<PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct TumblingSpec {
+    event_time: bool,
+    size: i64,
+    offset: i64,
+}
+
+#[derive(FromPyObject)]
+struct SlidingSpec {
+    event_time: bool,
+    size: i64,
+    slide: i64,
+    offset: i64,
+}
+
+#[derive(FromPyObject)]
+struct SessionSpec {
+    event_time: bool,
+    gap: Option<i64>,
+    gap_fn: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
+struct CountTriggerSpec {
+    count: u64,
+}
+
+/// `ContinuousEventTimeTriggerSpec` and `ContinuousProcessingTimeTriggerSpec`.
+#[derive(FromPyObject)]
+struct ContinuousTriggerSpec {
+    interval: i64,
+}
+
+#[derive(FromPyObject)]
+struct PurgingTriggerSpec<'py> {
+    inner: Bound<'py, PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct CountEvictorSpec {
+    count: usize,
+    do_evict_after: bool,
+}
+
+#[derive(FromPyObject)]
+struct TimeEvictorSpec {
+    window_size: i64,
+    do_evict_after: bool,
+}
+
+/// The `KIND` of a typed value of `_nodes.py` (a node kind or a window setting).
+fn kind_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value.getattr(pyo3::intern!(value.py(), "KIND"))?.extract()
+}
 
 fn bind_udf(udf: &Arc<Py<PyAny>>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
     Python::attach(|py| BoundUdf::new(py, udf, ctx))
 }
 
-/// Converts one Python node's settings into an engine node kind.
-/// `own`: object reuse is off, so sources make each record their own as they take it
-/// (see `copies`).
-fn node_kind(
-    py: Python<'_>,
-    kind: &str,
-    name: &str,
-    params: &Bound<'_, PyDict>,
-    own: bool,
-) -> PyResult<NodeKind<PyRec>> {
-    let udf = || -> PyResult<Arc<Py<PyAny>>> { Ok(Arc::new(param::<Py<PyAny>>(params, "udf", name)?)) };
-    Ok(match kind {
+/// Why a node could not be read: always ferroflow's bug (the API made the node).
+fn bug(message: impl Into<String>) -> PyErr {
+    pyo3::exceptions::PyValueError::new_err(message.into())
+}
+
+/// Converts one Python node kind (see `_nodes.py`) into an engine node kind. `tag` is
+/// its `KIND`, `name` the node's name. `own`: object reuse is off, so sources make
+/// each record their own as they take it (see `copies`). Errors are ferroflow's bugs
+/// (see [`from_python`]); None: no such kind.
+fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyResult<Option<NodeKind<PyRec>>> {
+    let udf = || -> PyResult<Arc<Py<PyAny>>> { Ok(Arc::new(kind.extract::<WithUdf>()?.udf)) };
+    Ok(Some(match tag {
         "collection" => {
-            let make = Arc::new(param::<Py<PyAny>>(params, "make", name)?);
+            let make = Arc::new(kind.extract::<Collection>()?.make);
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {
                     Python::attach(|py| {
@@ -67,12 +220,12 @@ fn node_kind(
             }
         }
         "function_source" => {
-            let function = Arc::new(param::<Py<PyAny>>(params, "function", name)?);
-            let parallel: bool = param(params, "parallel", name).unwrap_or(false);
+            let FunctionSourceKind { runner, parallel } = kind.extract()?;
+            let runner = Arc::new(runner);
             NodeKind::Source {
                 factory: Arc::new(move |ctx| {
                     Python::attach(|py| {
-                        let f = function.clone_ref(py);
+                        let f = runner.clone_ref(py);
                         let source = FunctionSource::start(py, f, ctx.waker.clone(), (ctx.index, ctx.peers), own)?;
                         Ok(Box::new(source) as Box<dyn SourceReader<PyRec>>)
                     })
@@ -80,30 +233,25 @@ fn node_kind(
                 parallel,
             }
         }
-        "text_file" => NodeKind::Source {
-            factory: sources::text_file(param::<String>(params, "path", name)?, encoding_errors(params, name)?),
-            parallel: true,
-        },
-        "sequence" => NodeKind::Source {
-            factory: sources::sequence(param::<i64>(params, "start", name)?, param::<i64>(params, "end", name)?),
-            parallel: true,
-        },
+        "text_file" => {
+            let TextFile { path, encoding_errors: errors } = kind.extract()?;
+            NodeKind::Source { factory: sources::text_file(path, encoding_errors(&errors)?), parallel: true }
+        }
+        "sequence" => {
+            let Sequence { start, end } = kind.extract()?;
+            NodeKind::Source { factory: sources::sequence(start, end), parallel: true }
+        }
         "socket" => {
-            let delimiter: String = param(params, "delimiter", name)?;
+            let Socket { host, port, delimiter, encoding_errors: errors } = kind.extract()?;
             let delimiter = *delimiter.as_bytes().first().unwrap_or(&b'\n');
             NodeKind::Source {
-                factory: sources::socket_text(
-                    param(params, "host", name)?,
-                    param(params, "port", name)?,
-                    delimiter,
-                    encoding_errors(params, name)?,
-                ),
+                factory: sources::socket_text(host, port, delimiter, encoding_errors(&errors)?),
                 parallel: false,
             }
         }
         "map" | "filter" | "flat_map" => {
             let udf = udf()?;
-            let step = match kind {
+            let step = match tag {
                 "map" => Step::Map,
                 "filter" => Step::Filter,
                 _ => Step::FlatMap,
@@ -119,60 +267,23 @@ fn node_kind(
                     as Box<dyn KeySelector<PyRec>>)
             }))
         }
-        "key_by_field" => NodeKind::KeyBy(crate::builtins::field_key_factory(name, params)?),
-        "sum" | "min" | "max" | "min_by" | "max_by" | "count" => {
-            NodeKind::Reduce(crate::builtins::aggregate_factory(name, params)?)
+        "key_by_field" => {
+            NodeKind::KeyBy(crate::builtins::field_key_factory(name, &kind.extract::<KeyByField>()?.field)?)
         }
-        "count_pairs" => NodeKind::Transform(crate::builtins::count_pairs_factory(name, params)?),
-        "reduce" => {
-            let udf = udf()?;
-            NodeKind::Reduce(reducer(udf))
+        "aggregate" => NodeKind::Reduce(aggregate(name, kind.extract()?)?),
+        "count_pairs" => {
+            let CountPairs { field, udf } = kind.extract()?;
+            NodeKind::Transform(crate::builtins::count_pairs_factory(name, &field, udf)?)
         }
-        "window" => {
-            let spec = WindowSpec::Custom(window_config(name, params)?);
-            let function: String = param(params, "function", name)?;
-            let time_window = Arc::new(param::<Py<PyAny>>(params, "time_window", name)?);
-            let global_window = Arc::new(param::<Py<PyAny>>(params, "global_window", name)?);
-            let apply = |udf: Arc<Py<PyAny>>| -> ApplyFactory<PyRec> {
-                let (time_window, global_window) = (time_window.clone(), global_window.clone());
-                Arc::new(move |ctx| {
-                    let f = bind_udf(&udf, ctx)?;
-                    Python::attach(|py| {
-                        Ok(Box::new(PyWindowApply {
-                            f,
-                            time_window: time_window.clone_ref(py),
-                            global_window: global_window.clone_ref(py),
-                        }) as Box<dyn WindowApply<PyRec>>)
-                    })
-                })
-            };
-            let then = opt_param(params, "window_udf")?.map(|w| apply(Arc::new(w.unbind())));
-            // Built-in aggregations (`window(...).sum(2)`) reduce in Rust.
-            let reduce = || match opt_param(params, "builtin")? {
-                Some(b) => crate::builtins::aggregate_factory(name, b.cast::<PyDict>()?),
-                None => Ok(reducer(udf()?)),
-            };
-            let aggregate = |udf: Arc<Py<PyAny>>| -> AggregateFactory<PyRec> {
-                Arc::new(move |ctx| {
-                    Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>)
-                })
-            };
-            let function = match (function.as_str(), then) {
-                ("reduce", None) => WindowFunction::Reduce(reduce()?),
-                ("reduce", Some(t)) => WindowFunction::ReduceThen(reduce()?, t),
-                ("aggregate", None) => WindowFunction::Aggregate(aggregate(udf()?)),
-                ("aggregate", Some(t)) => WindowFunction::AggregateThen(aggregate(udf()?), t),
-                ("process", None) => WindowFunction::Apply(apply(udf()?)),
-                (other, _) => return Err(value_error(format!("{name}: unknown window function '{other}'"))),
-            };
-            NodeKind::Window { spec, function }
-        }
+        "reduce" => NodeKind::Reduce(reducer(udf()?)),
+        "window" => window(kind.py(), name, kind.extract()?)?,
         "side_output" => NodeKind::LateOutput,
         "assign_timestamps" => {
-            let assigner = match (opt_param(params, "timestamp_field")?, opt_param(params, "assigner")?) {
+            let AssignTimestamps { assigner, field, out_of_orderness, idleness } = kind.extract()?;
+            let assigner = match (field, assigner) {
                 (Some(field), _) => Some(crate::builtins::field_timestamp_factory(name, &field)?),
                 (None, Some(a)) => {
-                    let udf = Arc::new(a.unbind());
+                    let udf = Arc::new(a);
                     let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
                         Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? })
                             as Box<dyn TimestampAssigner<PyRec>>)
@@ -181,21 +292,15 @@ fn node_kind(
                 }
                 (None, None) => None,
             };
-            let kind: String = param(params, "watermarks", name)?;
-            let watermarks = match kind.as_str() {
-                "none" => WatermarkSpec::None,
-                "monotonous" => WatermarkSpec::BoundedOutOfOrderness { bound_ms: 0 },
-                "bounded" => {
-                    WatermarkSpec::BoundedOutOfOrderness { bound_ms: param(params, "max_out_of_orderness", name)? }
-                }
-                other => return Err(value_error(format!("{name}: unknown watermark strategy '{other}'"))),
+            let watermarks = match out_of_orderness {
+                None => WatermarkSpec::None,
+                Some(bound_ms) => WatermarkSpec::BoundedOutOfOrderness { bound_ms },
             };
-            let idleness_ms: Option<i64> = get(params, "idleness", name)?;
-            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms }
+            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms: idleness }
         }
         "testing_source" => {
-            let start: i64 = get(params, "processing_time_start", name)?.unwrap_or(0);
-            let events = Arc::new(test_events(name, params)?);
+            let TestingSourceKind { events, processing_time_start: start } = kind.extract()?;
+            let events = Arc::new(test_events(&events)?);
             NodeKind::Source {
                 factory: Arc::new(move |_ctx| {
                     let events: Vec<TestEvent<PyRec>> = Python::attach(|py| {
@@ -215,9 +320,8 @@ fn node_kind(
         }
         "union" => NodeKind::Union,
         "iterate" => {
-            let max_wait: Option<u64> = param(params, "max_wait_ms", name)?;
-            let feedback: Option<usize> = param(params, "feedback", name)?;
-            NodeKind::Iterate { feedback, max_wait: max_wait.filter(|&m| m > 0).map(Duration::from_millis) }
+            let Iterate { max_wait_ms, feedback } = kind.extract()?;
+            NodeKind::Iterate { feedback, max_wait: max_wait_ms.filter(|&m| m > 0).map(Duration::from_millis) }
         }
         "print" => NodeKind::Sink(Arc::new(|ctx| {
             let prefix = (ctx.peers > 1).then(|| format!("{}> ", ctx.index + 1));
@@ -236,6 +340,7 @@ fn node_kind(
             }))
         }
         "write_text" => {
+            let WriteText { path, overwrite } = kind.extract()?;
             let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {
                 Python::attach(|py| {
                     for r in batch {
@@ -247,14 +352,11 @@ fn node_kind(
                     Ok(())
                 })
             });
-            NodeKind::Sink(sinks::text_file(
-                param::<String>(params, "path", name)?,
-                param(params, "overwrite", name)?,
-                encode,
-            ))
+            NodeKind::Sink(sinks::text_file(path, overwrite, encode))
         }
         "write_socket" => {
-            let serializer = Arc::new(param::<Py<PyAny>>(params, "serialize", name)?);
+            let WriteSocket { host, port, serialize } = kind.extract()?;
+            let serializer = Arc::new(serialize);
             let encode: sinks::Encode<PyRec> = Arc::new(move |batch, out| {
                 Python::attach(|py| {
                     let f = serializer.bind(py);
@@ -278,43 +380,70 @@ fn node_kind(
                     Ok(())
                 })
             });
-            NodeKind::Sink(sinks::socket(param(params, "host", name)?, param(params, "port", name)?, encode))
+            NodeKind::Sink(sinks::socket(host, port, encode))
         }
-        other => {
-            let _ = py;
-            return Err(pyo3::exceptions::PyValueError::new_err(format!("{name}: unknown node kind '{other}'")));
-        }
-    })
+        _ => return Ok(None),
+    }))
 }
 
-/// A text source's `encoding_errors` ("strict" when not given).
-fn encoding_errors(params: &Bound<'_, PyDict>, name: &str) -> PyResult<EncodingErrors> {
-    match opt_param(params, "encoding_errors")? {
-        Some(v) => EncodingErrors::parse(&v.extract::<String>()?).map_err(|e| value_error(format!("{name}: {e}"))),
-        None => Ok(EncodingErrors::Strict),
-    }
+/// A built-in aggregation (rolling, or a window's reduce).
+fn aggregate(name: &str, a: Aggregate<'_>) -> PyResult<ReduceFactory<PyRec>> {
+    crate::builtins::aggregate_factory(name, &a.op, &a.field, a.what, a.key_field)
 }
 
-fn value_error(message: String) -> PyErr {
-    pyo3::exceptions::PyValueError::new_err(message)
+/// The window node: its settings and its one window function.
+fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>> {
+    let windowing = py.import("ferroflow.windowing")?;
+    let time_window = Arc::new(windowing.getattr("TimeWindow")?.unbind());
+    let global_window = Arc::new(windowing.getattr("GlobalWindow")?.call0()?.unbind());
+    let apply = |udf: Py<PyAny>| -> ApplyFactory<PyRec> {
+        let (udf, time_window, global_window) = (Arc::new(udf), time_window.clone(), global_window.clone());
+        Arc::new(move |ctx| {
+            let f = bind_udf(&udf, ctx)?;
+            Python::attach(|py| {
+                Ok(Box::new(PyWindowApply {
+                    f,
+                    time_window: time_window.clone_ref(py),
+                    global_window: global_window.clone_ref(py),
+                }) as Box<dyn WindowApply<PyRec>>)
+            })
+        })
+    };
+    let aggregate_fn = |udf: Py<PyAny>| -> AggregateFactory<PyRec> {
+        let udf = Arc::new(udf);
+        Arc::new(move |ctx| Ok(Box::new(PyAggregate { f: bind_udf(&udf, ctx)? }) as Box<dyn WindowAggregate<PyRec>>))
+    };
+    let spec = WindowSpec::Custom(window_config(&w)?);
+    let reduce = match (w.reduce, w.builtin) {
+        (Some(udf), None) => Some(reducer(Arc::new(udf))),
+        // Built-in aggregations (`window(...).sum(2)`) reduce in Rust.
+        (None, Some(b)) => Some(aggregate(name, b)?),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(bug("a window node with both reduce and builtin")),
+    };
+    let then = w.then.map(apply);
+    let function =
+        match (reduce, w.aggregate.map(aggregate_fn), w.process.map(apply), then) {
+            (Some(r), None, None, None) => WindowFunction::Reduce(r),
+            (Some(r), None, None, Some(t)) => WindowFunction::ReduceThen(r, t),
+            (None, Some(a), None, None) => WindowFunction::Aggregate(a),
+            (None, Some(a), None, Some(t)) => WindowFunction::AggregateThen(a, t),
+            (None, None, Some(p), None) => WindowFunction::Apply(p),
+            _ => return Err(bug(
+                "a window node needs one of reduce, builtin, aggregate or process (then only after the first three)",
+            )),
+        };
+    Ok(NodeKind::Window { spec, function })
 }
 
-/// A dict's entry, `None` if missing or Python `None`.
-pub(crate) fn opt_param<'py>(params: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-    Ok(params.get_item(key)?.filter(|v| !v.is_none()))
-}
-
-/// [`opt_param`] as `T`.
-fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, node: &str) -> PyResult<Option<T>> {
-    opt_param(d, key)?
-        .map(|v| v.extract::<T>().map_err(|e| value_error(format!("{node}: '{key}': {}", Into::<PyErr>::into(e)))))
-        .transpose()
+/// A text source's `encoding_errors`.
+fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {
+    EncodingErrors::parse(name).map_err(|e| bug(e.to_string()))
 }
 
 /// The testing source's events: `("record", value, ts or None)`, `("watermark", t)`,
 /// `("processing_time", t)`.
-fn test_events(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Vec<TestEvent<PyRec>>> {
-    let events = params.get_item("events")?.ok_or_else(|| value_error(format!("{name}: missing 'events'")))?;
+fn test_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<TestEvent<PyRec>>> {
     let mut out = Vec::new();
     for e in events.try_iter()? {
         let e = e?;
@@ -326,77 +455,67 @@ fn test_events(name: &str, params: &Bound<'_, PyDict>) -> PyResult<Vec<TestEvent
             }
             "watermark" => TestEvent::Watermark(e.get_item(1)?.extract()?),
             "processing_time" => TestEvent::ProcessingTime(e.get_item(1)?.extract()?),
-            other => return Err(value_error(format!("{name}: unknown testing event '{other}'"))),
+            other => return Err(bug(format!("unknown testing event '{other}'"))),
         });
     }
     Ok(out)
 }
 
-fn trigger_of(d: &Bound<'_, PyDict>, node: &str) -> PyResult<Trigger> {
-    let kind: String = param(d, "kind", node)?;
-    Ok(match kind.as_str() {
+fn trigger_of(t: &Bound<'_, PyAny>) -> PyResult<Trigger> {
+    Ok(match kind_of(t)?.as_str() {
         "event_time" => Trigger::EventTime,
         "processing_time" => Trigger::ProcessingTime,
-        "count" => Trigger::Count(param(d, "count", node)?),
-        "continuous_event_time" => Trigger::ContinuousEventTime(param(d, "interval", node)?),
-        "continuous_processing_time" => Trigger::ContinuousProcessingTime(param(d, "interval", node)?),
-        "purging" => {
-            let inner =
-                d.get_item("inner")?.ok_or_else(|| value_error(format!("{node}: purging trigger without 'inner'")))?;
-            Trigger::purging(trigger_of(inner.cast::<PyDict>()?, node)?)
+        "count" => Trigger::Count(t.extract::<CountTriggerSpec>()?.count),
+        "continuous_event_time" => Trigger::ContinuousEventTime(t.extract::<ContinuousTriggerSpec>()?.interval),
+        "continuous_processing_time" => {
+            Trigger::ContinuousProcessingTime(t.extract::<ContinuousTriggerSpec>()?.interval)
         }
-        "never" => Trigger::Never,
-        other => {
-            return Err(value_error(format!(
-                "{node}: unknown trigger '{other}' (known: event time, processing time, count, \
-                 continuous event time, continuous processing time, purging)"
-            )))
-        }
+        "purging" => Trigger::purging(trigger_of(&t.extract::<PurgingTriggerSpec>()?.inner)?),
+        other => return Err(bug(format!("unknown trigger '{other}'"))),
     })
 }
 
 /// Assigner, trigger, evictor and lateness of a window node; per worker, because a
 /// dynamic session gap is a user function.
-fn window_config(name: &str, params: &Bound<'_, PyDict>) -> PyResult<WindowConfigFactory<PyRec>> {
-    let a = param::<Bound<'_, PyAny>>(params, "assigner", name)?;
-    let a = a.cast::<PyDict>()?;
-    let kind: String = param(a, "kind", name)?;
-    let domain: String = get(a, "domain", name)?.unwrap_or_else(|| "event".to_string());
-    let domain = match domain.as_str() {
-        "event" => TimeDomain::EventTime,
-        "processing" => TimeDomain::ProcessingTime,
-        other => return Err(value_error(format!("{name}: unknown time domain '{other}'"))),
-    };
-    let offset: i64 = get(a, "offset", name)?.unwrap_or(0);
-    let gap: Option<i64> = get(a, "gap", name)?;
-    let gap_fn: Option<Arc<Py<PyAny>>> = get::<Py<PyAny>>(a, "gap_fn", name)?.map(Arc::new);
-    let shape = match kind.as_str() {
-        "tumbling" => Shape::Tumbling(param(a, "size", name)?, offset),
-        "sliding" => Shape::Sliding(param(a, "size", name)?, param(a, "slide", name)?, offset),
-        "session" => Shape::Session(gap),
-        "global" => Shape::Global,
-        other => return Err(value_error(format!("{name}: unknown window assigner '{other}'"))),
-    };
-    if matches!(shape, Shape::Session(None)) && gap_fn.is_none() {
-        return Err(value_error(format!("{name}: a session window needs 'gap' or 'gap_fn'")));
-    }
-    let trigger = opt_param(params, "trigger")?.map(|t| trigger_of(t.cast::<PyDict>()?, name)).transpose()?;
-    let mut evict_after = false;
-    let evictor = match opt_param(params, "evictor")? {
-        Some(e) => {
-            let e = e.cast::<PyDict>()?;
-            evict_after = get::<bool>(e, "do_evict_after", name)?.unwrap_or(false);
-            let kind: String = param(e, "kind", name)?;
-            Some(match kind.as_str() {
-                "count" => Evictor::Count(param(e, "count", name)?),
-                "time" => Evictor::Time(param(e, "window_size", name)?),
-                other => return Err(value_error(format!("{name}: unknown evictor '{other}'"))),
-            })
+fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
+    let domain = |event_time: bool| if event_time { TimeDomain::EventTime } else { TimeDomain::ProcessingTime };
+    let a = &w.assigner;
+    let (shape, domain, gap_fn) = match kind_of(a)?.as_str() {
+        "tumbling" => {
+            let TumblingSpec { event_time, size, offset } = a.extract()?;
+            (Shape::Tumbling(size, offset), domain(event_time), None)
         }
-        _ => None,
+        "sliding" => {
+            let SlidingSpec { event_time, size, slide, offset } = a.extract()?;
+            (Shape::Sliding(size, slide, offset), domain(event_time), None)
+        }
+        "session" => {
+            let SessionSpec { event_time, gap, gap_fn } = a.extract()?;
+            if gap.is_none() && gap_fn.is_none() {
+                return Err(bug("a session window needs 'gap' or 'gap_fn'"));
+            }
+            (Shape::Session(gap), domain(event_time), gap_fn.map(Arc::new))
+        }
+        "global" => (Shape::Global, TimeDomain::EventTime, None),
+        other => return Err(bug(format!("unknown window assigner '{other}'"))),
     };
-    let lateness: i64 = get(params, "allowed_lateness", name)?.unwrap_or(0);
-    let late_output: bool = get(params, "late_output", name)?.unwrap_or(false);
+    let trigger = w.trigger.as_ref().map(trigger_of).transpose()?;
+    let (evictor, evict_after) = match &w.evictor {
+        Some(e) => match kind_of(e)?.as_str() {
+            "count" => {
+                let CountEvictorSpec { count, do_evict_after } = e.extract()?;
+                (Some(Evictor::Count(count)), do_evict_after)
+            }
+            "time" => {
+                let TimeEvictorSpec { window_size, do_evict_after } = e.extract()?;
+                (Some(Evictor::Time(window_size)), do_evict_after)
+            }
+            other => return Err(bug(format!("unknown evictor '{other}'"))),
+        },
+        None => (None, false),
+    };
+    let lateness = w.allowed_lateness;
+    let late_output = w.late_output_tag.is_some();
     Ok(Arc::new(move |ctx| {
         let assigner = match (shape, &gap_fn) {
             (Shape::Tumbling(size, offset), _) => Assigner::Tumbling { domain, size, offset },
@@ -443,21 +562,39 @@ fn reducer(udf: Arc<Py<PyAny>>) -> ReduceFactory<PyRec> {
     Arc::new(move |ctx| Ok(Box::new(PyReducer { f: bind_udf(&udf, ctx)? }) as Box<dyn Reducer<PyRec>>))
 }
 
-/// Builds the engine plan from the Python node list.
-pub fn from_python(py: Python<'_>, nodes: &Bound<'_, PyAny>, object_reuse: bool) -> PyResult<Plan<PyRec>> {
+/// The node fields besides its kind, as `environment._EngineNode` has them.
+#[derive(FromPyObject)]
+struct Node<'py> {
+    name: String,
+    inputs: Vec<usize>,
+    parallelism: Option<usize>,
+    kind: Bound<'py, PyAny>,
+}
+
+/// Builds the engine plan from the Python node list. The API built the list, so a
+/// node that cannot be read is ferroflow's bug: an internal error naming the node.
+pub fn from_python(nodes: &Bound<'_, PyAny>, object_reuse: bool) -> Result<Plan<PyRec>, JobError> {
+    let internal = |operator: Option<&str>, message: String| JobError {
+        operator: operator.map(str::to_string),
+        ..JobError::new(ErrorKind::Internal, message)
+    };
     let mut plan = Plan::new();
-    for node in nodes.try_iter()? {
-        let node = node?;
-        let kind: String = node.getattr("kind")?.extract()?;
-        let name: String = node.getattr("name")?.extract()?;
-        let inputs: Vec<usize> = node.getattr("inputs")?.extract()?;
-        let params = node.getattr("params")?;
-        let params = params.cast::<PyDict>()?;
-        let parallelism: Option<usize> = node.getattr("parallelism")?.extract()?;
-        plan.manual_processing_time |= kind == "testing_source";
-        let k = node_kind(py, &kind, &name, params, !object_reuse)?;
-        let id = plan.add(name, inputs, k);
-        if let Some(p) = parallelism {
+    for node in nodes.try_iter().map_err(|e| internal(None, format!("the plan could not be read: {e}")))? {
+        let node: Node = node
+            .and_then(|n| n.extract())
+            .map_err(|e| internal(None, format!("a plan node could not be read: {e}")))?;
+        let name = node.name.as_str();
+        let Ok(tag) = kind_of(&node.kind) else {
+            return Err(internal(Some(name), format!("unknown node kind: {}", describe(&node.kind))));
+        };
+        let kind = match node_kind(&node.kind, &tag, name, !object_reuse) {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return Err(internal(Some(name), format!("unknown node kind '{tag}'"))),
+            Err(e) => return Err(internal(Some(name), format!("its node kind '{tag}' could not be read: {e}"))),
+        };
+        plan.manual_processing_time |= tag == "testing_source";
+        let id = plan.add(node.name, node.inputs, kind);
+        if let Some(p) = node.parallelism {
             plan.set_parallelism(id, p);
         }
     }

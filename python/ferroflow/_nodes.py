@@ -1,0 +1,524 @@
+"""The plan's node kinds: the contract between the Python API and the binding.
+
+Every operator of a plan is a ``_plan.Node`` (its display name, inputs, parallelism)
+holding one *kind* from this module: which engine operator it is, with its settings
+as typed fields. The API creates these and nothing else; the binding
+(``crates/python/src/plan.rs``, ``node_kind``) dispatches on the class's ``KIND`` and
+reads each field as an attribute of the type declared here. An object of any other
+kind, or a field of another type, is ferroflow's bug, not the user's: the job fails
+with an ``InternalError`` ("unknown node kind ..."). So the API checks every value a
+user gave (ranges included: ints the binding reads as ``i64`` must fit) at the
+user's call, with a message for them.
+
+Adding a kind (a new operator):
+
+1. here, a class deriving from ``Source``, ``Sink`` or ``NodeKind``, with ``KIND`` (the
+   name ``plan.rs`` matches), ``__slots__`` naming its fields and an ``__init__``
+   taking them, typed; user functions go in fields as ``Udf`` (``execute()`` prepares
+   every field that is one, see ``fields``);
+2. in ``plan.rs``, a struct with the same fields deriving ``FromPyObject`` (fields
+   are read as attributes of the same names), and an arm of ``node_kind``'s match on
+   ``KIND`` turning it into the engine's ``NodeKind``;
+3. the API method that records it: ``env._add(TheKind(...), label, [input])``.
+
+A window's assigner, trigger and evictor are typed the same way (``TumblingSpec``...,
+read by ``plan.rs``'s ``window_config`` and ``trigger_of``).
+
+Plain classes with ``__slots__`` rather than dataclasses: ``dataclasses`` imports
+``inspect``, which ``import ferroflow`` avoids.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
+    from typing import Union as AnyOf
+
+    class PerWorker(Protocol):
+        """A user function as the API wraps it (``_plan.Udf``, a source runner...):
+        copied per worker before the job starts, bound on each worker."""
+
+        def prepare(self, count: int) -> None: ...
+
+    #: A record's field as the built-in aggregations read it: an index, a name, or
+    #: None for the whole record (see ``_aggregations.get_field``).
+    Field = AnyOf[int, str, None]
+
+__all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
+           "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
+           "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
+           "WriteText", "WriteSocket", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
+           "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
+           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec"]
+
+
+class Typed:
+    """A value the binding reads by its ``KIND`` and typed fields (``__slots__``)."""
+
+    __slots__ = ()
+    #: The name the binding's match dispatches on.
+    KIND = ""
+
+    def fields(self) -> Dict[str, Any]:
+        """The kind's fields by name."""
+        names: Tuple[str, ...] = self.__slots__
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.fields().items())})"
+
+
+class NodeKind(Typed):
+    """What an operator is, as the engine builds it (base of every kind)."""
+
+    __slots__ = ()
+
+
+class Source(NodeKind):
+    """A kind with no input."""
+
+    __slots__ = ()
+
+
+class Sink(NodeKind):
+    """A kind with no output: a job needs at least one."""
+
+    __slots__ = ()
+
+
+# -- sources ---------------------------------------------------------------------------
+
+
+class Collection(Source):
+    """``from_collection``: the items of ``make()``'s iterator, from one worker."""
+
+    KIND = "collection"
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self.make = make
+
+
+class FunctionSource(Source):
+    """``add_source``: a ``SourceFunction`` run by ``runner`` on a thread of its own,
+    on every worker if ``parallel``, else on one."""
+
+    KIND = "function_source"
+    __slots__ = ("runner", "parallel")
+
+    def __init__(self, runner: PerWorker, parallel: bool) -> None:
+        self.runner = runner
+        self.parallel = parallel
+
+
+class TextFile(Source):
+    """``read_text_file``: the lines of a file or of a directory's files, in parallel;
+    ``encoding_errors`` is ``"strict"``, ``"replace"`` or ``"ignore"``."""
+
+    KIND = "text_file"
+    __slots__ = ("path", "encoding_errors")
+
+    def __init__(self, path: str, encoding_errors: str) -> None:
+        self.path = path
+        self.encoding_errors = encoding_errors
+
+
+class Sequence(Source):
+    """``generate_sequence``: the ints ``start`` to ``end`` (both included, i64), in parallel."""
+
+    KIND = "sequence"
+    __slots__ = ("start", "end")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+
+
+class Socket(Source):
+    """``socket_text_stream``: lines (ended by ``delimiter``, one ASCII character)
+    read from a TCP server, on one worker."""
+
+    KIND = "socket"
+    __slots__ = ("host", "port", "delimiter", "encoding_errors")
+
+    def __init__(self, host: str, port: int, delimiter: str, encoding_errors: str) -> None:
+        self.host = host
+        self.port = port
+        self.delimiter = delimiter
+        self.encoding_errors = encoding_errors
+
+
+class TestingSource(Source):
+    """``ferroflow.testing.TestSource``: ``events`` in order, each
+    ``("record", value, timestamp or None)``, ``("watermark", t)`` or
+    ``("processing_time", t)``; the job runs on a manual processing-time clock
+    starting at ``processing_time_start``."""
+
+    __test__ = False  # not a pytest test class, despite its name
+    KIND = "testing_source"
+    __slots__ = ("events", "processing_time_start")
+
+    def __init__(self, events: List[Tuple[Any, ...]], processing_time_start: int) -> None:
+        self.events = events
+        self.processing_time_start = processing_time_start
+
+
+# -- transformations -------------------------------------------------------------------
+
+
+class Map(NodeKind):
+    """One output per record: ``udf(value)``."""
+
+    KIND = "map"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class Filter(NodeKind):
+    """The records for which ``udf(value)`` is true."""
+
+    KIND = "filter"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class FlatMap(NodeKind):
+    """The items of the iterable ``udf(value)`` returns (None: nothing)."""
+
+    KIND = "flat_map"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class KeyBy(NodeKind):
+    """Partitions by ``udf(value)``."""
+
+    KIND = "key_by"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class KeyByField(NodeKind):
+    """Partitions by a field of the record, read in Rust (``key_by(0)``)."""
+
+    KIND = "key_by_field"
+    __slots__ = ("field",)
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+
+
+class Reduce(NodeKind):
+    """Rolling reduce per key: ``udf(accumulated, value)``."""
+
+    KIND = "reduce"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class Aggregate(NodeKind):
+    """A built-in rolling aggregation per key, in Rust (``_aggregations``): ``op`` is
+    ``sum``, ``min``, ``max``, ``min_by`` or ``max_by`` of ``field``. ``what`` names it
+    in errors (None: ``op(field)``); ``key_field``, the field index the stream is keyed
+    by, lets ``(key, number)`` pairs keep a number per key. Also a window's built-in
+    reduce (``Window.builtin``)."""
+
+    KIND = "aggregate"
+    __slots__ = ("op", "field", "what", "key_field")
+
+    def __init__(self, op: str, field: Field, what: Optional[str] = None, key_field: Optional[int] = None) -> None:
+        self.op = op
+        self.field = field
+        self.what = what
+        self.key_field = key_field
+
+
+class CountPairs(NodeKind):
+    """``count()``'s first step: ``(key, 1)`` per record, the key read from ``field``
+    or, when ``udf`` is given, returned by it."""
+
+    KIND = "count_pairs"
+    __slots__ = ("field", "udf")
+
+    def __init__(self, field: Field = None, udf: Optional[PerWorker] = None) -> None:
+        self.field = field
+        self.udf = udf
+
+
+class Window(NodeKind):
+    """Windows per key: ``assigner``, ``trigger`` and ``evictor`` are the settings'
+    specs (below, made by ``window.py``'s ``_spec()``; trigger and evictor None for the
+    assigner's defaults), ``allowed_lateness`` in ms, late records to the side output
+    ``late_output_tag`` (None: dropped). The window function is exactly one of
+    ``reduce`` (a ``ReduceFunction``), ``builtin`` (``sum(2)`` and the like),
+    ``aggregate`` (an ``_window_udfs.AggregateUdf``) or ``process`` (a process
+    callable, see ``_window_udfs``); ``then``, a process callable, gets the result of
+    ``reduce``, ``builtin`` or ``aggregate``."""
+
+    KIND = "window"
+    __slots__ = ("assigner", "trigger", "evictor", "allowed_lateness", "late_output_tag", "reduce", "builtin",
+                 "aggregate", "process", "then")
+
+    def __init__(self, assigner: AssignerSpec, trigger: Optional[TriggerSpec],
+                 evictor: Optional[EvictorSpec], allowed_lateness: int, late_output_tag: Optional[str],
+                 reduce: Optional[PerWorker] = None, builtin: Optional[Aggregate] = None,
+                 aggregate: Optional[PerWorker] = None, process: Optional[PerWorker] = None,
+                 then: Optional[PerWorker] = None) -> None:
+        self.assigner = assigner
+        self.trigger = trigger
+        self.evictor = evictor
+        self.allowed_lateness = allowed_lateness
+        self.late_output_tag = late_output_tag
+        self.reduce = reduce
+        self.builtin = builtin
+        self.aggregate = aggregate
+        self.process = process
+        self.then = then
+
+
+class SideOutput(NodeKind):
+    """The late records of the window node it reads (``get_side_output(tag)``)."""
+
+    KIND = "side_output"
+    __slots__ = ("tag",)
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+
+class AssignTimestamps(NodeKind):
+    """Timestamps from ``assigner(value, record_timestamp)``, or from the record's
+    ``field`` (in Rust), or kept as they are (both None); watermarks trail the
+    highest timestamp by ``out_of_orderness`` ms (0: monotonous; None: no
+    watermarks); ``idleness``: ms without records after which a worker stops holding
+    the watermark back (None: never)."""
+
+    KIND = "assign_timestamps"
+    __slots__ = ("assigner", "field", "out_of_orderness", "idleness")
+
+    def __init__(self, assigner: Optional[PerWorker], field: Field, out_of_orderness: Optional[int],
+                 idleness: Optional[int]) -> None:
+        self.assigner = assigner
+        self.field = field
+        self.out_of_orderness = out_of_orderness
+        self.idleness = idleness
+
+
+class Union(NodeKind):
+    """Its inputs merged."""
+
+    KIND = "union"
+    __slots__ = ()
+
+
+class Iterate(NodeKind):
+    """The head of a feedback loop: its input and the stream of node ``feedback``
+    (set by ``close_with``; None: not closed). Records still circulating
+    ``max_wait_ms`` after the input ended are dropped (None or 0: no limit)."""
+
+    KIND = "iterate"
+    __slots__ = ("max_wait_ms", "feedback")
+
+    def __init__(self, max_wait_ms: Optional[int], feedback: Optional[int] = None) -> None:
+        self.max_wait_ms = max_wait_ms
+        self.feedback = feedback
+
+
+# -- sinks -----------------------------------------------------------------------------
+
+
+class Print(Sink):
+    """``repr(record)`` per line on ``sys.stdout``."""
+
+    KIND = "print"
+    __slots__ = ()
+
+
+class Discard(Sink):
+    """Drops every record (``DiscardingSink``)."""
+
+    KIND = "discard"
+    __slots__ = ()
+
+
+class SinkFunction(Sink):
+    """``udf(value)`` per record (``add_sink``)."""
+
+    KIND = "sink_function"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class WriteText(Sink):
+    """``str(record)`` per line to ``path`` (``write_as_text``)."""
+
+    KIND = "write_text"
+    __slots__ = ("path", "overwrite")
+
+    def __init__(self, path: str, overwrite: bool) -> None:
+        self.path = path
+        self.overwrite = overwrite
+
+
+class WriteSocket(Sink):
+    """``serialize(record)`` (bytes or str) to a TCP server (``write_to_socket``)."""
+
+    KIND = "write_socket"
+    __slots__ = ("host", "port", "serialize")
+
+    def __init__(self, host: str, port: int, serialize: Callable[[Any], Any]) -> None:
+        self.host = host
+        self.port = port
+        self.serialize = serialize
+
+
+# -- a window's settings (fields of ``Window``; the binding's ``window_config`` reads them) --------
+
+
+class AssignerSpec(Typed):
+    """Which windows a record goes to; ``event_time`` False: processing time."""
+
+    __slots__ = ()
+
+
+class TumblingSpec(AssignerSpec):
+    """Back-to-back windows of ``size`` ms, aligned on the epoch plus ``offset``."""
+
+    KIND = "tumbling"
+    __slots__ = ("event_time", "size", "offset")
+
+    def __init__(self, event_time: bool, size: int, offset: int) -> None:
+        self.event_time = event_time
+        self.size = size
+        self.offset = offset
+
+
+class SlidingSpec(AssignerSpec):
+    """Windows of ``size`` ms, one starting every ``slide`` ms (plus ``offset``)."""
+
+    KIND = "sliding"
+    __slots__ = ("event_time", "size", "slide", "offset")
+
+    def __init__(self, event_time: bool, size: int, slide: int, offset: int) -> None:
+        self.event_time = event_time
+        self.size = size
+        self.slide = slide
+        self.offset = offset
+
+
+class SessionSpec(AssignerSpec):
+    """Sessions closed by a ``gap`` in ms, or by the gap ``gap_fn(value)`` returns."""
+
+    KIND = "session"
+    __slots__ = ("event_time", "gap", "gap_fn")
+
+    def __init__(self, event_time: bool, gap: Optional[int], gap_fn: Optional[PerWorker]) -> None:
+        self.event_time = event_time
+        self.gap = gap
+        self.gap_fn = gap_fn
+
+
+class GlobalSpec(AssignerSpec):
+    """One window per key."""
+
+    KIND = "global"
+    __slots__ = ()
+
+
+class TriggerSpec(Typed):
+    """When a window fires."""
+
+    __slots__ = ()
+
+
+class EventTimeTriggerSpec(TriggerSpec):
+    KIND = "event_time"
+    __slots__ = ()
+
+
+class ProcessingTimeTriggerSpec(TriggerSpec):
+    KIND = "processing_time"
+    __slots__ = ()
+
+
+class CountTriggerSpec(TriggerSpec):
+    """Every ``count``-th record."""
+
+    KIND = "count"
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class ContinuousEventTimeTriggerSpec(TriggerSpec):
+    """Every ``interval`` ms of event time, and at the window's end."""
+
+    KIND = "continuous_event_time"
+    __slots__ = ("interval",)
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+
+class ContinuousProcessingTimeTriggerSpec(TriggerSpec):
+    """Every ``interval`` ms of processing time, and at the window's end."""
+
+    KIND = "continuous_processing_time"
+    __slots__ = ("interval",)
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+
+class PurgingTriggerSpec(TriggerSpec):
+    """``inner``'s firings, each emptying the window."""
+
+    KIND = "purging"
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: TriggerSpec) -> None:
+        self.inner = inner
+
+
+class EvictorSpec(Typed):
+    """Which records leave a window when it fires (after the window function if
+    ``do_evict_after``)."""
+
+    __slots__ = ()
+
+
+class CountEvictorSpec(EvictorSpec):
+    """Keeps the last ``count`` records."""
+
+    KIND = "count"
+    __slots__ = ("count", "do_evict_after")
+
+    def __init__(self, count: int, do_evict_after: bool) -> None:
+        self.count = count
+        self.do_evict_after = do_evict_after
+
+
+class TimeEvictorSpec(EvictorSpec):
+    """Keeps the records within ``window_size`` ms of the newest."""
+
+    KIND = "time"
+    __slots__ = ("window_size", "do_evict_after")
+
+    def __init__(self, window_size: int, do_evict_after: bool) -> None:
+        self.window_size = window_size
+        self.do_evict_after = do_evict_after
