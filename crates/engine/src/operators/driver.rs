@@ -298,7 +298,7 @@ where
     L: UnaryInput<I, O> + 'static,
 {
     let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope.clone());
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(stream, pact);
     let (output, result) = builder.new_output::<Vec<O>>();
@@ -337,7 +337,7 @@ where
     L: BinaryInput<I1, I2, O> + 'static,
 {
     let scope = first.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope.clone());
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input1 = builder.new_input(first, pacts.0);
     let mut input2 = builder.new_input(second, pacts.1);
@@ -376,7 +376,7 @@ pub fn sink<'s, I, P, L>(
     L: UnaryInput<I, ()> + 'static,
 {
     let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope.clone());
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(stream, pact);
     builder.build(move |_caps| {
