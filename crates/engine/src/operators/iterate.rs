@@ -2,11 +2,11 @@ use crate::time::Time;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
+use crate::operators::driver::{self, BinaryInput, Cx, Failure, OpInfo, OperatorLogic};
 use crate::operators::OpEnv;
 use crate::record::Record;
 
@@ -24,54 +24,56 @@ pub fn iterate<'s, R: Record>(
     max_wait: Option<Duration>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
+    let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
-    input.binary_frontier::<_, CapacityContainerBuilder<Vec<R>>, _, _, _, _>(
-        feedback,
-        Pipeline,
-        Pipeline,
-        &name.clone(),
-        move |_cap, _info| {
-            let mut input_ended: Option<Instant> = None;
-            let mut dropped = 0u64;
-            move |(input, input_frontier), (feedback, _feedback_frontier), output| {
-                if env.control.aborted() {
-                    input.for_each(|_cap, data| data.clear());
-                    env.enter(|| feedback.for_each(|_cap, data| data.clear()));
-                    return;
-                }
-                input.for_each(|cap, data| {
-                    env.count(node, data.len());
-                    output.session(&cap).give_container(data);
-                });
-                if input_frontier.is_empty() && input_ended.is_none() {
-                    input_ended = Some(Instant::now());
-                }
-                let give_up = match (input_ended, max_wait) {
-                    (Some(t), Some(wait)) => t.elapsed() >= wait,
-                    _ => false,
-                };
-                let mut just_dropped = 0u64;
-                feedback.for_each(|cap, data| {
-                    if give_up {
-                        just_dropped += data.len() as u64;
-                        env.enter(|| data.clear());
-                    } else {
-                        env.count(node, data.len());
-                        output.session(&cap).give_container(data);
-                    }
-                });
-                if just_dropped > 0 {
-                    if dropped == 0 {
-                        let wait_ms = max_wait.map(|w| w.as_millis()).unwrap_or(0);
-                        env.control.warn(format!(
-                            "{name}: records were still circulating {wait_ms} ms after the input ended; \
-                             they were dropped so the job could finish (raise max_wait_time_ms, or check the loop's exit condition)"
-                        ));
-                    }
-                    dropped += just_dropped;
-                    env.control.add_dropped(just_dropped);
-                }
+    driver::binary(input, feedback, (Pipeline, Pipeline), info, env, move |_cap| {
+        Some(LoopHead { name, max_wait, input_ended: None, dropped: 0 })
+    })
+}
+
+struct LoopHead {
+    name: String,
+    max_wait: Option<Duration>,
+    /// When the loop's input was first seen ended.
+    input_ended: Option<Instant>,
+    /// Records dropped so far (the warning is given once).
+    dropped: u64,
+}
+
+impl<R: Record> OperatorLogic<R> for LoopHead {}
+
+impl<R: Record> BinaryInput<R, R, R> for LoopHead {
+    fn on_first(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        cx.give(cap, data);
+        Ok(())
+    }
+
+    fn on_second(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        if cx.frontier(0).is_empty() && self.input_ended.is_none() {
+            self.input_ended = Some(Instant::now());
+        }
+        let give_up = match (self.input_ended, self.max_wait) {
+            (Some(t), Some(wait)) => t.elapsed() >= wait,
+            _ => false,
+        };
+        if !give_up {
+            cx.give(cap, data);
+            return Ok(());
+        }
+        let just_dropped = data.len() as u64;
+        data.clear();
+        if just_dropped > 0 {
+            if self.dropped == 0 {
+                let wait_ms = self.max_wait.map(|w| w.as_millis()).unwrap_or(0);
+                cx.env.control.warn(format!(
+                    "{}: records were still circulating {wait_ms} ms after the input ended; \
+                     they were dropped so the job could finish (raise max_wait_time_ms, or check the loop's exit condition)",
+                    self.name
+                ));
             }
-        },
-    )
+            self.dropped += just_dropped;
+            cx.env.control.add_dropped(just_dropped);
+        }
+        Ok(())
+    }
 }

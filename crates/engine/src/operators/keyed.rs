@@ -1,15 +1,15 @@
 use crate::time::Time;
 use std::rc::Rc;
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
 use crate::functions::{KeyFactory, KeySelector, ReduceFactory, Reducer};
 use crate::key::Key;
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::record::Record;
 use crate::rolling::RollingState;
@@ -50,100 +50,91 @@ pub fn key_by<'s, R: Record>(
     route_to: usize,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<Routed<Keyed<R>>>> {
+    // Counted as keyed records, not as the routed batches it gives.
+    let info = OpInfo::udf(name, None);
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<Routed<Keyed<R>>>>, _, _, _>(
-        Pipeline,
-        &name.clone(),
-        move |_cap, _info| {
-            let mut selector = env.instantiate(ErrorKind::Udf, &name, None, &*factory);
-            let mut keyed = Vec::new();
-            let mut routed = Vec::new();
-            move |(input, frontier), output| {
-                let Some(sel) = selector.as_mut().filter(|_| !env.control.aborted()) else {
-                    input.for_each(|_cap, data| data.clear());
-                    return;
-                };
-                let mut broken = false;
-                env.enter(|| {
-                    input.for_each(|cap, data| {
-                        if broken {
-                            data.clear();
-                            return;
-                        }
-                        if !key_batch(&env, (node, &name), &mut **sel, data, &mut keyed) {
-                            broken = true;
-                            return;
-                        }
-                        let peers = env.worker.peers;
-                        let sent = partition(
-                            &mut keyed,
-                            peers,
-                            env.locality,
-                            |k: &Keyed<R>| (k.0.hash() % route_to.clamp(1, peers) as u64) as usize,
-                            encode_keyed::<R>,
-                            &mut routed,
-                        );
-                        if let Err(e) = sent {
-                            env.fail(ErrorKind::Udf, &name, UdfError::new(e));
-                            broken = true;
-                            keyed.clear();
-                            routed.clear();
-                            return;
-                        }
-                        output.session(&cap).give_container(&mut routed);
-                        routed.clear();
-                    });
-                    if !broken && frontier.is_empty() {
-                        if let Err(e) = sel.close() {
-                            env.fail(ErrorKind::Udf, &name, e);
-                        }
-                        broken = true;
-                    }
-                });
-                if broken {
-                    env.enter(|| selector = None);
-                }
-            }
-        },
-    )
+    driver::unary(stream, Pipeline, info, env.clone(), move |_cap| {
+        let selector = env.instantiate(ErrorKind::Udf, &name, None, &*factory)?;
+        Some(KeyBy { selector, node, name, route_to, keyed: Vec::new(), routed: Vec::new() })
+    })
+}
+
+struct KeyBy<R: Record> {
+    selector: Box<dyn KeySelector<R>>,
+    node: usize,
+    name: String,
+    route_to: usize,
+    keyed: Vec<Keyed<R>>,
+    routed: Vec<Routed<Keyed<R>>>,
+}
+
+impl<R: Record> OperatorLogic<Routed<Keyed<R>>> for KeyBy<R> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, Routed<Keyed<R>>>) -> Result<(), Failure> {
+        Ok(self.selector.close()?)
+    }
+}
+
+impl<R: Record> UnaryInput<R, Routed<Keyed<R>>> for KeyBy<R> {
+    fn on_batch(
+        &mut self,
+        cx: &mut Cx<'_, Routed<Keyed<R>>>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        let env = cx.env;
+        key_batch(env, (self.node, &self.name), &mut *self.selector, data, &mut self.keyed)?;
+        let peers = env.worker.peers;
+        let route_to = self.route_to.clamp(1, peers) as u64;
+        partition(
+            &mut self.keyed,
+            peers,
+            env.locality,
+            |k: &Keyed<R>| (k.0.hash() % route_to) as usize,
+            encode_keyed::<R>,
+            &mut self.routed,
+        )
+        .map_err(UdfError::new)?;
+        cx.give(cap, &mut self.routed);
+        Ok(())
+    }
 }
 
 /// Keys `data` (emptied) into `keyed` and counts it for the key_by node `(id, name)`;
-/// false, with the job failed in that node's name and both emptied, if the selector
-/// raised.
+/// a selector's error is that node's.
 fn key_batch<R: Record>(
     env: &OpEnv,
     (node, name): (usize, &str),
     sel: &mut dyn KeySelector<R>,
     data: &mut Vec<R>,
     keyed: &mut Vec<Keyed<R>>,
-) -> bool {
+) -> Result<(), Failure> {
     keyed.reserve(data.len());
-    if let Err(e) = sel.key_all(data, keyed) {
-        env.fail(ErrorKind::Udf, name, e);
-        data.clear();
-        keyed.clear();
-        return false;
-    }
+    sel.key_all(data, keyed).map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
     env.count(node, keyed.len());
-    true
+    Ok(())
 }
 
-/// Opens the batches a keyed operator received; a batch that cannot be decoded fails
-/// the job in `operator`'s name.
+/// Opens the batches a keyed operator received into `out`: an error if one cannot be
+/// decoded.
+pub(crate) fn open<R: Record>(batches: &mut Vec<Routed<Keyed<R>>>, out: &mut Vec<Keyed<R>>) -> UdfResult<()> {
+    for (_dest, batch) in batches.drain(..) {
+        unpack(batch, decode_keyed::<R>, out)?;
+    }
+    Ok(())
+}
+
+/// [`open`], failing the job in `operator`'s name if a batch cannot be decoded.
 pub(crate) fn open_batches<R: Record>(
     env: &OpEnv,
     operator: &str,
     batches: &mut Vec<Routed<Keyed<R>>>,
     out: &mut Vec<Keyed<R>>,
 ) -> bool {
-    for (_dest, batch) in batches.drain(..) {
-        if let Err(e) = unpack(batch, decode_keyed::<R>, out) {
-            env.fail(ErrorKind::Udf, operator, e.into());
-            out.clear();
-            return false;
-        }
+    if let Err(e) = open(batches, out) {
+        env.fail(ErrorKind::Udf, operator, e);
+        out.clear();
+        return false;
     }
     true
 }
@@ -156,22 +147,29 @@ pub fn unkey<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>
     name: &str,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
-    let name = format!("values of {name}");
-    stream.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
-        let mut keyed = Vec::new();
-        let mut values = Vec::new();
-        move |input, output| {
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if open_batches(&env, &name, data, &mut keyed) {
-                        values.extend(keyed.drain(..).map(|(_k, _kv, v)| v));
-                        output.session(&cap).give_container(&mut values);
-                        values.clear();
-                    }
-                });
-            });
-        }
-    })
+    let info = OpInfo::udf(&format!("values of {name}"), None);
+    driver::unary(stream, pact, info, env, |_cap| Some(Unkey { keyed: Vec::new(), values: Vec::new() }))
+}
+
+struct Unkey<R> {
+    keyed: Vec<Keyed<R>>,
+    values: Vec<R>,
+}
+
+impl<R: Record> OperatorLogic<R> for Unkey<R> {}
+
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Unkey<R> {
+    fn on_batch(
+        &mut self,
+        cx: &mut Cx<'_, R>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        open(data, &mut self.keyed)?;
+        self.values.extend(self.keyed.drain(..).map(|(_k, _kv, v)| v));
+        cx.give(cap, &mut self.values);
+        Ok(())
+    }
 }
 
 /// How many records ahead a keyed operator asks for its state's slot: far enough for
@@ -190,27 +188,6 @@ struct RollingReduce<R: Record> {
 impl<R: Record> RollingReduce<R> {
     fn new() -> Self {
         RollingReduce { state: KeyedState::new(), holds_records: false }
-    }
-
-    /// [`RollingReduce::fold`] for the reduce node `(id, name)`, counting what it emits;
-    /// false, with the job failed in the node's name and both vectors emptied, if the
-    /// reducer raised.
-    fn fold_batch(
-        &mut self,
-        env: &OpEnv,
-        (node, name): (usize, &str),
-        red: &mut dyn Reducer<R>,
-        keyed: &mut Vec<Keyed<R>>,
-        out: &mut Vec<R>,
-    ) -> bool {
-        if let Err(e) = self.fold(env, red, keyed, out) {
-            env.fail(ErrorKind::Udf, name, e);
-            keyed.clear();
-            out.clear();
-            return false;
-        }
-        env.count(node, out.len());
-        true
     }
 
     /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
@@ -277,47 +254,12 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
+    let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(pact, &name.clone(), move |_cap, _info| {
-        let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
-        let mut rolling = RollingReduce::new();
-        let mut keyed = Vec::new();
-        let mut out = Vec::new();
-        move |(input, frontier), output| {
-            let Some(red) = reducer.as_mut().filter(|_| !env.control.aborted()) else {
-                input.for_each(|_cap, data| data.clear());
-                return;
-            };
-            let mut broken = false;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if broken || !open_batches(&env, &name, data, &mut keyed) {
-                        data.clear();
-                        broken = true;
-                        return;
-                    }
-                    if !rolling.fold_batch(&env, (node, &name), &mut **red, &mut keyed, &mut out) {
-                        broken = true;
-                        return;
-                    }
-                    output.session(&cap).give_container(&mut out);
-                    out.clear();
-                });
-                if !broken && frontier.is_empty() {
-                    if let Err(e) = red.close() {
-                        env.fail(ErrorKind::Udf, &name, e);
-                    }
-                    broken = true;
-                }
-            });
-            if broken {
-                env.enter(|| {
-                    reducer = None;
-                    rolling = RollingReduce::new();
-                });
-            }
-        }
+    driver::unary(stream, pact, info, env.clone(), move |_cap| {
+        let reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory)?;
+        Some(Reduce { key: None, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new() })
     })
 }
 
@@ -342,57 +284,69 @@ pub fn key_reduce<'s, R: Record>(
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
     let (key_id, key_name, key_factory) = (key.id, key.name.to_string(), key.factory.clone());
+    let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
     let factory = factory.clone();
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &name.clone(), move |_cap, _info| {
-        let mut selector = env.instantiate(ErrorKind::Udf, &key_name, None, &*key_factory);
-        let mut reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
-        let mut rolling = RollingReduce::new();
-        let mut keyed = Vec::new();
-        let mut out = Vec::new();
-        move |(input, frontier), output| {
-            let (Some(sel), Some(red)) = (selector.as_mut(), reducer.as_mut()) else {
-                input.for_each(|_cap, data| data.clear());
-                return;
-            };
-            if env.control.aborted() {
-                input.for_each(|_cap, data| data.clear());
-                return;
+    driver::unary(stream, Pipeline, info, env.clone(), move |_cap| {
+        let selector = env.instantiate(ErrorKind::Udf, &key_name, None, &*key_factory);
+        let reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
+        let (selector, reducer) = match (selector, reducer) {
+            (Some(s), Some(r)) => (s, r),
+            made => {
+                // What was made is a user function: released in the scope.
+                let mut made = Some(made);
+                env.enter(|| drop(made.take()));
+                return None;
             }
-            let mut broken = false;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if broken {
-                        data.clear();
-                        return;
-                    }
-                    if !key_batch(&env, (key_id, &key_name), &mut **sel, data, &mut keyed) {
-                        broken = true;
-                        return;
-                    }
-                    if !rolling.fold_batch(&env, (node, &name), &mut **red, &mut keyed, &mut out) {
-                        broken = true;
-                        return;
-                    }
-                    output.session(&cap).give_container(&mut out);
-                    out.clear();
-                });
-                if !broken && frontier.is_empty() {
-                    if let Err(e) = sel.close() {
-                        env.fail(ErrorKind::Udf, &key_name, e);
-                    } else if let Err(e) = red.close() {
-                        env.fail(ErrorKind::Udf, &name, e);
-                    }
-                    broken = true;
-                }
-            });
-            if broken {
-                env.enter(|| {
-                    selector = None;
-                    reducer = None;
-                    rolling = RollingReduce::new();
-                });
-            }
-        }
+        };
+        let key = Some((key_id, key_name, selector));
+        Some(Reduce { key, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new() })
     })
+}
+
+/// A rolling reduce, reading a keyed stream or (`key`: the key_by node it stands for
+/// too) keying its input itself.
+struct Reduce<R: Record> {
+    key: Option<(usize, String, Box<dyn KeySelector<R>>)>,
+    reducer: Box<dyn Reducer<R>>,
+    rolling: RollingReduce<R>,
+    keyed: Vec<Keyed<R>>,
+    out: Vec<R>,
+}
+
+impl<R: Record> Reduce<R> {
+    fn fold(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>) -> Result<(), Failure> {
+        self.rolling.fold(cx.env, &mut *self.reducer, &mut self.keyed, &mut self.out)?;
+        cx.give(cap, &mut self.out);
+        Ok(())
+    }
+}
+
+impl<R: Record> OperatorLogic<R> for Reduce<R> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        if let Some((_id, name, sel)) = self.key.as_mut() {
+            sel.close().map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
+        }
+        Ok(self.reducer.close()?)
+    }
+}
+
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Reduce<R> {
+    fn on_batch(
+        &mut self,
+        cx: &mut Cx<'_, R>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        open(data, &mut self.keyed)?;
+        self.fold(cx, cap)
+    }
+}
+
+impl<R: Record> UnaryInput<R, R> for Reduce<R> {
+    fn on_batch(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        let (id, name, sel) = self.key.as_mut().expect("key_reduce keys its input");
+        key_batch(cx.env, (*id, name), &mut **sel, data, &mut self.keyed)?;
+        self.fold(cx, cap)
+    }
 }

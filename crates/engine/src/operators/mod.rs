@@ -2,6 +2,7 @@
 //! per activation and calls user functions record by record inside it.
 
 mod assign;
+pub mod driver;
 mod fan_out;
 mod iterate;
 pub(crate) mod keyed;

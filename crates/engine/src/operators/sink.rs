@@ -2,11 +2,12 @@ use crate::time::Time;
 use std::rc::Rc;
 
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{InputCapability, Probe};
 use timely::dataflow::Stream;
 
 use crate::error::ErrorKind;
-use crate::functions::SinkFactory;
+use crate::functions::{Sink, SinkFactory};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::record::Record;
 
@@ -21,53 +22,45 @@ pub fn sink<'s, R: Record>(
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) {
-    let mut sink = env.instantiate(ErrorKind::Sink, name, parallelism, &**factory);
-    let name = name.to_string();
-    use timely::dataflow::operators::Probe;
+    let sink = env.instantiate(ErrorKind::Sink, name, parallelism, &**factory);
     let stream = stream.probe_with(&env.probe);
-    stream.sink(Pipeline, &name.clone(), move |(input, frontier)| {
-        let Some(s) = sink.as_mut().filter(|_| !env.control.aborted()) else {
-            input.for_each(|_cap, data| data.clear());
-            if sink.is_some() {
-                env.enter(|| drop(sink.take()));
-            }
-            return;
-        };
-        let mut failed = None;
-        let ended = frontier.is_empty();
-        env.enter(|| {
-            input.for_each(|_cap, data| {
-                if failed.is_some() {
-                    data.clear();
-                    return;
-                }
-                env.count(node, data.len());
-                if let Err(e) = s.write(data) {
-                    failed = Some(e);
-                }
-                data.clear();
-            });
-            if failed.is_none() && ended {
-                if let Err(e) = s.close() {
-                    failed = Some(e);
-                }
-            }
-        });
-        if failed.is_none() {
-            failed = s.flush(env.control.abort_flag()).err();
-        }
-        if failed.is_none() && ended {
-            match s.prepare_commit() {
-                Ok(Some(commit)) => env.control.add_commit(&name, commit),
-                Ok(None) => {}
-                Err(e) => failed = Some(e),
+    let info = driver::OpInfo { kind: ErrorKind::Sink, ..OpInfo::udf(name, None) };
+    let name = name.to_string();
+    driver::sink(stream, Pipeline, info, env, move || sink.map(|sink| SinkLogic { sink, node, name }));
+}
+
+struct SinkLogic<R> {
+    sink: Box<dyn Sink<R>>,
+    node: usize,
+    name: String,
+}
+
+impl<R: Record> OperatorLogic<()> for SinkLogic<R> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, ()>) -> Result<(), Failure> {
+        Ok(self.sink.close()?)
+    }
+
+    fn after_scope(&mut self, env: &OpEnv, ended: bool) -> Result<(), Failure> {
+        self.sink.flush(env.control.abort_flag())?;
+        if ended {
+            if let Some(commit) = self.sink.prepare_commit()? {
+                env.control.add_commit(&self.name, commit);
             }
         }
-        if let Some(e) = failed {
-            env.fail(ErrorKind::Sink, &name, e);
-            env.enter(|| drop(sink.take()));
-        } else if ended {
-            env.enter(|| drop(sink.take()));
-        }
-    });
+        Ok(())
+    }
+}
+
+impl<R: Record> UnaryInput<R, ()> for SinkLogic<R> {
+    fn on_batch(
+        &mut self,
+        cx: &mut Cx<'_, ()>,
+        _cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        cx.env.count(self.node, data.len());
+        self.sink.write(data)?;
+        data.clear();
+        Ok(())
+    }
 }

@@ -1,13 +1,13 @@
 use crate::time::Time;
 use std::rc::Rc;
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
 use crate::error::ErrorKind;
 use crate::functions::{Transform, TransformFactory};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::record::Record;
 use crate::time::NO_TIME;
@@ -21,71 +21,69 @@ pub fn transform_chain<'s, R: Record>(
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
     let op_name = steps.iter().map(|s| s.1.as_str()).collect::<Vec<_>>().join(" -> ");
-    stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(Pipeline, &op_name, move |_cap, _info| {
-        let mut chain: Vec<(usize, String, Box<dyn Transform<R>>)> = Vec::new();
+    // Each step counts what it emits itself: the chain stands for several nodes.
+    let info = OpInfo::udf(&op_name, None);
+    driver::unary(stream, Pipeline, info, env.clone(), move |_cap| {
+        let mut chain = Vec::with_capacity(steps.len());
         for (node, name, factory) in &steps {
             match env.instantiate(ErrorKind::Udf, name, parallelism, &**factory) {
                 Some(f) => chain.push((*node, name.clone(), f)),
-                None => break,
-            }
-        }
-        let mut broken = chain.len() != steps.len();
-        let mut closed = false;
-        let mut next = Vec::new();
-        move |(input, frontier), output| {
-            if broken || env.control.aborted() {
-                input.for_each(|_cap, data| data.clear());
-                return;
-            }
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if broken {
-                        data.clear();
-                        return;
-                    }
-                    for (node, name, step) in chain.iter_mut() {
-                        next.reserve(data.len());
-                        for record in data.drain(..) {
-                            // A slow UDF must not delay a cancellation by a whole batch.
-                            if env.control.aborted() {
-                                broken = true;
-                                break;
-                            }
-                            // Outputs carry their input's timestamp (Flink's map/flat_map).
-                            let (ts, first) = (record.timestamp(), next.len());
-                            // Before the next call: a function may keep what it returned
-                            // and change it then (or return one object twice).
-                            let applied = step.apply(record, &mut next).and_then(|()| env.own(&mut next[first..]));
-                            if ts != NO_TIME {
-                                next[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
-                            }
-                            if let Err(e) = applied {
-                                env.fail(ErrorKind::Udf, name, e);
-                                broken = true;
-                                break;
-                            }
-                        }
-                        if broken {
-                            data.clear();
-                            next.clear();
-                            return;
-                        }
-                        env.count(*node, next.len());
-                        std::mem::swap(data, &mut next);
-                    }
-                    output.session(&cap).give_container(data);
-                });
-                if frontier.is_empty() && !closed && !broken {
-                    closed = true;
-                    for (_node, name, step) in chain.iter_mut() {
-                        if let Err(e) = step.close() {
-                            env.fail(ErrorKind::Udf, name, e);
-                            break;
-                        }
-                    }
-                    chain.clear();
+                None => {
+                    // The steps made so far are user functions: released in the scope.
+                    env.enter(|| chain.clear());
+                    return None;
                 }
-            });
+            }
         }
+        Some(Chain { chain, next: Vec::new() })
     })
+}
+
+struct Chain<R> {
+    /// Each step's plan node, name and function.
+    chain: Vec<(usize, String, Box<dyn Transform<R>>)>,
+    /// The step's output, swapped with its input after each step.
+    next: Vec<R>,
+}
+
+impl<R: Record> OperatorLogic<R> for Chain<R> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        for (_node, name, step) in self.chain.iter_mut() {
+            step.close().map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> UnaryInput<R, R> for Chain<R> {
+    fn on_batch(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        let (env, next) = (cx.env, &mut self.next);
+        for (node, name, step) in self.chain.iter_mut() {
+            next.reserve(data.len());
+            for record in data.drain(..) {
+                // A slow UDF must not delay a cancellation by a whole batch (the driver
+                // drops the rest).
+                if env.control.aborted() {
+                    next.clear();
+                    return Ok(());
+                }
+                // Outputs carry their input's timestamp (Flink's map/flat_map).
+                let (ts, first) = (record.timestamp(), next.len());
+                // Before the next call: a function may keep what it returned
+                // and change it then (or return one object twice).
+                let applied = step.apply(record, next).and_then(|()| env.own(&mut next[first..]));
+                if ts != NO_TIME {
+                    next[first..].iter_mut().for_each(|r| r.set_timestamp(ts));
+                }
+                if let Err(e) = applied {
+                    next.clear();
+                    return Err(Failure::of(ErrorKind::Udf, name, e));
+                }
+            }
+            env.count(*node, next.len());
+            std::mem::swap(data, next);
+        }
+        cx.give(cap, data);
+        Ok(())
+    }
 }

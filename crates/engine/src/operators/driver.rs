@@ -1,0 +1,395 @@
+//! One driver for every operator's lifecycle: the operators supply hooks
+//! ([`OperatorLogic`] with [`UnaryInput`] or [`BinaryInput`]), the driver runs the loop
+//! they all shared.
+//!
+//! # What the driver owns
+//!
+//! On each activation it
+//! 1. drains and drops the input if the job was aborted or the logic is gone (it failed,
+//!    ended, or was never made: `make` returned `None` after failing the job);
+//! 2. enters the batch scope ([`OpEnv::enter`], the GIL for Python) once, and inside it
+//!    hands each batch to `on_batch` (stopping at the first error, or at an abort between
+//!    batches), then calls `on_end` if every input's frontier is empty, else `on_frontier`;
+//! 3. calls `after_scope` outside the scope (blocking output: a sink's flush);
+//! 4. on the first error fails the job once ([`OpEnv::fail`], in the operator's name or the
+//!    one the [`Failure`] names) and drops the logic; after `on_end` drops it too. The logic
+//!    is always dropped inside the scope, so user functions it holds are released with the
+//!    GIL held. `on_end` therefore runs at most once, and nothing runs after a failure.
+//!
+//! Records emitted with [`Cx::give`] are counted for the plan node the operator was built
+//! with ([`OpEnv::count`]); a logic that stands for several nodes (a fused chain, key_by
+//! fused with reduce) counts the inner ones itself.
+//!
+//! # Time, timers, emitting later
+//!
+//! `on_frontier` runs on every activation whose input has not ended: timely activates an
+//! operator when its input frontier moves, and [`Cx::wake_after`] asks for an activation
+//! at a processing time. It is the timer hook: [`Cx::watermark`] and
+//! [`Cx::processing_time`] read event time and processing time from the frontier (see
+//! [`crate::time`]). An operator that emits later than its input (windows, process
+//! functions with timers) keeps output capabilities itself: `make` receives the output's
+//! initial [`Capability`]; put it in a [`timely::dataflow::operators::CapabilitySet`],
+//! downgrade it as the frontier moves, and give at a retained capability with
+//! [`Cx::give`] (any [`CapabilityTrait`]). Dropping the logic drops what it holds.
+//!
+//! # Shapes
+//!
+//! - [`unary`]: one input (any pact: a pipeline, or [`super::by_key`] for keyed operators,
+//!   see `with_key_pact!`), one output. Like timely's `unary_frontier`.
+//! - [`binary`]: two inputs with their own pacts, one output (connect / co-process).
+//!   `on_end` runs once both inputs have ended; [`Cx::watermark`] is the least of the two.
+//! - [`sink`]: one input, no output (`O = ()`; [`Cx::give`] must not be called).
+//! - Sources are not driven here: they have no input frontier, are woken by their own
+//!   activator, hold their capability, and decide themselves when they end (see
+//!   `source.rs`). A `SourceLogic` flavour (`poll` → records / idle / ended, plus the
+//!   same `snapshot`/`restore`) would give them the same abort/fail/drop rules.
+//! - Not yet: several outputs (the window's late-record side output) and inputs not
+//!   connected to the output (the timestamp assigner); both fit by giving [`Cx`] more
+//!   output sessions and the builders a connection argument.
+//!
+//! # Cost
+//!
+//! Hooks are called statically (the logic is a type parameter, not a trait object), once
+//! per batch; nothing is allocated per record. A [`Failure`] allocates, only on error.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use timely::communication::Pull;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::channels::Message;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::{Capability, CapabilityTrait, InputCapability};
+use timely::dataflow::Stream;
+use timely::progress::frontier::{AntichainRef, MutableAntichain};
+use timely::scheduling::Activator;
+
+use crate::error::{ErrorKind, UdfError, UdfResult};
+use crate::operators::OpEnv;
+use crate::time::{self, Time};
+
+/// Why a hook stopped: the job fails with this error, in the operator's name and error
+/// kind unless it names others (a fused operator reports each step in its own name).
+#[derive(Debug)]
+pub struct Failure {
+    kind: Option<ErrorKind>,
+    operator: Option<String>,
+    err: UdfError,
+}
+
+impl Failure {
+    /// A failure reported as `operator`'s, of `kind`.
+    pub fn of(kind: ErrorKind, operator: &str, err: UdfError) -> Self {
+        Failure { kind: Some(kind), operator: Some(operator.to_string()), err }
+    }
+}
+
+impl From<UdfError> for Failure {
+    /// A failure in the operator's own name and kind.
+    fn from(err: UdfError) -> Self {
+        Failure { kind: None, operator: None, err }
+    }
+}
+
+/// What a hook may do during one activation.
+pub struct Cx<'a, O: Clone + 'static> {
+    pub env: &'a OpEnv,
+    frontiers: &'a [MutableAntichain<Time>],
+    out: Option<OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>>,
+    node: Option<usize>,
+    activator: &'a Activator,
+}
+
+impl<'a, O: Clone + 'static> Cx<'a, O> {
+    /// Sends `data` (left empty) at `cap`, counting it for the operator's plan node.
+    #[inline]
+    pub fn give(&mut self, cap: &impl CapabilityTrait<Time>, data: &mut Vec<O>) {
+        if let Some(node) = self.node {
+            self.env.count(node, data.len());
+        }
+        let out = self.out.as_mut().expect("give on an operator without output");
+        out.session(cap).give_container(data);
+        data.clear();
+    }
+
+    /// Input `i`'s frontier.
+    pub fn frontier(&self, i: usize) -> AntichainRef<'_, Time> {
+        self.frontiers[i].frontier()
+    }
+
+    /// Whether every input has ended.
+    pub fn ended(&self) -> bool {
+        self.frontiers.iter().all(|f| f.is_empty())
+    }
+
+    /// The event-time watermark of all inputs (see [`time::watermark`]): `i64::MAX` once
+    /// they ended, `None` while every partition is idle.
+    pub fn watermark(&self) -> Option<i64> {
+        self.frontiers.iter().filter_map(|f| time::watermark(f.frontier())).min()
+    }
+
+    /// Processing time now (the wall clock, or the frontier's with manual processing
+    /// time): the least over the inputs.
+    pub fn processing_time(&self) -> i64 {
+        self.frontiers.iter().map(|f| self.env.processing_time(f.frontier())).min().unwrap_or(i64::MAX)
+    }
+
+    /// Asks for an activation (so an `on_frontier` call) after `delay`: a processing-time timer.
+    pub fn wake_after(&self, delay: Duration) {
+        self.activator.activate_after(delay);
+    }
+}
+
+/// The lifecycle hooks every driven operator has; all have defaults, for an operator
+/// that only maps batches and holds no state.
+pub trait OperatorLogic<O: Clone + 'static> {
+    /// The input frontier may have moved, or a wake-up asked for with [`Cx::wake_after`]
+    /// came: fire what is due (timers, windows) and downgrade held capabilities.
+    /// Not called once every input has ended (`on_end` is).
+    fn on_frontier(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Every input has ended: fire what is pending, flush, close the user functions.
+    /// Called once; the logic is dropped after.
+    fn on_end(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// After each activation's scope, outside it: blocking work that must not hold the
+    /// batch scope (for Python, the GIL), such as a sink's flush. `ended`: `on_end` ran.
+    fn after_scope(&mut self, _env: &OpEnv, _ended: bool) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Checkpoints (issue 13): appends this operator's state to `out`. Default: no state.
+    fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// Checkpoints (issue 13): restores the state a [`OperatorLogic::snapshot`] wrote,
+    /// before any batch. Default: no state, so only an empty snapshot is accepted.
+    fn restore(&mut self, bytes: &[u8]) -> UdfResult<()> {
+        if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(UdfError::internal("state restored into an operator that keeps none"))
+        }
+    }
+}
+
+/// An operator with one input.
+pub trait UnaryInput<I, O: Clone + 'static>: OperatorLogic<O> {
+    /// A batch that arrived at `cap`'s time. `data` may be left with anything: the
+    /// driver does not read it again.
+    fn on_batch(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I>) -> Result<(), Failure>;
+}
+
+/// An operator with two inputs (connect, co-process).
+pub trait BinaryInput<I1, I2, O: Clone + 'static>: OperatorLogic<O> {
+    /// A batch of the first input.
+    fn on_first(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I1>) -> Result<(), Failure>;
+    /// A batch of the second input.
+    fn on_second(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I2>)
+        -> Result<(), Failure>;
+}
+
+/// The operator's name and kind for failures, and the node it counts emitted records for.
+pub struct OpInfo {
+    pub name: String,
+    pub kind: ErrorKind,
+    pub node: Option<usize>,
+}
+
+impl OpInfo {
+    /// A user-function operator (`ErrorKind::Udf`) counting what it emits for `node`.
+    pub fn udf(name: &str, node: Option<usize>) -> Self {
+        OpInfo { name: name.to_string(), kind: ErrorKind::Udf, node }
+    }
+}
+
+/// Hands each batch of `input` to `on_batch`, stopping at the first failure or abort.
+fn feed<I, O: Clone + 'static, P, F>(
+    env: &OpEnv,
+    input: &mut InputHandleCore<Time, Vec<I>, P>,
+    cx: &mut Cx<'_, O>,
+    mut on_batch: F,
+) -> Result<(), Failure>
+where
+    P: Pull<Message<Time, Vec<I>>>,
+    F: FnMut(&mut Cx<'_, O>, &InputCapability<Time>, &mut Vec<I>) -> Result<(), Failure>,
+{
+    let mut result = Ok(());
+    input.for_each(|cap, data| {
+        if result.is_err() || env.control.aborted() {
+            data.clear();
+            return;
+        }
+        result = on_batch(cx, &cap, data);
+        if result.is_err() {
+            data.clear();
+        }
+    });
+    result
+}
+
+fn drain<I, P: Pull<Message<Time, Vec<I>>>>(input: &mut InputHandleCore<Time, Vec<I>, P>) {
+    input.for_each(|_cap, data| data.clear());
+}
+
+/// One activation (see the module doc). `inputs(Some(..))` feeds the batches to the
+/// logic, `inputs(None)` drains them.
+fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
+    info: &OpInfo,
+    logic: &mut Option<L>,
+    mut cx: Cx<'_, O>,
+    mut inputs: impl FnMut(Option<(&mut L, &mut Cx<'_, O>)>) -> Result<(), Failure>,
+) {
+    let env = cx.env;
+    let aborted = env.control.aborted();
+    let Some(l) = logic.as_mut().filter(|_| !aborted) else {
+        let _ = inputs(None);
+        if logic.is_some() {
+            env.enter(|| *logic = None);
+        }
+        return;
+    };
+    let ended = cx.ended();
+    let mut result = Ok(());
+    env.enter(|| {
+        result = inputs(Some((&mut *l, &mut cx)));
+        if result.is_ok() && !env.control.aborted() {
+            result = if ended { l.on_end(&mut cx) } else { l.on_frontier(&mut cx) };
+        }
+    });
+    drop(cx);
+    if result.is_ok() && !env.control.aborted() {
+        result = l.after_scope(env, ended);
+    }
+    let done = match result {
+        Err(f) => {
+            let kind = f.kind.unwrap_or(info.kind);
+            env.fail(kind, f.operator.as_deref().unwrap_or(&info.name), f.err);
+            true
+        }
+        Ok(()) => ended || env.control.aborted(),
+    };
+    if done {
+        env.enter(|| *logic = None);
+    }
+}
+
+/// An operator with one input and one output, run by `logic`. `make` gets the output's
+/// initial capability (keep it only to emit later than the input) and returns `None`
+/// if it could not make the logic (having failed the job): the input is then drained.
+pub fn unary<'s, I, O, P, L>(
+    stream: Stream<'s, Time, Vec<I>>,
+    pact: P,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce(Capability<Time>) -> Option<L>,
+) -> Stream<'s, Time, Vec<O>>
+where
+    I: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<I>>,
+    L: UnaryInput<I, O> + 'static,
+{
+    let scope = stream.scope();
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let mut input = builder.new_input(stream, pact);
+    let (output, result) = builder.new_output::<Vec<O>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<O>>>::from(output);
+    builder.build(move |mut caps| {
+        let mut logic = make(caps.pop().expect("one output"));
+        move |frontiers| {
+            let cx = Cx { env: &env, frontiers, out: Some(output.activate()), node: info.node, activator: &activator };
+            activate(&info, &mut logic, cx, |run| match run {
+                Some((l, cx)) => feed(&env, &mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
+                None => {
+                    drain(&mut input);
+                    Ok(())
+                }
+            });
+        }
+    });
+    result
+}
+
+/// An operator with two inputs and one output (see [`unary`]).
+pub fn binary<'s, I1, I2, O, P1, P2, L>(
+    first: Stream<'s, Time, Vec<I1>>,
+    second: Stream<'s, Time, Vec<I2>>,
+    pacts: (P1, P2),
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce(Capability<Time>) -> Option<L>,
+) -> Stream<'s, Time, Vec<O>>
+where
+    I1: Clone + 'static,
+    I2: Clone + 'static,
+    O: Clone + 'static,
+    P1: ParallelizationContract<Time, Vec<I1>>,
+    P2: ParallelizationContract<Time, Vec<I2>>,
+    L: BinaryInput<I1, I2, O> + 'static,
+{
+    let scope = first.scope();
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let mut input1 = builder.new_input(first, pacts.0);
+    let mut input2 = builder.new_input(second, pacts.1);
+    let (output, result) = builder.new_output::<Vec<O>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<O>>>::from(output);
+    builder.build(move |mut caps| {
+        let mut logic = make(caps.pop().expect("one output"));
+        move |frontiers| {
+            let cx = Cx { env: &env, frontiers, out: Some(output.activate()), node: info.node, activator: &activator };
+            activate(&info, &mut logic, cx, |run| match run {
+                Some((l, cx)) => {
+                    feed(&env, &mut input1, cx, |cx, cap, data| l.on_first(cx, cap, data))?;
+                    feed(&env, &mut input2, cx, |cx, cap, data| l.on_second(cx, cap, data))
+                }
+                None => {
+                    drain(&mut input1);
+                    drain(&mut input2);
+                    Ok(())
+                }
+            });
+        }
+    });
+    result
+}
+
+/// An operator with one input and no output (a sink; see [`unary`]).
+pub fn sink<'s, I, P, L>(
+    stream: Stream<'s, Time, Vec<I>>,
+    pact: P,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce() -> Option<L>,
+) where
+    I: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<I>>,
+    L: UnaryInput<I, ()> + 'static,
+{
+    let scope = stream.scope();
+    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let mut input = builder.new_input(stream, pact);
+    builder.build(move |_caps| {
+        let mut logic = make();
+        move |frontiers| {
+            let cx = Cx { env: &env, frontiers, out: None, node: info.node, activator: &activator };
+            activate(&info, &mut logic, cx, |run| match run {
+                Some((l, cx)) => feed(&env, &mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
+                None => {
+                    drain(&mut input);
+                    Ok(())
+                }
+            });
+        }
+    });
+}
