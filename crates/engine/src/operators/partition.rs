@@ -196,22 +196,22 @@ fn to_every_worker<R: Record>(
     if data.is_empty() {
         return Ok(());
     }
-    let mut encoded: Option<Vec<u8>> = None;
+    // Encoded before the last local worker takes the records.
+    let encoded = if (0..targets).any(|d| !locality.is_local(d)) {
+        let mut bytes = Vec::new();
+        encode_records(data, &mut bytes)?;
+        bytes
+    } else {
+        Vec::new()
+    };
     let last_local = (0..targets).rev().find(|&d| locality.is_local(d));
     for d in 0..targets {
-        let batch = if locality.is_local(d) {
-            if Some(d) == last_local {
-                Batch::Local(std::mem::take(data))
-            } else {
-                Batch::Local(data.clone())
-            }
+        let batch = if !locality.is_local(d) {
+            Batch::Remote(encoded.clone())
+        } else if Some(d) == last_local {
+            Batch::Local(std::mem::take(data))
         } else {
-            if encoded.is_none() {
-                let mut bytes = Vec::new();
-                encode_records(data, &mut bytes)?;
-                encoded = Some(bytes);
-            }
-            Batch::Remote(encoded.clone().expect("encoded above"))
+            Batch::Local(data.clone())
         };
         out.push((d as u64, batch));
     }
