@@ -133,12 +133,22 @@ class _Clocks(TimerService):
     def current_watermark(self) -> int:
         return self.watermark
 
-    def _no_timers(self, *args: Any) -> None:
-        raise FerroflowError("timers are only available on keyed streams "
-                             "(connect(...).key_by(k1, k2).process(KeyedCoProcessFunction))")
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        _no_timers()
 
-    register_processing_time_timer = register_event_time_timer = _no_timers
-    delete_processing_time_timer = delete_event_time_timer = _no_timers
+    def register_event_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+
+def _no_timers() -> None:
+    raise FerroflowError("timers are only available on keyed streams "
+                         "(connect(...).key_by(k1, k2).process(KeyedCoProcessFunction))")
 
 
 class _CoProcessContext(_ProcessContext):
