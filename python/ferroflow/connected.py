@@ -32,13 +32,13 @@ class ConnectedStreams:
     """Two streams handled by one function with a method per input (``connect``)."""
 
     def __init__(self, first: "DataStream", second: "DataStream") -> None:
-        from .datastream import KeyedStream
-
         self._env = first._env
         self.stream1 = first
         self.stream2 = second
-        #: Both inputs keyed: a key's records of either input meet on one worker.
-        self._keyed = isinstance(first, KeyedStream) and isinstance(second, KeyedStream)
+        #: Both inputs keyed (as the engine sees it: both read key_by nodes): a key's
+        #: records of either input meet on one worker.
+        self._keyed = all(isinstance(self._env._nodes[s._node].kind, (_nodes.KeyBy, _nodes.KeyByField))
+                          for s in (first, second))
 
     def key_by(self, key_selector1: Any, key_selector2: Any, key_type: Any = None) -> "ConnectedStreams":
         """Partitions the first input by ``key_selector1`` and the second by
@@ -79,10 +79,7 @@ class ConnectedStreams:
         return self._apply("co_process", udf, "process")
 
     def _apply(self, api: str, udf: "CoUdf", step: str) -> "DataStream":
-        from .datastream import DataStream
-
-        inputs = [self.stream1._node, self.stream2._node]
-        return DataStream(self._env, self._env._add(_nodes.CoTransform(udf, step), label_of(udf.fn), inputs, api))
+        return self.stream1._combine(_nodes.CoTransform(udf, step), label_of(udf.fn), self.stream2, api)
 
     flatMap = flat_map
     keyBy = key_by

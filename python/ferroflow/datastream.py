@@ -120,6 +120,10 @@ class DataStream:
         """A keyed stream made by the key_by ``kind`` from this one."""
         return KeyedStream(self._env, self._env._add(kind, label, [self._node]))
 
+    def _combine(self, kind: _nodes.NodeKind, label: str, other: "DataStream", api: str) -> "DataStream":
+        """A stream made by ``kind`` from this one and ``other`` (``connected``)."""
+        return DataStream(self._env, self._env._add(kind, label, [self._node, other._node], api))
+
     def join(self, other_stream: "DataStream") -> "JoinedStreams":
         """A window join with ``other_stream`` (Flink's Java API):
         ``.where(k1).equal_to(k2).window(assigner).apply(join_function)`` calls
