@@ -188,6 +188,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                         }
                         stream
                     }
+                    // One worker: nothing to spread (a custom partitioner still checks its results).
+                    how if peers == 1 && !matches!(how, Partitioning::Custom(_)) => stream,
                     how => operators::spread(stream, how, name, targets, env.clone()),
                 }
             }
@@ -196,6 +198,20 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
         }
     };
     let plain = |built: &mut Vec<Built<'s, R>>, i: usize, consumer: Option<usize>| read(built, i, consumer, true);
+    // The stream a partition node `i` spreads, as it is before spreading (and how many
+    // workers produce it), for a reader that partitions it anew; None if `i` is no
+    // partition node.
+    let unpartitioned = |built: &Vec<Built<'s, R>>, i: usize| match &built[i] {
+        Built::Partitioned { stream, workers, .. } => {
+            let stream = if shared[i] {
+                operators::own_copy(stream.clone(), &plan.nodes[i].name, env.clone())
+            } else {
+                stream.clone()
+            };
+            Some((stream, *workers))
+        }
+        _ => None,
+    };
     // A keyed stream as a keyed operator reads it.
     let keyed_input = |stream: &Stream<'s, Time, Vec<Routed<Keyed<R>>>>, i: usize| {
         if shared[i] {
@@ -249,7 +265,12 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 Built::Chain { base, steps, parallelism: node.parallelism }
             }
             NodeKind::KeyBy(factory) => {
-                let input = read(&mut built, node.inputs[0], None, false);
+                // Its exchange replaces a partitioning right before it (in Flink the
+                // last partitioner of an edge decides).
+                let input = match unpartitioned(&built, node.inputs[0]) {
+                    Some((stream, _)) => stream,
+                    None => read(&mut built, node.inputs[0], None, false),
+                };
                 let only_a_reduce_reads = consumers[id] == 1
                     && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
                 if peers == 1 && only_a_reduce_reads {
@@ -334,11 +355,18 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::Partition(how) => {
                 let input = node.inputs[0];
-                let stream = read(&mut built, input, None, false);
-                let workers = match &built[input] {
-                    Built::Plain { single: true, .. } => 1,
-                    Built::Plain { on, .. } => on.map_or(peers, |p| p.min(peers)),
-                    _ => peers,
+                // Partitioning a partitioned stream: the last one decides, as in Flink.
+                let (stream, workers) = match unpartitioned(&built, input) {
+                    Some(before) => before,
+                    None => {
+                        let stream = read(&mut built, input, None, false);
+                        let workers = match &built[input] {
+                            Built::Plain { single: true, .. } => 1,
+                            Built::Plain { on, .. } => on.map_or(peers, |p| p.min(peers)),
+                            _ => peers,
+                        };
+                        (stream, workers)
+                    }
                 };
                 Built::Partitioned { stream, how: how.clone(), workers }
             }

@@ -211,3 +211,48 @@ fn a_partitioned_stream_read_twice_is_spread_for_each_reader() {
         assert_eq!(sorted(&b).len(), 12);
     }
 }
+
+#[test]
+fn a_key_by_right_after_a_partitioning_replaces_it() {
+    // broadcast() then key_by: the key exchange decides, so no record is duplicated.
+    for workers in [1, 3] {
+        let out = new_out();
+        let mut plan = Plan::new();
+        let items = kvs(&(0..20).map(|i| (i % 4, 1)).collect::<Vec<_>>());
+        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(items), parallel: false });
+        let part = plan.add("broadcast", vec![src], NodeKind::Partition(Partitioning::Broadcast));
+        let keyed = plan.add("key", vec![part], NodeKind::KeyBy(key_by_k()));
+        let sum = plan.add("sum", vec![keyed], NodeKind::Reduce(sum_kv()));
+        plan.add("sink", vec![sum], NodeKind::Sink(sink(&out)));
+        run_ok(plan, cfg(workers));
+        let got = values(&out);
+        assert_eq!(got.len(), 20, "workers={workers}");
+        let mut finals = BTreeMap::new();
+        for r in got {
+            let (k, n) = r.kv();
+            let e = finals.entry(k).or_insert(0);
+            *e = (*e).max(n);
+        }
+        assert_eq!(finals, (0..4).map(|k| (k, 5)).collect::<BTreeMap<_, _>>());
+    }
+}
+
+#[test]
+fn of_two_partitionings_in_a_row_the_last_decides() {
+    // rebalance() then forward(): forward, so records stay where the parallel source put them.
+    let out = new_out();
+    let mut plan = Plan::new();
+    let items = ints(&(0..30).collect::<Vec<_>>());
+    let src = plan.add(
+        "source",
+        vec![],
+        NodeKind::Source { factory: partitioned_source(items, |v| v.int() as usize), parallel: true },
+    );
+    let rebalanced = plan.add("rebalance", vec![src], NodeKind::Partition(Partitioning::Rebalance));
+    let forwarded = plan.add("forward", vec![rebalanced], NodeKind::Partition(Partitioning::Forward));
+    plan.add("sink", vec![forwarded], NodeKind::Sink(sink(&out)));
+    run_ok(plan, cfg(3));
+    for (w, list) in by_worker(&out) {
+        assert!(list.iter().all(|r| r.int() as usize % 3 == w), "{w}: {list:?}");
+    }
+}
