@@ -59,6 +59,24 @@ def test_rescale_stays_within_the_process(env, parallelism):
         assert worker_counts(out) == {i: 30 // parallelism for i in range(parallelism)}
 
 
+def test_rescale_of_a_parallel_stream_never_crosses_processes(env, parallelism):
+    out = run(env, env.generate_sequence(1, 60).map(SubtaskTagger()).rescale().map(SubtaskTagger()))
+    assert sorted(v for _, (_, v) in out) == list(range(1, 61))
+    if parallelism is TWO_PROC:
+        # One worker per process: each record stays on the worker that made it.
+        assert all(after == before for after, (before, _) in out)
+    else:
+        assert set(worker_counts(out)) == set(range(parallelism))
+
+
+def test_key_by_right_after_broadcast_partitions_by_key_only(env, parallelism):
+    """As in Flink, the last partitioning before an operator decides: no duplicates."""
+    words = ["a", "b", "a", "c", "a"]
+    out = run(env, env.from_collection(words).map(lambda w: (w, 1)).broadcast().key_by(lambda t: t[0]).sum(1))
+    assert len(out) == len(words)
+    assert {w: max(n for x, n in out if x == w) for w, _ in out} == {"a": 3, "b": 1, "c": 1}
+
+
 def test_forward_keeps_each_record_on_its_worker_and_in_order(env, parallelism):
     before = env.generate_sequence(1, 120).map(SubtaskTagger())
     out = run(env, before.forward().map(SubtaskTagger()))
