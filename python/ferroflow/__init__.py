@@ -11,13 +11,14 @@ from ._errors import CheckpointingWarning, FerroflowError, InternalError, JobExe
 from ._plan import RuntimeContext
 from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
                          SplitStream, WindowedStream, WriteMode)
+from .connected import ConnectedStreams
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .execution_config import ExecutionConfig
 from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFunction, CoFlatMapFunction,
                         CoGroupFunction, CoMapFunction, CoProcessFunction, DiscardingSink, FilterFunction,
                         FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
                         KeyedCoProcessFunction, KeyedProcessFunction, KeySelector, MapFunction, OutputSelector,
-                        ParallelSourceFunction, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
+                        ParallelSourceFunction, Partitioner, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
                         ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
                         SourceFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
@@ -42,5 +43,5 @@ __all__ = [
     "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
     "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",
     "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
-    "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService",
+    "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
 ]

@@ -51,7 +51,7 @@ __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFi
            "WriteText", "WriteSocket", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
-           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec"]
+           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "Partition", "CoTransform"]
 
 
 class Typed:
@@ -334,6 +334,34 @@ class Iterate(NodeKind):
     def __init__(self, max_wait_ms: Optional[int], feedback: Optional[int] = None) -> None:
         self.max_wait_ms = max_wait_ms
         self.feedback = feedback
+
+
+class Partition(NodeKind):
+    """``rebalance()``, ``shuffle()``, ``rescale()``, ``forward()``, ``broadcast()`` or
+    ``partition_custom()`` (``how``: ``"rebalance"``... ``"custom"``): its input, spread
+    over the workers of each operator reading it. ``partitioner`` (custom only) is
+    called ``(value, num_partitions)`` and returns the worker's index."""
+
+    KIND = "partition"
+    __slots__ = ("how", "partitioner")
+
+    def __init__(self, how: str, partitioner: Optional[PerWorker] = None) -> None:
+        self.how = how
+        self.partitioner = partitioner
+
+
+class CoTransform(NodeKind):
+    """``connect(other)`` then ``map``, ``flat_map`` or ``process``: two inputs (keyed
+    when both are key_by nodes); ``udf`` binds to one callable per input. ``step``:
+    ``"map"`` (one output each), ``"flat_map"`` (an iterable or None) or ``"process"``
+    (called ``(value, timestamp or None, watermark, processing_time)``, an iterable)."""
+
+    KIND = "co_transform"
+    __slots__ = ("udf", "step")
+
+    def __init__(self, udf: PerWorker, step: str) -> None:
+        self.udf = udf
+        self.step = step
 
 
 # -- sinks -----------------------------------------------------------------------------

@@ -20,15 +20,16 @@ from .windowing import to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional, Type, TypeVar, Union
+    from typing import Any, Callable, List, Optional, Tuple, Type, TypeVar, Union
 
     from ._collect import CloseableIterator
     from .environment import StreamExecutionEnvironment
+    from .connected import ConnectedStreams
     from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
-           "DataStreamSink", "WriteMode", "OutputTag"]
+           "DataStreamSink", "WriteMode", "OutputTag", "PartitionedStream"]
 
 
 class WriteMode:
@@ -119,6 +120,10 @@ class DataStream:
         """A keyed stream made by the key_by ``kind`` from this one."""
         return KeyedStream(self._env, self._env._add(kind, label, [self._node]))
 
+    def _combine(self, kind: _nodes.NodeKind, label: str, other: "DataStream", api: str) -> "DataStream":
+        """A stream made by ``kind`` from this one and ``other`` (``connected``)."""
+        return DataStream(self._env, self._env._add(kind, label, [self._node, other._node], api))
+
     def join(self, other_stream: "DataStream") -> "JoinedStreams":
         """A window join with ``other_stream`` (Flink's Java API):
         ``.where(k1).equal_to(k2).window(assigner).apply(join_function)`` calls
@@ -158,6 +163,60 @@ class DataStream:
             raise ValueError(f"max_wait_time_ms must be a non-negative int, got {max_wait_time_ms!r}")
         node = self._env._add(_nodes.Iterate(max_wait_time_ms), "", [self._node])
         return IterativeStream(self._env, node)
+
+    # -- connected streams and partitioning (Flink's partitioners) --------------------------
+
+    def connect(self, other: "DataStream") -> "ConnectedStreams":
+        """This stream and ``other`` handled by one function with a method per input:
+        ``connect(other).map(CoMapFunction)``, ``flat_map(CoFlatMapFunction)``,
+        ``process(CoProcessFunction)``, after ``key_by(k1, k2)`` per key; see
+        ``ferroflow.connected``."""
+        from .connected import ConnectedStreams
+
+        self._check_same_env(other, "connect")
+        return ConnectedStreams(self, other)
+
+    def _partition(self, how: str, partitioner: Any = None, label: str = "") -> "PartitionedStream":
+        api = "partition_custom" if how == "custom" else how
+        return PartitionedStream(self._env, self._env._add(_nodes.Partition(how, partitioner), label, [self._node], api))
+
+    def rebalance(self) -> "DataStream":
+        """Deals the records round-robin to every worker of the next operator (evens
+        out skewed partitions)."""
+        return self._partition("rebalance")
+
+    def shuffle(self) -> "DataStream":
+        """Sends each record to a random worker of the next operator."""
+        return self._partition("shuffle")
+
+    def rescale(self) -> "DataStream":
+        """Deals the records round-robin to the workers of the next operator that run
+        in the same process (none of them crosses processes, so none is serialized);
+        to all of them if none runs there. In one process, the same as ``rebalance``."""
+        return self._partition("rescale")
+
+    def forward(self) -> "DataStream":
+        """Keeps each record on its worker (no exchange): the next operator must run
+        on as many workers as this stream, or the job fails when it starts."""
+        return self._partition("forward")
+
+    def broadcast(self, *broadcast_state_descriptors: Any) -> "DataStream":
+        """Sends every record to every worker of the next operator."""
+        if broadcast_state_descriptors:
+            raise NotImplementedError("broadcast(MapStateDescriptor, ...): broadcast state is not yet supported; "
+                                      "broadcast() without descriptors sends every record to every worker")
+        return self._partition("broadcast")
+
+    def partition_custom(self, partitioner: Any, key_selector: Any) -> "DataStream":
+        """Sends each record to the worker ``partitioner(key, num_partitions)`` picks
+        (a function or a ``Partitioner``'s ``partition``), ``key`` being
+        ``key_selector(value)`` (a function or a ``KeySelector``) and
+        ``num_partitions`` the next operator's worker count. A result outside
+        ``0..num_partitions-1`` fails the job, naming the record."""
+        custom = _CustomPartitioner(Udf(partitioner, ("partition",)), Udf(key_selector, ("get_key", "getKey")))
+        return self._partition("custom", custom, label_of(partitioner))
+
+    partitionCustom = partition_custom
 
     # -- event time -----------------------------------------------------------------------
 
@@ -617,3 +676,41 @@ class IterativeStream(DataStream):
         return feedback_stream
 
     closeWith = close_with
+
+
+class PartitionedStream(DataStream):
+    """A stream spread by ``rebalance()``, ``shuffle()``... over the workers of the
+    operator that reads it. As in Flink, partitioning is not an operator: it has no
+    parallelism of its own."""
+
+    def set_parallelism(self, parallelism: int) -> "DataStream":
+        raise TypeError("set_parallelism(): a partitioning (rebalance(), forward()...) runs no operator of its own; "
+                        "set the parallelism of the operator that reads it")
+
+
+class _CustomPartitioner:
+    """``partition_custom``'s function as the engine calls it: ``(value,
+    num_partitions)`` to ``partitioner(key_selector(value), num_partitions)``. Bound
+    per worker like any function."""
+
+    def __init__(self, partitioner: Udf, key_selector: Udf) -> None:
+        self.partitioner = partitioner
+        self.key_selector = key_selector
+
+    def prepare(self, count: int) -> None:
+        self.partitioner.prepare(count)
+        self.key_selector.prepare(count)
+
+    def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
+        partition, close1 = self.partitioner.bind(index, count)
+        key, close2 = self.key_selector.bind(index, count)
+
+        def call(value: Any, num_partitions: int) -> Any:
+            return partition(key(value), num_partitions)
+
+        closers = [c for c in (close1, close2) if c is not None]
+
+        def close() -> None:
+            for c in closers:
+                c()
+        return call, (close if closers else None)

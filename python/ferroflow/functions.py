@@ -27,7 +27,7 @@ __all__ = [
     "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext", "ProcessFunction",
     "KeyedProcessFunction", "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction",
     "BroadcastProcessFunction", "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction",
-    "CoGroupFunction", "TimerService", "TimeDomain",
+    "CoGroupFunction", "TimerService", "TimeDomain", "Partitioner",
 ]
 
 
@@ -525,3 +525,12 @@ class CoGroupFunction(Function):
     @stub
     def co_group(self, first: List[Any], second: List[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("implement co_group(first, second)")
+
+
+class Partitioner(Function):
+    """``partition_custom``: ``partition(key, num_partitions)`` returns the index
+    (``0`` to ``num_partitions - 1``) of the worker a record with ``key`` goes to."""
+
+    @stub
+    def partition(self, key: Any, num_partitions: int) -> int:
+        raise NotImplementedError("implement partition(key, num_partitions)")

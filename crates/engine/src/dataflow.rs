@@ -5,9 +5,11 @@
 //! round-robin before a parallel consumer (Flink's rebalance).
 
 use crate::time::Time;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Concatenate, ConnectLoop, Feedback};
 use timely::dataflow::{Scope, Stream};
 
@@ -15,7 +17,7 @@ use crate::error::JobError;
 use crate::exchange::Routed;
 use crate::functions::TransformFactory;
 use crate::operators::{self, Keyed, OpEnv};
-use crate::plan::{NodeKind, Plan};
+use crate::plan::{NodeKind, Partitioning, Plan};
 use crate::record::Record;
 
 enum Built<'s, R: Record> {
@@ -38,6 +40,14 @@ enum Built<'s, R: Record> {
         base: Stream<'s, Time, Vec<R>>,
         steps: Vec<(usize, String, TransformFactory<R>)>,
         parallelism: Option<usize>,
+    },
+    /// A partition node's input, spread for each reader as `how` says, over that
+    /// reader's workers (Flink's partitioners are properties of an edge). `workers`:
+    /// how many produce `stream` (forward must keep that number).
+    Partitioned {
+        stream: Stream<'s, Time, Vec<R>>,
+        how: crate::plan::Partitioning<R>,
+        workers: usize,
     },
     /// Sinks have no output.
     Nothing,
@@ -75,8 +85,13 @@ fn read_by_several<R>(plan: &Plan<R>, consumers: &[usize]) -> Vec<bool> {
 fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     let mut route = vec![None; plan.nodes.len()];
     for node in &plan.nodes {
-        if let (NodeKind::Reduce(_) | NodeKind::Window { .. }, Some(p)) = (&node.kind, node.parallelism) {
-            let k = node.inputs[0];
+        let keyed_inputs = match &node.kind {
+            NodeKind::Reduce(_) | NodeKind::Window { .. } => &node.inputs[..1],
+            NodeKind::CoTransform(_) if keyed_connect(plan, node) => &node.inputs[..],
+            _ => &[],
+        };
+        let Some(p) = node.parallelism else { continue };
+        for &k in keyed_inputs {
             match route[k] {
                 Some(q) if q != p => {
                     return Err(JobError::plan(format!(
@@ -88,7 +103,22 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
             }
         }
     }
+    // Both sides of a keyed connect must spread keys alike, or a key's records would
+    // meet on different workers.
+    for node in plan.nodes.iter().filter(|n| matches!(n.kind, NodeKind::CoTransform(_))) {
+        if keyed_connect(plan, node) && route[node.inputs[0]] != route[node.inputs[1]] {
+            return Err(JobError::plan(format!(
+                "{}: both key_by() of a connected stream must be read with the same parallelism",
+                node.name
+            )));
+        }
+    }
     Ok(route)
+}
+
+/// Whether a connect node reads two keyed streams (`connect(...).key_by(k1, k2)`).
+fn keyed_connect<R>(plan: &Plan<R>, node: &crate::plan::Node<R>) -> bool {
+    node.inputs.iter().all(|&i| matches!(plan.nodes[i].kind, NodeKind::KeyBy(_)))
 }
 
 /// Builds the plan in `scope`. The plan must have passed [`Plan::validate`].
@@ -104,6 +134,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
     let mut late_outputs = HashMap::new();
     // The source whose partition on each worker feeds a node without an exchange.
     let mut pipeline_source: Vec<Option<usize>> = vec![None; plan.nodes.len()];
+    // A reader that forward() cannot serve (the first one found); the job does not start.
+    let forward_error: RefCell<Option<JobError>> = RefCell::new(None);
 
     // A plain stream for node `i`, as read by a consumer running on `consumer` workers
     // (None: all). `spread`: rebalance a single-worker stream first; a keyed consumer
@@ -141,11 +173,45 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                     values
                 }
             }
+            Built::Partitioned { stream, how, workers } => {
+                let stream =
+                    if shared[i] { operators::own_copy(stream.clone(), name, env.clone()) } else { stream.clone() };
+                match how {
+                    Partitioning::Forward => {
+                        // A reader that would spread its input must run where it is.
+                        if spread && targets != *workers && forward_error.borrow().is_none() {
+                            *forward_error.borrow_mut() = Some(JobError::plan(format!(
+                                "{name}: forward() keeps each record on its worker, so the operator reading it \
+                                 must run on as many workers as its input ({workers}), not {targets}; \
+                                 use rebalance(), rescale(), shuffle() or broadcast() to change the parallelism"
+                            )));
+                        }
+                        stream
+                    }
+                    // One worker: nothing to spread (a custom partitioner still checks its results).
+                    how if peers == 1 && !matches!(how, Partitioning::Custom(_)) => stream,
+                    how => operators::spread(stream, how, name, targets, env.clone()),
+                }
+            }
             Built::KeyPending { .. } => unreachable!("a pending key_by has one reader, a reduce"),
             Built::Chain { .. } | Built::Nothing => unreachable!("validated plan"),
         }
     };
     let plain = |built: &mut Vec<Built<'s, R>>, i: usize, consumer: Option<usize>| read(built, i, consumer, true);
+    // The stream a partition node `i` spreads, as it is before spreading (and how many
+    // workers produce it), for a reader that partitions it anew; None if `i` is no
+    // partition node.
+    let unpartitioned = |built: &Vec<Built<'s, R>>, i: usize| match &built[i] {
+        Built::Partitioned { stream, workers, .. } => {
+            let stream = if shared[i] {
+                operators::own_copy(stream.clone(), &plan.nodes[i].name, env.clone())
+            } else {
+                stream.clone()
+            };
+            Some((stream, *workers))
+        }
+        _ => None,
+    };
     // A keyed stream as a keyed operator reads it.
     let keyed_input = |stream: &Stream<'s, Time, Vec<Routed<Keyed<R>>>>, i: usize| {
         if shared[i] {
@@ -199,7 +265,12 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 Built::Chain { base, steps, parallelism: node.parallelism }
             }
             NodeKind::KeyBy(factory) => {
-                let input = read(&mut built, node.inputs[0], None, false);
+                // Its exchange replaces a partitioning right before it (in Flink the
+                // last partitioner of an edge decides).
+                let input = match unpartitioned(&built, node.inputs[0]) {
+                    Some((stream, _)) => stream,
+                    None => read(&mut built, node.inputs[0], None, false),
+                };
                 let only_a_reduce_reads = consumers[id] == 1
                     && plan.nodes.iter().any(|n| n.inputs == [id] && matches!(n.kind, NodeKind::Reduce(_)));
                 if peers == 1 && only_a_reduce_reads {
@@ -282,6 +353,45 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                     on: None,
                 }
             }
+            NodeKind::Partition(how) => {
+                let input = node.inputs[0];
+                // Partitioning a partitioned stream: the last one decides, as in Flink.
+                let (stream, workers) = match unpartitioned(&built, input) {
+                    Some(before) => before,
+                    None => {
+                        let stream = read(&mut built, input, None, false);
+                        let workers = match &built[input] {
+                            Built::Plain { single: true, .. } => 1,
+                            Built::Plain { on, .. } => on.map_or(peers, |p| p.min(peers)),
+                            _ => peers,
+                        };
+                        (stream, workers)
+                    }
+                };
+                Built::Partitioned { stream, how: how.clone(), workers }
+            }
+            NodeKind::CoTransform(factory) => {
+                let (a, b) = (node.inputs[0], node.inputs[1]);
+                let (p, env) = (node.parallelism, env.clone());
+                let stream = match (&built[a], &built[b]) {
+                    (Built::Keyed(first), Built::Keyed(second)) => {
+                        let (first, second) = (keyed_input(first, a), keyed_input(second, b));
+                        if peers == 1 {
+                            let pacts = (Pipeline, Pipeline);
+                            operators::co_transform_keyed(first, second, pacts, id, name, factory, p, env)
+                        } else {
+                            let pacts = (operators::by_key(), operators::by_key());
+                            operators::co_transform_keyed(first, second, pacts, id, name, factory, p, env)
+                        }
+                    }
+                    _ => {
+                        let first = plain(&mut built, a, p);
+                        let second = plain(&mut built, b, p);
+                        operators::co_transform(first, second, id, name, factory, p, env)
+                    }
+                };
+                Built::Plain { stream, single: p == Some(1), on: p }
+            }
             NodeKind::Sink(factory) => {
                 let input = plain(&mut built, node.inputs[0], node.parallelism);
                 operators::sink(input, id, name, factory, node.parallelism, env.clone());
@@ -298,6 +408,9 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
         if matches!(built[i], Built::Chain { .. }) {
             plain(&mut built, i, None);
         }
+    }
+    if let Some(e) = forward_error.take() {
+        return Err(e);
     }
     if let Some(f) = loops.keys().next() {
         return Err(JobError::plan(format!("{}: feedback stream was never built", plan.nodes[*f].name)));

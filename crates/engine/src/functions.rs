@@ -221,6 +221,45 @@ pub trait SourceReader<R>: 'static {
     }
 }
 
+/// Which input of a two-input operator a record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    First,
+    Second,
+}
+
+/// What a two-input function is told with each record besides the record: the
+/// operator's clocks (its watermark is the least of both inputs'; `i64::MIN` before the
+/// first one) and processing time (ms).
+#[derive(Clone, Copy, Debug)]
+pub struct CoContext {
+    pub watermark: i64,
+    pub processing_time: i64,
+}
+
+/// The function of a connected pair of streams (Flink's `CoMapFunction`,
+/// `CoFlatMapFunction`, `CoProcessFunction`): zero or more outputs per record of
+/// either input.
+pub trait CoTransform<R>: 'static {
+    fn apply(&mut self, side: Side, input: R, ctx: &CoContext, out: &mut Vec<R>) -> UdfResult<()>;
+
+    /// Called once when both inputs have ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// Flink's `Partitioner` with its key selector folded in: the index (`0..num_partitions`)
+/// of the worker a record goes to. Any other value fails the job, naming the record.
+pub trait Partitioner<R>: 'static {
+    fn partition(&mut self, record: &R, num_partitions: usize) -> UdfResult<i64>;
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
 /// Wakes an idle source's operator from another thread.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
@@ -244,6 +283,8 @@ pub type TimestampFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn T
 /// a user function).
 pub type WindowConfigFactory<R> =
     Arc<dyn Fn(&WorkerContext) -> UdfResult<crate::windows::event_time::WindowConfig<R>> + Send + Sync>;
+pub type CoTransformFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn CoTransform<R>>> + Send + Sync>;
+pub type PartitionerFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Partitioner<R>>> + Send + Sync>;
 pub type SinkFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Sink<R>>> + Send + Sync>;
 
 /// Adapters so plain Rust closures serve as user functions (tests, Rust jobs).
@@ -299,6 +340,21 @@ pub mod closures {
     impl<R: 'static, F: FnMut(&mut Vec<R>) -> UdfResult<()> + 'static> Sink<R> for SinkFn<F> {
         fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()> {
             (self.0)(batch)
+        }
+    }
+
+    pub struct CoFn<F>(pub F);
+    impl<R: 'static, F: FnMut(Side, R, &CoContext) -> UdfResult<Vec<R>> + 'static> CoTransform<R> for CoFn<F> {
+        fn apply(&mut self, side: Side, input: R, ctx: &CoContext, out: &mut Vec<R>) -> UdfResult<()> {
+            out.extend((self.0)(side, input, ctx)?);
+            Ok(())
+        }
+    }
+
+    pub struct PartitionFn<F>(pub F);
+    impl<R: 'static, F: FnMut(&R, usize) -> UdfResult<i64> + 'static> Partitioner<R> for PartitionFn<F> {
+        fn partition(&mut self, record: &R, num_partitions: usize) -> UdfResult<i64> {
+            (self.0)(record, num_partitions)
         }
     }
 

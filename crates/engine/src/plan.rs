@@ -53,6 +53,40 @@ pub enum WatermarkSpec {
     BoundedOutOfOrderness { bound_ms: i64 },
 }
 
+/// How a [`NodeKind::Partition`] node spreads its input over the workers of the
+/// operator reading it (Flink's partitioners). The reader's parallelism decides the
+/// number of partitions.
+#[derive(Clone)]
+pub enum Partitioning<R> {
+    /// Round-robin over every worker of the reader.
+    Rebalance,
+    /// A random worker per record.
+    Shuffle,
+    /// Round-robin over the reader's workers in the sender's process (no encoding, no
+    /// network); over all of them if none is in this process.
+    Rescale,
+    /// To the same worker: the reader must run on as many workers as the input.
+    Forward,
+    /// Every record to every worker.
+    Broadcast,
+    /// To the worker a user function picks (`partition_custom`).
+    Custom(PartitionerFactory<R>),
+}
+
+impl<R> Partitioning<R> {
+    /// Flink's name for it, as errors show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Partitioning::Rebalance => "rebalance",
+            Partitioning::Shuffle => "shuffle",
+            Partitioning::Rescale => "rescale",
+            Partitioning::Forward => "forward",
+            Partitioning::Broadcast => "broadcast",
+            Partitioning::Custom(_) => "partition_custom",
+        }
+    }
+}
+
 pub enum NodeKind<R> {
     /// `parallel == false`: only worker 0 runs it (collections, Python sources).
     Source {
@@ -87,6 +121,12 @@ pub enum NodeKind<R> {
         feedback: Option<usize>,
         max_wait: Option<Duration>,
     },
+    /// Its input, spread over the workers of whatever reads it as `Partitioning` says
+    /// (a property of the edge to each reader, as in Flink).
+    Partition(Partitioning<R>),
+    /// Two inputs connected (`connect`): a function with one method per input. Keyed
+    /// when both inputs are `KeyBy` nodes (a key's records of both meet on one worker).
+    CoTransform(CoTransformFactory<R>),
     /// Where records leave the dataflow (print, files, sockets, user functions).
     Sink(SinkFactory<R>),
 }
@@ -141,6 +181,7 @@ impl<R> Plan<R> {
             let expected_inputs = match &node.kind {
                 NodeKind::Source { .. } => Some(0),
                 NodeKind::Union => None,
+                NodeKind::CoTransform(_) => Some(2),
                 _ => Some(1),
             };
             if let Some(n) = expected_inputs {

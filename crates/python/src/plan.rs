@@ -19,7 +19,7 @@ use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{
-    ErrorKind, JobError, NodeKind, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
+    ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
 };
 
 use crate::errors::udf_error;
@@ -181,6 +181,18 @@ struct CountEvictorSpec {
 struct TimeEvictorSpec {
     window_size: i64,
     do_evict_after: bool,
+}
+
+#[derive(FromPyObject)]
+struct Partition {
+    how: String,
+    partitioner: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
+struct CoTransformKind {
+    udf: Py<PyAny>,
+    step: String,
 }
 
 /// The `KIND` of a typed value of `_nodes.py` (a node kind or a window setting).
@@ -381,6 +393,36 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 })
             });
             NodeKind::Sink(sinks::socket(host, port, encode))
+        }
+        "partition" => {
+            let Partition { how, partitioner } = kind.extract()?;
+            NodeKind::Partition(match (how.as_str(), partitioner) {
+                ("rebalance", None) => Partitioning::Rebalance,
+                ("shuffle", None) => Partitioning::Shuffle,
+                ("rescale", None) => Partitioning::Rescale,
+                ("forward", None) => Partitioning::Forward,
+                ("broadcast", None) => Partitioning::Broadcast,
+                ("custom", Some(p)) => {
+                    let udf = Arc::new(p);
+                    Partitioning::Custom(Arc::new(move |ctx| {
+                        Ok(Box::new(PyPartitioner { f: bind_udf(&udf, ctx)? }) as Box<dyn Partitioner<PyRec>>)
+                    }))
+                }
+                (other, p) => return Err(bug(format!("partitioning '{other}' with partitioner {}", p.is_some()))),
+            })
+        }
+        "co_transform" => {
+            let CoTransformKind { udf, step } = kind.extract()?;
+            let step = match step.as_str() {
+                "map" => CoStep::Map,
+                "flat_map" => CoStep::FlatMap,
+                "process" => CoStep::Process,
+                other => return Err(bug(format!("unknown co-function step '{other}'"))),
+            };
+            let udf = Arc::new(udf);
+            NodeKind::CoTransform(Arc::new(move |ctx| {
+                Ok(Box::new(PyCoTransform::new(bind_udf(&udf, ctx)?, step)?) as Box<dyn CoTransform<PyRec>>)
+            }))
         }
         _ => return Ok(None),
     }))

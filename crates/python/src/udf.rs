@@ -6,8 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use ferroflow_engine::functions::{
-    KeySelector, Reducer, Sink, TimestampAssigner, Transform, WindowAggregate, WindowApply, WindowContext, WindowInfo,
-    WorkerContext,
+    CoContext, CoTransform, KeySelector, Partitioner, Reducer, Side, Sink, TimestampAssigner, Transform,
+    WindowAggregate, WindowApply, WindowContext, WindowInfo, WorkerContext,
 };
 use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::{UdfError, UdfResult};
@@ -364,5 +364,81 @@ impl Drop for TurnGuard {
     fn drop(&mut self) {
         *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.0.free.notify_one();
+    }
+}
+
+/// A connected stream's function: the Python side binds it to one callable per input
+/// (`_connected.CoUdf`); `step` says what their results are (`Process`: called
+/// `(value, timestamp or None, watermark, processing_time)`, returns an iterable).
+pub struct PyCoTransform {
+    pub f: BoundUdf,
+    pub calls: [Py<PyAny>; 2],
+    pub step: CoStep,
+}
+
+/// What a co-function returns: one output (`map1`), an iterable (`flat_map1`), or an
+/// iterable from a call that also gets the record's timestamp and the clocks.
+#[derive(Clone, Copy)]
+pub enum CoStep {
+    Map,
+    FlatMap,
+    Process,
+}
+
+impl PyCoTransform {
+    pub fn new(f: BoundUdf, step: CoStep) -> UdfResult<Self> {
+        let calls: (Py<PyAny>, Py<PyAny>) = Python::attach(|py| f.call.extract(py))
+            .map_err(|e| UdfError::internal(format!("a co-function did not bind to two callables: {e}")))?;
+        Ok(PyCoTransform { f, calls: [calls.0, calls.1], step })
+    }
+}
+
+impl CoTransform<PyRec> for PyCoTransform {
+    fn apply(&mut self, side: Side, input: PyRec, ctx: &CoContext, out: &mut Vec<PyRec>) -> UdfResult<()> {
+        Python::attach(|py| {
+            let x = input.0.bind(py);
+            let call = self.calls[if side == Side::First { 0 } else { 1 }].bind(py);
+            let result = match self.step {
+                CoStep::Process => {
+                    let ts = input.1;
+                    let ts = (ts != ferroflow_engine::time::NO_TIME).then_some(ts);
+                    call.call1((x, ts, ctx.watermark, ctx.processing_time))
+                }
+                CoStep::Map | CoStep::FlatMap => call.call1((x,)),
+            }
+            .map_err(|e| udf_error(py, e, Some(x)))?;
+            match self.step {
+                CoStep::Map => out.push(PyRec::new(result.unbind())),
+                CoStep::FlatMap | CoStep::Process => extend_from(py, &result, x, out)?,
+            }
+            Ok(())
+        })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
+    }
+}
+
+/// `partition_custom`: the Python side folds the key selector in, so `f(value,
+/// num_partitions)` returns the partition.
+pub struct PyPartitioner {
+    pub f: BoundUdf,
+}
+
+impl Partitioner<PyRec> for PyPartitioner {
+    fn partition(&mut self, record: &PyRec, num_partitions: usize) -> UdfResult<i64> {
+        Python::attach(|py| {
+            let x = record.0.bind(py);
+            let p = self.f.call.bind(py).call1((x, num_partitions)).map_err(|e| udf_error(py, e, Some(x)))?;
+            p.extract::<i64>().map_err(|_| {
+                UdfError::new(format!("the partitioner must return an int, got {}", crate::record::type_name(&p)))
+                    .with_record(crate::record::describe(x))
+            })
+        })
+    }
+
+    fn close(&mut self) -> UdfResult<()> {
+        self.f.close()
     }
 }

@@ -2,21 +2,25 @@
 //! per activation and calls user functions record by record inside it.
 
 mod assign;
+mod connect;
 pub mod driver;
 mod fan_out;
 mod iterate;
 pub(crate) mod keyed;
+mod partition;
 mod sink;
 mod source;
 mod transform;
 mod window;
 
 pub use assign::assign_timestamps;
+pub use connect::{co_transform, co_transform_keyed};
 pub use fan_out::{own_copy, own_keyed_copy};
 pub use iterate::iterate;
 pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
+pub use partition::{rebalance, spread};
 pub use sink::sink;
-pub use source::{rebalance, source};
+pub use source::source;
 pub use transform::transform_chain;
 pub use window::window;
 

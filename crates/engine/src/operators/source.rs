@@ -3,11 +3,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
 
-use crate::exchange::{encode_records, partition, unpack, Routed};
 use timely::dataflow::operators::generic::operator::source as timely_source;
-use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::ErrorKind;
@@ -168,74 +165,4 @@ fn source_time<R: 'static>(reader: &dyn crate::functions::SourceReader<R>, epoch
         event: reader.watermark().unwrap_or(start.event),
         processing: reader.processing_time().unwrap_or(start.processing),
     }
-}
-
-/// Spreads a stream round-robin over all workers: what Flink does between a
-/// non-parallel source and a parallel operator. Batches for other processes are
-/// encoded once by the sender and decoded by the receiver.
-/// `targets`: spread over the first `targets` workers only (an operator with a smaller
-/// parallelism).
-pub fn rebalance<'s, R: Record>(
-    stream: Stream<'s, Time, Vec<R>>,
-    name: &str,
-    targets: usize,
-    env: Rc<OpEnv>,
-) -> Stream<'s, Time, Vec<R>> {
-    let send_name = format!("rebalance {name}");
-    let send_env = env.clone();
-    let mut next = 0usize;
-    let routed = stream.unary::<CapacityContainerBuilder<Vec<Routed<R>>>, _, _, _>(
-        Pipeline,
-        &send_name.clone(),
-        move |_cap, _info| {
-            let mut out = Vec::new();
-            move |input, output| {
-                let env = &send_env;
-                env.enter(|| {
-                    input.for_each(|cap, data| {
-                        let sent = partition(
-                            data,
-                            env.worker.peers,
-                            env.locality,
-                            |_r| {
-                                next = next.wrapping_add(1);
-                                next % targets.max(1)
-                            },
-                            encode_records::<R>,
-                            &mut out,
-                        );
-                        match sent {
-                            Ok(()) => output.session(&cap).give_container(&mut out),
-                            Err(e) => env.fail(ErrorKind::Udf, &send_name, crate::error::UdfError::new(e)),
-                        }
-                        data.clear();
-                        out.clear();
-                    });
-                });
-            }
-        },
-    );
-    let receive_name = format!("receive {name}");
-    routed.unary::<CapacityContainerBuilder<Vec<R>>, _, _, _>(
-        Exchange::new(|r: &Routed<R>| r.0),
-        &receive_name.clone(),
-        move |_cap, _info| {
-            let mut records = Vec::new();
-            move |input, output| {
-                env.enter(|| {
-                    input.for_each(|cap, data| {
-                        for (_dest, batch) in data.drain(..) {
-                            if let Err(e) = unpack(batch, R::decode_batch, &mut records) {
-                                env.fail(ErrorKind::Udf, &receive_name, e.into());
-                                records.clear();
-                                return;
-                            }
-                        }
-                        output.session(&cap).give_container(&mut records);
-                        records.clear();
-                    });
-                });
-            }
-        },
-    )
 }

@@ -1,0 +1,178 @@
+"""Connected streams (``first.connect(second)``), as PyFlink has them: one function with
+a method per input, ``map1``/``map2`` (``CoMapFunction``), ``flat_map1``/``flat_map2``
+(``CoFlatMapFunction``) or ``process_element1``/``process_element2``
+(``CoProcessFunction``). One object serves both inputs on each worker, so what
+``map1`` keeps in ``self`` ``map2`` sees. Outputs carry their input record's
+timestamp; the operator's watermark is the least of both inputs'.
+
+``key_by(key_selector1, key_selector2)`` partitions both inputs by key, so the records
+of one key from either input meet on one worker (and, in order, in one function
+object); connecting two keyed streams does the same.
+"""
+
+from __future__ import annotations
+
+from . import _nodes
+from ._errors import FerroflowError
+from ._plan import Udf, find_method, label_of, positional_arity, with_collector
+from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction,
+                        _ProcessContext)
+from .timerservice import TimerService
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Tuple
+
+    from .datastream import DataStream
+
+__all__ = ["ConnectedStreams"]
+
+
+class ConnectedStreams:
+    """Two streams handled by one function with a method per input (``connect``)."""
+
+    def __init__(self, first: "DataStream", second: "DataStream") -> None:
+        self._env = first._env
+        self.stream1 = first
+        self.stream2 = second
+        #: Both inputs keyed (as the engine sees it: both read key_by nodes): a key's
+        #: records of either input meet on one worker.
+        self._keyed = all(isinstance(self._env._nodes[s._node].kind, (_nodes.KeyBy, _nodes.KeyByField))
+                          for s in (first, second))
+
+    def key_by(self, key_selector1: Any, key_selector2: Any, key_type: Any = None) -> "ConnectedStreams":
+        """Partitions the first input by ``key_selector1`` and the second by
+        ``key_selector2`` (functions, ``KeySelector``s or fields, as ``key_by`` takes),
+        so that records with equal keys (compared as ``key_by`` compares them) meet on
+        the same worker."""
+        return ConnectedStreams(self.stream1.key_by(key_selector1), self.stream2.key_by(key_selector2))
+
+    def map(self, func: Any, output_type: Any = None) -> "DataStream":
+        """One output per record: ``func.map1(value)`` for the first input's records,
+        ``func.map2(value)`` for the second's (a ``CoMapFunction``)."""
+        return self._apply("co_map", CoUdf(func, "map", ("map1",), ("map2",), "CoMapFunction"), "map")
+
+    def flat_map(self, func: Any, output_type: Any = None) -> "DataStream":
+        """Zero or more outputs per record: ``func.flat_map1(value)`` /
+        ``flat_map2(value)`` return an iterable (a generator is fine) or None; the
+        collector style ``flatMap1(value, collector)`` works too (a
+        ``CoFlatMapFunction``)."""
+        udf = CoUdf(func, "flat_map", ("flat_map1", "flatMap1"), ("flat_map2", "flatMap2"), "CoFlatMapFunction",
+                    collector_arity=1)
+        return self._apply("co_flat_map", udf, "flat_map")
+
+    def process(self, func: Any, output_type: Any = None) -> "DataStream":
+        """``func.process_element1(value, ctx)`` / ``process_element2(value, ctx)`` of a
+        ``CoProcessFunction`` yield (or return an iterable of) outputs; ``ctx.timestamp()``
+        is the record's timestamp and ``ctx.timer_service()`` reads the clocks (timers
+        need keyed state: ``KeyedCoProcessFunction``)."""
+        if isinstance(func, KeyedCoProcessFunction):
+            if not self._keyed:
+                raise TypeError("process(): a KeyedCoProcessFunction needs keyed inputs: call "
+                                "key_by(key_selector1, key_selector2) first, or pass a CoProcessFunction")
+            raise NotImplementedError("process(KeyedCoProcessFunction) on connected streams is not yet supported "
+                                      "(keyed state and timers come next); use a CoProcessFunction meanwhile")
+        if isinstance(func, (BroadcastProcessFunction, KeyedBroadcastProcessFunction)):
+            raise NotImplementedError(f"process({type(func).__name__}): broadcast state is not yet supported")
+        udf = CoUdf(func, "process", ("process_element1",), ("process_element2",), "CoProcessFunction",
+                    adapt=_with_context)
+        return self._apply("co_process", udf, "process")
+
+    def _apply(self, api: str, udf: "CoUdf", step: str) -> "DataStream":
+        return self.stream1._combine(_nodes.CoTransform(udf, step), label_of(udf.fn), self.stream2, api)
+
+    flatMap = flat_map
+    keyBy = key_by
+
+
+class CoUdf(Udf):
+    """A co-function: per worker, one copy of the user's object (as any function
+    object) whose two methods ``names1``/``names2`` (modern name first) it binds to,
+    as the pair of callables the binding calls per input. ``adapt`` turns each method
+    into the callable the engine calls (see ``_nodes.CoTransform``)."""
+
+    def __init__(self, fn: Any, api: str, names1: Tuple[str, ...], names2: Tuple[str, ...], kind: str,
+                 collector_arity: Optional[int] = None,
+                 adapt: Optional[Callable[[Callable], Callable]] = None) -> None:
+        self.names = (names1, names2)
+        self.api = api
+        self.kind = kind
+        self.adapt = adapt
+        super().__init__(fn, names1, collector_arity)
+
+    def resolve(self, obj: Any) -> Any:
+        calls = []
+        for names in self.names:
+            call = find_method(obj, names)
+            if call is None:
+                methods = " and ".join(f"{n[0]}(value)" for n in self.names)
+                raise TypeError(f"connect(...).{self.api}() takes a {self.kind} (an object with {methods}), "
+                                f"got {type(obj).__name__}")
+            if self.collector_arity is not None and positional_arity(call) == self.collector_arity + 1:
+                call = with_collector(call, self.collector_arity)
+            calls.append(self.adapt(call) if self.adapt is not None else call)
+        return tuple(calls)
+
+
+class _Clocks(TimerService):
+    """``ctx.timer_service()`` of a non-keyed process function: the clocks at the
+    record; timers need a keyed stream."""
+
+    __slots__ = ("watermark", "processing_time")
+
+    def __init__(self) -> None:
+        self.watermark = -2**63
+        self.processing_time = 0
+
+    def current_processing_time(self) -> int:
+        return self.processing_time
+
+    def current_watermark(self) -> int:
+        return self.watermark
+
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        _no_timers()
+
+
+def _no_timers() -> None:
+    raise FerroflowError("timers are only available on keyed streams "
+                         "(connect(...).key_by(k1, k2).process(KeyedCoProcessFunction))")
+
+
+class _CoProcessContext(_ProcessContext):
+    """``ctx`` of ``process_element1/2``: one object per method, updated per record."""
+
+    __slots__ = ("_timestamp", "_clocks")
+
+    def __init__(self) -> None:
+        self._timestamp: Optional[int] = None
+        self._clocks = _Clocks()
+
+    def timestamp(self) -> Optional[int]:
+        return self._timestamp
+
+    def timer_service(self) -> TimerService:
+        return self._clocks
+
+
+def _with_context(method: Callable) -> Callable:
+    """``process_element(value, ctx)`` as the engine calls it: ``(value, timestamp,
+    watermark, processing_time)``."""
+    ctx = _CoProcessContext()
+    clocks = ctx._clocks
+
+    def call(value: Any, timestamp: Optional[int], watermark: int, processing_time: int) -> Any:
+        ctx._timestamp = timestamp
+        clocks.watermark = watermark
+        clocks.processing_time = processing_time
+        return method(value, ctx)
+    return call
