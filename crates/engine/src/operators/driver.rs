@@ -43,11 +43,13 @@
 //!   the traits with `N` (`OperatorLogic<O, N>`, `Cx<'_, O, N>`; `N` defaults to 1),
 //!   `make` gets one capability per output, and [`Cx::give_to`] picks the output.
 //! - [`sink`]: one input, no output (`N = 0`).
-//! - Sources are not driven here: they have no input frontier, are woken by their own
-//!   activator, hold their capability, and decide themselves when they end (see
-//!   `source.rs`). A `SourceLogic` flavour (`poll` → records / idle / ended, plus the
-//!   same `snapshot`/`restore`) would give them the same abort/fail/drop rules.
-//! - Not yet: inputs not connected to the output (the timestamp assigner).
+//! - [`source`]: no input, `N` outputs, run by a [`SourceLogic`] (`poll` instead of
+//!   batches and frontiers): sources have no input frontier, are woken by their own
+//!   activator, hold their capabilities, and decide themselves when they end. The same
+//!   rules hold: abort drops the logic (after [`SourceLogic::on_abort`]), the first
+//!   failure fails the job once, and the logic is dropped inside the scope.
+//! - [`unary_detached`]: an output not connected to the input (the timestamp assigner,
+//!   whose output times are only the capabilities it holds).
 //!
 //! # Cost
 //!
@@ -65,7 +67,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, CapabilityTrait, InputCapability};
 use timely::dataflow::{Scope, Stream};
-use timely::progress::frontier::{AntichainRef, MutableAntichain};
+use timely::progress::frontier::{Antichain, AntichainRef, MutableAntichain};
 use timely::scheduling::Activator;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
@@ -106,6 +108,8 @@ pub struct Cx<'a, O: Clone + 'static, const N: usize = 1> {
     outs: [OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>; N],
     node: Option<usize>,
     activator: &'a Activator,
+    /// Set by [`Cx::end_later`].
+    end_postponed: bool,
 }
 
 impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
@@ -156,6 +160,19 @@ impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
     pub fn wake_after(&self, delay: Duration) {
         self.activator.activate_after(delay);
     }
+
+    /// What activates this operator (for others to wake it: see [`OpEnv::source_watchers`]).
+    pub fn activator(&self) -> &Activator {
+        self.activator
+    }
+
+    /// From `on_end`: the operator has not finished ending (it waits for something
+    /// other than its input, such as the sinks passing its last watermark): the logic
+    /// is kept and `on_end` runs again after `delay`.
+    pub fn end_later(&mut self, delay: Duration) {
+        self.end_postponed = true;
+        self.activator.activate_after(delay);
+    }
 }
 
 /// The lifecycle hooks every driven operator has; all have defaults, for an operator
@@ -169,13 +186,14 @@ pub trait OperatorLogic<O: Clone + 'static, const N: usize = 1> {
     }
 
     /// Every input has ended: fire what is pending, flush, close the user functions.
-    /// Called once; the logic is dropped after.
+    /// Called once (again only after [`Cx::end_later`]); the logic is dropped after.
     fn on_end(&mut self, _cx: &mut Cx<'_, O, N>) -> Result<(), Failure> {
         Ok(())
     }
 
     /// After each activation's scope, outside it: blocking work that must not hold the
-    /// batch scope (for Python, the GIL), such as a sink's flush. `ended`: `on_end` ran.
+    /// batch scope (for Python, the GIL), such as a sink's flush. `ended`: `on_end` ran
+    /// (and did not postpone the end).
     fn after_scope(&mut self, _env: &OpEnv, _ended: bool) -> Result<(), Failure> {
         Ok(())
     }
@@ -188,11 +206,57 @@ pub trait OperatorLogic<O: Clone + 'static, const N: usize = 1> {
     /// Checkpoints (issue 13): restores the state a [`OperatorLogic::snapshot`] wrote,
     /// before any batch. Default: no state, so only an empty snapshot is accepted.
     fn restore(&mut self, bytes: &[u8]) -> UdfResult<()> {
-        if bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(UdfError::internal("state restored into an operator that keeps none"))
-        }
+        restore_nothing(bytes)
+    }
+}
+
+/// The default `restore` of an operator without state.
+fn restore_nothing(bytes: &[u8]) -> UdfResult<()> {
+    if bytes.is_empty() {
+        Ok(())
+    } else {
+        Err(UdfError::internal("state restored into an operator that keeps none"))
+    }
+}
+
+/// What a source's [`SourceLogic::poll`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Polled {
+    /// It goes on; it asked for its next activation itself ([`Cx::wake_after`]) or
+    /// waits for a waker.
+    Going,
+    /// It has ended: the logic is dropped.
+    Ended,
+}
+
+/// A source: no input, woken by its own activator (or a waker from another thread);
+/// it holds its output capabilities and decides itself when it ends. The driver gives
+/// it the rules of [`OperatorLogic`]: abort drops it, the first failure fails the job
+/// once and drops it, and it is dropped inside the batch scope.
+pub trait SourceLogic<O: Clone + 'static, const N: usize = 1> {
+    /// Before the batch scope is entered: `Some(delay)` to be activated again after
+    /// `delay` without polling (flow control, which must not take the scope to wait).
+    fn wait(&mut self, _env: &OpEnv) -> Option<Duration> {
+        None
+    }
+
+    /// Inside the batch scope: hands on what is ready ([`Cx::give`] at a capability the
+    /// logic holds) and asks for its next activation. [`Cx`]'s time readings mean
+    /// nothing here: a source has no input.
+    fn poll(&mut self, cx: &mut Cx<'_, O, N>) -> Result<Polled, Failure>;
+
+    /// The job was aborted: let go of threads and connections (inside the scope; the
+    /// logic is dropped next).
+    fn on_abort(&mut self) {}
+
+    /// As [`OperatorLogic::snapshot`].
+    fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// As [`OperatorLogic::restore`].
+    fn restore(&mut self, bytes: &[u8]) -> UdfResult<()> {
+        restore_nothing(bytes)
     }
 }
 
@@ -294,6 +358,7 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O, N>, const N: usize>(
             result = if ended { l.on_end(&mut cx) } else { l.on_frontier(&mut cx) };
         }
     });
+    let ended = ended && !cx.end_postponed;
     drop(cx);
     if result.is_ok() && !env.control.aborted() {
         result = l.after_scope(env, ended);
@@ -324,11 +389,17 @@ impl<'s> Shell<'s> {
         Shell { builder, activator }
     }
 
-    /// Adds `N` outputs, each connected to every input added so far.
-    fn outputs<O: Clone + 'static, const N: usize>(&mut self) -> ([OutputPort<O>; N], [Stream<'s, Time, Vec<O>>; N]) {
+    /// Adds `N` outputs, each connected to every input added so far, or with
+    /// `connected` false to none (their times follow the capabilities the logic holds).
+    fn outputs<O: Clone + 'static, const N: usize>(
+        &mut self,
+        connected: bool,
+    ) -> ([OutputPort<O>; N], [Stream<'s, Time, Vec<O>>; N]) {
+        let inputs = if connected { self.builder.shape().inputs() } else { 0 };
         let mut streams = Vec::with_capacity(N);
         let ports = std::array::from_fn(|_| {
-            let (port, stream) = self.builder.new_output::<Vec<O>>();
+            let connection = (0..inputs).map(|i| (i, Antichain::from_elem(Default::default())));
+            let (port, stream) = self.builder.new_output_connection::<Vec<O>, _>(connection);
             streams.push(stream);
             OutputPort::from(port)
         });
@@ -339,7 +410,7 @@ impl<'s> Shell<'s> {
     /// activation runs [`activate`] with `inputs` feeding (or draining) the inputs.
     fn build<O, L, const N: usize>(
         self,
-        mut ports: [OutputPort<O>; N],
+        ports: [OutputPort<O>; N],
         info: OpInfo,
         env: Rc<OpEnv>,
         make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
@@ -348,21 +419,97 @@ impl<'s> Shell<'s> {
         O: Clone + 'static,
         L: OperatorLogic<O, N> + 'static,
     {
+        self.build_with(ports, info, env, make, move |info, logic, cx| activate(info, logic, cx, &mut inputs));
+    }
+
+    /// Builds the operator: `make` gets the outputs' initial capabilities, then each
+    /// activation runs `step`.
+    fn build_with<O, L, const N: usize>(
+        self,
+        mut ports: [OutputPort<O>; N],
+        info: OpInfo,
+        env: Rc<OpEnv>,
+        make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
+        mut step: impl FnMut(&OpInfo, &mut Option<L>, Cx<'_, O, N>) + 'static,
+    ) where
+        O: Clone + 'static,
+        L: 'static,
+    {
         let Shell { builder, activator } = self;
         builder.build(move |caps| {
             let mut logic = make(caps.try_into().unwrap_or_else(|_| unreachable!("a capability per output")));
             move |frontiers| {
                 let outs = ports.each_mut().map(|p| p.activate());
-                let cx = Cx { env: &env, frontiers, outs, node: info.node, activator: &activator };
-                activate(&info, &mut logic, cx, &mut inputs);
+                let cx =
+                    Cx { env: &env, frontiers, outs, node: info.node, activator: &activator, end_postponed: false };
+                step(&info, &mut logic, cx);
             }
         });
     }
 }
 
+/// One activation of a source (see [`SourceLogic`]).
+fn activate_source<O: Clone + 'static, L: SourceLogic<O, N>, const N: usize>(
+    info: &OpInfo,
+    logic: &mut Option<L>,
+    mut cx: Cx<'_, O, N>,
+) {
+    let env = cx.env;
+    if logic.is_none() {
+        return;
+    }
+    if env.control.aborted() {
+        env.enter(|| {
+            if let Some(l) = logic.as_mut() {
+                l.on_abort();
+            }
+            *logic = None;
+        });
+        return;
+    }
+    let Some(l) = logic.as_mut() else { return };
+    if let Some(delay) = l.wait(env) {
+        cx.wake_after(delay);
+        return;
+    }
+    let mut result = Ok(Polled::Going);
+    env.enter(|| result = l.poll(&mut cx));
+    drop(cx);
+    match result {
+        Ok(Polled::Going) => {}
+        Ok(Polled::Ended) => env.enter(|| *logic = None),
+        Err(f) => {
+            let kind = f.kind.unwrap_or(info.kind);
+            env.fail(kind, f.operator.as_deref().unwrap_or(&info.name), f.err);
+            env.enter(|| *logic = None);
+        }
+    }
+}
+
+/// A source with `N` outputs, run by `logic` (see [`SourceLogic`]). `make` gets the
+/// outputs' initial capabilities and the operator's address (for activators and
+/// wakers), and returns `None` if there is no logic on this worker.
+pub fn source<'s, O, L, const N: usize>(
+    scope: Scope<'s, Time>,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce([Capability<Time>; N], &[usize]) -> Option<L>,
+) -> [Stream<'s, Time, Vec<O>>; N]
+where
+    O: Clone + 'static,
+    L: SourceLogic<O, N> + 'static,
+{
+    let mut shell = Shell::new(&info, scope);
+    let address = shell.builder.operator_info().address;
+    let (ports, streams) = shell.outputs(true);
+    shell.build_with(ports, info, env, |caps| make(caps, &address), activate_source);
+    streams
+}
+
 /// An operator with one input and one output, run by `logic`. `make` gets the output's
 /// initial capability (keep it only to emit later than the input) and returns `None`
-/// if it could not make the logic (having failed the job): the input is then drained.
+/// if there is no logic on this worker (making it failed the job, or the operator does
+/// not run here): the input is then drained.
 pub fn unary<'s, I, O, P, L>(
     stream: Stream<'s, Time, Vec<I>>,
     pact: P,
@@ -395,9 +542,46 @@ where
     P: ParallelizationContract<Time, Vec<I>>,
     L: UnaryInput<I, O, N> + 'static,
 {
+    unary_connected(stream, pact, true, info, env, make)
+}
+
+/// [`unary`] whose output is not connected to its input: the output's times are the
+/// capabilities the logic holds, not its input's (a timestamp assigner, which sets the
+/// watermark downstream itself). The logic must hold a capability while it may emit.
+pub fn unary_detached<'s, I, O, P, L>(
+    stream: Stream<'s, Time, Vec<I>>,
+    pact: P,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce(Capability<Time>) -> Option<L>,
+) -> Stream<'s, Time, Vec<O>>
+where
+    I: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<I>>,
+    L: UnaryInput<I, O> + 'static,
+{
+    let [out] = unary_connected(stream, pact, false, info, env, |[cap]| make(cap));
+    out
+}
+
+fn unary_connected<'s, I, O, P, L, const N: usize>(
+    stream: Stream<'s, Time, Vec<I>>,
+    pact: P,
+    connected: bool,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
+) -> [Stream<'s, Time, Vec<O>>; N]
+where
+    I: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<I>>,
+    L: UnaryInput<I, O, N> + 'static,
+{
     let mut shell = Shell::new(&info, stream.scope());
     let mut input = shell.builder.new_input(stream, pact);
-    let (ports, streams) = shell.outputs();
+    let (ports, streams) = shell.outputs(connected);
     shell.build(ports, info, env, make, move |run| match run {
         Some((l, cx)) => feed(&mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
         None => {
@@ -449,7 +633,7 @@ where
     let mut shell = Shell::new(&info, first.scope());
     let mut input1 = shell.builder.new_input(first, pacts.0);
     let mut input2 = shell.builder.new_input(second, pacts.1);
-    let (ports, streams) = shell.outputs();
+    let (ports, streams) = shell.outputs(true);
     shell.build(ports, info, env, make, move |run| match run {
         Some((l, cx)) => {
             feed(&mut input1, cx, |cx, cap, data| l.on_first(cx, cap, data))?;
