@@ -6,7 +6,8 @@
 //!
 //! On each activation it
 //! 1. drains and drops the input if the job was aborted or the logic is gone (it failed,
-//!    ended, or was never made: `make` returned `None` after failing the job);
+//!    ended, or was never made: `make` returned `None`, having failed the job or because
+//!    the operator does not run on this worker);
 //! 2. enters the batch scope ([`OpEnv::enter`], the GIL for Python) once, and inside it
 //!    hands each batch to `on_batch` (stopping at the first error, or at an abort between
 //!    batches), then calls `on_end` if every input's frontier is empty, else `on_frontier`;
@@ -14,11 +15,13 @@
 //! 4. on the first error fails the job once ([`OpEnv::fail`], in the operator's name or the
 //!    one the [`Failure`] names) and drops the logic; after `on_end` drops it too. The logic
 //!    is always dropped inside the scope, so user functions it holds are released with the
-//!    GIL held. `on_end` therefore runs at most once, and nothing runs after a failure.
+//!    GIL held. `on_end` therefore runs at most once (unless it asks, with
+//!    [`Cx::end_later`], to run again: waiting for something besides its input), and
+//!    nothing runs after a failure.
 //!
 //! Records emitted with [`Cx::give`] are counted for the plan node the operator was built
-//! with ([`OpEnv::count`]); a logic that stands for several nodes (a fused chain, key_by
-//! fused with reduce) counts the inner ones itself.
+//! with ([`OpEnv::count`]; side outputs' records are not); a logic that stands for
+//! several nodes (a fused chain, key_by fused with reduce) counts the inner ones itself.
 //!
 //! # Time, timers, emitting later
 //!
@@ -55,6 +58,9 @@
 //!
 //! Hooks are called statically (the logic is a type parameter, not a trait object), once
 //! per batch; nothing is allocated per record. A [`Failure`] allocates, only on error.
+//! The `N` output sessions are an array on the stack, made once per activation.
+//!
+//! Tested directly in `crates/engine/tests/driver.rs`.
 
 use std::rc::Rc;
 use std::time::Duration;
