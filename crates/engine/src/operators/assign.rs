@@ -1,15 +1,13 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::CapabilitySet;
+use timely::dataflow::operators::{CapabilitySet, InputCapability};
 use timely::dataflow::Stream;
 
 use crate::error::ErrorKind;
-use crate::functions::TimestampFactory;
+use crate::functions::{TimestampAssigner, TimestampFactory};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::plan::WatermarkSpec;
 use crate::record::Record;
@@ -38,125 +36,138 @@ pub fn assign_timestamps<'s, R: Record>(
     upstream_source: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
+    let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
-    let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(name.clone(), scope);
-    let info = builder.operator_info();
-    // No connection from input to output: the held capabilities say what may come.
-    let mut input = builder.new_input_connection(stream, Pipeline, []);
-    let (output, result) = builder.new_output_connection::<Vec<R>, _>([]);
-    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(output);
-    let activator = scope.activator_for(info.address.clone());
-    if let Some(source) = upstream_source {
-        env.source_watchers.borrow_mut().push((source, scope.activator_for(info.address)));
-    }
-    let manual_time = env.manual_processing_time;
-    builder.build(move |mut caps| {
-        let mut assigner = match assigner {
-            Some(f) if active => env.instantiate(ErrorKind::Udf, &name, None, &**f).map(Some),
-            _ => Some(None),
+    let assigner = assigner.cloned();
+    driver::unary_detached(stream, Pipeline, info, env.clone(), move |cap| {
+        if !active {
+            // Nothing can come here: hold nothing back.
+            return None;
+        }
+        let assigner = match assigner {
+            Some(f) => Some(env.instantiate(ErrorKind::Udf, &name, None, &*f)?),
+            None => None,
         };
         let mut held = CapabilitySet::new();
-        if active && assigner.is_some() {
-            held.insert(caps.pop().expect("one output"));
+        held.insert(cap);
+        Some(Assign {
+            assigner,
+            held,
+            spec,
+            idleness_ms,
+            generator: None,
+            emitted: time::NO_TIME,
+            closing: None,
+            watch: upstream_source,
+            upstream_source,
+        })
+    })
+}
+
+/// One worker's timestamp assigner.
+struct Assign<R> {
+    assigner: Option<Box<dyn TimestampAssigner<R>>>,
+    /// At (input epoch, watermark emitted, input processing time).
+    held: CapabilitySet<Time>,
+    spec: WatermarkSpec,
+    idleness_ms: Option<i64>,
+    /// Made at the first activation, at its processing time.
+    generator: Option<WatermarkGenerator>,
+    /// The watermark sent downstream so far.
+    emitted: i64,
+    /// Once the input ended: the time the last watermark is held at until the sinks pass it.
+    closing: Option<Time>,
+    /// The upstream source whose end wakes this operator, until registered for it.
+    watch: Option<usize>,
+    upstream_source: Option<usize>,
+}
+
+impl<R: Record> Assign<R> {
+    /// The generator, made at the first activation's processing time; and the first
+    /// activation asks to be woken when the upstream source's partition ends.
+    fn start(&mut self, cx: &Cx<'_, R>) -> &mut WatermarkGenerator {
+        if let Some(source) = self.watch.take() {
+            cx.env.source_watchers.borrow_mut().push((source, cx.activator().clone()));
         }
-        let mut generator: Option<WatermarkGenerator> = None;
-        let mut emitted = time::NO_TIME;
-        let mut closing: Option<Time> = None;
-        move |frontiers| {
-            let frontier = frontiers[0].frontier();
-            if held.is_empty() || env.control.aborted() {
-                input.for_each(|_cap, data| data.clear());
-                held = CapabilitySet::new();
-                return;
+        let (spec, idleness_ms) = (self.spec, self.idleness_ms);
+        self.generator.get_or_insert_with(|| WatermarkGenerator::new(spec, idleness_ms, cx.processing_time()))
+    }
+}
+
+impl<R: Record> OperatorLogic<R> for Assign<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        let env = cx.env;
+        let upstream_ended = self.upstream_source.is_some_and(|s| env.has_source_ended(s));
+        let generator = self.start(cx);
+        if upstream_ended {
+            // This worker's partition is over: it no longer holds the watermark back.
+            generator.finish();
+        }
+        let clock = cx.processing_time();
+        generator.check_idle(clock);
+        let idle_deadline = generator.idle_deadline();
+        let watermark = generator.watermark();
+        self.emitted = self.emitted.max(watermark);
+        let emitted = self.emitted;
+        self.held.downgrade(cx.frontier(0).iter().map(|f| Time { event: emitted, ..*f }));
+        if !env.manual_processing_time {
+            if let Some(deadline) = idle_deadline {
+                cx.wake_after(Duration::from_millis((deadline - clock).max(1) as u64));
             }
-            let generator = generator
-                .get_or_insert_with(|| WatermarkGenerator::new(spec, idleness_ms, env.processing_time(frontier)));
-            let mut output = output.activate();
-            let mut failed = false;
-            env.enter(|| {
-                let clock = env.processing_time(frontier);
-                input.for_each(|cap, data| {
-                    if failed {
-                        data.clear();
-                        return;
-                    }
-                    if let Some(Some(a)) = assigner.as_mut() {
-                        for r in data.iter_mut() {
-                            match a.timestamp(r, r.timestamp()) {
-                                Ok(ts) => r.set_timestamp(ts),
-                                Err(e) => {
-                                    env.fail(ErrorKind::Udf, &name, e);
-                                    failed = true;
-                                    data.clear();
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    for r in data.iter() {
-                        generator.on_event(r.timestamp(), clock);
-                    }
-                    env.count(node, data.len());
-                    let Some(at) = cap.stamp().iter().next().copied() else { return };
-                    let out_time = Time { event: emitted, ..at };
-                    output.session(&held.delayed(&out_time)).give_container(data);
-                    // The watermark moves after every batch (not per activation, which
-                    // would depend on how many batches arrived together).
-                    if !generator.check_idle(clock) {
-                        emitted = emitted.max(generator.watermark());
-                    }
-                });
+        }
+        Ok(())
+    }
+
+    /// The last watermark must be seen downstream before the end of input, as Flink's
+    /// final periodic watermark would be: it is held until the sinks have passed it.
+    fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        let last = self.start(cx).watermark().max(self.emitted);
+        if last > self.emitted || self.closing.is_some() {
+            let held = &self.held;
+            let at = *self.closing.get_or_insert_with(|| {
+                let base = held.first().map(|c| *c.time()).expect("held");
+                // In an epoch of its own, so the sinks passing it means seen.
+                Time { event: last, epoch: base.epoch + 1, ..base }
             });
-            if failed {
-                held = CapabilitySet::new();
-                env.enter(|| assigner = None);
-                return;
+            if self.held.first().is_some_and(|c| *c.time() != at) {
+                self.held.downgrade([at]);
+                self.emitted = last;
             }
-            if frontier.is_empty() {
-                // The last watermark must be seen downstream before the end of input,
-                // as Flink's final periodic watermark would be: hold it until the sinks
-                // have passed it.
-                let last = generator.watermark().max(emitted);
-                if last > emitted || closing.is_some() {
-                    let at = closing.get_or_insert_with(|| {
-                        let base = held.first().map(|c| *c.time()).expect("held");
-                        // In an epoch of its own, so the sinks passing it means seen.
-                        Time { event: last, epoch: base.epoch + 1, ..base }
-                    });
-                    if held.first().is_some_and(|c| *c.time() != *at) {
-                        held.downgrade([*at]);
-                        emitted = last;
-                    }
-                    if !env.sinks_passed(at.epoch) && !env.control.aborted() {
-                        activator.activate_after(Duration::from_millis(1));
-                        return;
-                    }
-                }
-                if let Some(Some(a)) = assigner.as_mut() {
-                    let mut closed = Ok(());
-                    env.enter(|| closed = a.close());
-                    if let Err(e) = closed {
-                        env.fail(ErrorKind::Udf, &name, e);
-                    }
-                }
-                held = CapabilitySet::new();
-                return;
-            }
-            if upstream_source.is_some_and(|s| env.has_source_ended(s)) {
-                // This worker's partition is over: it no longer holds the watermark back.
-                generator.finish();
-            }
-            let clock = env.processing_time(frontier);
-            generator.check_idle(clock);
-            emitted = emitted.max(generator.watermark());
-            held.downgrade(frontier.iter().map(|f| Time { event: emitted, ..*f }));
-            if !manual_time {
-                if let Some(deadline) = generator.idle_deadline() {
-                    activator.activate_after(Duration::from_millis((deadline - clock).max(1) as u64));
-                }
+            if !cx.env.sinks_passed(at.epoch) {
+                cx.end_later(Duration::from_millis(1));
+                return Ok(());
             }
         }
-    });
-    result
+        if let Some(a) = self.assigner.as_mut() {
+            a.close()?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> UnaryInput<R, R> for Assign<R> {
+    fn on_batch(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        let clock = cx.processing_time();
+        self.start(cx);
+        let Assign { assigner, held, generator, emitted, .. } = self;
+        let generator = generator.as_mut().expect("started");
+        if let Some(a) = assigner.as_mut() {
+            for r in data.iter_mut() {
+                let ts = a.timestamp(r, r.timestamp())?;
+                r.set_timestamp(ts);
+            }
+        }
+        for r in data.iter() {
+            generator.on_event(r.timestamp(), clock);
+        }
+        let Some(at) = cap.stamp().iter().next().copied() else { return Ok(()) };
+        let out_time = Time { event: *emitted, ..at };
+        cx.give(&held.delayed(&out_time), data);
+        // The watermark moves after every batch (not per activation, which would depend
+        // on how many batches arrived together).
+        if !generator.check_idle(clock) {
+            *emitted = (*emitted).max(generator.watermark());
+        }
+        Ok(())
+    }
 }

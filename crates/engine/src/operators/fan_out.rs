@@ -6,13 +6,13 @@
 
 use std::rc::Rc;
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
 use crate::error::{ErrorKind, UdfResult};
 use crate::exchange::{Batch, Routed};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::{Keyed, OpEnv};
 use crate::record::Record;
 use crate::time::Time;
@@ -46,33 +46,30 @@ pub fn own_keyed_copy<'s, R: Record>(
     })
 }
 
-fn own_batches<'s, D: Clone + 'static>(
+fn own_batches<'s, D: Clone + 'static, F: Fn(&OpEnv, &mut [D]) -> UdfResult<()> + 'static>(
     stream: Stream<'s, Time, Vec<D>>,
     name: &str,
     env: Rc<OpEnv>,
-    own: impl Fn(&OpEnv, &mut [D]) -> UdfResult<()> + 'static,
+    own: F,
 ) -> Stream<'s, Time, Vec<D>> {
+    let info = OpInfo::udf(&format!("copy of {name}"), None);
     let name = name.to_string();
-    stream.unary::<CapacityContainerBuilder<Vec<D>>, _, _, _>(
-        Pipeline,
-        &format!("copy of {name}"),
-        move |_cap, _info| {
-            move |input, output| {
-                env.enter(|| {
-                    input.for_each(|cap, data| {
-                        if env.control.aborted() {
-                            data.clear();
-                            return;
-                        }
-                        if let Err(e) = own(&env, data) {
-                            env.fail(ErrorKind::Udf, &name, e);
-                            data.clear();
-                            return;
-                        }
-                        output.session(&cap).give_container(data);
-                    });
-                });
-            }
-        },
-    )
+    driver::unary(stream, Pipeline, info, env, move |_cap| Some(OwnCopy { name, own }))
+}
+
+/// Makes each batch its reader's own; a record that cannot be copied fails the job
+/// in the name of the operator that produced it.
+struct OwnCopy<F> {
+    name: String,
+    own: F,
+}
+
+impl<D: Clone + 'static, F> OperatorLogic<D> for OwnCopy<F> {}
+
+impl<D: Clone + 'static, F: Fn(&OpEnv, &mut [D]) -> UdfResult<()>> UnaryInput<D, D> for OwnCopy<F> {
+    fn on_batch(&mut self, cx: &mut Cx<'_, D>, cap: &InputCapability<Time>, data: &mut Vec<D>) -> Result<(), Failure> {
+        (self.own)(cx.env, data).map_err(|e| Failure::of(ErrorKind::Udf, &self.name, e))?;
+        cx.give(cap, data);
+        Ok(())
+    }
 }

@@ -124,21 +124,6 @@ pub(crate) fn open<R: Record>(batches: &mut Vec<Routed<Keyed<R>>>, out: &mut Vec
     Ok(())
 }
 
-/// [`open`], failing the job in `operator`'s name if a batch cannot be decoded.
-pub(crate) fn open_batches<R: Record>(
-    env: &OpEnv,
-    operator: &str,
-    batches: &mut Vec<Routed<Keyed<R>>>,
-    out: &mut Vec<Keyed<R>>,
-) -> bool {
-    if let Err(e) = open(batches, out) {
-        env.fail(ErrorKind::Udf, operator, e);
-        out.clear();
-        return false;
-    }
-    true
-}
-
 /// A keyed stream read by an operator that does not care about keys (Flink's
 /// `key_by(...).map(...)`): partitioned by key, then plain values.
 pub fn unkey<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(

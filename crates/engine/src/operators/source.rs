@@ -1,14 +1,14 @@
 use crate::time::Time;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use timely::container::CapacityContainerBuilder;
-
-use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::ErrorKind;
-use crate::functions::{SourceFactory, SourceStatus, Waker, WorkerContext};
+use crate::functions::{SourceFactory, SourceReader, SourceStatus, Waker, WorkerContext};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, Polled, SourceLogic};
 use crate::operators::OpEnv;
 use crate::record::Record;
 
@@ -25,11 +25,11 @@ pub fn source<'s, R: Record>(
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> Stream<'s, Time, Vec<R>> {
-    let name_owned = name.to_string();
+    let info = OpInfo { kind: ErrorKind::Source, ..OpInfo::udf(name, Some(node)) };
+    let name = name.to_string();
     let factory = factory.clone();
-    timely_source::<_, CapacityContainerBuilder<Vec<R>>, _, _>(scope, name, move |cap, info| {
-        let activator = scope.activator_for(info.address.clone());
-        let sync = scope.worker().sync_activator_for(info.address.to_vec());
+    let [out] = driver::source(scope, info, env.clone(), move |[cap], address| {
+        let sync = scope.worker().sync_activator_for(address.to_vec());
         let waker: Waker = std::sync::Arc::new(move || {
             let _ = sync.activate();
         });
@@ -39,21 +39,19 @@ pub fn source<'s, R: Record>(
             let ctx = WorkerContext { waker: Some(waker), ..here };
             env.enter(|| match factory(&ctx) {
                 Ok(r) => reader = Some(r),
-                Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
+                Err(e) => env.fail(ErrorKind::Source, &name, e),
             });
         }
-        let mut cap = reader.as_ref().map(|r| {
-            let mut cap = cap;
-            cap.downgrade(&source_time(r.as_ref(), 0));
-            cap
-        });
-        if reader.is_none() {
+        let Some(reader) = reader else {
             // No partition here: it is over before it began.
             env.source_ended(node);
-        }
+            return None;
+        };
+        let mut cap = cap;
+        cap.downgrade(&source_time(reader.as_ref(), 0));
         // Shared with the worker's cancel hook, which stops the reader when the job is
         // cancelled even if this operator never runs again.
-        let reader = Rc::new(RefCell::new(reader));
+        let reader = Rc::new(RefCell::new(Some(reader)));
         let hook_reader = Rc::downgrade(&reader);
         env.cancel_hooks.borrow_mut().push(Box::new(move || {
             if let Some(r) = hook_reader.upgrade() {
@@ -62,95 +60,106 @@ pub fn source<'s, R: Record>(
                 }
             }
         }));
-        let mut buffer = Vec::with_capacity(env.batch_size);
-        let mut batches = 0u64;
-        // A watermark or processing time this source moved to, not yet seen by the
-        // sinks: the source waits for its epoch to complete, so every operator sees
-        // each step (a step right before the end of input could otherwise be skipped).
-        let mut unconfirmed: Option<Time> = None;
-        let mut ended = false;
-        move |output| {
-            let mut slot = reader.borrow_mut();
-            let (Some(c), Some(r)) = (&mut cap, slot.as_mut()) else { return };
-            if let Some(t) = unconfirmed {
-                if !env.sinks_passed(t.epoch) && !env.control.aborted() {
-                    activator.activate_after(std::time::Duration::from_millis(1));
-                    return;
-                }
-                unconfirmed = None;
+        Some(Partition {
+            reader,
+            cap,
+            node,
+            buffer: Vec::with_capacity(env.batch_size),
+            batches: 0,
+            unconfirmed: None,
+            ended: false,
+        })
+    });
+    out
+}
+
+/// One worker's partition of a source.
+struct Partition<R> {
+    /// `None` once the worker's cancel hook took it.
+    reader: Rc<RefCell<Option<Box<dyn SourceReader<R>>>>>,
+    cap: Capability<Time>,
+    node: usize,
+    buffer: Vec<R>,
+    batches: u64,
+    /// A watermark or processing time this source moved to, not yet seen by the
+    /// sinks: the source waits for its epoch to complete, so every operator sees
+    /// each step (a step right before the end of input could otherwise be skipped).
+    unconfirmed: Option<Time>,
+    /// The reader is done (the partition ends once its last step of time is seen).
+    ended: bool,
+}
+
+impl<R: Record> SourceLogic<R> for Partition<R> {
+    fn wait(&mut self, env: &OpEnv) -> Option<Duration> {
+        if let Some(t) = self.unconfirmed {
+            if !env.sinks_passed(t.epoch) {
+                return Some(Duration::from_millis(1));
             }
-            if !ended {
-                // Flow control: wait while the sinks are too many epochs behind.
-                let now = *c.time();
-                if now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| !env.sinks_passed(limit)) {
-                    activator.activate_after(std::time::Duration::from_millis(1));
-                    return;
-                }
-                if env.control.aborted() {
-                    env.enter(|| r.cancel());
-                    env.enter(|| drop(slot.take()));
-                    cap = None;
-                    return;
-                }
-                let mut status = SourceStatus::Done;
-                env.enter(|| {
-                    match r.poll(env.batch_size, &mut buffer) {
-                        Ok(s) => status = s,
-                        Err(e) => env.fail(ErrorKind::Source, &name_owned, e),
-                    }
-                    // The source may still hold what it gave (a collection's items).
-                    if let Err(e) = env.own(&mut buffer) {
-                        env.fail(ErrorKind::Source, &name_owned, e);
-                        buffer.clear();
-                    }
-                    if !buffer.is_empty() {
-                        env.count(node, buffer.len());
-                        output.session(c).give_container(&mut buffer);
-                        buffer.clear();
-                    }
-                });
-                batches += 1;
-                let mut next = source_time(r.as_ref(), now.epoch);
-                if batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
-                    next.epoch += 1;
-                }
-                if status == SourceStatus::Idle {
-                    // An idle source must not hold back the others' flow control: it keeps
-                    // up with the busiest source of this process (and creeps on by itself,
-                    // for sources in other processes), checking back every few ms.
-                    next.epoch = next.epoch.max(env.control.source_epoch()).max(now.epoch + 1);
-                    activator.activate_after(IDLE_RECHECK);
-                }
-                env.control.saw_source_epoch(next.epoch);
-                if next != now {
-                    let mut next = next.join(&now);
-                    if (next.event, next.processing) != (now.event, now.processing) {
-                        // A step of time in an epoch of its own: once the sinks have passed
-                        // the epoch, everything downstream has seen the step.
-                        next.epoch = next.epoch.max(now.epoch + 1);
-                        unconfirmed = Some(next);
-                    }
-                    c.downgrade(&next);
-                }
-                match status {
-                    SourceStatus::More => activator.activate(),
-                    SourceStatus::Idle => {}
-                    SourceStatus::Done => ended = true,
-                }
+            self.unconfirmed = None;
+        }
+        // Flow control: wait while the sinks are too many epochs behind.
+        let now = *self.cap.time();
+        let behind = now.epoch.checked_sub(super::EPOCHS_AHEAD).is_some_and(|limit| !env.sinks_passed(limit));
+        (!self.ended && behind).then_some(Duration::from_millis(1))
+    }
+
+    fn poll(&mut self, cx: &mut Cx<'_, R>) -> Result<Polled, Failure> {
+        let env = cx.env;
+        if self.ended {
+            env.source_ended(self.node);
+            return Ok(Polled::Ended);
+        }
+        let mut slot = self.reader.borrow_mut();
+        let Some(r) = slot.as_mut() else { return Ok(Polled::Going) };
+        let status = r.poll(env.batch_size, &mut self.buffer)?;
+        // The source may still hold what it gave (a collection's items).
+        env.own(&mut self.buffer)?;
+        cx.give(&self.cap, &mut self.buffer);
+        self.batches += 1;
+        let now = *self.cap.time();
+        let mut next = source_time(r.as_ref(), now.epoch);
+        if self.batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
+            next.epoch += 1;
+        }
+        if status == SourceStatus::Idle {
+            // An idle source must not hold back the others' flow control: it keeps
+            // up with the busiest source of this process (and creeps on by itself,
+            // for sources in other processes), checking back every few ms.
+            next.epoch = next.epoch.max(env.control.source_epoch()).max(now.epoch + 1);
+            cx.wake_after(IDLE_RECHECK);
+        }
+        env.control.saw_source_epoch(next.epoch);
+        if next != now {
+            let mut next = next.join(&now);
+            if (next.event, next.processing) != (now.event, now.processing) {
+                // A step of time in an epoch of its own: once the sinks have passed
+                // the epoch, everything downstream has seen the step.
+                next.epoch = next.epoch.max(now.epoch + 1);
+                self.unconfirmed = Some(next);
             }
-            if ended {
-                if unconfirmed.is_some() {
-                    // The last step of time must be seen first.
-                    activator.activate();
-                } else {
-                    // Python objects held by the reader are released under the scope.
-                    env.enter(|| drop(slot.take()));
-                    cap = None;
-                    env.source_ended(node);
-                }
+            self.cap.downgrade(&next);
+        }
+        match status {
+            SourceStatus::More => cx.wake_after(Duration::ZERO),
+            SourceStatus::Idle => {}
+            SourceStatus::Done if self.unconfirmed.is_some() => {
+                // The last step of time must be seen first.
+                self.ended = true;
+                cx.wake_after(Duration::ZERO);
+            }
+            SourceStatus::Done => {
+                env.source_ended(self.node);
+                return Ok(Polled::Ended);
             }
         }
-    })
+        Ok(Polled::Going)
+    }
+
+    fn on_abort(&mut self) {
+        if let Some(r) = self.reader.borrow_mut().as_mut() {
+            r.cancel();
+        }
+    }
 }
 
 /// How often an idle source moves its epoch on.

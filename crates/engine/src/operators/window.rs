@@ -15,18 +15,16 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::ParallelizationContract;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
 use crate::functions::{ApplyFactory, Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
 use crate::key::{Key, KeyMap};
-use crate::operators::keyed::open_batches;
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
+use crate::operators::keyed::open;
 use crate::operators::{own_records, Keyed, OpEnv};
 use crate::plan::{WindowFunction, WindowSpec};
 use crate::record::Record;
@@ -343,209 +341,216 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
 ) -> (Stream<'s, Time, Vec<R>>, Stream<'s, Time, Vec<R>>) {
+    let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
-    let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(name.clone(), scope);
-    let info = builder.operator_info();
-    let mut input = builder.new_input(stream, pact);
-    let (main_out, main_stream) = builder.new_output::<Vec<R>>();
-    let (late_out, late_stream) = builder.new_output::<Vec<R>>();
-    let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(main_out);
-    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<R>>>::from(late_out);
-    let activator = scope.activator_for(info.address);
     let (spec, function) = (spec.clone(), function.clone());
-    builder.build(move |caps| {
-        let mut core = make_core(&env, &name, parallelism, &spec, &function);
+    let [main, late] = driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        let core = make_core(&env, &name, parallelism, &spec, &function)?;
         let manual = env.manual_processing_time;
-        // Processing-time windows on the wall clock take records as they come.
-        let in_order = manual || core.as_ref().is_some_and(|c| c.is_event_time());
-        let mut pending: BTreeMap<Time, Vec<Keyed<R>>> = BTreeMap::new();
-        // Output capabilities (results, late records) at the least epoch and processing
-        // time of the input frontier and at the window's own watermark: everything goes
-        // out "before" the watermark that made it, as in Flink, where results precede the
-        // watermark downstream (a second window never finds them late).
-        let mut anchor: Option<Vec<Capability<Time>>> = core.as_ref().map(|_| caps);
-        let mut key_values: KeyMap<R> = KeyMap::default();
-        let mut keyed = Vec::new();
-        let mut out = Vec::new();
-        let mut late = Vec::new();
-        let mut reported_late = 0u64;
-        move |frontiers| {
-            let frontier = frontiers[0].frontier();
-            let Some(c) = core.as_mut().filter(|_| !env.control.aborted()) else {
-                input.for_each(|_cap, data| data.clear());
-                pending.clear();
-                anchor = None;
-                return;
-            };
-            let Some(at) = anchor.as_ref().map(|a| (a[0].clone(), a[1].clone())) else { return };
-            let mut main = main_out.activate();
-            let mut late_port = late_out.activate();
-            let mut failed: Option<UdfError> = None;
-            env.enter(|| {
-                input.for_each(|cap, data| {
-                    if failed.is_some() || !open_batches(&env, &name, data, &mut keyed) {
-                        data.clear();
-                        keyed.clear();
-                        failed.get_or_insert_with(|| UdfError::internal("a batch from another process is corrupt"));
-                        return;
-                    }
-                    let Some(&t) = cap.stamp().iter().next() else { return };
-                    pending.entry(t).or_default().append(&mut keyed);
-                });
-                if failed.is_some() {
-                    return;
-                }
-                let wm_now = time::watermark(frontier);
-                let clock = env.processing_time(frontier);
-                // Complete batches, by watermark: every batch processed later, complete or
-                // not, was sent at a watermark at or above this one's.
-                let mut ready: Vec<Time> =
-                    pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
-                ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
-                // The same for manual processing time: the least still to come.
-                let mut later_processing = vec![i64::MAX; ready.len()];
-                for i in (0..ready.len().saturating_sub(1)).rev() {
-                    later_processing[i] = later_processing[i + 1].min(ready[i + 1].processing);
-                }
-                let step = || -> UdfResult<()> {
-                    if !manual {
-                        let fired = c.processing_time(clock)?;
-                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                    }
-                    for (t, later_processing) in ready.into_iter().zip(later_processing) {
-                        let group = pending.remove(&t).expect("listed");
-                        // The time the batch was sent under, as far as the whole input allows.
-                        // A batch from an idle partition says nothing about the watermark.
-                        let mut fired = match wm_now {
-                            Some(w) if t.event < crate::watermarks::IDLE => c.watermark(t.event.min(w))?,
-                            _ => Vec::new(),
-                        };
-                        if manual {
-                            fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
-                        }
-                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                        for (key, key_value, value) in group {
-                            let ts = value.timestamp();
-                            if ts == NO_TIME && c.is_event_time() {
-                                return Err(UdfError::new(format!(
-                                    "record {} has no timestamp, so no event-time window can take it: \
-                                     call assign_timestamps_and_watermarks(...) before the window, \
-                                     or use a processing-time window",
-                                    value.describe()
-                                )));
-                            }
-                            key_values.entry(key.clone()).or_insert(key_value);
-                            let kept = match c.element(key.clone(), ts, value)? {
-                                Outcome::Fired(fired) => {
-                                    emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                                    true
-                                }
-                                Outcome::Late(v) => {
-                                    late.push(v);
-                                    false
-                                }
-                                Outcome::Dropped => false,
-                            };
-                            // A record no window took may leave its key without windows.
-                            if !kept && !c.has_windows(&key) {
-                                key_values.remove(&key);
-                            }
-                        }
-                        if !late.is_empty() {
-                            late_port.session(&at.1).give_container(&mut late);
-                            late.clear();
-                        }
-                    }
-                    if frontier.is_empty() {
-                        let fired = c.finish()?;
-                        emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                        c.close()?;
-                    } else {
-                        if let Some(w) = wm_now {
-                            let fired = c.watermark(w)?;
-                            emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                        }
-                        if manual {
-                            let fired = c.processing_time(clock)?;
-                            emit_all(c, &mut key_values, fired, Some(&at.0), &mut main, &mut out, node, &env)?;
-                        }
-                    }
-                    Ok(())
-                };
-                if let Err(e) = step() {
-                    failed = Some(e);
-                }
-                let late_now = c.late_dropped();
-                if late_now > reported_late {
-                    env.control.add_late_dropped(late_now - reported_late);
-                    if reported_late == 0 {
-                        env.control.warn(format!(
-                            "{name}: records behind the watermark were dropped; \
-                             result.late_records_dropped counts them. Keep them with side_output_late_data(tag), \
-                             or accept them with allowed_lateness(...)"
-                        ));
-                    }
-                    reported_late = late_now;
-                }
-            });
-            if let Some(e) = failed {
-                env.fail(ErrorKind::Udf, &name, e);
-                env.enter(|| {
-                    core = None;
-                    pending.clear();
-                    key_values.clear();
-                });
-                anchor = None;
-                return;
-            }
-            if frontier.is_empty() {
-                env.enter(|| {
-                    core = None;
-                    key_values.clear();
-                });
-                anchor = None;
-                return;
-            }
-            let next = Time {
-                epoch: time::least_epoch(frontier).unwrap_or(u64::MAX),
-                event: c.current().0,
-                processing: time::processing_time(frontier),
-            };
-            if let Some(a) = anchor.as_mut() {
-                for cap in a.iter_mut() {
-                    if *cap.time() != next {
-                        cap.downgrade(&next);
-                    }
-                }
-            }
-            if !manual {
-                if let Some(at) = c.next_processing_wakeup() {
-                    let wait = at.saturating_sub(env.clock.now_ms()).max(1) as u64;
-                    activator.activate_after(Duration::from_millis(wait));
-                }
-            }
-        }
+        Some(WindowLogic {
+            // Processing-time windows on the wall clock take records as they come.
+            in_order: manual || core.is_event_time(),
+            manual,
+            core,
+            caps,
+            pending: BTreeMap::new(),
+            key_values: KeyMap::default(),
+            keyed: Vec::new(),
+            out: Vec::new(),
+            late: Vec::new(),
+            reported_late: 0,
+            name,
+        })
     });
-    (main_stream, late_stream)
+    (main, late)
 }
 
-/// Hands firings to the window function and sends the results at `cap`.
-#[allow(clippy::too_many_arguments)]
+/// One worker's window operator.
+struct WindowLogic<R: Record> {
+    core: Core<R>,
+    /// Output capabilities (results, late records) at the least epoch and processing
+    /// time of the input frontier and at the window's own watermark: everything goes
+    /// out "before" the watermark that made it, as in Flink, where results precede the
+    /// watermark downstream (a second window never finds them late).
+    caps: [Capability<Time>; 2],
+    /// Records by the time of their batch, until the frontier passes it.
+    pending: BTreeMap<Time, Vec<Keyed<R>>>,
+    /// Each key's value (what the window function gets), while it has windows.
+    key_values: KeyMap<R>,
+    /// Records take the window's watermark order (see "# Time").
+    in_order: bool,
+    manual: bool,
+    keyed: Vec<Keyed<R>>,
+    out: Vec<R>,
+    late: Vec<R>,
+    reported_late: u64,
+    name: String,
+}
+
+impl<R: Record> WindowLogic<R> {
+    /// Processes the complete batches in watermark order, then fires what the
+    /// frontier's watermark and processing time make due; with `ended`, every window.
+    fn step(&mut self, cx: &mut Cx<'_, R, 2>, ended: bool) -> UdfResult<()> {
+        let env = cx.env;
+        let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, .. } = self;
+        let (in_order, manual) = (*in_order, *manual);
+        let frontier = cx.frontier(0);
+        let wm_now = time::watermark(frontier);
+        let clock = env.processing_time(frontier);
+        // Complete batches, by watermark: every batch processed later, complete or
+        // not, was sent at a watermark at or above this one's.
+        let mut ready: Vec<Time> = pending.keys().filter(|t| !in_order || !frontier.less_equal(t)).copied().collect();
+        ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
+        // The same for manual processing time: the least still to come.
+        let mut later_processing = vec![i64::MAX; ready.len()];
+        for i in (0..ready.len().saturating_sub(1)).rev() {
+            later_processing[i] = later_processing[i + 1].min(ready[i + 1].processing);
+        }
+        let at = &caps[0];
+        if !manual {
+            let fired = c.processing_time(clock)?;
+            emit_all(c, key_values, fired, at, cx, out)?;
+        }
+        for (t, later_processing) in ready.into_iter().zip(later_processing) {
+            let group = pending.remove(&t).expect("listed");
+            // The time the batch was sent under, as far as the whole input allows.
+            // A batch from an idle partition says nothing about the watermark.
+            let mut fired = match wm_now {
+                Some(w) if t.event < crate::watermarks::IDLE => c.watermark(t.event.min(w))?,
+                _ => Vec::new(),
+            };
+            if manual {
+                fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
+            }
+            emit_all(c, key_values, fired, at, cx, out)?;
+            for (key, key_value, value) in group {
+                let ts = value.timestamp();
+                if ts == NO_TIME && c.is_event_time() {
+                    return Err(UdfError::new(format!(
+                        "record {} has no timestamp, so no event-time window can take it: \
+                         call assign_timestamps_and_watermarks(...) before the window, \
+                         or use a processing-time window",
+                        value.describe()
+                    )));
+                }
+                key_values.entry(key.clone()).or_insert(key_value);
+                let kept = match c.element(key.clone(), ts, value)? {
+                    Outcome::Fired(fired) => {
+                        emit_all(c, key_values, fired, at, cx, out)?;
+                        true
+                    }
+                    Outcome::Late(v) => {
+                        late.push(v);
+                        false
+                    }
+                    Outcome::Dropped => false,
+                };
+                // A record no window took may leave its key without windows.
+                if !kept && !c.has_windows(&key) {
+                    key_values.remove(&key);
+                }
+            }
+            if !late.is_empty() {
+                cx.give_to(1, &caps[1], late);
+            }
+        }
+        if ended {
+            let fired = c.finish()?;
+            emit_all(c, key_values, fired, at, cx, out)?;
+            c.close()?;
+        } else {
+            if let Some(w) = wm_now {
+                let fired = c.watermark(w)?;
+                emit_all(c, key_values, fired, at, cx, out)?;
+            }
+            if manual {
+                let fired = c.processing_time(clock)?;
+                emit_all(c, key_values, fired, at, cx, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`WindowLogic::step`], then counts and warns about the records dropped as late
+    /// (even if the step failed: what it dropped before is counted).
+    fn step_and_report(&mut self, cx: &mut Cx<'_, R, 2>, ended: bool) -> Result<(), Failure> {
+        let result = self.step(cx, ended);
+        let late_now = self.core.late_dropped();
+        if late_now > self.reported_late {
+            let control = &cx.env.control;
+            control.add_late_dropped(late_now - self.reported_late);
+            if self.reported_late == 0 {
+                control.warn(format!(
+                    "{}: records behind the watermark were dropped; \
+                     result.late_records_dropped counts them. Keep them with side_output_late_data(tag), \
+                     or accept them with allowed_lateness(...)",
+                    self.name
+                ));
+            }
+            self.reported_late = late_now;
+        }
+        Ok(result?)
+    }
+}
+
+impl<R: Record> OperatorLogic<R, 2> for WindowLogic<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R, 2>) -> Result<(), Failure> {
+        self.step_and_report(cx, false)?;
+        let env = cx.env;
+        let frontier = cx.frontier(0);
+        let next = Time {
+            epoch: time::least_epoch(frontier).unwrap_or(u64::MAX),
+            event: self.core.current().0,
+            processing: time::processing_time(frontier),
+        };
+        for cap in self.caps.iter_mut() {
+            if *cap.time() != next {
+                cap.downgrade(&next);
+            }
+        }
+        if !self.manual {
+            if let Some(at) = self.core.next_processing_wakeup() {
+                let wait = at.saturating_sub(env.clock.now_ms()).max(1) as u64;
+                cx.wake_after(Duration::from_millis(wait));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, cx: &mut Cx<'_, R, 2>) -> Result<(), Failure> {
+        self.step_and_report(cx, true)
+    }
+}
+
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, 2> for WindowLogic<R> {
+    /// Keeps the batch until the frontier passes its time (see "# Time").
+    fn on_batch(
+        &mut self,
+        _cx: &mut Cx<'_, R, 2>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        open(data, &mut self.keyed)?;
+        let Some(&t) = cap.stamp().iter().next() else { return Ok(()) };
+        self.pending.entry(t).or_default().append(&mut self.keyed);
+        Ok(())
+    }
+}
+
+/// Hands firings to the window function and sends the results at `cap` on the main
+/// output.
 fn emit_all<R: Record>(
     core: &mut Core<R>,
     key_values: &mut KeyMap<R>,
     firings: Vec<Fired<R>>,
-    cap: Option<&Capability<Time>>,
-    output: &mut timely::dataflow::operators::generic::OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<R>>>,
+    cap: &Capability<Time>,
+    cx: &mut Cx<'_, R, 2>,
     out: &mut Vec<R>,
-    node: usize,
-    env: &OpEnv,
 ) -> UdfResult<()> {
     if firings.is_empty() {
         return Ok(());
     }
-    let cap = cap.ok_or_else(|| UdfError::internal("a window fired with no capability held"))?;
+    let env = cx.env;
     let mut touched = Vec::with_capacity(firings.len());
     for firing in firings {
         let key_value =
@@ -561,8 +566,6 @@ fn emit_all<R: Record>(
             key_values.remove(&key);
         }
     }
-    env.count(node, out.len());
-    output.session(cap).give_container(out);
-    out.clear();
+    cx.give(cap, out);
     Ok(())
 }
