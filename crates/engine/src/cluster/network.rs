@@ -744,7 +744,7 @@ pub fn quiet_network_panics() {
 
 #[cfg(test)]
 mod tests {
-    use super::{Deframer, FrameTracker, DATA, HEARTBEAT};
+    use super::{Deframer, FrameTracker, PeerCancelled, CANCEL, DATA, HEARTBEAT};
     use std::io::{self, Read};
 
     /// Hands out its bytes `chunk` at a time, as a socket may.
@@ -781,6 +781,27 @@ mod tests {
                 0 => return Ok(out),
                 n => out.extend_from_slice(&buf[..n]),
             }
+        }
+    }
+
+    #[test]
+    fn a_cancel_frame_after_data_is_a_cancelled_peer_not_garbage() {
+        let mut wire = data_frame(b"records");
+        wire.extend([HEARTBEAT, CANCEL, DATA]);
+        for chunk in [1, 3, 64] {
+            let mut source = Chunks { data: wire.clone(), at: 0, chunk };
+            let mut deframer = Deframer::default();
+            let mut buf = [0u8; 64];
+            let mut out = Vec::new();
+            let error = loop {
+                match deframer.read(&mut source, &mut buf) {
+                    Ok(0) => panic!("the stream ended without the cancel"),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(out, b"records", "chunk {chunk}");
+            assert!(error.get_ref().is_some_and(|e| e.is::<PeerCancelled>()), "chunk {chunk}: {error}");
         }
     }
 
