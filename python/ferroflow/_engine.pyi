@@ -27,7 +27,8 @@ class SourceContext:
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
             object_reuse: bool = False, cancel: Optional[CancelToken] = None) -> Dict[str, Any]:
-    """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...]}.
+    """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...],
+    "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it).
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
     object_reuse: operators may share records (off: each gets records of its own)."""
 
