@@ -5,13 +5,18 @@ surface from the iterator. Run at 1 worker, 2 threads and 2 processes."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import bag, collect, make_env
 
-from ferroflow import FerroflowError, JobExecutionException
+from ferroflow import FerroflowError, JobExecutionException, SourceFunction
 from ferroflow._collect import CloseableIterator
 
 
@@ -195,3 +200,158 @@ def test_a_script_ending_without_close_stops_its_jobs_and_exits_cleanly(tmp_path
         done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["2", "2"]
+
+
+class IdleAfter(SourceFunction):
+    """Emits ``n`` records, then nothing until cancelled: an unbounded source gone idle."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.running = True
+
+    def run(self, ctx) -> None:
+        for i in range(self.n):
+            ctx.collect(i)
+        while self.running:
+            time.sleep(0.01)
+
+    def cancel(self) -> None:
+        self.running = False
+
+
+def close_within(it: CloseableIterator, seconds: float) -> float:
+    """Closes ``it`` on another thread (so a close() that never returns fails the test
+    instead of hanging it) and returns how long it took."""
+    started = time.monotonic()
+    closer = threading.Thread(target=it.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    assert not closer.is_alive(), f"close() did not return within {seconds} s"
+    return time.monotonic() - started
+
+
+def test_close_on_an_idle_stream_returns_promptly_and_leaves_no_thread(env, baseline):
+    it = env.add_source(IdleAfter(3)).map(lambda x: x * 10).execute_and_collect()
+    assert sorted(next(it) for _ in range(3)) == [0, 10, 20]
+    time.sleep(0.2)  # the source is idle now: no record will reach the sink again
+    assert close_within(it, 5.0) < 1.5
+    assert_no_thread_left(baseline)
+    with pytest.raises(StopIteration):
+        next(it)
+
+
+def test_leaving_a_with_block_on_an_idle_stream_is_prompt(env, baseline):
+    first: list = []
+
+    def body() -> None:
+        with env.add_source(IdleAfter(1)).execute_and_collect() as it:
+            first.append(next(it))
+
+    started = time.monotonic()
+    block = threading.Thread(target=body, daemon=True)  # so a hang fails the test, not the run
+    block.start()
+    block.join(5.0)
+    assert not block.is_alive(), "leaving the with block did not return within 5 s"
+    assert first == [0]
+    assert time.monotonic() - started < 3.0
+    assert_no_thread_left(baseline)
+
+
+def test_limit_on_an_idle_unbounded_source_returns_the_first_records(env, baseline):
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(
+        env.add_source(IdleAfter(4)).execute_and_collect(limit=4)), daemon=True)
+    runner.start()
+    runner.join(10.0)
+    assert not runner.is_alive(), "execute_and_collect(limit=4) did not return within 10 s"
+    assert sorted(result[0]) == [0, 1, 2, 3]
+    assert_no_thread_left(baseline)
+
+
+class FailsWhenIdle(SourceFunction):
+    """Emits two records, idles a moment, then fails."""
+
+    def run(self, ctx) -> None:
+        ctx.collect("a")
+        ctx.collect("b")
+        time.sleep(0.3)
+        raise RuntimeError("source broke while idle")
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_an_error_after_an_idle_spell_surfaces_from_the_iterator(env, baseline):
+    it = env.add_source(FailsWhenIdle()).execute_and_collect()
+    seen = []
+    with pytest.raises(JobExecutionException) as info:
+        for x in it:
+            seen.append(x)  # noqa: PERF402 - keeps what came before the error
+    assert seen == ["a", "b"]
+    assert "source broke while idle" in info.value.detail
+    assert_no_thread_left(baseline)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FERROFLOW = str(BIN / "ferroflow") if (BIN / "ferroflow").exists() else str(ROOT / ".venv" / "bin" / "ferroflow")
+
+CLOSE_EARLY_UNDER_THE_LAUNCHER = """
+import os, threading, time
+from ferroflow import SourceFunction, StreamExecutionEnvironment
+
+class IdleAfter(SourceFunction):
+    def __init__(self):
+        self.running = True
+
+    def run(self, ctx):
+        for i in range(3):
+            ctx.collect(i)
+        while self.running:
+            time.sleep(0.01)
+
+    def cancel(self):
+        self.running = False
+
+env = StreamExecutionEnvironment.get_execution_environment()
+it = env.add_source(IdleAfter()).map(lambda x: x * 10).execute_and_collect()
+got = []
+for x in it:  # process 1's iterator yields nothing and ends when process 0 cancels
+    got.append(x)
+    if len(got) == 3:
+        break
+started = time.monotonic()
+it.close()
+took = time.monotonic() - started
+limited = env.generate_sequence(1, 10**12).execute_and_collect(limit=3)
+time.sleep(0.3)  # threads of the jobs end
+names = sorted(t.name for t in threading.enumerate())
+print(f"RESULT pid={os.getpid()} got={sorted(got)} close={took:.2f} limited={len(limited)} threads={names}")
+"""
+
+
+def test_closing_early_under_ferroflow_run_p2_exits_0_and_leaves_nothing(tmp_path):
+    script = tmp_path / "close_early.py"
+    script.write_text(textwrap.dedent(CLOSE_EARLY_UNDER_THE_LAUNCHER))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERROFLOW_")}
+    try:
+        p = subprocess.run([FERROFLOW, "run", str(script), "-p", "2"], check=False, capture_output=True, text=True,
+                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"ferroflow run -p 2 did not finish within 60 s: {e}")
+    assert p.returncode == 0, p
+    results = re.findall(r"RESULT pid=(\d+) got=(\[.*?\]) close=([\d.]+) limited=(\d+) threads=(\[.*?\])", p.stdout)
+    assert len(results) == 2, p
+    by_got = {got: (int(pid), float(took), int(limited), names) for pid, got, took, limited, names in results}
+    assert set(by_got) == {"[0, 10, 20]", "[]"}, p  # process 0 has every record, process 1 none
+    _, took, limited, _ = by_got["[0, 10, 20]"]
+    assert took < 1.5, p
+    assert limited == 3, p
+    assert by_got["[]"][2] == 0, p
+    for pid, _, _, names in by_got.values():
+        assert names == "['MainThread']", p
+        deadline = time.monotonic() + 5
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} is still there"
+    assert "lost the connection" not in p.stderr and "Traceback" not in p.stderr, p.stderr

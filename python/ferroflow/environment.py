@@ -286,10 +286,12 @@ class StreamExecutionEnvironment:
                 function.prepare(workers)
         position = {n.id: i for i, n in enumerate(job)}
         nodes = [_EngineNode(n, position) for n in job]
+        from ._collect import cancel_token
+
         started = time.monotonic()
         try:
             summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
-                                      object_reuse=self._config.is_object_reuse_enabled())
+                                      object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token())
         except _engine.JobFailed as failed:
             text, kind, operator, record, detail, worker = failed.args
             raise job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None

@@ -330,9 +330,15 @@ fn run_worker<R: Record>(
         counts.borrow_mut().iter_mut().for_each(|c| *c = 0);
     }
     if control.aborted() {
-        // Closing our connections tells the other processes at once.
+        // Closing our connections tells the other processes at once; a cancellation of
+        // our own (not one a peer told us of) is announced as such first.
         if let Some(m) = monitor {
-            m.disconnect();
+            let cancelled_here = m.lost().is_none() && control.error().is_some_and(|e| e.kind == ErrorKind::Cancelled);
+            if cancelled_here {
+                m.disconnect_cancelled();
+            } else {
+                m.disconnect();
+            }
         }
         env.run_cancel_hooks();
         for id in worker.installed_dataflows() {

@@ -528,8 +528,19 @@ fn a_single_process_gets_local_allocators() {
 
 #[test]
 fn a_process_that_disconnects_mid_run_fails_the_other_fast() {
+    disconnect_mid_run(false);
+}
+
+/// A process that cancelled its job (`execute_and_collect()` closed early) says so before
+/// it disconnects: the other one stops as cancelled, naming it, not as after a crash.
+#[test]
+fn a_process_that_cancels_mid_run_stops_the_other_as_cancelled() {
+    disconnect_mid_run(true);
+}
+
+fn disconnect_mid_run(cancelled: bool) {
     cluster::quiet_network_panics();
-    within(Duration::from_secs(20), || {
+    within(Duration::from_secs(20), move || {
         let (listeners, addresses) = bind_local(2);
         let disconnected_at = Arc::new(Mutex::new(None::<Instant>));
         let processes: Vec<_> = listeners
@@ -549,7 +560,11 @@ fn a_process_that_disconnects_mid_run_fails_the_other_fast() {
                             if p == 1 && round == 20 {
                                 // What the engine does when this process aborts (an error, Ctrl-C).
                                 *disconnected_at.lock().unwrap() = Some(Instant::now());
-                                quitter.disconnect();
+                                if cancelled {
+                                    quitter.disconnect_cancelled();
+                                } else {
+                                    quitter.disconnect();
+                                }
                             }
                             started.elapsed() < Duration::from_secs(10)
                         })
@@ -572,7 +587,14 @@ fn a_process_that_disconnects_mid_run_fails_the_other_fast() {
         assert!(!matches!(survivor_outcomes[0], Ok(Ok(_))));
         assert!(survivor_done.duration_since(at) < Duration::from_secs(2), "{:?}", survivor_done.duration_since(at));
         let lost = survivor.lost().expect("process 0 knows it lost process 1");
-        assert!(matches!(lost, ClusterError::PeerLost { process: 1, .. }), "{lost:?}");
+        if cancelled {
+            assert!(matches!(lost, ClusterError::PeerCancelled { process: 1 }), "{lost:?}");
+            assert_eq!(lost.to_string(), "process 1 cancelled the job");
+            let error: ferroflow_engine::JobError = survivor.lost().expect("still lost").into();
+            assert_eq!(error.kind, ferroflow_engine::ErrorKind::Cancelled);
+        } else {
+            assert!(matches!(lost, ClusterError::PeerLost { process: 1, .. }), "{lost:?}");
+        }
         eprintln!("{lost}");
         assert!(quitter.lost().is_none(), "the process that disconnected blames nobody");
         assert!(!matches!(quitter_outcomes[0], Ok(Ok(_))), "process 1 stopped too");

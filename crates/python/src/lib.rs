@@ -14,6 +14,7 @@ mod record;
 mod sources;
 mod udf;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,19 +64,47 @@ fn job_failed(e: &JobError) -> PyErr {
     ))
 }
 
+/// Cancels a running `run_job` from another thread (`execute_and_collect`'s `close()`):
+/// only the main thread sees Ctrl-C, so the wait loop also polls this flag.
+#[pyclass(frozen)]
+struct CancelToken {
+    cancelled: AtomicBool,
+}
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> Self {
+        CancelToken { cancelled: AtomicBool::new(false) }
+    }
+
+    /// Asks the job to stop; `run_job` then returns within about 20 ms plus the
+    /// workers' stop. Safe from any thread, any number of times.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
 /// `run_job`'s `cluster` argument, as `environment.py` builds it.
 type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 
 /// Runs the plan `nodes` on `workers` threads of this process and blocks until it
 /// ends. Returns `{"counts": [...per node], "dropped": int, "warnings": [...]}`.
 /// Raises `JobFailed` if the job fails and `KeyboardInterrupt` on Ctrl-C.
+/// `cancel`: a `CancelToken`; once cancelled, the job stops (as on Ctrl-C, and in a
+/// multi-process run the other processes are told) and the dict has `"cancelled": True`
+/// instead of an error.
 /// `cluster`: `(process, addresses, secret, connect_timeout_ms, job_fingerprint,
 /// heartbeat_timeout_ms)` for a multi-process run; `workers` is then the worker threads
 /// of this process.
 /// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
 /// records of its own, see `copies`).
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None))]
 fn run_job<'py>(
     py: Python<'py>,
     nodes: &Bound<'py, PyAny>,
@@ -83,6 +112,7 @@ fn run_job<'py>(
     batch_size: usize,
     cluster: Option<ClusterArg>,
     object_reuse: bool,
+    cancel: Option<Py<CancelToken>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
@@ -95,29 +125,57 @@ fn run_job<'py>(
     let config =
         ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, object_reuse, ..ExecConfig::default() };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
-    // Wait in slices instead of blocking in join, so Ctrl-C reaches us within POLL;
-    // the wait ends as soon as the job does.
+    // Wait in slices instead of blocking in join, so Ctrl-C (or the cancel token)
+    // reaches us within POLL; the wait ends as soon as the job does.
     let control = running.control.clone();
+    let cancelled = || cancel.as_ref().is_some_and(|c| c.get().cancelled());
+    let mut by_token = false;
     while !py.detach(|| control.wait_finished(POLL)) {
-        if let Err(interrupt) = py.check_signals() {
-            running.control.cancel();
-            let deadline = Instant::now() + CANCEL_GRACE;
-            while Instant::now() < deadline && !py.detach(|| control.wait_finished(POLL)) {}
-            if running.finished() {
-                let _ = py.detach(|| running.join());
-            } else {
-                // A worker is stuck in user code; joining would hang. Leave it.
-                std::mem::forget(running);
-            }
+        let interrupt = py.check_signals().err();
+        by_token = interrupt.is_none() && cancelled();
+        if interrupt.is_none() && !by_token {
+            continue;
+        }
+        running.control.cancel();
+        let deadline = Instant::now() + CANCEL_GRACE;
+        while Instant::now() < deadline && !py.detach(|| control.wait_finished(POLL)) {}
+        if !running.finished() {
+            // A worker is stuck in user code; joining would hang. Leave it.
+            std::mem::forget(running);
+            return match interrupt {
+                Some(interrupt) => Err(interrupt),
+                None => cancelled_summary(py),
+            };
+        }
+        if let Some(interrupt) = interrupt {
+            let _ = py.detach(|| running.join());
             return Err(interrupt);
         }
+        break;
     }
-    let summary = py.detach(|| running.join()).map_err(|e| job_failed(&e))?;
+    let summary = match py.detach(|| running.join()) {
+        // Cancelled by the token: that is the end asked for, unless a real error came first.
+        Err(e) if by_token && e.kind == ErrorKind::Cancelled => return cancelled_summary(py),
+        other => other.map_err(|e| job_failed(&e))?,
+    };
     let out = PyDict::new(py);
     out.set_item("counts", summary.counts)?;
     out.set_item("dropped", summary.dropped)?;
     out.set_item("late_dropped", summary.late_dropped)?;
     out.set_item("warnings", summary.warnings)?;
+    out.set_item("cancelled", false)?;
+    Ok(out)
+}
+
+/// `run_job`'s answer for a job its cancel token stopped: no counts (partial ones would
+/// mislead).
+fn cancelled_summary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("counts", Vec::<u64>::new())?;
+    out.set_item("dropped", 0)?;
+    out.set_item("late_dropped", 0)?;
+    out.set_item("warnings", Vec::<String>::new())?;
+    out.set_item("cancelled", true)?;
     Ok(out)
 }
 
@@ -139,6 +197,7 @@ fn resolve_secret<'py>(
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
+    m.add_class::<CancelToken>()?;
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
     m.add_class::<sources::SourceContext>()?;

@@ -55,6 +55,9 @@ pub enum ClusterError {
     /// Nothing, not even a heartbeat, came from a peer for `timeout` while the job ran:
     /// it is stopped (SIGSTOP), hung, or cut off by the network.
     PeerSilent { process: usize, address: String, timeout: Duration },
+    /// A peer cancelled the job while it ran (`execute_and_collect()` closed early there)
+    /// and told us: this process stops as cancelled too.
+    PeerCancelled { process: usize },
     /// An unexpected I/O failure.
     Io { context: String, source: io::Error },
 }
@@ -149,6 +152,7 @@ impl fmt::Display for ClusterError {
                 "lost the connection to process {process} at {address} ({detail}): that process crashed, was \
                  killed or stopped the job after an error; see its own error output"
             ),
+            ClusterError::PeerCancelled { process } => write!(f, "process {process} cancelled the job"),
             ClusterError::PeerSilent { process, address, timeout } => write!(
                 f,
                 "no heartbeat from process {process} at {address} for {}: that process is stopped or hung, or \
@@ -173,7 +177,7 @@ impl std::error::Error for ClusterError {
 impl From<ClusterError> for crate::error::JobError {
     fn from(e: ClusterError) -> Self {
         let kind = match e {
-            ClusterError::Cancelled { .. } => crate::error::ErrorKind::Cancelled,
+            ClusterError::Cancelled { .. } | ClusterError::PeerCancelled { .. } => crate::error::ErrorKind::Cancelled,
             _ => crate::error::ErrorKind::System,
         };
         crate::error::JobError::new(kind, e.to_string())

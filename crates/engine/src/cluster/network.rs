@@ -25,7 +25,9 @@
 //!
 //! On the wire, after the start barrier, each direction of a connection is a sequence of
 //! `DATA u8 | length u32 (big-endian, > 0) | length bytes of timely's stream` and
-//! `HEARTBEAT u8`. A frame is written whole under the link's lock, so a heartbeat never
+//! `HEARTBEAT u8` and `CANCEL u8`. `CANCEL` is the last thing a process sends when its
+//! job was cancelled ([`PeerMonitor::disconnect_cancelled`]): the peer then stops as
+//! cancelled ([`ClusterError::PeerCancelled`]) instead of reporting a crash. A frame is written whole under the link's lock, so a heartbeat never
 //! lands inside one; timely's own framing is carried unchanged inside the data frames.
 
 use std::any::Any;
@@ -118,6 +120,7 @@ pub fn allocators(config: &ClusterConfig, sockets: Vec<Option<TcpStream>>) -> Re
 /// Tags of the frames on a connection (see the module docs).
 const DATA: u8 = b'D';
 const HEARTBEAT: u8 = b'H';
+const CANCEL: u8 = b'C';
 /// Longest data frame: a longer write from timely is sent in several.
 const MAX_FRAME: usize = 1 << 30;
 /// Most heartbeats per time-out, and the longest pause between two.
@@ -170,6 +173,28 @@ impl Link {
     }
 }
 
+impl Link {
+    /// Sends a `CANCEL` frame between timely's frames, unless timely already ended its
+    /// side (the peer then needs no telling). Waits at most [`BEAT_WRITE`] for timely's
+    /// writer and for room, so a peer that reads nothing cannot hold up the cancel.
+    fn send_cancel(&self) {
+        let deadline = Instant::now() + BEAT_WRITE;
+        let closed = loop {
+            match self.write_closed.try_lock() {
+                Ok(closed) => break closed,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        };
+        if !*closed && self.socket.set_write_timeout(Some(BEAT_WRITE)).is_ok() {
+            let _ = (&self.socket).write(&[CANCEL]);
+        }
+    }
+}
+
 /// Why a peer is lost.
 #[derive(Clone)]
 enum Loss {
@@ -177,6 +202,8 @@ enum Loss {
     Broken(String),
     /// Nothing came from it for the heartbeat time-out.
     Silent,
+    /// It cancelled the job and said so (a `CANCEL` frame).
+    Cancelled,
 }
 
 #[derive(Default)]
@@ -324,6 +351,7 @@ impl PeerMonitor {
         Some(match loss {
             Loss::Broken(detail) => ClusterError::PeerLost { process, address, detail },
             Loss::Silent => ClusterError::PeerSilent { process, address, timeout: self.inner.heartbeat_timeout },
+            Loss::Cancelled => ClusterError::PeerCancelled { process },
         })
     }
 
@@ -340,6 +368,17 @@ impl PeerMonitor {
         self.inner.disconnected.store(true, Ordering::SeqCst);
         self.inner.shutdown_sockets();
         self.inner.stop_heartbeats();
+    }
+
+    /// [`PeerMonitor::disconnect`] for a job this process cancelled: each peer first gets
+    /// a `CANCEL` frame, so it stops as cancelled rather than reporting this process lost.
+    pub fn disconnect_cancelled(&self) {
+        if !self.inner.disconnected.swap(true, Ordering::SeqCst) {
+            for link in self.inner.links.iter().flatten() {
+                link.send_cancel();
+            }
+        }
+        self.disconnect();
     }
 
     /// True once [`PeerMonitor::disconnect`] was called.
@@ -419,6 +458,18 @@ impl Default for Deframer {
     }
 }
 
+/// The error [`Deframer::read`] returns for a `CANCEL` frame.
+#[derive(Debug)]
+struct PeerCancelled;
+
+impl std::fmt::Display for PeerCancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the peer cancelled the job")
+    }
+}
+
+impl std::error::Error for PeerCancelled {}
+
 fn garbled(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("garbled data from the peer: {what}"))
 }
@@ -438,6 +489,7 @@ impl Deframer {
                         self.lo += 1;
                         match byte {
                             HEARTBEAT => {}
+                            CANCEL => return Err(io::Error::new(io::ErrorKind::ConnectionAborted, PeerCancelled)),
                             DATA => self.expect = Expect::Length { bytes: [0; 4], got: 0 },
                             other => return Err(garbled(format!("unknown frame tag {other:#04x}"))),
                         }
@@ -567,7 +619,8 @@ impl Read for PeerStream {
                 Ok(n)
             }
             Err(e) => {
-                self.monitor.lost(self.peer, Loss::Broken(e.to_string()));
+                let cancelled = e.get_ref().is_some_and(|inner| inner.is::<PeerCancelled>());
+                self.monitor.lost(self.peer, if cancelled { Loss::Cancelled } else { Loss::Broken(e.to_string()) });
                 Err(e)
             }
         }
@@ -691,7 +744,7 @@ pub fn quiet_network_panics() {
 
 #[cfg(test)]
 mod tests {
-    use super::{Deframer, FrameTracker, DATA, HEARTBEAT};
+    use super::{Deframer, FrameTracker, PeerCancelled, CANCEL, DATA, HEARTBEAT};
     use std::io::{self, Read};
 
     /// Hands out its bytes `chunk` at a time, as a socket may.
@@ -728,6 +781,27 @@ mod tests {
                 0 => return Ok(out),
                 n => out.extend_from_slice(&buf[..n]),
             }
+        }
+    }
+
+    #[test]
+    fn a_cancel_frame_after_data_is_a_cancelled_peer_not_garbage() {
+        let mut wire = data_frame(b"records");
+        wire.extend([HEARTBEAT, CANCEL, DATA]);
+        for chunk in [1, 3, 64] {
+            let mut source = Chunks { data: wire.clone(), at: 0, chunk };
+            let mut deframer = Deframer::default();
+            let mut buf = [0u8; 64];
+            let mut out = Vec::new();
+            let error = loop {
+                match deframer.read(&mut source, &mut buf) {
+                    Ok(0) => panic!("the stream ended without the cancel"),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(out, b"records", "chunk {chunk}");
+            assert!(error.get_ref().is_some_and(|e| e.is::<PeerCancelled>()), "chunk {chunk}: {error}");
         }
     }
 
