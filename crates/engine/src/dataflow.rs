@@ -75,8 +75,13 @@ fn read_by_several<R>(plan: &Plan<R>, consumers: &[usize]) -> Vec<bool> {
 fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     let mut route = vec![None; plan.nodes.len()];
     for node in &plan.nodes {
-        if let (NodeKind::Reduce(_) | NodeKind::Window { .. }, Some(p)) = (&node.kind, node.parallelism) {
+        if let (NodeKind::Reduce(_) | NodeKind::Window { .. } | NodeKind::Process(_), Some(p)) =
+            (&node.kind, node.parallelism)
+        {
             let k = node.inputs[0];
+            if !matches!(plan.nodes[k].kind, NodeKind::KeyBy(_)) {
+                continue;
+            }
             match route[k] {
                 Some(q) if q != p => {
                     return Err(JobError::plan(format!(
@@ -233,6 +238,22 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                     operators::window(input, pact, id, name, spec, function, node.parallelism, env.clone())
                 });
                 late_outputs.insert(id, late);
+                Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
+            }
+            NodeKind::Process(factory) => {
+                let input = node.inputs[0];
+                let stream = match &built[input] {
+                    Built::Keyed(stream) => {
+                        let stream = keyed_input(stream, input);
+                        crate::with_key_pact!(peers, |pact| {
+                            operators::process_keyed(stream, pact, id, name, factory, node.parallelism, env.clone())
+                        })
+                    }
+                    _ => {
+                        let stream = plain(&mut built, input, node.parallelism);
+                        operators::process_plain(stream, id, name, factory, node.parallelism, env.clone())
+                    }
+                };
                 Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
             }
             NodeKind::LateOutput => {

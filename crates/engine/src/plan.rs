@@ -69,6 +69,9 @@ pub enum NodeKind<R> {
         spec: WindowSpec<R>,
         function: WindowFunction<R>,
     },
+    /// A process function (`process(f)`): on a `KeyBy` input with keyed state and
+    /// timers, on any other input with neither.
+    Process(crate::process::ProcessFactory<R>),
     /// The late records of the `Window` node it reads (`side_output_late_data`).
     LateOutput,
     /// Sets record timestamps and makes watermarks (replacing any from upstream). Runs
