@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
-           "WriteText", "WriteSocket", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "WriteText", "WriteSocket", "Process", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
            "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec"]
@@ -337,6 +337,18 @@ class Iterate(NodeKind):
 
 
 # -- sinks -----------------------------------------------------------------------------
+
+
+class Process(NodeKind):
+    """``process(f)``: a ``KeyedProcessFunction`` after ``key_by`` (keyed state and
+    timers), or a ``ProcessFunction`` on any other stream (the engine tells them apart
+    by the input). ``udf`` is a ``_plan.ProcessUdf``."""
+
+    KIND = "process"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
 
 
 class Print(Sink):

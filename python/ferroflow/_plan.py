@@ -215,18 +215,49 @@ class Udf:
         """The callable worker ``index`` runs, and what to call when it is done.
         Function objects get their own copy per worker (as Flink's subtasks do) and
         their ``open()`` is called here."""
-        obj = self.fn
-        if _is_function_object(obj):
-            if index > 0:
-                import copy
+        obj, closer = self._open(index, RuntimeContext(index, count))
+        return self.resolve(obj), closer
 
-                obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
-            opener = getattr(obj, "open", None)
-            if callable(opener):
-                opener(RuntimeContext(index, count))
-            closer = getattr(obj, "close", None)
-            return self.resolve(obj), closer if callable(closer) else None
-        return self.resolve(obj), None
+    def _open(self, index: int, context: RuntimeContext) -> Tuple[Any, Optional[Callable]]:
+        """Worker ``index``'s function object (opened with ``context``) and its ``close``."""
+        obj = self.fn
+        if not _is_function_object(obj):
+            return obj, None
+        if index > 0:
+            import copy
+
+            obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
+        opener = getattr(obj, "open", None)
+        if callable(opener):
+            opener(context)
+        closer = getattr(obj, "close", None)
+        return obj, closer if callable(closer) else None
+
+
+class ProcessUdf(Udf):
+    """A ``KeyedProcessFunction`` or ``ProcessFunction`` (or a plain
+    ``f(value, ctx)``): ``process_element`` and ``on_timer``, each also in the collector
+    style (``processElement(value, ctx, out)``)."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__(fn, ("process_element", "processElement"), collector_arity=2)
+
+    def bind_process(self, index: int, count: int,
+                     store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        """``process_element``, ``on_timer`` (None without one) and ``close`` of worker
+        ``index``'s copy, opened with a runtime context whose state getters reach
+        ``store`` (the engine's, on a keyed stream; None on a plain one)."""
+        if store is None:
+            context = RuntimeContext(index, count)
+        else:
+            from .state import KeyedRuntimeContext
+
+            context = KeyedRuntimeContext(index, count, store)
+        obj, closer = self._open(index, context)
+        on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
+        if on_timer is not None and positional_arity(on_timer) == 3:
+            on_timer = with_collector(on_timer, 2)
+        return self.resolve(obj), on_timer, closer
 
 
 def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from . import _aggregations, _nodes, _window_udfs
-from ._plan import Udf, label_of
+from ._plan import ProcessUdf, Udf, label_of
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
@@ -97,6 +97,13 @@ class DataStream:
             return KeyedStream(self._env, node)
         udf = Udf(key_selector, ("get_key", "getKey"))
         return KeyedStream(self._env, self._env._add(_nodes.KeyBy(udf), label_of(key_selector), [self._node]))
+
+    def process(self, func: Any, output_type: Any = None) -> "DataStream":
+        """The general operator: ``func.process_element(value, ctx)`` of a
+        ``ProcessFunction`` yields (or returns an iterable of) outputs; ``ctx.timestamp()``
+        is the record's timestamp and ``ctx.timer_service()`` reads the clocks. Timers
+        and state need a keyed stream (``key_by(...).process(f)``)."""
+        return self._then(_nodes.Process(ProcessUdf(func)), func)
 
     def union(self, *streams: "DataStream") -> "DataStream":
         """Merges this stream with others (a stream unioned with itself appears twice)."""
@@ -307,6 +314,15 @@ def _set_parallelism(env: "StreamExecutionEnvironment", node: int, parallelism: 
 class KeyedStream(DataStream):
     """A stream partitioned by key. Operators that do not use keys (map, filter,
     print...) treat it as a plain stream."""
+
+    def process(self, func: Any, output_type: Any = None) -> DataStream:
+        """The general operator of a keyed stream: a ``KeyedProcessFunction`` whose
+        ``process_element(value, ctx)`` and ``on_timer(timestamp, ctx)`` yield outputs,
+        with keyed state (``get_state(...)`` in ``open``) and per-key timers
+        (``ctx.timer_service().register_event_time_timer(t)``...). Outputs of a record
+        carry its timestamp, those of an event-time timer the timer's; every pending
+        timer fires when a bounded input ends."""
+        return self._then(_nodes.Process(ProcessUdf(func)), func)
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce: every record emits the updated value of its key (the first

@@ -382,6 +382,7 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             });
             NodeKind::Sink(sinks::socket(host, port, encode))
         }
+        "process" => NodeKind::Process(crate::process::process_factory(udf()?)),
         _ => return Ok(None),
     }))
 }
