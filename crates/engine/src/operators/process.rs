@@ -19,9 +19,9 @@
 //! watermark reaches them; their outputs carry the timer's timestamp. Outputs of a
 //! record carry its timestamp; outputs of a processing-time timer carry none. At the
 //! end of a bounded input every remaining timer fires (event time first, then
-//! processing time), as pending windows do; timers registered meanwhile fire too if
-//! they are not later than the last timer pending when the input ended (so a timer
-//! that registers the next one ends instead of looping).
+//! processing time), as pending windows do, with the watermark at +infinity; timers
+//! registered meanwhile fire too if they are not later than the last timer pending
+//! when the input ended (so a timer that registers the next one ends instead of looping).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -285,7 +285,12 @@ impl<R: Record> Process<R> {
             let c = lock(&self.ctx);
             (last(&c, TimeDomain::EventTime), last(&c, TimeDomain::ProcessingTime))
         };
-        self.advance_event(event_last.unwrap_or(NO_TIME).max(self.watermark), env)?;
+        // The watermark is now +infinity (as Flink's at the end of input).
+        self.watermark = i64::MAX;
+        lock(&self.ctx).watermark = i64::MAX;
+        if let Some(e) = event_last {
+            self.fire(TimeDomain::EventTime, e, env)?;
+        }
         if let Some(p) = processing_last {
             self.advance_processing(p, env)?;
         }
