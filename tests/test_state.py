@@ -10,7 +10,7 @@ from ferroflow import (AggregateFunction, AggregatingStateDescriptor, KeyedProce
 from ferroflow.state import AggregatingState, ListState, MapState, ReducingState, ValueState
 from ferroflow.testing import ProcessingTime, TestSource
 
-from conftest import bag, run
+from conftest import run
 
 
 class Average(AggregateFunction):

@@ -552,7 +552,7 @@ class KeyedRuntimeContext(RuntimeContext):
             _registered_with_abcs(_engine)
             KeyedRuntimeContext._abcs_done = True
 
-    def _check(self, getter: str, descriptor: Any) -> StateDescriptor:
+    def _check(self, getter: str, descriptor: Any) -> Any:
         want = _GETTERS[getter]
         if not isinstance(descriptor, want):
             raise TypeError(f"{getter}() takes a {want.__name__}, got {descriptor!r}")
@@ -560,22 +560,22 @@ class KeyedRuntimeContext(RuntimeContext):
 
     def get_state(self, state_descriptor: Any) -> ValueState:
         d = self._check("get_state", state_descriptor)
-        return self._store.value_state(d.name, _ttl_settings(d.get_ttl_config()))  # type: ignore[no-any-return]
+        return self._store.value_state(d.name, _ttl_settings(d.get_ttl_config()))
 
     def get_list_state(self, state_descriptor: Any) -> ListState:
         d = self._check("get_list_state", state_descriptor)
-        return self._store.list_state(d.name, _ttl_settings(d.get_ttl_config()))  # type: ignore[no-any-return]
+        return self._store.list_state(d.name, _ttl_settings(d.get_ttl_config()))
 
     def get_map_state(self, state_descriptor: Any) -> MapState:
         d = self._check("get_map_state", state_descriptor)
-        return self._store.map_state(d.name, _ttl_settings(d.get_ttl_config()))  # type: ignore[no-any-return]
+        return self._store.map_state(d.name, _ttl_settings(d.get_ttl_config()))
 
     def get_reducing_state(self, state_descriptor: Any) -> ReducingState:
         d = self._check("get_reducing_state", state_descriptor)
         assert isinstance(d, ReducingStateDescriptor)
         f = d.get_reduce_function()
         reduce = find_method(f, ("reduce",)) or f
-        return self._store.reducing_state(d.name, _ttl_settings(d.get_ttl_config()), reduce)  # type: ignore[no-any-return]
+        return self._store.reducing_state(d.name, _ttl_settings(d.get_ttl_config()), reduce)
 
     def get_aggregating_state(self, state_descriptor: Any) -> AggregatingState:
         d = self._check("get_aggregating_state", state_descriptor)
@@ -583,4 +583,4 @@ class KeyedRuntimeContext(RuntimeContext):
         f = d.get_agg_function()
         methods = [find_method(f, (m, _java_name(m))) for m in ("create_accumulator", "add", "get_result", "merge")]
         functions = (methods[0], methods[1], methods[2], methods[3])
-        return self._store.aggregating_state(d.name, _ttl_settings(d.get_ttl_config()), functions)  # type: ignore[no-any-return]
+        return self._store.aggregating_state(d.name, _ttl_settings(d.get_ttl_config()), functions)
