@@ -38,14 +38,16 @@
 //!   see `with_key_pact!`), one output. Like timely's `unary_frontier`.
 //! - [`binary`]: two inputs with their own pacts, one output (connect / co-process).
 //!   `on_end` runs once both inputs have ended; [`Cx::watermark`] is the least of the two.
-//! - [`sink`]: one input, no output (`O = ()`; [`Cx::give`] must not be called).
+//! - [`unary_outputs`], [`binary_outputs`]: the same with `N` outputs of one record type
+//!   (a window's late records, a process function's side outputs): the logic implements
+//!   the traits with `N` (`OperatorLogic<O, N>`, `Cx<'_, O, N>`; `N` defaults to 1),
+//!   `make` gets one capability per output, and [`Cx::give_to`] picks the output.
+//! - [`sink`]: one input, no output (`N = 0`).
 //! - Sources are not driven here: they have no input frontier, are woken by their own
 //!   activator, hold their capability, and decide themselves when they end (see
 //!   `source.rs`). A `SourceLogic` flavour (`poll` → records / idle / ended, plus the
 //!   same `snapshot`/`restore`) would give them the same abort/fail/drop rules.
-//! - Not yet: several outputs (the window's late-record side output) and inputs not
-//!   connected to the output (the timestamp assigner); both fit by giving [`Cx`] more
-//!   output sessions and the builders a connection argument.
+//! - Not yet: inputs not connected to the output (the timestamp assigner).
 //!
 //! # Cost
 //!
@@ -62,7 +64,7 @@ use timely::dataflow::channels::Message;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, CapabilityTrait, InputCapability};
-use timely::dataflow::Stream;
+use timely::dataflow::{Scope, Stream};
 use timely::progress::frontier::{AntichainRef, MutableAntichain};
 use timely::scheduling::Activator;
 
@@ -93,23 +95,37 @@ impl From<UdfError> for Failure {
     }
 }
 
-/// What a hook may do during one activation.
-pub struct Cx<'a, O: Clone + 'static> {
+/// One output's buffer, as the driver builds it.
+type OutputPort<O> = OutputBuilder<Time, CapacityContainerBuilder<Vec<O>>>;
+
+/// What a hook may do during one activation: read time, emit to the operator's `N`
+/// outputs (all of one record type; output 0 is the main one, the others side outputs).
+pub struct Cx<'a, O: Clone + 'static, const N: usize = 1> {
     pub env: &'a OpEnv,
     frontiers: &'a [MutableAntichain<Time>],
-    out: Option<OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>>,
+    outs: [OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>; N],
     node: Option<usize>,
     activator: &'a Activator,
 }
 
-impl<'a, O: Clone + 'static> Cx<'a, O> {
-    /// Sends `data` (left empty) at `cap`, counting it for the operator's plan node.
+impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
+    /// Sends `data` (left empty) at `cap` on the main output, counting it for the
+    /// operator's plan node.
     #[inline]
     pub fn give(&mut self, cap: &impl CapabilityTrait<Time>, data: &mut Vec<O>) {
-        if let Some(node) = self.node {
-            self.env.count(node, data.len());
+        self.give_to(0, cap, data);
+    }
+
+    /// Sends `data` (left empty) at `cap` on output `output`. Only the main output's
+    /// records are counted for the operator's node: a side output's are not its results.
+    #[inline]
+    pub fn give_to(&mut self, output: usize, cap: &impl CapabilityTrait<Time>, data: &mut Vec<O>) {
+        if output == 0 {
+            if let Some(node) = self.node {
+                self.env.count(node, data.len());
+            }
         }
-        let out = self.out.as_mut().expect("give on an operator without output");
+        let out = self.outs.get_mut(output).expect("give to an output the operator does not have");
         out.session(cap).give_container(data);
         data.clear();
     }
@@ -144,17 +160,17 @@ impl<'a, O: Clone + 'static> Cx<'a, O> {
 
 /// The lifecycle hooks every driven operator has; all have defaults, for an operator
 /// that only maps batches and holds no state.
-pub trait OperatorLogic<O: Clone + 'static> {
+pub trait OperatorLogic<O: Clone + 'static, const N: usize = 1> {
     /// The input frontier may have moved, or a wake-up asked for with [`Cx::wake_after`]
     /// came: fire what is due (timers, windows) and downgrade held capabilities.
     /// Not called once every input has ended (`on_end` is).
-    fn on_frontier(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
+    fn on_frontier(&mut self, _cx: &mut Cx<'_, O, N>) -> Result<(), Failure> {
         Ok(())
     }
 
     /// Every input has ended: fire what is pending, flush, close the user functions.
     /// Called once; the logic is dropped after.
-    fn on_end(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, O, N>) -> Result<(), Failure> {
         Ok(())
     }
 
@@ -181,19 +197,33 @@ pub trait OperatorLogic<O: Clone + 'static> {
 }
 
 /// An operator with one input.
-pub trait UnaryInput<I, O: Clone + 'static>: OperatorLogic<O> {
+pub trait UnaryInput<I, O: Clone + 'static, const N: usize = 1>: OperatorLogic<O, N> {
     /// A batch that arrived at `cap`'s time. `data` may be left with anything: the
     /// driver does not read it again.
-    fn on_batch(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I>) -> Result<(), Failure>;
+    fn on_batch(
+        &mut self,
+        cx: &mut Cx<'_, O, N>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<I>,
+    ) -> Result<(), Failure>;
 }
 
 /// An operator with two inputs (connect, co-process).
-pub trait BinaryInput<I1, I2, O: Clone + 'static>: OperatorLogic<O> {
+pub trait BinaryInput<I1, I2, O: Clone + 'static, const N: usize = 1>: OperatorLogic<O, N> {
     /// A batch of the first input.
-    fn on_first(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I1>) -> Result<(), Failure>;
+    fn on_first(
+        &mut self,
+        cx: &mut Cx<'_, O, N>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<I1>,
+    ) -> Result<(), Failure>;
     /// A batch of the second input.
-    fn on_second(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I2>)
-        -> Result<(), Failure>;
+    fn on_second(
+        &mut self,
+        cx: &mut Cx<'_, O, N>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<I2>,
+    ) -> Result<(), Failure>;
 }
 
 /// The operator's name and kind for failures, and the node it counts emitted records for.
@@ -211,16 +241,16 @@ impl OpInfo {
 }
 
 /// Hands each batch of `input` to `on_batch`, stopping at the first failure or abort.
-fn feed<I, O: Clone + 'static, P, F>(
-    env: &OpEnv,
+fn feed<I, O: Clone + 'static, P, F, const N: usize>(
     input: &mut InputHandleCore<Time, Vec<I>, P>,
-    cx: &mut Cx<'_, O>,
+    cx: &mut Cx<'_, O, N>,
     mut on_batch: F,
 ) -> Result<(), Failure>
 where
     P: Pull<Message<Time, Vec<I>>>,
-    F: FnMut(&mut Cx<'_, O>, &InputCapability<Time>, &mut Vec<I>) -> Result<(), Failure>,
+    F: FnMut(&mut Cx<'_, O, N>, &InputCapability<Time>, &mut Vec<I>) -> Result<(), Failure>,
 {
+    let env = cx.env;
     let mut result = Ok(());
     input.for_each(|cap, data| {
         if result.is_err() || env.control.aborted() {
@@ -241,11 +271,11 @@ fn drain<I, P: Pull<Message<Time, Vec<I>>>>(input: &mut InputHandleCore<Time, Ve
 
 /// One activation (see the module doc). `inputs(Some(..))` feeds the batches to the
 /// logic, `inputs(None)` drains them.
-fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
+fn activate<O: Clone + 'static, L: OperatorLogic<O, N>, const N: usize>(
     info: &OpInfo,
     logic: &mut Option<L>,
-    mut cx: Cx<'_, O>,
-    mut inputs: impl FnMut(Option<(&mut L, &mut Cx<'_, O>)>) -> Result<(), Failure>,
+    mut cx: Cx<'_, O, N>,
+    inputs: &mut impl FnMut(Option<(&mut L, &mut Cx<'_, O, N>)>) -> Result<(), Failure>,
 ) {
     let env = cx.env;
     let aborted = env.control.aborted();
@@ -281,6 +311,55 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     }
 }
 
+/// An operator under construction: its builder and the activator its timers use.
+struct Shell<'s> {
+    builder: OperatorBuilder<'s, Time>,
+    activator: Activator,
+}
+
+impl<'s> Shell<'s> {
+    fn new(info: &OpInfo, scope: Scope<'s, Time>) -> Self {
+        let builder = OperatorBuilder::new(info.name.clone(), scope);
+        let activator = scope.activator_for(builder.operator_info().address);
+        Shell { builder, activator }
+    }
+
+    /// Adds `N` outputs, each connected to every input added so far.
+    fn outputs<O: Clone + 'static, const N: usize>(&mut self) -> ([OutputPort<O>; N], [Stream<'s, Time, Vec<O>>; N]) {
+        let mut streams = Vec::with_capacity(N);
+        let ports = std::array::from_fn(|_| {
+            let (port, stream) = self.builder.new_output::<Vec<O>>();
+            streams.push(stream);
+            OutputPort::from(port)
+        });
+        (ports, streams.try_into().unwrap_or_else(|_| unreachable!("N streams")))
+    }
+
+    /// Builds the operator: `make` gets the outputs' initial capabilities, then each
+    /// activation runs [`activate`] with `inputs` feeding (or draining) the inputs.
+    fn build<O, L, const N: usize>(
+        self,
+        mut ports: [OutputPort<O>; N],
+        info: OpInfo,
+        env: Rc<OpEnv>,
+        make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
+        mut inputs: impl FnMut(Option<(&mut L, &mut Cx<'_, O, N>)>) -> Result<(), Failure> + 'static,
+    ) where
+        O: Clone + 'static,
+        L: OperatorLogic<O, N> + 'static,
+    {
+        let Shell { builder, activator } = self;
+        builder.build(move |caps| {
+            let mut logic = make(caps.try_into().unwrap_or_else(|_| unreachable!("a capability per output")));
+            move |frontiers| {
+                let outs = ports.each_mut().map(|p| p.activate());
+                let cx = Cx { env: &env, frontiers, outs, node: info.node, activator: &activator };
+                activate(&info, &mut logic, cx, &mut inputs);
+            }
+        });
+    }
+}
+
 /// An operator with one input and one output, run by `logic`. `make` gets the output's
 /// initial capability (keep it only to emit later than the input) and returns `None`
 /// if it could not make the logic (having failed the job): the input is then drained.
@@ -297,26 +376,36 @@ where
     P: ParallelizationContract<Time, Vec<I>>,
     L: UnaryInput<I, O> + 'static,
 {
-    let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
-    let mut input = builder.new_input(stream, pact);
-    let (output, result) = builder.new_output::<Vec<O>>();
-    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<O>>>::from(output);
-    builder.build(move |mut caps| {
-        let mut logic = make(caps.pop().expect("one output"));
-        move |frontiers| {
-            let cx = Cx { env: &env, frontiers, out: Some(output.activate()), node: info.node, activator: &activator };
-            activate(&info, &mut logic, cx, |run| match run {
-                Some((l, cx)) => feed(&env, &mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
-                None => {
-                    drain(&mut input);
-                    Ok(())
-                }
-            });
+    let [out] = unary_outputs(stream, pact, info, env, |[cap]| make(cap));
+    out
+}
+
+/// [`unary`] with `N` outputs (a main one and side outputs, see [`Cx::give_to`]):
+/// `make` gets their initial capabilities in order, and they are returned in order.
+pub fn unary_outputs<'s, I, O, P, L, const N: usize>(
+    stream: Stream<'s, Time, Vec<I>>,
+    pact: P,
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
+) -> [Stream<'s, Time, Vec<O>>; N]
+where
+    I: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<I>>,
+    L: UnaryInput<I, O, N> + 'static,
+{
+    let mut shell = Shell::new(&info, stream.scope());
+    let mut input = shell.builder.new_input(stream, pact);
+    let (ports, streams) = shell.outputs();
+    shell.build(ports, info, env, make, move |run| match run {
+        Some((l, cx)) => feed(&mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
+        None => {
+            drain(&mut input);
+            Ok(())
         }
     });
-    result
+    streams
 }
 
 /// An operator with two inputs and one output (see [`unary`]).
@@ -336,34 +425,47 @@ where
     P2: ParallelizationContract<Time, Vec<I2>>,
     L: BinaryInput<I1, I2, O> + 'static,
 {
-    let scope = first.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
-    let mut input1 = builder.new_input(first, pacts.0);
-    let mut input2 = builder.new_input(second, pacts.1);
-    let (output, result) = builder.new_output::<Vec<O>>();
-    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<O>>>::from(output);
-    builder.build(move |mut caps| {
-        let mut logic = make(caps.pop().expect("one output"));
-        move |frontiers| {
-            let cx = Cx { env: &env, frontiers, out: Some(output.activate()), node: info.node, activator: &activator };
-            activate(&info, &mut logic, cx, |run| match run {
-                Some((l, cx)) => {
-                    feed(&env, &mut input1, cx, |cx, cap, data| l.on_first(cx, cap, data))?;
-                    feed(&env, &mut input2, cx, |cx, cap, data| l.on_second(cx, cap, data))
-                }
-                None => {
-                    drain(&mut input1);
-                    drain(&mut input2);
-                    Ok(())
-                }
-            });
-        }
-    });
-    result
+    let [out] = binary_outputs(first, second, pacts, info, env, |[cap]| make(cap));
+    out
 }
 
-/// An operator with one input and no output (a sink; see [`unary`]).
+/// [`binary`] with `N` outputs (see [`unary_outputs`]).
+pub fn binary_outputs<'s, I1, I2, O, P1, P2, L, const N: usize>(
+    first: Stream<'s, Time, Vec<I1>>,
+    second: Stream<'s, Time, Vec<I2>>,
+    pacts: (P1, P2),
+    info: OpInfo,
+    env: Rc<OpEnv>,
+    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
+) -> [Stream<'s, Time, Vec<O>>; N]
+where
+    I1: Clone + 'static,
+    I2: Clone + 'static,
+    O: Clone + 'static,
+    P1: ParallelizationContract<Time, Vec<I1>>,
+    P2: ParallelizationContract<Time, Vec<I2>>,
+    L: BinaryInput<I1, I2, O, N> + 'static,
+{
+    let mut shell = Shell::new(&info, first.scope());
+    let mut input1 = shell.builder.new_input(first, pacts.0);
+    let mut input2 = shell.builder.new_input(second, pacts.1);
+    let (ports, streams) = shell.outputs();
+    shell.build(ports, info, env, make, move |run| match run {
+        Some((l, cx)) => {
+            feed(&mut input1, cx, |cx, cap, data| l.on_first(cx, cap, data))?;
+            feed(&mut input2, cx, |cx, cap, data| l.on_second(cx, cap, data))
+        }
+        None => {
+            drain(&mut input1);
+            drain(&mut input2);
+            Ok(())
+        }
+    });
+    streams
+}
+
+/// An operator with one input and no output (a sink; see [`unary`]): its logic has no
+/// output (`N = 0`).
 pub fn sink<'s, I, P, L>(
     stream: Stream<'s, Time, Vec<I>>,
     pact: P,
@@ -373,23 +475,7 @@ pub fn sink<'s, I, P, L>(
 ) where
     I: Clone + 'static,
     P: ParallelizationContract<Time, Vec<I>>,
-    L: UnaryInput<I, ()> + 'static,
+    L: UnaryInput<I, (), 0> + 'static,
 {
-    let scope = stream.scope();
-    let mut builder = OperatorBuilder::new(info.name.clone(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
-    let mut input = builder.new_input(stream, pact);
-    builder.build(move |_caps| {
-        let mut logic = make();
-        move |frontiers| {
-            let cx = Cx { env: &env, frontiers, out: None, node: info.node, activator: &activator };
-            activate(&info, &mut logic, cx, |run| match run {
-                Some((l, cx)) => feed(&env, &mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
-                None => {
-                    drain(&mut input);
-                    Ok(())
-                }
-            });
-        }
-    });
+    let [] = unary_outputs(stream, pact, info, env, |[]| make());
 }
