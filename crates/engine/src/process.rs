@@ -138,15 +138,27 @@ pub fn lock<R>(ctx: &SharedContext<R>) -> MutexGuard<'_, ProcessContext<R>> {
     ctx.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How many side outputs a process operator has at most (each is an output port of
+/// the operator, so their number is fixed; a plan asking for more is refused).
+pub const SIDE_OUTPUTS: usize = 4;
+
+/// Where a process function's outputs go: the main output, and side outputs by index
+/// (`1..=SIDE_OUTPUTS`, as the plan's `ProcessSideOutput` nodes read them; other
+/// indices are dropped, as Flink drops records for a tag nobody reads).
+pub struct Emit<'a, R> {
+    pub main: &'a mut Vec<R>,
+    pub side: &'a mut Vec<(usize, R)>,
+}
+
 /// A process function, made per worker by a [`ProcessFactory`] with the context it
 /// reads (keep it: state objects and timers go through it). The operator sets the
-/// context before each call. Outputs go to `out`.
+/// context before each call.
 pub trait Processor<R>: 'static {
     /// One record (`process_element`).
-    fn process(&mut self, value: R, out: &mut Vec<R>) -> UdfResult<()>;
+    fn process(&mut self, value: R, out: &mut Emit<'_, R>) -> UdfResult<()>;
 
     /// A timer of the current key fired at `timestamp` (`on_timer`).
-    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _out: &mut Vec<R>) -> UdfResult<()> {
+    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _out: &mut Emit<'_, R>) -> UdfResult<()> {
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use common::*;
 use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::process::{lock, ProcessFactory, Processor, SharedContext};
+use ferroflow_engine::process::{lock, Emit, ProcessFactory, Processor, SharedContext};
 use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::state::{KeyedStateBackend, StateDescriptor, StateId, StateKind};
 use ferroflow_engine::time::{TimeDomain, NO_TIME};
@@ -83,7 +83,7 @@ fn count_of(ctx: &SharedContext<S>, id: StateId) -> UdfResult<i64> {
 }
 
 impl Processor<S> for Counter {
-    fn process(&mut self, value: S, out: &mut Vec<S>) -> UdfResult<()> {
+    fn process(&mut self, value: S, out: &mut Emit<'_, S>) -> UdfResult<()> {
         let E::Kv(k, _) = value.value else { panic!("not a Kv") };
         let count = count_of(&self.ctx, self.count)? + 1;
         let mut c = lock(&self.ctx);
@@ -99,21 +99,26 @@ impl Processor<S> for Counter {
             let at = c.processing_time + after;
             c.register_timer(TimeDomain::ProcessingTime, at)?;
         }
-        out.push(Stamped::new(E::Count { key: k, count, watermark: c.watermark }));
+        out.main.push(Stamped::new(E::Count { key: k, count, watermark: c.watermark }));
         Ok(())
     }
 
-    fn on_timer(&mut self, timestamp: i64, domain: TimeDomain, out: &mut Vec<S>) -> UdfResult<()> {
+    fn on_timer(&mut self, timestamp: i64, domain: TimeDomain, out: &mut Emit<'_, S>) -> UdfResult<()> {
         let count = count_of(&self.ctx, self.count)?;
         let c = lock(&self.ctx);
         let Some(E::Key(key)) = c.current_key().map(|r| r.value.clone()) else { panic!("no key in on_timer") };
         assert_eq!(c.domain, Some(domain));
-        out.push(Stamped::new(E::Fired {
+        out.main.push(Stamped::new(E::Fired {
             key,
             at: timestamp,
             processing: domain == TimeDomain::ProcessingTime,
             count,
         }));
+        // Side output 1: keys whose timer found 3 records; side output 2 is not read.
+        if count >= 3 {
+            out.side.push((1, Stamped::new(E::Key(key))));
+        }
+        out.side.push((2, Stamped::new(E::Key(-key))));
         Ok(())
     }
 }
@@ -132,8 +137,15 @@ fn by_k() -> KeyFactory<S> {
     })
 }
 
-/// testing source -> key_by -> process -> sink; returns (value, timestamp) sorted.
-fn run_keyed(events: Vec<TestEvent<S>>, f: ProcessFactory<S>, workers: usize, manual: bool) -> Vec<(E, i64)> {
+/// testing source -> key_by -> process -> sink, and its side output 1 -> `side`;
+/// returns (value, timestamp) sorted.
+fn run_keyed(
+    events: Vec<TestEvent<S>>,
+    f: ProcessFactory<S>,
+    workers: usize,
+    manual: bool,
+    side: &Out<S>,
+) -> Vec<(E, i64)> {
     let out = new_out();
     let mut plan = Plan::new();
     plan.manual_processing_time = manual;
@@ -148,6 +160,8 @@ fn run_keyed(events: Vec<TestEvent<S>>, f: ProcessFactory<S>, workers: usize, ma
     let k = plan.add("key_by", vec![src], NodeKind::KeyBy(by_k()));
     let p = plan.add("process 'Counter'", vec![k], NodeKind::Process(f));
     plan.add("sink", vec![p], NodeKind::Sink(sink(&out)));
+    let s = plan.add("side output 1", vec![p], NodeKind::ProcessSideOutput(1));
+    plan.add("side sink", vec![s], NodeKind::Sink(sink(side)));
     run_ok(plan, cfg(workers));
     let mut got: Vec<(E, i64)> = values(&out).into_iter().map(|s| (s.value, s.ts)).collect();
     got.sort();
@@ -167,7 +181,16 @@ fn keyed_state_counts_and_event_timers_fire_once_in_order_with_their_timestamp()
         rec(2, 0, 7000),
     ];
     for workers in [1, 3] {
-        let got = run_keyed(events.clone(), counter(2000, None), workers, true);
+        let side = new_out();
+        let got = run_keyed(events.clone(), counter(2000, None), workers, true, &side);
+        // Timers that saw a count of 3 (all but key 2's at 4000) sent their key; a side
+        // output's records carry the timer's timestamp too.
+        let mut side: Vec<(E, i64)> = values(&side).into_iter().map(|s| (s.value, s.ts)).collect();
+        side.sort();
+        assert_eq!(
+            side,
+            vec![(E::Key(1), 3000), (E::Key(1), 5000), (E::Key(1), 7000), (E::Key(2), 6000), (E::Key(2), 9000)]
+        );
         let count = |key, count, watermark| (E::Count { key, count, watermark }, 0);
         let fired = |key, at, count| (E::Fired { key, at, processing: false, count }, at);
         let mut want = vec![

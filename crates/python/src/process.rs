@@ -196,7 +196,11 @@ impl StateStore {
     ) -> PyResult<AggregatingStateImpl> {
         let id = self.register(name, StateKind::Aggregating, ttl)?;
         let (create, add, get_result, merge) = functions;
-        Ok(AggregatingStateImpl { ctx: self.ctx.clone(), id, agg: Mutex::new(PyAggFns { create, add, get_result, merge }) })
+        Ok(AggregatingStateImpl {
+            ctx: self.ctx.clone(),
+            id,
+            agg: Mutex::new(PyAggFns { create, add, get_result, merge }),
+        })
     }
 }
 
@@ -338,10 +342,7 @@ impl MapStateImpl {
 
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let items = with_state(&self.ctx, |s, now| s.map_items(self.id, now))?;
-        let pairs = items
-            .into_iter()
-            .map(|(k, v)| PyTuple::new(py, [k.0, v.0]))
-            .collect::<PyResult<Vec<_>>>()?;
+        let pairs = items.into_iter().map(|(k, v)| PyTuple::new(py, [k.0, v.0])).collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, pairs)
     }
 

@@ -16,7 +16,7 @@ pub use assign::assign_timestamps;
 pub use fan_out::{own_copy, own_keyed_copy};
 pub use iterate::iterate;
 pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
-pub use process::{process_keyed, process_plain};
+pub use process::{process_keyed, process_plain, ProcessStreams};
 pub use sink::sink;
 pub use source::{rebalance, source};
 pub use transform::transform_chain;

@@ -38,7 +38,7 @@ use crate::key::Key;
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::keyed::open;
 use crate::operators::{Keyed, OpEnv};
-use crate::process::{lock, ProcessContext, ProcessFactory, Processor, SharedContext};
+use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext, SIDE_OUTPUTS};
 use crate::record::Record;
 use crate::state::KeyedStateBackend;
 use timely::progress::Timestamp;
@@ -47,6 +47,12 @@ use crate::time::{self, Time, TimeDomain, NO_TIME};
 
 /// A record waiting for its batch's turn, with its key (encoding and value) on a keyed stream.
 type Entry<R> = (Option<(Key, R)>, R);
+
+/// The operator's outputs: the main one, then the side outputs.
+const OUTPUTS: usize = 1 + SIDE_OUTPUTS;
+
+/// The streams of a process operator: main output first, then side outputs 1..=SIDE_OUTPUTS.
+pub type ProcessStreams<'s, R> = [Stream<'s, Time, Vec<R>>; OUTPUTS];
 
 /// `process(f)` on a keyed stream.
 pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
@@ -57,11 +63,11 @@ pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<
     factory: &ProcessFactory<R>,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, Time, Vec<R>> {
+) -> ProcessStreams<'s, R> {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
-    driver::unary(stream, pact, info, env.clone(), move |cap| {
-        Process::make(&env, &name, &factory, parallelism, true, cap)
+    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, true, caps)
     })
 }
 
@@ -73,12 +79,12 @@ pub fn process_plain<'s, R: Record>(
     factory: &ProcessFactory<R>,
     parallelism: Option<usize>,
     env: Rc<OpEnv>,
-) -> Stream<'s, Time, Vec<R>> {
+) -> ProcessStreams<'s, R> {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
     let pact = timely::dataflow::channels::pact::Pipeline;
-    driver::unary(stream, pact, info, env.clone(), move |cap| {
-        Process::make(&env, &name, &factory, parallelism, false, cap)
+    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, false, caps)
     })
 }
 
@@ -87,12 +93,15 @@ struct Process<R: Record> {
     ctx: SharedContext<R>,
     keyed: bool,
     manual: bool,
-    /// Where outputs go out: at the least epoch and processing time of the input
-    /// frontier and at the operator's own watermark (as the window operator).
-    anchor: Capability<Time>,
+    /// Where outputs go out (one per output): at the least epoch and processing time of
+    /// the input frontier and at the operator's own watermark (as the window operator).
+    anchors: [Capability<Time>; OUTPUTS],
     pending: BTreeMap<Time, Vec<Entry<R>>>,
     opened: Vec<Keyed<R>>,
     out: Vec<R>,
+    /// Side outputs by index, as the function emits them, then by output.
+    side: Vec<(usize, R)>,
+    side_out: Vec<R>,
     /// The watermark applied so far.
     watermark: i64,
 }
@@ -104,7 +113,7 @@ impl<R: Record> Process<R> {
         factory: &ProcessFactory<R>,
         parallelism: Option<usize>,
         keyed: bool,
-        anchor: Capability<Time>,
+        anchors: [Capability<Time>; OUTPUTS],
     ) -> Option<Self> {
         let ctx = ProcessContext::shared(keyed);
         let ctx_for = ctx.clone();
@@ -115,17 +124,19 @@ impl<R: Record> Process<R> {
             ctx,
             keyed,
             manual: env.manual_processing_time,
-            anchor,
+            anchors,
             pending: BTreeMap::new(),
             opened: Vec::new(),
             out: Vec::new(),
+            side: Vec::new(),
+            side_out: Vec::new(),
             watermark: NO_TIME,
         })
     }
 
     /// Processes the batches the frontier has passed and fires what became due; at the
     /// end (`ended`) all of it and every timer.
-    fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
+    fn step(&mut self, cx: &mut Cx<'_, R, OUTPUTS>, ended: bool) -> Result<(), Failure> {
         let frontier: Antichain<Time> = cx.frontier(0).to_owned();
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
@@ -172,8 +183,18 @@ impl<R: Record> Process<R> {
             }
         }
         if !self.out.is_empty() {
-            let anchor = self.anchor.clone();
-            cx.give(&anchor, &mut self.out);
+            cx.give(&self.anchors[0], &mut self.out);
+        }
+        if !self.side.is_empty() {
+            let side = std::mem::take(&mut self.side);
+            for i in 1..OUTPUTS {
+                self.side_out.extend(side.iter().filter(|(j, _)| *j == i).map(|(_, r)| r.clone()));
+                if !self.side_out.is_empty() {
+                    cx.give_to(i, &self.anchors[i], &mut self.side_out);
+                }
+            }
+            self.side = side;
+            self.side.clear();
         }
         if !ended {
             let next = Time {
@@ -181,9 +202,11 @@ impl<R: Record> Process<R> {
                 event: self.watermark,
                 processing: time::processing_time(frontier.borrow()),
             };
-            let next = next.join(self.anchor.time());
-            if *self.anchor.time() != next {
-                self.anchor.downgrade(&next);
+            for anchor in self.anchors.iter_mut() {
+                let next = next.join(anchor.time());
+                if *anchor.time() != next {
+                    anchor.downgrade(&next);
+                }
             }
             if !manual {
                 if let Some(at) = lock(&self.ctx).timers.next(TimeDomain::ProcessingTime) {
@@ -208,15 +231,14 @@ impl<R: Record> Process<R> {
             c.timestamp = ts;
             c.domain = None;
         }
-        let first = self.out.len();
-        if let Err(e) = self.f.process(value, &mut self.out) {
+        let (first, first_side) = (self.out.len(), self.side.len());
+        let mut emit = Emit { main: &mut self.out, side: &mut self.side };
+        if let Err(e) = self.f.process(value, &mut emit) {
             self.out.truncate(first);
+            self.side.truncate(first_side);
             return Err(self.for_key(e, "process_element"));
         }
-        let outs = &mut self.out[first..];
-        env.own(outs)?;
-        outs.iter_mut().for_each(|r| r.set_timestamp(ts));
-        Ok(())
+        self.stamp(first, first_side, ts, env)
     }
 
     /// Names the current key in an error of the function.
@@ -261,20 +283,33 @@ impl<R: Record> Process<R> {
                 c.domain = Some(domain);
                 timer.timestamp
             };
-            let first = self.out.len();
-            if let Err(e) = self.f.on_timer(ts, domain, &mut self.out) {
+            let (first, first_side) = (self.out.len(), self.side.len());
+            let mut emit = Emit { main: &mut self.out, side: &mut self.side };
+            if let Err(e) = self.f.on_timer(ts, domain, &mut emit) {
                 self.out.truncate(first);
+                self.side.truncate(first_side);
                 let what = match domain {
                     TimeDomain::EventTime => format!("on_timer (event-time timer at {ts})"),
                     TimeDomain::ProcessingTime => format!("on_timer (processing-time timer at {ts})"),
                 };
                 return Err(self.for_key(e, &what));
             }
-            let outs = &mut self.out[first..];
-            env.own(outs)?;
             let out_ts = if domain == TimeDomain::EventTime { ts } else { NO_TIME };
-            outs.iter_mut().for_each(|r| r.set_timestamp(out_ts));
+            self.stamp(first, first_side, out_ts, env)?;
         }
+    }
+
+    /// Makes the outputs from `first` (main) and `first_side` their own and gives them
+    /// timestamp `ts`.
+    fn stamp(&mut self, first: usize, first_side: usize, ts: i64, env: &OpEnv) -> UdfResult<()> {
+        let outs = &mut self.out[first..];
+        env.own(outs)?;
+        outs.iter_mut().for_each(|r| r.set_timestamp(ts));
+        for (_, r) in &mut self.side[first_side..] {
+            env.own_one(r)?;
+            r.set_timestamp(ts);
+        }
+        Ok(())
     }
 
     /// The end of input: every timer pending now fires, and those registered meanwhile
@@ -306,21 +341,21 @@ impl<R: Record> Drop for Process<R> {
     }
 }
 
-impl<R: Record> OperatorLogic<R> for Process<R> {
-    fn on_frontier(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+impl<R: Record> OperatorLogic<R, OUTPUTS> for Process<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
         self.step(cx, false)
     }
 
-    fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+    fn on_end(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
         self.step(cx, true)?;
         Ok(self.f.close()?)
     }
 }
 
-impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Process<R> {
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
     fn on_batch(
         &mut self,
-        _cx: &mut Cx<'_, R>,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -331,8 +366,13 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Process<R> {
     }
 }
 
-impl<R: Record> UnaryInput<R, R> for Process<R> {
-    fn on_batch(&mut self, _cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
+    fn on_batch(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
         self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (None, v)));
         Ok(())
     }
