@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, ProcessFunction, TimeDomain,
-                       ValueStateDescriptor)
+from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, OutputTag, ProcessFunction,
+                       TimeDomain, ValueStateDescriptor)
 from ferroflow.testing import ProcessingTime, TestSource, Timestamped, Watermark
 
 from conftest import bag, collect, run
@@ -206,3 +206,58 @@ def test_collector_style_process_element(env):
 
     out = run(env, env.from_collection([1, 2, 3]).key_by(lambda x: x % 2).process(Java()))
     assert bag(out) == bag([(1, 1), (0, 2), (1, 3)])
+
+
+SMALL = OutputTag("small")
+ODD = OutputTag("odd")
+UNREAD = OutputTag("unread")
+
+
+class Splitter(KeyedProcessFunction):
+    """Main output: values >= 10; side outputs: small values, odd values (both may
+    apply), and a tag nobody reads; timers send to a side output too."""
+
+    def process_element(self, value, ctx):
+        if value >= 10:
+            yield value
+        else:
+            yield SMALL, value
+        if value % 2:
+            yield ODD, value
+        yield UNREAD, value
+        ctx.timer_service().register_event_time_timer(100)
+
+    def on_timer(self, timestamp, ctx):
+        yield SMALL, ("timer", ctx.get_current_key(), timestamp)
+
+
+def test_side_outputs_of_a_keyed_process_function(env):
+    values = [1, 12, 3, 14, 5, 16]
+    main = env.from_collection(values).key_by(lambda v: v % 3).process(Splitter())
+    small = main.get_side_output(SMALL)
+    odd = main.get_side_output(ODD)
+    got_main, got_small, got_odd = collect(main), collect(small), collect(odd)
+    env.execute("side outputs")
+    assert bag(got_main) == bag([12, 14, 16])
+    assert bag(got_small) == bag([1, 3, 5, ("timer", 0, 100), ("timer", 1, 100), ("timer", 2, 100)])
+    assert bag(got_odd) == bag([1, 3, 5])
+
+
+def test_side_outputs_of_a_plain_process_function(env):
+    class Plain(ProcessFunction):
+        def process_element(self, value, ctx):
+            yield (ODD, value) if value % 2 else value
+
+    main = env.from_collection(range(6)).process(Plain())
+    got_main, got_odd = collect(main), collect(main.get_side_output(ODD))
+    env.execute("plain side outputs")
+    assert sorted(got_main) == [0, 2, 4] and sorted(got_odd) == [1, 3, 5]
+
+
+def test_at_most_four_side_outputs_per_process_function(env):
+    main = env.from_collection([1]).process(Stamps())
+    for i in range(4):
+        main.get_side_output(OutputTag(f"t{i}"))
+    main.get_side_output(OutputTag("t0"))  # the same tag again is the same side output
+    with pytest.raises(ValueError, match="at most 4 side outputs"):
+        main.get_side_output(OutputTag("t4"))

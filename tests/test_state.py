@@ -5,12 +5,13 @@ Every test runs at 1 worker, 2 threads and 2 processes (the ``env`` fixture)."""
 
 from __future__ import annotations
 
-from ferroflow import (AggregateFunction, AggregatingStateDescriptor, KeyedProcessFunction, ListStateDescriptor,
-                       MapStateDescriptor, ReducingStateDescriptor, StateTtlConfig, Time, ValueStateDescriptor)
+from ferroflow import (AggregateFunction, AggregatingStateDescriptor, FilterFunction, FlatMapFunction,
+                       KeyedProcessFunction, ListStateDescriptor, MapFunction, MapStateDescriptor,
+                       ReducingStateDescriptor, StateTtlConfig, Time, ValueStateDescriptor)
 from ferroflow.state import AggregatingState, ListState, MapState, ReducingState, ValueState
 from ferroflow.testing import ProcessingTime, TestSource
 
-from conftest import run
+from conftest import bag, collect, run
 
 
 class Average(AggregateFunction):
@@ -168,3 +169,46 @@ def test_time_to_live_on_the_manual_clock(env):
     ], processing_time_start=0))
     out = run(env, stream.key_by(lambda r: r[0]).process(TtlValues()))
     assert out == [(80, 1, 1, [1]), (150, None, 1, [1]), (179, None, 1, []), (400, None, None, [])]
+
+
+class CountingMap(MapFunction):
+    def open(self, runtime_context):
+        self.seen = runtime_context.get_state(ValueStateDescriptor("seen"))
+
+    def map(self, value):
+        n = (self.seen.value() or 0) + 1
+        self.seen.update(n)
+        return value, n
+
+
+class FirstTwo(FilterFunction):
+    def open(self, runtime_context):
+        self.seen = runtime_context.get_state(ValueStateDescriptor("seen"))
+
+    def filter(self, value):
+        n = (self.seen.value() or 0) + 1
+        self.seen.update(n)
+        return n <= 2
+
+
+class Distinct(FlatMapFunction):
+    def open(self, runtime_context):
+        self.seen = runtime_context.get_map_state(MapStateDescriptor("seen"))
+
+    def flat_map(self, value):
+        if value not in self.seen:
+            self.seen[value] = True
+            yield value
+
+
+def test_keyed_state_in_map_filter_and_flat_map(env):
+    words = ["a", "b", "a", "a", "c", "b"]
+    keyed = env.from_collection(words).key_by(lambda w: w)
+    counted = collect(keyed.map(CountingMap()))
+    kept = collect(keyed.filter(FirstTwo()))
+    distinct = collect(env.from_collection([(1, "x"), (1, "x"), (2, "x"), (1, "y")]).key_by(lambda r: r[0])
+                       .flat_map(Distinct()))
+    env.execute("keyed state in steps")
+    assert bag(counted) == bag([("a", 1), ("b", 1), ("a", 2), ("a", 3), ("c", 1), ("b", 2)])
+    assert bag(kept) == bag(["a", "b", "a", "c", "b"])
+    assert bag(distinct) == bag([(1, "x"), (2, "x"), (1, "y")])

@@ -298,3 +298,46 @@ def stub(fn: Callable) -> Callable:
     """Marks a base-class method that subclasses are meant to override."""
     fn._ferroflow_stub = True  # type: ignore[attr-defined]
     return fn
+
+
+#: The methods of each stateless step's function, as ``DataStream`` resolves them.
+STEP_METHODS = {"map": ("map",), "flat_map": ("flat_map", "flatMap"), "filter": ("filter",)}
+
+
+def opens(fn: Any) -> bool:
+    """Whether ``fn`` is a function object with an ``open()`` of its own (not the base
+    class's empty one): one that may ask its runtime context for keyed state."""
+    if not _is_function_object(fn):
+        return False
+    opener = getattr(type(fn), "open", None)
+    return callable(opener) and getattr(opener, "__qualname__", "") != "Function.open"
+
+
+class KeyedStep:
+    """``map``/``flat_map``/``filter`` on a keyed stream with a function that has
+    ``open()``: run as a keyed process function, so that ``open(runtime_context)`` gets
+    keyed state scoped to each record's key (as in Flink)."""
+
+    def __init__(self, fn: Any, step: str) -> None:
+        self.fn = fn
+        self.step = step
+        self.udf = Udf(fn, STEP_METHODS[step], collector_arity=1 if step == "flat_map" else None)
+        self.call: Optional[Callable] = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.fn.open(runtime_context)
+        self.call = self.udf.resolve(self.fn)
+
+    def close(self) -> None:
+        closer = getattr(self.fn, "close", None)
+        if callable(closer):
+            closer()
+
+    def process_element(self, value: Any, ctx: Any) -> Any:
+        assert self.call is not None, "opened before the first record"
+        result = self.call(value)
+        if self.step == "map":
+            return (result,)
+        if self.step == "filter":
+            return (value,) if result else ()
+        return result

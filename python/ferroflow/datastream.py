@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from . import _aggregations, _nodes, _window_udfs
-from ._plan import ProcessUdf, Udf, label_of
+from ._plan import KeyedStep, ProcessUdf, Udf, label_of, opens
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
@@ -180,16 +180,31 @@ class DataStream:
     def get_side_output(self, output_tag: "OutputTag") -> "DataStream":
         """The side output ``output_tag`` of the operator that made this stream: the
         late records of a window given ``side_output_late_data(output_tag)`` (as they
-        entered the window, with their timestamps)."""
+        entered the window, with their timestamps), or what a process function yields
+        as ``(output_tag, value)`` (with the timestamp its main outputs would have; at
+        most 4 side outputs per process function)."""
         if not isinstance(output_tag, OutputTag):
             raise TypeError(f"get_side_output() takes an OutputTag, got {output_tag!r}")
         kind = self._env._nodes[self._node].kind
+        if isinstance(kind, _nodes.Process):
+            return self._process_side_output(kind, output_tag)
         registered = kind.late_output_tag if isinstance(kind, _nodes.Window) else None
         if registered != output_tag.tag_id:
             why = (f"its window sends late data to OutputTag({registered!r})" if registered is not None else
                    "side outputs come from a window's side_output_late_data(tag), called before its window function")
             raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
         node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
+        return DataStream(self._env, node_id)
+
+    def _process_side_output(self, kind: _nodes.Process, output_tag: "OutputTag") -> "DataStream":
+        """The records a process function yields as ``(output_tag, value)``."""
+        if output_tag.tag_id not in kind.side_tags:
+            if len(kind.side_tags) >= _nodes.Process.MAX_SIDE_OUTPUTS:
+                raise ValueError(f"get_side_output({output_tag!r}): a process function has at most "
+                                 f"{_nodes.Process.MAX_SIDE_OUTPUTS} side outputs; it has {kind.side_tags}")
+            kind.side_tags.append(output_tag.tag_id)
+        index = kind.side_tags.index(output_tag.tag_id) + 1
+        node_id = self._env._add(_nodes.ProcessSideOutput(index), output_tag.tag_id, [self._node])
         return DataStream(self._env, node_id)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
@@ -314,6 +329,23 @@ def _set_parallelism(env: "StreamExecutionEnvironment", node: int, parallelism: 
 class KeyedStream(DataStream):
     """A stream partitioned by key. Operators that do not use keys (map, filter,
     print...) treat it as a plain stream."""
+
+    def _stateful_step(self, func: Any, step: str) -> DataStream:
+        """A map/flat_map/filter whose function has ``open()``: a keyed process node, so
+        its runtime context gives keyed state."""
+        return self._then(_nodes.Process(ProcessUdf(KeyedStep(func, step))), func)
+
+    def map(self, func: Any, output_type: Any = None) -> DataStream:
+        """As ``DataStream.map``; a ``MapFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "map") if opens(func) else super().map(func, output_type)
+
+    def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
+        """As ``DataStream.flat_map``; a ``FlatMapFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "flat_map") if opens(func) else super().flat_map(func, output_type)
+
+    def filter(self, func: Any) -> DataStream:
+        """As ``DataStream.filter``; a ``FilterFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "filter") if opens(func) else super().filter(func)
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """The general operator of a keyed stream: a ``KeyedProcessFunction`` whose

@@ -183,6 +183,17 @@ struct TimeEvictorSpec {
     do_evict_after: bool,
 }
 
+#[derive(FromPyObject)]
+struct ProcessKind {
+    udf: Py<PyAny>,
+    side_tags: Vec<String>,
+}
+
+#[derive(FromPyObject)]
+struct ProcessSideOutput {
+    index: usize,
+}
+
 /// The `KIND` of a typed value of `_nodes.py` (a node kind or a window setting).
 fn kind_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
     value.getattr(pyo3::intern!(value.py(), "KIND"))?.extract()
@@ -382,7 +393,11 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             });
             NodeKind::Sink(sinks::socket(host, port, encode))
         }
-        "process" => NodeKind::Process(crate::process::process_factory(udf()?)),
+        "process" => {
+            let ProcessKind { udf, side_tags } = kind.extract()?;
+            NodeKind::Process(crate::process::process_factory(Arc::new(udf), side_tags))
+        }
+        "process_side_output" => NodeKind::ProcessSideOutput(kind.extract::<ProcessSideOutput>()?.index),
         _ => return Ok(None),
     }))
 }

@@ -19,7 +19,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use ferroflow_engine::functions::{WindowAggregate, WorkerContext};
 use ferroflow_engine::key::{Key, KeyEncoder};
-use ferroflow_engine::process::{ProcessContext, ProcessFactory, Processor, SharedContext};
+use ferroflow_engine::process::{Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use ferroflow_engine::state::{
     IncrementalCleanup, KeyedStateBackend, StateDescriptor, StateId, StateKind, TtlConfig, TtlUpdate, TtlVisibility,
 };
@@ -476,23 +476,68 @@ pub struct PyProcessor {
     on_timer: Option<Py<PyAny>>,
     close: Option<Py<PyAny>>,
     ctx: Py<PyProcessContext>,
+    /// The `OutputTag` class, and the ids of the side outputs the plan reads (side
+    /// output `i + 1` is `side_tags[i]`).
+    tag_class: Py<PyAny>,
+    side_tags: Arc<Vec<String>>,
+}
+
+impl PyProcessor {
+    /// Moves the `(output_tag, value)` pairs among the outputs from `first` to their
+    /// side output (dropping those for a tag nobody reads, as Flink does).
+    fn route_side_outputs(&self, py: Python<'_>, out: &mut Emit<'_, PyRec>, first: usize) -> UdfResult<()> {
+        let tag_class = self.tag_class.bind(py);
+        let mut i = first;
+        while i < out.main.len() {
+            let tagged = match out.main[i].0.bind(py).cast_exact::<PyTuple>() {
+                Ok(t) if t.len() == 2 => {
+                    let tag = t.get_item(0).map_err(|e| udf_error(py, e, None))?;
+                    if tag.is_instance(tag_class).unwrap_or(false) {
+                        let id: String = tag
+                            .getattr("tag_id")
+                            .and_then(|v| v.extract())
+                            .map_err(|e| udf_error(py, e, None))?;
+                        let value = t.get_item(1).map_err(|e| udf_error(py, e, None))?;
+                        Some((id, value.unbind()))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            match tagged {
+                Some((id, value)) => {
+                    out.main.remove(i);
+                    if let Some(index) = self.side_tags.iter().position(|t| *t == id) {
+                        out.side.push((index + 1, PyRec::new(value)));
+                    }
+                }
+                None => i += 1,
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Processor<PyRec> for PyProcessor {
-    fn process(&mut self, value: PyRec, out: &mut Vec<PyRec>) -> UdfResult<()> {
+    fn process(&mut self, value: PyRec, out: &mut Emit<'_, PyRec>) -> UdfResult<()> {
         Python::attach(|py| {
             let x = value.0.bind(py);
             let result = self.process.bind(py).call1((x, self.ctx.bind(py))).map_err(|e| udf_error(py, e, Some(x)))?;
-            extend_from(py, &result, x, out)
+            let first = out.main.len();
+            extend_from(py, &result, x, out.main)?;
+            self.route_side_outputs(py, out, first)
         })
     }
 
-    fn on_timer(&mut self, timestamp: i64, _domain: TimeDomain, out: &mut Vec<PyRec>) -> UdfResult<()> {
+    fn on_timer(&mut self, timestamp: i64, _domain: TimeDomain, out: &mut Emit<'_, PyRec>) -> UdfResult<()> {
         let Some(f) = &self.on_timer else { return Ok(()) };
         Python::attach(|py| {
             let result = f.bind(py).call1((timestamp, self.ctx.bind(py))).map_err(|e| udf_error(py, e, None))?;
             let ts = timestamp.into_pyobject(py).map_err(|e| udf_error(py, e.into(), None))?;
-            extend_from(py, &result, ts.as_any(), out)
+            let first = out.main.len();
+            extend_from(py, &result, ts.as_any(), out.main)?;
+            self.route_side_outputs(py, out, first)
         })
     }
 
@@ -504,8 +549,10 @@ impl Processor<PyRec> for PyProcessor {
     }
 }
 
-/// The engine's factory for a `process` node: `udf` is the API's `ProcessUdf`.
-pub fn process_factory(udf: Arc<Py<PyAny>>) -> ProcessFactory<PyRec> {
+/// The engine's factory for a `process` node: `udf` is the API's `ProcessUdf`,
+/// `side_tags` the ids of the side outputs the plan reads, in index order.
+pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFactory<PyRec> {
+    let side_tags = Arc::new(side_tags);
     Arc::new(move |w: &WorkerContext, ctx: &SharedContext<PyRec>| {
         Python::attach(|py| {
             let internal = |e: PyErr| UdfError::internal(format!("a process function could not be set up: {e}"));
@@ -529,7 +576,11 @@ pub fn process_factory(udf: Arc<Py<PyAny>>) -> ProcessFactory<PyRec> {
             let (process, on_timer, close): (Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>) = bound
                 .extract()
                 .map_err(|e| UdfError::internal(format!("bind_process() did not return 3 callables: {e}")))?;
-            Ok(Box::new(PyProcessor { process, on_timer, close, ctx: ctx_obj }) as Box<dyn Processor<PyRec>>)
+            let tag_class =
+                py.import("ferroflow.output_tag").and_then(|m| m.getattr("OutputTag")).map_err(internal)?.unbind();
+            let side_tags = side_tags.clone();
+            Ok(Box::new(PyProcessor { process, on_timer, close, ctx: ctx_obj, tag_class, side_tags })
+                as Box<dyn Processor<PyRec>>)
         })
     })
 }
