@@ -234,32 +234,6 @@ class Udf:
         return obj, closer if callable(closer) else None
 
 
-class ProcessUdf(Udf):
-    """A ``KeyedProcessFunction`` or ``ProcessFunction`` (or a plain
-    ``f(value, ctx)``): ``process_element`` and ``on_timer``, each also in the collector
-    style (``processElement(value, ctx, out)``)."""
-
-    def __init__(self, fn: Any) -> None:
-        super().__init__(fn, ("process_element", "processElement"), collector_arity=2)
-
-    def bind_process(self, index: int, count: int,
-                     store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
-        """``process_element``, ``on_timer`` (None without one) and ``close`` of worker
-        ``index``'s copy, opened with a runtime context whose state getters reach
-        ``store`` (the engine's, on a keyed stream; None on a plain one)."""
-        if store is None:
-            context = RuntimeContext(index, count)
-        else:
-            from .state import KeyedRuntimeContext
-
-            context = KeyedRuntimeContext(index, count, store)
-        obj, closer = self._open(index, context)
-        on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
-        if on_timer is not None and positional_arity(on_timer) == 3:
-            on_timer = with_collector(on_timer, 2)
-        return self.resolve(obj), on_timer, closer
-
-
 def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:
     """The first of ``names`` that ``obj`` implements (base-class stubs do not count)."""
     for m in names:
@@ -299,45 +273,3 @@ def stub(fn: Callable) -> Callable:
     fn._ferroflow_stub = True  # type: ignore[attr-defined]
     return fn
 
-
-#: The methods of each stateless step's function, as ``DataStream`` resolves them.
-STEP_METHODS = {"map": ("map",), "flat_map": ("flat_map", "flatMap"), "filter": ("filter",)}
-
-
-def opens(fn: Any) -> bool:
-    """Whether ``fn`` is a function object with an ``open()`` of its own (not the base
-    class's empty one): one that may ask its runtime context for keyed state."""
-    if not _is_function_object(fn):
-        return False
-    opener = getattr(type(fn), "open", None)
-    return callable(opener) and getattr(opener, "__qualname__", "") != "Function.open"
-
-
-class KeyedStep:
-    """``map``/``flat_map``/``filter`` on a keyed stream with a function that has
-    ``open()``: run as a keyed process function, so that ``open(runtime_context)`` gets
-    keyed state scoped to each record's key (as in Flink)."""
-
-    def __init__(self, fn: Any, step: str) -> None:
-        self.fn = fn
-        self.step = step
-        self.udf = Udf(fn, STEP_METHODS[step], collector_arity=1 if step == "flat_map" else None)
-        self.call: Optional[Callable] = None
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.fn.open(runtime_context)
-        self.call = self.udf.resolve(self.fn)
-
-    def close(self) -> None:
-        closer = getattr(self.fn, "close", None)
-        if callable(closer):
-            closer()
-
-    def process_element(self, value: Any, ctx: Any) -> Any:
-        assert self.call is not None, "opened before the first record"
-        result = self.call(value)
-        if self.step == "map":
-            return (result,)
-        if self.step == "filter":
-            return (value,) if result else ()
-        return result

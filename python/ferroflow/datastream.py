@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from . import _aggregations, _nodes, _window_udfs
-from ._plan import KeyedStep, ProcessUdf, Udf, label_of, opens
+from ._plan import Udf, label_of
+from ._process import KeyedStep, ProcessUdf, opens
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
