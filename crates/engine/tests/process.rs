@@ -214,3 +214,59 @@ fn keyed_state_counts_and_event_timers_fire_once_in_order_with_their_timestamp()
         assert_eq!(got, want, "{workers} workers");
     }
 }
+
+#[test]
+fn processing_time_timers_follow_the_manual_clock() {
+    let events = vec![
+        rec(1, 0, 10),
+        rec(2, 0, 20),
+        TestEvent::ProcessingTime(40),
+        rec(1, 0, 30),
+        TestEvent::ProcessingTime(100),
+    ];
+    for workers in [1, 3] {
+        // Event timers far away (they fire at the end); processing timers 50 ms after
+        // the clock: 0 + 50 for the first two records, 40 + 50 for the third (one per
+        // key and time: key 1's two records register 50 and 90).
+        let side = new_out();
+        let got = run_keyed(events.clone(), counter(1_000_000, Some(50)), workers, true, &side);
+        let processing: Vec<(E, i64)> =
+            got.into_iter().filter(|(e, _)| matches!(e, E::Fired { processing: true, .. })).collect();
+        let fired = |key, at, count| (E::Fired { key, at, processing: true, count }, NO_TIME);
+        // Nothing is due at 40; at 100 all three fire, after key 1's second record.
+        // Outputs of processing-time timers carry no timestamp.
+        let mut want = vec![fired(1, 50, 2), fired(2, 50, 1), fired(1, 90, 2)];
+        want.sort();
+        assert_eq!(processing, want, "{workers} workers");
+    }
+}
+
+/// A plain stream's process function that tries to register a timer.
+struct TimerOnPlain(SharedContext<S>);
+
+impl Processor<S> for TimerOnPlain {
+    fn process(&mut self, value: S, out: &mut Emit<'_, S>) -> UdfResult<()> {
+        lock(&self.0).register_timer(TimeDomain::EventTime, 5)?;
+        out.main.push(value);
+        Ok(())
+    }
+}
+
+#[test]
+fn timers_on_a_plain_stream_fail_the_job_with_a_clear_error() {
+    let mut plan = Plan::new();
+    let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(vec![rec_value(1)]), parallel: false });
+    let f: ProcessFactory<S> = Arc::new(|_w: &WorkerContext, ctx: &SharedContext<S>| {
+        Ok(Box::new(TimerOnPlain(ctx.clone())) as Box<dyn Processor<S>>)
+    });
+    let p = plan.add("process 'TimerOnPlain'", vec![src], NodeKind::Process(f));
+    let out = new_out();
+    plan.add("sink", vec![p], NodeKind::Sink(sink(&out)));
+    let err = run_err(plan, cfg(2));
+    assert_eq!(err.operator.as_deref(), Some("process 'TimerOnPlain'"));
+    assert!(err.message.contains("timers are only available on keyed streams"), "{}", err.message);
+}
+
+fn rec_value(k: i64) -> S {
+    Stamped::new(E::Kv(k, 0))
+}

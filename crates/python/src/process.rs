@@ -493,10 +493,8 @@ impl PyProcessor {
                 Ok(t) if t.len() == 2 => {
                     let tag = t.get_item(0).map_err(|e| udf_error(py, e, None))?;
                     if tag.is_instance(tag_class).unwrap_or(false) {
-                        let id: String = tag
-                            .getattr("tag_id")
-                            .and_then(|v| v.extract())
-                            .map_err(|e| udf_error(py, e, None))?;
+                        let id: String =
+                            tag.getattr("tag_id").and_then(|v| v.extract()).map_err(|e| udf_error(py, e, None))?;
                         let value = t.get_item(1).map_err(|e| udf_error(py, e, None))?;
                         Some((id, value.unbind()))
                     } else {
