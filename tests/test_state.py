@@ -6,7 +6,7 @@ Every test runs at 1 worker, 2 threads and 2 processes (the ``env`` fixture)."""
 from __future__ import annotations
 
 from ferroflow import (AggregateFunction, AggregatingStateDescriptor, FilterFunction, FlatMapFunction,
-                       KeyedProcessFunction, ListStateDescriptor, MapFunction, MapStateDescriptor,
+                       KeyedProcessFunction, ListStateDescriptor, MapFunction, MapStateDescriptor, ReduceFunction,
                        ReducingStateDescriptor, StateTtlConfig, Time, ValueStateDescriptor)
 from ferroflow.state import AggregatingState, ListState, MapState, ReducingState, ValueState
 from ferroflow.testing import ProcessingTime, TestSource
@@ -212,3 +212,21 @@ def test_keyed_state_in_map_filter_and_flat_map(env):
     assert bag(counted) == bag([("a", 1), ("b", 1), ("a", 2), ("a", 3), ("c", 1), ("b", 2)])
     assert bag(kept) == bag(["a", "b", "a", "c", "b"])
     assert bag(distinct) == bag([(1, "x"), (2, "x"), (1, "y")])
+
+
+class SumAndCount(ReduceFunction):
+    """A rolling sum that also counts, per key, how many records it reduced."""
+
+    def open(self, runtime_context):
+        self.calls = runtime_context.get_state(ValueStateDescriptor("calls"))
+
+    def reduce(self, value1, value2):
+        calls = (self.calls.value() or 0) + 1
+        self.calls.update(calls)
+        return value1[0], value1[1] + value2[1], calls
+
+
+def test_keyed_state_in_a_rolling_reduce(env):
+    records = [("a", 1, 0), ("b", 10, 0), ("a", 2, 0), ("a", 3, 0), ("b", 20, 0)]
+    out = run(env, env.from_collection(records).key_by(lambda r: r[0]).reduce(SumAndCount()))
+    assert bag(out) == bag([("a", 1, 0), ("b", 10, 0), ("a", 3, 1), ("a", 6, 2), ("b", 30, 1)])

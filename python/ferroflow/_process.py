@@ -42,7 +42,10 @@ class ProcessUdf(Udf):
 
 
 #: The methods of each stateless step's function, as ``DataStream`` resolves them.
-STEP_METHODS = {"map": ("map",), "flat_map": ("flat_map", "flatMap"), "filter": ("filter",)}
+STEP_METHODS = {"map": ("map",), "flat_map": ("flat_map", "flatMap"), "filter": ("filter",), "reduce": ("reduce",)}
+
+#: The state a stateful reduce keeps its running value in (a name users are unlikely to take).
+REDUCE_STATE = "__ferroflow_reduce__"
 
 
 def opens(fn: Any) -> bool:
@@ -55,19 +58,25 @@ def opens(fn: Any) -> bool:
 
 
 class KeyedStep:
-    """``map``/``flat_map``/``filter`` on a keyed stream with a function that has
-    ``open()``: run as a keyed process function, so that ``open(runtime_context)`` gets
-    keyed state scoped to each record's key (as in Flink)."""
+    """``map``/``flat_map``/``filter``/``reduce`` on a keyed stream with a function that
+    has ``open()``: run as a keyed process function, so that ``open(runtime_context)``
+    gets keyed state scoped to each record's key (as in Flink). A reduce keeps its
+    running value in a ValueState of its own (``REDUCE_STATE``)."""
 
     def __init__(self, fn: Any, step: str) -> None:
         self.fn = fn
         self.step = step
         self.udf = Udf(fn, STEP_METHODS[step], collector_arity=1 if step == "flat_map" else None)
         self.call: Optional[Callable] = None
+        self.acc: Any = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.fn.open(runtime_context)
         self.call = self.udf.resolve(self.fn)
+        if self.step == "reduce":
+            from .state import ValueStateDescriptor
+
+            self.acc = runtime_context.get_state(ValueStateDescriptor(REDUCE_STATE))
 
     def close(self) -> None:
         closer = getattr(self.fn, "close", None)
@@ -76,6 +85,13 @@ class KeyedStep:
 
     def process_element(self, value: Any, ctx: Any) -> Any:
         assert self.call is not None, "opened before the first record"
+        if self.step == "reduce":
+            # A key's first record goes out as it is (Flink's rolling reduce); None is
+            # a value too, so the state holds the running value in a 1-tuple.
+            held = self.acc.value()
+            current = value if held is None else self.call(held[0], value)
+            self.acc.update((current,))
+            return (current,)
         result = self.call(value)
         if self.step == "map":
             return (result,)

@@ -359,7 +359,10 @@ class KeyedStream(DataStream):
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce: every record emits the updated value of its key (the first
-        one unchanged): ``func(value1, value2)`` or a ``ReduceFunction``."""
+        one unchanged): ``func(value1, value2)`` or a ``ReduceFunction`` (which gets
+        keyed state in ``open()``)."""
+        if opens(func):
+            return self._stateful_step(func, "reduce")
         return self._then(_nodes.Reduce(Udf(func, ("reduce",))), func)
 
     # -- built-in rolling aggregations: run in Rust, see ferroflow/_aggregations.py -------
