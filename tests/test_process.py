@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, OutputTag, ProcessFunction,
-                       TimeDomain, ValueStateDescriptor)
+from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, MapFunction, OutputTag,
+                       ProcessFunction, TimeDomain, TimerService, ValueStateDescriptor)
 from ferroflow.testing import ProcessingTime, TestSource, Timestamped, Watermark
 
 from conftest import bag, collect, run
@@ -261,3 +261,38 @@ def test_at_most_four_side_outputs_per_process_function(env):
     main.get_side_output(OutputTag("t0"))  # the same tag again is the same side output
     with pytest.raises(ValueError, match="at most 4 side outputs"):
         main.get_side_output(OutputTag("t4"))
+
+
+class Introspect(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        yield (isinstance(ctx, KeyedProcessFunction.Context), isinstance(ctx.timer_service(), TimerService),
+               ctx.time_domain())
+
+    def on_timer(self, timestamp, ctx):
+        yield isinstance(ctx, KeyedProcessFunction.OnTimerContext), ctx.time_domain()
+
+
+def test_contexts_are_the_declared_types(env):
+    class Timer(Introspect):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(1)
+            yield from super().process_element(value, ctx)
+
+    out = run(env, env.from_collection([1]).key_by(lambda x: x).process(Timer()))
+    assert sorted(out, key=repr) == sorted([(True, True, None), (True, TimeDomain.EVENT_TIME)], key=repr)
+
+
+class MapWithState(MapFunction):
+    def open(self, runtime_context):
+        runtime_context.get_state(ValueStateDescriptor("s"))
+
+    def map(self, value):
+        return value
+
+
+def test_state_in_a_function_on_a_plain_stream_fails_at_start(env):
+    collect(env.from_collection([1]).map(MapWithState()).name("plain map"))
+    with pytest.raises(JobExecutionException) as info:
+        env.execute("plain map state")
+    text = str(info.value) + info.value.detail
+    assert "plain map" in text and "only available on a keyed stream" in text

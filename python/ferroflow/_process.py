@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ._plan import (RuntimeContext, Udf, _is_function_object, find_method, positional_arity,
                     with_collector)
+from .functions import _OnTimerContext
 from .state import KeyedRuntimeContext
+from .timerservice import TimerService
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class ProcessUdf(Udf):
         """``process_element``, ``on_timer`` (None without one) and ``close`` of worker
         ``index``'s copy, opened with a runtime context whose state getters reach
         ``store`` (the engine's, on a keyed stream; None on a plain one)."""
+        _register_context_class()
         if store is None:
             context = RuntimeContext(index, count)
         else:
@@ -39,6 +42,22 @@ class ProcessUdf(Udf):
         if on_timer is not None and positional_arity(on_timer) == 3:
             on_timer = with_collector(on_timer, 2)
         return self.resolve(obj), on_timer, closer
+
+
+_context_registered = False
+
+
+def _register_context_class() -> None:
+    """Makes the engine's process context count as the declared contexts and timer
+    service (``KeyedProcessFunction.Context``, ``OnTimerContext``, ``TimerService``)
+    for ``isinstance``: it is all of them."""
+    global _context_registered
+    if not _context_registered:
+        from . import _engine
+
+        _OnTimerContext.register(_engine.ProcessContext)
+        TimerService.register(_engine.ProcessContext)
+        _context_registered = True
 
 
 #: The methods of each stateless step's function, as ``DataStream`` resolves them.
