@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, MapFunction, OutputTag,
-                       ProcessFunction, TimeDomain, TimerService, ValueStateDescriptor)
+                       ProcessFunction, SourceFunction, TimeDomain, TimerService, ValueStateDescriptor)
 from ferroflow.testing import ProcessingTime, TestSource, Timestamped, Watermark
 
 from conftest import bag, collect, run
@@ -296,3 +296,30 @@ def test_state_in_a_function_on_a_plain_stream_fails_at_start(env):
         env.execute("plain map state")
     text = str(info.value) + info.value.detail
     assert "plain map" in text and "only available on a keyed stream" in text
+
+
+class SlowSource(SourceFunction):
+    """Two records, a second apart: a wall-clock timer set by the first must fire in
+    between (the operator asks to be woken for it)."""
+
+    def run(self, ctx):
+        import time
+
+        ctx.collect("first")
+        time.sleep(1.0)
+        ctx.collect("second")
+
+
+class WallClockTimer(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        if value == "first":
+            ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time() + 50)
+        yield value
+
+    def on_timer(self, timestamp, ctx):
+        yield "timer"
+
+
+def test_processing_time_timers_on_the_wall_clock_fire_while_the_input_is_quiet(env):
+    out = run(env, env.add_source(SlowSource()).key_by(lambda v: 0).process(WallClockTimer()))
+    assert out == ["first", "timer", "second"]
