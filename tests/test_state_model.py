@@ -62,7 +62,7 @@ def model(events: List[Any]) -> Dict[Any, List[Any]]:
     now = 0
 
     def fire(upto: float) -> None:
-        for ts, key in sorted(t for t in timers if t[0] <= upto):
+        for ts, key in sorted((t for t in timers if t[0] <= upto), key=lambda t: (t[0], repr(t[1]))):
             timers.discard((ts, key))
             out.setdefault(key, []).append(("timer", ts, count.get(key), list(items.get(key, []))))
 
