@@ -5,9 +5,11 @@ Every test runs at 1 worker, 2 threads and 2 processes (the ``env`` fixture)."""
 
 from __future__ import annotations
 
+import pytest
+
 from ferroflow import (AggregateFunction, AggregatingStateDescriptor, FilterFunction, FlatMapFunction,
                        KeyedProcessFunction, ListStateDescriptor, MapFunction, MapStateDescriptor, ReduceFunction,
-                       ReducingStateDescriptor, StateTtlConfig, Time, ValueStateDescriptor)
+                       ReducingStateDescriptor, StateTtlConfig, Time, ValueStateDescriptor, JobExecutionException)
 from ferroflow.state import AggregatingState, ListState, MapState, ReducingState, ValueState
 from ferroflow.testing import ProcessingTime, TestSource
 
@@ -230,3 +232,18 @@ def test_keyed_state_in_a_rolling_reduce(env):
     records = [("a", 1, 0), ("b", 10, 0), ("a", 2, 0), ("a", 3, 0), ("b", 20, 0)]
     out = run(env, env.from_collection(records).key_by(lambda r: r[0]).reduce(SumAndCount()))
     assert bag(out) == bag([("a", 1, 0), ("b", 10, 0), ("a", 3, 1), ("a", 6, 2), ("b", 30, 1)])
+
+
+class BadMap(MapFunction):
+    def open(self, runtime_context):
+        self.seen = runtime_context.get_state(ValueStateDescriptor("seen"))
+
+    def map(self, value):
+        raise ValueError("bad map")
+
+
+def test_a_stateful_map_keeps_its_name_in_errors(env):
+    collect(env.from_collection([1]).key_by(lambda v: v).map(BadMap()))
+    with pytest.raises(JobExecutionException) as info:
+        env.execute("bad map")
+    assert "map 'BadMap'" in str(info.value) and "key 1" in str(info.value) + info.value.detail

@@ -205,7 +205,8 @@ class DataStream:
                                  f"{_nodes.Process.MAX_SIDE_OUTPUTS} side outputs; it has {kind.side_tags}")
             kind.side_tags.append(output_tag.tag_id)
         index = kind.side_tags.index(output_tag.tag_id) + 1
-        node_id = self._env._add(_nodes.ProcessSideOutput(index), output_tag.tag_id, [self._node])
+        kind = _nodes.ProcessSideOutput(index)
+        node_id = self._env._add(kind, output_tag.tag_id, [self._node], api="get_side_output")
         return DataStream(self._env, node_id)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
@@ -334,7 +335,8 @@ class KeyedStream(DataStream):
     def _stateful_step(self, func: Any, step: str) -> DataStream:
         """A map/flat_map/filter whose function has ``open()``: a keyed process node, so
         its runtime context gives keyed state."""
-        return self._then(_nodes.Process(ProcessUdf(KeyedStep(func, step))), func)
+        kind = _nodes.Process(ProcessUdf(KeyedStep(func, step)))
+        return DataStream(self._env, self._env._add(kind, label_of(func), [self._node], api=step))
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         """As ``DataStream.map``; a ``MapFunction`` gets keyed state in ``open()``."""

@@ -515,8 +515,10 @@ _GETTERS = {
 }
 
 
-def _ttl_settings(config: Optional[StateTtlConfig]) -> Optional[Tuple[int, bool, bool, Optional[Tuple[int, bool]], bool]]:
-    """A TTL config as the engine reads it (see ``StateStore`` in the binding)."""
+def _ttl_settings(config: Optional[StateTtlConfig]) -> Any:
+    """A TTL config as the engine reads it (see ``StateStore`` in the binding): None,
+    or (ttl ms, restart on read, return expired, incremental (size, every record) or
+    None, full snapshot)."""
     if config is None or not config.is_enabled():
         return None
     cleanup = config.get_cleanup_strategies()
