@@ -205,8 +205,8 @@ class DataStream:
                                  f"{_nodes.Process.MAX_SIDE_OUTPUTS} side outputs; it has {kind.side_tags}")
             kind.side_tags.append(output_tag.tag_id)
         index = kind.side_tags.index(output_tag.tag_id) + 1
-        kind = _nodes.ProcessSideOutput(index)
-        node_id = self._env._add(kind, output_tag.tag_id, [self._node], api="get_side_output")
+        side = _nodes.ProcessSideOutput(index)
+        node_id = self._env._add(side, output_tag.tag_id, [self._node], api="get_side_output")
         return DataStream(self._env, node_id)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
