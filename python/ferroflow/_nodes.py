@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
-           "WriteText", "WriteSocket", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "WriteText", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
            "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "Partition", "CoTransform"]
@@ -365,6 +365,34 @@ class CoTransform(NodeKind):
 
 
 # -- sinks -----------------------------------------------------------------------------
+
+
+class Process(NodeKind):
+    """``process(f)``: a ``KeyedProcessFunction`` after ``key_by`` (keyed state and
+    timers), or a ``ProcessFunction`` on any other stream (the engine tells them apart
+    by the input). ``udf`` is a ``_plan.ProcessUdf``."""
+
+    KIND = "process"
+    __slots__ = ("udf", "side_tags")
+
+    #: Most side outputs a process function can have (the engine's ``SIDE_OUTPUTS``).
+    MAX_SIDE_OUTPUTS = 4
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+        #: Ids of the side outputs read (``get_side_output``); side output ``i + 1`` is ``side_tags[i]``.
+        self.side_tags: List[str] = []
+
+
+class ProcessSideOutput(NodeKind):
+    """``get_side_output(tag)`` of a process function's stream: its side output
+    ``index`` (``1..=Process.MAX_SIDE_OUTPUTS``)."""
+
+    KIND = "process_side_output"
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 class Print(Sink):

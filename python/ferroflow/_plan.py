@@ -215,18 +215,23 @@ class Udf:
         """The callable worker ``index`` runs, and what to call when it is done.
         Function objects get their own copy per worker (as Flink's subtasks do) and
         their ``open()`` is called here."""
-        obj = self.fn
-        if _is_function_object(obj):
-            if index > 0:
-                import copy
+        obj, closer = self._open(index, RuntimeContext(index, count))
+        return self.resolve(obj), closer
 
-                obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
-            opener = getattr(obj, "open", None)
-            if callable(opener):
-                opener(RuntimeContext(index, count))
-            closer = getattr(obj, "close", None)
-            return self.resolve(obj), closer if callable(closer) else None
-        return self.resolve(obj), None
+    def _open(self, index: int, context: RuntimeContext) -> Tuple[Any, Optional[Callable]]:
+        """Worker ``index``'s function object (opened with ``context``) and its ``close``."""
+        obj = self.fn
+        if not _is_function_object(obj):
+            return obj, None
+        if index > 0:
+            import copy
+
+            obj = self.copies[index - 1] if index - 1 < len(self.copies) else copy.deepcopy(obj)
+        opener = getattr(obj, "open", None)
+        if callable(opener):
+            opener(context)
+        closer = getattr(obj, "close", None)
+        return obj, closer if callable(closer) else None
 
 
 def find_method(obj: Any, names: Tuple[str, ...]) -> Optional[Callable]:
@@ -267,3 +272,4 @@ def stub(fn: Callable) -> Callable:
     """Marks a base-class method that subclasses are meant to override."""
     fn._ferroflow_stub = True  # type: ignore[attr-defined]
     return fn
+

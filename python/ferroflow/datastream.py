@@ -10,6 +10,7 @@ import os
 
 from . import _aggregations, _nodes, _window_udfs
 from ._plan import Udf, label_of
+from ._process import KeyedStep, ProcessUdf, opens
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
@@ -98,6 +99,13 @@ class DataStream:
             return KeyedStream(self._env, node)
         udf = Udf(key_selector, ("get_key", "getKey"))
         return KeyedStream(self._env, self._env._add(_nodes.KeyBy(udf), label_of(key_selector), [self._node]))
+
+    def process(self, func: Any, output_type: Any = None) -> "DataStream":
+        """The general operator: ``func.process_element(value, ctx)`` of a
+        ``ProcessFunction`` yields (or returns an iterable of) outputs; ``ctx.timestamp()``
+        is the record's timestamp and ``ctx.timer_service()`` reads the clocks. Timers
+        and state need a keyed stream (``key_by(...).process(f)``)."""
+        return self._then(_nodes.Process(ProcessUdf(func)), func)
 
     def union(self, *streams: "DataStream") -> "DataStream":
         """Merges this stream with others (a stream unioned with itself appears twice)."""
@@ -232,16 +240,32 @@ class DataStream:
     def get_side_output(self, output_tag: "OutputTag") -> "DataStream":
         """The side output ``output_tag`` of the operator that made this stream: the
         late records of a window given ``side_output_late_data(output_tag)`` (as they
-        entered the window, with their timestamps)."""
+        entered the window, with their timestamps), or what a process function yields
+        as ``(output_tag, value)`` (with the timestamp its main outputs would have; at
+        most 4 side outputs per process function)."""
         if not isinstance(output_tag, OutputTag):
             raise TypeError(f"get_side_output() takes an OutputTag, got {output_tag!r}")
         kind = self._env._nodes[self._node].kind
+        if isinstance(kind, _nodes.Process):
+            return self._process_side_output(kind, output_tag)
         registered = kind.late_output_tag if isinstance(kind, _nodes.Window) else None
         if registered != output_tag.tag_id:
             why = (f"its window sends late data to OutputTag({registered!r})" if registered is not None else
                    "side outputs come from a window's side_output_late_data(tag), called before its window function")
             raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
         node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
+        return DataStream(self._env, node_id)
+
+    def _process_side_output(self, kind: _nodes.Process, output_tag: "OutputTag") -> "DataStream":
+        """The records a process function yields as ``(output_tag, value)``."""
+        if output_tag.tag_id not in kind.side_tags:
+            if len(kind.side_tags) >= _nodes.Process.MAX_SIDE_OUTPUTS:
+                raise ValueError(f"get_side_output({output_tag!r}): a process function has at most "
+                                 f"{_nodes.Process.MAX_SIDE_OUTPUTS} side outputs; it has {kind.side_tags}")
+            kind.side_tags.append(output_tag.tag_id)
+        index = kind.side_tags.index(output_tag.tag_id) + 1
+        side = _nodes.ProcessSideOutput(index)
+        node_id = self._env._add(side, output_tag.tag_id, [self._node], api="get_side_output")
         return DataStream(self._env, node_id)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
@@ -367,9 +391,39 @@ class KeyedStream(DataStream):
     """A stream partitioned by key. Operators that do not use keys (map, filter,
     print...) treat it as a plain stream."""
 
+    def _stateful_step(self, func: Any, step: str) -> DataStream:
+        """A map/flat_map/filter whose function has ``open()``: a keyed process node, so
+        its runtime context gives keyed state."""
+        kind = _nodes.Process(ProcessUdf(KeyedStep(func, step)))
+        return DataStream(self._env, self._env._add(kind, label_of(func), [self._node], api=step))
+
+    def map(self, func: Any, output_type: Any = None) -> DataStream:
+        """As ``DataStream.map``; a ``MapFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "map") if opens(func) else super().map(func, output_type)
+
+    def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
+        """As ``DataStream.flat_map``; a ``FlatMapFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "flat_map") if opens(func) else super().flat_map(func, output_type)
+
+    def filter(self, func: Any) -> DataStream:
+        """As ``DataStream.filter``; a ``FilterFunction`` gets keyed state in ``open()``."""
+        return self._stateful_step(func, "filter") if opens(func) else super().filter(func)
+
+    def process(self, func: Any, output_type: Any = None) -> DataStream:
+        """The general operator of a keyed stream: a ``KeyedProcessFunction`` whose
+        ``process_element(value, ctx)`` and ``on_timer(timestamp, ctx)`` yield outputs,
+        with keyed state (``get_state(...)`` in ``open``) and per-key timers
+        (``ctx.timer_service().register_event_time_timer(t)``...). Outputs of a record
+        carry its timestamp, those of an event-time timer the timer's; every pending
+        timer fires when a bounded input ends."""
+        return self._then(_nodes.Process(ProcessUdf(func)), func)
+
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce: every record emits the updated value of its key (the first
-        one unchanged): ``func(value1, value2)`` or a ``ReduceFunction``."""
+        one unchanged): ``func(value1, value2)`` or a ``ReduceFunction`` (which gets
+        keyed state in ``open()``)."""
+        if opens(func):
+            return self._stateful_step(func, "reduce")
         return self._then(_nodes.Reduce(Udf(func, ("reduce",))), func)
 
     # -- built-in rolling aggregations: run in Rust, see ferroflow/_aggregations.py -------

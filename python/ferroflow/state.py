@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import enum
 
-from ._plan import find_method
+from ._plan import RuntimeContext, find_method
 from .windowing import Time, to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -501,3 +501,88 @@ def _java_name(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(w.title() for w in rest)
 
+
+
+# -- the engine's side: a keyed runtime context ---------------------------------------------
+
+
+_GETTERS = {
+    "get_state": ValueStateDescriptor,
+    "get_list_state": ListStateDescriptor,
+    "get_map_state": MapStateDescriptor,
+    "get_reducing_state": ReducingStateDescriptor,
+    "get_aggregating_state": AggregatingStateDescriptor,
+}
+
+
+def _ttl_settings(config: Optional[StateTtlConfig]) -> Any:
+    """A TTL config as the engine reads it (see ``StateStore`` in the binding): None,
+    or (ttl ms, restart on read, return expired, incremental (size, every record) or
+    None, full snapshot)."""
+    if config is None or not config.is_enabled():
+        return None
+    cleanup = config.get_cleanup_strategies()
+    incremental = cleanup.get_incremental_cleanup_strategy()
+    return (config.get_ttl().to_milliseconds(),
+            config.get_update_type() is _UpdateType.OnReadAndWrite,
+            config.get_state_visibility() is _StateVisibility.ReturnExpiredIfNotCleanedUp,
+            None if incremental is None else (incremental.get_cleanup_size(),
+                                              incremental.run_cleanup_for_every_record()),
+            cleanup.in_full_snapshot())
+
+
+def _registered_with_abcs(engine: Any) -> None:
+    """Makes the engine's state classes count as ``ValueState``... for ``isinstance``."""
+    for impl, interface in ((engine.ValueStateImpl, ValueState), (engine.ListStateImpl, ListState),
+                            (engine.MapStateImpl, MapState), (engine.ReducingStateImpl, ReducingState),
+                            (engine.AggregatingStateImpl, AggregatingState)):
+        interface.register(impl)
+
+
+class KeyedRuntimeContext(RuntimeContext):
+    """The runtime context of a function on a keyed stream: its state getters return
+    state objects of the engine, scoped to the key being processed."""
+
+    _abcs_done = False
+
+    def __init__(self, index: int, count: int, store: Any, task_name: str = "") -> None:
+        super().__init__(index, count, task_name)
+        self._store = store
+        if not KeyedRuntimeContext._abcs_done:
+            from . import _engine
+
+            _registered_with_abcs(_engine)
+            KeyedRuntimeContext._abcs_done = True
+
+    def _check(self, getter: str, descriptor: Any) -> Any:
+        want = _GETTERS[getter]
+        if not isinstance(descriptor, want):
+            raise TypeError(f"{getter}() takes a {want.__name__}, got {descriptor!r}")
+        return descriptor
+
+    def get_state(self, state_descriptor: Any) -> ValueState:
+        d = self._check("get_state", state_descriptor)
+        return self._store.value_state(d.name, _ttl_settings(d.get_ttl_config()))
+
+    def get_list_state(self, state_descriptor: Any) -> ListState:
+        d = self._check("get_list_state", state_descriptor)
+        return self._store.list_state(d.name, _ttl_settings(d.get_ttl_config()))
+
+    def get_map_state(self, state_descriptor: Any) -> MapState:
+        d = self._check("get_map_state", state_descriptor)
+        return self._store.map_state(d.name, _ttl_settings(d.get_ttl_config()))
+
+    def get_reducing_state(self, state_descriptor: Any) -> ReducingState:
+        d = self._check("get_reducing_state", state_descriptor)
+        assert isinstance(d, ReducingStateDescriptor)
+        f = d.get_reduce_function()
+        reduce = find_method(f, ("reduce",)) or f
+        return self._store.reducing_state(d.name, _ttl_settings(d.get_ttl_config()), reduce)
+
+    def get_aggregating_state(self, state_descriptor: Any) -> AggregatingState:
+        d = self._check("get_aggregating_state", state_descriptor)
+        assert isinstance(d, AggregatingStateDescriptor)
+        f = d.get_agg_function()
+        methods = [find_method(f, (m, _java_name(m))) for m in ("create_accumulator", "add", "get_result", "merge")]
+        functions = (methods[0], methods[1], methods[2], methods[3])
+        return self._store.aggregating_state(d.name, _ttl_settings(d.get_ttl_config()), functions)

@@ -73,7 +73,7 @@ fn consumer_counts<R>(plan: &Plan<R>) -> Vec<usize> {
 fn read_by_several<R>(plan: &Plan<R>, consumers: &[usize]) -> Vec<bool> {
     let mut readers = consumers.to_vec();
     for node in &plan.nodes {
-        if let NodeKind::LateOutput = node.kind {
+        if let NodeKind::LateOutput | NodeKind::ProcessSideOutput(_) = node.kind {
             readers[node.inputs[0]] -= 1;
         }
     }
@@ -87,6 +87,7 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     for node in &plan.nodes {
         let keyed_inputs = match &node.kind {
             NodeKind::Reduce(_) | NodeKind::Window { .. } => &node.inputs[..1],
+            NodeKind::Process(_) if matches!(plan.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_)) => &node.inputs[..1],
             NodeKind::CoTransform(_) if keyed_connect(plan, node) => &node.inputs[..],
             _ => &[],
         };
@@ -132,6 +133,8 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
     let mut loops = HashMap::new();
     // The late records of each window node, for its `LateOutput` readers.
     let mut late_outputs = HashMap::new();
+    // The side outputs of each process node, for its `ProcessSideOutput` readers.
+    let mut side_outputs = HashMap::new();
     // The source whose partition on each worker feeds a node without an exchange.
     let mut pipeline_source: Vec<Option<usize>> = vec![None; plan.nodes.len()];
     // A reader that forward() cannot serve (the first one found); the job does not start.
@@ -305,6 +308,33 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                 });
                 late_outputs.insert(id, late);
                 Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
+            }
+            NodeKind::Process(factory) => {
+                let input = node.inputs[0];
+                let streams = match &built[input] {
+                    Built::Keyed(stream) => {
+                        let stream = keyed_input(stream, input);
+                        crate::with_key_pact!(peers, |pact| {
+                            operators::process_keyed(stream, pact, id, name, factory, node.parallelism, env.clone())
+                        })
+                    }
+                    _ => {
+                        let stream = plain(&mut built, input, node.parallelism);
+                        operators::process_plain(stream, id, name, factory, node.parallelism, env.clone())
+                    }
+                };
+                let [stream, side @ ..] = streams;
+                side_outputs.insert(id, side);
+                Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
+            }
+            NodeKind::ProcessSideOutput(i) => {
+                let process = node.inputs[0];
+                let streams = side_outputs.get(&process).expect("validated plan: a process node's side output");
+                Built::Plain {
+                    stream: streams[*i - 1].clone(),
+                    single: plan.nodes[process].parallelism == Some(1),
+                    on: plan.nodes[process].parallelism,
+                }
             }
             NodeKind::LateOutput => {
                 let window = node.inputs[0];

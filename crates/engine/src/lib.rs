@@ -19,6 +19,7 @@ pub mod functions;
 pub mod key;
 pub mod operators;
 pub mod plan;
+pub mod process;
 pub mod record;
 pub mod rolling;
 pub mod state;

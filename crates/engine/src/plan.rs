@@ -103,6 +103,11 @@ pub enum NodeKind<R> {
         spec: WindowSpec<R>,
         function: WindowFunction<R>,
     },
+    /// A process function (`process(f)`): on a `KeyBy` input with keyed state and
+    /// timers, on any other input with neither.
+    Process(crate::process::ProcessFactory<R>),
+    /// Side output `i` (`1..=process::SIDE_OUTPUTS`) of the `Process` node it reads.
+    ProcessSideOutput(usize),
     /// The late records of the `Window` node it reads (`side_output_late_data`).
     LateOutput,
     /// Sets record timestamps and makes watermarks (replacing any from upstream). Runs
@@ -225,6 +230,16 @@ impl<R> Plan<R> {
                     }
                     _ => {}
                 },
+                NodeKind::ProcessSideOutput(i)
+                    if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Process(_))
+                        || !(1..=crate::process::SIDE_OUTPUTS).contains(i) =>
+                {
+                    return Err(JobError::plan(format!(
+                        "{}: a side output comes from a process function, which has at most {} of them",
+                        node.name,
+                        crate::process::SIDE_OUTPUTS
+                    )))
+                }
                 NodeKind::LateOutput if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Window { .. }) => {
                     return Err(JobError::plan(format!("{}: late data comes from a window operator", node.name)))
                 }

@@ -10,6 +10,7 @@ mod copies;
 mod errors;
 mod keys;
 mod plan;
+mod process;
 mod record;
 mod sources;
 mod udf;
@@ -201,6 +202,13 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
     m.add_class::<sources::SourceContext>()?;
+    m.add_class::<process::PyProcessContext>()?;
+    m.add_class::<process::StateStore>()?;
+    m.add_class::<process::ValueStateImpl>()?;
+    m.add_class::<process::ListStateImpl>()?;
+    m.add_class::<process::MapStateImpl>()?;
+    m.add_class::<process::ReducingStateImpl>()?;
+    m.add_class::<process::AggregatingStateImpl>()?;
     codec::register(m)?;
     quiet_panics();
     Ok(())

@@ -195,6 +195,17 @@ struct CoTransformKind {
     step: String,
 }
 
+#[derive(FromPyObject)]
+struct ProcessKind {
+    udf: Py<PyAny>,
+    side_tags: Vec<String>,
+}
+
+#[derive(FromPyObject)]
+struct ProcessSideOutput {
+    index: usize,
+}
+
 /// The `KIND` of a typed value of `_nodes.py` (a node kind or a window setting).
 fn kind_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
     value.getattr(pyo3::intern!(value.py(), "KIND"))?.extract()
@@ -424,6 +435,11 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 Ok(Box::new(PyCoTransform::new(bind_udf(&udf, ctx)?, step)?) as Box<dyn CoTransform<PyRec>>)
             }))
         }
+        "process" => {
+            let ProcessKind { udf, side_tags } = kind.extract()?;
+            NodeKind::Process(crate::process::process_factory(Arc::new(udf), side_tags))
+        }
+        "process_side_output" => NodeKind::ProcessSideOutput(kind.extract::<ProcessSideOutput>()?.index),
         _ => return Ok(None),
     }))
 }

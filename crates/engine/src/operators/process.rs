@@ -1,0 +1,384 @@
+//! The process operator: a [`Processor`] over a keyed stream (state and timers per
+//! key, Flink's `KeyedProcessFunction`) or a plain one (`ProcessFunction`: clocks, no
+//! state, no timers). It owns the function's [`ProcessContext`] and moves it between
+//! calls: the current key (records and timers), the timestamp, the watermark and the
+//! processing time.
+//!
+//! # Time
+//!
+//! As the window operator (see `window.rs`): a batch is processed once the input
+//! frontier has passed its time, in watermark order, after the watermark it was sent
+//! under has fired the event-time timers it makes due; so what a function sees (its
+//! watermark, which timers fired before a record) does not depend on the number of
+//! workers or processes. Batches sent before any watermark exists are taken at once
+//! (nothing can fire before them), so a stream without event time is not delayed.
+//! Processing-time timers follow the wall clock (the operator asks to be woken for the
+//! next one) or, with a testing source, its manual clock through the frontier.
+//!
+//! Event-time timers fire in timestamp order (equal timestamps in key order) once the
+//! watermark reaches them; their outputs carry the timer's timestamp. Outputs of a
+//! record carry its timestamp; outputs of a processing-time timer carry none. At the
+//! end of a bounded input every remaining timer fires (event time first, then
+//! processing time), as pending windows do, with the watermark at +infinity; timers
+//! registered meanwhile fire too if they are not later than the last timer pending
+//! when the input ended (so a timer that registers the next one ends instead of looping).
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::Stream;
+use timely::progress::Antichain;
+
+use crate::error::{ErrorKind, UdfError, UdfResult};
+use crate::exchange::Routed;
+use crate::key::Key;
+use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
+use crate::operators::keyed::open;
+use crate::operators::{Keyed, OpEnv};
+use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext, SIDE_OUTPUTS};
+use crate::record::Record;
+use crate::state::KeyedStateBackend;
+use timely::progress::Timestamp;
+
+use crate::time::{self, Time, TimeDomain, NO_TIME};
+
+/// A record waiting for its batch's turn, with its key (encoding and value) on a keyed stream.
+type Entry<R> = (Option<(Key, R)>, R);
+
+/// The operator's outputs: the main one, then the side outputs.
+const OUTPUTS: usize = 1 + SIDE_OUTPUTS;
+
+/// The streams of a process operator: main output first, then side outputs 1..=SIDE_OUTPUTS.
+pub type ProcessStreams<'s, R> = [Stream<'s, Time, Vec<R>>; OUTPUTS];
+
+/// `process(f)` on a keyed stream.
+pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
+    stream: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
+    pact: P,
+    node: usize,
+    name: &str,
+    factory: &ProcessFactory<R>,
+    parallelism: Option<usize>,
+    env: Rc<OpEnv>,
+) -> ProcessStreams<'s, R> {
+    let info = OpInfo::udf(name, Some(node));
+    let (name, factory) = (name.to_string(), factory.clone());
+    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, true, caps)
+    })
+}
+
+/// `process(f)` on a plain stream.
+pub fn process_plain<'s, R: Record>(
+    stream: Stream<'s, Time, Vec<R>>,
+    node: usize,
+    name: &str,
+    factory: &ProcessFactory<R>,
+    parallelism: Option<usize>,
+    env: Rc<OpEnv>,
+) -> ProcessStreams<'s, R> {
+    let info = OpInfo::udf(name, Some(node));
+    let (name, factory) = (name.to_string(), factory.clone());
+    let pact = timely::dataflow::channels::pact::Pipeline;
+    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, false, caps)
+    })
+}
+
+struct Process<R: Record> {
+    f: Box<dyn Processor<R>>,
+    ctx: SharedContext<R>,
+    keyed: bool,
+    manual: bool,
+    /// Where outputs go out (one per output): at the least epoch and processing time of
+    /// the input frontier and at the operator's own watermark (as the window operator).
+    anchors: [Capability<Time>; OUTPUTS],
+    pending: BTreeMap<Time, Vec<Entry<R>>>,
+    opened: Vec<Keyed<R>>,
+    out: Vec<R>,
+    /// Side outputs by index, as the function emits them, then by output.
+    side: Vec<(usize, R)>,
+    side_out: Vec<R>,
+    /// The watermark applied so far.
+    watermark: i64,
+}
+
+impl<R: Record> Process<R> {
+    fn make(
+        env: &OpEnv,
+        name: &str,
+        factory: &ProcessFactory<R>,
+        parallelism: Option<usize>,
+        keyed: bool,
+        anchors: [Capability<Time>; OUTPUTS],
+    ) -> Option<Self> {
+        let ctx = ProcessContext::shared(keyed);
+        let ctx_for = ctx.clone();
+        let make = move |w: &crate::functions::WorkerContext| factory(w, &ctx_for);
+        let f = env.instantiate(ErrorKind::Udf, name, parallelism, &make)?;
+        Some(Process {
+            f,
+            ctx,
+            keyed,
+            manual: env.manual_processing_time,
+            anchors,
+            pending: BTreeMap::new(),
+            opened: Vec::new(),
+            out: Vec::new(),
+            side: Vec::new(),
+            side_out: Vec::new(),
+            watermark: NO_TIME,
+        })
+    }
+
+    /// Processes the batches the frontier has passed and fires what became due; at the
+    /// end (`ended`) all of it and every timer.
+    fn step(&mut self, cx: &mut Cx<'_, R, OUTPUTS>, ended: bool) -> Result<(), Failure> {
+        let frontier: Antichain<Time> = cx.frontier(0).to_owned();
+        let wm_now = cx.watermark();
+        let clock = cx.processing_time();
+        let manual = self.manual;
+        let mut ready: Vec<Time> = self
+            .pending
+            .keys()
+            .filter(|t| ended || !frontier.less_equal(t) || (!manual && t.event == NO_TIME))
+            .copied()
+            .collect();
+        ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
+        // With manual processing time, the least still to come after each batch.
+        let mut later_processing = vec![i64::MAX; ready.len()];
+        for i in (0..ready.len().saturating_sub(1)).rev() {
+            later_processing[i] = later_processing[i + 1].min(ready[i + 1].processing);
+        }
+        if !manual {
+            self.advance_processing(clock, cx.env)?;
+        }
+        for (t, later) in ready.into_iter().zip(later_processing) {
+            let group = self.pending.remove(&t).expect("listed");
+            // The watermark the batch was sent under, as far as the whole input allows.
+            // A batch from an idle partition says nothing about it.
+            if let Some(w) = wm_now {
+                if t.event < time::IDLE {
+                    self.advance_event(t.event.min(w), cx.env)?;
+                }
+            }
+            if manual {
+                self.advance_processing(t.processing.min(clock).min(later), cx.env)?;
+            }
+            for (key, value) in group {
+                self.element(key, value, cx.env)?;
+            }
+        }
+        if ended {
+            self.fire_remaining(cx.env)?;
+        } else {
+            if let Some(w) = wm_now {
+                self.advance_event(w, cx.env)?;
+            }
+            if manual {
+                self.advance_processing(clock, cx.env)?;
+            }
+        }
+        if !self.out.is_empty() {
+            cx.give(&self.anchors[0], &mut self.out);
+        }
+        if !self.side.is_empty() {
+            let side = std::mem::take(&mut self.side);
+            for i in 1..OUTPUTS {
+                self.side_out.extend(side.iter().filter(|(j, _)| *j == i).map(|(_, r)| r.clone()));
+                if !self.side_out.is_empty() {
+                    cx.give_to(i, &self.anchors[i], &mut self.side_out);
+                }
+            }
+            self.side = side;
+            self.side.clear();
+        }
+        if !ended {
+            let next = Time {
+                epoch: time::least_epoch(frontier.borrow()).unwrap_or(u64::MAX),
+                event: self.watermark,
+                processing: time::processing_time(frontier.borrow()),
+            };
+            for anchor in self.anchors.iter_mut() {
+                let next = next.join(anchor.time());
+                if *anchor.time() != next {
+                    anchor.downgrade(&next);
+                }
+            }
+            if !manual {
+                if let Some(at) = lock(&self.ctx).timers.next(TimeDomain::ProcessingTime) {
+                    let wait = at.saturating_sub(cx.env.clock.now_ms()).max(1) as u64;
+                    cx.wake_after(Duration::from_millis(wait));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `process_element` for one record, its key and timestamp set.
+    fn element(&mut self, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
+        let ts = value.timestamp();
+        {
+            let mut c = lock(&self.ctx);
+            if let Some((k, kv)) = key {
+                c.set_key(k, kv);
+                let now = c.processing_time;
+                c.state.on_record(now);
+            }
+            c.timestamp = ts;
+            c.domain = None;
+        }
+        let (first, first_side) = (self.out.len(), self.side.len());
+        let mut emit = Emit { main: &mut self.out, side: &mut self.side };
+        if let Err(e) = self.f.process(value, &mut emit) {
+            self.out.truncate(first);
+            self.side.truncate(first_side);
+            return Err(self.for_key(e, "process_element"));
+        }
+        self.stamp(first, first_side, ts, env)
+    }
+
+    /// Names the current key in an error of the function.
+    fn for_key(&self, mut e: UdfError, what: &str) -> UdfError {
+        if self.keyed {
+            if let Some(k) = lock(&self.ctx).current_key() {
+                e.message = format!("in {what}, for key {}:\n{}", k.describe(), e.message);
+            }
+        }
+        e
+    }
+
+    fn advance_event(&mut self, wm: i64, env: &OpEnv) -> UdfResult<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            lock(&self.ctx).watermark = wm;
+        }
+        self.fire(TimeDomain::EventTime, self.watermark, env)
+    }
+
+    fn advance_processing(&mut self, now: i64, env: &OpEnv) -> UdfResult<()> {
+        let now = {
+            let mut c = lock(&self.ctx);
+            c.processing_time = c.processing_time.max(now);
+            c.processing_time
+        };
+        self.fire(TimeDomain::ProcessingTime, now, env)
+    }
+
+    /// Fires `domain`'s timers due at `time`, one at a time (a timer may register
+    /// another that is due already).
+    fn fire(&mut self, domain: TimeDomain, time: i64, env: &OpEnv) -> UdfResult<()> {
+        if !self.keyed {
+            return Ok(());
+        }
+        loop {
+            let ts = {
+                let mut c = lock(&self.ctx);
+                let Some(timer) = c.timers.pop_due(domain, time) else { return Ok(()) };
+                c.set_key(timer.key, timer.value);
+                c.timestamp = timer.timestamp;
+                c.domain = Some(domain);
+                timer.timestamp
+            };
+            let (first, first_side) = (self.out.len(), self.side.len());
+            let mut emit = Emit { main: &mut self.out, side: &mut self.side };
+            if let Err(e) = self.f.on_timer(ts, domain, &mut emit) {
+                self.out.truncate(first);
+                self.side.truncate(first_side);
+                let what = match domain {
+                    TimeDomain::EventTime => format!("on_timer (event-time timer at {ts})"),
+                    TimeDomain::ProcessingTime => format!("on_timer (processing-time timer at {ts})"),
+                };
+                return Err(self.for_key(e, &what));
+            }
+            let out_ts = if domain == TimeDomain::EventTime { ts } else { NO_TIME };
+            self.stamp(first, first_side, out_ts, env)?;
+        }
+    }
+
+    /// Makes the outputs from `first` (main) and `first_side` their own and gives them
+    /// timestamp `ts`.
+    fn stamp(&mut self, first: usize, first_side: usize, ts: i64, env: &OpEnv) -> UdfResult<()> {
+        let outs = &mut self.out[first..];
+        env.own(outs)?;
+        outs.iter_mut().for_each(|r| r.set_timestamp(ts));
+        for (_, r) in &mut self.side[first_side..] {
+            env.own_one(r)?;
+            r.set_timestamp(ts);
+        }
+        Ok(())
+    }
+
+    /// The end of input: every timer pending now fires, and those registered meanwhile
+    /// up to the last of them (see the module doc).
+    fn fire_remaining(&mut self, env: &OpEnv) -> UdfResult<()> {
+        let last = |c: &ProcessContext<R>, d| c.timers.iter().filter(|t| t.0 == d).map(|t| t.1).max();
+        let (event_last, processing_last) = {
+            let c = lock(&self.ctx);
+            (last(&c, TimeDomain::EventTime), last(&c, TimeDomain::ProcessingTime))
+        };
+        // The watermark is now +infinity (as Flink's at the end of input).
+        self.watermark = i64::MAX;
+        lock(&self.ctx).watermark = i64::MAX;
+        if let Some(e) = event_last {
+            self.fire(TimeDomain::EventTime, e, env)?;
+        }
+        if let Some(p) = processing_last {
+            self.advance_processing(p, env)?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> Drop for Process<R> {
+    /// Releases state and timers with the logic (inside the operator's scope), whoever
+    /// still holds the context (a state object kept in the user's function object).
+    fn drop(&mut self) {
+        lock(&self.ctx).close();
+    }
+}
+
+impl<R: Record> OperatorLogic<R, OUTPUTS> for Process<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
+        self.step(cx, false)
+    }
+
+    fn on_end(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
+        self.step(cx, true)?;
+        Ok(self.f.close()?)
+    }
+}
+
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
+    fn on_batch(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        open(data, &mut self.opened)?;
+        let at = self.pending.entry(batch_time(cap)).or_default();
+        at.extend(self.opened.drain(..).map(|(k, kv, v)| (Some((k, kv)), v)));
+        Ok(())
+    }
+}
+
+impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
+    fn on_batch(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (None, v)));
+        Ok(())
+    }
+}
+
+/// The time a batch was sent at.
+fn batch_time(cap: &InputCapability<Time>) -> Time {
+    cap.stamp().iter().next().copied().unwrap_or_else(Time::minimum)
+}

@@ -1,0 +1,174 @@
+//! What a process function reaches while it runs (Flink's `KeyedProcessFunction` and
+//! `ProcessFunction` contexts): the current record's timestamp and key, the clocks,
+//! its timers and keyed state. The operator (`operators::process`) owns one
+//! [`ProcessContext`] per instance, shared with the function as a [`SharedContext`]:
+//! state objects the function made in `open()` read and write through it while the
+//! operator calls the function, and the operator moves it (current key, timestamp,
+//! watermark, clock) between calls. It is behind a mutex, not an `Rc`, because the
+//! binding's state objects may outlive the job in the user's function object and be
+//! dropped on another thread; the lock is never contended (one worker uses it).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{UdfError, UdfResult};
+use crate::functions::WorkerContext;
+use crate::key::Key;
+use crate::state::{HeapBackend, KeyedStateBackend};
+use crate::time::{TimeDomain, NO_TIME};
+use crate::timers::TimerService;
+
+/// One process function's view of the operator: see the module doc.
+pub struct ProcessContext<R> {
+    /// The keyed state (empty and unused on a plain stream).
+    pub state: HeapBackend<R>,
+    /// Pending timers: the key's encoding, and the key itself for `get_current_key()`.
+    pub timers: TimerService<Key, R>,
+    keyed: bool,
+    /// The current key's value (during a keyed call).
+    key_value: Option<R>,
+    /// The current record's event timestamp, or the firing timer's (`NO_TIME`: none).
+    pub timestamp: i64,
+    /// The operator's event-time watermark (`NO_TIME` before the first one).
+    pub watermark: i64,
+    /// Processing time now (the wall clock, or a testing source's manual clock): what
+    /// `current_processing_time()` says and what state time-to-live runs on.
+    pub processing_time: i64,
+    /// The domain of the timer firing, None in `process_element`.
+    pub domain: Option<TimeDomain>,
+    /// Set once the operator has ended: state and timers are no longer reachable.
+    closed: bool,
+}
+
+/// The context as the function and its state objects hold it.
+pub type SharedContext<R> = Arc<Mutex<ProcessContext<R>>>;
+
+/// The error of a timer used on a plain stream (Flink's message, in our words).
+pub const TIMERS_NEED_KEYS: &str =
+    "timers are only available on keyed streams: call key_by() before process() to register timers";
+
+impl<R: Clone + 'static> ProcessContext<R> {
+    /// A context for a keyed operator (state and timers) or a plain one.
+    pub fn new(keyed: bool) -> Self {
+        ProcessContext {
+            state: HeapBackend::new(),
+            timers: TimerService::new(),
+            keyed,
+            key_value: None,
+            timestamp: NO_TIME,
+            watermark: NO_TIME,
+            processing_time: NO_TIME,
+            domain: None,
+            closed: false,
+        }
+    }
+
+    /// [`ProcessContext::new`], shared.
+    pub fn shared(keyed: bool) -> SharedContext<R> {
+        Arc::new(Mutex::new(Self::new(keyed)))
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.keyed
+    }
+
+    /// The key of the record or timer being processed (None on a plain stream).
+    pub fn current_key(&self) -> Option<&R> {
+        self.key_value.as_ref()
+    }
+
+    /// Makes `key` (encoding and value) the current key for state and timers.
+    pub fn set_key(&mut self, key: Key, value: R) {
+        self.state.set_current_key(key);
+        self.key_value = Some(value);
+    }
+
+    /// The state backend for an access at `now`, or why it cannot be reached.
+    pub fn state_for_access(&mut self) -> UdfResult<(&mut HeapBackend<R>, i64)> {
+        if self.closed {
+            return Err(UdfError::new("keyed state was used after its job ended"));
+        }
+        if !self.keyed {
+            return Err(UdfError::new(
+                "keyed state is only available on a keyed stream (a function applied after key_by())",
+            ));
+        }
+        let now = self.processing_time;
+        Ok((&mut self.state, now))
+    }
+
+    /// Registers a timer for the current key (once per key, domain and timestamp).
+    pub fn register_timer(&mut self, domain: TimeDomain, timestamp: i64) -> UdfResult<()> {
+        let (key, value) = self.timer_key()?;
+        self.timers.register(domain, timestamp, key, value);
+        Ok(())
+    }
+
+    /// Deletes the current key's timer, if there is one.
+    pub fn delete_timer(&mut self, domain: TimeDomain, timestamp: i64) -> UdfResult<()> {
+        let (key, _) = self.timer_key()?;
+        self.timers.delete(domain, timestamp, &key);
+        Ok(())
+    }
+
+    fn timer_key(&self) -> UdfResult<(Key, R)> {
+        if !self.keyed {
+            return Err(UdfError::new(TIMERS_NEED_KEYS));
+        }
+        if self.closed {
+            return Err(UdfError::new("a timer was registered after its job ended"));
+        }
+        match (self.state.current_key(), &self.key_value) {
+            (Some(k), Some(v)) => Ok((k.clone(), v.clone())),
+            _ => Err(UdfError::new("timers can only be registered while a record or a timer is processed")),
+        }
+    }
+
+    /// The operator has ended: drops state and timers (so records they hold are
+    /// released now, inside the operator's scope) and refuses later accesses.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.state = HeapBackend::new();
+        self.timers = TimerService::new();
+        self.key_value = None;
+    }
+}
+
+/// Locks a shared context (never contended; a panic elsewhere does not poison it for us).
+pub fn lock<R>(ctx: &SharedContext<R>) -> MutexGuard<'_, ProcessContext<R>> {
+    ctx.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many side outputs a process operator has at most (each is an output port of
+/// the operator, so their number is fixed; a plan asking for more is refused).
+pub const SIDE_OUTPUTS: usize = 4;
+
+/// Where a process function's outputs go: the main output, and side outputs by index
+/// (`1..=SIDE_OUTPUTS`, as the plan's `ProcessSideOutput` nodes read them; other
+/// indices are dropped, as Flink drops records for a tag nobody reads).
+pub struct Emit<'a, R> {
+    pub main: &'a mut Vec<R>,
+    pub side: &'a mut Vec<(usize, R)>,
+}
+
+/// A process function, made per worker by a [`ProcessFactory`] with the context it
+/// reads (keep it: state objects and timers go through it). The operator sets the
+/// context before each call.
+pub trait Processor<R>: 'static {
+    /// One record (`process_element`).
+    fn process(&mut self, value: R, out: &mut Emit<'_, R>) -> UdfResult<()>;
+
+    /// A timer of the current key fired at `timestamp` (`on_timer`).
+    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _out: &mut Emit<'_, R>) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// Called once when the input has ended and every timer has fired.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+/// Makes a worker's process function around its context; registering state (in
+/// `open()`) happens here, so a descriptor error fails the job when it starts.
+pub type ProcessFactory<R> =
+    Arc<dyn Fn(&WorkerContext, &SharedContext<R>) -> UdfResult<Box<dyn Processor<R>>> + Send + Sync>;
