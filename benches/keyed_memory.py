@@ -32,7 +32,7 @@ VARIANTS = [
     ("dict_reduce", "dict of the reduce's results", None),
     ("reduce", "ferroflow key_by(0).reduce(lambda)", "dict_reduce"),
     ("dict_int", "dict of key -> int", None),
-    ("value_state", "ferroflow process() + ValueState[int]", "dict_int"),
+    ("value_state", "ferroflow ValueState[int] in process", "dict_int"),
 ]
 
 
