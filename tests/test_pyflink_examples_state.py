@@ -34,6 +34,7 @@ import pytest
 from test_docs_event_time import PYTHON, ROOT, _clean_env
 
 from ferroflow import KeyedStream, Time
+from ferroflow._cluster import ENV_THREADS
 from ferroflow.state import StateTtlConfig
 
 DATA = os.path.join(ROOT, "tests", "data")
@@ -195,14 +196,30 @@ def test_the_comparison_tells_float32_rounding_from_a_wrong_value():
     assert not same(pyflink["Alice"][1], ("Bob", 130.1))
 
 
+#: How the script runs: as ``python script.py`` on 1 worker, the same on 2 worker
+#: threads (the launcher's thread setting), and as ``ferroflow run script.py -p 2``.
+#: PyFlink ran it at parallelism 2.
+WAYS = ["1worker", "2threads", "2proc"]
+
+
+def command(way: str, script: str) -> Tuple[List[str], Dict[str, str]]:
+    env = _clean_env()
+    if way == "2threads":
+        env[ENV_THREADS] = "2"
+    if way == "2proc":
+        return [os.path.join(os.path.dirname(PYTHON), "ferroflow"), "run", script, "-p", "2"], env
+    return [PYTHON, script], env
+
+
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_pyflink_example_prints_what_pyflink_printed(name, tmp_path):
+def test_pyflink_example_prints_what_pyflink_printed(name, way, tmp_path):
     source = rewrite(script_source(name))
     (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
     (tmp_path / f"{STAND_IN_MODULE}.py").write_text(STAND_INS, encoding="utf-8")
-    r = subprocess.run([PYTHON, f"{name}.py"], cwd=str(tmp_path), env=_clean_env(), capture_output=True,
-                       text=True, timeout=120, check=False)
-    where = f"PyFlink's {name}.py on ferroflow"
+    cmd, env = command(way, f"{name}.py")
+    r = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120, check=False)
+    where = f"PyFlink's {name}.py on ferroflow ({way})"
     if not WIRED:
         where = ("needs issue 12's wiring (KeyedStream.process, keyed state and timers in the engine), "
                  f"absent from this build: {where}")
