@@ -5,7 +5,8 @@ KeyedProcessFunction with a ValueState, the shared logic of keyed_state_udfs.py.
     python benches/keyed_state_pyflink.py --records N [-p 1] [--exec-mode thread|process]
 
 NumberSequenceSource(0, N-1) -> map(make_record) -> key_by(key_of) -> process(RunningCount)
--> Java DiscardingSink. Types are declared (so records cross to Java as typed rows,
+-> Java DiscardingSink (``--digest``: collected instead, printing keyed_state_udfs.digest
+of them; a check, not timed). Types are declared (so records cross to Java as typed rows,
 PyFlink's fast path). Run with the PyFlink virtualenv's Python.
 """
 import argparse
@@ -24,7 +25,7 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource  # noq
 from pyflink.datastream.functions import KeyedProcessFunction  # noqa: E402
 from pyflink.datastream.state import ValueStateDescriptor  # noqa: E402
 
-from keyed_state_udfs import RunningCountLogic, key_of, make_record  # noqa: E402
+from keyed_state_udfs import RunningCountLogic, digest, key_of, make_record  # noqa: E402
 
 
 class RunningCount(RunningCountLogic, KeyedProcessFunction):
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("-p", "--parallelism", type=int, default=1)
     ap.add_argument("--exec-mode", choices=["process", "thread"], default="thread")
+    ap.add_argument("--digest", action="store_true")
     a = ap.parse_args()
     if a.exec_mode == "thread":
         # The interpreter embedded in the JVM sees this virtualenv only through PYTHONPATH.
@@ -57,6 +59,10 @@ def main():
         .map(make_record, output_type=rec_t) \
         .key_by(key_of, key_type=Types.STRING()) \
         .process(RunningCount(), output_type=rec_t)
+    if a.digest:
+        with counts.execute_and_collect("keyed running count") as records:
+            print(digest(records))
+        return
     counts.sink_to(Sink("org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink"))
     t1 = time.perf_counter()
     res = env.execute("keyed running count")
