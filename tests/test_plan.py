@@ -56,7 +56,27 @@ def every_api_node() -> StreamExecutionEnvironment:
     loop.close_with(loop.map(lambda x: x - 1).filter(lambda x: x > 0)).write_to_socket("localhost", 9, str)
     env.read_text_file("/nonexistent/in").union(env.socket_text_stream("localhost", 9)).add_sink(
         ferroflow.DiscardingSink())
+    s.rebalance().connect(s.broadcast()).map(_CoMap()).print()
+    side = OutputTag("side")
+    processed = keyed.process(_Process(side))
+    processed.get_side_output(side).union(processed).print()
     return env
+
+
+class _CoMap(ferroflow.CoMapFunction):
+    def map1(self, value: Any) -> Any:
+        return value
+
+    def map2(self, value: Any) -> Any:
+        return value
+
+
+class _Process(ferroflow.KeyedProcessFunction):
+    def __init__(self, tag: OutputTag) -> None:
+        self.tag = tag
+
+    def process_element(self, value: Any, ctx: Any) -> Any:
+        yield self.tag, value
 
 
 def test_every_api_node_has_a_declared_kind():
