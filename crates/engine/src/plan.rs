@@ -104,7 +104,8 @@ pub enum NodeKind<R> {
         function: WindowFunction<R>,
     },
     /// A process function (`process(f)`): on a `KeyBy` input with keyed state and
-    /// timers, on any other input with neither.
+    /// timers, on any other input with neither; on two `KeyBy` inputs (connected
+    /// streams) one function, state and timers for both.
     Process(crate::process::ProcessFactory<R>),
     /// Side output `i` (`1..=process::SIDE_OUTPUTS`) of the `Process` node it reads.
     ProcessSideOutput(usize),
@@ -187,12 +188,22 @@ impl<R> Plan<R> {
                 NodeKind::Source { .. } => Some(0),
                 NodeKind::Union => None,
                 NodeKind::CoTransform(_) => Some(2),
+                NodeKind::Process(_) if node.inputs.len() == 2 => Some(2),
                 _ => Some(1),
             };
             if let Some(n) = expected_inputs {
                 if node.inputs.len() != n {
                     return Err(JobError::plan(format!("{} takes {n} input(s), got {}", node.name, node.inputs.len())));
                 }
+            }
+            if matches!(node.kind, NodeKind::Process(_))
+                && node.inputs.len() == 2
+                && !node.inputs.iter().all(|&i| matches!(self.nodes[i].kind, NodeKind::KeyBy(_)))
+            {
+                return Err(JobError::plan(format!(
+                    "{}: a process function on connected streams needs both keyed: call key_by(k1, k2) first",
+                    node.name
+                )));
             }
             if matches!(node.kind, NodeKind::Reduce(_) | NodeKind::Window { .. })
                 && !matches!(self.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_))

@@ -154,8 +154,15 @@ pub struct Emit<'a, R> {
 /// reads (keep it: state objects and timers go through it). The operator sets the
 /// context before each call.
 pub trait Processor<R>: 'static {
-    /// One record (`process_element`).
+    /// One record (`process_element`; of the first input, `process_element1`, on
+    /// connected streams).
     fn process(&mut self, value: R, out: &mut Emit<'_, R>) -> UdfResult<()>;
+
+    /// One record of the second input of connected streams (`process_element2` of a
+    /// `KeyedCoProcessFunction`): same context, state and timers as the first input's.
+    fn process_second(&mut self, _value: R, _out: &mut Emit<'_, R>) -> UdfResult<()> {
+        Err(UdfError::internal("a one-input process function was given a second input"))
+    }
 
     /// A timer of the current key fired at `timestamp` (`on_timer`).
     fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _out: &mut Emit<'_, R>) -> UdfResult<()> {

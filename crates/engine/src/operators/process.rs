@@ -1,6 +1,8 @@
 //! The process operator: a [`Processor`] over a keyed stream (state and timers per
-//! key, Flink's `KeyedProcessFunction`) or a plain one (`ProcessFunction`: clocks, no
-//! state, no timers). It owns the function's [`ProcessContext`] and moves it between
+//! key, Flink's `KeyedProcessFunction`), a plain one (`ProcessFunction`: clocks, no
+//! state, no timers), or two keyed streams connected (`KeyedCoProcessFunction`: both
+//! inputs' records of a key reach the same state and timers, one backend and one timer
+//! service per operator; the records of both are taken in watermark order together). It owns the function's [`ProcessContext`] and moves it between
 //! calls: the current key (records and timers), the timestamp, the watermark and the
 //! processing time.
 //!
@@ -45,8 +47,9 @@ use timely::progress::Timestamp;
 
 use crate::time::{self, Time, TimeDomain, NO_TIME};
 
-/// A record waiting for its batch's turn, with its key (encoding and value) on a keyed stream.
-type Entry<R> = (Option<(Key, R)>, R);
+/// A record waiting for its batch's turn: whether it came from the second input, its
+/// key (encoding and value) on a keyed stream, the record.
+type Entry<R> = (bool, Option<(Key, R)>, R);
 
 /// The operator's outputs: the main one, then the side outputs.
 const OUTPUTS: usize = 1 + SIDE_OUTPUTS;
@@ -67,6 +70,31 @@ pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
     driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, true, caps)
+    })
+}
+
+/// `connect(a, b).key_by(k1, k2).process(f)`: two keyed streams, each key's records of
+/// both brought to one worker by `pacts` (see `with_key_pact!`).
+#[allow(clippy::too_many_arguments)]
+pub fn process_keyed_connected<'s, R, P1, P2>(
+    first: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
+    second: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
+    pacts: (P1, P2),
+    node: usize,
+    name: &str,
+    factory: &ProcessFactory<R>,
+    parallelism: Option<usize>,
+    env: Rc<OpEnv>,
+) -> ProcessStreams<'s, R>
+where
+    R: Record,
+    P1: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>,
+    P2: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>,
+{
+    let info = OpInfo::udf(name, Some(node));
+    let (name, factory) = (name.to_string(), factory.clone());
+    driver::binary_outputs(first, second, pacts, info, env.clone(), move |caps| {
         Process::make(&env, &name, &factory, parallelism, true, caps)
     })
 }
@@ -137,7 +165,7 @@ impl<R: Record> Process<R> {
     /// Processes the batches the frontier has passed and fires what became due; at the
     /// end (`ended`) all of it and every timer.
     fn step(&mut self, cx: &mut Cx<'_, R, OUTPUTS>, ended: bool) -> Result<(), Failure> {
-        let frontier: Antichain<Time> = cx.frontier(0).to_owned();
+        let frontier: Antichain<Time> = cx.input_frontier();
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
         let manual = self.manual;
@@ -168,8 +196,8 @@ impl<R: Record> Process<R> {
             if manual {
                 self.advance_processing(t.processing.min(clock).min(later), cx.env)?;
             }
-            for (key, value) in group {
-                self.element(key, value, cx.env)?;
+            for (second, key, value) in group {
+                self.element(second, key, value, cx.env)?;
             }
         }
         if ended {
@@ -218,8 +246,9 @@ impl<R: Record> Process<R> {
         Ok(())
     }
 
-    /// Calls `process_element` for one record, its key and timestamp set.
-    fn element(&mut self, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
+    /// Calls `process_element` (of the second input if `second`) for one record, its
+    /// key and timestamp set.
+    fn element(&mut self, second: bool, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
         let ts = value.timestamp();
         {
             let mut c = lock(&self.ctx);
@@ -233,10 +262,11 @@ impl<R: Record> Process<R> {
         }
         let (first, first_side) = (self.out.len(), self.side.len());
         let mut emit = Emit { main: &mut self.out, side: &mut self.side };
-        if let Err(e) = self.f.process(value, &mut emit) {
+        let done = if second { self.f.process_second(value, &mut emit) } else { self.f.process(value, &mut emit) };
+        if let Err(e) = done {
             self.out.truncate(first);
             self.side.truncate(first_side);
-            return Err(self.for_key(e, "process_element"));
+            return Err(self.for_key(e, if second { "process_element2" } else { "process_element" }));
         }
         self.stamp(first, first_side, ts, env)
     }
@@ -359,10 +389,42 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+}
+
+impl<R: Record> Process<R> {
+    /// A keyed batch of input `second` (connected streams), queued for its turn.
+    fn queue_keyed(
+        &mut self,
+        second: bool,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
         open(data, &mut self.opened)?;
         let at = self.pending.entry(batch_time(cap)).or_default();
-        at.extend(self.opened.drain(..).map(|(k, kv, v)| (Some((k, kv)), v)));
+        at.extend(self.opened.drain(..).map(|(k, kv, v)| (second, Some((k, kv)), v)));
         Ok(())
+    }
+}
+
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(true, cap, data)
     }
 }
 
@@ -373,7 +435,7 @@ impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
         cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {
-        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (None, v)));
+        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (false, None, v)));
         Ok(())
     }
 }
