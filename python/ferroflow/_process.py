@@ -39,14 +39,16 @@ class ProcessUdf(Udf):
         else:
             context = KeyedRuntimeContext(index, count, store)
         obj, closer = self._open(index, context)
+        process, on_timer, second = self.methods_of(obj)
+        return process, on_timer, closer, second
+
+    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        """An opened copy's ``process_element``, ``on_timer`` (None without one) and
+        second input's method (None but on connected streams), as the engine calls them."""
         on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
         if on_timer is not None and positional_arity(on_timer) == 3:
             on_timer = with_collector(on_timer, 2)
-        return self.resolve(obj), on_timer, closer, self.second(obj)
-
-    def second(self, obj: Any) -> Optional[Callable]:
-        """The second input's method (connected streams only)."""
-        return None
+        return self.resolve(obj), on_timer, None
 
 
 class CoProcessUdf(ProcessUdf):
@@ -56,14 +58,15 @@ class CoProcessUdf(ProcessUdf):
 
     def __init__(self, fn: Any) -> None:
         Udf.__init__(self, fn, ("process_element1", "processElement1"), collector_arity=2)
-        self.second(fn)  # fail at plan time
+        self.methods_of(fn)  # fail at plan time
 
-    def second(self, obj: Any) -> Optional[Callable]:
+    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        process, on_timer, _ = super().methods_of(obj)
         call = find_method(obj, ("process_element2", "processElement2"))
         if call is None:
             raise TypeError("connect(...).process() takes a KeyedCoProcessFunction (an object with "
                             f"process_element1(value, ctx) and process_element2(value, ctx)), got {type(obj).__name__}")
-        return with_collector(call, 2) if positional_arity(call) == 3 else call
+        return process, on_timer, with_collector(call, 2) if positional_arity(call) == 3 else call
 
 
 _context_registered = False

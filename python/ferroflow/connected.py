@@ -78,7 +78,8 @@ class ConnectedStreams:
                                 "key_by(key_selector1, key_selector2) first, or pass a CoProcessFunction")
             return self.stream1._combine(_nodes.Process(CoProcessUdf(func)), label_of(func), self.stream2, "process")
         if isinstance(func, (BroadcastProcessFunction, KeyedBroadcastProcessFunction)):
-            raise NotImplementedError(f"process({type(func).__name__}): broadcast state is not yet supported")
+            raise TypeError(f"process({type(func).__name__}): a broadcast process function reads a broadcast "
+                            "stream: stream.connect(other.broadcast(map_state_descriptor)).process(func)")
         udf = CoUdf(func, "process", ("process_element1",), ("process_element2",), "CoProcessFunction",
                     adapt=_with_context)
         return self._apply("co_process", udf, "process")

@@ -82,6 +82,12 @@ impl<R: Clone + 'static> ProcessContext<R> {
         self.key_value = Some(value);
     }
 
+    /// No current key (a broadcast input's record on a keyed operator): keyed state
+    /// and timers are out of reach until the next keyed record or timer.
+    pub fn clear_key(&mut self) {
+        self.key_value = None;
+    }
+
     /// The state backend for an access at `now`, or why it cannot be reached.
     pub fn state_for_access(&mut self) -> UdfResult<(&mut HeapBackend<R>, i64)> {
         if self.closed {
@@ -90,6 +96,12 @@ impl<R: Clone + 'static> ProcessContext<R> {
         if !self.keyed {
             return Err(UdfError::new(
                 "keyed state is only available on a keyed stream (a function applied after key_by())",
+            ));
+        }
+        if self.key_value.is_none() {
+            return Err(UdfError::new(
+                "keyed state has no current key here: it is reachable while a keyed record or a timer is processed \
+                 (not in process_broadcast_element)",
             ));
         }
         let now = self.processing_time;

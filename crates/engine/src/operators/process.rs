@@ -2,7 +2,10 @@
 //! key, Flink's `KeyedProcessFunction`), a plain one (`ProcessFunction`: clocks, no
 //! state, no timers), or two keyed streams connected (`KeyedCoProcessFunction`: both
 //! inputs' records of a key reach the same state and timers, one backend and one timer
-//! service per operator; the records of both are taken in watermark order together). It owns the function's [`ProcessContext`] and moves it between
+//! service per operator; the records of both are taken in watermark order together).
+//! With a second input that is not keyed (a broadcast stream, Flink's
+//! `(Keyed)BroadcastProcessFunction`), that input's records have no current key: keyed
+//! state and timers are out of their reach. It owns the function's [`ProcessContext`] and moves it between
 //! calls: the current key (records and timers), the timestamp, the watermark and the
 //! processing time.
 //!
@@ -74,13 +77,16 @@ pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<
     })
 }
 
-/// `connect(a, b).key_by(k1, k2).process(f)`: two keyed streams, each key's records of
-/// both brought to one worker by `pacts` (see `with_key_pact!`).
+/// `process(f)` on two connected streams: two keyed ones (`connect(a, b).key_by(k1,
+/// k2)`: `pacts` bring each key's records of both to one worker, see
+/// `with_key_pact!`), or a keyed or plain one and a broadcast one (records `I1`, `I2`:
+/// `Routed<Keyed<R>>` keyed, `R` plain). `keyed`: the first input is keyed.
 #[allow(clippy::too_many_arguments)]
-pub fn process_keyed_connected<'s, R, P1, P2>(
-    first: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
-    second: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
+pub fn process_connected<'s, R, I1, I2, P1, P2>(
+    first: Stream<'s, Time, Vec<I1>>,
+    second: Stream<'s, Time, Vec<I2>>,
     pacts: (P1, P2),
+    keyed: bool,
     node: usize,
     name: &str,
     factory: &ProcessFactory<R>,
@@ -89,13 +95,16 @@ pub fn process_keyed_connected<'s, R, P1, P2>(
 ) -> ProcessStreams<'s, R>
 where
     R: Record,
-    P1: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>,
-    P2: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>,
+    I1: Clone + 'static,
+    I2: Clone + 'static,
+    P1: ParallelizationContract<Time, Vec<I1>>,
+    P2: ParallelizationContract<Time, Vec<I2>>,
+    Process<R>: driver::BinaryInput<I1, I2, R, OUTPUTS>,
 {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
     driver::binary_outputs(first, second, pacts, info, env.clone(), move |caps| {
-        Process::make(&env, &name, &factory, parallelism, true, caps)
+        Process::make(&env, &name, &factory, parallelism, keyed, caps)
     })
 }
 
@@ -116,7 +125,8 @@ pub fn process_plain<'s, R: Record>(
     })
 }
 
-struct Process<R: Record> {
+/// The operator's logic (public only as the bound of [`process_connected`]).
+pub struct Process<R: Record> {
     f: Box<dyn Processor<R>>,
     ctx: SharedContext<R>,
     keyed: bool,
@@ -172,7 +182,7 @@ impl<R: Record> Process<R> {
         let mut ready: Vec<Time> = self
             .pending
             .keys()
-            .filter(|t| ended || !frontier.less_equal(t) || (!manual && t.event == NO_TIME))
+            .filter(|t| ended || passed(&frontier, wm_now, t) || (!manual && t.event == NO_TIME))
             .copied()
             .collect();
         ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
@@ -252,10 +262,15 @@ impl<R: Record> Process<R> {
         let ts = value.timestamp();
         {
             let mut c = lock(&self.ctx);
-            if let Some((k, kv)) = key {
-                c.set_key(k, kv);
-                let now = c.processing_time;
-                c.state.on_record(now);
+            match key {
+                Some((k, kv)) => {
+                    c.set_key(k, kv);
+                    let now = c.processing_time;
+                    c.state.on_record(now);
+                }
+                // A broadcast input's record on a keyed operator: no key.
+                None if self.keyed => c.clear_key(),
+                None => {}
             }
             c.timestamp = ts;
             c.domain = None;
@@ -428,6 +443,48 @@ impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R, OUTPU
     }
 }
 
+impl<R: Record> Process<R> {
+    /// A plain batch of input `second`, queued for its turn.
+    fn queue_plain(&mut self, second: bool, cap: &InputCapability<Time>, data: &mut Vec<R>) {
+        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (second, None, v)));
+    }
+}
+
+/// A keyed stream connected with a broadcast one (`KeyedBroadcastProcessFunction`).
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process<R> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        self.queue_plain(true, cap, data);
+        Ok(())
+    }
+}
+
+/// A plain stream connected with a broadcast one (`BroadcastProcessFunction`).
+impl<R: Record> driver::BinaryInput<R, R, R, OUTPUTS> for Process<R> {
+    fn on_first(&mut self, _cx: &mut Cx<'_, R, OUTPUTS>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        self.queue_plain(false, cap, data);
+        Ok(())
+    }
+
+    fn on_second(&mut self, _cx: &mut Cx<'_, R, OUTPUTS>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+        self.queue_plain(true, cap, data);
+        Ok(())
+    }
+}
+
 impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
     fn on_batch(
         &mut self,
@@ -435,9 +492,18 @@ impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
         cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {
-        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (false, None, v)));
+        self.queue_plain(false, cap, data);
         Ok(())
     }
+}
+
+/// Whether the input frontier has passed a batch sent at `t`: no input can send at or
+/// before it, and (with several inputs, whose sources' epochs and clocks differ, so a
+/// frontier may be incomparable with `t` yet behind it in event time) the watermark of
+/// all inputs has reached the one `t` was sent under. A batch from an idle partition
+/// needs only the first.
+fn passed(frontier: &Antichain<Time>, watermark: Option<i64>, t: &Time) -> bool {
+    !frontier.less_equal(t) && (t.event >= time::IDLE || watermark.is_none_or(|w| w >= t.event))
 }
 
 /// The time a batch was sent at.
