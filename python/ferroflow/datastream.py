@@ -424,9 +424,12 @@ class KeyedStream(DataStream):
         upper).process(ProcessJoinFunction)`` is called with each pair of one key whose
         right timestamp is within ``[left.ts + lower, left.ts + upper]`` (event time;
         see ``ferroflow.interval_join``)."""
-        from .interval_join import interval_join
+        from .interval_join import IntervalJoin
 
-        return interval_join(self, other)
+        if not isinstance(other, KeyedStream) or other._env is not self._env:
+            raise TypeError("interval_join() takes a keyed stream of the same environment (key_by() first), "
+                            f"got {other!r}")
+        return IntervalJoin(self, other)
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """The general operator of a keyed stream: a ``KeyedProcessFunction`` whose

@@ -198,11 +198,3 @@ class _IntervalJoinFunction(KeyedCoProcessFunction):
         for ts in [t for t in self.right if max(t - self.lower, t) + 1 <= timestamp]:
             self.right.remove(ts)
 
-
-def interval_join(left: "KeyedStream", right: Any) -> IntervalJoin:
-    """``left.interval_join(right)``, checked."""
-    from .datastream import KeyedStream
-
-    if not isinstance(right, KeyedStream) or right._env is not left._env:
-        raise TypeError(f"interval_join() takes a keyed stream of the same environment (key_by() first), got {right!r}")
-    return IntervalJoin(left, right)
