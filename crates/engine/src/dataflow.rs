@@ -343,7 +343,17 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                         let first = plain(&mut built, input, node.parallelism);
                         let second = plain(&mut built, node.inputs[1], node.parallelism);
                         let (p, env) = (node.parallelism, env.clone());
-                        operators::process_connected(first, second, (Pipeline, Pipeline), false, id, name, factory, p, env)
+                        operators::process_connected(
+                            first,
+                            second,
+                            (Pipeline, Pipeline),
+                            false,
+                            id,
+                            name,
+                            factory,
+                            p,
+                            env,
+                        )
                     }
                     (Built::Keyed(stream), _) => {
                         let stream = keyed_input(stream, input);

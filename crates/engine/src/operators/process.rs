@@ -474,12 +474,22 @@ impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process
 
 /// A plain stream connected with a broadcast one (`BroadcastProcessFunction`).
 impl<R: Record> driver::BinaryInput<R, R, R, OUTPUTS> for Process<R> {
-    fn on_first(&mut self, _cx: &mut Cx<'_, R, OUTPUTS>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
         self.queue_plain(false, cap, data);
         Ok(())
     }
 
-    fn on_second(&mut self, _cx: &mut Cx<'_, R, OUTPUTS>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
         self.queue_plain(true, cap, data);
         Ok(())
     }
