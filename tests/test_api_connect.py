@@ -190,9 +190,9 @@ def test_functions_are_checked_at_the_call(env):
         connected.process(Tag())
     with pytest.raises(TypeError, match="key_by"):
         connected.process(KeyedCoProcessFunction())
-    with pytest.raises(NotImplementedError, match="not yet supported"):
+    with pytest.raises(TypeError, match="process_element1"):
         connected.key_by(lambda x: x, lambda x: x).process(KeyedCoProcessFunction())
-    with pytest.raises(NotImplementedError, match="broadcast state is not yet supported"):
+    with pytest.raises(TypeError, match=r"connect\(other.broadcast\(map_state_descriptor\)\)"):
         connected.process(BroadcastProcessFunction())
     with pytest.raises(TypeError, match="same environment"):
         env.from_collection([1]).connect([2])

@@ -125,9 +125,12 @@ def test_broadcast_copies_are_each_workers_own(env, parallelism):
     assert sorted(out) == sorted([[1, "x"], [2, "x"]] * parallelism)
 
 
-def test_broadcast_with_a_descriptor_is_not_yet_supported(env):
-    with pytest.raises(NotImplementedError, match="broadcast state is not yet supported"):
-        env.from_collection([1]).broadcast(MapStateDescriptor("rules", None, None))
+def test_broadcast_with_a_descriptor_makes_a_broadcast_stream(env):
+    # To connect a stream to (tests/test_broadcast_state.py), not a stream of its own.
+    from ferroflow.broadcast import BroadcastStream
+
+    stream = env.from_collection([1]).broadcast(MapStateDescriptor("rules", None, None))
+    assert isinstance(stream, BroadcastStream) and not hasattr(stream, "map")
 
 
 class ByRemainder(Partitioner):

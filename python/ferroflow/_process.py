@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["ProcessUdf", "KeyedStep", "opens"]
+__all__ = ["ProcessUdf", "CoProcessUdf", "KeyedStep", "opens"]
 
 
 class ProcessUdf(Udf):
@@ -28,8 +28,9 @@ class ProcessUdf(Udf):
         super().__init__(fn, ("process_element", "processElement"), collector_arity=2)
 
     def bind_process(self, index: int, count: int,
-                     store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
-        """``process_element``, ``on_timer`` (None without one) and ``close`` of worker
+                     store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable], Optional[Callable]]:
+        """``process_element``, ``on_timer`` (None without one), ``close`` and the second
+        input's ``process_element2`` (None but on connected streams) of worker
         ``index``'s copy, opened with a runtime context whose state getters reach
         ``store`` (the engine's, on a keyed stream; None on a plain one)."""
         _register_context_class()
@@ -38,10 +39,34 @@ class ProcessUdf(Udf):
         else:
             context = KeyedRuntimeContext(index, count, store)
         obj, closer = self._open(index, context)
+        process, on_timer, second = self.methods_of(obj)
+        return process, on_timer, closer, second
+
+    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        """An opened copy's ``process_element``, ``on_timer`` (None without one) and
+        second input's method (None but on connected streams), as the engine calls them."""
         on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
         if on_timer is not None and positional_arity(on_timer) == 3:
             on_timer = with_collector(on_timer, 2)
-        return self.resolve(obj), on_timer, closer
+        return self.resolve(obj), on_timer, None
+
+
+class CoProcessUdf(ProcessUdf):
+    """A ``KeyedCoProcessFunction`` of connected keyed streams: ``process_element1``
+    and ``process_element2`` (each also in the collector style) share ``on_timer``,
+    keyed state and timers (one process operator with two inputs)."""
+
+    def __init__(self, fn: Any) -> None:
+        Udf.__init__(self, fn, ("process_element1", "processElement1"), collector_arity=2)
+        self.methods_of(fn)  # fail at plan time
+
+    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        process, on_timer, _ = super().methods_of(obj)
+        call = find_method(obj, ("process_element2", "processElement2"))
+        if call is None:
+            raise TypeError("connect(...).process() takes a KeyedCoProcessFunction (an object with "
+                            f"process_element1(value, ctx) and process_element2(value, ctx)), got {type(obj).__name__}")
+        return process, on_timer, with_collector(call, 2) if positional_arity(call) == 3 else call
 
 
 _context_registered = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 from . import _nodes
 from ._errors import FerroflowError
 from ._plan import Udf, find_method, label_of, positional_arity, with_collector
+from ._process import CoProcessUdf
 from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction,
                         _ProcessContext)
 from .timerservice import TimerService
@@ -64,16 +65,21 @@ class ConnectedStreams:
     def process(self, func: Any, output_type: Any = None) -> "DataStream":
         """``func.process_element1(value, ctx)`` / ``process_element2(value, ctx)`` of a
         ``CoProcessFunction`` yield (or return an iterable of) outputs; ``ctx.timestamp()``
-        is the record's timestamp and ``ctx.timer_service()`` reads the clocks (timers
-        need keyed state: ``KeyedCoProcessFunction``)."""
+        is the record's timestamp and ``ctx.timer_service()`` reads the clocks.
+
+        On keyed inputs a ``KeyedCoProcessFunction`` also gets keyed state (from
+        ``open(runtime_context)``) and timers (``on_timer(timestamp, ctx)``), both
+        shared by the two inputs' records of a key, the context of a
+        ``KeyedProcessFunction`` (``get_current_key()``, side outputs with
+        ``yield output_tag, value``), and the records of both inputs in watermark order."""
         if isinstance(func, KeyedCoProcessFunction):
             if not self._keyed:
                 raise TypeError("process(): a KeyedCoProcessFunction needs keyed inputs: call "
                                 "key_by(key_selector1, key_selector2) first, or pass a CoProcessFunction")
-            raise NotImplementedError("process(KeyedCoProcessFunction) on connected streams is not yet supported "
-                                      "(keyed state and timers come next); use a CoProcessFunction meanwhile")
+            return self.stream1._combine(_nodes.Process(CoProcessUdf(func)), label_of(func), self.stream2, "process")
         if isinstance(func, (BroadcastProcessFunction, KeyedBroadcastProcessFunction)):
-            raise NotImplementedError(f"process({type(func).__name__}): broadcast state is not yet supported")
+            raise TypeError(f"process({type(func).__name__}): a broadcast process function reads a broadcast "
+                            "stream: stream.connect(other.broadcast(map_state_descriptor)).process(func)")
         udf = CoUdf(func, "process", ("process_element1",), ("process_element2",), "CoProcessFunction",
                     adapt=_with_context)
         return self._apply("co_process", udf, "process")

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Tuple, Type, TypeVar, Union
 
     from ._collect import CloseableIterator
-    from .environment import StreamExecutionEnvironment
+    from .broadcast import BroadcastConnectedStream
     from .connected import ConnectedStreams
+    from .environment import StreamExecutionEnvironment
     from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
 
@@ -174,12 +175,18 @@ class DataStream:
 
     # -- connected streams and partitioning (Flink's partitioners) --------------------------
 
-    def connect(self, other: "DataStream") -> "ConnectedStreams":
+    def connect(self, other: Any) -> "Union[ConnectedStreams, BroadcastConnectedStream]":
         """This stream and ``other`` handled by one function with a method per input:
         ``connect(other).map(CoMapFunction)``, ``flat_map(CoFlatMapFunction)``,
         ``process(CoProcessFunction)``, after ``key_by(k1, k2)`` per key; see
-        ``ferroflow.connected``."""
+        ``ferroflow.connected``. With a ``BroadcastStream`` (``broadcast(descriptor)``),
+        ``process((Keyed)BroadcastProcessFunction)``; see ``ferroflow.broadcast``."""
+        from .broadcast import BroadcastConnectedStream, BroadcastStream
         from .connected import ConnectedStreams
+
+        if isinstance(other, BroadcastStream):
+            self._check_same_env(other._stream, "connect")
+            return BroadcastConnectedStream(self, other)
 
         self._check_same_env(other, "connect")
         return ConnectedStreams(self, other)
@@ -208,11 +215,14 @@ class DataStream:
         on as many workers as this stream, or the job fails when it starts."""
         return self._partition("forward")
 
-    def broadcast(self, *broadcast_state_descriptors: Any) -> "DataStream":
-        """Sends every record to every worker of the next operator."""
+    def broadcast(self, *broadcast_state_descriptors: Any) -> Any:
+        """Sends every record to every worker of the next operator. With
+        ``MapStateDescriptor``s, a ``BroadcastStream`` to connect a stream to, whose
+        function keeps those broadcast states (see ``ferroflow.broadcast``)."""
         if broadcast_state_descriptors:
-            raise NotImplementedError("broadcast(MapStateDescriptor, ...): broadcast state is not yet supported; "
-                                      "broadcast() without descriptors sends every record to every worker")
+            from .broadcast import broadcast_stream
+
+            return broadcast_stream(self, broadcast_state_descriptors)
         return self._partition("broadcast")
 
     def partition_custom(self, partitioner: Any, key_selector: Any) -> "DataStream":
@@ -408,6 +418,18 @@ class KeyedStream(DataStream):
     def filter(self, func: Any) -> DataStream:
         """As ``DataStream.filter``; a ``FilterFunction`` gets keyed state in ``open()``."""
         return self._stateful_step(func, "filter") if opens(func) else super().filter(func)
+
+    def interval_join(self, other: "KeyedStream") -> Any:
+        """An interval join with ``other`` (keyed alike): ``.between(lower,
+        upper).process(ProcessJoinFunction)`` is called with each pair of one key whose
+        right timestamp is within ``[left.ts + lower, left.ts + upper]`` (event time;
+        see ``ferroflow.interval_join``)."""
+        from .interval_join import IntervalJoin
+
+        if not isinstance(other, KeyedStream) or other._env is not self._env:
+            raise TypeError("interval_join() takes a keyed stream of the same environment (key_by() first), "
+                            f"got {other!r}")
+        return IntervalJoin(self, other)
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """The general operator of a keyed stream: a ``KeyedProcessFunction`` whose

@@ -87,6 +87,7 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     for node in &plan.nodes {
         let keyed_inputs = match &node.kind {
             NodeKind::Reduce(_) | NodeKind::Window { .. } => &node.inputs[..1],
+            NodeKind::Process(_) if keyed_connect(plan, node) => &node.inputs[..],
             NodeKind::Process(_) if matches!(plan.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_)) => &node.inputs[..1],
             NodeKind::CoTransform(_) if keyed_connect(plan, node) => &node.inputs[..],
             _ => &[],
@@ -106,7 +107,7 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     }
     // Both sides of a keyed connect must spread keys alike, or a key's records would
     // meet on different workers.
-    for node in plan.nodes.iter().filter(|n| matches!(n.kind, NodeKind::CoTransform(_))) {
+    for node in plan.nodes.iter().filter(|n| matches!(n.kind, NodeKind::CoTransform(_) | NodeKind::Process(_))) {
         if keyed_connect(plan, node) && route[node.inputs[0]] != route[node.inputs[1]] {
             return Err(JobError::plan(format!(
                 "{}: both key_by() of a connected stream must be read with the same parallelism",
@@ -117,9 +118,9 @@ fn key_routing<R>(plan: &Plan<R>) -> Result<Vec<Option<usize>>, JobError> {
     Ok(route)
 }
 
-/// Whether a connect node reads two keyed streams (`connect(...).key_by(k1, k2)`).
+/// Whether a connect node (or a process node) reads two keyed streams (`connect(...).key_by(k1, k2)`).
 fn keyed_connect<R>(plan: &Plan<R>, node: &crate::plan::Node<R>) -> bool {
-    node.inputs.iter().all(|&i| matches!(plan.nodes[i].kind, NodeKind::KeyBy(_)))
+    node.inputs.len() == 2 && node.inputs.iter().all(|&i| matches!(plan.nodes[i].kind, NodeKind::KeyBy(_)))
 }
 
 /// Builds the plan in `scope`. The plan must have passed [`Plan::validate`].
@@ -311,8 +312,50 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::Process(factory) => {
                 let input = node.inputs[0];
-                let streams = match &built[input] {
-                    Built::Keyed(stream) => {
+                let streams = match (&built[input], node.inputs.get(1).map(|&b| &built[b])) {
+                    // Connected streams: two keyed ones, or a keyed or plain one and a
+                    // broadcast one (any plain stream as far as the engine is concerned).
+                    (Built::Keyed(first), Some(Built::Keyed(second))) => {
+                        let b = node.inputs[1];
+                        let (first, second) = (keyed_input(first, input), keyed_input(second, b));
+                        let (p, env) = (node.parallelism, env.clone());
+                        if peers == 1 {
+                            let pacts = (Pipeline, Pipeline);
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                        } else {
+                            let pacts = (operators::by_key(), operators::by_key());
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                        }
+                    }
+                    (Built::Keyed(first), Some(_)) => {
+                        let first = keyed_input(first, input);
+                        let second = plain(&mut built, node.inputs[1], node.parallelism);
+                        let (p, env) = (node.parallelism, env.clone());
+                        if peers == 1 {
+                            let pacts = (Pipeline, Pipeline);
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                        } else {
+                            let pacts = (operators::by_key(), Pipeline);
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                        }
+                    }
+                    (_, Some(_)) => {
+                        let first = plain(&mut built, input, node.parallelism);
+                        let second = plain(&mut built, node.inputs[1], node.parallelism);
+                        let (p, env) = (node.parallelism, env.clone());
+                        operators::process_connected(
+                            first,
+                            second,
+                            (Pipeline, Pipeline),
+                            false,
+                            id,
+                            name,
+                            factory,
+                            p,
+                            env,
+                        )
+                    }
+                    (Built::Keyed(stream), _) => {
                         let stream = keyed_input(stream, input);
                         crate::with_key_pact!(peers, |pact| {
                             operators::process_keyed(stream, pact, id, name, factory, node.parallelism, env.clone())

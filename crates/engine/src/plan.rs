@@ -104,7 +104,9 @@ pub enum NodeKind<R> {
         function: WindowFunction<R>,
     },
     /// A process function (`process(f)`): on a `KeyBy` input with keyed state and
-    /// timers, on any other input with neither.
+    /// timers, on any other input with neither; on two `KeyBy` inputs (connected
+    /// streams) one function, state and timers for both; on a first input and a
+    /// broadcast (any not keyed) second, keyed state and timers if the first is keyed.
     Process(crate::process::ProcessFactory<R>),
     /// Side output `i` (`1..=process::SIDE_OUTPUTS`) of the `Process` node it reads.
     ProcessSideOutput(usize),
@@ -187,12 +189,25 @@ impl<R> Plan<R> {
                 NodeKind::Source { .. } => Some(0),
                 NodeKind::Union => None,
                 NodeKind::CoTransform(_) => Some(2),
+                NodeKind::Process(_) if node.inputs.len() == 2 => Some(2),
                 _ => Some(1),
             };
             if let Some(n) = expected_inputs {
                 if node.inputs.len() != n {
                     return Err(JobError::plan(format!("{} takes {n} input(s), got {}", node.name, node.inputs.len())));
                 }
+            }
+            // Two inputs: both keyed (connected keyed streams), or the second is a
+            // broadcast stream (not keyed) beside a keyed or plain first.
+            if matches!(node.kind, NodeKind::Process(_))
+                && node.inputs.len() == 2
+                && !matches!(self.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_))
+                && matches!(self.nodes[node.inputs[1]].kind, NodeKind::KeyBy(_))
+            {
+                return Err(JobError::plan(format!(
+                    "{}: a process function on connected streams needs both keyed, or the second one broadcast",
+                    node.name
+                )));
             }
             if matches!(node.kind, NodeKind::Reduce(_) | NodeKind::Window { .. })
                 && !matches!(self.nodes[node.inputs[0]].kind, NodeKind::KeyBy(_))

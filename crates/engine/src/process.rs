@@ -82,6 +82,12 @@ impl<R: Clone + 'static> ProcessContext<R> {
         self.key_value = Some(value);
     }
 
+    /// No current key (a broadcast input's record on a keyed operator): keyed state
+    /// and timers are out of reach until the next keyed record or timer.
+    pub fn clear_key(&mut self) {
+        self.key_value = None;
+    }
+
     /// The state backend for an access at `now`, or why it cannot be reached.
     pub fn state_for_access(&mut self) -> UdfResult<(&mut HeapBackend<R>, i64)> {
         if self.closed {
@@ -90,6 +96,12 @@ impl<R: Clone + 'static> ProcessContext<R> {
         if !self.keyed {
             return Err(UdfError::new(
                 "keyed state is only available on a keyed stream (a function applied after key_by())",
+            ));
+        }
+        if self.key_value.is_none() {
+            return Err(UdfError::new(
+                "keyed state has no current key here: it is reachable while a keyed record or a timer is processed \
+                 (not in process_broadcast_element)",
             ));
         }
         let now = self.processing_time;
@@ -154,8 +166,15 @@ pub struct Emit<'a, R> {
 /// reads (keep it: state objects and timers go through it). The operator sets the
 /// context before each call.
 pub trait Processor<R>: 'static {
-    /// One record (`process_element`).
+    /// One record (`process_element`; of the first input, `process_element1`, on
+    /// connected streams).
     fn process(&mut self, value: R, out: &mut Emit<'_, R>) -> UdfResult<()>;
+
+    /// One record of the second input of connected streams (`process_element2` of a
+    /// `KeyedCoProcessFunction`): same context, state and timers as the first input's.
+    fn process_second(&mut self, _value: R, _out: &mut Emit<'_, R>) -> UdfResult<()> {
+        Err(UdfError::internal("a one-input process function was given a second input"))
+    }
 
     /// A timer of the current key fired at `timestamp` (`on_timer`).
     fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _out: &mut Emit<'_, R>) -> UdfResult<()> {

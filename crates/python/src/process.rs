@@ -480,6 +480,8 @@ pub struct PyProcessor {
     /// output `i + 1` is `side_tags[i]`).
     tag_class: Py<PyAny>,
     side_tags: Arc<Vec<String>>,
+    /// `process_element2` of a `KeyedCoProcessFunction` (connected streams), else None.
+    process2: Option<Py<PyAny>>,
 }
 
 impl PyProcessor {
@@ -539,6 +541,18 @@ impl Processor<PyRec> for PyProcessor {
         })
     }
 
+    /// The second input's record: `process` with the second method in place of the
+    /// first (two pointer swaps), so both inputs share one call path.
+    fn process_second(&mut self, value: PyRec, out: &mut Emit<'_, PyRec>) -> UdfResult<()> {
+        let Some(second) = self.process2.as_mut() else {
+            return Err(UdfError::internal("a one-input process function was given a second input"));
+        };
+        std::mem::swap(&mut self.process, second);
+        let done = self.process(value, out);
+        std::mem::swap(&mut self.process, self.process2.as_mut().expect("just swapped"));
+        done
+    }
+
     fn close(&mut self) -> UdfResult<()> {
         match self.close.take() {
             Some(close) => Python::attach(|py| close.bind(py).call0().map(drop).map_err(|e| udf_error(py, e, None))),
@@ -571,13 +585,14 @@ pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFa
                 .bind(py)
                 .call_method1("bind_process", (w.index, w.peers, store))
                 .map_err(|e| udf_error(py, e, None))?;
-            let (process, on_timer, close): (Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>) = bound
+            type Bound4 = (Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>, Option<Py<PyAny>>);
+            let (process, on_timer, close, process2): Bound4 = bound
                 .extract()
-                .map_err(|e| UdfError::internal(format!("bind_process() did not return 3 callables: {e}")))?;
+                .map_err(|e| UdfError::internal(format!("bind_process() did not return 4 callables: {e}")))?;
             let tag_class =
                 py.import("ferroflow.output_tag").and_then(|m| m.getattr("OutputTag")).map_err(internal)?.unbind();
             let side_tags = side_tags.clone();
-            Ok(Box::new(PyProcessor { process, on_timer, close, ctx: ctx_obj, tag_class, side_tags })
+            Ok(Box::new(PyProcessor { process, on_timer, close, ctx: ctx_obj, tag_class, side_tags, process2 })
                 as Box<dyn Processor<PyRec>>)
         })
     })

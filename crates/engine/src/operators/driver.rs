@@ -145,6 +145,15 @@ impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
         self.frontiers[i].frontier()
     }
 
+    /// The frontier of all inputs together: the times any of them may still send.
+    pub fn input_frontier(&self) -> Antichain<Time> {
+        let mut all = Antichain::new();
+        for f in self.frontiers {
+            all.extend(f.frontier().iter().copied());
+        }
+        all
+    }
+
     /// Whether every input has ended.
     pub fn ended(&self) -> bool {
         self.frontiers.iter().all(|f| f.is_empty())

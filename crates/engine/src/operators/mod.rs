@@ -20,7 +20,7 @@ pub use fan_out::{own_copy, own_keyed_copy};
 pub use iterate::iterate;
 pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
 pub use partition::{rebalance, spread};
-pub use process::{process_keyed, process_plain, ProcessStreams};
+pub use process::{process_connected, process_keyed, process_plain, Process, ProcessStreams};
 pub use sink::sink;
 pub use source::source;
 pub use transform::transform_chain;

@@ -1,6 +1,11 @@
 //! The process operator: a [`Processor`] over a keyed stream (state and timers per
-//! key, Flink's `KeyedProcessFunction`) or a plain one (`ProcessFunction`: clocks, no
-//! state, no timers). It owns the function's [`ProcessContext`] and moves it between
+//! key, Flink's `KeyedProcessFunction`), a plain one (`ProcessFunction`: clocks, no
+//! state, no timers), or two keyed streams connected (`KeyedCoProcessFunction`: both
+//! inputs' records of a key reach the same state and timers, one backend and one timer
+//! service per operator; the records of both are taken in watermark order together).
+//! With a second input that is not keyed (a broadcast stream, Flink's
+//! `(Keyed)BroadcastProcessFunction`), that input's records have no current key: keyed
+//! state and timers are out of their reach. It owns the function's [`ProcessContext`] and moves it between
 //! calls: the current key (records and timers), the timestamp, the watermark and the
 //! processing time.
 //!
@@ -45,8 +50,9 @@ use timely::progress::Timestamp;
 
 use crate::time::{self, Time, TimeDomain, NO_TIME};
 
-/// A record waiting for its batch's turn, with its key (encoding and value) on a keyed stream.
-type Entry<R> = (Option<(Key, R)>, R);
+/// A record waiting for its batch's turn: whether it came from the second input, its
+/// key (encoding and value) on a keyed stream, the record.
+type Entry<R> = (bool, Option<(Key, R)>, R);
 
 /// The operator's outputs: the main one, then the side outputs.
 const OUTPUTS: usize = 1 + SIDE_OUTPUTS;
@@ -71,6 +77,37 @@ pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<
     })
 }
 
+/// `process(f)` on two connected streams: two keyed ones (`connect(a, b).key_by(k1,
+/// k2)`: `pacts` bring each key's records of both to one worker, see
+/// `with_key_pact!`), or a keyed or plain one and a broadcast one (records `I1`, `I2`:
+/// `Routed<Keyed<R>>` keyed, `R` plain). `keyed`: the first input is keyed.
+#[allow(clippy::too_many_arguments)]
+pub fn process_connected<'s, R, I1, I2, P1, P2>(
+    first: Stream<'s, Time, Vec<I1>>,
+    second: Stream<'s, Time, Vec<I2>>,
+    pacts: (P1, P2),
+    keyed: bool,
+    node: usize,
+    name: &str,
+    factory: &ProcessFactory<R>,
+    parallelism: Option<usize>,
+    env: Rc<OpEnv>,
+) -> ProcessStreams<'s, R>
+where
+    R: Record,
+    I1: Clone + 'static,
+    I2: Clone + 'static,
+    P1: ParallelizationContract<Time, Vec<I1>>,
+    P2: ParallelizationContract<Time, Vec<I2>>,
+    Process<R>: driver::BinaryInput<I1, I2, R, OUTPUTS>,
+{
+    let info = OpInfo::udf(name, Some(node));
+    let (name, factory) = (name.to_string(), factory.clone());
+    driver::binary_outputs(first, second, pacts, info, env.clone(), move |caps| {
+        Process::make(&env, &name, &factory, parallelism, keyed, caps)
+    })
+}
+
 /// `process(f)` on a plain stream.
 pub fn process_plain<'s, R: Record>(
     stream: Stream<'s, Time, Vec<R>>,
@@ -88,7 +125,8 @@ pub fn process_plain<'s, R: Record>(
     })
 }
 
-struct Process<R: Record> {
+/// The operator's logic (public only as the bound of [`process_connected`]).
+pub struct Process<R: Record> {
     f: Box<dyn Processor<R>>,
     ctx: SharedContext<R>,
     keyed: bool,
@@ -137,14 +175,14 @@ impl<R: Record> Process<R> {
     /// Processes the batches the frontier has passed and fires what became due; at the
     /// end (`ended`) all of it and every timer.
     fn step(&mut self, cx: &mut Cx<'_, R, OUTPUTS>, ended: bool) -> Result<(), Failure> {
-        let frontier: Antichain<Time> = cx.frontier(0).to_owned();
+        let frontier: Antichain<Time> = cx.input_frontier();
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
         let manual = self.manual;
         let mut ready: Vec<Time> = self
             .pending
             .keys()
-            .filter(|t| ended || !frontier.less_equal(t) || (!manual && t.event == NO_TIME))
+            .filter(|t| ended || passed(&frontier, wm_now, t) || (!manual && t.event == NO_TIME))
             .copied()
             .collect();
         ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
@@ -168,8 +206,8 @@ impl<R: Record> Process<R> {
             if manual {
                 self.advance_processing(t.processing.min(clock).min(later), cx.env)?;
             }
-            for (key, value) in group {
-                self.element(key, value, cx.env)?;
+            for (second, key, value) in group {
+                self.element(second, key, value, cx.env)?;
             }
         }
         if ended {
@@ -218,25 +256,32 @@ impl<R: Record> Process<R> {
         Ok(())
     }
 
-    /// Calls `process_element` for one record, its key and timestamp set.
-    fn element(&mut self, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
+    /// Calls `process_element` (of the second input if `second`) for one record, its
+    /// key and timestamp set.
+    fn element(&mut self, second: bool, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
         let ts = value.timestamp();
         {
             let mut c = lock(&self.ctx);
-            if let Some((k, kv)) = key {
-                c.set_key(k, kv);
-                let now = c.processing_time;
-                c.state.on_record(now);
+            match key {
+                Some((k, kv)) => {
+                    c.set_key(k, kv);
+                    let now = c.processing_time;
+                    c.state.on_record(now);
+                }
+                // A broadcast input's record on a keyed operator: no key.
+                None if self.keyed => c.clear_key(),
+                None => {}
             }
             c.timestamp = ts;
             c.domain = None;
         }
         let (first, first_side) = (self.out.len(), self.side.len());
         let mut emit = Emit { main: &mut self.out, side: &mut self.side };
-        if let Err(e) = self.f.process(value, &mut emit) {
+        let done = if second { self.f.process_second(value, &mut emit) } else { self.f.process(value, &mut emit) };
+        if let Err(e) = done {
             self.out.truncate(first);
             self.side.truncate(first_side);
-            return Err(self.for_key(e, "process_element"));
+            return Err(self.for_key(e, if second { "process_element2" } else { "process_element" }));
         }
         self.stamp(first, first_side, ts, env)
     }
@@ -359,9 +404,93 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+}
+
+impl<R: Record> Process<R> {
+    /// A keyed batch of input `second` (connected streams), queued for its turn.
+    fn queue_keyed(
+        &mut self,
+        second: bool,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
         open(data, &mut self.opened)?;
         let at = self.pending.entry(batch_time(cap)).or_default();
-        at.extend(self.opened.drain(..).map(|(k, kv, v)| (Some((k, kv)), v)));
+        at.extend(self.opened.drain(..).map(|(k, kv, v)| (second, Some((k, kv)), v)));
+        Ok(())
+    }
+}
+
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(true, cap, data)
+    }
+}
+
+impl<R: Record> Process<R> {
+    /// A plain batch of input `second`, queued for its turn.
+    fn queue_plain(&mut self, second: bool, cap: &InputCapability<Time>, data: &mut Vec<R>) {
+        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (second, None, v)));
+    }
+}
+
+/// A keyed stream connected with a broadcast one (`KeyedBroadcastProcessFunction`).
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process<R> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<R>>>,
+    ) -> Result<(), Failure> {
+        self.queue_keyed(false, cap, data)
+    }
+
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        self.queue_plain(true, cap, data);
+        Ok(())
+    }
+}
+
+/// A plain stream connected with a broadcast one (`BroadcastProcessFunction`).
+impl<R: Record> driver::BinaryInput<R, R, R, OUTPUTS> for Process<R> {
+    fn on_first(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        self.queue_plain(false, cap, data);
+        Ok(())
+    }
+
+    fn on_second(
+        &mut self,
+        _cx: &mut Cx<'_, R, OUTPUTS>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<R>,
+    ) -> Result<(), Failure> {
+        self.queue_plain(true, cap, data);
         Ok(())
     }
 }
@@ -373,9 +502,18 @@ impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
         cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {
-        self.pending.entry(batch_time(cap)).or_default().extend(data.drain(..).map(|v| (None, v)));
+        self.queue_plain(false, cap, data);
         Ok(())
     }
+}
+
+/// Whether the input frontier has passed a batch sent at `t`: no input can send at or
+/// before it, and (with several inputs, whose sources' epochs and clocks differ, so a
+/// frontier may be incomparable with `t` yet behind it in event time) the watermark of
+/// all inputs has reached the one `t` was sent under. A batch from an idle partition
+/// needs only the first.
+fn passed(frontier: &Antichain<Time>, watermark: Option<i64>, t: &Time) -> bool {
+    !frontier.less_equal(t) && (t.event >= time::IDLE || watermark.is_none_or(|w| w >= t.event))
 }
 
 /// The time a batch was sent at.

@@ -1,0 +1,249 @@
+"""Broadcast state, as Flink has it: ``stream.broadcast(MapStateDescriptor, ...)`` is a
+``BroadcastStream``; ``other.connect(broadcast_stream).process(f)`` runs a
+``BroadcastProcessFunction`` (or, on a keyed ``other``, a
+``KeyedBroadcastProcessFunction``) on every worker of ``other``.
+
+Every worker sees every broadcast element (the stream is broadcast), so the broadcast
+state, one dict per descriptor and operator instance, is the same on every worker as
+long as only ``process_broadcast_element`` changes it: ``process_element`` (and
+``on_timer``) get a read-only view, and writing through it is an error. The engine runs
+the function as a process operator with two inputs (``_nodes.Process``): keyed state and
+timers for the keyed side, the broadcast side's records without a key.
+"""
+
+from __future__ import annotations
+
+from . import _nodes
+from ._errors import FerroflowError
+from ._plan import find_method, label_of, positional_arity, with_collector
+from ._process import ProcessUdf
+from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, _KeyedBroadcastContext,
+                        _KeyedBroadcastOnTimerContext)
+from .state import MapStateDescriptor
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+    from .datastream import DataStream
+    from .timerservice import TimerService
+
+__all__ = ["BroadcastStream", "BroadcastConnectedStream", "BroadcastState", "ReadOnlyBroadcastState"]
+
+
+class BroadcastStream:
+    """A stream sent to every worker, with the broadcast state descriptors it fills
+    (``stream.broadcast(descriptor, ...)``); connect a stream to it."""
+
+    def __init__(self, stream: "DataStream", descriptors: Tuple[MapStateDescriptor, ...]) -> None:
+        self._stream = stream
+        self._descriptors = descriptors
+
+
+class BroadcastConnectedStream:
+    """A stream connected to a ``BroadcastStream`` (``stream.connect(broadcast_stream)``)."""
+
+    def __init__(self, stream: "DataStream", broadcast: BroadcastStream) -> None:
+        self._stream = stream
+        self._broadcast = broadcast
+        self._keyed = isinstance(stream._env._nodes[stream._node].kind, (_nodes.KeyBy, _nodes.KeyByField))
+
+    def process(self, func: Any, output_type: Any = None) -> "DataStream":
+        """``func.process_element(value, ctx)`` for the stream's records (broadcast state
+        read-only: ``ctx.get_broadcast_state(descriptor)``) and
+        ``func.process_broadcast_element(value, ctx)`` for the broadcast ones (read and
+        write); both yield outputs (``yield output_tag, value`` for a side output). On a
+        keyed stream a ``KeyedBroadcastProcessFunction`` also has keyed state (from
+        ``open``), timers and ``on_timer(timestamp, ctx)`` on the keyed side."""
+        if isinstance(func, KeyedBroadcastProcessFunction) and not self._keyed:
+            raise TypeError("process(): a KeyedBroadcastProcessFunction needs a keyed stream: call key_by() "
+                            "before connect(broadcast_stream), or pass a BroadcastProcessFunction")
+        if isinstance(func, BroadcastProcessFunction) and self._keyed:
+            raise TypeError("process(): a keyed stream connected to a broadcast stream takes a "
+                            "KeyedBroadcastProcessFunction")
+        udf = BroadcastProcessUdf(func, self._broadcast._descriptors, self._keyed)
+        return self._stream._combine(_nodes.Process(udf), label_of(func), self._broadcast._stream, "process")
+
+
+class ReadOnlyBroadcastState:
+    """A broadcast state as ``process_element`` sees it: reads only."""
+
+    __slots__ = ("_name", "_entries")
+
+    def __init__(self, name: str, entries: Dict[Any, Any]) -> None:
+        self._name = name
+        self._entries = entries
+
+    def get(self, key: Any) -> Any:
+        """The value under ``key``, or None."""
+        return self._entries.get(key)
+
+    def contains(self, key: Any) -> bool:
+        return key in self._entries
+
+    def keys(self) -> List[Any]:
+        return list(self._entries)
+
+    def values(self) -> List[Any]:
+        return list(self._entries.values())
+
+    def items(self) -> List[Tuple[Any, Any]]:
+        return list(self._entries.items())
+
+    def immutable_entries(self) -> List[Tuple[Any, Any]]:
+        """Flink's name for ``items()``."""
+        return self.items()
+
+    def is_empty(self) -> bool:
+        return not self._entries
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._entries
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._entries.get(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._entries))
+
+    def _read_only(self, method: str) -> None:
+        raise FerroflowError(f"broadcast state {self._name!r} is read-only in process_element and on_timer "
+                             f"({method}() called): only process_broadcast_element may change it, so that "
+                             "every worker keeps the same state")
+
+    def put(self, key: Any, value: Any) -> None:
+        self._read_only("put")
+
+    def put_all(self, dict_value: Dict[Any, Any]) -> None:
+        self._read_only("put_all")
+
+    def remove(self, key: Any) -> None:
+        self._read_only("remove")
+
+    def clear(self) -> None:
+        self._read_only("clear")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._read_only("put")
+
+    def __delitem__(self, key: Any) -> None:
+        self._read_only("remove")
+
+
+class BroadcastState(ReadOnlyBroadcastState):
+    """A broadcast state as ``process_broadcast_element`` sees it: a dict per operator
+    instance (keys follow Python's ``==`` and ``hash``)."""
+
+    __slots__ = ()
+
+    def put(self, key: Any, value: Any) -> None:
+        self._entries[key] = value
+
+    def put_all(self, dict_value: Dict[Any, Any]) -> None:
+        self._entries.update(dict_value)
+
+    def remove(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._entries[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+
+class _Context(_KeyedBroadcastContext, _KeyedBroadcastOnTimerContext):
+    """``ctx`` of either side (one object per side and worker, reused): the engine's
+    process context for the record (timestamp, clocks, key and timers on the keyed
+    side) and the broadcast states, writable or read-only."""
+
+    __slots__ = ("_inner", "_states")
+
+    def __init__(self, states: Dict[str, ReadOnlyBroadcastState]) -> None:
+        self._inner: Any = None
+        self._states = states
+
+    def get_broadcast_state(self, state_descriptor: Any) -> Any:
+        name = getattr(state_descriptor, "name", state_descriptor)
+        try:
+            return self._states[name]
+        except KeyError:
+            raise FerroflowError(f"get_broadcast_state({state_descriptor!r}): not a descriptor given to "
+                                 f"broadcast(); those are {sorted(self._states)}") from None
+
+    def timestamp(self) -> Optional[int]:
+        return self._inner.timestamp()
+
+    def current_processing_time(self) -> int:
+        return self._inner.current_processing_time()
+
+    def current_watermark(self) -> int:
+        return self._inner.current_watermark()
+
+    def timer_service(self) -> "TimerService":
+        return self._inner
+
+    def get_current_key(self) -> Any:
+        return self._inner.get_current_key()
+
+    def time_domain(self) -> Any:
+        return self._inner.time_domain()
+
+    def apply_to_keyed_state(self, state_descriptor: Any, function: Any) -> None:
+        raise NotImplementedError("apply_to_keyed_state() is not supported yet")
+
+
+def _with_context(method: Callable, ctx: _Context) -> Callable:
+    """``method(value, ctx)`` as the engine calls it, with ``ctx`` wrapping its context."""
+
+    def call(value: Any, inner: Any) -> Any:
+        ctx._inner = inner
+        return method(value, ctx)
+    return call
+
+
+class BroadcastProcessUdf(ProcessUdf):
+    """A ``(Keyed)BroadcastProcessFunction``: ``process_element`` for the first input,
+    ``process_broadcast_element`` for the broadcast one, ``on_timer``; each worker's
+    copy gets the broadcast states, empty at the start."""
+
+    def __init__(self, fn: Any, descriptors: Tuple[MapStateDescriptor, ...], keyed: bool) -> None:
+        super().__init__(fn)
+        self.descriptors = descriptors
+        self.keyed = keyed
+        self._broadcast_method(fn)  # fail at plan time
+
+    @staticmethod
+    def _broadcast_method(obj: Any) -> Callable:
+        call = find_method(obj, ("process_broadcast_element", "processBroadcastElement"))
+        if call is None:
+            raise TypeError("connect(broadcast_stream).process() takes a BroadcastProcessFunction or "
+                            "KeyedBroadcastProcessFunction (process_element(value, ctx) and "
+                            f"process_broadcast_element(value, ctx)), got {type(obj).__name__}")
+        return with_collector(call, 2) if positional_arity(call) == 3 else call
+
+    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+        process, on_timer, _ = super().methods_of(obj)
+        entries: Dict[str, Dict[Any, Any]] = {d.name: {} for d in self.descriptors}
+        writable: Dict[str, ReadOnlyBroadcastState] = {name: BroadcastState(name, e) for name, e in entries.items()}
+        read_only = {name: ReadOnlyBroadcastState(name, e) for name, e in entries.items()}
+        timer = None
+        if on_timer is not None:
+            timer = _with_context(on_timer, _Context(read_only))
+        return (_with_context(process, _Context(read_only)), timer,
+                _with_context(self._broadcast_method(obj), _Context(writable)))
+
+
+def broadcast_stream(stream: "DataStream", descriptors: Tuple[Any, ...]) -> BroadcastStream:
+    """``stream.broadcast(descriptor, ...)``: checks the descriptors, spreads the stream
+    to every worker."""
+    for d in descriptors:
+        if not isinstance(d, MapStateDescriptor):
+            raise TypeError(f"broadcast() takes MapStateDescriptors (broadcast state is a map), got {d!r}")
+    names = [d.name for d in descriptors]
+    if len(set(names)) != len(names):
+        raise ValueError(f"broadcast(): each descriptor needs its own name, got {names}")
+    return BroadcastStream(stream._partition("broadcast"), tuple(descriptors))
