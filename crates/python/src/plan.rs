@@ -20,7 +20,8 @@ use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{
-    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
+    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec,
+    WindowFunction, WindowSpec,
 };
 
 use crate::errors::udf_error;
