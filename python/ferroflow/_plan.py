@@ -218,6 +218,12 @@ class Udf:
         obj, closer = self._open(index, RuntimeContext(index, count))
         return self.resolve(obj), closer
 
+    def bind_window(self, index: int, count: int, store: Any) -> Tuple[Callable, Optional[Callable]]:
+        """``bind`` for a window function, with the window operator's keyed state
+        ``store``; functions without keyed state (a join's) ignore it (see
+        ``_window_udfs.WindowUdf``)."""
+        return self.bind(index, count)
+
     def _open(self, index: int, context: RuntimeContext) -> Tuple[Any, Optional[Callable]]:
         """Worker ``index``'s function object (opened with ``context``) and its ``close``."""
         obj = self.fn

@@ -15,42 +15,70 @@ Java-style method names and collector-style signatures work as everywhere else.
 
 from __future__ import annotations
 
-from ._plan import Udf, find_method
+from ._plan import RuntimeContext, Udf, find_method
 from .functions import WindowContext
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, List
+    from typing import Any, Callable, List, Optional, Tuple
 
-__all__ = ["apply_udf", "process_udf", "window_function_udf", "AggregateUdf", "has_merge"]
+__all__ = ["WindowUdf", "ReduceUdf", "apply_udf", "process_udf", "window_function_udf", "AggregateUdf", "has_merge"]
 
 
-def _drop_clocks(apply: Callable) -> Callable:
+def _drop_clocks(apply: Callable, state: Any) -> Callable:
     """``apply(key, window, values)`` as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
         return apply(key, window, elements)
     return call
 
 
-def _drop_key_and_clocks(apply: Callable) -> Callable:
+def _drop_key_and_clocks(apply: Callable, state: Any) -> Callable:
     """``apply(window, values)`` (all-window functions) as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
         return apply(window, elements)
     return call
 
 
-def _with_context(process: Callable) -> Callable:
-    """``process(key, context, elements)`` as a process callable."""
+def _with_context(process: Callable, state: Any) -> Callable:
+    """``process(key, context, elements)`` as a process callable; the context's
+    ``global_state()`` is ``state``."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
-        return process(key, WindowContext(window, watermark, processing_time), elements)
+        return process(key, WindowContext(window, watermark, processing_time, state), elements)
     return call
 
 
-def _with_context_no_key(process: Callable) -> Callable:
+def _with_context_no_key(process: Callable, state: Any) -> Callable:
     """``process(context, elements)`` (all-window functions) as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
-        return process(WindowContext(window, watermark, processing_time), elements)
+        return process(WindowContext(window, watermark, processing_time, None), elements)
     return call
+
+
+class WindowUdf(Udf):
+    """A window function (``apply``- or ``process``-style), bound per worker into the
+    window operator's process callable by ``adapt(call, state)``. On keyed windows its
+    ``open(runtime_context)`` gets keyed state scoped to the key whose window fires
+    (the engine's ``store``), which ``Context.global_state()`` also returns; on
+    ``window_all`` it gets none (as the issue asks: "state is only available on a
+    keyed stream")."""
+
+    def __init__(self, fn: Any, method: str, collector_arity: int, adapt: Callable[[Callable, Any], Callable],
+                 keyed: bool) -> None:
+        self.adapt = adapt
+        self.keyed = keyed
+        super().__init__(fn, (method,), collector_arity=collector_arity)
+
+    def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
+        return self.bind_window(index, count, None)
+
+    def bind_window(self, index: int, count: int, store: Any) -> Tuple[Callable, Optional[Callable]]:
+        state: Optional[RuntimeContext] = None
+        if self.keyed and store is not None:
+            from .state import KeyedRuntimeContext
+
+            state = KeyedRuntimeContext(index, count, store)
+        obj, closer = self._open(index, state or RuntimeContext(index, count))
+        return self.adapt(self.resolve(obj), state), closer
 
 
 def apply_udf(fn: Any, keyed: bool) -> Udf:
@@ -58,8 +86,8 @@ def apply_udf(fn: Any, keyed: bool) -> Udf:
     ``AllWindowFunction`` (``apply(window, values[, collector])``) or a plain function
     of the same arguments."""
     if keyed:
-        return Udf(fn, ("apply",), collector_arity=3, wrap=_drop_clocks)
-    return Udf(fn, ("apply",), collector_arity=2, wrap=_drop_key_and_clocks)
+        return WindowUdf(fn, "apply", 3, _drop_clocks, keyed)
+    return WindowUdf(fn, "apply", 2, _drop_key_and_clocks, keyed)
 
 
 def process_udf(fn: Any, keyed: bool) -> Udf:
@@ -67,8 +95,8 @@ def process_udf(fn: Any, keyed: bool) -> Udf:
     a ``ProcessAllWindowFunction`` (``process(context, elements[, collector])``) or a
     plain function of the same arguments."""
     if keyed:
-        return Udf(fn, ("process",), collector_arity=3, wrap=_with_context)
-    return Udf(fn, ("process",), collector_arity=2, wrap=_with_context_no_key)
+        return WindowUdf(fn, "process", 3, _with_context, keyed)
+    return WindowUdf(fn, "process", 2, _with_context_no_key, keyed)
 
 
 def window_function_udf(fn: Any, keyed: bool) -> Udf:
@@ -80,7 +108,34 @@ def window_function_udf(fn: Any, keyed: bool) -> Udf:
     return apply_udf(fn, keyed)
 
 
-class AggregateUdf(Udf):
+class _IncrementalContext(RuntimeContext):
+    """The runtime context of a window's reduce or aggregate function, which has no
+    keyed state (as in Flink, where it cannot be a rich function)."""
+
+    def _no_state(self, getter: str, state_descriptor: Any) -> Any:
+        from ._errors import FerroflowError
+
+        raise FerroflowError(f"{getter}({state_descriptor!r}): a window's reduce or aggregate function has no "
+                             "keyed state (as in Flink): give reduce()/aggregate() a window_function and keep "
+                             "the state there")
+
+
+class _IncrementalUdf(Udf):
+    """A window's reduce or aggregate function: opened without keyed state."""
+
+    def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
+        obj, closer = self._open(index, _IncrementalContext(index, count))
+        return self.resolve(obj), closer
+
+
+class ReduceUdf(_IncrementalUdf):
+    """A window's ``ReduceFunction`` (or ``f(value1, value2)``)."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__(fn, ("reduce",))
+
+
+class AggregateUdf(_IncrementalUdf):
     """An ``AggregateFunction`` (``create_accumulator``, ``add``, ``get_result``,
     ``merge``) as one dispatching callable ``call(op, *args)``."""
 

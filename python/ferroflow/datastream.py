@@ -599,7 +599,7 @@ class _Windows:
         ``reduce_function(value1, value2)`` or a ``ReduceFunction``, as they arrive.
         With ``window_function``, that is called with the single reduced value (see
         ``apply`` and ``process`` for its forms)."""
-        udf = Udf(reduce_function, ("reduce",))
+        udf = _window_udfs.ReduceUdf(reduce_function)
         return self._build("reduce", udf, window_function, reduce=udf)
 
     def aggregate(self, aggregate_function: Any, window_function: Any = None, accumulator_type: Any = None,

@@ -107,15 +107,16 @@ class AllWindowFunction(Function):
 
 
 class WindowContext:
-    """What a process window function learns about the firing: the window, and the
-    clocks at the moment it fires."""
+    """What a process window function learns about the firing: the window, the
+    clocks at the moment it fires, and (keyed windows) the key's state."""
 
-    __slots__ = ("_window", "_watermark", "_processing_time")
+    __slots__ = ("_window", "_watermark", "_processing_time", "_state")
 
-    def __init__(self, window: Any, watermark: int, processing_time: int) -> None:
+    def __init__(self, window: Any, watermark: int, processing_time: int, state: Any = None) -> None:
         self._window = window
         self._watermark = watermark
         self._processing_time = processing_time
+        self._state = state
 
     def window(self) -> Any:
         """The ``TimeWindow`` (or ``GlobalWindow``) that fires."""
@@ -129,8 +130,27 @@ class WindowContext:
         """The processing time (ms since the epoch; the manual clock under a ``TestSource``)."""
         return self._processing_time
 
+    def global_state(self) -> RuntimeContext:
+        """The firing key's state across all its windows: ``get_state(descriptor)`` and
+        the other getters of ``RuntimeContext``, the same states ``open()`` gets (keyed
+        windows only: ``window_all`` has no key)."""
+        if self._state is None:
+            from ._errors import FerroflowError
+
+            raise FerroflowError("global_state(): state is only available on a keyed stream "
+                                 "(window_all has no key: use key_by(...).window(...))")
+        return self._state
+
+    def window_state(self) -> RuntimeContext:
+        """Per key and window state: not implemented yet (keep per-window values in the
+        window's own contents, or in ``global_state()`` under a key naming the window)."""
+        raise NotImplementedError("window_state() is not implemented yet: use global_state() "
+                                  "(per key, across windows), or a MapState there keyed by the window")
+
     currentWatermark = current_watermark
     currentProcessingTime = current_processing_time
+    globalState = global_state
+    windowState = window_state
 
     def __repr__(self) -> str:
         return (f"Context(window={self._window!r}, watermark={self._watermark}, "

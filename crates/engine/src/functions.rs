@@ -276,7 +276,6 @@ pub type SourceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Sour
 pub type TransformFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Transform<R>>> + Send + Sync>;
 pub type KeyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn KeySelector<R>>> + Send + Sync>;
 pub type ReduceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Reducer<R>>> + Send + Sync>;
-pub type ApplyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowApply<R>>> + Send + Sync>;
 pub type AggregateFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowAggregate<R>>> + Send + Sync>;
 pub type TimestampFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn TimestampAssigner<R>>> + Send + Sync>;
 /// Window assigner, trigger, evictor and lateness, made per worker (a session gap may be

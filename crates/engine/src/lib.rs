@@ -30,5 +30,5 @@ pub mod windows;
 
 pub use error::{ErrorKind, JobError, UdfError, UdfResult, BUG_REPORT};
 pub use execute::{run, start, ExecConfig, JobSummary, Running};
-pub use plan::{NodeKind, Partitioning, Plan, WatermarkSpec, WindowFunction, WindowSpec};
+pub use plan::{ApplyFactory, NodeKind, Partitioning, Plan, WatermarkSpec, WindowFunction, WindowSpec};
 pub use record::Record;

@@ -4,9 +4,18 @@
 //! in node order, so the plan must be deterministic. Node inputs always refer to
 //! earlier nodes, except the feedback edge of an iteration.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::UdfResult;
 use crate::functions::*;
+use crate::process::SharedContext;
+
+/// Makes a worker's window function around the window operator's keyed context: state
+/// it registers (in `open()`) is scoped to the key whose window fires, which the
+/// operator sets before each call (see `operators::window`).
+pub type ApplyFactory<R> =
+    Arc<dyn Fn(&WorkerContext, &SharedContext<R>) -> UdfResult<Box<dyn WindowApply<R>>> + Send + Sync>;
 
 /// Which windows a window node makes.
 #[derive(Clone)]

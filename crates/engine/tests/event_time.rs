@@ -22,8 +22,10 @@ use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::key_of;
+use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::windows::event_time::{Assigner, WindowConfig};
+use ferroflow_engine::ApplyFactory;
 use ferroflow_engine::{
     start, ErrorKind, ExecConfig, JobError, JobSummary, NodeKind, Plan, Record, Running, UdfResult, WatermarkSpec,
     WindowFunction, WindowSpec,
@@ -124,7 +126,7 @@ fn by_k() -> KeyFactory<S> {
 
 /// A window function emitting one `Fired` per call.
 fn fired() -> ApplyFactory<S> {
-    Arc::new(|_ctx: &WorkerContext| {
+    Arc::new(|_ctx: &WorkerContext, _state: &SharedContext<S>| {
         Ok(Box::new(ApplyFn(|key: &S, ctx: &WindowContext, values: Vec<S>| {
             let E::Key(key) = key.value else { panic!("not a key: {key:?}") };
             let WindowInfo::Time(w) = ctx.window else { panic!("not a time window") };

@@ -12,6 +12,7 @@ use common::*;
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::{SinkFactory, SourceReader, SourceStatus, TransformFactory, WorkerContext};
 use ferroflow_engine::key::key_of;
+use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::{
     start, ErrorKind, JobError, NodeKind, Plan, Record, UdfError, UdfResult, WindowFunction, WindowSpec,
 };
@@ -330,7 +331,9 @@ fn factory_errors() {
             vec![keyed],
             NodeKind::Window {
                 spec: WindowSpec::Count { size: 2, slide: 2 },
-                function: WindowFunction::Apply(failing_factory("apply open failed")),
+                function: WindowFunction::Apply(Arc::new(|ctx: &WorkerContext, _: &SharedContext<V>| {
+                    Err(UdfError::new(format!("apply open failed on worker {}", ctx.index)))
+                })),
             },
         );
         plan.add("sink", vec![w], NodeKind::Sink(sink(&new_out())));

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferroflow_engine::functions::{SourceReader, SourceStatus};
-use ferroflow_engine::{ExecConfig, NodeKind, Plan, UdfResult, WindowFunction, WindowSpec};
+use ferroflow_engine::functions::closures::ApplyFn;
+use ferroflow_engine::functions::{SourceReader, SourceStatus, WindowApply, WindowContext, WorkerContext};
+use ferroflow_engine::process::{lock, SharedContext};
+use ferroflow_engine::state::{KeyedStateBackend, StateDescriptor, StateKind};
+use ferroflow_engine::{ApplyFactory, ExecConfig, NodeKind, Plan, UdfResult, WindowFunction, WindowSpec};
 
 /// Key 1: values 1..=7; key 2: values 10..=14; key 3: 20..=25 (6 values), interleaved.
 fn input() -> Vec<V> {
@@ -303,5 +306,41 @@ fn processing_time_window_fires_when_the_clock_passes_its_end() {
         assert!(t.elapsed() < Duration::from_secs(4), "workers={workers}: took {:?}", t.elapsed());
         // [1000, 1100) fired while the job ran; [1100, 1200) at the end of input.
         assert_eq!(values(&out), kvs(&[(1, 3), (1, 30)]), "workers={workers}");
+    }
+}
+
+/// A window function counting, in keyed state, how often its key's windows fired:
+/// emits `(key, count so far)` per firing (also the `then` of a reduce).
+fn firing_counter() -> ApplyFactory<V> {
+    Arc::new(|_w: &WorkerContext, state: &SharedContext<V>| {
+        let id = lock(state).state.register(&StateDescriptor::new("firings", StateKind::Value))?;
+        let state = state.clone();
+        Ok(Box::new(ApplyFn(move |key: &V, _ctx: &WindowContext, _values: Vec<V>| {
+            let mut c = lock(&state);
+            let (backend, now) = c.state_for_access()?;
+            let n = match backend.value(id, now)? {
+                Some(V::I(n)) => n + 1,
+                _ => 1,
+            };
+            backend.update(id, V::I(n), now)?;
+            Ok(vec![V::KV(key.int(), n)])
+        })) as Box<dyn WindowApply<V>>)
+    })
+}
+
+#[test]
+fn window_function_state_is_per_key_across_firings() {
+    // Count windows of 2: key 1 (7 values) fires 4 times (the last at the end of
+    // input), keys 2 and 3 three times; each firing sees its own key's count.
+    let want = BTreeMap::from([(1, vec![1, 2, 3, 4]), (2, vec![1, 2, 3]), (3, vec![1, 2, 3])]);
+    for workers in [1, 2] {
+        for function in
+            [WindowFunction::Apply(firing_counter()), WindowFunction::ReduceThen(sum_kv(), firing_counter())]
+        {
+            let out = new_out();
+            let (plan, _) = window_plan(WindowSpec::Count { size: 2, slide: 2 }, function, input(), &out);
+            run_ok(plan, cfg(workers));
+            assert_eq!(per_key_sums(&out), want, "workers={workers}");
+        }
     }
 }

@@ -17,12 +17,15 @@ use ferroflow_engine::connectors::text::EncodingErrors;
 use ferroflow_engine::connectors::{sinks, sources};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
+use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{
-    ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
+    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec,
+    WindowFunction, WindowSpec,
 };
 
 use crate::errors::udf_error;
+use crate::process::StateStore;
 use crate::record::{describe, type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::udf::*;
@@ -456,9 +459,11 @@ fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>
     let global_window = Arc::new(windowing.getattr("GlobalWindow")?.call0()?.unbind());
     let apply = |udf: Py<PyAny>| -> ApplyFactory<PyRec> {
         let (udf, time_window, global_window) = (Arc::new(udf), time_window.clone(), global_window.clone());
-        Arc::new(move |ctx| {
-            let f = bind_udf(&udf, ctx)?;
+        Arc::new(move |ctx: &WorkerContext, state: &SharedContext<PyRec>| {
             Python::attach(|py| {
+                let store = Py::new(py, StateStore { ctx: state.clone() })
+                    .map_err(|e| UdfError::internal(format!("a window function could not be set up: {e}")))?;
+                let f = BoundUdf::window(py, &udf, ctx, store.into_any())?;
                 Ok(Box::new(PyWindowApply {
                     f,
                     time_window: time_window.clone_ref(py),

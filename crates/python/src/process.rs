@@ -125,7 +125,7 @@ impl PyProcessContext {
 /// goes here, see `ferroflow.state`).
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct StateStore {
-    ctx: SharedContext<PyRec>,
+    pub(crate) ctx: SharedContext<PyRec>,
 }
 
 /// TTL settings as `ferroflow.state` hands them over: (ttl ms, restart on read,

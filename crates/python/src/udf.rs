@@ -25,7 +25,17 @@ pub struct BoundUdf {
 
 impl BoundUdf {
     pub fn new(py: Python<'_>, udf: &Py<PyAny>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
-        let bound = udf.bind(py).call_method1("bind", (ctx.index, ctx.peers)).map_err(|e| udf_error(py, e, None))?;
+        Self::from_bind(py, udf.bind(py).call_method1("bind", (ctx.index, ctx.peers)))
+    }
+
+    /// A window function, `udf.bind_window(index, peers, store)`: opened with a runtime
+    /// context whose state getters reach `store` (the window operator's keyed state).
+    pub fn window(py: Python<'_>, udf: &Py<PyAny>, ctx: &WorkerContext, store: Py<PyAny>) -> UdfResult<BoundUdf> {
+        Self::from_bind(py, udf.bind(py).call_method1("bind_window", (ctx.index, ctx.peers, store)))
+    }
+
+    fn from_bind(py: Python<'_>, bound: PyResult<Bound<'_, PyAny>>) -> UdfResult<BoundUdf> {
+        let bound = bound.map_err(|e| udf_error(py, e, None))?;
         // `bind` is the API's own (it runs the user's `open()`, whose errors are the user's).
         let (call, close): (Py<PyAny>, Option<Py<PyAny>>) =
             bound.extract().map_err(|e| UdfError::internal(format!("bind() did not return (call, close): {e}")))?;

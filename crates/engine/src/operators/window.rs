@@ -21,13 +21,15 @@ use timely::dataflow::Stream;
 
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
-use crate::functions::{ApplyFactory, Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
+use crate::functions::{Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
 use crate::key::{Key, KeyMap};
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::keyed::open;
 use crate::operators::{own_records, Keyed, OpEnv};
-use crate::plan::{WindowFunction, WindowSpec};
+use crate::plan::{ApplyFactory, WindowFunction, WindowSpec};
+use crate::process::{lock, ProcessContext, SharedContext};
 use crate::record::Record;
+use crate::state::KeyedStateBackend;
 use crate::time::{self, Time, NO_TIME};
 use crate::windows::event_time::{
     AggregateFunction, Assigner, Contents, ElementOutcome, Evictor, Firing, Trigger, WindowConfig, WindowCore,
@@ -276,9 +278,11 @@ fn make_core<R: Record>(
     parallelism: Option<usize>,
     spec: &WindowSpec<R>,
     function: &WindowFunction<R>,
+    state: &SharedContext<R>,
 ) -> Option<Core<R>> {
     let ctx = env.context_for(parallelism)?;
-    let apply = |f: &ApplyFactory<R>| env.instantiate(ErrorKind::Udf, name, parallelism, &**f);
+    let apply =
+        |f: &ApplyFactory<R>| env.instantiate(ErrorKind::Udf, name, parallelism, &|w: &WorkerContext| f(w, state));
     let mut config = None;
     env.enter(|| match config_of(spec, &ctx) {
         Ok(c) => config = Some(c),
@@ -345,7 +349,9 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let name = name.to_string();
     let (spec, function) = (spec.clone(), function.clone());
     let [main, late] = driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
-        let core = make_core(&env, &name, parallelism, &spec, &function)?;
+        // Keyed state of the window functions: the key is the firing window's.
+        let state = ProcessContext::shared(true);
+        let core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
         let manual = env.manual_processing_time;
         Some(WindowLogic {
             // Processing-time windows on the wall clock take records as they come.
@@ -360,6 +366,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
             late: Vec::new(),
             reported_late: 0,
             name,
+            state,
         })
     });
     (main, late)
@@ -385,6 +392,16 @@ struct WindowLogic<R: Record> {
     late: Vec<R>,
     reported_late: u64,
     name: String,
+    /// The window functions' keyed state, shared with the state objects they made.
+    state: SharedContext<R>,
+}
+
+impl<R: Record> Drop for WindowLogic<R> {
+    /// Releases the keyed state with the logic (inside the operator's scope), whoever
+    /// still holds the context (a state object kept in the user's function object).
+    fn drop(&mut self) {
+        lock(&self.state).close();
+    }
 }
 
 impl<R: Record> WindowLogic<R> {
@@ -392,7 +409,7 @@ impl<R: Record> WindowLogic<R> {
     /// frontier's watermark and processing time make due; with `ended`, every window.
     fn step(&mut self, cx: &mut Cx<'_, R, 2>, ended: bool) -> UdfResult<()> {
         let env = cx.env;
-        let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, .. } = self;
+        let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, state, .. } = self;
         let (in_order, manual) = (*in_order, *manual);
         let frontier = cx.frontier(0);
         let wm_now = time::watermark(frontier);
@@ -409,7 +426,7 @@ impl<R: Record> WindowLogic<R> {
         let at = &caps[0];
         if !manual {
             let fired = c.processing_time(clock)?;
-            emit_all(c, key_values, fired, at, cx, out)?;
+            emit_all(c, key_values, state, fired, at, cx, out)?;
         }
         for (t, later_processing) in ready.into_iter().zip(later_processing) {
             let group = pending.remove(&t).expect("listed");
@@ -422,7 +439,7 @@ impl<R: Record> WindowLogic<R> {
             if manual {
                 fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
             }
-            emit_all(c, key_values, fired, at, cx, out)?;
+            emit_all(c, key_values, state, fired, at, cx, out)?;
             for (key, key_value, value) in group {
                 let ts = value.timestamp();
                 if ts == NO_TIME && c.is_event_time() {
@@ -436,7 +453,7 @@ impl<R: Record> WindowLogic<R> {
                 key_values.entry(key.clone()).or_insert(key_value);
                 let kept = match c.element(key.clone(), ts, value)? {
                     Outcome::Fired(fired) => {
-                        emit_all(c, key_values, fired, at, cx, out)?;
+                        emit_all(c, key_values, state, fired, at, cx, out)?;
                         true
                     }
                     Outcome::Late(v) => {
@@ -456,16 +473,16 @@ impl<R: Record> WindowLogic<R> {
         }
         if ended {
             let fired = c.finish()?;
-            emit_all(c, key_values, fired, at, cx, out)?;
+            emit_all(c, key_values, state, fired, at, cx, out)?;
             c.close()?;
         } else {
             if let Some(w) = wm_now {
                 let fired = c.watermark(w)?;
-                emit_all(c, key_values, fired, at, cx, out)?;
+                emit_all(c, key_values, state, fired, at, cx, out)?;
             }
             if manual {
                 let fired = c.processing_time(clock)?;
-                emit_all(c, key_values, fired, at, cx, out)?;
+                emit_all(c, key_values, state, fired, at, cx, out)?;
             }
         }
         Ok(())
@@ -542,6 +559,7 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, 2> for WindowLogic<R> {
 fn emit_all<R: Record>(
     core: &mut Core<R>,
     key_values: &mut KeyMap<R>,
+    state: &SharedContext<R>,
     firings: Vec<Fired<R>>,
     cap: &Capability<Time>,
     cx: &mut Cx<'_, R, 2>,
@@ -558,6 +576,16 @@ fn emit_all<R: Record>(
         touched.push(firing.key.clone());
         let mut key_value = key_value.clone();
         env.own_one(&mut key_value)?;
+        {
+            // The window function's keyed state is the firing key's.
+            let (watermark, processing_time) = core.current();
+            let mut s = lock(state);
+            s.set_key(firing.key.clone(), key_value.clone());
+            s.timestamp = firing.window.max_timestamp();
+            s.watermark = watermark;
+            s.processing_time = processing_time;
+            s.state.on_record(processing_time);
+        }
         core.emit(env, &key_value, firing, out)?;
     }
     // Keys without windows are forgotten, so state stays bounded by open windows.

@@ -16,7 +16,9 @@ use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::WindowContext;
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::Key;
+use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::record::{describe_truncated, BatchReadError};
+use ferroflow_engine::ApplyFactory;
 use ferroflow_engine::{start, ExecConfig, JobError, JobSummary, Plan, Record, UdfError, UdfResult};
 
 /// A small record type for tests.
@@ -277,7 +279,7 @@ pub fn sum_kv() -> ReduceFactory<V> {
 pub fn try_apply<R: Record>(
     f: impl Fn(&R, WindowInfo, Vec<R>) -> UdfResult<Vec<R>> + Clone + Send + Sync + 'static,
 ) -> ApplyFactory<R> {
-    Arc::new(move |_ctx: &WorkerContext| {
+    Arc::new(move |_ctx: &WorkerContext, _state: &SharedContext<R>| {
         let f = f.clone();
         Ok(Box::new(ApplyFn(move |k: &R, ctx: &WindowContext, vs: Vec<R>| f(k, ctx.window, vs)))
             as Box<dyn WindowApply<R>>)
