@@ -254,6 +254,27 @@ def test_side_outputs_of_a_plain_process_function(env):
     assert sorted(got_main) == [0, 2, 4] and sorted(got_odd) == [1, 3, 5]
 
 
+class NamedTag(OutputTag):
+    """A tag of a subclass of OutputTag still names a side output."""
+
+
+def test_only_pairs_led_by_an_output_tag_go_to_side_outputs(env):
+    named = NamedTag("named")
+
+    class Pairs(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            yield "odd", value  # a (str, value) pair stays in the main output
+            yield (OutputTag, value)  # so does a pair led by the class, not a tag
+            if value % 2:
+                yield named, value
+
+    main = env.from_collection([1, 2, 3]).key_by(lambda v: v).process(Pairs())
+    got_main, got_named = collect(main), collect(main.get_side_output(NamedTag("named")))
+    env.execute("pairs")
+    assert bag(got_main) == bag([("odd", v) for v in (1, 2, 3)] + [(OutputTag, v) for v in (1, 2, 3)])
+    assert bag(got_named) == bag([1, 3])
+
+
 def test_at_most_four_side_outputs_per_process_function(env):
     main = env.from_collection([1]).process(Stamps())
     for i in range(4):

@@ -111,18 +111,22 @@ impl<R: Clone + 'static> ProcessContext<R> {
     /// Registers a timer for the current key (once per key, domain and timestamp).
     pub fn register_timer(&mut self, domain: TimeDomain, timestamp: i64) -> UdfResult<()> {
         let (key, value) = self.timer_key()?;
+        let (key, value) = (key.clone(), value.clone());
         self.timers.register(domain, timestamp, key, value);
         Ok(())
     }
 
     /// Deletes the current key's timer, if there is one.
     pub fn delete_timer(&mut self, domain: TimeDomain, timestamp: i64) -> UdfResult<()> {
-        let (key, _) = self.timer_key()?;
-        self.timers.delete(domain, timestamp, &key);
+        // Borrowed, not cloned: a session-style function deletes a timer per record.
+        self.timer_key()?;
+        if let Some(key) = self.state.current_key() {
+            self.timers.delete(domain, timestamp, key);
+        }
         Ok(())
     }
 
-    fn timer_key(&self) -> UdfResult<(Key, R)> {
+    fn timer_key(&self) -> UdfResult<(&Key, &R)> {
         if !self.keyed {
             return Err(UdfError::new(TIMERS_NEED_KEYS));
         }
@@ -130,7 +134,7 @@ impl<R: Clone + 'static> ProcessContext<R> {
             return Err(UdfError::new("a timer was registered after its job ended"));
         }
         match (self.state.current_key(), &self.key_value) {
-            (Some(k), Some(v)) => Ok((k.clone(), v.clone())),
+            (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(UdfError::new("timers can only be registered while a record or a timer is processed")),
         }
     }
