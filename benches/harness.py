@@ -50,14 +50,16 @@ def measure(label, cmd, runs, words=None, stdout=None, before_run=None):
     if not ok:
         return None
     return {"wall_s": statistics.median(r["wall_s"] for r in ok),
-            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
+            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok),
+            # In run order, so systems run in the same rounds can be compared round by round.
+            "walls": [r["wall_s"] if r["rc"] == 0 else None for r in rows]}
 
 
 def measure_interleaved(systems, words=None):
     """`measure` for several commands, taking their runs in rounds (A B C, A B C, ...)
     so that a slow minute on a shared box weighs on every system alike rather than
     on whichever ran then; commands run once come last. `systems`: (label, cmd, runs);
-    returns {label: result}."""
+    returns {label: result}; see `paired_ratio` for comparing two of them."""
     logs = {}
     for label, cmd, runs in systems:
         with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tf:
@@ -81,8 +83,21 @@ def measure_interleaved(systems, words=None):
         ok = [r for r in rows if r["rc"] == 0]
         results[label] = None if not ok else {
             "wall_s": statistics.median(r["wall_s"] for r in ok),
-            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok)}
+            "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok),
+            # In run order, so systems run in the same rounds can be compared round by round.
+            "walls": [r["wall_s"] if r["rc"] == 0 else None for r in rows]}
     return results
+
+
+def paired_ratio(slow, fast):
+    """`slow`'s wall time over `fast`'s, as the median of the ratios of runs made in the
+    same round (see `measure_interleaved`), so that a machine whose speed drifts between
+    rounds (a shared box can swing 1.5x within a minute) weighs on both alike. Falls back
+    to the ratio of medians when the two were not run in the same rounds."""
+    pairs = [(s, f) for s, f in zip(slow.get("walls", []), fast.get("walls", [])) if s and f]
+    if len(pairs) < 2 or len(slow["walls"]) != len(fast["walls"]):
+        return slow["wall_s"] / fast["wall_s"]
+    return statistics.median(s / f for s, f in pairs)
 
 
 def anchor(name):

@@ -2,7 +2,7 @@
 """Keyed state and timers side by side: ferroflow, a plain Python loop and the peers,
 on the same records and the same process-function code (benches/keyed_state_udfs.py).
 
-    .venv/bin/python benches/keyed_state.py [--records 1000000] [--runs 3] [--peer-runs 1]
+    .venv/bin/python benches/keyed_state.py [--records 1000000] [--runs 5] [--peer-runs 1]
                                             [--peers bytewax,pyflink | --no-peers]
 
 a. Running count per key: a KeyedProcessFunction keeps a count in a ValueState and
@@ -21,7 +21,8 @@ b. Sessionization (gap 30 s) with event-time timers: a KeyedProcessFunction keep
    session; the timed runs' outputs are compared as multisets (MATCH/MISMATCH).
 
 Every command runs under ../shared/bench/measure.py (wall time, peak RSS summed over the
-process tree; medians), the systems' runs in turns. Peers run when their virtualenvs
+process tree; medians), the systems' runs in turns; a ratio between two systems run in the
+same rounds is the median of the round-by-round ratios (harness.paired_ratio). Peers run when their virtualenvs
 exist (`bash ../shared/bench/setup_anchors.sh`), else they are skipped with a note. If
 ferroflow cannot run a job (e.g. a feature is missing), its rows say why. Prints the
 tables, the ratios and each goal; writes bench-data/keyed-state-results.json; exits 1
@@ -40,7 +41,7 @@ import os
 import subprocess
 import sys
 
-from harness import DATA, HERE, PY, anchor, compile_sources, measure_interleaved
+from harness import DATA, HERE, PY, anchor, compile_sources, measure_interleaved, paired_ratio
 
 OUT = os.path.join(DATA, "keyed-state-out")
 SCRIPTS = {name: os.path.join(HERE, f"keyed_state_{name}.py") for name in ("ferroflow", "loop", "pyflink", "bytewax")}
@@ -165,7 +166,7 @@ def table(title, rows, records, base_key="ferroflow"):
         if r is None:
             print(f"| {label:40} | {note or 'failed'}")
             continue
-        ratio = f"{r['wall_s'] / base['wall_s']:.2f}x" if base else "-"
+        ratio = f"{paired_ratio(r, base):.2f}x" if base else "-"
         print(f"| {label:40} | {r['wall_s']:7.2f} | {records / r['wall_s'] / 1e6:11.3f} | {r['rss_mb']:11.0f} | "
               f"{ratio:>16} |")
 
@@ -173,7 +174,7 @@ def table(title, rows, records, base_key="ferroflow"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000, help="records of each job (default 1M)")
-    ap.add_argument("--runs", type=int, default=3, help="runs of ferroflow and the plain Python sides (median)")
+    ap.add_argument("--runs", type=int, default=5, help="runs of ferroflow and the plain Python sides (median)")
     ap.add_argument("--peer-runs", type=int, default=1, help="runs of Bytewax and PyFlink (median)")
     ap.add_argument("--peers", default="bytewax,pyflink", help="comma-separated: bytewax, pyflink")
     ap.add_argument("--no-peers", action="store_true", help="skip Bytewax and PyFlink")
@@ -189,7 +190,7 @@ def main():
     session_rows, session_verdict = sessions_bench(a)
 
     table(f"a. running count per key in a ValueState, {a.records:,} records, ~50k skewed keys, (key, count) per "
-          "record into a discarding sink, medians", count_rows, a.records)
+          "record into a discarding sink, medians; ratios round by round", count_rows, a.records)
     print("\nemitted records vs the loop's (untimed): " +
           "; ".join(f"{k}: {v}" for k, v in checks.items()))
     table(f"b. sessionization, gap 30 s, event-time timers, {a.records:,} events, every session written",
@@ -210,14 +211,14 @@ def main():
         elif ff is None:
             status, ok = "ferroflow " + (notes.get("ferroflow") or "failed"), False
         else:
-            ratios[key] = other["wall_s"] / ff["wall_s"]
+            ratios[key] = paired_ratio(other, ff)
             met = ratios[key] >= goal
             ok &= met
             status = f"{ratios[key]:.2f}x: " + ("pass" if met else "FAIL")
         print(f"ferroflow / {label}: {status} (goal >= {goal:g}x)")
     sessions = {k: r for k, _, r, _ in session_rows}
     if sessions.get("ferroflow") and sessions.get("reference"):
-        ratios["sessions-reference"] = sessions["reference"]["wall_s"] / sessions["ferroflow"]["wall_s"]
+        ratios["sessions-reference"] = paired_ratio(sessions["reference"], sessions["ferroflow"])
         print(f"ferroflow / plain-Python sessions reference: {ratios['sessions-reference']:.2f}x (no goal)")
     ok &= all(v.startswith("MATCH") for k, v in checks.items() if k != "loop") and "ferroflow" in checks
     ok &= session_verdict.startswith("MATCH")
