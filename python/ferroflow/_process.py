@@ -14,7 +14,7 @@ from .timerservice import TimerService
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Callable, NoReturn, Optional, Tuple
 
 __all__ = ["ProcessUdf", "CoProcessUdf", "KeyedStep", "opens"]
 
@@ -71,7 +71,7 @@ class CoProcessUdf(ProcessUdf):
             self._refuse(obj)
         return process, on_timer, with_collector(call, 2) if positional_arity(call) == 3 else call
 
-    def _refuse(self, obj: Any) -> None:
+    def _refuse(self, obj: Any) -> NoReturn:
         raise TypeError(f"connect(...).process() takes a {self.kind} (an object with "
                         f"process_element1(value, ctx) and process_element2(value, ctx)), got {type(obj).__name__}")
 

@@ -476,7 +476,7 @@ def _engine_nodes(job: List[Node]) -> Tuple[List["_EngineNode"], Dict[int, int]]
         if isinstance(n.kind, _nodes.SideOutput):
             node.inputs = [position[n.inputs[0]]]  # late records: the window's own output
         nodes.append(node)
-        if routed(n):
+        if isinstance(n.kind, _nodes.Window) and routed(n):
             kind = _nodes.Process(ProcessUdf(_route_side_outputs))
             kind.sides = n.kind.sides
             router = Node(n.id, kind, f"side outputs of {n.name}", [n.id], "route")
