@@ -200,6 +200,13 @@ def test_process_window_function_read_after_the_main_output_got_a_reader(env):
     assert bag(got_odd) == bag([(1, 1), (0, 3), (2, 5)])
 
 
+def test_a_window_function_with_no_side_output_read_keeps_its_pairs_in_the_main_output(env):
+    stream = env.from_collection([1, 2]).key_by(lambda v: 0).count_window(2).process(WindowSides())
+    got = collect(stream)
+    env.execute("no side output read")
+    assert bag(got) == bag([(0, 3), (ODD, (0, 1)), (EVEN, (0, 2))])  # as PyFlink: tags looked for once one is read
+
+
 class AllWindowSides(ProcessAllWindowFunction):
     def process(self, context, elements):
         values = list(elements)
