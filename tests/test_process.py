@@ -275,15 +275,6 @@ def test_only_pairs_led_by_an_output_tag_go_to_side_outputs(env):
     assert bag(got_named) == bag([1, 3])
 
 
-def test_at_most_four_side_outputs_per_process_function(env):
-    main = env.from_collection([1]).process(Stamps())
-    for i in range(4):
-        main.get_side_output(OutputTag(f"t{i}"))
-    main.get_side_output(OutputTag("t0"))  # the same tag again is the same side output
-    with pytest.raises(ValueError, match="at most 4 side outputs"):
-        main.get_side_output(OutputTag("t4"))
-
-
 class Introspect(KeyedProcessFunction):
     def process_element(self, value, ctx):
         yield (isinstance(ctx, KeyedProcessFunction.Context), isinstance(ctx.timer_service(), TimerService),

@@ -269,7 +269,7 @@ class Window(NodeKind):
 
     KIND = "window"
     __slots__ = ("assigner", "trigger", "evictor", "allowed_lateness", "late_output_tag", "reduce", "builtin",
-                 "aggregate", "process", "then")
+                 "aggregate", "process", "then", "sides")
 
     def __init__(self, assigner: AssignerSpec, trigger: Optional[TriggerSpec],
                  evictor: Optional[EvictorSpec], allowed_lateness: int, late_output_tag: Optional[str],
@@ -286,6 +286,9 @@ class Window(NodeKind):
         self.aggregate = aggregate
         self.process = process
         self.then = then
+        #: What a process-style window function yields as ``(output_tag, value)`` and
+        #: the plan reads: routed by a process node after the window.
+        self.sides = SideTags()
 
 
 class SideOutput(NodeKind):
@@ -351,10 +354,10 @@ class Partition(NodeKind):
 
 
 class CoTransform(NodeKind):
-    """``connect(other)`` then ``map``, ``flat_map`` or ``process``: two inputs (keyed
-    when both are key_by nodes); ``udf`` binds to one callable per input. ``step``:
-    ``"map"`` (one output each), ``"flat_map"`` (an iterable or None) or ``"process"``
-    (called ``(value, timestamp or None, watermark, processing_time)``, an iterable)."""
+    """``connect(other)`` then ``map`` or ``flat_map``: two inputs (keyed when both are
+    key_by nodes); ``udf`` binds to one callable per input. ``step``: ``"map"`` (one
+    output each) or ``"flat_map"`` (an iterable or None). (``process`` on connected
+    streams is a ``Process`` node with two inputs.)"""
 
     KIND = "co_transform"
     __slots__ = ("udf", "step")
@@ -373,20 +376,53 @@ class Process(NodeKind):
     by the input). ``udf`` is a ``_plan.ProcessUdf``."""
 
     KIND = "process"
-    __slots__ = ("udf", "side_tags")
-
-    #: Most side outputs a process function can have (the engine's ``SIDE_OUTPUTS``).
-    MAX_SIDE_OUTPUTS = 4
+    __slots__ = ("udf", "sides")
 
     def __init__(self, udf: PerWorker) -> None:
         self.udf = udf
-        #: Ids of the side outputs read (``get_side_output``); side output ``i + 1`` is ``side_tags[i]``.
-        self.side_tags: List[str] = []
+        self.sides = SideTags()
+
+    @property
+    def side_tags(self) -> List[str]:
+        """Ids of the side outputs read; side output ``i + 1`` is ``side_tags[i]``."""
+        return self.sides.tags
+
+
+class SideTags:
+    """The side outputs of a process function (or of a process-style window function)
+    that the plan reads (``get_side_output``), in the order first read: side output
+    ``i + 1`` is ``tags[i]``, and the operator gets exactly these outputs."""
+
+    __slots__ = ("tags", "types")
+
+    def __init__(self) -> None:
+        self.tags: List[str] = []
+        #: The ``type_info`` each was first read with (a tag id names one type).
+        self.types: List[Any] = []
+
+    def index(self, tag: Any) -> int:
+        """The side output of ``tag`` (an ``OutputTag``), numbered from 1, added if new.
+        The same id with another type is an error (as in PyFlink)."""
+        if tag.tag_id not in self.tags:
+            self.tags.append(tag.tag_id)
+            self.types.append(tag.type_info)
+        i = self.tags.index(tag.tag_id)
+        first = self.types[i]
+        # By repr too: type labels without __eq__ (a PyFlink script's Types shim) that
+        # say the same are the same.
+        if tag.type_info != first and repr(tag.type_info) != repr(first):
+            raise ValueError(f"get_side_output({tag!r}): this side output was already read with type "
+                             f"{first!r}, not {tag.type_info!r}; a tag id names one side output, of one type")
+        return i + 1
+
+    def __repr__(self) -> str:
+        return f"SideTags({self.tags!r})"
 
 
 class ProcessSideOutput(NodeKind):
     """``get_side_output(tag)`` of a process function's stream: its side output
-    ``index`` (``1..=Process.MAX_SIDE_OUTPUTS``)."""
+    ``index`` (``1..=len(side_tags)``); of a window's stream, its process-style
+    window function's (see ``environment._engine_nodes``)."""
 
     KIND = "process_side_output"
     __slots__ = ("index",)

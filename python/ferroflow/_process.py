@@ -14,7 +14,7 @@ from .timerservice import TimerService
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Callable, NoReturn, Optional, Tuple
 
 __all__ = ["ProcessUdf", "CoProcessUdf", "KeyedStep", "opens"]
 
@@ -54,9 +54,13 @@ class ProcessUdf(Udf):
 class CoProcessUdf(ProcessUdf):
     """A ``KeyedCoProcessFunction`` of connected keyed streams: ``process_element1``
     and ``process_element2`` (each also in the collector style) share ``on_timer``,
-    keyed state and timers (one process operator with two inputs)."""
+    keyed state and timers (one process operator with two inputs); or a
+    ``CoProcessFunction`` of plain ones (``kind``: which, for errors)."""
 
-    def __init__(self, fn: Any) -> None:
+    def __init__(self, fn: Any, kind: str = "KeyedCoProcessFunction") -> None:
+        self.kind = kind
+        if find_method(fn, ("process_element1", "processElement1")) is None:
+            self._refuse(fn)
         Udf.__init__(self, fn, ("process_element1", "processElement1"), collector_arity=2)
         self.methods_of(fn)  # fail at plan time
 
@@ -64,9 +68,12 @@ class CoProcessUdf(ProcessUdf):
         process, on_timer, _ = super().methods_of(obj)
         call = find_method(obj, ("process_element2", "processElement2"))
         if call is None:
-            raise TypeError("connect(...).process() takes a KeyedCoProcessFunction (an object with "
-                            f"process_element1(value, ctx) and process_element2(value, ctx)), got {type(obj).__name__}")
+            self._refuse(obj)
         return process, on_timer, with_collector(call, 2) if positional_arity(call) == 3 else call
+
+    def _refuse(self, obj: Any) -> NoReturn:
+        raise TypeError(f"connect(...).process() takes a {self.kind} (an object with "
+                        f"process_element1(value, ctx) and process_element2(value, ctx)), got {type(obj).__name__}")
 
 
 _context_registered = False

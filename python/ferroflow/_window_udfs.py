@@ -22,7 +22,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-
 if TYPE_CHECKING:
     from typing import Any, Callable, List, Optional, Tuple
 
-__all__ = ["WindowUdf", "ReduceUdf", "apply_udf", "process_udf", "window_function_udf", "AggregateUdf", "has_merge"]
+__all__ = ["WindowUdf", "ReduceUdf", "apply_udf", "process_udf", "window_function_udf", "is_process_style",
+           "AggregateUdf", "has_merge"]
 
 
 def _drop_clocks(apply: Callable, state: Any) -> Callable:
@@ -97,6 +98,13 @@ def process_udf(fn: Any, keyed: bool) -> Udf:
     if keyed:
         return WindowUdf(fn, "process", 3, _with_context, keyed)
     return WindowUdf(fn, "process", 2, _with_context_no_key, keyed)
+
+
+def is_process_style(udf: Any) -> bool:
+    """Whether a window node's function (``process`` or ``then``) is a
+    ``ProcessWindowFunction`` or ``ProcessAllWindowFunction``: the ones whose
+    ``yield output_tag, value`` goes to a side output (as in PyFlink)."""
+    return isinstance(udf, WindowUdf) and udf.methods == ("process",)
 
 
 def window_function_udf(fn: Any, keyed: bool) -> Udf:

@@ -13,16 +13,13 @@ object); connecting two keyed streams does the same.
 from __future__ import annotations
 
 from . import _nodes
-from ._errors import FerroflowError
 from ._plan import Udf, find_method, label_of, positional_arity, with_collector
 from ._process import CoProcessUdf
-from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction,
-                        _ProcessContext)
-from .timerservice import TimerService
+from .functions import BroadcastProcessFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, Optional, Tuple
+    from typing import Any, Optional, Tuple
 
     from .datastream import DataStream
 
@@ -76,13 +73,15 @@ class ConnectedStreams:
             if not self._keyed:
                 raise TypeError("process(): a KeyedCoProcessFunction needs keyed inputs: call "
                                 "key_by(key_selector1, key_selector2) first, or pass a CoProcessFunction")
-            return self.stream1._combine(_nodes.Process(CoProcessUdf(func)), label_of(func), self.stream2, "process")
+            udf = CoProcessUdf(func, "KeyedCoProcessFunction")
+            return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "process")
         if isinstance(func, (BroadcastProcessFunction, KeyedBroadcastProcessFunction)):
             raise TypeError(f"process({type(func).__name__}): a broadcast process function reads a broadcast "
                             "stream: stream.connect(other.broadcast(map_state_descriptor)).process(func)")
-        udf = CoUdf(func, "process", ("process_element1",), ("process_element2",), "CoProcessFunction",
-                    adapt=_with_context)
-        return self._apply("co_process", udf, "process")
+        # A process operator with two plain inputs (as a BroadcastProcessFunction's):
+        # the engine's context (clocks, no timers) and side outputs.
+        udf = CoProcessUdf(func, "CoProcessFunction")
+        return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "co_process")
 
     def _apply(self, api: str, udf: "CoUdf", step: str) -> "DataStream":
         return self.stream1._combine(_nodes.CoTransform(udf, step), label_of(udf.fn), self.stream2, api)
@@ -94,16 +93,13 @@ class ConnectedStreams:
 class CoUdf(Udf):
     """A co-function: per worker, one copy of the user's object (as any function
     object) whose two methods ``names1``/``names2`` (modern name first) it binds to,
-    as the pair of callables the binding calls per input. ``adapt`` turns each method
-    into the callable the engine calls (see ``_nodes.CoTransform``)."""
+    as the pair of callables the binding calls per input (see ``_nodes.CoTransform``)."""
 
     def __init__(self, fn: Any, api: str, names1: Tuple[str, ...], names2: Tuple[str, ...], kind: str,
-                 collector_arity: Optional[int] = None,
-                 adapt: Optional[Callable[[Callable], Callable]] = None) -> None:
+                 collector_arity: Optional[int] = None) -> None:
         self.names = (names1, names2)
         self.api = api
         self.kind = kind
-        self.adapt = adapt
         super().__init__(fn, names1, collector_arity)
 
     def resolve(self, obj: Any) -> Any:
@@ -116,69 +112,5 @@ class CoUdf(Udf):
                                 f"got {type(obj).__name__}")
             if self.collector_arity is not None and positional_arity(call) == self.collector_arity + 1:
                 call = with_collector(call, self.collector_arity)
-            calls.append(self.adapt(call) if self.adapt is not None else call)
+            calls.append(call)
         return tuple(calls)
-
-
-class _Clocks(TimerService):
-    """``ctx.timer_service()`` of a non-keyed process function: the clocks at the
-    record; timers need a keyed stream."""
-
-    __slots__ = ("watermark", "processing_time")
-
-    def __init__(self) -> None:
-        self.watermark = -2**63
-        self.processing_time = 0
-
-    def current_processing_time(self) -> int:
-        return self.processing_time
-
-    def current_watermark(self) -> int:
-        return self.watermark
-
-    def register_processing_time_timer(self, timestamp: int) -> None:
-        _no_timers()
-
-    def register_event_time_timer(self, timestamp: int) -> None:
-        _no_timers()
-
-    def delete_processing_time_timer(self, timestamp: int) -> None:
-        _no_timers()
-
-    def delete_event_time_timer(self, timestamp: int) -> None:
-        _no_timers()
-
-
-def _no_timers() -> None:
-    raise FerroflowError("timers are only available on keyed streams "
-                         "(connect(...).key_by(k1, k2).process(KeyedCoProcessFunction))")
-
-
-class _CoProcessContext(_ProcessContext):
-    """``ctx`` of ``process_element1/2``: one object per method, updated per record."""
-
-    __slots__ = ("_timestamp", "_clocks")
-
-    def __init__(self) -> None:
-        self._timestamp: Optional[int] = None
-        self._clocks = _Clocks()
-
-    def timestamp(self) -> Optional[int]:
-        return self._timestamp
-
-    def timer_service(self) -> TimerService:
-        return self._clocks
-
-
-def _with_context(method: Callable) -> Callable:
-    """``process_element(value, ctx)`` as the engine calls it: ``(value, timestamp,
-    watermark, processing_time)``."""
-    ctx = _CoProcessContext()
-    clocks = ctx._clocks
-
-    def call(value: Any, timestamp: Optional[int], watermark: int, processing_time: int) -> Any:
-        ctx._timestamp = timestamp
-        clocks.watermark = watermark
-        clocks.processing_time = processing_time
-        return method(value, ctx)
-    return call

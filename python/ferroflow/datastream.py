@@ -250,31 +250,36 @@ class DataStream:
     def get_side_output(self, output_tag: "OutputTag") -> "DataStream":
         """The side output ``output_tag`` of the operator that made this stream: the
         late records of a window given ``side_output_late_data(output_tag)`` (as they
-        entered the window, with their timestamps), or what a process function yields
-        as ``(output_tag, value)`` (with the timestamp its main outputs would have; at
-        most 4 side outputs per process function)."""
+        entered the window, with their timestamps), or what a process-style function
+        (process functions of one, connected, broadcast or interval-joined streams;
+        process window functions) yields as ``(output_tag, value)`` (with the timestamp
+        its main outputs would have; any number of side outputs). A tag id names one side output of one
+        type: asking again with the same id and another ``type_info`` is an error (as
+        in PyFlink)."""
         if not isinstance(output_tag, OutputTag):
             raise TypeError(f"get_side_output() takes an OutputTag, got {output_tag!r}")
         kind = self._env._nodes[self._node].kind
         if isinstance(kind, _nodes.Process):
-            return self._process_side_output(kind, output_tag)
+            return self._process_side_output(kind.sides, output_tag)
         registered = kind.late_output_tag if isinstance(kind, _nodes.Window) else None
-        if registered != output_tag.tag_id:
-            why = (f"its window sends late data to OutputTag({registered!r})" if registered is not None else
-                   "side outputs come from a window's side_output_late_data(tag), called before its window function")
-            raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
-        node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
-        return DataStream(self._env, node_id)
+        if registered == output_tag.tag_id:
+            node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
+            return DataStream(self._env, node_id)
+        if isinstance(kind, _nodes.Window) and _window_udfs.is_process_style(kind.then or kind.process):
+            return self._process_side_output(kind.sides, output_tag)
+        if registered is not None:
+            why = f"its window sends late data to OutputTag({registered!r})"
+        elif isinstance(kind, _nodes.Window):
+            why = ("side outputs come from a process-style window function (a ProcessWindowFunction), or from "
+                   "side_output_late_data(tag), called before the window function")
+        else:
+            why = ("side outputs come from a process function (process(), or process() of connected, broadcast "
+                   "or interval-joined streams), or from a window's process function or side_output_late_data(tag)")
+        raise ValueError(f"get_side_output({output_tag!r}): this stream has no such side output; {why}")
 
-    def _process_side_output(self, kind: _nodes.Process, output_tag: "OutputTag") -> "DataStream":
+    def _process_side_output(self, sides: _nodes.SideTags, output_tag: "OutputTag") -> "DataStream":
         """The records a process function yields as ``(output_tag, value)``."""
-        if output_tag.tag_id not in kind.side_tags:
-            if len(kind.side_tags) >= _nodes.Process.MAX_SIDE_OUTPUTS:
-                raise ValueError(f"get_side_output({output_tag!r}): a process function has at most "
-                                 f"{_nodes.Process.MAX_SIDE_OUTPUTS} side outputs; it has {kind.side_tags}")
-            kind.side_tags.append(output_tag.tag_id)
-        index = kind.side_tags.index(output_tag.tag_id) + 1
-        side = _nodes.ProcessSideOutput(index)
+        side = _nodes.ProcessSideOutput(sides.index(output_tag))
         node_id = self._env._add(side, output_tag.tag_id, [self._node], api="get_side_output")
         return DataStream(self._env, node_id)
 

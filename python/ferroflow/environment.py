@@ -16,7 +16,7 @@ from .watermarks import TimeCharacteristic, WatermarkStrategy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterable, List, Optional
+    from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
@@ -284,8 +284,7 @@ class StreamExecutionEnvironment:
         for n in job:
             for function in _per_worker_functions(n.kind.fields()):
                 function.prepare(workers)
-        position = {n.id: i for i, n in enumerate(job)}
-        nodes = [_EngineNode(n, position) for n in job]
+        nodes, number = _engine_nodes(job)
         from ._collect import cancel_token
 
         started = time.monotonic()
@@ -298,7 +297,7 @@ class StreamExecutionEnvironment:
         finally:
             self._flush_stdout()
         runtime_ms = int((time.monotonic() - started) * 1000)
-        counts = {n.name: c for n, c in zip(job, summary["counts"])}
+        counts = {n.name: summary["counts"][number[n.id]] for n in job}
         for warning in summary["warnings"]:
             import sys
             print(f"ferroflow: warning: {warning}", file=sys.stderr)
@@ -445,6 +444,45 @@ class _SourceRunner:
             canceller = getattr(function, "cancel", None)
             if callable(canceller):
                 canceller()
+
+
+def _route_side_outputs(value: Any, ctx: Any) -> Any:
+    """The process function after a window whose side outputs are read: the binding
+    routes each ``(output_tag, value)`` to its side output, the rest goes on."""
+    return (value,)
+
+
+def _engine_nodes(job: List[Node]) -> Tuple[List["_EngineNode"], Dict[int, int]]:
+    """The nodes as the engine runs them, and each node's engine number (whose output
+    and count stand for it). A window whose process-style function's side outputs are
+    read is followed by a plain process node routing them (the window operator itself
+    has only its late output): the window's readers and its ``get_side_output``
+    streams read that node; its late output reads the window."""
+    from ._process import ProcessUdf
+
+    def routed(n: Node) -> bool:
+        return isinstance(n.kind, _nodes.Window) and bool(n.kind.sides.tags)
+
+    position: Dict[int, int] = {}  # id -> the engine number of the node itself
+    number: Dict[int, int] = {}  # id -> the engine number of its (routed) output
+    count = 0
+    for n in job:
+        position[n.id] = count
+        number[n.id] = count + 1 if routed(n) else count
+        count = number[n.id] + 1
+    nodes: List[_EngineNode] = []
+    for n in job:
+        node = _EngineNode(n, number)
+        if isinstance(n.kind, _nodes.SideOutput):
+            node.inputs = [position[n.inputs[0]]]  # late records: the window's own output
+        nodes.append(node)
+        if isinstance(n.kind, _nodes.Window) and routed(n):
+            kind = _nodes.Process(ProcessUdf(_route_side_outputs))
+            kind.sides = n.kind.sides
+            router = Node(n.id, kind, f"side outputs of {n.name}", [n.id], "route")
+            router.parallelism = n.parallelism
+            nodes.append(_EngineNode(router, position))
+    return nodes, number
 
 
 class _EngineNode:

@@ -312,6 +312,7 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
             }
             NodeKind::Process(factory) => {
                 let input = node.inputs[0];
+                let sides = plan.side_outputs(id);
                 let streams = match (&built[input], node.inputs.get(1).map(|&b| &built[b])) {
                     // Connected streams: two keyed ones, or a keyed or plain one and a
                     // broadcast one (any plain stream as far as the engine is concerned).
@@ -321,10 +322,10 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                         let (p, env) = (node.parallelism, env.clone());
                         if peers == 1 {
                             let pacts = (Pipeline, Pipeline);
-                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, sides, env)
                         } else {
                             let pacts = (operators::by_key(), operators::by_key());
-                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, sides, env)
                         }
                     }
                     (Built::Keyed(first), Some(_)) => {
@@ -333,10 +334,10 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                         let (p, env) = (node.parallelism, env.clone());
                         if peers == 1 {
                             let pacts = (Pipeline, Pipeline);
-                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, sides, env)
                         } else {
                             let pacts = (operators::by_key(), Pipeline);
-                            operators::process_connected(first, second, pacts, true, id, name, factory, p, env)
+                            operators::process_connected(first, second, pacts, true, id, name, factory, p, sides, env)
                         }
                     }
                     (_, Some(_)) => {
@@ -352,22 +353,33 @@ pub fn build<'s, R: Record>(scope: Scope<'s, Time>, plan: &Plan<R>, env: Rc<OpEn
                             name,
                             factory,
                             p,
+                            sides,
                             env,
                         )
                     }
                     (Built::Keyed(stream), _) => {
                         let stream = keyed_input(stream, input);
                         crate::with_key_pact!(peers, |pact| {
-                            operators::process_keyed(stream, pact, id, name, factory, node.parallelism, env.clone())
+                            operators::process_keyed(
+                                stream,
+                                pact,
+                                id,
+                                name,
+                                factory,
+                                node.parallelism,
+                                sides,
+                                env.clone(),
+                            )
                         })
                     }
                     _ => {
                         let stream = plain(&mut built, input, node.parallelism);
-                        operators::process_plain(stream, id, name, factory, node.parallelism, env.clone())
+                        operators::process_plain(stream, id, name, factory, node.parallelism, sides, env.clone())
                     }
                 };
-                let [stream, side @ ..] = streams;
-                side_outputs.insert(id, side);
+                let mut streams = streams.into_iter();
+                let stream = streams.next().expect("a process operator's main output");
+                side_outputs.insert(id, streams.collect::<Vec<_>>());
                 Built::Plain { stream, single: node.parallelism == Some(1), on: node.parallelism }
             }
             NodeKind::ProcessSideOutput(i) => {

@@ -117,7 +117,8 @@ pub enum NodeKind<R> {
     /// streams) one function, state and timers for both; on a first input and a
     /// broadcast (any not keyed) second, keyed state and timers if the first is keyed.
     Process(crate::process::ProcessFactory<R>),
-    /// Side output `i` (`1..=process::SIDE_OUTPUTS`) of the `Process` node it reads.
+    /// Side output `i` (`1..`) of the `Process` node it reads: the process operator has
+    /// as many side outputs as the highest `i` read (see [`Plan::side_outputs`]).
     ProcessSideOutput(usize),
     /// The late records of the `Window` node it reads (`side_output_late_data`).
     LateOutput,
@@ -183,6 +184,16 @@ impl<R> Plan<R> {
         if let NodeKind::Iterate { feedback: f, .. } = &mut self.nodes[iterate].kind {
             *f = Some(feedback);
         }
+    }
+
+    /// How many side outputs node `id` has: the highest index a `ProcessSideOutput`
+    /// node reads of it (0 if none), so that its operator is built with exactly those.
+    pub fn side_outputs(&self, id: usize) -> usize {
+        let reads = |n: &Node<R>| match n.kind {
+            NodeKind::ProcessSideOutput(i) if n.inputs.first() == Some(&id) => Some(i),
+            _ => None,
+        };
+        self.nodes.iter().filter_map(reads).max().unwrap_or(0)
     }
 
     /// Checks the shape of the graph; the message names the node.
@@ -255,13 +266,11 @@ impl<R> Plan<R> {
                     _ => {}
                 },
                 NodeKind::ProcessSideOutput(i)
-                    if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Process(_))
-                        || !(1..=crate::process::SIDE_OUTPUTS).contains(i) =>
+                    if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Process(_)) || *i == 0 =>
                 {
                     return Err(JobError::plan(format!(
-                        "{}: a side output comes from a process function, which has at most {} of them",
-                        node.name,
-                        crate::process::SIDE_OUTPUTS
+                        "{}: a side output comes from a process function, numbered from 1 (got {i})",
+                        node.name
                     )))
                 }
                 NodeKind::LateOutput if !matches!(self.nodes[node.inputs[0]].kind, NodeKind::Window { .. }) => {

@@ -154,13 +154,10 @@ pub fn lock<R>(ctx: &SharedContext<R>) -> MutexGuard<'_, ProcessContext<R>> {
     ctx.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How many side outputs a process operator has at most (each is an output port of
-/// the operator, so their number is fixed; a plan asking for more is refused).
-pub const SIDE_OUTPUTS: usize = 4;
-
 /// Where a process function's outputs go: the main output, and side outputs by index
-/// (`1..=SIDE_OUTPUTS`, as the plan's `ProcessSideOutput` nodes read them; other
-/// indices are dropped, as Flink drops records for a tag nobody reads).
+/// (`1..`, as the plan's `ProcessSideOutput` nodes read them: the operator has as many
+/// as the plan reads; other indices are dropped, as Flink drops records for a tag
+/// nobody reads).
 pub struct Emit<'a, R> {
     pub main: &'a mut Vec<R>,
     pub side: &'a mut Vec<(usize, R)>,

@@ -66,6 +66,8 @@ struct Probe {
     postpone: usize,
     /// Output capabilities, held (while postponing, to keep the dataflow alive).
     held: Vec<Capability<Time>>,
+    /// How many outputs it was built with: record `x` goes to output `x / 100`.
+    outputs: usize,
 }
 
 impl Drop for Probe {
@@ -74,13 +76,13 @@ impl Drop for Probe {
     }
 }
 
-impl<const N: usize> OperatorLogic<u64, N> for Probe {
-    fn on_frontier(&mut self, _cx: &mut Cx<'_, u64, N>) -> Result<(), Failure> {
+impl OperatorLogic<u64> for Probe {
+    fn on_frontier(&mut self, _cx: &mut Cx<'_, u64>) -> Result<(), Failure> {
         self.log.borrow_mut().push(Event::Frontier);
         Ok(())
     }
 
-    fn on_end(&mut self, cx: &mut Cx<'_, u64, N>) -> Result<(), Failure> {
+    fn on_end(&mut self, cx: &mut Cx<'_, u64>) -> Result<(), Failure> {
         self.log.borrow_mut().push(Event::End);
         if self.postpone > 0 {
             self.postpone -= 1;
@@ -96,10 +98,10 @@ impl<const N: usize> OperatorLogic<u64, N> for Probe {
     }
 }
 
-impl<const N: usize> UnaryInput<u64, u64, N> for Probe {
+impl UnaryInput<u64, u64> for Probe {
     fn on_batch(
         &mut self,
-        cx: &mut Cx<'_, u64, N>,
+        cx: &mut Cx<'_, u64>,
         cap: &InputCapability<Time>,
         data: &mut Vec<u64>,
     ) -> Result<(), Failure> {
@@ -108,11 +110,11 @@ impl<const N: usize> UnaryInput<u64, u64, N> for Probe {
         if self.fail_on.is_some_and(|f| data.contains(&f)) {
             return Err(UdfError::new("boom").into());
         }
-        if N > 1 {
-            let mut side: Vec<u64> = data.iter().copied().filter(|&x| x >= 100).collect();
-            data.retain(|&x| x < 100);
-            cx.give_to(1, cap, &mut side);
+        for i in 1..self.outputs {
+            let mut side: Vec<u64> = data.iter().copied().filter(|&x| x / 100 == i as u64).collect();
+            cx.give_to(i, cap, &mut side);
         }
+        data.retain(|&x| x < 100);
         cx.give(cap, data);
         Ok(())
     }
@@ -151,7 +153,7 @@ struct Seen {
     entered: usize,
 }
 
-/// Runs a unary `Probe` with `outputs` outputs (1 or 2) over `batches`, one epoch each;
+/// Runs a unary `Probe` with `outputs` outputs over `batches`, one epoch each;
 /// the job is cancelled before batch `cancel_before`.
 fn run(
     batches: &[&[u64]],
@@ -171,15 +173,15 @@ fn run(
         let ((mut input, cap), _) = worker.dataflow::<Time, _, _>(|s| {
             let ((input, cap), stream) = s.new_unordered_input::<CapacityContainerBuilder<Vec<u64>>>();
             let mut probe =
-                Probe { log: log.clone(), inside: scope2.inside.clone(), fail_on, postpone, held: Vec::new() };
+                Probe { log: log.clone(), inside: scope2.inside.clone(), fail_on, postpone, held: Vec::new(), outputs };
             let keep = postpone > 0;
             let info = OpInfo::udf("probe", Some(0));
-            let streams: Vec<Stream<'_, Time, Vec<u64>>> = if outputs == 2 {
-                driver::unary_outputs(stream, Pipeline, info, env.clone(), |caps: [Capability<Time>; 2]| {
+            let streams: Vec<Stream<'_, Time, Vec<u64>>> = if outputs != 1 {
+                driver::unary_outputs(stream, Pipeline, outputs, info, env.clone(), |caps: Vec<Capability<Time>>| {
+                    assert_eq!(caps.len(), outputs, "a capability per output");
                     probe.held.extend(caps.into_iter().filter(|_| keep));
                     Some(probe)
                 })
-                .into()
             } else {
                 vec![driver::unary(stream, Pipeline, info, env.clone(), |cap| {
                     probe.held.extend(Some(cap).filter(|_| keep));
@@ -270,10 +272,21 @@ fn end_later_runs_on_end_again_and_after_scope_sees_the_real_end() {
 
 #[test]
 fn side_outputs_get_what_give_to_sends_and_only_the_main_output_is_counted() {
-    let seen = run(&[&[1, 100, 2], &[200]], None, 0, 2, None);
+    let seen = run(&[&[1, 100, 2], &[200]], None, 0, 3, None);
     assert!(seen.error.is_none());
-    assert_eq!(seen.outputs, vec![vec![1, 2], vec![100, 200]]);
+    assert_eq!(seen.outputs, vec![vec![1, 2], vec![100], vec![200]]);
     assert_eq!(seen.counted, 2);
+}
+
+#[test]
+fn an_operator_has_as_many_outputs_as_it_is_built_with() {
+    let seen = run(&[&[1, 601, 100, 2], &[300, 699, 200], &[400, 500]], None, 0, 7, None);
+    assert!(seen.error.is_none());
+    let want: Vec<Vec<u64>> = vec![vec![1, 2], vec![100], vec![200], vec![300], vec![400], vec![500], vec![601, 699]];
+    assert_eq!(seen.outputs, want);
+    assert_eq!(seen.counted, 2);
+    let seen = run(&[&[1, 2]], None, 0, 1, None);
+    assert_eq!(seen.outputs, vec![vec![1, 2]]);
 }
 
 /// A source emitting `0..n`, one record per activation, failing at `fail_at`.
@@ -326,7 +339,7 @@ fn run_source(n: u64, fail_at: Option<u64>, cancel_after: Option<usize>) -> (Vec
         worker.dataflow::<Time, _, _>(|s| {
             let inside = scope.inside.clone();
             let info = OpInfo { kind: ErrorKind::Source, ..OpInfo::udf("counter", Some(0)) };
-            let [out] = driver::source(s, info, env.clone(), move |[cap], _address| {
+            let out = driver::source(s, info, env.clone(), move |cap, _address| {
                 Some(Counter { log: log2, inside, cap, next: 0, n, fail_at })
             });
             out.inspect(move |x| seen2.borrow_mut().push(*x));

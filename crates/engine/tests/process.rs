@@ -270,3 +270,52 @@ fn timers_on_a_plain_stream_fail_the_job_with_a_clear_error() {
 fn rec_value(k: i64) -> S {
     Stamped::new(E::Kv(k, 0))
 }
+
+/// Sends `Kv(k, _)` to side output `k` (0: the main output).
+struct BySide;
+
+impl Processor<S> for BySide {
+    fn process(&mut self, value: S, out: &mut Emit<'_, S>) -> UdfResult<()> {
+        match value.value {
+            E::Kv(0, _) => out.main.push(value),
+            E::Kv(k, _) => out.side.push((k as usize, value)),
+            _ => unreachable!("Kv records only"),
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_process_operator_has_as_many_side_outputs_as_the_plan_reads() {
+    // Side outputs 1..=6 read (3 twice, 5 never); 7 has no reader and is dropped.
+    let records: Vec<S> = (0..=7).flat_map(|k| [Stamped::new(E::Kv(k, 1)), Stamped::new(E::Kv(k, 2))]).collect();
+    for workers in [1, 3] {
+        let mut plan = Plan::new();
+        let src =
+            plan.add("source", vec![], NodeKind::Source { factory: vec_source(records.clone()), parallel: false });
+        let f: ProcessFactory<S> =
+            Arc::new(|_w: &WorkerContext, _ctx: &SharedContext<S>| Ok(Box::new(BySide) as Box<dyn Processor<S>>));
+        let p = plan.add("process 'BySide'", vec![src], NodeKind::Process(f));
+        let main = new_out();
+        plan.add("sink", vec![p], NodeKind::Sink(sink(&main)));
+        let mut outs = Vec::new();
+        for i in [6, 1, 2, 3, 3, 4] {
+            let s = plan.add(format!("side output {i}"), vec![p], NodeKind::ProcessSideOutput(i));
+            let out = new_out();
+            plan.add(format!("side sink {i}"), vec![s], NodeKind::Sink(sink(&out)));
+            outs.push((i, out));
+        }
+        assert_eq!(plan.side_outputs(p), 6);
+        run_ok(plan, cfg(workers));
+        let sorted = |out: &Out<S>| {
+            let mut v: Vec<E> = values(out).into_iter().map(|s| s.value).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&main), vec![E::Kv(0, 1), E::Kv(0, 2)], "{workers} workers");
+        for (i, out) in &outs {
+            let k = *i as i64;
+            assert_eq!(sorted(out), vec![E::Kv(k, 1), E::Kv(k, 2)], "side output {i}, {workers} workers");
+        }
+    }
+}

@@ -430,7 +430,6 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let step = match step.as_str() {
                 "map" => CoStep::Map,
                 "flat_map" => CoStep::FlatMap,
-                "process" => CoStep::Process,
                 other => return Err(bug(format!("unknown co-function step '{other}'"))),
             };
             let udf = Arc::new(udf);

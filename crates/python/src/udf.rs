@@ -378,21 +378,19 @@ impl Drop for TurnGuard {
 }
 
 /// A connected stream's function: the Python side binds it to one callable per input
-/// (`_connected.CoUdf`); `step` says what their results are (`Process`: called
-/// `(value, timestamp or None, watermark, processing_time)`, returns an iterable).
+/// (`_connected.CoUdf`); `step` says what their results are. (A `CoProcessFunction`
+/// is a process operator with two inputs, see `process.rs`.)
 pub struct PyCoTransform {
     pub f: BoundUdf,
     pub calls: [Py<PyAny>; 2],
     pub step: CoStep,
 }
 
-/// What a co-function returns: one output (`map1`), an iterable (`flat_map1`), or an
-/// iterable from a call that also gets the record's timestamp and the clocks.
+/// What a co-function returns: one output (`map1`) or an iterable (`flat_map1`).
 #[derive(Clone, Copy)]
 pub enum CoStep {
     Map,
     FlatMap,
-    Process,
 }
 
 impl PyCoTransform {
@@ -404,22 +402,14 @@ impl PyCoTransform {
 }
 
 impl CoTransform<PyRec> for PyCoTransform {
-    fn apply(&mut self, side: Side, input: PyRec, ctx: &CoContext, out: &mut Vec<PyRec>) -> UdfResult<()> {
+    fn apply(&mut self, side: Side, input: PyRec, _ctx: &CoContext, out: &mut Vec<PyRec>) -> UdfResult<()> {
         Python::attach(|py| {
             let x = input.0.bind(py);
             let call = self.calls[if side == Side::First { 0 } else { 1 }].bind(py);
-            let result = match self.step {
-                CoStep::Process => {
-                    let ts = input.1;
-                    let ts = (ts != ferroflow_engine::time::NO_TIME).then_some(ts);
-                    call.call1((x, ts, ctx.watermark, ctx.processing_time))
-                }
-                CoStep::Map | CoStep::FlatMap => call.call1((x,)),
-            }
-            .map_err(|e| udf_error(py, e, Some(x)))?;
+            let result = call.call1((x,)).map_err(|e| udf_error(py, e, Some(x)))?;
             match self.step {
                 CoStep::Map => out.push(PyRec::new(result.unbind())),
-                CoStep::FlatMap | CoStep::Process => extend_from(py, &result, x, out)?,
+                CoStep::FlatMap => extend_from(py, &result, x, out)?,
             }
             Ok(())
         })

@@ -41,12 +41,12 @@
 //!   see `with_key_pact!`), one output. Like timely's `unary_frontier`.
 //! - [`binary`]: two inputs with their own pacts, one output (connect / co-process).
 //!   `on_end` runs once both inputs have ended; [`Cx::watermark`] is the least of the two.
-//! - [`unary_outputs`], [`binary_outputs`]: the same with `N` outputs of one record type
-//!   (a window's late records, a process function's side outputs): the logic implements
-//!   the traits with `N` (`OperatorLogic<O, N>`, `Cx<'_, O, N>`; `N` defaults to 1),
-//!   `make` gets one capability per output, and [`Cx::give_to`] picks the output.
-//! - [`sink`]: one input, no output (`N = 0`).
-//! - [`source`]: no input, `N` outputs, run by a [`SourceLogic`] (`poll` instead of
+//! - [`unary_outputs`], [`binary_outputs`]: the same with any number of outputs of one
+//!   record type, fixed when the dataflow is built (a window's late records, as many
+//!   side outputs as the plan reads of a process function): `make` gets one capability
+//!   per output, and [`Cx::give_to`] picks the output.
+//! - [`sink`]: one input, no output (its output type is `()`).
+//! - [`source`]: no input, one output, run by a [`SourceLogic`] (`poll` instead of
 //!   batches and frontiers): sources have no input frontier, are woken by their own
 //!   activator, hold their capabilities, and decide themselves when they end. The same
 //!   rules hold: abort drops the logic (after [`SourceLogic::on_abort`]), the first
@@ -58,7 +58,8 @@
 //!
 //! Hooks are called statically (the logic is a type parameter, not a trait object), once
 //! per batch; nothing is allocated per record. A [`Failure`] allocates, only on error.
-//! The `N` output sessions are an array on the stack, made once per activation.
+//! The output sessions are made once per activation; the side outputs' in a `Vec`,
+//! which allocates only if there are any.
 //!
 //! Tested directly in `crates/engine/tests/driver.rs`.
 
@@ -106,19 +107,25 @@ impl From<UdfError> for Failure {
 /// One output's buffer, as the driver builds it.
 type OutputPort<O> = OutputBuilder<Time, CapacityContainerBuilder<Vec<O>>>;
 
-/// What a hook may do during one activation: read time, emit to the operator's `N`
+/// One output's session during an activation.
+type OutputSession<'a, O> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>;
+
+/// What a hook may do during one activation: read time, emit to the operator's
 /// outputs (all of one record type; output 0 is the main one, the others side outputs).
-pub struct Cx<'a, O: Clone + 'static, const N: usize = 1> {
+pub struct Cx<'a, O: Clone + 'static> {
     pub env: &'a OpEnv,
     frontiers: &'a [MutableAntichain<Time>],
-    outs: [OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<O>>>; N],
+    /// The main output (none for a sink), then the side outputs: apart, so that an
+    /// operator without side outputs allocates nothing per activation.
+    main: Option<OutputSession<'a, O>>,
+    side: Vec<OutputSession<'a, O>>,
     node: Option<usize>,
     activator: &'a Activator,
     /// Set by [`Cx::end_later`].
     end_postponed: bool,
 }
 
-impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
+impl<'a, O: Clone + 'static> Cx<'a, O> {
     /// Sends `data` (left empty) at `cap` on the main output, counting it for the
     /// operator's plan node.
     #[inline]
@@ -135,8 +142,11 @@ impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
                 self.env.count(node, data.len());
             }
         }
-        let out = self.outs.get_mut(output).expect("give to an output the operator does not have");
-        out.session(cap).give_container(data);
+        let out = match output {
+            0 => self.main.as_mut(),
+            i => self.side.get_mut(i - 1),
+        };
+        out.expect("give to an output the operator does not have").session(cap).give_container(data);
         data.clear();
     }
 
@@ -192,17 +202,17 @@ impl<'a, O: Clone + 'static, const N: usize> Cx<'a, O, N> {
 
 /// The lifecycle hooks every driven operator has; all have defaults, for an operator
 /// that only maps batches and holds no state.
-pub trait OperatorLogic<O: Clone + 'static, const N: usize = 1> {
+pub trait OperatorLogic<O: Clone + 'static> {
     /// The input frontier may have moved, or a wake-up asked for with [`Cx::wake_after`]
     /// came: fire what is due (timers, windows) and downgrade held capabilities.
     /// Not called once every input has ended (`on_end` is).
-    fn on_frontier(&mut self, _cx: &mut Cx<'_, O, N>) -> Result<(), Failure> {
+    fn on_frontier(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
         Ok(())
     }
 
     /// Every input has ended: fire what is pending, flush, close the user functions.
     /// Called once (again only after [`Cx::end_later`]); the logic is dropped after.
-    fn on_end(&mut self, _cx: &mut Cx<'_, O, N>) -> Result<(), Failure> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, O>) -> Result<(), Failure> {
         Ok(())
     }
 
@@ -248,7 +258,7 @@ pub enum Polled {
 /// it holds its output capabilities and decides itself when it ends. The driver gives
 /// it the rules of [`OperatorLogic`]: abort drops it, the first failure fails the job
 /// once and drops it, and it is dropped inside the batch scope.
-pub trait SourceLogic<O: Clone + 'static, const N: usize = 1> {
+pub trait SourceLogic<O: Clone + 'static> {
     /// Before the batch scope is entered: `Some(delay)` to be activated again after
     /// `delay` without polling (flow control, which must not take the scope to wait).
     fn wait(&mut self, _env: &OpEnv) -> Option<Duration> {
@@ -258,7 +268,7 @@ pub trait SourceLogic<O: Clone + 'static, const N: usize = 1> {
     /// Inside the batch scope: hands on what is ready ([`Cx::give`] at a capability the
     /// logic holds) and asks for its next activation. [`Cx`]'s time readings mean
     /// nothing here: a source has no input.
-    fn poll(&mut self, cx: &mut Cx<'_, O, N>) -> Result<Polled, Failure>;
+    fn poll(&mut self, cx: &mut Cx<'_, O>) -> Result<Polled, Failure>;
 
     /// The job was aborted: let go of threads and connections (inside the scope; the
     /// logic is dropped next).
@@ -276,33 +286,19 @@ pub trait SourceLogic<O: Clone + 'static, const N: usize = 1> {
 }
 
 /// An operator with one input.
-pub trait UnaryInput<I, O: Clone + 'static, const N: usize = 1>: OperatorLogic<O, N> {
+pub trait UnaryInput<I, O: Clone + 'static>: OperatorLogic<O> {
     /// A batch that arrived at `cap`'s time. `data` may be left with anything: the
     /// driver does not read it again.
-    fn on_batch(
-        &mut self,
-        cx: &mut Cx<'_, O, N>,
-        cap: &InputCapability<Time>,
-        data: &mut Vec<I>,
-    ) -> Result<(), Failure>;
+    fn on_batch(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I>) -> Result<(), Failure>;
 }
 
 /// An operator with two inputs (connect, co-process).
-pub trait BinaryInput<I1, I2, O: Clone + 'static, const N: usize = 1>: OperatorLogic<O, N> {
+pub trait BinaryInput<I1, I2, O: Clone + 'static>: OperatorLogic<O> {
     /// A batch of the first input.
-    fn on_first(
-        &mut self,
-        cx: &mut Cx<'_, O, N>,
-        cap: &InputCapability<Time>,
-        data: &mut Vec<I1>,
-    ) -> Result<(), Failure>;
+    fn on_first(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I1>) -> Result<(), Failure>;
     /// A batch of the second input.
-    fn on_second(
-        &mut self,
-        cx: &mut Cx<'_, O, N>,
-        cap: &InputCapability<Time>,
-        data: &mut Vec<I2>,
-    ) -> Result<(), Failure>;
+    fn on_second(&mut self, cx: &mut Cx<'_, O>, cap: &InputCapability<Time>, data: &mut Vec<I2>)
+        -> Result<(), Failure>;
 }
 
 /// The operator's name and kind for failures, and the node it counts emitted records for.
@@ -320,14 +316,14 @@ impl OpInfo {
 }
 
 /// Hands each batch of `input` to `on_batch`, stopping at the first failure or abort.
-fn feed<I, O: Clone + 'static, P, F, const N: usize>(
+fn feed<I, O: Clone + 'static, P, F>(
     input: &mut InputHandleCore<Time, Vec<I>, P>,
-    cx: &mut Cx<'_, O, N>,
+    cx: &mut Cx<'_, O>,
     mut on_batch: F,
 ) -> Result<(), Failure>
 where
     P: Pull<Message<Time, Vec<I>>>,
-    F: FnMut(&mut Cx<'_, O, N>, &InputCapability<Time>, &mut Vec<I>) -> Result<(), Failure>,
+    F: FnMut(&mut Cx<'_, O>, &InputCapability<Time>, &mut Vec<I>) -> Result<(), Failure>,
 {
     let env = cx.env;
     let mut result = Ok(());
@@ -350,11 +346,11 @@ fn drain<I, P: Pull<Message<Time, Vec<I>>>>(input: &mut InputHandleCore<Time, Ve
 
 /// One activation (see the module doc). `inputs(Some(..))` feeds the batches to the
 /// logic, `inputs(None)` drains them.
-fn activate<O: Clone + 'static, L: OperatorLogic<O, N>, const N: usize>(
+fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     info: &OpInfo,
     logic: &mut Option<L>,
-    mut cx: Cx<'_, O, N>,
-    inputs: &mut impl FnMut(Option<(&mut L, &mut Cx<'_, O, N>)>) -> Result<(), Failure>,
+    mut cx: Cx<'_, O>,
+    inputs: &mut impl FnMut(Option<(&mut L, &mut Cx<'_, O>)>) -> Result<(), Failure>,
 ) {
     let env = cx.env;
     let aborted = env.control.aborted();
@@ -404,59 +400,69 @@ impl<'s> Shell<'s> {
         Shell { builder, activator }
     }
 
-    /// Adds `N` outputs, each connected to every input added so far, or with
+    /// Adds `n` outputs, each connected to every input added so far, or with
     /// `connected` false to none (their times follow the capabilities the logic holds).
-    fn outputs<O: Clone + 'static, const N: usize>(
+    fn outputs<O: Clone + 'static>(
         &mut self,
+        n: usize,
         connected: bool,
-    ) -> ([OutputPort<O>; N], [Stream<'s, Time, Vec<O>>; N]) {
+    ) -> (Vec<OutputPort<O>>, Vec<Stream<'s, Time, Vec<O>>>) {
         let inputs = if connected { self.builder.shape().inputs() } else { 0 };
-        let mut streams = Vec::with_capacity(N);
-        let ports = std::array::from_fn(|_| {
-            let connection = (0..inputs).map(|i| (i, Antichain::from_elem(Default::default())));
-            let (port, stream) = self.builder.new_output_connection::<Vec<O>, _>(connection);
-            streams.push(stream);
-            OutputPort::from(port)
-        });
-        (ports, streams.try_into().unwrap_or_else(|_| unreachable!("N streams")))
+        (0..n)
+            .map(|_| {
+                let connection = (0..inputs).map(|i| (i, Antichain::from_elem(Default::default())));
+                let (port, stream) = self.builder.new_output_connection::<Vec<O>, _>(connection);
+                (OutputPort::from(port), stream)
+            })
+            .unzip()
     }
 
     /// Builds the operator: `make` gets the outputs' initial capabilities, then each
     /// activation runs [`activate`] with `inputs` feeding (or draining) the inputs.
-    fn build<O, L, const N: usize>(
+    fn build<O, L>(
         self,
-        ports: [OutputPort<O>; N],
+        ports: Vec<OutputPort<O>>,
         info: OpInfo,
         env: Rc<OpEnv>,
-        make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
-        mut inputs: impl FnMut(Option<(&mut L, &mut Cx<'_, O, N>)>) -> Result<(), Failure> + 'static,
+        make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
+        mut inputs: impl FnMut(Option<(&mut L, &mut Cx<'_, O>)>) -> Result<(), Failure> + 'static,
     ) where
         O: Clone + 'static,
-        L: OperatorLogic<O, N> + 'static,
+        L: OperatorLogic<O> + 'static,
     {
         self.build_with(ports, info, env, make, move |info, logic, cx| activate(info, logic, cx, &mut inputs));
     }
 
     /// Builds the operator: `make` gets the outputs' initial capabilities, then each
     /// activation runs `step`.
-    fn build_with<O, L, const N: usize>(
+    fn build_with<O, L>(
         self,
-        mut ports: [OutputPort<O>; N],
+        mut ports: Vec<OutputPort<O>>,
         info: OpInfo,
         env: Rc<OpEnv>,
-        make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
-        mut step: impl FnMut(&OpInfo, &mut Option<L>, Cx<'_, O, N>) + 'static,
+        make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
+        mut step: impl FnMut(&OpInfo, &mut Option<L>, Cx<'_, O>) + 'static,
     ) where
         O: Clone + 'static,
         L: 'static,
     {
         let Shell { builder, activator } = self;
         builder.build(move |caps| {
-            let mut logic = make(caps.try_into().unwrap_or_else(|_| unreachable!("a capability per output")));
+            let mut logic = make(caps);
             move |frontiers| {
-                let outs = ports.each_mut().map(|p| p.activate());
-                let cx =
-                    Cx { env: &env, frontiers, outs, node: info.node, activator: &activator, end_postponed: false };
+                let mut ports = ports.iter_mut().map(|p| p.activate());
+                let main = ports.next();
+                // Empty (no allocation) without side outputs.
+                let side = ports.collect();
+                let cx = Cx {
+                    env: &env,
+                    frontiers,
+                    main,
+                    side,
+                    node: info.node,
+                    activator: &activator,
+                    end_postponed: false,
+                };
                 step(&info, &mut logic, cx);
             }
         });
@@ -464,11 +470,7 @@ impl<'s> Shell<'s> {
 }
 
 /// One activation of a source (see [`SourceLogic`]).
-fn activate_source<O: Clone + 'static, L: SourceLogic<O, N>, const N: usize>(
-    info: &OpInfo,
-    logic: &mut Option<L>,
-    mut cx: Cx<'_, O, N>,
-) {
+fn activate_source<O: Clone + 'static, L: SourceLogic<O>>(info: &OpInfo, logic: &mut Option<L>, mut cx: Cx<'_, O>) {
     let env = cx.env;
     if logic.is_none() {
         return;
@@ -501,24 +503,30 @@ fn activate_source<O: Clone + 'static, L: SourceLogic<O, N>, const N: usize>(
     }
 }
 
-/// A source with `N` outputs, run by `logic` (see [`SourceLogic`]). `make` gets the
-/// outputs' initial capabilities and the operator's address (for activators and
+/// A source with one output, run by `logic` (see [`SourceLogic`]). `make` gets the
+/// output's initial capability and the operator's address (for activators and
 /// wakers), and returns `None` if there is no logic on this worker.
-pub fn source<'s, O, L, const N: usize>(
+pub fn source<'s, O, L>(
     scope: Scope<'s, Time>,
     info: OpInfo,
     env: Rc<OpEnv>,
-    make: impl FnOnce([Capability<Time>; N], &[usize]) -> Option<L>,
-) -> [Stream<'s, Time, Vec<O>>; N]
+    make: impl FnOnce(Capability<Time>, &[usize]) -> Option<L>,
+) -> Stream<'s, Time, Vec<O>>
 where
     O: Clone + 'static,
-    L: SourceLogic<O, N> + 'static,
+    L: SourceLogic<O> + 'static,
 {
     let mut shell = Shell::new(&info, scope);
     let address = shell.builder.operator_info().address;
-    let (ports, streams) = shell.outputs(true);
-    shell.build_with(ports, info, env, |caps| make(caps, &address), activate_source);
-    streams
+    let (ports, streams) = shell.outputs(1, true);
+    shell.build_with(ports, info, env, |caps| make(one(caps), &address), activate_source);
+    one(streams)
+}
+
+/// The only element of what was made for one output.
+fn one<T>(mut v: Vec<T>) -> T {
+    debug_assert_eq!(v.len(), 1);
+    v.pop().expect("one output")
 }
 
 /// An operator with one input and one output, run by `logic`. `make` gets the output's
@@ -538,26 +546,27 @@ where
     P: ParallelizationContract<Time, Vec<I>>,
     L: UnaryInput<I, O> + 'static,
 {
-    let [out] = unary_outputs(stream, pact, info, env, |[cap]| make(cap));
-    out
+    one(unary_outputs(stream, pact, 1, info, env, |caps| make(one(caps))))
 }
 
-/// [`unary`] with `N` outputs (a main one and side outputs, see [`Cx::give_to`]):
-/// `make` gets their initial capabilities in order, and they are returned in order.
-pub fn unary_outputs<'s, I, O, P, L, const N: usize>(
+/// [`unary`] with `outputs` outputs (a main one and side outputs, see [`Cx::give_to`];
+/// as many as the plan reads, known when the dataflow is built): `make` gets their
+/// initial capabilities in order, and they are returned in order.
+pub fn unary_outputs<'s, I, O, P, L>(
     stream: Stream<'s, Time, Vec<I>>,
     pact: P,
+    outputs: usize,
     info: OpInfo,
     env: Rc<OpEnv>,
-    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
-) -> [Stream<'s, Time, Vec<O>>; N]
+    make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
+) -> Vec<Stream<'s, Time, Vec<O>>>
 where
     I: Clone + 'static,
     O: Clone + 'static,
     P: ParallelizationContract<Time, Vec<I>>,
-    L: UnaryInput<I, O, N> + 'static,
+    L: UnaryInput<I, O> + 'static,
 {
-    unary_connected(stream, pact, true, info, env, make)
+    unary_connected(stream, pact, outputs, true, info, env, make)
 }
 
 /// [`unary`] whose output is not connected to its input: the output's times are the
@@ -576,27 +585,27 @@ where
     P: ParallelizationContract<Time, Vec<I>>,
     L: UnaryInput<I, O> + 'static,
 {
-    let [out] = unary_connected(stream, pact, false, info, env, |[cap]| make(cap));
-    out
+    one(unary_connected(stream, pact, 1, false, info, env, |caps| make(one(caps))))
 }
 
-fn unary_connected<'s, I, O, P, L, const N: usize>(
+fn unary_connected<'s, I, O, P, L>(
     stream: Stream<'s, Time, Vec<I>>,
     pact: P,
+    outputs: usize,
     connected: bool,
     info: OpInfo,
     env: Rc<OpEnv>,
-    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
-) -> [Stream<'s, Time, Vec<O>>; N]
+    make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
+) -> Vec<Stream<'s, Time, Vec<O>>>
 where
     I: Clone + 'static,
     O: Clone + 'static,
     P: ParallelizationContract<Time, Vec<I>>,
-    L: UnaryInput<I, O, N> + 'static,
+    L: UnaryInput<I, O> + 'static,
 {
     let mut shell = Shell::new(&info, stream.scope());
     let mut input = shell.builder.new_input(stream, pact);
-    let (ports, streams) = shell.outputs(connected);
+    let (ports, streams) = shell.outputs(outputs, connected);
     shell.build(ports, info, env, make, move |run| match run {
         Some((l, cx)) => feed(&mut input, cx, |cx, cap, data| l.on_batch(cx, cap, data)),
         None => {
@@ -624,31 +633,31 @@ where
     P2: ParallelizationContract<Time, Vec<I2>>,
     L: BinaryInput<I1, I2, O> + 'static,
 {
-    let [out] = binary_outputs(first, second, pacts, info, env, |[cap]| make(cap));
-    out
+    one(binary_outputs(first, second, pacts, 1, info, env, |caps| make(one(caps))))
 }
 
-/// [`binary`] with `N` outputs (see [`unary_outputs`]).
-pub fn binary_outputs<'s, I1, I2, O, P1, P2, L, const N: usize>(
+/// [`binary`] with `outputs` outputs (see [`unary_outputs`]).
+pub fn binary_outputs<'s, I1, I2, O, P1, P2, L>(
     first: Stream<'s, Time, Vec<I1>>,
     second: Stream<'s, Time, Vec<I2>>,
     pacts: (P1, P2),
+    outputs: usize,
     info: OpInfo,
     env: Rc<OpEnv>,
-    make: impl FnOnce([Capability<Time>; N]) -> Option<L>,
-) -> [Stream<'s, Time, Vec<O>>; N]
+    make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
+) -> Vec<Stream<'s, Time, Vec<O>>>
 where
     I1: Clone + 'static,
     I2: Clone + 'static,
     O: Clone + 'static,
     P1: ParallelizationContract<Time, Vec<I1>>,
     P2: ParallelizationContract<Time, Vec<I2>>,
-    L: BinaryInput<I1, I2, O, N> + 'static,
+    L: BinaryInput<I1, I2, O> + 'static,
 {
     let mut shell = Shell::new(&info, first.scope());
     let mut input1 = shell.builder.new_input(first, pacts.0);
     let mut input2 = shell.builder.new_input(second, pacts.1);
-    let (ports, streams) = shell.outputs(true);
+    let (ports, streams) = shell.outputs(outputs, true);
     shell.build(ports, info, env, make, move |run| match run {
         Some((l, cx)) => {
             feed(&mut input1, cx, |cx, cap, data| l.on_first(cx, cap, data))?;
@@ -663,8 +672,8 @@ where
     streams
 }
 
-/// An operator with one input and no output (a sink; see [`unary`]): its logic has no
-/// output (`N = 0`).
+/// An operator with one input and no output (a sink; see [`unary`]): its logic's
+/// output type is `()`, and it has none.
 pub fn sink<'s, I, P, L>(
     stream: Stream<'s, Time, Vec<I>>,
     pact: P,
@@ -674,7 +683,8 @@ pub fn sink<'s, I, P, L>(
 ) where
     I: Clone + 'static,
     P: ParallelizationContract<Time, Vec<I>>,
-    L: UnaryInput<I, (), 0> + 'static,
+    L: UnaryInput<I, ()> + 'static,
 {
-    let [] = unary_outputs(stream, pact, info, env, |[]| make());
+    let none: Vec<Stream<'s, Time, Vec<()>>> = unary_outputs(stream, pact, 0, info, env, |_| make());
+    debug_assert!(none.is_empty());
 }

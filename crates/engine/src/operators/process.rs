@@ -43,7 +43,7 @@ use crate::key::Key;
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::keyed::open;
 use crate::operators::{Keyed, OpEnv};
-use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext, SIDE_OUTPUTS};
+use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use crate::record::Record;
 use crate::state::KeyedStateBackend;
 use timely::progress::Timestamp;
@@ -54,13 +54,12 @@ use crate::time::{self, Time, TimeDomain, NO_TIME};
 /// key (encoding and value) on a keyed stream, the record.
 type Entry<R> = (bool, Option<(Key, R)>, R);
 
-/// The operator's outputs: the main one, then the side outputs.
-const OUTPUTS: usize = 1 + SIDE_OUTPUTS;
+/// The streams of a process operator: main output first, then side outputs
+/// `1..=side_outputs` (as many as the plan reads, see [`crate::plan::Plan::side_outputs`]).
+pub type ProcessStreams<'s, R> = Vec<Stream<'s, Time, Vec<R>>>;
 
-/// The streams of a process operator: main output first, then side outputs 1..=SIDE_OUTPUTS.
-pub type ProcessStreams<'s, R> = [Stream<'s, Time, Vec<R>>; OUTPUTS];
-
-/// `process(f)` on a keyed stream.
+/// `process(f)` on a keyed stream, with `side_outputs` side outputs.
+#[allow(clippy::too_many_arguments)]
 pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R>>>>>(
     stream: Stream<'s, Time, Vec<Routed<Keyed<R>>>>,
     pact: P,
@@ -68,11 +67,12 @@ pub fn process_keyed<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<
     name: &str,
     factory: &ProcessFactory<R>,
     parallelism: Option<usize>,
+    side_outputs: usize,
     env: Rc<OpEnv>,
 ) -> ProcessStreams<'s, R> {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
-    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+    driver::unary_outputs(stream, pact, 1 + side_outputs, info, env.clone(), move |caps| {
         Process::make(&env, &name, &factory, parallelism, true, caps)
     })
 }
@@ -91,6 +91,7 @@ pub fn process_connected<'s, R, I1, I2, P1, P2>(
     name: &str,
     factory: &ProcessFactory<R>,
     parallelism: Option<usize>,
+    side_outputs: usize,
     env: Rc<OpEnv>,
 ) -> ProcessStreams<'s, R>
 where
@@ -99,11 +100,11 @@ where
     I2: Clone + 'static,
     P1: ParallelizationContract<Time, Vec<I1>>,
     P2: ParallelizationContract<Time, Vec<I2>>,
-    Process<R>: driver::BinaryInput<I1, I2, R, OUTPUTS>,
+    Process<R>: driver::BinaryInput<I1, I2, R>,
 {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
-    driver::binary_outputs(first, second, pacts, info, env.clone(), move |caps| {
+    driver::binary_outputs(first, second, pacts, 1 + side_outputs, info, env.clone(), move |caps| {
         Process::make(&env, &name, &factory, parallelism, keyed, caps)
     })
 }
@@ -115,12 +116,13 @@ pub fn process_plain<'s, R: Record>(
     name: &str,
     factory: &ProcessFactory<R>,
     parallelism: Option<usize>,
+    side_outputs: usize,
     env: Rc<OpEnv>,
 ) -> ProcessStreams<'s, R> {
     let info = OpInfo::udf(name, Some(node));
     let (name, factory) = (name.to_string(), factory.clone());
     let pact = timely::dataflow::channels::pact::Pipeline;
-    driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+    driver::unary_outputs(stream, pact, 1 + side_outputs, info, env.clone(), move |caps| {
         Process::make(&env, &name, &factory, parallelism, false, caps)
     })
 }
@@ -131,15 +133,17 @@ pub struct Process<R: Record> {
     ctx: SharedContext<R>,
     keyed: bool,
     manual: bool,
-    /// Where outputs go out (one per output): at the least epoch and processing time of
-    /// the input frontier and at the operator's own watermark (as the window operator).
-    anchors: [Capability<Time>; OUTPUTS],
+    /// Where outputs go out (one per output: main, then side outputs): at the least
+    /// epoch and processing time of the input frontier and at the operator's own
+    /// watermark (as the window operator).
+    anchors: Vec<Capability<Time>>,
     pending: BTreeMap<Time, Vec<Entry<R>>>,
     opened: Vec<Keyed<R>>,
     out: Vec<R>,
-    /// Side outputs by index, as the function emits them, then by output.
+    /// Side outputs by index, as the function emits them, then sorted by output
+    /// (`side_out[i - 1]` for side output `i`).
     side: Vec<(usize, R)>,
-    side_out: Vec<R>,
+    side_out: Vec<Vec<R>>,
     /// The watermark applied so far.
     watermark: i64,
 }
@@ -151,12 +155,13 @@ impl<R: Record> Process<R> {
         factory: &ProcessFactory<R>,
         parallelism: Option<usize>,
         keyed: bool,
-        anchors: [Capability<Time>; OUTPUTS],
+        anchors: Vec<Capability<Time>>,
     ) -> Option<Self> {
         let ctx = ProcessContext::shared(keyed);
         let ctx_for = ctx.clone();
         let make = move |w: &crate::functions::WorkerContext| factory(w, &ctx_for);
         let f = env.instantiate(ErrorKind::Udf, name, parallelism, &make)?;
+        let side_out = (1..anchors.len()).map(|_| Vec::new()).collect();
         Some(Process {
             f,
             ctx,
@@ -167,14 +172,14 @@ impl<R: Record> Process<R> {
             opened: Vec::new(),
             out: Vec::new(),
             side: Vec::new(),
-            side_out: Vec::new(),
+            side_out,
             watermark: NO_TIME,
         })
     }
 
     /// Processes the batches the frontier has passed and fires what became due; at the
     /// end (`ended`) all of it and every timer.
-    fn step(&mut self, cx: &mut Cx<'_, R, OUTPUTS>, ended: bool) -> Result<(), Failure> {
+    fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
         let frontier: Antichain<Time> = cx.input_frontier();
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
@@ -224,15 +229,18 @@ impl<R: Record> Process<R> {
             cx.give(&self.anchors[0], &mut self.out);
         }
         if !self.side.is_empty() {
-            let side = std::mem::take(&mut self.side);
-            for i in 1..OUTPUTS {
-                self.side_out.extend(side.iter().filter(|(j, _)| *j == i).map(|(_, r)| r.clone()));
-                if !self.side_out.is_empty() {
-                    cx.give_to(i, &self.anchors[i], &mut self.side_out);
+            // In the order emitted, per output; an index the plan reads no output of
+            // is dropped (the binding drops tags nobody reads before that).
+            for (i, r) in self.side.drain(..) {
+                if let Some(out) = self.side_out.get_mut(i.wrapping_sub(1)) {
+                    out.push(r);
                 }
             }
-            self.side = side;
-            self.side.clear();
+            for (i, out) in self.side_out.iter_mut().enumerate() {
+                if !out.is_empty() {
+                    cx.give_to(i + 1, &self.anchors[i + 1], out);
+                }
+            }
         }
         if !ended {
             let next = Time {
@@ -386,21 +394,21 @@ impl<R: Record> Drop for Process<R> {
     }
 }
 
-impl<R: Record> OperatorLogic<R, OUTPUTS> for Process<R> {
-    fn on_frontier(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
+impl<R: Record> OperatorLogic<R> for Process<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step(cx, false)
     }
 
-    fn on_end(&mut self, cx: &mut Cx<'_, R, OUTPUTS>) -> Result<(), Failure> {
+    fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step(cx, true)?;
         Ok(self.f.close()?)
     }
 }
 
-impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Process<R> {
     fn on_batch(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -423,10 +431,10 @@ impl<R: Record> Process<R> {
     }
 }
 
-impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R, OUTPUTS> for Process<R> {
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R> for Process<R> {
     fn on_first(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -435,7 +443,7 @@ impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, Routed<Keyed<R>>, R, OUTPU
 
     fn on_second(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -451,10 +459,10 @@ impl<R: Record> Process<R> {
 }
 
 /// A keyed stream connected with a broadcast one (`KeyedBroadcastProcessFunction`).
-impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process<R> {
+impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R> for Process<R> {
     fn on_first(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -463,7 +471,7 @@ impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process
 
     fn on_second(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {
@@ -473,20 +481,15 @@ impl<R: Record> driver::BinaryInput<Routed<Keyed<R>>, R, R, OUTPUTS> for Process
 }
 
 /// A plain stream connected with a broadcast one (`BroadcastProcessFunction`).
-impl<R: Record> driver::BinaryInput<R, R, R, OUTPUTS> for Process<R> {
-    fn on_first(
-        &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
-        cap: &InputCapability<Time>,
-        data: &mut Vec<R>,
-    ) -> Result<(), Failure> {
+impl<R: Record> driver::BinaryInput<R, R, R> for Process<R> {
+    fn on_first(&mut self, _cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
         self.queue_plain(false, cap, data);
         Ok(())
     }
 
     fn on_second(
         &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {
@@ -495,13 +498,8 @@ impl<R: Record> driver::BinaryInput<R, R, R, OUTPUTS> for Process<R> {
     }
 }
 
-impl<R: Record> UnaryInput<R, R, OUTPUTS> for Process<R> {
-    fn on_batch(
-        &mut self,
-        _cx: &mut Cx<'_, R, OUTPUTS>,
-        cap: &InputCapability<Time>,
-        data: &mut Vec<R>,
-    ) -> Result<(), Failure> {
+impl<R: Record> UnaryInput<R, R> for Process<R> {
+    fn on_batch(&mut self, _cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
         self.queue_plain(false, cap, data);
         Ok(())
     }

@@ -35,8 +35,8 @@ struct SinkLogic<R> {
     name: String,
 }
 
-impl<R: Record> OperatorLogic<(), 0> for SinkLogic<R> {
-    fn on_end(&mut self, _cx: &mut Cx<'_, (), 0>) -> Result<(), Failure> {
+impl<R: Record> OperatorLogic<()> for SinkLogic<R> {
+    fn on_end(&mut self, _cx: &mut Cx<'_, ()>) -> Result<(), Failure> {
         Ok(self.sink.close()?)
     }
 
@@ -51,10 +51,10 @@ impl<R: Record> OperatorLogic<(), 0> for SinkLogic<R> {
     }
 }
 
-impl<R: Record> UnaryInput<R, (), 0> for SinkLogic<R> {
+impl<R: Record> UnaryInput<R, ()> for SinkLogic<R> {
     fn on_batch(
         &mut self,
-        cx: &mut Cx<'_, (), 0>,
+        cx: &mut Cx<'_, ()>,
         _cap: &InputCapability<Time>,
         data: &mut Vec<R>,
     ) -> Result<(), Failure> {

@@ -28,7 +28,7 @@ pub fn source<'s, R: Record>(
     let info = OpInfo { kind: ErrorKind::Source, ..OpInfo::udf(name, Some(node)) };
     let name = name.to_string();
     let factory = factory.clone();
-    let [out] = driver::source(scope, info, env.clone(), move |[cap], address| {
+    let out = driver::source(scope, info, env.clone(), move |cap, address| {
         let sync = scope.worker().sync_activator_for(address.to_vec());
         let waker: Waker = std::sync::Arc::new(move || {
             let _ = sync.activate();

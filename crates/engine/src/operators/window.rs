@@ -348,7 +348,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
     let (spec, function) = (spec.clone(), function.clone());
-    let [main, late] = driver::unary_outputs(stream, pact, info, env.clone(), move |caps| {
+    let outputs = driver::unary_outputs(stream, pact, 2, info, env.clone(), move |caps: Vec<_>| {
+        let caps = caps.try_into().ok()?;
         // Keyed state of the window functions: the key is the firing window's.
         let state = ProcessContext::shared(true);
         let core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
@@ -369,6 +370,7 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
             state,
         })
     });
+    let [main, late] = outputs.try_into().unwrap_or_else(|_| unreachable!("two outputs"));
     (main, late)
 }
 
@@ -407,7 +409,7 @@ impl<R: Record> Drop for WindowLogic<R> {
 impl<R: Record> WindowLogic<R> {
     /// Processes the complete batches in watermark order, then fires what the
     /// frontier's watermark and processing time make due; with `ended`, every window.
-    fn step(&mut self, cx: &mut Cx<'_, R, 2>, ended: bool) -> UdfResult<()> {
+    fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> UdfResult<()> {
         let env = cx.env;
         let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, state, .. } = self;
         let (in_order, manual) = (*in_order, *manual);
@@ -490,7 +492,7 @@ impl<R: Record> WindowLogic<R> {
 
     /// [`WindowLogic::step`], then counts and warns about the records dropped as late
     /// (even if the step failed: what it dropped before is counted).
-    fn step_and_report(&mut self, cx: &mut Cx<'_, R, 2>, ended: bool) -> Result<(), Failure> {
+    fn step_and_report(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
         let result = self.step(cx, ended);
         let late_now = self.core.late_dropped();
         if late_now > self.reported_late {
@@ -510,8 +512,8 @@ impl<R: Record> WindowLogic<R> {
     }
 }
 
-impl<R: Record> OperatorLogic<R, 2> for WindowLogic<R> {
-    fn on_frontier(&mut self, cx: &mut Cx<'_, R, 2>) -> Result<(), Failure> {
+impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step_and_report(cx, false)?;
         let env = cx.env;
         let frontier = cx.frontier(0);
@@ -534,16 +536,16 @@ impl<R: Record> OperatorLogic<R, 2> for WindowLogic<R> {
         Ok(())
     }
 
-    fn on_end(&mut self, cx: &mut Cx<'_, R, 2>) -> Result<(), Failure> {
+    fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step_and_report(cx, true)
     }
 }
 
-impl<R: Record> UnaryInput<Routed<Keyed<R>>, R, 2> for WindowLogic<R> {
+impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for WindowLogic<R> {
     /// Keeps the batch until the frontier passes its time (see "# Time").
     fn on_batch(
         &mut self,
-        _cx: &mut Cx<'_, R, 2>,
+        _cx: &mut Cx<'_, R>,
         cap: &InputCapability<Time>,
         data: &mut Vec<Routed<Keyed<R>>>,
     ) -> Result<(), Failure> {
@@ -562,7 +564,7 @@ fn emit_all<R: Record>(
     state: &SharedContext<R>,
     firings: Vec<Fired<R>>,
     cap: &Capability<Time>,
-    cx: &mut Cx<'_, R, 2>,
+    cx: &mut Cx<'_, R>,
     out: &mut Vec<R>,
 ) -> UdfResult<()> {
     if firings.is_empty() {
