@@ -5,8 +5,10 @@
 //! service per operator; the records of both are taken in watermark order together).
 //! With a second input that is not keyed (a broadcast stream, Flink's
 //! `(Keyed)BroadcastProcessFunction`), that input's records have no current key: keyed
-//! state and timers are out of their reach. It owns the function's [`ProcessContext`] and moves it between
-//! calls: the current key (records and timers), the timestamp, the watermark and the
+//! state and timers are out of their reach, but they alone may change the broadcast
+//! state (and visit every key's state: `apply_to_keyed_state`). It owns the function's
+//! [`ProcessContext`] and moves it between calls: the current key (records and timers),
+//! whether a broadcast element is processed, the timestamp, the watermark and the
 //! processing time.
 //!
 //! # Time
@@ -260,8 +262,14 @@ impl<R: Record> Process<R> {
     /// key and timestamp set.
     fn element(&mut self, second: bool, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
         let ts = value.timestamp();
+        // The second input without keys is a broadcast stream: its calls may change
+        // broadcast state (and visit every key's state).
+        let broadcast = second && key.is_none();
         {
             let mut c = lock(&self.ctx);
+            if broadcast {
+                c.set_in_broadcast_element(true);
+            }
             match key {
                 Some((k, kv)) => {
                     c.set_key(k, kv);
@@ -278,6 +286,9 @@ impl<R: Record> Process<R> {
         let (first, first_side) = (self.out.len(), self.side.len());
         let mut emit = Emit { main: &mut self.out, side: &mut self.side };
         let done = if second { self.f.process_second(value, &mut emit) } else { self.f.process(value, &mut emit) };
+        if broadcast {
+            lock(&self.ctx).set_in_broadcast_element(false);
+        }
         if let Err(e) = done {
             self.out.truncate(first);
             self.side.truncate(first_side);
