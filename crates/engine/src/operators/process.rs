@@ -262,33 +262,37 @@ impl<R: Record> Process<R> {
     /// key and timestamp set.
     fn element(&mut self, second: bool, key: Option<(Key, R)>, value: R, env: &OpEnv) -> UdfResult<()> {
         let ts = value.timestamp();
-        // The second input without keys is a broadcast stream: its calls may change
-        // broadcast state (and visit every key's state).
-        let broadcast = second && key.is_none();
         {
             let mut c = lock(&self.ctx);
-            if broadcast {
-                c.set_in_broadcast_element(true);
-            }
             match key {
                 Some((k, kv)) => {
                     c.set_key(k, kv);
                     let now = c.processing_time;
                     c.state.on_record(now);
                 }
-                // A broadcast input's record on a keyed operator: no key.
-                None if self.keyed => c.clear_key(),
-                None => {}
+                None => {
+                    // A broadcast input's record on a keyed operator: no key.
+                    if self.keyed {
+                        c.clear_key();
+                    }
+                    // The second input without keys is a broadcast stream: its calls
+                    // may change broadcast state (and visit every key's state). Set
+                    // here, not for keyed records, so their path pays nothing for it.
+                    c.set_in_broadcast_element(second);
+                }
             }
             c.timestamp = ts;
             c.domain = None;
         }
         let (first, first_side) = (self.out.len(), self.side.len());
         let mut emit = Emit { main: &mut self.out, side: &mut self.side };
-        let done = if second { self.f.process_second(value, &mut emit) } else { self.f.process(value, &mut emit) };
-        if broadcast {
+        let done = if second {
+            let done = self.f.process_second(value, &mut emit);
             lock(&self.ctx).set_in_broadcast_element(false);
-        }
+            done
+        } else {
+            self.f.process(value, &mut emit)
+        };
         if let Err(e) = done {
             self.out.truncate(first);
             self.side.truncate(first_side);
