@@ -24,6 +24,8 @@ pub struct ProcessContext<R> {
     /// The broadcast state (Flink's operator state: this instance's copy; empty but
     /// for a `(Keyed)BroadcastProcessFunction`). Reach it through
     /// [`ProcessContext::broadcast_for_read`] / [`ProcessContext::broadcast_for_write`].
+    /// A checkpoint takes it with [`OperatorStateBackend::snapshot`] beside the keyed
+    /// state's [`KeyedStateBackend::snapshot`] (see `state::operator` for rescaling).
     pub broadcast: HeapOperatorState<R>,
     /// Whether `process_broadcast_element` is running: only it may change broadcast state.
     in_broadcast_element: bool,
