@@ -61,7 +61,8 @@ def test_the_guide_has_examples_with_output():
     for used in ("get_state(", "get_list_state(", "get_map_state(", "get_reducing_state(",
                  "get_aggregating_state(", "enable_time_to_live(", "register_event_time_timer(",
                  "delete_event_time_timer(", "register_processing_time_timer(", "ProcessingTime(",
-                 "Watermark(", "get_side_output(", "time_domain()", "get_current_key()"):
+                 "Watermark(", "get_side_output(", "time_domain()", "get_current_key()",
+                 "get_broadcast_state(", "apply_to_keyed_state("):
         assert used in code, f"no example of docs/state.md uses {used}"
 
 

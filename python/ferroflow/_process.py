@@ -32,19 +32,18 @@ class ProcessUdf(Udf):
         """``process_element``, ``on_timer`` (None without one), ``close`` and the second
         input's ``process_element2`` (None but on connected streams) of worker
         ``index``'s copy, opened with a runtime context whose state getters reach
-        ``store`` (the engine's, on a keyed stream; None on a plain one)."""
+        ``store`` (the engine's ``StateStore``) on a keyed stream."""
         _register_context_class()
-        if store is None:
-            context = RuntimeContext(index, count)
-        else:
-            context = KeyedRuntimeContext(index, count, store)
+        context = KeyedRuntimeContext(index, count, store) if store.keyed else RuntimeContext(index, count)
         obj, closer = self._open(index, context)
-        process, on_timer, second = self.methods_of(obj)
+        process, on_timer, second = self.methods_of(obj, store, context)
         return process, on_timer, closer, second
 
-    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+    def methods_of(self, obj: Any, store: Any = None,
+                   context: Any = None) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
         """An opened copy's ``process_element``, ``on_timer`` (None without one) and
-        second input's method (None but on connected streams), as the engine calls them."""
+        second input's method (None but on connected streams), as the engine calls them;
+        ``store`` and ``context`` are the worker's (None when checked at plan time)."""
         on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
         if on_timer is not None and positional_arity(on_timer) == 3:
             on_timer = with_collector(on_timer, 2)
@@ -64,7 +63,8 @@ class CoProcessUdf(ProcessUdf):
         Udf.__init__(self, fn, ("process_element1", "processElement1"), collector_arity=2)
         self.methods_of(fn)  # fail at plan time
 
-    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+    def methods_of(self, obj: Any, store: Any = None,
+                   context: Any = None) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
         process, on_timer, _ = super().methods_of(obj)
         call = find_method(obj, ("process_element2", "processElement2"))
         if call is None:

@@ -4,14 +4,18 @@
 ``KeyedBroadcastProcessFunction``) on every worker of ``other``.
 
 Every worker sees every broadcast element (the stream is broadcast), so the broadcast
-state, one dict per descriptor and operator instance, is the same on every worker as
-long as only ``process_broadcast_element`` changes it: ``process_element`` (and
-``on_timer``) get a read-only view, and writing through it is an error. The engine runs
-the function as a process operator with two inputs (``_nodes.Process``): keyed state and
-timers for the keyed side, the broadcast side's records without a key.
+state, a map per descriptor held by the engine for each operator instance (Flink's
+operator state), is the same on every worker as long as only
+``process_broadcast_element`` changes it: the engine refuses a write from
+``process_element`` or ``on_timer``. The engine runs the function as a process operator
+with two inputs (``_nodes.Process``): keyed state and timers for the keyed side, the
+broadcast side's records without a key; there ``ctx.apply_to_keyed_state`` visits every
+key's state.
 """
 
 from __future__ import annotations
+
+import abc
 
 from . import _nodes
 from ._errors import FerroflowError
@@ -19,7 +23,7 @@ from ._plan import find_method, label_of, positional_arity, with_collector
 from ._process import ProcessUdf
 from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, _KeyedBroadcastContext,
                         _KeyedBroadcastOnTimerContext)
-from .state import MapStateDescriptor
+from .state import KeyedRuntimeContext, MapStateDescriptor, StateDescriptor
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -65,106 +69,105 @@ class BroadcastConnectedStream:
         return self._stream._combine(_nodes.Process(udf), label_of(func), self._broadcast._stream, "process")
 
 
-class ReadOnlyBroadcastState:
-    """A broadcast state as ``process_element`` sees it: reads only."""
+class ReadOnlyBroadcastState(abc.ABC):
+    """A broadcast state as ``process_element`` and ``on_timer`` see it: reads; a write
+    raises (only ``process_broadcast_element`` may change it, so that every worker
+    keeps the same state). Keys follow Python's ``==`` as a ``MapState``'s do: str,
+    int, float, bool, None, bytes and tuples of these."""
 
-    __slots__ = ("_name", "_entries")
-
-    def __init__(self, name: str, entries: Dict[Any, Any]) -> None:
-        self._name = name
-        self._entries = entries
-
+    @abc.abstractmethod
     def get(self, key: Any) -> Any:
         """The value under ``key``, or None."""
-        return self._entries.get(key)
 
+    @abc.abstractmethod
     def contains(self, key: Any) -> bool:
-        return key in self._entries
+        """Whether ``key`` has a value."""
 
+    @abc.abstractmethod
     def keys(self) -> List[Any]:
-        return list(self._entries)
+        """The keys, in the same order on every worker."""
 
+    @abc.abstractmethod
     def values(self) -> List[Any]:
-        return list(self._entries.values())
+        """The values, in the keys' order."""
 
+    @abc.abstractmethod
     def items(self) -> List[Tuple[Any, Any]]:
-        return list(self._entries.items())
+        """The (key, value) pairs, in the keys' order."""
 
+    @abc.abstractmethod
     def immutable_entries(self) -> List[Tuple[Any, Any]]:
         """Flink's name for ``items()``."""
-        return self.items()
 
+    @abc.abstractmethod
     def is_empty(self) -> bool:
-        return not self._entries
+        """Whether it holds nothing."""
 
     def __contains__(self, key: Any) -> bool:
-        return key in self._entries
+        return self.contains(key)
 
     def __getitem__(self, key: Any) -> Any:
-        return self._entries.get(key)
+        return self.get(key)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(list(self._entries))
-
-    def _read_only(self, method: str) -> None:
-        raise FerroflowError(f"broadcast state {self._name!r} is read-only in process_element and on_timer "
-                             f"({method}() called): only process_broadcast_element may change it, so that "
-                             "every worker keeps the same state")
-
-    def put(self, key: Any, value: Any) -> None:
-        self._read_only("put")
-
-    def put_all(self, dict_value: Dict[Any, Any]) -> None:
-        self._read_only("put_all")
-
-    def remove(self, key: Any) -> None:
-        self._read_only("remove")
-
-    def clear(self) -> None:
-        self._read_only("clear")
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._read_only("put")
-
-    def __delitem__(self, key: Any) -> None:
-        self._read_only("remove")
+        return iter(self.keys())
 
 
 class BroadcastState(ReadOnlyBroadcastState):
-    """A broadcast state as ``process_broadcast_element`` sees it: a dict per operator
-    instance (keys follow Python's ``==`` and ``hash``)."""
+    """A broadcast state as ``process_broadcast_element`` sees it: reads and writes.
+    The engine holds it (operator state: one copy per worker, which a checkpoint
+    snapshots)."""
 
-    __slots__ = ()
-
+    @abc.abstractmethod
     def put(self, key: Any, value: Any) -> None:
-        self._entries[key] = value
+        """Sets the value under ``key``."""
 
+    @abc.abstractmethod
     def put_all(self, dict_value: Dict[Any, Any]) -> None:
-        self._entries.update(dict_value)
+        """Sets every entry of ``dict_value``."""
 
+    @abc.abstractmethod
     def remove(self, key: Any) -> None:
-        self._entries.pop(key, None)
+        """Removes ``key``'s value, if any."""
 
+    @abc.abstractmethod
     def clear(self) -> None:
-        self._entries.clear()
+        """Removes every entry."""
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._entries[key] = value
+        self.put(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        self._entries.pop(key, None)
+        self.remove(key)
+
+
+_impl_registered = False
+
+
+def _register_impl() -> None:
+    """Makes the engine's broadcast state count as a ``BroadcastState`` (and so a
+    ``ReadOnlyBroadcastState``) for ``isinstance``: one object serves both sides."""
+    global _impl_registered
+    if not _impl_registered:
+        from . import _engine
+
+        BroadcastState.register(_engine.BroadcastStateImpl)
+        _impl_registered = True
 
 
 class _Context(_KeyedBroadcastContext, _KeyedBroadcastOnTimerContext):
     """``ctx`` of either side (one object per side and worker, reused): the engine's
     process context for the record (timestamp, clocks, key and timers on the keyed
-    side) and the broadcast states, writable or read-only."""
+    side), the broadcast states (the engine refuses writes but from
+    ``process_broadcast_element``) and, on a keyed stream, every key's state."""
 
-    __slots__ = ("_inner", "_states")
+    __slots__ = ("_inner", "_states", "_store", "_runtime")
 
-    def __init__(self, states: Dict[str, ReadOnlyBroadcastState]) -> None:
+    def __init__(self, states: Dict[str, BroadcastState], store: Any, runtime: Any) -> None:
         self._inner: Any = None
         self._states = states
+        self._store = store
+        self._runtime = runtime
 
     def get_broadcast_state(self, state_descriptor: Any) -> Any:
         name = getattr(state_descriptor, "name", state_descriptor)
@@ -192,8 +195,19 @@ class _Context(_KeyedBroadcastContext, _KeyedBroadcastOnTimerContext):
     def time_domain(self) -> Any:
         return self._inner.time_domain()
 
-    def apply_to_keyed_state(self, state_descriptor: Any, function: Any) -> None:
-        raise NotImplementedError("apply_to_keyed_state() is not supported yet")
+    def apply_to_keyed_state(self, state_descriptor: Any, function: Callable[[Any, Any], Any]) -> None:
+        """``function(key, state)`` for every key of this worker that holds
+        ``state_descriptor``'s keyed state (registered in ``open()``): ``state`` reads
+        and writes that key's state, so updates and ``clear()`` stick. Keys come back
+        from their encoding: equal values (``True`` as 1, ``2.0`` as 2)."""
+        runtime = self._runtime
+        if not isinstance(runtime, KeyedRuntimeContext):
+            raise FerroflowError("apply_to_keyed_state() needs keyed state: use a KeyedBroadcastProcessFunction "
+                                 "on a keyed stream (key_by() before connect(broadcast_stream))")
+        if not isinstance(state_descriptor, StateDescriptor):
+            raise TypeError(f"apply_to_keyed_state() takes a state descriptor, got {state_descriptor!r}")
+        self._store.apply_to_keyed_state(state_descriptor.name, lambda: runtime.state_of(state_descriptor),
+                                         function)
 
 
 def _with_context(method: Callable, ctx: _Context) -> Callable:
@@ -208,7 +222,7 @@ def _with_context(method: Callable, ctx: _Context) -> Callable:
 class BroadcastProcessUdf(ProcessUdf):
     """A ``(Keyed)BroadcastProcessFunction``: ``process_element`` for the first input,
     ``process_broadcast_element`` for the broadcast one, ``on_timer``; each worker's
-    copy gets the broadcast states, empty at the start."""
+    copy gets the broadcast states (the engine's, empty at the start)."""
 
     def __init__(self, fn: Any, descriptors: Tuple[MapStateDescriptor, ...], keyed: bool) -> None:
         super().__init__(fn)
@@ -225,16 +239,17 @@ class BroadcastProcessUdf(ProcessUdf):
                             f"process_broadcast_element(value, ctx)), got {type(obj).__name__}")
         return with_collector(call, 2) if positional_arity(call) == 3 else call
 
-    def methods_of(self, obj: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
+    def methods_of(self, obj: Any, store: Any = None,
+                   context: Any = None) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
         process, on_timer, _ = super().methods_of(obj)
-        entries: Dict[str, Dict[Any, Any]] = {d.name: {} for d in self.descriptors}
-        writable: Dict[str, ReadOnlyBroadcastState] = {name: BroadcastState(name, e) for name, e in entries.items()}
-        read_only = {name: ReadOnlyBroadcastState(name, e) for name, e in entries.items()}
+        assert store is not None, "bound on a worker, with its state store"
+        _register_impl()
+        states: Dict[str, BroadcastState] = {d.name: store.broadcast_state(d.name) for d in self.descriptors}
         timer = None
         if on_timer is not None:
-            timer = _with_context(on_timer, _Context(read_only))
-        return (_with_context(process, _Context(read_only)), timer,
-                _with_context(self._broadcast_method(obj), _Context(writable)))
+            timer = _with_context(on_timer, _Context(states, store, context))
+        return (_with_context(process, _Context(states, store, context)), timer,
+                _with_context(self._broadcast_method(obj), _Context(states, store, context)))
 
 
 def broadcast_stream(stream: "DataStream", descriptors: Tuple[Any, ...]) -> BroadcastStream:

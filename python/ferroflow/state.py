@@ -579,6 +579,15 @@ class KeyedRuntimeContext(RuntimeContext):
         reduce = find_method(f, ("reduce",)) or f
         return self._store.reducing_state(d.name, _ttl_settings(d.get_ttl_config()), reduce)
 
+    def state_of(self, state_descriptor: StateDescriptor) -> State:
+        """The state object ``state_descriptor`` describes, from the getter of its kind
+        (how ``apply_to_keyed_state`` makes the state it hands over)."""
+        for getter, kind in _GETTERS.items():
+            if isinstance(state_descriptor, kind):
+                state: State = getattr(self, getter)(state_descriptor)
+                return state
+        raise TypeError(f"not a state descriptor: {state_descriptor!r}")
+
     def get_aggregating_state(self, state_descriptor: Any) -> AggregatingState:
         d = self._check("get_aggregating_state", state_descriptor)
         assert isinstance(d, AggregatingStateDescriptor)

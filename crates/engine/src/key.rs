@@ -319,6 +319,75 @@ impl Key {
     }
 }
 
+/// A key's value read back from its encoding ([`Key::value`]): one value, or a tuple
+/// of them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyValue<'a> {
+    Scalar(Scalar<'a>),
+    Tuple(Vec<KeyValue<'a>>),
+}
+
+impl Key {
+    /// The value this key encodes, tuples included; None for bytes no encoder wrote.
+    /// Keyed state keeps a key's encoding alone, so this is how a function that visits
+    /// every key (`apply_to_keyed_state`) gets the keys: as equal values, each in the
+    /// type its encoding keeps (`True` reads back as 1, `2.0` as 2).
+    pub fn value(&self) -> Option<KeyValue<'_>> {
+        let (value, rest) = read_value(self.bytes())?;
+        rest.is_empty().then_some(value)
+    }
+}
+
+/// The first value encoded in `b`, and the bytes after it.
+fn read_value(b: &[u8]) -> Option<(KeyValue<'_>, &[u8])> {
+    fn word(b: &[u8]) -> Option<(u64, &[u8])> {
+        let (w, rest) = b.split_first_chunk::<8>()?;
+        Some((u64::from_le_bytes(*w), rest))
+    }
+    fn payload(b: &[u8], n: u64) -> Option<(&[u8], &[u8])> {
+        let n = usize::try_from(n).ok()?;
+        (n <= b.len()).then(|| b.split_at(n))
+    }
+    let (&tag, rest) = b.split_first()?;
+    let (scalar, rest) = match tag {
+        TAG_NONE => (Scalar::None, rest),
+        TAG_INT => word(rest).map(|(w, rest)| (Scalar::Int(w as i64), rest))?,
+        TAG_FLOAT => word(rest).map(|(w, rest)| (Scalar::Float(f64::from_bits(w)), rest))?,
+        TAG_BIG_INT => {
+            let (n, rest) = rest.split_first_chunk::<4>()?;
+            let (n, rest) = match u32::from_le_bytes(*n) {
+                u32::MAX => word(rest)?,
+                n => (u64::from(n), rest),
+            };
+            let (digits, rest) = payload(rest, n)?;
+            (Scalar::BigInt(digits), rest)
+        }
+        TAG_STR => {
+            let (n, rest) = word(rest)?;
+            let (text, rest) = payload(rest, n)?;
+            (Scalar::Str(std::str::from_utf8(text).ok()?), rest)
+        }
+        TAG_BYTES => {
+            let (n, rest) = word(rest)?;
+            let (bytes, rest) = payload(rest, n)?;
+            (Scalar::Bytes(bytes), rest)
+        }
+        TAG_TUPLE => {
+            let (n, mut rest) = word(rest)?;
+            // Every element takes at least one byte: a count beyond that is not ours.
+            let mut items = Vec::with_capacity(usize::try_from(n).ok().filter(|&n| n <= rest.len())?);
+            for _ in 0..n {
+                let (item, next) = read_value(rest)?;
+                items.push(item);
+                rest = next;
+            }
+            return Some((KeyValue::Tuple(items), rest));
+        }
+        _ => return None,
+    };
+    Some((KeyValue::Scalar(scalar), rest))
+}
+
 /// The payload after a `u64` length, if the length is the payload's.
 fn length_prefixed(b: &[u8]) -> Option<&[u8]> {
     let (n, payload) = b.split_first_chunk::<8>()?;
@@ -728,6 +797,82 @@ mod tests {
         assert_eq!(key_of(&()).scalar(), None);
     }
 
+    /// A key value as a test builds it (owned), to encode and compare with [`Key::value`].
+    #[derive(Clone, Debug, PartialEq)]
+    enum Model {
+        None,
+        Int(i64),
+        Big(Vec<u8>),
+        Float(u64),
+        Str(String),
+        Bytes(Vec<u8>),
+        Tuple(Vec<Model>),
+    }
+
+    fn model_value() -> impl Strategy<Value = Model> {
+        let leaf = prop_oneof![
+            Just(Model::None),
+            any::<i64>().prop_map(Model::Int),
+            // Big ints as the encoder keeps them: minimal, longer than 8 bytes.
+            proptest::collection::vec(any::<u8>(), 9..20).prop_map(|mut b| {
+                b.push(0x01);
+                Model::Big(b)
+            }),
+            // Non-integral floats keep the float tag.
+            any::<f64>()
+                .prop_filter("not integral", |f| !f.is_finite() || f.trunc() != *f)
+                .prop_map(|f| { Model::Float(if f.is_nan() { CANONICAL_NAN } else { f.to_bits() }) }),
+            ".{0,30}".prop_map(Model::Str),
+            proptest::collection::vec(any::<u8>(), 0..30).prop_map(Model::Bytes),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| proptest::collection::vec(inner, 0..5).prop_map(Model::Tuple))
+    }
+
+    fn encode_model(v: &Model, e: &mut KeyEncoder) {
+        match v {
+            Model::None => e.none(),
+            Model::Int(i) => e.int(*i),
+            Model::Big(b) => e.big_int(b),
+            Model::Float(bits) => e.float(f64::from_bits(*bits)),
+            Model::Str(s) => e.str(s),
+            Model::Bytes(b) => e.bytes(b),
+            Model::Tuple(items) => {
+                e.begin_tuple(items.len());
+                items.iter().for_each(|item| encode_model(item, e));
+            }
+        }
+    }
+
+    fn model_of(v: &KeyValue<'_>) -> Model {
+        match v {
+            KeyValue::Scalar(Scalar::None) => Model::None,
+            KeyValue::Scalar(Scalar::Int(i)) => Model::Int(*i),
+            KeyValue::Scalar(Scalar::BigInt(b)) => Model::Big(b.to_vec()),
+            KeyValue::Scalar(Scalar::Float(f)) => Model::Float(f.to_bits()),
+            KeyValue::Scalar(Scalar::Str(s)) => Model::Str(s.to_string()),
+            KeyValue::Scalar(Scalar::Bytes(b)) => Model::Bytes(b.to_vec()),
+            KeyValue::Tuple(items) => Model::Tuple(items.iter().map(model_of).collect()),
+        }
+    }
+
+    #[test]
+    fn tuples_read_back_as_tuples() {
+        let key = key_of(&("a", 1i64));
+        assert_eq!(
+            key.value(),
+            Some(KeyValue::Tuple(vec![KeyValue::Scalar(Scalar::Str("a")), KeyValue::Scalar(Scalar::Int(1))]))
+        );
+        assert_eq!(key_of(&()).value(), Some(KeyValue::Tuple(vec![])));
+        assert_eq!(key_of(&true).value(), Some(KeyValue::Scalar(Scalar::Int(1))));
+        // Trailing bytes, a count larger than what follows: not a key the encoder wrote.
+        let mut extra = key_of(&7i64).bytes().to_vec();
+        extra.push(0);
+        assert_eq!(Key::from_encoded(&extra).value(), None);
+        let mut huge = vec![TAG_TUPLE];
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(Key::from_encoded(&huge).value(), None);
+    }
+
     proptest! {
         /// Any string, bytes or int reads back from its key.
         #[test]
@@ -742,6 +887,24 @@ mod tests {
                 Some(Scalar::BigInt(_)) => prop_assert!(f.abs() >= 9_223_372_036_854_775_808.0),
                 other => prop_assert!(false, "{:?} for {}", other, f),
             }
+        }
+
+        /// Any key, tuples nested in tuples included, reads back as the value it
+        /// encodes; a one-value key reads back as its scalar.
+        #[test]
+        fn values_round_trip(v in model_value()) {
+            let key = Key::from_encoded(&enc_with(|e| encode_model(&v, e)));
+            let read = key.value();
+            prop_assert_eq!(read.as_ref().map(model_of), Some(v.clone()));
+            if let Some(s) = key.scalar() {
+                prop_assert_eq!(read, Some(KeyValue::Scalar(s)));
+            }
+        }
+
+        /// Bytes no encoder wrote (a corrupt key) read as something or nothing, never a panic.
+        #[test]
+        fn value_of_any_bytes_does_not_panic(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = Key::from_encoded(&b).value();
         }
 
         /// Bytes no encoder wrote (a corrupt key) read as something or nothing, never a panic.

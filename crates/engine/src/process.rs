@@ -1,6 +1,6 @@
 //! What a process function reaches while it runs (Flink's `KeyedProcessFunction` and
 //! `ProcessFunction` contexts): the current record's timestamp and key, the clocks,
-//! its timers and keyed state. The operator (`operators::process`) owns one
+//! its timers, keyed state and broadcast state. The operator (`operators::process`) owns one
 //! [`ProcessContext`] per instance, shared with the function as a [`SharedContext`]:
 //! state objects the function made in `open()` read and write through it while the
 //! operator calls the function, and the operator moves it (current key, timestamp,
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::WorkerContext;
 use crate::key::Key;
-use crate::state::{HeapBackend, KeyedStateBackend};
+use crate::state::{BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, OperatorStateBackend};
 use crate::time::{TimeDomain, NO_TIME};
 use crate::timers::TimerService;
 
@@ -21,6 +21,14 @@ use crate::timers::TimerService;
 pub struct ProcessContext<R> {
     /// The keyed state (empty and unused on a plain stream).
     pub state: HeapBackend<R>,
+    /// The broadcast state (Flink's operator state: this instance's copy; empty but
+    /// for a `(Keyed)BroadcastProcessFunction`). Reach it through
+    /// [`ProcessContext::broadcast_for_read`] / [`ProcessContext::broadcast_for_write`].
+    /// A checkpoint takes it with [`OperatorStateBackend::snapshot`] beside the keyed
+    /// state's [`KeyedStateBackend::snapshot`] (see `state::operator` for rescaling).
+    pub broadcast: HeapOperatorState<R>,
+    /// Whether `process_broadcast_element` is running: only it may change broadcast state.
+    in_broadcast_element: bool,
     /// Pending timers: the key's encoding, and the key itself for `get_current_key()`.
     pub timers: TimerService<Key, R>,
     keyed: bool,
@@ -51,6 +59,8 @@ impl<R: Clone + 'static> ProcessContext<R> {
     pub fn new(keyed: bool) -> Self {
         ProcessContext {
             state: HeapBackend::new(),
+            broadcast: HeapOperatorState::new(),
+            in_broadcast_element: false,
             timers: TimerService::new(),
             keyed,
             key_value: None,
@@ -108,6 +118,60 @@ impl<R: Clone + 'static> ProcessContext<R> {
         Ok((&mut self.state, now))
     }
 
+    /// The operator calls `process_broadcast_element` (`true`) or has returned from it.
+    pub fn set_in_broadcast_element(&mut self, running: bool) {
+        self.in_broadcast_element = running;
+    }
+
+    /// The broadcast state for a read (any call of the function may read it).
+    pub fn broadcast_for_read(&mut self) -> UdfResult<&mut HeapOperatorState<R>> {
+        if self.closed {
+            return Err(UdfError::new("broadcast state was used after its job ended"));
+        }
+        Ok(&mut self.broadcast)
+    }
+
+    /// The broadcast state for a write to `state`: only `process_broadcast_element`
+    /// may write, so that every instance, applying the same broadcast elements, keeps
+    /// the same state.
+    pub fn broadcast_for_write(&mut self, state: BroadcastStateId) -> UdfResult<&mut HeapOperatorState<R>> {
+        if !self.closed && !self.in_broadcast_element {
+            let names = self.broadcast.broadcast_names();
+            let name = names.get(state.0).copied().unwrap_or("?");
+            return Err(UdfError::new(format!(
+                "broadcast state '{name}' is read-only outside process_broadcast_element (in process_element and \
+                 on_timer): only process_broadcast_element may change it, so that every worker keeps the same state"
+            )));
+        }
+        self.broadcast_for_read()
+    }
+
+    /// `apply_to_keyed_state(descriptor, f)` from `process_broadcast_element`: the keys
+    /// that hold keyed state `name`, for the caller to make each current in turn
+    /// ([`ProcessContext::set_key`]) and call `f` (then [`ProcessContext::clear_key`]).
+    pub fn keys_of_state(&self, name: &str) -> UdfResult<Vec<Key>> {
+        if self.closed {
+            return Err(UdfError::new("keyed state was used after its job ended"));
+        }
+        if !self.keyed || !self.in_broadcast_element {
+            return Err(UdfError::new(
+                "apply_to_keyed_state() is only available in process_broadcast_element of a \
+                 KeyedBroadcastProcessFunction",
+            ));
+        }
+        let descriptors = self.state.descriptors();
+        let Some(i) = descriptors.iter().position(|d| d.name == name) else {
+            let known: Vec<&str> = descriptors.iter().map(|d| d.name.as_str()).collect();
+            return Err(UdfError::new(format!(
+                "apply_to_keyed_state(): no keyed state named '{name}' is registered (get it in open() first); \
+                 registered: {known:?}"
+            )));
+        };
+        let mut keys = Vec::new();
+        self.state.for_each_key(crate::state::StateId(i), &mut |k| keys.push(k.clone()))?;
+        Ok(keys)
+    }
+
     /// Registers a timer for the current key (once per key, domain and timestamp).
     pub fn register_timer(&mut self, domain: TimeDomain, timestamp: i64) -> UdfResult<()> {
         let (key, value) = self.timer_key()?;
@@ -144,6 +208,7 @@ impl<R: Clone + 'static> ProcessContext<R> {
     pub fn close(&mut self) {
         self.closed = true;
         self.state = HeapBackend::new();
+        self.broadcast = HeapOperatorState::new();
         self.timers = TimerService::new();
         self.key_value = None;
     }

@@ -1,7 +1,8 @@
 //! The process operator on two connected keyed streams (`KeyedCoProcessFunction`):
 //! both inputs of a key reach one state and one timer service, at any worker count;
 //! keyed state is out of reach of a broadcast input's records, which every worker
-//! sees; a process node on a plain and a keyed input is refused.
+//! sees and which alone write the broadcast state (the same on every worker); a
+//! process node on a plain and a keyed input is refused.
 
 mod common;
 
@@ -10,8 +11,9 @@ use std::sync::Arc;
 
 use common::*;
 use ferroflow_engine::functions::WorkerContext;
+use ferroflow_engine::key::key_of;
 use ferroflow_engine::process::{lock, Emit, ProcessFactory, Processor, SharedContext};
-use ferroflow_engine::state::{KeyedStateBackend, StateDescriptor, StateId, StateKind};
+use ferroflow_engine::state::{KeyedStateBackend, OperatorStateBackend, StateDescriptor, StateId, StateKind};
 use ferroflow_engine::time::TimeDomain;
 use ferroflow_engine::{NodeKind, Plan, UdfError, UdfResult};
 
@@ -175,4 +177,72 @@ fn keyed_state_is_out_of_reach_of_broadcast_records() {
     let err = run_err(broadcast_plan(true, &new_out()), cfg(2));
     let text = err.to_string();
     assert!(text.contains("process 'Rules'") && text.contains("not in process_broadcast_element"), "{text}");
+}
+
+/// Broadcast records go into broadcast state "seen" (`write_from_keyed`: keyed records
+/// try to write it too); keyed records register a timer, which fires at the end of the
+/// input and emits `KV(key, v)` for every value the worker's broadcast state holds.
+struct Seen {
+    ctx: SharedContext<V>,
+    seen: ferroflow_engine::state::BroadcastStateId,
+    write_from_keyed: bool,
+}
+
+impl Processor<V> for Seen {
+    fn process(&mut self, value: V, _out: &mut Emit<'_, V>) -> UdfResult<()> {
+        let mut c = lock(&self.ctx);
+        if self.write_from_keyed {
+            c.broadcast_for_write(self.seen)?;
+        }
+        c.register_timer(TimeDomain::EventTime, value.kv().1)
+    }
+
+    fn process_second(&mut self, value: V, _out: &mut Emit<'_, V>) -> UdfResult<()> {
+        let mut c = lock(&self.ctx);
+        let v = value.int();
+        c.broadcast_for_write(self.seen)?.put(self.seen, key_of(&v), V::I(v), V::I(v))
+    }
+
+    fn on_timer(&mut self, _ts: i64, _domain: TimeDomain, out: &mut Emit<'_, V>) -> UdfResult<()> {
+        let mut c = lock(&self.ctx);
+        let Some(V::I(k)) = c.current_key().cloned() else { panic!("no key in on_timer") };
+        for (_, v) in c.broadcast_for_read()?.items(self.seen)? {
+            out.main.push(V::KV(k, v.int()));
+        }
+        Ok(())
+    }
+}
+
+fn seen_plan(write_from_keyed: bool, out: &Out<V>) -> Plan<V> {
+    let factory: ProcessFactory<V> = Arc::new(move |_w: &WorkerContext, ctx: &SharedContext<V>| {
+        let seen = lock(ctx).broadcast.register_broadcast("seen")?;
+        Ok(Box::new(Seen { ctx: ctx.clone(), seen, write_from_keyed }) as Box<dyn Processor<V>>)
+    });
+    let mut plan = Plan::new();
+    let lefts: Vec<(i64, i64)> = (0..6).map(|i| (i, 100 + i)).collect();
+    let a = plan.add("a", vec![], NodeKind::Source { factory: vec_source(kvs(&lefts)), parallel: false });
+    let b = plan.add("b", vec![], NodeKind::Source { factory: vec_source(ints(&[5, 6, 5])), parallel: false });
+    let ka = plan.add("key a", vec![a], NodeKind::KeyBy(key_by_k()));
+    let bb = plan.add("broadcast b", vec![b], NodeKind::Partition(ferroflow_engine::Partitioning::Broadcast));
+    let p = plan.add("process 'Seen'", vec![ka, bb], NodeKind::Process(factory));
+    plan.add("sink", vec![p], NodeKind::Sink(sink(out)));
+    plan
+}
+
+#[test]
+fn every_worker_holds_the_same_broadcast_state() {
+    for workers in [1, 2, 3] {
+        let out = new_out();
+        run_ok(seen_plan(false, &out), cfg(workers));
+        // Each key's timer (on whichever worker owns it) saw both values.
+        let want: Vec<V> = (0..6).flat_map(|k| [V::KV(k, 5), V::KV(k, 6)]).collect();
+        assert_eq!(sorted(&out), want, "{workers} workers");
+    }
+}
+
+#[test]
+fn broadcast_state_is_read_only_for_keyed_records() {
+    let err = run_err(seen_plan(true, &new_out()), cfg(2));
+    let text = err.to_string();
+    assert!(text.contains("process 'Seen'") && text.contains("broadcast state 'seen' is read-only"), "{text}");
 }

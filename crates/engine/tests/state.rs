@@ -1,13 +1,16 @@
 //! Keyed state (`state::HeapBackend`): every kind's operations on hand-computed
 //! cases, the errors, what a key costs, and a property test against a plain model of
 //! state with time-to-live (maps per key, no slots, no columns), including snapshot and
-//! restore.
+//! restore and the keys of each state. Broadcast state (`state::HeapOperatorState`,
+//! operator state): against a plain map, through snapshot and restore; the process
+//! context's rules for it and for visiting every key (`apply_to_keyed_state`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ferroflow_engine::functions::WindowAggregate;
-use ferroflow_engine::key::{key_of, Key};
+use ferroflow_engine::key::{key_of, Key, KeyValue, Scalar};
+use ferroflow_engine::process::ProcessContext;
 use ferroflow_engine::state::*;
 use ferroflow_engine::UdfResult;
 use proptest::prelude::*;
@@ -108,6 +111,136 @@ fn the_backend_trait_is_object_safe() {
     s.update(v, 3, 0).unwrap();
     assert_eq!((s.value(v, 0).unwrap(), s.key_count(), s.current_key()), (Some(3), 1, Some(&key_of("k"))));
     assert_eq!(s.descriptors()[v.0].name, "v");
+}
+
+/// The keys of one state: those holding a value of it, whatever other states hold.
+#[test]
+fn each_state_lists_the_keys_that_hold_it() {
+    let mut s = HeapBackend::<i64>::new();
+    let v = s.register(&StateDescriptor::new("v", StateKind::Value)).unwrap();
+    let l = s.register(&StateDescriptor::new("l", StateKind::List)).unwrap();
+    let keys = |s: &HeapBackend<i64>, id| {
+        let mut out = Vec::new();
+        s.for_each_key(id, &mut |k| out.push(k.clone())).unwrap();
+        out.sort();
+        out
+    };
+    for k in 0..4i64 {
+        s.set_current_key(uk(k));
+        s.update(v, k, 0).unwrap();
+        if k % 2 == 0 {
+            s.list_add(l, k, 0).unwrap();
+        }
+    }
+    assert_eq!(keys(&s, v), sorted(vec![uk(0), uk(1), uk(2), uk(3)]));
+    assert_eq!(keys(&s, l), sorted(vec![uk(0), uk(2)]));
+    s.set_current_key(uk(2));
+    s.clear(v, 0).unwrap();
+    s.set_current_key(uk(1));
+    s.clear(v, 0).unwrap();
+    assert_eq!(keys(&s, v), sorted(vec![uk(0), uk(3)]));
+    assert_eq!(keys(&s, l), sorted(vec![uk(0), uk(2)]), "key 2 keeps its list");
+    assert_eq!(s.key_count(), 3, "key 1 held nothing else: it left the table");
+    assert!(s.for_each_key(StateId(9), &mut |_| {}).unwrap_err().internal);
+}
+
+/// Broadcast state: a map per name, in the user keys' encoding order, registered once.
+#[test]
+fn broadcast_state_is_a_map_per_name() {
+    let mut b = HeapOperatorState::<i64>::new();
+    let x = b.register_broadcast("x").unwrap();
+    let y = b.register_broadcast("y").unwrap();
+    assert_eq!(b.register_broadcast("x").unwrap(), x);
+    assert_eq!(b.broadcast_names(), vec!["x", "y"]);
+    b.put(x, uk(1), 1, 10).unwrap();
+    b.put_all(x, vec![(uk(2), 2, 20), (uk(1), 1, 11)]).unwrap();
+    assert_eq!((b.get(x, &uk(1)).unwrap(), b.get(y, &uk(1)).unwrap()), (Some(11), None));
+    assert!(b.contains(x, &uk(2)).unwrap() && !b.contains(x, &uk(3)).unwrap());
+    assert!(b.is_empty(y).unwrap() && !b.is_empty(x).unwrap());
+    let mut items = b.items(x).unwrap();
+    items.sort();
+    assert_eq!(items, vec![(1, 11), (2, 20)]);
+    b.remove(x, &uk(1)).unwrap();
+    assert_eq!(b.items(x).unwrap(), vec![(2, 20)]);
+    b.clear(x).unwrap();
+    assert!(b.is_empty(x).unwrap());
+    assert!(b.get(BroadcastStateId(5), &uk(1)).unwrap_err().internal);
+}
+
+/// What the checkpoint issue relies on: a snapshot names every state, even an empty
+/// one, and restoring it into a fresh instance (at any parallelism, each new
+/// instance gets one copy) gives the same state back.
+#[test]
+fn a_broadcast_snapshot_restores_into_a_fresh_instance() {
+    let mut b: Box<dyn OperatorStateBackend<i64>> = Box::new(HeapOperatorState::new());
+    let x = b.register_broadcast("x").unwrap();
+    b.register_broadcast("empty").unwrap();
+    b.put(x, uk(3), 3, 30).unwrap();
+    b.put(x, uk(4), 4, 40).unwrap();
+    let mut snap = Vec::new();
+    b.snapshot(&mut |name, entries| snap.push((name.to_string(), entries)));
+    assert_eq!(snap.iter().map(|(n, e)| (n.as_str(), e.len())).collect::<Vec<_>>(), vec![("x", 2), ("empty", 0)]);
+    for _copy in 0..2 {
+        let mut fresh = HeapOperatorState::<i64>::new();
+        let (fx, fe) = (fresh.register_broadcast("x").unwrap(), fresh.register_broadcast("empty").unwrap());
+        fresh.put(fe, uk(9), 9, 9).unwrap();
+        for (name, entries) in snap.clone() {
+            fresh.restore(&name, entries).unwrap();
+        }
+        assert_eq!(fresh.items(fx).unwrap(), b.items(x).unwrap());
+        assert!(fresh.is_empty(fe).unwrap(), "a restore replaces what the state held");
+    }
+    let e = HeapOperatorState::<i64>::new().restore("x", vec![]).unwrap_err();
+    assert!(e.message.contains("'x'") && e.message.contains("does not declare"), "{}", e.message);
+}
+
+/// The process context's rules: broadcast state is read anywhere and written only in
+/// `process_broadcast_element`; there, `keys_of_state` lists the keys holding a keyed
+/// state, each of which can be made current and changed.
+#[test]
+fn the_process_context_writes_broadcast_state_and_visits_keys_only_for_broadcast_elements() {
+    let mut c = ProcessContext::<i64>::new(true);
+    let count = c.state.register(&StateDescriptor::new("count", StateKind::Value)).unwrap();
+    let rules = c.broadcast.register_broadcast("rules").unwrap();
+    for k in [1i64, 2] {
+        c.set_key(uk(k), k);
+        let (state, now) = c.state_for_access().unwrap();
+        state.update(count, 10 * k, now).unwrap();
+    }
+    // A keyed record: reads only; no visiting keys.
+    let e = c.broadcast_for_write(rules).err().unwrap();
+    assert!(e.message.contains("'rules'") && e.message.contains("read-only"), "{}", e.message);
+    assert!(c.broadcast_for_read().unwrap().is_empty(rules).unwrap());
+    let e = c.keys_of_state("count").unwrap_err();
+    assert!(e.message.contains("only available in process_broadcast_element"), "{}", e.message);
+
+    // A broadcast element: no key, writes, visits every key of "count".
+    c.clear_key();
+    c.set_in_broadcast_element(true);
+    c.broadcast_for_write(rules).unwrap().put(rules, uk(7), 7, 70).unwrap();
+    let e = c.keys_of_state("nope").unwrap_err();
+    assert!(e.message.contains("'nope'") && e.message.contains("\"count\""), "{}", e.message);
+    let keys = c.keys_of_state("count").unwrap();
+    assert_eq!(sorted(keys.clone()), sorted(vec![uk(1), uk(2)]));
+    for k in keys {
+        let Some(KeyValue::Scalar(Scalar::Int(v))) = k.value() else { panic!("an int key reads back") };
+        c.set_key(k, v);
+        let (state, now) = c.state_for_access().unwrap();
+        if v == 1 {
+            state.clear(count, now).unwrap();
+        } else {
+            state.update(count, 99, now).unwrap();
+        }
+    }
+    c.clear_key();
+    assert_eq!(c.keys_of_state("count").unwrap(), vec![uk(2)], "cleared through the visit");
+    c.set_in_broadcast_element(false);
+    c.set_key(uk(2), 2);
+    let (state, now) = c.state_for_access().unwrap();
+    assert_eq!(state.value(count, now).unwrap(), Some(99), "updated through the visit");
+    assert_eq!(c.broadcast_for_read().unwrap().get(rules, &uk(7)).unwrap(), Some(70));
+    c.close();
+    assert!(c.broadcast_for_read().is_err() && c.keys_of_state("count").is_err());
 }
 
 #[test]
@@ -278,6 +411,7 @@ enum Op {
     AAdd(i64),
     Record,
     Checkpoint,
+    Keys,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -313,6 +447,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => x.prop_map(Op::AAdd),
         1 => Just(Op::Record),
         1 => Just(Op::Checkpoint),
+        1 => Just(Op::Keys),
     ]
 }
 
@@ -553,6 +688,31 @@ proptest! {
                 model.retain(|_, km| !km.is_empty());
                 continue;
             }
+            if let Op::Keys = op {
+                // Each state's keys: all that hold it without time-to-live; with one, at
+                // least those with a live entry, at most those still stored.
+                type Held = fn(&KeyModel, &dyn Fn(i64) -> bool) -> bool;
+                let states: [(StateId, Held); 6] = [
+                    (ids.v, |km, _| km.v.is_some()),
+                    (ids.t, |km, ok| km.t.is_some_and(|(_, st)| ok(st))),
+                    (ids.l, |km, ok| km.l.iter().any(|&(_, st)| ok(st))),
+                    (ids.m, |km, ok| km.m.values().any(|&(_, st)| ok(st))),
+                    (ids.r, |km, ok| km.r.is_some_and(|(_, st)| ok(st))),
+                    (ids.a, |km, _| km.a.is_some()),
+                ];
+                for (id, held) in states {
+                    let mut got = Vec::new();
+                    s.for_each_key(id, &mut |k| got.push(k.clone())).unwrap();
+                    let got = sorted(got);
+                    let with = |ok: &dyn Fn(i64) -> bool| -> Vec<Key> {
+                        sorted(model.iter().filter(|(_, km)| held(km, ok)).map(|(k, _)| key_of(&i64::from(*k))).collect())
+                    };
+                    let (least, most) = (with(&|st| live(&c, st, now)), with(&|_| true));
+                    prop_assert!(least.iter().all(|k| got.contains(k)) && got.iter().all(|k| most.contains(k)),
+                        "state {:?}: keys {:?}, live {:?}, stored {:?}", id, got, least, most);
+                }
+                continue;
+            }
             let Some(k) = key else {
                 prop_assert!(s.value(ids.v, now).is_err());
                 continue;
@@ -623,7 +783,7 @@ proptest! {
                     s.aggregating_add(ids.a, x, &mut SumTimesTen, now).unwrap();
                     km.a = Some(km.a.unwrap_or(0) + x);
                 }
-                Op::Key(_) | Op::Advance(_) | Op::Record | Op::Checkpoint => unreachable!(),
+                Op::Key(_) | Op::Advance(_) | Op::Record | Op::Checkpoint | Op::Keys => unreachable!(),
             }
             model.retain(|_, km| !km.is_empty());
             // Keys in the table: at least those with something live, at most those the
@@ -638,6 +798,81 @@ proptest! {
             }).count();
             prop_assert!(with_live <= s.key_count() && s.key_count() <= stored,
                 "{} keys in the table, {} with live state, {} stored", s.key_count(), with_live, stored);
+        }
+    }
+}
+
+/// An operation on broadcast state: on state 0 or 1, with user keys 0..4.
+#[derive(Clone, Debug)]
+enum BOp {
+    Get(usize, u8),
+    Put(usize, u8, i64),
+    PutAll(usize, Vec<(u8, i64)>),
+    Remove(usize, u8),
+    Contains(usize, u8),
+    Items(usize),
+    IsEmpty(usize),
+    Clear(usize),
+    Checkpoint,
+}
+
+fn bop() -> impl Strategy<Value = BOp> {
+    let (s, u, x) = (0usize..2, 0u8..4, -50i64..50);
+    prop_oneof![
+        1 => (s.clone(), u.clone()).prop_map(|(s, u)| BOp::Get(s, u)),
+        3 => (s.clone(), u.clone(), x.clone()).prop_map(|(s, u, x)| BOp::Put(s, u, x)),
+        1 => (s.clone(), proptest::collection::vec((u.clone(), x), 0..3)).prop_map(|(s, e)| BOp::PutAll(s, e)),
+        1 => (s.clone(), u.clone()).prop_map(|(s, u)| BOp::Remove(s, u)),
+        1 => (s.clone(), u).prop_map(|(s, u)| BOp::Contains(s, u)),
+        1 => s.clone().prop_map(BOp::Items),
+        1 => s.clone().prop_map(BOp::IsEmpty),
+        1 => s.prop_map(BOp::Clear),
+        1 => Just(BOp::Checkpoint),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Broadcast state agrees with a plain map per name, through checkpoints (snapshot,
+    /// then a fresh instance restored from it).
+    #[test]
+    fn broadcast_state_agrees_with_a_map(ops in proptest::collection::vec(bop(), 0..120)) {
+        let names = ["a", "b"];
+        let open = || {
+            let mut b = HeapOperatorState::<i64>::new();
+            let ids: Vec<BroadcastStateId> = names.iter().map(|n| b.register_broadcast(n).unwrap()).collect();
+            (b, ids)
+        };
+        let (mut b, ids) = open();
+        let mut model: [BTreeMap<u8, i64>; 2] = Default::default();
+        for op in ops {
+            match op {
+                BOp::Get(s, u) => prop_assert_eq!(b.get(ids[s], &uk(i64::from(u))).unwrap(), model[s].get(&u).copied()),
+                BOp::Put(s, u, x) => { b.put(ids[s], uk(i64::from(u)), i64::from(u), x).unwrap(); model[s].insert(u, x); }
+                BOp::PutAll(s, entries) => {
+                    b.put_all(ids[s], entries.iter().map(|&(u, x)| (uk(i64::from(u)), i64::from(u), x)).collect()).unwrap();
+                    model[s].extend(entries);
+                }
+                BOp::Remove(s, u) => { b.remove(ids[s], &uk(i64::from(u))).unwrap(); model[s].remove(&u); }
+                BOp::Contains(s, u) => prop_assert_eq!(b.contains(ids[s], &uk(i64::from(u))).unwrap(), model[s].contains_key(&u)),
+                BOp::Items(s) => {
+                    let want: Vec<(i64, i64)> = model[s].iter().map(|(&u, &x)| (i64::from(u), x)).collect();
+                    prop_assert_eq!(sorted(b.items(ids[s]).unwrap()), want);
+                }
+                BOp::IsEmpty(s) => prop_assert_eq!(b.is_empty(ids[s]).unwrap(), model[s].is_empty()),
+                BOp::Clear(s) => { b.clear(ids[s]).unwrap(); model[s].clear(); }
+                BOp::Checkpoint => {
+                    let mut snap = Vec::new();
+                    b.snapshot(&mut |name, entries| snap.push((name.to_string(), entries)));
+                    prop_assert_eq!(snap.len(), 2);
+                    let (mut back, _) = open();
+                    for (name, entries) in snap {
+                        back.restore(&name, entries).unwrap();
+                    }
+                    b = back;
+                }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
-use ferroflow_engine::key::{Key, KeyEncoder, Scalar};
+use ferroflow_engine::key::{Key, KeyEncoder, KeyValue, Scalar};
 
 use crate::record::{describe, type_name};
 
@@ -76,16 +76,38 @@ use pyo3::types::IntoPyDict;
 /// as an equal object of its type); None for a tuple key. Keyed state can then keep a
 /// key's encoding alone.
 pub fn scalar_object<'py>(py: Python<'py>, key: &Key) -> PyResult<Option<Bound<'py, PyAny>>> {
-    Ok(Some(match key.scalar() {
-        None => return Ok(None),
-        Some(Scalar::None) => py.None().into_bound(py),
-        Some(Scalar::Int(i)) => i.into_pyobject(py)?.into_any(),
-        Some(Scalar::BigInt(b)) => {
+    key.scalar().map(|s| scalar_to_py(py, s)).transpose()
+}
+
+/// The Python value any key encodes, tuples included (`apply_to_keyed_state` hands
+/// keys to the user's function this way): an object equal to the key the stream had
+/// (`True` comes back as 1, `2.0` as 2, an int-like object as an int).
+pub fn key_object<'py>(py: Python<'py>, key: &Key) -> PyResult<Bound<'py, PyAny>> {
+    fn build<'py>(py: Python<'py>, v: &KeyValue<'_>) -> PyResult<Bound<'py, PyAny>> {
+        match v {
+            KeyValue::Scalar(s) => scalar_to_py(py, *s),
+            KeyValue::Tuple(items) => {
+                let items = items.iter().map(|i| build(py, i)).collect::<PyResult<Vec<_>>>()?;
+                Ok(PyTuple::new(py, items)?.into_any())
+            }
+        }
+    }
+    let value = key
+        .value()
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("internal error: a key that no encoder wrote"))?;
+    build(py, &value)
+}
+
+fn scalar_to_py<'py>(py: Python<'py>, s: Scalar<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match s {
+        Scalar::None => py.None().into_bound(py),
+        Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
+        Scalar::BigInt(b) => {
             let kwargs = [("signed", true)].into_py_dict(py)?;
             py.get_type::<PyInt>().call_method("from_bytes", (PyBytes::new(py, b), "little"), Some(&kwargs))?
         }
-        Some(Scalar::Float(f)) => PyFloat::new(py, f).into_any(),
-        Some(Scalar::Str(s)) => PyString::new(py, s).into_any(),
-        Some(Scalar::Bytes(b)) => PyBytes::new(py, b).into_any(),
-    }))
+        Scalar::Float(f) => PyFloat::new(py, f).into_any(),
+        Scalar::Str(s) => PyString::new(py, s).into_any(),
+        Scalar::Bytes(b) => PyBytes::new(py, b).into_any(),
+    })
 }

@@ -4,6 +4,7 @@
 //! thread state per worker), adapts Python callables to the engine's traits, and
 //! turns engine errors into Python exceptions.
 
+mod broadcast;
 mod builtins;
 mod codec;
 mod copies;
@@ -209,6 +210,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::MapStateImpl>()?;
     m.add_class::<process::ReducingStateImpl>()?;
     m.add_class::<process::AggregatingStateImpl>()?;
+    m.add_class::<broadcast::BroadcastStateImpl>()?;
     codec::register(m)?;
     quiet_panics();
     Ok(())

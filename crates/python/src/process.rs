@@ -26,14 +26,15 @@ use ferroflow_engine::state::{
 use ferroflow_engine::time::{TimeDomain, NO_TIME};
 use ferroflow_engine::{UdfError, UdfResult};
 
+use crate::broadcast::BroadcastStateImpl;
 use crate::errors::udf_error;
-use crate::keys::key_of;
+use crate::keys::{key_object, key_of};
 use crate::record::PyRec;
 use crate::udf::extend_from;
 
 /// Locks the context for a Python call; an access from inside a state's own reduce or
 /// aggregate function (the context is locked then) is an error, not a deadlock.
-fn guard(ctx: &SharedContext<PyRec>) -> PyResult<MutexGuard<'_, ProcessContext<PyRec>>> {
+pub(crate) fn guard(ctx: &SharedContext<PyRec>) -> PyResult<MutexGuard<'_, ProcessContext<PyRec>>> {
     match ctx.try_lock() {
         Ok(g) => Ok(g),
         Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
@@ -43,11 +44,11 @@ fn guard(ctx: &SharedContext<PyRec>) -> PyResult<MutexGuard<'_, ProcessContext<P
     }
 }
 
-fn py_err(e: UdfError) -> PyErr {
+pub(crate) fn py_err(e: UdfError) -> PyErr {
     PyRuntimeError::new_err(e.message)
 }
 
-fn obj(py: Python<'_>, r: Option<PyRec>) -> Py<PyAny> {
+pub(crate) fn obj(py: Python<'_>, r: Option<PyRec>) -> Py<PyAny> {
     r.map_or_else(|| py.None(), |r| r.0)
 }
 
@@ -122,7 +123,9 @@ impl PyProcessContext {
 // -- state ---------------------------------------------------------------------------------------
 
 /// Makes the state objects of one operator instance (`runtime_context.get_state(...)`
-/// goes here, see `ferroflow.state`).
+/// goes here, see `ferroflow.state`), keyed or broadcast, and visits every key's
+/// state (`apply_to_keyed_state`). Every process function gets one; a plain
+/// stream's only reaches broadcast state.
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct StateStore {
     pub(crate) ctx: SharedContext<PyRec>,
@@ -165,6 +168,42 @@ impl StateStore {
 
 #[pymethods]
 impl StateStore {
+    /// Whether the operator is keyed (keyed state and timers exist).
+    #[getter]
+    fn keyed(&self) -> PyResult<bool> {
+        Ok(guard(&self.ctx)?.is_keyed())
+    }
+
+    /// The broadcast state `name` (a `MapStateDescriptor` given to `broadcast()`).
+    fn broadcast_state(&self, name: &str) -> PyResult<BroadcastStateImpl> {
+        BroadcastStateImpl::register(&self.ctx, name)
+    }
+
+    /// `ctx.apply_to_keyed_state(descriptor, function)` in `process_broadcast_element`:
+    /// `function(key, state)` for every key holding keyed state `name`, that key
+    /// current meanwhile, so that `state` (what `make_state()` returns: the
+    /// descriptor's state object) reads and writes its state.
+    fn apply_to_keyed_state(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        make_state: &Bound<'_, PyAny>,
+        function: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        // The keys first: the function may clear state, which moves keys in the table.
+        let keys = guard(&self.ctx)?.keys_of_state(name).map_err(py_err)?;
+        let state = make_state.call0()?;
+        for key in keys {
+            let key_obj = key_object(py, &key)?;
+            guard(&self.ctx)?.set_key(key, rec(&key_obj));
+            let done = function.call1((key_obj, &state));
+            // Back to the broadcast element's own context: no current key.
+            guard(&self.ctx)?.clear_key();
+            done?;
+        }
+        Ok(())
+    }
+
     #[pyo3(signature = (name, ttl))]
     fn value_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<ValueStateImpl> {
         Ok(ValueStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::Value, ttl)? })
@@ -214,7 +253,7 @@ fn with_state<T>(
     f(state, now).map_err(py_err)
 }
 
-fn rec(x: &Bound<'_, PyAny>) -> PyRec {
+pub(crate) fn rec(x: &Bound<'_, PyAny>) -> PyRec {
     PyRec::new(x.clone().unbind())
 }
 
@@ -244,7 +283,7 @@ fn records(values: &Bound<'_, PyAny>) -> PyResult<Vec<PyRec>> {
     values.try_iter()?.map(|v| v.map(|v| rec(&v))).collect()
 }
 
-fn list_of(py: Python<'_>, values: Vec<PyRec>) -> PyResult<Bound<'_, PyList>> {
+pub(crate) fn list_of(py: Python<'_>, values: Vec<PyRec>) -> PyResult<Bound<'_, PyList>> {
     PyList::new(py, values.into_iter().map(|r| r.0))
 }
 
@@ -294,9 +333,35 @@ pub struct MapStateImpl {
 
 impl MapStateImpl {
     fn key(&self, k: &Bound<'_, PyAny>) -> PyResult<Key> {
-        let mut enc = self.enc.lock().unwrap_or_else(|e| e.into_inner());
-        key_of(k, &mut enc).map_err(|m| pyo3::exceptions::PyTypeError::new_err(format!("MapState key: {m}")))
+        user_key(&self.enc, k, "MapState")
     }
+}
+
+/// A map state's (or broadcast state's, `what`) user key, encoded as stream keys are.
+pub(crate) fn user_key(enc: &Mutex<KeyEncoder>, k: &Bound<'_, PyAny>, what: &str) -> PyResult<Key> {
+    let mut enc = enc.lock().unwrap_or_else(|e| e.into_inner());
+    key_of(k, &mut enc).map_err(|m| pyo3::exceptions::PyTypeError::new_err(format!("{what} key: {m}")))
+}
+
+/// `put_all(dict_value)`'s entries: (encoding, user key, value) each.
+pub(crate) fn map_entries(
+    enc: &Mutex<KeyEncoder>,
+    dict_value: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Vec<(Key, PyRec, PyRec)>> {
+    let items = dict_value.call_method0("items")?;
+    let mut entries = Vec::new();
+    for item in items.try_iter()? {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        entries.push((user_key(enc, &k, what)?, rec(&k), rec(&v)));
+    }
+    Ok(entries)
+}
+
+/// `items()` as Python sees them: a list of (key, value) tuples.
+pub(crate) fn pairs_of(py: Python<'_>, items: Vec<(PyRec, PyRec)>) -> PyResult<Bound<'_, PyList>> {
+    let pairs = items.into_iter().map(|(k, v)| PyTuple::new(py, [k.0, v.0])).collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, pairs)
 }
 
 #[pymethods]
@@ -313,12 +378,7 @@ impl MapStateImpl {
     }
 
     fn put_all(&self, dict_value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let items = dict_value.call_method0("items")?;
-        let mut entries = Vec::new();
-        for item in items.try_iter()? {
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            entries.push((self.key(&k)?, rec(&k), rec(&v)));
-        }
+        let entries = map_entries(&self.enc, dict_value, "MapState")?;
         with_state(&self.ctx, |s, now| s.map_put_all(self.id, entries, now))
     }
 
@@ -341,9 +401,7 @@ impl MapStateImpl {
     }
 
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items = with_state(&self.ctx, |s, now| s.map_items(self.id, now))?;
-        let pairs = items.into_iter().map(|(k, v)| PyTuple::new(py, [k.0, v.0])).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, pairs)
+        pairs_of(py, with_state(&self.ctx, |s, now| s.map_items(self.id, now))?)
     }
 
     fn is_empty(&self) -> PyResult<bool> {
@@ -578,12 +636,7 @@ pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFa
                 domain.getattr("EVENT_TIME").map_err(internal)?.unbind(),
                 domain.getattr("PROCESSING_TIME").map_err(internal)?.unbind(),
             );
-            let keyed = ctx.lock().unwrap_or_else(|e| e.into_inner()).is_keyed();
-            let store = if keyed {
-                Py::new(py, StateStore { ctx: ctx.clone() }).map_err(internal)?.into_any()
-            } else {
-                py.None()
-            };
+            let store = Py::new(py, StateStore { ctx: ctx.clone() }).map_err(internal)?;
             let ctx_obj = Py::new(py, PyProcessContext { ctx: ctx.clone(), domains }).map_err(internal)?;
             // `bind_process` runs the user's `open()`, whose errors are the user's.
             let bound = udf

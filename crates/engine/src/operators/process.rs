@@ -5,8 +5,10 @@
 //! service per operator; the records of both are taken in watermark order together).
 //! With a second input that is not keyed (a broadcast stream, Flink's
 //! `(Keyed)BroadcastProcessFunction`), that input's records have no current key: keyed
-//! state and timers are out of their reach. It owns the function's [`ProcessContext`] and moves it between
-//! calls: the current key (records and timers), the timestamp, the watermark and the
+//! state and timers are out of their reach, but they alone may change the broadcast
+//! state (and visit every key's state: `apply_to_keyed_state`). It owns the function's
+//! [`ProcessContext`] and moves it between calls: the current key (records and timers),
+//! whether a broadcast element is processed, the timestamp, the watermark and the
 //! processing time.
 //!
 //! # Time
@@ -276,16 +278,29 @@ impl<R: Record> Process<R> {
                     let now = c.processing_time;
                     c.state.on_record(now);
                 }
-                // A broadcast input's record on a keyed operator: no key.
-                None if self.keyed => c.clear_key(),
-                None => {}
+                None => {
+                    // A broadcast input's record on a keyed operator: no key.
+                    if self.keyed {
+                        c.clear_key();
+                    }
+                    // The second input without keys is a broadcast stream: its calls
+                    // may change broadcast state (and visit every key's state). Set
+                    // here, not for keyed records, so their path pays nothing for it.
+                    c.set_in_broadcast_element(second);
+                }
             }
             c.timestamp = ts;
             c.domain = None;
         }
         let (first, first_side) = (self.out.len(), self.side.len());
         let mut emit = Emit { main: &mut self.out, side: &mut self.side };
-        let done = if second { self.f.process_second(value, &mut emit) } else { self.f.process(value, &mut emit) };
+        let done = if second {
+            let done = self.f.process_second(value, &mut emit);
+            lock(&self.ctx).set_in_broadcast_element(false);
+            done
+        } else {
+            self.f.process(value, &mut emit)
+        };
         if let Err(e) = done {
             self.out.truncate(first);
             self.side.truncate(first_side);

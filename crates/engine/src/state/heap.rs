@@ -610,6 +610,19 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
         }
     }
 
+    fn for_each_key(&self, state: StateId, out: &mut dyn FnMut(&Key)) -> UdfResult<()> {
+        let column = self
+            .columns
+            .get(state.0)
+            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
+        for slot in 0..self.keys.len() {
+            if !column.is_empty_at(slot) {
+                out(self.keys.entry_at(slot).0);
+            }
+        }
+        Ok(())
+    }
+
     fn restore(&mut self, name: &str, key: Key, value: StateValue<R>) -> UdfResult<()> {
         let i = self.descriptors.iter().position(|d| d.name == name).ok_or_else(|| {
             UdfError::new(format!("a snapshot holds state '{name}', which the operator does not register"))

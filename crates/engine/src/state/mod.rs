@@ -18,9 +18,11 @@
 
 mod heap;
 mod keyed;
+mod operator;
 
 pub use heap::HeapBackend;
 pub use keyed::{prefetch_read, KeyedState};
+pub use operator::{BroadcastStateId, HeapOperatorState, OperatorStateBackend};
 
 use std::fmt;
 
@@ -266,4 +268,10 @@ pub trait KeyedStateBackend<R> {
     /// Puts back one entry [`Self::snapshot`] gave, under the descriptor named `name`,
     /// which must be registered first with the same kind. It replaces what the key had.
     fn restore(&mut self, name: &str, key: Key, value: StateValue<R>) -> UdfResult<()>;
+
+    /// Calls `out` with every key that holds a value of `state` (Flink's
+    /// `applyToKeyedState` visits them), in no particular order. Entries expired but not
+    /// yet removed count: a read through the state applies time-to-live. It does not
+    /// move the current key; a caller that changes state per key collects them first.
+    fn for_each_key(&self, state: StateId, out: &mut dyn FnMut(&Key)) -> UdfResult<()>;
 }
