@@ -141,14 +141,9 @@ impl<W: Write> PartWriter<W> {
         self.put(bytes)
     }
 
-    /// How many bytes are written so far.
-    pub fn len(&self) -> u64 {
+    /// How many bytes are written so far (the writer thread reports checkpoint sizes).
+    pub fn written(&self) -> u64 {
         self.pos
-    }
-
-    /// Never true: the header is written by [`Self::new`].
-    pub fn is_empty(&self) -> bool {
-        self.pos == 0
     }
 
     /// Writes the index and the footer and flushes; the caller fsyncs and renames.
@@ -239,7 +234,7 @@ impl<'a> PartReader<'a> {
             return Err(PartError::IndexChecksum);
         }
         let count = le_u32(index_bytes, 0) as usize;
-        if (index_bytes.len() - 4) / INDEX_ENTRY_LEN != count || (index_bytes.len() - 4) % INDEX_ENTRY_LEN != 0 {
+        if count.checked_mul(INDEX_ENTRY_LEN) != Some(index_bytes.len() - 4) {
             return Err(PartError::Corrupt(format!("an index of {count} sections in {} bytes", index_bytes.len())));
         }
         let mut index = Vec::with_capacity(count);
@@ -307,7 +302,7 @@ mod tests {
         for (node, bytes) in sections {
             w.section(*node, bytes).unwrap();
         }
-        assert_eq!(w.len() as usize, w.out.len());
+        assert_eq!(w.written() as usize, w.out.len());
         w.finish().unwrap()
     }
 
@@ -418,6 +413,22 @@ mod tests {
         let at = b.len() - FOOTER_LEN - 1;
         b[at] ^= 1;
         assert_eq!(err(&b), "checksum mismatch in the section index");
+    }
+
+    /// The property above, exhaustively for one part: every byte, every change of it.
+    #[test]
+    fn every_change_of_every_byte_is_detected() {
+        let h = PartHeader { checkpoint: 12, worker: 2, workers: 3 };
+        let (bytes, _) = part(h, &[(0, b"first".to_vec()), (9, Vec::new()), (4, vec![0; 9])]);
+        let mut b = bytes.clone();
+        for i in 0..bytes.len() {
+            for x in 1..=255u8 {
+                b[i] ^= x;
+                assert!(PartReader::parse(&b).is_err(), "byte {i} ^ {x:#x}");
+                b[i] ^= x;
+            }
+        }
+        assert_eq!(contents(&PartReader::parse(&b).unwrap()).0, h);
     }
 
     #[test]

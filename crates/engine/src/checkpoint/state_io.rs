@@ -161,7 +161,8 @@ impl<R: Record> StateWriter<R> {
     }
 
     /// Keyed entries, in chunks of at most [`MAX_CHUNK`], ended by an empty chunk. For
-    /// state held as a map: borrows the values, encodes each chunk once.
+    /// state held as a map: borrows the values, encodes each chunk once. After an error
+    /// the entries are not ended: the section must be discarded (the job fails anyway).
     pub fn keyed<'a>(&mut self, entries: impl IntoIterator<Item = (&'a Key, &'a R)>) -> Result<(), StateError>
     where
         R: 'a,

@@ -388,7 +388,9 @@ fn check(dir: &Path, check_crc: bool) -> Result<Manifest, Unusable> {
 }
 
 /// Checks that the checkpoint or savepoint in `dir` is complete and whole (its manifest,
-/// and every part's size and checksum): for a restore from an exact path.
+/// and every part's size and checksum): for a restore from an exact path, where the
+/// directory's name says nothing ([`find_latest`] also checks `chk-<n>` against the
+/// manifest's segment).
 pub fn verify(dir: &Path) -> Result<Manifest, Unusable> {
     check(dir, true)
 }
@@ -425,7 +427,7 @@ fn checkpoints(root: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
             }
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|c| std::cmp::Reverse(c.0));
     Ok(out)
 }
 
@@ -437,7 +439,11 @@ fn checkpoints(root: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 pub fn find_latest(root: &Path) -> io::Result<Latest> {
     let mut latest = Latest::default();
     for (id, dir) in checkpoints(root)? {
-        match verify(&dir) {
+        let checked = verify(&dir).and_then(|m| match m.segment {
+            s if s == id => Ok(m),
+            s => Err(Unusable::Damaged(format!("{} says it is checkpoint {s}", dir.join(MANIFEST).display()))),
+        });
+        match checked {
             Ok(manifest) => {
                 latest.found = Some(Found { id, dir, manifest });
                 break;
@@ -580,7 +586,7 @@ mod tests {
     #[test]
     fn find_latest_falls_back_past_damaged_checkpoints() {
         type Damage = fn(&Path);
-        let cases: [(&str, Damage, &str); 7] = [
+        let cases: [(&str, Damage, &str); 8] = [
             ("torn manifest", |d| truncate(&d.join(MANIFEST), 40), "_MANIFEST does not end with a newline"),
             ("manifest byte", |d| flip(&d.join(MANIFEST), 30), "_MANIFEST checksum mismatch"),
             ("missing part", |d| fs::remove_file(d.join("w1.part")).unwrap(), "w1.part cannot be read"),
@@ -588,6 +594,7 @@ mod tests {
             ("part byte", |d| flip(&d.join("w1.part"), 50), "w1.part checksum mismatch"),
             ("manifest a dir", |d| replace_with_dir(&d.join(MANIFEST)), "_MANIFEST: Is a directory"),
             ("empty manifest", |d| truncate(&d.join(MANIFEST), 0), "_MANIFEST does not end with a newline"),
+            ("another's manifest", |d| copy_manifest(d, 1), "_MANIFEST says it is checkpoint 1"),
         ];
         for (what, damage, reason) in cases {
             let t = TempDir::new("fallback");
@@ -609,7 +616,8 @@ mod tests {
             damage(&checkpoint_dir(&t.0, 2));
             let latest = find_latest(&t.0).unwrap();
             assert_eq!((latest.found.map(|f| f.id), latest.warnings.len()), (Some(1), 2), "{what}");
-            assert!(verify(&checkpoint_dir(&t.0, 2)).is_err());
+            // `verify` (a restore from a path) checks all but the directory's name.
+            assert_eq!(verify(&checkpoint_dir(&t.0, 2)).is_ok(), what == "another's manifest", "{what}");
         }
     }
 
@@ -621,6 +629,14 @@ mod tests {
         let mut b = fs::read(p).unwrap();
         b[at] ^= 0x20;
         fs::write(p, b).unwrap();
+    }
+
+    /// Puts checkpoint `id`'s manifest (and parts) in `dir`: whole, but not `dir`'s.
+    fn copy_manifest(dir: &Path, id: u64) {
+        let from = checkpoint_dir(dir.parent().unwrap(), id);
+        for name in [MANIFEST, "w0.part", "w1.part"] {
+            fs::copy(from.join(name), dir.join(name)).unwrap();
+        }
     }
 
     fn replace_with_dir(p: &Path) {
