@@ -90,7 +90,21 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 pub fn commit_file(tmp: &Path, target: &Path) -> io::Result<()> {
     File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| with_path(tmp, e))?;
     fs::rename(tmp, target).map_err(|e| with_path(target, e))?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent(target))
+}
+
+/// The directory a path is in (`.` for a bare file name).
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Creates the directory of checkpoint `id` (and the storage dir if need be) and makes
+/// its entry durable, so that parts committed into it survive a crash with it.
+pub fn create_checkpoint_dir(root: &Path, id: u64) -> io::Result<PathBuf> {
+    let dir = checkpoint_dir(root, id);
+    fs::create_dir_all(&dir).map_err(|e| with_path(&dir, e))?;
+    sync_dir(root)?;
+    Ok(dir)
 }
 
 /// Writes `bytes` as `path` atomically (a hidden temp file beside it, then
@@ -540,8 +554,7 @@ mod tests {
     /// Writes checkpoint `id` as the writer thread and worker 0 will: parts under temp
     /// names, renamed, then the manifest.
     fn write_checkpoint(root: &Path, id: u64, processes: u32, threads: u32) -> Manifest {
-        let dir = checkpoint_dir(root, id);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = create_checkpoint_dir(root, id).unwrap();
         let workers = processes * threads;
         let mut m = manifest(id, processes, threads);
         for w in 0..workers {
@@ -758,6 +771,8 @@ mod tests {
         assert_eq!(names(&t.0), ["x"]);
         let err = write_atomic(&t.0.join("missing").join("x"), b"").unwrap_err().to_string();
         assert!(err.contains("missing/.x.tmp: No such file or directory"), "{err}");
+        assert_eq!(parent(Path::new("x")), Path::new("."));
+        assert_eq!(parent(&p), t.0);
     }
 
     #[test]
