@@ -5,7 +5,7 @@
 //! - [`state_io`]: how an operator writes its state into the bytes of one section and
 //!   reads it back, bounds-checked (keys, primitives, record batches through
 //!   [`crate::Record::encode_batch`]);
-//! - [`format`]: the part file one worker writes per checkpoint: a header, one
+//! - [`mod@format`]: the part file one worker writes per checkpoint: a header, one
 //!   checksummed section per stateful plan node, an index;
 //! - [`storage`]: the storage directory's layout, atomic commits, the `_MANIFEST` that
 //!   makes a checkpoint complete, finding the newest whole checkpoint (falling back past
