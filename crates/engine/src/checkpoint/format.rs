@@ -292,7 +292,7 @@ impl<'a> PartReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::state_io::{StateReader, StateWriter};
+    use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
     use crate::key::{key_of, Key};
     use crate::record::Stamped;
     use proptest::prelude::*;
@@ -376,7 +376,11 @@ mod tests {
             let mut r = StateReader::<Stamped<String>>::new(p.section(7).unwrap());
             prop_assert_eq!(r.u64().unwrap(), n);
             let mut back = Vec::new();
-            r.keyed(|k, v| back.push((k, v))).unwrap();
+            r.keyed(|k, v| {
+                back.push((k, v));
+                Ok::<_, StateError>(())
+            })
+            .unwrap();
             r.finish().unwrap();
             prop_assert_eq!(back, values);
             prop_assert_eq!(p.section(2), Some(&[][..]));

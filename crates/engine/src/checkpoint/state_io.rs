@@ -2,18 +2,25 @@
 //! back from bytes that may be corrupt.
 //!
 //! The format is positional: a reader calls the same methods in the same order as the
-//! writer did, so the operator that owns the state owns its layout. All integers are
-//! little-endian and fixed-width. Records are never written one by one: values go through
+//! writer did, so the operator that owns the state owns its layout. Integers are
+//! little-endian. Records are never written one by one: values go through
 //! [`Record::encode_batch`] in batches (for Python, one GIL pass and the binding's fast
 //! codec per batch).
 //!
 //! | item | bytes |
 //! |---|---|
-//! | `u8` / `u32` / `u64` / `i64` | 1 / 4 / 8 / 8 |
+//! | `u8` / `u32` / `u64` / `i64` / bool | 1 / 4 / 8 / 8 / 1, fixed width |
 //! | bytes, str | length `u64`, then the bytes (a str is checked to be UTF-8) |
-//! | [`Key`] | its canonical encoding as bytes (the hash is recomputed on read) |
+//! | [`Key`] | as bytes: its canonical encoding (the hash is recomputed on read) |
 //! | records | count `u64`, blob length `u64`, one [`Record::encode_batch`] blob |
-//! | keyed entries | chunks of `count u32` (1..=[`MAX_CHUNK`]), the keys, the values as records; a chunk of count 0 ends them |
+//! | keyed entries | chunks, then `0u32`; a chunk is `n u32` (1..=[`MAX_CHUNK`]), `n` entry heads, then the values of its `n` entries as one records batch |
+//! | entry head | key length varint, key bytes, meta length varint, meta bytes, value count varint |
+//!
+//! A keyed entry is a key, a few bytes of the caller's own (`meta`: TTL stamps, a
+//! window's bounds, map keys' positions) and any number of records (one for a value
+//! state, n for a list, 2n for a map's keys and values). Varints (unsigned LEB128) keep
+//! the common entry, one value and no meta, at three bytes more than its key and value:
+//! a checkpoint of a million keys is mostly keys and values.
 //!
 //! The reader trusts nothing: every length is checked against the bytes left before it
 //! is used, so it never panics and never allocates more than the input could fill.
@@ -23,12 +30,14 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use crate::error::UdfError;
 use crate::key::Key;
 use crate::record::{BatchReadError, Record};
 
-/// Most keyed entries in one chunk: bounds the batch handed to
-/// [`Record::encode_batch`]/[`Record::decode_batch`] (memory, GIL hold time) and lets a
-/// restore drop the keys it does not own chunk by chunk.
+/// Most keyed entries in one chunk, and the number of values after which a chunk is
+/// closed: bounds the batch handed to [`Record::encode_batch`]/[`Record::decode_batch`]
+/// (memory, GIL hold time) and lets a restore drop the keys it does not own as it goes.
+/// One entry's values are never split, so a chunk of one huge list can hold more.
 pub const MAX_CHUNK: usize = 1024;
 
 /// Why state could not be written or read.
@@ -55,6 +64,18 @@ impl fmt::Display for StateError {
 }
 
 impl std::error::Error for StateError {}
+
+/// For operators' snapshot/restore hooks, which return [`crate::UdfResult`]: a value
+/// that does not encode or decode is the user's; corrupt state that passed its checksum
+/// is ferroflow's bug.
+impl From<StateError> for UdfError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Corrupt { .. } => UdfError::internal(e.to_string()),
+            StateError::Encode(_) | StateError::Record(_) => UdfError::new(e.to_string()),
+        }
+    }
+}
 
 /// Appends state to a byte buffer (the body of one checkpoint section).
 ///
@@ -135,7 +156,7 @@ impl<R: Record> StateWriter<R> {
     }
 
     /// A key, as its canonical encoding: routing hashes are recomputed from it on
-    /// restore, so a rescaled job routes it as [`crate::operators`] do.
+    /// restore, so a rescaled job routes it as `key_by` does.
     pub fn key(&mut self, k: &Key) {
         self.bytes(k.bytes());
     }
@@ -160,9 +181,9 @@ impl<R: Record> StateWriter<R> {
         Ok(())
     }
 
-    /// Keyed entries, in chunks of at most [`MAX_CHUNK`], ended by an empty chunk. For
-    /// state held as a map: borrows the values, encodes each chunk once. After an error
-    /// the entries are not ended: the section must be discarded (the job fails anyway).
+    /// Keyed entries of one value each and no meta, from state held as a map: borrows
+    /// the values, encodes a chunk at a time. After an error the entries are not ended:
+    /// the section must be discarded (the job fails anyway).
     pub fn keyed<'a>(&mut self, entries: impl IntoIterator<Item = (&'a Key, &'a R)>) -> Result<(), StateError>
     where
         R: 'a,
@@ -171,45 +192,82 @@ impl<R: Record> StateWriter<R> {
         for entry in entries {
             chunk.push(entry);
             if chunk.len() == MAX_CHUNK {
-                self.chunk(&chunk)?;
+                self.plain_chunk(&chunk)?;
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            self.chunk(&chunk)?;
+            self.plain_chunk(&chunk)?;
         }
         self.u32(0);
         Ok(())
     }
 
-    /// Starts keyed entries that are produced one at a time by value (a state backend's
-    /// snapshot callback); finish with [`KeyedWriter::finish`].
-    pub fn begin_keyed(&mut self) -> KeyedWriter<'_, R> {
-        KeyedWriter { out: self, keys: Vec::new(), values: Vec::new() }
-    }
-
-    fn chunk(&mut self, entries: &[(&Key, &R)]) -> Result<(), StateError> {
+    fn plain_chunk(&mut self, entries: &[(&Key, &R)]) -> Result<(), StateError> {
         self.u32(entries.len() as u32);
         for (k, _) in entries {
-            self.key(k);
+            put_head(&mut self.buf, k, &[], 1);
         }
         self.records(entries.iter().map(|(_, v)| *v))
     }
+
+    /// Starts keyed entries produced one at a time, by value (a state backend's snapshot
+    /// callback), with meta bytes and any number of values each; end them with
+    /// [`KeyedWriter::finish`]. They read back with [`StateReader::keyed_entries`] (or
+    /// [`StateReader::keyed`] if each has one value and no meta).
+    pub fn begin_keyed(&mut self) -> KeyedWriter<'_, R> {
+        KeyedWriter { out: self, heads: Vec::new(), entries: 0, values: Vec::new() }
+    }
 }
 
-/// Keyed entries pushed one by one, written a chunk at a time (see [`StateWriter::keyed`]).
+/// Appends a keyed entry's head (see the module doc).
+fn put_head(buf: &mut Vec<u8>, key: &Key, meta: &[u8], values: usize) {
+    put_varint(buf, key.bytes().len() as u64);
+    buf.extend_from_slice(key.bytes());
+    put_varint(buf, meta.len() as u64);
+    buf.extend_from_slice(meta);
+    put_varint(buf, values as u64);
+}
+
+/// Unsigned LEB128: 7 bits a byte, least significant first.
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Keyed entries pushed one by one, written a chunk at a time (see
+/// [`StateWriter::begin_keyed`]).
 pub struct KeyedWriter<'w, R: Record> {
     out: &'w mut StateWriter<R>,
-    keys: Vec<Key>,
+    /// The pending entries' heads, already encoded.
+    heads: Vec<u8>,
+    entries: usize,
     values: Vec<R>,
 }
 
 impl<R: Record> KeyedWriter<'_, R> {
-    /// Adds one entry; encodes a chunk when [`MAX_CHUNK`] are pending.
-    pub fn push(&mut self, key: Key, value: R) -> Result<(), StateError> {
-        self.keys.push(key);
-        self.values.push(value);
-        if self.keys.len() == MAX_CHUNK {
+    /// Adds an entry of one value and no meta (a value, reducing or aggregating state).
+    pub fn push(&mut self, key: &Key, value: R) -> Result<(), StateError> {
+        self.push_entry(key, &[], [value])
+    }
+
+    /// Adds an entry: the key, the caller's `meta` bytes (read back as they are) and
+    /// its values in order. A chunk is written once [`MAX_CHUNK`] entries or values
+    /// are pending.
+    pub fn push_entry(
+        &mut self,
+        key: &Key,
+        meta: &[u8],
+        values: impl IntoIterator<Item = R>,
+    ) -> Result<(), StateError> {
+        let before = self.values.len();
+        self.values.extend(values);
+        put_head(&mut self.heads, key, meta, self.values.len() - before);
+        self.entries += 1;
+        if self.entries == MAX_CHUNK || self.values.len() >= MAX_CHUNK {
             self.flush()?;
         }
         Ok(())
@@ -224,12 +282,14 @@ impl<R: Record> KeyedWriter<'_, R> {
     }
 
     fn flush(&mut self) -> Result<(), StateError> {
-        if self.keys.is_empty() {
+        if self.entries == 0 {
             return Ok(());
         }
-        let entries: Vec<(&Key, &R)> = self.keys.iter().zip(&self.values).collect();
-        self.out.chunk(&entries)?;
-        self.keys.clear();
+        self.out.u32(self.entries as u32);
+        self.out.buf.extend_from_slice(&self.heads);
+        self.out.records(self.values.iter())?;
+        self.heads.clear();
+        self.entries = 0;
         self.values.clear();
         Ok(())
     }
@@ -240,6 +300,13 @@ pub struct StateReader<'a, R: Record> {
     buf: &'a [u8],
     pos: usize,
     _record: PhantomData<fn() -> R>,
+}
+
+/// One entry head of a keyed chunk, before its values are decoded.
+struct Head<'a> {
+    key: Key,
+    meta: &'a [u8],
+    values: u64,
 }
 
 impl<'a, R: Record> StateReader<'a, R> {
@@ -308,21 +375,37 @@ impl<'a, R: Record> StateReader<'a, R> {
         }
     }
 
-    /// A length that must fit in what is left (so a corrupt one cannot make the caller
-    /// allocate or slice past the end).
-    fn len(&mut self, what: &str) -> Result<usize, StateError> {
-        let n = self.u64()?;
-        if n > self.remaining() as u64 {
-            self.pos -= 8;
-            return Err(self.corrupt(format!("{what} of {n} bytes, {} are left", self.remaining() - 8)));
+    fn varint(&mut self) -> Result<u64, StateError> {
+        let at = self.pos;
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                break;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
         }
-        Ok(n as usize)
+        Err(StateError::Corrupt { offset: at, what: "a varint longer than 64 bits".into() })
+    }
+
+    /// `n` (a length just read) bytes, which must fit in what is left: a corrupt length
+    /// can make the caller neither allocate nor slice past the end.
+    fn sized(&mut self, n: u64, at: usize, what: &str) -> Result<&'a [u8], StateError> {
+        if n > self.remaining() as u64 {
+            let left = self.remaining();
+            return Err(StateError::Corrupt { offset: at, what: format!("{what} of {n} bytes, {left} are left") });
+        }
+        self.take(n as usize, what)
     }
 
     /// Bytes written by [`StateWriter::bytes`], borrowed from the input.
     pub fn bytes(&mut self) -> Result<&'a [u8], StateError> {
-        let n = self.len("bytes")?;
-        self.take(n, "bytes")
+        let at = self.pos;
+        let n = self.u64()?;
+        self.sized(n, at, "bytes")
     }
 
     pub fn str(&mut self) -> Result<&'a str, StateError> {
@@ -357,42 +440,72 @@ impl<'a, R: Record> StateReader<'a, R> {
         Ok(())
     }
 
-    /// Reads the next chunk of keyed entries into `keys` and `values` (cleared first);
-    /// `false` at the end of the entries. A restore that rescales keeps the keys it owns
-    /// and drops the rest, a chunk at a time.
-    pub fn keyed_chunk(&mut self, keys: &mut Vec<Key>, values: &mut Vec<R>) -> Result<bool, StateError> {
-        keys.clear();
-        values.clear();
+    fn head(&mut self) -> Result<Head<'a>, StateError> {
         let at = self.pos;
-        let n = self.u32()? as usize;
-        if n == 0 {
-            return Ok(false);
-        }
-        if n > MAX_CHUNK {
-            return Err(StateError::Corrupt {
-                offset: at,
-                what: format!("a chunk of {n} entries (most is {MAX_CHUNK})"),
-            });
-        }
-        for _ in 0..n {
-            keys.push(self.key()?);
-        }
-        self.records(values)?;
-        if values.len() != n {
-            return Err(StateError::Corrupt { offset: at, what: format!("{n} keys but {} values", values.len()) });
-        }
-        Ok(true)
+        let n = self.varint()?;
+        let key = Key::from_encoded(self.sized(n, at, "a key")?);
+        let at = self.pos;
+        let n = self.varint()?;
+        let meta = self.sized(n, at, "an entry's meta")?;
+        Ok(Head { key, meta, values: self.varint()? })
     }
 
-    /// Every keyed entry up to the end marker, handed to `f` in the written order.
-    pub fn keyed(&mut self, mut f: impl FnMut(Key, R)) -> Result<(), StateError> {
-        let (mut keys, mut values) = (Vec::new(), Vec::new());
-        while self.keyed_chunk(&mut keys, &mut values)? {
-            for (k, v) in keys.drain(..).zip(values.drain(..)) {
-                f(k, v);
+    /// Every keyed entry up to the end marker, in the written order: its key, its meta
+    /// bytes and an iterator over its values (values `f` leaves unread are dropped). A
+    /// restore that rescales skips the keys it does not own by not reading them. The
+    /// first error, `f`'s included, stops the reading and is returned.
+    pub fn keyed_entries<E: From<StateError>>(
+        &mut self,
+        mut f: impl FnMut(Key, &'a [u8], &mut dyn Iterator<Item = R>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut heads = Vec::new();
+        let mut values = Vec::new();
+        loop {
+            let at = self.pos;
+            let n = self.u32()? as usize;
+            if n == 0 {
+                return Ok(());
+            }
+            if n > MAX_CHUNK {
+                return Err(StateError::Corrupt {
+                    offset: at,
+                    what: format!("a chunk of {n} entries (most is {MAX_CHUNK})"),
+                }
+                .into());
+            }
+            heads.clear();
+            let mut total = 0u64;
+            for _ in 0..n {
+                let h = self.head()?;
+                total = total.saturating_add(h.values);
+                heads.push(h);
+            }
+            values.clear();
+            self.records(&mut values)?;
+            if values.len() as u64 != total {
+                let what = format!("the entries of a chunk have {total} values, its batch {}", values.len());
+                return Err(StateError::Corrupt { offset: at, what }.into());
+            }
+            let mut it = values.drain(..);
+            for h in heads.drain(..) {
+                let mut vals = it.by_ref().take(h.values as usize);
+                f(h.key, h.meta, &mut vals)?;
+                vals.for_each(drop);
             }
         }
-        Ok(())
+    }
+
+    /// Keyed entries written by [`StateWriter::keyed`] or [`KeyedWriter::push`]: one
+    /// value each, no meta (anything else is an error).
+    pub fn keyed<E: From<StateError>>(&mut self, mut f: impl FnMut(Key, R) -> Result<(), E>) -> Result<(), E> {
+        let at = self.pos;
+        self.keyed_entries(|key, meta, values| {
+            let (Some(v), None, true) = (values.next(), values.next(), meta.is_empty()) else {
+                let what = "an entry that is not one value without meta".into();
+                return Err(StateError::Corrupt { offset: at, what }.into());
+            };
+            f(key, v)
+        })
     }
 }
 
@@ -401,6 +514,7 @@ mod tests {
     use super::*;
     use crate::key::key_of;
     use crate::record::Stamped;
+    use crate::UdfError;
     use proptest::prelude::*;
 
     /// One item of a section, for generated write/read scripts.
@@ -416,6 +530,8 @@ mod tests {
         Key(Key),
         Records(Vec<Stamped<String>>),
         Keyed(Vec<(Key, Stamped<String>)>),
+        /// Entries with meta bytes and any number of values.
+        Entries(Vec<(Key, Vec<u8>, Vec<Stamped<String>>)>),
     }
 
     type W = StateWriter<Stamped<String>>;
@@ -437,11 +553,18 @@ mod tests {
                 Item::Keyed(es) if by_push => {
                     let mut k = w.begin_keyed();
                     for (key, v) in es {
-                        k.push(key.clone(), v.clone()).unwrap();
+                        k.push(key, v.clone()).unwrap();
                     }
                     k.finish().unwrap();
                 }
                 Item::Keyed(es) => w.keyed(es.iter().map(|(k, v)| (k, v))).unwrap(),
+                Item::Entries(es) => {
+                    let mut k = w.begin_keyed();
+                    for (key, meta, vs) in es {
+                        k.push_entry(key, meta, vs.iter().cloned()).unwrap();
+                    }
+                    k.finish().unwrap();
+                }
             }
         }
         w.into_bytes()
@@ -468,8 +591,19 @@ mod tests {
                 }
                 Item::Keyed(_) => {
                     let mut v = Vec::new();
-                    r.keyed(|k, x| v.push((k, x)))?;
+                    r.keyed(|k, x| {
+                        v.push((k, x));
+                        Ok::<_, StateError>(())
+                    })?;
                     Item::Keyed(v)
+                }
+                Item::Entries(_) => {
+                    let mut v = Vec::new();
+                    r.keyed_entries(|k, meta, vs| {
+                        v.push((k, meta.to_vec(), vs.collect()));
+                        Ok::<_, StateError>(())
+                    })?;
+                    Item::Entries(v)
                 }
             });
         }
@@ -498,6 +632,11 @@ mod tests {
             prop::collection::vec(record(), 0..5).prop_map(Item::Records),
             // Up to three chunks, so chunk boundaries are crossed.
             prop::collection::vec((key(), record()), 0..(2 * MAX_CHUNK + 3)).prop_map(Item::Keyed),
+            prop::collection::vec(
+                (key(), prop::collection::vec(any::<u8>(), 0..4), prop::collection::vec(record(), 0..300)),
+                0..12
+            )
+            .prop_map(Item::Entries),
         ]
     }
 
@@ -531,19 +670,92 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keyed_chunks_hold_at_most_max_chunk() {
-        let entries: Vec<(Key, Stamped<String>)> =
-            (0..2 * MAX_CHUNK as i64 + 1).map(|i| (key_of(&i), Stamped::at(i.to_string(), i))).collect();
-        let bytes = write(&[Item::Keyed(entries)], false);
-        let mut r = Rd::new(&bytes);
-        let (mut k, mut v) = (Vec::new(), Vec::new());
+    /// The entry counts of the chunks in `bytes` (one keyed item), read with the
+    /// reader's own pieces.
+    fn chunk_sizes(bytes: &[u8]) -> Vec<(u32, usize)> {
+        let mut r = Rd::new(bytes);
         let mut sizes = Vec::new();
-        while r.keyed_chunk(&mut k, &mut v).unwrap() {
-            sizes.push(k.len());
+        loop {
+            let n = r.u32().unwrap();
+            if n == 0 {
+                break;
+            }
+            (0..n).for_each(|_| drop(r.head().unwrap()));
+            let mut v = Vec::new();
+            r.records(&mut v).unwrap();
+            sizes.push((n, v.len()));
         }
-        assert_eq!(sizes, vec![MAX_CHUNK, MAX_CHUNK, 1]);
         r.finish().unwrap();
+        sizes
+    }
+
+    fn rec(i: usize) -> Stamped<String> {
+        Stamped::at(i.to_string(), i as i64)
+    }
+
+    #[test]
+    fn chunks_close_at_max_chunk_entries_or_values() {
+        let plain: Vec<(Key, Stamped<String>)> =
+            (0..2 * MAX_CHUNK + 1).map(|i| (key_of(&(i as i64)), rec(i))).collect();
+        let bytes = write(&[Item::Keyed(plain.clone())], false);
+        assert_eq!(chunk_sizes(&bytes), [(1024, 1024), (1024, 1024), (1, 1)]);
+        assert_eq!(bytes, write(&[Item::Keyed(plain)], true));
+        // 600 values an entry: a chunk closes after two; one list of 3000 is not split.
+        let lists = |sizes: &[usize]| {
+            Item::Entries(sizes.iter().map(|&n| (key_of(&(n as i64)), vec![], (0..n).map(rec).collect())).collect())
+        };
+        assert_eq!(chunk_sizes(&write(&[lists(&[600, 600, 600])], false)), [(2, 1200), (1, 600)]);
+        assert_eq!(chunk_sizes(&write(&[lists(&[3000, 0])], false)), [(1, 3000), (1, 0)]);
+        // Entries without values take no batch space but still count.
+        assert_eq!(chunk_sizes(&write(&[lists(&[0; 1500])], false)), [(1024, 0), (476, 0)]);
+    }
+
+    /// A restore reads some values of some entries and skips the rest: the next entry
+    /// still gets its own values.
+    #[test]
+    fn unread_values_are_skipped() {
+        let entries: Vec<(Key, Vec<u8>, Vec<Stamped<String>>)> =
+            (0..40).map(|i| (key_of(&(i as i64)), vec![i as u8; i % 3], (0..i * 30).map(rec).collect())).collect();
+        let bytes = write(&[Item::Entries(entries.clone())], false);
+        let mut r = Rd::new(&bytes);
+        let mut got = Vec::new();
+        r.keyed_entries(|k, meta, vs| {
+            if k.hash() % 2 == 0 {
+                got.push((k, meta.to_vec(), vs.next()));
+            }
+            Ok::<_, StateError>(())
+        })
+        .unwrap();
+        r.finish().unwrap();
+        let want: Vec<_> = entries
+            .into_iter()
+            .filter(|(k, ..)| k.hash() % 2 == 0)
+            .map(|(k, meta, vs)| (k, meta, vs.into_iter().next()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_callback_error_stops_the_reading() {
+        let entries: Vec<(Key, Stamped<String>)> = (0..5).map(|i| (key_of(&(i as i64)), rec(i))).collect();
+        let bytes = write(&[Item::Keyed(entries)], false);
+        let mut seen = 0;
+        let err = Rd::new(&bytes)
+            .keyed(|_, v| {
+                seen += 1;
+                match v.ts {
+                    2 => Err(UdfError::new("key 2 is refused")),
+                    _ => Ok(()),
+                }
+            })
+            .unwrap_err();
+        assert_eq!((err, seen), (UdfError::new("key 2 is refused"), 3));
+        // Entries of another shape are not read as plain ones.
+        let bytes = write(&[Item::Entries(vec![(key_of(&1i64), vec![7], vec![rec(1)])])], false);
+        let err = Rd::new(&bytes).keyed(|_, _| Ok::<_, StateError>(())).unwrap_err();
+        assert!(err.to_string().contains("not one value without meta"), "{err}");
+        let bytes = write(&[Item::Entries(vec![(key_of(&1i64), vec![], vec![rec(1), rec(2)])])], false);
+        assert!(Rd::new(&bytes).keyed(|_, _| Ok::<_, StateError>(())).is_err());
     }
 
     #[test]
@@ -556,8 +768,21 @@ mod tests {
         // A chunk larger than the most a writer makes.
         let mut w = StateWriter::<String>::new();
         w.u32(MAX_CHUNK as u32 + 1);
-        let err = StateReader::<String>::new(w.as_bytes()).keyed(|_, _| {}).unwrap_err();
+        let err = StateReader::<String>::new(w.as_bytes()).keyed(|_, _| Ok::<_, StateError>(())).unwrap_err();
         assert!(err.to_string().contains("a chunk of 1025 entries"), "{err}");
+        // A varint that runs past 64 bits.
+        let mut w = StateWriter::<String>::new();
+        w.u32(1);
+        w.buf.extend_from_slice(&[0xff; 10]);
+        let err = StateReader::<String>::new(w.as_bytes()).keyed(|_, _| Ok::<_, StateError>(())).unwrap_err();
+        assert_eq!(err, StateError::Corrupt { offset: 4, what: "a varint longer than 64 bits".into() });
+        // Entry heads promising more values than the batch holds.
+        let mut w = StateWriter::<String>::new();
+        w.u32(1);
+        put_head(&mut w.buf, &key_of(&1i64), &[], 2);
+        w.records(["a".to_string()].iter()).unwrap();
+        let err = StateReader::<String>::new(w.as_bytes()).keyed(|_, _| Ok::<_, StateError>(())).unwrap_err();
+        assert!(err.to_string().contains("the entries of a chunk have 2 values, its batch 1"), "{err}");
         // A batch whose count disagrees with its blob.
         let mut w = StateWriter::<String>::new();
         w.records(["a".to_string()].iter()).unwrap();
@@ -622,7 +847,7 @@ mod tests {
 
         let mut w = StateWriter::<Picky>::new();
         w.keyed([(&key_of(&1i64), &Picky(13))]).unwrap();
-        let err = StateReader::<Picky>::new(w.as_bytes()).keyed(|_, _| {}).unwrap_err();
+        let err = StateReader::<Picky>::new(w.as_bytes()).keyed(|_, _| Ok::<_, StateError>(())).unwrap_err();
         assert_eq!(err, StateError::Record("class Thirteen is not importable".into()));
     }
 }
