@@ -240,6 +240,7 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 
 /// Keyed entries pushed one by one, written a chunk at a time (see
 /// [`StateWriter::begin_keyed`]).
+#[must_use = "keyed entries are ended by `finish`; without it the section cannot be read"]
 pub struct KeyedWriter<'w, R: Record> {
     out: &'w mut StateWriter<R>,
     /// The pending entries' heads, already encoded.
