@@ -6,6 +6,7 @@
 //! record type (see [`record::Record`]); the Python binding plugs in Python objects,
 //! the tests plug in plain Rust values.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
 pub mod codec;
