@@ -27,7 +27,10 @@
 //! `DATA u8 | length u32 (big-endian, > 0) | length bytes of timely's stream` and
 //! `HEARTBEAT u8` and `CANCEL u8`. `CANCEL` is the last thing a process sends when its
 //! job was cancelled ([`PeerMonitor::disconnect_cancelled`]): the peer then stops as
-//! cancelled ([`ClusterError::PeerCancelled`]) instead of reporting a crash. A frame is written whole under the link's lock, so a heartbeat never
+//! cancelled ([`ClusterError::PeerCancelled`]) instead of reporting a crash, even when a
+//! write of its own fails first on the reset the cancelled peer answers it with (the
+//! writer lets the reading side, which gets the `CANCEL` before the break, give the
+//! verdict). A frame is written whole under the link's lock, so a heartbeat never
 //! lands inside one; timely's own framing is carried unchanged inside the data frames.
 
 use std::any::Any;
@@ -384,7 +387,9 @@ impl PeerMonitor {
     /// Shuts down every connection of this process. Call it when this process aborts
     /// the job (an error, Ctrl-C): the other processes then fail at once with
     /// [`ClusterError::PeerLost`] naming this one, instead of waiting for it, and this
-    /// process's own network threads end instead of waiting for theirs.
+    /// process's own network threads end instead of waiting for theirs: from then on
+    /// they hand the workers nothing, not even a clean end a peer sent meanwhile, so a
+    /// worker still waiting on a peer fails (timely's "MergeQueue poisoned").
     pub fn disconnect(&self) {
         self.inner.disconnected.store(true, Ordering::SeqCst);
         self.inner.shutdown_sockets();
