@@ -27,7 +27,10 @@
 //! `DATA u8 | length u32 (big-endian, > 0) | length bytes of timely's stream` and
 //! `HEARTBEAT u8` and `CANCEL u8`. `CANCEL` is the last thing a process sends when its
 //! job was cancelled ([`PeerMonitor::disconnect_cancelled`]): the peer then stops as
-//! cancelled ([`ClusterError::PeerCancelled`]) instead of reporting a crash. A frame is written whole under the link's lock, so a heartbeat never
+//! cancelled ([`ClusterError::PeerCancelled`]) instead of reporting a crash, even when a
+//! write of its own fails first on the reset the cancelled peer answers it with (the
+//! writer lets the reading side, which gets the `CANCEL` before the break, give the
+//! verdict). A frame is written whole under the link's lock, so a heartbeat never
 //! lands inside one; timely's own framing is carried unchanged inside the data frames.
 
 use std::any::Any;
@@ -130,6 +133,9 @@ const MAX_BEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// thread keeps watching the other peers. (The buffer is full only while data is in
 /// flight to the peer, which then hears that instead, or when the peer is gone.)
 const BEAT_WRITE: Duration = Duration::from_millis(50);
+/// Longest a failed write waits for the reading side's verdict on the peer before it
+/// gives its own (see [`PeerStream::write`]).
+const READER_VERDICT: Duration = Duration::from_secs(1);
 
 /// How often heartbeats go out for a given time-out: at least [`BEATS_PER_TIMEOUT`] per
 /// time-out, at most every [`MAX_BEAT_INTERVAL`], so that processes given different
@@ -217,6 +223,8 @@ struct PeerState {
 struct MonitorInner {
     addresses: Vec<String>,
     peers: Vec<Mutex<PeerState>>,
+    /// Notified when a peer is settled (`peers[p]` got `finished` or `lost`).
+    settled_wake: Vec<Condvar>,
     /// One per other process (`None` for this one).
     links: Vec<Option<Link>>,
     disconnected: AtomicBool,
@@ -238,7 +246,22 @@ impl MonitorInner {
             return false;
         }
         state.lost = Some((Instant::now(), why));
+        self.settled_wake[peer].notify_all();
         true
+    }
+
+    /// Timely's end-of-stream marker arrived from `peer`.
+    fn finished(&self, peer: usize) {
+        self.peers[peer].lock().unwrap_or_else(PoisonError::into_inner).finished = true;
+        self.settled_wake[peer].notify_all();
+    }
+
+    /// Waits up to `limit` until `peer` is settled, unless this process disconnected.
+    fn await_settled(&self, peer: usize, limit: Duration) {
+        let state = self.peers[peer].lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.settled_wake[peer].wait_timeout_while(state, limit, |s| {
+            !(s.finished || s.lost.is_some() || self.disconnected.load(Ordering::SeqCst))
+        });
     }
 
     /// The peer is done with, cleanly or not: no more watching it.
@@ -319,6 +342,7 @@ impl PeerMonitor {
             inner: Arc::new(MonitorInner {
                 addresses: config.addresses.clone(),
                 peers: (0..n).map(|_| Mutex::new(PeerState::default())).collect(),
+                settled_wake: (0..n).map(|_| Condvar::new()).collect(),
                 links: if links.is_empty() { (0..n).map(|_| None).collect() } else { links },
                 disconnected: AtomicBool::new(false),
                 epoch: Instant::now(),
@@ -363,7 +387,9 @@ impl PeerMonitor {
     /// Shuts down every connection of this process. Call it when this process aborts
     /// the job (an error, Ctrl-C): the other processes then fail at once with
     /// [`ClusterError::PeerLost`] naming this one, instead of waiting for it, and this
-    /// process's own network threads end instead of waiting for theirs.
+    /// process's own network threads end instead of waiting for theirs: from then on
+    /// they hand the workers nothing, not even a clean end a peer sent meanwhile, so a
+    /// worker still waiting on a peer fails (timely's "MergeQueue poisoned").
     pub fn disconnect(&self) {
         self.inner.disconnected.store(true, Ordering::SeqCst);
         self.inner.shutdown_sockets();
@@ -604,7 +630,15 @@ impl PeerStream {
 impl Read for PeerStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut source = Hearing { stream: &self.inner, peer: self.peer, monitor: &self.monitor };
-        match self.deframer.read(&mut source, buf) {
+        let read = self.deframer.read(&mut source, buf);
+        if self.monitor.disconnected.load(Ordering::SeqCst) {
+            // Once this process disconnected, its workers get nothing more, not even the
+            // clean end a peer may have sent meanwhile (a peer answers our CANCEL with
+            // one, which can arrive before our shutdown): timely's receive thread fails
+            // instead, and that stops the workers still waiting on the peer.
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "this process disconnected"));
+        }
+        match read {
             Ok(0) => {
                 if !self.frames.ended && !buf.is_empty() {
                     self.monitor.lost(self.peer, Loss::Broken("the connection closed before the job finished".into()));
@@ -614,7 +648,7 @@ impl Read for PeerStream {
             Ok(n) => {
                 self.frames.feed(&buf[..n]);
                 if self.frames.ended {
-                    self.monitor.peers[self.peer].lock().unwrap_or_else(PoisonError::into_inner).finished = true;
+                    self.monitor.finished(self.peer);
                 }
                 Ok(n)
             }
@@ -643,6 +677,11 @@ impl Write for PeerStream {
         match written {
             Ok(()) => Ok(body.len()),
             Err(e) => {
+                // The reading side first: it still gets what the peer sent before the
+                // break, and so knows why. (A peer that cancelled resets the connection
+                // when our next data reaches it, which fails this write before its CANCEL
+                // frame is read.)
+                self.monitor.await_settled(self.peer, READER_VERDICT);
                 self.monitor.lost(self.peer, Loss::Broken(e.to_string()));
                 Err(e)
             }
@@ -744,8 +783,13 @@ pub fn quiet_network_panics() {
 
 #[cfg(test)]
 mod tests {
-    use super::{Deframer, FrameTracker, PeerCancelled, CANCEL, DATA, HEARTBEAT};
-    use std::io::{self, Read};
+    use super::{
+        Deframer, FrameTracker, Link, PeerCancelled, PeerMonitor, PeerStream, Stream, CANCEL, DATA, HEARTBEAT,
+    };
+    use crate::cluster::{ClusterConfig, ClusterError};
+    use std::io::{self, Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::Duration;
 
     /// Hands out its bytes `chunk` at a time, as a socket may.
     struct Chunks {
@@ -839,6 +883,59 @@ mod tests {
         h[32..40].copy_from_slice(&length.to_be_bytes());
         h[0..8].copy_from_slice(&7u64.to_be_bytes());
         h
+    }
+
+    /// Process 0's connection to process 1 as timely gets it, its monitor, and process
+    /// 1's end of the connection, raw.
+    fn connected() -> (PeerStream, PeerMonitor, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let theirs = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        let config = ClusterConfig::new(0, vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()], vec![7; 32]);
+        let monitor = PeerMonitor::new(&config, vec![None, Some(Link::new(ours.try_clone().unwrap()))]);
+        (PeerStream::new(ours, 1, monitor.inner.clone()), monitor, theirs)
+    }
+
+    /// The peer answers our CANCEL with timely's clean end of stream, and it arrives
+    /// before our shutdown does: the workers must not take it for the end of a finished
+    /// job (they would wait for the peer forever), the receive thread must fail.
+    #[test]
+    fn after_disconnecting_nothing_more_is_read_not_even_a_clean_end() {
+        let (mut stream, monitor, mut theirs) = connected();
+        theirs.write_all(&data_frame(&header(0))).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // arrived
+        monitor.disconnect_cancelled();
+        let mut buf = [0u8; 64];
+        let error = stream.read(&mut buf).expect_err("a read after disconnecting fails");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted, "{error}");
+        assert!(!monitor.finished(1) && monitor.lost().is_none());
+    }
+
+    /// A peer that cancelled and shut down resets the connection when our next data
+    /// reaches it, so a write can fail before the receive thread has read the CANCEL
+    /// frame that came first: the peer is still reported cancelled, not lost.
+    #[test]
+    fn a_write_failing_before_the_cancel_is_read_still_reports_a_cancelled_peer() {
+        let (mut stream, monitor, theirs) = connected();
+        (&theirs).write_all(&[CANCEL]).unwrap();
+        theirs.shutdown(Shutdown::Both).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // This write reaches the peer, which answers with a reset.
+        stream.write_all(b"data for a peer that is gone").expect("a half-closed connection takes data");
+        std::thread::sleep(Duration::from_millis(50));
+        let mut reader = Stream::try_clone(&stream).unwrap();
+        let reading = std::thread::spawn(move || {
+            // Reads only once the write below has failed (it waits for this verdict).
+            std::thread::sleep(Duration::from_millis(100));
+            let mut buf = [0u8; 64];
+            reader.read(&mut buf)
+        });
+        let failed = (0..100).find_map(|_| stream.write(b"more").err());
+        assert!(failed.is_some(), "writing to a reset connection fails");
+        let read = reading.join().unwrap().expect_err("the CANCEL frame");
+        assert!(read.get_ref().is_some_and(|e| e.is::<PeerCancelled>()), "{read}");
+        let lost = monitor.lost().expect("the peer is lost");
+        assert!(matches!(lost, ClusterError::PeerCancelled { process: 1 }), "{lost:?}");
     }
 
     #[test]
