@@ -21,7 +21,8 @@ use ferroflow_engine::functions::{WindowAggregate, WorkerContext};
 use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::process::{Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use ferroflow_engine::state::{
-    IncrementalCleanup, KeyedStateBackend, StateDescriptor, StateId, StateKind, TtlConfig, TtlUpdate, TtlVisibility,
+    IncrementalCleanup, KeyedStateBackend, Namespace, StateDescriptor, StateId, StateKind, TtlConfig, TtlUpdate,
+    TtlVisibility,
 };
 use ferroflow_engine::time::{TimeDomain, NO_TIME};
 use ferroflow_engine::{UdfError, UdfResult};
@@ -122,10 +123,19 @@ impl PyProcessContext {
 // -- state ---------------------------------------------------------------------------------------
 
 /// Makes the state objects of one operator instance (`runtime_context.get_state(...)`
-/// goes here, see `ferroflow.state`).
+/// goes here, see `ferroflow.state`): in the key's own namespace, or with `window` in
+/// the firing window's (a window function's `context.window_state()`).
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct StateStore {
     pub(crate) ctx: SharedContext<PyRec>,
+    pub(crate) window: bool,
+}
+
+/// What a state object reads and writes through: the operator's context, and whether
+/// in the firing window's namespace.
+struct Scope {
+    ctx: SharedContext<PyRec>,
+    window: bool,
 }
 
 /// TTL settings as `ferroflow.state` hands them over: (ttl ms, restart on read,
@@ -159,31 +169,49 @@ impl StateStore {
                 "state is only available on a keyed stream (a function applied after key_by())",
             ));
         }
+        if self.window {
+            c.check_window_scope().map_err(py_err)?;
+        }
         c.state.register(&d).map_err(py_err)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope { ctx: self.ctx.clone(), window: self.window }
     }
 }
 
 #[pymethods]
 impl StateStore {
+    /// The same store in the firing window's namespace (`context.window_state()`).
+    fn window_scope(&self) -> StateStore {
+        StateStore { ctx: self.ctx.clone(), window: true }
+    }
+
+    /// How many (key, window) pairs hold per-window state on this worker now (for
+    /// tests: the engine drops a window's state when the window is cleared).
+    fn window_state_count(&self) -> PyResult<usize> {
+        Ok(guard(&self.ctx)?.state.namespace_count())
+    }
+
     #[pyo3(signature = (name, ttl))]
     fn value_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<ValueStateImpl> {
-        Ok(ValueStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::Value, ttl)? })
+        Ok(ValueStateImpl { ctx: self.scope(), id: self.register(name, StateKind::Value, ttl)? })
     }
 
     #[pyo3(signature = (name, ttl))]
     fn list_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<ListStateImpl> {
-        Ok(ListStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::List, ttl)? })
+        Ok(ListStateImpl { ctx: self.scope(), id: self.register(name, StateKind::List, ttl)? })
     }
 
     #[pyo3(signature = (name, ttl))]
     fn map_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<MapStateImpl> {
         let id = self.register(name, StateKind::Map, ttl)?;
-        Ok(MapStateImpl { ctx: self.ctx.clone(), id, enc: Mutex::new(KeyEncoder::new()) })
+        Ok(MapStateImpl { ctx: self.scope(), id, enc: Mutex::new(KeyEncoder::new()) })
     }
 
     #[pyo3(signature = (name, ttl, reduce))]
     fn reducing_state(&self, name: &str, ttl: Option<TtlTuple>, reduce: Py<PyAny>) -> PyResult<ReducingStateImpl> {
-        Ok(ReducingStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::Reducing, ttl)?, reduce })
+        Ok(ReducingStateImpl { ctx: self.scope(), id: self.register(name, StateKind::Reducing, ttl)?, reduce })
     }
 
     /// `functions`: the aggregate function's create_accumulator, add, get_result, merge (or None).
@@ -196,22 +224,25 @@ impl StateStore {
     ) -> PyResult<AggregatingStateImpl> {
         let id = self.register(name, StateKind::Aggregating, ttl)?;
         let (create, add, get_result, merge) = functions;
-        Ok(AggregatingStateImpl {
-            ctx: self.ctx.clone(),
-            id,
-            agg: Mutex::new(PyAggFns { create, add, get_result, merge }),
-        })
+        Ok(AggregatingStateImpl { ctx: self.scope(), id, agg: Mutex::new(PyAggFns { create, add, get_result, merge }) })
     }
 }
 
-/// Runs `f` with the backend and "now", converting engine errors.
+/// Runs `f` with the backend (in the scope's namespace) and "now", converting engine
+/// errors.
 fn with_state<T>(
-    ctx: &SharedContext<PyRec>,
+    scope: &Scope,
     f: impl FnOnce(&mut ferroflow_engine::state::HeapBackend<PyRec>, i64) -> UdfResult<T>,
 ) -> PyResult<T> {
-    let mut c = guard(ctx)?;
-    let (state, now) = c.state_for_access().map_err(py_err)?;
-    f(state, now).map_err(py_err)
+    let mut c = guard(&scope.ctx)?;
+    if !scope.window {
+        let (state, now) = c.state_for_access().map_err(py_err)?;
+        return f(state, now).map_err(py_err);
+    }
+    let (state, now) = c.window_state_for_access().map_err(py_err)?;
+    let done = f(state, now);
+    state.set_current_namespace(Namespace::Key);
+    done.map_err(py_err)
 }
 
 fn rec(x: &Bound<'_, PyAny>) -> PyRec {
@@ -220,7 +251,7 @@ fn rec(x: &Bound<'_, PyAny>) -> PyRec {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ValueStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
 }
 
@@ -250,7 +281,7 @@ fn list_of(py: Python<'_>, values: Vec<PyRec>) -> PyResult<Bound<'_, PyList>> {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ListStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
 }
 
@@ -287,7 +318,7 @@ impl ListStateImpl {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct MapStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     enc: Mutex<KeyEncoder>,
 }
@@ -377,7 +408,7 @@ impl MapStateImpl {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ReducingStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     reduce: Py<PyAny>,
 }
@@ -443,7 +474,7 @@ impl WindowAggregate<PyRec> for PyAggFns {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct AggregatingStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     agg: Mutex<PyAggFns>,
 }
@@ -580,7 +611,7 @@ pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFa
             );
             let keyed = ctx.lock().unwrap_or_else(|e| e.into_inner()).is_keyed();
             let store = if keyed {
-                Py::new(py, StateStore { ctx: ctx.clone() }).map_err(internal)?.into_any()
+                Py::new(py, StateStore { ctx: ctx.clone(), window: false }).map_err(internal)?.into_any()
             } else {
                 py.None()
             };
