@@ -235,13 +235,13 @@ fn with_state<T>(
     f: impl FnOnce(&mut ferroflow_engine::state::HeapBackend<PyRec>, i64) -> UdfResult<T>,
 ) -> PyResult<T> {
     let mut c = guard(&scope.ctx)?;
-    if !scope.window {
-        let (state, now) = c.state_for_access().map_err(py_err)?;
-        return f(state, now).map_err(py_err);
-    }
-    let (state, now) = c.window_state_for_access().map_err(py_err)?;
+    // One call of `f`, so that it is inlined (the per-record path of keyed state).
+    let access = if scope.window { c.window_state_for_access() } else { c.state_for_access() };
+    let (state, now) = access.map_err(py_err)?;
     let done = f(state, now);
-    state.set_current_namespace(Namespace::Key);
+    if scope.window {
+        state.set_current_namespace(Namespace::Key);
+    }
     done.map_err(py_err)
 }
 

@@ -36,6 +36,8 @@ pub struct HeapBackend<R> {
     scoped: Table<R>,
     /// The namespace accesses go to.
     namespace: Namespace,
+    /// `namespace != Namespace::Key`, kept apart: one flag test on the per-key path.
+    in_scoped: bool,
 }
 
 /// Entries (keys, or joint keys) and a column per state.
@@ -135,6 +137,7 @@ impl<R> Table<R> {
         self.keys.bytes_used() + columns
     }
 
+    #[inline]
     fn set_current(&mut self, key: Key) {
         let slot = self.keys.position(&key);
         self.current = Some(Current { key, slot });
@@ -143,7 +146,13 @@ impl<R> Table<R> {
 
 impl<R> HeapBackend<R> {
     pub fn new() -> Self {
-        HeapBackend { descriptors: Vec::new(), keyed: Table::new(), scoped: Table::new(), namespace: Namespace::Key }
+        HeapBackend {
+            descriptors: Vec::new(),
+            keyed: Table::new(),
+            scoped: Table::new(),
+            namespace: Namespace::Key,
+            in_scoped: false,
+        }
     }
 
     /// Bytes of the key tables and the columns (not what records point to, nor the
@@ -155,10 +164,10 @@ impl<R> HeapBackend<R> {
     /// The table of the current namespace.
     #[inline]
     fn table(&mut self) -> &mut Table<R> {
-        if self.namespace == Namespace::Key {
-            &mut self.keyed
-        } else {
+        if self.in_scoped {
             &mut self.scoped
+        } else {
+            &mut self.keyed
         }
     }
 }
@@ -582,7 +591,7 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
     }
 
     fn set_current_key(&mut self, key: Key) {
-        if self.namespace != Namespace::Key {
+        if self.in_scoped {
             self.scoped.set_current(joint_key(self.namespace, &key));
         }
         self.keyed.set_current(key);
@@ -597,6 +606,7 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
             return;
         }
         self.namespace = namespace;
+        self.in_scoped = namespace != Namespace::Key;
         self.scoped.current = match (namespace, &self.keyed.current) {
             (Namespace::Key, _) | (_, None) => None,
             (ns, Some(c)) => {
