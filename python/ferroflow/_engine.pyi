@@ -57,6 +57,10 @@ class StateStore:
     def reducing_state(self, name: str, ttl: _Ttl, reduce: Any) -> ReducingStateImpl: ...
     def aggregating_state(self, name: str, ttl: _Ttl,
                           functions: Tuple[Any, Any, Any, Optional[Any]]) -> AggregatingStateImpl: ...
+    def window_scope(self) -> StateStore:
+        """The same store in the firing window's namespace (``context.window_state()``)."""
+    def window_state_count(self) -> int:
+        """(key, window) pairs holding per-window state on this worker now (for tests)."""
 
 @final
 class ValueStateImpl:

@@ -218,11 +218,13 @@ class Udf:
         obj, closer = self._open(index, RuntimeContext(index, count))
         return self.resolve(obj), closer
 
-    def bind_window(self, index: int, count: int, store: Any) -> Tuple[Callable, Optional[Callable]]:
+    def bind_window(self, index: int, count: int,
+                    store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
         """``bind`` for a window function, with the window operator's keyed state
-        ``store``; functions without keyed state (a join's) ignore it (see
-        ``_window_udfs.WindowUdf``)."""
-        return self.bind(index, count)
+        ``store``, and its ``clear`` callable; functions without keyed state (a join's)
+        ignore the store and have no ``clear`` (see ``_window_udfs.WindowUdf``)."""
+        call, closer = self.bind(index, count)
+        return call, closer, None
 
     def _open(self, index: int, context: RuntimeContext) -> Tuple[Any, Optional[Callable]]:
         """Worker ``index``'s function object (opened with ``context``) and its ``close``."""

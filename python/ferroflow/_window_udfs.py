@@ -4,7 +4,9 @@ functions to the two callables the engine knows (see the ``window`` node in
 
 * *process*: ``call(key, window, elements, watermark, processing_time) -> iterable or None``,
   once per firing; ``apply``-style and ``process``-style functions, keyed or all-window,
-  are all turned into this.
+  are all turned into this. A process-style function with a ``clear(context)`` also
+  gets ``clear(key, window, watermark, processing_time)``, called once when its window
+  is cleared (clean-up time, or the end of the input).
 * *aggregate*: ``call(op, *args)``: ``call(0)`` creates an accumulator,
   ``call(1, value, acc)`` adds, ``call(2, acc)`` gives the result, ``call(3, a, b)``
   merges (session windows).
@@ -26,60 +28,76 @@ __all__ = ["WindowUdf", "ReduceUdf", "apply_udf", "process_udf", "window_functio
            "AggregateUdf", "has_merge"]
 
 
-def _drop_clocks(apply: Callable, state: Any) -> Callable:
+def _drop_clocks(apply: Callable, state: Any, window_state: Any) -> Callable:
     """``apply(key, window, values)`` as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
         return apply(key, window, elements)
     return call
 
 
-def _drop_key_and_clocks(apply: Callable, state: Any) -> Callable:
+def _drop_key_and_clocks(apply: Callable, state: Any, window_state: Any) -> Callable:
     """``apply(window, values)`` (all-window functions) as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
         return apply(window, elements)
     return call
 
 
-def _with_context(process: Callable, state: Any) -> Callable:
+def _with_context(process: Callable, state: Any, window_state: Any) -> Callable:
     """``process(key, context, elements)`` as a process callable; the context's
-    ``global_state()`` is ``state``."""
+    ``global_state()`` is ``state``, its ``window_state()`` is ``window_state``."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
-        return process(key, WindowContext(window, watermark, processing_time, state), elements)
+        return process(key, WindowContext(window, watermark, processing_time, state, window_state), elements)
     return call
 
 
-def _with_context_no_key(process: Callable, state: Any) -> Callable:
+def _with_context_no_key(process: Callable, state: Any, window_state: Any) -> Callable:
     """``process(context, elements)`` (all-window functions) as a process callable."""
     def call(key: Any, window: Any, elements: List[Any], watermark: int, processing_time: int) -> Any:
         return process(WindowContext(window, watermark, processing_time, None), elements)
     return call
 
 
+def _clear_callable(clear: Callable, state: Any, window_state: Any) -> Callable:
+    """A process-style function's ``clear(context)`` as the engine calls it."""
+    def call(key: Any, window: Any, watermark: int, processing_time: int) -> None:
+        clear(WindowContext(window, watermark, processing_time, state, window_state))
+    return call
+
+
 class WindowUdf(Udf):
     """A window function (``apply``- or ``process``-style), bound per worker into the
-    window operator's process callable by ``adapt(call, state)``. On keyed windows its
-    ``open(runtime_context)`` gets keyed state scoped to the key whose window fires
-    (the engine's ``store``), which ``Context.global_state()`` also returns; on
+    window operator's process callable by ``adapt(call, state, window_state)``. On keyed
+    windows its ``open(runtime_context)`` gets keyed state scoped to the key whose window
+    fires (the engine's ``store``), which ``Context.global_state()`` also returns, and
+    ``Context.window_state()`` the same store scoped to the firing window; on
     ``window_all`` it gets none (as the issue asks: "state is only available on a
     keyed stream")."""
 
-    def __init__(self, fn: Any, method: str, collector_arity: int, adapt: Callable[[Callable, Any], Callable],
-                 keyed: bool) -> None:
+    def __init__(self, fn: Any, method: str, collector_arity: int,
+                 adapt: Callable[[Callable, Any, Any], Callable], keyed: bool) -> None:
         self.adapt = adapt
         self.keyed = keyed
+        self.method = method
         super().__init__(fn, (method,), collector_arity=collector_arity)
 
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
-        return self.bind_window(index, count, None)
+        call, closer, _ = self.bind_window(index, count, None)
+        return call, closer
 
-    def bind_window(self, index: int, count: int, store: Any) -> Tuple[Callable, Optional[Callable]]:
+    def bind_window(self, index: int, count: int,
+                    store: Any) -> Tuple[Callable, Optional[Callable], Optional[Callable]]:
         state: Optional[RuntimeContext] = None
+        window_state: Optional[RuntimeContext] = None
         if self.keyed and store is not None:
             from .state import KeyedRuntimeContext
 
             state = KeyedRuntimeContext(index, count, store)
+            window_state = KeyedRuntimeContext(index, count, store.window_scope())
         obj, closer = self._open(index, state or RuntimeContext(index, count))
-        return self.adapt(self.resolve(obj), state), closer
+        # Only process-style functions have a clear(context) (Flink's WindowFunction has none).
+        clear = find_method(obj, ("clear",)) if self.method == "process" else None
+        clear_call = _clear_callable(clear, state, window_state) if clear is not None else None
+        return self.adapt(self.resolve(obj), state, window_state), closer, clear_call
 
 
 def apply_udf(fn: Any, keyed: bool) -> Udf:

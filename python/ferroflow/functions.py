@@ -108,15 +108,18 @@ class AllWindowFunction(Function):
 
 class WindowContext:
     """What a process window function learns about the firing: the window, the
-    clocks at the moment it fires, and (keyed windows) the key's state."""
+    clocks at the moment it fires, and (keyed windows) the key's state across its
+    windows and the state of this window alone."""
 
-    __slots__ = ("_window", "_watermark", "_processing_time", "_state")
+    __slots__ = ("_window", "_watermark", "_processing_time", "_state", "_window_state")
 
-    def __init__(self, window: Any, watermark: int, processing_time: int, state: Any = None) -> None:
+    def __init__(self, window: Any, watermark: int, processing_time: int, state: Any = None,
+                 window_state: Any = None) -> None:
         self._window = window
         self._watermark = watermark
         self._processing_time = processing_time
         self._state = state
+        self._window_state = window_state
 
     def window(self) -> Any:
         """The ``TimeWindow`` (or ``GlobalWindow``) that fires."""
@@ -142,10 +145,18 @@ class WindowContext:
         return self._state
 
     def window_state(self) -> RuntimeContext:
-        """Per key and window state: not implemented yet (keep per-window values in the
-        window's own contents, or in ``global_state()`` under a key naming the window)."""
-        raise NotImplementedError("window_state() is not implemented yet: use global_state() "
-                                  "(per key, across windows), or a MapState there keyed by the window")
+        """The firing key's state in this window only: the getters of ``global_state()``
+        (``get_state(descriptor)``...), whose states are separate from the key's global
+        ones even under the same name. It lives until the window is cleared (its
+        clean-up time: end + allowed lateness in event time; or the end of the input),
+        when ``clear(context)`` runs with it still readable and the engine then drops
+        what is left. Keyed windows only, and not on merging (session) windows."""
+        if self._window_state is None:
+            from ._errors import FerroflowError
+
+            raise FerroflowError("window_state(): state is only available on a keyed stream "
+                                 "(window_all has no key: use key_by(...).window(...))")
+        return self._window_state
 
     currentWatermark = current_watermark
     currentProcessingTime = current_processing_time
@@ -168,6 +179,13 @@ class ProcessWindowFunction(Function):
     def process(self, key: Any, context: WindowContext, elements: List[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("implement process(key, context, elements)")
 
+    @stub
+    def clear(self, context: WindowContext) -> None:
+        """Called once when the window is cleared (its clean-up time passed, or the
+        input ended), with ``context.window_state()`` still readable: the place to
+        release what the window kept elsewhere. Its per-window state is dropped right
+        after, whatever is left in it."""
+
 
 class ProcessAllWindowFunction(Function):
     """``ProcessWindowFunction`` for ``window_all``: implement ``process(context,
@@ -178,6 +196,11 @@ class ProcessAllWindowFunction(Function):
     @stub
     def process(self, context: WindowContext, elements: List[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("implement process(context, elements)")
+
+    @stub
+    def clear(self, context: WindowContext) -> None:
+        """Called once when the window is cleared (its clean-up time passed, or the
+        input ended)."""
 
 
 class AggregateFunction(Function):

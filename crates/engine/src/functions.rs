@@ -127,6 +127,13 @@ pub fn update_record<R: Clone, F: Reducer<R> + ?Sized>(
 pub trait WindowApply<R>: 'static {
     fn apply(&mut self, key: &R, ctx: &WindowContext, values: Vec<R>, out: &mut Vec<R>) -> UdfResult<()>;
 
+    /// The window `ctx.window` of `key` is cleared (its clean-up time passed, or the
+    /// input ended): Flink's `ProcessWindowFunction.clear`, the last moment its
+    /// per-window state can be read.
+    fn clear(&mut self, _key: &R, _ctx: &WindowContext) -> UdfResult<()> {
+        Ok(())
+    }
+
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())

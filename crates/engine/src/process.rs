@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::WorkerContext;
 use crate::key::Key;
-use crate::state::{BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, OperatorStateBackend};
+use crate::state::{
+    BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, Namespace, OperatorStateBackend,
+};
 use crate::time::{TimeDomain, NO_TIME};
 use crate::timers::TimerService;
+use crate::windows::assigners::Window;
 
 /// One process function's view of the operator: see the module doc.
 pub struct ProcessContext<R> {
@@ -43,6 +46,11 @@ pub struct ProcessContext<R> {
     pub processing_time: i64,
     /// The domain of the timer firing, None in `process_element`.
     pub domain: Option<TimeDomain>,
+    /// The window a window function is called for (its `window_state()`'s namespace),
+    /// None outside those calls.
+    pub window: Option<Window>,
+    /// The window operator's windows merge (sessions): no per-window state there.
+    pub merging_windows: bool,
     /// Set once the operator has ended: state and timers are no longer reachable.
     closed: bool,
 }
@@ -68,6 +76,8 @@ impl<R: Clone + 'static> ProcessContext<R> {
             watermark: NO_TIME,
             processing_time: NO_TIME,
             domain: None,
+            window: None,
+            merging_windows: false,
             closed: false,
         }
     }
@@ -170,6 +180,32 @@ impl<R: Clone + 'static> ProcessContext<R> {
         let mut keys = Vec::new();
         self.state.for_each_key(crate::state::StateId(i), &mut |k| keys.push(k.clone()))?;
         Ok(keys)
+    }
+
+    /// Why state in the firing window's namespace (`window_state()`) cannot be
+    /// reached now, if it cannot.
+    pub fn check_window_scope(&self) -> UdfResult<Window> {
+        if self.merging_windows {
+            return Err(UdfError::new(
+                "window_state(): per-window state is not supported on merging (session) windows, \
+                 whose windows merge away; keep state in global_state() (per key) instead",
+            ));
+        }
+        self.window.ok_or_else(|| {
+            UdfError::new(
+                "window_state() is only reachable while a window function runs for a window \
+                 (in process() or clear()), not in open(), close() or a state kept from another call",
+            )
+        })
+    }
+
+    /// [`ProcessContext::state_for_access`] in the firing window's namespace; the
+    /// caller sets the namespace back to [`Namespace::Key`] after the access.
+    pub fn window_state_for_access(&mut self) -> UdfResult<(&mut HeapBackend<R>, i64)> {
+        let window = self.check_window_scope()?;
+        let (state, now) = self.state_for_access()?;
+        state.set_current_namespace(Namespace::Window(window));
+        Ok((state, now))
     }
 
     /// Registers a timer for the current key (once per key, domain and timestamp).

@@ -606,3 +606,34 @@ fn continuous_processing_time_needs_a_positive_interval() {
     let config = WindowConfig::new(Assigner::<i64>::global()).trigger(Trigger::ContinuousProcessingTime(0));
     assert!(WindowCore::<i64, i64>::new(config).is_err());
 }
+
+#[test]
+fn cleared_windows_are_listed_once_at_clean_up_and_at_the_end() {
+    let mut c = core(WindowConfig::new(Assigner::tumbling_event_time(10, 0)).allowed_lateness(5));
+    assert!(c.take_cleared().is_empty(), "nothing is listed unless asked for");
+    c.track_cleared();
+    el(&mut c, "a", 1, 1);
+    el(&mut c, "b", 2, 2);
+    el(&mut c, "a", 12, 3);
+    assert_eq!(wm(&mut c, 9).len(), 2);
+    assert!(c.take_cleared().is_empty(), "fired, but not cleared before the lateness passed");
+    assert_eq!(el(&mut c, "a", 3, 4).len(), 1, "a late record fires the window again");
+    wm(&mut c, 14);
+    assert_eq!(c.take_cleared(), vec![("a", tw(0, 10)), ("b", tw(0, 10))]);
+    assert!(c.take_cleared().is_empty(), "each window once");
+    c.finish().unwrap();
+    assert_eq!(c.take_cleared(), vec![("a", tw(10, 20))], "what is left is cleared at the end");
+}
+
+#[test]
+fn sessions_merged_into_another_are_not_cleared() {
+    let mut c = core(WindowConfig::new(Assigner::event_time_session(5)));
+    c.track_cleared();
+    assert!(c.is_merging());
+    el(&mut c, "a", 0, 1);
+    el(&mut c, "a", 8, 2);
+    el(&mut c, "a", 4, 3); // merges [0, 5), [4, 9) and [8, 13)
+    assert!(c.take_cleared().is_empty());
+    wm(&mut c, 20);
+    assert_eq!(c.take_cleared(), vec![("a", tw(0, 13))]);
+}

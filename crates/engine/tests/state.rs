@@ -1,9 +1,10 @@
 //! Keyed state (`state::HeapBackend`): every kind's operations on hand-computed
 //! cases, the errors, what a key costs, and a property test against a plain model of
-//! state with time-to-live (maps per key, no slots, no columns), including snapshot and
-//! restore and the keys of each state. Broadcast state (`state::HeapOperatorState`,
-//! operator state): against a plain map, through snapshot and restore; the process
-//! context's rules for it and for visiting every key (`apply_to_keyed_state`).
+//! state with time-to-live (maps per key and namespace, no slots, no columns),
+//! including window namespaces, snapshot and restore and the keys of each state.
+//! Broadcast state (`state::HeapOperatorState`, operator state): against a plain map,
+//! through snapshot and restore; the process context's rules for it and for visiting
+//! every key (`apply_to_keyed_state`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use ferroflow_engine::functions::WindowAggregate;
 use ferroflow_engine::key::{key_of, Key, KeyValue, Scalar};
 use ferroflow_engine::process::ProcessContext;
 use ferroflow_engine::state::*;
+use ferroflow_engine::windows::assigners::Window;
+use ferroflow_engine::windows::TimeWindow;
 use ferroflow_engine::UdfResult;
 use proptest::prelude::*;
 
@@ -320,6 +323,66 @@ fn incremental_cleanup_removes_expired_keys_without_reading_them() {
 }
 
 #[test]
+fn a_window_namespace_is_a_scope_of_its_own_for_every_state() {
+    let mut s = HeapBackend::<i64>::new();
+    let v = s.register(&StateDescriptor::new("v", StateKind::Value)).unwrap();
+    let l = s.register(&StateDescriptor::new("l", StateKind::List)).unwrap();
+    let (w1, w2) = (
+        Namespace::Window(Window::Time(TimeWindow { start: 0, end: 10 })),
+        Namespace::Window(Window::Time(TimeWindow { start: 10, end: 20 })),
+    );
+    assert_eq!(s.current_namespace(), Namespace::Key, "the key's own namespace by default");
+    s.set_current_key(key_of("a"));
+    s.update(v, 1, 0).unwrap();
+    s.set_current_namespace(w1);
+    assert_eq!(s.value(v, 0).unwrap(), None, "the same state is empty in a window");
+    s.update(v, 10, 0).unwrap();
+    s.list_add(l, 5, 0).unwrap();
+    s.set_current_namespace(w2);
+    assert_eq!((s.value(v, 0).unwrap(), s.list_get(l, 0).unwrap()), (None, vec![]), "windows are apart");
+    s.update(v, 20, 0).unwrap();
+    s.set_current_key(key_of("b"));
+    assert_eq!(s.value(v, 0).unwrap(), None, "keys are apart in a window");
+    s.update(v, 30, 0).unwrap();
+    s.set_current_namespace(Namespace::Key);
+    assert_eq!(s.value(v, 0).unwrap(), None);
+    s.set_current_key(key_of("a"));
+    assert_eq!(s.value(v, 0).unwrap(), Some(1), "the key's own value is untouched");
+    assert_eq!((s.key_count(), s.namespace_count()), (1, 3));
+
+    let mut entries = Vec::new();
+    s.snapshot(0, &mut |d, k, ns, v| entries.push((d.name.clone(), k.clone(), ns, v)));
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert!(entries.contains(&("v".into(), key_of("b"), w2, StateValue::Single { value: 30, stamp: i64::MIN })));
+
+    s.clear_namespace(&key_of("a"), w1);
+    assert_eq!((s.key_count(), s.namespace_count()), (1, 2), "both states of (a, w1) went");
+    s.set_current_namespace(w1);
+    assert_eq!((s.value(v, 0).unwrap(), s.list_get(l, 0).unwrap()), (None, vec![]));
+    s.set_current_namespace(w2);
+    assert_eq!(s.value(v, 0).unwrap(), Some(20));
+    // Clearing the current entry's namespace: later accesses start it afresh.
+    s.clear_namespace(&key_of("a"), w2);
+    assert_eq!(s.value(v, 0).unwrap(), None);
+    s.update(v, 21, 0).unwrap();
+    assert_eq!(s.value(v, 0).unwrap(), Some(21));
+    s.clear_namespace(&key_of("nobody"), w2);
+    assert_eq!((s.key_count(), s.namespace_count()), (1, 2));
+
+    let mut back = HeapBackend::<i64>::new();
+    back.register(&StateDescriptor::new("v", StateKind::Value)).unwrap();
+    back.register(&StateDescriptor::new("l", StateKind::List)).unwrap();
+    for (name, key, ns, value) in entries {
+        back.restore(&name, key, ns, value).unwrap();
+    }
+    back.set_current_key(key_of("a"));
+    back.set_current_namespace(w1);
+    assert_eq!((back.value(v, 0).unwrap(), back.list_get(l, 0).unwrap()), (Some(10), vec![5]));
+    back.set_current_namespace(Namespace::Key);
+    assert_eq!(back.value(v, 0).unwrap(), Some(1));
+}
+
+#[test]
 fn a_full_snapshot_leaves_expired_entries_out_and_restores_the_rest() {
     let mut s = HeapBackend::<i64>::new();
     let ttl = TtlConfig { full_snapshot: true, ..TtlConfig::new(10) };
@@ -337,7 +400,7 @@ fn a_full_snapshot_leaves_expired_entries_out_and_restores_the_rest() {
     s.set_current_key(key_of("new"));
     s.update(ids[0], 2, 8).unwrap();
     let mut entries = Vec::new();
-    s.snapshot(12, &mut |d, k, v| entries.push((d.name.clone(), k.clone(), v)));
+    s.snapshot(12, &mut |d, k, _, v| entries.push((d.name.clone(), k.clone(), v)));
     assert_eq!(entries.len(), 3, "old's value and first map entry expired: {entries:?}");
 
     let mut back = HeapBackend::<i64>::new();
@@ -345,7 +408,7 @@ fn a_full_snapshot_leaves_expired_entries_out_and_restores_the_rest() {
         back.register(d).unwrap();
     }
     for (name, key, value) in entries {
-        back.restore(&name, key, value).unwrap();
+        back.restore(&name, key, Namespace::Key, value).unwrap();
     }
     back.set_current_key(key_of("old"));
     assert_eq!(back.value(ids[0], 12).unwrap(), None);
@@ -354,7 +417,7 @@ fn a_full_snapshot_leaves_expired_entries_out_and_restores_the_rest() {
     back.set_current_key(key_of("new"));
     assert_eq!(back.value(ids[0], 17).unwrap(), Some(2), "the stamp came back with the value");
     assert_eq!(back.value(ids[0], 18).unwrap(), None);
-    let e = back.restore("nope", key_of("k"), StateValue::Single { value: 1, stamp: 0 }).unwrap_err();
+    let e = back.restore("nope", key_of("k"), Namespace::Key, StateValue::Single { value: 1, stamp: 0 }).unwrap_err();
     assert!(e.message.contains("'nope'"), "{}", e.message);
 }
 
@@ -382,6 +445,10 @@ fn a_value_state_key_costs_its_key_a_pointer_and_its_index() {
 #[derive(Clone, Debug)]
 enum Op {
     Key(u8),
+    /// The current namespace, see [`namespace`].
+    Ns(u8),
+    /// Drop every state of (key, namespace).
+    ClearNs(u8, u8),
     Advance(i64),
     VGet,
     VSet(i64),
@@ -418,6 +485,8 @@ fn op() -> impl Strategy<Value = Op> {
     let x = -50i64..50;
     prop_oneof![
         3 => (0u8..6).prop_map(Op::Key),
+        2 => (0u8..3).prop_map(Op::Ns),
+        1 => (0u8..6, 0u8..3).prop_map(|(k, n)| Op::ClearNs(k, n)),
         3 => (0i64..7).prop_map(Op::Advance),
         1 => Just(Op::VGet),
         1 => x.clone().prop_map(Op::VSet),
@@ -587,9 +656,22 @@ fn open(c: TtlConfig) -> (HeapBackend<i64>, Ids) {
     (s, Ids { v: id[0], t: id[1], l: id[2], m: id[3], r: id[4], a: id[5] })
 }
 
-/// The elements the backend would snapshot, (state, key, map key or 0, value, stamp),
-/// counted (a list may hold one element twice).
-type Flat = BTreeMap<(String, Vec<u8>, i64, i64, i64), usize>;
+/// The model's namespaces: 0 the key's own, 1 a time window, 2 the global window.
+fn namespace(n: u8) -> Namespace {
+    match n {
+        0 => Namespace::Key,
+        1 => Namespace::Window(Window::Time(TimeWindow { start: 0, end: 10 })),
+        _ => Namespace::Window(Window::Global),
+    }
+}
+
+fn namespace_number(ns: Namespace) -> u8 {
+    (0..3).find(|&n| namespace(n) == ns).expect("a namespace of the model")
+}
+
+/// The elements the backend would snapshot, (state, key, namespace, map key or 0,
+/// value, stamp), counted (a list may hold one element twice).
+type Flat = BTreeMap<(String, Vec<u8>, u8, i64, i64, i64), usize>;
 
 fn within(a: &Flat, b: &Flat) -> bool {
     a.iter().all(|(k, n)| b.get(k).is_some_and(|m| n <= m))
@@ -597,7 +679,7 @@ fn within(a: &Flat, b: &Flat) -> bool {
 
 fn flatten(s: &HeapBackend<i64>, now: i64) -> Flat {
     let mut out = BTreeMap::new();
-    s.snapshot(now, &mut |d, k, v| {
+    s.snapshot(now, &mut |d, k, ns, v| {
         let items = match v {
             StateValue::Single { value, stamp } => vec![(0, value, stamp)],
             StateValue::List(l) => l.into_iter().map(|(v, s)| (0, v, s)).collect(),
@@ -605,20 +687,20 @@ fn flatten(s: &HeapBackend<i64>, now: i64) -> Flat {
         };
         assert!(!items.is_empty(), "a snapshot entry with nothing in it");
         for (u, v, st) in items {
-            *out.entry((d.name.clone(), k.bytes().to_vec(), u, v, st)).or_insert(0) += 1;
+            *out.entry((d.name.clone(), k.bytes().to_vec(), namespace_number(ns), u, v, st)).or_insert(0) += 1;
         }
     });
     out
 }
 
 /// The model's entries as [`flatten`] writes them, keeping those `keep` accepts.
-fn model_flat(m: &BTreeMap<u8, KeyModel>, keep: &dyn Fn(&str, i64) -> bool) -> Flat {
+fn model_flat(m: &BTreeMap<(u8, u8), KeyModel>, keep: &dyn Fn(&str, i64) -> bool) -> Flat {
     let mut out = BTreeMap::new();
-    for (k, km) in m {
-        let key = key_of(&i64::from(*k)).bytes().to_vec();
+    for (&(k, ns), km) in m {
+        let key = key_of(&i64::from(k)).bytes().to_vec();
         let mut add = |name: &str, items: Vec<(i64, i64, i64)>| {
             for (u, v, st) in items.into_iter().filter(|&(_, _, s)| keep(name, s)) {
-                *out.entry((name.to_string(), key.clone(), u, v, st)).or_insert(0) += 1;
+                *out.entry((name.to_string(), key.clone(), ns, u, v, st)).or_insert(0) += 1;
             }
         };
         add("v", km.v.map(|v| vec![(0, v, i64::MIN)]).unwrap_or_default());
@@ -635,18 +717,31 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Every read of every kind sees what the model sees, through time-to-live expiry,
-    /// cleanup of every kind, keys leaving and re-entering the table, and checkpoints
-    /// (snapshot, then a fresh backend restored from it).
+    /// cleanup of every kind, keys leaving and re-entering the table, namespaces
+    /// (each (key, namespace) its own state, dropped at once by `clear_namespace`), and
+    /// checkpoints (snapshot, then a fresh backend restored from it).
     #[test]
     fn state_agrees_with_a_model(c in ttl(), ops in proptest::collection::vec(op(), 0..160)) {
         let (mut s, ids) = open(c);
-        let mut model: BTreeMap<u8, KeyModel> = BTreeMap::new();
+        let mut model: BTreeMap<(u8, u8), KeyModel> = BTreeMap::new();
         let mut now = 0i64;
         let mut key: Option<u8> = None;
+        let mut ns = 0u8;
         for op in ops {
             if let Op::Key(k) = op {
                 key = Some(k);
                 s.set_current_key(key_of(&i64::from(k)));
+                continue;
+            }
+            if let Op::Ns(n) = op {
+                ns = n;
+                s.set_current_namespace(namespace(n));
+                prop_assert_eq!(s.current_namespace(), namespace(n));
+                continue;
+            }
+            if let Op::ClearNs(k, n) = op {
+                s.clear_namespace(&key_of(&i64::from(k)), namespace(n));
+                model.remove(&(k, n));
                 continue;
             }
             if let Op::Advance(d) = op {
@@ -668,11 +763,12 @@ proptest! {
                     prop_assert!(within(&snap, &stored), "{:?}\nnot within\n{:?}", snap, stored);
                 }
                 let mut entries = Vec::new();
-                s.snapshot(now, &mut |d, k, v| entries.push((d.name.clone(), k.clone(), v)));
+                s.snapshot(now, &mut |d, k, n, v| entries.push((d.name.clone(), k.clone(), n, v)));
                 let (mut back, _) = open(c);
-                for (name, k, v) in entries {
-                    back.restore(&name, k, v).unwrap();
+                for (name, k, n, v) in entries {
+                    back.restore(&name, k, n, v).unwrap();
                 }
+                back.set_current_namespace(namespace(ns));
                 if let Some(k) = key {
                     back.set_current_key(key_of(&i64::from(k)));
                 }
@@ -705,7 +801,10 @@ proptest! {
                     s.for_each_key(id, &mut |k| got.push(k.clone())).unwrap();
                     let got = sorted(got);
                     let with = |ok: &dyn Fn(i64) -> bool| -> Vec<Key> {
-                        sorted(model.iter().filter(|(_, km)| held(km, ok)).map(|(k, _)| key_of(&i64::from(*k))).collect())
+                        sorted(model.iter()
+                            .filter(|((_, n), km)| namespace(*n) == Namespace::Key && held(km, ok))
+                            .map(|((k, _), _)| key_of(&i64::from(*k)))
+                            .collect())
                     };
                     let (least, most) = (with(&|st| live(&c, st, now)), with(&|_| true));
                     prop_assert!(least.iter().all(|k| got.contains(k)) && got.iter().all(|k| most.contains(k)),
@@ -717,7 +816,7 @@ proptest! {
                 prop_assert!(s.value(ids.v, now).is_err());
                 continue;
             };
-            let km = model.entry(k).or_default();
+            let km = model.entry((k, ns)).or_default();
             match op {
                 Op::VGet => prop_assert_eq!(s.value(ids.v, now).unwrap(), km.v),
                 Op::VSet(x) => { s.update(ids.v, x, now).unwrap(); km.v = Some(x); }
@@ -783,21 +882,31 @@ proptest! {
                     s.aggregating_add(ids.a, x, &mut SumTimesTen, now).unwrap();
                     km.a = Some(km.a.unwrap_or(0) + x);
                 }
-                Op::Key(_) | Op::Advance(_) | Op::Record | Op::Checkpoint | Op::Keys => unreachable!(),
+                Op::Key(_)
+                | Op::Ns(_)
+                | Op::ClearNs(..)
+                | Op::Advance(_)
+                | Op::Record
+                | Op::Checkpoint
+                | Op::Keys => unreachable!(),
             }
             model.retain(|_, km| !km.is_empty());
-            // Keys in the table: at least those with something live, at most those the
-            // model still stores (incremental cleanup may have dropped more).
-            let stored = model.len();
-            let with_live = model.values().filter(|km| {
-                km.v.is_some() || km.a.is_some()
-                    || km.t.is_some_and(|(_, st)| live(&c, st, now))
-                    || km.r.is_some_and(|(_, st)| live(&c, st, now))
-                    || km.l.iter().any(|&(_, st)| live(&c, st, now))
-                    || km.m.values().any(|&(_, st)| live(&c, st, now))
-            }).count();
-            prop_assert!(with_live <= s.key_count() && s.key_count() <= stored,
-                "{} keys in the table, {} with live state, {} stored", s.key_count(), with_live, stored);
+            // Entries in each table (the key's own namespace, the others): at least
+            // those with something live, at most those the model still stores
+            // (incremental cleanup may have dropped more).
+            for (scoped, count) in [(false, s.key_count()), (true, s.namespace_count())] {
+                let entries = model.iter().filter(|((_, n), _)| (*n != 0) == scoped);
+                let stored = entries.clone().count();
+                let with_live = entries.filter(|(_, km)| {
+                    km.v.is_some() || km.a.is_some()
+                        || km.t.is_some_and(|(_, st)| live(&c, st, now))
+                        || km.r.is_some_and(|(_, st)| live(&c, st, now))
+                        || km.l.iter().any(|&(_, st)| live(&c, st, now))
+                        || km.m.values().any(|&(_, st)| live(&c, st, now))
+                }).count();
+                prop_assert!(with_live <= count && count <= stored,
+                    "{} entries in the table (scoped: {}), {} with live state, {} stored", count, scoped, with_live, stored);
+            }
         }
     }
 }

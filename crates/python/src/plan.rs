@@ -460,11 +460,12 @@ fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>
         let (udf, time_window, global_window) = (Arc::new(udf), time_window.clone(), global_window.clone());
         Arc::new(move |ctx: &WorkerContext, state: &SharedContext<PyRec>| {
             Python::attach(|py| {
-                let store = Py::new(py, StateStore { ctx: state.clone() })
+                let store = Py::new(py, StateStore { ctx: state.clone(), window: false })
                     .map_err(|e| UdfError::internal(format!("a window function could not be set up: {e}")))?;
-                let f = BoundUdf::window(py, &udf, ctx, store.into_any())?;
+                let (f, clear) = BoundUdf::window(py, &udf, ctx, store.into_any())?;
                 Ok(Box::new(PyWindowApply {
                     f,
+                    clear,
                     time_window: time_window.clone_ref(py),
                     global_window: global_window.clone_ref(py),
                 }) as Box<dyn WindowApply<PyRec>>)

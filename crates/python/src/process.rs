@@ -21,7 +21,8 @@ use ferroflow_engine::functions::{WindowAggregate, WorkerContext};
 use ferroflow_engine::key::{Key, KeyEncoder};
 use ferroflow_engine::process::{Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use ferroflow_engine::state::{
-    IncrementalCleanup, KeyedStateBackend, StateDescriptor, StateId, StateKind, TtlConfig, TtlUpdate, TtlVisibility,
+    IncrementalCleanup, KeyedStateBackend, Namespace, StateDescriptor, StateId, StateKind, TtlConfig, TtlUpdate,
+    TtlVisibility,
 };
 use ferroflow_engine::time::{TimeDomain, NO_TIME};
 use ferroflow_engine::{UdfError, UdfResult};
@@ -123,12 +124,21 @@ impl PyProcessContext {
 // -- state ---------------------------------------------------------------------------------------
 
 /// Makes the state objects of one operator instance (`runtime_context.get_state(...)`
-/// goes here, see `ferroflow.state`), keyed or broadcast, and visits every key's
-/// state (`apply_to_keyed_state`). Every process function gets one; a plain
-/// stream's only reaches broadcast state.
+/// goes here, see `ferroflow.state`), keyed or broadcast: in the key's own namespace,
+/// or with `window` in the firing window's (a window function's
+/// `context.window_state()`); and visits every key's state (`apply_to_keyed_state`).
+/// Every process function gets one; a plain stream's only reaches broadcast state.
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct StateStore {
     pub(crate) ctx: SharedContext<PyRec>,
+    pub(crate) window: bool,
+}
+
+/// What a state object reads and writes through: the operator's context, and whether
+/// in the firing window's namespace.
+struct Scope {
+    ctx: SharedContext<PyRec>,
+    window: bool,
 }
 
 /// TTL settings as `ferroflow.state` hands them over: (ttl ms, restart on read,
@@ -162,7 +172,14 @@ impl StateStore {
                 "state is only available on a keyed stream (a function applied after key_by())",
             ));
         }
+        if self.window {
+            c.check_window_scope().map_err(py_err)?;
+        }
         c.state.register(&d).map_err(py_err)
+    }
+
+    fn scope(&self) -> Scope {
+        Scope { ctx: self.ctx.clone(), window: self.window }
     }
 }
 
@@ -204,25 +221,36 @@ impl StateStore {
         Ok(())
     }
 
+    /// The same store in the firing window's namespace (`context.window_state()`).
+    fn window_scope(&self) -> StateStore {
+        StateStore { ctx: self.ctx.clone(), window: true }
+    }
+
+    /// How many (key, window) pairs hold per-window state on this worker now (for
+    /// tests: the engine drops a window's state when the window is cleared).
+    fn window_state_count(&self) -> PyResult<usize> {
+        Ok(guard(&self.ctx)?.state.namespace_count())
+    }
+
     #[pyo3(signature = (name, ttl))]
     fn value_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<ValueStateImpl> {
-        Ok(ValueStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::Value, ttl)? })
+        Ok(ValueStateImpl { ctx: self.scope(), id: self.register(name, StateKind::Value, ttl)? })
     }
 
     #[pyo3(signature = (name, ttl))]
     fn list_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<ListStateImpl> {
-        Ok(ListStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::List, ttl)? })
+        Ok(ListStateImpl { ctx: self.scope(), id: self.register(name, StateKind::List, ttl)? })
     }
 
     #[pyo3(signature = (name, ttl))]
     fn map_state(&self, name: &str, ttl: Option<TtlTuple>) -> PyResult<MapStateImpl> {
         let id = self.register(name, StateKind::Map, ttl)?;
-        Ok(MapStateImpl { ctx: self.ctx.clone(), id, enc: Mutex::new(KeyEncoder::new()) })
+        Ok(MapStateImpl { ctx: self.scope(), id, enc: Mutex::new(KeyEncoder::new()) })
     }
 
     #[pyo3(signature = (name, ttl, reduce))]
     fn reducing_state(&self, name: &str, ttl: Option<TtlTuple>, reduce: Py<PyAny>) -> PyResult<ReducingStateImpl> {
-        Ok(ReducingStateImpl { ctx: self.ctx.clone(), id: self.register(name, StateKind::Reducing, ttl)?, reduce })
+        Ok(ReducingStateImpl { ctx: self.scope(), id: self.register(name, StateKind::Reducing, ttl)?, reduce })
     }
 
     /// `functions`: the aggregate function's create_accumulator, add, get_result, merge (or None).
@@ -235,22 +263,25 @@ impl StateStore {
     ) -> PyResult<AggregatingStateImpl> {
         let id = self.register(name, StateKind::Aggregating, ttl)?;
         let (create, add, get_result, merge) = functions;
-        Ok(AggregatingStateImpl {
-            ctx: self.ctx.clone(),
-            id,
-            agg: Mutex::new(PyAggFns { create, add, get_result, merge }),
-        })
+        Ok(AggregatingStateImpl { ctx: self.scope(), id, agg: Mutex::new(PyAggFns { create, add, get_result, merge }) })
     }
 }
 
-/// Runs `f` with the backend and "now", converting engine errors.
+/// Runs `f` with the backend (in the scope's namespace) and "now", converting engine
+/// errors.
 fn with_state<T>(
-    ctx: &SharedContext<PyRec>,
+    scope: &Scope,
     f: impl FnOnce(&mut ferroflow_engine::state::HeapBackend<PyRec>, i64) -> UdfResult<T>,
 ) -> PyResult<T> {
-    let mut c = guard(ctx)?;
-    let (state, now) = c.state_for_access().map_err(py_err)?;
-    f(state, now).map_err(py_err)
+    let mut c = guard(&scope.ctx)?;
+    // One call of `f`, so that it is inlined (the per-record path of keyed state).
+    let access = if scope.window { c.window_state_for_access() } else { c.state_for_access() };
+    let (state, now) = access.map_err(py_err)?;
+    let done = f(state, now);
+    if scope.window {
+        state.set_current_namespace(Namespace::Key);
+    }
+    done.map_err(py_err)
 }
 
 pub(crate) fn rec(x: &Bound<'_, PyAny>) -> PyRec {
@@ -259,7 +290,7 @@ pub(crate) fn rec(x: &Bound<'_, PyAny>) -> PyRec {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ValueStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
 }
 
@@ -289,7 +320,7 @@ pub(crate) fn list_of(py: Python<'_>, values: Vec<PyRec>) -> PyResult<Bound<'_, 
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ListStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
 }
 
@@ -326,7 +357,7 @@ impl ListStateImpl {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct MapStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     enc: Mutex<KeyEncoder>,
 }
@@ -435,7 +466,7 @@ impl MapStateImpl {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct ReducingStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     reduce: Py<PyAny>,
 }
@@ -501,7 +532,7 @@ impl WindowAggregate<PyRec> for PyAggFns {
 
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct AggregatingStateImpl {
-    ctx: SharedContext<PyRec>,
+    ctx: Scope,
     id: StateId,
     agg: Mutex<PyAggFns>,
 }
@@ -636,7 +667,7 @@ pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFa
                 domain.getattr("EVENT_TIME").map_err(internal)?.unbind(),
                 domain.getattr("PROCESSING_TIME").map_err(internal)?.unbind(),
             );
-            let store = Py::new(py, StateStore { ctx: ctx.clone() }).map_err(internal)?;
+            let store = Py::new(py, StateStore { ctx: ctx.clone(), window: false }).map_err(internal)?;
             let ctx_obj = Py::new(py, PyProcessContext { ctx: ctx.clone(), domains }).map_err(internal)?;
             // `bind_process` runs the user's `open()`, whose errors are the user's.
             let bound = udf

@@ -30,8 +30,21 @@ impl BoundUdf {
 
     /// A window function, `udf.bind_window(index, peers, store)`: opened with a runtime
     /// context whose state getters reach `store` (the window operator's keyed state).
-    pub fn window(py: Python<'_>, udf: &Py<PyAny>, ctx: &WorkerContext, store: Py<PyAny>) -> UdfResult<BoundUdf> {
-        Self::from_bind(py, udf.bind(py).call_method1("bind_window", (ctx.index, ctx.peers, store)))
+    /// Also returns its `clear(key, window, watermark, processing_time)`, if it has one.
+    pub fn window(
+        py: Python<'_>,
+        udf: &Py<PyAny>,
+        ctx: &WorkerContext,
+        store: Py<PyAny>,
+    ) -> UdfResult<(BoundUdf, Option<Py<PyAny>>)> {
+        let bound = udf
+            .bind(py)
+            .call_method1("bind_window", (ctx.index, ctx.peers, store))
+            .map_err(|e| udf_error(py, e, None))?;
+        let (call, close, clear): (Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>) = bound
+            .extract()
+            .map_err(|e| UdfError::internal(format!("bind_window() did not return (call, close, clear): {e}")))?;
+        Ok((BoundUdf { call, close }, clear))
     }
 
     fn from_bind(py: Python<'_>, bound: PyResult<Bound<'_, PyAny>>) -> UdfResult<BoundUdf> {
@@ -157,9 +170,23 @@ impl Reducer<PyRec> for PyReducer {
 
 pub struct PyWindowApply {
     pub f: BoundUdf,
+    /// The function's `clear(key, window, watermark, processing_time)`, if it has one.
+    pub clear: Option<Py<PyAny>>,
     /// `TimeWindow(start, end)` class and the `GlobalWindow` object.
     pub time_window: Py<PyAny>,
     pub global_window: Py<PyAny>,
+}
+
+impl PyWindowApply {
+    /// The window of `ctx` as the API's `TimeWindow` or `GlobalWindow`.
+    fn window<'py>(&self, py: Python<'py>, ctx: &WindowContext) -> UdfResult<Bound<'py, PyAny>> {
+        Ok(match ctx.window {
+            WindowInfo::Time(tw) => {
+                self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?
+            }
+            WindowInfo::Global => self.global_window.bind(py).clone(),
+        })
+    }
 }
 
 impl WindowApply<PyRec> for PyWindowApply {
@@ -167,12 +194,7 @@ impl WindowApply<PyRec> for PyWindowApply {
     fn apply(&mut self, key: &PyRec, ctx: &WindowContext, values: Vec<PyRec>, out: &mut Vec<PyRec>) -> UdfResult<()> {
         Python::attach(|py| {
             let k = key.0.bind(py);
-            let w = match ctx.window {
-                WindowInfo::Time(tw) => {
-                    self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?
-                }
-                WindowInfo::Global => self.global_window.bind(py).clone(),
-            };
+            let w = self.window(py, ctx)?;
             let values = PyList::new(py, values.into_iter().map(|v| v.0)).map_err(|e| udf_error(py, e, None))?;
             let args = (k, w.clone(), values, ctx.watermark, ctx.processing_time);
             let result = self.f.call.bind(py).call1(args).map_err(|e| {
@@ -189,6 +211,25 @@ impl WindowApply<PyRec> for PyWindowApply {
                 return Ok(());
             }
             extend_from(py, &result, k, out)
+        })
+    }
+
+    /// Calls `clear(key, window, watermark, processing_time)`.
+    fn clear(&mut self, key: &PyRec, ctx: &WindowContext) -> UdfResult<()> {
+        let Some(clear) = &self.clear else { return Ok(()) };
+        Python::attach(|py| {
+            let k = key.0.bind(py);
+            let w = self.window(py, ctx)?;
+            clear.bind(py).call1((k, w.clone(), ctx.watermark, ctx.processing_time)).map(drop).map_err(|e| {
+                let mut err = udf_error(py, e, None);
+                err.message = format!(
+                    "in the window function's clear(), for key {} and window {}:\n{}",
+                    crate::record::describe(k),
+                    crate::record::describe(&w),
+                    err.message
+                );
+                err
+            })
         })
     }
 

@@ -29,10 +29,10 @@ use crate::operators::{own_records, Keyed, OpEnv};
 use crate::plan::{ApplyFactory, WindowFunction, WindowSpec};
 use crate::process::{lock, ProcessContext, SharedContext};
 use crate::record::Record;
-use crate::state::KeyedStateBackend;
+use crate::state::{KeyedStateBackend, Namespace};
 use crate::time::{self, Time, NO_TIME};
 use crate::windows::event_time::{
-    AggregateFunction, Assigner, Contents, ElementOutcome, Evictor, Firing, Trigger, WindowConfig, WindowCore,
+    AggregateFunction, Assigner, Contents, ElementOutcome, Evictor, Firing, Trigger, Window, WindowConfig, WindowCore,
 };
 
 /// The reduce or aggregate of a window, as the core's accumulator function.
@@ -212,6 +212,19 @@ impl<R: Record> Core<R> {
         with_core!(self, c => c.is_event_time())
     }
 
+    /// The window function, if there is one (not a bare reduce or aggregate).
+    fn window_function(&mut self) -> Option<&mut Box<dyn WindowApply<R>>> {
+        match self {
+            Core::Values(_, f) | Core::Incremental(_, Some(f)) => Some(f),
+            Core::Incremental(_, None) => None,
+        }
+    }
+
+    /// Windows the core cleared since the last call (see [`WindowCore::track_cleared`]).
+    fn take_cleared(&mut self) -> Vec<(Key, Window)> {
+        with_core!(self, c => c.take_cleared())
+    }
+
     /// Calls the window function for one firing; outputs carry the window's
     /// `max_timestamp` as their event time. What the window function gets and what
     /// goes out are made their holder's own (`env.own`): a window that did not purge
@@ -352,7 +365,13 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
         let caps = caps.try_into().ok()?;
         // Keyed state of the window functions: the key is the firing window's.
         let state = ProcessContext::shared(true);
-        let core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
+        let mut core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
+        // A window function is told when its window is cleared (`clear(context)`), and
+        // its per-window state goes then.
+        if core.window_function().is_some() {
+            with_core!(&mut core, c => c.track_cleared());
+        }
+        lock(&state).merging_windows = with_core!(&core, c => c.is_merging());
         let manual = env.manual_processing_time;
         Some(WindowLogic {
             // Processing-time windows on the wall clock take records as they come.
@@ -567,11 +586,12 @@ fn emit_all<R: Record>(
     cx: &mut Cx<'_, R>,
     out: &mut Vec<R>,
 ) -> UdfResult<()> {
-    if firings.is_empty() {
+    let cleared = core.take_cleared();
+    if firings.is_empty() && cleared.is_empty() {
         return Ok(());
     }
     let env = cx.env;
-    let mut touched = Vec::with_capacity(firings.len());
+    let mut touched = Vec::with_capacity(firings.len() + cleared.len());
     for firing in firings {
         let key_value =
             key_values.get(&firing.key).ok_or_else(|| UdfError::internal("a window fired for an unknown key"))?;
@@ -583,6 +603,7 @@ fn emit_all<R: Record>(
             let (watermark, processing_time) = core.current();
             let mut s = lock(state);
             s.set_key(firing.key.clone(), key_value.clone());
+            s.window = Some(firing.window);
             s.timestamp = firing.window.max_timestamp();
             s.watermark = watermark;
             s.processing_time = processing_time;
@@ -590,6 +611,30 @@ fn emit_all<R: Record>(
         }
         core.emit(env, &key_value, firing, out)?;
     }
+    // Cleared windows: the window function's `clear` runs with the window's state
+    // still there, then whatever the window's state still holds goes (Flink leaves
+    // it to the function, and it leaks when the function forgets).
+    for (key, window) in cleared {
+        let key_value =
+            key_values.get(&key).ok_or_else(|| UdfError::internal("a window was cleared for an unknown key"))?;
+        let mut key_value = key_value.clone();
+        env.own_one(&mut key_value)?;
+        let (watermark, processing_time) = core.current();
+        {
+            let mut s = lock(state);
+            s.set_key(key.clone(), key_value.clone());
+            s.window = Some(window);
+            s.timestamp = window.max_timestamp();
+            s.watermark = watermark;
+            s.processing_time = processing_time;
+        }
+        if let Some(f) = core.window_function() {
+            f.clear(&key_value, &WindowContext { window: window.info(), watermark, processing_time })?;
+        }
+        lock(state).state.clear_namespace(&key, Namespace::Window(window));
+        touched.push(key);
+    }
+    lock(state).window = None;
     // Keys without windows are forgotten, so state stays bounded by open windows.
     for key in touched {
         if !core.has_windows(&key) {

@@ -8,21 +8,41 @@
 //! A time-to-live adds an 8-byte stamp per key (per element for lists and maps). A key
 //! whose state is all cleared leaves the table (its slot is refilled by the last key,
 //! in every column), so keys that come and go do not pile up.
+//!
+//! State in another [`Namespace`] than the key's own (a window's) lives in a second
+//! table of the same layout, whose entries are (namespace, key) pairs under one joint
+//! encoding: the per-key table, the hot path, stays as it was, and a window's state
+//! costs nothing until a window function uses it.
 
 use std::collections::BTreeMap;
 
 use super::keyed::KeyedState;
 use super::{
-    KeyedStateBackend, MapEntry, StateDescriptor, StateId, StateKind, StateValue, TtlConfig, TtlUpdate, TtlVisibility,
+    KeyedStateBackend, MapEntry, Namespace, StateDescriptor, StateId, StateKind, StateValue, TtlConfig, TtlUpdate,
+    TtlVisibility,
 };
 use crate::error::{UdfError, UdfResult};
 use crate::functions::WindowAggregate;
 use crate::key::Key;
+use crate::windows::assigners::Window;
+use crate::windows::TimeWindow;
 
 /// Keyed state in memory. See the module doc for its layout.
 pub struct HeapBackend<R> {
-    keys: KeyedState<()>,
     descriptors: Vec<StateDescriptor>,
+    /// The default namespace: an entry per key.
+    keyed: Table<R>,
+    /// Every other namespace: an entry per (namespace, key), see [`joint_key`].
+    scoped: Table<R>,
+    /// The namespace accesses go to.
+    namespace: Namespace,
+    /// `namespace != Namespace::Key`, kept apart: one flag test on the per-key path.
+    in_scoped: bool,
+}
+
+/// Entries (keys, or joint keys) and a column per state.
+struct Table<R> {
+    keys: KeyedState<()>,
     columns: Vec<Column<R>>,
     current: Option<Current>,
 }
@@ -58,20 +78,50 @@ fn wrong_kind(d: &StateDescriptor, want: StateKind) -> UdfError {
     UdfError::internal(format!("state '{}' is a {} but was used as a {want}", d.name, d.kind))
 }
 
+/// Bytes a namespace takes at the start of a joint key (fixed, so the key's encoding
+/// that follows is read back unambiguously).
+const NAMESPACE_BYTES: usize = 17;
+
+/// The entry of `key`'s state in namespace `ns` (not the default one) in the scoped
+/// table: the namespace's fixed-size encoding, then the key's.
+fn joint_key(ns: Namespace, key: &Key) -> Key {
+    let mut bytes = Vec::with_capacity(NAMESPACE_BYTES + key.bytes().len());
+    let (tag, a, b) = match ns {
+        Namespace::Window(Window::Time(w)) => (1u8, w.start, w.end),
+        Namespace::Window(Window::Global) => (2, 0, 0),
+        Namespace::Key => (0, 0, 0),
+    };
+    bytes.push(tag);
+    bytes.extend_from_slice(&a.to_le_bytes());
+    bytes.extend_from_slice(&b.to_le_bytes());
+    bytes.extend_from_slice(key.bytes());
+    Key::from_encoded(&bytes)
+}
+
+/// The (namespace, key) a joint key stands for.
+fn split_joint_key(joint: &Key) -> (Namespace, Key) {
+    let bytes = joint.bytes();
+    let int = |at: usize| i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let ns = match bytes[0] {
+        1 => Namespace::Window(Window::Time(TimeWindow { start: int(1), end: int(9) })),
+        2 => Namespace::Window(Window::Global),
+        _ => Namespace::Key,
+    };
+    (ns, Key::from_encoded(&bytes[NAMESPACE_BYTES..]))
+}
+
 impl<R> Default for HeapBackend<R> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<R> HeapBackend<R> {
-    pub fn new() -> Self {
-        HeapBackend { keys: KeyedState::new(), descriptors: Vec::new(), columns: Vec::new(), current: None }
+impl<R> Table<R> {
+    fn new() -> Self {
+        Table { keys: KeyedState::new(), columns: Vec::new(), current: None }
     }
 
-    /// Bytes of the key table and the columns (not what records point to, nor the
-    /// elements of lists and maps): what the layout costs per key.
-    pub fn bytes_used(&self) -> usize {
+    fn bytes_used(&self) -> usize {
         let columns: usize = self
             .columns
             .iter()
@@ -85,6 +135,40 @@ impl<R> HeapBackend<R> {
             })
             .sum();
         self.keys.bytes_used() + columns
+    }
+
+    #[inline]
+    fn set_current(&mut self, key: Key) {
+        let slot = self.keys.position(&key);
+        self.current = Some(Current { key, slot });
+    }
+}
+
+impl<R> HeapBackend<R> {
+    pub fn new() -> Self {
+        HeapBackend {
+            descriptors: Vec::new(),
+            keyed: Table::new(),
+            scoped: Table::new(),
+            namespace: Namespace::Key,
+            in_scoped: false,
+        }
+    }
+
+    /// Bytes of the key tables and the columns (not what records point to, nor the
+    /// elements of lists and maps): what the layout costs per key.
+    pub fn bytes_used(&self) -> usize {
+        self.keyed.bytes_used() + self.scoped.bytes_used()
+    }
+
+    /// The table of the current namespace.
+    #[inline]
+    fn table(&mut self) -> &mut Table<R> {
+        if self.in_scoped {
+            &mut self.scoped
+        } else {
+            &mut self.keyed
+        }
     }
 }
 
@@ -297,13 +381,13 @@ impl<R: Clone> Column<R> {
     }
 }
 
-impl<R: Clone> HeapBackend<R> {
-    /// The current key's slot, if it has state.
+impl<R: Clone> Table<R> {
+    /// The current entry's slot, if it has state.
     fn slot(&self) -> UdfResult<Option<usize>> {
         Ok(self.current.as_ref().ok_or_else(no_key)?.slot)
     }
 
-    /// The current key's slot, giving it one (empty in every column) if it has none.
+    /// The current entry's slot, giving it one (empty in every column) if it has none.
     fn slot_or_insert(&mut self) -> UdfResult<usize> {
         let current = self.current.as_mut().ok_or_else(no_key)?;
         if let Some(slot) = current.slot {
@@ -316,11 +400,15 @@ impl<R: Clone> HeapBackend<R> {
         Ok(slot)
     }
 
-    /// Drops `slot`'s key once no state of it holds anything.
+    /// Drops `slot`'s entry once no state of it holds anything.
     fn release_if_empty(&mut self, slot: usize) {
-        if !self.columns.iter().all(|c| c.is_empty_at(slot)) {
-            return;
+        if self.columns.iter().all(|c| c.is_empty_at(slot)) {
+            self.remove_at(slot);
         }
+    }
+
+    /// Drops `slot`'s entry and whatever it holds (the last entry takes its slot).
+    fn remove_at(&mut self, slot: usize) {
         let last = self.keys.len() - 1;
         self.keys.swap_remove_at(slot);
         self.columns.iter_mut().for_each(|c| c.swap_remove(slot));
@@ -331,21 +419,6 @@ impl<R: Clone> HeapBackend<R> {
                 current.slot = Some(slot);
             }
         }
-    }
-
-    /// Checks that `state` is a registered state of kind `kind` (Value, Reducing and
-    /// Aggregating are told apart, though they share a layout), then runs incremental
-    /// cleanup for it.
-    fn access(&mut self, state: StateId, kinds: &[StateKind], now: i64) -> UdfResult<()> {
-        let d = self
-            .descriptors
-            .get(state.0)
-            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
-        if !kinds.contains(&d.kind) {
-            return Err(wrong_kind(d, kinds[0]));
-        }
-        self.cleanup_incrementally(state, now);
-        Ok(())
     }
 
     fn cleanup_incrementally(&mut self, state: StateId, now: i64) {
@@ -365,8 +438,7 @@ impl<R: Clone> HeapBackend<R> {
         }
     }
 
-    fn single_get(&mut self, state: StateId, kinds: &[StateKind], now: i64) -> UdfResult<Option<R>> {
-        self.access(state, kinds, now)?;
+    fn single_get(&mut self, state: StateId, now: i64) -> UdfResult<Option<R>> {
         let Some(slot) = self.slot()? else { return Ok(None) };
         let value = self.columns[state.0].single_get(slot, now);
         self.release_if_empty(slot);
@@ -380,7 +452,6 @@ impl<R: Clone> HeapBackend<R> {
     }
 
     fn map_write(&mut self, state: StateId, entries: Vec<(Key, R, R)>, now: i64) -> UdfResult<()> {
-        self.access(state, &[StateKind::Map], now)?;
         if entries.is_empty() {
             return Ok(());
         }
@@ -396,7 +467,6 @@ impl<R: Clone> HeapBackend<R> {
     }
 
     fn list_write(&mut self, state: StateId, values: Vec<R>, replace: bool, now: i64) -> UdfResult<()> {
-        self.access(state, &[StateKind::List], now)?;
         if values.is_empty() && !replace {
             return Ok(());
         }
@@ -419,190 +489,17 @@ impl<R: Clone> HeapBackend<R> {
         self.release_if_empty(slot);
         Ok(())
     }
-}
 
-impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
-    fn register(&mut self, descriptor: &StateDescriptor) -> UdfResult<StateId> {
-        if let Some(i) = self.descriptors.iter().position(|d| d.name == descriptor.name) {
-            let known = &self.descriptors[i];
-            if known.kind != descriptor.kind {
-                return Err(UdfError::new(format!(
-                    "state name '{}' is used for a {} and for a {}: each state of an operator needs its own name",
-                    descriptor.name, known.kind, descriptor.kind
-                )));
-            }
-            return Ok(StateId(i));
-        }
-        if let Some(ttl) = &descriptor.ttl {
-            if ttl.ttl_ms < 1 {
-                return Err(UdfError::new(format!(
-                    "state '{}': a time-to-live must be at least 1 ms, not {} ms",
-                    descriptor.name, ttl.ttl_ms
-                )));
-            }
-        }
-        self.columns.push(Column::new(descriptor.kind, descriptor.ttl, self.keys.len()));
-        self.descriptors.push(descriptor.clone());
-        Ok(StateId(self.descriptors.len() - 1))
-    }
-
-    fn descriptors(&self) -> &[StateDescriptor] {
-        &self.descriptors
-    }
-
-    fn set_current_key(&mut self, key: Key) {
-        let slot = self.keys.position(&key);
-        self.current = Some(Current { key, slot });
-    }
-
-    fn current_key(&self) -> Option<&Key> {
-        self.current.as_ref().map(|c| &c.key)
-    }
-
-    fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn clear(&mut self, state: StateId, now: i64) -> UdfResult<()> {
-        let kind = self.descriptors.get(state.0).map(|d| d.kind).unwrap_or(StateKind::Value);
-        self.access(state, &[kind], now)?;
-        if let Some(slot) = self.slot()? {
-            self.columns[state.0].clear_at(slot);
-            self.release_if_empty(slot);
-        }
-        Ok(())
-    }
-
-    fn value(&mut self, state: StateId, now: i64) -> UdfResult<Option<R>> {
-        self.single_get(state, &[StateKind::Value], now)
-    }
-
-    fn update(&mut self, state: StateId, value: R, now: i64) -> UdfResult<()> {
-        self.access(state, &[StateKind::Value], now)?;
-        self.single_set(state, value, now)
-    }
-
-    fn list_get(&mut self, state: StateId, now: i64) -> UdfResult<Vec<R>> {
-        self.access(state, &[StateKind::List], now)?;
-        let Some(slot) = self.slot()? else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        self.columns[state.0].list_read(slot, now, &mut |v| out.push(v.clone()));
-        self.release_if_empty(slot);
-        Ok(out)
-    }
-
-    fn list_add(&mut self, state: StateId, value: R, now: i64) -> UdfResult<()> {
-        self.list_write(state, vec![value], false, now)
-    }
-
-    fn list_add_all(&mut self, state: StateId, values: Vec<R>, now: i64) -> UdfResult<()> {
-        self.list_write(state, values, false, now)
-    }
-
-    fn list_update(&mut self, state: StateId, values: Vec<R>, now: i64) -> UdfResult<()> {
-        self.list_write(state, values, true, now)
-    }
-
-    fn map_get(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<Option<R>> {
-        self.access(state, &[StateKind::Map], now)?;
-        let Some(slot) = self.slot()? else { return Ok(None) };
-        let value = self.columns[state.0].map_get(slot, key, now);
-        self.release_if_empty(slot);
-        Ok(value)
-    }
-
-    fn map_put(&mut self, state: StateId, key: Key, user_key: R, value: R, now: i64) -> UdfResult<()> {
-        self.map_write(state, vec![(key, user_key, value)], now)
-    }
-
-    fn map_put_all(&mut self, state: StateId, entries: Vec<(Key, R, R)>, now: i64) -> UdfResult<()> {
-        self.map_write(state, entries, now)
-    }
-
-    fn map_remove(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<()> {
-        self.access(state, &[StateKind::Map], now)?;
-        let Some(slot) = self.slot()? else { return Ok(()) };
-        if let Data::Map(maps) = &mut self.columns[state.0].data {
-            maps[slot].remove(key);
-        }
-        self.release_if_empty(slot);
-        Ok(())
-    }
-
-    fn map_contains(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<bool> {
-        Ok(self.map_get(state, key, now)?.is_some())
-    }
-
-    fn map_items(&mut self, state: StateId, now: i64) -> UdfResult<Vec<(R, R)>> {
-        self.access(state, &[StateKind::Map], now)?;
-        let Some(slot) = self.slot()? else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        self.columns[state.0].map_read(slot, now, &mut |k, v| out.push((k.clone(), v.clone())));
-        self.release_if_empty(slot);
-        Ok(out)
-    }
-
-    fn map_is_empty(&mut self, state: StateId, now: i64) -> UdfResult<bool> {
-        self.access(state, &[StateKind::Map], now)?;
-        let Some(slot) = self.slot()? else { return Ok(true) };
-        let mut seen = 0usize;
-        self.columns[state.0].map_read(slot, now, &mut |_, _| seen += 1);
-        self.release_if_empty(slot);
-        Ok(seen == 0)
-    }
-
-    fn reducing_get(&mut self, state: StateId, now: i64) -> UdfResult<Option<R>> {
-        self.single_get(state, &[StateKind::Reducing], now)
-    }
-
-    fn reducing_add(
-        &mut self,
-        state: StateId,
-        value: R,
-        reduce: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+    /// Calls `out` with every entry's values, for a snapshot.
+    fn snapshot(
+        &self,
+        descriptors: &[StateDescriptor],
         now: i64,
-    ) -> UdfResult<()> {
-        let next = match self.single_get(state, &[StateKind::Reducing], now)? {
-            Some(acc) => reduce(&acc, &value)?,
-            None => value,
-        };
-        self.single_set(state, next, now)
-    }
-
-    fn aggregating_get(&mut self, state: StateId, agg: &mut dyn WindowAggregate<R>, now: i64) -> UdfResult<Option<R>> {
-        match self.single_get(state, &[StateKind::Aggregating], now)? {
-            Some(acc) => Ok(Some(agg.get_result(&acc)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn aggregating_add(
-        &mut self,
-        state: StateId,
-        value: R,
-        agg: &mut dyn WindowAggregate<R>,
-        now: i64,
-    ) -> UdfResult<()> {
-        let acc = match self.single_get(state, &[StateKind::Aggregating], now)? {
-            Some(acc) => acc,
-            None => agg.create_accumulator()?,
-        };
-        let next = agg.add(&value, acc)?;
-        self.single_set(state, next, now)
-    }
-
-    fn on_record(&mut self, now: i64) {
-        for i in 0..self.columns.len() {
-            if self.columns[i].ttl.and_then(|t| t.incremental).is_some_and(|inc| inc.every_record) {
-                self.cleanup_incrementally(StateId(i), now);
-            }
-        }
-    }
-
-    fn snapshot(&self, now: i64, out: &mut dyn FnMut(&StateDescriptor, &Key, StateValue<R>)) {
+        out: &mut dyn FnMut(&StateDescriptor, &Key, StateValue<R>),
+    ) {
         for slot in 0..self.keys.len() {
             let key = self.keys.entry_at(slot).0;
-            for (d, c) in self.descriptors.iter().zip(&self.columns) {
+            for (d, c) in descriptors.iter().zip(&self.columns) {
                 if let Some(value) = c.snapshot_at(slot, now) {
                     out(d, key, value);
                 }
@@ -610,33 +507,8 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
         }
     }
 
-    fn for_each_key(&self, state: StateId, out: &mut dyn FnMut(&Key)) -> UdfResult<()> {
-        let column = self
-            .columns
-            .get(state.0)
-            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
-        for slot in 0..self.keys.len() {
-            if !column.is_empty_at(slot) {
-                out(self.keys.entry_at(slot).0);
-            }
-        }
-        Ok(())
-    }
-
-    fn restore(&mut self, name: &str, key: Key, value: StateValue<R>) -> UdfResult<()> {
-        let i = self.descriptors.iter().position(|d| d.name == name).ok_or_else(|| {
-            UdfError::new(format!("a snapshot holds state '{name}', which the operator does not register"))
-        })?;
-        let kind = self.descriptors[i].kind;
-        let fits = matches!(
-            (&value, kind),
-            (StateValue::Single { .. }, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
-                | (StateValue::List(_), StateKind::List)
-                | (StateValue::Map(_), StateKind::Map)
-        );
-        if !fits {
-            return Err(UdfError::new(format!("a snapshot holds state '{name}' in another kind than its {kind}")));
-        }
+    /// Puts back one snapshot entry of state `i` for `key` (an entry of this table).
+    fn restore(&mut self, i: usize, key: Key, value: StateValue<R>) {
         let slot = match self.keys.position(&key) {
             Some(slot) => slot,
             None => {
@@ -666,6 +538,291 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
             _ => {}
         }
         self.release_if_empty(slot);
+    }
+}
+
+impl<R: Clone> HeapBackend<R> {
+    /// Checks that `state` is a registered state of kind `kind` (Value, Reducing and
+    /// Aggregating are told apart, though they share a layout), then runs incremental
+    /// cleanup for it; returns the current namespace's table.
+    fn access(&mut self, state: StateId, kinds: &[StateKind], now: i64) -> UdfResult<&mut Table<R>> {
+        let d = self
+            .descriptors
+            .get(state.0)
+            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
+        if !kinds.contains(&d.kind) {
+            return Err(wrong_kind(d, kinds[0]));
+        }
+        let table = self.table();
+        table.cleanup_incrementally(state, now);
+        Ok(table)
+    }
+}
+
+impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
+    fn register(&mut self, descriptor: &StateDescriptor) -> UdfResult<StateId> {
+        if let Some(i) = self.descriptors.iter().position(|d| d.name == descriptor.name) {
+            let known = &self.descriptors[i];
+            if known.kind != descriptor.kind {
+                return Err(UdfError::new(format!(
+                    "state name '{}' is used for a {} and for a {}: each state of an operator needs its own name",
+                    descriptor.name, known.kind, descriptor.kind
+                )));
+            }
+            return Ok(StateId(i));
+        }
+        if let Some(ttl) = &descriptor.ttl {
+            if ttl.ttl_ms < 1 {
+                return Err(UdfError::new(format!(
+                    "state '{}': a time-to-live must be at least 1 ms, not {} ms",
+                    descriptor.name, ttl.ttl_ms
+                )));
+            }
+        }
+        for table in [&mut self.keyed, &mut self.scoped] {
+            table.columns.push(Column::new(descriptor.kind, descriptor.ttl, table.keys.len()));
+        }
+        self.descriptors.push(descriptor.clone());
+        Ok(StateId(self.descriptors.len() - 1))
+    }
+
+    fn descriptors(&self) -> &[StateDescriptor] {
+        &self.descriptors
+    }
+
+    fn set_current_key(&mut self, key: Key) {
+        if self.in_scoped {
+            self.scoped.set_current(joint_key(self.namespace, &key));
+        }
+        self.keyed.set_current(key);
+    }
+
+    fn current_key(&self) -> Option<&Key> {
+        self.keyed.current.as_ref().map(|c| &c.key)
+    }
+
+    fn set_current_namespace(&mut self, namespace: Namespace) {
+        if namespace == self.namespace {
+            return;
+        }
+        self.namespace = namespace;
+        self.in_scoped = namespace != Namespace::Key;
+        self.scoped.current = match (namespace, &self.keyed.current) {
+            (Namespace::Key, _) | (_, None) => None,
+            (ns, Some(c)) => {
+                let joint = joint_key(ns, &c.key);
+                let slot = self.scoped.keys.position(&joint);
+                Some(Current { key: joint, slot })
+            }
+        };
+    }
+
+    fn current_namespace(&self) -> Namespace {
+        self.namespace
+    }
+
+    fn key_count(&self) -> usize {
+        self.keyed.keys.len()
+    }
+
+    fn namespace_count(&self) -> usize {
+        self.scoped.keys.len()
+    }
+
+    fn clear_namespace(&mut self, key: &Key, namespace: Namespace) {
+        let (table, entry) = match namespace {
+            Namespace::Key => (&mut self.keyed, key.clone()),
+            ns => {
+                if self.scoped.keys.is_empty() {
+                    return; // the common case: no window function kept state
+                }
+                (&mut self.scoped, joint_key(ns, key))
+            }
+        };
+        if let Some(slot) = table.keys.position(&entry) {
+            table.remove_at(slot);
+        }
+    }
+
+    fn clear(&mut self, state: StateId, now: i64) -> UdfResult<()> {
+        let kind = self.descriptors.get(state.0).map(|d| d.kind).unwrap_or(StateKind::Value);
+        let table = self.access(state, &[kind], now)?;
+        if let Some(slot) = table.slot()? {
+            table.columns[state.0].clear_at(slot);
+            table.release_if_empty(slot);
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, state: StateId, now: i64) -> UdfResult<Option<R>> {
+        self.access(state, &[StateKind::Value], now)?.single_get(state, now)
+    }
+
+    fn update(&mut self, state: StateId, value: R, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::Value], now)?.single_set(state, value, now)
+    }
+
+    fn list_get(&mut self, state: StateId, now: i64) -> UdfResult<Vec<R>> {
+        let table = self.access(state, &[StateKind::List], now)?;
+        let Some(slot) = table.slot()? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        table.columns[state.0].list_read(slot, now, &mut |v| out.push(v.clone()));
+        table.release_if_empty(slot);
+        Ok(out)
+    }
+
+    fn list_add(&mut self, state: StateId, value: R, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::List], now)?.list_write(state, vec![value], false, now)
+    }
+
+    fn list_add_all(&mut self, state: StateId, values: Vec<R>, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::List], now)?.list_write(state, values, false, now)
+    }
+
+    fn list_update(&mut self, state: StateId, values: Vec<R>, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::List], now)?.list_write(state, values, true, now)
+    }
+
+    fn map_get(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<Option<R>> {
+        let table = self.access(state, &[StateKind::Map], now)?;
+        let Some(slot) = table.slot()? else { return Ok(None) };
+        let value = table.columns[state.0].map_get(slot, key, now);
+        table.release_if_empty(slot);
+        Ok(value)
+    }
+
+    fn map_put(&mut self, state: StateId, key: Key, user_key: R, value: R, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::Map], now)?.map_write(state, vec![(key, user_key, value)], now)
+    }
+
+    fn map_put_all(&mut self, state: StateId, entries: Vec<(Key, R, R)>, now: i64) -> UdfResult<()> {
+        self.access(state, &[StateKind::Map], now)?.map_write(state, entries, now)
+    }
+
+    fn map_remove(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<()> {
+        let table = self.access(state, &[StateKind::Map], now)?;
+        let Some(slot) = table.slot()? else { return Ok(()) };
+        if let Data::Map(maps) = &mut table.columns[state.0].data {
+            maps[slot].remove(key);
+        }
+        table.release_if_empty(slot);
+        Ok(())
+    }
+
+    fn map_contains(&mut self, state: StateId, key: &Key, now: i64) -> UdfResult<bool> {
+        Ok(self.map_get(state, key, now)?.is_some())
+    }
+
+    fn map_items(&mut self, state: StateId, now: i64) -> UdfResult<Vec<(R, R)>> {
+        let table = self.access(state, &[StateKind::Map], now)?;
+        let Some(slot) = table.slot()? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        table.columns[state.0].map_read(slot, now, &mut |k, v| out.push((k.clone(), v.clone())));
+        table.release_if_empty(slot);
+        Ok(out)
+    }
+
+    fn map_is_empty(&mut self, state: StateId, now: i64) -> UdfResult<bool> {
+        let table = self.access(state, &[StateKind::Map], now)?;
+        let Some(slot) = table.slot()? else { return Ok(true) };
+        let mut seen = 0usize;
+        table.columns[state.0].map_read(slot, now, &mut |_, _| seen += 1);
+        table.release_if_empty(slot);
+        Ok(seen == 0)
+    }
+
+    fn reducing_get(&mut self, state: StateId, now: i64) -> UdfResult<Option<R>> {
+        self.access(state, &[StateKind::Reducing], now)?.single_get(state, now)
+    }
+
+    fn reducing_add(
+        &mut self,
+        state: StateId,
+        value: R,
+        reduce: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+        now: i64,
+    ) -> UdfResult<()> {
+        let table = self.access(state, &[StateKind::Reducing], now)?;
+        let next = match table.single_get(state, now)? {
+            Some(acc) => reduce(&acc, &value)?,
+            None => value,
+        };
+        table.single_set(state, next, now)
+    }
+
+    fn aggregating_get(&mut self, state: StateId, agg: &mut dyn WindowAggregate<R>, now: i64) -> UdfResult<Option<R>> {
+        match self.access(state, &[StateKind::Aggregating], now)?.single_get(state, now)? {
+            Some(acc) => Ok(Some(agg.get_result(&acc)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn aggregating_add(
+        &mut self,
+        state: StateId,
+        value: R,
+        agg: &mut dyn WindowAggregate<R>,
+        now: i64,
+    ) -> UdfResult<()> {
+        let table = self.access(state, &[StateKind::Aggregating], now)?;
+        let acc = match table.single_get(state, now)? {
+            Some(acc) => acc,
+            None => agg.create_accumulator()?,
+        };
+        let next = agg.add(&value, acc)?;
+        table.single_set(state, next, now)
+    }
+
+    fn on_record(&mut self, now: i64) {
+        for i in 0..self.descriptors.len() {
+            if self.keyed.columns[i].ttl.and_then(|t| t.incremental).is_some_and(|inc| inc.every_record) {
+                self.keyed.cleanup_incrementally(StateId(i), now);
+                self.scoped.cleanup_incrementally(StateId(i), now);
+            }
+        }
+    }
+
+    fn snapshot(&self, now: i64, out: &mut dyn FnMut(&StateDescriptor, &Key, Namespace, StateValue<R>)) {
+        self.keyed.snapshot(&self.descriptors, now, &mut |d, key, v| out(d, key, Namespace::Key, v));
+        self.scoped.snapshot(&self.descriptors, now, &mut |d, joint, v| {
+            let (ns, key) = split_joint_key(joint);
+            out(d, &key, ns, v)
+        });
+    }
+
+    fn restore(&mut self, name: &str, key: Key, namespace: Namespace, value: StateValue<R>) -> UdfResult<()> {
+        let i = self.descriptors.iter().position(|d| d.name == name).ok_or_else(|| {
+            UdfError::new(format!("a snapshot holds state '{name}', which the operator does not register"))
+        })?;
+        let kind = self.descriptors[i].kind;
+        let fits = matches!(
+            (&value, kind),
+            (StateValue::Single { .. }, StateKind::Value | StateKind::Reducing | StateKind::Aggregating)
+                | (StateValue::List(_), StateKind::List)
+                | (StateValue::Map(_), StateKind::Map)
+        );
+        if !fits {
+            return Err(UdfError::new(format!("a snapshot holds state '{name}' in another kind than its {kind}")));
+        }
+        match namespace {
+            Namespace::Key => self.keyed.restore(i, key, value),
+            ns => self.scoped.restore(i, joint_key(ns, &key), value),
+        }
+        Ok(())
+    }
+
+    fn for_each_key(&self, state: StateId, out: &mut dyn FnMut(&Key)) -> UdfResult<()> {
+        // Keyed state lives in the key's own namespace: the keyed table.
+        let table = &self.keyed;
+        let column = table
+            .columns
+            .get(state.0)
+            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
+        for slot in 0..table.keys.len() {
+            if !column.is_empty_at(slot) {
+                out(table.keys.entry_at(slot).0);
+            }
+        }
         Ok(())
     }
 }

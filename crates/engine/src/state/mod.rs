@@ -13,6 +13,10 @@
 //! every entry with [`KeyedStateBackend::snapshot`] and put them back with
 //! [`KeyedStateBackend::restore`]; the format they are written in is theirs.
 //!
+//! Each value is scoped by (key, [`Namespace`]) as Flink's keyed state is: the key's
+//! own namespace by default, or a window of the key for a window function's
+//! `window_state()` ([`KeyedStateBackend::set_current_namespace`]).
+//!
 //! Time-to-live follows Flink's `StateTtlConfig` on processing time; the caller passes
 //! "now" (ms) to every access, so tests drive it with a manual clock. See [`TtlConfig`].
 
@@ -29,6 +33,7 @@ use std::fmt;
 use crate::error::UdfResult;
 use crate::functions::WindowAggregate;
 use crate::key::Key;
+use crate::windows::assigners::Window;
 
 /// The kinds of keyed state, PyFlink's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -70,6 +75,18 @@ impl StateDescriptor {
         self.ttl = Some(ttl);
         self
     }
+}
+
+/// Where within its key a state's value lives (Flink's namespace). Every registered
+/// state has one value per key and namespace: the key's own ([`Namespace::Key`], what
+/// `get_state` in `open()` and a window function's `global_state()` reach), and one per
+/// window of the key (a window function's `window_state()`), which the window operator
+/// drops with [`KeyedStateBackend::clear_namespace`] when the window is purged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    #[default]
+    Key,
+    Window(Window),
 }
 
 /// A registered state of one operator: an index into its backend's descriptors.
@@ -189,8 +206,23 @@ pub trait KeyedStateBackend<R> {
     /// The current key, if one was set.
     fn current_key(&self) -> Option<&Key>;
 
-    /// How many keys have state (of any descriptor).
+    /// Makes `namespace` the one later accesses are for (with the current key); the
+    /// default, [`Namespace::Key`], until changed.
+    fn set_current_namespace(&mut self, namespace: Namespace);
+
+    /// The namespace accesses are for.
+    fn current_namespace(&self) -> Namespace;
+
+    /// How many keys have state (of any descriptor) in the default namespace.
     fn key_count(&self) -> usize;
+
+    /// How many (key, namespace) pairs other than the default have state: what window
+    /// state is live.
+    fn namespace_count(&self) -> usize;
+
+    /// Drops every state `key` has in `namespace` (a purged window's), whatever the
+    /// current key and namespace.
+    fn clear_namespace(&mut self, key: &Key, namespace: Namespace);
 
     /// Clears the current key's state of `state` (any kind).
     fn clear(&mut self, state: StateId, now: i64) -> UdfResult<()>;
@@ -260,17 +292,18 @@ pub trait KeyedStateBackend<R> {
     /// ask for it on every record.
     fn on_record(&mut self, now: i64);
 
-    /// Calls `out` with every (descriptor, key, value) the backend holds, for a
-    /// checkpoint. Entries of a state with `full_snapshot` cleanup that expired at
+    /// Calls `out` with every (descriptor, key, namespace, value) the backend holds,
+    /// for a checkpoint. Entries of a state with `full_snapshot` cleanup that expired at
     /// `now` are left out (elements of lists and maps one by one).
-    fn snapshot(&self, now: i64, out: &mut dyn FnMut(&StateDescriptor, &Key, StateValue<R>));
+    fn snapshot(&self, now: i64, out: &mut dyn FnMut(&StateDescriptor, &Key, Namespace, StateValue<R>));
 
     /// Puts back one entry [`Self::snapshot`] gave, under the descriptor named `name`,
-    /// which must be registered first with the same kind. It replaces what the key had.
-    fn restore(&mut self, name: &str, key: Key, value: StateValue<R>) -> UdfResult<()>;
+    /// which must be registered first with the same kind. It replaces what the key had
+    /// in `namespace`.
+    fn restore(&mut self, name: &str, key: Key, namespace: Namespace, value: StateValue<R>) -> UdfResult<()>;
 
-    /// Calls `out` with every key that holds a value of `state` (Flink's
-    /// `applyToKeyedState` visits them), in no particular order. Entries expired but not
+    /// Calls `out` with every key that holds a value of `state` in its own namespace
+    /// (not a window's; Flink's `applyToKeyedState` visits them), in no particular order. Entries expired but not
     /// yet removed count: a read through the state applies time-to-live. It does not
     /// move the current key; a caller that changes state per key collects them first.
     fn for_each_key(&self, state: StateId, out: &mut dyn FnMut(&Key)) -> UdfResult<()>;

@@ -17,7 +17,7 @@
 //! [`HeapBackend`] under one key (the instance's): the map machinery, its order and its
 //! snapshot entries are keyed map state's.
 
-use super::{HeapBackend, KeyedStateBackend, MapEntry, StateDescriptor, StateId, StateKind, StateValue};
+use super::{HeapBackend, KeyedStateBackend, MapEntry, Namespace, StateDescriptor, StateId, StateKind, StateValue};
 use crate::error::{UdfError, UdfResult};
 use crate::key::{key_of, Key};
 
@@ -148,7 +148,7 @@ impl<R: Clone + 'static> OperatorStateBackend<R> for HeapOperatorState<R> {
 
     fn snapshot(&self, out: &mut dyn FnMut(&str, Vec<MapEntry<R>>)) {
         let mut held: Vec<Vec<MapEntry<R>>> = self.maps.descriptors().iter().map(|_| Vec::new()).collect();
-        self.maps.snapshot(NOW, &mut |d, _, value| {
+        self.maps.snapshot(NOW, &mut |d, _, _, value| {
             if let (StateValue::Map(entries), Some(i)) =
                 (value, self.maps.descriptors().iter().position(|x| x.name == d.name))
             {
@@ -171,6 +171,6 @@ impl<R: Clone + 'static> OperatorStateBackend<R> for HeapOperatorState<R> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.maps.restore(name, key_of(&()), StateValue::Map(entries))
+        self.maps.restore(name, key_of(&()), Namespace::Key, StateValue::Map(entries))
     }
 }

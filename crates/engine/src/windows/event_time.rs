@@ -389,6 +389,9 @@ pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     /// Copies a record for each window after the first it falls in (see
     /// [`WindowCore::copy_values_with`]).
     copy: Option<CopyFn<V>>,
+    /// The windows cleared since [`WindowCore::take_cleared`] last ran, if asked for
+    /// ([`WindowCore::track_cleared`]).
+    cleared: Option<Vec<(K, Window)>>,
 }
 
 /// Makes a value of its own out of a record (see [`WindowCore::copy_values_with`]).
@@ -437,6 +440,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             stats: WindowStats::default(),
             scratch: Vec::new(),
             copy: None,
+            cleared: None,
         })
     }
 
@@ -446,6 +450,20 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
     /// the windows hold clones.
     pub fn copy_values_with(&mut self, copy: CopyFn<V>) {
         self.copy = Some(copy);
+    }
+
+    /// Keep a list of the windows this core clears, all their state gone (Flink's
+    /// `clearAllState`, which calls the window function's `clear`): at their clean-up
+    /// time, and every window left at [`Self::finish`]. Windows merged into another
+    /// are not cleared: their contents live on in the merged window.
+    pub fn track_cleared(&mut self) {
+        self.cleared.get_or_insert_with(Vec::new);
+    }
+
+    /// The windows cleared since the last call, in the order they went (at the end of
+    /// input: by window end, key, window start). Empty unless [`Self::track_cleared`].
+    pub fn take_cleared(&mut self) -> Vec<(K, Window)> {
+        self.cleared.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     // ---- introspection ----
@@ -494,6 +512,11 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
     /// Whether windows live in event time (lateness and late data apply).
     pub fn is_event_time(&self) -> bool {
         self.assigner.is_event_time()
+    }
+
+    /// Whether windows merge (sessions).
+    pub fn is_merging(&self) -> bool {
+        self.assigner.is_merging()
     }
 
     /// The aggregate function, e.g. to close it (`None` for a values core).
@@ -623,6 +646,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         let mut out = Vec::new();
         let result = self.finish_inner(&mut out);
         self.finishing = false;
+        if let Some(cleared) = &mut self.cleared {
+            let mut left: Vec<(K, Window)> =
+                self.windows.iter().flat_map(|(k, m)| m.keys().map(move |w| (k.clone(), *w))).collect();
+            left.sort_by(|a, b| (a.1.end(), &a.0, a.1.start()).cmp(&(b.1.end(), &b.0, b.1.start())));
+            cleared.extend(left);
+        }
         for m in std::mem::take(&mut self.windows).into_values() {
             for st in m.into_values() {
                 self.stats.discarded += st.fresh;
@@ -758,6 +787,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
         self.trigger.clear(&mut ctx, &mut st.trigger);
         self.delete_cleanup(key, window);
+        if let Some(cleared) = &mut self.cleared {
+            cleared.push((key.clone(), window));
+        }
     }
 
     /// Adds one record to one (not late) window and runs the trigger.
