@@ -208,12 +208,11 @@ class Log:
         return out
 
 
-class PerWindowCount(ProcessWindowFunction):
-    """Counts each window's firings in window_state() and the key's firings in
-    global_state(), both under the name "n" (two different states). ``clear`` logs
-    (key, window start, the window's count), read from window_state() there; ``close``
-    logs how many (key, window) pairs still hold state on the worker (the engine's
-    count, through the store's test hook)."""
+class Firings(ProcessWindowFunction):
+    """(key, window start, firings of this window so far, elements): the firings are
+    counted in window_state(). ``clear`` logs (key, window start, the window's final
+    count), read from window_state() there; ``close`` logs how many (key, window) pairs
+    still hold state on the worker (the engine's count, through the store's test hook)."""
 
     def __init__(self, log):
         self.log = log
@@ -222,23 +221,42 @@ class PerWindowCount(ProcessWindowFunction):
         self.runtime_context = runtime_context
         self.store = runtime_context._store
 
-    def process(self, key, context, elements):
+    def count_firing(self, key, context):
+        """This window's firings so far, this one included."""
         state = context.window_state()
         n = state.get_state(ValueStateDescriptor("n"))
         n.update((n.value() or 0) + 1)
         state.get_state(ValueStateDescriptor("key")).update(key)
-        total = context.global_state().get_state(ValueStateDescriptor("n"))
-        total.update((total.value() or 0) + 1)
-        yield key, context.window().start, n.value(), total.value(), len(elements)
+        return n.value()
+
+    def process(self, key, context, elements):
+        yield key, context.window().start, self.count_firing(key, context), len(elements)
+
+    def final_count(self, context):
+        state = context.window_state()
+        return (state.get_state(ValueStateDescriptor("key")).value(), context.window().start,
+                state.get_state(ValueStateDescriptor("n")).value())
 
     def clear(self, context):
-        state = context.window_state()
-        key = state.get_state(ValueStateDescriptor("key")).value()
-        self.log.write(self.runtime_context, ("clear", key, context.window().start,
-                                              state.get_state(ValueStateDescriptor("n")).value()))
+        self.log.write(self.runtime_context, self.final_count(context))
 
     def close(self):
         self.log.write(self.runtime_context, ("live", self.store.window_state_count()))
+
+
+class PerWindowCount(Firings):
+    """Counts each window's firings in window_state() and the key's firings in
+    global_state(), both under the name "n" (two different states); ``clear`` logs
+    ("clear", key, window start, the window's count)."""
+
+    def process(self, key, context, elements):
+        n = self.count_firing(key, context)
+        total = context.global_state().get_state(ValueStateDescriptor("n"))
+        total.update((total.value() or 0) + 1)
+        yield key, context.window().start, n, total.value(), len(elements)
+
+    def clear(self, context):
+        self.log.write(self.runtime_context, ("clear", *self.final_count(context)))
 
 
 #: Key "a": [0, 10) fires at W(9) and again for the late records 3 and 4 (allowed
@@ -373,33 +391,6 @@ class AllWindowsWindowState(ProcessAllWindowFunction):
 def test_window_state_refused_where_there_is_no_window_to_scope_it(env, make, message):
     with pytest.raises(JobExecutionException, match=message):
         run(env, make(env))
-
-
-class Firings(ProcessWindowFunction):
-    """(key, window start, firings of this window so far, elements); clear logs the
-    window's final count."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def open(self, runtime_context):
-        self.runtime_context = runtime_context
-        self.store = runtime_context._store
-
-    def process(self, key, context, elements):
-        state = context.window_state()
-        n = state.get_state(ValueStateDescriptor("n"))
-        n.update((n.value() or 0) + 1)
-        state.get_state(ValueStateDescriptor("key")).update(key)
-        yield key, context.window().start, n.value(), len(elements)
-
-    def clear(self, context):
-        state = context.window_state()
-        self.log.write(self.runtime_context, (state.get_state(ValueStateDescriptor("key")).value(),
-                                              context.window().start, state.get_state(ValueStateDescriptor("n")).value()))
-
-    def close(self):
-        self.log.write(self.runtime_context, ("live", self.store.window_state_count()))
 
 
 @JOB_SETTINGS
