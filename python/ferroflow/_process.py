@@ -2,7 +2,8 @@
 ``ProcessFunction`` (``ProcessUdf``, bound per worker with a runtime context that
 reaches the engine's keyed state), and map/flat_map/filter functions with ``open()``
 on a keyed stream, which run as keyed process functions to get keyed state
-(``KeyedStep``)."""
+(``KeyedStep``; ``KeyedCoStep`` for co-map/co-flat-map functions of keyed connected
+streams)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn, Optional, Tuple
 
-__all__ = ["ProcessUdf", "CoProcessUdf", "KeyedStep", "opens"]
+__all__ = ["ProcessUdf", "CoProcessUdf", "KeyedStep", "KeyedCoStep", "opens"]
 
 
 class ProcessUdf(Udf):
@@ -149,3 +150,37 @@ class KeyedStep:
         if self.step == "filter":
             return (value,) if result else ()
         return result
+
+
+class KeyedCoStep:
+    """``map``/``flat_map`` of keyed connected streams with a function that has
+    ``open()``: run as a ``KeyedCoProcessFunction``, so that ``open(runtime_context)``
+    gets keyed state shared by both inputs' records of a key (as in Flink).
+
+    ``udf`` is the API's ``connected.CoUdf`` (taken as an argument, not imported:
+    ``connected`` builds on this module); its ``resolve`` gives the two methods, in the
+    collector style too. ``single``: one output per record (``map``)."""
+
+    def __init__(self, udf: Any, single: bool) -> None:
+        self.udf = udf
+        self.fn = udf.fn
+        self.single = single
+        self.call1: Optional[Callable] = None
+        self.call2: Optional[Callable] = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.fn.open(runtime_context)
+        self.call1, self.call2 = self.udf.resolve(self.fn)
+
+    def close(self) -> None:
+        closer = getattr(self.fn, "close", None)
+        if callable(closer):
+            closer()
+
+    def process_element1(self, value: Any, ctx: Any) -> Any:
+        assert self.call1 is not None, "opened before the first record"
+        return (self.call1(value),) if self.single else self.call1(value)
+
+    def process_element2(self, value: Any, ctx: Any) -> Any:
+        assert self.call2 is not None, "opened before the first record"
+        return (self.call2(value),) if self.single else self.call2(value)

@@ -7,14 +7,17 @@ timestamp; the operator's watermark is the least of both inputs'.
 
 ``key_by(key_selector1, key_selector2)`` partitions both inputs by key, so the records
 of one key from either input meet on one worker (and, in order, in one function
-object); connecting two keyed streams does the same.
+object); connecting two keyed streams does the same. On keyed inputs a co-map or
+co-flat-map function with ``open(runtime_context)`` gets keyed state there, shared by
+both inputs' records of a key (it runs on the keyed co-process operator, as
+``KeyedStream.map`` runs such functions on the keyed process operator).
 """
 
 from __future__ import annotations
 
 from . import _nodes
 from ._plan import Udf, find_method, label_of, positional_arity, with_collector
-from ._process import CoProcessUdf
+from ._process import CoProcessUdf, KeyedCoStep, opens
 from .functions import BroadcastProcessFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -47,14 +50,17 @@ class ConnectedStreams:
 
     def map(self, func: Any, output_type: Any = None) -> "DataStream":
         """One output per record: ``func.map1(value)`` for the first input's records,
-        ``func.map2(value)`` for the second's (a ``CoMapFunction``)."""
+        ``func.map2(value)`` for the second's (a ``CoMapFunction``). On keyed inputs
+        its ``open(runtime_context)`` may get keyed state (``get_state(...)``), shared by
+        both inputs' records of a key."""
         return self._apply("co_map", CoUdf(func, "map", ("map1",), ("map2",), "CoMapFunction"), "map")
 
     def flat_map(self, func: Any, output_type: Any = None) -> "DataStream":
         """Zero or more outputs per record: ``func.flat_map1(value)`` /
         ``flat_map2(value)`` return an iterable (a generator is fine) or None; the
         collector style ``flatMap1(value, collector)`` works too (a
-        ``CoFlatMapFunction``)."""
+        ``CoFlatMapFunction``). On keyed inputs its ``open(runtime_context)`` may get
+        keyed state, shared by both inputs' records of a key."""
         udf = CoUdf(func, "flat_map", ("flat_map1", "flatMap1"), ("flat_map2", "flatMap2"), "CoFlatMapFunction",
                     collector_arity=1)
         return self._apply("co_flat_map", udf, "flat_map")
@@ -84,6 +90,12 @@ class ConnectedStreams:
         return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "co_process")
 
     def _apply(self, api: str, udf: "CoUdf", step: str) -> "DataStream":
+        if self._keyed and opens(udf.fn):
+            # The rule KeyedStream.map uses: a function with open() may ask for keyed
+            # state, which lives on the process operator; the others keep the
+            # cheaper fused transform.
+            stateful = CoProcessUdf(KeyedCoStep(udf, single=step == "map"), udf.kind)
+            return self.stream1._combine(_nodes.Process(stateful), label_of(udf.fn), self.stream2, api)
         return self.stream1._combine(_nodes.CoTransform(udf, step), label_of(udf.fn), self.stream2, api)
 
     flatMap = flat_map
