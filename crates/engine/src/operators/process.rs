@@ -249,6 +249,7 @@ impl<R: Record> Process<R> {
                 epoch: time::least_epoch(frontier.borrow()).unwrap_or(u64::MAX),
                 event: self.watermark,
                 processing: time::processing_time(frontier.borrow()),
+                segment: time::least_segment(frontier.borrow()).unwrap_or(u64::MAX),
             };
             for anchor in self.anchors.iter_mut() {
                 let next = next.join(anchor.time());

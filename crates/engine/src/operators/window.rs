@@ -540,6 +540,7 @@ impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
             epoch: time::least_epoch(frontier).unwrap_or(u64::MAX),
             event: self.core.current().0,
             processing: time::processing_time(frontier),
+            segment: time::least_segment(frontier).unwrap_or(u64::MAX),
         };
         for cap in self.caps.iter_mut() {
             if *cap.time() != next {
