@@ -8,8 +8,9 @@ mod common;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{InputCapability, Probe};
@@ -42,6 +43,11 @@ struct Segmented {
     asks: Vec<(i64, u64)>,
     control: ControlSlot,
     marks: Marks,
+    /// After its last record the reader does not end until this many observers have
+    /// seen its last segment: a frontier may skip values on its way (progress news is
+    /// batched), so the test holds the last one open to see it (for [`HANG`] at most,
+    /// so a broken engine fails the test instead of hanging it).
+    hold: Option<(Arc<AtomicUsize>, usize, Instant)>,
 }
 
 impl SourceReader<V> for Segmented {
@@ -60,7 +66,11 @@ impl SourceReader<V> for Segmented {
             control.request_segment(segment);
             self.asks.remove(0);
         }
-        Ok(if self.next == self.n { SourceStatus::Done } else { SourceStatus::More })
+        let held = self
+            .hold
+            .as_ref()
+            .is_some_and(|(seen, needed, until)| seen.load(Ordering::SeqCst) < *needed && Instant::now() < *until);
+        Ok(if self.next == self.n && !held { SourceStatus::Done } else { SourceStatus::More })
     }
 
     fn mark_position(&mut self, segment: u64) -> UdfResult<()> {
@@ -74,6 +84,7 @@ fn segmented_source(
     asks: Vec<(i64, u64)>,
     control: ControlSlot,
     marks: Marks,
+    hold: Option<(Arc<AtomicUsize>, usize)>,
 ) -> impl Fn(&WorkerContext) -> UdfResult<Segmented> {
     move |ctx: &WorkerContext| {
         Ok(Segmented {
@@ -83,6 +94,7 @@ fn segmented_source(
             asks: asks.clone(),
             control: control.clone(),
             marks: marks.clone(),
+            hold: hold.clone().map(|(seen, needed)| (seen, needed, Instant::now() + HANG)),
         })
     }
 }
@@ -106,20 +118,36 @@ impl Seen {
     }
 }
 
-/// Records the frontier's least segment and each batch's segment, and passes records on.
-struct Observer(Rc<RefCell<Seen>>);
+/// Records the frontier's least segment and each batch's segment, and passes records on;
+/// counts itself in `reached` once the least segment is `last`.
+struct Observer {
+    seen: Rc<RefCell<Seen>>,
+    reached: Arc<AtomicUsize>,
+    last: u64,
+}
+
+impl Observer {
+    fn note(&mut self, least: Option<u64>) {
+        let mut seen = self.seen.borrow_mut();
+        let before = seen.least.last().copied();
+        seen.note_frontier(least);
+        if before != Some(self.last) && seen.least.last() == Some(&self.last) {
+            self.reached.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl OperatorLogic<V> for Observer {
     fn on_frontier(&mut self, cx: &mut Cx<'_, V>) -> Result<(), Failure> {
-        self.0.borrow_mut().note_frontier(least_segment(cx.frontier(0)));
+        self.note(least_segment(cx.frontier(0)));
         Ok(())
     }
 }
 
 impl UnaryInput<V, V> for Observer {
     fn on_batch(&mut self, cx: &mut Cx<'_, V>, cap: &InputCapability<Time>, data: &mut Vec<V>) -> Result<(), Failure> {
-        let mut seen = self.0.borrow_mut();
-        seen.note_frontier(least_segment(cx.frontier(0)));
+        self.note(least_segment(cx.frontier(0)));
+        let mut seen = self.seen.borrow_mut();
         let segment = cap.stamp().iter().map(|t| t.segment).min().expect("a batch has a time");
         assert!(segment >= *seen.least.last().unwrap_or(&0), "a batch below the frontier's least segment");
         seen.records.extend(data.iter().map(|v| (segment, v.int())));
@@ -154,7 +182,9 @@ fn observe(workers: usize, n: i64, asks: Vec<(i64, u64)>) -> (Vec<Seen>, Vec<(us
     let control = Arc::new(JobControl::new(2));
     let marks: Marks = Arc::default();
     let slot: ControlSlot = Arc::new(Mutex::new(Some(control.clone())));
-    let make = segmented_source(n, asks, slot, marks.clone());
+    let last = asks.last().map_or(0, |a| a.1);
+    let reached = Arc::new(AtomicUsize::new(0));
+    let make = segmented_source(n, asks, slot, marks.clone(), Some((reached.clone(), workers)));
     let factory = reader_source(make);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let env = op_env(&control, worker.index(), worker.peers(), 10);
@@ -162,7 +192,7 @@ fn observe(workers: usize, n: i64, asks: Vec<(i64, u64)>) -> (Vec<Seen>, Vec<(us
         worker.dataflow::<Time, _, _>(|scope| {
             let stream = operators::source(scope, 0, "segmented", &factory, true, None, env.clone());
             let exchange = Exchange::new(|v: &V| v.int() as u64);
-            let observer = Observer(seen.clone());
+            let observer = Observer { seen: seen.clone(), reached: reached.clone(), last };
             let out =
                 driver::unary(stream, exchange, OpInfo::udf("observer", Some(1)), env.clone(), |_cap| Some(observer));
             out.probe_with(&env.probe);
@@ -261,7 +291,7 @@ fn a_planned_job_keeps_every_record_across_segments() {
         let marks: Marks = Arc::default();
         let mut plan = Plan::new();
         let factory =
-            reader_source(segmented_source(n, vec![(700, 1), (1400, 2), (2100, 3)], slot.clone(), marks.clone()));
+            reader_source(segmented_source(n, vec![(700, 1), (1400, 2), (2100, 3)], slot.clone(), marks.clone(), None));
         let src = plan.add("source", vec![], NodeKind::Source { factory, parallel: true });
         let pairs = plan.add("pairs", vec![src], NodeKind::Transform(map(|v: V| V::KV(v.int() % 7, 1))));
         let keyed = plan.add("key_by", vec![pairs], NodeKind::KeyBy(key_by_k()));
@@ -277,9 +307,9 @@ fn a_planned_job_keeps_every_record_across_segments() {
         plan.add("sink loop", vec![exit], NodeKind::Sink(sink(&looped)));
         let running = ferroflow_engine::start(Arc::new(plan), cfg(workers)).expect("starts");
         *slot.lock().unwrap() = Some(running.control.clone());
-        let deadline = std::time::Instant::now() + HANG;
+        let deadline = Instant::now() + HANG;
         while !running.finished() {
-            assert!(std::time::Instant::now() < deadline, "{what}: hang");
+            assert!(Instant::now() < deadline, "{what}: hang");
             std::thread::sleep(Duration::from_millis(2));
         }
         let summary = running.join().unwrap_or_else(|e| panic!("{what}: {e:?}"));
