@@ -21,6 +21,7 @@ use ferroflow_engine::control::JobControl;
 use ferroflow_engine::functions::{SourceReader, SourceStatus, WorkerContext};
 use ferroflow_engine::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use ferroflow_engine::operators::{self, OpEnv};
+use ferroflow_engine::process::{Emit, ProcessFactory, Processor, SharedContext};
 use ferroflow_engine::time::{least_segment, Time};
 use ferroflow_engine::{NodeKind, Plan, UdfResult};
 
@@ -178,7 +179,12 @@ fn op_env(control: &Arc<JobControl>, index: usize, peers: usize, batch_size: usi
 /// Runs the engine's source operator over `Segmented` readers on `workers` workers,
 /// exchanged into an observer (so it sees every source in its frontier), with the sinks'
 /// flow control on. Returns each worker's observation and every mark.
-fn observe(workers: usize, n: i64, asks: Vec<(i64, u64)>) -> (Vec<Seen>, Vec<(usize, u64, i64)>) {
+fn observe(
+    workers: usize,
+    n: i64,
+    asks: Vec<(i64, u64)>,
+    through_process: bool,
+) -> (Vec<Seen>, Vec<(usize, u64, i64)>) {
     let control = Arc::new(JobControl::new(2));
     let marks: Marks = Arc::default();
     let slot: ControlSlot = Arc::new(Mutex::new(Some(control.clone())));
@@ -190,7 +196,14 @@ fn observe(workers: usize, n: i64, asks: Vec<(i64, u64)>) -> (Vec<Seen>, Vec<(us
         let env = op_env(&control, worker.index(), worker.peers(), 10);
         let seen: Rc<RefCell<Seen>> = Rc::default();
         worker.dataflow::<Time, _, _>(|scope| {
-            let stream = operators::source(scope, 0, "segmented", &factory, true, None, env.clone());
+            let mut stream = operators::source(scope, 0, "segmented", &factory, true, None, env.clone());
+            if through_process {
+                // Emits at capabilities it holds (its anchors), not at its input's.
+                let pass: ProcessFactory<V> = Arc::new(|_ctx: &WorkerContext, _state: &SharedContext<V>| {
+                    Ok(Box::new(PassThrough) as Box<dyn Processor<V>>)
+                });
+                stream = operators::process_plain(stream, 0, "pass", &pass, None, 0, env.clone()).remove(0);
+            }
             let exchange = Exchange::new(|v: &V| v.int() as u64);
             let observer = Observer { seen: seen.clone(), reached: reached.clone(), last };
             let out =
@@ -210,16 +223,26 @@ fn observe(workers: usize, n: i64, asks: Vec<(i64, u64)>) -> (Vec<Seen>, Vec<(us
 
 /// Every record arrived once, in the segment its source's marks put it in: record `i`
 /// of worker `w` is in the highest segment marked at or before `i` (0 if none).
-fn check_records(seen: &[Seen], marks: &[(usize, u64, i64)], workers: usize, n: i64, what: &str) {
+/// Through an operator that emits at its own capabilities, a record may go out in an
+/// earlier segment than its source's (`exact` false), never a later one. Returns how
+/// many did.
+fn check_records(seen: &[Seen], marks: &[(usize, u64, i64)], workers: usize, n: i64, exact: bool, what: &str) -> usize {
     let mut all: Vec<(u64, i64)> = seen.iter().flat_map(|s| s.records.iter().copied()).collect();
     all.sort_by_key(|&(_, v)| v);
     let want: Vec<i64> = (0..workers as i64).flat_map(|w| (0..n).map(move |i| w * STRIDE + i)).collect();
     assert_eq!(all.iter().map(|&(_, v)| v).collect::<Vec<_>>(), want, "{what}: every record, once");
+    let mut earlier = 0;
     for (segment, v) in all {
         let (w, i) = ((v / STRIDE) as usize, v % STRIDE);
         let expected = marks.iter().filter(|&&(mw, _, at)| mw == w && at <= i).map(|&(_, s, _)| s).max().unwrap_or(0);
-        assert_eq!(segment, expected, "{what}: record {i} of worker {w} (marks {marks:?})");
+        if exact {
+            assert_eq!(segment, expected, "{what}: record {i} of worker {w} (marks {marks:?})");
+        } else {
+            assert!(segment <= expected, "{what}: record {i} of worker {w} in {segment} (marks {marks:?})");
+        }
+        earlier += usize::from(segment < expected);
     }
+    earlier
 }
 
 /// Each worker's marks: strictly increasing segments at non-decreasing positions.
@@ -239,8 +262,8 @@ fn segments_advance_downstream_and_every_record_arrives() {
     let n = 1000;
     for workers in [1, 2] {
         let what = format!("workers={workers}");
-        let (seen, marks) = observe(workers, n, vec![(250, 1), (500, 2), (750, 3)]);
-        check_records(&seen, &marks, workers, n, &what);
+        let (seen, marks) = observe(workers, n, vec![(250, 1), (500, 2), (750, 3)], false);
+        assert_eq!(check_records(&seen, &marks, workers, n, true, &what), 0);
         let by = marks_by_worker(&marks);
         assert_eq!(by.len(), workers, "{what}: every source marked its position: {marks:?}");
         for ms in by.values() {
@@ -267,8 +290,8 @@ fn a_source_jumps_over_segments_it_never_saw() {
     for workers in [1, 2] {
         let what = format!("workers={workers}");
         // Asked for 3 at once: 1 and 2 are empty, one mark serves them all.
-        let (seen, marks) = observe(workers, n, vec![(200, 3)]);
-        check_records(&seen, &marks, workers, n, &what);
+        let (seen, marks) = observe(workers, n, vec![(200, 3)], false);
+        assert_eq!(check_records(&seen, &marks, workers, n, true, &what), 0);
         let by = marks_by_worker(&marks);
         assert_eq!(by.len(), workers, "{what}: {marks:?}");
         for ms in by.values() {
@@ -277,6 +300,47 @@ fn a_source_jumps_over_segments_it_never_saw() {
         }
         for s in &seen {
             assert_eq!(s.least, vec![0, 3], "{what}: no operator sees the skipped segments");
+        }
+    }
+}
+
+/// A process function passing records on (no timers): what it emits goes out at its anchors.
+struct PassThrough;
+
+impl Processor<V> for PassThrough {
+    fn process(&mut self, value: V, out: &mut Emit<'_, V>) -> UdfResult<()> {
+        out.main.push(value);
+        Ok(())
+    }
+}
+
+#[test]
+fn an_operator_emitting_at_held_capabilities_follows_the_segments() {
+    let n = 1000;
+    for workers in [1, 2] {
+        let what = format!("workers={workers}");
+        let (seen, marks) = observe(workers, n, vec![(250, 1), (500, 2), (750, 3)], true);
+        let earlier = check_records(&seen, &marks, workers, n, false, &what);
+        if workers == 1 {
+            // Its frontier learns of a move one batch late, so one batch per move goes out
+            // in the segment before; anchors left from the activation before would make
+            // it two (the operator must move them up before emitting).
+            assert!(earlier <= 10 * marks.len(), "{what}: {earlier} records in an earlier segment");
+        }
+        for s in &seen {
+            assert!(s.least.windows(2).all(|p| p[0] < p[1]), "{what}: least segment went back: {:?}", s.least);
+            assert_eq!((s.least.first(), s.least.last()), (Some(&0), Some(&3)), "{what}: {:?}", s.least);
+        }
+        // Records of the last segment left in it: the anchors moved up before emitting.
+        let last_mark: BTreeMap<usize, i64> = marks.iter().filter(|m| m.1 == 3).map(|m| (m.0, m.2)).collect();
+        let late: Vec<(u64, i64)> = seen
+            .iter()
+            .flat_map(|s| s.records.iter().copied())
+            .filter(|&(_, v)| last_mark.get(&((v / STRIDE) as usize)).is_some_and(|&at| v % STRIDE >= at + 100))
+            .collect();
+        assert!(!late.is_empty(), "{what}");
+        if workers == 1 {
+            assert!(late.iter().all(|&(s, _)| s == 3), "{what}: {late:?}");
         }
     }
 }

@@ -183,6 +183,7 @@ impl<R: Record> Process<R> {
     /// end (`ended`) all of it and every timer.
     fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
         let frontier: Antichain<Time> = cx.input_frontier();
+        driver::follow_segment(self.anchors.iter_mut(), frontier.borrow());
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
         let manual = self.manual;
