@@ -26,6 +26,8 @@ pub struct JobControl {
     late_dropped: AtomicU64,
     /// The highest epoch any source of this process has reached (idle sources follow it).
     source_epoch: AtomicU64,
+    /// The checkpoint segment sources are asked to move to (see [`crate::time`]).
+    segment: AtomicU64,
     warnings: Mutex<Vec<String>>,
     /// Sinks' finished output (with the sink's name), published once the job succeeded.
     commits: Mutex<Vec<(String, Box<dyn SinkCommit>)>>,
@@ -42,6 +44,7 @@ impl JobControl {
             dropped: AtomicU64::new(0),
             late_dropped: AtomicU64::new(0),
             source_epoch: AtomicU64::new(0),
+            segment: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
             commits: Mutex::new(Vec::new()),
         }
@@ -127,6 +130,19 @@ impl JobControl {
         self.source_epoch.load(Ordering::Relaxed)
     }
 
+    /// Asks every source of this process to move on to checkpoint segment `segment` at
+    /// its next batch boundary (recording its position first); segments it skips are
+    /// empty. A lower request than one already made is ignored.
+    pub fn request_segment(&self, segment: u64) {
+        self.segment.fetch_max(segment, Ordering::Relaxed);
+    }
+
+    /// The segment sources are asked to be in: one relaxed load, polled once per batch.
+    #[inline]
+    pub fn requested_segment(&self) -> u64 {
+        self.segment.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn add_late_dropped(&self, n: u64) {
         self.late_dropped.fetch_add(n, Ordering::Relaxed);
     }
@@ -185,6 +201,17 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Instant;
+
+    #[test]
+    fn segment_requests_only_move_forward() {
+        let control = JobControl::new(0);
+        assert_eq!(control.requested_segment(), 0);
+        control.request_segment(2);
+        control.request_segment(1);
+        assert_eq!(control.requested_segment(), 2, "a lower request is ignored");
+        control.request_segment(5);
+        assert_eq!(control.requested_segment(), 5);
+    }
 
     #[test]
     fn wait_finished_wakes_when_the_last_worker_returns() {

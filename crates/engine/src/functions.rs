@@ -226,6 +226,17 @@ pub trait SourceReader<R>: 'static {
     fn processing_time(&self) -> Option<i64> {
         None
     }
+
+    /// Checkpoints (issue 13): everything polled so far belongs to the segments below
+    /// `segment`, and the next poll's records to `segment`. A reader that can resume
+    /// records here where `segment` starts (a byte offset, an index, a Python source's
+    /// `snapshot_state`): restoring the checkpoint that completes the segments below
+    /// `segment` resumes from it. Segments skipped on the way are empty, so one mark
+    /// serves them all. Called between polls, inside the batch scope. Default: the
+    /// reader keeps no position (it cannot resume).
+    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// Which input of a two-input operator a record came from.

@@ -47,6 +47,11 @@ impl SourceReader<PyRec> for IteratorSource {
             Ok(SourceStatus::More)
         })
     }
+
+    /// To record (issue 13, a later step): how many items were taken (a collection's index).
+    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// Records a `SourceFunction` handed to `ctx.collect`, waiting for the worker.

@@ -36,6 +36,11 @@ impl<R: Record> SourceReader<R> for TextFileReader {
         self.buffer.clear();
         Ok(if more { SourceStatus::More } else { SourceStatus::Done })
     }
+
+    /// To record (issue 13, a later step): the file and byte offset the next line starts at.
+    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// The integers `start..=end`, split across workers in contiguous ranges.
@@ -67,6 +72,11 @@ impl<R: Record> SourceReader<R> for SequenceReader {
             self.next = last + 1;
             Ok(SourceStatus::More)
         }
+    }
+
+    /// To record (issue 13, a later step): `next`, the first integer not yet emitted.
+    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
     }
 }
 

@@ -69,6 +69,12 @@ impl<R: 'static> SourceReader<R> for TestingSource<R> {
     fn processing_time(&self) -> Option<i64> {
         Some(self.processing_time)
     }
+
+    /// To record (issue 13, a later step): how many events were taken, with the
+    /// watermark and processing time reached.
+    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

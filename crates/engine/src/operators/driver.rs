@@ -244,6 +244,20 @@ fn restore_nothing(bytes: &[u8]) -> UdfResult<()> {
     }
 }
 
+/// Moves each of `caps` up to the least segment of `frontier` (an empty frontier moves
+/// nothing). An operator that emits at capabilities it holds calls this before emitting:
+/// output caused by input of segment s must not go out in an earlier segment held over
+/// from its last activation, or a checkpoint would count it before its cause.
+pub fn follow_segment<'c>(caps: impl IntoIterator<Item = &'c mut Capability<Time>>, frontier: AntichainRef<'_, Time>) {
+    let Some(segment) = time::least_segment(frontier) else { return };
+    for cap in caps {
+        if cap.time().segment < segment {
+            let moved = cap.time().in_segment(segment);
+            cap.downgrade(&moved);
+        }
+    }
+}
+
 /// What a source's [`SourceLogic::poll`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Polled {

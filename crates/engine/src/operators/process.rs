@@ -183,6 +183,7 @@ impl<R: Record> Process<R> {
     /// end (`ended`) all of it and every timer.
     fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
         let frontier: Antichain<Time> = cx.input_frontier();
+        driver::follow_segment(self.anchors.iter_mut(), frontier.borrow());
         let wm_now = cx.watermark();
         let clock = cx.processing_time();
         let manual = self.manual;
@@ -249,6 +250,7 @@ impl<R: Record> Process<R> {
                 epoch: time::least_epoch(frontier.borrow()).unwrap_or(u64::MAX),
                 event: self.watermark,
                 processing: time::processing_time(frontier.borrow()),
+                segment: time::least_segment(frontier.borrow()).unwrap_or(u64::MAX),
             };
             for anchor in self.anchors.iter_mut() {
                 let next = next.join(anchor.time());

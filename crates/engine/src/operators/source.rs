@@ -48,7 +48,7 @@ pub fn source<'s, R: Record>(
             return None;
         };
         let mut cap = cap;
-        cap.downgrade(&source_time(reader.as_ref(), 0));
+        cap.downgrade(&source_time(reader.as_ref(), Time::source_start()));
         // Shared with the worker's cancel hook, which stops the reader when the job is
         // cancelled even if this operator never runs again.
         let reader = Rc::new(RefCell::new(Some(reader)));
@@ -111,13 +111,21 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
         }
         let mut slot = self.reader.borrow_mut();
         let Some(r) = slot.as_mut() else { return Ok(Polled::Going) };
+        // Checkpoints: at this batch boundary, move on to the segment the job asks for
+        // (jumping over any in between, which stay empty here), position marked first.
+        let segment = env.control.requested_segment();
+        if segment > self.cap.time().segment {
+            r.mark_position(segment)?;
+            let moved = self.cap.time().in_segment(segment);
+            self.cap.downgrade(&moved);
+        }
         let status = r.poll(env.batch_size, &mut self.buffer)?;
         // The source may still hold what it gave (a collection's items).
         env.own(&mut self.buffer)?;
         cx.give(&self.cap, &mut self.buffer);
         self.batches += 1;
         let now = *self.cap.time();
-        let mut next = source_time(r.as_ref(), now.epoch);
+        let mut next = source_time(r.as_ref(), now);
         if self.batches.is_multiple_of(super::BATCHES_PER_EPOCH) {
             next.epoch += 1;
         }
@@ -165,13 +173,14 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
 /// How often an idle source moves its epoch on.
 const IDLE_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The time a source's next batch goes out at: its epoch, and the watermark and manual
-/// processing time the reader reports (none: no watermark, not driving processing time).
-fn source_time<R: 'static>(reader: &dyn crate::functions::SourceReader<R>, epoch: u64) -> Time {
+/// The time a source's next batch goes out at: `now`'s epoch and segment, and the
+/// watermark and manual processing time the reader reports (none: no watermark, not
+/// driving processing time).
+fn source_time<R: 'static>(reader: &dyn crate::functions::SourceReader<R>, now: Time) -> Time {
     let start = Time::source_start();
     Time {
-        epoch,
         event: reader.watermark().unwrap_or(start.event),
         processing: reader.processing_time().unwrap_or(start.processing),
+        ..now
     }
 }

@@ -433,6 +433,7 @@ impl<R: Record> WindowLogic<R> {
         let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, state, .. } = self;
         let (in_order, manual) = (*in_order, *manual);
         let frontier = cx.frontier(0);
+        driver::follow_segment(caps.iter_mut(), frontier);
         let wm_now = time::watermark(frontier);
         let clock = env.processing_time(frontier);
         // Complete batches, by watermark: every batch processed later, complete or
@@ -540,6 +541,7 @@ impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
             epoch: time::least_epoch(frontier).unwrap_or(u64::MAX),
             event: self.core.current().0,
             processing: time::processing_time(frontier),
+            segment: time::least_segment(frontier).unwrap_or(u64::MAX),
         };
         for cap in self.caps.iter_mut() {
             if *cap.time() != next {
