@@ -10,6 +10,7 @@ use crate::record::describe;
 
 static FORMAT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INTERNAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static INVALID_USE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Turns a Python exception raised by user code into a [`UdfError`], with the
 /// traceback formatted as Python would print it, minus ferroflow's own frames. An
@@ -33,18 +34,24 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
 }
 
 /// An engine error met by a Python call into the engine (a state or timer method),
-/// raised there: `RuntimeError` for a misuse the message explains, ferroflow's
+/// raised there: [`invalid_use`] for a misuse the message explains, ferroflow's
 /// `InternalError` for a broken invariant (so the job still reports it as a bug when it
 /// passes through the user's code).
 pub fn engine_error(e: UdfError) -> PyErr {
-    if !e.internal {
-        return PyRuntimeError::new_err(e.message);
-    }
-    Python::attach(|py| {
-        match INTERNAL.import(py, "ferroflow._errors", "InternalError").and_then(|cls| cls.call1((&e.message,))) {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(_) => PyRuntimeError::new_err(e.message),
-        }
+    let class = if e.internal { (&INTERNAL, "InternalError") } else { (&INVALID_USE, "InvalidUseError") };
+    raise_as(class, e.message)
+}
+
+/// `ferroflow.InvalidUseError`: the user's code called the API where it cannot work
+/// (state outside a keyed stream...); an uncaught one fails the job with one line.
+pub fn invalid_use(message: impl Into<String>) -> PyErr {
+    raise_as((&INVALID_USE, "InvalidUseError"), message.into())
+}
+
+fn raise_as((cell, name): (&PyOnceLock<Py<PyAny>>, &str), message: String) -> PyErr {
+    Python::attach(|py| match cell.import(py, "ferroflow._errors", name).and_then(|cls| cls.call1((&message,))) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => PyRuntimeError::new_err(message),
     })
 }
 

@@ -13,7 +13,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
 
@@ -28,7 +27,7 @@ use ferroflow_engine::time::{TimeDomain, NO_TIME};
 use ferroflow_engine::{UdfError, UdfResult};
 
 use crate::broadcast::BroadcastStateImpl;
-use crate::errors::{engine_error, udf_error, UserRaised};
+use crate::errors::{engine_error, invalid_use, udf_error, UserRaised};
 use crate::keys::{key_object, key_of};
 use crate::record::PyRec;
 use crate::udf::extend_from;
@@ -39,7 +38,7 @@ pub(crate) fn guard(ctx: &SharedContext<PyRec>) -> PyResult<MutexGuard<'_, Proce
     match ctx.try_lock() {
         Ok(g) => Ok(g),
         Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-        Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(
+        Err(TryLockError::WouldBlock) => Err(invalid_use(
             "keyed state or timers were used inside a state's reduce or aggregate function, which cannot reach them",
         )),
     }
@@ -76,7 +75,7 @@ impl PyProcessContext {
     fn get_current_key(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let c = guard(&self.ctx)?;
         if !c.is_keyed() {
-            return Err(PyRuntimeError::new_err(
+            return Err(invalid_use(
                 "get_current_key(): a ProcessFunction on a plain stream has no key (use key_by() first)",
             ));
         }
@@ -168,9 +167,7 @@ impl StateStore {
         }
         let mut c = guard(&self.ctx)?;
         if !c.is_keyed() {
-            return Err(PyRuntimeError::new_err(
-                "state is only available on a keyed stream (a function applied after key_by())",
-            ));
+            return Err(invalid_use("state is only available on a keyed stream (a function applied after key_by())"));
         }
         if self.window {
             c.check_window_scope().map_err(py_err)?;
