@@ -7,6 +7,7 @@ hang fails the test."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -142,3 +143,34 @@ def test_a_state_name_reused_later_names_the_record_and_key(mode):
     assert lines[1] == "in process_element, for key 'kp':", r
     assert lines[2].startswith("state name 'n' is used for a ValueState and for a MapState"), r
     assert "Traceback" not in r.stderr, r
+
+
+# case -> (the record the report names, or None for a timer; the detail's first line; its last line)
+CAUGHT = {
+    "reducing": ("('kp', 'POISON-17')", "in process_element, for key 'kp':", "UserBoom: user code failed in reduce"),
+    "aggregating": ("('kp', 'POISON-17')", "in process_element, for key 'kp':", "UserBoom: user code failed in add"),
+    "map_state_key": ("('kp', 'POISON-17')", "in process_element, for key 'kp':", STATE_ACCESS["map_state_key"][2]),
+    "event_timer": (None, "in on_timer (event-time timer at 4242), for key 'kp':",
+                    "UserBoom: user code failed in on_timer"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", CAUGHT)
+def test_the_caught_job_exception_carries_operator_record_and_traceback(case, mode):
+    """The in-process API: ``JobExecutionException``'s attributes, as a script catching
+    it around ``env.execute()`` reads them (at -p 2, in the process whose worker failed;
+    the other reports the lost peer)."""
+    record, first, last = CAUGHT[case]
+    r = ferroflow_run("state_errors.py", *MODES[mode], "-", case, "--catch", timeout=30.0)
+    assert r.returncode == 0, r
+    reports = [json.loads(t) for t in r.stdout.splitlines() if t.startswith("{")]
+    udf = [e for e in reports if e["kind"] == "udf"]
+    assert len(udf) == 1 and len(reports) == (2 if mode == "p2" else 1), r
+    e = udf[0]
+    assert e["type"] == "JobExecutionException", e
+    assert e["operator"] == f"process '{RAISING.get(case, STATE_ACCESS.get(case))[0]}' {operator_site(case)}", e
+    assert e["record"] == record, e
+    detail = e["detail"].splitlines()
+    assert detail[0] == first and detail[1] == "Traceback (most recent call last):" and detail[-1] == last, e
+    assert e["message"].endswith(e["detail"]) and e["detail"].count("Traceback") == 1, e
