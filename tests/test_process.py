@@ -5,6 +5,8 @@ test runs at 1 worker, 2 threads and 2 processes (the ``env`` fixture)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from ferroflow import (JobExecutionException, KeyedProcessFunction, ListStateDescriptor, MapFunction, OutputTag,
@@ -16,6 +18,24 @@ from conftest import bag, collect, run
 
 def source(env, *events, **kwargs):
     return env.add_source(TestSource(list(events), **kwargs))
+
+
+def site(method, text: str) -> str:
+    """``(test_process.py:N, in name)``: where ``method`` makes the call containing
+    ``text``, as a one-line misuse report names the user's refused call."""
+    lines, first = inspect.getsourcelines(method)
+    hits = [first + i for i, line in enumerate(lines) if text in line]
+    assert len(hits) == 1, hits
+    return f"(test_process.py:{hits[0]}, in {method.__name__})"
+
+
+def failure(env, name: str) -> JobExecutionException:
+    with pytest.raises(JobExecutionException) as info:
+        env.execute(name)
+    e = info.value
+    assert str(e) == f"job '{name}' failed: {e.operator} raised an exception" + (
+        f" on record {e.record}:" if e.record is not None else ":") + ("\n" if "\n" in e.detail else " ") + e.detail
+    return e
 
 
 class RunningCount(KeyedProcessFunction):
@@ -128,19 +148,23 @@ class Boom(KeyedProcessFunction):
 
 def test_an_error_in_process_element_names_operator_key_record_and_traceback(env):
     collect(env.from_collection([2, 3]).key_by(lambda x: x * 10).process(Boom()).name("boom"))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("process error")
-    text = str(info.value) + info.value.detail
-    assert "boom" in text and "no threes" in text and "key 30" in text and "3" in text
-    assert "raise ValueError" in text
+    e = failure(env, "process error")
+    assert e.operator.startswith("process 'boom' (test_process.py:") and e.record == "3"
+    lines = e.detail.splitlines()
+    assert lines[0] == "in process_element, for key 30:"
+    assert lines[1] == "Traceback (most recent call last):" and e.detail.count("Traceback") == 1
+    assert lines[-2:] == ['    raise ValueError("no threes")', "ValueError: no threes"]
+    assert "ferroflow/" not in e.detail  # the user's frames only
 
 
 def test_an_error_in_on_timer_names_the_key_and_the_timer(env):
     collect(env.from_collection([1]).key_by(lambda x: x * 10).process(Boom()))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("timer error")
-    text = str(info.value) + info.value.detail
-    assert "timer trouble" in text and "key 10" in text and "event-time timer at 1" in text
+    e = failure(env, "timer error")
+    assert e.operator.startswith("process 'Boom' (test_process.py:") and e.record is None
+    lines = e.detail.splitlines()
+    assert lines[0] == "in on_timer (event-time timer at 1), for key 10:"
+    assert lines[-2:] == ['    raise KeyError("timer trouble")', "KeyError: 'timer trouble'"]
+    assert e.detail.count("Traceback") == 1 and "ferroflow/" not in e.detail
 
 
 class Reused(KeyedProcessFunction):
@@ -154,10 +178,10 @@ class Reused(KeyedProcessFunction):
 
 def test_a_state_name_reused_with_another_kind_fails_at_start(env):
     collect(env.from_collection([]).key_by(lambda x: x).process(Reused()).name("reuser"))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("reused")
-    text = str(info.value) + info.value.detail
-    assert "reuser" in text and "'s'" in text and "ValueState" in text and "ListState" in text
+    e = failure(env, "reused")
+    assert e.operator.startswith("process 'reuser' (test_process.py:") and e.record is None
+    assert e.detail == ("state name 's' is used for a ValueState and for a ListState: each state of an operator "
+                        f"needs its own name {site(Reused.open, 'get_list_state')}")
 
 
 class PlainWithTimer(ProcessFunction):
@@ -176,14 +200,15 @@ class PlainWithState(ProcessFunction):
 
 def test_timers_and_state_on_a_plain_stream_are_clear_errors(env):
     collect(env.from_collection([1]).process(PlainWithTimer()))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("plain timer")
-    assert "timers are only available on keyed streams" in str(info.value) + info.value.detail
+    e = failure(env, "plain timer")
+    assert e.operator.startswith("process 'PlainWithTimer' (test_process.py:") and e.record == "1"
+    assert e.detail == ("timers are only available on keyed streams: call key_by() before process() to register "
+                        f"timers {site(PlainWithTimer.process_element, 'register_event_time_timer')}")
     collect(env.from_collection([1]).process(PlainWithState()).name("stateful"))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("plain state")
-    text = str(info.value) + info.value.detail
-    assert "only available on a keyed stream" in text and "stateful" in text
+    e = failure(env, "plain state")
+    assert e.operator.startswith("process 'stateful' (test_process.py:") and e.record is None
+    assert e.detail == ("get_state(ValueStateDescriptor('s')): state is only available on a keyed stream "
+                        f"(a function applied after key_by()) {site(PlainWithState.open, 'get_state')}")
 
 
 class Watermarks(ProcessFunction):
@@ -304,10 +329,10 @@ class MapWithState(MapFunction):
 
 def test_state_in_a_function_on_a_plain_stream_fails_at_start(env):
     collect(env.from_collection([1]).map(MapWithState()).name("plain map"))
-    with pytest.raises(JobExecutionException) as info:
-        env.execute("plain map state")
-    text = str(info.value) + info.value.detail
-    assert "plain map" in text and "only available on a keyed stream" in text
+    e = failure(env, "plain map state")
+    assert e.operator.startswith("map 'plain map' (test_process.py:") and e.record is None
+    assert e.detail == ("get_state(ValueStateDescriptor('s')): state is only available on a keyed stream "
+                        f"(a function applied after key_by()) {site(MapWithState.open, 'get_state')}")
 
 
 class SlowSource(SourceFunction):

@@ -7,7 +7,7 @@
     env.execute("words")
 """
 
-from ._errors import CheckpointingWarning, FerroflowError, InternalError, JobExecutionException
+from ._errors import CheckpointingWarning, FerroflowError, InternalError, InvalidUseError, JobExecutionException
 from ._plan import RuntimeContext
 from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
                          SplitStream, WindowedStream, WriteMode)
@@ -39,8 +39,8 @@ __all__ = [
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
     "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
-    "InternalError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction", "CoMapFunction",
-    "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
+    "InternalError", "InvalidUseError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction",
+    "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
     "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",
     "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",

@@ -15,6 +15,13 @@ class FerroflowError(Exception):
     """A problem with the job itself (its plan, its script or its arguments)."""
 
 
+class InvalidUseError(FerroflowError):
+    """A user function used ferroflow's API where or how it cannot work: keyed state or
+    timers outside a keyed stream, one state name for two kinds of state, broadcast
+    state written where it is read-only. A job that does not catch it fails with one
+    line: the message and the user's call that raised it (no traceback)."""
+
+
 class JobExecutionException(FerroflowError):
     """The job failed while running. The message names the operator, the record and
     shows the user function's traceback.
@@ -91,7 +98,21 @@ def format_user_exception(exc: BaseException, tb: Any = None) -> str:
 
     if tb is None:
         tb = exc.__traceback__
+    if isinstance(exc, InvalidUseError):
+        return _invalid_use_line(exc, tb)
     while tb is not None and _is_internal(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     lines = traceback.format_exception(type(exc), exc, tb)
     return "".join(lines).rstrip()
+
+
+def _invalid_use_line(exc: InvalidUseError, tb: Any) -> str:
+    """The message and where the user's code made the call ferroflow refused: the
+    innermost frame outside ferroflow, as ``(job.py:12, in open)``."""
+    where = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not _is_internal(code.co_filename):
+            where = f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}, in {code.co_name}"
+        tb = tb.tb_next
+    return f"{exc} ({where})" if where else str(exc)

@@ -133,9 +133,9 @@ class RuntimeContext:
     # -- keyed state (ferroflow.state): the engine's keyed runtime context overrides these --
 
     def _no_state(self, getter: str, state_descriptor: Any) -> Any:
-        from ._errors import FerroflowError
+        from ._errors import InvalidUseError
 
-        raise FerroflowError(f"{getter}({state_descriptor!r}): state is only available on a keyed stream "
+        raise InvalidUseError(f"{getter}({state_descriptor!r}): state is only available on a keyed stream "
                              "(a function applied after key_by())")
 
     def get_state(self, state_descriptor: Any) -> Any:

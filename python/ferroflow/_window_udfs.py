@@ -139,9 +139,9 @@ class _IncrementalContext(RuntimeContext):
     keyed state (as in Flink, where it cannot be a rich function)."""
 
     def _no_state(self, getter: str, state_descriptor: Any) -> Any:
-        from ._errors import FerroflowError
+        from ._errors import InvalidUseError
 
-        raise FerroflowError(f"{getter}({state_descriptor!r}): a window's reduce or aggregate function has no "
+        raise InvalidUseError(f"{getter}({state_descriptor!r}): a window's reduce or aggregate function has no "
                              "keyed state (as in Flink): give reduce()/aggregate() a window_function and keep "
                              "the state there")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 
 from . import _nodes
-from ._errors import FerroflowError
+from ._errors import InvalidUseError
 from ._plan import find_method, label_of, positional_arity, with_collector
 from ._process import ProcessUdf
 from .functions import (BroadcastProcessFunction, KeyedBroadcastProcessFunction, _KeyedBroadcastContext,
@@ -174,7 +174,7 @@ class _Context(_KeyedBroadcastContext, _KeyedBroadcastOnTimerContext):
         try:
             return self._states[name]
         except KeyError:
-            raise FerroflowError(f"get_broadcast_state({state_descriptor!r}): not a descriptor given to "
+            raise InvalidUseError(f"get_broadcast_state({state_descriptor!r}): not a descriptor given to "
                                  f"broadcast(); those are {sorted(self._states)}") from None
 
     def timestamp(self) -> Optional[int]:
@@ -202,7 +202,7 @@ class _Context(_KeyedBroadcastContext, _KeyedBroadcastOnTimerContext):
         from their encoding: equal values (``True`` as 1, ``2.0`` as 2)."""
         runtime = self._runtime
         if not isinstance(runtime, KeyedRuntimeContext):
-            raise FerroflowError("apply_to_keyed_state() needs keyed state: use a KeyedBroadcastProcessFunction "
+            raise InvalidUseError("apply_to_keyed_state() needs keyed state: use a KeyedBroadcastProcessFunction "
                                  "on a keyed stream (key_by() before connect(broadcast_stream))")
         if not isinstance(state_descriptor, StateDescriptor):
             raise TypeError(f"apply_to_keyed_state() takes a state descriptor, got {state_descriptor!r}")

@@ -138,9 +138,9 @@ class WindowContext:
         the other getters of ``RuntimeContext``, the same states ``open()`` gets (keyed
         windows only: ``window_all`` has no key)."""
         if self._state is None:
-            from ._errors import FerroflowError
+            from ._errors import InvalidUseError
 
-            raise FerroflowError("global_state(): state is only available on a keyed stream "
+            raise InvalidUseError("global_state(): state is only available on a keyed stream "
                                  "(window_all has no key: use key_by(...).window(...))")
         return self._state
 
@@ -152,9 +152,9 @@ class WindowContext:
         when ``clear(context)`` runs with it still readable and the engine then drops
         what is left. Keyed windows only, and not on merging (session) windows."""
         if self._window_state is None:
-            from ._errors import FerroflowError
+            from ._errors import InvalidUseError
 
-            raise FerroflowError("window_state(): state is only available on a keyed stream "
+            raise InvalidUseError("window_state(): state is only available on a keyed stream "
                                  "(window_all has no key: use key_by(...).window(...))")
         return self._window_state
 

@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -61,8 +60,10 @@ pub fn make_private(py: Python<'_>, obj: &mut Py<PyAny>) -> Result<(), String> {
 /// On a free-threaded Python reference counts are split between threads: a count
 /// of 1 does not prove anything, so every record that can change is copied.
 fn counts_unreliable(py: Python<'_>) -> bool {
-    static FREE_THREADED: OnceLock<bool> = OnceLock::new();
-    *FREE_THREADED.get_or_init(|| free_threaded(py))
+    // PyOnceLock, not std's: the first call runs Python (an import), which may let
+    // another worker thread take the GIL and wait here; std's lock would wait holding it.
+    static FREE_THREADED: PyOnceLock<bool> = PyOnceLock::new();
+    *FREE_THREADED.get_or_init(py, || free_threaded(py))
 }
 
 /// A free-threaded CPython build (`Py_GIL_DISABLED`), where reference counts prove

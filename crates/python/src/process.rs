@@ -13,7 +13,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple, PyType};
 
@@ -28,7 +27,7 @@ use ferroflow_engine::time::{TimeDomain, NO_TIME};
 use ferroflow_engine::{UdfError, UdfResult};
 
 use crate::broadcast::BroadcastStateImpl;
-use crate::errors::udf_error;
+use crate::errors::{engine_error, invalid_use, udf_error, UserRaised};
 use crate::keys::{key_object, key_of};
 use crate::record::PyRec;
 use crate::udf::extend_from;
@@ -39,14 +38,14 @@ pub(crate) fn guard(ctx: &SharedContext<PyRec>) -> PyResult<MutexGuard<'_, Proce
     match ctx.try_lock() {
         Ok(g) => Ok(g),
         Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-        Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(
+        Err(TryLockError::WouldBlock) => Err(invalid_use(
             "keyed state or timers were used inside a state's reduce or aggregate function, which cannot reach them",
         )),
     }
 }
 
 pub(crate) fn py_err(e: UdfError) -> PyErr {
-    PyRuntimeError::new_err(e.message)
+    engine_error(e)
 }
 
 pub(crate) fn obj(py: Python<'_>, r: Option<PyRec>) -> Py<PyAny> {
@@ -76,7 +75,7 @@ impl PyProcessContext {
     fn get_current_key(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let c = guard(&self.ctx)?;
         if !c.is_keyed() {
-            return Err(PyRuntimeError::new_err(
+            return Err(invalid_use(
                 "get_current_key(): a ProcessFunction on a plain stream has no key (use key_by() first)",
             ));
         }
@@ -168,9 +167,7 @@ impl StateStore {
         }
         let mut c = guard(&self.ctx)?;
         if !c.is_keyed() {
-            return Err(PyRuntimeError::new_err(
-                "state is only available on a keyed stream (a function applied after key_by())",
-            ));
+            return Err(invalid_use("state is only available on a keyed stream (a function applied after key_by())"));
         }
         if self.window {
             c.check_window_scope().map_err(py_err)?;
@@ -263,7 +260,8 @@ impl StateStore {
     ) -> PyResult<AggregatingStateImpl> {
         let id = self.register(name, StateKind::Aggregating, ttl)?;
         let (create, add, get_result, merge) = functions;
-        Ok(AggregatingStateImpl { ctx: self.scope(), id, agg: Mutex::new(PyAggFns { create, add, get_result, merge }) })
+        let agg = PyAggFns { create, add, get_result, merge, raised: UserRaised::default() };
+        Ok(AggregatingStateImpl { ctx: self.scope(), id, agg: Mutex::new(agg) })
     }
 }
 
@@ -273,6 +271,15 @@ fn with_state<T>(
     scope: &Scope,
     f: impl FnOnce(&mut ferroflow_engine::state::HeapBackend<PyRec>, i64) -> UdfResult<T>,
 ) -> PyResult<T> {
+    with_state_calling(scope, f)?.map_err(py_err)
+}
+
+/// [`with_state`] for an `f` that calls user functions back: its own error is left to
+/// the caller (see [`UserRaised`]).
+fn with_state_calling<T>(
+    scope: &Scope,
+    f: impl FnOnce(&mut ferroflow_engine::state::HeapBackend<PyRec>, i64) -> UdfResult<T>,
+) -> PyResult<UdfResult<T>> {
     let mut c = guard(&scope.ctx)?;
     // One call of `f`, so that it is inlined (the per-record path of keyed state).
     let access = if scope.window { c.window_state_for_access() } else { c.state_for_access() };
@@ -281,7 +288,7 @@ fn with_state<T>(
     if scope.window {
         state.set_current_namespace(Namespace::Key);
     }
-    done.map_err(py_err)
+    Ok(done)
 }
 
 pub(crate) fn rec(x: &Bound<'_, PyAny>) -> PyRec {
@@ -480,12 +487,13 @@ impl ReducingStateImpl {
     fn add(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = rec(value);
         let f = self.reduce.bind(py);
-        with_state(&self.ctx, |s, now| {
-            let mut reduce = |a: &PyRec, b: &PyRec| {
-                f.call1((a.0.bind(py), b.0.bind(py))).map(|r| rec(&r)).map_err(|e| udf_error(py, e, None))
-            };
+        let mut raised = UserRaised::default();
+        let done = with_state_calling(&self.ctx, |s, now| {
+            let mut reduce =
+                |a: &PyRec, b: &PyRec| raised.catch(py, f.call1((a.0.bind(py), b.0.bind(py))).map(|r| rec(&r)));
             s.reducing_add(self.id, v, &mut reduce, now)
-        })
+        })?;
+        done.map_err(|e| raised.raise(e))
     }
 
     fn clear(&self) -> PyResult<()> {
@@ -493,38 +501,44 @@ impl ReducingStateImpl {
     }
 }
 
-/// An `AggregateFunction`'s methods, as the backend calls them.
+/// An `AggregateFunction`'s methods, as the backend calls them, and what the last
+/// one raised.
 struct PyAggFns {
     create: Py<PyAny>,
     add: Py<PyAny>,
     get_result: Py<PyAny>,
     merge: Option<Py<PyAny>>,
+    raised: UserRaised,
 }
 
 impl PyAggFns {
-    fn call(&self, f: &Py<PyAny>, args: impl for<'py> pyo3::call::PyCallArgs<'py>) -> UdfResult<PyRec> {
-        Python::attach(|py| f.bind(py).call1(args).map(|r| rec(&r)).map_err(|e| udf_error(py, e, None)))
+    fn call(
+        f: &Py<PyAny>,
+        raised: &mut UserRaised,
+        args: impl for<'py> pyo3::call::PyCallArgs<'py>,
+    ) -> UdfResult<PyRec> {
+        Python::attach(|py| raised.catch(py, f.bind(py).call1(args).map(|r| rec(&r))))
     }
 }
 
 impl WindowAggregate<PyRec> for PyAggFns {
     fn create_accumulator(&mut self) -> UdfResult<PyRec> {
-        self.call(&self.create, ())
+        Self::call(&self.create, &mut self.raised, ())
     }
 
     fn add(&mut self, value: &PyRec, acc: PyRec) -> UdfResult<PyRec> {
         let v = Python::attach(|py| value.0.clone_ref(py));
-        self.call(&self.add, (v, acc.0))
+        Self::call(&self.add, &mut self.raised, (v, acc.0))
     }
 
     fn get_result(&mut self, acc: &PyRec) -> UdfResult<PyRec> {
         let a = Python::attach(|py| acc.0.clone_ref(py));
-        self.call(&self.get_result, (a,))
+        Self::call(&self.get_result, &mut self.raised, (a,))
     }
 
     fn merge(&mut self, a: PyRec, b: PyRec) -> UdfResult<PyRec> {
         match &self.merge {
-            Some(m) => self.call(m, (a.0, b.0)),
+            Some(m) => Self::call(m, &mut self.raised, (a.0, b.0)),
             None => Err(UdfError::new("the aggregate function has no merge()")),
         }
     }
@@ -541,13 +555,17 @@ pub struct AggregatingStateImpl {
 impl AggregatingStateImpl {
     fn get(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let mut agg = self.agg.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(obj(py, with_state(&self.ctx, |s, now| s.aggregating_get(self.id, &mut *agg, now))?))
+        agg.raised = UserRaised::default();
+        let done = with_state_calling(&self.ctx, |s, now| s.aggregating_get(self.id, &mut *agg, now))?;
+        Ok(obj(py, done.map_err(|e| agg.raised.raise(e))?))
     }
 
     fn add(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = rec(value);
         let mut agg = self.agg.lock().unwrap_or_else(|e| e.into_inner());
-        with_state(&self.ctx, |s, now| s.aggregating_add(self.id, v, &mut *agg, now))
+        agg.raised = UserRaised::default();
+        let done = with_state_calling(&self.ctx, |s, now| s.aggregating_add(self.id, v, &mut *agg, now))?;
+        done.map_err(|e| agg.raised.raise(e))
     }
 
     fn clear(&self) -> PyResult<()> {
