@@ -34,6 +34,8 @@ import pytest
 from ferroflow import StreamExecutionEnvironment
 from ferroflow._cluster import free_ports
 from ferroflow.functions import MapFunction
+from pyflink_examples import OVERRIDE, FetchError
+from pyflink_examples import examples_dir as pyflink_examples_dir
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
     from hypothesis import HealthCheck, settings
@@ -94,6 +96,18 @@ def parallelism(request) -> int:
 def env(parallelism) -> StreamExecutionEnvironment:
     """A fresh environment with the test's parallelism."""
     return make_env(parallelism)
+
+
+@pytest.fixture(scope="session")
+def pyflink_examples() -> str:
+    """The directory of PyFlink's example scripts in tests/pyflink_examples.py's SCRIPTS, fetched
+    from the pinned apache-flink wheel on first use. A failed fetch fails the test with one line:
+    never a skip, since CI can reach PyPI and a skip would hide that the examples stopped running."""
+    try:
+        return pyflink_examples_dir()
+    except FetchError as e:
+        why = str(e)
+    pytest.fail(f"PyFlink's examples could not be fetched ({OVERRIDE} names a local copy): {why}", pytrace=False)
 
 
 def make_env(parallelism: int) -> StreamExecutionEnvironment:

@@ -250,6 +250,15 @@ def test_the_package_has_no_import_cycles():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
+def test_the_interval_join_function_does_not_import_the_streams():
+    """The builders (IntervalJoin, IntervalJoined) live in datastream, which imports the
+    join's function from interval_join; not the other way, not even for type checking."""
+    with open(os.path.join(os.path.dirname(ferroflow.__file__), "interval_join.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported and "datastream" not in imported, sorted(m or "." for m in imported)
+
+
 def test_the_cycle_finder_finds_cycles():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None

@@ -3,9 +3,11 @@
 ``state_access.py`` (a running sum in a ValueState with TTL) and ``event_time_timer.py``
 (the same with event-time timers) ship in the apache-flink 2.3.0 wheel under
 ``pyflink/examples/datastream/``. Their licence lets us run them, not copy them here: the
-test reads each from an installed PyFlink (this environment's, or the benchmark
-anchors' virtualenv; ``FERROFLOW_PYFLINK_EXAMPLES`` names another directory) and skips
-when there is none. Only the ``from pyflink... import`` lines are rewritten, to
+``pyflink_examples`` fixture (tests/conftest.py, tests/pyflink_examples.py) downloads that
+wheel with pip, checks its sha256 and extracts only these two files into
+``~/.cache/ferroflow/pyflink-examples/``; no JVM and no PyFlink install is needed, and a
+failed download fails the tests rather than skipping them (``FERROFLOW_PYFLINK_EXAMPLES``
+names a local copy instead). Only the ``from pyflink... import`` lines are rewritten, to
 ferroflow's modules (``IMPORTS``); the PyFlink namespace of issue 14 will make even that
 unnecessary. What PyFlink printed is stored in tests/data/pyflink_<script>.out.
 
@@ -21,7 +23,6 @@ engine); without it they fail, saying so first.
 from __future__ import annotations
 
 import ast
-import glob
 import importlib
 import math
 import os
@@ -31,6 +32,7 @@ import sys
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
+import pyflink_examples
 from test_docs_event_time import PYTHON, ROOT, _clean_env
 
 from ferroflow import KeyedStream, Time
@@ -38,7 +40,7 @@ from ferroflow._cluster import ENV_THREADS
 from ferroflow.state import StateTtlConfig
 
 DATA = os.path.join(ROOT, "tests", "data")
-SCRIPTS = ["state_access", "event_time_timer"]
+SCRIPTS = [os.path.splitext(f)[0] for f in pyflink_examples.SCRIPTS]
 
 #: PyFlink module -> the ferroflow module that has the same names (for what these two
 #: examples import). None: ferroflow has no such module yet; the names come from
@@ -81,31 +83,8 @@ Types = _Types()
 WIRED = hasattr(KeyedStream, "process")
 
 
-def examples_dir() -> Optional[str]:
-    """PyFlink's examples/datastream directory, or None if no PyFlink is installed."""
-    given = os.environ.get("FERROFLOW_PYFLINK_EXAMPLES")
-    if given:
-        return given
-    try:
-        import pyflink  # type: ignore[import-not-found]  (not a dev dependency)
-
-        return os.path.join(os.path.dirname(pyflink.__file__), "examples", "datastream")
-    except ImportError:
-        pass
-    home = os.environ.get("ANCHOR_HOME", os.path.expanduser("~/.cache/ferroflow-anchors"))
-    found = sorted(glob.glob(os.path.join(home, "pyflink", "lib", "python3*", "site-packages", "pyflink",
-                                          "examples", "datastream")))
-    return found[-1] if found else None
-
-
-def script_source(name: str) -> str:
-    where = examples_dir()
-    path = os.path.join(where, f"{name}.py") if where else None
-    if path is None or not os.path.exists(path):
-        pytest.skip(f"PyFlink's {name}.py is not installed here (pip install apache-flink==2.3.0, or "
-                    "bash ../shared/bench/setup_anchors.sh; FERROFLOW_PYFLINK_EXAMPLES names another copy); "
-                    "its licence keeps it out of this repository")
-    with open(path, encoding="utf-8") as f:
+def script_source(examples: str, name: str) -> str:
+    with open(os.path.join(examples, f"{name}.py"), encoding="utf-8") as f:
         return f.read()
 
 
@@ -162,8 +141,8 @@ def same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_every_pyflink_import_exists_in_ferroflow(name):
-    imports = pyflink_imports(script_source(name))
+def test_every_pyflink_import_exists_in_ferroflow(name, pyflink_examples):
+    imports = pyflink_imports(script_source(pyflink_examples, name))
     assert imports, f"{name}.py imports nothing from pyflink?"
     missing = set()
     for module, attr in imports:
@@ -213,8 +192,8 @@ def command(way: str, script: str) -> Tuple[List[str], Dict[str, str]]:
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_pyflink_example_prints_what_pyflink_printed(name, way, tmp_path):
-    source = rewrite(script_source(name))
+def test_pyflink_example_prints_what_pyflink_printed(name, way, tmp_path, pyflink_examples):
+    source = rewrite(script_source(pyflink_examples, name))
     (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
     (tmp_path / f"{STAND_IN_MODULE}.py").write_text(STAND_INS, encoding="utf-8")
     cmd, env = command(way, f"{name}.py")

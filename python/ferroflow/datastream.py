@@ -10,7 +10,7 @@ import os
 
 from . import _aggregations, _nodes, _window_udfs
 from ._plan import Udf, label_of
-from ._process import KeyedStep, ProcessUdf, opens
+from ._process import CoProcessUdf, KeyedStep, ProcessUdf, opens
 from .output_tag import OutputTag
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .windowing import TimeSpan
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
-           "DataStreamSink", "WriteMode", "OutputTag", "PartitionedStream"]
+           "DataStreamSink", "WriteMode", "OutputTag", "PartitionedStream", "IntervalJoin", "IntervalJoined"]
 
 
 class WriteMode:
@@ -424,13 +424,11 @@ class KeyedStream(DataStream):
         """As ``DataStream.filter``; a ``FilterFunction`` gets keyed state in ``open()``."""
         return self._stateful_step(func, "filter") if opens(func) else super().filter(func)
 
-    def interval_join(self, other: "KeyedStream") -> Any:
+    def interval_join(self, other: "KeyedStream") -> "IntervalJoin":
         """An interval join with ``other`` (keyed alike): ``.between(lower,
         upper).process(ProcessJoinFunction)`` is called with each pair of one key whose
         right timestamp is within ``[left.ts + lower, left.ts + upper]`` (event time;
-        see ``ferroflow.interval_join``)."""
-        from .interval_join import IntervalJoin
-
+        see ``IntervalJoin``)."""
         if not isinstance(other, KeyedStream) or other._env is not self._env:
             raise TypeError("interval_join() takes a keyed stream of the same environment (key_by() first), "
                             f"got {other!r}")
@@ -519,6 +517,62 @@ class KeyedStream(DataStream):
         (default: every ``size``). At the end of a bounded input a window holding
         records that arrived since it last fired fires once more."""
         return _count_windows(WindowedStream, self, size, slide)
+
+
+class IntervalJoin:
+    """``left.interval_join(right)``: say the bounds with ``between(lower, upper)``.
+
+    The join itself (how records wait for their pairs, and when they go) is
+    ``ferroflow.interval_join``."""
+
+    def __init__(self, left: KeyedStream, right: KeyedStream) -> None:
+        self._left = left
+        self._right = right
+
+    def between(self, lower_bound: Any, upper_bound: Any) -> "IntervalJoined":
+        """Pairs whose right timestamp is within ``[left.ts + lower_bound, left.ts +
+        upper_bound]`` (``Time``, ``Duration``, ``timedelta`` or ms; may be negative)."""
+        lower = to_millis(lower_bound, "lower bound", minimum=None)
+        upper = to_millis(upper_bound, "upper bound", minimum=None)
+        if lower > upper:
+            raise ValueError(f"between(): the lower bound ({lower} ms) is above the upper bound ({upper} ms)")
+        return IntervalJoined(self._left, self._right, lower, upper)
+
+
+class IntervalJoined:
+    """An interval join with its bounds: ``process(ProcessJoinFunction)``."""
+
+    def __init__(self, left: KeyedStream, right: KeyedStream, lower: int, upper: int) -> None:
+        self._left = left
+        self._right = right
+        self._lower = lower
+        self._upper = upper
+        self._lower_inclusive = True
+        self._upper_inclusive = True
+
+    def lower_bound_exclusive(self) -> "IntervalJoined":
+        """Excludes pairs exactly at ``left.ts + lower``."""
+        self._lower_inclusive = False
+        return self
+
+    def upper_bound_exclusive(self) -> "IntervalJoined":
+        """Excludes pairs exactly at ``left.ts + upper``."""
+        self._upper_inclusive = False
+        return self
+
+    def process(self, func: Any, output_type: Any = None) -> DataStream:
+        """``func.process_element(left, right, ctx)`` (a ``ProcessJoinFunction`` or a
+        plain function) yields (or returns an iterable of) outputs for each pair;
+        ``ctx.get_left_timestamp()``, ``get_right_timestamp()``, ``timestamp()``."""
+        from .interval_join import _IntervalJoinFunction
+
+        lower = self._lower + (0 if self._lower_inclusive else 1)
+        upper = self._upper - (0 if self._upper_inclusive else 1)
+        if lower > upper:
+            raise ValueError("interval_join(): exclusive bounds leave no timestamp to join")
+        join = _IntervalJoinFunction(func, lower, upper)
+        udf = CoProcessUdf(join)
+        return self._left._combine(_nodes.Process(udf), label_of(func), self._right, "interval_join")
 
 
 def _time_windows(env: "StreamExecutionEnvironment", size: TimeSpan, slide: Optional[TimeSpan]) -> WindowAssigner:

@@ -1,5 +1,6 @@
 """The interval join of two keyed streams (Flink's Java API; PyFlink lacks it):
-``left.interval_join(right).between(lower, upper).process(ProcessJoinFunction)`` calls
+``left.interval_join(right).between(lower, upper).process(ProcessJoinFunction)`` (the
+builders, ``IntervalJoin`` and ``IntervalJoined``, are in ``ferroflow.datastream``) calls
 ``process_element(l, r, ctx)`` for each pair of one key with
 ``l.ts + lower <= r.ts <= l.ts + upper`` (``lower_bound_exclusive()`` /
 ``upper_bound_exclusive()`` make a bound strict). Event time only: records without a
@@ -17,73 +18,13 @@ process operator stamps outputs with the current record's or timer's time.
 
 from __future__ import annotations
 
-from . import _nodes
 from ._errors import FerroflowError
-from ._plan import label_of
-from ._process import CoProcessUdf
 from .functions import KeyedCoProcessFunction, ProcessJoinFunction, _ProcessJoinContext
 from .state import MapStateDescriptor
-from .windowing import to_millis
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator, List, Optional
-
-    from .datastream import DataStream, KeyedStream
-
-__all__ = ["IntervalJoin", "IntervalJoined"]
-
-
-class IntervalJoin:
-    """``left.interval_join(right)``: say the bounds with ``between(lower, upper)``."""
-
-    def __init__(self, left: "KeyedStream", right: "KeyedStream") -> None:
-        self._left = left
-        self._right = right
-
-    def between(self, lower_bound: Any, upper_bound: Any) -> "IntervalJoined":
-        """Pairs whose right timestamp is within ``[left.ts + lower_bound, left.ts +
-        upper_bound]`` (``Time``, ``Duration``, ``timedelta`` or ms; may be negative)."""
-        lower = to_millis(lower_bound, "lower bound", minimum=None)
-        upper = to_millis(upper_bound, "upper bound", minimum=None)
-        if lower > upper:
-            raise ValueError(f"between(): the lower bound ({lower} ms) is above the upper bound ({upper} ms)")
-        return IntervalJoined(self._left, self._right, lower, upper)
-
-
-class IntervalJoined:
-    """An interval join with its bounds: ``process(ProcessJoinFunction)``."""
-
-    def __init__(self, left: "KeyedStream", right: "KeyedStream", lower: int, upper: int) -> None:
-        self._left = left
-        self._right = right
-        self._lower = lower
-        self._upper = upper
-        self._lower_inclusive = True
-        self._upper_inclusive = True
-
-    def lower_bound_exclusive(self) -> "IntervalJoined":
-        """Excludes pairs exactly at ``left.ts + lower``."""
-        self._lower_inclusive = False
-        return self
-
-    def upper_bound_exclusive(self) -> "IntervalJoined":
-        """Excludes pairs exactly at ``left.ts + upper``."""
-        self._upper_inclusive = False
-        return self
-
-    def process(self, func: Any, output_type: Any = None) -> "DataStream":
-        """``func.process_element(left, right, ctx)`` (a ``ProcessJoinFunction`` or a
-        plain function) yields (or returns an iterable of) outputs for each pair;
-        ``ctx.get_left_timestamp()``, ``get_right_timestamp()``, ``timestamp()``."""
-        lower = self._lower + (0 if self._lower_inclusive else 1)
-        upper = self._upper - (0 if self._upper_inclusive else 1)
-        if lower > upper:
-            raise ValueError("interval_join(): exclusive bounds leave no timestamp to join")
-        join = _IntervalJoinFunction(func, lower, upper)
-        udf = CoProcessUdf(join)
-        return self._left._combine(_nodes.Process(udf), label_of(func), self._right, "interval_join")
-
 
 class _JoinContext(_ProcessJoinContext):
     __slots__ = ("left", "right")

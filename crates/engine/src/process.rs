@@ -18,7 +18,7 @@ use crate::state::{
 };
 use crate::time::{TimeDomain, NO_TIME};
 use crate::timers::TimerService;
-use crate::windows::assigners::Window;
+use crate::windows::Window;
 
 /// One process function's view of the operator: see the module doc.
 pub struct ProcessContext<R> {

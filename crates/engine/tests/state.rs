@@ -13,8 +13,8 @@ use ferroflow_engine::functions::WindowAggregate;
 use ferroflow_engine::key::{key_of, Key, KeyValue, Scalar};
 use ferroflow_engine::process::ProcessContext;
 use ferroflow_engine::state::*;
-use ferroflow_engine::windows::assigners::Window;
 use ferroflow_engine::windows::TimeWindow;
+use ferroflow_engine::windows::Window;
 use ferroflow_engine::UdfResult;
 use proptest::prelude::*;
 

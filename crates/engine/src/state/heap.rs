@@ -24,8 +24,8 @@ use super::{
 use crate::error::{UdfError, UdfResult};
 use crate::functions::WindowAggregate;
 use crate::key::Key;
-use crate::windows::assigners::Window;
 use crate::windows::TimeWindow;
+use crate::windows::Window;
 
 /// Keyed state in memory. See the module doc for its layout.
 pub struct HeapBackend<R> {

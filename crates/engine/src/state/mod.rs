@@ -33,7 +33,7 @@ use std::fmt;
 use crate::error::UdfResult;
 use crate::functions::WindowAggregate;
 use crate::key::Key;
-use crate::windows::assigners::Window;
+use crate::windows::Window;
 
 /// The kinds of keyed state, PyFlink's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,66 +7,8 @@
 
 use std::fmt;
 
-use super::{sliding_windows, tumbling_window, TimeWindow, WindowInfo};
+use super::{sliding_windows, tumbling_window, TimeWindow, Window};
 use crate::error::{UdfError, UdfResult};
-
-/// A window of the window core: a time window `[start, end)` or Flink's `GlobalWindow`.
-///
-/// Ordered by `(start, end)`; the global window orders after every time window (one
-/// core never holds both kinds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Window {
-    Time(TimeWindow),
-    Global,
-}
-
-impl Window {
-    /// When the window is complete in its time domain: `end - 1`, or `i64::MAX` for the
-    /// global window (Flink's `GlobalWindow.maxTimestamp() == Long.MAX_VALUE`).
-    pub fn max_timestamp(&self) -> i64 {
-        match self {
-            Window::Time(w) => w.max_timestamp(),
-            Window::Global => i64::MAX,
-        }
-    }
-
-    /// `start` of a time window; `i64::MIN` for the global window.
-    pub fn start(&self) -> i64 {
-        match self {
-            Window::Time(w) => w.start,
-            Window::Global => i64::MIN,
-        }
-    }
-
-    /// `end` of a time window; `i64::MAX` for the global window.
-    pub fn end(&self) -> i64 {
-        match self {
-            Window::Time(w) => w.end,
-            Window::Global => i64::MAX,
-        }
-    }
-
-    pub fn time(&self) -> Option<TimeWindow> {
-        match self {
-            Window::Time(w) => Some(*w),
-            Window::Global => None,
-        }
-    }
-
-    /// The window as window functions see it.
-    pub fn info(&self) -> WindowInfo {
-        match self {
-            Window::Time(w) => WindowInfo::Time(*w),
-            Window::Global => WindowInfo::Global,
-        }
-    }
-}
-
-impl From<Window> for WindowInfo {
-    fn from(w: Window) -> Self {
-        w.info()
-    }
-}
 
 // The clocks belong to time; assigners, triggers and windows name them here too.
 pub use crate::time::TimeDomain;

@@ -64,9 +64,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::hash::Hash;
 
-pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDomain, Window};
+pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDomain};
 pub use super::triggers::{Evictor, Trigger, TriggerContext, TriggerResult, TriggerState};
 use super::TimeWindow;
+pub use super::Window;
 use crate::error::{UdfError, UdfResult};
 use crate::key::BuildKeyHasher;
 

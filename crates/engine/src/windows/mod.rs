@@ -49,6 +49,66 @@ pub struct WindowContext {
     pub processing_time: i64,
 }
 
+/// A window of the window core: a time window `[start, end)` or Flink's `GlobalWindow`.
+/// Here rather than in `assigners`, so that assigners and triggers both name it without
+/// depending on each other.
+///
+/// Ordered by `(start, end)`; the global window orders after every time window (one
+/// core never holds both kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    Time(TimeWindow),
+    Global,
+}
+
+impl Window {
+    /// When the window is complete in its time domain: `end - 1`, or `i64::MAX` for the
+    /// global window (Flink's `GlobalWindow.maxTimestamp() == Long.MAX_VALUE`).
+    pub fn max_timestamp(&self) -> i64 {
+        match self {
+            Window::Time(w) => w.max_timestamp(),
+            Window::Global => i64::MAX,
+        }
+    }
+
+    /// `start` of a time window; `i64::MIN` for the global window.
+    pub fn start(&self) -> i64 {
+        match self {
+            Window::Time(w) => w.start,
+            Window::Global => i64::MIN,
+        }
+    }
+
+    /// `end` of a time window; `i64::MAX` for the global window.
+    pub fn end(&self) -> i64 {
+        match self {
+            Window::Time(w) => w.end,
+            Window::Global => i64::MAX,
+        }
+    }
+
+    pub fn time(&self) -> Option<TimeWindow> {
+        match self {
+            Window::Time(w) => Some(*w),
+            Window::Global => None,
+        }
+    }
+
+    /// The window as window functions see it.
+    pub fn info(&self) -> WindowInfo {
+        match self {
+            Window::Time(w) => WindowInfo::Time(*w),
+            Window::Global => WindowInfo::Global,
+        }
+    }
+}
+
+impl From<Window> for WindowInfo {
+    fn from(w: Window) -> Self {
+        w.info()
+    }
+}
+
 fn saturate(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
@@ -164,6 +224,17 @@ impl<V: Clone> CountWindowBuffer<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Assigners name triggers (`default_trigger`), so triggers must not name assigners:
+    /// the two would depend on each other. What both need (`Window`) lives here.
+    #[test]
+    fn triggers_do_not_depend_on_assigners() {
+        for (file, source) in [("triggers.rs", include_str!("triggers.rs")), ("mod.rs", include_str!("mod.rs"))] {
+            let uses =
+                source.lines().filter(|l| l.trim_start().starts_with("use ")).filter(|l| l.contains("assigners"));
+            assert_eq!(uses.collect::<Vec<_>>(), Vec::<&str>::new(), "{file}");
+        }
+    }
 
     /// Brute force: the windows of length `size` starting at offset + k * slide that
     /// contain `ts`, latest start first.

@@ -8,7 +8,7 @@
 //! record stamped `t` is in before a window ending at `t + 1` fires). Timers are
 //! deduplicated per (time, key, window), like Flink's.
 
-use super::assigners::Window;
+use super::Window;
 
 /// What a trigger decided: Flink's `TriggerResult` (`CONTINUE`, `FIRE`, `FIRE_AND_PURGE`;
 /// `PURGE` alone is never produced by these triggers but is handled by the core).
