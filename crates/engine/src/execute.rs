@@ -36,6 +36,8 @@ pub struct ExecConfig {
     /// Flink's object reuse: operators may share records (no copies, see
     /// [`Record::make_private`]). Off by default.
     pub object_reuse: bool,
+    /// Checkpoints (issue 13): off when `None`.
+    pub checkpoint: Option<crate::checkpoint::settings::CheckpointSettings>,
 }
 
 impl Default for ExecConfig {
@@ -47,6 +49,7 @@ impl Default for ExecConfig {
             scope: Arc::new(NoScope),
             cluster: None,
             object_reuse: false,
+            checkpoint: None,
         }
     }
 }

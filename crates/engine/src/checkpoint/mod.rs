@@ -9,7 +9,10 @@
 //!   checksummed section per stateful plan node, an index;
 //! - [`storage`]: the storage directory's layout, atomic commits, the `_MANIFEST` that
 //!   makes a checkpoint complete, finding the newest whole checkpoint (falling back past
-//!   damaged ones), retention, and the writable probe.
+//!   damaged ones), retention, and the writable probe;
+//! - [`restore`]: what an operator restores from, and which keys are its own after a
+//!   change of parallelism;
+//! - [`settings`]: what the job asked for (interval, storage directory, retention).
 //!
 //! Later steps add here the per-worker tracker of which operators have delivered their
 //! section, the coordinator that triggers checkpoints and the control dataflow it talks
@@ -17,5 +20,7 @@
 //! this plan, rescaling). Operators snapshot and restore through hooks in the driver.
 
 pub mod format;
+pub mod restore;
+pub mod settings;
 pub mod state_io;
 pub mod storage;

@@ -77,6 +77,7 @@ use timely::dataflow::{Scope, Stream};
 use timely::progress::frontier::{Antichain, AntichainRef, MutableAntichain};
 use timely::scheduling::Activator;
 
+use crate::checkpoint::restore::Restore;
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::operators::OpEnv;
 use crate::time::{self, Time};
@@ -223,21 +224,28 @@ pub trait OperatorLogic<O: Clone + 'static> {
         Ok(())
     }
 
-    /// Checkpoints (issue 13): appends this operator's state to `out`. Default: no state.
+    /// Checkpoints (issue 13): appends this operator's state to `out` (with
+    /// [`crate::checkpoint::state_io::StateWriter::from_vec`]). Called inside the batch
+    /// scope once every input batch of the checkpoint's segment, and none after it, has
+    /// been handed to the logic; what was emitted before went out in that segment.
+    /// Default: no state, nothing written.
     fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
         Ok(())
     }
 
-    /// Checkpoints (issue 13): restores the state a [`OperatorLogic::snapshot`] wrote,
-    /// before any batch. Default: no state, so only an empty snapshot is accepted.
-    fn restore(&mut self, bytes: &[u8]) -> UdfResult<()> {
-        restore_nothing(bytes)
+    /// Checkpoints (issue 13): restores the state [`OperatorLogic::snapshot`] wrote, once,
+    /// before any batch, inside the batch scope. `from` holds the section of every worker
+    /// that wrote the checkpoint (more or fewer than now after a rescale): a keyed
+    /// operator keeps the keys [`Restore::owns`]. Default: no state, so only empty
+    /// sections are accepted.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        restore_nothing(from)
     }
 }
 
 /// The default `restore` of an operator without state.
-fn restore_nothing(bytes: &[u8]) -> UdfResult<()> {
-    if bytes.is_empty() {
+fn restore_nothing(from: &Restore<'_>) -> UdfResult<()> {
+    if from.non_empty().next().is_none() {
         Ok(())
     } else {
         Err(UdfError::internal("state restored into an operator that keeps none"))
@@ -288,14 +296,16 @@ pub trait SourceLogic<O: Clone + 'static> {
     /// logic is dropped next).
     fn on_abort(&mut self) {}
 
-    /// As [`OperatorLogic::snapshot`].
+    /// As [`OperatorLogic::snapshot`]: the positions to resume from, called when the
+    /// source moves to the next segment, after the last record of the one it leaves.
     fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
         Ok(())
     }
 
-    /// As [`OperatorLogic::restore`].
-    fn restore(&mut self, bytes: &[u8]) -> UdfResult<()> {
-        restore_nothing(bytes)
+    /// As [`OperatorLogic::restore`]: a source seeks to the positions it snapshotted
+    /// (after a rescale, the old readers' pending splits are dealt to the new ones).
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        restore_nothing(from)
     }
 }
 
