@@ -28,6 +28,9 @@ pub struct JobControl {
     source_epoch: AtomicU64,
     /// The checkpoint segment sources are asked to move to (see [`crate::time`]).
     segment: AtomicU64,
+    /// The segment sources may emit in: every operator has snapshotted the checkpoint
+    /// before it (see [`crate::checkpoint::coordinator`]).
+    released: AtomicU64,
     warnings: Mutex<Vec<String>>,
     /// Sinks' finished output (with the sink's name), published once the job succeeded.
     commits: Mutex<Vec<(String, Box<dyn SinkCommit>)>>,
@@ -45,6 +48,7 @@ impl JobControl {
             late_dropped: AtomicU64::new(0),
             source_epoch: AtomicU64::new(0),
             segment: AtomicU64::new(0),
+            released: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
             commits: Mutex::new(Vec::new()),
         }
@@ -141,6 +145,17 @@ impl JobControl {
     #[inline]
     pub fn requested_segment(&self) -> u64 {
         self.segment.load(Ordering::Relaxed)
+    }
+
+    /// Lets sources emit in segment `segment` (and before).
+    pub fn release_segment(&self, segment: u64) {
+        self.released.fetch_max(segment, Ordering::Relaxed);
+    }
+
+    /// The latest segment sources may emit in.
+    #[inline]
+    pub fn released_segment(&self) -> u64 {
+        self.released.load(Ordering::Relaxed)
     }
 
     pub(crate) fn add_late_dropped(&self, n: u64) {

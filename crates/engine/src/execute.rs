@@ -6,11 +6,12 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use timely::communication::Config as CommunicationConfig;
 use timely::communication::WorkerGuards;
 
+use crate::checkpoint::coordinator::{CheckpointStart, Checkpoints, Message};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{ClusterConfig, PeerMonitor};
 use crate::control::JobControl;
@@ -139,8 +140,12 @@ fn join_guards(guards: WorkerGuards<()>, control: &JobControl) {
 
 /// Starts `plan` on `config.workers` threads (of this process; with `config.cluster`,
 /// after connecting to the other processes) and returns at once.
-pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Running, JobError> {
+pub fn start<R: Record>(plan: Arc<Plan<R>>, mut config: ExecConfig) -> Result<Running, JobError> {
     plan.validate()?;
+    let checkpointing = match config.checkpoint.take() {
+        Some(settings) => Some(Arc::new(CheckpointStart::prepare(settings, &plan)?)),
+        None => None,
+    };
     let control = Arc::new(JobControl::new(plan.nodes.len()));
     let workers = config.workers.max(1);
     for _ in 0..workers {
@@ -157,7 +162,7 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
         let thread_control = control.clone();
         let thread = std::thread::Builder::new()
             .name("ferroflow cluster".to_string())
-            .spawn(move || run_cluster(plan, config, cluster, thread_control))
+            .spawn(move || run_cluster(plan, config, cluster, thread_control, checkpointing))
             .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the cluster thread: {e}")))?;
         return Ok(Running { guards: None, cluster_thread: Some(thread), control, unions });
     }
@@ -165,12 +170,18 @@ pub fn start<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig) -> Result<Runnin
     let (builders, others) = communication
         .try_build()
         .map_err(|e| JobError::new(ErrorKind::System, format!("could not start workers: {e}")))?;
-    let guards = launch(plan, config, builders, others, control.clone(), None)?;
+    let guards = launch(plan, config, builders, others, control.clone(), None, checkpointing)?;
     Ok(Running { guards: Some(guards), cluster_thread: None, control, unions })
 }
 
 /// Connects to the other processes, runs the job on this process's workers, waits.
-fn run_cluster<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig, cluster: ClusterConfig, control: Arc<JobControl>) {
+fn run_cluster<R: Record>(
+    plan: Arc<Plan<R>>,
+    config: ExecConfig,
+    cluster: ClusterConfig,
+    control: Arc<JobControl>,
+    checkpointing: Option<Arc<CheckpointStart>>,
+) {
     let workers = config.workers.max(1);
     // The workers counted as running in `start` never ran.
     let give_up = |e: JobError| {
@@ -187,7 +198,7 @@ fn run_cluster<R: Record>(plan: Arc<Plan<R>>, config: ExecConfig, cluster: Clust
         Err(e) => return give_up(e.into()),
     };
     let monitor = network.monitor.clone();
-    match launch(plan, config, network.builders, network.guard, control.clone(), Some(monitor.clone())) {
+    match launch(plan, config, network.builders, network.guard, control.clone(), Some(monitor.clone()), checkpointing) {
         Ok(guards) => join_guards(guards, &control),
         Err(e) => give_up(e),
     }
@@ -204,13 +215,16 @@ fn launch<R: Record>(
     others: Box<dyn std::any::Any + Send>,
     control: Arc<JobControl>,
     monitor: Option<PeerMonitor>,
+    checkpointing: Option<Arc<CheckpointStart>>,
 ) -> Result<WorkerGuards<()>, JobError> {
     let worker_control = control.clone();
     let guards = timely::execute::execute_from(builders, others, timely::WorkerConfig::default(), move |worker| {
         let control = worker_control.clone();
         let index = worker.index();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            config.scope.clone().run_worker(&mut || run_worker(worker, &plan, &config, &control, monitor.as_ref()))
+            config.scope.clone().run_worker(&mut || {
+                run_worker(worker, &plan, &config, &control, monitor.as_ref(), checkpointing.as_deref())
+            })
         }));
         if let Err(panic) = outcome {
             // A panic after a peer vanished is timely noticing it: report the peer.
@@ -278,13 +292,49 @@ fn tally(worker: &mut timely::worker::Worker, mine: &[u64]) -> Vec<u64> {
     total.take()
 }
 
+/// The checkpoint protocol's dataflow (see [`crate::checkpoint::coordinator`]): reports
+/// go to worker 0, commands to every worker; each worker's loop feeds the input.
+fn checkpoint_dataflow(
+    worker: &mut timely::worker::Worker,
+    checkpoints: Rc<Checkpoints>,
+    control: Arc<JobControl>,
+) -> timely::dataflow::operators::vec::input::Handle<u64, Message> {
+    use timely::dataflow::operators::vec::{Broadcast, Filter, Input};
+    use timely::dataflow::operators::{Exchange, Inspect};
+
+    worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Message>();
+        let (to_coordinator, to_workers) = (checkpoints.clone(), checkpoints);
+        let (c1, c2) = (control.clone(), control);
+        stream
+            .clone()
+            .filter(|m: &Message| m.is_report())
+            .exchange(|_| 0)
+            .inspect(move |m: &Message| to_coordinator.receive(m.clone(), &c1));
+        stream
+            .filter(|m: &Message| !m.is_report())
+            .broadcast()
+            .inspect(move |m: &Message| to_workers.receive(m.clone(), &c2));
+        input
+    })
+}
+
 fn run_worker<R: Record>(
     worker: &mut timely::worker::Worker,
     plan: &Plan<R>,
     config: &ExecConfig,
     control: &Arc<JobControl>,
     monitor: Option<&PeerMonitor>,
+    checkpointing: Option<&CheckpointStart>,
 ) {
+    let checkpoints = match checkpointing.map(|c| c.for_worker(worker.index(), worker.peers(), config.workers)) {
+        Some(Ok(c)) => Some(Rc::new(c)),
+        Some(Err(e)) => {
+            control.fail(e.on_worker(worker.index()));
+            None
+        }
+        None => None,
+    };
     let env = Rc::new(OpEnv {
         control: control.clone(),
         scope: config.scope.clone(),
@@ -303,18 +353,39 @@ fn run_worker<R: Record>(
         probe: timely::dataflow::operators::probe::Handle::new(),
         ended_sources: RefCell::new(Default::default()),
         source_watchers: RefCell::new(Vec::new()),
+        checkpoints: checkpoints.clone(),
     });
     let counts = env.counts.clone();
+    let job = worker.next_dataflow_index();
     let built = worker.dataflow::<crate::time::Time, _, _>(|scope| dataflow::build(scope, plan, env.clone()));
     if let Err(e) = built {
         control.fail(e.on_worker(worker.index()));
     }
+    let mut protocol = checkpoints.map(|c| (c.clone(), checkpoint_dataflow(worker, c, control.clone())));
     while !control.aborted() {
-        if !worker.step_or_park(Some(PARK)) {
+        let park = match &protocol {
+            Some((c, _)) => c.park_limit(Instant::now()).min(PARK),
+            None => PARK,
+        };
+        if !worker.step_or_park(Some(park)) {
             break;
         }
         if let Some(lost) = monitor.and_then(|m| m.lost()) {
             control.fail(lost.into());
+        }
+        if let Some((c, input)) = &mut protocol {
+            if worker.installed_dataflows().contains(&job) {
+                let messages = c.poll(control, Instant::now());
+                if !messages.is_empty() {
+                    for message in messages {
+                        input.send(message);
+                    }
+                    input.flush();
+                }
+            } else {
+                // The job is over: closing the input lets the control dataflow end too.
+                protocol = None;
+            }
         }
     }
     if !control.aborted() && monitor.is_some() {

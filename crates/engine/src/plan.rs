@@ -197,6 +197,40 @@ impl<R> Plan<R> {
     }
 
     /// Checks the shape of the graph; the message names the node.
+    /// The plan's shape, one line per node (kind, name without its source location,
+    /// inputs): a checkpoint records it, and a restore into another plan names the
+    /// first line that differs. Editing a job's code elsewhere keeps it.
+    pub fn signature(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| {
+                let kind = match &n.kind {
+                    NodeKind::Source { .. } => "source",
+                    NodeKind::Transform(_) => "transform",
+                    NodeKind::KeyBy(_) => "key_by",
+                    NodeKind::Reduce(_) => "reduce",
+                    NodeKind::Window { .. } => "window",
+                    NodeKind::Process(_) => "process",
+                    NodeKind::ProcessSideOutput(_) => "side_output",
+                    NodeKind::LateOutput => "late_output",
+                    NodeKind::AssignTimestamps { .. } => "assign_timestamps",
+                    NodeKind::Union => "union",
+                    NodeKind::Iterate { .. } => "iterate",
+                    NodeKind::Partition(p) => p.name(),
+                    NodeKind::CoTransform(_) => "co_transform",
+                    NodeKind::Sink(_) => "sink",
+                };
+                // `map 'f' (job.py:12)`: the location moves with unrelated edits.
+                let name = match n.name.rfind(" (") {
+                    Some(i) if n.name.ends_with(')') => &n.name[..i],
+                    _ => n.name.as_str(),
+                };
+                format!("{id} {kind} {name} <- {:?}", n.inputs)
+            })
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<(), crate::error::JobError> {
         use crate::error::JobError;
         for (id, node) in self.nodes.iter().enumerate() {

@@ -135,6 +135,7 @@ fn env(control: &Arc<JobControl>, scope: &Arc<Scope>) -> Rc<OpEnv> {
         probe: timely::dataflow::operators::probe::Handle::new(),
         ended_sources: RefCell::new(Default::default()),
         source_watchers: RefCell::new(Vec::new()),
+        checkpoints: None,
     })
 }
 
@@ -306,7 +307,7 @@ impl Drop for Counter {
 }
 
 impl SourceLogic<u64> for Counter {
-    fn poll(&mut self, cx: &mut Cx<'_, u64>) -> Result<Polled, Failure> {
+    fn poll(&mut self, cx: &mut Cx<'_, u64>, _checkpoints: Option<&mut driver::Slot>) -> Result<Polled, Failure> {
         assert!(self.inside.load(Ordering::SeqCst), "poll runs inside the scope");
         self.log.borrow_mut().push(Event::Poll);
         if self.next == self.n {

@@ -173,6 +173,7 @@ fn op_env(control: &Arc<JobControl>, index: usize, peers: usize, batch_size: usi
         probe: timely::dataflow::operators::probe::Handle::new(),
         ended_sources: RefCell::new(Default::default()),
         source_watchers: RefCell::new(Vec::new()),
+        checkpoints: None,
     })
 }
 

@@ -19,8 +19,10 @@
 //! over, the writer thread, and restore (loading a checkpoint, checking it belongs to
 //! this plan, rescaling). Operators snapshot and restore through hooks in the driver.
 
+pub mod coordinator;
 pub mod format;
 pub mod restore;
 pub mod settings;
 pub mod state_io;
 pub mod storage;
+pub mod tracker;

@@ -8,6 +8,11 @@
 //! broadcast state's copies are identical: any one will do; a source's pending splits
 //! are dealt to the new readers).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::format::PartReader;
+use crate::checkpoint::storage::{self, Unusable};
 use crate::key::Key;
 
 /// One operator's view of the checkpoint it restores from.
@@ -76,6 +81,72 @@ impl<'a> Restore<'a> {
     /// is this instance's (a source's pending splits after a rescale).
     pub fn deals(&self, i: usize) -> bool {
         i % self.peers == self.worker
+    }
+}
+
+/// A checkpoint loaded for a restore: every part's bytes, checked end to end, with
+/// where each operator's section lies in it. Loaded once per process and shared by
+/// its workers.
+#[derive(Debug)]
+pub struct Restored {
+    /// The checkpoint's id: new checkpoints of the restored job number after it.
+    pub id: u64,
+    pub dir: PathBuf,
+    parts: Vec<Vec<u8>>,
+    /// Per part: node -> (offset, len) of its section.
+    index: Vec<HashMap<u32, (usize, usize)>>,
+}
+
+impl Restored {
+    /// Loads the checkpoint or savepoint in `dir`, refusing a damaged one and one taken
+    /// from another plan (`signature`: [`crate::plan::Plan::signature`]): the error is
+    /// the one line to show.
+    pub fn load(dir: &Path, signature: &[String]) -> Result<Restored, String> {
+        let manifest = storage::verify(dir).map_err(|e| match e {
+            Unusable::Incomplete => {
+                format!("{} is not a complete checkpoint (no {})", dir.display(), storage::MANIFEST)
+            }
+            Unusable::Damaged(why) => format!("cannot restore from {}: {why}", dir.display()),
+        })?;
+        if manifest.plan != signature {
+            let first = manifest.plan.iter().zip(signature).position(|(a, b)| a != b);
+            let what = match first {
+                Some(i) => format!("its node {}, the job's node {}", manifest.plan[i], signature[i]),
+                None => format!("it has {} nodes, the job {}", manifest.plan.len(), signature.len()),
+            };
+            return Err(format!(
+                "checkpoint {} was taken from another job (plan differs: {what}); restore it into the job that wrote it",
+                dir.display()
+            ));
+        }
+        let mut parts = Vec::with_capacity(manifest.parts.len());
+        let mut index = Vec::with_capacity(manifest.parts.len());
+        for entry in &manifest.parts {
+            let path = dir.join(&entry.name);
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let reader =
+                PartReader::parse(&bytes).map_err(|e| format!("cannot restore from {}: {e}", path.display()))?;
+            index.push(
+                reader
+                    .sections()
+                    .iter()
+                    .map(|s| (s.node, (s.offset as usize, s.len as usize)))
+                    .collect::<HashMap<_, _>>(),
+            );
+            parts.push(bytes);
+        }
+        Ok(Restored { id: manifest.segment, dir: dir.to_path_buf(), parts, index })
+    }
+
+    /// What operator `node` restores from, as instance `worker` of `peers`.
+    pub fn for_node(&self, node: u32, worker: usize, peers: usize) -> Restore<'_> {
+        let sections = self
+            .parts
+            .iter()
+            .zip(&self.index)
+            .map(|(bytes, index)| index.get(&node).map_or(&[][..], |&(at, len)| &bytes[at..at + len]))
+            .collect();
+        Restore::new(sections, worker, peers)
     }
 }
 

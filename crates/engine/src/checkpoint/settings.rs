@@ -23,6 +23,8 @@ pub struct CheckpointSettings {
     /// Start from this checkpoint or savepoint directory (`chk-<n>/` or a savepoint)
     /// instead of from nothing.
     pub restore_from: Option<PathBuf>,
+    /// The job's name, recorded in each checkpoint's manifest.
+    pub job: String,
 }
 
 impl CheckpointSettings {
@@ -37,6 +39,7 @@ impl CheckpointSettings {
             retained: 1,
             retain_on_cancel: false,
             restore_from: None,
+            job: "job".to_string(),
         }
     }
 }

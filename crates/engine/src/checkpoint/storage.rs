@@ -471,6 +471,13 @@ pub fn find_latest(root: &Path) -> io::Result<Latest> {
     Ok(latest)
 }
 
+/// The highest `chk-<n>` id under `root`, complete or not (0 if none): a job that
+/// writes into a directory numbers its checkpoints after it, so an older run's are
+/// never mistaken for its own.
+pub fn last_id(root: &Path) -> io::Result<u64> {
+    Ok(checkpoints(root)?.first().map_or(0, |c| c.0))
+}
+
 /// Removes checkpoint `id` (aborted, or subsumed); removing one that is not there is fine.
 pub fn remove_checkpoint(root: &Path, id: u64) -> io::Result<()> {
     let dir = checkpoint_dir(root, id);

@@ -77,6 +77,7 @@ use timely::dataflow::{Scope, Stream};
 use timely::progress::frontier::{Antichain, AntichainRef, MutableAntichain};
 use timely::scheduling::Activator;
 
+use crate::checkpoint::coordinator::Checkpoints;
 use crate::checkpoint::restore::Restore;
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::operators::OpEnv;
@@ -290,7 +291,9 @@ pub trait SourceLogic<O: Clone + 'static> {
     /// Inside the batch scope: hands on what is ready ([`Cx::give`] at a capability the
     /// logic holds) and asks for its next activation. [`Cx`]'s time readings mean
     /// nothing here: a source has no input.
-    fn poll(&mut self, cx: &mut Cx<'_, O>) -> Result<Polled, Failure>;
+    /// `checkpoints`: where to deliver the position when the source moves to the next
+    /// segment ([`Slot::deliver`]); `None` when the job takes no checkpoints.
+    fn poll(&mut self, cx: &mut Cx<'_, O>, checkpoints: Option<&mut Slot>) -> Result<Polled, Failure>;
 
     /// The job was aborted: let go of threads and connections (inside the scope; the
     /// logic is dropped next).
@@ -373,6 +376,7 @@ fn drain<I, P: Pull<Message<Time, Vec<I>>>>(input: &mut InputHandleCore<Time, Ve
 fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     info: &OpInfo,
     logic: &mut Option<L>,
+    slot: &mut Option<Slot>,
     mut cx: Cx<'_, O>,
     inputs: &mut impl FnMut(Option<(&mut L, &mut Cx<'_, O>)>) -> Result<(), Failure>,
 ) {
@@ -386,8 +390,16 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
         return;
     };
     let ended = cx.ended();
+    // Checkpoints whose segment the whole input has passed, before any later batch.
+    let passed = if ended { None } else { time::least_segment(cx.input_frontier().borrow()) };
     let mut result = Ok(());
     env.enter(|| {
+        if let (Some(slot), Some(passed)) = (slot.as_mut(), passed) {
+            result = slot.snapshot_up_to(passed, |out| l.snapshot(out)).map_err(Failure::from);
+            if result.is_err() {
+                return;
+            }
+        }
         result = inputs(Some((&mut *l, &mut cx)));
         if result.is_ok() && !env.control.aborted() {
             result = if ended { l.on_end(&mut cx) } else { l.on_frontier(&mut cx) };
@@ -408,6 +420,76 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     };
     if done {
         env.enter(|| *logic = None);
+        if let Some(slot) = slot.take() {
+            slot.retire(Vec::new());
+        }
+    }
+}
+
+/// An operator's place in checkpoints: its plan node, and the checkpoints it has
+/// delivered its section of.
+pub struct Slot {
+    node: u32,
+    checkpoints: Rc<Checkpoints>,
+    /// The last checkpoint delivered (checkpoint `c` covers segments `< c`).
+    done: u64,
+}
+
+impl Slot {
+    /// Registers operator `node` for checkpoints, if the job takes any; restores it
+    /// first if the job restores (with `restore`, inside the batch scope).
+    /// `None` when the job takes no checkpoints, or the restore failed (the job is then
+    /// failed, in the operator's name).
+    fn start(info: &OpInfo, env: &OpEnv, restore: impl FnOnce(&Restore<'_>) -> UdfResult<()>) -> Option<Slot> {
+        let (Some(node), Some(checkpoints)) = (info.node, env.checkpoints.clone()) else { return None };
+        let node = node as u32;
+        if let Some(from) = checkpoints.restore_for(node, env.worker.index, env.worker.peers) {
+            let mut result = Ok(());
+            let mut restore = Some(restore);
+            env.enter(|| {
+                if let Some(restore) = restore.take() {
+                    result = restore(&from);
+                }
+            });
+            if let Err(e) = result {
+                let message = format!("cannot restore from checkpoint {}: {}", checkpoints.restored_id(), e.message);
+                env.fail(ErrorKind::System, &info.name, UdfError { message, ..e });
+                return None;
+            }
+        }
+        checkpoints.tracker.borrow_mut().register(node);
+        Some(Slot { node, checkpoints, done: 0 })
+    }
+
+    /// Snapshots for every checkpoint up to `passed` not delivered yet (one snapshot
+    /// stands for all: nothing ran in between).
+    fn snapshot_up_to(&mut self, passed: u64, snapshot: impl FnOnce(&mut Vec<u8>) -> UdfResult<()>) -> UdfResult<()> {
+        if passed <= self.done {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        snapshot(&mut out)?;
+        let mut tracker = self.checkpoints.tracker.borrow_mut();
+        for c in self.done + 1..passed {
+            tracker.deliver(c, self.node, out.clone());
+        }
+        tracker.deliver(passed, self.node, out);
+        self.done = passed;
+        Ok(())
+    }
+
+    /// A source moved to segment `segment`: `section` is its position for checkpoint
+    /// `segment`.
+    pub fn deliver(&mut self, segment: u64, section: Vec<u8>) {
+        if segment > self.done {
+            self.checkpoints.tracker.borrow_mut().deliver(segment, self.node, section);
+            self.done = segment;
+        }
+    }
+
+    /// The operator has finished: `last` stands for it in every later checkpoint.
+    fn retire(self, last: Vec<u8>) {
+        self.checkpoints.tracker.borrow_mut().retire(self.node, last);
     }
 }
 
@@ -454,25 +536,38 @@ impl<'s> Shell<'s> {
         O: Clone + 'static,
         L: OperatorLogic<O> + 'static,
     {
-        self.build_with(ports, info, env, make, move |info, logic, cx| activate(info, logic, cx, &mut inputs));
+        self.build_with(
+            ports,
+            info,
+            env,
+            |info, env, caps| {
+                let mut logic = make(caps);
+                let slot = logic.as_mut().and_then(|l| Slot::start(info, env, |from| l.restore(from)));
+                if slot.is_none() && env.control.aborted() {
+                    env.enter(|| logic = None);
+                }
+                (logic, slot)
+            },
+            move |info, (logic, slot), cx| activate(info, logic, slot, cx, &mut inputs),
+        );
     }
 
-    /// Builds the operator: `make` gets the outputs' initial capabilities, then each
-    /// activation runs `step`.
-    fn build_with<O, L>(
+    /// Builds the operator: `make` gets the outputs' initial capabilities and makes the
+    /// operator's state, then each activation runs `step` on it.
+    fn build_with<O, S>(
         self,
         mut ports: Vec<OutputPort<O>>,
         info: OpInfo,
         env: Rc<OpEnv>,
-        make: impl FnOnce(Vec<Capability<Time>>) -> Option<L>,
-        mut step: impl FnMut(&OpInfo, &mut Option<L>, Cx<'_, O>) + 'static,
+        make: impl FnOnce(&OpInfo, &OpEnv, Vec<Capability<Time>>) -> S,
+        mut step: impl FnMut(&OpInfo, &mut S, Cx<'_, O>) + 'static,
     ) where
         O: Clone + 'static,
-        L: 'static,
+        S: 'static,
     {
         let Shell { builder, activator } = self;
         builder.build(move |caps| {
-            let mut logic = make(caps);
+            let mut logic = make(&info, &env, caps);
             move |frontiers| {
                 let mut ports = ports.iter_mut().map(|p| p.activate());
                 let main = ports.next();
@@ -494,7 +589,12 @@ impl<'s> Shell<'s> {
 }
 
 /// One activation of a source (see [`SourceLogic`]).
-fn activate_source<O: Clone + 'static, L: SourceLogic<O>>(info: &OpInfo, logic: &mut Option<L>, mut cx: Cx<'_, O>) {
+fn activate_source<O: Clone + 'static, L: SourceLogic<O>>(
+    info: &OpInfo,
+    logic: &mut Option<L>,
+    slot: &mut Option<Slot>,
+    mut cx: Cx<'_, O>,
+) {
     let env = cx.env;
     if logic.is_none() {
         return;
@@ -514,11 +614,27 @@ fn activate_source<O: Clone + 'static, L: SourceLogic<O>>(info: &OpInfo, logic: 
         return;
     }
     let mut result = Ok(Polled::Going);
-    env.enter(|| result = l.poll(&mut cx));
+    env.enter(|| result = l.poll(&mut cx, slot.as_mut()));
     drop(cx);
     match result {
         Ok(Polled::Going) => {}
-        Ok(Polled::Ended) => env.enter(|| *logic = None),
+        Ok(Polled::Ended) => {
+            // Its position at the end stands for it in later checkpoints: a restore
+            // does not read it again.
+            let mut last = Vec::new();
+            let mut snapshot = Ok(());
+            env.enter(|| {
+                if let (Some(_), Some(l)) = (slot.as_ref(), logic.as_mut()) {
+                    snapshot = l.snapshot(&mut last);
+                }
+                *logic = None;
+            });
+            match (slot.take(), snapshot) {
+                (Some(slot), Ok(())) => slot.retire(last),
+                (_, Err(e)) => env.fail(info.kind, &info.name, e),
+                (None, Ok(())) => {}
+            }
+        }
         Err(f) => {
             let kind = f.kind.unwrap_or(info.kind);
             env.fail(kind, f.operator.as_deref().unwrap_or(&info.name), f.err);
@@ -543,7 +659,20 @@ where
     let mut shell = Shell::new(&info, scope);
     let address = shell.builder.operator_info().address;
     let (ports, streams) = shell.outputs(1, true);
-    shell.build_with(ports, info, env, |caps| make(one(caps), &address), activate_source);
+    shell.build_with(
+        ports,
+        info,
+        env,
+        |info, env, caps| {
+            let mut logic = make(one(caps), &address);
+            let slot = logic.as_mut().and_then(|l| Slot::start(info, env, |from| l.restore(from)));
+            if slot.is_none() && env.control.aborted() {
+                env.enter(|| logic = None);
+            }
+            (logic, slot)
+        },
+        |info, (logic, slot), cx| activate_source(info, logic, slot, cx),
+    );
     one(streams)
 }
 

@@ -61,6 +61,8 @@ pub struct OpEnv {
     /// (timestamp assigners, whose partition's watermark goes to "finished").
     pub ended_sources: RefCell<std::collections::HashSet<usize>>,
     pub source_watchers: RefCell<Vec<(usize, timely::scheduling::Activator)>>,
+    /// This worker's side of checkpointing, when the job takes checkpoints.
+    pub checkpoints: Option<Rc<crate::checkpoint::coordinator::Checkpoints>>,
 }
 
 /// [`Record::make_all_private`], failing with the record that cannot be copied.

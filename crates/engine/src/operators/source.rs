@@ -8,7 +8,7 @@ use timely::dataflow::{Scope, Stream};
 
 use crate::error::ErrorKind;
 use crate::functions::{SourceFactory, SourceReader, SourceStatus, Waker, WorkerContext};
-use crate::operators::driver::{self, Cx, Failure, OpInfo, Polled, SourceLogic};
+use crate::operators::driver::{self, Cx, Failure, OpInfo, Polled, Slot, SourceLogic};
 use crate::operators::OpEnv;
 use crate::record::Record;
 
@@ -91,6 +91,19 @@ struct Partition<R> {
 
 impl<R: Record> SourceLogic<R> for Partition<R> {
     fn wait(&mut self, env: &OpEnv) -> Option<Duration> {
+        if env.checkpoints.is_some() && !self.ended {
+            let segment = self.cap.time().segment;
+            // Checkpoints: moving to the requested segment goes before flow control (a
+            // source held by it would hold every other source's checkpoint back), and
+            // nothing goes out in a segment until every operator has snapshotted the
+            // checkpoint before it (see `checkpoint::coordinator`).
+            if env.control.requested_segment() > segment {
+                return None;
+            }
+            if segment > env.control.released_segment() {
+                return Some(Duration::from_millis(1));
+            }
+        }
         if let Some(t) = self.unconfirmed {
             if !env.sinks_passed(t.epoch) {
                 return Some(Duration::from_millis(1));
@@ -103,7 +116,7 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
         (!self.ended && behind).then_some(Duration::from_millis(1))
     }
 
-    fn poll(&mut self, cx: &mut Cx<'_, R>) -> Result<Polled, Failure> {
+    fn poll(&mut self, cx: &mut Cx<'_, R>, checkpoints: Option<&mut Slot>) -> Result<Polled, Failure> {
         let env = cx.env;
         if self.ended {
             env.source_ended(self.node);
@@ -116,8 +129,17 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
         let segment = env.control.requested_segment();
         if segment > self.cap.time().segment {
             r.mark_position(segment)?;
+            drop(slot); // the reader, borrowed by the snapshot next
+            if let Some(ck) = checkpoints {
+                let mut position = Vec::new();
+                SourceLogic::snapshot(self, &mut position)?;
+                ck.deliver(segment, position);
+            }
             let moved = self.cap.time().in_segment(segment);
             self.cap.downgrade(&moved);
+            // Held in `wait` until the checkpoint is released.
+            cx.wake_after(Duration::ZERO);
+            return Ok(Polled::Going);
         }
         let status = r.poll(env.batch_size, &mut self.buffer)?;
         // The source may still hold what it gave (a collection's items).

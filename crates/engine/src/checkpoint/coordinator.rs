@@ -1,0 +1,398 @@
+//! Taking checkpoints while the job runs: who triggers them, who writes what, and
+//! when one counts as complete.
+//!
+//! # The protocol, on timely
+//!
+//! Checkpoint `c` is the cut "every record of segment < c" (see [`crate::time`]).
+//! 1. Worker 0 (the coordinator) triggers it: a `Trigger(c)` broadcast over a small
+//!    control dataflow beside the job's; every process asks its sources to move to
+//!    segment `c`.
+//! 2. Each source, at its next batch boundary, snapshots its position, moves its
+//!    capability to segment `c`, and then waits (emits nothing) until `c` is released.
+//!    So no record of segment `c` exists until every operator has snapshotted `c`.
+//! 3. Each operator snapshots when timely's progress tracking says its input has passed
+//!    segment `c - 1` (the driver calls its `snapshot` hook before any later batch). The
+//!    worker's [`Tracker`] collects the sections; once all are in, the worker reports
+//!    `Snapshotted` and hands the sections to its writer thread (the job goes on while
+//!    the part file is written and synced).
+//! 4. Once every worker snapshotted, the coordinator broadcasts `Release(c)`: sources go
+//!    on. Once every worker's part is written, it commits the `_MANIFEST` (the
+//!    checkpoint is complete), applies retention, and broadcasts `Complete(c)`.
+//! 5. A checkpoint that fails to write or outlives its timeout is given up (`Abort(c)`:
+//!    released, its directory removed, a warning) and the job goes on.
+//!
+//! Holding the sources until every operator has snapshotted is what makes the cut
+//! consistent without buffering: an operator never sees a record of segment `c` before
+//! its input has passed segment `c - 1`, even across processes whose progress reaches
+//! it late. The price is a short pause per checkpoint (the records in flight drain and
+//! the state is encoded); the file writes are not in it.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::format::{PartHeader, PartWriter};
+use crate::checkpoint::restore::{Restore, Restored};
+use crate::checkpoint::settings::CheckpointSettings;
+use crate::checkpoint::storage::{self, CheckpointKind, Manifest, PartEntry};
+use crate::checkpoint::tracker::Tracker;
+use crate::control::JobControl;
+use crate::error::{ErrorKind, JobError};
+
+/// What travels on the control dataflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Worker to coordinator: every operator of `worker` has snapshotted `checkpoint`.
+    Snapshotted { checkpoint: u64, worker: u32 },
+    /// Worker to coordinator: `worker`'s part of `checkpoint` is on disk.
+    Written { checkpoint: u64, worker: u32, size: u64, crc: u32 },
+    /// Worker to coordinator: `worker` could not write its part.
+    WriteFailed { checkpoint: u64, worker: u32, error: String },
+    /// Coordinator to all: move the sources to segment `.0`.
+    Trigger(u64),
+    /// Coordinator to all: every operator has snapshotted `.0`; sources go on.
+    Release(u64),
+    /// Coordinator to all: `.0` is complete (committed).
+    Complete(u64),
+    /// Coordinator to all: `.0` was given up.
+    Abort(u64),
+}
+
+impl Message {
+    /// Whether it goes to the coordinator (else to every worker).
+    pub fn is_report(&self) -> bool {
+        matches!(self, Message::Snapshotted { .. } | Message::Written { .. } | Message::WriteFailed { .. })
+    }
+}
+
+/// A part to write, for the writer thread.
+struct PartJob {
+    checkpoint: u64,
+    sections: Vec<(u32, Vec<u8>)>,
+}
+
+/// One worker's side of checkpointing: its tracker, its writer thread, what it
+/// restored from, and (worker 0) the coordinator.
+pub struct Checkpoints {
+    pub settings: CheckpointSettings,
+    /// Checkpoint ids are `base + segment`: after those already in the directory.
+    base: u64,
+    worker: u32,
+    threads: u32,
+    pub tracker: RefCell<Tracker>,
+    restored: Option<Arc<Restored>>,
+    jobs: mpsc::Sender<PartJob>,
+    written: mpsc::Receiver<Message>,
+    coordinator: Option<RefCell<Coordinator>>,
+    /// Messages for the control dataflow, sent by the worker loop.
+    outbox: RefCell<Vec<Message>>,
+}
+
+impl Checkpoints {
+    /// Worker `worker` of `workers` (`threads` per process)' side; starts its writer thread.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: CheckpointSettings,
+        base: u64,
+        restored: Option<Arc<Restored>>,
+        worker: usize,
+        workers: usize,
+        threads: usize,
+        signature: Vec<String>,
+    ) -> std::io::Result<Self> {
+        let (jobs, job_rx) = mpsc::channel::<PartJob>();
+        let (done_tx, written) = mpsc::channel();
+        let root = settings.dir.clone();
+        let (w, n) = (worker as u32, workers as u32);
+        std::thread::Builder::new().name(format!("ferroflow checkpoint writer {worker}")).spawn(move || {
+            for job in job_rx {
+                let id = base + job.checkpoint;
+                let message = match write_part(&root, id, w, n, &job.sections) {
+                    Ok((size, crc)) => Message::Written { checkpoint: job.checkpoint, worker: w, size, crc },
+                    Err(e) => Message::WriteFailed { checkpoint: job.checkpoint, worker: w, error: e.to_string() },
+                };
+                if done_tx.send(message).is_err() {
+                    break;
+                }
+            }
+        })?;
+        let coordinator = (worker == 0).then(|| RefCell::new(Coordinator::new(&settings, workers, signature)));
+        Ok(Checkpoints {
+            settings,
+            base,
+            worker: w,
+            threads: threads.max(1) as u32,
+            tracker: RefCell::new(Tracker::new()),
+            restored,
+            jobs,
+            written,
+            coordinator,
+            outbox: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The id of the checkpoint the job restored from (0: none).
+    pub fn restored_id(&self) -> u64 {
+        self.restored.as_ref().map_or(0, |r| r.id)
+    }
+
+    /// What operator `node` restores from, if the job restores.
+    pub fn restore_for(&self, node: u32, worker: usize, peers: usize) -> Option<Restore<'_>> {
+        self.restored.as_ref().map(|r| r.for_node(node, worker, peers))
+    }
+
+    /// The worker loop's turn: hands ready checkpoints to the writer, collects what it
+    /// wrote, lets the coordinator trigger or time out; returns what to send.
+    pub fn poll(&self, control: &JobControl, now: Instant) -> Vec<Message> {
+        let mut out = std::mem::take(&mut *self.outbox.borrow_mut());
+        while let Some((checkpoint, sections)) = self.tracker.borrow_mut().take_ready() {
+            out.push(Message::Snapshotted { checkpoint, worker: self.worker });
+            // The writer thread only ends with this worker.
+            let _ = self.jobs.send(PartJob { checkpoint, sections });
+        }
+        while let Ok(m) = self.written.try_recv() {
+            out.push(m);
+        }
+        if let Some(c) = &self.coordinator {
+            c.borrow_mut().tick(now, control, &mut out);
+        }
+        out
+    }
+
+    /// How long the worker may park before [`Checkpoints::poll`] has something to do.
+    pub fn park_limit(&self, now: Instant) -> Duration {
+        match &self.coordinator {
+            Some(c) => c.borrow().next_due(now),
+            None => Duration::from_millis(5),
+        }
+    }
+
+    /// A message from the control dataflow: reports (on worker 0), commands (everywhere).
+    pub fn receive(&self, message: Message, control: &JobControl) {
+        match message {
+            Message::Trigger(c) => control.request_segment(c),
+            Message::Release(c) => control.release_segment(c),
+            Message::Abort(c) => {
+                self.tracker.borrow_mut().abort(c);
+                control.release_segment(c);
+            }
+            Message::Complete(_) => {}
+            report => {
+                if let Some(co) = &self.coordinator {
+                    let mut co = co.borrow_mut();
+                    let mut out = self.outbox.borrow_mut();
+                    co.report(report, self.base, self.threads, control, &mut out);
+                }
+            }
+        }
+    }
+}
+
+/// Writes worker `worker`'s part of checkpoint `id`: temp file, then committed.
+fn write_part(
+    root: &std::path::Path,
+    id: u64,
+    worker: u32,
+    workers: u32,
+    sections: &[(u32, Vec<u8>)],
+) -> std::io::Result<(u64, u32)> {
+    let dir = storage::create_checkpoint_dir(root, id)?;
+    let tmp = dir.join(storage::part_temp_name(worker));
+    let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let mut part = PartWriter::new(file, PartHeader { checkpoint: id, worker, workers })?;
+    for (node, bytes) in sections {
+        part.section(*node, bytes)?;
+    }
+    let (file, summary) = part.finish()?;
+    file.into_inner().map_err(|e| e.into_error())?;
+    storage::commit_file(&tmp, &dir.join(storage::part_file_name(worker)))?;
+    Ok((summary.size, summary.crc))
+}
+
+/// The checkpoint in progress, as the coordinator sees it.
+struct InFlight {
+    checkpoint: u64,
+    started: Instant,
+    snapshotted: BTreeSet<u32>,
+    written: BTreeMap<u32, PartEntry>,
+}
+
+/// Worker 0's part: triggers checkpoints on the interval, one at a time, and commits them.
+struct Coordinator {
+    root: PathBuf,
+    job: String,
+    interval: Duration,
+    min_pause: Duration,
+    timeout: Duration,
+    retained: usize,
+    workers: usize,
+    signature: Vec<String>,
+    next: u64,
+    last_trigger: Instant,
+    last_end: Instant,
+    in_flight: Option<InFlight>,
+}
+
+impl Coordinator {
+    fn new(settings: &CheckpointSettings, workers: usize, signature: Vec<String>) -> Self {
+        let now = Instant::now();
+        Coordinator {
+            root: settings.dir.clone(),
+            job: settings.job.clone(),
+            interval: settings.interval,
+            min_pause: settings.min_pause,
+            timeout: settings.timeout,
+            retained: settings.retained,
+            workers,
+            signature,
+            next: 1,
+            last_trigger: now,
+            last_end: now,
+            in_flight: None,
+        }
+    }
+
+    fn due_at(&self) -> Instant {
+        (self.last_trigger + self.interval).max(self.last_end + self.min_pause)
+    }
+
+    fn next_due(&self, now: Instant) -> Duration {
+        match &self.in_flight {
+            Some(f) => (f.started + self.timeout).saturating_duration_since(now).min(Duration::from_millis(5)),
+            None => self.due_at().saturating_duration_since(now),
+        }
+    }
+
+    fn tick(&mut self, now: Instant, control: &JobControl, out: &mut Vec<Message>) {
+        match &self.in_flight {
+            Some(f) if now.duration_since(f.started) > self.timeout => {
+                let c = f.checkpoint;
+                control.warn(format!(
+                    "checkpoint {c} expired after {} ms before completing; the job goes on",
+                    self.timeout.as_millis()
+                ));
+                self.give_up(c, now, out);
+            }
+            Some(_) => {}
+            None if now >= self.due_at() => {
+                let c = self.next;
+                self.next += 1;
+                self.last_trigger = now;
+                self.in_flight = Some(InFlight {
+                    checkpoint: c,
+                    started: now,
+                    snapshotted: BTreeSet::new(),
+                    written: BTreeMap::new(),
+                });
+                out.push(Message::Trigger(c));
+            }
+            None => {}
+        }
+    }
+
+    fn give_up(&mut self, c: u64, now: Instant, out: &mut Vec<Message>) {
+        self.in_flight = None;
+        self.last_end = now;
+        out.push(Message::Abort(c));
+    }
+
+    fn report(&mut self, message: Message, base: u64, threads: u32, control: &JobControl, out: &mut Vec<Message>) {
+        let now = Instant::now();
+        let Some(f) = self.in_flight.as_mut() else { return };
+        match message {
+            Message::Snapshotted { checkpoint, worker } if checkpoint == f.checkpoint => {
+                f.snapshotted.insert(worker);
+                if f.snapshotted.len() == self.workers {
+                    out.push(Message::Release(checkpoint));
+                }
+            }
+            Message::Written { checkpoint, worker, size, crc } if checkpoint == f.checkpoint => {
+                f.written.insert(worker, PartEntry::new(worker, storage_summary(size, crc)));
+                if f.written.len() == self.workers {
+                    let id = base + checkpoint;
+                    let manifest = Manifest {
+                        job: self.job.clone(),
+                        kind: CheckpointKind::Checkpoint,
+                        segment: id,
+                        processes: (self.workers as u32).div_ceil(threads),
+                        threads,
+                        wall_time_ms: storage::wall_time_ms(),
+                        plan: self.signature.clone(),
+                        parts: f.written.values().cloned().collect(),
+                    };
+                    let committed = storage::write_manifest(&storage::checkpoint_dir(&self.root, id), &manifest)
+                        .and_then(|()| storage::retain(&self.root, self.retained).map(drop));
+                    match committed {
+                        Ok(()) => {
+                            self.in_flight = None;
+                            self.last_end = now;
+                            out.push(Message::Complete(checkpoint));
+                        }
+                        Err(e) => {
+                            control.warn(format!("checkpoint {id} could not be committed ({e}); the job goes on"));
+                            self.give_up(checkpoint, now, out);
+                        }
+                    }
+                }
+            }
+            Message::WriteFailed { checkpoint, worker, error } if checkpoint == f.checkpoint => {
+                control.warn(format!(
+                    "checkpoint {} failed: worker {worker} could not write its part ({error}); the job goes on",
+                    base + checkpoint
+                ));
+                let _ = storage::remove_checkpoint(&self.root, base + checkpoint);
+                self.give_up(checkpoint, now, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn storage_summary(size: u64, crc: u32) -> crate::checkpoint::format::PartSummary {
+    crate::checkpoint::format::PartSummary { size, crc }
+}
+
+/// What every worker of a process starts its checkpointing from: the settings, where
+/// new checkpoint ids start, and the checkpoint restored from (loaded once).
+pub struct CheckpointStart {
+    settings: CheckpointSettings,
+    base: u64,
+    restored: Option<Arc<Restored>>,
+    signature: Vec<String>,
+}
+
+impl CheckpointStart {
+    /// Checks the storage directory can be written and loads the checkpoint to restore
+    /// from: either failing is the job's error at start, in one line.
+    pub fn prepare<R>(settings: CheckpointSettings, plan: &crate::plan::Plan<R>) -> Result<Self, JobError> {
+        let system = |m: String| JobError::new(ErrorKind::System, m);
+        storage::probe_writable(&settings.dir).map_err(system)?;
+        let signature = plan.signature();
+        let restored = match &settings.restore_from {
+            Some(dir) => Some(Arc::new(Restored::load(dir, &signature).map_err(system)?)),
+            None => None,
+        };
+        let last = storage::last_id(&settings.dir).map_err(|e| system(format!("cannot list checkpoints: {e}")))?;
+        let base = last.max(restored.as_ref().map_or(0, |r| r.id));
+        Ok(CheckpointStart { settings, base, restored, signature })
+    }
+
+    /// Worker `worker` of `peers` (`threads` per process)' side.
+    pub fn for_worker(&self, worker: usize, peers: usize, threads: usize) -> Result<Checkpoints, JobError> {
+        Checkpoints::new(
+            self.settings.clone(),
+            self.base,
+            self.restored.clone(),
+            worker,
+            peers,
+            threads,
+            self.signature.clone(),
+        )
+        .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the checkpoint writer: {e}")))
+    }
+}

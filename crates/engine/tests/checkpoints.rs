@@ -1,0 +1,166 @@
+//! Checkpoints while a job runs (issue 13): the coordinator triggers them on the
+//! interval, every operator's section and every source's position is written, the
+//! manifest commits each one, retention keeps the newest, and a job with checkpoints
+//! gives exactly the output of one without. Bad storage and another job's checkpoint
+//! fail the job at start, in one line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ferroflow_engine::checkpoint::settings::CheckpointSettings;
+use ferroflow_engine::checkpoint::storage;
+use ferroflow_engine::functions::{SourceReader, SourceStatus, WorkerContext};
+use ferroflow_engine::{ExecConfig, NodeKind, Plan, UdfResult};
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ferroflow-ck-{name}-{}-{:x}", std::process::id(), rand()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+/// Emits `(i % keys, i)` for its share of `0..n`, a few records per poll with a pause,
+/// so the job lasts long enough for several checkpoints.
+struct Paced {
+    next: i64,
+    step: i64,
+    n: i64,
+    keys: i64,
+}
+
+impl SourceReader<V> for Paced {
+    fn poll(&mut self, max: usize, out: &mut Vec<V>) -> UdfResult<SourceStatus> {
+        std::thread::sleep(Duration::from_micros(300));
+        for _ in 0..max.min(8) {
+            if self.next >= self.n {
+                return Ok(SourceStatus::Done);
+            }
+            out.push(V::KV(self.next % self.keys, self.next));
+            self.next += self.step;
+        }
+        Ok(SourceStatus::More)
+    }
+}
+
+fn paced(n: i64, keys: i64) -> NodeKind<V> {
+    let factory = Arc::new(move |ctx: &WorkerContext| {
+        Ok(Box::new(Paced { next: ctx.index as i64, step: ctx.peers as i64, n, keys }) as Box<dyn SourceReader<V>>)
+    });
+    NodeKind::Source { factory, parallel: true }
+}
+
+fn plan(n: i64, out: &Out<V>) -> Plan<V> {
+    let mut plan = Plan::new();
+    let src = plan.add("source", vec![], paced(n, 7));
+    let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+    let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(sum_kv()));
+    plan.add("sink", vec![red], NodeKind::Sink(sink(out)));
+    plan
+}
+
+fn checkpointing(workers: usize, dir: &Path, interval_ms: u64) -> ExecConfig {
+    let mut settings = CheckpointSettings::new(dir.to_path_buf(), Duration::from_millis(interval_ms));
+    settings.retained = 2;
+    ExecConfig { workers, batch_size: 8, checkpoint: Some(settings), ..ExecConfig::default() }
+}
+
+/// Every key's final sum, from the rolling reduce's last output per key.
+fn finals(out: &Out<V>) -> std::collections::BTreeMap<i64, i64> {
+    out.lock().unwrap().iter().map(|(_, v)| v.kv()).collect()
+}
+
+fn complete_checkpoints(dir: &Path) -> Vec<u64> {
+    let mut ids: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+        .filter(|id| storage::verify(&storage::checkpoint_dir(dir, *id)).is_ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_job_with_checkpoints_gives_the_same_output_and_commits_them() {
+    let n = 6000;
+    let want = {
+        let out = new_out();
+        run_ok(plan(n, &out), cfg_batch(1, 8));
+        let len = out.lock().unwrap().len();
+        (len, finals(&out))
+    };
+    for workers in [1, 2] {
+        let dir = TempDir::new("same");
+        let out = new_out();
+        let p = plan(n, &out);
+        let signature = p.signature();
+        run_ok(p, checkpointing(workers, &dir.0, 5));
+        let len = out.lock().unwrap().len();
+        assert_eq!((len, finals(&out)), want, "workers={workers}");
+        let done = complete_checkpoints(&dir.0);
+        assert!(!done.is_empty(), "workers={workers}: no checkpoint completed");
+        assert!(done.len() <= 2, "workers={workers}: retention keeps 2, found {done:?}");
+        let latest = storage::find_latest(&dir.0).unwrap().found.expect("a complete checkpoint");
+        assert_eq!(latest.manifest.parts.len(), workers);
+        assert_eq!(latest.manifest.plan, signature);
+        assert!(latest.id >= 2, "workers={workers}: only checkpoint {} in a job of many intervals", latest.id);
+    }
+}
+
+#[test]
+fn checkpoint_ids_continue_after_those_already_in_the_directory() {
+    let dir = TempDir::new("ids");
+    let out = new_out();
+    run_ok(plan(3000, &out), checkpointing(1, &dir.0, 5));
+    let first = storage::last_id(&dir.0).unwrap();
+    assert!(first >= 1);
+    run_ok(plan(3000, &new_out()), checkpointing(1, &dir.0, 5));
+    let after = complete_checkpoints(&dir.0);
+    assert!(after.iter().all(|id| *id > first), "{after:?} should all come after the first run's {first}");
+}
+
+#[test]
+fn an_unwritable_storage_directory_fails_the_job_at_start_in_one_line() {
+    let dir = TempDir::new("unwritable");
+    let file = dir.0.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = run_err(plan(10, &new_out()), checkpointing(1, &file.join("below"), 5));
+    assert!(err.message.contains("is not writable"), "{}", err.message);
+    assert!(!err.message.contains('\n'), "{}", err.message);
+}
+
+#[test]
+fn a_checkpoint_of_another_plan_is_refused_naming_the_difference() {
+    let dir = TempDir::new("other");
+    run_ok(plan(3000, &new_out()), checkpointing(1, &dir.0, 5));
+    let latest = storage::find_latest(&dir.0).unwrap().found.expect("a checkpoint");
+    let mut other = Plan::new();
+    let src = other.add("source", vec![], paced(10, 3));
+    other.add("sink", vec![src], NodeKind::Sink(sink(&new_out())));
+    let mut config = checkpointing(1, &dir.0, 5);
+    config.checkpoint.as_mut().unwrap().restore_from = Some(latest.dir.clone());
+    let err = run_err(other, config);
+    assert!(err.message.contains("another job"), "{}", err.message);
+    assert!(err.message.contains("1 sink sink <- [0]"), "names the differing node: {}", err.message);
+}
