@@ -17,7 +17,7 @@ use crate::cluster::{ClusterConfig, PeerMonitor};
 use crate::control::JobControl;
 use crate::dataflow;
 use crate::error::{ErrorKind, JobError};
-use crate::functions::{BatchScope, NoScope, WorkerContext};
+use crate::functions::{BatchScope, Checkpointing, NoScope, WorkerContext};
 use crate::operators::OpEnv;
 use crate::plan::Plan;
 use crate::record::Record;
@@ -338,7 +338,12 @@ fn run_worker<R: Record>(
     let env = Rc::new(OpEnv {
         control: control.clone(),
         scope: config.scope.clone(),
-        worker: WorkerContext { index: worker.index(), peers: worker.peers(), waker: None },
+        worker: WorkerContext {
+            index: worker.index(),
+            peers: worker.peers(),
+            waker: None,
+            checkpointing: checkpointing.map_or(Checkpointing::Off, |c| c.mode()),
+        },
         // Timely numbers workers process by process.
         locality: crate::exchange::Locality {
             first: worker.index() - worker.index() % config.workers.max(1),

@@ -188,6 +188,26 @@ pub trait Sink<R>: 'static {
     fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
         Ok(None)
     }
+
+    /// Checkpoints (Flink's two-phase commit): everything written so far belongs to
+    /// checkpoint `id`: make it durable and ready to commit, and append to `out` what a
+    /// restore needs to commit it or throw it away. Default: nothing; the sink is then
+    /// at-least-once (print, socket).
+    fn pre_commit(&mut self, _id: u64, _out: &mut Vec<u8>) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `id` is complete: make visible what was pre-committed up to it.
+    fn commit_checkpoint(&mut self, _id: u64) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// The job restarts from checkpoint `id` (complete): commit what its pre-commits
+    /// list, throw away what was written after it. `from` holds every old worker's
+    /// section; old worker `i`'s is this instance's to handle if `from.deals(i)`.
+    fn restore(&mut self, _from: &crate::checkpoint::restore::Restore<'_>, _id: u64) -> UdfResult<()> {
+        Ok(())
+    }
 }
 
 /// A sink's finished output, waiting for the job's success to be published (Flink's
@@ -288,6 +308,19 @@ pub struct WorkerContext {
     pub peers: usize,
     /// Set for sources: wakes the source's operator.
     pub waker: Option<Waker>,
+    /// Whether the job takes checkpoints: a file sink then writes part files it commits
+    /// with them.
+    pub checkpointing: Checkpointing,
+}
+
+/// How a job takes checkpoints, as functions whose output depends on it see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Checkpointing {
+    #[default]
+    Off,
+    /// Checkpoint ids of this run start at `first_id`; `restoring`: the run starts from
+    /// a checkpoint (output of the run before it is there).
+    On { first_id: u64, restoring: bool },
 }
 
 pub type SourceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn SourceReader<R>>> + Send + Sync>;

@@ -124,7 +124,7 @@ fn env(control: &Arc<JobControl>, scope: &Arc<Scope>) -> Rc<OpEnv> {
     Rc::new(OpEnv {
         control: control.clone(),
         scope: scope.clone(),
-        worker: WorkerContext { index: 0, peers: 1, waker: None },
+        worker: WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() },
         locality: ferroflow_engine::exchange::Locality { first: 0, count: 1 },
         clock: Arc::new(SystemClock),
         manual_processing_time: false,

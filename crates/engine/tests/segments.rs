@@ -162,7 +162,7 @@ fn op_env(control: &Arc<JobControl>, index: usize, peers: usize, batch_size: usi
     Rc::new(OpEnv {
         control: control.clone(),
         scope: Arc::new(ferroflow_engine::functions::NoScope),
-        worker: WorkerContext { index, peers, waker: None },
+        worker: WorkerContext { index, peers, waker: None, checkpointing: Default::default() },
         locality: ferroflow_engine::exchange::Locality { first: 0, count: peers },
         clock: Arc::new(SystemClock),
         manual_processing_time: false,

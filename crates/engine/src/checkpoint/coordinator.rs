@@ -27,7 +27,7 @@
 //! it late. The price is a short pause per checkpoint (the records in flight drain and
 //! the state is encoded); the file writes are not in it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use timely::scheduling::Activator;
 
 use crate::checkpoint::format::{PartHeader, PartWriter};
 use crate::checkpoint::restore::{Restore, Restored};
@@ -91,6 +92,13 @@ pub struct Checkpoints {
     coordinator: Option<RefCell<Coordinator>>,
     /// Messages for the control dataflow, sent by the worker loop.
     outbox: RefCell<Vec<Message>>,
+    /// The id of the checkpoint operators are snapshotting for (a sink's pre-commit
+    /// names its files by it).
+    snapshotting: Cell<u64>,
+    /// The newest complete checkpoint's id (sinks commit up to it).
+    completed: Cell<u64>,
+    /// Operators to wake when a checkpoint completes (sinks).
+    on_complete: RefCell<Vec<Activator>>,
 }
 
 impl Checkpoints {
@@ -133,7 +141,35 @@ impl Checkpoints {
             written,
             coordinator,
             outbox: RefCell::new(Vec::new()),
+            snapshotting: Cell::new(0),
+            completed: Cell::new(0),
+            on_complete: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The id of checkpoint `segment` (the segment the sources moved to for it).
+    pub fn id_of(&self, segment: u64) -> u64 {
+        self.base + segment
+    }
+
+    /// Operators are about to snapshot for checkpoint `segment`.
+    pub fn begin_snapshot(&self, segment: u64) {
+        self.snapshotting.set(self.id_of(segment));
+    }
+
+    /// The id of the checkpoint being snapshotted (see [`Checkpoints::begin_snapshot`]).
+    pub fn snapshot_id(&self) -> u64 {
+        self.snapshotting.get()
+    }
+
+    /// The newest complete checkpoint's id (0: none yet in this run).
+    pub fn completed(&self) -> u64 {
+        self.completed.get()
+    }
+
+    /// Wakes `activator` whenever a checkpoint completes.
+    pub fn wake_on_complete(&self, activator: Activator) {
+        self.on_complete.borrow_mut().push(activator);
     }
 
     /// The id of the checkpoint the job restored from (0: none).
@@ -181,7 +217,12 @@ impl Checkpoints {
                 self.tracker.borrow_mut().abort(c);
                 control.release_segment(c);
             }
-            Message::Complete(_) => {}
+            Message::Complete(c) => {
+                self.completed.set(self.completed.get().max(self.id_of(c)));
+                for a in self.on_complete.borrow().iter() {
+                    a.activate();
+                }
+            }
             report => {
                 if let Some(co) = &self.coordinator {
                     let mut co = co.borrow_mut();
@@ -380,6 +421,11 @@ impl CheckpointStart {
         let last = storage::last_id(&settings.dir).map_err(|e| system(format!("cannot list checkpoints: {e}")))?;
         let base = last.max(restored.as_ref().map_or(0, |r| r.id));
         Ok(CheckpointStart { settings, base, restored, signature })
+    }
+
+    /// How functions see this run's checkpointing.
+    pub fn mode(&self) -> crate::functions::Checkpointing {
+        crate::functions::Checkpointing::On { first_id: self.base + 1, restoring: self.restored.is_some() }
     }
 
     /// Worker `worker` of `peers` (`threads` per process)' side.

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::checkpoint::restore::Restore;
 use crate::connectors::socket::SocketWriter;
 use crate::error::{UdfError, UdfResult};
-use crate::functions::{Sink, SinkCommit, SinkFactory};
+use crate::functions::{Checkpointing, Sink, SinkCommit, SinkFactory, WorkerContext};
 
 /// Appends the bytes of a batch of records to a buffer.
 pub type Encode<R> = Arc<dyn Fn(&[R], &mut Vec<u8>) -> UdfResult<()> + Send + Sync>;
@@ -26,9 +27,16 @@ const FILE_WRITE_BYTES: usize = 256 * 1024;
 /// ([`in_progress_path`]) and gets its final name only once the whole job succeeded
 /// ([`publish`]); a failed or cancelled job removes it, so it never leaves a partial
 /// file under the final name, and an overwritten output stays as it was.
+///
+/// When the job takes checkpoints, `path` is a directory of part files committed with
+/// them instead (see [`PartFiles`]): what is visible is exactly-once.
 pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: Encode<R>) -> SinkFactory<R> {
     let path = path.into();
     Arc::new(move |ctx| {
+        if let Checkpointing::On { first_id, restoring } = ctx.checkpointing {
+            return PartFiles::open(&path, ctx, overwrite, restoring, first_id, encode.clone())
+                .map(|s| Box::new(s) as Box<dyn Sink<R>>);
+        }
         let target = if ctx.peers > 1 {
             if path.is_file() {
                 if !overwrite {
@@ -168,6 +176,250 @@ impl Drop for PendingFile {
         if let Some(part) = &self.part {
             let _ = fs::remove_file(part);
         }
+    }
+}
+
+/// A file sink under checkpoints (Flink's `FileSink` with its two-phase commit): `dir`
+/// holds each worker's part files, `part-<worker>-<n>`.
+///
+/// A worker writes into a hidden in-progress file. When a checkpoint `n` is taken, the
+/// file is synced and renamed to the hidden `.part-<worker>-<n>.pending`, and the
+/// checkpoint records it (pre-commit). When checkpoint `n` completes, pending files up to
+/// it get their visible names (commit). A restore from checkpoint `n` commits the
+/// pending files it lists (it completed; the commit may not have happened before the
+/// crash) and removes what was written after it: other pending files and in-progress
+/// ones. At the end of the job the last file is committed with the job's success, as
+/// `part-<worker>-<n>` with `n` after every checkpoint id of the run. So a reader of
+/// `dir` that skips hidden files (Flink's convention, `read_text_file`'s too) sees every
+/// record exactly once, however often the job was killed and restored.
+pub struct PartFiles<R> {
+    dir: PathBuf,
+    worker: usize,
+    encode: Encode<R>,
+    buf: Vec<u8>,
+    /// The in-progress file and its path, opened at the first record after a commit.
+    current: Option<(File, PathBuf)>,
+    /// Pre-committed, not yet committed: checkpoint ids, oldest first.
+    pending: Vec<u64>,
+    /// The next file's id at the end of the job: after every checkpoint id seen.
+    next_id: u64,
+}
+
+impl<R> PartFiles<R> {
+    fn open(
+        dir: &Path,
+        ctx: &WorkerContext,
+        overwrite: bool,
+        restoring: bool,
+        first_id: u64,
+        encode: Encode<R>,
+    ) -> UdfResult<Self> {
+        let err = |e: std::io::Error| UdfError::new(format!("cannot create {}: {e}", dir.display()));
+        if dir.is_file() {
+            if !overwrite {
+                return Err(UdfError::new(format!(
+                    "{} is a file: with checkpoints, write_as_text writes a directory of part files; pass overwrite=True (WriteMode.OVERWRITE) to replace it",
+                    dir.display()
+                )));
+            }
+            let _ = fs::remove_file(dir);
+        }
+        if !restoring && ctx.index == 0 {
+            // A fresh run starts an empty directory (a restored one continues its own).
+            let visible = fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).any(|e| !is_hidden(&e.file_name())));
+            if visible.unwrap_or(false) {
+                if !overwrite {
+                    return Err(UdfError::new(format!(
+                        "{} already holds files: pass overwrite=True (WriteMode.OVERWRITE) to replace them, or restore the job that wrote them",
+                        dir.display()
+                    )));
+                }
+                fs::remove_dir_all(dir).map_err(err)?;
+            }
+        }
+        fs::create_dir_all(dir).map_err(err)?;
+        Ok(PartFiles {
+            dir: dir.to_path_buf(),
+            worker: ctx.index,
+            encode,
+            buf: Vec::new(),
+            current: None,
+            pending: Vec::new(),
+            next_id: first_id,
+        })
+    }
+
+    fn pending_path(&self, worker: usize, id: u64) -> PathBuf {
+        self.dir.join(format!(".part-{worker}-{id}.pending"))
+    }
+
+    fn final_path(&self, worker: usize, id: u64) -> PathBuf {
+        self.dir.join(format!("part-{worker}-{id}"))
+    }
+
+    fn io(&self, what: &Path, e: std::io::Error) -> UdfError {
+        UdfError::new(format!("writing {}: {e}", what.display()))
+    }
+
+    /// Writes out the buffer, opening the in-progress file if need be.
+    fn write_out(&mut self) -> UdfResult<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            let path = in_progress_path(&self.final_path(self.worker, 0))?;
+            let file = File::create_new(&path).map_err(|e| self.io(&path, e))?;
+            self.current = Some((file, path));
+        }
+        let (file, path) = self.current.as_mut().expect("opened above");
+        file.write_all(&self.buf).map_err(|e| UdfError::new(format!("writing {}: {e}", path.display())))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Syncs the in-progress file and renames it `to` (hidden or final).
+    fn finish_current(&mut self, to: &Path) -> UdfResult<bool> {
+        self.write_out()?;
+        let Some((file, path)) = self.current.take() else { return Ok(false) };
+        file.sync_all().map_err(|e| self.io(&path, e))?;
+        fs::rename(&path, to).map_err(|e| self.io(to, e))?;
+        Ok(true)
+    }
+
+    /// Gives pending file `id` of `worker` its visible name; done already is fine.
+    fn commit_one(&self, worker: usize, id: u64) -> UdfResult<()> {
+        let (from, to) = (self.pending_path(worker, id), self.final_path(worker, id));
+        match fs::rename(&from, &to) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(UdfError::new(format!("cannot commit {}: it is gone", from.display())))
+            }
+            r => r.map_err(|e| self.io(&to, e)),
+        }
+    }
+
+    fn sync_dir(&self) -> UdfResult<()> {
+        crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))
+    }
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
+}
+
+/// `(worker, id)` of a part file's name: `part-<w>-<n>`, `.part-<w>-<n>.pending`, or
+/// `.part-<w>-0.inprogress.<random>` (id 0: not pre-committed).
+fn part_name(name: &str) -> Option<(usize, u64)> {
+    let rest = name.strip_prefix(".part-").or_else(|| name.strip_prefix("part-"))?;
+    let (worker, rest) = rest.split_once('-')?;
+    let id = rest.split('.').next()?;
+    Some((worker.parse().ok()?, id.parse().ok()?))
+}
+
+impl<R: 'static> Sink<R> for PartFiles<R> {
+    fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()> {
+        (self.encode)(batch, &mut self.buf)
+    }
+
+    fn flush(&mut self, _abort: &AtomicBool) -> UdfResult<()> {
+        if self.buf.len() >= FILE_WRITE_BYTES {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, id: u64, out: &mut Vec<u8>) -> UdfResult<()> {
+        if self.finish_current(&self.pending_path(self.worker, id))? {
+            self.pending.push(id);
+            self.sync_dir()?;
+        }
+        self.next_id = self.next_id.max(id + 1);
+        // The pending ids, 8 bytes each (little-endian).
+        for id in &self.pending {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn commit_checkpoint(&mut self, id: u64) -> UdfResult<()> {
+        let done: Vec<u64> = self.pending.iter().copied().filter(|p| *p <= id).collect();
+        for p in &done {
+            self.commit_one(self.worker, *p)?;
+        }
+        self.pending.retain(|p| *p > id);
+        if !done.is_empty() {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, from: &Restore<'_>, id: u64) -> UdfResult<()> {
+        self.next_id = self.next_id.max(id + 1);
+        let corrupt = |e: String| UdfError::internal(format!("a file sink's checkpoint section is unreadable: {e}"));
+        for (old, section) in from.sections().iter().enumerate() {
+            if !from.deals(old) {
+                continue;
+            }
+            if section.len() % 8 != 0 {
+                return Err(corrupt(format!("{} bytes", section.len())));
+            }
+            for id in section.chunks_exact(8) {
+                let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
+                self.commit_one(old, id)?;
+            }
+        }
+        // What the dealt workers wrote after the checkpoint: never visible, now dropped.
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some((worker, _)) = part_name(name) else { continue };
+            let stray = name.starts_with('.') && (name.ends_with(".pending") || name.contains(".inprogress."));
+            if stray && worker < from.old_peers().max(from.peers()) && from.deals(worker) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        self.sync_dir()
+    }
+
+    /// The job's end: the last file, committed with the job's success; and what is
+    /// still pending (its checkpoint did not complete before the end).
+    fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
+        let last = self.next_id;
+        let wrote = self.finish_current(&self.pending_path(self.worker, last))?;
+        let mut files: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|p| (self.pending_path(self.worker, p), self.final_path(self.worker, p)))
+            .collect();
+        if wrote {
+            files.push((self.pending_path(self.worker, last), self.final_path(self.worker, last)));
+        }
+        Ok((!files.is_empty()).then(|| Box::new(PendingParts { files, dir: self.dir.clone() }) as Box<dyn SinkCommit>))
+    }
+}
+
+impl<R> Drop for PartFiles<R> {
+    /// The job stopped: an in-progress file is never committed (a restore would drop
+    /// it too); pending ones stay for a restore to commit.
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.current.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// A checkpointed file sink's files at the job's end, committed with its success.
+struct PendingParts {
+    files: Vec<(PathBuf, PathBuf)>,
+    dir: PathBuf,
+}
+
+impl SinkCommit for PendingParts {
+    fn commit(self: Box<Self>) -> Result<(), String> {
+        for (from, to) in &self.files {
+            fs::rename(from, to).map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?;
+        }
+        crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| e.to_string())
     }
 }
 

@@ -468,6 +468,7 @@ impl Slot {
             return Ok(());
         }
         let mut out = Vec::new();
+        self.checkpoints.begin_snapshot(passed);
         snapshot(&mut out)?;
         let mut tracker = self.checkpoints.tracker.borrow_mut();
         for c in self.done + 1..passed {
