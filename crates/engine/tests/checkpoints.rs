@@ -261,3 +261,47 @@ fn a_cancelled_run_leaves_only_committed_lines_visible_each_once() {
     };
     assert!(seen.iter().all(|l| full.contains(l)));
 }
+
+#[test]
+fn two_processes_take_checkpoints_together_and_commit_one_manifest_each() {
+    use ferroflow_engine::cluster::{self, ClusterConfig};
+    use std::net::TcpListener;
+
+    let n = 6000;
+    let want = {
+        let out = new_out();
+        run_ok(plan(n, &out), cfg_batch(2, 8));
+        let len = out.lock().unwrap().len();
+        (len, finals(&out))
+    };
+    let store = TempDir::new("procs");
+    let out = new_out();
+    let listeners: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    drop(listeners);
+    let secret = cluster::generate_secret();
+    let runs: Vec<_> = (0..2)
+        .map(|p| {
+            let cluster =
+                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(10));
+            let config = ExecConfig { cluster: Some(cluster), ..checkpointing(1, &store.0, 5) };
+            ferroflow_engine::start(Arc::new(plan(n, &out)), config).unwrap()
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + HANG;
+    while runs.iter().any(|r| !r.finished()) {
+        if std::time::Instant::now() > deadline {
+            runs.iter().for_each(|r| r.control.cancel());
+            panic!("the 2-process job did not finish within {HANG:?} (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for r in runs {
+        r.join().unwrap();
+    }
+    let len = out.lock().unwrap().len();
+    assert_eq!((len, finals(&out)), want);
+    let latest = storage::find_latest(&store.0).unwrap().found.expect("a complete checkpoint");
+    assert_eq!((latest.manifest.processes, latest.manifest.threads, latest.manifest.parts.len()), (2, 1, 2));
+    assert!(latest.id >= 2, "only checkpoint {} in a job of many intervals", latest.id);
+}
