@@ -5,7 +5,7 @@
 //! drops its dataflow, so the whole job stops promptly instead of finishing with
 //! partial results.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ pub struct JobControl {
     /// The segment sources may emit in: every operator has snapshotted the checkpoint
     /// before it (see [`crate::checkpoint::coordinator`]).
     released: AtomicU64,
+    /// A savepoint asked for from outside (0: none, 1: take one, 2: take one and stop).
+    savepoint: AtomicU8,
+    /// Where the savepoint the job was stopped with went.
+    stopped_with: Mutex<Option<std::path::PathBuf>>,
     warnings: Mutex<Vec<String>>,
     /// Sinks' finished output (with the sink's name), published once the job succeeded.
     commits: Mutex<Vec<(String, Box<dyn SinkCommit>)>>,
@@ -49,6 +53,8 @@ impl JobControl {
             source_epoch: AtomicU64::new(0),
             segment: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            savepoint: AtomicU8::new(0),
+            stopped_with: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
             commits: Mutex::new(Vec::new()),
         }
@@ -145,6 +151,38 @@ impl JobControl {
     #[inline]
     pub fn requested_segment(&self) -> u64 {
         self.segment.load(Ordering::Relaxed)
+    }
+
+    /// Asks the job's checkpoint coordinator (worker 0, in process 0) for a savepoint as
+    /// soon as no checkpoint is in progress; with `stop`, the job stops once it is
+    /// written (Flink's stop-with-savepoint). Ignored by a job without checkpoints.
+    pub fn request_savepoint(&self, stop: bool) {
+        self.savepoint.fetch_max(if stop { 2 } else { 1 }, Ordering::SeqCst);
+    }
+
+    /// The savepoint asked for, if any (`Some(stop)`), taken off the request.
+    pub(crate) fn take_savepoint_request(&self) -> Option<bool> {
+        match self.savepoint.swap(0, Ordering::SeqCst) {
+            0 => None,
+            n => Some(n == 2),
+        }
+    }
+
+    /// Stops the job after its savepoint at `path` was written: it ends as cancelled,
+    /// and [`JobControl::stopped_with`] says where the savepoint is.
+    pub(crate) fn stop_with_savepoint(&self, path: std::path::PathBuf) {
+        let message = format!(
+            "the job was stopped with a savepoint at {}: resume it with `ferroflow run <job> -s {}`",
+            path.display(),
+            path.display()
+        );
+        *self.stopped_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+        self.fail(JobError::new(ErrorKind::Cancelled, message));
+    }
+
+    /// Where the savepoint the job was stopped with is, if it was.
+    pub fn stopped_with(&self) -> Option<std::path::PathBuf> {
+        self.stopped_with.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Lets sources emit in segment `segment` (and before).

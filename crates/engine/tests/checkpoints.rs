@@ -305,3 +305,35 @@ fn two_processes_take_checkpoints_together_and_commit_one_manifest_each() {
     assert_eq!((latest.manifest.processes, latest.manifest.threads, latest.manifest.parts.len()), (2, 1, 2));
     assert!(latest.id >= 2, "only checkpoint {} in a job of many intervals", latest.id);
 }
+
+#[test]
+fn a_savepoint_asked_for_is_written_apart_and_stop_with_savepoint_ends_the_job() {
+    let store = TempDir::new("savepoint");
+    let running = ferroflow_engine::start(Arc::new(plan(20_000, &new_out())), checkpointing(2, &store.0, 50)).unwrap();
+    running.control.request_savepoint(false);
+    let deadline = std::time::Instant::now() + HANG;
+    let savepoints = store.0.join(storage::SAVEPOINTS);
+    let written = || std::fs::read_dir(&savepoints).map(|d| d.count()).unwrap_or(0);
+    while written() == 0 || running.control.warnings().iter().all(|w| !w.starts_with("savepoint written")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no savepoint: {:?} {:?}",
+            std::fs::read_dir(&store.0).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(),
+            running.control.warnings()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    running.control.request_savepoint(true);
+    let err = running.join().expect_err("stop-with-savepoint ends the job");
+    assert_eq!(err.kind, ferroflow_engine::ErrorKind::Cancelled);
+    assert!(err.message.contains("stopped with a savepoint at"), "{}", err.message);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&savepoints).unwrap().map(|e| e.unwrap().path()).collect();
+    found.sort();
+    assert_eq!(found.len(), 2, "{found:?}");
+    for dir in &found {
+        let m = storage::verify(dir).unwrap();
+        assert_eq!(m.kind, storage::CheckpointKind::Savepoint);
+        assert_eq!(m.parts.len(), 2);
+    }
+    assert!(err.message.contains(&found[1].display().to_string()), "names the path: {}", err.message);
+}

@@ -29,7 +29,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +54,9 @@ pub enum Message {
     Written { checkpoint: u64, worker: u32, size: u64, crc: u32 },
     /// Worker to coordinator: `worker` could not write its part.
     WriteFailed { checkpoint: u64, worker: u32, error: String },
-    /// Coordinator to all: move the sources to segment `.0`.
-    Trigger(u64),
+    /// Coordinator to all: move the sources to `segment`; the checkpoint is a savepoint
+    /// (written under `savepoints/`, never removed by retention).
+    Trigger { segment: u64, savepoint: bool },
     /// Coordinator to all: every operator has snapshotted `.0`; sources go on.
     Release(u64),
     /// Coordinator to all: `.0` is complete (committed).
@@ -74,6 +75,7 @@ impl Message {
 /// A part to write, for the writer thread.
 struct PartJob {
     checkpoint: u64,
+    savepoint: bool,
     sections: Vec<(u32, Vec<u8>)>,
 }
 
@@ -99,6 +101,8 @@ pub struct Checkpoints {
     completed: Cell<u64>,
     /// Operators to wake when a checkpoint completes (sinks).
     on_complete: RefCell<Vec<Activator>>,
+    /// The checkpoints in progress that are savepoints.
+    savepoints: RefCell<BTreeSet<u64>>,
 }
 
 impl Checkpoints {
@@ -120,7 +124,7 @@ impl Checkpoints {
         std::thread::Builder::new().name(format!("ferroflow checkpoint writer {worker}")).spawn(move || {
             for job in job_rx {
                 let id = base + job.checkpoint;
-                let message = match write_part(&root, id, w, n, &job.sections) {
+                let message = match write_part(&target_dir(&root, id, job.savepoint), id, w, n, &job.sections) {
                     Ok((size, crc)) => Message::Written { checkpoint: job.checkpoint, worker: w, size, crc },
                     Err(e) => Message::WriteFailed { checkpoint: job.checkpoint, worker: w, error: e.to_string() },
                 };
@@ -144,6 +148,7 @@ impl Checkpoints {
             snapshotting: Cell::new(0),
             completed: Cell::new(0),
             on_complete: RefCell::new(Vec::new()),
+            savepoints: RefCell::new(BTreeSet::new()),
         })
     }
 
@@ -188,8 +193,9 @@ impl Checkpoints {
         let mut out = std::mem::take(&mut *self.outbox.borrow_mut());
         while let Some((checkpoint, sections)) = self.tracker.borrow_mut().take_ready() {
             out.push(Message::Snapshotted { checkpoint, worker: self.worker });
+            let savepoint = self.savepoints.borrow_mut().remove(&checkpoint);
             // The writer thread only ends with this worker.
-            let _ = self.jobs.send(PartJob { checkpoint, sections });
+            let _ = self.jobs.send(PartJob { checkpoint, savepoint, sections });
         }
         while let Ok(m) = self.written.try_recv() {
             out.push(m);
@@ -211,7 +217,12 @@ impl Checkpoints {
     /// A message from the control dataflow: reports (on worker 0), commands (everywhere).
     pub fn receive(&self, message: Message, control: &JobControl) {
         match message {
-            Message::Trigger(c) => control.request_segment(c),
+            Message::Trigger { segment, savepoint } => {
+                if savepoint {
+                    self.savepoints.borrow_mut().insert(segment);
+                }
+                control.request_segment(segment)
+            }
             Message::Release(c) => control.release_segment(c),
             Message::Abort(c) => {
                 self.tracker.borrow_mut().abort(c);
@@ -234,15 +245,24 @@ impl Checkpoints {
     }
 }
 
-/// Writes worker `worker`'s part of checkpoint `id`: temp file, then committed.
+/// Where checkpoint or savepoint `id` goes under the storage directory `root`.
+fn target_dir(root: &Path, id: u64, savepoint: bool) -> PathBuf {
+    if savepoint {
+        storage::savepoint_dir(root, id)
+    } else {
+        storage::checkpoint_dir(root, id)
+    }
+}
+
+/// Writes worker `worker`'s part of checkpoint `id` into `dir`: temp file, then committed.
 fn write_part(
-    root: &std::path::Path,
+    dir: &Path,
     id: u64,
     worker: u32,
     workers: u32,
     sections: &[(u32, Vec<u8>)],
 ) -> std::io::Result<(u64, u32)> {
-    let dir = storage::create_checkpoint_dir(root, id)?;
+    storage::create_dir_durably(dir)?;
     let tmp = dir.join(storage::part_temp_name(worker));
     let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     let mut part = PartWriter::new(file, PartHeader { checkpoint: id, worker, workers })?;
@@ -258,6 +278,8 @@ fn write_part(
 /// The checkpoint in progress, as the coordinator sees it.
 struct InFlight {
     checkpoint: u64,
+    /// `Some(stop)` for a savepoint: stop the job once it is written.
+    savepoint: Option<bool>,
     started: Instant,
     snapshotted: BTreeSet<u32>,
     written: BTreeMap<u32, PartEntry>,
@@ -277,6 +299,8 @@ struct Coordinator {
     last_trigger: Instant,
     last_end: Instant,
     in_flight: Option<InFlight>,
+    /// A savepoint asked for while a checkpoint was in progress: taken next.
+    asked: Option<bool>,
 }
 
 impl Coordinator {
@@ -295,6 +319,7 @@ impl Coordinator {
             last_trigger: now,
             last_end: now,
             in_flight: None,
+            asked: None,
         }
     }
 
@@ -305,11 +330,15 @@ impl Coordinator {
     fn next_due(&self, now: Instant) -> Duration {
         match &self.in_flight {
             Some(f) => (f.started + self.timeout).saturating_duration_since(now).min(Duration::from_millis(5)),
-            None => self.due_at().saturating_duration_since(now),
+            // A savepoint may be asked for at any time.
+            None => self.due_at().saturating_duration_since(now).min(Duration::from_millis(20)),
         }
     }
 
     fn tick(&mut self, now: Instant, control: &JobControl, out: &mut Vec<Message>) {
+        if self.in_flight.is_some() && self.asked.is_none() {
+            self.asked = control.take_savepoint_request();
+        }
         match &self.in_flight {
             Some(f) if now.duration_since(f.started) > self.timeout => {
                 let c = f.checkpoint;
@@ -320,19 +349,23 @@ impl Coordinator {
                 self.give_up(c, now, out);
             }
             Some(_) => {}
-            None if now >= self.due_at() => {
+            None => {
+                let savepoint = self.asked.take().or_else(|| control.take_savepoint_request());
+                if savepoint.is_none() && now < self.due_at() {
+                    return;
+                }
                 let c = self.next;
                 self.next += 1;
                 self.last_trigger = now;
                 self.in_flight = Some(InFlight {
                     checkpoint: c,
+                    savepoint,
                     started: now,
                     snapshotted: BTreeSet::new(),
                     written: BTreeMap::new(),
                 });
-                out.push(Message::Trigger(c));
+                out.push(Message::Trigger { segment: c, savepoint: savepoint.is_some() });
             }
-            None => {}
         }
     }
 
@@ -356,9 +389,11 @@ impl Coordinator {
                 f.written.insert(worker, PartEntry::new(worker, storage_summary(size, crc)));
                 if f.written.len() == self.workers {
                     let id = base + checkpoint;
+                    let savepoint = f.savepoint;
+                    let dir = target_dir(&self.root, id, savepoint.is_some());
                     let manifest = Manifest {
                         job: self.job.clone(),
-                        kind: CheckpointKind::Checkpoint,
+                        kind: if savepoint.is_some() { CheckpointKind::Savepoint } else { CheckpointKind::Checkpoint },
                         segment: id,
                         processes: (self.workers as u32).div_ceil(threads),
                         threads,
@@ -366,13 +401,18 @@ impl Coordinator {
                         plan: self.signature.clone(),
                         parts: f.written.values().cloned().collect(),
                     };
-                    let committed = storage::write_manifest(&storage::checkpoint_dir(&self.root, id), &manifest)
+                    let committed = storage::write_manifest(&dir, &manifest)
                         .and_then(|()| storage::retain(&self.root, self.retained).map(drop));
                     match committed {
                         Ok(()) => {
                             self.in_flight = None;
                             self.last_end = now;
                             out.push(Message::Complete(checkpoint));
+                            match savepoint {
+                                Some(true) => control.stop_with_savepoint(dir),
+                                Some(false) => control.warn(format!("savepoint written to {}", dir.display())),
+                                None => {}
+                            }
                         }
                         Err(e) => {
                             control.warn(format!("checkpoint {id} could not be committed ({e}); the job goes on"));
@@ -386,7 +426,7 @@ impl Coordinator {
                     "checkpoint {} failed: worker {worker} could not write its part ({error}); the job goes on",
                     base + checkpoint
                 ));
-                let _ = storage::remove_checkpoint(&self.root, base + checkpoint);
+                let _ = std::fs::remove_dir_all(target_dir(&self.root, base + checkpoint, f.savepoint.is_some()));
                 self.give_up(checkpoint, now, out);
             }
             _ => {}

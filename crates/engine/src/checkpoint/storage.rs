@@ -102,9 +102,14 @@ fn parent(path: &Path) -> &Path {
 /// its entry durable, so that parts committed into it survive a crash with it.
 pub fn create_checkpoint_dir(root: &Path, id: u64) -> io::Result<PathBuf> {
     let dir = checkpoint_dir(root, id);
-    fs::create_dir_all(&dir).map_err(|e| with_path(&dir, e))?;
-    sync_dir(root)?;
+    create_dir_durably(&dir)?;
     Ok(dir)
+}
+
+/// Creates `dir` (and its parents) and makes its entry durable in its parent.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
+    sync_dir(parent(dir))
 }
 
 /// Writes `bytes` as `path` atomically (a hidden temp file beside it, then
