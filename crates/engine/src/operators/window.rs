@@ -19,6 +19,9 @@ use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
+use crate::checkpoint::keyed_state::{read_backend, write_backend};
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
 use crate::functions::{Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
@@ -559,6 +562,79 @@ impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
 
     fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step_and_report(cx, true)
+    }
+
+    /// The section: the window core's state ([`WindowCore::snapshot`]: windows, their
+    /// contents or accumulators, trigger state, timers, watermark and clock), each
+    /// key's value, the batches still waiting for the frontier (keyed entries: meta
+    /// the watermark and processing time they were sent under, values the key's value
+    /// and the record), then the window function's keyed state.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        let result = self.write_state(&mut w);
+        *out = w.into_bytes();
+        result
+    }
+
+    /// Keyed throughout: every old instance's section is read and the keys this
+    /// instance owns are kept, so a rescale sends each key's windows, timers, waiting
+    /// records and window state to the instance its records now reach.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        let owns = |k: &Key| from.owns(k);
+        for section in from.non_empty() {
+            let mut r = StateReader::<R>::new(section);
+            with_core!(&mut self.core, c => c.restore(&mut r, owns))?;
+            r.keyed(|key, value| {
+                if owns(&key) {
+                    self.key_values.insert(key, value);
+                }
+                Ok::<_, StateError>(())
+            })?;
+            let pending = &mut self.pending;
+            r.keyed_entries(|key, meta, values| {
+                let mut m = StateReader::<R>::new(meta);
+                let (event, processing) = (m.i64()?, m.i64()?);
+                m.finish()?;
+                let (Some(key_value), Some(value), None) = (values.next(), values.next(), values.next()) else {
+                    return Err(m.corrupt("a waiting record that is not a key's value and a record"));
+                };
+                if owns(&key) {
+                    // The earliest epoch and segment: it waits for the restored job's
+                    // frontier to pass the watermark it was sent under, as before.
+                    let t = Time { epoch: 0, event, processing, segment: 0 };
+                    pending.entry(t).or_default().push((key, key_value, value));
+                }
+                Ok(())
+            })?;
+            read_backend(&mut r, owns, &mut lock(&self.state).state)?;
+            r.finish()?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> WindowLogic<R> {
+    fn write_state(&mut self, w: &mut StateWriter<R>) -> UdfResult<()> {
+        with_core!(&self.core, c => c.snapshot(w))?;
+        w.keyed(self.key_values.iter())?;
+        // In the order the batches will be processed (see `step`), so that batches
+        // merged on restore (same watermark and processing time) keep it.
+        let mut times: Vec<&Time> = self.pending.keys().collect();
+        times.sort_by_key(|t| (t.event, t.processing, t.epoch));
+        let mut entries = w.begin_keyed();
+        let mut meta = StateWriter::<R>::new();
+        for t in times {
+            meta.i64(t.event);
+            meta.i64(t.processing);
+            for (key, key_value, value) in &self.pending[t] {
+                entries.push_entry(key, meta.as_bytes(), [key_value.clone(), value.clone()])?;
+            }
+            meta = StateWriter::new();
+        }
+        entries.finish()?;
+        let now = self.core.current().1;
+        write_backend(&lock(&self.state).state, now, w)?;
+        Ok(())
     }
 }
 
