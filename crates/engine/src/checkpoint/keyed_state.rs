@@ -160,7 +160,9 @@ pub fn read_backend<R: Record>(
     let mut names = Vec::new();
     for _ in 0..n {
         let d = read_descriptor(r)?;
-        backend.register(&d)?;
+        backend.register(&d).map_err(|e| {
+            UdfError::new(format!("the checkpoint's {} '{}' does not fit this job: {}", d.kind, d.name, e.message))
+        })?;
         names.push(d.name);
     }
     r.keyed_entries(|key, meta, values| {
@@ -209,4 +211,51 @@ pub fn read_backend<R: Record>(
         }
         backend.restore(name, key, namespace, value)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::key_of;
+    use crate::record::Stamped;
+    use crate::state::HeapBackend;
+
+    type R = Stamped<String>;
+
+    fn rec(s: &str) -> R {
+        Stamped::at(s.to_string(), 0)
+    }
+
+    /// A descriptor the function registers only when it first runs comes back with its
+    /// time-to-live, and its entries are there before that call.
+    #[test]
+    fn descriptors_are_registered_from_the_checkpoint() {
+        let ttl = TtlConfig {
+            update: TtlUpdate::OnReadAndWrite,
+            visibility: TtlVisibility::ReturnExpiredIfNotCleanedUp,
+            incremental: Some(IncrementalCleanup { size: 3, every_record: true }),
+            ..TtlConfig::new(50)
+        };
+        let lazy = StateDescriptor::new("lazy", StateKind::Reducing).with_ttl(ttl);
+        let mut b = HeapBackend::<R>::new();
+        let id = b.register(&lazy).unwrap();
+        b.set_current_key(key_of(&1i64));
+        b.reducing_add(id, rec("x"), &mut |a, _| Ok(a.clone()), 0).unwrap();
+        let mut w = StateWriter::<R>::new();
+        write_backend(&b, 0, &mut w).unwrap();
+        let bytes = w.into_bytes();
+
+        let mut fresh = HeapBackend::<R>::new();
+        read_backend(&mut StateReader::new(&bytes), |_| true, &mut fresh).unwrap();
+        assert_eq!(fresh.descriptors(), &[lazy.clone()]);
+        let id = fresh.register(&lazy).unwrap();
+        fresh.set_current_key(key_of(&1i64));
+        assert_eq!(fresh.reducing_get(id, 10).unwrap(), Some(rec("x")));
+
+        // The job now asks for that name as another kind: one line naming both.
+        let mut other = HeapBackend::<R>::new();
+        other.register(&StateDescriptor::new("lazy", StateKind::List)).unwrap();
+        let err = read_backend(&mut StateReader::new(&bytes), |_| true, &mut other).unwrap_err();
+        assert!(err.message.starts_with("the checkpoint's ReducingState 'lazy' does not fit this job"), "{err:?}");
+    }
 }
