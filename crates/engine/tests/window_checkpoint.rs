@@ -263,7 +263,13 @@ enum Step {
 /// Feeds `ops` (numbered from `first_id` for elements) to the cores, each element to
 /// the core `route` picks, watermarks and clock readings to all; per op, what came
 /// out (firings of several cores sorted together).
-fn feed(cores: &mut [Core], ops: &[Op], clocks: &mut (i64, i64), first_id: i64, route: &dyn Fn(u8) -> usize) -> Vec<Step> {
+fn feed(
+    cores: &mut [Core],
+    ops: &[Op],
+    clocks: &mut (i64, i64),
+    first_id: i64,
+    route: &dyn Fn(u8) -> usize,
+) -> Vec<Step> {
     let mut id = first_id;
     let mut steps = Vec::new();
     for op in ops {

@@ -801,7 +801,8 @@ mod tests {
         #[allow(clippy::type_complexity)]
         fn observe(
             &mut self,
-        ) -> (Vec<((i64, i64), Keyed<R>)>, Vec<(Key, R)>, Vec<(String, Key, Namespace, StateValue<R>)>, Vec<String>) {
+        ) -> (Vec<((i64, i64), Keyed<R>)>, Vec<(Key, R)>, Vec<(String, Key, Namespace, StateValue<R>)>, Vec<String>)
+        {
             let mut pending: Vec<((i64, i64), Keyed<R>)> = Vec::new();
             let mut times: Vec<&Time> = self.pending.keys().collect();
             times.sort_by_key(|t| (t.event, t.processing, t.epoch));
@@ -939,10 +940,7 @@ mod tests {
     #[test]
     fn corrupt_sections_are_errors() {
         let mut p = [Parts::new(false)];
-        feed(
-            &mut p,
-            &[In::El(1, 3), In::Wait(2, 1, 0, 0), In::State(1, Some(0), 2, 7), In::State(3, None, 0, 1)],
-        );
+        feed(&mut p, &[In::El(1, 3), In::Wait(2, 1, 0, 0), In::State(1, Some(0), 2, 7), In::State(3, None, 0, 1)]);
         let bytes = p[0].snapshot();
         for cut in 0..bytes.len() {
             let err = Parts::restored(false, &[&bytes[..cut]], 0, 1).err();

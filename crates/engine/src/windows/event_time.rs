@@ -1140,9 +1140,15 @@ where
                         } else {
                             None
                         };
-                        Stored::Acc(A::Acc::from_record(value).ok_or_else(|| m.corrupt("an accumulator of another kind"))?)
+                        Stored::Acc(
+                            A::Acc::from_record(value).ok_or_else(|| m.corrupt("an accumulator of another kind"))?,
+                        )
                     }
-                    k => return Err(m.corrupt(format!("a window storing kind {k}, which this window core does not keep"))),
+                    k => {
+                        return Err(
+                            m.corrupt(format!("a window storing kind {k}, which this window core does not keep"))
+                        )
+                    }
                 };
                 let st = WinState { contents, fresh, trigger: TriggerState { count, fire_timestamp } };
                 if key_windows.insert(window, st).is_some() {
