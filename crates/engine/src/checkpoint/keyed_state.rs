@@ -247,7 +247,7 @@ mod tests {
 
         let mut fresh = HeapBackend::<R>::new();
         read_backend(&mut StateReader::new(&bytes), |_| true, &mut fresh).unwrap();
-        assert_eq!(fresh.descriptors(), &[lazy.clone()]);
+        assert_eq!(fresh.descriptors(), std::slice::from_ref(&lazy));
         let id = fresh.register(&lazy).unwrap();
         fresh.set_current_key(key_of(&1i64));
         assert_eq!(fresh.reducing_get(id, 10).unwrap(), Some(rec("x")));
