@@ -70,6 +70,29 @@ impl WatermarkGenerator {
         }
     }
 
+    /// The highest timestamp seen ([`NO_TIME`] before any record).
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    /// Whether the partition went idle (for good).
+    pub fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// Whether the partition has ended.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Checkpoints: goes on from a snapshot's highest timestamp and idleness, so a
+    /// restored job's watermark starts where it was. The idleness timeout, if not
+    /// idle, runs from the generator's start (processing time moved on meanwhile).
+    pub fn resume(&mut self, max_timestamp: i64, idle: bool) {
+        self.max_timestamp = self.max_timestamp.max(max_timestamp);
+        self.idle |= idle;
+    }
+
     /// The partition has ended: its watermark is [`FINISHED`] from now on.
     pub fn finish(&mut self) {
         self.finished = true;

@@ -329,7 +329,9 @@ impl<'a, R: Record> StateReader<'a, R> {
         }
     }
 
-    fn corrupt(&self, what: impl Into<String>) -> StateError {
+    /// A [`StateError::Corrupt`] at the current offset: for a caller whose own layout
+    /// check failed (a tag it does not know, a count that does not fit).
+    pub fn corrupt(&self, what: impl Into<String>) -> StateError {
         StateError::Corrupt { offset: self.pos, what: what.into() }
     }
 

@@ -5,7 +5,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{CapabilitySet, InputCapability};
 use timely::dataflow::Stream;
 
-use crate::error::ErrorKind;
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateReader, StateWriter};
+use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::functions::{TimestampAssigner, TimestampFactory};
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
@@ -58,6 +60,7 @@ pub fn assign_timestamps<'s, R: Record>(
             generator: None,
             emitted: time::NO_TIME,
             closing: None,
+            restored: None,
             watch: upstream_source,
             upstream_source,
         })
@@ -77,6 +80,9 @@ struct Assign<R> {
     emitted: i64,
     /// Once the input ended: the time the last watermark is held at until the sinks pass it.
     closing: Option<Time>,
+    /// From a checkpoint: the highest timestamp seen and whether the partition was
+    /// idle, for the generator made at the first activation.
+    restored: Option<(i64, bool)>,
     /// The upstream source whose end wakes this operator, until registered for it.
     watch: Option<usize>,
     upstream_source: Option<usize>,
@@ -89,9 +95,50 @@ impl<R: Record> Assign<R> {
         if let Some(source) = self.watch.take() {
             cx.env.source_watchers.borrow_mut().push((source, cx.activator().clone()));
         }
-        let (spec, idleness_ms) = (self.spec, self.idleness_ms);
-        self.generator.get_or_insert_with(|| WatermarkGenerator::new(spec, idleness_ms, cx.processing_time()))
+        if self.generator.is_none() {
+            self.generator = Some(self.new_generator(cx.processing_time()));
+        }
+        self.generator.as_mut().expect("made")
     }
+
+    /// The generator, started at processing time `now`, going on from a restore.
+    fn new_generator(&self, now: i64) -> WatermarkGenerator {
+        let mut g = WatermarkGenerator::new(self.spec, self.idleness_ms, now);
+        if let Some((max_timestamp, idle)) = self.restored {
+            g.resume(max_timestamp, idle);
+        }
+        g
+    }
+
+    /// What a restore gives the generator: the own instance's highest timestamp and
+    /// idleness, or after a rescale (partitions are no longer the same) the least
+    /// highest timestamp over the old instances that were neither idle nor ended, which
+    /// is the watermark downstream had at the checkpoint (if all were, the highest of
+    /// all). `None`: nothing to resume from.
+    fn resumed(from: &Restore<'_>) -> UdfResult<Option<(i64, bool)>> {
+        if let Some(own) = from.own() {
+            return Ok(read_generator::<R>(own)?.map(|(ts, idle, _)| (ts, idle)));
+        }
+        let mut active: Option<i64> = None;
+        let mut any: Option<i64> = None;
+        for section in from.non_empty() {
+            let Some((ts, idle, finished)) = read_generator::<R>(section)? else { continue };
+            any = Some(any.map_or(ts, |a| a.max(ts)));
+            if !idle && !finished {
+                active = Some(active.map_or(ts, |a| a.min(ts)));
+            }
+        }
+        Ok(active.or(any).map(|ts| (ts, false)))
+    }
+}
+
+/// A section [`Assign`]'s snapshot wrote: `None` if its generator had not started,
+/// else (highest timestamp, idle, ended).
+fn read_generator<R: Record>(section: &[u8]) -> UdfResult<Option<(i64, bool, bool)>> {
+    let mut r = StateReader::<R>::new(section);
+    let generator = if r.bool()? { Some((r.i64()?, r.bool()?, r.bool()?)) } else { None };
+    r.finish()?;
+    Ok(generator)
 }
 
 impl<R: Record> OperatorLogic<R> for Assign<R> {
@@ -143,6 +190,37 @@ impl<R: Record> OperatorLogic<R> for Assign<R> {
         }
         Ok(())
     }
+
+    /// The generator's state: whether it started, its highest timestamp, whether it
+    /// was idle or its partition ended. Unlike Flink, which restarts watermarks from
+    /// nothing, a restored job goes on from its watermark: here watermarks follow the
+    /// input alone (not a timer), so the same input after a restore gives the same
+    /// watermarks, and so the same results, as a run that never failed.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        w.bool(self.generator.is_some());
+        if let Some(g) = &self.generator {
+            w.i64(g.max_timestamp());
+            w.bool(g.is_idle());
+            w.bool(g.is_finished());
+        }
+        *out = w.into_bytes();
+        Ok(())
+    }
+
+    /// See [`Assign::resumed`]. Whether the partition ended is not restored: its
+    /// source ends again after its own restore and says so.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        if self.generator.is_some() {
+            return Err(UdfError::internal("a timestamp assigner restored after it started"));
+        }
+        self.restored = Self::resumed(from)?;
+        if self.restored.is_some() {
+            // Batches go out under the restored watermark from the first one on.
+            self.emitted = self.emitted.max(self.new_generator(i64::MIN).watermark());
+        }
+        Ok(())
+    }
 }
 
 impl<R: Record> UnaryInput<R, R> for Assign<R> {
@@ -169,5 +247,131 @@ impl<R: Record> UnaryInput<R, R> for Assign<R> {
             *emitted = (*emitted).max(generator.watermark());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Stamped;
+    use crate::time::NO_TIME;
+    use proptest::prelude::*;
+
+    type R = Stamped<String>;
+
+    fn fresh(spec: WatermarkSpec, idleness_ms: Option<i64>) -> Assign<R> {
+        Assign {
+            assigner: None,
+            held: CapabilitySet::new(),
+            spec,
+            idleness_ms,
+            generator: None,
+            emitted: NO_TIME,
+            closing: None,
+            restored: None,
+            watch: None,
+            upstream_source: None,
+        }
+    }
+
+    const BOUNDED: WatermarkSpec = WatermarkSpec::BoundedOutOfOrderness { bound_ms: 5 };
+
+    /// An instance that saw `timestamps` (and went idle, or ended, if asked).
+    fn fed(timestamps: &[i64], idle: bool, finished: bool) -> Assign<R> {
+        let mut a = fresh(BOUNDED, Some(100));
+        let mut g = a.new_generator(0);
+        timestamps.iter().for_each(|ts| g.on_event(*ts, 0));
+        if idle {
+            g.check_idle(1000);
+        }
+        if finished {
+            g.finish();
+        }
+        a.emitted = g.watermark();
+        a.generator = Some(g);
+        a
+    }
+
+    fn snapshot(a: &mut Assign<R>) -> Vec<u8> {
+        let mut out = Vec::new();
+        a.snapshot(&mut out).unwrap();
+        out
+    }
+
+    fn restore(sections: &[&[u8]], worker: usize, peers: usize) -> UdfResult<Assign<R>> {
+        let mut a = fresh(BOUNDED, Some(100));
+        a.restore(&Restore::new(sections.to_vec(), worker, peers))?;
+        Ok(a)
+    }
+
+    proptest! {
+        /// A restored instance emits its old watermark at once and then moves exactly as
+        /// the instance that never stopped, on the same further timestamps.
+        #[test]
+        fn restored_watermarks_go_on_as_before(
+            before in prop::collection::vec(-1000i64..1000, 0..20),
+            after in prop::collection::vec(-1000i64..1000, 0..20),
+            idle: bool,
+        ) {
+            let mut running = fed(&before, idle, false);
+            let bytes = snapshot(&mut running);
+            let back = restore(&[&bytes], 0, 1).unwrap();
+            prop_assert_eq!(back.emitted, running.emitted);
+            let mut g = back.new_generator(5000);
+            let running = running.generator.as_mut().unwrap();
+            for ts in after {
+                g.on_event(ts, 5000);
+                running.on_event(ts, 5000);
+                prop_assert_eq!(g.watermark(), running.watermark());
+            }
+        }
+    }
+
+    #[test]
+    fn a_rescale_starts_every_instance_at_the_watermark_downstream_had() {
+        let mut old = [fed(&[100, 40], false, false), fed(&[70], false, false), fed(&[900], true, false)];
+        old.iter_mut().for_each(|a| a.emitted = a.generator.as_ref().unwrap().watermark());
+        let sections: Vec<Vec<u8>> = old.iter_mut().map(snapshot).collect();
+        let sections: Vec<&[u8]> = sections.iter().map(|s| &s[..]).collect();
+        // Downstream saw the least of the busy partitions': 70 - 5 - 1 (the idle one
+        // held nothing back).
+        for peers in [1, 2, 4] {
+            for w in 0..peers {
+                let a = restore(&sections, w, peers).unwrap();
+                assert_eq!((a.restored, a.emitted), (Some((70, false)), 64), "{w} of {peers}");
+            }
+        }
+        // All idle or ended: the highest of them.
+        let mut quiet = [fed(&[10], true, false), fed(&[30], false, true)];
+        let sections: Vec<Vec<u8>> = quiet.iter_mut().map(snapshot).collect();
+        let a = restore(&[&sections[0], &sections[1]], 0, 1).unwrap();
+        assert_eq!(a.restored, Some((30, false)));
+        // The same parallelism keeps each instance's own, idleness included.
+        let a = restore(&[&sections[0], &sections[1]], 0, 2).unwrap();
+        assert_eq!((a.restored, a.emitted), (Some((10, true)), crate::watermarks::IDLE));
+    }
+
+    #[test]
+    fn an_instance_that_never_started_restores_to_nothing() {
+        let mut a = fresh(BOUNDED, None);
+        let bytes = snapshot(&mut a);
+        let back = restore(&[&bytes], 0, 1).unwrap();
+        assert_eq!((back.restored, back.emitted), (None, NO_TIME));
+        assert!(restore(&[], 0, 3).unwrap().restored.is_none());
+    }
+
+    #[test]
+    fn corrupt_sections_are_internal_errors() {
+        let bytes = snapshot(&mut fed(&[1, 2, 3], false, false));
+        for cut in 0..bytes.len() {
+            let err = restore(&[&bytes[..cut]], 0, 1).err();
+            assert!(cut == 0 || err.is_some(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = 7;
+        let err = restore(&[&bad], 0, 1).err().expect("refused");
+        assert!(err.internal, "{err:?}");
+        let mut started = fed(&[], false, false);
+        assert!(started.restore(&Restore::new(vec![&bytes], 0, 1)).is_err());
     }
 }

@@ -19,6 +19,9 @@ use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
+use crate::checkpoint::keyed_state::{read_backend, write_backend};
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
 use crate::functions::{Reducer, WindowAggregate, WindowApply, WindowContext, WorkerContext};
@@ -402,7 +405,7 @@ struct WindowLogic<R: Record> {
     /// watermark downstream (a second window never finds them late).
     caps: [Capability<Time>; 2],
     /// Records by the time of their batch, until the frontier passes it.
-    pending: BTreeMap<Time, Vec<Keyed<R>>>,
+    pending: Pending<R>,
     /// Each key's value (what the window function gets), while it has windows.
     key_values: KeyMap<R>,
     /// Records take the window's watermark order (see "# Time").
@@ -560,6 +563,25 @@ impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
     fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step_and_report(cx, true)
     }
+
+    /// The section: the window core's state ([`WindowCore::snapshot`]: windows, their
+    /// contents or accumulators, trigger state, timers, watermark and clock), each
+    /// key's value, the batches still waiting for the frontier (keyed entries: meta
+    /// the watermark and processing time they were sent under, values the key's value
+    /// and the record), then the window function's keyed state.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        let result = write_state(&self.core, &self.key_values, &self.pending, &self.state, &mut w);
+        *out = w.into_bytes();
+        result
+    }
+
+    /// Keyed throughout: every old instance's section is read and the keys this
+    /// instance owns are kept, so a rescale sends each key's windows, timers, waiting
+    /// records and window state to the instance its records now reach.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        read_state(from, &mut self.core, &mut self.key_values, &mut self.pending, &self.state)
+    }
 }
 
 impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for WindowLogic<R> {
@@ -575,6 +597,78 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for WindowLogic<R> {
         self.pending.entry(t).or_default().append(&mut self.keyed);
         Ok(())
     }
+}
+
+/// Records waiting for the frontier, by the time of their batch.
+type Pending<R> = BTreeMap<Time, Vec<Keyed<R>>>;
+
+/// [`WindowLogic`]'s snapshot (see [`OperatorLogic::snapshot`] there).
+fn write_state<R: Record>(
+    core: &Core<R>,
+    key_values: &KeyMap<R>,
+    pending: &Pending<R>,
+    state: &SharedContext<R>,
+    w: &mut StateWriter<R>,
+) -> UdfResult<()> {
+    with_core!(core, c => c.snapshot(w))?;
+    w.keyed(key_values.iter())?;
+    // In the order the batches will be processed (see `step`), so that batches merged
+    // on restore (same watermark and processing time) keep it.
+    let mut times: Vec<&Time> = pending.keys().collect();
+    times.sort_by_key(|t| (t.event, t.processing, t.epoch));
+    let mut entries = w.begin_keyed();
+    for t in times {
+        let mut meta = StateWriter::<R>::new();
+        meta.i64(t.event);
+        meta.i64(t.processing);
+        for (key, key_value, value) in &pending[t] {
+            entries.push_entry(key, meta.as_bytes(), [key_value.clone(), value.clone()])?;
+        }
+    }
+    entries.finish()?;
+    let now = core.current().1;
+    write_backend(&lock(state).state, now, w)?;
+    Ok(())
+}
+
+/// [`WindowLogic`]'s restore: adds every old instance's section, keeping the keys
+/// `from` says this instance owns.
+fn read_state<R: Record>(
+    from: &Restore<'_>,
+    core: &mut Core<R>,
+    key_values: &mut KeyMap<R>,
+    pending: &mut Pending<R>,
+    state: &SharedContext<R>,
+) -> UdfResult<()> {
+    let owns = |k: &Key| from.owns(k);
+    for section in from.non_empty() {
+        let mut r = StateReader::<R>::new(section);
+        with_core!(&mut *core, c => c.restore(&mut r, owns))?;
+        r.keyed(|key, value| {
+            if owns(&key) {
+                key_values.insert(key, value);
+            }
+            Ok::<_, StateError>(())
+        })?;
+        r.keyed_entries(|key, meta, values| {
+            let mut m = StateReader::<R>::new(meta);
+            let (event, processing) = (m.i64()?, m.i64()?);
+            m.finish()?;
+            let (Some(key_value), Some(value), None) = (values.next(), values.next(), values.next()) else {
+                return Err(m.corrupt("a waiting record that is not a key's value and a record"));
+            };
+            if owns(&key) {
+                // The earliest epoch and segment: it waits for the restored job's
+                // frontier to pass the watermark it was sent under, as before.
+                let t = Time { epoch: 0, event, processing, segment: 0 };
+                pending.entry(t).or_default().push((key, key_value, value));
+            }
+            Ok(())
+        })?;
+        read_backend(&mut r, owns, &mut lock(state).state)?;
+        r.finish()?;
+    }
+    Ok(())
 }
 
 /// Hands firings to the window function and sends the results at `cap` on the main
@@ -645,4 +739,220 @@ fn emit_all<R: Record>(
     }
     cx.give(cap, out);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::closures::{ApplyFn, ReduceFn};
+    use crate::key::key_of;
+    use crate::record::Stamped;
+    use crate::state::{StateDescriptor, StateKind, StateValue, TtlConfig};
+    use crate::windows::event_time::{Assigner, WindowConfig};
+    use crate::windows::TimeWindow;
+    use proptest::prelude::*;
+
+    type R = Stamped<String>;
+
+    fn rec(s: &str, ts: i64) -> R {
+        Stamped::at(s.to_string(), ts)
+    }
+
+    fn key(k: u8) -> Key {
+        key_of(&i64::from(k))
+    }
+
+    /// A window operator's state, without the timely parts.
+    struct Parts {
+        core: Core<R>,
+        key_values: KeyMap<R>,
+        pending: Pending<R>,
+        state: SharedContext<R>,
+    }
+
+    impl Parts {
+        fn new(reduce: bool) -> Parts {
+            let config = WindowConfig::new(Assigner::tumbling_event_time(10, 0));
+            let core = if reduce {
+                let f = Box::new(ReduceFn(|a: &R, b: &R| Ok(rec(&format!("{}+{}", a.value, b.value), a.ts.max(b.ts)))));
+                let c = WindowCore::with_aggregate(config, Incremental::Reduce { f, own_first: false }).unwrap();
+                Core::Incremental(c, None)
+            } else {
+                Core::Values(WindowCore::new(config).unwrap(), Box::new(ApplyFn(|_: &R, _: &WindowContext, v| Ok(v))))
+            };
+            Parts { core, key_values: KeyMap::default(), pending: BTreeMap::new(), state: ProcessContext::shared(true) }
+        }
+
+        fn snapshot(&self) -> Vec<u8> {
+            let mut w = StateWriter::new();
+            write_state(&self.core, &self.key_values, &self.pending, &self.state, &mut w).unwrap();
+            w.into_bytes()
+        }
+
+        fn restored(reduce: bool, sections: &[&[u8]], worker: usize, peers: usize) -> UdfResult<Parts> {
+            let mut p = Parts::new(reduce);
+            let from = Restore::new(sections.to_vec(), worker, peers);
+            read_state(&from, &mut p.core, &mut p.key_values, &mut p.pending, &p.state)?;
+            Ok(p)
+        }
+
+        /// What can be compared: waiting records by (watermark, processing time), key
+        /// values, state entries, and what every window fires at the end.
+        #[allow(clippy::type_complexity)]
+        fn observe(
+            &mut self,
+        ) -> (Vec<((i64, i64), Keyed<R>)>, Vec<(Key, R)>, Vec<(String, Key, Namespace, StateValue<R>)>, Vec<String>)
+        {
+            let mut pending: Vec<((i64, i64), Keyed<R>)> = Vec::new();
+            let mut times: Vec<&Time> = self.pending.keys().collect();
+            times.sort_by_key(|t| (t.event, t.processing, t.epoch));
+            for t in times {
+                pending.extend(self.pending[t].iter().map(|k| ((t.event, t.processing), k.clone())));
+            }
+            let mut key_values: Vec<(Key, R)> = self.key_values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            key_values.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut entries = Vec::new();
+            lock(&self.state).state.snapshot(0, &mut |d, k, ns, v| entries.push((d.name.clone(), k.clone(), ns, v)));
+            entries.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+            let mut fired: Vec<String> = self
+                .core
+                .finish()
+                .unwrap()
+                .into_iter()
+                .map(|f| format!("{:?} {:?} {:?}", f.key, f.window, f.contents))
+                .collect();
+            fired.sort();
+            (pending, key_values, entries, fired)
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum In {
+        /// A record taken into the windows.
+        El(u8, i64),
+        /// A batch still waiting: key, watermark, processing time, epoch.
+        Wait(u8, i64, i64, u64),
+        /// Window function state: key, window start (None: the key's own), which state.
+        State(u8, Option<i64>, u8, i64),
+    }
+
+    fn input() -> impl Strategy<Value = In> {
+        prop_oneof![
+            (0u8..8, 0i64..40).prop_map(|(k, ts)| In::El(k, ts)),
+            (0u8..8, 0i64..5, 0i64..3, 0u64..3).prop_map(|(k, w, p, e)| In::Wait(k, w, p, e)),
+            (0u8..8, prop::option::of(0i64..4), 0u8..3, 0i64..100).prop_map(|(k, w, s, v)| In::State(k, w, s, v)),
+        ]
+    }
+
+    /// Feeds `ins` to the parts of the instance (of `peers`) that owns each key.
+    fn feed(parts: &mut [Parts], ins: &[In]) {
+        let peers = parts.len();
+        for (i, x) in ins.iter().enumerate() {
+            let k = match x {
+                In::El(k, _) | In::Wait(k, ..) | In::State(k, ..) => *k,
+            };
+            let p = &mut parts[(key(k).hash() % peers as u64) as usize];
+            let kv = rec(&format!("key{k}"), 0);
+            match *x {
+                In::El(k, ts) => {
+                    p.key_values.insert(key(k), kv);
+                    assert!(matches!(p.core.element(key(k), ts, rec(&i.to_string(), ts)).unwrap(), Outcome::Fired(_)));
+                }
+                In::Wait(k, event, processing, epoch) => {
+                    let t = Time { epoch, event, processing, segment: 1 };
+                    p.pending.entry(t).or_default().push((key(k), kv, rec(&i.to_string(), event)));
+                }
+                In::State(k, window, which, v) => {
+                    let mut s = lock(&p.state);
+                    let b = &mut s.state;
+                    let ttl = TtlConfig { full_snapshot: false, ..TtlConfig::new(1_000_000) };
+                    let descriptors = [
+                        StateDescriptor::new("count", StateKind::Value).with_ttl(ttl),
+                        StateDescriptor::new("seen", StateKind::List),
+                        StateDescriptor::new("by", StateKind::Map),
+                    ];
+                    let id = b.register(&descriptors[which as usize]).unwrap();
+                    b.set_current_key(key(k));
+                    b.set_current_namespace(match window {
+                        Some(s) => Namespace::Window(Window::Time(TimeWindow { start: s * 10, end: s * 10 + 10 })),
+                        None => Namespace::Key,
+                    });
+                    let value = rec(&v.to_string(), v);
+                    match which {
+                        0 => b.update(id, value, i as i64).unwrap(),
+                        1 => b.list_add(id, value, i as i64).unwrap(),
+                        _ => b.map_put(id, key_of(&(v % 5)), rec(&(v % 5).to_string(), 0), value, i as i64).unwrap(),
+                    }
+                    b.set_current_namespace(Namespace::Key);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Restored at the same parallelism, the waiting records, key values, window
+        /// function state and windows are the snapshot's; at 3 instances from 2, every
+        /// key's are on its owner only, and together they are the same.
+        #[test]
+        fn the_operator_state_round_trips_and_rescales(ins in prop::collection::vec(input(), 0..60), reduce: bool) {
+            let mut one = [Parts::new(reduce)];
+            feed(&mut one, &ins);
+            let bytes = one[0].snapshot();
+            let mut back = Parts::restored(reduce, &[&bytes], 0, 1).unwrap();
+            let want = one[0].observe();
+            prop_assert_eq!(back.observe(), want.clone());
+
+            let mut two = [Parts::new(reduce), Parts::new(reduce)];
+            feed(&mut two, &ins);
+            let sections: Vec<Vec<u8>> = two.iter().map(Parts::snapshot).collect();
+            let sections: Vec<&[u8]> = sections.iter().map(|s| &s[..]).collect();
+            let mut union = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for w in 0..3 {
+                let mut p = Parts::restored(reduce, &sections, w, 3).unwrap();
+                let seen = p.observe();
+                let owned = |k: &Key| k.hash() % 3 == w as u64;
+                prop_assert!(seen.0.iter().all(|(_, (k, ..))| owned(k)));
+                prop_assert!(seen.1.iter().all(|(k, _)| owned(k)));
+                prop_assert!(seen.2.iter().all(|(_, k, ..)| owned(k)));
+                union.0.extend(seen.0);
+                union.1.extend(seen.1);
+                union.2.extend(seen.2);
+                union.3.extend(seen.3);
+            }
+            // Waiting records: each key's in its order.
+            let by_key = |v: &[((i64, i64), Keyed<R>)]| {
+                let mut v = v.to_vec();
+                v.sort_by(|a, b| (&a.1.0, a.0).cmp(&(&b.1.0, b.0)));
+                v
+            };
+            prop_assert_eq!(by_key(&union.0), by_key(&want.0));
+            union.1.sort_by(|a, b| a.0.cmp(&b.0));
+            prop_assert_eq!(union.1, want.1);
+            union.2.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+            prop_assert_eq!(union.2, want.2);
+            union.3.sort();
+            prop_assert_eq!(union.3, want.3);
+        }
+    }
+
+    #[test]
+    fn corrupt_sections_are_errors() {
+        let mut p = [Parts::new(false)];
+        feed(&mut p, &[In::El(1, 3), In::Wait(2, 1, 0, 0), In::State(1, Some(0), 2, 7), In::State(3, None, 0, 1)]);
+        let bytes = p[0].snapshot();
+        for cut in 0..bytes.len() {
+            let err = Parts::restored(false, &[&bytes[..cut]], 0, 1).err();
+            assert!(cut == 0 || err.is_some(), "cut at {cut}");
+            if let Some(e) = err {
+                assert!(e.internal, "{e:?}");
+            }
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x5a;
+            let _ = Parts::restored(false, &[&bad], 0, 1);
+        }
+    }
 }

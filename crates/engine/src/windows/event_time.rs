@@ -68,8 +68,10 @@ pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDoma
 pub use super::triggers::{Evictor, Trigger, TriggerContext, TriggerResult, TriggerState};
 use super::TimeWindow;
 pub use super::Window;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{UdfError, UdfResult};
-use crate::key::BuildKeyHasher;
+use crate::key::{BuildKeyHasher, Key};
+use crate::record::Record;
 
 /// Incremental window aggregation, Flink's `AggregateFunction` (a reduce is an aggregate
 /// with an optional accumulator, see [`Reduce`]). User code, so every call may fail.
@@ -945,4 +947,231 @@ fn fire_contents<V: Clone, A: AggregateFunction<V>>(
     }
     st.fresh = 0;
     Ok(Some(contents))
+}
+
+// ---- checkpoints ----
+
+/// An accumulator as records, for checkpoints (issue 13): the window operator's
+/// accumulators are one record or none, a values core's are `()` (never stored).
+pub trait AccRecord<V>: Sized {
+    /// The record this accumulator holds, if any.
+    fn record(&self) -> Option<&V>;
+    /// The accumulator that [`AccRecord::record`] gave `v` for; `None` if none can be.
+    fn from_record(v: Option<V>) -> Option<Self>;
+}
+
+impl<V> AccRecord<V> for () {
+    fn record(&self) -> Option<&V> {
+        None
+    }
+    fn from_record(v: Option<V>) -> Option<()> {
+        v.is_none().then_some(())
+    }
+}
+
+impl<V> AccRecord<V> for Option<V> {
+    fn record(&self) -> Option<&V> {
+        self.as_ref()
+    }
+    fn from_record(v: Option<V>) -> Option<Self> {
+        Some(v)
+    }
+}
+
+/// What a window stores, in a snapshot's meta.
+const STORED_EMPTY: u8 = 0;
+const STORED_ELEMENTS: u8 = 1;
+const STORED_ACC: u8 = 2;
+
+/// A window: kind (0 time, 1 global), then a time window's start and end.
+pub fn write_window<V: Record>(w: &mut StateWriter<V>, window: &Window) {
+    match window {
+        Window::Time(t) => {
+            w.u8(0);
+            w.i64(t.start);
+            w.i64(t.end);
+        }
+        Window::Global => w.u8(1),
+    }
+}
+
+/// A window [`write_window`] wrote.
+pub fn read_window<V: Record>(r: &mut StateReader<'_, V>) -> Result<Window, StateError> {
+    match r.u8()? {
+        0 => {
+            let (start, end) = (r.i64()?, r.i64()?);
+            if start > end {
+                return Err(r.corrupt(format!("a window [{start}, {end}) ends before it starts")));
+            }
+            Ok(Window::Time(TimeWindow { start, end }))
+        }
+        1 => Ok(Window::Global),
+        k => Err(r.corrupt(format!("window kind {k}"))),
+    }
+}
+
+fn write_option<V: Record>(w: &mut StateWriter<V>, v: Option<i64>) {
+    w.bool(v.is_some());
+    w.i64(v.unwrap_or(0));
+}
+
+fn read_option<V: Record>(r: &mut StateReader<'_, V>) -> Result<Option<i64>, StateError> {
+    let some = r.bool()?;
+    let v = r.i64()?;
+    Ok(some.then_some(v))
+}
+
+/// A timer's domain in a snapshot.
+const EVENT: u8 = 0;
+const PROCESSING: u8 = 1;
+
+impl<V: Record, A: AggregateFunction<V>> WindowCore<Key, V, A>
+where
+    A::Acc: AccRecord<V>,
+{
+    /// Checkpoints: appends the core's state to `w`. The watermark, the clock and the
+    /// next arrival number, then one keyed entry per key that has windows or timers:
+    /// its meta holds each window (bounds, elements since the last firing, trigger
+    /// state, what it stores: nothing, elements with their arrival numbers and
+    /// timestamps, or an accumulator) and each timer (domain, time, window); its
+    /// values are the windows' elements and accumulators in that order. Counters
+    /// ([`WindowStats`]) are not part of it: they count this run's records.
+    pub fn snapshot(&self, w: &mut StateWriter<V>) -> Result<(), StateError> {
+        debug_assert!(!self.finishing, "a snapshot inside finish()");
+        w.i64(self.watermark);
+        w.i64(self.clock);
+        w.u64(self.next_seq);
+        let mut timers: HashMap<&Key, Vec<(u8, i64, Window)>, BuildKeyHasher> = HashMap::default();
+        for (domain, set) in [(EVENT, &self.timers.event), (PROCESSING, &self.timers.processing)] {
+            for (t, key, window) in set {
+                timers.entry(key).or_default().push((domain, *t, *window));
+            }
+        }
+        let no_windows = KeyWindows::new();
+        let keys = self.windows.keys().chain(timers.keys().copied().filter(|k| !self.windows.contains_key(*k)));
+        let mut entries = w.begin_keyed();
+        let mut meta = Vec::new();
+        let mut values: Vec<V> = Vec::new();
+        for key in keys {
+            let windows = self.windows.get(key).unwrap_or(&no_windows);
+            let mut meta_w = StateWriter::<V>::from_vec(std::mem::take(&mut meta));
+            meta_w.u64(windows.len() as u64);
+            for (window, st) in windows {
+                write_window(&mut meta_w, window);
+                meta_w.u64(st.fresh);
+                meta_w.u64(st.trigger.count);
+                write_option(&mut meta_w, st.trigger.fire_timestamp);
+                match &st.contents {
+                    Stored::Empty => meta_w.u8(STORED_EMPTY),
+                    Stored::Elements(elems) => {
+                        meta_w.u8(STORED_ELEMENTS);
+                        meta_w.u64(elems.len() as u64);
+                        for e in elems {
+                            meta_w.u64(e.seq);
+                            meta_w.i64(e.ts);
+                            values.push(e.value.clone());
+                        }
+                    }
+                    Stored::Acc(acc) => {
+                        meta_w.u8(STORED_ACC);
+                        let record = acc.record();
+                        meta_w.bool(record.is_some());
+                        values.extend(record.cloned());
+                    }
+                }
+            }
+            let key_timers = timers.get(key).map_or(&[][..], |t| &t[..]);
+            meta_w.u64(key_timers.len() as u64);
+            for (domain, t, window) in key_timers {
+                meta_w.u8(*domain);
+                meta_w.i64(*t);
+                write_window(&mut meta_w, window);
+            }
+            entries.push_entry(key, meta_w.as_bytes(), values.drain(..))?;
+            meta = meta_w.into_bytes();
+            meta.clear();
+        }
+        entries.finish()
+    }
+
+    /// Checkpoints: adds one old instance's [`WindowCore::snapshot`] to this core,
+    /// keeping the keys `keep` says are this instance's (see
+    /// [`crate::checkpoint::restore::Restore::owns`]). Call it for every old instance's
+    /// section, on a core that has seen no input. The clocks only grow: the core takes
+    /// the highest of the sections' (the same value when the parallelism is unchanged).
+    pub fn restore(&mut self, r: &mut StateReader<'_, V>, keep: impl Fn(&Key) -> bool) -> Result<(), StateError> {
+        self.watermark = self.watermark.max(r.i64()?);
+        self.clock = self.clock.max(r.i64()?);
+        self.next_seq = self.next_seq.max(r.u64()?);
+        let next_seq = self.next_seq;
+        let Self { windows, timers, keep_elements, .. } = self;
+        let keep_elements = *keep_elements;
+        r.keyed_entries(|key, meta, values| {
+            if !keep(&key) {
+                return Ok(());
+            }
+            let mut m = StateReader::<V>::new(meta);
+            let n = m.u64()?;
+            let mut key_windows = KeyWindows::new();
+            for _ in 0..n {
+                let window = read_window(&mut m)?;
+                let fresh = m.u64()?;
+                let count = m.u64()?;
+                let fire_timestamp = read_option(&mut m)?;
+                let contents = match m.u8()? {
+                    STORED_EMPTY => Stored::Empty,
+                    STORED_ELEMENTS if keep_elements => {
+                        let n = m.u64()?;
+                        // Each element takes 16 bytes of meta: a corrupt count fails below.
+                        let mut elems = Vec::with_capacity((n as usize).min(m.remaining() / 16));
+                        for _ in 0..n {
+                            let (seq, ts) = (m.u64()?, m.i64()?);
+                            if seq >= next_seq {
+                                return Err(m.corrupt(format!("element number {seq} of {next_seq}")));
+                            }
+                            let value = values.next().ok_or_else(|| m.corrupt("fewer values than elements"))?;
+                            elems.push(Elem { seq, ts, value });
+                        }
+                        Stored::Elements(elems)
+                    }
+                    STORED_ACC if !keep_elements => {
+                        let value = if m.bool()? {
+                            Some(values.next().ok_or_else(|| m.corrupt("an accumulator without its value"))?)
+                        } else {
+                            None
+                        };
+                        Stored::Acc(
+                            A::Acc::from_record(value).ok_or_else(|| m.corrupt("an accumulator of another kind"))?,
+                        )
+                    }
+                    k => {
+                        return Err(
+                            m.corrupt(format!("a window storing kind {k}, which this window core does not keep"))
+                        )
+                    }
+                };
+                let st = WinState { contents, fresh, trigger: TriggerState { count, fire_timestamp } };
+                if key_windows.insert(window, st).is_some() {
+                    return Err(m.corrupt("a window twice"));
+                }
+            }
+            for _ in 0..m.u64()? {
+                let (domain, t, window) = (m.u8()?, m.i64()?, read_window(&mut m)?);
+                let set = match domain {
+                    EVENT => &mut timers.event,
+                    PROCESSING => &mut timers.processing,
+                    d => return Err(m.corrupt(format!("timer domain {d}"))),
+                };
+                set.insert((t, key.clone(), window));
+            }
+            m.finish()?;
+            if values.next().is_some() {
+                return Err(StateError::Corrupt { offset: 0, what: "more values than a key's windows hold".into() });
+            }
+            if !key_windows.is_empty() && windows.insert(key, key_windows).is_some() {
+                return Err(StateError::Corrupt { offset: 0, what: "a key in two sections".into() });
+            }
+            Ok(())
+        })
+    }
 }
