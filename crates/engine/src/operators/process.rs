@@ -39,6 +39,8 @@ use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 use timely::progress::Antichain;
 
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
 use crate::key::Key;
@@ -47,7 +49,7 @@ use crate::operators::keyed::open;
 use crate::operators::{Keyed, OpEnv};
 use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use crate::record::Record;
-use crate::state::KeyedStateBackend;
+use crate::state::{snapshot, KeyedStateBackend};
 use timely::progress::Timestamp;
 
 use crate::time::{self, Time, TimeDomain, NO_TIME};
@@ -419,6 +421,96 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
     fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step(cx, true)?;
         Ok(self.f.close()?)
+    }
+
+    /// The context's state (watermark, keyed state, timers, broadcast state), then the
+    /// records received but not yet processed (waiting for the watermark they were sent
+    /// under): input the checkpoint has counted as delivered.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        let written = self.write_state(&mut w);
+        *out = w.into_bytes();
+        Ok(written?)
+    }
+
+    /// Keyed state, timers and queued keyed records: the keys this instance owns now.
+    /// Broadcast state and the queued broadcast records that go with it: one old
+    /// instance's copy ([`snapshot::copy_index`]). Queued records of a plain input: old
+    /// instance `i`'s go to new instance `i % instances` ([`Restore::deals`]). The
+    /// watermark: the least of the old instances'.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        let copy = snapshot::copy_index(from);
+        let owns = |k: &Key| from.owns(k);
+        let mut watermark: Option<i64> = None;
+        for (i, section) in from.sections().iter().enumerate() {
+            if section.is_empty() {
+                continue;
+            }
+            let mut r = StateReader::<R>::new(section);
+            let take_copy = copy == Some(i);
+            let wm = lock(&self.ctx).restore(&mut r, &owns, take_copy)?;
+            watermark = Some(watermark.map_or(wm, |w| w.min(wm)));
+            let deals = from.deals(i);
+            let pending = &mut self.pending;
+            r.keyed_entries(|key, meta, values| {
+                let (Some(&flags), Some(event), Some(processing), 17) =
+                    (meta.first(), meta.get(1..9), meta.get(9..17), meta.len())
+                else {
+                    return Err(StateError::Corrupt { offset: 0, what: "a queued record's meta".into() });
+                };
+                let (second, keyed) = (flags & 1 != 0, flags & 2 != 0);
+                let keep = if keyed {
+                    owns(&key)
+                } else if second {
+                    take_copy
+                } else {
+                    deals
+                };
+                if !keep {
+                    return Ok(());
+                }
+                let int = |b: &[u8]| i64::from_le_bytes(b.try_into().expect("8 bytes"));
+                // Epoch and segment restart with the new run; event and processing time
+                // keep the batch waiting for the watermark it was sent under.
+                let at = Time::new(0, int(event), int(processing));
+                let entry = match (keyed, values.next(), values.next(), values.next()) {
+                    (true, Some(kv), Some(v), None) => (second, Some((key, kv)), v),
+                    (false, Some(v), None, None) => (second, None, v),
+                    _ => {
+                        return Err(StateError::Corrupt { offset: 0, what: "a queued record of another shape".into() })
+                    }
+                };
+                pending.entry(at).or_default().push(entry);
+                Ok(())
+            })?;
+            r.finish()?;
+        }
+        if let Some(w) = watermark {
+            self.watermark = w;
+            lock(&self.ctx).watermark = w;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> Process<R> {
+    fn write_state(&self, w: &mut StateWriter<R>) -> Result<(), StateError> {
+        lock(&self.ctx).snapshot(w)?;
+        let mut out = w.begin_keyed();
+        let plain = Key::from_encoded(&[]);
+        let mut meta = [0u8; 17];
+        for (t, group) in &self.pending {
+            meta[1..9].copy_from_slice(&t.event.to_le_bytes());
+            meta[9..17].copy_from_slice(&t.processing.to_le_bytes());
+            for (second, key, value) in group {
+                meta[0] = u8::from(*second) | u8::from(key.is_some()) << 1;
+                match key {
+                    Some((k, kv)) => out.push_entry(k, &meta, [kv.clone(), value.clone()])?,
+                    None => out.push_entry(&plain, &meta, [value.clone()])?,
+                }
+            }
+        }
+        out.finish()
     }
 }
 
