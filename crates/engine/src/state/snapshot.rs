@@ -295,7 +295,8 @@ pub fn read_broadcast<R: Record, B: OperatorStateBackend<R> + ?Sized>(
             else {
                 return Err(corrupt(format!("broadcast state '{name}' has an entry of another shape")));
             };
-            entries.push(MapEntry { key, user_key, value, stamp: 0 });
+            // Broadcast state has no time-to-live: stamped as such.
+            entries.push(MapEntry { key, user_key, value, stamp: i64::MIN });
             Ok(())
         })?;
         if let Some(b) = backend.as_deref_mut() {
