@@ -153,7 +153,10 @@ pub struct Process<R: Record> {
 }
 
 impl<R: Record> Process<R> {
-    fn make(
+    /// The logic of a process operator on this worker (None if it does not run here, or
+    /// making the function failed the job): what [`process_keyed`] and the others run,
+    /// public for tests that drive it in a dataflow of their own.
+    pub fn make(
         env: &OpEnv,
         name: &str,
         factory: &ProcessFactory<R>,
