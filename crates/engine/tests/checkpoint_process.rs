@@ -25,10 +25,10 @@ use ferroflow_engine::control::JobControl;
 use ferroflow_engine::exchange::{Batch, Routed};
 use ferroflow_engine::functions::{BatchScope, WorkerContext};
 use ferroflow_engine::key::key_of;
-use ferroflow_engine::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
+use ferroflow_engine::operators::driver::{self, BinaryInput, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use ferroflow_engine::operators::{Keyed, OpEnv, Process};
-use ferroflow_engine::process::{lock, Emit, ProcessFactory, Processor, SharedContext};
-use ferroflow_engine::state::{KeyedStateBackend, StateDescriptor, StateId, StateKind};
+use ferroflow_engine::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
+use ferroflow_engine::state::{KeyedStateBackend, OperatorStateBackend, StateDescriptor, StateId, StateKind};
 use ferroflow_engine::time::{Time, TimeDomain};
 use ferroflow_engine::UdfResult;
 
@@ -58,8 +58,9 @@ fn env(control: &Arc<JobControl>) -> Rc<OpEnv> {
     })
 }
 
-/// A running sum per key in a ValueState; `KV(k, v)` emits `KV(k, sum)` and registers
-/// an event-time timer at `v`, which emits the key's sum when it fires.
+/// A running sum per key in a ValueState; `KV(k, v)` adds `v` times the broadcast
+/// state's factor, emits `KV(k, sum)` and registers an event-time timer at `v`, which
+/// emits the key's sum when it fires.
 struct Sum {
     ctx: SharedContext<V>,
     sum: StateId,
@@ -76,16 +77,37 @@ impl Sum {
     }
 }
 
+/// The broadcast state's factor (1 until a broadcast element sets one).
+fn factor(c: &mut ProcessContext<V>) -> UdfResult<i64> {
+    let b = c.broadcast_for_read()?;
+    let id = b.register_broadcast("factor")?;
+    Ok(match b.get(id, &key_of(&0i64))? {
+        Some(V::I(f)) => f,
+        _ => 1,
+    })
+}
+
 impl Processor<V> for Sum {
     fn process(&mut self, value: V, out: &mut Emit<'_, V>) -> UdfResult<()> {
         let V::KV(k, v) = value else { panic!("not a KV") };
-        let sum = self.sum()? + v;
+        let f = factor(&mut lock(&self.ctx))?;
+        let sum = self.sum()? + v * f;
         let mut c = lock(&self.ctx);
         let (s, now) = c.state_for_access()?;
         s.update(self.sum, V::I(sum), now)?;
         c.register_timer(TimeDomain::EventTime, v)?;
         out.main.push(V::KV(k, sum));
         Ok(())
+    }
+
+    /// A broadcast element sets the factor (on every instance: it emits nothing, so a
+    /// rescaled job emits what one instance does).
+    fn process_second(&mut self, value: V, _out: &mut Emit<'_, V>) -> UdfResult<()> {
+        let V::I(f) = value else { panic!("not an I") };
+        let mut c = lock(&self.ctx);
+        let b = c.broadcast_for_read()?;
+        let id = b.register_broadcast("factor")?;
+        c.broadcast_for_write(id)?.put(id, key_of(&0i64), V::I(0), V::I(f))
     }
 
     fn on_timer(&mut self, timestamp: i64, _domain: TimeDomain, out: &mut Emit<'_, V>) -> UdfResult<()> {
@@ -140,8 +162,24 @@ impl UnaryInput<Routed<Keyed<V>>, V> for Tap {
     }
 }
 
-/// A batch: its watermark coordinate and `(key, value)` records.
-type Input = Vec<(i64, Vec<(i64, i64)>)>;
+impl BinaryInput<Routed<Keyed<V>>, V, V> for Tap {
+    fn on_first(
+        &mut self,
+        cx: &mut Cx<'_, V>,
+        cap: &InputCapability<Time>,
+        data: &mut Vec<Routed<Keyed<V>>>,
+    ) -> Result<(), Failure> {
+        <Process<V> as BinaryInput<Routed<Keyed<V>>, V, V>>::on_first(&mut self.inner, cx, cap, data)
+    }
+
+    fn on_second(&mut self, cx: &mut Cx<'_, V>, cap: &InputCapability<Time>, data: &mut Vec<V>) -> Result<(), Failure> {
+        <Process<V> as BinaryInput<Routed<Keyed<V>>, V, V>>::on_second(&mut self.inner, cx, cap, data)
+    }
+}
+
+/// A batch: its watermark coordinate, `(key, value)` records, and a broadcast factor
+/// sent at the same time (to the operator with a broadcast input).
+type Input = Vec<(i64, Vec<(i64, i64)>, Option<i64>)>;
 
 enum Mode<'a> {
     /// The first part, then the rest: one uninterrupted job.
@@ -152,14 +190,16 @@ enum Mode<'a> {
     Restore(&'a [Vec<u8>], usize, usize),
 }
 
-/// Runs the operator as one instance that gets the keys `mine` says; the first part's
+/// A batch as sent: watermark, the instance's keyed records, the broadcast factor.
+type Sent = (i64, Vec<Routed<Keyed<V>>>, Option<i64>);
+
+/// Runs the operator (with a broadcast input if `broadcast`) as one instance that gets the keys `mine` says; the first part's
 /// batches go out at epoch 1, then the input holds watermark `hold` (batches above it
 /// stay queued), the rest's at epoch 2 (watermarks at or above `hold`). Returns the
 /// outputs and the snapshot taken.
 fn run(
-    first: &Input,
-    hold: i64,
-    rest: &Input,
+    broadcast: bool,
+    (first, hold, rest): (&Input, i64, &Input),
     mode: Mode<'_>,
     mine: &dyn Fn(i64) -> bool,
 ) -> (Vec<V>, Option<Vec<u8>>) {
@@ -169,8 +209,8 @@ fn run(
             batch.iter().filter(|(k, _)| mine(*k)).map(|&(k, v)| (key_of(&k), V::I(k), V::KV(k, v))).collect();
         vec![(0, Batch::Local(keyed))]
     };
-    let first: Vec<(i64, Vec<Routed<Keyed<V>>>)> = first.iter().map(|(w, b)| (*w, keep(b))).collect();
-    let rest: Vec<(i64, Vec<Routed<Keyed<V>>>)> = rest.iter().map(|(w, b)| (*w, keep(b))).collect();
+    let first: Vec<Sent> = first.iter().map(|(w, b, f)| (*w, keep(b), f.filter(|_| broadcast))).collect();
+    let rest: Vec<Sent> = rest.iter().map(|(w, b, f)| (*w, keep(b), f.filter(|_| broadcast))).collect();
     let (sections, worker, peers, restoring, snapshotting) = match mode {
         Mode::Whole => (Vec::new(), 0, 1, false, false),
         Mode::Snapshot => (Vec::new(), 0, 1, false, true),
@@ -182,44 +222,52 @@ fn run(
         let seen: Rc<RefCell<Vec<V>>> = Rc::default();
         let want = Rc::new(Cell::new(false));
         let taken: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
-        let (mut input, root) = worker_.dataflow::<Time, _, _>(|s| {
+        let (mut input, root, mut input2, root2) = worker_.dataflow::<Time, _, _>(|s| {
             let ((input, root), stream) = s.new_unordered_input::<CapacityContainerBuilder<Vec<Routed<Keyed<V>>>>>();
+            let ((input2, root2), stream2) = s.new_unordered_input::<CapacityContainerBuilder<Vec<V>>>();
             let (want, taken, seen, sections) = (want.clone(), taken.clone(), seen.clone(), sections.clone());
             let env2 = env.clone();
-            let outs =
-                driver::unary_outputs(stream, Pipeline, 1, OpInfo::udf("p", Some(0)), env.clone(), move |caps| {
-                    let mut inner = Process::make(&env2, "p", &factory(), None, true, caps)?;
-                    if restoring {
-                        let sections: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
-                        inner.restore(&Restore::new(sections, worker, peers)).expect("restore");
-                    }
-                    Some(Tap { inner, want, taken })
-                });
+            let make = move |caps| {
+                let mut inner = Process::make(&env2, "p", &factory(), None, true, caps)?;
+                if restoring {
+                    let sections: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
+                    inner.restore(&Restore::new(sections, worker, peers)).expect("restore");
+                }
+                Some(Tap { inner, want, taken })
+            };
+            let info = OpInfo::udf("p", Some(0));
+            let outs = if broadcast {
+                driver::binary_outputs(stream, stream2, (Pipeline, Pipeline), 1, info, env.clone(), make)
+            } else {
+                driver::unary_outputs(stream, Pipeline, 1, info, env.clone(), make)
+            };
             for out in outs {
                 let seen = seen.clone();
                 out.inspect(move |x| seen.borrow_mut().push(x.clone()));
             }
-            (input, root)
+            (input, root, input2, root2)
         });
-        let mut root = root;
-        let mut send = |root: &ActivateCapability<Time>, epoch: u64, batches: &[(i64, Vec<Routed<Keyed<V>>>)]| {
-            for (wm, b) in batches {
-                let at = root.delayed(&Time::new(epoch, *wm, i64::MIN));
-                input.activate().session(&at).give_iterator(b.iter().cloned());
+        let (mut root, mut root2) = (root, root2);
+        let mut send = |roots: (&ActivateCapability<Time>, &ActivateCapability<Time>), epoch: u64, batches: &[Sent]| {
+            for (wm, b, f) in batches {
+                let at = Time::new(epoch, *wm, i64::MIN);
+                input.activate().session(&roots.0.delayed(&at)).give_iterator(b.iter().cloned());
+                input2.activate().session(&roots.1.delayed(&at)).give_iterator(f.iter().map(|f| V::I(*f)));
             }
         };
         if !restoring {
-            send(&root, 1, &first);
+            send((&root, &root2), 1, &first);
             root.downgrade(&Time::new(1, hold, i64::MIN));
+            root2.downgrade(&Time::new(1, hold, i64::MIN));
             want.set(snapshotting);
             for _ in 0..10 {
                 worker_.step();
             }
         }
         if !snapshotting {
-            send(&root, 2, &rest);
+            send((&root, &root2), 2, &rest);
         }
-        drop((root, input));
+        drop((root, input, root2, input2));
         while worker_.step_or_park(Some(Duration::from_millis(1))) {}
         let out = seen.borrow().clone();
         let taken = taken.borrow_mut().take();
@@ -232,7 +280,8 @@ fn run(
 }
 
 fn batches(lo: i64) -> impl Strategy<Value = Input> {
-    prop::collection::vec((lo..lo + 60, prop::collection::vec((0i64..10, 0i64..120), 0..12)), 0..6)
+    let records = prop::collection::vec((0i64..10, 0i64..120), 0..12);
+    prop::collection::vec((lo..lo + 60, records, prop::option::of(-3i64..4)), 0..6)
 }
 
 fn sorted(mut v: Vec<V>) -> Vec<V> {
@@ -244,30 +293,36 @@ proptest! {
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(24) })]
 
     /// Snapshot, cancel, restore, feed the rest: the two jobs together emit what the
-    /// uninterrupted one does. Written by 2 instances (each with its keys), restored
-    /// into 1, 2 or 3: the same union.
+    /// uninterrupted one does. Written by 2 instances (each with its keys, and every
+    /// broadcast element), restored into 1, 2 or 3: the same union.
     #[test]
-    fn process_operator_restores_exactly_once(hold in 0i64..60, first in batches(0), rest in batches(60)) {
+    fn process_operator_restores_exactly_once(
+        broadcast: bool,
+        hold in 0i64..60,
+        first in batches(0),
+        rest in batches(60),
+    ) {
+        let input = (&first, hold, &rest);
         let all = |_: i64| true;
-        let (whole, _) = run(&first, hold, &rest, Mode::Whole, &all);
-        let (before, taken) = run(&first, hold, &rest, Mode::Snapshot, &all);
+        let (whole, _) = run(broadcast, input, Mode::Whole, &all);
+        let (before, taken) = run(broadcast, input, Mode::Snapshot, &all);
         let taken = taken.expect("a snapshot was taken");
-        let (after, _) = run(&first, hold, &rest, Mode::Restore(&[taken], 0, 1), &all);
+        let (after, _) = run(broadcast, input, Mode::Restore(&[taken], 0, 1), &all);
         prop_assert_eq!(sorted([before, after].concat()), sorted(whole.clone()));
 
         let owner = |k: i64, n: u64| (key_of(&k).hash() % n) as usize;
         let mut before = Vec::new();
         let mut sections = Vec::new();
         for w in 0..2 {
-            let (out, taken) = run(&first, hold, &rest, Mode::Snapshot, &|k| owner(k, 2) == w);
+            let (out, taken) = run(broadcast, input, Mode::Snapshot, &|k| owner(k, 2) == w);
             before.extend(out);
             sections.push(taken.expect("a snapshot was taken"));
         }
         for peers in 1..=3usize {
             let mut all_out = before.clone();
             for w in 0..peers {
-                let (out, _) = run(&first, hold, &rest, Mode::Restore(&sections, w, peers), &|k| owner(k, peers as u64) == w);
-                all_out.extend(out);
+                let mine = |k: i64| owner(k, peers as u64) == w;
+                all_out.extend(run(broadcast, input, Mode::Restore(&sections, w, peers), &mine).0);
             }
             prop_assert_eq!(sorted(all_out), sorted(whole.clone()), "at {} instances", peers);
         }

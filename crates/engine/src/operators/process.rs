@@ -30,7 +30,7 @@
 //! registered meanwhile fire too if they are not later than the last timer pending
 //! when the input ended (so a timer that registers the next one ends instead of looping).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -445,6 +445,9 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
         let copy = snapshot::copy_index(from);
         let owns = |k: &Key| from.owns(k);
         let mut watermark: Option<i64> = None;
+        // Queued records kept: (event, processing) time, their place among the
+        // broadcast records of that time (see below), and the record.
+        let mut queued: Vec<((i64, i64), (u64, bool), Entry<R>)> = Vec::new();
         for (i, section) in from.sections().iter().enumerate() {
             if section.is_empty() {
                 continue;
@@ -454,7 +457,8 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
             let wm = lock(&self.ctx).restore(&mut r, &owns, take_copy)?;
             watermark = Some(watermark.map_or(wm, |w| w.min(wm)));
             let deals = from.deals(i);
-            let pending = &mut self.pending;
+            // Broadcast records of each time seen so far in this section, taken or not.
+            let mut broadcasts: HashMap<(i64, i64), u64> = HashMap::new();
             r.keyed_entries(|key, meta, values| {
                 let (Some(&flags), Some(event), Some(processing), 17) =
                     (meta.first(), meta.get(1..9), meta.get(9..17), meta.len())
@@ -462,9 +466,15 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
                     return Err(StateError::Corrupt { offset: 0, what: "a queued record's meta".into() });
                 };
                 let (second, keyed) = (flags & 1 != 0, flags & 2 != 0);
+                let int = |b: &[u8]| i64::from_le_bytes(b.try_into().expect("8 bytes"));
+                let at = (int(event), int(processing));
+                let broadcast = second && !keyed;
+                let seen = broadcasts.entry(at).or_default();
+                *seen += u64::from(broadcast);
+                let place = (*seen, !broadcast);
                 let keep = if keyed {
                     owns(&key)
-                } else if second {
+                } else if broadcast {
                     take_copy
                 } else {
                     deals
@@ -472,10 +482,6 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
                 if !keep {
                     return Ok(());
                 }
-                let int = |b: &[u8]| i64::from_le_bytes(b.try_into().expect("8 bytes"));
-                // Epoch and segment restart with the new run; event and processing time
-                // keep the batch waiting for the watermark it was sent under.
-                let at = Time::new(0, int(event), int(processing));
                 let entry = match (keyed, values.next(), values.next(), values.next()) {
                     (true, Some(kv), Some(v), None) => (second, Some((key, kv)), v),
                     (false, Some(v), None, None) => (second, None, v),
@@ -483,10 +489,21 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
                         return Err(StateError::Corrupt { offset: 0, what: "a queued record of another shape".into() })
                     }
                 };
-                pending.entry(at).or_default().push(entry);
+                queued.push((at, place, entry));
                 Ok(())
             })?;
             r.finish()?;
+        }
+        // Each old instance took a time's broadcast records and its own records in
+        // some order; the broadcast records are the same on all of them. Records that
+        // came after the n-th broadcast record on their instance stay after it (and
+        // before the next), so every key sees the broadcast state it saw (a stable sort:
+        // each instance's order is kept otherwise).
+        queued.sort_by_key(|(at, place, _)| (*at, *place));
+        for ((event, processing), _, entry) in queued {
+            // Epoch and segment restart with the new run; event and processing time
+            // keep the record waiting for the watermark it was sent under.
+            self.pending.entry(Time::new(0, event, processing)).or_default().push(entry);
         }
         if let Some(w) = watermark {
             self.watermark = w;
