@@ -10,11 +10,13 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::WorkerContext;
 use crate::key::Key;
+use crate::record::Record;
 use crate::state::{
-    BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, Namespace, OperatorStateBackend,
+    snapshot, BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, Namespace, OperatorStateBackend,
 };
 use crate::time::{TimeDomain, NO_TIME};
 use crate::timers::TimerService;
@@ -247,6 +249,36 @@ impl<R: Clone + 'static> ProcessContext<R> {
         self.broadcast = HeapOperatorState::new();
         self.timers = TimerService::new();
         self.key_value = None;
+    }
+}
+
+/// Checkpoints (issue 13): what the context holds that outlives a call, apart from
+/// the operator's own queue: the watermark, keyed state, timers and broadcast state.
+impl<R: Record> ProcessContext<R> {
+    /// Appends the watermark, the keyed state (time-to-live applied at the context's
+    /// processing time), the timers and this instance's broadcast state.
+    pub fn snapshot(&self, w: &mut StateWriter<R>) -> Result<(), StateError> {
+        w.i64(self.watermark);
+        snapshot::write_keyed(&self.state, self.processing_time, w)?;
+        self.timers.snapshot(w)?;
+        snapshot::write_broadcast(&self.broadcast, w)
+    }
+
+    /// Reads one old instance's [`ProcessContext::snapshot`]: its keyed state and timers
+    /// of the keys `owns` says are this instance's, and its broadcast state if
+    /// `broadcast` (one copy is taken, see [`snapshot::copy_index`]). Returns that
+    /// instance's watermark (the caller keeps the least of them).
+    pub fn restore(
+        &mut self,
+        r: &mut StateReader<'_, R>,
+        owns: &dyn Fn(&Key) -> bool,
+        broadcast: bool,
+    ) -> UdfResult<i64> {
+        let watermark = r.i64()?;
+        snapshot::read_keyed(r, &mut self.state, owns)?;
+        self.timers.restore(r, owns)?;
+        snapshot::read_broadcast(r, broadcast.then_some(&mut self.broadcast))?;
+        Ok(watermark)
     }
 }
 

@@ -15,6 +15,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
+use crate::key::Key;
+use crate::record::Record;
 use crate::time::TimeDomain;
 
 /// A due timer, as the operator fires it.
@@ -138,6 +141,52 @@ impl<K: Ord + Clone, V> TimerService<K, V> {
     pub fn iter(&self) -> impl Iterator<Item = (TimeDomain, i64, &K, &V)> + '_ {
         [TimeDomain::EventTime, TimeDomain::ProcessingTime].into_iter().flat_map(move |domain| {
             self.queue(domain).iter().flat_map(move |(&t, at)| at.iter().map(move |(k, v)| (domain, t, k, v)))
+        })
+    }
+}
+
+/// A keyed operator's timers in a checkpoint section: one keyed entry per timer (the
+/// key's encoding as the entry's key, so a restore at another parallelism keeps its
+/// own; the domain and timestamp as meta; the key itself as the value).
+impl<R: Record> TimerService<Key, R> {
+    /// Writes every pending timer.
+    pub fn snapshot(&self, w: &mut StateWriter<R>) -> Result<(), StateError> {
+        let mut out = w.begin_keyed();
+        let mut meta = [0u8; 9];
+        for (domain, timestamp, key, value) in self.iter() {
+            meta[0] = match domain {
+                TimeDomain::EventTime => 0,
+                TimeDomain::ProcessingTime => 1,
+            };
+            meta[1..].copy_from_slice(&timestamp.to_le_bytes());
+            out.push_entry(key, &meta, [value.clone()])?;
+        }
+        out.finish()
+    }
+
+    /// Registers the timers [`TimerService::snapshot`] wrote whose key `owns` says is
+    /// this instance's.
+    pub fn restore(&mut self, r: &mut StateReader<'_, R>, owns: &dyn Fn(&Key) -> bool) -> Result<(), StateError> {
+        r.keyed_entries(|key, meta, values| {
+            if !owns(&key) {
+                return Ok(());
+            }
+            let corrupt = |what: &str| StateError::Corrupt { offset: 0, what: format!("a timer {what}") };
+            let (Some(&d), Some(ts), Some(value), None) = (meta.first(), meta.get(1..9), values.next(), values.next())
+            else {
+                return Err(corrupt("of another shape"));
+            };
+            let domain = match d {
+                0 => TimeDomain::EventTime,
+                1 => TimeDomain::ProcessingTime,
+                _ => return Err(corrupt(&format!("in domain {d}"))),
+            };
+            if meta.len() != 9 {
+                return Err(corrupt("with meta bytes left over"));
+            }
+            let timestamp = i64::from_le_bytes(ts.try_into().expect("8 bytes"));
+            self.register(domain, timestamp, key, value);
+            Ok(())
         })
     }
 }

@@ -5,6 +5,8 @@ use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeli
 use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::{decode_keyed, encode_keyed, partition, unpack, Routed};
 use crate::functions::{KeyFactory, KeySelector, ReduceFactory, Reducer};
@@ -12,7 +14,7 @@ use crate::key::Key;
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::record::Record;
-use crate::rolling::RollingState;
+use crate::rolling::{Number, RollingState};
 use crate::state::KeyedState;
 
 /// A record with its key: the canonical encoding (routing, state) and the key value.
@@ -163,22 +165,101 @@ impl<R: Record> UnaryInput<Routed<Keyed<R>>, R> for Unkey<R> {
 pub(crate) const PREFETCH_AHEAD: usize = 16;
 
 /// A rolling reduce's keyed state and its loop over a batch, shared by [`reduce`] and
-/// [`key_reduce`].
-struct RollingReduce<R: Record> {
+/// [`key_reduce`] (public for the checkpoint tests, which drive it without a dataflow).
+pub struct RollingReduce<R: Record> {
     state: KeyedState<RollingState<R>>,
     /// Whether any key's state is a record (a running number needs no record fetched).
     holds_records: bool,
 }
 
+impl<R: Record> Default for RollingReduce<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A rolling state's meta in a checkpoint: which kind, then a running number's bits.
+const ROLLING_RECORD: u8 = 0;
+const ROLLING_INT: u8 = 1;
+const ROLLING_FLOAT: u8 = 2;
+
 impl<R: Record> RollingReduce<R> {
-    fn new() -> Self {
+    pub fn new() -> Self {
         RollingReduce { state: KeyedState::new(), holds_records: false }
+    }
+
+    /// How many keys hold state.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+    }
+
+    /// `key`'s state, if it has one.
+    pub fn get(&self, key: &Key) -> Option<&RollingState<R>> {
+        self.state.get(key)
+    }
+
+    /// Appends every key's state to `w` as keyed entries: a record as the entry's value,
+    /// a running number in its meta (no record).
+    pub fn snapshot(&self, w: &mut StateWriter<R>) -> Result<(), StateError> {
+        let mut out = w.begin_keyed();
+        let mut meta = [0u8; 9];
+        for i in 0..self.state.len() {
+            let (key, state) = self.state.entry_at(i);
+            match state {
+                RollingState::Record(r) => out.push_entry(key, &[ROLLING_RECORD], [r.clone()])?,
+                RollingState::Running { value } => {
+                    let (tag, bits) = match *value {
+                        Number::Int(n) => (ROLLING_INT, n.to_le_bytes()),
+                        Number::Float(f) => (ROLLING_FLOAT, f.to_bits().to_le_bytes()),
+                    };
+                    meta[0] = tag;
+                    meta[1..].copy_from_slice(&bits);
+                    out.push_entry(key, &meta, [])?;
+                }
+            }
+        }
+        out.finish()
+    }
+
+    /// Takes the keys `from` says this instance owns from every old instance's section.
+    pub fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        for section in from.non_empty() {
+            let mut r = StateReader::<R>::new(section);
+            r.keyed_entries(|key, meta, values| {
+                if !from.owns(&key) {
+                    return Ok(());
+                }
+                let bits = |m: &[u8]| m.try_into().ok().map(u64::from_le_bytes);
+                let state = match (meta.split_first(), values.next(), values.next()) {
+                    (Some((&ROLLING_RECORD, [])), Some(r), None) => RollingState::Record(r),
+                    (Some((&ROLLING_INT, n)), None, None) if n.len() == 8 => {
+                        RollingState::Running { value: Number::Int(bits(n).expect("8 bytes") as i64) }
+                    }
+                    (Some((&ROLLING_FLOAT, n)), None, None) if n.len() == 8 => {
+                        RollingState::Running { value: Number::Float(f64::from_bits(bits(n).expect("8 bytes"))) }
+                    }
+                    _ => {
+                        let what = "a rolling reduce's entry of another shape".to_string();
+                        return Err(StateError::Corrupt { offset: 0, what });
+                    }
+                };
+                self.holds_records |= state.record().is_some();
+                self.state.insert(key, state);
+                Ok(())
+            })?;
+            r.finish()?;
+        }
+        Ok(())
     }
 
     /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
     /// first record as it is, then each `reduce(previous, value)` with the value's
     /// timestamp (as Flink).
-    fn fold(
+    pub fn fold(
         &mut self,
         env: &OpEnv,
         red: &mut dyn Reducer<R>,
@@ -313,6 +394,19 @@ impl<R: Record> OperatorLogic<R> for Reduce<R> {
             sel.close().map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
         }
         Ok(self.reducer.close()?)
+    }
+
+    /// Each key's state (its last result, or a built-in aggregation's running number).
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        let written = self.rolling.snapshot(&mut w);
+        *out = w.into_bytes();
+        Ok(written?)
+    }
+
+    /// The keys this instance owns now, from every old instance.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        self.rolling.restore(from)
     }
 }
 

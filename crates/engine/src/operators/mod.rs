@@ -18,7 +18,7 @@ pub use assign::assign_timestamps;
 pub use connect::{co_transform, co_transform_keyed};
 pub use fan_out::{own_copy, own_keyed_copy};
 pub use iterate::iterate;
-pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed};
+pub use keyed::{by_key, key_by, key_reduce, reduce, unkey, KeyNode, Keyed, RollingReduce};
 pub use partition::{rebalance, spread};
 pub use process::{process_connected, process_keyed, process_plain, Process, ProcessStreams};
 pub use sink::sink;

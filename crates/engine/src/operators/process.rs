@@ -30,7 +30,7 @@
 //! registered meanwhile fire too if they are not later than the last timer pending
 //! when the input ended (so a timer that registers the next one ends instead of looping).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 use timely::progress::Antichain;
 
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
 use crate::exchange::Routed;
 use crate::key::Key;
@@ -47,7 +49,7 @@ use crate::operators::keyed::open;
 use crate::operators::{Keyed, OpEnv};
 use crate::process::{lock, Emit, ProcessContext, ProcessFactory, Processor, SharedContext};
 use crate::record::Record;
-use crate::state::KeyedStateBackend;
+use crate::state::{snapshot, KeyedStateBackend};
 use timely::progress::Timestamp;
 
 use crate::time::{self, Time, TimeDomain, NO_TIME};
@@ -151,7 +153,10 @@ pub struct Process<R: Record> {
 }
 
 impl<R: Record> Process<R> {
-    fn make(
+    /// The logic of a process operator on this worker (None if it does not run here, or
+    /// making the function failed the job): what [`process_keyed`] and the others run,
+    /// public for tests that drive it in a dataflow of their own.
+    pub fn make(
         env: &OpEnv,
         name: &str,
         factory: &ProcessFactory<R>,
@@ -419,6 +424,113 @@ impl<R: Record> OperatorLogic<R> for Process<R> {
     fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
         self.step(cx, true)?;
         Ok(self.f.close()?)
+    }
+
+    /// The context's state (watermark, keyed state, timers, broadcast state), then the
+    /// records received but not yet processed (waiting for the watermark they were sent
+    /// under): input the checkpoint has counted as delivered.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
+        let written = self.write_state(&mut w);
+        *out = w.into_bytes();
+        Ok(written?)
+    }
+
+    /// Keyed state, timers and queued keyed records: the keys this instance owns now.
+    /// Broadcast state and the queued broadcast records that go with it: one old
+    /// instance's copy ([`snapshot::copy_index`]). Queued records of a plain input: old
+    /// instance `i`'s go to new instance `i % instances` ([`Restore::deals`]). The
+    /// watermark: the least of the old instances'.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        let copy = snapshot::copy_index(from);
+        let owns = |k: &Key| from.owns(k);
+        let mut watermark: Option<i64> = None;
+        // Queued records kept: (event, processing) time, their place among the
+        // broadcast records of that time (see below), and the record.
+        let mut queued: Vec<((i64, i64), (u64, bool), Entry<R>)> = Vec::new();
+        for (i, section) in from.sections().iter().enumerate() {
+            if section.is_empty() {
+                continue;
+            }
+            let mut r = StateReader::<R>::new(section);
+            let take_copy = copy == Some(i);
+            let wm = lock(&self.ctx).restore(&mut r, &owns, take_copy)?;
+            watermark = Some(watermark.map_or(wm, |w| w.min(wm)));
+            let deals = from.deals(i);
+            // Broadcast records of each time seen so far in this section, taken or not.
+            let mut broadcasts: HashMap<(i64, i64), u64> = HashMap::new();
+            r.keyed_entries(|key, meta, values| {
+                let (Some(&flags), Some(event), Some(processing), 17) =
+                    (meta.first(), meta.get(1..9), meta.get(9..17), meta.len())
+                else {
+                    return Err(StateError::Corrupt { offset: 0, what: "a queued record's meta".into() });
+                };
+                let (second, keyed) = (flags & 1 != 0, flags & 2 != 0);
+                let int = |b: &[u8]| i64::from_le_bytes(b.try_into().expect("8 bytes"));
+                let at = (int(event), int(processing));
+                let broadcast = second && !keyed;
+                let seen = broadcasts.entry(at).or_default();
+                *seen += u64::from(broadcast);
+                let place = (*seen, !broadcast);
+                let keep = if keyed {
+                    owns(&key)
+                } else if broadcast {
+                    take_copy
+                } else {
+                    deals
+                };
+                if !keep {
+                    return Ok(());
+                }
+                let entry = match (keyed, values.next(), values.next(), values.next()) {
+                    (true, Some(kv), Some(v), None) => (second, Some((key, kv)), v),
+                    (false, Some(v), None, None) => (second, None, v),
+                    _ => {
+                        return Err(StateError::Corrupt { offset: 0, what: "a queued record of another shape".into() })
+                    }
+                };
+                queued.push((at, place, entry));
+                Ok(())
+            })?;
+            r.finish()?;
+        }
+        // Each old instance took a time's broadcast records and its own records in
+        // some order; the broadcast records are the same on all of them. Records that
+        // came after the n-th broadcast record on their instance stay after it (and
+        // before the next), so every key sees the broadcast state it saw (a stable sort:
+        // each instance's order is kept otherwise).
+        queued.sort_by_key(|(at, place, _)| (*at, *place));
+        for ((event, processing), _, entry) in queued {
+            // Epoch and segment restart with the new run; event and processing time
+            // keep the record waiting for the watermark it was sent under.
+            self.pending.entry(Time::new(0, event, processing)).or_default().push(entry);
+        }
+        if let Some(w) = watermark {
+            self.watermark = w;
+            lock(&self.ctx).watermark = w;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Record> Process<R> {
+    fn write_state(&self, w: &mut StateWriter<R>) -> Result<(), StateError> {
+        lock(&self.ctx).snapshot(w)?;
+        let mut out = w.begin_keyed();
+        let plain = Key::from_encoded(&[]);
+        let mut meta = [0u8; 17];
+        for (t, group) in &self.pending {
+            meta[1..9].copy_from_slice(&t.event.to_le_bytes());
+            meta[9..17].copy_from_slice(&t.processing.to_le_bytes());
+            for (second, key, value) in group {
+                meta[0] = u8::from(*second) | u8::from(key.is_some()) << 1;
+                match key {
+                    Some((k, kv)) => out.push_entry(k, &meta, [kv.clone(), value.clone()])?,
+                    None => out.push_entry(&plain, &meta, [value.clone()])?,
+                }
+            }
+        }
+        out.finish()
     }
 }
 

@@ -11,7 +11,7 @@
 //! write the current key's state through a [`StateId`]. [`HeapBackend`] keeps it all in
 //! memory; an on-disk backend implements the same trait. Checkpoints (issue 13) walk
 //! every entry with [`KeyedStateBackend::snapshot`] and put them back with
-//! [`KeyedStateBackend::restore`]; the format they are written in is theirs.
+//! [`KeyedStateBackend::restore`]; [`snapshot`] writes them into a checkpoint section.
 //!
 //! Each value is scoped by (key, [`Namespace`]) as Flink's keyed state is: the key's
 //! own namespace by default, or a window of the key for a window function's
@@ -23,6 +23,7 @@
 mod heap;
 mod keyed;
 mod operator;
+pub mod snapshot;
 
 pub use heap::HeapBackend;
 pub use keyed::{prefetch_read, KeyedState};
