@@ -44,7 +44,7 @@ fn env(control: &Arc<JobControl>) -> Rc<OpEnv> {
     Rc::new(OpEnv {
         control: control.clone(),
         scope: Arc::new(NoScope),
-        worker: WorkerContext { index: 0, peers: 1, waker: None },
+        worker: WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() },
         locality: ferroflow_engine::exchange::Locality { first: 0, count: 1 },
         clock: Arc::new(SystemClock),
         manual_processing_time: false,
@@ -55,6 +55,7 @@ fn env(control: &Arc<JobControl>) -> Rc<OpEnv> {
         probe: timely::dataflow::operators::probe::Handle::new(),
         ended_sources: RefCell::new(Default::default()),
         source_watchers: RefCell::new(Vec::new()),
+        checkpoints: None,
     })
 }
 
