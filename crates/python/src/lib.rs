@@ -6,6 +6,7 @@
 
 mod broadcast;
 mod builtins;
+mod checkpoint;
 mod codec;
 mod copies;
 mod errors;
@@ -105,8 +106,10 @@ type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 /// of this process.
 /// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
 /// records of its own, see `copies`).
+/// `checkpoint`: the job's checkpointing (see `checkpoint::CheckpointArg`); off when `None`.
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None, checkpoint=None))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, each with its default
 fn run_job<'py>(
     py: Python<'py>,
     nodes: &Bound<'py, PyAny>,
@@ -115,6 +118,7 @@ fn run_job<'py>(
     cluster: Option<ClusterArg>,
     object_reuse: bool,
     cancel: Option<Py<CancelToken>>,
+    checkpoint: Option<checkpoint::CheckpointArg>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
@@ -124,8 +128,15 @@ fn run_job<'py>(
             .connect_timeout(Duration::from_millis(timeout_ms))
             .heartbeat_timeout(Duration::from_millis(heartbeat_ms))
     });
-    let config =
-        ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, object_reuse, ..ExecConfig::default() };
+    let config = ExecConfig {
+        workers,
+        batch_size,
+        scope: Arc::new(GilScope),
+        cluster,
+        object_reuse,
+        checkpoint: checkpoint.map(Into::into),
+        ..ExecConfig::default()
+    };
     let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
     // Wait in slices instead of blocking in join, so Ctrl-C (or the cancel token)
     // reaches us within POLL; the wait ends as soon as the job does.
@@ -199,6 +210,9 @@ fn resolve_secret<'py>(
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_probe_writable, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_find_latest, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_verify, m)?)?;
     m.add_class::<CancelToken>()?;
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;
