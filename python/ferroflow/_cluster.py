@@ -20,7 +20,7 @@ import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, List, Optional, Sequence
+    from typing import IO, Any, List, Optional, Sequence
 
 #: Environment variables a process of a cluster run reads (set by the supervisor, or
 #: by the user for ``--addresses`` runs through the command line).
@@ -35,6 +35,13 @@ ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
 #: still lives (see die_with_launcher).
 ENV_LAUNCHER = "FERROFLOW_LAUNCHER_PID"
 ENV_HEARTBEAT = "FERROFLOW_HEARTBEAT_TIMEOUT"
+#: The checkpoint or savepoint directory a job starts from (``ferroflow run
+#: --from-checkpoint`` / ``-s``, or the supervisor's restart).
+ENV_RESTORE = "FERROFLOW_RESTORE_FROM"
+#: Set by the supervisor on a restart: the attempt number (``RuntimeContext.get_attempt_number``).
+ENV_ATTEMPT = "FERROFLOW_ATTEMPT"
+#: Set by the supervisor: where process 0 leaves the job's restart strategy for it.
+ENV_RESTART_INFO = "FERROFLOW_RESTART_INFO"
 
 #: Longest time-out accepted, in seconds (a day): longer is a typo, not a wait.
 MAX_TIMEOUT_S = 86400.0
@@ -150,6 +157,62 @@ def plan_fingerprint(nodes) -> int:
     for n in nodes:
         h.update(f"{n.api}|{n.label}|{n.inputs}\n".encode())
     return int.from_bytes(h.digest()[:8], "little")
+
+
+def attempt_number(environ=os.environ) -> int:
+    """The attempt this process runs (0 unless the supervisor restarted the job)."""
+    try:
+        return max(0, int(environ.get(ENV_ATTEMPT) or 0))
+    except ValueError:
+        return 0
+
+
+def note_start_point(settings: Any) -> None:
+    """Remembers the newest complete checkpoint in the storage directory as the job
+    starts: an earlier run's, which a restart must not pick up as this run's."""
+    settings.baseline = _latest(settings.dir)
+
+
+def _latest(root: str, warn: bool = False) -> Optional[str]:
+    from . import _engine
+
+    try:
+        found, warnings = _engine.checkpoint_find_latest(root)
+    except ValueError as e:
+        print(f"ferroflow: warning: cannot read the checkpoint storage: {e}", file=sys.stderr)
+        return None
+    if warn:
+        for w in warnings:
+            print(f"ferroflow: warning: {w}", file=sys.stderr)
+    return None if found is None else os.fspath(found)
+
+
+def restore_point(settings: Any, initial: Optional[str] = None) -> Optional[str]:
+    """Where a restart starts from: the latest completed checkpoint this run wrote under
+    the storage directory, else where the run started (its ``--from-checkpoint``, or
+    nothing)."""
+    latest = _latest(settings.dir, warn=True)
+    if latest is not None and latest != settings.baseline:
+        return latest
+    return initial if initial is not None else os.environ.get(ENV_RESTORE) or None
+
+
+def announce_restarts(strategy: Any, settings: Any) -> None:
+    """In process 0 of a ``-p`` run: leaves the job's restart strategy and storage for
+    the supervisor, which restarts every process when one fails (written before the
+    job runs, so a process killed outright still gets restarted)."""
+    path = os.environ.get(ENV_RESTART_INFO)
+    if not path or os.environ.get(ENV_PROCESS, "0") != "0":
+        return
+    import pickle
+
+    info = {"strategy": strategy, "dir": None if settings is None else settings.dir,
+            "baseline": None if settings is None else settings.baseline,
+            "restore": os.environ.get(ENV_RESTORE) or None}
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(info, f)
+    os.replace(tmp, path)
 
 
 def free_ports(n: int) -> List[int]:

@@ -116,6 +116,10 @@ def with_collector(fn: Callable, fixed: int) -> Callable:
 class RuntimeContext:
     """What a rich function's ``open()`` is told about where it runs."""
 
+    #: The attempt of the job running in this process: 0, then 1, 2... after each
+    #: restart (set by ``execute()``; one job runs at a time per process).
+    _attempt_number = 0
+
     def __init__(self, index: int, count: int, task_name: str = "") -> None:
         self._index = index
         self._count = count
@@ -129,6 +133,10 @@ class RuntimeContext:
 
     def get_task_name(self) -> str:
         return self._task_name
+
+    def get_attempt_number(self) -> int:
+        """0 on the job's first run, k after its k-th restart (a restart strategy's)."""
+        return RuntimeContext._attempt_number
 
     # -- keyed state (ferroflow.state): the engine's keyed runtime context overrides these --
 
