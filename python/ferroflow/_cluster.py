@@ -251,6 +251,9 @@ def write_report(error: BaseException) -> bool:
     return True
 
 
+#: ``Supervisor._run_once``'s answer for a run to restart.
+_RESTART = -1
+
 #: Seconds the other processes get to stop by themselves after one failed.
 GRACE_S = 2.0
 
@@ -292,19 +295,71 @@ class Supervisor:
         stream.close()
 
     def run(self) -> int:
+        """Runs the job's processes; when one fails and the job's restart strategy (left
+        by process 0, see ``announce_restarts``) allows, stops them all and starts them
+        all again, from the latest checkpoint this run completed."""
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="ferroflow-")
+        info_path = os.path.join(tmp, "restart.pickle")
+        restarts = None
+        attempt = 0
+        restore = os.environ.get(ENV_RESTORE) or None
+        try:
+            while True:
+                extra_env = {ENV_RESTART_INFO: info_path, ENV_ATTEMPT: str(attempt)}
+                if restore:
+                    extra_env[ENV_RESTORE] = restore
+                code = self._run_once(tmp, extra_env)
+                if code != _RESTART:
+                    return code
+                info = self._restart_info(info_path)
+                if restarts is None:
+                    from .restart_strategy import Restarts
+
+                    restarts = Restarts(info["strategy"])
+                delay = restarts.next_delay(self.cause)
+                if delay is None:
+                    print(f"ferroflow: {self.report_line}", file=sys.stderr)
+                    return 1
+                time.sleep(delay / 1000)
+                attempt += 1
+                if info.get("dir"):
+                    latest = _latest(info["dir"], warn=True)
+                    restore = latest if latest is not None and latest != info.get("baseline") else info.get("restore")
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM while waiting to restart
+            from ._errors import Terminated
+
+            terminated = isinstance(e, Terminated)
+            print(f"ferroflow: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+            return 143 if terminated else 130
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _restart_info(path: str) -> Any:
+        import pickle
+
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    def _run_once(self, tmp: str, extra_env: dict) -> int:
+        """One run of every process: its exit status, or ``_RESTART`` when it failed in
+        a way the job's restart strategy may cure (``self.cause`` and
+        ``self.report_line`` then say how it failed)."""
         import signal
         import subprocess
-        import tempfile
         import threading
 
         from ._errors import Terminated, quiet_broken_pipe
 
         self._broken_pipe = False
         self.first_failure = None
+        self.children = []
         ports = free_ports(self.processes)
         addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
         secret = os.urandom(32).hex()
-        tmp = tempfile.mkdtemp(prefix="ferroflow-")
         reports = [os.path.join(tmp, f"report-{i}.json") for i in range(self.processes)]
         cmd = [sys.executable, "-m", "ferroflow", "run", self.script, *self.extra, "-", *self.script_args]
         threads = []
@@ -313,6 +368,7 @@ class Supervisor:
             try:
                 for i in range(self.processes):
                     env = dict(os.environ)
+                    env.update(extra_env)
                     env.update({ENV_ADDRESSES: addresses, ENV_PROCESS: str(i), ENV_SECRET: secret,
                                 ENV_THREADS: str(self.threads), ENV_REPORT: reports[i],
                                 ENV_LAUNCHER: str(os.getpid())})
@@ -369,7 +425,13 @@ class Supervisor:
                 quiet_broken_pipe()
             if all(code == 0 for code in exit_codes):
                 return 0
-            self._report(exit_codes, reports)
+            self.report_line, kind = self._failure(exit_codes, reports)
+            if kind not in ("cancelled", "plan", "script") and os.path.exists(extra_env[ENV_RESTART_INFO]):
+                from .restart_strategy import cause_line
+
+                self.cause = cause_line(self.report_line)
+                return _RESTART
+            print(f"ferroflow: {self.report_line}", file=sys.stderr)
             return 1
         finally:
             for c in self.children:
@@ -381,10 +443,6 @@ class Supervisor:
                     os.unlink(r)
                 except OSError:
                     pass
-            try:
-                os.rmdir(tmp)
-            except OSError:
-                pass
 
     def _stop_all(self, sig: int) -> None:
         for c in self.children:
@@ -403,7 +461,9 @@ class Supervisor:
             except OSError:
                 pass
 
-    def _report(self, codes: List[int], reports: List[str]) -> None:
+    def _failure(self, codes: List[int], reports: List[str]) -> tuple:
+        """How the run failed, to report once: ``(line, kind)``, the kind of the report
+        it comes from (``"killed"`` for a process ended by a signal without one)."""
         import json
         import signal
 
@@ -416,9 +476,8 @@ class Supervisor:
         if self.first_failure is not None and self.first_failure[1] < 0 \
                 and not os.path.exists(reports[self.first_failure[0]]):
             i, code = self.first_failure
-            print(f"ferroflow: process {i} of {self.processes} was killed by {signal.Signals(-code).name}; "
-                  f"the other processes were stopped", file=sys.stderr)
-            return
+            return (f"process {i} of {self.processes} was killed by {signal.Signals(-code).name}; "
+                    f"the other processes were stopped", "killed")
         found = []
         for i, path in enumerate(reports):
             try:
@@ -428,13 +487,11 @@ class Supervisor:
                 pass
         if found:
             i, report = min(found, key=lambda r: (_RANK.get(r[1].get("kind"), 1), r[0]))
-            print(f"ferroflow: process {i} of {self.processes}: {report['text']}", file=sys.stderr)
-            return
+            return f"process {i} of {self.processes}: {report['text']}", report.get("kind", "script")
         for i, code in enumerate(codes):
             if code < 0:
                 name = signal.Signals(-code).name
-                print(f"ferroflow: process {i} of {self.processes} was killed by {name}; "
-                      f"the other processes were stopped", file=sys.stderr)
-                return
+                return (f"process {i} of {self.processes} was killed by {name}; "
+                        f"the other processes were stopped", "killed")
         i = next(i for i, code in enumerate(codes) if code != 0)
-        print(f"ferroflow: process {i} of {self.processes} exited with status {codes[i]}", file=sys.stderr)
+        return f"process {i} of {self.processes} exited with status {codes[i]}", "exited"

@@ -82,7 +82,9 @@ def storage_path(path: Any) -> str:
     if not isinstance(path, str) or not path:
         raise ValueError(f"a checkpoint storage directory must be a non-empty path, got {path!r}")
     scheme, sep, rest = path.partition("://")
-    if sep and scheme.isalpha() and len(scheme) > 1:
+    # A URI scheme (RFC 3986: a letter, then letters, digits, "+", "-", "."); one letter
+    # is a Windows drive, not a scheme.
+    if sep and len(scheme) > 1 and scheme[0].isalpha() and all(c.isalnum() or c in "+-." for c in scheme):
         if scheme.lower() != "file":
             raise ValueError(f"checkpoint storage {path!r}: only local paths and file:// URIs are supported")
         if rest.startswith("localhost/"):
