@@ -476,8 +476,8 @@ class Supervisor:
         if self.first_failure is not None and self.first_failure[1] < 0 \
                 and not os.path.exists(reports[self.first_failure[0]]):
             i, code = self.first_failure
-            return (f"process {i} of {self.processes} was killed by {signal.Signals(-code).name}; "
-                    f"the other processes were stopped", "killed")
+            name = signal.Signals(-code).name
+            return f"process {i} of {self.processes} was killed by {name}; the other processes were stopped", "killed"
         found = []
         for i, path in enumerate(reports):
             try:
@@ -491,7 +491,7 @@ class Supervisor:
         for i, code in enumerate(codes):
             if code < 0:
                 name = signal.Signals(-code).name
-                return (f"process {i} of {self.processes} was killed by {name}; "
-                        f"the other processes were stopped", "killed")
+                return f"process {i} of {self.processes} was killed by {name}; the other processes were stopped", \
+                    "killed"
         i = next(i for i, code in enumerate(codes) if code != 0)
         return f"process {i} of {self.processes} exited with status {codes[i]}", "exited"
