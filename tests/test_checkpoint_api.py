@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from ferroflow import FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow.checkpoint_config import (CheckpointConfig, CheckpointingMode, ExternalizedCheckpointCleanup,
                                          ExternalizedCheckpointRetention, storage_path)
-from ferroflow.functions import MapFunction
+from ferroflow.functions import MapFunction, SourceFunction
 from ferroflow.restart_strategy import RestartStrategies, cause_line, effective_strategy
 from conftest import TWO_PROC, collect, make_env
 
@@ -344,7 +344,7 @@ def test_with_checkpointing_the_default_restarts(tmp_path, monkeypatch, capfd):
 RESTART_SCRIPT = """
 import os, sys
 from ferroflow import StreamExecutionEnvironment
-from ferroflow.functions import MapFunction
+from ferroflow.functions import MapFunction, SourceFunction
 from ferroflow.restart_strategy import RestartStrategies
 
 marks, how = sys.argv[1], sys.argv[2]
@@ -486,3 +486,31 @@ def test_a_restore_into_a_job_without_checkpointing_is_refused(tmp_path):
     assert p.returncode == 1
     assert p.stderr.splitlines() == [f"ferroflow: {script}: cannot start from the checkpoint {tmp_path}/store/chk-1: "
                                      "the job does not enable checkpointing (env.enable_checkpointing(interval))"]
+
+
+class StoppableSource(SourceFunction):
+    """A source as Flink's docs write them: its position in a field, and ``cancel()``
+    stops its loop for good."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.position = 0
+
+    def run(self, ctx) -> None:
+        while self.running and self.position < 8:
+            ctx.collect(self.position)
+            self.position += 1
+
+    def cancel(self) -> None:
+        self.running = False
+
+
+def test_every_attempt_starts_from_the_functions_as_given(tmp_path, parallelism):
+    """A restart gets fresh copies of the user's function objects (Flink deserializes them
+    again): the source the failed attempt cancelled runs again in full."""
+    env = make_env(parallelism)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
+    source = StoppableSource()
+    out = collect(env.add_source(source).map(FailsOnce(str(tmp_path))))
+    env.execute()
+    assert last_attempt(out) == list(range(8)) and max(a for a, _ in out) == 1

@@ -485,9 +485,15 @@ class Supervisor:
                     found.append((i, json.load(f)))
             except (OSError, ValueError):
                 pass
+        reported = {i for i, _ in found}
         if found:
             i, report = min(found, key=lambda r: (_RANK.get(r[1].get("kind"), 1), r[0]))
-            return f"process {i} of {self.processes}: {report['text']}", report.get("kind", "script")
+            # A lost peer is the echo of a process killed without a word: name that one.
+            # (Not one we stopped ourselves, with SIGTERM or SIGINT, after it hung.)
+            killed = [j for j, code in enumerate(codes)
+                      if code < 0 and j not in reported and -code not in (signal.SIGTERM, signal.SIGINT)]
+            if report.get("kind") != "system" or not killed:
+                return f"process {i} of {self.processes}: {report['text']}", report.get("kind", "script")
         for i, code in enumerate(codes):
             if code < 0:
                 name = signal.Signals(-code).name

@@ -187,6 +187,8 @@ class Udf:
         self.collector_arity = collector_arity
         self.wrap = wrap
         self.copies: List[Any] = []
+        #: The function object as the user gave it, kept for restarts (``keep_pristine``).
+        self.pristine: Any = None
         if isinstance(fn, type) and _is_function_class(fn):
             raise TypeError(f"pass an instance of {fn.__name__}, e.g. {fn.__name__}(), not the class itself")
         self.resolve(fn)  # fail at plan time, pointing at the user's call
@@ -218,6 +220,25 @@ class Udf:
                     self.copies.append(copy.deepcopy(self.fn))
                 except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                     self.copies.append(self.fn)
+
+    def keep_pristine(self) -> None:
+        """Before a job that may restart: keeps a copy of the function object as the
+        user gave it, since an attempt changes it (``open()``, fields, ``cancel()``)."""
+        if _is_function_object(self.fn):
+            import copy
+
+            try:
+                self.pristine = copy.deepcopy(self.fn)
+            except Exception:  # noqa: BLE001 - an object that cannot be copied is reused as it is
+                self.pristine = None
+
+    def renew(self) -> None:
+        """Before a restart: the function object again as the user gave it (as Flink,
+        which deserializes its functions anew for every attempt)."""
+        if self.pristine is not None:
+            import copy
+
+            self.fn = copy.deepcopy(self.pristine)
 
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
         """The callable worker ``index`` runs, and what to call when it is done.

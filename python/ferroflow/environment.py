@@ -331,12 +331,15 @@ class StreamExecutionEnvironment:
             _cluster.announce_restarts(strategy, checkpoint)
         restarts = Restarts(strategy)
         attempt = _cluster.attempt_number()
+        functions = [f for n in job for f in _per_worker_functions(n.kind.fields())]
+        if restarts.may_restart() and not supervised:
+            for function in functions:
+                function.keep_pristine()
         started = time.monotonic()
         while True:
             RuntimeContext._attempt_number = attempt
-            for n in job:
-                for function in _per_worker_functions(n.kind.fields()):
-                    function.prepare(workers)
+            for function in functions:
+                function.prepare(workers)
             nodes, number = _engine_nodes(job)
             try:
                 summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
@@ -353,6 +356,8 @@ class StreamExecutionEnvironment:
                 raise error from None
             time.sleep(delay / 1000)
             attempt += 1
+            for function in functions:
+                function.renew()
             if checkpoint is not None:
                 checkpoint.restore_from = _cluster.restore_point(checkpoint)
         runtime_ms = int((time.monotonic() - started) * 1000)
@@ -484,6 +489,24 @@ class _SourceRunner:
         self.function = function
         self.copies: List[Any] = []
         self.running: Dict[int, Any] = {}
+        self.pristine: Any = None
+
+    def keep_pristine(self) -> None:
+        """See ``Udf.keep_pristine``: a source's ``cancel()`` typically leaves it unable to run again."""
+        import copy
+
+        try:
+            self.pristine = copy.deepcopy(self.function)
+        except Exception:  # noqa: BLE001 - an object that cannot be copied is reused as it is
+            self.pristine = None
+
+    def renew(self) -> None:
+        """See ``Udf.renew``."""
+        import copy
+
+        if self.pristine is not None:
+            self.function = copy.deepcopy(self.pristine)
+        self.running = {}
 
     def prepare(self, count: int) -> None:
         """Copies the function for workers 1.. before the job starts (pristine copies)."""

@@ -318,6 +318,10 @@ class Restarts:
     def __init__(self, strategy: RestartStrategyConfiguration) -> None:
         self.tracker = strategy._tracker()
 
+    def may_restart(self) -> bool:
+        """False for ``no_restart()`` (nothing needs keeping for another attempt)."""
+        return not isinstance(self.tracker, _NoRestart)
+
     def next_delay(self, cause: str, out: Any = None) -> Optional[int]:
         """Called on a failure with its cause (one line): if the strategy restarts,
         prints the cause and the restart line to stderr and returns the delay in ms;
