@@ -59,6 +59,7 @@ def test_enable_checkpointing_and_the_config_getters():
     assert env.enable_checkpointing(500) is env
     assert config.is_checkpointing_enabled() and config.get_checkpoint_interval() == 500
     assert env.get_checkpointing_mode() is CheckpointingMode.EXACTLY_ONCE
+    assert env.get_checkpointing_consistency_mode() is CheckpointingMode.EXACTLY_ONCE  # PyFlink 2's name
     env.enable_checkpointing(200, CheckpointingMode.AT_LEAST_ONCE)
     assert (env.get_checkpoint_interval(), config.get_checkpointing_mode()) == (200, CheckpointingMode.AT_LEAST_ONCE)
     # Flink's defaults.

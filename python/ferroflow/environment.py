@@ -134,8 +134,11 @@ class StreamExecutionEnvironment:
         """Milliseconds between checkpoints, or -1 when checkpointing is off."""
         return self._checkpoint_config.get_checkpoint_interval()
 
-    def get_checkpointing_mode(self) -> CheckpointingMode:
+    def get_checkpointing_consistency_mode(self) -> CheckpointingMode:
+        """The checkpointing mode (PyFlink 2's name; ``get_checkpointing_mode`` is the older one)."""
         return self._checkpoint_config.get_checkpointing_mode()
+
+    get_checkpointing_mode = get_checkpointing_consistency_mode
 
     def set_restart_strategy(self, restart_strategy_configuration: Any) -> "StreamExecutionEnvironment":
         """What happens when the job fails: ``RestartStrategies.fixed_delay_restart(attempts,
