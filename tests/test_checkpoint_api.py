@@ -515,3 +515,31 @@ def test_every_attempt_starts_from_the_functions_as_given(tmp_path, parallelism)
     out = collect(env.add_source(source).map(FailsOnce(str(tmp_path))))
     env.execute()
     assert last_attempt(out) == list(range(8)) and max(a for a, _ in out) == 1
+
+
+@pytest.mark.parametrize("at_start, restarted", [(True, False), (False, True)])
+def test_a_failure_before_the_job_ran_is_not_restarted(monkeypatch, capfd, at_start, restarted):
+    """The binding says when the job failed before it ran (its plan, the checkpoint it
+    restores from): the same start would fail alike, so no strategy restarts it."""
+    from ferroflow import _engine
+
+    calls: List[int] = []
+
+    def run_job(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise _engine.JobFailed("checkpoint x was taken from another job", "system", None, None, "", None,
+                                    at_start)
+        return {"counts": [0, 0], "dropped": 0, "late_dropped": 0, "warnings": [], "cancelled": False}
+
+    monkeypatch.setattr(_engine, "run_job", run_job)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    env.from_elements(1).add_sink(lambda x: None)
+    if restarted:
+        env.execute()
+        assert len(calls) == 2 and "restarting (attempt 1 of 3)" in capfd.readouterr().err
+    else:
+        with pytest.raises(JobExecutionException, match="taken from another job") as caught:
+            env.execute()
+        assert caught.value.at_start and len(calls) == 1 and "restarting" not in capfd.readouterr().err

@@ -243,7 +243,7 @@ def write_report(error: BaseException) -> bool:
     from ._errors import JobExecutionException, format_user_exception
 
     if isinstance(error, JobExecutionException):
-        report = {"text": str(error), "kind": error.kind, "operator": error.operator}
+        report = {"text": str(error), "kind": error.kind, "operator": error.operator, "at_start": error.at_start}
     else:
         report = {"text": format_user_exception(error) + f"\n{type(error).__name__}: {error}", "kind": "script"}
     with open(path, "w", encoding="utf-8") as f:
@@ -426,7 +426,7 @@ class Supervisor:
             if all(code == 0 for code in exit_codes):
                 return 0
             self.report_line, kind = self._failure(exit_codes, reports)
-            if kind not in ("cancelled", "plan", "script") and os.path.exists(extra_env[ENV_RESTART_INFO]):
+            if kind not in ("cancelled", "plan", "script", "at_start") and os.path.exists(extra_env[ENV_RESTART_INFO]):
                 from .restart_strategy import cause_line
 
                 self.cause = cause_line(self.report_line)
@@ -493,7 +493,8 @@ class Supervisor:
             killed = [j for j, code in enumerate(codes)
                       if code < 0 and j not in reported and -code not in (signal.SIGTERM, signal.SIGINT)]
             if report.get("kind") != "system" or not killed:
-                return f"process {i} of {self.processes}: {report['text']}", report.get("kind", "script")
+                kind = "at_start" if report.get("at_start") else report.get("kind", "script")
+                return f"process {i} of {self.processes}: {report['text']}", kind
         for i, code in enumerate(codes):
             if code < 0:
                 name = signal.Signals(-code).name

@@ -10,7 +10,8 @@ __all__ = ["run_job", "resolve_secret", "checkpoint_probe_writable", "checkpoint
            "BroadcastStateImpl", "_codec_encode", "_codec_decode"]
 
 class JobFailed(Exception):
-    """args: (text, kind, operator, record, message, worker)."""
+    """args: (text, kind, operator, record, message, worker, at_start): at_start when the job failed
+    before it ran (its plan, or the checkpoint it restores from), which no restart cures."""
 
 class SourceCancelled(BaseException):
     """Raised by ctx.collect() when the job stops."""

@@ -350,10 +350,11 @@ class StreamExecutionEnvironment:
                                           checkpoint=checkpoint)
                 break
             except _engine.JobFailed as failed:
-                text, kind, operator, record, detail, worker = failed.args
+                text, kind, operator, record, detail, worker, at_start = failed.args
                 error = job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker)
             finally:
                 self._flush_stdout()
+            error.at_start = at_start
             delay = None if supervised or not restartable(error) else restarts.next_delay(cause_line(error))
             if delay is None:
                 raise error from None

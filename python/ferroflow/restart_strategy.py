@@ -304,11 +304,13 @@ def cause_line(error: BaseException) -> str:
 
 def restartable(error: BaseException) -> bool:
     """Failures a restart may cure: the job's (a user function, a source, a sink, a lost
-    peer, ferroflow's own). Not a cancellation (Ctrl-C) nor a mistake in the plan, which
-    would fail the same way again."""
+    peer, ferroflow's own). Not a cancellation (Ctrl-C), a mistake in the plan, nor a
+    failure before the job ran (a checkpoint that cannot be restored), which would fail
+    the same way again."""
     from ._errors import JobExecutionException
 
-    return isinstance(error, JobExecutionException) and error.kind not in ("cancelled", "plan")
+    return isinstance(error, JobExecutionException) and error.kind not in ("cancelled", "plan") \
+        and not error.at_start
 
 
 class Restarts:

@@ -35,7 +35,7 @@ create_exception!(
     _engine,
     JobFailed,
     PyException,
-    "A job failed; args: (text, kind, operator, record, message, worker)."
+    "A job failed; args: (text, kind, operator, record, message, worker, at_start)."
 );
 
 /// How often the calling thread wakes to check for Ctrl-C while a job runs.
@@ -56,7 +56,9 @@ fn kind_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn job_failed(e: &JobError) -> PyErr {
+/// `at_start`: the job failed before it ran (its plan, or loading the checkpoint it
+/// restores from), so running it again would fail alike: a restart strategy does not apply.
+fn job_failed(e: &JobError, at_start: bool) -> PyErr {
     JobFailed::new_err((
         e.to_string(),
         kind_name(e.kind),
@@ -64,6 +66,7 @@ fn job_failed(e: &JobError) -> PyErr {
         e.record.clone(),
         e.message.clone(),
         e.worker,
+        at_start,
     ))
 }
 
@@ -120,7 +123,7 @@ fn run_job<'py>(
     cancel: Option<Py<CancelToken>>,
     checkpoint: Option<checkpoint::CheckpointArg>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e))?;
+    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e, true))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)
@@ -137,7 +140,7 @@ fn run_job<'py>(
         checkpoint: checkpoint.map(Into::into),
         ..ExecConfig::default()
     };
-    let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
+    let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e, true))?;
     // Wait in slices instead of blocking in join, so Ctrl-C (or the cancel token)
     // reaches us within POLL; the wait ends as soon as the job does.
     let control = running.control.clone();
@@ -169,7 +172,7 @@ fn run_job<'py>(
     let summary = match py.detach(|| running.join()) {
         // Cancelled by the token: that is the end asked for, unless a real error came first.
         Err(e) if by_token && e.kind == ErrorKind::Cancelled => return cancelled_summary(py),
-        other => other.map_err(|e| job_failed(&e))?,
+        other => other.map_err(|e| job_failed(&e, false))?,
     };
     let out = PyDict::new(py);
     out.set_item("counts", summary.counts)?;
