@@ -431,10 +431,19 @@ print("restore:", os.environ.get("FERROFLOW_RESTORE_FROM"))
 """
 
 
+#: Prints where the job would start from and stops: the resolution is the CLI's, the
+#: restore itself the engine's (tested there, with checkpoints it wrote).
+RESOLVE_SCRIPT = """
+import os, sys
+print("restore:", os.environ.get("FERROFLOW_RESTORE_FROM"))
+sys.exit(0)
+"""
+
+
 @pytest.mark.parametrize("processes", [1, 2])
 def test_from_checkpoint_takes_the_latest_whole_one(tmp_path, processes):
     script = tmp_path / "job.py"
-    script.write_text(RESTORE_SCRIPT)
+    script.write_text(RESOLVE_SCRIPT)
     store = tmp_path / "store"
     write_checkpoint(store, 1)
     write_checkpoint(store, 2)
