@@ -169,11 +169,11 @@ def test_ferroflow_run_prints_the_checkpointing_warning_once(tmp_path, processes
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERROFLOW_")}
     try:
         p = subprocess.run([FERROFLOW, "run", str(script), "-p", str(processes)], capture_output=True, text=True,
-                           timeout=60, env=env, stdin=subprocess.DEVNULL)
+                           timeout=60, env=env, stdin=subprocess.DEVNULL, cwd=tmp_path)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"ferroflow run did not finish within 60 s: {e}")
     assert p.returncode == 0, p
     warned = [line for line in p.stderr.splitlines() if "CheckpointingWarning" in line]
     assert len(warned) == 1, p.stderr
-    assert "checkpointing.py:6: CheckpointingWarning: enable_checkpointing(1000) has no effect" in warned[0]
+    assert "checkpointing.py:6: CheckpointingWarning: enable_checkpointing(1000): ferroflow does not write checkpoints yet" in warned[0]
     assert "Traceback" not in p.stderr

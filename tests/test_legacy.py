@@ -37,10 +37,10 @@ _PREFIX = re.compile(r"^(\d+)> (.*)$")
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def ferroflow_run(script: str, *args: str) -> subprocess.CompletedProcess:
+def ferroflow_run(script: str, *args: str, cwd: Any = ROOT) -> subprocess.CompletedProcess:
     """``ferroflow run SCRIPT - ARGS`` in a child process."""
     return subprocess.run(FERROFLOW + ["run", script, "-", *args], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
+                          cwd=cwd)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -200,10 +200,11 @@ def test_main_factory_script(parallelism):
     assert re.search(r"^job id: \w+$", stdout, re.M)
 
 
-def test_top_level_script(parallelism):
+def test_top_level_script(parallelism, tmp_path):
     """A script without main(): keyed rolling reduce, count window apply with a
-    collector, split/select, enable_checkpointing(interval, CheckpointingMode)."""
-    stdout = ok(ferroflow_run(script("toplevel.py"), "--parallelism", str(parallelism)))
+    collector, split/select, enable_checkpointing(interval, CheckpointingMode). It runs
+    in a scratch directory, where its default checkpoint storage goes."""
+    stdout = ok(ferroflow_run(script("toplevel.py"), "--parallelism", str(parallelism), cwd=tmp_path))
     out = records(stdout, parallelism)
     words = ["apple", "bean", "apple", "corn", "bean", "apple", "date", "corn", "apple"]
     per_word = Counter(words)

@@ -9,6 +9,7 @@
 
 from ._errors import CheckpointingWarning, FerroflowError, InternalError, InvalidUseError, JobExecutionException
 from ._plan import RuntimeContext
+from .checkpoint_config import CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention
 from .datastream import (AllWindowedStream, DataStream, DataStreamSink, IterativeStream, KeyedStream, OutputTag,
                          SplitStream, WindowedStream, WriteMode)
 from .connected import ConnectedStreams
@@ -22,6 +23,7 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
                         ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
                         SourceFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
+from .restart_strategy import RestartStrategies
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
                     StateTtlConfig, ValueStateDescriptor)
 from .time_domain import TimeDomain
@@ -44,4 +46,5 @@ __all__ = [
     "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",
     "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
+    "CheckpointConfig", "CheckpointingMode", "ExternalizedCheckpointRetention", "RestartStrategies",
 ]

@@ -20,7 +20,7 @@ import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
     import subprocess
-    from typing import IO, List, Optional, Sequence
+    from typing import IO, Any, List, Optional, Sequence
 
 #: Environment variables a process of a cluster run reads (set by the supervisor, or
 #: by the user for ``--addresses`` runs through the command line).
@@ -35,6 +35,13 @@ ENV_TIMEOUT = "FERROFLOW_CONNECT_TIMEOUT"
 #: still lives (see die_with_launcher).
 ENV_LAUNCHER = "FERROFLOW_LAUNCHER_PID"
 ENV_HEARTBEAT = "FERROFLOW_HEARTBEAT_TIMEOUT"
+#: The checkpoint or savepoint directory a job starts from (``ferroflow run
+#: --from-checkpoint`` / ``-s``, or the supervisor's restart).
+ENV_RESTORE = "FERROFLOW_RESTORE_FROM"
+#: Set by the supervisor on a restart: the attempt number (``RuntimeContext.get_attempt_number``).
+ENV_ATTEMPT = "FERROFLOW_ATTEMPT"
+#: Set by the supervisor: where process 0 leaves the job's restart strategy for it.
+ENV_RESTART_INFO = "FERROFLOW_RESTART_INFO"
 
 #: Longest time-out accepted, in seconds (a day): longer is a typo, not a wait.
 MAX_TIMEOUT_S = 86400.0
@@ -152,6 +159,62 @@ def plan_fingerprint(nodes) -> int:
     return int.from_bytes(h.digest()[:8], "little")
 
 
+def attempt_number(environ=os.environ) -> int:
+    """The attempt this process runs (0 unless the supervisor restarted the job)."""
+    try:
+        return max(0, int(environ.get(ENV_ATTEMPT) or 0))
+    except ValueError:
+        return 0
+
+
+def note_start_point(settings: Any) -> None:
+    """Remembers the newest complete checkpoint in the storage directory as the job
+    starts: an earlier run's, which a restart must not pick up as this run's."""
+    settings.baseline = _latest(settings.dir)
+
+
+def _latest(root: str, warn: bool = False) -> Optional[str]:
+    from . import _engine
+
+    try:
+        found, warnings = _engine.checkpoint_find_latest(root)
+    except ValueError as e:
+        print(f"ferroflow: warning: cannot read the checkpoint storage: {e}", file=sys.stderr)
+        return None
+    if warn:
+        for w in warnings:
+            print(f"ferroflow: warning: {w}", file=sys.stderr)
+    return None if found is None else os.fspath(found)
+
+
+def restore_point(settings: Any, initial: Optional[str] = None) -> Optional[str]:
+    """Where a restart starts from: the latest completed checkpoint this run wrote under
+    the storage directory, else where the run started (its ``--from-checkpoint``, or
+    nothing)."""
+    latest = _latest(settings.dir, warn=True)
+    if latest is not None and latest != settings.baseline:
+        return latest
+    return initial if initial is not None else os.environ.get(ENV_RESTORE) or None
+
+
+def announce_restarts(strategy: Any, settings: Any) -> None:
+    """In process 0 of a ``-p`` run: leaves the job's restart strategy and storage for
+    the supervisor, which restarts every process when one fails (written before the
+    job runs, so a process killed outright still gets restarted)."""
+    path = os.environ.get(ENV_RESTART_INFO)
+    if not path or os.environ.get(ENV_PROCESS, "0") != "0":
+        return
+    import pickle
+
+    info = {"strategy": strategy, "dir": None if settings is None else settings.dir,
+            "baseline": None if settings is None else settings.baseline,
+            "restore": os.environ.get(ENV_RESTORE) or None}
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(info, f)
+    os.replace(tmp, path)
+
+
 def free_ports(n: int) -> List[int]:
     """n ports on 127.0.0.1 that were free a moment ago."""
     import socket
@@ -180,13 +243,16 @@ def write_report(error: BaseException) -> bool:
     from ._errors import JobExecutionException, format_user_exception
 
     if isinstance(error, JobExecutionException):
-        report = {"text": str(error), "kind": error.kind, "operator": error.operator}
+        report = {"text": str(error), "kind": error.kind, "operator": error.operator, "at_start": error.at_start}
     else:
         report = {"text": format_user_exception(error) + f"\n{type(error).__name__}: {error}", "kind": "script"}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(report, f)
     return True
 
+
+#: ``Supervisor._run_once``'s answer for a run to restart.
+_RESTART = -1
 
 #: Seconds the other processes get to stop by themselves after one failed.
 GRACE_S = 2.0
@@ -229,19 +295,71 @@ class Supervisor:
         stream.close()
 
     def run(self) -> int:
+        """Runs the job's processes; when one fails and the job's restart strategy (left
+        by process 0, see ``announce_restarts``) allows, stops them all and starts them
+        all again, from the latest checkpoint this run completed."""
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="ferroflow-")
+        info_path = os.path.join(tmp, "restart.pickle")
+        restarts = None
+        attempt = 0
+        restore = os.environ.get(ENV_RESTORE) or None
+        try:
+            while True:
+                extra_env = {ENV_RESTART_INFO: info_path, ENV_ATTEMPT: str(attempt)}
+                if restore:
+                    extra_env[ENV_RESTORE] = restore
+                code = self._run_once(tmp, extra_env)
+                if code != _RESTART:
+                    return code
+                info = self._restart_info(info_path)
+                if restarts is None:
+                    from .restart_strategy import Restarts
+
+                    restarts = Restarts(info["strategy"])
+                delay = restarts.next_delay(self.cause)
+                if delay is None:
+                    print(f"ferroflow: {self.report_line}", file=sys.stderr)
+                    return 1
+                time.sleep(delay / 1000)
+                attempt += 1
+                if info.get("dir"):
+                    latest = _latest(info["dir"], warn=True)
+                    restore = latest if latest is not None and latest != info.get("baseline") else info.get("restore")
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM while waiting to restart
+            from ._errors import Terminated
+
+            terminated = isinstance(e, Terminated)
+            print(f"ferroflow: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+            return 143 if terminated else 130
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _restart_info(path: str) -> Any:
+        import pickle
+
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    def _run_once(self, tmp: str, extra_env: dict) -> int:
+        """One run of every process: its exit status, or ``_RESTART`` when it failed in
+        a way the job's restart strategy may cure (``self.cause`` and
+        ``self.report_line`` then say how it failed)."""
         import signal
         import subprocess
-        import tempfile
         import threading
 
         from ._errors import Terminated, quiet_broken_pipe
 
         self._broken_pipe = False
         self.first_failure = None
+        self.children = []
         ports = free_ports(self.processes)
         addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
         secret = os.urandom(32).hex()
-        tmp = tempfile.mkdtemp(prefix="ferroflow-")
         reports = [os.path.join(tmp, f"report-{i}.json") for i in range(self.processes)]
         cmd = [sys.executable, "-m", "ferroflow", "run", self.script, *self.extra, "-", *self.script_args]
         threads = []
@@ -250,6 +368,7 @@ class Supervisor:
             try:
                 for i in range(self.processes):
                     env = dict(os.environ)
+                    env.update(extra_env)
                     env.update({ENV_ADDRESSES: addresses, ENV_PROCESS: str(i), ENV_SECRET: secret,
                                 ENV_THREADS: str(self.threads), ENV_REPORT: reports[i],
                                 ENV_LAUNCHER: str(os.getpid())})
@@ -306,7 +425,13 @@ class Supervisor:
                 quiet_broken_pipe()
             if all(code == 0 for code in exit_codes):
                 return 0
-            self._report(exit_codes, reports)
+            self.report_line, kind = self._failure(exit_codes, reports)
+            if kind not in ("cancelled", "plan", "script", "at_start") and os.path.exists(extra_env[ENV_RESTART_INFO]):
+                from .restart_strategy import cause_line
+
+                self.cause = cause_line(self.report_line)
+                return _RESTART
+            print(f"ferroflow: {self.report_line}", file=sys.stderr)
             return 1
         finally:
             for c in self.children:
@@ -318,10 +443,6 @@ class Supervisor:
                     os.unlink(r)
                 except OSError:
                     pass
-            try:
-                os.rmdir(tmp)
-            except OSError:
-                pass
 
     def _stop_all(self, sig: int) -> None:
         for c in self.children:
@@ -340,7 +461,9 @@ class Supervisor:
             except OSError:
                 pass
 
-    def _report(self, codes: List[int], reports: List[str]) -> None:
+    def _failure(self, codes: List[int], reports: List[str]) -> tuple:
+        """How the run failed, to report once: ``(line, kind)``, the kind of the report
+        it comes from (``"killed"`` for a process ended by a signal without one)."""
         import json
         import signal
 
@@ -353,9 +476,8 @@ class Supervisor:
         if self.first_failure is not None and self.first_failure[1] < 0 \
                 and not os.path.exists(reports[self.first_failure[0]]):
             i, code = self.first_failure
-            print(f"ferroflow: process {i} of {self.processes} was killed by {signal.Signals(-code).name}; "
-                  f"the other processes were stopped", file=sys.stderr)
-            return
+            name = signal.Signals(-code).name
+            return f"process {i} of {self.processes} was killed by {name}; the other processes were stopped", "killed"
         found = []
         for i, path in enumerate(reports):
             try:
@@ -363,15 +485,20 @@ class Supervisor:
                     found.append((i, json.load(f)))
             except (OSError, ValueError):
                 pass
+        reported = {i for i, _ in found}
         if found:
             i, report = min(found, key=lambda r: (_RANK.get(r[1].get("kind"), 1), r[0]))
-            print(f"ferroflow: process {i} of {self.processes}: {report['text']}", file=sys.stderr)
-            return
+            # A lost peer is the echo of a process killed without a word: name that one.
+            # (Not one we stopped ourselves, with SIGTERM or SIGINT, after it hung.)
+            killed = [j for j, code in enumerate(codes)
+                      if code < 0 and j not in reported and -code not in (signal.SIGTERM, signal.SIGINT)]
+            if report.get("kind") != "system" or not killed:
+                kind = "at_start" if report.get("at_start") else report.get("kind", "script")
+                return f"process {i} of {self.processes}: {report['text']}", kind
         for i, code in enumerate(codes):
             if code < 0:
                 name = signal.Signals(-code).name
-                print(f"ferroflow: process {i} of {self.processes} was killed by {name}; "
-                      f"the other processes were stopped", file=sys.stderr)
-                return
+                return f"process {i} of {self.processes} was killed by {name}; the other processes were stopped", \
+                    "killed"
         i = next(i for i, code in enumerate(codes) if code != 0)
-        print(f"ferroflow: process {i} of {self.processes} exited with status {codes[i]}", file=sys.stderr)
+        return f"process {i} of {self.processes} exited with status {codes[i]}", "exited"

@@ -1,13 +1,17 @@
 """Type stubs for the Rust extension (crates/python)."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeAlias, final
+from os import PathLike
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeAlias, Union, final
 
-__all__ = ["run_job", "resolve_secret", "CancelToken", "JobFailed", "SourceCancelled", "SourceContext", "ProcessContext",
+__all__ = ["run_job", "resolve_secret", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
+           "CancelToken", "JobFailed", "SourceCancelled", "SourceContext", "ProcessContext",
            "StateStore", "ValueStateImpl", "ListStateImpl", "MapStateImpl", "ReducingStateImpl", "AggregatingStateImpl",
            "BroadcastStateImpl", "_codec_encode", "_codec_decode"]
 
 class JobFailed(Exception):
-    """args: (text, kind, operator, record, message, worker)."""
+    """args: (text, kind, operator, record, message, worker, at_start): at_start when the job failed
+    before it ran (its plan, or the checkpoint it restores from), which no restart cures."""
 
 class SourceCancelled(BaseException):
     """Raised by ctx.collect() when the job stops."""
@@ -129,11 +133,23 @@ class AggregatingStateImpl:
 
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
-            object_reuse: bool = False, cancel: Optional[CancelToken] = None) -> Dict[str, Any]:
+            object_reuse: bool = False, cancel: Optional[CancelToken] = None,
+            checkpoint: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...],
     "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it).
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
-    object_reuse: operators may share records (off: each gets records of its own)."""
+    object_reuse: operators may share records (off: each gets records of its own).
+    checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off."""
+
+def checkpoint_probe_writable(dir: Union[str, PathLike[str]]) -> None:
+    """Creates the checkpoint storage directory if need be and checks it can be written;
+    ValueError with one line if not."""
+
+def checkpoint_find_latest(root: Union[str, PathLike[str]]) -> Tuple[Optional[Path], List[str]]:
+    """(the newest complete checkpoint directory under root or None, a warning per damaged newer one)."""
+
+def checkpoint_verify(dir: Union[str, PathLike[str]]) -> None:
+    """ValueError saying why ``dir`` is not a complete checkpoint or savepoint."""
 
 def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
     """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path

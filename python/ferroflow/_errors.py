@@ -34,6 +34,8 @@ class JobExecutionException(FerroflowError):
         record: ``repr`` of the record being processed (truncated), if known.
         detail: the exception and its traceback, or the error message.
         worker: the worker it happened on.
+        at_start: the job failed before it ran (its plan, or loading the checkpoint it
+            restores from): running it again would fail alike, so it is never restarted.
     """
 
     def __init__(self, text: str, kind: str = "internal", operator: Optional[str] = None,
@@ -44,6 +46,7 @@ class JobExecutionException(FerroflowError):
         self.record = record
         self.detail = detail
         self.worker = worker
+        self.at_start = False
 
 
 class InternalError(JobExecutionException):

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
         def prepare(self, count: int) -> None: ...
 
+        def keep_pristine(self) -> None: ...
+
+        def renew(self) -> None: ...
+
     #: A record's field as the built-in aggregations read it: an index, a name, or
     #: None for the whole record (see ``_aggregations.get_field``).
     Field = AnyOf[int, str, None]

@@ -116,6 +116,10 @@ def with_collector(fn: Callable, fixed: int) -> Callable:
 class RuntimeContext:
     """What a rich function's ``open()`` is told about where it runs."""
 
+    #: The attempt of the job running in this process: 0, then 1, 2... after each
+    #: restart (set by ``execute()``; one job runs at a time per process).
+    _attempt_number = 0
+
     def __init__(self, index: int, count: int, task_name: str = "") -> None:
         self._index = index
         self._count = count
@@ -129,6 +133,10 @@ class RuntimeContext:
 
     def get_task_name(self) -> str:
         return self._task_name
+
+    def get_attempt_number(self) -> int:
+        """0 on the job's first run, k after its k-th restart (a restart strategy's)."""
+        return RuntimeContext._attempt_number
 
     # -- keyed state (ferroflow.state): the engine's keyed runtime context overrides these --
 
@@ -179,6 +187,8 @@ class Udf:
         self.collector_arity = collector_arity
         self.wrap = wrap
         self.copies: List[Any] = []
+        #: The function object as the user gave it, kept for restarts (``keep_pristine``).
+        self.pristine: Any = None
         if isinstance(fn, type) and _is_function_class(fn):
             raise TypeError(f"pass an instance of {fn.__name__}, e.g. {fn.__name__}(), not the class itself")
         self.resolve(fn)  # fail at plan time, pointing at the user's call
@@ -210,6 +220,25 @@ class Udf:
                     self.copies.append(copy.deepcopy(self.fn))
                 except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                     self.copies.append(self.fn)
+
+    def keep_pristine(self) -> None:
+        """Before a job that may restart: keeps a copy of the function object as the
+        user gave it, since an attempt changes it (``open()``, fields, ``cancel()``)."""
+        if _is_function_object(self.fn):
+            import copy
+
+            try:
+                self.pristine = copy.deepcopy(self.fn)
+            except Exception:  # noqa: BLE001 - an object that cannot be copied is reused as it is
+                self.pristine = None
+
+    def renew(self) -> None:
+        """Before a restart: the function object again as the user gave it (as Flink,
+        which deserializes its functions anew for every attempt)."""
+        if self.pristine is not None:
+            import copy
+
+            self.fn = copy.deepcopy(self.pristine)
 
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
         """The callable worker ``index`` runs, and what to call when it is done.

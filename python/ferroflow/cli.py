@@ -63,6 +63,11 @@ options:
   --connect-timeout S   how long to wait for the other processes (default 30)
   --heartbeat-timeout S fail the job when another process sends nothing, not
                         even a heartbeat, for S seconds (default 30)
+  --from-checkpoint DIR start from the latest completed checkpoint under the
+                        checkpoint storage directory DIR
+  -s, --from-savepoint PATH
+                        start from the checkpoint or savepoint directory PATH
+                        (a chk-<n> directory, or a savepoint)
   A multi-host run needs the same secret on every host: FERROFLOW_SECRET or a file
   named by FERROFLOW_SECRET_FILE, read alike (an even number of hex digits is hex,
   anything else text; 16 bytes at least). `-p` makes one up for its own processes.
@@ -115,6 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if own else 2
     try:
         script, extra, options = parse_run_options(own)
+        restore = restore_point(options)
     except UsageError as e:
         print(f"ferroflow run: {e}", file=sys.stderr)
         return 2
@@ -122,6 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # (kill, systemd, a CI time-out) stops it the same way and exits 143.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    if restore is not None:
+        from ._cluster import ENV_RESTORE
+        os.environ[ENV_RESTORE] = restore  # execute() reads it, in this process or the -p ones
     if options.get("processes", 1) > 1:
         from ._cluster import Supervisor
         if not os.path.isfile(script):
@@ -165,7 +174,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 _OPTIONS = {"-p": "processes", "--processes": "processes", "-w": "workers", "--workers": "workers",
             "--addresses": "addresses", "--hosts-file": "hosts_file", "--process-id": "process_id",
-            "--connect-timeout": "connect_timeout", "--heartbeat-timeout": "heartbeat_timeout"}
+            "--connect-timeout": "connect_timeout", "--heartbeat-timeout": "heartbeat_timeout",
+            "--from-checkpoint": "from_checkpoint", "-s": "from_savepoint", "--from-savepoint": "from_savepoint"}
 _INT_OPTIONS = {"processes", "workers", "process_id"}
 #: Options without a value.
 _FLAGS = {"--oversubscribe": "oversubscribe"}
@@ -236,8 +246,43 @@ def parse_run_options(own: Sequence[str]) -> tuple:
             raise UsageError(f"--process-id {options['process_id']} is out of range for {count} addresses")
     elif "process_id" in options:
         raise UsageError("--process-id goes with --addresses (or --hosts-file)")
+    if "from_checkpoint" in options and "from_savepoint" in options:
+        raise UsageError("give either --from-checkpoint or -s/--from-savepoint, not both")
     _check_oversubscription(options)
     return script, extra, options
+
+
+def restore_point(options: dict) -> Optional[str]:
+    """The checkpoint directory ``--from-checkpoint``/``-s`` name, checked by the engine's
+    rules (UsageError in one line if it is not a complete checkpoint), or None."""
+    from . import _engine
+    from .checkpoint_config import storage_path
+
+    if "from_checkpoint" in options:
+        try:
+            root = storage_path(options["from_checkpoint"])
+            found, warnings = _engine.checkpoint_find_latest(root)
+        except ValueError as e:
+            raise UsageError(f"--from-checkpoint: {e}") from None
+        for w in warnings:
+            print(f"ferroflow: warning: {w}", file=sys.stderr)
+        if found is None:
+            why = "does not exist" if not os.path.exists(root) else "has no complete checkpoint (chk-<n> with a _MANIFEST)"
+            raise UsageError(f"--from-checkpoint {root}: {why}")
+        return os.path.abspath(found)
+    if "from_savepoint" in options:
+        try:
+            path = storage_path(options["from_savepoint"])
+        except ValueError as e:
+            raise UsageError(f"-s: {e}") from None
+        if not os.path.isdir(path):
+            raise UsageError(f"-s {path}: {'no such directory' if not os.path.exists(path) else 'not a directory'}")
+        try:
+            _engine.checkpoint_verify(path)
+        except ValueError as e:
+            raise UsageError(f"-s {path} is not a complete checkpoint or savepoint: {e}") from None
+        return os.path.abspath(path)
+    return None
 
 
 def _whole_number(name: str, text: str, least: int) -> int:

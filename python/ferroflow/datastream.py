@@ -779,6 +779,12 @@ class SplitStream(DataStream):
             def prepare(self, count: int) -> None:
                 selector.prepare(count)
 
+            def keep_pristine(self) -> None:
+                selector.keep_pristine()
+
+            def renew(self) -> None:
+                selector.renew()
+
             def bind(self, index: int, count: int):
                 call, close = selector.bind(index, count)
 
@@ -835,6 +841,14 @@ class _CustomPartitioner:
     def prepare(self, count: int) -> None:
         self.partitioner.prepare(count)
         self.key_selector.prepare(count)
+
+    def keep_pristine(self) -> None:
+        self.partitioner.keep_pristine()
+        self.key_selector.keep_pristine()
+
+    def renew(self) -> None:
+        self.partitioner.renew()
+        self.key_selector.renew()
 
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
         partition, close1 = self.partitioner.bind(index, count)

@@ -7,6 +7,7 @@ import time
 
 from ._errors import CheckpointingWarning, FerroflowError, job_failed
 from . import _nodes
+from .checkpoint_config import CheckpointConfig, CheckpointingMode
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .execution_config import ExecutionConfig
@@ -73,7 +74,8 @@ class StreamExecutionEnvironment:
         #: Nodes before this one belong to jobs that already ran (see ``_job_nodes``).
         self._job_start = 0
         self._parallelism: Optional[int] = None
-        self._checkpoint_interval: Optional[int] = None
+        self._checkpoint_config = CheckpointConfig()
+        self._restart_strategy: Any = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
         self._config = ExecutionConfig()
 
@@ -107,13 +109,53 @@ class StreamExecutionEnvironment:
         threads = os.environ.get(_cluster.ENV_THREADS)
         return int(threads) if threads else StreamExecutionEnvironment.default_parallelism
 
-    def enable_checkpointing(self, interval: int, mode: Any = None) -> "StreamExecutionEnvironment":
-        """Accepted for Flink compatibility, but ferroflow does not checkpoint yet: the
-        job is not fault tolerant. Warns so (a ``CheckpointingWarning``, once per
-        process; silence it with ``warnings.filterwarnings``)."""
-        self._checkpoint_interval = int(interval)
+    def enable_checkpointing(self, interval: int, mode: Optional[CheckpointingMode] = None
+                             ) -> "StreamExecutionEnvironment":
+        """Checkpoints every ``interval`` ms, in ``mode`` (``CheckpointingMode.EXACTLY_ONCE``,
+        the default; ``AT_LEAST_ONCE`` is accepted and runs as exactly-once, which
+        guarantees more). Further settings: ``get_checkpoint_config()``. With
+        checkpointing on, a job that fails restarts by its restart strategy (default:
+        Flink's exponential delay, see ``ferroflow.restart_strategy``).
+
+        Until the engine writes checkpoints, a restart starts the job from the
+        beginning; this warns so (a ``CheckpointingWarning``, once per process; silence
+        it with ``warnings.filterwarnings``)."""
+        self._checkpoint_config.set_checkpoint_interval(interval)
+        if mode is not None:
+            self._checkpoint_config.set_checkpointing_mode(mode)
         _warn_no_checkpoints(f"enable_checkpointing({interval!r})")
         return self
+
+    def get_checkpoint_config(self) -> CheckpointConfig:
+        """The job's checkpointing settings (storage directory, timeout, retention...)."""
+        return self._checkpoint_config
+
+    def get_checkpoint_interval(self) -> int:
+        """Milliseconds between checkpoints, or -1 when checkpointing is off."""
+        return self._checkpoint_config.get_checkpoint_interval()
+
+    def get_checkpointing_consistency_mode(self) -> CheckpointingMode:
+        """The checkpointing mode (PyFlink 2's name; ``get_checkpointing_mode`` is the older one)."""
+        return self._checkpoint_config.get_checkpointing_mode()
+
+    get_checkpointing_mode = get_checkpointing_consistency_mode
+
+    def set_restart_strategy(self, restart_strategy_configuration: Any) -> "StreamExecutionEnvironment":
+        """What happens when the job fails: ``RestartStrategies.fixed_delay_restart(attempts,
+        delay_ms)``, ``failure_rate_restart(...)``, ``exponential_delay_restart(...)`` or
+        ``no_restart()``. Without one: no restart, or with checkpointing on Flink's
+        default (exponential delay). See ``ferroflow.restart_strategy``."""
+        from .restart_strategy import RestartStrategyConfiguration
+
+        if not isinstance(restart_strategy_configuration, RestartStrategyConfiguration):
+            raise TypeError("set_restart_strategy() takes one of RestartStrategies' strategies, e.g. "
+                            f"RestartStrategies.fixed_delay_restart(3, 1000), got {restart_strategy_configuration!r}")
+        self._restart_strategy = restart_strategy_configuration
+        return self
+
+    def get_restart_strategy(self) -> Any:
+        """The strategy set by ``set_restart_strategy``, or None (the default applies)."""
+        return self._restart_strategy
 
     def set_stream_time_characteristic(self, characteristic: TimeCharacteristic) -> "StreamExecutionEnvironment":
         """The clock ``time_window``/``time_window_all`` follow: ``TimeCharacteristic.EventTime``
@@ -281,21 +323,47 @@ class StreamExecutionEnvironment:
             cluster_arg = (cluster.process, cluster.addresses, cluster.secret,
                            int(cluster.connect_timeout_s * 1000), _cluster.plan_fingerprint(job),
                            max(1, int(cluster.heartbeat_timeout_s * 1000)))
-        for n in job:
-            for function in _per_worker_functions(n.kind.fields()):
-                function.prepare(workers)
-        nodes, number = _engine_nodes(job)
         from ._collect import cancel_token
+        from ._plan import RuntimeContext
+        from .restart_strategy import Restarts, cause_line, effective_strategy, restartable
 
+        checkpoint = self._checkpoint_settings(name)
+        strategy = effective_strategy(self._restart_strategy, checkpoint is not None)
+        supervised = bool(os.environ.get(_cluster.ENV_REPORT))
+        if supervised:  # the -p supervisor restarts every process (see _cluster.Supervisor)
+            _cluster.announce_restarts(strategy, checkpoint)
+        restarts = Restarts(strategy)
+        attempt = _cluster.attempt_number()
+        functions = [f for n in job for f in _per_worker_functions(n.kind.fields())]
+        if restarts.may_restart() and not supervised:
+            for function in functions:
+                function.keep_pristine()
         started = time.monotonic()
-        try:
-            summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
-                                      object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token())
-        except _engine.JobFailed as failed:
-            text, kind, operator, record, detail, worker = failed.args
-            raise job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker) from None
-        finally:
-            self._flush_stdout()
+        while True:
+            RuntimeContext._attempt_number = attempt
+            for function in functions:
+                function.prepare(workers)
+            nodes, number = _engine_nodes(job)
+            try:
+                summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
+                                          object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token(),
+                                          checkpoint=checkpoint)
+                break
+            except _engine.JobFailed as failed:
+                text, kind, operator, record, detail, worker, at_start = failed.args
+                error = job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker)
+            finally:
+                self._flush_stdout()
+            error.at_start = at_start
+            delay = None if supervised or not restartable(error) else restarts.next_delay(cause_line(error))
+            if delay is None:
+                raise error from None
+            time.sleep(delay / 1000)
+            attempt += 1
+            for function in functions:
+                function.renew()
+            if checkpoint is not None:
+                checkpoint.restore_from = _cluster.restore_point(checkpoint)
         runtime_ms = int((time.monotonic() - started) * 1000)
         counts = {n.name: summary["counts"][number[n.id]] for n in job}
         for warning in summary["warnings"]:
@@ -303,6 +371,27 @@ class StreamExecutionEnvironment:
             print(f"ferroflow: warning: {warning}", file=sys.stderr)
         return JobExecutionResult(name, runtime_ms, counts, summary["dropped"], summary["warnings"],
                                   summary.get("late_dropped", 0))
+
+    def _checkpoint_settings(self, job_name: str) -> Any:
+        """The engine's checkpoint settings for this job (None when checkpointing is off),
+        with the checkpoint to start from (``ferroflow run --from-checkpoint``/``-s``);
+        fails at once, in one line, if the storage directory cannot be written."""
+        from . import _cluster, _engine
+
+        restore = os.environ.get(_cluster.ENV_RESTORE) or None
+        config = self._checkpoint_config
+        if not config.is_checkpointing_enabled():
+            if restore:
+                raise FerroflowError(f"cannot start from the checkpoint {restore}: the job does not enable "
+                                     "checkpointing (env.enable_checkpointing(interval))")
+            return None
+        settings = config._engine_settings(job_name, restore)
+        try:
+            _engine.checkpoint_probe_writable(settings.dir)
+        except ValueError as e:
+            raise FerroflowError(str(e)) from None
+        _cluster.note_start_point(settings)
+        return settings
 
     @staticmethod
     def _flush_stdout() -> None:
@@ -354,8 +443,8 @@ def _warn_no_checkpoints(call: str) -> None:
     _warned_checkpointing = True
     import warnings
 
-    warnings.warn(f"{call} has no effect: ferroflow does not checkpoint yet, so the job is not fault tolerant "
-                  "(a failure stops it and loses its state; it must run again from the start)",
+    warnings.warn(f"{call}: ferroflow does not write checkpoints yet, so the job is not fault tolerant "
+                  "(a restart runs it again from the start, without its state)",
                   CheckpointingWarning, stacklevel=3)
 
 
@@ -404,6 +493,24 @@ class _SourceRunner:
         self.function = function
         self.copies: List[Any] = []
         self.running: Dict[int, Any] = {}
+        self.pristine: Any = None
+
+    def keep_pristine(self) -> None:
+        """See ``Udf.keep_pristine``: a source's ``cancel()`` typically leaves it unable to run again."""
+        import copy
+
+        try:
+            self.pristine = copy.deepcopy(self.function)
+        except Exception:  # noqa: BLE001 - an object that cannot be copied is reused as it is
+            self.pristine = None
+
+    def renew(self) -> None:
+        """See ``Udf.renew``."""
+        import copy
+
+        if self.pristine is not None:
+            self.function = copy.deepcopy(self.pristine)
+        self.running = {}
 
     def prepare(self, count: int) -> None:
         """Copies the function for workers 1.. before the job starts (pristine copies)."""

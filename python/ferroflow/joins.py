@@ -65,6 +65,14 @@ class _SideKeys:
         self.first.prepare(count)
         self.second.prepare(count)
 
+    def keep_pristine(self) -> None:
+        self.first.keep_pristine()
+        self.second.keep_pristine()
+
+    def renew(self) -> None:
+        self.first.renew()
+        self.second.renew()
+
     def bind(self, index: int, count: int) -> Tuple[Callable, Optional[Callable]]:
         key1, close1 = self.first.bind(index, count)
         key2, close2 = self.second.bind(index, count)

@@ -6,6 +6,7 @@
 
 mod broadcast;
 mod builtins;
+mod checkpoint;
 mod codec;
 mod copies;
 mod errors;
@@ -34,7 +35,7 @@ create_exception!(
     _engine,
     JobFailed,
     PyException,
-    "A job failed; args: (text, kind, operator, record, message, worker)."
+    "A job failed; args: (text, kind, operator, record, message, worker, at_start)."
 );
 
 /// How often the calling thread wakes to check for Ctrl-C while a job runs.
@@ -55,7 +56,9 @@ fn kind_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-fn job_failed(e: &JobError) -> PyErr {
+/// `at_start`: the job failed before it ran (its plan, or loading the checkpoint it
+/// restores from), so running it again would fail alike: a restart strategy does not apply.
+fn job_failed(e: &JobError, at_start: bool) -> PyErr {
     JobFailed::new_err((
         e.to_string(),
         kind_name(e.kind),
@@ -63,6 +66,7 @@ fn job_failed(e: &JobError) -> PyErr {
         e.record.clone(),
         e.message.clone(),
         e.worker,
+        at_start,
     ))
 }
 
@@ -105,8 +109,10 @@ type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 /// of this process.
 /// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
 /// records of its own, see `copies`).
+/// `checkpoint`: the job's checkpointing (see `checkpoint::CheckpointArg`); off when `None`.
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None, checkpoint=None))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, each with its default
 fn run_job<'py>(
     py: Python<'py>,
     nodes: &Bound<'py, PyAny>,
@@ -115,8 +121,9 @@ fn run_job<'py>(
     cluster: Option<ClusterArg>,
     object_reuse: bool,
     cancel: Option<Py<CancelToken>>,
+    checkpoint: Option<checkpoint::CheckpointArg>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e))?;
+    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e, true))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)
@@ -124,9 +131,16 @@ fn run_job<'py>(
             .connect_timeout(Duration::from_millis(timeout_ms))
             .heartbeat_timeout(Duration::from_millis(heartbeat_ms))
     });
-    let config =
-        ExecConfig { workers, batch_size, scope: Arc::new(GilScope), cluster, object_reuse, ..ExecConfig::default() };
-    let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e))?;
+    let config = ExecConfig {
+        workers,
+        batch_size,
+        scope: Arc::new(GilScope),
+        cluster,
+        object_reuse,
+        checkpoint: checkpoint.map(Into::into),
+        ..ExecConfig::default()
+    };
+    let running = start(Arc::new(plan), config).map_err(|e| job_failed(&e, true))?;
     // Wait in slices instead of blocking in join, so Ctrl-C (or the cancel token)
     // reaches us within POLL; the wait ends as soon as the job does.
     let control = running.control.clone();
@@ -158,7 +172,7 @@ fn run_job<'py>(
     let summary = match py.detach(|| running.join()) {
         // Cancelled by the token: that is the end asked for, unless a real error came first.
         Err(e) if by_token && e.kind == ErrorKind::Cancelled => return cancelled_summary(py),
-        other => other.map_err(|e| job_failed(&e))?,
+        other => other.map_err(|e| job_failed(&e, false))?,
     };
     let out = PyDict::new(py);
     out.set_item("counts", summary.counts)?;
@@ -199,6 +213,9 @@ fn resolve_secret<'py>(
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_probe_writable, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_find_latest, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_verify, m)?)?;
     m.add_class::<CancelToken>()?;
     m.add("JobFailed", m.py().get_type::<JobFailed>())?;
     m.add("SourceCancelled", m.py().get_type::<sources::SourceCancelled>())?;

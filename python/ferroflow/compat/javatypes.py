@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 
 from .._errors import JobExecutionException
+from ..checkpoint_config import CheckpointingMode
 from .._java import NoSuchElementException
 from ..windowing import Time
 from .params import Properties
@@ -23,17 +24,6 @@ class WriteMode(str, enum.Enum):
 
     NO_OVERWRITE = "NO_OVERWRITE"
     OVERWRITE = "OVERWRITE"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class CheckpointingMode(str, enum.Enum):
-    """For ``enable_checkpointing(interval, mode)`` (recorded only: ferroflow does not
-    checkpoint yet)."""
-
-    EXACTLY_ONCE = "EXACTLY_ONCE"
-    AT_LEAST_ONCE = "AT_LEAST_ONCE"
 
     def __str__(self) -> str:
         return self.value
