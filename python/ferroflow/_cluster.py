@@ -357,6 +357,7 @@ class Supervisor:
         self._broken_pipe = False
         self.first_failure = None
         self.children = []
+        self.stopped: set = set()
         ports = free_ports(self.processes)
         addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
         secret = os.urandom(32).hex()
@@ -445,8 +446,10 @@ class Supervisor:
                     pass
 
     def _stop_all(self, sig: int) -> None:
-        for c in self.children:
+        for i, c in enumerate(self.children):
             if c.poll() is None:
+                # Stopped by us: its end is not the cause of the failure.
+                self.stopped.add(i)
                 self._signal(c, sig)
 
     @staticmethod
@@ -489,9 +492,9 @@ class Supervisor:
         if found:
             i, report = min(found, key=lambda r: (_RANK.get(r[1].get("kind"), 1), r[0]))
             # A lost peer is the echo of a process killed without a word: name that one.
-            # (Not one we stopped ourselves, with SIGTERM or SIGINT, after it hung.)
+            # (Not one we stopped ourselves, after another failed or while it hung.)
             killed = [j for j, code in enumerate(codes)
-                      if code < 0 and j not in reported and -code not in (signal.SIGTERM, signal.SIGINT)]
+                      if code < 0 and j not in reported and j not in self.stopped]
             if report.get("kind") != "system" or not killed:
                 kind = "at_start" if report.get("at_start") else report.get("kind", "script")
                 return f"process {i} of {self.processes}: {report['text']}", kind
