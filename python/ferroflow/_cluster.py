@@ -365,6 +365,14 @@ class Supervisor:
         cmd = [sys.executable, "-m", "ferroflow", "run", self.script, *self.extra, "-", *self.script_args]
         threads = []
         terminated = False
+
+        def forward(signum: int, frame: object) -> None:
+            # Savepoints are process 0's to take (its worker 0 coordinates checkpoints).
+            if self.children and self.children[0].poll() is None:
+                self.children[0].send_signal(signum)
+
+        signal.signal(signal.SIGUSR1, forward)
+        signal.signal(signal.SIGUSR2, forward)
         try:
             try:
                 for i in range(self.processes):

@@ -4,7 +4,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeAlias, Union, final
 
-__all__ = ["run_job", "resolve_secret", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
+__all__ = ["run_job", "resolve_secret", "request_savepoint", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
            "CancelToken", "JobFailed", "SourceCancelled", "SourceContext", "ProcessContext",
            "StateStore", "ValueStateImpl", "ListStateImpl", "MapStateImpl", "ReducingStateImpl", "AggregatingStateImpl",
            "BroadcastStateImpl", "_codec_encode", "_codec_decode"]
@@ -136,7 +136,8 @@ def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             object_reuse: bool = False, cancel: Optional[CancelToken] = None,
             checkpoint: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...],
-    "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it).
+    "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it; and
+    "stopped_with": the savepoint's path, when the job was stopped with a savepoint).
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
     object_reuse: operators may share records (off: each gets records of its own).
     checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off."""
@@ -150,6 +151,10 @@ def checkpoint_find_latest(root: Union[str, PathLike[str]]) -> Tuple[Optional[Pa
 
 def checkpoint_verify(dir: Union[str, PathLike[str]]) -> None:
     """ValueError saying why ``dir`` is not a complete checkpoint or savepoint."""
+
+def request_savepoint(stop: bool = False) -> None:
+    """Asks this process's running job for a savepoint (with ``stop``, the job stops once it
+    is written); safe in a signal handler. A job without checkpointing ignores it."""
 
 def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
     """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path

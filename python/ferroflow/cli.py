@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 USAGE = """\
 usage: ferroflow run SCRIPT [PATH ...] [- ARG ...]
+       ferroflow savepoint PID [--stop]
        ferroflow --version
 
 Runs a ferroflow (or talk-era Flink Python) job script on the embedded engine.
@@ -31,6 +32,9 @@ No server, JVM or configuration is needed.
 
 commands:
   run SCRIPT       run the job script SCRIPT (see `ferroflow run --help`)
+  savepoint PID    ask the running `ferroflow run` with process id PID for a
+                   savepoint (it prints where it wrote it); with --stop the job
+                   stops once it is written (same as: kill -USR1 PID, -USR2 to stop)
 
 options:
   -h, --help       show this help
@@ -111,6 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from . import __version__
         print(f"ferroflow {__version__}")
         return 0
+    if args[0] == "savepoint":
+        return savepoint_command(args[1:])
     if args[0] != "run":
         print(f"ferroflow: unknown command '{args[0]}'\n\n{USAGE}", end="", file=sys.stderr)
         return 2
@@ -128,6 +134,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # (kill, systemd, a CI time-out) stops it the same way and exits 143.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    # `ferroflow savepoint PID [--stop]`: a savepoint of the running job (the -p
+    # supervisor replaces these by forwarding to process 0, where the coordinator is).
+    signal.signal(signal.SIGUSR1, _savepoint)
+    signal.signal(signal.SIGUSR2, _savepoint)
     if restore is not None:
         from ._cluster import ENV_RESTORE
         os.environ[ENV_RESTORE] = restore  # execute() reads it, in this process or the -p ones
@@ -170,6 +180,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
+
+
+def _savepoint(signum: int, frame: object) -> None:
+    """SIGUSR1: take a savepoint; SIGUSR2: take one and stop the job."""
+    from . import _engine
+
+    _engine.request_savepoint(stop=signum == signal.SIGUSR2)
+
+
+def savepoint_command(args: Sequence[str]) -> int:
+    """``ferroflow savepoint PID [--stop]``: signals the ``ferroflow run`` with that pid."""
+    usage = "usage: ferroflow savepoint PID [--stop]"
+    stop = "--stop" in args
+    rest = [a for a in args if a != "--stop"]
+    if len(rest) != 1 or not rest[0].isdigit():
+        print(f"ferroflow savepoint: give the process id of a running `ferroflow run`\n{usage}", file=sys.stderr)
+        return 2
+    pid = int(rest[0])
+    try:
+        os.kill(pid, signal.SIGUSR2 if stop else signal.SIGUSR1)
+    except ProcessLookupError:
+        print(f"ferroflow savepoint: no process {pid}", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"ferroflow savepoint: process {pid} belongs to another user", file=sys.stderr)
+        return 1
+    what = "a savepoint, then to stop" if stop else "a savepoint"
+    print(f"ferroflow: asked process {pid} for {what}; it prints where the savepoint is written "
+          "(a job without checkpointing ignores it)", file=sys.stderr)
+    return 0
 
 
 _OPTIONS = {"-p": "processes", "--processes": "processes", "-w": "workers", "--workers": "workers",

@@ -365,6 +365,13 @@ class StreamExecutionEnvironment:
             if checkpoint is not None:
                 checkpoint.restore_from = _cluster.restore_point(checkpoint)
         runtime_ms = int((time.monotonic() - started) * 1000)
+        stopped_with = summary.get("stopped_with")
+        if stopped_with is not None:
+            import sys
+            if os.environ.get(_cluster.ENV_PROCESS, "0") in ("", "0"):
+                print(f"ferroflow: the job was stopped with a savepoint at {stopped_with}; resume it with "
+                      f"`ferroflow run <script> -s {stopped_with}`", file=sys.stderr)
+            return JobExecutionResult(name, runtime_ms, {}, 0, [], 0)
         counts = {n.name: summary["counts"][number[n.id]] for n in job}
         for warning in summary["warnings"]:
             import sys

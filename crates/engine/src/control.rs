@@ -35,6 +35,8 @@ pub struct JobControl {
     savepoint: AtomicU8,
     /// Where the savepoint the job was stopped with went.
     stopped_with: Mutex<Option<std::path::PathBuf>>,
+    /// Savepoints written and not yet announced (see [`JobControl::take_savepoints_written`]).
+    savepoints_written: Mutex<Vec<std::path::PathBuf>>,
     warnings: Mutex<Vec<String>>,
     /// Sinks' finished output (with the sink's name), published once the job succeeded.
     commits: Mutex<Vec<(String, Box<dyn SinkCommit>)>>,
@@ -55,6 +57,7 @@ impl JobControl {
             released: AtomicU64::new(0),
             savepoint: AtomicU8::new(0),
             stopped_with: Mutex::new(None),
+            savepoints_written: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
             commits: Mutex::new(Vec::new()),
         }
@@ -177,7 +180,22 @@ impl JobControl {
             path.display()
         );
         *self.stopped_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
-        self.fail(JobError::new(ErrorKind::Cancelled, message));
+        let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        // A peer that stopped first is heard of as a cancellation: this stop explains it.
+        if slot.as_ref().is_none_or(|e| e.kind == ErrorKind::Cancelled) {
+            *slot = Some(JobError::new(ErrorKind::Cancelled, message));
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+
+    /// A savepoint was written to `path` (the job goes on).
+    pub(crate) fn savepoint_written(&self, path: std::path::PathBuf) {
+        self.savepoints_written.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+    }
+
+    /// The savepoints written since the last call, for the caller to announce.
+    pub fn take_savepoints_written(&self) -> Vec<std::path::PathBuf> {
+        std::mem::take(&mut *self.savepoints_written.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Where the savepoint the job was stopped with is, if it was.

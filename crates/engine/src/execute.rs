@@ -408,6 +408,9 @@ fn run_worker<R: Record>(
         }
         counts.borrow_mut().iter_mut().for_each(|c| *c = 0);
     }
+    if let (Some(c), Some(_)) = (env.checkpoints.as_ref(), monitor) {
+        c.stopped_by_peer(control);
+    }
     if control.aborted() {
         // Closing our connections tells the other processes at once; a cancellation of
         // our own (not one a peer told us of) is announced as such first.

@@ -314,7 +314,9 @@ fn a_savepoint_asked_for_is_written_apart_and_stop_with_savepoint_ends_the_job()
     let deadline = std::time::Instant::now() + HANG;
     let savepoints = store.0.join(storage::SAVEPOINTS);
     let written = || std::fs::read_dir(&savepoints).map(|d| d.count()).unwrap_or(0);
-    while written() == 0 || running.control.warnings().iter().all(|w| !w.starts_with("savepoint written")) {
+    let mut announced = Vec::new();
+    while written() == 0 || announced.is_empty() {
+        announced.extend(running.control.take_savepoints_written());
         assert!(
             std::time::Instant::now() < deadline,
             "no savepoint: {:?} {:?}",
@@ -324,7 +326,9 @@ fn a_savepoint_asked_for_is_written_apart_and_stop_with_savepoint_ends_the_job()
         std::thread::sleep(Duration::from_millis(2));
     }
     running.control.request_savepoint(true);
+    let control = running.control.clone();
     let err = running.join().expect_err("stop-with-savepoint ends the job");
+    let running_stopped_with = control.stopped_with();
     assert_eq!(err.kind, ferroflow_engine::ErrorKind::Cancelled);
     assert!(err.message.contains("stopped with a savepoint at"), "{}", err.message);
     let mut found: Vec<PathBuf> = std::fs::read_dir(&savepoints).unwrap().map(|e| e.unwrap().path()).collect();
@@ -336,4 +340,41 @@ fn a_savepoint_asked_for_is_written_apart_and_stop_with_savepoint_ends_the_job()
         assert_eq!(m.parts.len(), 2);
     }
     assert!(err.message.contains(&found[1].display().to_string()), "names the path: {}", err.message);
+    assert_eq!(announced, vec![found[0].clone()], "the first savepoint is announced once");
+    assert_eq!(running_stopped_with, Some(found[1].clone()));
+}
+
+#[test]
+fn stop_with_savepoint_stops_every_process_naming_the_same_savepoint() {
+    use ferroflow_engine::cluster::{self, ClusterConfig};
+    use std::net::TcpListener;
+
+    let store = TempDir::new("stop2");
+    let listeners: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    drop(listeners);
+    let secret = cluster::generate_secret();
+    let runs: Vec<_> = (0..2)
+        .map(|p| {
+            let cluster =
+                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(10));
+            let config = ExecConfig { cluster: Some(cluster), ..checkpointing(1, &store.0, 5) };
+            ferroflow_engine::start(Arc::new(plan(200_000, &new_out())), config).unwrap()
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + HANG;
+    while storage::last_id(&store.0).unwrap() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoints");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    runs[0].control.request_savepoint(true);
+    let controls: Vec<_> = runs.iter().map(|r| r.control.clone()).collect();
+    for r in runs {
+        let err = r.join().expect_err("stopped");
+        assert_eq!(err.kind, ferroflow_engine::ErrorKind::Cancelled, "{}", err.message);
+    }
+    let paths: Vec<_> = controls.iter().map(|c| c.stopped_with()).collect();
+    assert!(paths[0].is_some(), "process 0 names its savepoint");
+    assert_eq!(paths[0], paths[1], "both processes stop with the same savepoint");
+    storage::verify(paths[0].as_ref().unwrap()).unwrap();
 }

@@ -17,7 +17,7 @@ mod record;
 mod sources;
 mod udf;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use ferroflow_engine::cluster::ClusterConfig;
+use ferroflow_engine::control::JobControl;
 use ferroflow_engine::{start, ErrorKind, ExecConfig, JobError};
 
 use crate::record::GilScope;
@@ -148,6 +149,10 @@ fn run_job<'py>(
     let mut by_token = false;
     while !py.detach(|| control.wait_finished(POLL)) {
         let interrupt = py.check_signals().err();
+        if let Some(stop) = take_savepoint_request() {
+            control.request_savepoint(stop);
+        }
+        announce_savepoints(py, &control);
         by_token = interrupt.is_none() && cancelled();
         if interrupt.is_none() && !by_token {
             continue;
@@ -172,8 +177,16 @@ fn run_job<'py>(
     let summary = match py.detach(|| running.join()) {
         // Cancelled by the token: that is the end asked for, unless a real error came first.
         Err(e) if by_token && e.kind == ErrorKind::Cancelled => return cancelled_summary(py),
+        // Stopped with a savepoint: the end asked for too.
+        Err(e) if e.kind == ErrorKind::Cancelled && control.stopped_with().is_some() => {
+            announce_savepoints(py, &control);
+            let out = cancelled_summary(py)?;
+            out.set_item("stopped_with", control.stopped_with())?;
+            return Ok(out);
+        }
         other => other.map_err(|e| job_failed(&e, false))?,
     };
+    announce_savepoints(py, &control);
     let out = PyDict::new(py);
     out.set_item("counts", summary.counts)?;
     out.set_item("dropped", summary.dropped)?;
@@ -181,6 +194,33 @@ fn run_job<'py>(
     out.set_item("warnings", summary.warnings)?;
     out.set_item("cancelled", false)?;
     Ok(out)
+}
+
+/// A savepoint asked for by `request_savepoint` (0: none, 1: take one, 2: and stop).
+static SAVEPOINT_REQUEST: AtomicU8 = AtomicU8::new(0);
+
+/// Asks the running job (of this process) for a savepoint; with `stop`, the job stops
+/// once it is written. Safe to call from a signal handler: the job's wait loop passes it
+/// on within its poll interval. A job without checkpointing ignores it.
+#[pyfunction]
+#[pyo3(signature = (stop=false))]
+fn request_savepoint(stop: bool) {
+    SAVEPOINT_REQUEST.fetch_max(if stop { 2 } else { 1 }, Ordering::SeqCst);
+}
+
+fn take_savepoint_request() -> Option<bool> {
+    match SAVEPOINT_REQUEST.swap(0, Ordering::SeqCst) {
+        0 => None,
+        n => Some(n == 2),
+    }
+}
+
+/// Tells the person running the job where each savepoint went, as it is written.
+fn announce_savepoints(py: Python<'_>, control: &JobControl) {
+    for path in control.take_savepoints_written() {
+        let line = format!("ferroflow: savepoint written to {}\n", path.display());
+        let _ = py.import("sys").and_then(|sys| sys.getattr("stderr")?.call_method1("write", (line,)));
+    }
 }
 
 /// `run_job`'s answer for a job its cancel token stopped: no counts (partial ones would
@@ -213,6 +253,7 @@ fn resolve_secret<'py>(
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(request_savepoint, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::checkpoint_probe_writable, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::checkpoint_find_latest, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::checkpoint_verify, m)?)?;

@@ -54,9 +54,10 @@ pub enum Message {
     Written { checkpoint: u64, worker: u32, size: u64, crc: u32 },
     /// Worker to coordinator: `worker` could not write its part.
     WriteFailed { checkpoint: u64, worker: u32, error: String },
-    /// Coordinator to all: move the sources to `segment`; the checkpoint is a savepoint
-    /// (written under `savepoints/`, never removed by retention).
-    Trigger { segment: u64, savepoint: bool },
+    /// Coordinator to all: move the sources to `segment`. `savepoint`: it is a savepoint
+    /// (written under `savepoints/`, never removed by retention), `Some(true)` one the job
+    /// stops with once it completes (every process stops then).
+    Trigger { segment: u64, savepoint: Option<bool> },
     /// Coordinator to all: every operator has snapshotted `.0`; sources go on.
     Release(u64),
     /// Coordinator to all: `.0` is complete (committed).
@@ -103,6 +104,8 @@ pub struct Checkpoints {
     on_complete: RefCell<Vec<Activator>>,
     /// The checkpoints in progress that are savepoints.
     savepoints: RefCell<BTreeSet<u64>>,
+    /// The savepoint the job stops with once it completes.
+    stop_at: Cell<Option<u64>>,
 }
 
 impl Checkpoints {
@@ -149,6 +152,7 @@ impl Checkpoints {
             completed: Cell::new(0),
             on_complete: RefCell::new(Vec::new()),
             savepoints: RefCell::new(BTreeSet::new()),
+            stop_at: Cell::new(None),
         })
     }
 
@@ -175,6 +179,16 @@ impl Checkpoints {
     /// Wakes `activator` whenever a checkpoint completes.
     pub fn wake_on_complete(&self, activator: Activator) {
         self.on_complete.borrow_mut().push(activator);
+    }
+
+    /// After the job was aborted: if every process was stopping with a savepoint and
+    /// a peer, having seen it complete, stopped first (heard here as a cancellation),
+    /// this process stops with it too.
+    pub fn stopped_by_peer(&self, control: &JobControl) {
+        let peer_cancelled = control.error().is_some_and(|e| e.kind == crate::error::ErrorKind::Cancelled);
+        if let (Some(c), true, None) = (self.stop_at.get(), peer_cancelled, control.stopped_with()) {
+            control.stop_with_savepoint(target_dir(&self.settings.dir, self.id_of(c), true));
+        }
     }
 
     /// The id of the checkpoint the job restored from (0: none).
@@ -218,8 +232,11 @@ impl Checkpoints {
     pub fn receive(&self, message: Message, control: &JobControl) {
         match message {
             Message::Trigger { segment, savepoint } => {
-                if savepoint {
+                if let Some(stop) = savepoint {
                     self.savepoints.borrow_mut().insert(segment);
+                    if stop {
+                        self.stop_at.set(Some(segment));
+                    }
                 }
                 control.request_segment(segment)
             }
@@ -232,6 +249,9 @@ impl Checkpoints {
                 self.completed.set(self.completed.get().max(self.id_of(c)));
                 for a in self.on_complete.borrow().iter() {
                     a.activate();
+                }
+                if self.stop_at.get() == Some(c) {
+                    control.stop_with_savepoint(target_dir(&self.settings.dir, self.id_of(c), true));
                 }
             }
             report => {
@@ -364,7 +384,7 @@ impl Coordinator {
                     snapshotted: BTreeSet::new(),
                     written: BTreeMap::new(),
                 });
-                out.push(Message::Trigger { segment: c, savepoint: savepoint.is_some() });
+                out.push(Message::Trigger { segment: c, savepoint });
             }
         }
     }
@@ -408,10 +428,9 @@ impl Coordinator {
                             self.in_flight = None;
                             self.last_end = now;
                             out.push(Message::Complete(checkpoint));
-                            match savepoint {
-                                Some(true) => control.stop_with_savepoint(dir),
-                                Some(false) => control.warn(format!("savepoint written to {}", dir.display())),
-                                None => {}
+                            // A stop-with-savepoint stops every worker when `Complete` reaches it.
+                            if savepoint == Some(false) {
+                                control.savepoint_written(dir);
                             }
                         }
                         Err(e) => {
