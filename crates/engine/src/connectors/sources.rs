@@ -25,7 +25,11 @@ pub fn text_file<R: Record>(path: impl Into<PathBuf>, errors: EncodingErrors) ->
 
 /// [`text_file`] splitting files from `split_min` bytes on (tests split small files).
 #[doc(hidden)]
-pub fn text_file_split<R: Record>(path: impl Into<PathBuf>, errors: EncodingErrors, split_min: u64) -> SourceFactory<R> {
+pub fn text_file_split<R: Record>(
+    path: impl Into<PathBuf>,
+    errors: EncodingErrors,
+    split_min: u64,
+) -> SourceFactory<R> {
     let path = path.into();
     Arc::new(move |ctx| {
         let files = list_input_files(&path).map_err(|e| UdfError::new(e.to_string()))?;
@@ -35,6 +39,7 @@ pub fn text_file_split<R: Record>(path: impl Into<PathBuf>, errors: EncodingErro
             marked: shares.clone(),
             lines: LineReader::new(shares, errors),
             errors,
+            split_min,
             buffer: Vec::new(),
         }) as Box<dyn SourceReader<R>>)
     })
@@ -43,6 +48,8 @@ pub fn text_file_split<R: Record>(path: impl Into<PathBuf>, errors: EncodingErro
 struct TextFileReader {
     lines: LineReader,
     errors: EncodingErrors,
+    /// Ranges from this many bytes on are cut among the readers of a rescaled restore.
+    split_min: u64,
     buffer: Vec<String>,
     /// The byte ranges left at the last mark (see [`LineReader::remaining`]).
     marked: Vec<FileShare>,
@@ -76,15 +83,39 @@ impl<R: Record> SourceReader<R> for TextFileReader {
     }
 
     /// Each range is a piece of work on its own (a line belongs to the range its first
-    /// byte is in), so after a rescale every old reader's ranges are dealt to the new
-    /// readers: no line is read twice or skipped, though the shares may be uneven.
+    /// byte is in, wherever the range is cut), so after a rescale every old reader's
+    /// ranges, those from `split_min` bytes on cut in as many parts as there are new
+    /// readers, are dealt to the new readers: no line is read twice or skipped.
     fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
-        if let Some(shares) = dealt_pieces(from, read_shares::<R>)? {
+        let parts = if from.same_parallelism() { 1 } else { from.peers() };
+        let split_min = self.split_min;
+        let read = |section: &[u8]| -> Result<Vec<FileShare>, StateError> {
+            let shares = read_shares::<R>(section)?;
+            Ok(shares
+                .into_iter()
+                .flat_map(|s| cut_share(s, if parts > 1 { split_min } else { u64::MAX }, parts))
+                .collect())
+        };
+        if let Some(shares) = dealt_pieces(from, read)? {
             self.marked = shares.clone();
             self.lines = LineReader::new(shares, self.errors);
         }
         Ok(())
     }
+}
+
+/// `share` cut in `parts` contiguous byte ranges if it has `split_min` bytes or more.
+fn cut_share(share: FileShare, split_min: u64, parts: usize) -> Vec<FileShare> {
+    let len = share.end.saturating_sub(share.start);
+    if len < split_min.max(1) || parts < 2 {
+        return vec![share];
+    }
+    // Exact in u128; each cut lies within the share.
+    let cut = |i: usize| share.start + u64::try_from(u128::from(len) * i as u128 / parts as u128).unwrap_or(len);
+    (0..parts)
+        .map(|i| FileShare { path: share.path.clone(), start: cut(i), end: cut(i + 1) })
+        .filter(|s| s.start < s.end)
+        .collect()
 }
 
 fn read_shares<R: Record>(section: &[u8]) -> Result<Vec<FileShare>, StateError> {

@@ -86,7 +86,12 @@ pub fn plan_shares(files: &[PathBuf], worker: usize, workers: usize) -> io::Resu
 
 /// [`plan_shares`] with the split threshold as a parameter, so tests can split small files.
 #[doc(hidden)]
-pub fn plan_shares_with(files: &[PathBuf], worker: usize, workers: usize, split_min: u64) -> io::Result<Vec<FileShare>> {
+pub fn plan_shares_with(
+    files: &[PathBuf],
+    worker: usize,
+    workers: usize,
+    split_min: u64,
+) -> io::Result<Vec<FileShare>> {
     if worker >= workers {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
