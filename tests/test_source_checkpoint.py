@@ -179,7 +179,7 @@ def test_non_parallel_source_restores_at_any_parallelism():
 
 
 def test_source_without_snapshot_state_starts_over():
-    read, section = interrupted(lambda: _SourceRunner(NoHook()), 2, 1)
+    _, section = interrupted(lambda: _SourceRunner(NoHook()), 2, 1)
     assert section == b""
     assert resumed(lambda: _SourceRunner(NoHook()), [section]) == [0, 1, 2, 3, 4]
 

@@ -239,7 +239,8 @@ impl FunctionSource {
             space: Condvar::new(),
         });
         let internal = |e: PyErr| UdfError::internal(e.to_string());
-        let checkpoint_lock = py.import("_thread").and_then(|m| m.getattr("RLock")?.call0()).map_err(internal)?.unbind();
+        let checkpoint_lock =
+            py.import("_thread").and_then(|m| m.getattr("RLock")?.call0()).map_err(internal)?.unbind();
         let replayable = function.bind(py).call_method0("replayable").and_then(|r| r.is_truthy()).map_err(internal)?;
         let ctx = Py::new(
             py,
