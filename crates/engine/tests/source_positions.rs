@@ -19,7 +19,7 @@ use ferroflow_engine::connectors::text::EncodingErrors;
 use ferroflow_engine::functions::{SourceFactory, SourceReader, SourceStatus, WorkerContext};
 
 fn make(factory: &SourceFactory<V>, index: usize, peers: usize) -> Box<dyn SourceReader<V>> {
-    factory(&WorkerContext { index, peers, waker: None }).unwrap()
+    factory(&WorkerContext { index, peers, waker: None, checkpointing: Default::default() }).unwrap()
 }
 
 /// Polls `polls` batches of `batch` (fewer if the reader ends first).
@@ -278,4 +278,38 @@ fn socket_source_keeps_no_position() {
     let err = r.restore(&Restore::new(vec![b"x"], 0, 1)).unwrap_err();
     assert!(err.internal, "{}", err.message);
     r.cancel();
+}
+
+/// A source limited to fewer readers than the job has workers: the driver's restore
+/// counts every worker of the job (with empty sections for workers that ran no
+/// reader), and nothing may be dealt to a worker without a reader.
+#[test]
+fn limited_parallelism_deals_only_to_the_readers() {
+    let dir = TempDir::new("positions-limited");
+    let text: String = (0..3000).map(|i| format!("row {i}\n")).collect();
+    dir.write("big.txt", text.as_bytes());
+    let want = multiset((0..3000).map(|i| V::S(format!("row {i}"))));
+    for (factory, want) in [
+        (sources::text_file_split::<V>(dir.path(), EncodingErrors::Strict, 0), want),
+        (sources::sequence::<V>(0, 2999), multiset((0..3000).map(V::I))),
+    ] {
+        // Old job: 3 workers, the source on 2 of them. New job: 4 workers, source on 3.
+        let (mut kept, mut sections) = (Vec::new(), Vec::new());
+        for i in 0..2 {
+            let mut r = make(&factory, i, 2);
+            poll_some(r.as_mut(), 3 + i, 50, &mut kept);
+            r.mark_position(1).unwrap();
+            let mut s = Vec::new();
+            r.snapshot(&mut s).unwrap();
+            sections.push(s);
+        }
+        sections.push(Vec::new());
+        let refs: Vec<&[u8]> = sections.iter().map(Vec::as_slice).collect();
+        for j in 0..3 {
+            let mut r = make(&factory, j, 3);
+            r.restore(&Restore::new(refs.clone(), j, 4)).unwrap();
+            kept.extend(poll_all(r.as_mut(), 50));
+        }
+        assert_eq!(multiset(kept), want);
+    }
 }

@@ -15,13 +15,22 @@ use crate::record::Record;
 /// in old worker order, dealt round-robin ([`Restore::deals`]), so each piece has
 /// exactly one reader. `None` if no old reader wrote anything (start afresh). An empty
 /// section is an old worker that ran no reader: it has no pieces.
+///
+/// `peers`: how many readers the source has now (its own parallelism, from its
+/// [`crate::functions::WorkerContext`]): a source limited to fewer workers than the
+/// job's has no reader on the others, so nothing may be dealt to them.
 pub fn dealt_pieces<T>(
     from: &Restore<'_>,
+    peers: usize,
     read: impl Fn(&[u8]) -> Result<Vec<T>, StateError>,
 ) -> UdfResult<Option<Vec<T>>> {
     if from.non_empty().next().is_none() {
         return Ok(None);
     }
+    if from.worker() >= peers {
+        return Err(UdfError::internal(format!("source reader {} restored as one of {peers}", from.worker())));
+    }
+    let from = &Restore::new(from.sections().to_vec(), from.worker(), peers);
     if let Some(own) = from.own() {
         return Ok(Some(if own.is_empty() { Vec::new() } else { read(own)? }));
     }

@@ -36,6 +36,7 @@ pub fn text_file_split<R: Record>(
         let shares =
             plan_shares_with(&files, ctx.index, ctx.peers, split_min).map_err(|e| UdfError::new(e.to_string()))?;
         Ok(Box::new(TextFileReader {
+            peers: ctx.peers,
             marked: shares.clone(),
             lines: LineReader::new(shares, errors),
             errors,
@@ -50,6 +51,8 @@ struct TextFileReader {
     errors: EncodingErrors,
     /// Ranges from this many bytes on are cut among the readers of a rescaled restore.
     split_min: u64,
+    /// How many readers the source has.
+    peers: usize,
     buffer: Vec<String>,
     /// The byte ranges left at the last mark (see [`LineReader::remaining`]).
     marked: Vec<FileShare>,
@@ -87,7 +90,8 @@ impl<R: Record> SourceReader<R> for TextFileReader {
     /// ranges, those from `split_min` bytes on cut in as many parts as there are new
     /// readers, are dealt to the new readers: no line is read twice or skipped.
     fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
-        let parts = if from.same_parallelism() { 1 } else { from.peers() };
+        let peers = self.peers;
+        let parts = if from.old_peers() == peers { 1 } else { peers };
         let split_min = self.split_min;
         let read = |section: &[u8]| -> Result<Vec<FileShare>, StateError> {
             let shares = read_shares::<R>(section)?;
@@ -96,7 +100,7 @@ impl<R: Record> SourceReader<R> for TextFileReader {
                 .flat_map(|s| cut_share(s, if parts > 1 { split_min } else { u64::MAX }, parts))
                 .collect())
         };
-        if let Some(shares) = dealt_pieces(from, read)? {
+        if let Some(shares) = dealt_pieces(from, peers, read)? {
             self.marked = shares.clone();
             self.lines = LineReader::new(shares, self.errors);
         }
@@ -136,7 +140,7 @@ pub fn sequence<R: Record>(start: i64, end: i64) -> SourceFactory<R> {
     Arc::new(move |ctx| {
         let range = sequence_share(start, end, ctx.index, ctx.peers);
         let ranges: VecDeque<_> = (!range.is_empty()).then(|| (*range.start(), *range.end())).into_iter().collect();
-        Ok(Box::new(SequenceReader { marked: ranges.clone(), ranges }) as Box<dyn SourceReader<R>>)
+        Ok(Box::new(SequenceReader { marked: ranges.clone(), ranges, peers: ctx.peers }) as Box<dyn SourceReader<R>>)
     })
 }
 
@@ -146,6 +150,8 @@ struct SequenceReader {
     ranges: VecDeque<(i64, i64)>,
     /// `ranges` at the last mark.
     marked: VecDeque<(i64, i64)>,
+    /// How many readers the source has.
+    peers: usize,
 }
 
 impl<R: Record> SourceReader<R> for SequenceReader {
@@ -180,7 +186,7 @@ impl<R: Record> SourceReader<R> for SequenceReader {
 
     /// After a rescale the old readers' ranges are dealt to the new ones.
     fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
-        if let Some(ranges) = dealt_pieces(from, read_ranges::<R>)? {
+        if let Some(ranges) = dealt_pieces(from, self.peers, read_ranges::<R>)? {
             self.ranges = ranges.into();
             self.marked.clone_from(&self.ranges);
         }
