@@ -293,10 +293,10 @@ fn limited_parallelism_deals_only_to_the_readers() {
         (sources::text_file_split::<V>(dir.path(), EncodingErrors::Strict, 0), want),
         (sources::sequence::<V>(0, 2999), multiset((0..3000).map(V::I))),
     ] {
-        // Old job: 3 workers, the source on 2 of them. New job: 4 workers, source on 3.
+        // Old job: 5 workers, the source on 4 of them. New job: 5 workers, source on 2.
         let (mut kept, mut sections) = (Vec::new(), Vec::new());
-        for i in 0..2 {
-            let mut r = make(&factory, i, 2);
+        for i in 0..4 {
+            let mut r = make(&factory, i, 4);
             poll_some(r.as_mut(), 3 + i, 50, &mut kept);
             r.mark_position(1).unwrap();
             let mut s = Vec::new();
@@ -305,9 +305,9 @@ fn limited_parallelism_deals_only_to_the_readers() {
         }
         sections.push(Vec::new());
         let refs: Vec<&[u8]> = sections.iter().map(Vec::as_slice).collect();
-        for j in 0..3 {
-            let mut r = make(&factory, j, 3);
-            r.restore(&Restore::new(refs.clone(), j, 4)).unwrap();
+        for j in 0..2 {
+            let mut r = make(&factory, j, 2);
+            r.restore(&Restore::new(refs.clone(), j, 5)).unwrap();
             kept.extend(poll_all(r.as_mut(), 50));
         }
         assert_eq!(multiset(kept), want);
