@@ -362,6 +362,9 @@ impl SourceReader<PyRec> for FunctionSource {
             }
             let locked = self.take_checkpoint_lock(py)?;
             let state = self.function.bind(py).call_method1("snapshot_worker", (self.index, segment));
+            // Read under the lock too: `snapshot_state` covers exactly these.
+            let mut pending = self.carry.clone();
+            pending.extend(self.shared.lock().records.iter().cloned());
             if locked {
                 let _ = self.checkpoint_lock.bind(py).call_method0("release");
             }
@@ -371,8 +374,6 @@ impl SourceReader<PyRec> for FunctionSource {
             } else {
                 Some(state.get_item(0).map_err(|e| UdfError::internal(e.to_string()))?.unbind())
             };
-            let mut pending = self.carry.clone();
-            pending.extend(self.shared.lock().records.iter().cloned());
             self.marked = Some((state, pending));
             Ok(())
         })
