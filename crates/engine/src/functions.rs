@@ -260,9 +260,11 @@ pub trait SourceReader<R>: 'static {
     }
 
     /// Checkpoints: appends the position recorded at the last
-    /// [`SourceReader::mark_position`] (before any: where the reader started) to `out`,
-    /// through [`crate::checkpoint::state_io`]. Called inside the batch scope. Default:
-    /// writes nothing (the reader cannot resume; a restore starts it afresh).
+    /// [`SourceReader::mark_position`] (before any: where the reader started; once a
+    /// poll said [`SourceStatus::Done`]: the end, which stands for the reader in every
+    /// later checkpoint) to `out`, through [`crate::checkpoint::state_io`]. Called inside
+    /// the batch scope. Default: writes nothing (the reader cannot resume; a restore
+    /// starts it afresh).
     fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
         Ok(())
     }

@@ -22,13 +22,14 @@ fn make(factory: &SourceFactory<V>, index: usize, peers: usize) -> Box<dyn Sourc
     factory(&WorkerContext { index, peers, waker: None, checkpointing: Default::default() }).unwrap()
 }
 
-/// Polls `polls` batches of `batch` (fewer if the reader ends first).
-fn poll_some(r: &mut dyn SourceReader<V>, polls: usize, batch: usize, out: &mut Vec<V>) {
+/// Polls `polls` batches of `batch` (fewer if the reader ends first); whether it ended.
+fn poll_some(r: &mut dyn SourceReader<V>, polls: usize, batch: usize, out: &mut Vec<V>) -> bool {
     for _ in 0..polls {
         if r.poll(batch, out).unwrap() == SourceStatus::Done {
-            return;
+            return true;
         }
     }
+    false
 }
 
 fn poll_all(r: &mut dyn SourceReader<V>, batch: usize) -> Vec<V> {
@@ -67,7 +68,12 @@ fn interrupted(
         let mut read = Vec::new();
         poll_some(r.as_mut(), before[i % before.len()], batch, &mut read);
         r.mark_position(1).unwrap();
-        poll_some(r.as_mut(), lost[i % lost.len()], batch, &mut Vec::new());
+        let mut after_mark = Vec::new();
+        if poll_some(r.as_mut(), lost[i % lost.len()], batch, &mut after_mark) {
+            // An ended reader's position is its end, in every later checkpoint (the
+            // driver snapshots it once more when it ends): nothing of it is lost.
+            read.extend(after_mark);
+        }
         let mut section = Vec::new();
         r.snapshot(&mut section).unwrap();
         // Snapshotting again gives the same bytes: it is the mark's position.
@@ -85,6 +91,23 @@ fn interrupted(
         after.push(poll_all(r.as_mut(), batch));
     }
     (kept, after)
+}
+
+/// Once a reader has ended, its snapshot is its end, whatever it marked before.
+#[test]
+fn an_ended_reader_snapshots_its_end() {
+    let dir = TempDir::new("positions-ended");
+    dir.write("a.txt", b"1\n2\n3\n");
+    for factory in [sources::text_file::<V>(dir.path(), EncodingErrors::Strict), sources::sequence::<V>(1, 3)] {
+        let mut r = make(&factory, 0, 1);
+        r.mark_position(1).unwrap();
+        assert_eq!(poll_all(r.as_mut(), 10).len(), 3);
+        let mut section = Vec::new();
+        r.snapshot(&mut section).unwrap();
+        let mut fresh = make(&factory, 0, 1);
+        fresh.restore(&Restore::new(vec![&section], 0, 1)).unwrap();
+        assert!(poll_all(fresh.as_mut(), 10).is_empty());
+    }
 }
 
 /// Lines `<file>-<n>` of random lengths; some files end without a newline.
@@ -241,8 +264,13 @@ fn testing_source_resumes_events_and_clocks() {
         let mut read = Vec::new();
         poll_some(&mut r, cut, 100, &mut read);
         r.mark_position(1).unwrap();
-        let clocks = (SourceReader::<V>::watermark(&r), SourceReader::<V>::processing_time(&r));
-        poll_some(&mut r, 2, 100, &mut Vec::new());
+        let mut clocks = (SourceReader::<V>::watermark(&r), SourceReader::<V>::processing_time(&r));
+        let mut after_mark = Vec::new();
+        if poll_some(&mut r, 2, 100, &mut after_mark) {
+            // Ended: its end is its position.
+            read.extend(after_mark);
+            clocks = (SourceReader::<V>::watermark(&r), SourceReader::<V>::processing_time(&r));
+        }
         let mut section = Vec::new();
         r.snapshot(&mut section).unwrap();
         let mut fresh = TestingSource::new(events.clone(), 7);

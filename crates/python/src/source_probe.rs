@@ -61,6 +61,12 @@ impl _SourceProbe {
         Ok(out.into_iter().map(|r| r.0).collect())
     }
 
+    /// Whether the source has ended.
+    #[getter]
+    fn done(&self) -> bool {
+        self.done
+    }
+
     fn mark(&mut self, segment: u64) -> PyResult<()> {
         self.reader.mark_position(segment).map_err(failed)
     }

@@ -52,7 +52,11 @@ impl SourceReader<PyRec> for IteratorSource {
         Python::attach(|py| {
             let mut items = self.items.bind(py).clone();
             for _ in 0..max {
-                let Some(item) = items.next() else { return Ok(SourceStatus::Done) };
+                let Some(item) = items.next() else {
+                    // At the end, in every later checkpoint.
+                    self.marked = self.taken;
+                    return Ok(SourceStatus::Done);
+                };
                 let mut item = PyRec::new(item.map_err(|e| udf_error(py, e, None))?.unbind());
                 self.taken += 1;
                 if self.own {
@@ -221,9 +225,23 @@ pub struct FunctionSource {
     /// Records taken from the buffer while waiting for the checkpoint lock, emitted
     /// before the buffer's.
     carry: Vec<PyRec>,
-    /// At the last mark: the state (`None`: from the start or the restored one, the
-    /// function had not started) and the records collected but not emitted.
-    marked: Option<(Option<Py<PyAny>>, Vec<PyRec>)>,
+    /// The position at the last mark; `None` if the function cannot resume.
+    marked: Option<Marked>,
+    /// Restored from a checkpoint taken after `run` had returned: it does not run again.
+    finished: bool,
+}
+
+const TAG_START: u8 = 0;
+const TAG_STATE: u8 = 1;
+const TAG_FINISHED: u8 = 2;
+
+/// A Python source's position.
+enum Marked {
+    /// The state (`None`: from the start or the restored one, as the function had not
+    /// started) and the records collected but not emitted.
+    At(Option<Py<PyAny>>, Vec<PyRec>),
+    /// `run` returned and everything it collected was emitted.
+    Finished,
 }
 
 impl FunctionSource {
@@ -265,7 +283,8 @@ impl FunctionSource {
             replayable,
             restored: None,
             carry: Vec::new(),
-            marked: replayable.then(|| (None, Vec::new())),
+            marked: replayable.then(|| Marked::At(None, Vec::new())),
+            finished: false,
         })
     }
 
@@ -324,6 +343,9 @@ impl FunctionSource {
 
 impl SourceReader<PyRec> for FunctionSource {
     fn poll(&mut self, max: usize, out: &mut Vec<PyRec>) -> UdfResult<SourceStatus> {
+        if self.finished {
+            return Ok(SourceStatus::Done);
+        }
         if self.start.is_some() {
             Python::attach(|py| self.spawn(py))?;
         }
@@ -340,6 +362,10 @@ impl SourceReader<PyRec> for FunctionSource {
         Ok(if left > 0 {
             SourceStatus::More
         } else if buffer.finished {
+            // At the end, in every later checkpoint.
+            if self.marked.is_some() {
+                self.marked = Some(Marked::Finished);
+            }
             SourceStatus::Done
         } else {
             SourceStatus::Idle
@@ -350,14 +376,14 @@ impl SourceReader<PyRec> for FunctionSource {
     /// (`snapshot_state(segment)`: the checkpoint that completes the segments below
     /// `segment`) and keeps the records collected but not yet emitted.
     fn mark_position(&mut self, segment: u64) -> UdfResult<()> {
-        if !self.replayable {
+        if !self.replayable || matches!(self.marked, Some(Marked::Finished)) {
             return Ok(());
         }
         Python::attach(|py| {
             if self.start.is_some() {
                 // Not started: it resumes where it would start.
                 let restored = self.restored.as_ref().map(|s| s.clone_ref(py));
-                self.marked = Some((restored, self.carry.clone()));
+                self.marked = Some(Marked::At(restored, self.carry.clone()));
                 return Ok(());
             }
             let locked = self.take_checkpoint_lock(py)?;
@@ -374,21 +400,27 @@ impl SourceReader<PyRec> for FunctionSource {
             } else {
                 Some(state.get_item(0).map_err(|e| UdfError::internal(e.to_string()))?.unbind())
             };
-            self.marked = Some((state, pending));
+            self.marked = Some(Marked::At(state, pending));
             Ok(())
         })
     }
 
-    /// Whether there is a state, the state (one record), the pending records.
+    /// A tag (0: from the start, 1: a state follows, 2: finished), the state (one
+    /// record), the pending records.
     fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
-        let Some((state, pending)) = &self.marked else { return Ok(()) };
+        let Some(marked) = &self.marked else { return Ok(()) };
         let mut w = StateWriter::<PyRec>::from_vec(std::mem::take(out));
         Python::attach(|py| -> UdfResult<()> {
-            w.bool(state.is_some());
-            if let Some(s) = state {
-                w.records([PyRec::new(s.clone_ref(py))].iter())?;
+            match marked {
+                Marked::Finished => w.u8(TAG_FINISHED),
+                Marked::At(state, pending) => {
+                    w.u8(if state.is_some() { TAG_STATE } else { TAG_START });
+                    if let Some(s) = state {
+                        w.records([PyRec::new(s.clone_ref(py))].iter())?;
+                    }
+                    w.records(pending.iter())?;
+                }
             }
-            w.records(pending.iter())?;
             Ok(())
         })?;
         *out = w.into_bytes();
@@ -409,11 +441,21 @@ impl SourceReader<PyRec> for FunctionSource {
         let Some(section) = single_position(from)? else { return Ok(()) };
         let mut r = StateReader::<PyRec>::new(section);
         let mut state = Vec::new();
-        if r.bool()? {
-            r.records(&mut state)?;
-            if state.len() != 1 {
-                return Err(UdfError::internal(format!("a Python source's position holds {} states", state.len())));
+        match r.u8()? {
+            TAG_FINISHED => {
+                r.finish()?;
+                self.finished = true;
+                self.marked = Some(Marked::Finished);
+                return Ok(());
             }
+            TAG_START => {}
+            TAG_STATE => {
+                r.records(&mut state)?;
+                if state.len() != 1 {
+                    return Err(UdfError::internal(format!("a Python source's position holds {} states", state.len())));
+                }
+            }
+            tag => return Err(UdfError::internal(format!("state is corrupt: a Python source's position tag {tag}"))),
         }
         let mut pending = Vec::new();
         r.records(&mut pending)?;
@@ -421,7 +463,7 @@ impl SourceReader<PyRec> for FunctionSource {
         self.restored = state.pop().map(|s| s.0);
         Python::attach(|py| {
             let restored = self.restored.as_ref().map(|s| s.clone_ref(py));
-            self.marked = Some((restored, pending.clone()));
+            self.marked = Some(Marked::At(restored, pending.clone()));
         });
         self.carry = pending;
         Ok(())

@@ -63,6 +63,10 @@ impl<R: Record> SourceReader<R> for TextFileReader {
         let more = self.lines.next_batch(max, &mut self.buffer).map_err(|e| UdfError::new(e.to_string()))?;
         R::from_lines(&mut self.buffer, out);
         self.buffer.clear();
+        if !more {
+            // At the end: nothing left, in every later checkpoint.
+            self.marked.clear();
+        }
         Ok(if more { SourceStatus::More } else { SourceStatus::Done })
     }
 
@@ -156,7 +160,10 @@ struct SequenceReader {
 
 impl<R: Record> SourceReader<R> for SequenceReader {
     fn poll(&mut self, max: usize, out: &mut Vec<R>) -> UdfResult<SourceStatus> {
-        let Some(&(next, end)) = self.ranges.front() else { return Ok(SourceStatus::Done) };
+        let Some(&(next, end)) = self.ranges.front() else {
+            self.marked.clear();
+            return Ok(SourceStatus::Done);
+        };
         let last = next.saturating_add(max.saturating_sub(1) as i64).min(end);
         R::from_ints(next..=last, out);
         if last == end {
@@ -164,7 +171,12 @@ impl<R: Record> SourceReader<R> for SequenceReader {
         } else {
             self.ranges[0].0 = last + 1;
         }
-        Ok(if self.ranges.is_empty() { SourceStatus::Done } else { SourceStatus::More })
+        if self.ranges.is_empty() {
+            // At the end: nothing left, in every later checkpoint.
+            self.marked.clear();
+            return Ok(SourceStatus::Done);
+        }
+        Ok(SourceStatus::More)
     }
 
     fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {

@@ -79,7 +79,12 @@ impl<R: Record> SourceReader<R> for TestingSource<R> {
                 None => break,
             }
         }
-        Ok(if self.events.is_empty() { SourceStatus::Done } else { SourceStatus::More })
+        if self.events.is_empty() {
+            // At the end, in every later checkpoint.
+            self.marked = (self.taken, self.watermark, self.processing_time);
+            return Ok(SourceStatus::Done);
+        }
+        Ok(SourceStatus::More)
     }
 
     fn watermark(&self) -> Option<i64> {
