@@ -530,8 +530,13 @@ class _SourceRunner:
             except Exception:  # noqa: BLE001 - an object that cannot be copied is shared
                 self.copies.append(self.function)
 
-    def run_worker(self, ctx: Any, index: int, count: int) -> None:
-        """Called by the engine on the source's own thread."""
+    def replayable(self) -> bool:
+        """Whether the function can resume from a checkpoint (``snapshot_state``)."""
+        return callable(getattr(self.function, "snapshot_state", None))
+
+    def run_worker(self, ctx: Any, index: int, count: int, restored: Optional[Tuple[Any]] = None) -> None:
+        """Called by the engine on the source's own thread. ``restored``: ``(state,)``
+        when the job restores a checkpoint, handed to ``initialize_state`` first."""
         import copy
 
         from ._plan import RuntimeContext
@@ -542,6 +547,9 @@ class _SourceRunner:
             function = self.copies[index - 1]
         else:
             function = copy.deepcopy(self.function)
+        if restored is not None:
+            function.initialize_state(restored[0])
+        # Only now may a checkpoint ask the function for its position (snapshot_worker).
         self.running[index] = function
         opener = getattr(function, "open", None)
         if callable(opener):
@@ -552,6 +560,15 @@ class _SourceRunner:
             closer = getattr(function, "close", None)
             if callable(closer):
                 closer()
+
+    def snapshot_worker(self, index: int, checkpoint_id: int) -> Optional[Tuple[Any]]:
+        """Called by the engine on the worker's thread (the source's paused, holding no
+        checkpoint lock): ``(snapshot_state(checkpoint_id),)``, or None if the function
+        has not started (its position is where it would start)."""
+        function = self.running.get(index)
+        if function is None:
+            return None
+        return (function.snapshot_state(checkpoint_id),)
 
     def cancel(self) -> None:
         for function in list(self.running.values()) or [self.function]:

@@ -255,11 +255,43 @@ class SourceContext:
     def collect(self, value: Any) -> None:  # pragma: no cover - documentation only
         raise NotImplementedError
 
+    def get_checkpoint_lock(self) -> Any:  # pragma: no cover - documentation only
+        """A reentrant lock (Flink's checkpoint lock): a checkpoint never reads the
+        source's position while ``run`` holds it. Hold it around each ``collect`` and
+        the update of the position that goes with it."""
+        raise NotImplementedError
+
 
 class SourceFunction(Function):
     """A source written in Python: ``run(ctx)`` calls ``ctx.collect(x)`` for each record
     and returns when the source is done; ``cancel()`` asks it to stop early. It runs on
-    a thread of its own, on one worker."""
+    a thread of its own, on one worker.
+
+    To resume from a checkpoint instead of starting over, define the two methods of
+    Flink's ``CheckpointedFunction`` (with PyFlink's snake_case names; a position
+    instead of Flink's state contexts):
+
+    - ``snapshot_state(checkpoint_id) -> position``: a picklable value from which
+      ``run`` can resume; called on the worker's thread when the job takes a
+      checkpoint (``checkpoint_id`` counts up).
+    - ``initialize_state(position)``: called, only when the job restores a
+      checkpoint, with the position ``snapshot_state`` returned, before ``open()`` and
+      ``run()``; ``run`` then goes on from there.
+
+    The position must cover exactly the records collected so far: update it together
+    with each ``collect``, both under ``ctx.get_checkpoint_lock()``::
+
+        def run(self, ctx):
+            while self.offset < len(DATA):
+                with ctx.get_checkpoint_lock():
+                    ctx.collect(DATA[self.offset])
+                    self.offset += 1
+
+    Records collected but not yet taken by the job are saved with the position and
+    emitted again on restore. A parallel source's positions restore at the same
+    parallelism only (each worker's own); a non-parallel one at any. Without
+    ``snapshot_state`` a restored job runs the source from its start again.
+    """
 
     @stub
     def run(self, ctx: SourceContext) -> None:

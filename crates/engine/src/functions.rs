@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::checkpoint::restore::Restore;
 use crate::error::UdfResult;
 use crate::key::Key;
 use crate::rolling::RollingState;
@@ -256,6 +257,28 @@ pub trait SourceReader<R>: 'static {
     /// reader keeps no position (it cannot resume).
     fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
         Ok(())
+    }
+
+    /// Checkpoints: appends the position recorded at the last
+    /// [`SourceReader::mark_position`] (before any: where the reader started; once a
+    /// poll said [`SourceStatus::Done`]: the end, which stands for the reader in every
+    /// later checkpoint) to `out`, through [`crate::checkpoint::state_io`]. Called inside
+    /// the batch scope. Default: writes nothing (the reader cannot resume; a restore
+    /// starts it afresh).
+    fn snapshot(&mut self, _out: &mut Vec<u8>) -> UdfResult<()> {
+        Ok(())
+    }
+
+    /// Checkpoints: seeks to the positions the old readers' snapshots recorded, once, on
+    /// a freshly made reader before its first poll. After a rescale a reader says how the
+    /// old positions are shared out (splits dealt with [`Restore::deals`]). Default:
+    /// restores from nothing, as a reader that cannot resume wrote nothing.
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        if from.non_empty().next().is_none() {
+            Ok(())
+        } else {
+            Err(crate::UdfError::internal("a source position restored into a source that cannot resume"))
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod keys;
 mod plan;
 mod process;
 mod record;
+mod source_probe;
 mod sources;
 mod udf;
 
@@ -270,6 +271,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::AggregatingStateImpl>()?;
     m.add_class::<broadcast::BroadcastStateImpl>()?;
     codec::register(m)?;
+    m.add_class::<source_probe::_SourceProbe>()?;
     quiet_panics();
     Ok(())
 }

@@ -239,7 +239,7 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                         // is the API's own iterator, so anything else is ferroflow's bug.
                         let made = make.bind(py).call0().map_err(|e| udf_error(py, e, None))?;
                         let items = made.try_iter().map_err(|e| UdfError::internal(e.to_string()))?;
-                        Ok(Box::new(IteratorSource { items: items.unbind(), own }) as Box<dyn SourceReader<PyRec>>)
+                        Ok(Box::new(IteratorSource::new(items.unbind(), own)) as Box<dyn SourceReader<PyRec>>)
                     })
                 }),
                 parallel: false,

@@ -1,5 +1,6 @@
 //! Built-in sources and sinks that need no user code.
 
+pub mod positions;
 pub mod sequence;
 pub mod sinks;
 pub mod socket;

@@ -85,7 +85,13 @@ pub fn plan_shares(files: &[PathBuf], worker: usize, workers: usize) -> io::Resu
 }
 
 /// [`plan_shares`] with the split threshold as a parameter, so tests can split small files.
-fn plan_shares_with(files: &[PathBuf], worker: usize, workers: usize, split_min: u64) -> io::Result<Vec<FileShare>> {
+#[doc(hidden)]
+pub fn plan_shares_with(
+    files: &[PathBuf],
+    worker: usize,
+    workers: usize,
+    split_min: u64,
+) -> io::Result<Vec<FileShare>> {
     if worker >= workers {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -140,6 +146,17 @@ impl LineReader {
     /// A reader over `shares`; files are opened lazily, one at a time.
     pub fn new(shares: Vec<FileShare>, errors: EncodingErrors) -> Self {
         Self { pending: shares.into_iter(), current: None, buf: Vec::new(), exhausted: false, errors }
+    }
+
+    /// What is left to read, as shares under the same rule (a line belongs to the share
+    /// its first byte is in): the open share from the next unread line on (which starts
+    /// right after a `'\n'`, so no line is skipped), then the shares not yet opened. A
+    /// reader of these shares, or of any dealing of them among readers, reads exactly
+    /// the lines this one has not returned yet.
+    pub fn remaining(&self) -> Vec<FileShare> {
+        let open = self.current.as_ref().filter(|o| o.pos < o.share.end);
+        let open = open.map(|o| FileShare { path: o.share.path.clone(), start: o.pos, end: o.share.end });
+        open.into_iter().chain(self.pending.as_slice().iter().cloned()).collect()
     }
 
     /// Appends up to `max` lines to `out`; returns Ok(false) once the whole share list is exhausted.

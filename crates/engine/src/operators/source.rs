@@ -6,7 +6,8 @@ use std::time::Duration;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 
-use crate::error::ErrorKind;
+use crate::checkpoint::restore::Restore;
+use crate::error::{ErrorKind, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus, Waker, WorkerContext};
 use crate::operators::driver::{self, Cx, Failure, OpInfo, Polled, Slot, SourceLogic};
 use crate::operators::OpEnv;
@@ -183,6 +184,21 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
             }
         }
         Ok(Polled::Going)
+    }
+
+    /// The reader's position at the last mark (see [`SourceReader::snapshot`]).
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
+        match self.reader.borrow_mut().as_mut() {
+            Some(r) => r.snapshot(out),
+            None => Ok(()),
+        }
+    }
+
+    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
+        match self.reader.borrow_mut().as_mut() {
+            Some(r) => r.restore(from),
+            None => Ok(()),
+        }
     }
 
     fn on_abort(&mut self) {

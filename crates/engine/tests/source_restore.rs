@@ -1,0 +1,117 @@
+//! Sources resume from a checkpoint in a running job (issue 13): a job reading a text
+//! file or a sequence into a file sink is stopped after some checkpoints, then run
+//! again from its last one at another parallelism; the committed output is every input
+//! record exactly once.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ferroflow_engine::checkpoint::settings::CheckpointSettings;
+use ferroflow_engine::checkpoint::storage;
+use ferroflow_engine::connectors::sinks;
+use ferroflow_engine::connectors::sources;
+use ferroflow_engine::connectors::text::EncodingErrors;
+use ferroflow_engine::functions::closures::MapFn;
+use ferroflow_engine::functions::SourceFactory;
+use ferroflow_engine::{ExecConfig, NodeKind, Plan};
+
+const N: i64 = 20_000;
+
+/// source -> a map that slows the job down (so checkpoints happen meanwhile) -> text file.
+fn plan(source: SourceFactory<V>, target: &Path) -> Plan<V> {
+    let mut plan = Plan::new();
+    let src = plan.add("source", vec![], NodeKind::Source { factory: source, parallel: true });
+    let slow = plan.add(
+        "slow",
+        vec![src],
+        NodeKind::Transform(Arc::new(|_ctx| {
+            Ok(Box::new(MapFn(|v: V| {
+                std::thread::sleep(Duration::from_micros(40));
+                Ok(Some(v))
+            })) as _)
+        })),
+    );
+    let encode: sinks::Encode<V> = Arc::new(|batch: &[V], buf: &mut Vec<u8>| {
+        for v in batch {
+            let line = match v {
+                V::I(i) => i.to_string(),
+                V::S(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        Ok(())
+    });
+    plan.add("file", vec![slow], NodeKind::Sink(sinks::text_file(target, false, encode)));
+    plan
+}
+
+fn config(workers: usize, store: &Path, restore_from: Option<&Path>) -> ExecConfig {
+    let mut settings = CheckpointSettings::new(store.to_path_buf(), Duration::from_millis(20));
+    settings.retained = 2;
+    settings.retain_on_cancel = true;
+    settings.restore_from = restore_from.map(Path::to_path_buf);
+    ExecConfig { workers, batch_size: 16, checkpoint: Some(settings), ..ExecConfig::default() }
+}
+
+/// Every line of the visible (not hidden) files in `dir`, sorted.
+fn visible_lines(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with('.') && !name.starts_with('_') {
+            out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(String::from));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `make()`'s job at 2 workers until 3 checkpoints completed, stops it, and runs
+/// it again from the last one at `workers`; returns the committed lines.
+fn stopped_and_restored(make: impl Fn() -> SourceFactory<V>, workers: usize) -> Vec<String> {
+    let store = TempDir::new("src-restore-store");
+    let out = TempDir::new("src-restore-out");
+    let target = out.path().join("out");
+    let running = ferroflow_engine::start(Arc::new(plan(make(), &target)), config(2, store.path(), None)).unwrap();
+    let deadline = Instant::now() + HANG;
+    while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 3) {
+        assert!(Instant::now() < deadline, "no checkpoints");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    running.control.cancel();
+    let _ = running.join();
+    let before = visible_lines(&target).len();
+    assert!(before < N as usize, "the first run finished before it was stopped: nothing to resume");
+    let from = storage::find_latest(store.path()).unwrap().found.expect("a complete checkpoint").dir;
+    run_ok(plan(make(), &target), config(workers, store.path(), Some(&from)));
+    visible_lines(&target)
+}
+
+#[test]
+fn a_sequence_resumes_from_its_checkpoint_at_one_and_three_workers() {
+    let mut want: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    want.sort();
+    for workers in [1, 3] {
+        assert_eq!(stopped_and_restored(|| sources::sequence::<V>(0, N - 1), workers), want, "2 -> {workers}");
+    }
+}
+
+#[test]
+fn a_text_file_resumes_from_its_checkpoint_at_one_and_three_workers() {
+    let input = TempDir::new("src-restore-in");
+    let text: String = (0..N).map(|i| format!("line {i}\n")).collect();
+    input.write("in.txt", text.as_bytes());
+    let mut want: Vec<String> = (0..N).map(|i| format!("line {i}")).collect();
+    want.sort();
+    let path = input.path().to_path_buf();
+    for workers in [1, 3] {
+        let got = stopped_and_restored(|| sources::text_file_split::<V>(&path, EncodingErrors::Strict, 0), workers);
+        assert_eq!(got, want, "2 -> {workers}");
+    }
+}
