@@ -106,6 +106,8 @@ pub struct Checkpoints {
     savepoints: RefCell<BTreeSet<u64>>,
     /// The savepoint the job stops with once it completes.
     stop_at: Cell<Option<u64>>,
+    /// Each plan node's own parallelism, if set (see [`Checkpoints::restore_for`]).
+    parallelism: Arc<Vec<Option<usize>>>,
 }
 
 impl Checkpoints {
@@ -153,6 +155,7 @@ impl Checkpoints {
             on_complete: RefCell::new(Vec::new()),
             savepoints: RefCell::new(BTreeSet::new()),
             stop_at: Cell::new(None),
+            parallelism: Arc::new(Vec::new()),
         })
     }
 
@@ -196,8 +199,11 @@ impl Checkpoints {
         self.restored.as_ref().map_or(0, |r| r.id)
     }
 
-    /// What operator `node` restores from, if the job restores.
+    /// What operator `node` restores from, if the job restores, as instance `worker` of
+    /// the `peers` workers: an operator set to run on fewer (`set_parallelism`) routes
+    /// keys over those only, and so keeps the keys that route to it among them.
     pub fn restore_for(&self, node: u32, worker: usize, peers: usize) -> Option<Restore<'_>> {
+        let peers = self.parallelism.get(node as usize).copied().flatten().map_or(peers, |p| p.clamp(1, peers));
         self.restored.as_ref().map(|r| r.for_node(node, worker, peers))
     }
 
@@ -464,6 +470,7 @@ pub struct CheckpointStart {
     base: u64,
     restored: Option<Arc<Restored>>,
     signature: Vec<String>,
+    parallelism: Arc<Vec<Option<usize>>>,
 }
 
 impl CheckpointStart {
@@ -479,7 +486,8 @@ impl CheckpointStart {
         };
         let last = storage::last_id(&settings.dir).map_err(|e| system(format!("cannot list checkpoints: {e}")))?;
         let base = last.max(restored.as_ref().map_or(0, |r| r.id));
-        Ok(CheckpointStart { settings, base, restored, signature })
+        let parallelism = Arc::new(plan.nodes.iter().map(|n| n.parallelism).collect());
+        Ok(CheckpointStart { settings, base, restored, signature, parallelism })
     }
 
     /// How functions see this run's checkpointing.
@@ -498,6 +506,7 @@ impl CheckpointStart {
             threads,
             self.signature.clone(),
         )
+        .map(|c| Checkpoints { parallelism: self.parallelism.clone(), ..c })
         .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the checkpoint writer: {e}")))
     }
 }
