@@ -400,6 +400,33 @@ mod tests {
         assert_eq!(lazy.value(id, 0).unwrap(), Some("x".to_string()));
     }
 
+    /// A reducing state the function registers only when it first runs (a window
+    /// function's, in `process()`) comes back with its whole time-to-live, and its
+    /// entries are there before that call.
+    #[test]
+    fn a_lazily_registered_state_comes_back_with_its_time_to_live() {
+        let ttl = TtlConfig {
+            update: TtlUpdate::OnReadAndWrite,
+            visibility: TtlVisibility::ReturnExpiredIfNotCleanedUp,
+            incremental: Some(IncrementalCleanup { size: 3, every_record: true }),
+            ..TtlConfig::new(50)
+        };
+        let lazy = StateDescriptor::new("lazy", StateKind::Reducing).with_ttl(ttl);
+        let mut b = B::new();
+        let id = b.register(&lazy).unwrap();
+        b.set_current_key(key_of(&1i64));
+        b.reducing_add(id, "x".into(), &mut |a, _| Ok(a.clone()), 0).unwrap();
+        let mut w = StateWriter::new();
+        write_keyed(&b, 0, &mut w).unwrap();
+        let bytes = w.into_bytes();
+        let mut fresh = B::new();
+        read_keyed(&mut StateReader::new(&bytes), &mut fresh, &|_| true).unwrap();
+        assert_eq!(fresh.descriptors(), std::slice::from_ref(&lazy));
+        let id = fresh.register(&lazy).unwrap();
+        fresh.set_current_key(key_of(&1i64));
+        assert_eq!(fresh.reducing_get(id, 10).unwrap(), Some("x".to_string()));
+    }
+
     /// Every namespace, every shape, with and without time-to-live: what a backend
     /// snapshots reads back as itself, and a section costs two bytes of meta per plain
     /// value.
