@@ -497,7 +497,9 @@ proptest! {
         feed(&mut core, &ops, &mut (0, 0), 0, &|_| 0);
         let bytes = core[0].snapshot();
         let i = at.index(bytes.len());
-        prop_assert!(Core::new(&s).restore(&Restore::new(vec![&bytes[..i]], 0, 1)).is_err());
+        // A cut at 0 is an empty section, which is how an instance that held nothing
+        // writes: it restores as nothing.
+        prop_assert!(i == 0 || Core::new(&s).restore(&Restore::new(vec![&bytes[..i]], 0, 1)).is_err());
         let mut flipped = bytes.clone();
         flipped[i] ^= flip;
         let _ = Core::new(&s).restore(&Restore::new(vec![&flipped], 0, 1));

@@ -10,7 +10,6 @@
 //! - [`storage`]: the storage directory's layout, atomic commits, the `_MANIFEST` that
 //!   makes a checkpoint complete, finding the newest whole checkpoint (falling back past
 //!   damaged ones), retention, and the writable probe;
-//! - [`keyed_state`]: a keyed state backend's entries and descriptors in a section;
 //! - [`restore`]: what an operator restores from, and which keys are its own after a
 //!   change of parallelism;
 //! - [`settings`]: what the job asked for (interval, storage directory, retention).
@@ -22,7 +21,6 @@
 
 pub mod coordinator;
 pub mod format;
-pub mod keyed_state;
 pub mod restore;
 pub mod settings;
 pub mod state_io;

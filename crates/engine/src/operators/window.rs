@@ -19,7 +19,6 @@ use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
-use crate::checkpoint::keyed_state::{read_backend, write_backend};
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::error::{ErrorKind, UdfError, UdfResult};
@@ -32,6 +31,7 @@ use crate::operators::{own_records, Keyed, OpEnv};
 use crate::plan::{ApplyFactory, WindowFunction, WindowSpec};
 use crate::process::{lock, ProcessContext, SharedContext};
 use crate::record::Record;
+use crate::state::snapshot::{read_keyed, write_keyed};
 use crate::state::{KeyedStateBackend, Namespace};
 use crate::time::{self, Time, NO_TIME};
 use crate::windows::event_time::{
@@ -627,7 +627,7 @@ fn write_state<R: Record>(
     }
     entries.finish()?;
     let now = core.current().1;
-    write_backend(&lock(state).state, now, w)?;
+    write_keyed(&lock(state).state, now, w)?;
     Ok(())
 }
 
@@ -665,7 +665,7 @@ fn read_state<R: Record>(
             }
             Ok(())
         })?;
-        read_backend(&mut r, owns, &mut lock(state).state)?;
+        read_keyed(&mut r, &mut lock(state).state, &owns)?;
         r.finish()?;
     }
     Ok(())

@@ -15,6 +15,13 @@
 //! `open()` (on its first record): a restore registers what the function has not yet,
 //! and refuses a name the function now registers as another kind.
 //!
+//! Restore errors: a state name the function now registers as another kind comes from
+//! the user's code having changed since the checkpoint, so it is the user's error
+//! ([`UdfError::new`], one line naming both kinds: the driver fails the job without a
+//! bug report). Everything else a restore finds wrong (a tag, count, index or window
+//! out of range, a value of another shape than its state's kind) is corrupt bytes that
+//! passed their checksum, ferroflow's bug ([`StateError::Corrupt`], internal).
+//!
 //! Broadcast state is identical on every instance: each writes its copy, a restore
 //! reads them all (the layout is positional) and applies one ([`copy_index`]).
 
@@ -205,7 +212,8 @@ pub fn write_keyed<R: Record, B: KeyedStateBackend<R> + ?Sized>(
 
 /// Reads what [`write_keyed`] wrote into `backend`, keeping the entries whose key
 /// `owns` says are this instance's. A descriptor the backend lacks is registered; one
-/// it has as another kind is an error naming both.
+/// it has as another kind is the user's error naming both, anything else wrong is
+/// internal (see the module doc).
 pub fn read_keyed<R: Record, B: KeyedStateBackend<R> + ?Sized>(
     r: &mut StateReader<'_, R>,
     backend: &mut B,
@@ -224,10 +232,12 @@ pub fn read_keyed<R: Record, B: KeyedStateBackend<R> + ?Sized>(
             }
             Some(_) => {}
             None => {
-                backend.register(&d)?;
+                // Only what the backend itself refuses to register (a time-to-live under
+                // 1 ms) fails here: no function registered that.
+                backend.register(&d).map_err(|e| corrupt(format!("state '{}': {}", d.name, e.message)))?;
             }
         }
-        table.push((d.name, d.ttl.is_some()));
+        table.push((d.name, d.kind, d.ttl.is_some()));
     }
     let width = index_width(table.len());
     r.keyed_entries(|key, meta, values| {
@@ -240,15 +250,32 @@ pub fn read_keyed<R: Record, B: KeyedStateBackend<R> + ?Sized>(
         let mut bytes = [0u8; 4];
         bytes[..width].copy_from_slice(index);
         let index = u32::from_le_bytes(bytes) as usize;
-        let (name, ttl) = table.get(index).ok_or_else(|| corrupt(format!("state index {index} of {}", n)))?;
+        let (name, kind, ttl) = table.get(index).ok_or_else(|| corrupt(format!("state index {index} of {}", n)))?;
         let mut m = StateReader::<R>::new(&meta[width + 1..]);
         let ns = match shape >> 2 {
             NS_KEY => Namespace::Key,
-            NS_TIME_WINDOW => Namespace::Window(Window::Time(TimeWindow { start: m.i64()?, end: m.i64()? })),
+            NS_TIME_WINDOW => {
+                let (start, end) = (m.i64()?, m.i64()?);
+                if start > end {
+                    return Err(corrupt(format!(
+                        "state '{name}' in a window [{start}, {end}) that ends before it starts"
+                    ))
+                    .into());
+                }
+                Namespace::Window(Window::Time(TimeWindow { start, end }))
+            }
             NS_GLOBAL_WINDOW => Namespace::Window(Window::Global),
             b => return Err(corrupt(format!("namespace tag {b}")).into()),
         };
         let stamp = |m: &mut StateReader<'_, R>| if *ttl { m.i64() } else { Ok(i64::MIN) };
+        let fits = match kind {
+            StateKind::Value | StateKind::Reducing | StateKind::Aggregating => VALUE_SINGLE,
+            StateKind::List => VALUE_LIST,
+            StateKind::Map => VALUE_MAP,
+        };
+        if shape & 3 != fits {
+            return Err(corrupt(format!("{kind} '{name}' holds a value of shape {}", shape & 3)).into());
+        }
         let value = match shape & 3 {
             VALUE_SINGLE => {
                 let stamp = stamp(&mut m)?;
@@ -392,12 +419,40 @@ mod tests {
             err.message,
             "the checkpoint holds state 'count' as a ValueState, the function registers it as a ListState"
         );
+        assert!(!err.internal, "the user's function changed: the user's error");
         // Not registered yet: registered from the checkpoint.
         let mut lazy = B::new();
         read_keyed(&mut StateReader::new(&bytes), &mut lazy, &|_| true).unwrap();
         assert_eq!(lazy.descriptors(), b.descriptors());
         lazy.set_current_key(key_of(&1i64));
         assert_eq!(lazy.value(id, 0).unwrap(), Some("x".to_string()));
+    }
+
+    /// A reducing state the function registers only when it first runs (a window
+    /// function's, in `process()`) comes back with its whole time-to-live, and its
+    /// entries are there before that call.
+    #[test]
+    fn a_lazily_registered_state_comes_back_with_its_time_to_live() {
+        let ttl = TtlConfig {
+            update: TtlUpdate::OnReadAndWrite,
+            visibility: TtlVisibility::ReturnExpiredIfNotCleanedUp,
+            incremental: Some(IncrementalCleanup { size: 3, every_record: true }),
+            ..TtlConfig::new(50)
+        };
+        let lazy = StateDescriptor::new("lazy", StateKind::Reducing).with_ttl(ttl);
+        let mut b = B::new();
+        let id = b.register(&lazy).unwrap();
+        b.set_current_key(key_of(&1i64));
+        b.reducing_add(id, "x".into(), &mut |a, _| Ok(a.clone()), 0).unwrap();
+        let mut w = StateWriter::new();
+        write_keyed(&b, 0, &mut w).unwrap();
+        let bytes = w.into_bytes();
+        let mut fresh = B::new();
+        read_keyed(&mut StateReader::new(&bytes), &mut fresh, &|_| true).unwrap();
+        assert_eq!(fresh.descriptors(), std::slice::from_ref(&lazy));
+        let id = fresh.register(&lazy).unwrap();
+        fresh.set_current_key(key_of(&1i64));
+        assert_eq!(fresh.reducing_get(id, 10).unwrap(), Some("x".to_string()));
     }
 
     /// Every namespace, every shape, with and without time-to-live: what a backend
@@ -464,6 +519,38 @@ mod tests {
         let descriptor = (8 + 1) + 1 + 1;
         let entries = 4 + (1 + key_len + 1 + 2 + 1) + (8 + 8 + value.len()) + 4;
         assert_eq!(w.len(), 4 + descriptor + entries);
+    }
+
+    /// Bytes that disagree with themselves are ferroflow's bug, never the user's: a
+    /// value of another shape than its state's kind, a window that ends before it
+    /// starts, a section cut anywhere.
+    #[test]
+    fn corrupt_keyed_state_is_an_internal_error() {
+        let section = |ns: Namespace, shape: u8, window: &[i64]| {
+            let mut w = StateWriter::<String>::new();
+            w.u32(1);
+            write_descriptor(&mut w, &StateDescriptor::new("v", StateKind::Value));
+            let mut meta = vec![0, shape_byte(ns, shape)];
+            window.iter().for_each(|b| meta.extend_from_slice(&b.to_le_bytes()));
+            let mut entries = w.begin_keyed();
+            entries.push_entry(&key_of(&1i64), &meta, ["x".to_string()]).unwrap();
+            entries.finish().unwrap();
+            w.into_bytes()
+        };
+        let inverted = Namespace::Window(Window::Time(TimeWindow { start: 10, end: 5 }));
+        for (bytes, what) in [
+            (section(Namespace::Key, VALUE_LIST, &[]), "ValueState 'v' holds a value of shape 1"),
+            (section(inverted, VALUE_SINGLE, &[10, 5]), "a window [10, 5) that ends before it starts"),
+        ] {
+            let err = read_keyed(&mut StateReader::new(&bytes), &mut B::new(), &|_| true).unwrap_err();
+            assert!(err.internal && err.message.contains(what), "{err:?}");
+        }
+        let fine = section(Namespace::Key, VALUE_SINGLE, &[]);
+        read_keyed(&mut StateReader::new(&fine), &mut B::new(), &|_| true).unwrap();
+        for cut in 0..fine.len() {
+            let err = read_keyed(&mut StateReader::new(&fine[..cut]), &mut B::new(), &|_| true).unwrap_err();
+            assert!(err.internal, "cut at {cut}: {err:?}");
+        }
     }
 
     #[test]
