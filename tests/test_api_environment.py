@@ -15,6 +15,7 @@ import pytest
 
 from ferroflow import CheckpointingWarning, FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow import environment as environment_module
+from ferroflow.functions import SourceFunction
 from conftest import bag, collect, make_env
 
 # -- execute() twice --------------------------------------------------------------------------
@@ -121,28 +122,64 @@ def test_a_stream_of_an_earlier_iteration_brings_its_loop_along():
 @pytest.fixture
 def fresh_warning_state(monkeypatch):
     """The checkpointing warning is once per process: let this test see it again."""
-    monkeypatch.setattr(environment_module, "_warned_checkpointing", False)
+    monkeypatch.setattr(environment_module, "_warned_unresumable", set())
     monkeypatch.delenv("FERROFLOW_PROCESS_ID", raising=False)
 
 
-def test_enable_checkpointing_warns_once_that_the_job_is_not_fault_tolerant(fresh_warning_state):
-    env = StreamExecutionEnvironment.get_execution_environment()
+class Counting(SourceFunction):
+    """A source without snapshot_state: it cannot resume."""
+
+    def run(self, ctx):
+        for i in range(3):
+            ctx.collect(i)
+
+    def cancel(self):
+        pass
+
+
+class Resumable(Counting):
+    def snapshot_state(self, checkpoint_id):
+        return 0
+
+    def initialize_state(self, state):
+        pass
+
+
+def test_a_checkpointed_source_that_cannot_resume_is_named_in_a_warning(fresh_warning_state, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        env = StreamExecutionEnvironment.get_execution_environment()
         assert env.enable_checkpointing(1000) is env
-        env.enable_checkpointing(500)
-        StreamExecutionEnvironment.get_execution_environment().enable_checkpointing(2000)
+        assert caught == [], "enabling checkpoints warns of nothing"
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
+        for _ in range(2):  # the same source twice: warned once
+            env.add_source(Counting(), "counting").print()
+            env.add_source(Resumable(), "resumable").print()
+            env.execute()
     assert [w.category for w in caught] == [CheckpointingWarning]
     message = str(caught[0].message)
-    assert "enable_checkpointing(1000)" in message and "not fault tolerant" in message
-    assert caught[0].filename == __file__  # points at the user's call
+    assert "counting" in message and "no snapshot_state()" in message and "resumable" not in message
+    assert caught[0].filename == __file__  # points at the user's execute()
 
 
-def test_the_checkpointing_warning_can_be_silenced(fresh_warning_state):
+def test_without_checkpointing_nothing_warns(fresh_warning_state):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.add_source(Counting()).print()
+        env.execute()
+    assert caught == []
+
+
+def test_the_checkpointing_warning_can_be_silenced(fresh_warning_state, tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", category=CheckpointingWarning)
-        StreamExecutionEnvironment.get_execution_environment().enable_checkpointing(1000)
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.enable_checkpointing(1000)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
+        env.add_source(Counting()).print()
+        env.execute()
     assert caught == []
 
 
@@ -152,11 +189,19 @@ FERROFLOW = str(BIN / "ferroflow") if (BIN / "ferroflow").exists() else str(HERE
 
 CHECKPOINTING_JOB = """
 from ferroflow import StreamExecutionEnvironment
+from ferroflow.functions import SourceFunction
+
+class Once(SourceFunction):
+    def run(self, ctx):
+        ctx.collect(1)
+
+    def cancel(self):
+        pass
 
 for n in range(2):
     env = StreamExecutionEnvironment.get_execution_environment()
     env.enable_checkpointing(1000)
-    env.from_elements(n).print()
+    env.add_source(Once(), "once").print()
     env.execute()
 """
 
@@ -175,5 +220,6 @@ def test_ferroflow_run_prints_the_checkpointing_warning_once(tmp_path, processes
     assert p.returncode == 0, p
     warned = [line for line in p.stderr.splitlines() if "CheckpointingWarning" in line]
     assert len(warned) == 1, p.stderr
-    assert "checkpointing.py:6: CheckpointingWarning: enable_checkpointing(1000): ferroflow does not write checkpoints yet" in warned[0]
+    assert "checkpointing.py:16: CheckpointingWarning: add_source 'once' (checkpointing.py:15)" in warned[0], warned[0]
+    assert "cannot resume from a checkpoint: its function has no snapshot_state()" in warned[0]
     assert "Traceback" not in p.stderr

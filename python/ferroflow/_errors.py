@@ -56,8 +56,9 @@ class InternalError(JobExecutionException):
 
 
 class CheckpointingWarning(UserWarning):
-    """The job asked for checkpoints (``enable_checkpointing``), which ferroflow does
-    not take yet: it is not fault tolerant."""
+    """A checkpointed job has a source that cannot resume from a checkpoint (a socket,
+    or an ``add_source`` function without ``snapshot_state``): after a restart it is
+    not exactly-once."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -24,7 +24,7 @@ __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 #: Jobs this process has run (the launcher uses it to tell whether a script ran one).
 _jobs_run = 0
 #: Whether this process has warned that checkpoints were asked for (see ``_warn_no_checkpoints``).
-_warned_checkpointing = False
+_warned_unresumable: set = set()
 
 
 class JobExecutionResult:
@@ -115,15 +115,15 @@ class StreamExecutionEnvironment:
         the default; ``AT_LEAST_ONCE`` is accepted and runs as exactly-once, which
         guarantees more). Further settings: ``get_checkpoint_config()``. With
         checkpointing on, a job that fails restarts by its restart strategy (default:
-        Flink's exponential delay, see ``ferroflow.restart_strategy``).
+        Flink's exponential delay, see ``ferroflow.restart_strategy``) from its latest
+        checkpoint; see docs/fault_tolerance.md for what is exactly-once.
 
-        Until the engine writes checkpoints, a restart starts the job from the
-        beginning; this warns so (a ``CheckpointingWarning``, once per process; silence
-        it with ``warnings.filterwarnings``)."""
+        A source that cannot resume from a checkpoint (a socket, an ``add_source``
+        function without ``snapshot_state``) is named in a ``CheckpointingWarning`` when
+        the job runs (once per process; silence it with ``warnings.filterwarnings``)."""
         self._checkpoint_config.set_checkpoint_interval(interval)
         if mode is not None:
             self._checkpoint_config.set_checkpointing_mode(mode)
-        _warn_no_checkpoints(f"enable_checkpointing({interval!r})")
         return self
 
     def get_checkpoint_config(self) -> CheckpointConfig:
@@ -328,6 +328,8 @@ class StreamExecutionEnvironment:
         from .restart_strategy import Restarts, cause_line, effective_strategy, restartable
 
         checkpoint = self._checkpoint_settings(name)
+        if checkpoint is not None:
+            _warn_unresumable(job)
         strategy = effective_strategy(self._restart_strategy, checkpoint is not None)
         supervised = bool(os.environ.get(_cluster.ENV_REPORT))
         if supervised:  # the -p supervisor restarts every process (see _cluster.Supervisor)
@@ -439,20 +441,30 @@ class StreamExecutionEnvironment:
         return [self._nodes[i] for i in sorted(wanted)]
 
 
-def _warn_no_checkpoints(call: str) -> None:
-    """Warns, once per process, that ``call`` asked for checkpoints that do not exist.
-    In a multi-process run only process 0 warns: every process runs the same script."""
-    global _warned_checkpointing
+def _warn_unresumable(job: List[Any]) -> None:
+    """Names, once per process, each source of a checkpointed job that cannot resume
+    from a checkpoint. In a multi-process run only process 0 warns: every process runs
+    the same script."""
     from ._cluster import ENV_PROCESS
 
-    if _warned_checkpointing or os.environ.get(ENV_PROCESS, "0") not in ("", "0"):
+    if os.environ.get(ENV_PROCESS, "0") not in ("", "0"):
         return
-    _warned_checkpointing = True
     import warnings
 
-    warnings.warn(f"{call}: ferroflow does not write checkpoints yet, so the job is not fault tolerant "
-                  "(a restart runs it again from the start, without its state)",
-                  CheckpointingWarning, stacklevel=3)
+    for n in job:
+        kind = n.kind
+        if isinstance(kind, _nodes.Socket):
+            why = "a socket cannot be read again: after a restart it reads on from what the server sends then " \
+                  "(at-most-once)"
+        elif isinstance(kind, _nodes.FunctionSource) and not kind.runner.replayable():
+            why = "its function has no snapshot_state(): after a restart it runs again from its start; " \
+                  "implement snapshot_state/initialize_state (Flink's CheckpointedFunction) to resume"
+        else:
+            continue
+        if n.name in _warned_unresumable:
+            continue
+        _warned_unresumable.add(n.name)
+        warnings.warn(f"{n.name} cannot resume from a checkpoint: {why}", CheckpointingWarning, stacklevel=3)
 
 
 def _batch_size() -> int:
