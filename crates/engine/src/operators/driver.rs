@@ -391,7 +391,11 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     };
     let ended = cx.ended();
     // Checkpoints whose segment the whole input has passed, before any later batch.
-    let passed = if ended { None } else { time::least_segment(cx.input_frontier().borrow()) };
+    // (Read only when checkpointing: no cost per activation otherwise.)
+    let passed = match slot {
+        Some(_) if !ended => cx.frontiers.iter().filter_map(|f| time::least_segment(f.frontier())).min(),
+        _ => None,
+    };
     let mut result = Ok(());
     env.enter(|| {
         if let (Some(slot), Some(passed)) = (slot.as_mut(), passed) {
