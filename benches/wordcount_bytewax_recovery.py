@@ -22,9 +22,9 @@ BENCH = os.environ.get("FERROFLOW_BENCH_DIR",
                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench"))
 sys.path.insert(0, BENCH)
 
-from bytewax._bytewax import cli_main  # noqa: E402
-from bytewax.recovery import RecoveryConfig, init_db_dir  # noqa: E402
-from wordcount_bytewax import build_flow  # noqa: E402
+from bytewax._bytewax import cli_main
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from wordcount_bytewax import build_flow
 
 
 def main():

@@ -26,7 +26,7 @@ def test_checkpoint_bench_runs_on_tiny_inputs(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(ROOT, "benches", "checkpoint.py"), "--input", str(words),
                         "--runs", "2", "--interval-ms", "10", "--keys", str(KEYS), "--restore-runs", "2",
                         "--no-peers", "--ignore-goals", "--json", str(out)],
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "FERROFLOW_BENCH_DIR": BENCH})
+                       check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "FERROFLOW_BENCH_DIR": BENCH})
     assert p.returncode == 0, p.stdout + p.stderr
     assert "throughput cost" in p.stdout and "goal <= 5%" in p.stdout and "goal <= 1 s" in p.stdout, p.stdout
     assert "Bytewax skipped: --no-peers" in p.stdout
