@@ -238,7 +238,7 @@ class CheckpointConfig:
         storage = os.path.abspath(self._storage) if self._storage else default_storage_dir(job_name)
         return _EngineSettings(storage, self._interval, self._min_pause, self._timeout, self._num_retained,
                                self._retention is ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION,
-                               restore_from)
+                               restore_from, job_name)
 
     def __repr__(self) -> str:
         state = f"interval={self._interval} ms" if self.is_checkpointing_enabled() else "disabled"
@@ -249,11 +249,13 @@ class _EngineSettings:
     """What the binding reads (``crates/python/src/checkpoint.rs``: ``CheckpointArg``)."""
 
     __slots__ = ("dir", "interval_ms", "min_pause_ms", "timeout_ms", "retained", "retain_on_cancel", "restore_from",
-                 "baseline")
+                 "job", "baseline")
 
     def __init__(self, dir: str, interval_ms: int, min_pause_ms: int, timeout_ms: int, retained: int,
-                 retain_on_cancel: bool, restore_from: Optional[str]) -> None:
+                 retain_on_cancel: bool, restore_from: Optional[str], job: str = "job") -> None:
         self.dir = dir
+        #: The job's name, recorded in each checkpoint's manifest.
+        self.job = job
         self.interval_ms = interval_ms
         self.min_pause_ms = min_pause_ms
         self.timeout_ms = timeout_ms

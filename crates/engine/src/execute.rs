@@ -408,8 +408,11 @@ fn run_worker<R: Record>(
         }
         counts.borrow_mut().iter_mut().for_each(|c| *c = 0);
     }
-    if let (Some(c), Some(_)) = (env.checkpoints.as_ref(), monitor) {
-        c.stopped_by_peer(control);
+    if let Some(c) = env.checkpoints.as_ref() {
+        if monitor.is_some() {
+            c.stopped_by_peer(control);
+        }
+        c.on_job_end(control);
     }
     if control.aborted() {
         // Closing our connections tells the other processes at once; a cancellation of

@@ -378,3 +378,22 @@ fn stop_with_savepoint_stops_every_process_naming_the_same_savepoint() {
     assert_eq!(paths[0], paths[1], "both processes stop with the same savepoint");
     storage::verify(paths[0].as_ref().unwrap()).unwrap();
 }
+
+#[test]
+fn a_cancelled_job_removes_its_checkpoints_unless_asked_to_retain_them() {
+    for retain in [false, true] {
+        let store = TempDir::new("cancel-retain");
+        let mut config = checkpointing(1, &store.0, 5);
+        config.checkpoint.as_mut().unwrap().retain_on_cancel = retain;
+        let running = ferroflow_engine::start(Arc::new(plan(200_000, &new_out())), config).unwrap();
+        let deadline = std::time::Instant::now() + HANG;
+        while storage::find_latest(&store.0).unwrap().found.is_none() {
+            assert!(std::time::Instant::now() < deadline, "no checkpoints");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        running.control.cancel();
+        let _ = running.join();
+        let kept = storage::find_latest(&store.0).unwrap().found.is_some();
+        assert_eq!(kept, retain, "retain_on_cancel={retain}");
+    }
+}

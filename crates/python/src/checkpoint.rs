@@ -23,6 +23,7 @@ pub struct CheckpointArg {
     retained: usize,
     retain_on_cancel: bool,
     restore_from: Option<PathBuf>,
+    job: String,
 }
 
 impl From<CheckpointArg> for CheckpointSettings {
@@ -33,6 +34,7 @@ impl From<CheckpointArg> for CheckpointSettings {
             retained: a.retained.max(1),
             retain_on_cancel: a.retain_on_cancel,
             restore_from: a.restore_from,
+            job: a.job,
             ..CheckpointSettings::new(a.dir, Duration::from_millis(a.interval_ms))
         }
     }

@@ -194,6 +194,21 @@ impl Checkpoints {
         }
     }
 
+    /// After the job ended: a job cancelled (Ctrl-C, SIGTERM; not stopped with a
+    /// savepoint) removes the checkpoints it wrote, unless asked to retain them
+    /// (`RETAIN_ON_CANCELLATION`). Done once, by the coordinator. A failed job keeps
+    /// them: a restart resumes from them.
+    pub fn on_job_end(&self, control: &JobControl) {
+        let Some(co) = &self.coordinator else { return };
+        let cancelled = control.error().is_some_and(|e| e.kind == crate::error::ErrorKind::Cancelled);
+        if !cancelled || self.settings.retain_on_cancel || control.stopped_with().is_some() {
+            return;
+        }
+        for segment in 1..co.borrow().next {
+            let _ = storage::remove_checkpoint(&self.settings.dir, self.id_of(segment));
+        }
+    }
+
     /// The id of the checkpoint the job restored from (0: none).
     pub fn restored_id(&self) -> u64 {
         self.restored.as_ref().map_or(0, |r| r.id)
