@@ -456,7 +456,8 @@ def _warn_unresumable(job: List[Any]) -> None:
         if isinstance(kind, _nodes.Socket):
             why = "a socket cannot be read again: after a restart it reads on from what the server sends then " \
                   "(at-most-once)"
-        elif isinstance(kind, _nodes.FunctionSource) and not kind.runner.replayable():
+        elif isinstance(kind, _nodes.FunctionSource) and isinstance(kind.runner, _SourceRunner) \
+                and not kind.runner.replayable():
             why = "its function has no snapshot_state(): after a restart it runs again from its start; " \
                   "implement snapshot_state/initialize_state (Flink's CheckpointedFunction) to resume"
         else:
