@@ -397,3 +397,38 @@ fn a_cancelled_job_removes_its_checkpoints_unless_asked_to_retain_them() {
         assert_eq!(kept, retain, "retain_on_cancel={retain}");
     }
 }
+
+#[test]
+fn checkpoints_that_time_out_or_cannot_be_written_are_discarded_and_the_job_goes_on() {
+    let n = 6000;
+    let want = {
+        let out = new_out();
+        run_ok(plan(n, &out), cfg_batch(2, 8));
+        let len = out.lock().unwrap().len();
+        (len, finals(&out))
+    };
+    // Every checkpoint outlives a timeout of 0.
+    let store = TempDir::new("expire");
+    let out = new_out();
+    let mut config = checkpointing(2, &store.0, 5);
+    config.checkpoint.as_mut().unwrap().timeout = Duration::ZERO;
+    let summary = run_ok(plan(n, &out), config);
+    let len = out.lock().unwrap().len();
+    assert_eq!((len, finals(&out)), want);
+    assert!(storage::find_latest(&store.0).unwrap().found.is_none(), "an expired checkpoint was kept");
+    assert!(summary.warnings.iter().any(|w| w.contains("expired")), "{:?}", summary.warnings);
+    // Every checkpoint's directory is taken by a file: its parts cannot be written.
+    let store = TempDir::new("unwritable-parts");
+    for id in 1..2000 {
+        std::fs::write(storage::checkpoint_dir(&store.0, id), b"in the way").unwrap();
+    }
+    let out = new_out();
+    let summary = run_ok(plan(n, &out), checkpointing(2, &store.0, 5));
+    let len = out.lock().unwrap().len();
+    assert_eq!((len, finals(&out)), want);
+    assert!(
+        summary.warnings.iter().any(|w| w.contains("could not write its part") && w.contains("the job goes on")),
+        "{:?}",
+        summary.warnings
+    );
+}
