@@ -195,3 +195,30 @@ def test_restores_rescale_from_two_processes_to_one_then_three(tmp_path, expecte
                 break
     finish(start(command(storage, out, 3), tmp_path), "the restore at 3 processes")
     check(out, expected)
+
+
+OTHER_JOB = """
+import sys
+from ferroflow import StreamExecutionEnvironment
+
+env = StreamExecutionEnvironment.get_execution_environment()
+env.enable_checkpointing(200)
+env.get_checkpoint_config().set_checkpoint_storage_dir(sys.argv[1])
+env.generate_sequence(0, 10).map(lambda v: v + 1).print()
+env.execute("another")
+"""
+
+
+def test_a_checkpoint_of_another_job_is_refused_naming_the_difference(tmp_path):
+    storage, out = tmp_path / "ck", tmp_path / "out"
+    finish(start(command(storage, out), tmp_path), "the first job")
+    latest = max(storage.glob("chk-*"), key=lambda d: int(d.name[4:]))
+    other = tmp_path / "other.py"
+    other.write_text(OTHER_JOB)
+    p = subprocess.run([FERROFLOW, "run", str(other), "-s", str(latest), "-", str(tmp_path / "ck2")],
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p
+    lines = [line for line in p.stderr.splitlines() if line.startswith("ferroflow:")]
+    assert len(lines) == 1, p.stderr
+    assert "was taken from another job (plan differs: its node 0 source generate_sequence '0..999999'" in lines[0], lines[0]
+    assert "restarting" not in p.stderr, "a checkpoint that does not fit is not retried"
