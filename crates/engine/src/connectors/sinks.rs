@@ -384,16 +384,20 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
 
     /// The job's end: the last file, committed with the job's success; and what is
     /// still pending (its checkpoint did not complete before the end).
+    /// They stay listed as pending too: a sink that ends while the job goes on stands in
+    /// later checkpoints with them, so a restore commits them if the job is killed
+    /// before its end.
     fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
         let last = self.next_id;
-        let wrote = self.finish_current(&self.pending_path(self.worker, last))?;
-        let mut files: Vec<(PathBuf, PathBuf)> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .map(|p| (self.pending_path(self.worker, p), self.final_path(self.worker, p)))
-            .collect();
-        if wrote {
-            files.push((self.pending_path(self.worker, last), self.final_path(self.worker, last)));
+        if self.finish_current(&self.pending_path(self.worker, last))? {
+            self.pending.push(last);
+            self.sync_dir()?;
         }
+        let files: Vec<(PathBuf, PathBuf)> = self
+            .pending
+            .iter()
+            .map(|p| (self.pending_path(self.worker, *p), self.final_path(self.worker, *p)))
+            .collect();
         Ok((!files.is_empty()).then(|| Box::new(PendingParts { files, dir: self.dir.clone() }) as Box<dyn SinkCommit>))
     }
 }
@@ -417,7 +421,11 @@ struct PendingParts {
 impl SinkCommit for PendingParts {
     fn commit(self: Box<Self>) -> Result<(), String> {
         for (from, to) in &self.files {
-            fs::rename(from, to).map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?;
+            match fs::rename(from, to) {
+                // Committed already (a checkpoint completed after the sink ended).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
+                r => r.map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?,
+            }
         }
         crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| e.to_string())
     }

@@ -414,6 +414,7 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
     if result.is_ok() && !env.control.aborted() {
         result = l.after_scope(env, ended);
     }
+    let finished = result.is_ok() && ended && !env.control.aborted();
     let done = match result {
         Err(f) => {
             let kind = f.kind.unwrap_or(info.kind);
@@ -423,9 +424,21 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
         Ok(()) => ended || env.control.aborted(),
     };
     if done {
-        env.enter(|| *logic = None);
-        if let Some(slot) = slot.take() {
-            slot.retire(Vec::new());
+        // An operator that finished stands in later checkpoints with its state as it
+        // ended: a sink's files still to commit (the job goes on elsewhere, and a
+        // restore from a later checkpoint must commit them), for most nothing.
+        let mut last = Vec::new();
+        let mut snapshot = Ok(());
+        env.enter(|| {
+            if let (true, Some(_), Some(l)) = (finished, slot.as_ref(), logic.as_mut()) {
+                snapshot = l.snapshot(&mut last);
+            }
+            *logic = None;
+        });
+        match (slot.take(), snapshot) {
+            (Some(slot), Ok(())) => slot.retire(last),
+            (_, Err(e)) => env.fail(info.kind, &info.name, e),
+            (None, Ok(())) => {}
         }
     }
 }
