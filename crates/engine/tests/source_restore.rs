@@ -115,3 +115,42 @@ fn a_text_file_resumes_from_its_checkpoint_at_one_and_three_workers() {
         assert_eq!(got, want, "2 -> {workers}");
     }
 }
+
+/// A short branch (its sink finishes early) beside a long one: a checkpoint taken after
+/// the short branch finished must still bring its last files to commit on restore.
+#[test]
+fn a_branch_that_finished_before_the_checkpoint_commits_its_output_once_after_a_restore() {
+    let store = TempDir::new("branch-store");
+    let out = TempDir::new("branch-out");
+    let (short_out, long_out) = (out.path().join("short"), out.path().join("long"));
+    let make = || {
+        let mut plan = plan(sources::sequence::<V>(0, N - 1), &long_out);
+        let src =
+            plan.add("short", vec![], NodeKind::Source { factory: sources::sequence::<V>(0, 99), parallel: true });
+        let encode: sinks::Encode<V> = Arc::new(|batch: &[V], buf: &mut Vec<u8>| {
+            for v in batch {
+                buf.extend_from_slice(format!("{}\n", v.int()).as_bytes());
+            }
+            Ok(())
+        });
+        plan.add("short file", vec![src], NodeKind::Sink(sinks::text_file(&short_out, false, encode)));
+        plan
+    };
+    let running = ferroflow_engine::start(Arc::new(make()), config(2, store.path(), None)).unwrap();
+    let deadline = Instant::now() + HANG;
+    while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 6) {
+        assert!(Instant::now() < deadline, "no checkpoints");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    running.control.cancel();
+    let _ = running.join();
+    assert!(visible_lines(&long_out).len() < N as usize, "the long branch finished before it was stopped");
+    let from = storage::find_latest(store.path()).unwrap().found.expect("a complete checkpoint").dir;
+    run_ok(make(), config(2, store.path(), Some(&from)));
+    let mut want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    want.sort();
+    assert_eq!(visible_lines(&short_out), want, "the short branch");
+    let mut want: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    want.sort();
+    assert_eq!(visible_lines(&long_out), want, "the long branch");
+}
