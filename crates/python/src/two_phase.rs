@@ -70,6 +70,9 @@ impl TwoPhaseSink {
 
 impl Sink<PyRec> for TwoPhaseSink {
     fn write(&mut self, batch: &mut Vec<PyRec>) -> UdfResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         Python::attach(|py| {
             let txn = self.current(py)?;
             let (invoke, txn, none) = (self.calls.invoke.bind(py), txn.bind(py), py.None());
