@@ -379,3 +379,23 @@ def test_an_unpicklable_transaction_fails_the_checkpoint_in_one_line():
     with pytest.raises(RuntimeError, match="a two-phase-commit sink's transactions must be picklable to be "
                                            "checkpointed: .*Can.t pickle local object"):
         probe.pre_commit(1)
+
+
+# -- docs/fault_tolerance.md ----------------------------------------------------------------------------
+
+
+def test_the_documented_idempotent_sink_pattern_runs_and_prints_what_the_guide_shows(tmp_path):
+    import subprocess
+
+    from test_docs_event_time import PYTHON, ROOT, _blocks, _clean_env
+
+    with open(os.path.join(ROOT, "docs", "fault_tolerance.md"), encoding="utf-8") as f:
+        blocks = [b for b in _blocks(f.read()) if b[3] == "The idempotent-sink pattern"]
+    assert [b[1] for b in blocks] == ["python", "text"], "the guide lost its idempotent-sink example"
+    script = tmp_path / "idempotent.py"
+    script.write_text(blocks[0][2], encoding="utf-8")
+    r = subprocess.run([PYTHON, "-W", "ignore", str(script)], cwd=str(tmp_path), env=_clean_env(),
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "restarting (attempt 1 of 1)" in r.stderr, "the example's job did not fail once"
+    assert r.stdout == blocks[1][2]
