@@ -378,7 +378,7 @@ def _drop_context(invoke: Callable) -> Callable:
     return invoke
 
 
-def _two_phase_calls(invoke: Callable) -> Tuple[Callable, ...]:
+def _two_phase_calls(invoke: Callable) -> Any:  # a tuple where Udf expects a callable: the binding unpacks it
     """A ``TwoPhaseCommitSinkFunction``'s methods as the binding calls them:
     ``(invoke(txn, value, context), begin_transaction, pre_commit, commit, abort)``.
     Checked when the sink is added, so a missing one fails at the user's call."""

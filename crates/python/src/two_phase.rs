@@ -132,7 +132,8 @@ impl Sink<PyRec> for TwoPhaseSink {
     /// (again, maybe: commit is idempotent); the rest, and the transactions that were
     /// open, are aborted.
     fn restore(&mut self, from: &Restore<'_>, id: u64) -> UdfResult<()> {
-        let corrupt = |e: String| UdfError::internal(format!("a two-phase-commit sink's checkpoint section is unreadable: {e}"));
+        let corrupt =
+            |e: String| UdfError::internal(format!("a two-phase-commit sink's checkpoint section is unreadable: {e}"));
         Python::attach(|py| {
             let loads = LOADS.import(py, "pickle", "loads").map_err(|e| UdfError::internal(e.to_string()))?;
             for (old, section) in from.sections().iter().enumerate() {
