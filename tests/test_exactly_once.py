@@ -31,9 +31,10 @@ KEYS, SECOND = 97, 1000
 KILLS = 20
 #: No single run of the job may take longer (it takes ~2 s on a quiet machine).
 RUN_TIMEOUT = 120
-#: For the kill tests, ms the job sleeps every 1000 values: ~10 s of work, so that each
-#: kill lands while it runs and each restore has work left.
-SLOW = ["0", "-", "10"]
+#: For the kill tests, ms the job sleeps every 1000 values: ~25 s of work in all, so
+#: that each kill lands while it runs and each restore has work left (the last restore
+#: runs at full speed).
+SLOW = ["0", "-", "25"]
 
 
 def model(n: int) -> Counter:

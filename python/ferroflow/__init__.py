@@ -21,7 +21,7 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
                         KeyedCoProcessFunction, KeyedProcessFunction, KeySelector, MapFunction, OutputSelector,
                         ParallelSourceFunction, Partitioner, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
                         ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
-                        SourceFunction, WindowFunction)
+                        SourceFunction, TwoPhaseCommitSinkFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
@@ -39,7 +39,7 @@ __all__ = [
     "Duration", "TimeWindow", "GlobalWindow", "TimeCharacteristic", "TimestampAssigner", "WatermarkStrategy",
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
-    "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
+    "OutputSelector", "SinkFunction", "TwoPhaseCommitSinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
     "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
     "InternalError", "InvalidUseError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction",
     "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",

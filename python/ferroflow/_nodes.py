@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
+           "TwoPhaseSink",
            "WriteText", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
@@ -453,6 +454,18 @@ class SinkFunction(Sink):
     """``udf(value)`` per record (``add_sink``)."""
 
     KIND = "sink_function"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf
+
+
+class TwoPhaseSink(Sink):
+    """A ``TwoPhaseCommitSinkFunction`` (``add_sink``): ``udf`` binds, per worker, to
+    the tuple ``(invoke(txn, value, context), begin_transaction, pre_commit, commit,
+    abort)``; the binding keeps the transactions and saves them with checkpoints."""
+
+    KIND = "two_phase_sink"
     __slots__ = ("udf",)
 
     def __init__(self, udf: PerWorker) -> None:

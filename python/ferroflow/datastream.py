@@ -339,10 +339,13 @@ class DataStream:
 
     def add_sink(self, sink_func: Any) -> "DataStreamSink":
         """Calls ``sink_func(value)`` (or a ``SinkFunction``'s ``invoke``) for every record."""
-        from .functions import DiscardingSink
+        from .functions import DiscardingSink, TwoPhaseCommitSinkFunction
 
         if type(sink_func) is DiscardingSink:
             return self._sink(_nodes.Discard(), "DiscardingSink")
+        if isinstance(sink_func, TwoPhaseCommitSinkFunction):
+            udf = Udf(sink_func, ("invoke",), wrap=_two_phase_calls)
+            return self._sink(_nodes.TwoPhaseSink(udf), label_of(sink_func))
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink(_nodes.SinkFunction(udf), label_of(sink_func))
 
@@ -373,6 +376,24 @@ def _drop_context(invoke: Callable) -> Callable:
     if positional_arity(invoke) == 2:
         return lambda value: invoke(value, None)
     return invoke
+
+
+def _two_phase_calls(invoke: Callable) -> Any:  # a tuple where Udf expects a callable: the binding unpacks it
+    """A ``TwoPhaseCommitSinkFunction``'s methods as the binding calls them:
+    ``(invoke(txn, value, context), begin_transaction, pre_commit, commit, abort)``.
+    Checked when the sink is added, so a missing one fails at the user's call."""
+    from ._plan import find_method, positional_arity
+
+    obj = invoke.__self__  # type: ignore[attr-defined]  # a bound method: resolved on the function object
+    calls = []
+    for name in ("begin_transaction", "pre_commit", "commit", "abort"):
+        method = find_method(obj, (name,))
+        if method is None:
+            raise TypeError(f"{type(obj).__name__} must implement {name}() (a TwoPhaseCommitSinkFunction)")
+        calls.append(method)
+    if positional_arity(invoke) == 2:
+        return (lambda txn, value, context: invoke(txn, value), *calls)
+    return (invoke, *calls)
 
 
 class DataStreamSink:

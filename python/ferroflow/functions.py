@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
-    "OutputSelector", "SinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
+    "OutputSelector", "SinkFunction", "TwoPhaseCommitSinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
     "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext", "ProcessFunction",
     "KeyedProcessFunction", "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction",
     "BroadcastProcessFunction", "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction",
@@ -234,11 +234,64 @@ class OutputSelector(Function):
 
 
 class SinkFunction(Function):
-    """Receives every record: implement ``invoke(value)`` (or ``invoke(value, context)``)."""
+    """Receives every record: implement ``invoke(value)`` (or ``invoke(value, context)``).
+
+    Under checkpointing a plain sink is at-least-once: after a restore, the records
+    since the checkpoint reach ``invoke`` again. For exactly-once output, write a
+    ``TwoPhaseCommitSinkFunction``, or make the writes idempotent (see "the
+    idempotent-sink pattern" in docs/fault_tolerance.md)."""
 
     @stub
     def invoke(self, value: Any, context: Any = None) -> None:
         raise NotImplementedError("implement invoke(value)")
+
+
+class TwoPhaseCommitSinkFunction(Function):
+    """A sink whose output becomes visible with checkpoints, exactly once (Flink's
+    ``TwoPhaseCommitSinkFunction``, with snake_case names). Records go into a
+    transaction (any picklable value naming it: a file name, a row id...):
+
+    - ``begin_transaction() -> txn``: starts one; the next records go into it.
+    - ``invoke(txn, value, context)``: writes one record into ``txn`` (``context`` is
+      None; ``invoke(txn, value)`` works too).
+    - ``pre_commit(txn)``: a checkpoint is taken: make ``txn`` durable, ready to
+      commit. A new transaction begins after it.
+    - ``commit(txn)``: the checkpoint completed: make ``txn`` visible. It must be
+      idempotent: after a restore it may run again for a transaction already
+      committed (the job may have failed between the commit and the next
+      checkpoint).
+    - ``abort(txn)``: throw ``txn`` away (a restore: what was written after the
+      checkpoint restored). It may get a transaction that was pre-committed, and
+      must do nothing harmful to one that is already gone.
+
+    The transactions pre-committed and the open one are saved (pickled) with each
+    checkpoint; a restore commits those the checkpoint covers and aborts the others,
+    possibly on another worker than the one that began them. At the end of a job that
+    succeeds, the open transaction is pre-committed and every transaction committed
+    with the job's success; a failed job leaves them to a restore. Without
+    checkpointing the whole job's output is one transaction per worker, committed
+    when the job succeeds.
+    """
+
+    @stub
+    def begin_transaction(self) -> Any:
+        raise NotImplementedError("implement begin_transaction()")
+
+    @stub
+    def invoke(self, transaction: Any, value: Any, context: Any = None) -> None:
+        raise NotImplementedError("implement invoke(transaction, value, context)")
+
+    @stub
+    def pre_commit(self, transaction: Any) -> None:
+        raise NotImplementedError("implement pre_commit(transaction)")
+
+    @stub
+    def commit(self, transaction: Any) -> None:
+        raise NotImplementedError("implement commit(transaction)")
+
+    @stub
+    def abort(self, transaction: Any) -> None:
+        raise NotImplementedError("implement abort(transaction)")
 
 
 class DiscardingSink(SinkFunction):

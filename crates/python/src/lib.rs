@@ -14,8 +14,10 @@ mod keys;
 mod plan;
 mod process;
 mod record;
+mod sink_probe;
 mod source_probe;
 mod sources;
+mod two_phase;
 mod udf;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -272,6 +274,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<broadcast::BroadcastStateImpl>()?;
     codec::register(m)?;
     m.add_class::<source_probe::_SourceProbe>()?;
+    m.add_class::<sink_probe::_SinkProbe>()?;
     quiet_panics();
     Ok(())
 }

@@ -365,6 +365,12 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 Ok(Box::new(PyFunctionSink { f: bind_udf(&udf, ctx)? }) as Box<dyn Sink<PyRec>>)
             }))
         }
+        "two_phase_sink" => {
+            let udf = udf()?;
+            NodeKind::Sink(Arc::new(move |ctx| {
+                Ok(Box::new(crate::two_phase::TwoPhaseSink::new(bind_udf(&udf, ctx)?)?) as Box<dyn Sink<PyRec>>)
+            }))
+        }
         "write_text" => {
             let WriteText { path, overwrite } = kind.extract()?;
             let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {

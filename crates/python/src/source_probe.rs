@@ -15,7 +15,7 @@ use ferroflow_engine::UdfError;
 use crate::record::PyRec;
 use crate::sources::{FunctionSource, IteratorSource};
 
-fn failed(e: UdfError) -> PyErr {
+pub(crate) fn failed(e: UdfError) -> PyErr {
     PyRuntimeError::new_err(if e.internal { format!("internal: {}", e.message) } else { e.message })
 }
 

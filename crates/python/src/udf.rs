@@ -55,6 +55,11 @@ impl BoundUdf {
         Ok(BoundUdf { call, close })
     }
 
+    /// The function's `close`, for a caller that runs it later itself.
+    pub fn take_close(&mut self) -> Option<Py<PyAny>> {
+        self.close.take()
+    }
+
     pub fn close(&mut self) -> UdfResult<()> {
         match self.close.take() {
             Some(close) => Python::attach(|py| close.bind(py).call0().map(drop).map_err(|e| udf_error(py, e, None))),
