@@ -2,7 +2,6 @@
 //! abort flag between steps, a panicking worker becomes a job error instead of a
 //! crash, and the caller waits by polling so it can react to Ctrl-C.
 
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -335,15 +334,13 @@ fn run_worker<R: Record>(
         }
         None => None,
     };
+    let worker_context = WorkerContext {
+        index: worker.index(),
+        peers: worker.peers(),
+        waker: None,
+        checkpointing: checkpointing.map_or(Checkpointing::Off, |c| c.mode()),
+    };
     let env = Rc::new(OpEnv {
-        control: control.clone(),
-        scope: config.scope.clone(),
-        worker: WorkerContext {
-            index: worker.index(),
-            peers: worker.peers(),
-            waker: None,
-            checkpointing: checkpointing.map_or(Checkpointing::Off, |c| c.mode()),
-        },
         // Timely numbers workers process by process.
         locality: crate::exchange::Locality {
             first: worker.index() - worker.index() % config.workers.max(1),
@@ -353,12 +350,8 @@ fn run_worker<R: Record>(
         manual_processing_time: plan.manual_processing_time,
         batch_size: config.batch_size.max(1),
         object_reuse: config.object_reuse,
-        counts: Rc::new(RefCell::new(vec![0; plan.nodes.len()])),
-        cancel_hooks: RefCell::new(Vec::new()),
-        probe: timely::dataflow::operators::probe::Handle::new(),
-        ended_sources: RefCell::new(Default::default()),
-        source_watchers: RefCell::new(Vec::new()),
         checkpoints: checkpoints.clone(),
+        ..OpEnv::for_worker(control.clone(), config.scope.clone(), worker_context, plan.nodes.len())
     });
     let counts = env.counts.clone();
     let job = worker.next_dataflow_index();

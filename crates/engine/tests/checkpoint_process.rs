@@ -20,7 +20,6 @@ use timely::dataflow::operators::{ActivateCapability, InputCapability, Inspect};
 
 use common::V;
 use ferroflow_engine::checkpoint::restore::Restore;
-use ferroflow_engine::clock::SystemClock;
 use ferroflow_engine::control::JobControl;
 use ferroflow_engine::exchange::{Batch, Routed};
 use ferroflow_engine::functions::{BatchScope, WorkerContext};
@@ -41,21 +40,11 @@ impl BatchScope for NoScope {
 }
 
 fn env(control: &Arc<JobControl>) -> Rc<OpEnv> {
+    let worker = WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() };
     Rc::new(OpEnv {
-        control: control.clone(),
-        scope: Arc::new(NoScope),
-        worker: WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() },
-        locality: ferroflow_engine::exchange::Locality { first: 0, count: 1 },
-        clock: Arc::new(SystemClock),
-        manual_processing_time: false,
         batch_size: 16,
         object_reuse: true,
-        counts: Rc::new(RefCell::new(vec![0; 1])),
-        cancel_hooks: RefCell::new(Vec::new()),
-        probe: timely::dataflow::operators::probe::Handle::new(),
-        ended_sources: RefCell::new(Default::default()),
-        source_watchers: RefCell::new(Vec::new()),
-        checkpoints: None,
+        ..OpEnv::for_worker(control.clone(), Arc::new(NoScope), worker, 1)
     })
 }
 

@@ -12,9 +12,7 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -22,7 +20,6 @@ use proptest::prelude::*;
 use common::V;
 use ferroflow_engine::checkpoint::restore::Restore;
 use ferroflow_engine::checkpoint::state_io::{StateReader, StateWriter};
-use ferroflow_engine::clock::SystemClock;
 use ferroflow_engine::control::JobControl;
 use ferroflow_engine::functions::{BatchScope, Reducer, WorkerContext};
 use ferroflow_engine::key::{key_of, Key};
@@ -47,21 +44,11 @@ impl BatchScope for NoScope {
 }
 
 fn env() -> OpEnv {
+    let worker = WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() };
     OpEnv {
-        control: Arc::new(JobControl::new(1)),
-        scope: Arc::new(NoScope),
-        worker: WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() },
-        locality: ferroflow_engine::exchange::Locality { first: 0, count: 1 },
-        clock: Arc::new(SystemClock),
-        manual_processing_time: false,
         batch_size: 16,
         object_reuse: false,
-        counts: Rc::new(RefCell::new(vec![0; 1])),
-        cancel_hooks: RefCell::new(Vec::new()),
-        probe: timely::dataflow::operators::probe::Handle::new(),
-        ended_sources: RefCell::new(Default::default()),
-        source_watchers: RefCell::new(Vec::new()),
-        checkpoints: None,
+        ..OpEnv::for_worker(Arc::new(JobControl::new(1)), Arc::new(NoScope), worker, 1)
     }
 }
 

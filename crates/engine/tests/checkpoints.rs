@@ -264,9 +264,6 @@ fn a_cancelled_run_leaves_only_committed_lines_visible_each_once() {
 
 #[test]
 fn two_processes_take_checkpoints_together_and_commit_one_manifest_each() {
-    use ferroflow_engine::cluster::{self, ClusterConfig};
-    use std::net::TcpListener;
-
     let n = 6000;
     let want = {
         let out = new_out();
@@ -276,18 +273,7 @@ fn two_processes_take_checkpoints_together_and_commit_one_manifest_each() {
     };
     let store = TempDir::new("procs");
     let out = new_out();
-    let listeners: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-    drop(listeners);
-    let secret = cluster::generate_secret();
-    let runs: Vec<_> = (0..2)
-        .map(|p| {
-            let cluster =
-                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(10));
-            let config = ExecConfig { cluster: Some(cluster), ..checkpointing(1, &store.0, 5) };
-            ferroflow_engine::start(Arc::new(plan(n, &out)), config).unwrap()
-        })
-        .collect();
+    let runs = two_processes(|| plan(n, &out), &store.0);
     let deadline = std::time::Instant::now() + HANG;
     while runs.iter().any(|r| !r.finished()) {
         if std::time::Instant::now() > deadline {
@@ -346,22 +332,8 @@ fn a_savepoint_asked_for_is_written_apart_and_stop_with_savepoint_ends_the_job()
 
 #[test]
 fn stop_with_savepoint_stops_every_process_naming_the_same_savepoint() {
-    use ferroflow_engine::cluster::{self, ClusterConfig};
-    use std::net::TcpListener;
-
     let store = TempDir::new("stop2");
-    let listeners: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
-    drop(listeners);
-    let secret = cluster::generate_secret();
-    let runs: Vec<_> = (0..2)
-        .map(|p| {
-            let cluster =
-                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(10));
-            let config = ExecConfig { cluster: Some(cluster), ..checkpointing(1, &store.0, 5) };
-            ferroflow_engine::start(Arc::new(plan(200_000, &new_out())), config).unwrap()
-        })
-        .collect();
+    let runs = two_processes(|| plan(200_000, &new_out()), &store.0);
     let deadline = std::time::Instant::now() + HANG;
     while storage::last_id(&store.0).unwrap() < 2 {
         assert!(std::time::Instant::now() < deadline, "no checkpoints");
@@ -431,4 +403,24 @@ fn checkpoints_that_time_out_or_cannot_be_written_are_discarded_and_the_job_goes
         "{:?}",
         summary.warnings
     );
+}
+
+/// Starts `make()`'s job on two processes (threads of this test talking over
+/// 127.0.0.1) of one worker each, checkpointing every 5 ms into `store`.
+fn two_processes(make: impl Fn() -> Plan<V>, store: &Path) -> Vec<ferroflow_engine::Running> {
+    use ferroflow_engine::cluster::{self, ClusterConfig};
+    use std::net::TcpListener;
+
+    let listeners: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    drop(listeners);
+    let secret = cluster::generate_secret();
+    (0..2)
+        .map(|p| {
+            let cluster =
+                ClusterConfig::new(p, addresses.clone(), secret.clone()).connect_timeout(Duration::from_secs(10));
+            let config = ExecConfig { cluster: Some(cluster), ..checkpointing(1, store, 5) };
+            ferroflow_engine::start(Arc::new(make()), config).unwrap()
+        })
+        .collect()
 }

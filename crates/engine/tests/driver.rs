@@ -14,7 +14,6 @@ use timely::dataflow::operators::core::UnorderedInput;
 use timely::dataflow::operators::{Capability, InputCapability, Inspect};
 use timely::dataflow::Stream;
 
-use ferroflow_engine::clock::SystemClock;
 use ferroflow_engine::control::JobControl;
 use ferroflow_engine::functions::{BatchScope, WorkerContext};
 use ferroflow_engine::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, Polled, SourceLogic, UnaryInput};
@@ -121,21 +120,11 @@ impl UnaryInput<u64, u64> for Probe {
 }
 
 fn env(control: &Arc<JobControl>, scope: &Arc<Scope>) -> Rc<OpEnv> {
+    let worker = WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() };
     Rc::new(OpEnv {
-        control: control.clone(),
-        scope: scope.clone(),
-        worker: WorkerContext { index: 0, peers: 1, waker: None, checkpointing: Default::default() },
-        locality: ferroflow_engine::exchange::Locality { first: 0, count: 1 },
-        clock: Arc::new(SystemClock),
-        manual_processing_time: false,
         batch_size: 16,
         object_reuse: true,
-        counts: Rc::new(RefCell::new(vec![0; 1])),
-        cancel_hooks: RefCell::new(Vec::new()),
-        probe: timely::dataflow::operators::probe::Handle::new(),
-        ended_sources: RefCell::new(Default::default()),
-        source_watchers: RefCell::new(Vec::new()),
-        checkpoints: None,
+        ..OpEnv::for_worker(control.clone(), scope.clone(), worker, 1)
     })
 }
 

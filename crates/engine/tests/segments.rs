@@ -16,7 +16,6 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::{InputCapability, Probe};
 
 use common::*;
-use ferroflow_engine::clock::SystemClock;
 use ferroflow_engine::control::JobControl;
 use ferroflow_engine::functions::{SourceReader, SourceStatus, WorkerContext};
 use ferroflow_engine::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
@@ -159,22 +158,9 @@ impl UnaryInput<V, V> for Observer {
 }
 
 fn op_env(control: &Arc<JobControl>, index: usize, peers: usize, batch_size: usize) -> Rc<OpEnv> {
-    Rc::new(OpEnv {
-        control: control.clone(),
-        scope: Arc::new(ferroflow_engine::functions::NoScope),
-        worker: WorkerContext { index, peers, waker: None, checkpointing: Default::default() },
-        locality: ferroflow_engine::exchange::Locality { first: 0, count: peers },
-        clock: Arc::new(SystemClock),
-        manual_processing_time: false,
-        batch_size,
-        object_reuse: true,
-        counts: Rc::new(RefCell::new(vec![0; 2])),
-        cancel_hooks: RefCell::new(Vec::new()),
-        probe: timely::dataflow::operators::probe::Handle::new(),
-        ended_sources: RefCell::new(Default::default()),
-        source_watchers: RefCell::new(Vec::new()),
-        checkpoints: None,
-    })
+    let worker = WorkerContext { index, peers, waker: None, checkpointing: Default::default() };
+    let scope = Arc::new(ferroflow_engine::functions::NoScope);
+    Rc::new(OpEnv { batch_size, object_reuse: true, ..OpEnv::for_worker(control.clone(), scope, worker, 2) })
 }
 
 /// Runs the engine's source operator over `Segmented` readers on `workers` workers,

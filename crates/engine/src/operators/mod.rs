@@ -83,6 +83,35 @@ pub const BATCHES_PER_EPOCH: u64 = 16;
 pub const EPOCHS_AHEAD: u64 = 8;
 
 impl OpEnv {
+    /// The environment of worker `worker` of a job of `nodes` plan nodes, with the
+    /// defaults of a plain run (the system clock, the default batch size, records
+    /// copied, no checkpoints); `execute` and tests that run operators by hand set
+    /// what differs with struct update syntax.
+    pub fn for_worker(
+        control: Arc<JobControl>,
+        scope: Arc<dyn BatchScope>,
+        worker: WorkerContext,
+        nodes: usize,
+    ) -> Self {
+        let count = worker.peers;
+        OpEnv {
+            control,
+            scope,
+            worker,
+            locality: crate::exchange::Locality { first: 0, count },
+            clock: Arc::new(crate::clock::SystemClock),
+            manual_processing_time: false,
+            batch_size: crate::execute::DEFAULT_BATCH,
+            object_reuse: false,
+            counts: Rc::new(RefCell::new(vec![0; nodes])),
+            cancel_hooks: RefCell::new(Vec::new()),
+            probe: timely::dataflow::operators::probe::Handle::new(),
+            ended_sources: RefCell::new(Default::default()),
+            source_watchers: RefCell::new(Vec::new()),
+            checkpoints: None,
+        }
+    }
+
     pub(crate) fn fail(&self, kind: ErrorKind, operator: &str, err: UdfError) {
         self.control.fail(JobError::from_udf(kind, operator, err).on_worker(self.worker.index));
     }
