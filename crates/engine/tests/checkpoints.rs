@@ -90,6 +90,15 @@ fn checkpointing(workers: usize, dir: &Path, interval_ms: u64) -> ExecConfig {
     ExecConfig { workers, batch_size: 8, checkpoint: Some(settings), ..ExecConfig::default() }
 }
 
+/// What the job gives without checkpoints at `workers`: how many records the sink got,
+/// and every key's final sum.
+fn uncheckpointed(n: i64, workers: usize) -> (usize, std::collections::BTreeMap<i64, i64>) {
+    let out = new_out();
+    run_ok(plan(n, &out), cfg_batch(workers, 8));
+    let len = out.lock().unwrap().len();
+    (len, finals(&out))
+}
+
 /// Every key's final sum, from the rolling reduce's last output per key.
 fn finals(out: &Out<V>) -> std::collections::BTreeMap<i64, i64> {
     out.lock().unwrap().iter().map(|(_, v)| v.kv()).collect()
@@ -110,12 +119,7 @@ fn complete_checkpoints(dir: &Path) -> Vec<u64> {
 fn a_job_with_checkpoints_gives_the_same_output_and_commits_them() {
     let n = 6000;
     for workers in [1, 2] {
-        let want = {
-            let out = new_out();
-            run_ok(plan(n, &out), cfg_batch(workers, 8));
-            let len = out.lock().unwrap().len();
-            (len, finals(&out))
-        };
+        let want = uncheckpointed(n, workers);
         let dir = TempDir::new("same");
         let out = new_out();
         let p = plan(n, &out);
@@ -265,12 +269,7 @@ fn a_cancelled_run_leaves_only_committed_lines_visible_each_once() {
 #[test]
 fn two_processes_take_checkpoints_together_and_commit_one_manifest_each() {
     let n = 6000;
-    let want = {
-        let out = new_out();
-        run_ok(plan(n, &out), cfg_batch(2, 8));
-        let len = out.lock().unwrap().len();
-        (len, finals(&out))
-    };
+    let want = uncheckpointed(n, 2);
     let store = TempDir::new("procs");
     let out = new_out();
     let runs = two_processes(|| plan(n, &out), &store.0);
@@ -373,12 +372,7 @@ fn a_cancelled_job_removes_its_checkpoints_unless_asked_to_retain_them() {
 #[test]
 fn checkpoints_that_time_out_or_cannot_be_written_are_discarded_and_the_job_goes_on() {
     let n = 6000;
-    let want = {
-        let out = new_out();
-        run_ok(plan(n, &out), cfg_batch(2, 8));
-        let len = out.lock().unwrap().len();
-        (len, finals(&out))
-    };
+    let want = uncheckpointed(n, 2);
     // Every checkpoint outlives a timeout of 0.
     let store = TempDir::new("expire");
     let out = new_out();
