@@ -128,6 +128,7 @@ def test_a_burst_of_strangers_neither_floods_stderr_nor_blocks_the_start():
         return [FERROFLOW, "run", str(JOB), "--addresses", addresses, "--process-id", str(i), "--connect-timeout",
                 str(timeout), "-", "small"]
 
+    started = time.monotonic()
     p0 = subprocess.Popen(command(0, 30), cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -152,11 +153,14 @@ def test_a_burst_of_strangers_neither_floods_stderr_nor_blocks_the_start():
         if p0.poll() is None:
             os.killpg(p0.pid, signal.SIGKILL)
             p0.communicate(timeout=10)
+    took = time.monotonic() - started
     out, err = out.decode(), err.decode()
     assert p0.returncode == 0, err[-3000:]
     assert "job finished" in out, out
     lines = err.splitlines()
-    assert 2 <= len(lines) <= 4, err[-3000:]
+    # The first refusal, then one count at most every 5 s and the total: bounded by the
+    # time the start took (longer on a loaded machine), never by the 2,000 connections.
+    assert 2 <= len(lines) <= 2 + int(took // 5) + 1, (took, err[-3000:])
     assert all(line.startswith("ferroflow: process 0: refused ") for line in lines), err
     assert lines[0].startswith("ferroflow: process 0: refused a connection from 127.0.0.1:"), err
     total = re.search(r"\((\d+) in all while the cluster started\)", lines[-1])
