@@ -462,9 +462,6 @@ def test_from_checkpoint_takes_the_latest_whole_one(tmp_path, processes):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--from-checkpoint", "{t}/none"], "ferroflow run: --from-checkpoint {t}/none: does not exist"),
-    (["--from-checkpoint", "{t}/empty"],
-     "ferroflow run: --from-checkpoint {t}/empty: has no complete checkpoint (chk-<n> with a _MANIFEST)"),
     (["-s", "{t}/empty"],
      "ferroflow run: -s {t}/empty is not a complete checkpoint or savepoint: it has no _MANIFEST (never completed)"),
     (["--from-savepoint", "{t}/store/chk-1"], "ferroflow run: -s {t}/store/chk-1 is not a complete checkpoint or "
@@ -486,6 +483,22 @@ def test_restore_flag_errors_are_one_line(tmp_path, args, message):
     assert p.returncode == 2
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(message.format(t=tmp_path)), p.stderr
+
+
+@pytest.mark.parametrize("where, why", [("none", "does not exist"),
+                                        ("empty", "has no complete checkpoint (chk-<n> with a _MANIFEST)")])
+def test_from_checkpoint_without_a_checkpoint_yet_starts_from_the_beginning(tmp_path, where, why):
+    """A restart loop passes --from-checkpoint every time, also after a kill that came
+    before the first checkpoint completed."""
+    script = tmp_path / "job.py"
+    script.write_text(RESOLVE_SCRIPT)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "chk-1").mkdir()  # begun, never completed
+    p = ferroflow_run(script, "--from-checkpoint", tmp_path / where, cwd=tmp_path)
+    assert p.returncode == 0, p
+    assert "restore: None" in p.stdout, p
+    assert p.stderr.splitlines() == [f"ferroflow: warning: --from-checkpoint {tmp_path}/{where} {why} yet: "
+                                     "the job starts from the beginning"], p.stderr
 
 
 def test_a_restore_into_a_job_without_checkpointing_is_refused(tmp_path):

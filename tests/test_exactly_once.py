@@ -70,12 +70,12 @@ def has_checkpoint(storage: Path) -> bool:
 
 
 def command(storage: Path, out: Path, processes: int = 1, *job_args: str) -> list:
+    """The job's command line; as a plain restart loop would, every run is asked to start
+    from the latest checkpoint (before the first one, it starts from the beginning)."""
     cmd = [FERROFLOW, "run", str(JOB)]
     if processes > 1:
         cmd += ["-p", str(processes)]
-    if has_checkpoint(storage):
-        cmd += ["--from-checkpoint", str(storage)]
-    return cmd + ["-", str(storage), str(out), str(N), *job_args]
+    return cmd + ["--from-checkpoint", str(storage), "-", str(storage), str(out), str(N), *job_args]
 
 
 def start(cmd: list, cwd: Path) -> subprocess.Popen:

@@ -294,7 +294,10 @@ def parse_run_options(own: Sequence[str]) -> tuple:
 
 def restore_point(options: dict) -> Optional[str]:
     """The checkpoint directory ``--from-checkpoint``/``-s`` name, checked by the engine's
-    rules (UsageError in one line if it is not a complete checkpoint), or None."""
+    rules (UsageError in one line if ``-s`` is not a complete checkpoint), or None.
+    ``--from-checkpoint DIR`` with no complete checkpoint under DIR yet (a job killed
+    before its first one) starts the job from the beginning, with a warning: a restart
+    loop may pass it every time."""
     from . import _engine
     from .checkpoint_config import storage_path
 
@@ -308,7 +311,9 @@ def restore_point(options: dict) -> Optional[str]:
             print(f"ferroflow: warning: {w}", file=sys.stderr)
         if found is None:
             why = "does not exist" if not os.path.exists(root) else "has no complete checkpoint (chk-<n> with a _MANIFEST)"
-            raise UsageError(f"--from-checkpoint {root}: {why}")
+            print(f"ferroflow: warning: --from-checkpoint {root} {why} yet: the job starts from the beginning",
+                  file=sys.stderr)
+            return None
         return os.path.abspath(found)
     if "from_savepoint" in options:
         try:
