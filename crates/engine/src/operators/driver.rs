@@ -427,19 +427,49 @@ fn activate<O: Clone + 'static, L: OperatorLogic<O>>(
         // An operator that finished stands in later checkpoints with its state as it
         // ended: a sink's files still to commit (the job goes on elsewhere, and a
         // restore from a later checkpoint must commit them), for most nothing.
-        let mut last = Vec::new();
-        let mut snapshot = Ok(());
-        env.enter(|| {
-            if let (true, Some(_), Some(l)) = (finished, slot.as_ref(), logic.as_mut()) {
-                snapshot = l.snapshot(&mut last);
-            }
-            *logic = None;
-        });
-        match (slot.take(), snapshot) {
-            (Some(slot), Ok(())) => slot.retire(last),
-            (_, Err(e)) => env.fail(info.kind, &info.name, e),
-            (None, Ok(())) => {}
+        drop_logic(info, env, logic, slot, finished, |l, out| l.snapshot(out));
+    }
+}
+
+/// Makes an operator's logic and its place in checkpoints (restoring it first if the
+/// job restores); a restore that failed the job drops the logic at once.
+fn start_logic<L>(
+    info: &OpInfo,
+    env: &OpEnv,
+    mut logic: Option<L>,
+    restore: impl FnOnce(&mut L, &Restore<'_>) -> UdfResult<()>,
+) -> (Option<L>, Option<Slot>) {
+    let slot = logic.as_mut().and_then(|l| Slot::start(info, env, |from| restore(l, from)));
+    if slot.is_none() && env.control.aborted() {
+        env.enter(|| logic = None);
+    }
+    (logic, slot)
+}
+
+/// Drops the logic inside the batch scope and gives up its place in checkpoints. With
+/// `finished` (it ended well), its last `snapshot` first stands in for it in every later
+/// checkpoint; otherwise the job is failing and what it held does not matter.
+fn drop_logic<L>(
+    info: &OpInfo,
+    env: &OpEnv,
+    logic: &mut Option<L>,
+    slot: &mut Option<Slot>,
+    finished: bool,
+    snapshot: impl FnOnce(&mut L, &mut Vec<u8>) -> UdfResult<()>,
+) {
+    let mut last = Vec::new();
+    let mut result = Ok(());
+    let mut snapshot = Some(snapshot);
+    env.enter(|| {
+        if let (true, Some(_), Some(l), Some(snapshot)) = (finished, slot.as_ref(), logic.as_mut(), snapshot.take()) {
+            result = snapshot(l, &mut last);
         }
+        *logic = None;
+    });
+    match (slot.take(), result) {
+        (Some(slot), Ok(())) => slot.retire(last),
+        (_, Err(e)) => env.fail(info.kind, &info.name, e),
+        (None, Ok(())) => {}
     }
 }
 
@@ -558,14 +588,7 @@ impl<'s> Shell<'s> {
             ports,
             info,
             env,
-            |info, env, caps| {
-                let mut logic = make(caps);
-                let slot = logic.as_mut().and_then(|l| Slot::start(info, env, |from| l.restore(from)));
-                if slot.is_none() && env.control.aborted() {
-                    env.enter(|| logic = None);
-                }
-                (logic, slot)
-            },
+            |info, env, caps| start_logic(info, env, make(caps), |l, from| l.restore(from)),
             move |info, (logic, slot), cx| activate(info, logic, slot, cx, &mut inputs),
         );
     }
@@ -636,23 +659,9 @@ fn activate_source<O: Clone + 'static, L: SourceLogic<O>>(
     drop(cx);
     match result {
         Ok(Polled::Going) => {}
-        Ok(Polled::Ended) => {
-            // Its position at the end stands for it in later checkpoints: a restore
-            // does not read it again.
-            let mut last = Vec::new();
-            let mut snapshot = Ok(());
-            env.enter(|| {
-                if let (Some(_), Some(l)) = (slot.as_ref(), logic.as_mut()) {
-                    snapshot = l.snapshot(&mut last);
-                }
-                *logic = None;
-            });
-            match (slot.take(), snapshot) {
-                (Some(slot), Ok(())) => slot.retire(last),
-                (_, Err(e)) => env.fail(info.kind, &info.name, e),
-                (None, Ok(())) => {}
-            }
-        }
+        // Its position at the end stands for it in later checkpoints: a restore does
+        // not read it again.
+        Ok(Polled::Ended) => drop_logic(info, env, logic, slot, true, |l, out| l.snapshot(out)),
         Err(f) => {
             let kind = f.kind.unwrap_or(info.kind);
             env.fail(kind, f.operator.as_deref().unwrap_or(&info.name), f.err);
@@ -681,14 +690,7 @@ where
         ports,
         info,
         env,
-        |info, env, caps| {
-            let mut logic = make(one(caps), &address);
-            let slot = logic.as_mut().and_then(|l| Slot::start(info, env, |from| l.restore(from)));
-            if slot.is_none() && env.control.aborted() {
-                env.enter(|| logic = None);
-            }
-            (logic, slot)
-        },
+        |info, env, caps| start_logic(info, env, make(one(caps), &address), |l, from| l.restore(from)),
         |info, (logic, slot), cx| activate_source(info, logic, slot, cx),
     );
     one(streams)
