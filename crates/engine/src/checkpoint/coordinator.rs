@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use timely::scheduling::Activator;
 
-use crate::checkpoint::format::{PartHeader, PartWriter};
+use crate::checkpoint::format::{PartHeader, PartSummary, PartWriter};
 use crate::checkpoint::restore::{Restore, Restored};
 use crate::checkpoint::settings::CheckpointSettings;
 use crate::checkpoint::storage::{self, CheckpointKind, Manifest, PartEntry};
@@ -111,17 +111,10 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Worker `worker` of `workers` (`threads` per process)' side; starts its writer thread.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        settings: CheckpointSettings,
-        base: u64,
-        restored: Option<Arc<Restored>>,
-        worker: usize,
-        workers: usize,
-        threads: usize,
-        signature: Vec<String>,
-    ) -> std::io::Result<Self> {
+    /// Worker `worker` of `workers` (`threads` per process)' side of the run `start`
+    /// prepared; starts its writer thread.
+    fn new(start: &CheckpointStart, worker: usize, workers: usize, threads: usize) -> std::io::Result<Self> {
+        let (settings, base) = (start.settings.clone(), start.base);
         let (jobs, job_rx) = mpsc::channel::<PartJob>();
         let (done_tx, written) = mpsc::channel();
         let root = settings.dir.clone();
@@ -138,14 +131,15 @@ impl Checkpoints {
                 }
             }
         })?;
-        let coordinator = (worker == 0).then(|| RefCell::new(Coordinator::new(&settings, workers, signature)));
+        let coordinator =
+            (worker == 0).then(|| RefCell::new(Coordinator::new(&settings, workers, start.signature.clone())));
         Ok(Checkpoints {
             settings,
             base,
             worker: w,
             threads: threads.max(1) as u32,
             tracker: RefCell::new(Tracker::new()),
-            restored,
+            restored: start.restored.clone(),
             jobs,
             written,
             coordinator,
@@ -155,7 +149,7 @@ impl Checkpoints {
             on_complete: RefCell::new(Vec::new()),
             savepoints: RefCell::new(BTreeSet::new()),
             stop_at: Cell::new(None),
-            parallelism: Arc::new(Vec::new()),
+            parallelism: start.parallelism.clone(),
         })
     }
 
@@ -427,7 +421,7 @@ impl Coordinator {
                 }
             }
             Message::Written { checkpoint, worker, size, crc } if checkpoint == f.checkpoint => {
-                f.written.insert(worker, PartEntry::new(worker, storage_summary(size, crc)));
+                f.written.insert(worker, PartEntry::new(worker, PartSummary { size, crc }));
                 if f.written.len() == self.workers {
                     let id = base + checkpoint;
                     let savepoint = f.savepoint;
@@ -474,10 +468,6 @@ impl Coordinator {
     }
 }
 
-fn storage_summary(size: u64, crc: u32) -> crate::checkpoint::format::PartSummary {
-    crate::checkpoint::format::PartSummary { size, crc }
-}
-
 /// What every worker of a process starts its checkpointing from: the settings, where
 /// new checkpoint ids start, and the checkpoint restored from (loaded once).
 pub struct CheckpointStart {
@@ -512,16 +502,7 @@ impl CheckpointStart {
 
     /// Worker `worker` of `peers` (`threads` per process)' side.
     pub fn for_worker(&self, worker: usize, peers: usize, threads: usize) -> Result<Checkpoints, JobError> {
-        Checkpoints::new(
-            self.settings.clone(),
-            self.base,
-            self.restored.clone(),
-            worker,
-            peers,
-            threads,
-            self.signature.clone(),
-        )
-        .map(|c| Checkpoints { parallelism: self.parallelism.clone(), ..c })
-        .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the checkpoint writer: {e}")))
+        Checkpoints::new(self, worker, peers, threads)
+            .map_err(|e| JobError::new(ErrorKind::System, format!("cannot start the checkpoint writer: {e}")))
     }
 }
