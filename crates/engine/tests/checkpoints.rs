@@ -17,30 +17,6 @@ use ferroflow_engine::connectors::sinks;
 use ferroflow_engine::functions::{SourceReader, SourceStatus, WorkerContext};
 use ferroflow_engine::{ExecConfig, NodeKind, Plan, UdfResult};
 
-/// A fresh directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferroflow-ck-{name}-{}-{:x}", std::process::id(), rand()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
-}
-
 /// Emits `(key, i + 1)` for its share of `i` in `0..n`, a few records per poll with a
 /// pause, so the job lasts long enough for several checkpoints.
 struct Paced {
@@ -192,19 +168,6 @@ fn file_plan(n: i64, target: &Path) -> Plan<V> {
     let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(sum_kv()));
     plan.add("file", vec![red], NodeKind::Sink(sinks::text_file(target, false, lines())));
     plan
-}
-
-/// Every line of the visible (not hidden) files in `dir`, sorted.
-fn visible_lines(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().to_string();
-        if !name.starts_with('.') && !name.starts_with('_') {
-            out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(String::from));
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -59,19 +59,6 @@ fn config(workers: usize, store: &Path, restore_from: Option<&Path>) -> ExecConf
     ExecConfig { workers, batch_size: 16, checkpoint: Some(settings), ..ExecConfig::default() }
 }
 
-/// Every line of the visible (not hidden) files in `dir`, sorted.
-fn visible_lines(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().to_string();
-        if !name.starts_with('.') && !name.starts_with('_') {
-            out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(String::from));
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Runs `make()`'s job at 2 workers until 3 checkpoints completed, stops it, and runs
 /// it again from the last one at `workers`; returns the committed lines.
 fn stopped_and_restored(make: impl Fn() -> SourceFactory<V>, workers: usize) -> Vec<String> {

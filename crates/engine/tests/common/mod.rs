@@ -350,6 +350,20 @@ impl Drop for TempDir {
     }
 }
 
+/// Every line of the visible files in `dir` (not hidden: names starting with `.` or
+/// `_` are a sink's uncommitted ones), sorted; none if `dir` does not exist.
+pub fn visible_lines(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with('.') && !name.starts_with('_') {
+            out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(String::from));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// A UDF error carrying a record description, as bindings produce them.
 pub fn udf_err(message: &str, record: &impl Record) -> UdfError {
     UdfError::new(message).with_record(record.describe())
