@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::restore::Restore;
 use crate::connectors::socket::SocketWriter;
+use crate::connectors::text_file::is_hidden;
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{Checkpointing, Sink, SinkCommit, SinkFactory, WorkerContext};
 
@@ -301,10 +302,6 @@ impl<R> PartFiles<R> {
     fn sync_dir(&self) -> UdfResult<()> {
         crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))
     }
-}
-
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
 }
 
 /// `(worker, id)` of a part file's name: `part-<w>-<n>`, `.part-<w>-<n>.pending`, or

@@ -25,6 +25,13 @@ fn with_path(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// Whether a file name is hidden from readers of a directory: it starts with `.` or `_`
+/// (Flink's convention: hidden files, markers such as `_SUCCESS`, and a file sink's
+/// files not yet committed).
+pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    matches!(name.as_encoded_bytes().first(), Some(b'.' | b'_'))
+}
+
 /// The files to read for `path`: a file gives `[file]`; a directory gives its regular
 /// files (not recursive), sorted by name, skipping names that start with `.` or `_`
 /// (hidden files and markers such as `_SUCCESS`).
@@ -49,7 +56,7 @@ pub fn list_input_files(path: &Path) -> io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(path).map_err(|e| with_path(path, e))? {
         let entry = entry.map_err(|e| with_path(path, e))?;
         let name = entry.file_name();
-        if matches!(name.as_encoded_bytes().first(), Some(b'.' | b'_')) {
+        if is_hidden(&name) {
             continue;
         }
         let full = entry.path();
