@@ -24,10 +24,12 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
                         SourceFunction, TwoPhaseCommitSinkFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
+from .row import Row, RowKind
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
                     StateTtlConfig, ValueStateDescriptor)
 from .time_domain import TimeDomain
 from .timerservice import TimerService
+from .typeinfo import TypeInformation, Types
 from .watermarks import TimeCharacteristic, TimestampAssigner, WatermarkStrategy
 from .windowing import Duration, GlobalWindow, Time, TimeWindow
 
@@ -47,4 +49,5 @@ __all__ = [
     "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
     "CheckpointConfig", "CheckpointingMode", "ExternalizedCheckpointRetention", "RestartStrategies",
+    "Row", "RowKind", "Types", "TypeInformation",
 ]

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 
 from ._nodes import Aggregate, CountPairs, KeyBy, KeyByField
 from ._plan import Udf
+from .row import Row
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -242,6 +243,9 @@ def with_field(record: Any, field: Field, value: Any) -> Any:
     if isinstance(record, tuple) and hasattr(record, "_replace"):
         return record._replace(**{field: value})
     new = _copy(record)
+    if isinstance(new, Row):  # a Row's fields are set by name, not as attributes
+        new[field] = value
+        return new
     try:
         setattr(new, field, value)
     except AttributeError:  # frozen dataclasses, read-only properties on a copy

@@ -79,6 +79,9 @@ class NodeKind(Typed):
     """What an operator is, as the engine builds it (base of every kind)."""
 
     __slots__ = ()
+    #: Whether its records are its (first) input's, so its stream keeps that stream's
+    #: declared type (``ferroflow.typeinfo``): filters, partitionings, key_by...
+    KEEPS_TYPE = False
 
 
 class Source(NodeKind):
@@ -187,6 +190,7 @@ class Filter(NodeKind):
     """The records for which ``udf(value)`` is true."""
 
     KIND = "filter"
+    KEEPS_TYPE = True
     __slots__ = ("udf",)
 
     def __init__(self, udf: PerWorker) -> None:
@@ -207,6 +211,7 @@ class KeyBy(NodeKind):
     """Partitions by ``udf(value)``."""
 
     KIND = "key_by"
+    KEEPS_TYPE = True
     __slots__ = ("udf",)
 
     def __init__(self, udf: PerWorker) -> None:
@@ -217,6 +222,7 @@ class KeyByField(NodeKind):
     """Partitions by a field of the record, read in Rust (``key_by(0)``)."""
 
     KIND = "key_by_field"
+    KEEPS_TYPE = True
     __slots__ = ("field",)
 
     def __init__(self, field: Field) -> None:
@@ -227,6 +233,7 @@ class Reduce(NodeKind):
     """Rolling reduce per key: ``udf(accumulated, value)``."""
 
     KIND = "reduce"
+    KEEPS_TYPE = True
     __slots__ = ("udf",)
 
     def __init__(self, udf: PerWorker) -> None:
@@ -241,6 +248,7 @@ class Aggregate(NodeKind):
     reduce (``Window.builtin``)."""
 
     KIND = "aggregate"
+    KEEPS_TYPE = True
     __slots__ = ("op", "field", "what", "key_field")
 
     def __init__(self, op: str, field: Field, what: Optional[str] = None, key_field: Optional[int] = None) -> None:
@@ -314,6 +322,7 @@ class AssignTimestamps(NodeKind):
     the watermark back (None: never)."""
 
     KIND = "assign_timestamps"
+    KEEPS_TYPE = True
     __slots__ = ("assigner", "field", "out_of_orderness", "idleness")
 
     def __init__(self, assigner: Optional[PerWorker], field: Field, out_of_orderness: Optional[int],
@@ -328,6 +337,7 @@ class Union(NodeKind):
     """Its inputs merged."""
 
     KIND = "union"
+    KEEPS_TYPE = True
     __slots__ = ()
 
 
@@ -337,6 +347,7 @@ class Iterate(NodeKind):
     ``max_wait_ms`` after the input ended are dropped (None or 0: no limit)."""
 
     KIND = "iterate"
+    KEEPS_TYPE = True
     __slots__ = ("max_wait_ms", "feedback")
 
     def __init__(self, max_wait_ms: Optional[int], feedback: Optional[int] = None) -> None:
@@ -351,6 +362,7 @@ class Partition(NodeKind):
     called ``(value, num_partitions)`` and returns the worker's index."""
 
     KIND = "partition"
+    KEEPS_TYPE = True
     __slots__ = ("how", "partitioner")
 
     def __init__(self, how: str, partitioner: Optional[PerWorker] = None) -> None:
@@ -437,10 +449,14 @@ class ProcessSideOutput(NodeKind):
 
 
 class Print(Sink):
-    """``repr(record)`` per line on ``sys.stdout``."""
+    """``repr(record)`` per line on ``sys.stdout``; ``text(record)`` instead when given
+    (a typed stream's print form, see ``typeinfo.print_text``)."""
 
     KIND = "print"
-    __slots__ = ()
+    __slots__ = ("text",)
+
+    def __init__(self, text: Optional[Callable[[Any], str]] = None) -> None:
+        self.text = text
 
 
 class Discard(Sink):

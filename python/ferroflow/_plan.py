@@ -23,7 +23,7 @@ class Node:
     """One operator of the plan: what it is (``kind``, one of ``_nodes``' typed kinds,
     the binding's contract), where it reads from, and how it is shown."""
 
-    __slots__ = ("id", "kind", "api", "label", "site", "inputs", "custom_name", "parallelism")
+    __slots__ = ("id", "kind", "api", "label", "site", "inputs", "custom_name", "parallelism", "type_info")
 
     def __init__(self, id: int, kind: NodeKind, label: str, inputs: List[int], api: str) -> None:
         self.id = id
@@ -37,6 +37,9 @@ class Node:
         self.custom_name: Optional[str] = None
         #: Workers this operator runs on (the first ones); None: all of them.
         self.parallelism: Optional[int] = None
+        #: The declared type of its records (``type_info=``, ``output_type=``; see
+        #: ``ferroflow.typeinfo``), kept by the operators that pass records on; None: undeclared.
+        self.type_info: Any = None
 
     @property
     def name(self) -> str:

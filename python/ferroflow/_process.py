@@ -48,6 +48,8 @@ class ProcessUdf(Udf):
         on_timer = find_method(obj, ("on_timer", "onTimer")) if _is_function_object(obj) else None
         if on_timer is not None and positional_arity(on_timer) == 3:
             on_timer = with_collector(on_timer, 2)
+        if on_timer is not None and self.wrap is not None:
+            on_timer = self.wrap(on_timer)  # a declared output type converts what timers emit too
         return self.resolve(obj), on_timer, None
 
 

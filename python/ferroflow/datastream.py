@@ -12,6 +12,7 @@ from . import _aggregations, _nodes, _window_udfs
 from ._plan import Udf, label_of
 from ._process import CoProcessUdf, KeyedStep, ProcessUdf, opens
 from .output_tag import OutputTag
+from .typeinfo import _aggregate_result, _many_outputs, _one_output, converter_of, print_text
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from .environment import StreamExecutionEnvironment
     from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
+
+    _U = TypeVar("_U", bound=Udf)
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
            "DataStreamSink", "WriteMode", "OutputTag", "PartitionedStream", "IntervalJoin", "IntervalJoined"]
@@ -68,6 +71,38 @@ class DataStream:
         _set_parallelism(self._env, self._node, parallelism)
         return self
 
+    # -- type information (ferroflow.typeinfo) ------------------------------------------------
+
+    def get_type(self) -> Any:
+        """The declared type of this stream's records (``type_info=``, ``output_type=``),
+        kept through operators that pass records on (filter, key_by, partitionings,
+        union, rolling reduce and aggregations). Undeclared: ``Types.STRING()`` for text
+        sources, ``Types.LONG()`` for ``generate_sequence``, else
+        ``Types.PICKLED_BYTE_ARRAY()`` (any Python object), as PyFlink says."""
+        from .typeinfo import Types
+
+        nodes = self._env._nodes
+        node = nodes[self._node]
+        while node.type_info is None and node.kind.KEEPS_TYPE and node.inputs:
+            node = nodes[node.inputs[0]]
+        if node.type_info is not None:
+            return node.type_info
+        if isinstance(node.kind, (_nodes.TextFile, _nodes.Socket)):
+            return Types.STRING()
+        if isinstance(node.kind, _nodes.Sequence):
+            return Types.LONG()
+        return Types.PICKLED_BYTE_ARRAY()
+
+    def _declared(self) -> Any:
+        """The type declared for this stream's records, or None."""
+        return self._env._nodes[self._node].type_info
+
+    def _declare(self, type_info: Any) -> "DataStream":
+        """Records ``type_info`` (if not None) as this stream's type; returns the stream."""
+        if type_info is not None:
+            self._env._nodes[self._node].type_info = type_info
+        return self
+
     # -- stateless transformations ---------------------------------------------------
 
     def _then(self, kind: _nodes.NodeKind, func: Any) -> "DataStream":
@@ -75,14 +110,18 @@ class DataStream:
         return DataStream(self._env, self._env._add(kind, label_of(func), [self._node]))
 
     def map(self, func: Any, output_type: Any = None) -> "DataStream":
-        """One output per record: ``func(value)`` or a ``MapFunction``."""
-        return self._then(_nodes.Map(Udf(func, ("map",))), func)
+        """One output per record: ``func(value)`` or a ``MapFunction``. ``output_type``
+        (``ferroflow.typeinfo``) is the stream's type: e.g. ``Types.ROW(...)`` makes the
+        results ``Row`` values."""
+        udf = Udf(func, ("map",), wrap=_one_output(output_type))
+        return self._then(_nodes.Map(udf), func)._declare(output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> "DataStream":
         """Zero or more outputs per record: ``func(value)`` returns an iterable (a
         generator is fine) or None; or a ``FlatMapFunction``, including the
-        collector style ``flatMap(value, collector)``."""
-        return self._then(_nodes.FlatMap(Udf(func, ("flat_map", "flatMap"), collector_arity=1)), func)
+        collector style ``flatMap(value, collector)``. ``output_type``: as for ``map``."""
+        udf = Udf(func, ("flat_map", "flatMap"), collector_arity=1, wrap=_many_outputs(output_type))
+        return self._then(_nodes.FlatMap(udf), func)._declare(output_type)
 
     def filter(self, func: Any) -> "DataStream":
         """Keeps the records for which ``func(value)`` is true."""
@@ -93,7 +132,8 @@ class DataStream:
         or a field, read in Rust with no Python call per record: an int index (tuples,
         lists) or a str name (dict items, attributes), e.g. ``key_by(0)``,
         ``key_by("user")`` (see ``ferroflow._aggregations.get_field``). Keys must be
-        str, int, float, bool, None, bytes or tuples of these."""
+        str, int, float, bool, None, bytes or tuples of these. ``key_type`` is accepted
+        (PyFlink) and changes nothing; the keyed stream keeps this stream's type."""
         if _aggregations.is_field(key_selector):
             field = _aggregations.check_field(key_selector, "key_by()")
             node = self._env._add(_nodes.KeyByField(field), _aggregations.label(field) or "*", [self._node])
@@ -105,8 +145,10 @@ class DataStream:
         """The general operator: ``func.process_element(value, ctx)`` of a
         ``ProcessFunction`` yields (or returns an iterable of) outputs; ``ctx.timestamp()``
         is the record's timestamp and ``ctx.timer_service()`` reads the clocks. Timers
-        and state need a keyed stream (``key_by(...).process(f)``)."""
-        return self._then(_nodes.Process(ProcessUdf(func)), func)
+        and state need a keyed stream (``key_by(...).process(f)``). ``output_type``: as
+        for ``map``."""
+        udf = _wrapped(ProcessUdf(func), _many_outputs(output_type))
+        return self._then(_nodes.Process(udf), func)._declare(output_type)
 
     def union(self, *streams: "DataStream") -> "DataStream":
         """Merges this stream with others (a stream unioned with itself appears twice)."""
@@ -264,7 +306,7 @@ class DataStream:
         registered = kind.late_output_tag if isinstance(kind, _nodes.Window) else None
         if registered == output_tag.tag_id:
             node_id = self._env._add(_nodes.SideOutput(output_tag.tag_id), output_tag.tag_id, [self._node])
-            return DataStream(self._env, node_id)
+            return DataStream(self._env, node_id)._typed_as(output_tag)
         if isinstance(kind, _nodes.Window) and _window_udfs.is_process_style(kind.then or kind.process):
             return self._process_side_output(kind.sides, output_tag)
         if registered is not None:
@@ -281,7 +323,17 @@ class DataStream:
         """The records a process function yields as ``(output_tag, value)``."""
         side = _nodes.ProcessSideOutput(sides.index(output_tag))
         node_id = self._env._add(side, output_tag.tag_id, [self._node], api="get_side_output")
-        return DataStream(self._env, node_id)
+        return DataStream(self._env, node_id)._typed_as(output_tag)
+
+    def _typed_as(self, output_tag: "OutputTag") -> "DataStream":
+        """This side output stream of the type of ``output_tag``: its records go through
+        the type's conversion (a map after the side output, as in PyFlink)."""
+        convert = converter_of(output_tag.type_info)
+        stream = self
+        if convert is not None:
+            kind = _nodes.Map(Udf(convert, ("map",)))
+            stream = DataStream(self._env, self._env._add(kind, output_tag.tag_id, [self._node], api="get_side_output"))
+        return stream._declare(output_tag.type_info)
 
     # -- windows over the whole stream (one worker) ----------------------------------------
 
@@ -308,8 +360,12 @@ class DataStream:
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints ``repr(record)`` per line on stdout, prefixed ``k> `` (the worker's
         1-based index) when the job runs with parallelism above 1. Lines from several
-        workers never mix: each batch of whole lines is written at once."""
-        return self._sink(_nodes.Print(), sink_identifier or "")
+        workers never mix: each batch of whole lines is written at once.
+
+        A stream of a declared type prints as PyFlink prints it (``typeinfo.print_text``):
+        Java's ``toString`` (``(hi,1,30,7)`` for a tuple, ``true``, ``null``), ``+I[1,Flink]``
+        for a row, ``str(record)`` for ``Types.PICKLED_BYTE_ARRAY()``."""
+        return self._sink(_nodes.Print(print_text(self._declared())), sink_identifier or "")
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
                       overwrite: Optional[bool] = None) -> "DataStreamSink":
@@ -367,6 +423,14 @@ class DataStream:
     def output(self) -> "DataStreamSink":
         """Same as ``print()`` (the name Flink 1.5 gave it)."""
         return self.print()
+
+
+def _wrapped(udf: _U, wrap: Optional[Callable[[Callable], Callable]]) -> _U:
+    """``udf`` whose resolved callables ``wrap`` adapts (a declared output type's
+    conversion); for the wrappers that take no ``wrap=`` argument of their own."""
+    if wrap is not None:
+        udf.wrap = wrap
+    return udf
 
 
 def _drop_context(invoke: Callable) -> Callable:
@@ -427,19 +491,25 @@ class KeyedStream(DataStream):
     """A stream partitioned by key. Operators that do not use keys (map, filter,
     print...) treat it as a plain stream."""
 
-    def _stateful_step(self, func: Any, step: str) -> DataStream:
+    def _stateful_step(self, func: Any, step: str, output_type: Any = None) -> DataStream:
         """A map/flat_map/filter whose function has ``open()``: a keyed process node, so
-        its runtime context gives keyed state."""
-        kind = _nodes.Process(ProcessUdf(KeyedStep(func, step)))
-        return DataStream(self._env, self._env._add(kind, label_of(func), [self._node], api=step))
+        its runtime context gives keyed state. A filter's or reduce's stream keeps this
+        stream's type."""
+        if step in ("filter", "reduce"):
+            output_type = self._declared()
+        wrap = None if step == "filter" else _many_outputs(output_type)
+        kind = _nodes.Process(_wrapped(ProcessUdf(KeyedStep(func, step)), wrap))
+        return DataStream(self._env, self._env._add(kind, label_of(func), [self._node], api=step))._declare(output_type)
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         """As ``DataStream.map``; a ``MapFunction`` gets keyed state in ``open()``."""
-        return self._stateful_step(func, "map") if opens(func) else super().map(func, output_type)
+        return self._stateful_step(func, "map", output_type) if opens(func) else super().map(func, output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         """As ``DataStream.flat_map``; a ``FlatMapFunction`` gets keyed state in ``open()``."""
-        return self._stateful_step(func, "flat_map") if opens(func) else super().flat_map(func, output_type)
+        if opens(func):
+            return self._stateful_step(func, "flat_map", output_type)
+        return super().flat_map(func, output_type)
 
     def filter(self, func: Any) -> DataStream:
         """As ``DataStream.filter``; a ``FilterFunction`` gets keyed state in ``open()``."""
@@ -461,16 +531,18 @@ class KeyedStream(DataStream):
         with keyed state (``get_state(...)`` in ``open``) and per-key timers
         (``ctx.timer_service().register_event_time_timer(t)``...). Outputs of a record
         carry its timestamp, those of an event-time timer the timer's; every pending
-        timer fires when a bounded input ends."""
-        return self._then(_nodes.Process(ProcessUdf(func)), func)
+        timer fires when a bounded input ends. ``output_type``: as for ``map``."""
+        udf = _wrapped(ProcessUdf(func), _many_outputs(output_type))
+        return self._then(_nodes.Process(udf), func)._declare(output_type)
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce: every record emits the updated value of its key (the first
         one unchanged): ``func(value1, value2)`` or a ``ReduceFunction`` (which gets
-        keyed state in ``open()``)."""
+        keyed state in ``open()``). The result keeps this stream's type (its records
+        converted to it, as PyFlink)."""
         if opens(func):
             return self._stateful_step(func, "reduce")
-        return self._then(_nodes.Reduce(Udf(func, ("reduce",))), func)
+        return self._then(_nodes.Reduce(Udf(func, ("reduce",), wrap=_one_output(self._declared()))), func)
 
     # -- built-in rolling aggregations: run in Rust, see ferroflow/_aggregations.py -------
 
@@ -678,9 +750,13 @@ class _Windows:
         """One value per window (and key): the values combined by
         ``reduce_function(value1, value2)`` or a ``ReduceFunction``, as they arrive.
         With ``window_function``, that is called with the single reduced value (see
-        ``apply`` and ``process`` for its forms)."""
+        ``apply`` and ``process`` for its forms). ``output_type`` (default: the input's
+        type without a ``window_function``): as for ``DataStream.map``."""
         udf = _window_udfs.ReduceUdf(reduce_function)
-        return self._build("reduce", udf, window_function, reduce=udf)
+        if window_function is None:
+            output_type = self._stream._declared() if output_type is None else output_type
+            udf.wrap = _one_output(output_type)
+        return self._build("reduce", udf, window_function, reduce=udf, output_type=output_type)
 
     def aggregate(self, aggregate_function: Any, window_function: Any = None, accumulator_type: Any = None,
                   output_type: Any = None) -> DataStream:
@@ -691,21 +767,25 @@ class _Windows:
         if self._assigner._is_merging() and not _window_udfs.has_merge(aggregate_function):
             raise TypeError(f"aggregate(): session windows merge their accumulators, so "
                             f"{type(aggregate_function).__name__} must implement merge(acc_a, acc_b)")
-        return self._build("aggregate", udf, window_function, aggregate=udf)
+        if window_function is None:
+            udf.wrap = _aggregate_result(output_type)
+        return self._build("aggregate", udf, window_function, aggregate=udf, output_type=output_type)
 
     def process(self, process_window_function: Any, output_type: Any = None) -> DataStream:
         """Calls a ``ProcessWindowFunction``'s ``process(key, context, elements)`` (all
         windows: ``ProcessAllWindowFunction.process(context, elements)``) once per
-        firing; it returns an iterable of outputs (or takes a trailing collector)."""
-        udf = _window_udfs.process_udf(process_window_function, self._keyed)
-        return self._build("process", udf, process=udf)
+        firing; it returns an iterable of outputs (or takes a trailing collector).
+        ``output_type``: as for ``DataStream.map``."""
+        udf = _wrapped(_window_udfs.process_udf(process_window_function, self._keyed), _many_outputs(output_type))
+        return self._build("process", udf, process=udf, output_type=output_type)
 
     def apply(self, window_function: Any, output_type: Any = None) -> DataStream:
         """Calls ``apply(key, window, values)`` of a ``WindowFunction`` or a plain function
         (all windows: ``apply(window, values)``) once per firing; it returns an
-        iterable of outputs (or takes a trailing collector)."""
-        udf = _window_udfs.apply_udf(window_function, self._keyed)
-        return self._build("apply", udf, process=udf)
+        iterable of outputs (or takes a trailing collector). ``output_type``: as for
+        ``DataStream.map``."""
+        udf = _wrapped(_window_udfs.apply_udf(window_function, self._keyed), _many_outputs(output_type))
+        return self._build("apply", udf, process=udf, output_type=output_type)
 
     # -- built-in aggregations: one value per window, reduced in Rust (Flink's sum/min/...) --
 
@@ -735,7 +815,7 @@ class _Windows:
     def _builtin(self, op: str, field: Union[int, str, None]) -> DataStream:
         field = _aggregations.check_field(field, f"{op}()")
         label = f"{op}({'' if field is None else repr(field)})"
-        return self._build(label, None, builtin=_nodes.Aggregate(op, field))
+        return self._build(label, None, builtin=_nodes.Aggregate(op, field), output_type=self._stream._declared())
 
     def _input(self) -> int:
         """The key_by node the window node reads."""
@@ -743,10 +823,16 @@ class _Windows:
 
     def _build(self, api_name: str, udf: Optional[Udf], window_function: Any = None, *,
                reduce: Optional[Udf] = None, builtin: Optional[_nodes.Aggregate] = None,
-               aggregate: Optional[Udf] = None, process: Optional[Udf] = None) -> DataStream:
+               aggregate: Optional[Udf] = None, process: Optional[Udf] = None,
+               output_type: Any = None) -> DataStream:
         """The window node: the settings, and the window function (``udf``, which the
-        label names) in the field of its kind (see ``_nodes.Window``)."""
-        then = None if window_function is None else _window_udfs.window_function_udf(window_function, self._keyed)
+        label names) in the field of its kind (see ``_nodes.Window``); its stream is of
+        ``output_type`` (whose conversion a ``window_function`` gets here, the others
+        from the caller)."""
+        then = None
+        if window_function is not None:
+            then = _wrapped(_window_udfs.window_function_udf(window_function, self._keyed),
+                            _many_outputs(output_type))
         kind = _nodes.Window(
             self._assigner._spec(),
             self._trigger._spec() if self._trigger is not None else None,
@@ -759,7 +845,7 @@ class _Windows:
         node = self._env._add(kind, label, [self._input()])
         if not self._keyed:
             self._env._nodes[node].parallelism = 1
-        return DataStream(self._env, node)
+        return DataStream(self._env, node)._declare(output_type)
 
 
 class WindowedStream(_Windows):

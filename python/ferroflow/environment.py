@@ -17,7 +17,7 @@ from .watermarks import TimeCharacteristic, WatermarkStrategy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterable, List, Optional, Tuple
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
@@ -178,6 +178,8 @@ class StreamExecutionEnvironment:
         """Records an operator of ``kind`` reading ``inputs``; ``api`` (default: the
         kind's name) and ``label`` make its name. Returns its id."""
         node = Node(len(self._nodes), kind, label, inputs, api or kind.KIND)
+        if inputs and kind.KEEPS_TYPE:
+            node.type_info = self._nodes[inputs[0]].type_info
         self._nodes.append(node)
         return node.id
 
@@ -188,23 +190,28 @@ class StreamExecutionEnvironment:
 
     def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
         """A stream of the items of a list (or any iterable or iterator, read once),
-        in order, from one worker."""
+        in order, from one worker. ``type_info`` (``ferroflow.typeinfo``) is the
+        stream's type: e.g. ``Types.ROW_NAMED(["id", "name"], [...])`` makes the items
+        ``Row`` values, so ``value.id`` works (converted here, once, for a list)."""
         if isinstance(collection, (str, bytes)):
             raise TypeError("from_collection() takes a list or an iterable of records, not a string")
         if hasattr(collection, "hasNext") and hasattr(collection, "next"):
             collection = iterate_java_style(collection)
         if not hasattr(collection, "__iter__"):
             raise TypeError(f"from_collection() takes a list or an iterable, got {type(collection).__name__}")
+        from .typeinfo import converter_of
+
+        convert = converter_of(type_info)
         if hasattr(collection, "__len__") and hasattr(collection, "__getitem__"):
-            items: Any = list(collection)
+            items: Any = list(collection) if convert is None else [convert(item) for item in collection]
             label = f"{len(items)} items"
         else:
-            items = collection
+            items = collection if convert is None else map(convert, collection)
             label = type(collection).__name__
 
         def make() -> Any:
             return iter(items)
-        return self._source(_nodes.Collection(make), label, "from_collection")
+        return self._source(_nodes.Collection(make), label, "from_collection")._declare(type_info)
 
     def from_elements(self, *elements: Any) -> DataStream:
         """A stream of the given records, in order, from one worker."""
@@ -248,30 +255,38 @@ class StreamExecutionEnvironment:
         """A source written in Python: a ``SourceFunction`` whose ``run(ctx)`` calls
         ``ctx.collect(x)``. It runs on one worker, on a thread of its own. Or a
         ``ferroflow.testing.TestSource``: records with timestamps, watermarks and
-        processing-time markers."""
+        processing-time markers. ``type_info``: the stream's type, as for
+        ``from_collection``."""
+        from .typeinfo import converter_of
+
         if isinstance(source_func, TestSource):
             stream = self._source(source_func._kind(), source_func._label(), "testing_source")
-            return stream.name(source_name) if source_name else stream
+            if converter_of(type_info) is not None:
+                raise TypeError(f"add_source(): a TestSource's records are given as they are; build them as "
+                                f"{type_info!r} records rather than declaring type_info")
+            return (stream.name(source_name) if source_name else stream)._declare(type_info)
         if not callable(getattr(source_func, "run", None)):
             raise TypeError(f"add_source() takes a SourceFunction with a run(ctx) method, got {type(source_func).__name__}")
         from .functions import ParallelSourceFunction
 
         parallel = isinstance(source_func, ParallelSourceFunction)
-        return self._source(_nodes.FunctionSource(_SourceRunner(source_func), parallel),
-                            source_name or label_of(source_func), "add_source")
+        runner = _SourceRunner(source_func, converter_of(type_info))
+        return self._source(_nodes.FunctionSource(runner, parallel),
+                            source_name or label_of(source_func), "add_source")._declare(type_info)
 
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
-                    source_name: Optional[str] = None) -> DataStream:
+                    source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source with its timestamps and watermarks: ``source`` is a ``TestSource``, a
         ``SourceFunction``, or what ``from_collection`` takes; ``watermark_strategy``
-        is applied to it (see ``DataStream.assign_timestamps_and_watermarks``)."""
+        is applied to it (see ``DataStream.assign_timestamps_and_watermarks``);
+        ``type_info``: the stream's type, as for ``from_collection``."""
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
                             f"got {watermark_strategy!r}")
         if isinstance(source, TestSource) or callable(getattr(source, "run", None)):
-            stream = self.add_source(source, source_name)
+            stream = self.add_source(source, source_name, type_info)
         else:
-            stream = self.from_collection(source)
+            stream = self.from_collection(source, type_info)
             if source_name:
                 stream.name(source_name)
         return stream.assign_timestamps_and_watermarks(watermark_strategy)
@@ -509,8 +524,10 @@ class _SourceRunner:
     """Runs a SourceFunction as Flink does: ``open()``, ``run(ctx)``, then ``close()``;
     a parallel one on every worker, each with its own copy."""
 
-    def __init__(self, function: Any) -> None:
+    def __init__(self, function: Any, convert: Optional[Callable[[Any], Any]] = None) -> None:
         self.function = function
+        #: A declared type's conversion of what the function collects (None: none).
+        self.convert = convert
         self.copies: List[Any] = []
         self.running: Dict[int, Any] = {}
         self.pristine: Any = None
@@ -568,7 +585,7 @@ class _SourceRunner:
         if callable(opener):
             opener(RuntimeContext(index, count))
         try:
-            function.run(ctx)
+            function.run(ctx if self.convert is None else _ConvertingContext(ctx, self.convert))
         finally:
             closer = getattr(function, "close", None)
             if callable(closer):
@@ -588,6 +605,24 @@ class _SourceRunner:
             canceller = getattr(function, "cancel", None)
             if callable(canceller):
                 canceller()
+
+
+class _ConvertingContext:
+    """A source context whose ``collect`` converts records to the source's declared type
+    first (``add_source(type_info=...)``); everything else is the engine's context."""
+
+    def __init__(self, ctx: Any, convert: Callable[[Any], Any]) -> None:
+        self._ctx = ctx
+        self._convert = convert
+
+    def collect(self, element: Any) -> None:
+        self._ctx.collect(self._convert(element))
+
+    def collect_with_timestamp(self, element: Any, timestamp: int) -> None:
+        self._ctx.collect_with_timestamp(self._convert(element), timestamp)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
 
 
 def _route_side_outputs(value: Any, ctx: Any) -> Any:

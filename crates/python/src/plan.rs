@@ -118,6 +118,11 @@ struct AssignTimestamps<'py> {
 }
 
 #[derive(FromPyObject)]
+struct Print {
+    text: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
 struct Iterate {
     max_wait_ms: Option<u64>,
     feedback: Option<usize>,
@@ -349,10 +354,14 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let Iterate { max_wait_ms, feedback } = kind.extract()?;
             NodeKind::Iterate { feedback, max_wait: max_wait_ms.filter(|&m| m > 0).map(Duration::from_millis) }
         }
-        "print" => NodeKind::Sink(Arc::new(|ctx| {
-            let prefix = (ctx.peers > 1).then(|| format!("{}> ", ctx.index + 1));
-            Ok(Box::new(PrintSink { prefix, text: String::new() }) as Box<dyn Sink<PyRec>>)
-        })),
+        "print" => {
+            let Print { text } = kind.extract()?;
+            let text_of = text.map(Arc::new);
+            NodeKind::Sink(Arc::new(move |ctx| {
+                let prefix = (ctx.peers > 1).then(|| format!("{}> ", ctx.index + 1));
+                Ok(Box::new(PrintSink { prefix, text_of: text_of.clone(), text: String::new() }) as Box<dyn Sink<PyRec>>)
+            }))
+        }
         "discard" => NodeKind::Sink(Arc::new(|_ctx| {
             Ok(Box::new(closures::SinkFn(|batch: &mut Vec<PyRec>| {
                 batch.clear();

@@ -2,6 +2,8 @@
 //! inside its batch scope, so the GIL is already held: `Python::attach` here only
 //! bumps a counter.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -349,6 +351,9 @@ impl Sink<PyRec> for PyFunctionSink {
 /// goes out as one `write` of whole lines, in the process's [`STDOUT_TURN`].
 pub struct PrintSink {
     pub prefix: Option<String>,
+    /// How a record is shown: `repr` when None, else this function's str (a typed
+    /// stream's print form, `ferroflow.typeinfo.print_text`).
+    pub text_of: Option<Arc<Py<PyAny>>>,
     pub text: String,
 }
 
@@ -358,11 +363,14 @@ impl Sink<PyRec> for PrintSink {
             self.text.clear();
             for r in batch.drain(..) {
                 let x = r.0.bind(py);
-                let repr = x.repr().map_err(|e| udf_error(py, e, None))?;
+                let shown = match &self.text_of {
+                    None => x.repr().map_err(|e| udf_error(py, e, None))?,
+                    Some(f) => f.bind(py).call1((x,)).and_then(|s| s.str()).map_err(|e| udf_error(py, e, Some(x)))?,
+                };
                 if let Some(p) = &self.prefix {
                     self.text.push_str(p);
                 }
-                self.text.push_str(&repr.to_string_lossy());
+                self.text.push_str(&shown.to_string_lossy());
                 self.text.push('\n');
             }
             let stdout = py.import("sys").and_then(|s| s.getattr("stdout")).map_err(|e| udf_error(py, e, None))?;
