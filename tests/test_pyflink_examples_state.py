@@ -11,10 +11,10 @@ names a local copy instead). Only the ``from pyflink... import`` lines are rewri
 ferroflow's modules (``IMPORTS``); the PyFlink namespace of issue 14 will make even that
 unnecessary. What PyFlink printed is stored in tests/data/pyflink_<script>.out.
 
-Output is compared per key, in order (each key's running values), with floats equal to
-within 32-bit precision: the scripts declare ``Types.FLOAT()``, which PyFlink honours
-(``110.0999984741211``) and ferroflow does not (``110.1``). The ``k> `` prefixes of
-PyFlink's print sink at parallelism 2 are left out.
+Output is compared per key, in order (each key's running values), exactly: the scripts
+declare ``Types.FLOAT()``, which PyFlink and ferroflow honour (``110.1`` becomes
+``110.0999984741211``, see ``ferroflow.typeinfo``). The ``k> `` prefixes of PyFlink's
+print sink at parallelism 2 are left out.
 
 The runs need issue 12's wiring (``KeyedStream.process``, keyed state and timers in the
 engine); without it they fail, saying so first.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import math
 import os
 import re
 import subprocess
@@ -47,7 +46,7 @@ SCRIPTS = [os.path.splitext(f)[0] for f in pyflink_examples.SCRIPTS]
 #: STAND_INS.
 IMPORTS: Dict[str, Optional[str]] = {
     "pyflink.common": "ferroflow",
-    "pyflink.common.typeinfo": None,
+    "pyflink.common.typeinfo": "ferroflow.typeinfo",
     "pyflink.common.watermark_strategy": "ferroflow.watermarks",
     "pyflink.datastream": "ferroflow",
     "pyflink.datastream.functions": "ferroflow.functions",
@@ -55,9 +54,7 @@ IMPORTS: Dict[str, Optional[str]] = {
 }
 
 #: Names the examples import that ferroflow lacks until issue 14 (the pyflink namespace).
-#: ``Types``: ferroflow accepts type information everywhere and ignores it, so a stand-in
-#: whose ``Types.X(...)`` returns an inert label behaves as ferroflow would.
-KNOWN_MISSING: Set[Tuple[str, str]] = {("pyflink.common.typeinfo", "Types")}
+KNOWN_MISSING: Set[Tuple[str, str]] = set()
 STAND_IN_MODULE = "_pyflink_stand_ins"
 STAND_INS = '''
 """Stand-ins for PyFlink names ferroflow does not have yet (issue 14)."""
@@ -131,15 +128,6 @@ def per_key(lines: List[str]) -> Dict[Any, List[Tuple[Any, ...]]]:
     return groups
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal, floats to within 32-bit precision (PyFlink's Types.FLOAT() rounds them)."""
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-6)
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return bool(a == b)
-
-
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_every_pyflink_import_exists_in_ferroflow(name, pyflink_examples):
     imports = pyflink_imports(script_source(pyflink_examples, name))
@@ -166,13 +154,6 @@ def test_the_ttl_builder_chain_of_the_examples():
     assert config.get_state_visibility() is StateTtlConfig.StateVisibility.NeverReturnExpired
     assert not config.get_cleanup_strategies().is_cleanup_in_background()
     assert config.get_cleanup_strategies().get_incremental_cleanup_strategy() is None
-
-
-def test_the_comparison_tells_float32_rounding_from_a_wrong_value():
-    pyflink = per_key(["1> ('Alice', 110.0999984741211)", "1> ('Alice', 130.0999984741211)"])
-    assert all(same(a, b) for a, b in zip(pyflink["Alice"], per_key(["('Alice', 110.1)", "('Alice', 130.1)"])["Alice"]))
-    assert not same(pyflink["Alice"][1], ("Alice", 130.2))
-    assert not same(pyflink["Alice"][1], ("Bob", 130.1))
 
 
 #: How the script runs: as ``python script.py`` on 1 worker, the same on 2 worker
@@ -209,8 +190,7 @@ def test_pyflink_example_prints_what_pyflink_printed(name, way, tmp_path, pyflin
     got_keys, want_keys = per_key(got), per_key(want)
     assert sorted(got_keys) == sorted(want_keys), f"{where}: keys {sorted(got_keys)}, PyFlink's {sorted(want_keys)}"
     for key, records in want_keys.items():
-        assert len(got_keys[key]) == len(records) and all(same(a, b) for a, b in zip(got_keys[key], records)), (
-            f"{where}: key {key!r} printed {got_keys[key]}, PyFlink {records}")
+        assert got_keys[key] == records, f"{where}: key {key!r} printed {got_keys[key]}, PyFlink {records}"
 
 
 if __name__ == "__main__":  # pragma: no cover

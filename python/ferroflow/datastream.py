@@ -12,7 +12,7 @@ from . import _aggregations, _nodes, _window_udfs
 from ._plan import Udf, label_of
 from ._process import CoProcessUdf, KeyedStep, ProcessUdf, opens
 from .output_tag import OutputTag
-from .typeinfo import _aggregate_result, _many_outputs, _one_output, converter_of, print_text
+from .typeinfo import _many_outputs, _one_output, converter_of, print_text
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 from .window import (ASSIGNERS, CountEvictor, CountTrigger, Evictor, GlobalWindows, PurgingTrigger,
                      SlidingEventTimeWindows, SlidingProcessingTimeWindows, Trigger, TumblingEventTimeWindows,
@@ -753,9 +753,8 @@ class _Windows:
         ``apply`` and ``process`` for its forms). ``output_type`` (default: the input's
         type without a ``window_function``): as for ``DataStream.map``."""
         udf = _window_udfs.ReduceUdf(reduce_function)
-        if window_function is None:
-            output_type = self._stream._declared() if output_type is None else output_type
-            udf.wrap = _one_output(output_type)
+        if window_function is None and output_type is None:
+            output_type = self._stream._declared()
         return self._build("reduce", udf, window_function, reduce=udf, output_type=output_type)
 
     def aggregate(self, aggregate_function: Any, window_function: Any = None, accumulator_type: Any = None,
@@ -767,8 +766,6 @@ class _Windows:
         if self._assigner._is_merging() and not _window_udfs.has_merge(aggregate_function):
             raise TypeError(f"aggregate(): session windows merge their accumulators, so "
                             f"{type(aggregate_function).__name__} must implement merge(acc_a, acc_b)")
-        if window_function is None:
-            udf.wrap = _aggregate_result(output_type)
         return self._build("aggregate", udf, window_function, aggregate=udf, output_type=output_type)
 
     def process(self, process_window_function: Any, output_type: Any = None) -> DataStream:
@@ -827,12 +824,15 @@ class _Windows:
                output_type: Any = None) -> DataStream:
         """The window node: the settings, and the window function (``udf``, which the
         label names) in the field of its kind (see ``_nodes.Window``); its stream is of
-        ``output_type`` (whose conversion a ``window_function`` gets here, the others
-        from the caller)."""
+        ``output_type``, whose conversion the last function gets (``process`` and
+        ``apply`` from the caller): a ``window_function``, or for a reduce or aggregate
+        without one, a window function of its own (called per firing, not per record)."""
         then = None
         if window_function is not None:
             then = _wrapped(_window_udfs.window_function_udf(window_function, self._keyed),
                             _many_outputs(output_type))
+        elif reduce is not None or aggregate is not None:
+            then = _converting_window_function(output_type, self._keyed)
         kind = _nodes.Window(
             self._assigner._spec(),
             self._trigger._spec() if self._trigger is not None else None,
@@ -851,6 +851,22 @@ class _Windows:
 class WindowedStream(_Windows):
     """A keyed stream cut into windows: optionally ``trigger``, ``evictor``,
     ``allowed_lateness``, ``side_output_late_data``; then a window function."""
+
+
+def _converting_window_function(type_info: Any, keyed: bool) -> Optional[Udf]:
+    """A window function emitting the window's one result (a reduce's or aggregate's)
+    through ``type_info``'s conversion; None when there is nothing to convert."""
+    convert = converter_of(type_info)
+    if convert is None:
+        return None
+    if keyed:
+        def converted(key: Any, window: Any, values: Any) -> List[Any]:
+            return [convert(v) for v in values]
+        return _window_udfs.apply_udf(converted, keyed)
+
+    def converted_all(window: Any, values: Any) -> List[Any]:
+        return [convert(v) for v in values]
+    return _window_udfs.apply_udf(converted_all, keyed)
 
 
 def _no_key(value: Any) -> None:

@@ -206,8 +206,8 @@ class Row:
     def __repr__(self) -> str:
         fields = getattr(self, "_fields", None)
         if fields is not None:
-            return "Row(%s)" % ", ".join(f"{k}={v!r}" for k, v in zip(fields, self._values))
-        return "<Row(%s)>" % ", ".join(repr(v) for v in self._values)
+            return "Row(" + ", ".join(f"{k}={v!r}" for k, v in zip(fields, self._values)) + ")"
+        return "<Row(" + ", ".join(repr(v) for v in self._values) + ")>"
 
     def __reduce__(self) -> Any:
         # Rebuilt by a module-level function, so a row pickles (between processes, in

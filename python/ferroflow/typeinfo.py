@@ -25,6 +25,7 @@ are accepted and kept but change nothing.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from struct import Struct
 
@@ -32,7 +33,7 @@ from .row import Row, RowKind, _make_row
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Any, Callable, List, Optional
+    from typing import Any, Callable, List, Optional, Sequence
 
     Converter = Callable[[Any], Any]
     Text = Callable[[Any], str]
@@ -151,7 +152,7 @@ def _shortest(value: float, single: bool) -> str:
         return repr(value)
     target = _to_float32(value)
     for precision in range(9):
-        text = "%.*e" % (precision, target)
+        text = f"{target:.{precision}e}"
         if _to_float32(float(text)) == target:
             return text
     return repr(value)  # pragma: no cover - 9 significant digits always read back
@@ -160,7 +161,7 @@ def _shortest(value: float, single: bool) -> str:
 def _java_number(value: float, single: bool) -> str:
     """Java's ``Double.toString`` (``Float.toString`` if ``single``): plain between
     10^-3 and 10^7 with at least one decimal (``110.1``, ``3.0``), else ``1.0E10``."""
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"
@@ -425,7 +426,7 @@ class LocalTimeTypeInfo(TypeInformation):
         self._time_type = time_type
 
     def __eq__(self, other: object) -> bool:
-        return self.__class__ == other.__class__ and self._time_type == other._time_type  # type: ignore[attr-defined]
+        return isinstance(other, LocalTimeTypeInfo) and type(other) is type(self) and self._time_type == other._time_type
 
     def __hash__(self) -> int:
         return hash(self._time_type)
@@ -566,7 +567,7 @@ class ExternalTypeInfo(TypeInformation):
         self._type_info = type_info
 
     def __eq__(self, other: object) -> bool:
-        return self.__class__ == other.__class__ and self._type_info == other._type_info  # type: ignore[attr-defined]
+        return isinstance(other, ExternalTypeInfo) and type(other) is type(self) and self._type_info == other._type_info
 
     def __hash__(self) -> int:
         return hash(self._type_info)
@@ -615,7 +616,7 @@ class TupleTypeInfo(TypeInformation):
         return hash(tuple(self._field_types))
 
     def __repr__(self) -> str:
-        return "TupleTypeInfo(%s)" % ", ".join(str(t) for t in self._field_types)
+        return "TupleTypeInfo(" + ", ".join(str(t) for t in self._field_types) + ")"
 
     def _converter(self) -> Optional[Converter]:
         converters = _field_converters(self._field_types)
@@ -679,8 +680,8 @@ class RowTypeInfo(TypeInformation):
 
     def __repr__(self) -> str:
         if self._field_names:
-            return "RowTypeInfo(%s)" % ", ".join(f"{n}: {t}" for n, t in zip(self._field_names, self._field_types))
-        return "RowTypeInfo(%s)" % ", ".join(str(t) for t in self._field_types)
+            return "RowTypeInfo(" + ", ".join(f"{n}: {t}" for n, t in zip(self._field_names, self._field_types)) + ")"
+        return "RowTypeInfo(" + ", ".join(str(t) for t in self._field_types) + ")"
 
     def _converter(self) -> Optional[Converter]:
         names = self.get_field_names()
@@ -693,7 +694,8 @@ class RowTypeInfo(TypeInformation):
             if value is None:
                 return None
             kind = insert
-            if type(value) is Row or isinstance(value, Row):
+            values: Sequence[Any]
+            if isinstance(value, Row):
                 fields = getattr(value, "_fields", None)
                 if converters is None and fields is names:
                     return value  # already a row of this type
@@ -901,20 +903,5 @@ def _many_outputs(type_info: Any) -> Optional[Wrap]:
         def converted(*args: Any) -> Any:
             results = call(*args)
             return None if results is None else [one(value) for value in results]
-        return converted
-    return wrap
-
-
-def _aggregate_result(type_info: Any) -> Optional[Wrap]:
-    """For an ``AggregateUdf``'s dispatching ``call(op, ...)``: ``get_result``'s value
-    (``op == 2``) goes through ``type_info``'s converter, accumulators do not."""
-    convert = converter_of(type_info)
-    if convert is None:
-        return None
-
-    def wrap(call: Callable[..., Any]) -> Callable[..., Any]:
-        def converted(op: int, a: Any = None, b: Any = None) -> Any:
-            result = call(op, a, b)
-            return convert(result) if op == 2 else result
         return converted
     return wrap

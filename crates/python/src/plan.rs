@@ -359,7 +359,8 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let text_of = text.map(Arc::new);
             NodeKind::Sink(Arc::new(move |ctx| {
                 let prefix = (ctx.peers > 1).then(|| format!("{}> ", ctx.index + 1));
-                Ok(Box::new(PrintSink { prefix, text_of: text_of.clone(), text: String::new() }) as Box<dyn Sink<PyRec>>)
+                Ok(Box::new(PrintSink { prefix, text_of: text_of.clone(), text: String::new() })
+                    as Box<dyn Sink<PyRec>>)
             }))
         }
         "discard" => NodeKind::Sink(Arc::new(|_ctx| {
