@@ -486,3 +486,23 @@ def test_a_stand_in_type_label_is_kept_and_changes_nothing(env):
     out = collect(ds)
     env.execute()
     assert out == [(1, 2)]
+
+
+class _Both:
+    def map1(self, value: Any) -> Any:
+        return (value, 1)
+
+    def map2(self, value: Any) -> Any:
+        return (value, 2)
+
+
+def test_connected_streams_declare_their_output_type(env, parallelism, capsys):
+    """Connected, broadcast and join outputs take the declared type for ``get_type()``
+    and ``print()`` (their records are converted where they are printed)."""
+    pairs = Types.TUPLE([Types.STRING(), Types.BOOLEAN()])
+    both = env.from_collection(["a"]).connect(env.from_collection(["b"])).map(_Both(), output_type=pairs)
+    assert both.get_type() == pairs
+    both.print()
+    env.execute()
+    lines = printed(capsys.readouterr().out, parallelism)
+    assert bag(text for _, text in lines) == bag(["(a,true)", "(b,true)"])

@@ -66,7 +66,8 @@ class BroadcastConnectedStream:
             raise TypeError("process(): a keyed stream connected to a broadcast stream takes a "
                             "KeyedBroadcastProcessFunction")
         udf = BroadcastProcessUdf(func, self._broadcast._descriptors, self._keyed)
-        return self._stream._combine(_nodes.Process(udf), label_of(func), self._broadcast._stream, "process")
+        stream = self._stream._combine(_nodes.Process(udf), label_of(func), self._broadcast._stream, "process")
+        return stream._declare(output_type)
 
 
 class ReadOnlyBroadcastState(abc.ABC):

@@ -53,7 +53,8 @@ class ConnectedStreams:
         ``func.map2(value)`` for the second's (a ``CoMapFunction``). On keyed inputs
         its ``open(runtime_context)`` may get keyed state (``get_state(...)``), shared by
         both inputs' records of a key."""
-        return self._apply("co_map", CoUdf(func, "map", ("map1",), ("map2",), "CoMapFunction"), "map")
+        udf = CoUdf(func, "map", ("map1",), ("map2",), "CoMapFunction")
+        return self._apply("co_map", udf, "map")._declare(output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> "DataStream":
         """Zero or more outputs per record: ``func.flat_map1(value)`` /
@@ -63,7 +64,7 @@ class ConnectedStreams:
         keyed state, shared by both inputs' records of a key."""
         udf = CoUdf(func, "flat_map", ("flat_map1", "flatMap1"), ("flat_map2", "flatMap2"), "CoFlatMapFunction",
                     collector_arity=1)
-        return self._apply("co_flat_map", udf, "flat_map")
+        return self._apply("co_flat_map", udf, "flat_map")._declare(output_type)
 
     def process(self, func: Any, output_type: Any = None) -> "DataStream":
         """``func.process_element1(value, ctx)`` / ``process_element2(value, ctx)`` of a
@@ -80,14 +81,14 @@ class ConnectedStreams:
                 raise TypeError("process(): a KeyedCoProcessFunction needs keyed inputs: call "
                                 "key_by(key_selector1, key_selector2) first, or pass a CoProcessFunction")
             udf = CoProcessUdf(func, "KeyedCoProcessFunction")
-            return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "process")
+            return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "process")._declare(output_type)
         if isinstance(func, (BroadcastProcessFunction, KeyedBroadcastProcessFunction)):
             raise TypeError(f"process({type(func).__name__}): a broadcast process function reads a broadcast "
                             "stream: stream.connect(other.broadcast(map_state_descriptor)).process(func)")
         # A process operator with two plain inputs (as a BroadcastProcessFunction's):
         # the engine's context (clocks, no timers) and side outputs.
         udf = CoProcessUdf(func, "CoProcessFunction")
-        return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "co_process")
+        return self.stream1._combine(_nodes.Process(udf), label_of(func), self.stream2, "co_process")._declare(output_type)
 
     def _apply(self, api: str, udf: "CoUdf", step: str) -> "DataStream":
         if self._keyed and opens(udf.fn):

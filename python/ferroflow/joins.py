@@ -224,7 +224,7 @@ class WithWindow:
         if self._evictor is not None:
             windowed.evictor(self._evictor)
         windowed.allowed_lateness(self._lateness)
-        return windowed._build(method, udf, process=udf)
+        return windowed._build(method, udf, process=udf)._declare(output_type)
 
     # Flink's Java API names the same call `with` on older versions.
     with_ = apply

@@ -12,8 +12,8 @@ __all__ = ["OutputTag"]
 class OutputTag:
     """Names a side output, e.g. the late records of a window:
     ``side_output_late_data(tag)``, then ``result.get_side_output(tag)``. Tags with the
-    same id are the same tag; ``type_info`` is accepted (PyFlink) and kept, unused:
-    records are Python objects whatever their declared type."""
+    same id are the same tag; ``type_info`` (``ferroflow.typeinfo``) is the side output
+    stream's type, as in PyFlink (e.g. ``Types.ROW(...)`` makes its records ``Row`` values)."""
 
     __slots__ = ("tag_id", "type_info")
 
