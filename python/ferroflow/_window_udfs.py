@@ -192,7 +192,7 @@ class AggregateUdf(_IncrementalUdf):
                 raise TypeError(f"{type(obj).__name__} does not implement merge(acc_a, acc_b), "
                                 "which session windows need")
             return merge(a, b)
-        return call if self.wrap is None else self.wrap(call)
+        return call
 
 
 def has_merge(fn: Any) -> bool:
