@@ -398,10 +398,12 @@ def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str]
     gets a fresh namespace, so several scripts with same-named classes do not clash."""
     from . import environment
     from .compat import install as install_compat
+    from .compat.pyflink import prefer_ferroflow
 
     if not os.path.isfile(script):
         raise UsageError(f"no such file: {script}" if not os.path.exists(script) else f"not a file: {script}")
     install_compat()
+    prefer_ferroflow()
     script_dir = os.path.dirname(os.path.abspath(script))
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script] + list(args)
