@@ -23,6 +23,8 @@ __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
 #: Jobs this process has run (the launcher uses it to tell whether a script ran one).
 _jobs_run = 0
+#: Jobs running now (the launcher passes a `-p` process's prints on only while one runs).
+_jobs_running = 0
 #: Whether this process has warned that checkpoints were asked for (see ``_warn_no_checkpoints``).
 _warned_unresumable: set = set()
 
@@ -292,7 +294,7 @@ class StreamExecutionEnvironment:
         traceback if a user function fails; ``KeyboardInterrupt`` on Ctrl-C."""
         from . import _engine
 
-        global _jobs_run
+        global _jobs_run, _jobs_running
         _jobs_run += 1
         if isinstance(job_name, bool):
             job_name = None
@@ -346,6 +348,7 @@ class StreamExecutionEnvironment:
             for function in functions:
                 function.prepare(workers)
             nodes, number = _engine_nodes(job)
+            _jobs_running += 1
             try:
                 summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
                                           object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token(),
@@ -355,6 +358,7 @@ class StreamExecutionEnvironment:
                 text, kind, operator, record, detail, worker, at_start = failed.args
                 error = job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker)
             finally:
+                _jobs_running -= 1
                 self._flush_stdout()
             error.at_start = at_start
             delay = None if supervised or not restartable(error) else restarts.next_delay(cause_line(error))
