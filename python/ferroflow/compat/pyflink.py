@@ -141,6 +141,9 @@ MODULES: Dict[str, Tuple[str, ...]] = {
         ("!bulk: FileCompactor FileCompactStrategy StreamingFileSink BulkFormat FileEnumeratorProvider "
          "FileSplitAssignerProvider"),
     ),
+    "pyflink.datastream.async_data_stream": ("!async: *",),
+    "pyflink.datastream.async_retry_predicates": ("!async: *",),
+    "pyflink.datastream.async_retry_strategies": ("!async: *",),
     "pyflink.datastream.connectors.number_seq": ("!connector_base: NumberSequenceSource",),
     "pyflink.datastream.connectors.kafka": ("!kafka: *",),
     "pyflink.datastream.connectors.dynamic_kafka": ("!kafka: *",),
