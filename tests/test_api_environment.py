@@ -4,6 +4,7 @@ settings ferroflow accepts without implementing them say so."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,9 +88,23 @@ def test_execution_plan_shows_the_next_job_only():
     ds.map(lambda x: x).name("old").print()
     env.execute()
     ds.map(lambda x: x).name("new").print()
-    plan = env.get_execution_plan().splitlines()
-    assert len(plan) == 3 and "source" in plan[0] and "new" in plan[1] and plan[2].endswith("<- 1")
+    plan = json.loads(env.get_execution_plan())["nodes"]
+    assert [n["id"] for n in plan] == [1, 2, 3]
+    assert "source" in plan[0]["contents"] and plan[0]["pact"] == "Data Source" and "predecessors" not in plan[0]
+    assert "new" in plan[1]["contents"] and plan[1]["predecessors"] == [{"id": 1, "ship_strategy": "FORWARD",
+                                                                        "side": "second"}]
+    assert plan[2]["pact"] == "Data Sink" and plan[2]["predecessors"][0]["id"] == 2
     assert "old" not in env.get_execution_plan()
+
+
+def test_execution_plan_names_the_ship_strategy():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.from_elements(1, 2).key_by(lambda x: x).reduce(lambda a, b: a + b).rebalance().map(str).print()
+    plan = json.loads(env.get_execution_plan())["nodes"]
+    strategies = [p["ship_strategy"] for n in plan for p in n.get("predecessors", [])]
+    assert "HASH" in strategies and "REBALANCE" in strategies
+    assert all(n["parallelism"] == 2 for n in plan)
 
 
 def test_a_later_job_may_iterate(env):

@@ -481,3 +481,26 @@ def test_2proc_environment_raises_the_user_error_of_process_1():
     e = info.value
     assert e.kind == "udf" and "picky" in e.operator, e
     assert "ValueError: process 1 refuses" in e.detail and e.record is not None
+
+
+def test_the_scripts_own_prints_show_once_and_the_jobs_prints_from_every_process(tmp_path):
+    """Every process runs the whole script; what it prints outside a job (as Flink's client
+    would, once) shows once, while what the job prints (sinks and functions) shows from all."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        "from ferroflow import StreamExecutionEnvironment\n"
+        "print('before the job')\n"
+        "env = StreamExecutionEnvironment.get_execution_environment()\n"
+        "def shout(x):\n"
+        "    print('in a function', x)\n"
+        "    return x\n"
+        "env.from_collection(list(range(6))).rebalance().map(shout).print()\n"
+        "env.execute()\n"
+        "print('after the job')\n")
+    r = ferroflow("run", str(script), "-p", "2", timeout=60)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines.count("before the job") == 1 and lines.count("after the job") == 1
+    assert sorted(int(line.split()[-1]) for line in lines if line.startswith("in a function")) == list(range(6))
+    records = [line for line in lines if "> " in line and not line.startswith("in a function")]
+    assert sorted(printed_records("\n".join(records), 2)[0]) == list(range(6))

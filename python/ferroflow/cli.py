@@ -392,16 +392,44 @@ def _report_to_supervisor(e: BaseException) -> bool:
     return write_report(e)
 
 
+class _JobOnlyOutput:
+    """``sys.stdout`` of the processes after the first of a ``-p`` run. Every process runs the
+    whole script, but the script's own prints outside a job (its driver part, which Flink's
+    client runs once) should show once: here they are dropped, and only what the job prints
+    (``print()`` sinks, prints in functions) passes."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from . import environment
+
+        return self._stream.write(text) if environment._jobs_running else len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _print_driver_output_once() -> None:
+    from ._cluster import ENV_PROCESS
+
+    if os.environ.get(ENV_PROCESS, "0") != "0" and not isinstance(sys.stdout, _JobOnlyOutput):
+        sys.stdout = _JobOnlyOutput(sys.stdout)
+
+
 def run_script(script: str, args: Sequence[str] = (), extra_paths: Sequence[str] = ()) -> None:
     """Runs ``script`` in this process as ``__main__`` with ``sys.argv[1:] = args``,
     then calls its ``main()`` / ``main(factory)`` if it ran no job itself. Each call
     gets a fresh namespace, so several scripts with same-named classes do not clash."""
     from . import environment
     from .compat import install as install_compat
+    from .compat.pyflink import prefer_ferroflow
 
     if not os.path.isfile(script):
         raise UsageError(f"no such file: {script}" if not os.path.exists(script) else f"not a file: {script}")
     install_compat()
+    prefer_ferroflow()
+    _print_driver_output_once()
     script_dir = os.path.dirname(os.path.abspath(script))
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script] + list(args)

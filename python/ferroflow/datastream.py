@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from .broadcast import BroadcastConnectedStream
     from .connected import ConnectedStreams
     from .environment import StreamExecutionEnvironment
+    from .execution_config import ExecutionConfig
     from .joins import CoGroupedStreams, JoinedStreams
     from .windowing import TimeSpan
 
     _U = TypeVar("_U", bound=Udf)
+    _H = TypeVar("_H", bound="_RuntimeHints")
 
 __all__ = ["DataStream", "KeyedStream", "WindowedStream", "AllWindowedStream", "SplitStream", "IterativeStream",
            "DataStreamSink", "WriteMode", "OutputTag", "PartitionedStream", "IntervalJoin", "IntervalJoined"]
@@ -44,7 +46,34 @@ class WriteMode:
     OVERWRITE = "OVERWRITE"
 
 
-class DataStream:
+class _RuntimeHints:
+    """Flink's hints to its runtime (chaining, buffers, slots, max parallelism, hashes):
+    accepted so that Flink and PyFlink scripts run unchanged, and ignored, since ferroflow
+    runs all of a worker's operators in one thread and routes keys without key groups."""
+
+    def set_uid_hash(self: _H, uid_hash: str) -> _H:
+        return self
+
+    def set_max_parallelism(self: _H, max_parallelism: int) -> _H:
+        return self
+
+    def set_buffer_timeout(self: _H, timeout_millis: int) -> _H:
+        return self
+
+    def start_new_chain(self: _H) -> _H:
+        return self
+
+    def disable_chaining(self: _H) -> _H:
+        return self
+
+    def slot_sharing_group(self: _H, slot_sharing_group: Any) -> _H:
+        return self
+
+    def set_description(self: _H, description: str) -> _H:
+        return self
+
+
+class DataStream(_RuntimeHints):
     """A stream of Python objects."""
 
     def __init__(self, env: "StreamExecutionEnvironment", node: int) -> None:
@@ -102,6 +131,30 @@ class DataStream:
         if type_info is not None:
             self._env._nodes[self._node].type_info = type_info
         return self
+
+    def get_execution_environment(self) -> "StreamExecutionEnvironment":
+        """The environment this stream belongs to."""
+        return self._env
+
+    def get_execution_config(self) -> "ExecutionConfig":
+        return self._env.get_config()
+
+    def force_non_parallel(self) -> "DataStream":
+        """Runs the operator producing this stream on one worker (``set_parallelism(1)``)."""
+        return self.set_parallelism(1)
+
+    def project(self, *field_indexes: int) -> "DataStream":
+        """The tuple of the given fields of each record (a tuple or a list): ``project(2, 0)``."""
+        if not field_indexes or not all(isinstance(i, int) and not isinstance(i, bool) for i in field_indexes):
+            raise TypeError(f"project() takes one or more field indexes (ints), got {field_indexes!r}")
+        fields = tuple(field_indexes)
+        return self.map(lambda value: tuple(value[i] for i in fields)).name(f"Projection{list(fields)}")
+
+    def cache(self) -> "DataStream":
+        """Refused: ferroflow does not keep a stream between jobs (one line says what to do)."""
+        from .compat.unsupported import refuse
+
+        refuse("DataStream.cache()", "cache")
 
     # -- stateless transformations ---------------------------------------------------
 
@@ -460,7 +513,7 @@ def _two_phase_calls(invoke: Callable) -> Any:  # a tuple where Udf expects a ca
     return (invoke, *calls)
 
 
-class DataStreamSink:
+class DataStreamSink(_RuntimeHints):
     """The end of a stream."""
 
     def __init__(self, env: "StreamExecutionEnvironment", node: int) -> None:

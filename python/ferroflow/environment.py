@@ -23,6 +23,8 @@ __all__ = ["StreamExecutionEnvironment", "JobExecutionResult"]
 
 #: Jobs this process has run (the launcher uses it to tell whether a script ran one).
 _jobs_run = 0
+#: Jobs running now (the launcher passes a `-p` process's prints on only while one runs).
+_jobs_running = 0
 #: Whether this process has warned that checkpoints were asked for (see ``_warn_no_checkpoints``).
 _warned_unresumable: set = set()
 
@@ -307,7 +309,7 @@ class StreamExecutionEnvironment:
         traceback if a user function fails; ``KeyboardInterrupt`` on Ctrl-C."""
         from . import _engine
 
-        global _jobs_run
+        global _jobs_run, _jobs_running
         _jobs_run += 1
         if isinstance(job_name, bool):
             job_name = None
@@ -361,6 +363,7 @@ class StreamExecutionEnvironment:
             for function in functions:
                 function.prepare(workers)
             nodes, number = _engine_nodes(job)
+            _jobs_running += 1
             try:
                 summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
                                           object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token(),
@@ -370,6 +373,7 @@ class StreamExecutionEnvironment:
                 text, kind, operator, record, detail, worker, at_start = failed.args
                 error = job_failed(f"job '{name}' failed: {text}", kind, operator, record, detail, worker)
             finally:
+                _jobs_running -= 1
                 self._flush_stdout()
             error.at_start = at_start
             delay = None if supervised or not restartable(error) else restarts.next_delay(cause_line(error))
@@ -427,14 +431,26 @@ class StreamExecutionEnvironment:
             pass
 
     def get_execution_plan(self) -> str:
-        """The plan of the next ``execute()`` as text, one operator per line with its inputs."""
+        """The plan of the next ``execute()`` as JSON in Flink's shape (which Flink's plan
+        visualizer reads): ``{"nodes": [{"id", "type", "pact", "contents", "parallelism",
+        "predecessors": [{"id", "ship_strategy", "side"}]}]}``, ids counting from 1 in the
+        order the operators were added."""
+        import json
+
         job = self._job_nodes()
-        position = {n.id: i for i, n in enumerate(job)}
-        lines = []
-        for i, n in enumerate(job):
-            inputs = ", ".join(str(position[j]) for j in n.inputs)
-            lines.append(f"{i}: {n.name}" + (f" <- {inputs}" if inputs else ""))
-        return "\n".join(lines)
+        position = {n.id: i + 1 for i, n in enumerate(job)}
+        by_id = {n.id: n for n in job}
+        nodes = []
+        for n in job:
+            pact = ("Data Source" if isinstance(n.kind, _nodes.Source)
+                    else "Data Sink" if isinstance(n.kind, _nodes.Sink) else "Operator")
+            entry: Dict[str, Any] = {"id": position[n.id], "type": n.api, "pact": pact, "contents": n.name,
+                                     "parallelism": n.parallelism or self.get_parallelism()}
+            if n.inputs:
+                entry["predecessors"] = [{"id": position[i], "ship_strategy": _ship_strategy(by_id[i].kind),
+                                          "side": "second"} for i in n.inputs]
+            nodes.append(entry)
+        return json.dumps({"nodes": nodes}, indent=2)
 
     def _job_nodes(self) -> List[Node]:
         """The nodes the next ``execute()`` runs, in plan order: those added since the
@@ -679,3 +695,13 @@ class _EngineNode:
         self.name = node.name
         self.inputs = [position[i] for i in node.inputs]
         self.parallelism = node.parallelism
+
+
+def _ship_strategy(upstream: _nodes.NodeKind) -> str:
+    """How records go from ``upstream`` to the operator reading it, in Flink's plan words."""
+    if isinstance(upstream, (_nodes.KeyBy, _nodes.KeyByField)):
+        return "HASH"
+    if isinstance(upstream, _nodes.Partition):
+        return {"broadcast": "BROADCAST", "custom": "CUSTOM", "forward": "FORWARD", "shuffle": "SHUFFLE",
+                "rescale": "RESCALE"}.get(upstream.how, "REBALANCE")
+    return "FORWARD"

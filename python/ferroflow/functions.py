@@ -31,7 +31,18 @@ __all__ = [
 ]
 
 
-class Function:
+class _Subscriptable:
+    """Lets a class be written with type parameters as PyFlink's generic classes are
+    (``ProcessWindowFunction[tuple, tuple, str, TimeWindow]``, ``Context[TimeWindow]``).
+    The parameters only document types: subscripting gives the class itself."""
+
+    __slots__ = ()
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        return cls
+
+
+class Function(_Subscriptable):
     """Base of all user function classes."""
 
     #: Tells ``_plan`` that a class is a function class (passed where an instance belongs).
@@ -106,7 +117,7 @@ class AllWindowFunction(Function):
         raise NotImplementedError("implement apply(window, values)")
 
 
-class WindowContext:
+class WindowContext(_Subscriptable):
     """What a process window function learns about the firing: the window, the
     clocks at the moment it fires, and (keyed windows) the key's state across its
     windows and the state of this window alone."""
@@ -391,7 +402,7 @@ def iterate_java_style(source: Any) -> Iterator[Any]:
 # -- process functions, connected streams and joins (issue 12: declared here, run by the engine) --
 
 
-class _ProcessContext(abc.ABC):
+class _ProcessContext(_Subscriptable, abc.ABC):
     """What ``process_element`` learns about the record being processed."""
 
     @abc.abstractmethod
@@ -509,7 +520,7 @@ class KeyedCoProcessFunction(Function):
         return None
 
 
-class _BroadcastContextBase(abc.ABC):
+class _BroadcastContextBase(_Subscriptable, abc.ABC):
     """What both sides of a broadcast connection learn: the record's timestamp and the clocks."""
 
     @abc.abstractmethod
@@ -607,7 +618,7 @@ class KeyedBroadcastProcessFunction(Function):
         return None
 
 
-class _ProcessJoinContext(abc.ABC):
+class _ProcessJoinContext(_Subscriptable, abc.ABC):
     """What ``ProcessJoinFunction.process_element`` learns about the pair."""
 
     @abc.abstractmethod

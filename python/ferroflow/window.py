@@ -145,7 +145,24 @@ class SlidingProcessingTimeWindows(_Sliding):
     _domain = "processing"
 
 
-class _Session(WindowAssigner):
+class MergingWindowAssigner(WindowAssigner):
+    """An assigner whose windows merge (sessions): PyFlink's base class, for ``isinstance``
+    checks and annotations."""
+
+    def _is_merging(self) -> bool:
+        return True
+
+
+class SessionWindowTimeGapExtractor:
+    """Gives a session window's gap per record, for ``with_dynamic_gap``: subclass it and
+    return the gap in milliseconds from ``extract(element)`` (PyFlink's base class; any
+    object with an ``extract`` method, or a plain function, does as well)."""
+
+    def extract(self, element: Any) -> int:  # pragma: no cover - the user's subclass overrides it
+        raise NotImplementedError(f"{type(self).__name__} must define extract(element) returning the gap in ms")
+
+
+class _Session(MergingWindowAssigner):
     """Per key, records closer than the gap to each other form one window (a session)."""
 
     def __init__(self, gap: Optional[TimeSpan] = None, gap_extractor: Any = None) -> None:
@@ -167,9 +184,6 @@ class _Session(WindowAssigner):
         """Sessions whose gap each record sets: ``extractor(value)`` (or an object's
         ``extract(value)``) returns it in milliseconds (an int > 0)."""
         return cls(gap_extractor=extractor)
-
-    def _is_merging(self) -> bool:
-        return True
 
     def _spec(self) -> _nodes.SessionSpec:
         gap_fn = _gap_udf(self._gap_fn) if self._gap_fn is not None else None
@@ -196,6 +210,16 @@ class ProcessingTimeSessionWindows(_Session):
     or ``.with_dynamic_gap(extractor)``."""
 
     _domain = "processing"
+
+
+class DynamicEventTimeSessionWindows(EventTimeSessionWindows):
+    """PyFlink's name for event-time sessions with a per-record gap:
+    ``DynamicEventTimeSessionWindows.with_dynamic_gap(extractor)``."""
+
+
+class DynamicProcessingTimeSessionWindows(ProcessingTimeSessionWindows):
+    """PyFlink's name for processing-time sessions with a per-record gap:
+    ``DynamicProcessingTimeSessionWindows.with_dynamic_gap(extractor)``."""
 
 
 class GlobalWindows(WindowAssigner):
@@ -327,7 +351,8 @@ class PurgingTrigger(Trigger):
 #: own methods (a custom ``on_element``, ``assign_windows``...) would never be called,
 #: so only these exact classes are taken.
 ASSIGNERS = (TumblingEventTimeWindows, SlidingEventTimeWindows, EventTimeSessionWindows, TumblingProcessingTimeWindows,
-             SlidingProcessingTimeWindows, ProcessingTimeSessionWindows, GlobalWindows)
+             SlidingProcessingTimeWindows, ProcessingTimeSessionWindows, GlobalWindows, DynamicEventTimeSessionWindows,
+             DynamicProcessingTimeSessionWindows)
 TRIGGERS = (EventTimeTrigger, ProcessingTimeTrigger, CountTrigger, ContinuousEventTimeTrigger,
             ContinuousProcessingTimeTrigger, PurgingTrigger)
 

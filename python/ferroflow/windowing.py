@@ -1,5 +1,5 @@
-"""Time spans and windows: ``Duration.of_seconds(5)``, ``Time.seconds(5)``, ``TimeWindow``,
-``GlobalWindow``."""
+"""Time spans, instants and windows: ``Duration.of_seconds(5)``, ``Time.seconds(5)``,
+``Instant``, ``TimeWindow``, ``GlobalWindow``."""
 
 from __future__ import annotations
 
@@ -131,7 +131,44 @@ def to_millis(span: Any, what: str = "duration", minimum: Optional[int] = 1) -> 
     return ms
 
 
-class TimeWindow:
+class Instant:
+    """A point in time at millisecond precision: ``Instant.of_epoch_milli(ms)`` (PyFlink's
+    ``pyflink.common.Instant``, which watermark and timestamp APIs take)."""
+
+    __slots__ = ("seconds", "nanos")
+
+    def __init__(self, seconds: int, nanos: int) -> None:
+        self.seconds = int(seconds)
+        self.nanos = int(nanos)
+
+    @staticmethod
+    def of_epoch_milli(epoch_milli: int) -> "Instant":
+        return Instant(epoch_milli // 1000, epoch_milli % 1000 * 1_000_000)
+
+    def to_epoch_milli(self) -> int:
+        return self.seconds * 1000 + self.nanos // 1_000_000
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Instant) and (self.seconds, self.nanos) == (other.seconds, other.nanos)
+
+    def __hash__(self) -> int:
+        return hash((self.seconds, self.nanos))
+
+    def __repr__(self) -> str:
+        return f"Instant<{self.seconds}, {self.nanos}>"
+
+
+class Window:
+    """A window; ``max_timestamp()`` is the last millisecond it covers. The base class of
+    ``TimeWindow``, ``CountWindow`` and ``GlobalWindow``, as in PyFlink."""
+
+    __slots__ = ()
+
+    def max_timestamp(self) -> int:  # pragma: no cover - every window overrides it
+        raise NotImplementedError
+
+
+class TimeWindow(Window):
     """A window over [start, end) in milliseconds."""
 
     __slots__ = ("start", "end")
@@ -163,7 +200,31 @@ class TimeWindow:
         return f"TimeWindow(start={self.start}, end={self.end})"
 
 
-class GlobalWindow:
+class CountWindow(Window):
+    """PyFlink's window of a count assigner, numbered ``id``; it covers all of time. ferroflow's
+    count windows are global windows with a count trigger, so functions receive a
+    ``GlobalWindow``; this class is here for the type annotations of PyFlink scripts
+    (``WindowFunction[tuple, tuple, str, CountWindow]``)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+
+    def max_timestamp(self) -> int:
+        return 2**63 - 1
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CountWindow) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"CountWindow(id={self.id})"
+
+
+class GlobalWindow(Window):
     """The single window of ``GlobalWindows`` (and so of count windows)."""
 
     _instance: "GlobalWindow | None" = None

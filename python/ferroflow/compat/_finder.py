@@ -1,5 +1,6 @@
-"""The import hook that serves Java-named modules (``org.apache.flink...``, ``java.util``)
-from ferroflow.compat, so that talk-era imports work unchanged."""
+"""The import hooks that serve other systems' module names from ferroflow: the Java-named
+modules of the talk era (``org.apache.flink...``, ``java.util``, below) and PyFlink's
+(``pyflink.common``, ``pyflink.datastream``...: ``ferroflow.compat.pyflink``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import types
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
-    from typing import Dict, FrozenSet, Optional, Sequence, Tuple
+    from typing import Callable, Dict, FrozenSet, Iterable, Optional, Sequence, Tuple
 
 # Java module name -> (ferroflow.compat submodule, names it provides). Every prefix of
 # these names is served too, as an empty package.
@@ -44,7 +45,8 @@ MODULES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "java.util.concurrent": ("javatypes", ("TimeUnit",)),
 }
 
-def _all_served(modules: Sequence[str]) -> FrozenSet[str]:
+def all_served(modules: Iterable[str]) -> FrozenSet[str]:
+    """``modules`` and every parent package of theirs."""
     names = set()
     for name in modules:
         parts = name.split(".")
@@ -53,28 +55,30 @@ def _all_served(modules: Sequence[str]) -> FrozenSet[str]:
     return frozenset(names)
 
 
-SERVED: FrozenSet[str] = _all_served(list(MODULES))
+SERVED: FrozenSet[str] = all_served(MODULES)
 
 
 # Not derived from importlib.abc.MetaPathFinder and Loader: the import system only
 # calls find_spec, create_module and exec_module, and importing importlib.abc (which
 # imports importlib.resources and pathlib) would cost every `ferroflow run`.
-class JavaPackageFinder:
-    """Finds and loads the Java-named modules of ``MODULES`` (and their parent
-    packages). Meant to sit at the end of ``sys.meta_path``, so that any real module of
-    the same name is found first."""
+class ServedFinder:
+    """Finds and loads the modules another system's scripts import (``served``, every
+    one a package with an empty search path, so that only this finder resolves their
+    submodules); ``fill(module)`` puts ferroflow's names into each. Meant to sit at the
+    end of ``sys.meta_path``, so that any real module of the same name is found first."""
 
-    #: Lets ``install()`` recognise a finder even from a reloaded copy of this module.
-    ferroflow_compat_finder = True
+    def __init__(self, served: FrozenSet[str], fill: Callable[[types.ModuleType], None], origin: str) -> None:
+        self._served = served
+        self._fill = fill
+        self._origin = origin
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
                   target: Optional[types.ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
-        if fullname not in SERVED:
+        if fullname not in self._served:
             return None
-        # Packages (empty search path), so that submodules such as ...time.Time resolve.
         # The finder is its own loader without subclassing importlib.abc.Loader, which
         # would import importlib.abc at start-up.
-        spec = importlib.machinery.ModuleSpec(fullname, self, origin="ferroflow.compat",  # type: ignore[arg-type]
+        spec = importlib.machinery.ModuleSpec(fullname, self, origin=self._origin,  # type: ignore[arg-type]
                                               is_package=True)
         spec.submodule_search_locations = []
         return spec
@@ -83,16 +87,33 @@ class JavaPackageFinder:
         return None  # the default module object
 
     def exec_module(self, module: types.ModuleType) -> None:
-        exported: Tuple[str, ...] = ()
-        entry = MODULES.get(module.__name__)
-        if entry is not None:
-            source = importlib.import_module(f"ferroflow.compat.{entry[0]}")
-            exported = entry[1]
-            for attr in exported:
-                setattr(module, attr, getattr(source, attr))
-        module.__dict__["__all__"] = list(exported)
-        module.__doc__ = (f"Stand-in for the Java package {module.__name__}, served by ferroflow.compat."
-                          if exported else f"Parent package {module.__name__}, served by ferroflow.compat.")
+        self._fill(module)
+
+    def __repr__(self) -> str:
+        return f"<{self._origin} finder>"
+
+
+def _fill_java(module: types.ModuleType) -> None:
+    exported: Tuple[str, ...] = ()
+    entry = MODULES.get(module.__name__)
+    if entry is not None:
+        source = importlib.import_module(f"ferroflow.compat.{entry[0]}")
+        exported = entry[1]
+        for attr in exported:
+            setattr(module, attr, getattr(source, attr))
+    module.__dict__["__all__"] = list(exported)
+    module.__doc__ = (f"Stand-in for the Java package {module.__name__}, served by ferroflow.compat."
+                      if exported else f"Parent package {module.__name__}, served by ferroflow.compat.")
+
+
+class JavaPackageFinder(ServedFinder):
+    """Serves the Java-named modules of ``MODULES`` (and their parent packages)."""
+
+    #: Lets ``install()`` recognise a finder even from a reloaded copy of this module.
+    ferroflow_compat_finder = True
+
+    def __init__(self) -> None:
+        super().__init__(SERVED, _fill_java, "ferroflow.compat")
 
     def __repr__(self) -> str:
         return "<ferroflow.compat Java-package finder>"

@@ -245,6 +245,18 @@ class Configuration:
         """Sets ``key`` to ``true`` or ``false``."""
         self._data[str(key)] = "true" if value else "false"
 
+    # PyFlink's names for the same getters and setters (pyflink.common.Configuration).
+    contains_key = containsKey
+    key_set = keySet
+    to_dict = toMap
+    get_string = getString
+    get_integer = getInteger
+    get_float = getFloat
+    get_boolean = getBoolean
+    set_string = setString
+    set_integer = setInteger
+    set_boolean = setBoolean
+
     def __contains__(self, key: object) -> bool:
         return key in self._data
 
