@@ -506,3 +506,17 @@ def test_connected_streams_declare_their_output_type(env, parallelism, capsys):
     env.execute()
     lines = printed(capsys.readouterr().out, parallelism)
     assert bag(text for _, text in lines) == bag(["(a,true)", "(b,true)"])
+
+
+def test_the_pyflink_print_hook_shows_undeclared_streams_as_pyflink(parallelism, capsys):
+    """``_prints_undeclared_as_pyflink`` (set by the pyflink namespace's environment):
+    an undeclared stream prints ``str(record)``, a text source its lines as they are."""
+    from conftest import make_env
+
+    env = make_env(parallelism)
+    env._prints_undeclared_as_pyflink = True
+    env.from_collection(["s", ("a", 1)]).print()
+    env.from_collection([Row(x=1)]).print()
+    env.execute()
+    lines = printed(capsys.readouterr().out, parallelism)
+    assert bag(text for _, text in lines) == bag(["s", "('a', 1)", "Row(x=1)"])

@@ -418,7 +418,10 @@ class DataStream(_RuntimeHints):
         A stream of a declared type prints as PyFlink prints it (``typeinfo.print_text``):
         Java's ``toString`` (``(hi,1,30,7)`` for a tuple, ``true``, ``null``), ``+I[1,Flink]``
         for a row, ``str(record)`` for ``Types.PICKLED_BYTE_ARRAY()``."""
-        return self._sink(_nodes.Print(print_text(self._declared())), sink_identifier or "")
+        declared = self._declared()
+        if declared is None and self._env._prints_undeclared_as_pyflink:
+            declared = self.get_type()  # PyFlink's: str() of a Python object, a text line as it is
+        return self._sink(_nodes.Print(print_text(declared)), sink_identifier or "")
 
     def write_as_text(self, path: Union[str, "os.PathLike[str]"], write_mode: Any = None,
                       overwrite: Optional[bool] = None) -> "DataStreamSink":

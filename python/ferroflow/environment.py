@@ -69,6 +69,10 @@ class StreamExecutionEnvironment:
 
     #: Parallelism for environments that do not set their own (the launcher sets it).
     default_parallelism = 1
+    #: Whether ``print()`` of a stream without a declared type shows it as PyFlink does
+    #: (by ``DataStream.get_type()``: ``str(record)``) rather than ferroflow's ``repr``;
+    #: the ``pyflink`` namespace's environment sets it.
+    _prints_undeclared_as_pyflink = False
 
     def __init__(self) -> None:
         #: Every node this environment made; ids index it. Streams of a job that ran stay usable.
