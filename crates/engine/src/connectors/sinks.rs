@@ -526,10 +526,8 @@ impl<R> PartFiles<R> {
                 Ok(t) if t.is_dir() && self.bucket.is_some() && !is_hidden(entry.file_name().as_os_str()) => {
                     self.remove_strays(&path, owned)?
                 }
-                Ok(t) if t.is_file() => {
-                    if self.names.worker_of_hidden(name).is_some_and(owned) {
-                        let _ = fs::remove_file(&path);
-                    }
+                Ok(t) if t.is_file() && self.names.worker_of_hidden(name).is_some_and(owned) => {
+                    let _ = fs::remove_file(&path);
                 }
                 _ => {}
             }
