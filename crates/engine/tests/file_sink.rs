@@ -38,10 +38,10 @@ fn config(part_size: Option<u64>, bucket: Option<sinks::BucketFn>) -> PartFileCo
     }
 }
 
-/// Two buckets taken in turn, one per batch written (as the clock would move on).
-fn alternating_buckets() -> sinks::BucketFn {
+/// Two buckets taken in turn, each for `every` batches written (as the clock would move on).
+fn alternating_buckets(every: u64) -> sinks::BucketFn {
     let calls = Arc::new(AtomicU64::new(0));
-    Arc::new(move |_now| Ok(format!("b/{}", calls.fetch_add(1, Ordering::Relaxed) % 2)))
+    Arc::new(move |_now| Ok(format!("b/{}", calls.fetch_add(1, Ordering::Relaxed) / every % 2)))
 }
 
 /// `sequence(0..n)` (slowed down with `pause_us` per record) -> a file sink at `target`;
@@ -151,7 +151,7 @@ fn without_a_size_each_worker_writes_one_file_and_buckets_are_directories() {
     run_ok(plan(3000, &target, config(None, None), 0, None), cfg_batch(2, 64));
     assert_eq!(files(&target).len(), 2, "one file per worker: {:?}", files(&target));
     let target = out.path().join("bucketed");
-    run_ok(plan(3000, &target, config(None, Some(alternating_buckets())), 0, None), cfg_batch(2, 64));
+    run_ok(plan(3000, &target, config(None, Some(alternating_buckets(1))), 0, None), cfg_batch(2, 64));
     assert_eq!(visible(&target), all_lines(3000));
     let found = files(&target);
     let dirs: std::collections::BTreeSet<_> = found.iter().map(|(p, _)| p.parent().unwrap().to_path_buf()).collect();
@@ -206,7 +206,7 @@ fn stopped_and_restored_at_another_parallelism_every_line_is_committed_once() {
         let store = TempDir::new("fsink-ckpt-store");
         let out = TempDir::new("fsink-ckpt-out");
         let target = out.path().join("out");
-        let make = || plan(N, &target, config(Some(2000), Some(alternating_buckets())), 40, None);
+        let make = || plan(N, &target, config(Some(8000), Some(alternating_buckets(40))), 40, None);
         let running = ferroflow_engine::start(Arc::new(make()), checkpointed(2, store.path(), None)).unwrap();
         let deadline = Instant::now() + HANG;
         while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 3) {
