@@ -53,7 +53,7 @@ __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFi
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
-           "WriteText", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
            "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "Partition", "CoTransform"]
@@ -122,14 +122,16 @@ class FunctionSource(Source):
 
 
 class TextFile(Source):
-    """``read_text_file``: the lines of a file or of a directory's files, in parallel;
-    ``encoding_errors`` is ``"strict"``, ``"replace"`` or ``"ignore"``."""
+    """``read_text_file`` and ``FileSource``: the lines of files or of directories' files
+    (with ``recursive``, sub-directories' too), in parallel; ``encoding_errors`` is
+    ``"strict"``, ``"replace"`` or ``"ignore"``."""
 
     KIND = "text_file"
-    __slots__ = ("path", "encoding_errors")
+    __slots__ = ("paths", "recursive", "encoding_errors")
 
-    def __init__(self, path: str, encoding_errors: str) -> None:
-        self.path = path
+    def __init__(self, paths: List[str], recursive: bool, encoding_errors: str) -> None:
+        self.paths = paths
+        self.recursive = recursive
         self.encoding_errors = encoding_errors
 
 
@@ -497,6 +499,27 @@ class WriteText(Sink):
     def __init__(self, path: str, overwrite: bool) -> None:
         self.path = path
         self.overwrite = overwrite
+
+
+class WriteFiles(Sink):
+    """``FileSink``: ``str(record)`` per line into part files under ``path`` named
+    ``<prefix>-<uid>-<worker>-<counter><suffix>``, rolled past ``part_size`` bytes or after
+    ``rollover_interval``/``inactivity_interval`` ms (None: never), in the directory
+    ``bucket(now_ms)`` names (None: ``path`` itself)."""
+
+    KIND = "write_files"
+    __slots__ = ("path", "prefix", "suffix", "part_size", "rollover_interval", "inactivity_interval", "bucket")
+
+    def __init__(self, path: str, prefix: str, suffix: str, part_size: Optional[int],
+                 rollover_interval: Optional[int], inactivity_interval: Optional[int],
+                 bucket: Optional[Callable[[int], str]]) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.suffix = suffix
+        self.part_size = part_size
+        self.rollover_interval = rollover_interval
+        self.inactivity_interval = inactivity_interval
+        self.bucket = bucket
 
 
 class WriteSocket(Sink):

@@ -461,6 +461,19 @@ class DataStream(_RuntimeHints):
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink(_nodes.SinkFunction(udf), label_of(sink_func))
 
+    def sink_to(self, sink: Any) -> "DataStreamSink":
+        """Writes the stream to a sink of the connector API (PyFlink's ``sink_to``):
+        a ``FileSink`` (``ferroflow.connectors.file_system``). A ``SinkFunction`` goes to
+        ``add_sink()``."""
+        from .connectors.file_system import FileSink
+
+        if isinstance(sink, FileSink):
+            return self._sink(sink._kind(), sink._label())
+        if isinstance(sink, FileSink.RowFormatBuilder):
+            raise TypeError("sink_to() takes a FileSink: call .build() on the FileSink builder first")
+        hint = "; a SinkFunction goes to add_sink()" if callable(getattr(sink, "invoke", None)) else ""
+        raise TypeError(f"sink_to() takes a FileSink, got {type(sink).__name__}{hint}")
+
     def execute_and_collect(self, job_execution_name: Optional[str] = None,
                             limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:
         """Runs the job (this stream and everything else added to the environment since

@@ -11,7 +11,7 @@ from .checkpoint_config import CheckpointConfig, CheckpointingMode
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .execution_config import ExecutionConfig
-from .functions import iterate_java_style
+from .functions import iterate_java_style, utf8_charset
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 
@@ -231,11 +231,10 @@ class StreamExecutionEnvironment:
         A line that is not valid UTF-8 fails the job with the file, the line number and
         the byte offset, unless ``encoding_errors`` (as Python's ``errors=``) says
         ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
-        if str(charset_name).replace("-", "").upper() != "UTF8":
-            raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
+        utf8_charset(charset_name, "read_text_file()")
         path = os.fspath(file_path)
         path = path.removeprefix("file://")
-        return self._source(_nodes.TextFile(path, _encoding_errors(encoding_errors)), path, "read_text_file")
+        return self._source(_nodes.TextFile([path], False, _encoding_errors(encoding_errors)), path, "read_text_file")
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
@@ -282,14 +281,23 @@ class StreamExecutionEnvironment:
 
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
                     source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
-        """A source with its timestamps and watermarks: ``source`` is a ``TestSource``, a
-        ``SourceFunction``, or what ``from_collection`` takes; ``watermark_strategy``
-        is applied to it (see ``DataStream.assign_timestamps_and_watermarks``);
-        ``type_info``: the stream's type, as for ``from_collection``."""
+        """A source with its timestamps and watermarks: ``source`` is a ``FileSource``
+        (``ferroflow.connectors.file_system``), a ``TestSource``, a ``SourceFunction``,
+        or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
+        ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
+        type, as for ``from_collection``."""
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
                             f"got {watermark_strategy!r}")
-        if isinstance(source, TestSource) or callable(getattr(source, "run", None)):
+        from .connectors.file_system import FileSource, FileSourceBuilder
+
+        if isinstance(source, FileSourceBuilder):
+            raise TypeError("from_source() takes a FileSource: call .build() on the FileSource builder first")
+        if isinstance(source, FileSource):
+            stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
+            if source_name:
+                stream.name(source_name)
+        elif isinstance(source, TestSource) or callable(getattr(source, "run", None)):
             stream = self.add_source(source, source_name, type_info)
         else:
             stream = self.from_collection(source, type_info)

@@ -45,7 +45,8 @@ struct FunctionSourceKind {
 
 #[derive(FromPyObject)]
 struct TextFile {
-    path: String,
+    paths: Vec<String>,
+    recursive: bool,
     encoding_errors: String,
 }
 
@@ -132,6 +133,17 @@ struct Iterate {
 struct WriteText {
     path: String,
     overwrite: bool,
+}
+
+#[derive(FromPyObject)]
+struct WriteFiles {
+    path: String,
+    prefix: String,
+    suffix: String,
+    part_size: Option<u64>,
+    rollover_interval: Option<u64>,
+    inactivity_interval: Option<u64>,
+    bucket: Option<Py<PyAny>>,
 }
 
 #[derive(FromPyObject)]
@@ -265,8 +277,12 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             }
         }
         "text_file" => {
-            let TextFile { path, encoding_errors: errors } = kind.extract()?;
-            NodeKind::Source { factory: sources::text_file(path, encoding_errors(&errors)?), parallel: true }
+            let TextFile { paths, recursive, encoding_errors: errors } = kind.extract()?;
+            let paths = paths.into_iter().map(Into::into).collect();
+            NodeKind::Source {
+                factory: sources::text_files(paths, recursive, encoding_errors(&errors)?),
+                parallel: true,
+            }
         }
         "sequence" => {
             let Sequence { start, end } = kind.extract()?;
@@ -383,18 +399,26 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
         }
         "write_text" => {
             let WriteText { path, overwrite } = kind.extract()?;
-            let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {
-                Python::attach(|py| {
-                    for r in batch {
-                        let x = r.0.bind(py);
-                        let s = x.str().map_err(|e| udf_error(py, e, Some(x)))?;
-                        out.extend_from_slice(s.to_string_lossy().as_bytes());
-                        out.push(b'\n');
-                    }
-                    Ok(())
-                })
+            NodeKind::Sink(sinks::text_file(path, overwrite, str_lines()))
+        }
+        "write_files" => {
+            let WriteFiles { path, prefix, suffix, part_size, rollover_interval, inactivity_interval, bucket } =
+                kind.extract()?;
+            let bucket = bucket.map(|f| {
+                let f = Arc::new(f);
+                Arc::new(move |now: i64| {
+                    Python::attach(|py| {
+                        let b = f.bind(py).call1((now,)).map_err(|e| udf_error(py, e, None))?;
+                        b.extract::<String>().map_err(|_| {
+                            UdfError::new(format!("a FileSink bucket must be a str, got {}", type_name(&b)))
+                        })
+                    })
+                }) as sinks::BucketFn
             });
-            NodeKind::Sink(sinks::text_file(path, overwrite, encode))
+            let rolling =
+                sinks::RollingPolicy { part_size, rollover_ms: rollover_interval, inactivity_ms: inactivity_interval };
+            let config = sinks::PartFileConfig { prefix, suffix, rolling, bucket };
+            NodeKind::Sink(sinks::part_files(path, config, str_lines()))
         }
         "write_socket" => {
             let WriteSocket { host, port, serialize } = kind.extract()?;
@@ -516,6 +540,22 @@ fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>
 }
 
 /// A text source's `encoding_errors`.
+/// `str(record)` and a newline per record, UTF-8 (`write_as_text`, Flink's
+/// `SimpleStringEncoder`).
+fn str_lines() -> sinks::Encode<PyRec> {
+    Arc::new(|batch, out| {
+        Python::attach(|py| {
+            for r in batch {
+                let x = r.0.bind(py);
+                let s = x.str().map_err(|e| udf_error(py, e, Some(x)))?;
+                out.extend_from_slice(s.to_string_lossy().as_bytes());
+                out.push(b'\n');
+            }
+            Ok(())
+        })
+    })
+}
+
 fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {
     EncodingErrors::parse(name).map_err(|e| bug(e.to_string()))
 }
