@@ -15,6 +15,7 @@ from .datastream import (AllWindowedStream, DataStream, DataStreamSink, Iterativ
 from .connected import ConnectedStreams
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .execution_config import ExecutionConfig
+from .execution_mode import RuntimeExecutionMode
 from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFunction, CoFlatMapFunction,
                         CoGroupFunction, CoMapFunction, CoProcessFunction, DiscardingSink, FilterFunction,
                         FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
@@ -24,6 +25,7 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
                         SourceFunction, TwoPhaseCommitSinkFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
+from .semantics import Semantics
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
                     StateTtlConfig, ValueStateDescriptor)
 from .time_domain import TimeDomain
@@ -47,4 +49,5 @@ __all__ = [
     "CoGroupedStreams", "ValueStateDescriptor", "ListStateDescriptor", "MapStateDescriptor", "ReducingStateDescriptor",
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
     "CheckpointConfig", "CheckpointingMode", "ExternalizedCheckpointRetention", "RestartStrategies",
+    "RuntimeExecutionMode", "Semantics",
 ]
