@@ -391,3 +391,26 @@ fn automatic_mode_follows_the_sources_and_batch_refuses_an_unbounded_one() {
     assert!(err.message.starts_with("socket 'x': RuntimeExecutionMode.BATCH needs bounded sources"), "{err:?}");
     assert!(!err.message.contains('\n'), "one line: {err:?}");
 }
+
+/// A batch job takes no checkpoints (Flink refuses them too): refused before it starts.
+#[test]
+fn batch_mode_refuses_checkpointing() {
+    use ferroflow_engine::checkpoint::settings::CheckpointSettings;
+    use ferroflow_engine::{ExecConfig, RuntimeMode, Semantics};
+    let dir = TempDir::new("batch-checkpoints");
+    for mode in [RuntimeMode::Batch, RuntimeMode::Automatic] {
+        let (out, pairs) = (new_out(), input(10, 3));
+        let mut plan = Plan::new();
+        plan.semantics = Semantics { mode, ..Semantics::default() };
+        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(kvs(&pairs)), parallel: false });
+        let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+        let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(sum_kv()));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
+        let settings = CheckpointSettings::new(dir.0.clone(), std::time::Duration::from_millis(50));
+        let err = run_err(plan, ExecConfig { checkpoint: Some(settings), ..cfg(1) });
+        assert!(
+            err.message.starts_with("checkpointing does not apply to a job in RuntimeExecutionMode.BATCH"),
+            "{err:?}"
+        );
+    }
+}
