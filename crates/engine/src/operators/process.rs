@@ -29,6 +29,10 @@
 //! processing time), as pending windows do, with the watermark at +infinity; timers
 //! registered meanwhile fire too if they are not later than the last timer pending
 //! when the input ended (so a timer that registers the next one ends instead of looping).
+//! Pending processing-time timers are dropped instead with Flink's rule
+//! ([`crate::semantics::Semantics::fire_processing_timers_at_end`]). In batch mode
+//! watermarks are ignored, timers wait for the end, and a keyed operator takes its
+//! records there key by key, each key's timers after its records ([`Process::by_key`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
