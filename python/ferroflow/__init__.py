@@ -15,6 +15,7 @@ from .datastream import (AllWindowedStream, DataStream, DataStreamSink, Iterativ
 from .connected import ConnectedStreams
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .execution_config import ExecutionConfig
+from .execution_mode import RuntimeExecutionMode
 from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFunction, CoFlatMapFunction,
                         CoGroupFunction, CoMapFunction, CoProcessFunction, DiscardingSink, FilterFunction,
                         FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
@@ -25,6 +26,7 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
 from .row import Row, RowKind
+from .semantics import Semantics
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
                     StateTtlConfig, ValueStateDescriptor)
 from .time_domain import TimeDomain
@@ -50,4 +52,5 @@ __all__ = [
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
     "CheckpointConfig", "CheckpointingMode", "ExternalizedCheckpointRetention", "RestartStrategies",
     "Row", "RowKind", "Types", "TypeInformation",
+    "RuntimeExecutionMode", "Semantics",
 ]

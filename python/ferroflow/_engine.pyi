@@ -136,13 +136,16 @@ class AggregatingStateImpl:
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
             object_reuse: bool = False, cancel: Optional[CancelToken] = None,
-            checkpoint: Optional[Any] = None) -> Dict[str, Any]:
+            checkpoint: Optional[Any] = None, runtime_mode: str = "streaming",
+            semantics: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...],
     "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it; and
     "stopped_with": the savepoint's path, when the job was stopped with a savepoint).
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
     object_reuse: operators may share records (off: each gets records of its own).
-    checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off."""
+    checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off.
+    runtime_mode: "streaming", "batch" or "automatic" (``RuntimeExecutionMode``).
+    semantics: a ``semantics.Semantics`` (read by attribute), or None: ferroflow's defaults."""
 
 def checkpoint_probe_writable(dir: Union[str, PathLike[str]]) -> None:
     """Creates the checkpoint storage directory if need be and checks it can be written;

@@ -85,9 +85,13 @@ class NodeKind(Typed):
 
 
 class Source(NodeKind):
-    """A kind with no input."""
+    """A kind with no input. ``bounded``: whether it ends by itself (read by the
+    binding: ``RuntimeExecutionMode.BATCH`` refuses a job with a source that need not
+    end, and ``AUTOMATIC`` runs it streaming); a kind whose instances differ makes it
+    a slot."""
 
     __slots__ = ()
+    bounded = True
 
 
 class Sink(NodeKind):
@@ -115,6 +119,8 @@ class FunctionSource(Source):
 
     KIND = "function_source"
     __slots__ = ("runner", "parallel")
+    #: As Flink's ``SourceFunction``: it may run for ever.
+    bounded = False
 
     def __init__(self, runner: PerWorker, parallel: bool) -> None:
         self.runner = runner
@@ -152,6 +158,7 @@ class Socket(Source):
 
     KIND = "socket"
     __slots__ = ("host", "port", "delimiter", "encoding_errors")
+    bounded = False
 
     def __init__(self, host: str, port: int, delimiter: str, encoding_errors: str) -> None:
         self.host = host

@@ -655,7 +655,10 @@ class KeyedStream(DataStream):
         return DataStream(env, env._add(_aggregations.count_sum(), "", [rekeyed], "count"))
 
     def _aggregate(self, op: str, field: Union[int, str, None]) -> DataStream:
-        """A built-in rolling aggregation (see ``ferroflow/_aggregations.py``), run in Rust."""
+        """A built-in rolling aggregation (see ``ferroflow/_aggregations.py``), run in Rust.
+        Without a field: the environment's ``Semantics.aggregation_default_field``."""
+        if field is None:
+            field = self._env.get_semantics().aggregation_default_field
         kind = _aggregations.rolling(op, field, self._env._nodes[self._node].kind)
         return DataStream(self._env, self._env._add(kind, _aggregations.label(kind.field), [self._node], op))
 
@@ -879,6 +882,8 @@ class _Windows:
         return self._builtin("max_by", field)
 
     def _builtin(self, op: str, field: Union[int, str, None]) -> DataStream:
+        if field is None:
+            field = self._stream._env.get_semantics().aggregation_default_field
         field = _aggregations.check_field(field, f"{op}()")
         label = f"{op}({'' if field is None else repr(field)})"
         return self._build(label, None, builtin=_nodes.Aggregate(op, field), output_type=self._stream._declared())

@@ -11,7 +11,9 @@ from .checkpoint_config import CheckpointConfig, CheckpointingMode
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .execution_config import ExecutionConfig
+from .execution_mode import RuntimeExecutionMode
 from .functions import iterate_java_style, utf8_charset
+from .semantics import Semantics
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 
@@ -84,6 +86,8 @@ class StreamExecutionEnvironment:
         self._restart_strategy: Any = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
         self._config = ExecutionConfig()
+        self._runtime_mode = RuntimeExecutionMode.STREAMING
+        self._semantics = Semantics()
 
     @classmethod
     def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
@@ -177,6 +181,37 @@ class StreamExecutionEnvironment:
     def get_stream_time_characteristic(self) -> TimeCharacteristic:
         """The clock ``time_window`` follows (see ``set_stream_time_characteristic``)."""
         return self._time_characteristic
+
+    def set_runtime_mode(self, execution_mode: RuntimeExecutionMode) -> "StreamExecutionEnvironment":
+        """``RuntimeExecutionMode.STREAMING`` (the default), ``BATCH`` (a bounded job's
+        final results only: see ``RuntimeExecutionMode``) or ``AUTOMATIC`` (``BATCH``
+        when every source is bounded)."""
+        if not isinstance(execution_mode, RuntimeExecutionMode):
+            raise TypeError("set_runtime_mode() takes RuntimeExecutionMode.STREAMING, BATCH or AUTOMATIC, "
+                            f"got {execution_mode!r}")
+        self._runtime_mode = execution_mode
+        return self
+
+    def get_runtime_mode(self) -> RuntimeExecutionMode:
+        """The mode set with ``set_runtime_mode`` (``STREAMING`` by default)."""
+        return self._runtime_mode
+
+    def set_semantics(self, semantics: Semantics) -> "StreamExecutionEnvironment":
+        """The options where ferroflow's behaviour and Flink's differ (see ``Semantics``;
+        ``Semantics.flink()`` takes Flink's for all)."""
+        if not isinstance(semantics, Semantics):
+            raise TypeError(f"set_semantics() takes a ferroflow.Semantics, got {semantics!r}")
+        self._semantics = semantics
+        return self
+
+    def get_semantics(self) -> Semantics:
+        """The environment's ``Semantics`` (ferroflow's defaults unless set)."""
+        return self._semantics
+
+    def _use_flink_semantics(self) -> None:
+        """Every ``Semantics`` option set to Flink's behaviour: the hook the ``pyflink``
+        names call on the environment they make."""
+        self._semantics = Semantics.flink()
 
     # -- plan -----------------------------------------------------------------------------
 
@@ -379,7 +414,8 @@ class StreamExecutionEnvironment:
             try:
                 summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
                                           object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token(),
-                                          checkpoint=checkpoint)
+                                          checkpoint=checkpoint, runtime_mode=self._runtime_mode.name.lower(),
+                                          semantics=self._semantics)
                 break
             except _engine.JobFailed as failed:
                 text, kind, operator, record, detail, worker, at_start = failed.args

@@ -97,6 +97,21 @@ pub trait Reducer<R>: 'static {
         update_record(self, state, value)
     }
 
+    /// The record a key's state stands for: its final result in batch mode. A record
+    /// state is that record; a reducer that keeps running numbers rebuilds the record
+    /// from the key and the number.
+    fn result(&mut self, _key: &Key, state: &RollingState<R>) -> UdfResult<R>
+    where
+        R: Clone,
+    {
+        match state {
+            RollingState::Record(r) => Ok(r.clone()),
+            RollingState::Running { .. } => {
+                Err(crate::UdfError::internal("a running number in the state of a reduce that keeps records"))
+            }
+        }
+    }
+
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())

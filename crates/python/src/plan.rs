@@ -20,8 +20,8 @@ use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{
-    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec,
-    WindowFunction, WindowSpec,
+    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, RuntimeMode, Semantics, UdfError, UdfResult,
+    WatermarkSpec, WindowFunction, WindowSpec,
 };
 
 use crate::errors::udf_error;
@@ -712,10 +712,43 @@ pub fn from_python(nodes: &Bound<'_, PyAny>, object_reuse: bool) -> Result<Plan<
             Err(e) => return Err(internal(Some(name), format!("its node kind '{tag}' could not be read: {e}"))),
         };
         plan.manual_processing_time |= tag == "testing_source";
+        // A source kind says whether it ends by itself (`_nodes.Source.bounded`).
+        let unbounded = matches!(kind, NodeKind::Source { .. })
+            && !node.kind.getattr("bounded").and_then(|b| b.extract::<bool>()).unwrap_or(true);
         let id = plan.add(node.name, node.inputs, kind);
+        if unbounded {
+            plan.set_unbounded(id);
+        }
         if let Some(p) = node.parallelism {
             plan.set_parallelism(id, p);
         }
     }
     Ok(plan)
+}
+
+/// `run_job`'s `semantics`: a `ferroflow.semantics.Semantics`, read by its attributes.
+#[derive(FromPyObject)]
+pub struct SemanticsArg {
+    fire_partial_windows_at_end: bool,
+    fire_processing_timers_at_end: bool,
+}
+
+/// The engine's semantics from `run_job`'s `runtime_mode` (a `RuntimeExecutionMode`'s
+/// lower-case name) and `semantics` (None: ferroflow's defaults).
+pub fn semantics(mode: &str, options: Option<SemanticsArg>) -> Result<Semantics, JobError> {
+    let mode = match mode {
+        "streaming" => RuntimeMode::Streaming,
+        "batch" => RuntimeMode::Batch,
+        "automatic" => RuntimeMode::Automatic,
+        other => return Err(JobError::new(ErrorKind::Internal, format!("unknown runtime mode '{other}'"))),
+    };
+    let defaults = Semantics::default();
+    Ok(match options {
+        Some(o) => Semantics {
+            mode,
+            fire_partial_windows_at_end: o.fire_partial_windows_at_end,
+            fire_processing_timers_at_end: o.fire_processing_timers_at_end,
+        },
+        None => Semantics { mode, ..defaults },
+    })
 }

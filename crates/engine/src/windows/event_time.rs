@@ -49,9 +49,10 @@
 //! `CountTrigger`'s partial count fires, processing-time windows fire, as the engine's
 //! count and processing-time windows already do. With [`EndOfInput::Flink`] only the
 //! final watermark's firings happen (Flink: `GlobalWindows` without trigger and partial
-//! counts emit nothing, and pending processing-time timers are not fired); what is left
-//! is dropped and counted in [`WindowStats::discarded`]. Either way the core is empty
-//! afterwards.
+//! counts emit nothing, and pending processing-time timers are not fired); with
+//! [`EndOfInput::Timers`] (Flink's batch mode) processing-time timers fire too, as
+//! if the clock had reached +infinity, and nothing else. What is left is dropped and
+//! counted in [`WindowStats::discarded`]. Either way the core is empty afterwards.
 //!
 //! # Order
 //!
@@ -141,6 +142,9 @@ pub enum EndOfInput {
     FirePending,
     /// Only what Flink's final watermark fires.
     Flink,
+    /// Every timer fires, event time then processing time (Flink's batch mode), but
+    /// no window fires beyond what its timers fire.
+    Timers,
 }
 
 /// How a [`WindowCore`] behaves. Build with [`WindowConfig::new`] and the setters.
@@ -642,6 +646,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         Ok(out)
     }
 
+    /// The clock reads `now` (a smaller reading is ignored), for processing-time
+    /// assigners, without firing timers: a batch job's timers wait for the end.
+    pub fn set_clock(&mut self, now: i64) {
+        self.clock = self.clock.max(now);
+    }
+
     /// End of input: see the module docs. Leaves the core empty (the watermark stays at
     /// `i64::MAX`, so later event-time records would be late).
     pub fn finish(&mut self) -> UdfResult<Vec<Firing<K, V, A::Out>>> {
@@ -674,6 +684,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         self.clock = i64::MAX;
         while let Some((t, key, window)) = self.timers.processing.pop_first() {
             self.on_timer(TimeDomain::ProcessingTime, t, key, window, out)?;
+        }
+        if self.end_of_input == EndOfInput::Timers {
+            return Ok(());
         }
         let mut pending: Vec<(K, Window)> = Vec::new();
         for (key, m) in &self.windows {
