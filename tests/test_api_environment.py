@@ -17,7 +17,22 @@ import pytest
 from ferroflow import CheckpointingWarning, FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow import environment as environment_module
 from ferroflow.functions import SourceFunction
-from conftest import bag, collect, make_env
+from conftest import TwoProcessEnvironment, bag, collect, flink_semantics, make_env
+import pyflink_names
+
+# -- the names the tests run through ---------------------------------------------------------
+
+
+def test_the_environment_follows_the_names_of_the_pass(env, parallelism, request):
+    """In the pyflink pass (tests/pyflink_names.py) both ``env`` and this file's
+    ``StreamExecutionEnvironment`` are PyFlink's (``pyflink.datastream``), 2proc included;
+    in the first pass both are ferroflow's."""
+    pyflink = pyflink_names.in_pass(request.node)
+    assert (StreamExecutionEnvironment.__module__ == "ferroflow.compat.pyflink_environment") is pyflink
+    assert isinstance(env, StreamExecutionEnvironment) and flink_semantics(env) is pyflink
+    assert isinstance(make_env(parallelism), StreamExecutionEnvironment)
+    assert isinstance(env, TwoProcessEnvironment) is (repr(parallelism) == "2proc")
+    assert SourceFunction.__module__ == "ferroflow.functions"  # served as it is: the same class
 
 # -- execute() twice --------------------------------------------------------------------------
 
