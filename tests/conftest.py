@@ -123,7 +123,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         dropped = set(map(id, left_out))
         items[:] = [item for item in items if id(item) not in dropped]
         config.hook.pytest_deselected(items=left_out)
-    pyflink_names.mark_until_flink_semantics(items, StreamExecutionEnvironment)
+    pyflink_names.mark_until_flink_semantics(items, StreamExecutionEnvironment, FLINK_SEMANTICS_HOOKS)
 
 
 @pytest.fixture(scope="session")
@@ -182,12 +182,22 @@ def flink_semantics(env: StreamExecutionEnvironment) -> bool:
 PARTIAL_WINDOWS = "a count window's or global window's partial contents do not fire at the end of input"
 PROCESSING_TIME_AT_END = "processing-time windows and timers pending at the end of input do not fire"
 SUM_FIELD_0 = "sum() with no field sums field 0"
+PRINT_STR = "print() shows a record of an undeclared stream by str(), not repr()"
+#: The environment's attribute that selects each (pyflink_names.mark_until_flink_semantics).
+FLINK_SEMANTICS_HOOKS = {PARTIAL_WINDOWS: "_use_flink_semantics", PROCESSING_TIME_AT_END: "_use_flink_semantics",
+                         SUM_FIELD_0: "_use_flink_semantics", PRINT_STR: "_prints_undeclared_as_pyflink"}
 
 
 def fired_at_end(env: StreamExecutionEnvironment, records: Any) -> List[Any]:
     """What windows or timers still pending when the input ends emit: ``records`` under
     ferroflow's rule, which fires them, nothing under Flink's (``flink_semantics``)."""
     return [] if flink_semantics(env) else list(records)
+
+
+def shown(env: StreamExecutionEnvironment, record: Any) -> str:
+    """How print() shows a record of a stream with no declared type: ``repr`` under
+    ferroflow's names, ``str`` under PyFlink's (as PyFlink prints)."""
+    return str(record) if flink_semantics(env) else repr(record)
 
 
 def collect(stream) -> List[Any]:

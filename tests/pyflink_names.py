@@ -247,16 +247,17 @@ def deselected(items: Iterable[pytest.Item], parallelisms: Iterable[Any]) -> Lis
     return out
 
 
-def mark_until_flink_semantics(items: Iterable[pytest.Item], environment: type) -> None:
-    """Until ferroflow's environment has the ``_use_flink_semantics`` hook, PyFlink's
-    environment runs with ferroflow's semantics, so the pass's tests marked
-    ``flink_semantics`` are expected to fail (not strictly: a few expect only a bound that
-    ferroflow's rule meets too). Once the hook is there, this does nothing and they must pass."""
-    if hasattr(environment, "_use_flink_semantics"):
-        return
+def mark_until_flink_semantics(items: Iterable[pytest.Item], environment: type, hooks: Dict[str, str]) -> None:
+    """Until ferroflow's environment has the attribute that selects a semantics (``hooks``:
+    what -> attribute, ``_use_flink_semantics`` by default), PyFlink's environment runs
+    with ferroflow's, so the pass's tests marked ``flink_semantics`` with it are expected
+    to fail (not strictly: a few expect only a bound that ferroflow's rule meets too).
+    Once the attribute is there they must pass."""
     for item in items:
         marker = item.get_closest_marker(FLINK_MARKER)
-        if marker is not None and in_pass(item):
-            what = marker.args[0] if marker.args else "?"
-            item.add_marker(pytest.mark.xfail(
-                reason=f"Flink's semantics ({what}) not selectable yet: no _use_flink_semantics"))
+        if marker is None or not in_pass(item):
+            continue
+        what = marker.args[0] if marker.args else "?"
+        hook = hooks.get(what, "_use_flink_semantics")
+        if not hasattr(environment, hook):
+            item.add_marker(pytest.mark.xfail(reason=f"Flink's semantics ({what}) not selectable yet: no {hook}"))
