@@ -26,16 +26,18 @@ skipped, so the summary counts them. That keeps the pass near a minute of the su
 
 A test whose expectation changes under Flink's semantics (which the pyflink environment
 selects, docs/semantics.md) is marked ``@pytest.mark.flink_semantics(WHAT)`` with one of
-conftest's ``PARTIAL_WINDOWS``, ``PROCESSING_TIME_AT_END``, ``SUM_FIELD_0``, and asks
+conftest's ``PARTIAL_WINDOWS``, ``PROCESSING_TIME_AT_END``, ``SUM_FIELD_0``, ``PRINT_STR``, and asks
 ``conftest.flink_semantics(env)`` (or ``fired_at_end(env, records)``) what to expect;
 ``pytest -m flink_semantics --collect-only -q`` lists them. They are: count windows,
 ``GlobalWindows`` (with no trigger, a count trigger, an evictor) and window joins on
 ``GlobalWindows``, whose partial contents do not fire at the end of input; every
 processing-time window (``time_window`` defaults to processing time, so most of
 test_api_windows' time windows emit nothing under Flink's rule) and processing-time
-trigger whose timer is pending at the end; ``sum()`` with no field (``sum(0)``). Until
-ferroflow's environment has ``_use_flink_semantics`` they are expected to fail in the
-pass (``mark_until_flink_semantics``).
+trigger whose timer is pending at the end; ``sum()`` with no field (``sum(0)``);
+``print()`` of a stream with no declared type (``str``, not ``repr``). Until ferroflow's
+environment has the attribute that selects each (``_use_flink_semantics``,
+``_prints_undeclared_as_pyflink``) they are expected to fail in the pass
+(``mark_until_flink_semantics``).
 """
 
 from __future__ import annotations
