@@ -197,6 +197,19 @@ def main():
             for fast in (result(FF_PY, job), None if job == PASS else result(FF_RUN, job)):
                 cells.append(f"{paired_ratio(slow, fast):.1f}x" if slow and fast else "–")
         print(f"| {job if job in (PASS, EMPTY) else f'`{job}`'} | " + " | ".join(cells) + " |")
+    # CPU time depends less than wall time on what else the machine runs (a JVM's start-up is
+    # mostly CPU: on a busy 2-core box its wall time grows several-fold).
+    print("\nCPU seconds (user + system, the whole process tree), median\n")
+    cpu_heads = list(systems) + (["PyFlink / ferroflow `python`"] if pyflink else [])
+    print("| job | " + " | ".join(cpu_heads) + " |")
+    print("|---|" + "---:|" * len(cpu_heads))
+    for job, _ in jobs:
+        cpus = [result(system, job) for system in systems]
+        cells = ["–" if r is None else f"{r['cpu_s']:.2f}" for r in cpus]
+        if pyflink:
+            slow, fast = result(PF_PY, job), result(FF_PY, job)
+            cells.append(f"{slow['cpu_s'] / fast['cpu_s']:.0f}x" if slow and fast and fast["cpu_s"] > 0 else "–")
+        print(f"| {job if job in (PASS, EMPTY) else f'`{job}`'} | " + " | ".join(cells) + " |")
     print()
     for (system, job), why in failures.items():
         print(f"{system} {job}: failed: {why}")

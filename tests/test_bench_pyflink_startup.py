@@ -47,6 +47,9 @@ def test_tiny_run_prints_the_table(examples, tmp_path):
     assert re.search(rf"^\| `python -c pass` \| {TIME} \| – \|$", p.stdout, re.MULTILINE), p.stdout
     assert re.search(rf"^\| empty job \| {TIME} \| {TIME} \|$", p.stdout, re.MULTILINE), p.stdout
     assert re.search(rf"^\| `process_json_data.py` \| {TIME} \| {TIME} \|$", p.stdout, re.MULTILINE), p.stdout
+    cpu = p.stdout.split("CPU seconds (user + system, the whole process tree), median", 1)
+    assert len(cpu) == 2, p.stdout
+    assert re.search(r"^\| `process_json_data.py` \| \d+\.\d\d \| \d+\.\d\d \|$", cpu[1], re.MULTILINE), p.stdout
     assert "PyFlink skipped: --no-pyflink" in p.stdout
     assert re.search(r"^machine: \d+ cores, .*Java: ", p.stdout, re.MULTILINE), p.stdout
     # Every timed command ran once and exited 0; nothing is reported as failed.
