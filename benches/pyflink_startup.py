@@ -24,7 +24,7 @@ times under ../shared/bench/measure.py, in rounds (harness.measure_interleaved),
 temporary working directory. Printed: the median wall time with min and max, and the
 ratio PyFlink / ferroflow (the median of round-by-round ratios, harness.paired_ratio);
 the machine (cores, load, Pythons, Java). `--importtime`: where ferroflow's start-up of
-the example goes, from one `python -X importtime` run. Writes
+the example goes, from `python -X importtime` (least of 5 runs). Writes
 bench-data/pyflink-startup-results.json (or --json). Exits 1 if a ferroflow baseline, or
 the example named without `--all`, does not run. In a git worktree beside the main
 checkout, point FERROFLOW_BENCH_DIR at the shared bench directory.
@@ -85,22 +85,26 @@ def machine(pyflink):
             "java": version_of([java, "-version"]) if java else "none on PATH"}
 
 
-def importtime(script):
-    """Where `python -X importtime script` spends its imports: (total ms of every import, [(top-level
+def importtime(script, runs=5):
+    """Where `python -X importtime script` spends its imports, each figure the least of `runs` runs
+    (the least is the one a busy machine disturbed least): (total ms of every import, [(top-level
     module, cumulative ms)] largest first), or None if the script does not run."""
-    p = subprocess.run([PY, "-X", "importtime", script], capture_output=True, text=True, check=False,
-                       timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    if p.returncode != 0:
-        return None
-    total, top = 0, []
-    for line in p.stderr.splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        self_us, cumulative_us, name = line[len("import time:"):].split("|")
-        total += int(self_us)
-        if not name[1:].startswith(" "):  # indented one space per level: depth 0 has none
-            top.append((name.strip(), int(cumulative_us) / 1000))
-    return total / 1000, sorted(top, key=lambda t: -t[1])
+    totals, best = [], {}
+    for _ in range(runs):
+        p = subprocess.run([PY, "-X", "importtime", script], capture_output=True, text=True, check=False,
+                           timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            return None
+        total = 0
+        for line in p.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, cumulative_us, name = line[len("import time:"):].split("|")
+            total += int(self_us)
+            if not name[1:].startswith(" "):  # indented one space per level: depth 0 has none
+                best[name.strip()] = min(best.get(name.strip(), float("inf")), int(cumulative_us) / 1000)
+        totals.append(total / 1000)
+    return min(totals), sorted(best.items(), key=lambda t: -t[1])
 
 
 def cell(r):
@@ -226,8 +230,8 @@ def main():
             print(f"\n--importtime: {examples[0]} does not run on ferroflow")
         else:
             total, top = breakdown
-            print(f"\nferroflow `python {examples[0]}`, one `python -X importtime` run: {total:.1f} ms of imports; "
-                  f"the largest top-level ones (cumulative ms):")
+            print(f"\nferroflow `python {examples[0]}`, `python -X importtime`, least of 5 runs: {total:.1f} ms of "
+                  f"imports; the largest top-level ones (cumulative ms):")
             for name, ms in top[:8]:
                 print(f"  {ms:7.1f}  {name}")
 

@@ -41,7 +41,7 @@ def bench(examples, tmp_path, *args):
 
 @needs_bench
 def test_tiny_run_prints_the_table(examples, tmp_path):
-    p, r = bench(examples, tmp_path)
+    p, r = bench(examples, tmp_path, "--importtime")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "| job | ferroflow `python` | `ferroflow run` |" in p.stdout, p.stdout
     assert re.search(rf"^\| `python -c pass` \| {TIME} \| – \|$", p.stdout, re.MULTILINE), p.stdout
@@ -56,6 +56,11 @@ def test_tiny_run_prints_the_table(examples, tmp_path):
     assert r["examples"] == ["process_json_data.py"] and r["failed"] == {}
     assert len(r["results"]) == 5 and all(v["runs"] == 1 for v in r["results"].values()), r["results"]
     assert "failed" not in p.stdout
+    # --importtime: the script's imports, ferroflow's pyflink names among them.
+    assert "ferroflow `python process_json_data.py`, `python -X importtime`" in p.stdout
+    assert re.search(r"^ +\d+\.\d  pyflink\.datastream$", p.stdout, re.MULTILINE), p.stdout
+    total, top = r["importtime"]
+    assert total > 0 and "pyflink.datastream" in dict(top)
 
 
 @needs_bench
