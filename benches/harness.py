@@ -84,9 +84,18 @@ def measure_interleaved(systems, words=None):
         results[label] = None if not ok else {
             "wall_s": statistics.median(r["wall_s"] for r in ok),
             "rss_mb": statistics.median(r["peak_rss_sum_mb"] for r in ok), "runs": len(ok),
+            "cpu_s": statistics.median(cpu_seconds(r) for r in ok),
             # In run order, so systems run in the same rounds can be compared round by round.
             "walls": [r["wall_s"] if r["rc"] == 0 else None for r in rows]}
     return results
+
+
+def cpu_seconds(row):
+    """CPU seconds (user + system) of one measure.py run: the process tree's, sampled every
+    0.1 s (right for a long run with children that outlive their parent, as PyFlink's JVM),
+    or /usr/bin/time's for the command and the children it waited for, whichever is larger
+    (a run shorter than the sampling interval has no samples)."""
+    return max(row.get("tree_cpu_s", 0.0), row.get("tv_user_s", 0.0) + row.get("tv_sys_s", 0.0))
 
 
 def paired_ratio(slow, fast):
