@@ -468,7 +468,12 @@ class DataStream(_RuntimeHints):
         from .connectors.file_system import FileSink
 
         if isinstance(sink, FileSink):
-            return self._sink(sink._kind(), sink._label())
+            from .typeinfo import java_text
+
+            # A declared type is written as Java's toString, as Flink's string encoder does.
+            text = java_text(self._declared())
+            stream = self if text is None else self.map(text).name("Encoder.simple_string_encoder")
+            return stream._sink(sink._kind(), sink._label())
         if isinstance(sink, FileSink.RowFormatBuilder):
             raise TypeError("sink_to() takes a FileSink: call .build() on the FileSink builder first")
         hint = "; a SinkFunction goes to add_sink()" if callable(getattr(sink, "invoke", None)) else ""
