@@ -376,8 +376,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
         let state = ProcessContext::shared(true);
         let mut core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
         // A window function is told when its window is cleared (`clear(context)`), and
-        // its per-window state goes then.
-        if core.window_function().is_some() {
+        // its (and a user's trigger's) per-window state goes then.
+        if core.window_function().is_some() || with_core!(&core, c => c.has_trigger_function()) {
             with_core!(&mut core, c => c.track_cleared());
         }
         lock(&state).merging_windows = with_core!(&core, c => c.is_merging());

@@ -614,6 +614,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         &self.trigger.builtin
     }
 
+    /// Whether a user's [`TriggerFunction`] decides (its state lives beside the core,
+    /// dropped when a window is cleared: see [`Self::track_cleared`]).
+    pub fn has_trigger_function(&self) -> bool {
+        self.trigger.function.is_some()
+    }
+
     /// Closes the user's trigger and evictor functions, if any (end of input).
     pub fn close_functions(&mut self) -> UdfResult<()> {
         let t = self.trigger.function.as_mut().map_or(Ok(()), |f| f.close());
