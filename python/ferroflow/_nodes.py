@@ -56,7 +56,8 @@ __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFi
            "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
-           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "Partition", "CoTransform"]
+           "CustomTriggerSpec", "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "CustomEvictorSpec",
+           "Partition", "CoTransform"]
 
 
 class Typed:
@@ -650,6 +651,18 @@ class PurgingTriggerSpec(TriggerSpec):
         self.inner = inner
 
 
+class CustomTriggerSpec(TriggerSpec):
+    """A user's ``Trigger`` subclass, run in Python: ``udf`` is its
+    ``_window_udfs.TriggerUdf``; ``can_merge`` its ``can_merge()``."""
+
+    KIND = "custom"
+    __slots__ = ("udf", "can_merge")
+
+    def __init__(self, udf: PerWorker, can_merge: bool) -> None:
+        self.udf = udf
+        self.can_merge = can_merge
+
+
 class EvictorSpec(Typed):
     """Which records leave a window when it fires (after the window function if
     ``do_evict_after``)."""
@@ -677,3 +690,14 @@ class TimeEvictorSpec(EvictorSpec):
     def __init__(self, window_size: int, do_evict_after: bool) -> None:
         self.window_size = window_size
         self.do_evict_after = do_evict_after
+
+
+class CustomEvictorSpec(EvictorSpec):
+    """A user's ``Evictor`` subclass, run in Python: ``udf`` is its
+    ``_window_udfs.EvictorUdf``."""
+
+    KIND = "custom"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf

@@ -796,12 +796,14 @@ class _Windows:
     # -- settings (each returns the windowed stream, for chaining) --------------------------
 
     def trigger(self: _W, trigger: Trigger) -> _W:
-        """Fires the windows with ``trigger`` instead of the assigner's default."""
-        self._trigger = checked_trigger(trigger)
+        """Fires the windows with ``trigger`` instead of the assigner's default: a
+        built-in one, or your own ``Trigger`` subclass (see ``ferroflow.window``)."""
+        self._trigger = checked_trigger(trigger, merging=self._assigner._is_merging())
         return self
 
     def evictor(self: _W, evictor: Evictor) -> _W:
-        """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
+        """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``,
+        or your own ``Evictor`` subclass)."""
         self._evictor = checked_evictor(evictor)
         return self
 

@@ -153,7 +153,7 @@ fn sum() -> ReduceFactory<S> {
 }
 
 fn custom(make: impl Fn() -> WindowConfig<S> + Send + Sync + 'static) -> WindowSpec<S> {
-    WindowSpec::Custom(Arc::new(move |_ctx: &WorkerContext| Ok(make())))
+    WindowSpec::Custom(Arc::new(move |_ctx: &WorkerContext, _state: &_| Ok(make())))
 }
 
 fn tumbling(size: i64) -> WindowSpec<S> {

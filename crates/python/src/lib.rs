@@ -17,6 +17,7 @@ mod record;
 mod sink_probe;
 mod source_probe;
 mod sources;
+mod triggers;
 mod two_phase;
 mod udf;
 

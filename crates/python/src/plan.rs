@@ -25,9 +25,10 @@ use ferroflow_engine::{
 };
 
 use crate::errors::udf_error;
-use crate::process::StateStore;
+use crate::process::{Ns, StateStore};
 use crate::record::{describe, type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
+use crate::triggers::{PyEvictor, PyTrigger};
 use crate::udf::*;
 
 // -- the node kinds, as `_nodes.py` declares them -------------------------------------------
@@ -189,6 +190,19 @@ struct ContinuousTriggerSpec {
 #[derive(FromPyObject)]
 struct PurgingTriggerSpec<'py> {
     inner: Bound<'py, PyAny>,
+}
+
+/// `CustomTriggerSpec`: a user's `Trigger` subclass (its `TriggerUdf`).
+#[derive(FromPyObject)]
+struct CustomTriggerSpec {
+    udf: Py<PyAny>,
+    can_merge: bool,
+}
+
+/// `CustomEvictorSpec`: a user's `Evictor` subclass (its `EvictorUdf`).
+#[derive(FromPyObject)]
+struct CustomEvictorSpec {
+    udf: Py<PyAny>,
 }
 
 #[derive(FromPyObject)]
@@ -493,22 +507,15 @@ fn aggregate(name: &str, a: Aggregate<'_>) -> PyResult<ReduceFactory<PyRec>> {
 
 /// The window node: its settings and its one window function.
 fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>> {
-    let windowing = py.import("ferroflow.windowing")?;
-    let time_window = Arc::new(windowing.getattr("TimeWindow")?.unbind());
-    let global_window = Arc::new(windowing.getattr("GlobalWindow")?.call0()?.unbind());
+    let windows = Arc::new(WindowObjects::new(py)?);
     let apply = |udf: Py<PyAny>| -> ApplyFactory<PyRec> {
-        let (udf, time_window, global_window) = (Arc::new(udf), time_window.clone(), global_window.clone());
+        let (udf, windows) = (Arc::new(udf), windows.clone());
         Arc::new(move |ctx: &WorkerContext, state: &SharedContext<PyRec>| {
             Python::attach(|py| {
-                let store = Py::new(py, StateStore { ctx: state.clone(), window: false })
+                let store = Py::new(py, StateStore { ctx: state.clone(), ns: Ns::Key })
                     .map_err(|e| UdfError::internal(format!("a window function could not be set up: {e}")))?;
                 let (f, clear) = BoundUdf::window(py, &udf, ctx, store.into_any())?;
-                Ok(Box::new(PyWindowApply {
-                    f,
-                    clear,
-                    time_window: time_window.clone_ref(py),
-                    global_window: global_window.clone_ref(py),
-                }) as Box<dyn WindowApply<PyRec>>)
+                Ok(Box::new(PyWindowApply { f, clear, windows: windows.clone_ref(py) }) as Box<dyn WindowApply<PyRec>>)
             })
         })
     };
@@ -580,6 +587,20 @@ fn test_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<TestEvent<PyRec>>> {
     Ok(out)
 }
 
+/// A window's trigger: a built-in one, or a user's (its `TriggerUdf`, `can_merge()`).
+enum TriggerOf {
+    Builtin(Trigger),
+    Custom(Arc<Py<PyAny>>, bool),
+}
+
+fn trigger_setting(t: &Bound<'_, PyAny>) -> PyResult<TriggerOf> {
+    if kind_of(t)? == "custom" {
+        let CustomTriggerSpec { udf, can_merge } = t.extract()?;
+        return Ok(TriggerOf::Custom(Arc::new(udf), can_merge));
+    }
+    trigger_of(t).map(TriggerOf::Builtin)
+}
+
 fn trigger_of(t: &Bound<'_, PyAny>) -> PyResult<Trigger> {
     Ok(match kind_of(t)?.as_str() {
         "event_time" => Trigger::EventTime,
@@ -618,7 +639,8 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
         "global" => (Shape::Global, TimeDomain::EventTime, None),
         other => return Err(bug(format!("unknown window assigner '{other}'"))),
     };
-    let trigger = w.trigger.as_ref().map(trigger_of).transpose()?;
+    let trigger = w.trigger.as_ref().map(trigger_setting).transpose()?;
+    let mut custom_evictor: Option<Arc<Py<PyAny>>> = None;
     let (evictor, evict_after) = match &w.evictor {
         Some(e) => match kind_of(e)?.as_str() {
             "count" => {
@@ -629,13 +651,17 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
                 let TimeEvictorSpec { window_size, do_evict_after } = e.extract()?;
                 (Some(Evictor::Time(window_size)), do_evict_after)
             }
+            "custom" => {
+                custom_evictor = Some(Arc::new(e.extract::<CustomEvictorSpec>()?.udf));
+                (None, false)
+            }
             other => return Err(bug(format!("unknown evictor '{other}'"))),
         },
         None => (None, false),
     };
     let lateness = w.allowed_lateness;
     let late_output = w.late_output_tag.is_some();
-    Ok(Arc::new(move |ctx| {
+    Ok(Arc::new(move |ctx, state| {
         let assigner = match (shape, &gap_fn) {
             (Shape::Tumbling(size, offset), _) => Assigner::Tumbling { domain, size, offset },
             (Shape::Sliding(size, slide, offset), _) => Assigner::Sliding { domain, size, slide, offset },
@@ -655,11 +681,20 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
             (Shape::Session(None), None) | (Shape::Global, _) => Assigner::Global,
         };
         let mut config = WindowConfig::new(assigner).allowed_lateness(lateness).evict_after(evict_after);
-        if let Some(t) = &trigger {
-            config = config.trigger(t.clone());
+        match &trigger {
+            Some(TriggerOf::Builtin(t)) => config = config.trigger(t.clone()),
+            Some(TriggerOf::Custom(udf, can_merge)) => {
+                let t = Python::attach(|py| PyTrigger::new(py, udf, *can_merge, ctx, state))?;
+                config = config.trigger_function(Box::new(t));
+            }
+            None => {}
         }
         if let Some(e) = evictor {
             config = config.evictor(e);
+        }
+        if let Some(udf) = &custom_evictor {
+            let e = Python::attach(|py| PyEvictor::new(py, udf, ctx))?;
+            config = config.evictor_function(Box::new(e));
         }
         if late_output {
             config = config.side_output_late_data();

@@ -262,19 +262,25 @@ impl<R: Record> Core<R> {
     }
 
     fn close(&mut self) -> UdfResult<()> {
-        match self {
+        let functions = with_core!(self, c => c.close_functions());
+        let rest = match self {
             Core::Values(_, f) => f.close(),
             Core::Incremental(inc, then) => {
                 let a = inc.aggregate_mut().map_or(Ok(()), |a| a.close());
                 let b = then.as_mut().map_or(Ok(()), |f| f.close());
                 a.and(b)
             }
-        }
+        };
+        functions.and(rest)
     }
 }
 
 /// The engine's shorthand windows as core configurations (Flink's definitions).
-fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<WindowConfig<R>> {
+fn config_of<R: Record>(
+    spec: &WindowSpec<R>,
+    ctx: &WorkerContext,
+    state: &SharedContext<R>,
+) -> UdfResult<WindowConfig<R>> {
     Ok(match spec {
         WindowSpec::ProcessingTime { size_ms, slide_ms } if size_ms == slide_ms => {
             WindowConfig::new(Assigner::tumbling_processing_time(*size_ms, 0))
@@ -290,7 +296,7 @@ fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<
         WindowSpec::Count { size, slide } => {
             WindowConfig::new(Assigner::global()).evictor(Evictor::Count(*size)).trigger(Trigger::Count(*slide as u64))
         }
-        WindowSpec::Custom(make) => make(ctx)?,
+        WindowSpec::Custom(make) => make(ctx, state)?,
     })
 }
 
@@ -306,7 +312,7 @@ fn make_core<R: Record>(
     let apply =
         |f: &ApplyFactory<R>| env.instantiate(ErrorKind::Udf, name, parallelism, &|w: &WorkerContext| f(w, state));
     let mut config = None;
-    env.enter(|| match config_of(spec, &ctx) {
+    env.enter(|| match config_of(spec, &ctx, state) {
         Ok(c) => config = Some(c),
         Err(e) => env.fail(ErrorKind::Udf, name, e),
     });
@@ -377,8 +383,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
         let state = ProcessContext::shared(true);
         let mut core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
         // A window function is told when its window is cleared (`clear(context)`), and
-        // its per-window state goes then.
-        if core.window_function().is_some() {
+        // its (and a user's trigger's) per-window state goes then.
+        if core.window_function().is_some() || with_core!(&core, c => c.has_trigger_function()) {
             with_core!(&mut core, c => c.track_cleared());
         }
         lock(&state).merging_windows = with_core!(&core, c => c.is_merging());
