@@ -198,5 +198,3 @@ class AggregateUdf(_IncrementalUdf):
 def has_merge(fn: Any) -> bool:
     """Whether an AggregateFunction can merge accumulators (session windows need it)."""
     return find_method(fn, ("merge",)) is not None
-
-
