@@ -11,6 +11,10 @@ expectations depend on the worker count treat it as 2 workers. What process 1 ap
 to the lists a test reads (``collect()`` lists, module-level logs, lists a job's
 functions close over) and writes to capsys comes back to process 0 after the job;
 the few tests that cannot hold across processes are listed in ``TWO_PROC_SKIPS``.
+
+The API test files run a second time through PyFlink's names (``pyflink_names.py`` says
+how and which): there ``env`` and ``make_env`` give ``pyflink.datastream``'s environment,
+and ``flink_semantics(env)`` tells a test which semantics to expect.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import pytest
 from ferroflow import StreamExecutionEnvironment
 from ferroflow._cluster import free_ports
 from ferroflow.functions import MapFunction
+import pyflink_names
 from pyflink_examples import OVERRIDE, FetchError
 from pyflink_examples import examples_dir as pyflink_examples_dir
 
@@ -65,6 +70,8 @@ class TwoProcesses(int):
 TWO_PROC = TwoProcesses()
 
 PARALLELISMS = [1, 2, TWO_PROC]
+#: The parallelisms of the pyflink pass (pyflink_names.py says why not 2 threads).
+PYFLINK_PARALLELISMS = [1, TWO_PROC]
 
 #: API tests that cannot hold with two processes for a reason other than a ferroflow
 #: bug, keyed by "module::test". Kept short: everything else runs as "2proc" too.
@@ -86,16 +93,37 @@ TWO_PROC_SKIPS: Dict[str, str] = {
 @pytest.fixture(params=PARALLELISMS, ids=lambda p: f"p{p}")
 def parallelism(request) -> int:
     if request.param is TWO_PROC:
-        key = f"{request.node.module.__name__}::{getattr(request.node, 'originalname', request.node.name)}"
+        module = pyflink_names.original_module_name(request.node.module.__name__)
+        key = f"{module}::{getattr(request.node, 'originalname', request.node.name)}"
         if key in TWO_PROC_SKIPS:
             pytest.skip(f"2proc: {TWO_PROC_SKIPS[key]}")
     return request.param
 
 
 @pytest.fixture
-def env(parallelism) -> StreamExecutionEnvironment:
-    """A fresh environment with the test's parallelism."""
-    return make_env(parallelism)
+def env(parallelism, request) -> StreamExecutionEnvironment:
+    """A fresh environment with the test's parallelism (PyFlink's in the pyflink pass)."""
+    return make_pyflink_env(parallelism) if pyflink_names.in_pass(request.node) else make_env(parallelism)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", f"{pyflink_names.MARKER}: the test's run through PyFlink's names "
+                                       "(tests/pyflink_names.py)")
+    config.addinivalue_line("markers", f"{pyflink_names.FLINK_MARKER}(what): the test expects Flink's semantics "
+                                       "under PyFlink's names, where ferroflow's defaults differ in `what`")
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    return pyflink_names.make_module(module_path, parent)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    left_out = pyflink_names.deselected(items, PYFLINK_PARALLELISMS)
+    if left_out:
+        dropped = set(map(id, left_out))
+        items[:] = [item for item in items if id(item) not in dropped]
+        config.hook.pytest_deselected(items=left_out)
+    pyflink_names.mark_until_flink_semantics(items, StreamExecutionEnvironment, FLINK_SEMANTICS_HOOKS)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +145,59 @@ def make_env(parallelism: int) -> StreamExecutionEnvironment:
         e = StreamExecutionEnvironment.get_execution_environment()
     e.set_parallelism(parallelism)
     return e
+
+
+def pyflink_environment() -> type:
+    """``pyflink.datastream.StreamExecutionEnvironment``, imported on first use."""
+    from pyflink.datastream import StreamExecutionEnvironment as PyflinkEnvironment
+
+    return PyflinkEnvironment
+
+
+_PYFLINK_TWO_PROCESSES: List[type] = []
+
+
+def make_pyflink_env(parallelism: int) -> StreamExecutionEnvironment:
+    """``make_env`` of the pyflink pass: PyFlink's environment (for ``2proc``, a
+    ``TwoProcessEnvironment`` whose base is PyFlink's)."""
+    base = pyflink_environment()
+    if isinstance(parallelism, TwoProcesses):
+        if not _PYFLINK_TWO_PROCESSES:
+            _PYFLINK_TWO_PROCESSES.append(type("PyflinkTwoProcessEnvironment", (TwoProcessEnvironment, base), {}))
+        e: StreamExecutionEnvironment = _PYFLINK_TWO_PROCESSES[0]()
+    else:
+        e = base.get_execution_environment()
+    e.set_parallelism(parallelism)
+    return e
+
+
+def flink_semantics(env: StreamExecutionEnvironment) -> bool:
+    """Whether ``env`` runs with Flink's semantics where ferroflow's defaults differ
+    (docs/semantics.md): PyFlink's environment selects them."""
+    return isinstance(env, pyflink_environment())
+
+
+# What Flink's semantics change, for ``@pytest.mark.flink_semantics(...)`` on a test whose
+# expectation follows them under PyFlink's names.
+PARTIAL_WINDOWS = "a count window's or global window's partial contents do not fire at the end of input"
+PROCESSING_TIME_AT_END = "processing-time windows and timers pending at the end of input do not fire"
+SUM_FIELD_0 = "sum() with no field sums field 0"
+PRINT_STR = "print() shows a record of an undeclared stream by str(), not repr()"
+#: The environment's attribute that selects each (pyflink_names.mark_until_flink_semantics).
+FLINK_SEMANTICS_HOOKS = {PARTIAL_WINDOWS: "_use_flink_semantics", PROCESSING_TIME_AT_END: "_use_flink_semantics",
+                         SUM_FIELD_0: "_use_flink_semantics", PRINT_STR: "_prints_undeclared_as_pyflink"}
+
+
+def fired_at_end(env: StreamExecutionEnvironment, records: Any) -> List[Any]:
+    """What windows or timers still pending when the input ends emit: ``records`` under
+    ferroflow's rule, which fires them, nothing under Flink's (``flink_semantics``)."""
+    return [] if flink_semantics(env) else list(records)
+
+
+def shown(env: StreamExecutionEnvironment, record: Any) -> str:
+    """How print() shows a record of a stream with no declared type: ``repr`` under
+    ferroflow's names, ``str`` under PyFlink's (as PyFlink prints)."""
+    return str(record) if flink_semantics(env) else repr(record)
 
 
 def collect(stream) -> List[Any]:

@@ -326,7 +326,9 @@ took = time.monotonic() - started
 limited = env.generate_sequence(1, 10**12).execute_and_collect(limit=3)
 time.sleep(0.3)  # threads of the jobs end
 names = sorted(t.name for t in threading.enumerate())
-print(f"RESULT pid={os.getpid()} got={sorted(got)} close={took:.2f} limited={len(limited)} threads={names}")
+# os.write: every process's line (sys.stdout shows a -p run's lines outside a job once).
+os.write(1, f"RESULT pid={os.getpid()} got={sorted(got)} close={took:.2f} limited={len(limited)} threads={names}\\n"
+         .encode())
 """
 
 

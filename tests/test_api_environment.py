@@ -17,7 +17,22 @@ import pytest
 from ferroflow import CheckpointingWarning, FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow import environment as environment_module
 from ferroflow.functions import SourceFunction
-from conftest import bag, collect, make_env
+from conftest import PRINT_STR, TwoProcessEnvironment, bag, collect, flink_semantics, make_env, shown
+import pyflink_names
+
+# -- the names the tests run through ---------------------------------------------------------
+
+
+def test_the_environment_follows_the_names_of_the_pass(env, parallelism, request):
+    """In the pyflink pass (tests/pyflink_names.py) both ``env`` and this file's
+    ``StreamExecutionEnvironment`` are PyFlink's (``pyflink.datastream``), 2proc included;
+    in the first pass both are ferroflow's."""
+    pyflink = pyflink_names.in_pass(request.node)
+    assert (StreamExecutionEnvironment.__module__ == "ferroflow.compat.pyflink_environment") is pyflink
+    assert isinstance(env, StreamExecutionEnvironment) and flink_semantics(env) is pyflink
+    assert isinstance(make_env(parallelism), StreamExecutionEnvironment)
+    assert isinstance(env, TwoProcessEnvironment) is (repr(parallelism) == "2proc")
+    assert SourceFunction.__module__ == "ferroflow.functions"  # served as it is: the same class
 
 # -- execute() twice --------------------------------------------------------------------------
 
@@ -37,6 +52,7 @@ def test_each_execute_runs_its_own_job_once(env, parallelism):
     assert len(total) == 3 and max(total) == ("all", 6)
 
 
+@pytest.mark.flink_semantics(PRINT_STR)
 def test_print_runs_once_per_job(capsys):
     env = StreamExecutionEnvironment.get_execution_environment()
     ds = env.from_collection(["a", "b", "c"])
@@ -44,7 +60,7 @@ def test_print_runs_once_per_job(capsys):
     env.execute()
     ds.map(str.upper).print()
     env.execute()
-    assert capsys.readouterr().out.splitlines() == ["'a'", "'b'", "'c'", "'A'", "'B'", "'C'"]
+    assert capsys.readouterr().out.splitlines() == [shown(env, x) for x in ["a", "b", "c", "A", "B", "C"]]
 
 
 def test_results_count_only_the_job_that_ran():

@@ -9,19 +9,21 @@ import pytest
 
 from ferroflow import (FerroflowError, JobExecutionException, SimpleStringSchema, SerializationSchema,
                        SinkFunction, WriteMode)
-from conftest import LOCALHOST, ReceiveServer, SubtaskTagger, bag, collect, make_env, printed, run
+from conftest import (LOCALHOST, PRINT_STR, ReceiveServer, SubtaskTagger, bag, collect, flink_semantics, make_env, printed,
+                      run, shown)
 
 # -- print ----------------------------------------------------------------------------------
 
 
+@pytest.mark.flink_semantics(PRINT_STR)
 def test_print(env, parallelism, capsys):
     data = ["a", 1, (2, "b"), None, 2.5, b"x", [1, 2]]
     env.from_collection(data).print()
     env.execute("print")
     lines = printed(capsys.readouterr().out, parallelism)
-    assert bag(r for _, r in lines) == bag(map(repr, data))
+    assert bag(r for _, r in lines) == bag(shown(env, x) for x in data)
     if parallelism == 1:
-        assert [r for _, r in lines] == [repr(x) for x in data]
+        assert [r for _, r in lines] == [shown(env, x) for x in data]
     else:
         assert {k for k, _ in lines} == {1, 2}  # round-robin: both workers print
 
@@ -41,6 +43,7 @@ def test_print_prefix_is_the_worker(env, parallelism, capsys):
     assert sorted(values) == list(range(1, 61))
 
 
+@pytest.mark.flink_semantics(PRINT_STR)
 def test_print_user_objects_uses_repr(env, parallelism, capsys):
     class Thing:
         def __init__(self, n):
@@ -55,7 +58,7 @@ def test_print_user_objects_uses_repr(env, parallelism, capsys):
     env.from_collection([Thing(1), Thing(2)]).print()
     env.execute()
     lines = printed(capsys.readouterr().out, parallelism)
-    assert bag(r for _, r in lines) == bag(["<Thing 1>", "<Thing 2>"])
+    assert bag(r for _, r in lines) == bag(["str-not-used"] * 2 if flink_semantics(env) else ["<Thing 1>", "<Thing 2>"])
 
 
 def test_print_word_count(env, parallelism, capsys):

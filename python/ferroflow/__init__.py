@@ -15,16 +15,18 @@ from .datastream import (AllWindowedStream, DataStream, DataStreamSink, Iterativ
 from .connected import ConnectedStreams
 from .environment import JobExecutionResult, StreamExecutionEnvironment
 from .execution_config import ExecutionConfig
+from .execution_mode import RuntimeExecutionMode
 from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFunction, CoFlatMapFunction,
                         CoGroupFunction, CoMapFunction, CoProcessFunction, DiscardingSink, FilterFunction,
                         FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
                         KeyedCoProcessFunction, KeyedProcessFunction, KeySelector, MapFunction, OutputSelector,
                         ParallelSourceFunction, Partitioner, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
-                        ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction,
+                        ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, Encoder,
                         SourceFunction, TwoPhaseCommitSinkFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
 from .row import Row, RowKind
+from .semantics import Semantics
 from .state import (AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
                     StateTtlConfig, ValueStateDescriptor)
 from .time_domain import TimeDomain
@@ -42,7 +44,7 @@ __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "TwoPhaseCommitSinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
-    "SerializationSchema", "SimpleStringSchema", "RuntimeContext", "FerroflowError", "JobExecutionException",
+    "SerializationSchema", "SimpleStringSchema", "Encoder", "RuntimeContext", "FerroflowError", "JobExecutionException",
     "InternalError", "InvalidUseError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction",
     "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
     "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",
@@ -50,4 +52,5 @@ __all__ = [
     "AggregatingStateDescriptor", "StateTtlConfig", "TimeDomain", "TimerService", "ConnectedStreams", "Partitioner",
     "CheckpointConfig", "CheckpointingMode", "ExternalizedCheckpointRetention", "RestartStrategies",
     "Row", "RowKind", "Types", "TypeInformation",
+    "RuntimeExecutionMode", "Semantics",
 ]

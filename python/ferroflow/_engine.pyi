@@ -65,6 +65,8 @@ class StateStore:
                           functions: Tuple[Any, Any, Any, Optional[Any]]) -> AggregatingStateImpl: ...
     def window_scope(self) -> StateStore:
         """The same store in the firing window's namespace (``context.window_state()``)."""
+    def trigger_scope(self) -> StateStore:
+        """The same store at the key and window a user's trigger runs for."""
     def window_state_count(self) -> int:
         """(key, window) pairs holding per-window state on this worker now (for tests)."""
 
@@ -82,6 +84,8 @@ class ListStateImpl:
     def update(self, values: Any) -> None: ...
     def clear(self) -> None: ...
     def __iter__(self) -> Any: ...
+    def merge_windows(self) -> None:
+        """A trigger's ``merge_partitioned_state`` in ``on_merge``."""
 
 @final
 class MapStateImpl:
@@ -126,23 +130,28 @@ class ReducingStateImpl:
     def get(self) -> Any: ...
     def add(self, value: Any) -> None: ...
     def clear(self) -> None: ...
+    def merge_windows(self) -> None: ...
 
 @final
 class AggregatingStateImpl:
     def get(self) -> Any: ...
     def add(self, value: Any) -> None: ...
     def clear(self) -> None: ...
+    def merge_windows(self) -> None: ...
 
 def run_job(nodes: Sequence[Any], workers: int = 1, batch_size: int = 128,
             cluster: Optional[Tuple[int, List[str], bytes, int, int, int]] = None,
             object_reuse: bool = False, cancel: Optional[CancelToken] = None,
-            checkpoint: Optional[Any] = None) -> Dict[str, Any]:
+            checkpoint: Optional[Any] = None, runtime_mode: str = "streaming",
+            semantics: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the plan; returns {"counts": [...], "dropped": int, "late_dropped": int, "warnings": [...],
     "cancelled": bool} ("cancelled": True, and no counts, once ``cancel`` stopped it; and
     "stopped_with": the savepoint's path, when the job was stopped with a savepoint).
     cluster: (process, addresses, secret, connect_timeout_ms, job_fingerprint, heartbeat_timeout_ms).
     object_reuse: operators may share records (off: each gets records of its own).
-    checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off."""
+    checkpoint: ``checkpoint_config._EngineSettings`` (read by attribute), or None: checkpointing off.
+    runtime_mode: "streaming", "batch" or "automatic" (``RuntimeExecutionMode``).
+    semantics: a ``semantics.Semantics`` (read by attribute), or None: ferroflow's defaults."""
 
 def checkpoint_probe_writable(dir: Union[str, PathLike[str]]) -> None:
     """Creates the checkpoint storage directory if need be and checks it can be written;

@@ -53,10 +53,11 @@ __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFi
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
-           "WriteText", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
+           "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
            "TriggerSpec", "EventTimeTriggerSpec", "ProcessingTimeTriggerSpec", "CountTriggerSpec",
            "ContinuousEventTimeTriggerSpec", "ContinuousProcessingTimeTriggerSpec", "PurgingTriggerSpec",
-           "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "Partition", "CoTransform"]
+           "CustomTriggerSpec", "EvictorSpec", "CountEvictorSpec", "TimeEvictorSpec", "CustomEvictorSpec",
+           "Partition", "CoTransform"]
 
 
 class Typed:
@@ -85,9 +86,13 @@ class NodeKind(Typed):
 
 
 class Source(NodeKind):
-    """A kind with no input."""
+    """A kind with no input. ``bounded``: whether it ends by itself (read by the
+    binding: ``RuntimeExecutionMode.BATCH`` refuses a job with a source that need not
+    end, and ``AUTOMATIC`` runs it streaming); a kind whose instances differ makes it
+    a slot."""
 
     __slots__ = ()
+    bounded = True
 
 
 class Sink(NodeKind):
@@ -115,6 +120,8 @@ class FunctionSource(Source):
 
     KIND = "function_source"
     __slots__ = ("runner", "parallel")
+    #: As Flink's ``SourceFunction``: it may run for ever.
+    bounded = False
 
     def __init__(self, runner: PerWorker, parallel: bool) -> None:
         self.runner = runner
@@ -122,14 +129,16 @@ class FunctionSource(Source):
 
 
 class TextFile(Source):
-    """``read_text_file``: the lines of a file or of a directory's files, in parallel;
-    ``encoding_errors`` is ``"strict"``, ``"replace"`` or ``"ignore"``."""
+    """``read_text_file`` and ``FileSource``: the lines of files or of directories' files
+    (with ``recursive``, sub-directories' too), in parallel; ``encoding_errors`` is
+    ``"strict"``, ``"replace"`` or ``"ignore"``."""
 
     KIND = "text_file"
-    __slots__ = ("path", "encoding_errors")
+    __slots__ = ("paths", "recursive", "encoding_errors")
 
-    def __init__(self, path: str, encoding_errors: str) -> None:
-        self.path = path
+    def __init__(self, paths: List[str], recursive: bool, encoding_errors: str) -> None:
+        self.paths = paths
+        self.recursive = recursive
         self.encoding_errors = encoding_errors
 
 
@@ -150,6 +159,7 @@ class Socket(Source):
 
     KIND = "socket"
     __slots__ = ("host", "port", "delimiter", "encoding_errors")
+    bounded = False
 
     def __init__(self, host: str, port: int, delimiter: str, encoding_errors: str) -> None:
         self.host = host
@@ -499,6 +509,27 @@ class WriteText(Sink):
         self.overwrite = overwrite
 
 
+class WriteFiles(Sink):
+    """``FileSink``: ``str(record)`` per line into part files under ``path`` named
+    ``<prefix>-<uid>-<worker>-<counter><suffix>``, rolled past ``part_size`` bytes or after
+    ``rollover_interval``/``inactivity_interval`` ms (None: never), in the directory
+    ``bucket(now_ms)`` names (None: ``path`` itself)."""
+
+    KIND = "write_files"
+    __slots__ = ("path", "prefix", "suffix", "part_size", "rollover_interval", "inactivity_interval", "bucket")
+
+    def __init__(self, path: str, prefix: str, suffix: str, part_size: Optional[int],
+                 rollover_interval: Optional[int], inactivity_interval: Optional[int],
+                 bucket: Optional[Callable[[int], str]]) -> None:
+        self.path = path
+        self.prefix = prefix
+        self.suffix = suffix
+        self.part_size = part_size
+        self.rollover_interval = rollover_interval
+        self.inactivity_interval = inactivity_interval
+        self.bucket = bucket
+
+
 class WriteSocket(Sink):
     """``serialize(record)`` (bytes or str) to a TCP server (``write_to_socket``)."""
 
@@ -620,6 +651,18 @@ class PurgingTriggerSpec(TriggerSpec):
         self.inner = inner
 
 
+class CustomTriggerSpec(TriggerSpec):
+    """A user's ``Trigger`` subclass, run in Python: ``udf`` is its
+    ``_window_udfs.TriggerUdf``; ``can_merge`` its ``can_merge()``."""
+
+    KIND = "custom"
+    __slots__ = ("udf", "can_merge")
+
+    def __init__(self, udf: PerWorker, can_merge: bool) -> None:
+        self.udf = udf
+        self.can_merge = can_merge
+
+
 class EvictorSpec(Typed):
     """Which records leave a window when it fires (after the window function if
     ``do_evict_after``)."""
@@ -647,3 +690,14 @@ class TimeEvictorSpec(EvictorSpec):
     def __init__(self, window_size: int, do_evict_after: bool) -> None:
         self.window_size = window_size
         self.do_evict_after = do_evict_after
+
+
+class CustomEvictorSpec(EvictorSpec):
+    """A user's ``Evictor`` subclass, run in Python: ``udf`` is its
+    ``_window_udfs.EvictorUdf``."""
+
+    KIND = "custom"
+    __slots__ = ("udf",)
+
+    def __init__(self, udf: PerWorker) -> None:
+        self.udf = udf

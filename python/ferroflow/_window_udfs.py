@@ -199,3 +199,4 @@ def has_merge(fn: Any) -> bool:
     """Whether an AggregateFunction can merge accumulators (session windows need it)."""
     return find_method(fn, ("merge",)) is not None
 
+

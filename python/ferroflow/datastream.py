@@ -461,6 +461,24 @@ class DataStream(_RuntimeHints):
         udf = Udf(sink_func, ("invoke",), wrap=_drop_context)
         return self._sink(_nodes.SinkFunction(udf), label_of(sink_func))
 
+    def sink_to(self, sink: Any) -> "DataStreamSink":
+        """Writes the stream to a sink of the connector API (PyFlink's ``sink_to``):
+        a ``FileSink`` (``ferroflow.connectors.file_system``). A ``SinkFunction`` goes to
+        ``add_sink()``."""
+        from .connectors.file_system import FileSink
+
+        if isinstance(sink, FileSink):
+            from .typeinfo import java_text
+
+            # A declared type is written as Java's toString, as Flink's string encoder does.
+            text = java_text(self._declared())
+            stream = self if text is None else self.map(text).name("Encoder.simple_string_encoder")
+            return stream._sink(sink._kind(), sink._label())
+        if isinstance(sink, FileSink.RowFormatBuilder):
+            raise TypeError("sink_to() takes a FileSink: call .build() on the FileSink builder first")
+        hint = "; a SinkFunction goes to add_sink()" if callable(getattr(sink, "invoke", None)) else ""
+        raise TypeError(f"sink_to() takes a FileSink, got {type(sink).__name__}{hint}")
+
     def execute_and_collect(self, job_execution_name: Optional[str] = None,
                             limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:
         """Runs the job (this stream and everything else added to the environment since
@@ -642,7 +660,10 @@ class KeyedStream(DataStream):
         return DataStream(env, env._add(_aggregations.count_sum(), "", [rekeyed], "count"))
 
     def _aggregate(self, op: str, field: Union[int, str, None]) -> DataStream:
-        """A built-in rolling aggregation (see ``ferroflow/_aggregations.py``), run in Rust."""
+        """A built-in rolling aggregation (see ``ferroflow/_aggregations.py``), run in Rust.
+        Without a field: the environment's ``Semantics.aggregation_default_field``."""
+        if field is None:
+            field = self._env.get_semantics().aggregation_default_field
         kind = _aggregations.rolling(op, field, self._env._nodes[self._node].kind)
         return DataStream(self._env, self._env._add(kind, _aggregations.label(kind.field), [self._node], op))
 
@@ -775,12 +796,14 @@ class _Windows:
     # -- settings (each returns the windowed stream, for chaining) --------------------------
 
     def trigger(self: _W, trigger: Trigger) -> _W:
-        """Fires the windows with ``trigger`` instead of the assigner's default."""
-        self._trigger = checked_trigger(trigger)
+        """Fires the windows with ``trigger`` instead of the assigner's default: a
+        built-in one, or your own ``Trigger`` subclass (see ``ferroflow.window``)."""
+        self._trigger = checked_trigger(trigger, merging=self._assigner._is_merging())
         return self
 
     def evictor(self: _W, evictor: Evictor) -> _W:
-        """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``)."""
+        """Removes records from a window when it fires (``CountEvictor``, ``TimeEvictor``,
+        or your own ``Evictor`` subclass)."""
         self._evictor = checked_evictor(evictor)
         return self
 
@@ -866,6 +889,8 @@ class _Windows:
         return self._builtin("max_by", field)
 
     def _builtin(self, op: str, field: Union[int, str, None]) -> DataStream:
+        if field is None:
+            field = self._stream._env.get_semantics().aggregation_default_field
         field = _aggregations.check_field(field, f"{op}()")
         label = f"{op}({'' if field is None else repr(field)})"
         return self._build(label, None, builtin=_nodes.Aggregate(op, field), output_type=self._stream._declared())

@@ -11,7 +11,9 @@ from .checkpoint_config import CheckpointConfig, CheckpointingMode
 from ._plan import Node, label_of
 from .datastream import DataStream
 from .execution_config import ExecutionConfig
-from .functions import iterate_java_style
+from .execution_mode import RuntimeExecutionMode
+from .functions import iterate_java_style, utf8_charset
+from .semantics import Semantics
 from .testing import TestSource
 from .watermarks import TimeCharacteristic, WatermarkStrategy
 
@@ -84,6 +86,8 @@ class StreamExecutionEnvironment:
         self._restart_strategy: Any = None
         self._time_characteristic = TimeCharacteristic.ProcessingTime
         self._config = ExecutionConfig()
+        self._runtime_mode = RuntimeExecutionMode.STREAMING
+        self._semantics = Semantics()
 
     @classmethod
     def get_execution_environment(cls, *args: Any) -> "StreamExecutionEnvironment":
@@ -178,6 +182,37 @@ class StreamExecutionEnvironment:
         """The clock ``time_window`` follows (see ``set_stream_time_characteristic``)."""
         return self._time_characteristic
 
+    def set_runtime_mode(self, execution_mode: RuntimeExecutionMode) -> "StreamExecutionEnvironment":
+        """``RuntimeExecutionMode.STREAMING`` (the default), ``BATCH`` (a bounded job's
+        final results only: see ``RuntimeExecutionMode``) or ``AUTOMATIC`` (``BATCH``
+        when every source is bounded)."""
+        if not isinstance(execution_mode, RuntimeExecutionMode):
+            raise TypeError("set_runtime_mode() takes RuntimeExecutionMode.STREAMING, BATCH or AUTOMATIC, "
+                            f"got {execution_mode!r}")
+        self._runtime_mode = execution_mode
+        return self
+
+    def get_runtime_mode(self) -> RuntimeExecutionMode:
+        """The mode set with ``set_runtime_mode`` (``STREAMING`` by default)."""
+        return self._runtime_mode
+
+    def set_semantics(self, semantics: Semantics) -> "StreamExecutionEnvironment":
+        """The options where ferroflow's behaviour and Flink's differ (see ``Semantics``;
+        ``Semantics.flink()`` takes Flink's for all)."""
+        if not isinstance(semantics, Semantics):
+            raise TypeError(f"set_semantics() takes a ferroflow.Semantics, got {semantics!r}")
+        self._semantics = semantics
+        return self
+
+    def get_semantics(self) -> Semantics:
+        """The environment's ``Semantics`` (ferroflow's defaults unless set)."""
+        return self._semantics
+
+    def _use_flink_semantics(self) -> None:
+        """Every ``Semantics`` option set to Flink's behaviour: the hook the ``pyflink``
+        names call on the environment they make."""
+        self._semantics = Semantics.flink()
+
     # -- plan -----------------------------------------------------------------------------
 
     def _add(self, kind: _nodes.NodeKind, label: str, inputs: List[int], api: Optional[str] = None) -> int:
@@ -231,11 +266,10 @@ class StreamExecutionEnvironment:
         A line that is not valid UTF-8 fails the job with the file, the line number and
         the byte offset, unless ``encoding_errors`` (as Python's ``errors=``) says
         ``"replace"`` (U+FFFD in place of bad bytes) or ``"ignore"`` (bad bytes left out)."""
-        if str(charset_name).replace("-", "").upper() != "UTF8":
-            raise ValueError(f"only UTF-8 text is supported, got charset {charset_name!r}")
+        utf8_charset(charset_name, "read_text_file()")
         path = os.fspath(file_path)
         path = path.removeprefix("file://")
-        return self._source(_nodes.TextFile(path, _encoding_errors(encoding_errors)), path, "read_text_file")
+        return self._source(_nodes.TextFile([path], False, _encoding_errors(encoding_errors)), path, "read_text_file")
 
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
@@ -282,14 +316,23 @@ class StreamExecutionEnvironment:
 
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
                     source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
-        """A source with its timestamps and watermarks: ``source`` is a ``TestSource``, a
-        ``SourceFunction``, or what ``from_collection`` takes; ``watermark_strategy``
-        is applied to it (see ``DataStream.assign_timestamps_and_watermarks``);
-        ``type_info``: the stream's type, as for ``from_collection``."""
+        """A source with its timestamps and watermarks: ``source`` is a ``FileSource``
+        (``ferroflow.connectors.file_system``), a ``TestSource``, a ``SourceFunction``,
+        or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
+        ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
+        type, as for ``from_collection``."""
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
                             f"got {watermark_strategy!r}")
-        if isinstance(source, TestSource) or callable(getattr(source, "run", None)):
+        from .connectors.file_system import FileSource, FileSourceBuilder
+
+        if isinstance(source, FileSourceBuilder):
+            raise TypeError("from_source() takes a FileSource: call .build() on the FileSource builder first")
+        if isinstance(source, FileSource):
+            stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
+            if source_name:
+                stream.name(source_name)
+        elif isinstance(source, TestSource) or callable(getattr(source, "run", None)):
             stream = self.add_source(source, source_name, type_info)
         else:
             stream = self.from_collection(source, type_info)
@@ -371,7 +414,8 @@ class StreamExecutionEnvironment:
             try:
                 summary = _engine.run_job(nodes, workers=workers, batch_size=_batch_size(), cluster=cluster_arg,
                                           object_reuse=self._config.is_object_reuse_enabled(), cancel=cancel_token(),
-                                          checkpoint=checkpoint)
+                                          checkpoint=checkpoint, runtime_mode=self._runtime_mode.name.lower(),
+                                          semantics=self._semantics)
                 break
             except _engine.JobFailed as failed:
                 text, kind, operator, record, detail, worker, at_start = failed.args

@@ -24,7 +24,7 @@ __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "TwoPhaseCommitSinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction", "SourceContext",
-    "SerializationSchema", "SimpleStringSchema", "Collector", "RuntimeContext", "ProcessFunction",
+    "SerializationSchema", "SimpleStringSchema", "Encoder", "Collector", "RuntimeContext", "ProcessFunction",
     "KeyedProcessFunction", "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction",
     "BroadcastProcessFunction", "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction",
     "CoGroupFunction", "TimerService", "TimeDomain", "Partitioner",
@@ -384,6 +384,30 @@ class SimpleStringSchema(SerializationSchema):
 
     def serialize(self, value: Any) -> bytes:
         return str(value).encode("utf-8")
+
+
+class Encoder:
+    """How a ``FileSink`` writes each record (PyFlink's ``Encoder``):
+    ``Encoder.simple_string_encoder()`` writes ``str(record)`` and a newline."""
+
+    def __init__(self, charset_name: str = "UTF-8") -> None:
+        self.charset_name = utf8_charset(charset_name, "Encoder.simple_string_encoder()")
+
+    @staticmethod
+    def simple_string_encoder(charset_name: str = "UTF-8") -> "Encoder":
+        """``str(record)`` and ``"\\n"`` per record, UTF-8 (the only charset supported)."""
+        return Encoder(charset_name)
+
+    def __repr__(self) -> str:
+        return f"Encoder.simple_string_encoder({self.charset_name!r})"
+
+
+def utf8_charset(charset_name: str, what: str) -> str:
+    """``charset_name`` if it names UTF-8 (``"UTF-8"``, ``"utf8"``...): ferroflow reads
+    and writes text in UTF-8 only. Anything else raises ``ValueError`` naming ``what``."""
+    if str(charset_name).replace("-", "").replace("_", "").upper() != "UTF8":
+        raise ValueError(f"{what}: only UTF-8 text is supported, got charset {charset_name!r}")
+    return str(charset_name)
 
 
 def iterate_java_style(source: Any) -> Iterator[Any]:

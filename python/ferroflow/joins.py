@@ -194,12 +194,12 @@ class WithWindow:
 
     def trigger(self, trigger: Trigger) -> "WithWindow":
         """Fires the windows with ``trigger`` instead of the assigner's default."""
-        self._trigger = checked_trigger(trigger)
+        self._trigger = checked_trigger(trigger, "trigger()", custom=False)
         return self
 
     def evictor(self, evictor: Evictor) -> "WithWindow":
         """Removes records (of either side) from a window when it fires."""
-        self._evictor = checked_evictor(evictor)
+        self._evictor = checked_evictor(evictor, "evictor()", custom=False)
         return self
 
     def allowed_lateness(self, time: TimeSpan) -> "WithWindow":

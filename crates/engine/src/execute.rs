@@ -141,6 +141,13 @@ fn join_guards(guards: WorkerGuards<()>, control: &JobControl) {
 /// after connecting to the other processes) and returns at once.
 pub fn start<R: Record>(plan: Arc<Plan<R>>, mut config: ExecConfig) -> Result<Running, JobError> {
     plan.validate()?;
+    if config.checkpoint.is_some() && plan.semantics().batch() {
+        // Flink refuses it too: a batch job recovers by running again, not from checkpoints.
+        return Err(JobError::plan(
+            "checkpointing does not apply to a job in RuntimeExecutionMode.BATCH: \
+             disable checkpointing, or run it with RuntimeExecutionMode.STREAMING",
+        ));
+    }
     let checkpointing = match config.checkpoint.take() {
         Some(settings) => Some(Arc::new(CheckpointStart::prepare(settings, &plan)?)),
         None => None,
@@ -350,6 +357,7 @@ fn run_worker<R: Record>(
         manual_processing_time: plan.manual_processing_time,
         batch_size: config.batch_size.max(1),
         object_reuse: config.object_reuse,
+        semantics: plan.semantics(),
         checkpoints: checkpoints.clone(),
         ..OpEnv::for_worker(control.clone(), config.scope.clone(), worker_context, plan.nodes.len())
     });

@@ -97,6 +97,21 @@ pub trait Reducer<R>: 'static {
         update_record(self, state, value)
     }
 
+    /// The record a key's state stands for: its final result in batch mode. A record
+    /// state is that record; a reducer that keeps running numbers rebuilds the record
+    /// from the key and the number.
+    fn result(&mut self, _key: &Key, state: &RollingState<R>) -> UdfResult<R>
+    where
+        R: Clone,
+    {
+        match state {
+            RollingState::Record(r) => Ok(r.clone()),
+            RollingState::Running { .. } => {
+                Err(crate::UdfError::internal("a running number in the state of a reduce that keeps records"))
+            }
+        }
+    }
+
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())
@@ -352,10 +367,14 @@ pub type KeyFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn KeySele
 pub type ReduceFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Reducer<R>>> + Send + Sync>;
 pub type AggregateFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn WindowAggregate<R>>> + Send + Sync>;
 pub type TimestampFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn TimestampAssigner<R>>> + Send + Sync>;
-/// Window assigner, trigger, evictor and lateness, made per worker (a session gap may be
-/// a user function).
-pub type WindowConfigFactory<R> =
-    Arc<dyn Fn(&WorkerContext) -> UdfResult<crate::windows::event_time::WindowConfig<R>> + Send + Sync>;
+/// Window assigner, trigger, evictor and lateness, made per worker (a session gap, a
+/// trigger or an evictor may be a user function; a trigger's per-window state lives in
+/// the window operator's keyed state, the context given).
+pub type WindowConfigFactory<R> = Arc<
+    dyn Fn(&WorkerContext, &crate::process::SharedContext<R>) -> UdfResult<crate::windows::event_time::WindowConfig<R>>
+        + Send
+        + Sync,
+>;
 pub type CoTransformFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn CoTransform<R>>> + Send + Sync>;
 pub type PartitionerFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Partitioner<R>>> + Send + Sync>;
 pub type SinkFactory<R> = Arc<dyn Fn(&WorkerContext) -> UdfResult<Box<dyn Sink<R>>> + Send + Sync>;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::error::UdfResult;
 use crate::functions::*;
 use crate::process::SharedContext;
+use crate::semantics::{RuntimeMode, Semantics};
 
 /// Makes a worker's window function around the window operator's keyed context: state
 /// it registers (in `open()`) is scoped to the key whose window fires, which the
@@ -161,11 +162,39 @@ pub struct Plan<R> {
     pub nodes: Vec<Node<R>>,
     /// Processing time is driven by testing sources (their markers), not the wall clock.
     pub manual_processing_time: bool,
+    /// The execution mode and end-of-input options, as set (see [`Plan::semantics`]).
+    pub semantics: Semantics,
+    /// Source nodes that need not end by themselves (a socket, a source function):
+    /// batch mode refuses them, and `Automatic` runs them streaming.
+    pub unbounded: Vec<usize>,
 }
 
 impl<R> Plan<R> {
     pub fn new() -> Self {
-        Plan { nodes: Vec::new(), manual_processing_time: false }
+        Plan {
+            nodes: Vec::new(),
+            manual_processing_time: false,
+            semantics: Semantics::default(),
+            unbounded: Vec::new(),
+        }
+    }
+
+    /// Marks source `id` as one that need not end (see [`Plan::unbounded`]).
+    pub fn set_unbounded(&mut self, id: usize) {
+        if !self.unbounded.contains(&id) {
+            self.unbounded.push(id);
+        }
+    }
+
+    /// The semantics the job runs with: `Automatic` resolved to batch when every
+    /// source is bounded, else streaming (Flink's rule).
+    pub fn semantics(&self) -> Semantics {
+        let mode = match self.semantics.mode {
+            RuntimeMode::Automatic if self.unbounded.is_empty() => RuntimeMode::Batch,
+            RuntimeMode::Automatic => RuntimeMode::Streaming,
+            mode => mode,
+        };
+        Semantics { mode, ..self.semantics }
     }
 
     /// Adds a node and returns its id.
@@ -233,6 +262,15 @@ impl<R> Plan<R> {
 
     pub fn validate(&self) -> Result<(), crate::error::JobError> {
         use crate::error::JobError;
+        if self.semantics.mode == RuntimeMode::Batch {
+            if let Some(&id) = self.unbounded.first() {
+                return Err(JobError::plan(format!(
+                    "{}: RuntimeExecutionMode.BATCH needs bounded sources and this one need not end; \
+                     run it with RuntimeExecutionMode.STREAMING (or AUTOMATIC, which picks streaming here)",
+                    self.nodes.get(id).map_or("a source", |n| n.name.as_str())
+                )));
+            }
+        }
         for (id, node) in self.nodes.iter().enumerate() {
             for &input in &node.inputs {
                 if input >= id {

@@ -17,6 +17,7 @@ use crate::key::Key;
 use crate::record::Record;
 use crate::state::{
     snapshot, BroadcastStateId, HeapBackend, HeapOperatorState, KeyedStateBackend, Namespace, OperatorStateBackend,
+    StateId,
 };
 use crate::time::{TimeDomain, NO_TIME};
 use crate::timers::TimerService;
@@ -53,8 +54,24 @@ pub struct ProcessContext<R> {
     pub window: Option<Window>,
     /// The window operator's windows merge (sessions): no per-window state there.
     pub merging_windows: bool,
+    /// While a window's user trigger runs: its (key, window), the scope of its
+    /// partitioned state (see [`ProcessContext::trigger_state_for_access`]).
+    pub trigger_scope: Option<TriggerScope>,
     /// Set once the operator has ended: state and timers are no longer reachable.
     closed: bool,
+}
+
+/// What a window's user trigger is called for: its partitioned state is the key's, in
+/// the window's namespace (also on merging windows, unlike a window function's
+/// `window_state()`: `on_merge` merges the merged-away windows' into it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerScope {
+    pub key: Key,
+    pub window: Window,
+    /// In `on_merge`: the windows merging into `window`.
+    pub merged: Vec<Window>,
+    /// Processing time now (state time-to-live runs on it).
+    pub now: i64,
 }
 
 /// The context as the function and its state objects hold it.
@@ -80,6 +97,7 @@ impl<R: Clone + 'static> ProcessContext<R> {
             domain: None,
             window: None,
             merging_windows: false,
+            trigger_scope: None,
             closed: false,
         }
     }
@@ -208,6 +226,45 @@ impl<R: Clone + 'static> ProcessContext<R> {
         let (state, now) = self.state_for_access()?;
         state.set_current_namespace(Namespace::Window(window));
         Ok((state, now))
+    }
+
+    /// The state backend at the running trigger's key and window (see [`TriggerScope`]);
+    /// the caller sets the namespace back to [`Namespace::Key`] after the access.
+    pub fn trigger_state_for_access(&mut self) -> UdfResult<(&mut HeapBackend<R>, i64)> {
+        if self.closed {
+            return Err(UdfError::new("a trigger's state was used after its job ended"));
+        }
+        let Some(scope) = &self.trigger_scope else {
+            return Err(UdfError::new(
+                "a trigger's partitioned state is only reachable while the trigger runs (in on_element, \
+                 on_event_time, on_processing_time, on_merge or clear), not from a state kept from another call",
+            ));
+        };
+        self.state.set_current_key(scope.key.clone());
+        self.state.set_current_namespace(Namespace::Window(scope.window));
+        Ok((&mut self.state, scope.now))
+    }
+
+    /// `merge_partitioned_state` in a trigger's `on_merge`: `state` of the windows
+    /// merging ([`TriggerScope::merged`]) goes into the trigger's window (Flink's
+    /// `mergeNamespaces`), `merge` combining two values (a reduce, or an aggregate's
+    /// accumulator merge).
+    pub fn merge_trigger_state(
+        &mut self,
+        state: StateId,
+        merge: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+    ) -> UdfResult<()> {
+        let Some(scope) = self.trigger_scope.clone() else {
+            return Err(UdfError::new("merge_partitioned_state() is only reachable in a trigger's on_merge()"));
+        };
+        if self.closed {
+            return Err(UdfError::new("a trigger's state was used after its job ended"));
+        }
+        let sources: Vec<Namespace> = scope.merged.iter().map(|w| Namespace::Window(*w)).collect();
+        self.state.set_current_key(scope.key);
+        let done = self.state.merge_namespaces(state, Namespace::Window(scope.window), &sources, merge, scope.now);
+        self.state.set_current_namespace(Namespace::Key);
+        done
     }
 
     /// Registers a timer for the current key (once per key, domain and timestamp).

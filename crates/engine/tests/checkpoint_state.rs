@@ -119,7 +119,7 @@ fn keyed(k: i64, v: i64) -> Keyed<V> {
 fn fold(r: &mut RollingReduce<V>, input: &[(i64, i64)]) -> Vec<V> {
     let mut batch: Vec<Keyed<V>> = input.iter().map(|&(k, v)| keyed(k, v)).collect();
     let mut out = Vec::new();
-    r.fold(&env(), &mut Sum, &mut batch, &mut out).expect("fold");
+    r.fold(&env(), &mut Sum, &mut batch, Some(&mut out)).expect("fold");
     out
 }
 

@@ -27,8 +27,8 @@ use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::windows::event_time::{Assigner, WindowConfig};
 use ferroflow_engine::ApplyFactory;
 use ferroflow_engine::{
-    start, ErrorKind, ExecConfig, JobError, JobSummary, NodeKind, Plan, Record, Running, UdfResult, WatermarkSpec,
-    WindowFunction, WindowSpec,
+    start, ErrorKind, ExecConfig, JobError, JobSummary, NodeKind, Plan, Record, Running, RuntimeMode, Semantics,
+    UdfResult, WatermarkSpec, WindowFunction, WindowSpec,
 };
 
 // ---------------------------------------------------------------- records
@@ -153,7 +153,7 @@ fn sum() -> ReduceFactory<S> {
 }
 
 fn custom(make: impl Fn() -> WindowConfig<S> + Send + Sync + 'static) -> WindowSpec<S> {
-    WindowSpec::Custom(Arc::new(move |_ctx: &WorkerContext| Ok(make())))
+    WindowSpec::Custom(Arc::new(move |_ctx: &WorkerContext, _state: &_| Ok(make())))
 }
 
 fn tumbling(size: i64) -> WindowSpec<S> {
@@ -1484,6 +1484,100 @@ fn flow_control_keeps_running_with_windows_open_across_many_epochs() {
             // One session per key; one result per key and 1000 ms window.
             let want = if name.starts_with("session") { 4 } else { tumbling_windows.len() };
             assert_eq!(got.len(), want, "{name} workers={workers}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- batch mode and end-of-input options
+
+/// Batch mode ignores watermarks: a record streaming drops as late is in its window,
+/// every window fires at the end (watermark +infinity in its context), and a worker's
+/// firings come key by key (keys in the order of their encodings).
+#[test]
+fn batch_mode_fires_every_event_time_window_at_the_end_with_no_late_records() {
+    let events = vec![rec(1, 1, 1), rec(2, 2, 12), wm(30), rec(1, 3, 3), rec(2, 4, 25), rec(1, 5, 31)];
+    for mode in MODES {
+        let (summary, out) = run_collecting(mode, |out| {
+            let mut plan = window_job(testing_source(events.clone()), tumbling(10)).collect_into(out);
+            plan.semantics = Semantics { mode: RuntimeMode::Batch, ..Semantics::default() };
+            plan
+        });
+        assert_eq!(summary.late_dropped, 0, "{mode:?}");
+        let want = expect(&[(1, &[(0, 10, &[1, 3]), (30, 40, &[5])]), (2, &[(10, 20, &[2]), (20, 30, &[4])])]);
+        assert_eq!(per_key(&out), want, "{mode:?}");
+        assert!(contexts(&out).iter().all(|c| c.3 == i64::MAX), "{mode:?}: fired at the end: {:?}", contexts(&out));
+        if let Mode::Workers(1, _) = mode {
+            let keys: Vec<Vec<u8>> = values(&out)
+                .iter()
+                .map(|r| match r.value {
+                    E::Fired { key, .. } => key_of(&key).bytes().to_vec(),
+                    _ => unreachable!(),
+                })
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(keys, sorted);
+        }
+        // Streaming drops the two records behind watermark 30.
+        let (summary, out) =
+            run_collecting(mode, |out| window_job(testing_source(events.clone()), tumbling(10)).collect_into(out));
+        assert_eq!(summary.late_dropped, 2, "{mode:?}");
+        let want = expect(&[(1, &[(0, 10, &[1]), (30, 40, &[5])]), (2, &[(10, 20, &[2])])]);
+        assert_eq!(per_key(&out), want, "{mode:?}");
+    }
+}
+
+/// A count window's partial count at the end of input: fired with ferroflow's default,
+/// dropped with Flink's rule (in both modes, as Flink: a global window has no timer).
+#[test]
+fn partial_count_windows_at_the_end_follow_the_option() {
+    use ferroflow_engine::windows::event_time::Trigger;
+    let events: Vec<_> =
+        [(1, 1), (2, 2), (1, 3), (1, 4), (2, 5), (1, 6), (1, 7)].iter().map(|&(k, v)| bare(k, v)).collect();
+    for mode in [RuntimeMode::Streaming, RuntimeMode::Batch] {
+        for fire in [true, false] {
+            let semantics = Semantics { mode, fire_partial_windows_at_end: fire, ..Semantics::default() };
+            let (_, out) = run_collecting(Mode::Workers(2, 1), |out| {
+                let count = || WindowConfig::new(Assigner::global()).trigger(Trigger::purging(Trigger::Count(2)));
+                let mut plan =
+                    window_job(testing_source(events.clone()), custom(count)).reduce(sum()).collect_into(out);
+                plan.semantics = semantics;
+                plan
+            });
+            let mut got: Vec<(i64, i64)> = values(&out).iter().map(kv).collect();
+            got.sort();
+            let mut want = vec![(1, 4), (1, 10), (2, 7)];
+            if fire {
+                want.push((1, 7));
+            }
+            want.sort();
+            assert_eq!(got, want, "{mode:?} fire={fire}");
+        }
+    }
+}
+
+/// Processing-time windows whose end the clock never reaches: ferroflow fires them at
+/// the end of input; Flink's streaming rule drops them; Flink's batch mode fires them.
+#[test]
+fn processing_time_windows_at_the_end_follow_the_option_and_the_mode() {
+    let events = vec![pt(0), bare(1, 1), bare(1, 2), pt(5), bare(2, 3)];
+    let spec = || custom(|| WindowConfig::new(Assigner::tumbling_processing_time(100, 0)));
+    let cases = [
+        (Semantics::default(), true),
+        (Semantics::flink(), false),
+        (Semantics { mode: RuntimeMode::Batch, ..Semantics::flink() }, true),
+    ];
+    for (semantics, fires) in cases {
+        for mode in [Mode::Workers(1, 1024), Mode::Workers(2, 1)] {
+            let (_, out) = run_collecting(mode, |out| {
+                let mut plan =
+                    window_job(testing_source(events.clone()), spec()).manual_processing_time().collect_into(out);
+                plan.semantics = semantics;
+                plan
+            });
+            let got = per_key(&out);
+            let want = if fires { expect(&[(1, &[(0, 100, &[1, 2])]), (2, &[(0, 100, &[3])])]) } else { PerKey::new() };
+            assert_eq!(got, want, "{semantics:?} {mode:?}");
         }
     }
 }

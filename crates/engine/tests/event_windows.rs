@@ -34,7 +34,7 @@ fn wm(c: &mut Core, w: i64) -> Vec<(&'static str, i64, i64, Vec<i64>, bool)> {
     show(&c.on_watermark(w).unwrap())
 }
 
-fn core(config: WindowConfig<i64>) -> Core {
+fn core(config: WindowConfig<i64, &'static str>) -> Core {
     WindowCore::new(config).unwrap()
 }
 
@@ -529,7 +529,7 @@ fn extreme_timestamps_do_not_panic() {
 
 #[test]
 fn config_validation() {
-    let bad: Vec<WindowConfig<i64>> = vec![
+    let bad: Vec<WindowConfig<i64, &str>> = vec![
         WindowConfig::new(Assigner::tumbling_event_time(0, 0)),
         WindowConfig::new(Assigner::tumbling_event_time(10, 10)),
         WindowConfig::new(Assigner::sliding_event_time(10, 5, -5)),

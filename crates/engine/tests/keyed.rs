@@ -120,6 +120,17 @@ impl Reducer<V> for RunningSum {
         *acc = next.clone();
         Ok(next)
     }
+
+    fn result(&mut self, key: &Key, state: &RollingState<V>) -> UdfResult<V> {
+        Ok(match state {
+            RollingState::Record(r) => r.clone(),
+            RollingState::Running { value: Number::Int(acc) } => {
+                let Some(Scalar::Int(k)) = key.scalar() else { panic!("the key is not an int: {key:?}") };
+                V::KV(k, *acc)
+            }
+            RollingState::Running { value } => panic!("not an int: {value:?}"),
+        })
+    }
 }
 
 /// A reduce whose state is a running number gives the running values of one that
@@ -307,5 +318,99 @@ fn one_keyed_stream_read_by_reduce_and_window() {
         assert_eq!(per_key(&out_r), rolling_sums(&pairs), "workers={workers}");
         let totals: Vec<V> = (0..4).map(|k| V::KV(k, (0..40).filter(|i| i % 4 == k).sum())).collect();
         assert_eq!(sorted(&out_w), totals, "workers={workers}");
+    }
+}
+
+/// Batch mode: one record per key at the end, its final value, each worker's keys in
+/// the order of their encodings; a running-number state gives its record back too.
+#[test]
+fn batch_mode_rolling_reduce_emits_each_keys_final_value_in_key_order() {
+    use ferroflow_engine::{RuntimeMode, Semantics};
+    let pairs = input(3000, 31);
+    let want: BTreeMap<i64, i64> = rolling_sums(&pairs).into_iter().map(|(k, v)| (k, *v.last().unwrap())).collect();
+    for workers in [1, 2] {
+        for running in [false, true] {
+            let factory: ReduceFactory<V> = if running {
+                let (f, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+                Arc::new(move |_ctx: &WorkerContext| {
+                    Ok(Box::new(RunningSum { fast: f.clone(), fallbacks: b.clone() }) as Box<dyn Reducer<V>>)
+                })
+            } else {
+                sum_kv()
+            };
+            let out = new_out();
+            let mut plan = Plan::new();
+            plan.semantics = Semantics { mode: RuntimeMode::Batch, ..Semantics::default() };
+            let src =
+                plan.add("source", vec![], NodeKind::Source { factory: vec_source(kvs(&pairs)), parallel: false });
+            let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+            let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(factory));
+            plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
+            let summary = run_ok(plan, cfg_batch(workers, 7));
+            let what = format!("workers={workers} running={running}");
+            assert_eq!(summary.counts[red], want.len() as u64, "{what}");
+            let got: BTreeMap<i64, Vec<i64>> = per_key(&out);
+            let got: BTreeMap<i64, i64> = got.into_iter().map(|(k, v)| (k, v[0])).collect();
+            assert_eq!(got, want, "{what}");
+            for (_, records) in by_worker(&out) {
+                let keys: Vec<Vec<u8>> = records.iter().map(|r| key_of(&r.kv().0).bytes().to_vec()).collect();
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(keys, sorted, "{what}: a worker's keys come in the order of their encodings");
+            }
+        }
+    }
+}
+
+/// `Automatic` is batch exactly when no source is marked unbounded; batch refuses one.
+#[test]
+fn automatic_mode_follows_the_sources_and_batch_refuses_an_unbounded_one() {
+    use ferroflow_engine::{RuntimeMode, Semantics};
+    let pairs = input(10, 3);
+    let build = |mode: RuntimeMode, unbounded: bool| {
+        let out = new_out();
+        let mut plan = Plan::new();
+        plan.semantics = Semantics { mode, ..Semantics::default() };
+        let src =
+            plan.add("socket 'x'", vec![], NodeKind::Source { factory: vec_source(kvs(&pairs)), parallel: false });
+        if unbounded {
+            plan.set_unbounded(src);
+        }
+        let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+        let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(sum_kv()));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
+        (plan, red)
+    };
+    let (plan, _) = build(RuntimeMode::Automatic, false);
+    assert_eq!(plan.semantics().mode, RuntimeMode::Batch);
+    let (plan, red) = build(RuntimeMode::Automatic, true);
+    assert_eq!(plan.semantics().mode, RuntimeMode::Streaming);
+    assert_eq!(run_ok(plan, cfg(1)).counts[red], 10, "streaming: one record per input");
+    let (plan, _) = build(RuntimeMode::Batch, true);
+    let err = run_err(plan, cfg(1));
+    assert!(err.message.starts_with("socket 'x': RuntimeExecutionMode.BATCH needs bounded sources"), "{err:?}");
+    assert!(!err.message.contains('\n'), "one line: {err:?}");
+}
+
+/// A batch job takes no checkpoints (Flink refuses them too): refused before it starts.
+#[test]
+fn batch_mode_refuses_checkpointing() {
+    use ferroflow_engine::checkpoint::settings::CheckpointSettings;
+    use ferroflow_engine::{ExecConfig, RuntimeMode, Semantics};
+    let dir = TempDir::new("batch-checkpoints");
+    for mode in [RuntimeMode::Batch, RuntimeMode::Automatic] {
+        let (out, pairs) = (new_out(), input(10, 3));
+        let mut plan = Plan::new();
+        plan.semantics = Semantics { mode, ..Semantics::default() };
+        let src = plan.add("source", vec![], NodeKind::Source { factory: vec_source(kvs(&pairs)), parallel: false });
+        let keyed = plan.add("key_by", vec![src], NodeKind::KeyBy(key_by_k()));
+        let red = plan.add("reduce", vec![keyed], NodeKind::Reduce(sum_kv()));
+        plan.add("sink", vec![red], NodeKind::Sink(sink(&out)));
+        let settings = CheckpointSettings::new(dir.0.clone(), std::time::Duration::from_millis(50));
+        let err = run_err(plan, ExecConfig { checkpoint: Some(settings), ..cfg(1) });
+        assert!(
+            err.message.starts_with("checkpointing does not apply to a job in RuntimeExecutionMode.BATCH"),
+            "{err:?}"
+        );
     }
 }

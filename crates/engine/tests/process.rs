@@ -17,7 +17,7 @@ use ferroflow_engine::process::{lock, Emit, ProcessFactory, Processor, SharedCon
 use ferroflow_engine::record::{describe_truncated, BatchReadError, Stamped};
 use ferroflow_engine::state::{KeyedStateBackend, StateDescriptor, StateId, StateKind};
 use ferroflow_engine::time::{TimeDomain, NO_TIME};
-use ferroflow_engine::{NodeKind, Plan, Record, UdfError, UdfResult};
+use ferroflow_engine::{NodeKind, Plan, Record, RuntimeMode, Semantics, UdfError, UdfResult};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum E {
@@ -146,8 +146,23 @@ fn run_keyed(
     manual: bool,
     side: &Out<S>,
 ) -> Vec<(E, i64)> {
+    let mut got = run_keyed_with(events, f, workers, manual, side, Semantics::default());
+    got.sort();
+    got
+}
+
+/// [`run_keyed`] with `semantics`; the output in arrival order, by worker.
+fn run_keyed_with(
+    events: Vec<TestEvent<S>>,
+    f: ProcessFactory<S>,
+    workers: usize,
+    manual: bool,
+    side: &Out<S>,
+    semantics: Semantics,
+) -> Vec<(E, i64)> {
     let out = new_out();
     let mut plan = Plan::new();
+    plan.semantics = semantics;
     plan.manual_processing_time = manual;
     let src = plan.add(
         "source",
@@ -163,9 +178,7 @@ fn run_keyed(
     let s = plan.add("side output 1", vec![p], NodeKind::ProcessSideOutput(1));
     plan.add("side sink", vec![s], NodeKind::Sink(sink(side)));
     run_ok(plan, cfg(workers));
-    let mut got: Vec<(E, i64)> = values(&out).into_iter().map(|s| (s.value, s.ts)).collect();
-    got.sort();
-    got
+    by_worker(&out).into_values().flatten().map(|s| (s.value, s.ts)).collect()
 }
 
 #[test]
@@ -316,6 +329,76 @@ fn a_process_operator_has_as_many_side_outputs_as_the_plan_reads() {
         for (i, out) in &outs {
             let k = *i as i64;
             assert_eq!(sorted(out), vec![E::Kv(k, 1), E::Kv(k, 2)], "side output {i}, {workers} workers");
+        }
+    }
+}
+
+/// Batch mode: watermarks are ignored (every record sees none), each key's records
+/// come together (by timestamp), then its event-time timers and its processing-time
+/// timers, all at the end; keys in the order of their encodings on each worker.
+#[test]
+fn batch_mode_takes_each_key_at_the_end_with_its_timers_after_its_records() {
+    let events = vec![
+        rec(1, 0, 3000),
+        rec(2, 0, 4000),
+        rec(1, 0, 1000),
+        TestEvent::Watermark(2500),
+        TestEvent::ProcessingTime(100),
+        rec(2, 0, 2000),
+        TestEvent::Watermark(4500),
+        rec(1, 0, 5000),
+    ];
+    let batch = Semantics { mode: RuntimeMode::Batch, ..Semantics::flink() };
+    for workers in [1, 3] {
+        let got = run_keyed_with(events.clone(), counter(2000, Some(50)), workers, true, &new_out(), batch);
+        let count = |key, count, ts| (E::Count { key, count, watermark: NO_TIME }, ts);
+        let fired = |key, at, processing, count| {
+            (E::Fired { key, at, processing, count }, if processing { NO_TIME } else { at })
+        };
+        let key1 = vec![
+            count(1, 1, 1000),
+            count(1, 2, 3000),
+            count(1, 3, 5000),
+            fired(1, 3000, false, 3),
+            fired(1, 5000, false, 3),
+            fired(1, 7000, false, 3),
+            // Records are taken at the end, the clock at its last reading (100): every
+            // one registered the same processing-time timer.
+            fired(1, 150, true, 3),
+        ];
+        let key2 = vec![
+            count(2, 1, 2000),
+            count(2, 2, 4000),
+            fired(2, 4000, false, 2),
+            fired(2, 6000, false, 2),
+            fired(2, 150, true, 2),
+        ];
+        if workers == 1 {
+            let (one, two) = (key_of(&1i64), key_of(&2i64));
+            let want = if one.bytes() < two.bytes() { [key1, key2].concat() } else { [key2, key1].concat() };
+            assert_eq!(got, want);
+        } else {
+            let mut got = got;
+            got.sort();
+            let mut want = [key1, key2].concat();
+            want.sort();
+            assert_eq!(got, want, "{workers} workers");
+        }
+    }
+}
+
+/// At the end of input in streaming mode, pending processing-time timers fire with
+/// ferroflow's default and are dropped with Flink's rule; event-time ones fire either way.
+#[test]
+fn processing_time_timers_pending_at_the_end_follow_the_option() {
+    let events = vec![rec(1, 0, 10), rec(2, 0, 20)];
+    for workers in [1, 3] {
+        for fire in [true, false] {
+            let semantics = Semantics { fire_processing_timers_at_end: fire, ..Semantics::default() };
+            let got = run_keyed_with(events.clone(), counter(5, Some(1_000)), workers, true, &new_out(), semantics);
+            let processing = got.iter().filter(|(e, _)| matches!(e, E::Fired { processing: true, .. })).count();
+            let event = got.iter().filter(|(e, _)| matches!(e, E::Fired { processing: false, .. })).count();
+            assert_eq!((event, processing), (2, if fire { 2 } else { 0 }), "{workers} workers, fire={fire}");
         }
     }
 }

@@ -686,6 +686,27 @@ impl Reducer<PyRec> for Aggregate {
         }
         update_record(self, state, value)
     }
+
+    /// A running number's record: the first one, `(key, number)`, rebuilt from the
+    /// key's encoding (batch mode's final result).
+    fn result(&mut self, key: &Key, state: &RollingState<PyRec>) -> UdfResult<PyRec> {
+        let (RollingState::Running { value }, Some(pair)) = (state, self.pair) else {
+            return match state {
+                RollingState::Record(r) => Ok(r.clone()),
+                RollingState::Running { .. } => {
+                    Err(UdfError::internal(format!("{}: a running number without a pair", self.what)))
+                }
+            };
+        };
+        Python::attach(|py| {
+            let first_key = crate::keys::scalar_object(py, key)
+                .map_err(|e| UdfError::internal(format!("{}: {e}", self.what)))?
+                .ok_or_else(|| UdfError::internal(format!("{}: a running number's key is a tuple", self.what)))?;
+            pair.make(&first_key, *value)
+                .map(|record| PyRec::new(record.unbind()))
+                .map_err(|e| UdfError::internal(format!("{}: {e:?}", self.what)))
+        })
+    }
 }
 
 /// Plan node kind `Aggregate` (`sum`, `min`, `max`, `min_by`, `max_by` and `count`'s

@@ -17,6 +17,7 @@ mod record;
 mod sink_probe;
 mod source_probe;
 mod sources;
+mod triggers;
 mod two_phase;
 mod udf;
 
@@ -114,8 +115,11 @@ type ClusterArg = (usize, Vec<String>, Vec<u8>, u64, u64, u64);
 /// `object_reuse`: operators may share records (Flink's object reuse; off: each gets
 /// records of its own, see `copies`).
 /// `checkpoint`: the job's checkpointing (see `checkpoint::CheckpointArg`); off when `None`.
+/// `runtime_mode`: `"streaming"`, `"batch"` or `"automatic"`; `semantics`: the
+/// end-of-input options (`plan::SemanticsArg`), ferroflow's defaults when `None`.
 #[pyfunction]
-#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None, checkpoint=None))]
+#[pyo3(signature = (nodes, workers=1, batch_size=128, cluster=None, object_reuse=false, cancel=None, checkpoint=None,
+                    runtime_mode="streaming", semantics=None))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments, each with its default
 fn run_job<'py>(
     py: Python<'py>,
@@ -126,8 +130,11 @@ fn run_job<'py>(
     object_reuse: bool,
     cancel: Option<Py<CancelToken>>,
     checkpoint: Option<checkpoint::CheckpointArg>,
+    runtime_mode: &str,
+    semantics: Option<plan::SemanticsArg>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e, true))?;
+    let mut plan = plan::from_python(nodes, object_reuse).map_err(|e| job_failed(&e, true))?;
+    plan.semantics = plan::semantics(runtime_mode, semantics).map_err(|e| job_failed(&e, true))?;
     let cluster = cluster.map(|(process, addresses, secret, timeout_ms, fingerprint, heartbeat_ms)| {
         ClusterConfig::new(process, addresses, secret)
             .threads(workers)

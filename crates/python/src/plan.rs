@@ -20,14 +20,15 @@ use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::windows::event_time::{Assigner, Evictor, GapFn, SessionGap, TimeDomain, Trigger, WindowConfig};
 use ferroflow_engine::{
-    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, UdfError, UdfResult, WatermarkSpec,
-    WindowFunction, WindowSpec,
+    ApplyFactory, ErrorKind, JobError, NodeKind, Partitioning, Plan, RuntimeMode, Semantics, UdfError, UdfResult,
+    WatermarkSpec, WindowFunction, WindowSpec,
 };
 
 use crate::errors::udf_error;
-use crate::process::StateStore;
+use crate::process::{Ns, StateStore};
 use crate::record::{describe, type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
+use crate::triggers::{PyEvictor, PyTrigger};
 use crate::udf::*;
 
 // -- the node kinds, as `_nodes.py` declares them -------------------------------------------
@@ -45,7 +46,8 @@ struct FunctionSourceKind {
 
 #[derive(FromPyObject)]
 struct TextFile {
-    path: String,
+    paths: Vec<String>,
+    recursive: bool,
     encoding_errors: String,
 }
 
@@ -135,6 +137,17 @@ struct WriteText {
 }
 
 #[derive(FromPyObject)]
+struct WriteFiles {
+    path: String,
+    prefix: String,
+    suffix: String,
+    part_size: Option<u64>,
+    rollover_interval: Option<u64>,
+    inactivity_interval: Option<u64>,
+    bucket: Option<Py<PyAny>>,
+}
+
+#[derive(FromPyObject)]
 struct WriteSocket {
     host: String,
     port: u16,
@@ -177,6 +190,19 @@ struct ContinuousTriggerSpec {
 #[derive(FromPyObject)]
 struct PurgingTriggerSpec<'py> {
     inner: Bound<'py, PyAny>,
+}
+
+/// `CustomTriggerSpec`: a user's `Trigger` subclass (its `TriggerUdf`).
+#[derive(FromPyObject)]
+struct CustomTriggerSpec {
+    udf: Py<PyAny>,
+    can_merge: bool,
+}
+
+/// `CustomEvictorSpec`: a user's `Evictor` subclass (its `EvictorUdf`).
+#[derive(FromPyObject)]
+struct CustomEvictorSpec {
+    udf: Py<PyAny>,
 }
 
 #[derive(FromPyObject)]
@@ -265,8 +291,12 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             }
         }
         "text_file" => {
-            let TextFile { path, encoding_errors: errors } = kind.extract()?;
-            NodeKind::Source { factory: sources::text_file(path, encoding_errors(&errors)?), parallel: true }
+            let TextFile { paths, recursive, encoding_errors: errors } = kind.extract()?;
+            let paths = paths.into_iter().map(Into::into).collect();
+            NodeKind::Source {
+                factory: sources::text_files(paths, recursive, encoding_errors(&errors)?),
+                parallel: true,
+            }
         }
         "sequence" => {
             let Sequence { start, end } = kind.extract()?;
@@ -383,18 +413,26 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
         }
         "write_text" => {
             let WriteText { path, overwrite } = kind.extract()?;
-            let encode: sinks::Encode<PyRec> = Arc::new(|batch, out| {
-                Python::attach(|py| {
-                    for r in batch {
-                        let x = r.0.bind(py);
-                        let s = x.str().map_err(|e| udf_error(py, e, Some(x)))?;
-                        out.extend_from_slice(s.to_string_lossy().as_bytes());
-                        out.push(b'\n');
-                    }
-                    Ok(())
-                })
+            NodeKind::Sink(sinks::text_file(path, overwrite, str_lines()))
+        }
+        "write_files" => {
+            let WriteFiles { path, prefix, suffix, part_size, rollover_interval, inactivity_interval, bucket } =
+                kind.extract()?;
+            let bucket = bucket.map(|f| {
+                let f = Arc::new(f);
+                Arc::new(move |now: i64| {
+                    Python::attach(|py| {
+                        let b = f.bind(py).call1((now,)).map_err(|e| udf_error(py, e, None))?;
+                        b.extract::<String>().map_err(|_| {
+                            UdfError::new(format!("a FileSink bucket must be a str, got {}", type_name(&b)))
+                        })
+                    })
+                }) as sinks::BucketFn
             });
-            NodeKind::Sink(sinks::text_file(path, overwrite, encode))
+            let rolling =
+                sinks::RollingPolicy { part_size, rollover_ms: rollover_interval, inactivity_ms: inactivity_interval };
+            let config = sinks::PartFileConfig { prefix, suffix, rolling, bucket };
+            NodeKind::Sink(sinks::part_files(path, config, str_lines()))
         }
         "write_socket" => {
             let WriteSocket { host, port, serialize } = kind.extract()?;
@@ -469,22 +507,15 @@ fn aggregate(name: &str, a: Aggregate<'_>) -> PyResult<ReduceFactory<PyRec>> {
 
 /// The window node: its settings and its one window function.
 fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>> {
-    let windowing = py.import("ferroflow.windowing")?;
-    let time_window = Arc::new(windowing.getattr("TimeWindow")?.unbind());
-    let global_window = Arc::new(windowing.getattr("GlobalWindow")?.call0()?.unbind());
+    let windows = Arc::new(WindowObjects::new(py)?);
     let apply = |udf: Py<PyAny>| -> ApplyFactory<PyRec> {
-        let (udf, time_window, global_window) = (Arc::new(udf), time_window.clone(), global_window.clone());
+        let (udf, windows) = (Arc::new(udf), windows.clone());
         Arc::new(move |ctx: &WorkerContext, state: &SharedContext<PyRec>| {
             Python::attach(|py| {
-                let store = Py::new(py, StateStore { ctx: state.clone(), window: false })
+                let store = Py::new(py, StateStore { ctx: state.clone(), ns: Ns::Key })
                     .map_err(|e| UdfError::internal(format!("a window function could not be set up: {e}")))?;
                 let (f, clear) = BoundUdf::window(py, &udf, ctx, store.into_any())?;
-                Ok(Box::new(PyWindowApply {
-                    f,
-                    clear,
-                    time_window: time_window.clone_ref(py),
-                    global_window: global_window.clone_ref(py),
-                }) as Box<dyn WindowApply<PyRec>>)
+                Ok(Box::new(PyWindowApply { f, clear, windows: windows.clone_ref(py) }) as Box<dyn WindowApply<PyRec>>)
             })
         })
     };
@@ -516,6 +547,22 @@ fn window(py: Python<'_>, name: &str, w: Window<'_>) -> PyResult<NodeKind<PyRec>
 }
 
 /// A text source's `encoding_errors`.
+/// `str(record)` and a newline per record, UTF-8 (`write_as_text`, Flink's
+/// `SimpleStringEncoder`).
+fn str_lines() -> sinks::Encode<PyRec> {
+    Arc::new(|batch, out| {
+        Python::attach(|py| {
+            for r in batch {
+                let x = r.0.bind(py);
+                let s = x.str().map_err(|e| udf_error(py, e, Some(x)))?;
+                out.extend_from_slice(s.to_string_lossy().as_bytes());
+                out.push(b'\n');
+            }
+            Ok(())
+        })
+    })
+}
+
 fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {
     EncodingErrors::parse(name).map_err(|e| bug(e.to_string()))
 }
@@ -538,6 +585,20 @@ fn test_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<TestEvent<PyRec>>> {
         });
     }
     Ok(out)
+}
+
+/// A window's trigger: a built-in one, or a user's (its `TriggerUdf`, `can_merge()`).
+enum TriggerOf {
+    Builtin(Trigger),
+    Custom(Arc<Py<PyAny>>, bool),
+}
+
+fn trigger_setting(t: &Bound<'_, PyAny>) -> PyResult<TriggerOf> {
+    if kind_of(t)? == "custom" {
+        let CustomTriggerSpec { udf, can_merge } = t.extract()?;
+        return Ok(TriggerOf::Custom(Arc::new(udf), can_merge));
+    }
+    trigger_of(t).map(TriggerOf::Builtin)
 }
 
 fn trigger_of(t: &Bound<'_, PyAny>) -> PyResult<Trigger> {
@@ -578,7 +639,8 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
         "global" => (Shape::Global, TimeDomain::EventTime, None),
         other => return Err(bug(format!("unknown window assigner '{other}'"))),
     };
-    let trigger = w.trigger.as_ref().map(trigger_of).transpose()?;
+    let trigger = w.trigger.as_ref().map(trigger_setting).transpose()?;
+    let mut custom_evictor: Option<Arc<Py<PyAny>>> = None;
     let (evictor, evict_after) = match &w.evictor {
         Some(e) => match kind_of(e)?.as_str() {
             "count" => {
@@ -589,13 +651,17 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
                 let TimeEvictorSpec { window_size, do_evict_after } = e.extract()?;
                 (Some(Evictor::Time(window_size)), do_evict_after)
             }
+            "custom" => {
+                custom_evictor = Some(Arc::new(e.extract::<CustomEvictorSpec>()?.udf));
+                (None, false)
+            }
             other => return Err(bug(format!("unknown evictor '{other}'"))),
         },
         None => (None, false),
     };
     let lateness = w.allowed_lateness;
     let late_output = w.late_output_tag.is_some();
-    Ok(Arc::new(move |ctx| {
+    Ok(Arc::new(move |ctx, state| {
         let assigner = match (shape, &gap_fn) {
             (Shape::Tumbling(size, offset), _) => Assigner::Tumbling { domain, size, offset },
             (Shape::Sliding(size, slide, offset), _) => Assigner::Sliding { domain, size, slide, offset },
@@ -615,11 +681,20 @@ fn window_config(w: &Window<'_>) -> PyResult<WindowConfigFactory<PyRec>> {
             (Shape::Session(None), None) | (Shape::Global, _) => Assigner::Global,
         };
         let mut config = WindowConfig::new(assigner).allowed_lateness(lateness).evict_after(evict_after);
-        if let Some(t) = &trigger {
-            config = config.trigger(t.clone());
+        match &trigger {
+            Some(TriggerOf::Builtin(t)) => config = config.trigger(t.clone()),
+            Some(TriggerOf::Custom(udf, can_merge)) => {
+                let t = Python::attach(|py| PyTrigger::new(py, udf, *can_merge, ctx, state))?;
+                config = config.trigger_function(Box::new(t));
+            }
+            None => {}
         }
         if let Some(e) = evictor {
             config = config.evictor(e);
+        }
+        if let Some(udf) = &custom_evictor {
+            let e = Python::attach(|py| PyEvictor::new(py, udf, ctx))?;
+            config = config.evictor_function(Box::new(e));
         }
         if late_output {
             config = config.side_output_late_data();
@@ -672,10 +747,43 @@ pub fn from_python(nodes: &Bound<'_, PyAny>, object_reuse: bool) -> Result<Plan<
             Err(e) => return Err(internal(Some(name), format!("its node kind '{tag}' could not be read: {e}"))),
         };
         plan.manual_processing_time |= tag == "testing_source";
+        // A source kind says whether it ends by itself (`_nodes.Source.bounded`).
+        let unbounded = matches!(kind, NodeKind::Source { .. })
+            && !node.kind.getattr("bounded").and_then(|b| b.extract::<bool>()).unwrap_or(true);
         let id = plan.add(node.name, node.inputs, kind);
+        if unbounded {
+            plan.set_unbounded(id);
+        }
         if let Some(p) = node.parallelism {
             plan.set_parallelism(id, p);
         }
     }
     Ok(plan)
+}
+
+/// `run_job`'s `semantics`: a `ferroflow.semantics.Semantics`, read by its attributes.
+#[derive(FromPyObject)]
+pub struct SemanticsArg {
+    fire_partial_windows_at_end: bool,
+    fire_processing_timers_at_end: bool,
+}
+
+/// The engine's semantics from `run_job`'s `runtime_mode` (a `RuntimeExecutionMode`'s
+/// lower-case name) and `semantics` (None: ferroflow's defaults).
+pub fn semantics(mode: &str, options: Option<SemanticsArg>) -> Result<Semantics, JobError> {
+    let mode = match mode {
+        "streaming" => RuntimeMode::Streaming,
+        "batch" => RuntimeMode::Batch,
+        "automatic" => RuntimeMode::Automatic,
+        other => return Err(JobError::new(ErrorKind::Internal, format!("unknown runtime mode '{other}'"))),
+    };
+    let defaults = Semantics::default();
+    Ok(match options {
+        Some(o) => Semantics {
+            mode,
+            fire_partial_windows_at_end: o.fire_partial_windows_at_end,
+            fire_processing_timers_at_end: o.fire_processing_timers_at_end,
+        },
+        None => Semantics { mode, ..defaults },
+    })
 }

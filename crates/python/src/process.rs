@@ -130,14 +130,25 @@ impl PyProcessContext {
 #[pyclass(module = "ferroflow._engine", frozen)]
 pub struct StateStore {
     pub(crate) ctx: SharedContext<PyRec>,
-    pub(crate) window: bool,
+    pub(crate) ns: Ns,
 }
 
-/// What a state object reads and writes through: the operator's context, and whether
-/// in the firing window's namespace.
+/// Which namespace a store's state objects reach within the current key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ns {
+    /// The key's own.
+    Key,
+    /// The firing window's (a window function's `context.window_state()`).
+    Window,
+    /// The window a user's trigger runs for (its `ctx.get_partitioned_state()`).
+    Trigger,
+}
+
+/// What a state object reads and writes through: the operator's context, and in
+/// which namespace.
 struct Scope {
     ctx: SharedContext<PyRec>,
-    window: bool,
+    ns: Ns,
 }
 
 /// TTL settings as `ferroflow.state` hands them over: (ttl ms, restart on read,
@@ -169,14 +180,14 @@ impl StateStore {
         if !c.is_keyed() {
             return Err(invalid_use("state is only available on a keyed stream (a function applied after key_by())"));
         }
-        if self.window {
+        if self.ns == Ns::Window {
             c.check_window_scope().map_err(py_err)?;
         }
         c.state.register(&d).map_err(py_err)
     }
 
     fn scope(&self) -> Scope {
-        Scope { ctx: self.ctx.clone(), window: self.window }
+        Scope { ctx: self.ctx.clone(), ns: self.ns }
     }
 }
 
@@ -220,7 +231,13 @@ impl StateStore {
 
     /// The same store in the firing window's namespace (`context.window_state()`).
     fn window_scope(&self) -> StateStore {
-        StateStore { ctx: self.ctx.clone(), window: true }
+        StateStore { ctx: self.ctx.clone(), ns: Ns::Window }
+    }
+
+    /// The same store at the key and window a user's trigger runs for
+    /// (`ctx.get_partitioned_state()`).
+    fn trigger_scope(&self) -> StateStore {
+        StateStore { ctx: self.ctx.clone(), ns: Ns::Trigger }
     }
 
     /// How many (key, window) pairs hold per-window state on this worker now (for
@@ -282,13 +299,31 @@ fn with_state_calling<T>(
 ) -> PyResult<UdfResult<T>> {
     let mut c = guard(&scope.ctx)?;
     // One call of `f`, so that it is inlined (the per-record path of keyed state).
-    let access = if scope.window { c.window_state_for_access() } else { c.state_for_access() };
+    let access = match scope.ns {
+        Ns::Key => c.state_for_access(),
+        Ns::Window => c.window_state_for_access(),
+        Ns::Trigger => c.trigger_state_for_access(),
+    };
     let (state, now) = access.map_err(py_err)?;
     let done = f(state, now);
-    if scope.window {
+    if scope.ns != Ns::Key {
         state.set_current_namespace(Namespace::Key);
     }
     Ok(done)
+}
+
+/// `merge_partitioned_state` of a trigger's state `id` (see
+/// [`ProcessContext::merge_trigger_state`]); the merge function's own error is left
+/// to the caller, as in [`with_state_calling`].
+fn merge_trigger_state(
+    scope: &Scope,
+    id: StateId,
+    merge: &mut dyn FnMut(&PyRec, &PyRec) -> UdfResult<PyRec>,
+) -> PyResult<UdfResult<()>> {
+    if scope.ns != Ns::Trigger {
+        return Err(invalid_use("merging windows' state is only for a trigger's ctx.merge_partitioned_state()"));
+    }
+    Ok(guard(&scope.ctx)?.merge_trigger_state(id, merge))
 }
 
 pub(crate) fn rec(x: &Bound<'_, PyAny>) -> PyRec {
@@ -359,6 +394,13 @@ impl ListStateImpl {
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Ok(self.get(py)?.try_iter()?.into_any())
+    }
+
+    /// A trigger's `ctx.merge_partitioned_state(descriptor)` in `on_merge`: the
+    /// merged windows' lists are appended to the new window's.
+    fn merge_windows(&self) -> PyResult<()> {
+        let mut unused = |_: &PyRec, _: &PyRec| Err(UdfError::internal("lists merge without a merge function"));
+        merge_trigger_state(&self.ctx, self.id, &mut unused)?.map_err(py_err)
     }
 }
 
@@ -484,6 +526,17 @@ impl ReducingStateImpl {
         Ok(obj(py, with_state(&self.ctx, |s, now| s.reducing_get(self.id, now))?))
     }
 
+    /// A trigger's `ctx.merge_partitioned_state(descriptor)` in `on_merge`: the
+    /// merged windows' values go into the new window's, reduced.
+    fn merge_windows(&self, py: Python<'_>) -> PyResult<()> {
+        let f = self.reduce.bind(py);
+        let mut raised = UserRaised::default();
+        let mut reduce =
+            |a: &PyRec, b: &PyRec| raised.catch(py, f.call1((a.0.bind(py), b.0.bind(py))).map(|r| rec(&r)));
+        let done = merge_trigger_state(&self.ctx, self.id, &mut reduce)?;
+        done.map_err(|e| raised.raise(e))
+    }
+
     fn add(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = rec(value);
         let f = self.reduce.bind(py);
@@ -558,6 +611,19 @@ impl AggregatingStateImpl {
         agg.raised = UserRaised::default();
         let done = with_state_calling(&self.ctx, |s, now| s.aggregating_get(self.id, &mut *agg, now))?;
         Ok(obj(py, done.map_err(|e| agg.raised.raise(e))?))
+    }
+
+    /// A trigger's `ctx.merge_partitioned_state(descriptor)` in `on_merge`: the
+    /// merged windows' accumulators merge into the new window's (`merge()`).
+    fn merge_windows(&self) -> PyResult<()> {
+        let mut agg = self.agg.lock().unwrap_or_else(|e| e.into_inner());
+        agg.raised = UserRaised::default();
+        let done = {
+            let agg = &mut *agg;
+            let mut merge = |a: &PyRec, b: &PyRec| agg.merge(a.clone(), b.clone());
+            merge_trigger_state(&self.ctx, self.id, &mut merge)?
+        };
+        done.map_err(|e| agg.raised.raise(e))
     }
 
     fn add(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -685,7 +751,7 @@ pub fn process_factory(udf: Arc<Py<PyAny>>, side_tags: Vec<String>) -> ProcessFa
                 domain.getattr("EVENT_TIME").map_err(internal)?.unbind(),
                 domain.getattr("PROCESSING_TIME").map_err(internal)?.unbind(),
             );
-            let store = Py::new(py, StateStore { ctx: ctx.clone(), window: false }).map_err(internal)?;
+            let store = Py::new(py, StateStore { ctx: ctx.clone(), ns: Ns::Key }).map_err(internal)?;
             let ctx_obj = Py::new(py, PyProcessContext { ctx: ctx.clone(), domains }).map_err(internal)?;
             // `bind_process` runs the user's `open()`, whose errors are the user's.
             let bound = udf

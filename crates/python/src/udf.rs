@@ -49,7 +49,8 @@ impl BoundUdf {
         Ok((BoundUdf { call, close }, clear))
     }
 
-    fn from_bind(py: Python<'_>, bound: PyResult<Bound<'_, PyAny>>) -> UdfResult<BoundUdf> {
+    /// What a `bind`-like method of the API returned: `(call, close)`.
+    pub fn from_bind(py: Python<'_>, bound: PyResult<Bound<'_, PyAny>>) -> UdfResult<BoundUdf> {
         let bound = bound.map_err(|e| udf_error(py, e, None))?;
         // `bind` is the API's own (it runs the user's `open()`, whose errors are the user's).
         let (call, close): (Py<PyAny>, Option<Py<PyAny>>) =
@@ -175,24 +176,48 @@ impl Reducer<PyRec> for PyReducer {
     }
 }
 
-pub struct PyWindowApply {
-    pub f: BoundUdf,
-    /// The function's `clear(key, window, watermark, processing_time)`, if it has one.
-    pub clear: Option<Py<PyAny>>,
-    /// `TimeWindow(start, end)` class and the `GlobalWindow` object.
+/// Windows as the API's objects: the `TimeWindow(start, end)` class and the
+/// `GlobalWindow` object.
+pub struct WindowObjects {
     pub time_window: Py<PyAny>,
     pub global_window: Py<PyAny>,
 }
 
-impl PyWindowApply {
-    /// The window of `ctx` as the API's `TimeWindow` or `GlobalWindow`.
-    fn window<'py>(&self, py: Python<'py>, ctx: &WindowContext) -> UdfResult<Bound<'py, PyAny>> {
-        Ok(match ctx.window {
+impl WindowObjects {
+    pub fn new(py: Python<'_>) -> PyResult<WindowObjects> {
+        let windowing = py.import("ferroflow.windowing")?;
+        Ok(WindowObjects {
+            time_window: windowing.getattr("TimeWindow")?.unbind(),
+            global_window: windowing.getattr("GlobalWindow")?.call0()?.unbind(),
+        })
+    }
+
+    pub fn clone_ref(&self, py: Python<'_>) -> WindowObjects {
+        WindowObjects { time_window: self.time_window.clone_ref(py), global_window: self.global_window.clone_ref(py) }
+    }
+
+    /// `window` as the API's `TimeWindow` or `GlobalWindow`.
+    pub fn object<'py>(&self, py: Python<'py>, window: WindowInfo) -> UdfResult<Bound<'py, PyAny>> {
+        Ok(match window {
             WindowInfo::Time(tw) => {
                 self.time_window.bind(py).call1((tw.start, tw.end)).map_err(|e| udf_error(py, e, None))?
             }
             WindowInfo::Global => self.global_window.bind(py).clone(),
         })
+    }
+}
+
+pub struct PyWindowApply {
+    pub f: BoundUdf,
+    /// The function's `clear(key, window, watermark, processing_time)`, if it has one.
+    pub clear: Option<Py<PyAny>>,
+    pub windows: WindowObjects,
+}
+
+impl PyWindowApply {
+    /// The window of `ctx` as the API's `TimeWindow` or `GlobalWindow`.
+    fn window<'py>(&self, py: Python<'py>, ctx: &WindowContext) -> UdfResult<Bound<'py, PyAny>> {
+        self.windows.object(py, ctx.window)
     }
 }
 

@@ -26,7 +26,7 @@ class StreamExecutionEnvironment(_Environment):
 
     def __init__(self) -> None:
         super().__init__()
-        getattr(self, "_use_flink_semantics", lambda: None)()  # TODO(merge batchmode): call it directly
+        self._use_flink_semantics()
         # print() of an undeclared stream shows str(value), as PyFlink's pickled type does.
         self._prints_undeclared_as_pyflink = True
 

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -180,33 +181,217 @@ impl Drop for PendingFile {
     }
 }
 
-/// A file sink under checkpoints (Flink's `FileSink` with its two-phase commit): `dir`
-/// holds each worker's part files, `part-<worker>-<n>`.
+/// How a file sink names, rolls and buckets its part files (Flink's `FileSink` and its
+/// `OutputFileConfig`, `RollingPolicy` and `BucketAssigner`).
+#[derive(Clone)]
+pub struct PartFileConfig {
+    /// Files are named `<prefix>-<uid>-<worker>-<counter><suffix>`: `uid` is new each
+    /// time a worker starts, so a restarted job, or another job writing to the same
+    /// directory, never reuses a name.
+    pub prefix: String,
+    pub suffix: String,
+    pub rolling: RollingPolicy,
+    /// The bucket of records written at a time (ms since the epoch): a relative
+    /// directory under the base path. `None`: every file directly in the base path.
+    pub bucket: Option<BucketFn>,
+}
+
+/// When a file sink closes its file and starts the next one, besides at every
+/// checkpoint and the job's end (which always close it). Checked before each record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RollingPolicy {
+    /// The file holds more than this many bytes.
+    pub part_size: Option<u64>,
+    /// The file was opened this many ms ago.
+    pub rollover_ms: Option<u64>,
+    /// Nothing was written to the file for this many ms.
+    pub inactivity_ms: Option<u64>,
+}
+
+/// The bucket directory for records written at a time in ms since the epoch.
+pub type BucketFn = Arc<dyn Fn(i64) -> UdfResult<String> + Send + Sync>;
+
+/// Flink's `FileSink` (row format): each worker writes part files under `base`, in the
+/// bucket directory `config.bucket` gives, named and rolled as `config` says.
 ///
-/// A worker writes into a hidden in-progress file. When a checkpoint `n` is taken, the
-/// file is synced and renamed to the hidden `.part-<worker>-<n>.pending`, and the
-/// checkpoint records it (pre-commit). When checkpoint `n` completes, pending files up to
+/// Files are written hidden (`.<name>.inprogress.<random>`), become pending
+/// (`.<name>.pending`) when they roll, and get their visible name when the checkpoint
+/// after them completes, or, for the last ones (and for every one in a job without
+/// checkpoints), when the job succeeds. A failed job without checkpoints leaves nothing
+/// visible; with checkpoints a restore commits exactly what its checkpoint lists (see
+/// [`PartFiles`]). Files already in `base` are left alone: names never collide.
+pub fn part_files<R: 'static>(base: impl Into<PathBuf>, config: PartFileConfig, encode: Encode<R>) -> SinkFactory<R> {
+    let base = base.into();
+    Arc::new(move |ctx| {
+        if base.is_file() {
+            return Err(UdfError::new(format!(
+                "{} is a file: a FileSink writes a directory of part files; give it a directory path",
+                base.display()
+            )));
+        }
+        fs::create_dir_all(&base).map_err(|e| UdfError::new(format!("cannot create {}: {e}", base.display())))?;
+        let (checkpointed, first_id) = match ctx.checkpointing {
+            Checkpointing::On { first_id, .. } => (true, first_id),
+            Checkpointing::Off => (false, 0),
+        };
+        let names = Names::Counted { prefix: config.prefix.clone(), suffix: config.suffix.clone(), uid: new_uid()? };
+        let mut sink = PartFiles::new(&base, ctx.index, names, checkpointed, first_id, encode.clone());
+        sink.rolling = config.rolling;
+        sink.bucket = config.bucket.clone();
+        Ok(Box::new(sink) as Box<dyn Sink<R>>)
+    })
+}
+
+/// A random id in the form of a UUID (8-4-4-4-12 hex digits), as Flink names part files.
+fn new_uid() -> UdfResult<String> {
+    let random = |_| getrandom::u64().map_err(|e| UdfError::new(format!("no randomness from the OS: {e}")));
+    let (a, b) = (random(0)?, random(1)?);
+    Ok(format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    ))
+}
+
+/// How part files are named.
+enum Names {
+    /// `write_as_text` under checkpoints: `part-<worker>-<n>`, one file per checkpoint
+    /// `n` (the number is given when the file is pre-committed).
+    ByCheckpoint,
+    /// A `FileSink`: `<prefix>-<uid>-<worker>-<counter><suffix>`, numbered when opened.
+    Counted { prefix: String, suffix: String, uid: String },
+}
+
+impl Names {
+    /// The worker that wrote a hidden pending or in-progress file of this naming, from
+    /// its name; `None` for any other file.
+    fn worker_of_hidden(&self, name: &str) -> Option<usize> {
+        let rest = name.strip_prefix('.')?;
+        if !(rest.ends_with(".pending") || rest.contains(".inprogress.")) {
+            return None;
+        }
+        match self {
+            Names::ByCheckpoint => part_name(name).map(|(worker, _)| worker),
+            Names::Counted { prefix, .. } => {
+                let rest = rest.strip_prefix(prefix.as_str())?.strip_prefix('-')?;
+                let uid = rest.get(..36)?;
+                if !uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                    return None;
+                }
+                let (worker, _) = rest.get(36..)?.strip_prefix('-')?.split_once('-')?;
+                worker.parse().ok()
+            }
+        }
+    }
+}
+
+/// `dir/.<name>.pending` for the final path `dir/<name>`.
+fn pending_of(target: &Path) -> PathBuf {
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(target.file_name().unwrap_or_default());
+    hidden.push(".pending");
+    target.with_file_name(hidden)
+}
+
+/// Milliseconds since the epoch by the system clock (what rolling and buckets follow,
+/// as Flink's processing time).
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A relative directory made of plain names (no `..`, no root), checked.
+fn bucket_dir(base: &Path, bucket: &str) -> UdfResult<PathBuf> {
+    let rel = Path::new(bucket);
+    if !rel.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        return Err(UdfError::new(format!(
+            "a FileSink bucket must be a relative directory of plain names, got {bucket:?}"
+        )));
+    }
+    Ok(base.join(rel))
+}
+
+/// The part file being written.
+struct OpenFile {
+    file: File,
+    /// Its hidden in-progress path.
+    path: PathBuf,
+    /// Its final path, if the naming gives it when the file opens.
+    target: Option<PathBuf>,
+}
+
+/// Part files committed with checkpoints (Flink's `FileSink` with its two-phase
+/// commit), for `write_as_text` under checkpoints (`dir/part-<worker>-<n>`) and for
+/// [`part_files`] (any naming, rolling and buckets, with or without checkpoints).
+///
+/// A worker writes into a hidden in-progress file. When the file rolls (a checkpoint is
+/// taken, or the [`RollingPolicy`] or a new bucket says so) it is synced and renamed to
+/// the hidden `.<name>.pending`. When a checkpoint `n` is taken, the files rolled since
+/// the last one are recorded in it (pre-commit); when `n` completes, pending files up to
 /// it get their visible names (commit). A restore from checkpoint `n` commits the
 /// pending files it lists (it completed; the commit may not have happened before the
 /// crash) and removes what was written after it: other pending files and in-progress
-/// ones. At the end of the job the last file is committed with the job's success, as
-/// `part-<worker>-<n>` with `n` after every checkpoint id of the run. So a reader of
-/// `dir` that skips hidden files (Flink's convention, `read_text_file`'s too) sees every
-/// record exactly once, however often the job was killed and restored.
+/// ones. At the end of the job the last files are committed with the job's success. So
+/// a reader of `dir` that skips hidden files (Flink's convention, `read_text_file`'s
+/// too) sees every record exactly once, however often the job was killed and restored.
+///
+/// Without checkpoints every file waits for the job's success, and a failed job removes
+/// them all (as a plain `write_as_text` does).
 pub struct PartFiles<R> {
     dir: PathBuf,
     worker: usize,
     encode: Encode<R>,
+    names: Names,
+    rolling: RollingPolicy,
+    bucket: Option<BucketFn>,
+    checkpointed: bool,
     buf: Vec<u8>,
-    /// The in-progress file and its path, opened at the first record after a commit.
-    current: Option<(File, PathBuf)>,
-    /// Pre-committed, not yet committed: checkpoint ids, oldest first.
-    pending: Vec<u64>,
-    /// The next file's id at the end of the job: after every checkpoint id seen.
+    /// Where the next file opens: `dir`, or the bucket of the latest records.
+    bucket_dir: PathBuf,
+    /// The in-progress file, opened at the first bytes written after a roll.
+    current: Option<OpenFile>,
+    /// The current file's bytes (buffered ones too), when its first record came, and
+    /// when its latest record came; `started` is `None` while it holds no record.
+    size: u64,
+    started: Option<i64>,
+    written: i64,
+    /// Files this worker opened (their counter, [`Names::Counted`]).
+    counter: u64,
+    /// Rolled since the last pre-commit: final paths.
+    rolled: Vec<PathBuf>,
+    /// Pre-committed, not yet committed: checkpoint id and final path, oldest first.
+    pending: Vec<(u64, PathBuf)>,
+    /// The id of files rolled at the end of the job: after every checkpoint id seen.
     next_id: u64,
 }
 
 impl<R> PartFiles<R> {
+    fn new(dir: &Path, worker: usize, names: Names, checkpointed: bool, first_id: u64, encode: Encode<R>) -> Self {
+        PartFiles {
+            dir: dir.to_path_buf(),
+            worker,
+            encode,
+            names,
+            rolling: RollingPolicy::default(),
+            bucket: None,
+            checkpointed,
+            buf: Vec::new(),
+            bucket_dir: dir.to_path_buf(),
+            current: None,
+            size: 0,
+            started: None,
+            written: 0,
+            counter: 0,
+            rolled: Vec::new(),
+            pending: Vec::new(),
+            next_id: first_id,
+        }
+    }
+
+    /// `write_as_text(dir)` under checkpoints.
     fn open(
         dir: &Path,
         ctx: &WorkerContext,
@@ -239,27 +424,29 @@ impl<R> PartFiles<R> {
             }
         }
         fs::create_dir_all(dir).map_err(err)?;
-        Ok(PartFiles {
-            dir: dir.to_path_buf(),
-            worker: ctx.index,
-            encode,
-            buf: Vec::new(),
-            current: None,
-            pending: Vec::new(),
-            next_id: first_id,
-        })
-    }
-
-    fn pending_path(&self, worker: usize, id: u64) -> PathBuf {
-        self.dir.join(format!(".part-{worker}-{id}.pending"))
-    }
-
-    fn final_path(&self, worker: usize, id: u64) -> PathBuf {
-        self.dir.join(format!("part-{worker}-{id}"))
+        Ok(PartFiles::new(dir, ctx.index, Names::ByCheckpoint, true, first_id, encode))
     }
 
     fn io(&self, what: &Path, e: std::io::Error) -> UdfError {
         UdfError::new(format!("writing {}: {e}", what.display()))
+    }
+
+    /// Opens the next in-progress file in the current bucket.
+    fn open_file(&mut self) -> UdfResult<OpenFile> {
+        let dir = self.bucket_dir.clone();
+        if dir != self.dir {
+            fs::create_dir_all(&dir).map_err(|e| UdfError::new(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let (path, target) = match &self.names {
+            Names::ByCheckpoint => (in_progress_path(&dir.join(format!("part-{}-0", self.worker)))?, None),
+            Names::Counted { prefix, suffix, uid } => {
+                let target = dir.join(format!("{prefix}-{uid}-{}-{}{suffix}", self.worker, self.counter));
+                self.counter += 1;
+                (in_progress_path(&target)?, Some(target))
+            }
+        };
+        let file = File::create_new(&path).map_err(|e| self.io(&path, e))?;
+        Ok(OpenFile { file, path, target })
     }
 
     /// Writes out the buffer, opening the in-progress file if need be.
@@ -268,39 +455,84 @@ impl<R> PartFiles<R> {
             return Ok(());
         }
         if self.current.is_none() {
-            let path = in_progress_path(&self.final_path(self.worker, 0))?;
-            let file = File::create_new(&path).map_err(|e| self.io(&path, e))?;
-            self.current = Some((file, path));
+            self.current = Some(self.open_file()?);
         }
-        let (file, path) = self.current.as_mut().expect("opened above");
-        file.write_all(&self.buf).map_err(|e| UdfError::new(format!("writing {}: {e}", path.display())))?;
+        let open = self.current.as_mut().expect("opened above");
+        open.file.write_all(&self.buf).map_err(|e| UdfError::new(format!("writing {}: {e}", open.path.display())))?;
         self.buf.clear();
         Ok(())
     }
 
-    /// Syncs the in-progress file and renames it `to` (hidden or final).
-    fn finish_current(&mut self, to: &Path) -> UdfResult<bool> {
+    /// Closes the current file: synced and renamed pending, listed in `rolled`. `id`
+    /// numbers it under [`Names::ByCheckpoint`].
+    fn roll(&mut self, id: u64) -> UdfResult<()> {
         self.write_out()?;
-        let Some((file, path)) = self.current.take() else { return Ok(false) };
-        file.sync_all().map_err(|e| self.io(&path, e))?;
-        fs::rename(&path, to).map_err(|e| self.io(to, e))?;
-        Ok(true)
+        (self.size, self.started) = (0, None);
+        let Some(open) = self.current.take() else { return Ok(()) };
+        open.file.sync_all().map_err(|e| self.io(&open.path, e))?;
+        let target = open.target.unwrap_or_else(|| self.dir.join(format!("part-{}-{id}", self.worker)));
+        let pending = pending_of(&target);
+        fs::rename(&open.path, &pending).map_err(|e| self.io(&pending, e))?;
+        self.rolled.push(target);
+        Ok(())
     }
 
-    /// Gives pending file `id` of `worker` its visible name; done already is fine.
-    fn commit_one(&self, worker: usize, id: u64) -> UdfResult<()> {
-        let (from, to) = (self.pending_path(worker, id), self.final_path(worker, id));
-        match fs::rename(&from, &to) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
+    /// Whether the policy closes the current file before the next record, at `now`.
+    fn should_roll(&self, now: i64) -> bool {
+        let Some(started) = self.started else { return false };
+        let past = |since: i64, limit: Option<u64>| limit.is_some_and(|l| now.saturating_sub(since) >= l as i64);
+        self.rolling.part_size.is_some_and(|limit| self.size > limit)
+            || past(started, self.rolling.rollover_ms)
+            || past(self.written, self.rolling.inactivity_ms)
+    }
+
+    /// Records `bytes` more in the current file at `now`.
+    fn wrote(&mut self, bytes: usize, now: i64) {
+        self.size += bytes as u64;
+        self.started.get_or_insert(now);
+        self.written = now;
+    }
+
+    /// Gives the pending file for `target` its visible name; done already is fine.
+    fn commit_one(&self, target: &Path) -> UdfResult<()> {
+        let from = pending_of(target);
+        match fs::rename(&from, target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(UdfError::new(format!("cannot commit {}: it is gone", from.display())))
             }
-            r => r.map_err(|e| self.io(&to, e)),
+            r => r.map_err(|e| self.io(target, e)),
         }
     }
 
-    fn sync_dir(&self) -> UdfResult<()> {
-        crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))
+    /// Syncs the directories holding `files` (each once), so their renames are durable.
+    fn sync_dirs<'p>(&self, files: impl IntoIterator<Item = &'p PathBuf>) -> UdfResult<()> {
+        let dirs: std::collections::BTreeSet<&Path> = files.into_iter().filter_map(|f| f.parent()).collect();
+        for dir in dirs {
+            crate::checkpoint::storage::sync_dir(dir).map_err(|e| self.io(dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes, under `dir` and its bucket directories, the pending and in-progress
+    /// files of the old workers `owned` says (written after the restored checkpoint).
+    fn remove_strays(&self, dir: &Path, owned: &dyn Fn(usize) -> bool) -> UdfResult<()> {
+        let entries = fs::read_dir(dir).map_err(|e| self.io(dir, e))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() && self.bucket.is_some() && !is_hidden(entry.file_name().as_os_str()) => {
+                    self.remove_strays(&path, owned)?
+                }
+                Ok(t) if t.is_file() && self.names.worker_of_hidden(name).is_some_and(owned) => {
+                    let _ = fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -313,9 +545,74 @@ fn part_name(name: &str) -> Option<(usize, u64)> {
     Some((worker.parse().ok()?, id.parse().ok()?))
 }
 
+/// A checkpoint section of pending files: their count, then per file its path relative
+/// to the sink's directory (length, bytes), 8-byte little-endian integers.
+fn write_pending(dir: &Path, files: &[(u64, PathBuf)], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    for (_, path) in files {
+        let rel = path.strip_prefix(dir).unwrap_or(path).as_os_str().as_bytes();
+        out.extend_from_slice(&(rel.len() as u64).to_le_bytes());
+        out.extend_from_slice(rel);
+    }
+}
+
+fn read_pending(section: &[u8]) -> Result<Vec<PathBuf>, String> {
+    if section.is_empty() {
+        return Ok(Vec::new());
+    }
+    fn int(rest: &mut &[u8]) -> Result<u64, String> {
+        let (head, tail) = rest.split_at_checked(8).ok_or("cut short")?;
+        *rest = tail;
+        Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
+    }
+    let mut rest = section;
+    let n = int(&mut rest)?;
+    let mut files = Vec::new();
+    for _ in 0..n {
+        let len = usize::try_from(int(&mut rest)?).map_err(|e| e.to_string())?;
+        let (name, tail) = rest.split_at_checked(len).ok_or("cut short")?;
+        rest = tail;
+        let rel = Path::new(std::ffi::OsStr::from_bytes(name));
+        if !rel.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            return Err(format!("a path outside the sink's directory: {}", rel.display()));
+        }
+        files.push(rel.to_path_buf());
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the last path", rest.len()));
+    }
+    Ok(files)
+}
+
 impl<R: 'static> Sink<R> for PartFiles<R> {
     fn write(&mut self, batch: &mut Vec<R>) -> UdfResult<()> {
-        (self.encode)(batch, &mut self.buf)
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        if let Some(bucket) = &self.bucket {
+            let dir = bucket_dir(&self.dir, &bucket(now)?)?;
+            if dir != self.bucket_dir {
+                // A bucket the clock has left gets no more records: its file is done.
+                self.roll(self.next_id)?;
+                self.bucket_dir = dir;
+            }
+        }
+        if self.rolling == RollingPolicy::default() {
+            let before = self.buf.len();
+            (self.encode)(batch, &mut self.buf)?;
+            self.wrote(self.buf.len() - before, now);
+            return Ok(());
+        }
+        for i in 0..batch.len() {
+            if self.should_roll(now) {
+                self.roll(self.next_id)?;
+            }
+            let before = self.buf.len();
+            (self.encode)(&batch[i..=i], &mut self.buf)?;
+            self.wrote(self.buf.len() - before, now);
+        }
+        Ok(())
     }
 
     fn flush(&mut self, _abort: &AtomicBool) -> UdfResult<()> {
@@ -326,105 +623,115 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
     }
 
     fn pre_commit(&mut self, id: u64, out: &mut Vec<u8>) -> UdfResult<()> {
-        if self.finish_current(&self.pending_path(self.worker, id))? {
-            self.pending.push(id);
-            self.sync_dir()?;
-        }
+        self.roll(id)?;
+        let rolled = std::mem::take(&mut self.rolled);
+        self.sync_dirs(&rolled)?;
+        self.pending.extend(rolled.into_iter().map(|f| (id, f)));
         self.next_id = self.next_id.max(id + 1);
-        // The pending ids, 8 bytes each (little-endian).
-        for id in &self.pending {
-            out.extend_from_slice(&id.to_le_bytes());
-        }
+        write_pending(&self.dir, &self.pending, out);
         Ok(())
     }
 
     fn commit_checkpoint(&mut self, id: u64) -> UdfResult<()> {
-        let done: Vec<u64> = self.pending.iter().copied().filter(|p| *p <= id).collect();
-        for p in &done {
-            self.commit_one(self.worker, *p)?;
+        let (done, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.0 <= id);
+        self.pending = later;
+        for (_, f) in &done {
+            self.commit_one(f)?;
         }
-        self.pending.retain(|p| *p > id);
-        if !done.is_empty() {
-            self.sync_dir()?;
-        }
-        Ok(())
+        self.sync_dirs(done.iter().map(|(_, f)| f))
     }
 
     fn restore(&mut self, from: &Restore<'_>, id: u64) -> UdfResult<()> {
         self.next_id = self.next_id.max(id + 1);
         let corrupt = |e: String| UdfError::internal(format!("a file sink's checkpoint section is unreadable: {e}"));
+        let mut committed = Vec::new();
         for (old, section) in from.sections().iter().enumerate() {
-            if !from.deals(old) {
-                continue;
-            }
-            if section.len() % 8 != 0 {
-                return Err(corrupt(format!("{} bytes", section.len())));
-            }
-            for id in section.chunks_exact(8) {
-                let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
-                self.commit_one(old, id)?;
+            if from.deals(old) {
+                for rel in read_pending(section).map_err(corrupt)? {
+                    let target = self.dir.join(rel);
+                    self.commit_one(&target)?;
+                    committed.push(target);
+                }
             }
         }
         // What the dealt workers wrote after the checkpoint: never visible, now dropped.
-        let entries = fs::read_dir(&self.dir).map_err(|e| self.io(&self.dir, e))?;
-        for entry in entries.filter_map(|e| e.ok()) {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some((worker, _)) = part_name(name) else { continue };
-            let stray = name.starts_with('.') && (name.ends_with(".pending") || name.contains(".inprogress."));
-            if stray && worker < from.old_peers().max(from.peers()) && from.deals(worker) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        self.sync_dir()
+        let workers = from.old_peers().max(from.peers());
+        self.remove_strays(&self.dir, &|w| w < workers && from.deals(w))?;
+        self.sync_dirs(&committed)?;
+        crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| self.io(&self.dir, e))
     }
 
     /// The job's end: the last file, committed with the job's success; and what is
-    /// still pending (its checkpoint did not complete before the end).
-    /// They stay listed as pending too: a sink that ends while the job goes on stands in
-    /// later checkpoints with them, so a restore commits them if the job is killed
-    /// before its end.
+    /// still pending (its checkpoint did not complete before the end). Under
+    /// checkpoints they stay listed as pending too: a sink that ends while the job goes
+    /// on stands in later checkpoints with them, so a restore commits them if the job is
+    /// killed before its end.
     fn prepare_commit(&mut self) -> UdfResult<Option<Box<dyn SinkCommit>>> {
         let last = self.next_id;
-        if self.finish_current(&self.pending_path(self.worker, last))? {
-            self.pending.push(last);
-            self.sync_dir()?;
-        }
-        let files: Vec<(PathBuf, PathBuf)> = self
-            .pending
-            .iter()
-            .map(|p| (self.pending_path(self.worker, *p), self.final_path(self.worker, *p)))
-            .collect();
-        Ok((!files.is_empty()).then(|| Box::new(PendingParts { files, dir: self.dir.clone() }) as Box<dyn SinkCommit>))
+        self.roll(last)?;
+        let rolled = std::mem::take(&mut self.rolled);
+        self.sync_dirs(&rolled)?;
+        self.pending.extend(rolled.into_iter().map(|f| (last, f)));
+        let files: Vec<PathBuf> = if self.checkpointed {
+            self.pending.iter().map(|(_, f)| f.clone()).collect()
+        } else {
+            std::mem::take(&mut self.pending).into_iter().map(|(_, f)| f).collect()
+        };
+        Ok((!files.is_empty())
+            .then(|| Box::new(PendingParts { files, remove_on_drop: !self.checkpointed }) as Box<dyn SinkCommit>))
     }
 }
 
 impl<R> Drop for PartFiles<R> {
-    /// The job stopped: an in-progress file is never committed (a restore would drop
-    /// it too); pending ones stay for a restore to commit.
+    /// The job stopped: an in-progress file, or one rolled since the last checkpoint,
+    /// is never committed (a restore would drop it too). Pending ones stay for a
+    /// restore to commit; without checkpoints nothing will, so they go too.
     fn drop(&mut self) {
-        if let Some((_, path)) = self.current.take() {
-            let _ = fs::remove_file(path);
+        if let Some(open) = self.current.take() {
+            let _ = fs::remove_file(open.path);
+        }
+        let pending = if self.checkpointed { Vec::new() } else { std::mem::take(&mut self.pending) };
+        for f in self.rolled.iter().chain(pending.iter().map(|(_, f)| f)) {
+            let _ = fs::remove_file(pending_of(f));
         }
     }
 }
 
-/// A checkpointed file sink's files at the job's end, committed with its success.
+/// A file sink's pending files at the job's end, committed with its success.
 struct PendingParts {
-    files: Vec<(PathBuf, PathBuf)>,
-    dir: PathBuf,
+    /// Final paths.
+    files: Vec<PathBuf>,
+    /// Without checkpoints: nothing else would commit them, so a failed job removes them.
+    remove_on_drop: bool,
 }
 
 impl SinkCommit for PendingParts {
-    fn commit(self: Box<Self>) -> Result<(), String> {
-        for (from, to) in &self.files {
-            match fs::rename(from, to) {
+    fn commit(mut self: Box<Self>) -> Result<(), String> {
+        let files = std::mem::take(&mut self.files);
+        for to in &files {
+            let from = pending_of(to);
+            match fs::rename(&from, to) {
                 // Committed already (a checkpoint completed after the sink ended).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
                 r => r.map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?,
             }
         }
-        crate::checkpoint::storage::sync_dir(&self.dir).map_err(|e| e.to_string())
+        let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+        for dir in dirs {
+            crate::checkpoint::storage::sync_dir(dir).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingParts {
+    /// Not committed: the job failed or was cancelled.
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            for f in &self.files {
+                let _ = fs::remove_file(pending_of(f));
+            }
+        }
     }
 }
 

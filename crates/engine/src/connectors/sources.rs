@@ -11,7 +11,7 @@ use crate::connectors::positions::dealt_pieces;
 use crate::connectors::sequence::sequence_share;
 use crate::connectors::socket::SocketLines;
 use crate::connectors::text::EncodingErrors;
-use crate::connectors::text_file::{list_input_files, plan_shares_with, FileShare, LineReader, SPLIT_MIN_BYTES};
+use crate::connectors::text_file::{list_files, plan_shares_with, FileShare, LineReader, SPLIT_MIN_BYTES};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus};
 use crate::record::Record;
@@ -30,9 +30,29 @@ pub fn text_file_split<R: Record>(
     errors: EncodingErrors,
     split_min: u64,
 ) -> SourceFactory<R> {
-    let path = path.into();
+    text_files_split(vec![path.into()], false, errors, split_min)
+}
+
+/// The lines of several files and directories (Flink's `FileSource` with its text line
+/// format): every file of every path, one after the other, split across workers as
+/// [`text_file`]'s; with `recursive`, directories are read with their sub-directories.
+pub fn text_files<R: Record>(paths: Vec<PathBuf>, recursive: bool, errors: EncodingErrors) -> SourceFactory<R> {
+    text_files_split(paths, recursive, errors, SPLIT_MIN_BYTES)
+}
+
+/// [`text_files`] splitting files from `split_min` bytes on (tests split small files).
+#[doc(hidden)]
+pub fn text_files_split<R: Record>(
+    paths: Vec<PathBuf>,
+    recursive: bool,
+    errors: EncodingErrors,
+    split_min: u64,
+) -> SourceFactory<R> {
     Arc::new(move |ctx| {
-        let files = list_input_files(&path).map_err(|e| UdfError::new(e.to_string()))?;
+        let mut files = Vec::new();
+        for path in &paths {
+            files.extend(list_files(path, recursive).map_err(|e| UdfError::new(e.to_string()))?);
+        }
         let shares =
             plan_shares_with(&files, ctx.index, ctx.peers, split_min).map_err(|e| UdfError::new(e.to_string()))?;
         Ok(Box::new(TextFileReader {

@@ -39,6 +39,13 @@ pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
 /// A missing path is an error of kind `NotFound` with the message
 /// `no such file or directory: <path>`; an empty directory gives `Ok(vec![])`.
 pub fn list_input_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    list_files(path, false)
+}
+
+/// [`list_input_files`], and with `recursive` the files of sub-directories too (those
+/// not hidden by the same rule), each directory's entries in name order (Flink's
+/// `FileSource` reads folders so).
+pub fn list_files(path: &Path, recursive: bool) -> io::Result<Vec<PathBuf>> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -53,24 +60,32 @@ pub fn list_input_files(path: &Path) -> io::Result<Vec<PathBuf>> {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
+    list_dir(path, recursive, &mut files)?;
+    Ok(files)
+}
+
+fn list_dir(path: &Path, recursive: bool, files: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| with_path(path, e))? {
         let entry = entry.map_err(|e| with_path(path, e))?;
         let name = entry.file_name();
-        if is_hidden(&name) {
-            continue;
+        if !is_hidden(&name) {
+            entries.push((name, entry.path()));
         }
-        let full = entry.path();
+    }
+    entries.sort();
+    for (_, full) in entries {
         // Follows symlinks, so a link to a file counts as a file.
         match std::fs::metadata(&full) {
-            Ok(m) if m.is_file() => files.push((name, full)),
+            Ok(m) if m.is_file() => files.push(full),
+            Ok(m) if m.is_dir() && recursive => list_dir(&full, recursive, files)?,
             Ok(_) => {}
             // A dangling link or a file deleted meanwhile: not an input.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(with_path(&full, e)),
         }
     }
-    files.sort();
-    Ok(files.into_iter().map(|(_, p)| p).collect())
+    Ok(())
 }
 
 /// A byte range `[start, end)` of one file, read by one worker.
@@ -483,6 +498,24 @@ mod tests {
             lines.extend(read_all(plan_shares(&files, w, 3).unwrap(), 10).unwrap());
         }
         assert_eq!(lines, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn recursive_listing_reads_sub_directories_but_not_hidden_ones() {
+        let dir = TempDir::new();
+        dir.write("b.txt", b"b");
+        std::fs::create_dir_all(dir.0.join("a").join("deep")).unwrap();
+        std::fs::create_dir(dir.0.join(".hidden-dir")).unwrap();
+        std::fs::create_dir(dir.0.join("_tmp")).unwrap();
+        dir.write("a/x.txt", b"x");
+        dir.write("a/deep/y.txt", b"y");
+        dir.write("a/.z.inprogress.1", b"z");
+        dir.write(".hidden-dir/h.txt", b"h");
+        dir.write("_tmp/t.txt", b"t");
+        let want = vec![dir.0.join("a/deep/y.txt"), dir.0.join("a/x.txt"), dir.0.join("b.txt")];
+        assert_eq!(list_files(&dir.0, true).unwrap(), want);
+        assert_eq!(list_files(&dir.0, false).unwrap(), vec![dir.0.join("b.txt")]);
+        assert_eq!(list_files(&dir.0.join("a/x.txt"), true).unwrap(), vec![dir.0.join("a/x.txt")]);
     }
 
     #[test]

@@ -2,7 +2,7 @@ use crate::time::Time;
 use std::rc::Rc;
 
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
-use timely::dataflow::operators::InputCapability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
 use crate::checkpoint::restore::Restore;
@@ -258,15 +258,18 @@ impl<R: Record> RollingReduce<R> {
 
     /// Folds `keyed` (emptied) into the state, appending what to emit to `out`: a key's
     /// first record as it is, then each `reduce(previous, value)` with the value's
-    /// timestamp (as Flink).
+    /// timestamp (as Flink). With `out` None (batch mode) nothing is emitted: see
+    /// [`RollingReduce::finish`].
     pub fn fold(
         &mut self,
         env: &OpEnv,
         red: &mut dyn Reducer<R>,
         keyed: &mut Vec<Keyed<R>>,
-        out: &mut Vec<R>,
+        mut out: Option<&mut Vec<R>>,
     ) -> UdfResult<()> {
-        out.reserve(keyed.len());
+        if let Some(out) = out.as_deref_mut() {
+            out.reserve(keyed.len());
+        }
         let mut records = keyed.drain(..);
         while let Some((key, _key_value, value)) = records.next() {
             // In stages, each once the previous one's data has arrived: the index slot
@@ -301,10 +304,31 @@ impl<R: Record> RollingReduce<R> {
                     value
                 }
             };
-            // The state holds what is emitted, and the next update may change it.
-            env.own_one(&mut emit)?;
-            out.push(emit);
+            if let Some(out) = out.as_deref_mut() {
+                // The state holds what is emitted, and the next update may change it.
+                env.own_one(&mut emit)?;
+                out.push(emit);
+            }
         }
+        Ok(())
+    }
+
+    /// Batch mode's end: appends every key's final result to `out` (Flink's
+    /// `BatchGroupedReduceOperator`: at timestamp `i64::MAX`), keys in the order of
+    /// their encodings, and forgets them.
+    pub fn finish(&mut self, red: &mut dyn Reducer<R>, out: &mut Vec<R>) -> UdfResult<()> {
+        let mut order: Vec<usize> = (0..self.state.len()).collect();
+        order.sort_by(|&a, &b| self.state.entry_at(a).0.bytes().cmp(self.state.entry_at(b).0.bytes()));
+        out.reserve(order.len());
+        for i in order {
+            let (key, state) = self.state.entry_at(i);
+            let mut result = red.result(key, state)?;
+            result.set_timestamp(i64::MAX);
+            out.push(result);
+        }
+        // Forgotten before the results go out, so they need no copy of their own.
+        self.state = KeyedState::new();
+        self.holds_records = false;
         Ok(())
     }
 }
@@ -323,9 +347,10 @@ pub fn reduce<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
     let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
     let factory = factory.clone();
-    driver::unary(stream, pact, info, env.clone(), move |_cap| {
+    driver::unary(stream, pact, info, env.clone(), move |cap| {
         let reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory)?;
-        Some(Reduce { key: None, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new() })
+        let held = env.semantics.batch().then_some(cap);
+        Some(Reduce { key: None, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new(), held })
     })
 }
 
@@ -353,7 +378,7 @@ pub fn key_reduce<'s, R: Record>(
     let info = OpInfo::udf(name, Some(node));
     let name = name.to_string();
     let factory = factory.clone();
-    driver::unary(stream, Pipeline, info, env.clone(), move |_cap| {
+    driver::unary(stream, Pipeline, info, env.clone(), move |cap| {
         let selector = env.instantiate(ErrorKind::Udf, &key_name, None, &*key_factory);
         let reducer = env.instantiate(ErrorKind::Udf, &name, parallelism, &*factory);
         let (selector, reducer) = match (selector, reducer) {
@@ -366,7 +391,8 @@ pub fn key_reduce<'s, R: Record>(
             }
         };
         let key = Some((key_id, key_name, selector));
-        Some(Reduce { key, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new() })
+        let held = env.semantics.batch().then_some(cap);
+        Some(Reduce { key, reducer, rolling: RollingReduce::new(), keyed: Vec::new(), out: Vec::new(), held })
     })
 }
 
@@ -378,18 +404,47 @@ struct Reduce<R: Record> {
     rolling: RollingReduce<R>,
     keyed: Vec<Keyed<R>>,
     out: Vec<R>,
+    /// Batch mode: where the final results go out at the end, following the input's
+    /// epochs meanwhile (the sinks' flow control waits for them).
+    held: Option<Capability<Time>>,
 }
 
 impl<R: Record> Reduce<R> {
     fn fold(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>) -> Result<(), Failure> {
-        self.rolling.fold(cx.env, &mut *self.reducer, &mut self.keyed, &mut self.out)?;
+        if self.held.is_some() {
+            return Ok(self.rolling.fold(cx.env, &mut *self.reducer, &mut self.keyed, None)?);
+        }
+        self.rolling.fold(cx.env, &mut *self.reducer, &mut self.keyed, Some(&mut self.out))?;
         cx.give(cap, &mut self.out);
         Ok(())
     }
 }
 
 impl<R: Record> OperatorLogic<R> for Reduce<R> {
-    fn on_end(&mut self, _cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+    /// Batch mode: the held capability follows the input's epoch and segment (its
+    /// watermark stays where it was: nothing goes out before the end).
+    fn on_frontier(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        if let Some(held) = self.held.as_mut() {
+            let frontier = cx.frontier(0);
+            let at = *held.time();
+            let next = Time {
+                epoch: crate::time::least_epoch(frontier).unwrap_or(at.epoch).max(at.epoch),
+                segment: crate::time::least_segment(frontier).unwrap_or(at.segment).max(at.segment),
+                ..at
+            };
+            if next != at {
+                held.downgrade(&next);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, cx: &mut Cx<'_, R>) -> Result<(), Failure> {
+        if let Some(held) = self.held.take() {
+            self.rolling.finish(&mut *self.reducer, &mut self.out)?;
+            cx.env.own(&mut self.out)?;
+            cx.give(&held, &mut self.out);
+        }
         if let Some((_id, name, sel)) = self.key.as_mut() {
             sel.close().map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
         }

@@ -50,6 +50,8 @@ pub struct OpEnv {
     pub batch_size: usize,
     /// Operators may share records ([`crate::ExecConfig::object_reuse`]).
     pub object_reuse: bool,
+    /// The job's execution mode and end-of-input rules, resolved ([`crate::Plan::semantics`]).
+    pub semantics: crate::semantics::Semantics,
     /// Records emitted per plan node, by this worker.
     pub counts: Rc<RefCell<Vec<u64>>>,
     /// What to do when the job is cancelled (sources let go of threads and connections).
@@ -103,6 +105,7 @@ impl OpEnv {
             manual_processing_time: false,
             batch_size: crate::execute::DEFAULT_BATCH,
             object_reuse: false,
+            semantics: Default::default(),
             counts: Rc::new(RefCell::new(vec![0; nodes])),
             cancel_hooks: RefCell::new(Vec::new()),
             probe: timely::dataflow::operators::probe::Handle::new(),

@@ -29,6 +29,10 @@
 //! processing time), as pending windows do, with the watermark at +infinity; timers
 //! registered meanwhile fire too if they are not later than the last timer pending
 //! when the input ended (so a timer that registers the next one ends instead of looping).
+//! Pending processing-time timers are dropped instead with Flink's rule
+//! ([`crate::semantics::Semantics::fire_processing_timers_at_end`]). In batch mode
+//! watermarks are ignored, timers wait for the end, and a keyed operator takes its
+//! records there key by key, each key's timers after its records ([`Process::by_key`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -150,6 +154,11 @@ pub struct Process<R: Record> {
     side_out: Vec<Vec<R>>,
     /// The watermark applied so far.
     watermark: i64,
+    /// Batch mode: watermarks are ignored, timers wait for the end, and a keyed
+    /// operator takes its records key by key at the end (see [`Process::by_key`]).
+    batch: bool,
+    /// Whether processing-time timers pending at the end of input fire.
+    processing_timers_at_end: bool,
 }
 
 impl<R: Record> Process<R> {
@@ -181,6 +190,8 @@ impl<R: Record> Process<R> {
             side: Vec::new(),
             side_out,
             watermark: NO_TIME,
+            batch: env.semantics.batch(),
+            processing_timers_at_end: env.semantics.processing_timers_at_end(),
         })
     }
 
@@ -189,13 +200,15 @@ impl<R: Record> Process<R> {
     fn step(&mut self, cx: &mut Cx<'_, R>, ended: bool) -> Result<(), Failure> {
         let frontier: Antichain<Time> = cx.input_frontier();
         driver::follow_segment(self.anchors.iter_mut(), frontier.borrow());
-        let wm_now = cx.watermark();
+        // Batch mode ignores watermarks; a keyed operator holds every record until the end.
+        let wm_now = if self.batch { None } else { cx.watermark() };
+        let hold = self.batch && self.keyed && !ended;
         let clock = cx.processing_time();
         let manual = self.manual;
         let mut ready: Vec<Time> = self
             .pending
             .keys()
-            .filter(|t| ended || passed(&frontier, wm_now, t) || (!manual && t.event == NO_TIME))
+            .filter(|t| !hold && (ended || passed(&frontier, wm_now, t) || (!manual && t.event == NO_TIME)))
             .copied()
             .collect();
         ready.sort_by_key(|t| (t.event, t.processing, t.epoch));
@@ -206,6 +219,13 @@ impl<R: Record> Process<R> {
         }
         if !manual {
             self.advance_processing(clock, cx.env)?;
+        }
+        if self.batch && self.keyed && ended {
+            let mut entries = Vec::new();
+            for t in ready.drain(..) {
+                entries.extend(self.pending.remove(&t).expect("listed"));
+            }
+            self.by_key(entries, cx.env)?;
         }
         for (t, later) in ready.into_iter().zip(later_processing) {
             let group = self.pending.remove(&t).expect("listed");
@@ -224,7 +244,9 @@ impl<R: Record> Process<R> {
             }
         }
         if ended {
-            self.fire_remaining(cx.env)?;
+            if !(self.batch && self.keyed) {
+                self.fire_remaining(cx.env)?;
+            }
         } else {
             if let Some(w) = wm_now {
                 self.advance_event(w, cx.env)?;
@@ -263,7 +285,7 @@ impl<R: Record> Process<R> {
                     anchor.downgrade(&next);
                 }
             }
-            if !manual {
+            if !manual && !self.batch {
                 if let Some(at) = lock(&self.ctx).timers.next(TimeDomain::ProcessingTime) {
                     let wait = at.saturating_sub(cx.env.clock.now_ms()).max(1) as u64;
                     cx.wake_after(Duration::from_millis(wait));
@@ -334,12 +356,17 @@ impl<R: Record> Process<R> {
         self.fire(TimeDomain::EventTime, self.watermark, env)
     }
 
+    /// The clock reads `now`: fires the processing-time timers due, except in batch
+    /// mode, where they wait for the end of input.
     fn advance_processing(&mut self, now: i64, env: &OpEnv) -> UdfResult<()> {
         let now = {
             let mut c = lock(&self.ctx);
             c.processing_time = c.processing_time.max(now);
             c.processing_time
         };
+        if self.batch {
+            return Ok(());
+        }
         self.fire(TimeDomain::ProcessingTime, now, env)
     }
 
@@ -350,28 +377,82 @@ impl<R: Record> Process<R> {
             return Ok(());
         }
         loop {
-            let ts = {
-                let mut c = lock(&self.ctx);
-                let Some(timer) = c.timers.pop_due(domain, time) else { return Ok(()) };
-                c.set_key(timer.key, timer.value);
-                c.timestamp = timer.timestamp;
-                c.domain = Some(domain);
-                timer.timestamp
-            };
-            let (first, first_side) = (self.out.len(), self.side.len());
-            let mut emit = Emit { main: &mut self.out, side: &mut self.side };
-            if let Err(e) = self.f.on_timer(ts, domain, &mut emit) {
-                self.out.truncate(first);
-                self.side.truncate(first_side);
-                let what = match domain {
-                    TimeDomain::EventTime => format!("on_timer (event-time timer at {ts})"),
-                    TimeDomain::ProcessingTime => format!("on_timer (processing-time timer at {ts})"),
-                };
-                return Err(self.for_key(e, &what));
-            }
-            let out_ts = if domain == TimeDomain::EventTime { ts } else { NO_TIME };
-            self.stamp(first, first_side, out_ts, env)?;
+            let Some(timer) = lock(&self.ctx).timers.pop_due(domain, time) else { return Ok(()) };
+            self.fire_timer(timer, env)?;
         }
+    }
+
+    /// Calls `on_timer` for `timer`, its key set.
+    fn fire_timer(&mut self, timer: crate::timers::Timer<Key, R>, env: &OpEnv) -> UdfResult<()> {
+        let domain = timer.domain;
+        let ts = {
+            let mut c = lock(&self.ctx);
+            c.set_key(timer.key, timer.value);
+            c.timestamp = timer.timestamp;
+            c.domain = Some(domain);
+            timer.timestamp
+        };
+        let (first, first_side) = (self.out.len(), self.side.len());
+        let mut emit = Emit { main: &mut self.out, side: &mut self.side };
+        if let Err(e) = self.f.on_timer(ts, domain, &mut emit) {
+            self.out.truncate(first);
+            self.side.truncate(first_side);
+            let what = match domain {
+                TimeDomain::EventTime => format!("on_timer (event-time timer at {ts})"),
+                TimeDomain::ProcessingTime => format!("on_timer (processing-time timer at {ts})"),
+            };
+            return Err(self.for_key(e, &what));
+        }
+        let out_ts = if domain == TimeDomain::EventTime { ts } else { NO_TIME };
+        self.stamp(first, first_side, out_ts, env)
+    }
+
+    /// Batch mode's end, on a keyed operator (Flink's sorted inputs): the broadcast
+    /// input's records first, then each key's records (keys in the order of their
+    /// encodings; a key's records by timestamp, ties in arrival order), each key's
+    /// timers firing after its records ([`Process::end_key`]).
+    fn by_key(&mut self, mut entries: Vec<Entry<R>>, env: &OpEnv) -> UdfResult<()> {
+        entries.sort_by(|(_, a, x), (_, b, y)| match (a, b) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.bytes().cmp(b.bytes()).then(x.timestamp().cmp(&y.timestamp())),
+        });
+        let mut current: Option<Key> = None;
+        for (second, key, value) in entries {
+            if let Some((k, _)) = &key {
+                if current.as_ref().is_some_and(|c| c != k) {
+                    self.end_key(env)?;
+                }
+                current = Some(k.clone());
+            }
+            self.element(second, key, value, env)?;
+        }
+        self.end_key(env)
+    }
+
+    /// Batch mode: the current key's records are done. Its timers fire, event time
+    /// then processing time, each in time order, with the watermark at +infinity;
+    /// timers they register are dropped (Flink stops the timer service at a key's
+    /// end, so a timer cannot loop).
+    fn end_key(&mut self, env: &OpEnv) -> UdfResult<()> {
+        self.watermark = i64::MAX;
+        lock(&self.ctx).watermark = i64::MAX;
+        let mut due = Vec::new();
+        for domain in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+            lock(&self.ctx).timers.take_all(domain, &mut due);
+            for timer in due.drain(..) {
+                self.fire_timer(timer, env)?;
+            }
+        }
+        {
+            let mut c = lock(&self.ctx);
+            c.timers.take_all(TimeDomain::EventTime, &mut due);
+            c.timers.take_all(TimeDomain::ProcessingTime, &mut due);
+            c.watermark = NO_TIME;
+        }
+        self.watermark = NO_TIME;
+        Ok(())
     }
 
     /// Makes the outputs from `first` (main) and `first_side` their own and gives them
@@ -401,8 +482,10 @@ impl<R: Record> Process<R> {
         if let Some(e) = event_last {
             self.fire(TimeDomain::EventTime, e, env)?;
         }
-        if let Some(p) = processing_last {
-            self.advance_processing(p, env)?;
+        match processing_last {
+            Some(p) if self.processing_timers_at_end => self.advance_processing(p, env)?,
+            // Flink's streaming mode stops the timer service first: they never fire.
+            _ => {}
         }
         Ok(())
     }

@@ -181,7 +181,13 @@ impl<R: Record> Core<R> {
         }
     }
 
-    fn processing_time(&mut self, now: i64) -> UdfResult<Vec<Fired<R>>> {
+    /// The clock reads `now`: fires the processing-time timers due, except in batch
+    /// mode, where they wait for the end of input (Flink's batch rule).
+    fn processing_time(&mut self, now: i64, batch: bool) -> UdfResult<Vec<Fired<R>>> {
+        if batch {
+            with_core!(self, c => c.set_clock(now));
+            return Ok(Vec::new());
+        }
         match self {
             Core::Values(c, _) => c.on_processing_time(now).map(values_firings),
             Core::Incremental(c, _) => c.on_processing_time(now),
@@ -256,19 +262,25 @@ impl<R: Record> Core<R> {
     }
 
     fn close(&mut self) -> UdfResult<()> {
-        match self {
+        let functions = with_core!(self, c => c.close_functions());
+        let rest = match self {
             Core::Values(_, f) => f.close(),
             Core::Incremental(inc, then) => {
                 let a = inc.aggregate_mut().map_or(Ok(()), |a| a.close());
                 let b = then.as_mut().map_or(Ok(()), |f| f.close());
                 a.and(b)
             }
-        }
+        };
+        functions.and(rest)
     }
 }
 
 /// The engine's shorthand windows as core configurations (Flink's definitions).
-fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<WindowConfig<R>> {
+fn config_of<R: Record>(
+    spec: &WindowSpec<R>,
+    ctx: &WorkerContext,
+    state: &SharedContext<R>,
+) -> UdfResult<WindowConfig<R>> {
     Ok(match spec {
         WindowSpec::ProcessingTime { size_ms, slide_ms } if size_ms == slide_ms => {
             WindowConfig::new(Assigner::tumbling_processing_time(*size_ms, 0))
@@ -284,7 +296,7 @@ fn config_of<R: Record>(spec: &WindowSpec<R>, ctx: &WorkerContext) -> UdfResult<
         WindowSpec::Count { size, slide } => {
             WindowConfig::new(Assigner::global()).evictor(Evictor::Count(*size)).trigger(Trigger::Count(*slide as u64))
         }
-        WindowSpec::Custom(make) => make(ctx)?,
+        WindowSpec::Custom(make) => make(ctx, state)?,
     })
 }
 
@@ -300,11 +312,12 @@ fn make_core<R: Record>(
     let apply =
         |f: &ApplyFactory<R>| env.instantiate(ErrorKind::Udf, name, parallelism, &|w: &WorkerContext| f(w, state));
     let mut config = None;
-    env.enter(|| match config_of(spec, &ctx) {
+    env.enter(|| match config_of(spec, &ctx, state) {
         Ok(c) => config = Some(c),
         Err(e) => env.fail(ErrorKind::Udf, name, e),
     });
-    let config = config?;
+    let mut config = config?;
+    config.end_of_input = env.semantics.window_end_of_input();
     let own_first = !env.object_reuse;
     let core = match function {
         WindowFunction::Apply(f) => apply(f).map(|f| WindowCore::new(config).map(|c| Core::Values(c, f))),
@@ -370,8 +383,8 @@ pub fn window<'s, R: Record, P: ParallelizationContract<Time, Vec<Routed<Keyed<R
         let state = ProcessContext::shared(true);
         let mut core = make_core(&env, &name, parallelism, &spec, &function, &state)?;
         // A window function is told when its window is cleared (`clear(context)`), and
-        // its per-window state goes then.
-        if core.window_function().is_some() {
+        // its (and a user's trigger's) per-window state goes then.
+        if core.window_function().is_some() || with_core!(&core, c => c.has_trigger_function()) {
             with_core!(&mut core, c => c.track_cleared());
         }
         lock(&state).merging_windows = with_core!(&core, c => c.is_merging());
@@ -435,9 +448,11 @@ impl<R: Record> WindowLogic<R> {
         let env = cx.env;
         let WindowLogic { core: c, caps, pending, key_values, in_order, manual, out, late, state, .. } = self;
         let (in_order, manual) = (*in_order, *manual);
+        let batch = env.semantics.batch();
         let frontier = cx.frontier(0);
         driver::follow_segment(caps.iter_mut(), frontier);
-        let wm_now = time::watermark(frontier);
+        // Batch mode ignores watermarks: windows fire at the end of input only.
+        let wm_now = if batch { None } else { time::watermark(frontier) };
         let clock = env.processing_time(frontier);
         // Complete batches, by watermark: every batch processed later, complete or
         // not, was sent at a watermark at or above this one's.
@@ -450,7 +465,7 @@ impl<R: Record> WindowLogic<R> {
         }
         let at = &caps[0];
         if !manual {
-            let fired = c.processing_time(clock)?;
+            let fired = c.processing_time(clock, batch)?;
             emit_all(c, key_values, state, fired, at, cx, out)?;
         }
         for (t, later_processing) in ready.into_iter().zip(later_processing) {
@@ -462,7 +477,7 @@ impl<R: Record> WindowLogic<R> {
                 _ => Vec::new(),
             };
             if manual {
-                fired.extend(c.processing_time(t.processing.min(clock).min(later_processing))?);
+                fired.extend(c.processing_time(t.processing.min(clock).min(later_processing), batch)?);
             }
             emit_all(c, key_values, state, fired, at, cx, out)?;
             for (key, key_value, value) in group {
@@ -497,7 +512,11 @@ impl<R: Record> WindowLogic<R> {
             }
         }
         if ended {
-            let fired = c.finish()?;
+            let mut fired = c.finish()?;
+            if batch {
+                // Key by key, as Flink's batch mode fires each key's timers at its end.
+                fired.sort_by(|a, b| a.key.bytes().cmp(b.key.bytes()));
+            }
             emit_all(c, key_values, state, fired, at, cx, out)?;
             c.close()?;
         } else {
@@ -506,7 +525,7 @@ impl<R: Record> WindowLogic<R> {
                 emit_all(c, key_values, state, fired, at, cx, out)?;
             }
             if manual {
-                let fired = c.processing_time(clock)?;
+                let fired = c.processing_time(clock, batch)?;
                 emit_all(c, key_values, state, fired, at, cx, out)?;
             }
         }
@@ -551,7 +570,7 @@ impl<R: Record> OperatorLogic<R> for WindowLogic<R> {
                 cap.downgrade(&next);
             }
         }
-        if !self.manual {
+        if !self.manual && !env.semantics.batch() {
             if let Some(at) = self.core.next_processing_wakeup() {
                 let wait = at.saturating_sub(env.clock.now_ms()).max(1) as u64;
                 cx.wake_after(Duration::from_millis(wait));

@@ -541,6 +541,51 @@ impl<R: Clone> Table<R> {
     }
 }
 
+impl<R: Clone + 'static> HeapBackend<R> {
+    /// [`KeyedStateBackend::merge_namespaces`] of a state of `kind` (List, Reducing or
+    /// Aggregating); leaves the namespace at `target`.
+    fn merge_into(
+        &mut self,
+        state: StateId,
+        kind: StateKind,
+        target: Namespace,
+        sources: &[Namespace],
+        merge: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+        now: i64,
+    ) -> UdfResult<()> {
+        let sources = sources.iter().filter(|ns| **ns != target);
+        if kind == StateKind::List {
+            let mut moved = Vec::new();
+            for ns in sources {
+                self.set_current_namespace(*ns);
+                moved.extend(self.list_get(state, now)?);
+                self.clear(state, now)?;
+            }
+            self.set_current_namespace(target);
+            return if moved.is_empty() { Ok(()) } else { self.list_add_all(state, moved, now) };
+        }
+        let mut merged: Option<R> = None;
+        for ns in sources {
+            self.set_current_namespace(*ns);
+            if let Some(v) = self.access(state, &[kind], now)?.single_get(state, now)? {
+                self.clear(state, now)?;
+                merged = Some(match merged {
+                    None => v,
+                    Some(m) => merge(&m, &v)?,
+                });
+            }
+        }
+        self.set_current_namespace(target);
+        let Some(merged) = merged else { return Ok(()) };
+        let table = self.access(state, &[kind], now)?;
+        let next = match table.single_get(state, now)? {
+            Some(t) => merge(&t, &merged)?,
+            None => merged,
+        };
+        table.single_set(state, next, now)
+    }
+}
+
 impl<R: Clone> HeapBackend<R> {
     /// Checks that `state` is a registered state of kind `kind` (Value, Reducing and
     /// Aggregating are told apart, though they share a layout), then runs incremental
@@ -771,6 +816,32 @@ impl<R: Clone + 'static> KeyedStateBackend<R> for HeapBackend<R> {
         };
         let next = agg.add(&value, acc)?;
         table.single_set(state, next, now)
+    }
+
+    fn merge_namespaces(
+        &mut self,
+        state: StateId,
+        target: Namespace,
+        sources: &[Namespace],
+        merge: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+        now: i64,
+    ) -> UdfResult<()> {
+        let d = self
+            .descriptors
+            .get(state.0)
+            .ok_or_else(|| UdfError::internal(format!("keyed state: no state with id {}", state.0)))?;
+        let kind = d.kind;
+        if !matches!(kind, StateKind::List | StateKind::Reducing | StateKind::Aggregating) {
+            return Err(UdfError::new(format!(
+                "state '{}' is a {kind}, which cannot merge: merge_partitioned_state() takes a list, reducing or \
+                 aggregating state",
+                d.name
+            )));
+        }
+        let before = self.namespace;
+        let done = self.merge_into(state, kind, target, sources, merge, now);
+        self.set_current_namespace(before);
+        done
     }
 
     fn on_record(&mut self, now: i64) {

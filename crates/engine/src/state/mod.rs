@@ -289,6 +289,21 @@ pub trait KeyedStateBackend<R> {
         now: i64,
     ) -> UdfResult<()>;
 
+    /// Flink's `mergeNamespaces` for merging windows: the current key's values of
+    /// `state` (a List, Reducing or Aggregating state) in `sources` go into `target`
+    /// and leave their namespaces: lists are appended (target's first, then each
+    /// source's in order), single values combined with `merge(a, b)` (a reduce, or an
+    /// aggregate's accumulator merge). The current namespace is left as it was. A state
+    /// of another kind is an error saying it cannot merge.
+    fn merge_namespaces(
+        &mut self,
+        state: StateId,
+        target: Namespace,
+        sources: &[Namespace],
+        merge: &mut dyn FnMut(&R, &R) -> UdfResult<R>,
+        now: i64,
+    ) -> UdfResult<()>;
+
     /// Once per record the operator processes: incremental cleanup of the states that
     /// ask for it on every record.
     fn on_record(&mut self, now: i64);

@@ -49,9 +49,10 @@
 //! `CountTrigger`'s partial count fires, processing-time windows fire, as the engine's
 //! count and processing-time windows already do. With [`EndOfInput::Flink`] only the
 //! final watermark's firings happen (Flink: `GlobalWindows` without trigger and partial
-//! counts emit nothing, and pending processing-time timers are not fired); what is left
-//! is dropped and counted in [`WindowStats::discarded`]. Either way the core is empty
-//! afterwards.
+//! counts emit nothing, and pending processing-time timers are not fired); with
+//! [`EndOfInput::Timers`] (Flink's batch mode) processing-time timers fire too, as
+//! if the clock had reached +infinity, and nothing else. What is left is dropped and
+//! counted in [`WindowStats::discarded`]. Either way the core is empty afterwards.
 //!
 //! # Order
 //!
@@ -65,7 +66,9 @@ use std::convert::Infallible;
 use std::hash::Hash;
 
 pub use super::assigners::{cover, touches, Assigner, GapFn, SessionGap, TimeDomain};
-pub use super::triggers::{Evictor, Trigger, TriggerContext, TriggerResult, TriggerState};
+pub use super::triggers::{
+    Evictor, EvictorFunction, Trigger, TriggerContext, TriggerFunction, TriggerResult, TriggerState,
+};
 use super::TimeWindow;
 pub use super::Window;
 use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
@@ -141,15 +144,23 @@ pub enum EndOfInput {
     FirePending,
     /// Only what Flink's final watermark fires.
     Flink,
+    /// Every timer fires, event time then processing time (Flink's batch mode), but
+    /// no window fires beyond what its timers fire.
+    Timers,
 }
 
 /// How a [`WindowCore`] behaves. Build with [`WindowConfig::new`] and the setters.
+/// `K` is the core's key type (only a user's trigger function names it).
 #[derive(Debug)]
-pub struct WindowConfig<V> {
+pub struct WindowConfig<V, K = Key> {
     pub assigner: Assigner<V>,
     /// `None`: the assigner's default trigger.
     pub trigger: Option<Trigger>,
+    /// A user's trigger, in place of `trigger`.
+    pub trigger_function: Option<Box<dyn TriggerFunction<K, V>>>,
     pub evictor: Option<Evictor>,
+    /// A user's evictor, in place of `evictor`.
+    pub evictor_function: Option<Box<dyn EvictorFunction<V>>>,
     /// Flink's `doEvictAfter`: evict after the contents are handed out, not before.
     pub evict_after: bool,
     /// Milliseconds, `>= 0`; ignored unless the assigner is in event time (as Flink).
@@ -159,12 +170,14 @@ pub struct WindowConfig<V> {
     pub end_of_input: EndOfInput,
 }
 
-impl<V> WindowConfig<V> {
+impl<V, K> WindowConfig<V, K> {
     pub fn new(assigner: Assigner<V>) -> Self {
         WindowConfig {
             assigner,
             trigger: None,
+            trigger_function: None,
             evictor: None,
+            evictor_function: None,
             evict_after: false,
             allowed_lateness: 0,
             late_output: false,
@@ -179,6 +192,18 @@ impl<V> WindowConfig<V> {
 
     pub fn evictor(mut self, evictor: Evictor) -> Self {
         self.evictor = Some(evictor);
+        self
+    }
+
+    /// A user's trigger decides when windows fire (see [`TriggerFunction`]).
+    pub fn trigger_function(mut self, f: Box<dyn TriggerFunction<K, V>>) -> Self {
+        self.trigger_function = Some(f);
+        self
+    }
+
+    /// A user's evictor removes elements when windows fire (see [`EvictorFunction`]).
+    pub fn evictor_function(mut self, f: Box<dyn EvictorFunction<V>>) -> Self {
+        self.evictor_function = Some(f);
         self
     }
 
@@ -361,6 +386,108 @@ impl<K: Ord + Clone> TriggerContext for Ctx<'_, K> {
     }
 }
 
+/// The core's trigger: a built-in one, or a user's [`TriggerFunction`] (which then
+/// decides alone; `builtin` is unused). Built-in triggers are called statically, as
+/// before: a user's trigger costs nothing to windows that do not use it.
+struct Triggering<K, V> {
+    builtin: Trigger,
+    function: Option<Box<dyn TriggerFunction<K, V>>>,
+}
+
+/// What a trigger is asked about.
+enum TriggerCall<'a, V> {
+    Element(&'a V, i64),
+    EventTime(i64),
+    ProcessingTime(i64),
+}
+
+impl<K: Ord + Clone, V> Triggering<K, V> {
+    fn call(
+        &mut self,
+        call: TriggerCall<'_, V>,
+        ctx: &mut Ctx<'_, K>,
+        state: &mut TriggerState,
+    ) -> UdfResult<TriggerResult> {
+        let key = ctx.key;
+        match (&mut self.function, call) {
+            (None, TriggerCall::Element(_, ts)) => Ok(self.builtin.on_element(ts, ctx, state)),
+            (None, TriggerCall::EventTime(t)) => Ok(self.builtin.on_event_time(t, ctx, state)),
+            (None, TriggerCall::ProcessingTime(t)) => Ok(self.builtin.on_processing_time(t, ctx, state)),
+            (Some(f), TriggerCall::Element(v, ts)) => f.on_element(key, v, ts, ctx),
+            (Some(f), TriggerCall::EventTime(t)) => f.on_event_time(key, t, ctx),
+            (Some(f), TriggerCall::ProcessingTime(t)) => f.on_processing_time(key, t, ctx),
+        }
+    }
+
+    /// `merged` went into `ctx.window()`, whose `state` is theirs merged.
+    fn on_merge(&mut self, merged: &[Window], ctx: &mut Ctx<'_, K>, state: &mut TriggerState) -> UdfResult<()> {
+        match &mut self.function {
+            None => {
+                self.builtin.on_merge(ctx, state);
+                Ok(())
+            }
+            Some(f) => f.on_merge(ctx.key, merged, ctx),
+        }
+    }
+
+    fn clear(&mut self, ctx: &mut Ctx<'_, K>, state: &mut TriggerState) -> UdfResult<()> {
+        match &mut self.function {
+            None => {
+                self.builtin.clear(ctx, state);
+                Ok(())
+            }
+            Some(f) => f.clear(ctx.key, ctx),
+        }
+    }
+}
+
+/// The core's evictor: a built-in one (applied before the window function, or after
+/// with `after`) or a user's [`EvictorFunction`] (asked both before and after).
+struct Evicting<V> {
+    builtin: Option<Evictor>,
+    after: bool,
+    function: Option<Box<dyn EvictorFunction<V>>>,
+}
+
+impl<V> Evicting<V> {
+    /// Evicts from `elems` of `window` before (`after == false`) or after the window
+    /// function; returns how many went.
+    fn evict(&mut self, after: bool, window: Window, elems: &mut Vec<Elem<V>>, clocks: (i64, i64)) -> UdfResult<u64> {
+        let Some(f) = &mut self.function else {
+            return Ok(match self.builtin {
+                Some(e) if self.after == after => e.evict(elems, |x| x.ts) as u64,
+                _ => 0,
+            });
+        };
+        if elems.is_empty() {
+            return Ok(0);
+        }
+        let view: Vec<(i64, &V)> = elems.iter().map(|e| (e.ts, &e.value)).collect();
+        let keep = f.evict(after, window, &view, clocks.0, clocks.1)?;
+        drop(view);
+        if keep.windows(2).any(|p| p[0] >= p[1]) || keep.last().is_some_and(|&i| i >= elems.len()) {
+            return Err(UdfError::internal(format!(
+                "an evictor kept positions {keep:?} of {} elements (not ascending, or out of range)",
+                elems.len()
+            )));
+        }
+        let removed = (elems.len() - keep.len()) as u64;
+        if removed > 0 {
+            let mut kept = keep.into_iter().peekable();
+            let mut i = 0;
+            elems.retain(|_| {
+                let stays = kept.peek() == Some(&i);
+                if stays {
+                    kept.next();
+                }
+                i += 1;
+                stays
+            });
+        }
+        Ok(removed)
+    }
+}
+
 /// Keyed windows of one operator instance; see the module docs for the semantics.
 ///
 /// `K` is the key (ordered: it orders firings and state), `V` the value, `A` the
@@ -370,9 +497,8 @@ impl<K: Ord + Clone> TriggerContext for Ctx<'_, K> {
 /// core's state is unspecified: the job is expected to fail.
 pub struct WindowCore<K, V, A: AggregateFunction<V> = NoAggregate> {
     assigner: Assigner<V>,
-    trigger: Trigger,
-    evictor: Option<Evictor>,
-    evict_after: bool,
+    trigger: Triggering<K, V>,
+    evicting: Evicting<V>,
     lateness: i64,
     late_output: bool,
     end_of_input: EndOfInput,
@@ -402,21 +528,26 @@ pub type CopyFn<V> = Box<dyn FnMut(&V) -> UdfResult<V>>;
 
 impl<K: Ord + Hash + Clone, V: Clone> WindowCore<K, V, NoAggregate> {
     /// A core whose firings hand out the window's values.
-    pub fn new(config: WindowConfig<V>) -> Result<Self, String> {
+    pub fn new(config: WindowConfig<V, K>) -> Result<Self, String> {
         Self::build(config, None)
     }
 }
 
 impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, A> {
     /// A core aggregating incrementally: firings hand out `get_result` of the accumulator.
-    pub fn with_aggregate(config: WindowConfig<V>, aggregate: A) -> Result<Self, String> {
+    pub fn with_aggregate(config: WindowConfig<V, K>, aggregate: A) -> Result<Self, String> {
         Self::build(config, Some(aggregate))
     }
 
-    fn build(config: WindowConfig<V>, aggregate: Option<A>) -> Result<Self, String> {
+    fn build(config: WindowConfig<V, K>, aggregate: Option<A>) -> Result<Self, String> {
         config.assigner.validate()?;
         let trigger = config.trigger.unwrap_or_else(|| config.assigner.default_trigger());
         trigger.validate()?;
+        if config.assigner.is_merging() && config.trigger_function.as_ref().is_some_and(|f| !f.can_merge()) {
+            return Err("a merging window assigner (session windows) cannot be used with a trigger that does not \
+                        support merging (its can_merge() is false)"
+                .to_string());
+        }
         if let Some(e) = &config.evictor {
             e.validate()?;
         }
@@ -425,11 +556,14 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         }
         let lateness = if config.assigner.is_event_time() { config.allowed_lateness } else { 0 };
         Ok(WindowCore {
-            keep_elements: aggregate.is_none() || config.evictor.is_some(),
+            keep_elements: aggregate.is_none() || config.evictor.is_some() || config.evictor_function.is_some(),
             assigner: config.assigner,
-            trigger,
-            evictor: config.evictor,
-            evict_after: config.evict_after,
+            trigger: Triggering { builtin: trigger, function: config.trigger_function },
+            evicting: Evicting {
+                builtin: config.evictor,
+                after: config.evict_after,
+                function: config.evictor_function,
+            },
             lateness,
             late_output: config.late_output,
             end_of_input: config.end_of_input,
@@ -479,8 +613,22 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         self.clock
     }
 
+    /// The built-in trigger (unused when a [`TriggerFunction`] was given).
     pub fn trigger(&self) -> &Trigger {
-        &self.trigger
+        &self.trigger.builtin
+    }
+
+    /// Whether a user's [`TriggerFunction`] decides (its state lives beside the core,
+    /// dropped when a window is cleared: see [`Self::track_cleared`]).
+    pub fn has_trigger_function(&self) -> bool {
+        self.trigger.function.is_some()
+    }
+
+    /// Closes the user's trigger and evictor functions, if any (end of input).
+    pub fn close_functions(&mut self) -> UdfResult<()> {
+        let t = self.trigger.function.as_mut().map_or(Ok(()), |f| f.close());
+        let e = self.evicting.function.as_mut().map_or(Ok(()), |f| f.close());
+        t.and(e)
     }
 
     pub fn stats(&self) -> WindowStats {
@@ -642,6 +790,12 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         Ok(out)
     }
 
+    /// The clock reads `now` (a smaller reading is ignored), for processing-time
+    /// assigners, without firing timers: a batch job's timers wait for the end.
+    pub fn set_clock(&mut self, now: i64) {
+        self.clock = self.clock.max(now);
+    }
+
     /// End of input: see the module docs. Leaves the core empty (the watermark stays at
     /// `i64::MAX`, so later event-time records would be late).
     pub fn finish(&mut self) -> UdfResult<Vec<Firing<K, V, A::Out>>> {
@@ -675,6 +829,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         while let Some((t, key, window)) = self.timers.processing.pop_first() {
             self.on_timer(TimeDomain::ProcessingTime, t, key, window, out)?;
         }
+        if self.end_of_input == EndOfInput::Timers {
+            return Ok(());
+        }
         let mut pending: Vec<(K, Window)> = Vec::new();
         for (key, m) in &self.windows {
             for (window, st) in m {
@@ -686,8 +843,9 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         pending.sort_by(|a, b| (a.1.end(), &a.0, a.1.start()).cmp(&(b.1.end(), &b.0, b.1.start())));
         for (key, window) in pending {
             let st = self.windows.get_mut(&key).and_then(|m| m.get_mut(&window)).expect("listed");
+            let clocks = (self.watermark, self.clock);
             if let Some(contents) =
-                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, true)?
+                fire_contents(&mut self.aggregate, &mut self.evicting, &mut self.stats, (st, window, clocks), true)?
             {
                 out.push(Firing { key, window, contents, purged: true, cause: Cause::EndOfInput });
             }
@@ -754,13 +912,15 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             return Ok(()); // a timer of a window that is gone (not left behind normally)
         };
         let mut ctx = Ctx { key: &key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
-        let r = match domain {
-            TimeDomain::EventTime => self.trigger.on_event_time(t, &mut ctx, &mut st.trigger),
-            TimeDomain::ProcessingTime => self.trigger.on_processing_time(t, &mut ctx, &mut st.trigger),
+        let call = match domain {
+            TimeDomain::EventTime => TriggerCall::EventTime(t),
+            TimeDomain::ProcessingTime => TriggerCall::ProcessingTime(t),
         };
+        let r = self.trigger.call(call, &mut ctx, &mut st.trigger)?;
         if r.fire {
+            let clocks = (self.watermark, self.clock);
             if let Some(contents) =
-                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)?
+                fire_contents(&mut self.aggregate, &mut self.evicting, &mut self.stats, (st, window, clocks), r.purge)?
             {
                 let cause = match domain {
                     TimeDomain::EventTime => Cause::EventTime(t),
@@ -774,25 +934,26 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
             st.fresh = 0;
         }
         if domain == self.assigner.domain() && t == self.cleanup_time(window) && !self.finishing {
-            self.clear_window(&key, window);
+            self.clear_window(&key, window)?;
         }
         Ok(())
     }
 
     /// Flink's `clearAllState`: the window, its trigger state and its timers go.
-    fn clear_window(&mut self, key: &K, window: Window) {
-        let Some(m) = self.windows.get_mut(key) else { return };
-        let Some(mut st) = m.remove(&window) else { return };
+    fn clear_window(&mut self, key: &K, window: Window) -> UdfResult<()> {
+        let Some(m) = self.windows.get_mut(key) else { return Ok(()) };
+        let Some(mut st) = m.remove(&window) else { return Ok(()) };
         if m.is_empty() {
             self.windows.remove(key);
         }
         self.stats.discarded += st.fresh;
-        let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
-        self.trigger.clear(&mut ctx, &mut st.trigger);
-        self.delete_cleanup(key, window);
         if let Some(cleared) = &mut self.cleared {
             cleared.push((key.clone(), window));
         }
+        let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
+        self.trigger.clear(&mut ctx, &mut st.trigger)?;
+        self.delete_cleanup(key, window);
+        Ok(())
     }
 
     /// Adds one record to one (not late) window and runs the trigger.
@@ -810,6 +971,7 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         }
         let m = self.windows.get_mut(key).expect("inserted");
         let st = m.entry(window).or_insert_with(WinState::new);
+        let mut unkept = None;
         if self.keep_elements {
             let elem = Elem { seq, ts, value };
             match &mut st.contents {
@@ -823,13 +985,25 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
                 _ => agg.create_accumulator()?,
             };
             st.contents = Stored::Acc(agg.add(&value, acc)?);
+            // Not kept in the window: a user's trigger gets it from here.
+            unkept = Some(value);
         }
         st.fresh += 1;
         let mut ctx = Ctx { key, window, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
-        let r = self.trigger.on_element(ts, &mut ctx, &mut st.trigger);
+        let r = if self.trigger.function.is_none() {
+            self.trigger.builtin.on_element(ts, &mut ctx, &mut st.trigger)
+        } else {
+            let value = match (&unkept, &st.contents) {
+                (Some(v), _) => v,
+                (None, Stored::Elements(elems)) => &elems.last().expect("just added").value,
+                _ => unreachable!("a record is either kept or aggregated"),
+            };
+            self.trigger.call(TriggerCall::Element(value, ts), &mut ctx, &mut st.trigger)?
+        };
         if r.fire {
+            let clocks = (self.watermark, self.clock);
             if let Some(contents) =
-                fire_contents(&mut self.aggregate, (&self.evictor, self.evict_after), &mut self.stats, st, r.purge)?
+                fire_contents(&mut self.aggregate, &mut self.evicting, &mut self.stats, (st, window, clocks), r.purge)?
             {
                 firings.push(Firing { key: key.clone(), window, contents, purged: r.purge, cause: Cause::Element });
             }
@@ -875,16 +1049,14 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         group.sort();
         let result = Window::Time(merged_cover);
         let mut merged: WinState<V, A::Acc> = WinState::new();
+        let mut gone: Vec<(Window, TriggerState)> = Vec::with_capacity(group.len());
         for w in group {
             let w = Window::Time(w);
             let m = self.windows.get_mut(key).expect("listed");
-            let mut st = m.remove(&w).expect("listed");
+            let st = m.remove(&w).expect("listed");
             merged.fresh += st.fresh;
             merged.trigger.merge_from(&st.trigger);
-            // The merged-away window's timers go (its state lives on in the result).
-            let mut ctx =
-                Ctx { key, window: w, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
-            self.trigger.clear(&mut ctx, &mut st.trigger);
+            gone.push((w, st.trigger));
             self.delete_cleanup(key, w);
             merged.contents = match (merged.contents, st.contents) {
                 (a, Stored::Empty) => a,
@@ -902,10 +1074,22 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
         if let Stored::Elements(v) = &mut merged.contents {
             v.sort_by_key(|e| e.seq);
         }
+        // As Flink: the trigger merges first (a user's reads the merged-away windows'
+        // state), then each merged-away window's trigger is cleared (its timers go;
+        // its contents live on in the result).
         let mut ctx =
             Ctx { key, window: result, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
-        self.trigger.on_merge(&mut ctx, &mut merged.trigger);
+        let merged_windows: Vec<Window> = gone.iter().map(|(w, _)| *w).collect();
+        self.trigger.on_merge(&merged_windows, &mut ctx, &mut merged.trigger)?;
         self.windows.entry(key.clone()).or_default().insert(result, merged);
+        for (w, mut trigger_state) in gone {
+            let mut ctx =
+                Ctx { key, window: w, watermark: self.watermark, clock: self.clock, timers: &mut self.timers };
+            self.trigger.clear(&mut ctx, &mut trigger_state)?;
+            if let Some(f) = &mut self.trigger.function {
+                f.merged_away(key, w)?;
+            }
+        }
         Ok(Some(result))
     }
 }
@@ -914,17 +1098,15 @@ impl<K: Ord + Hash + Clone, V: Clone, A: AggregateFunction<V>> WindowCore<K, V, 
 /// nothing. Marks the window as fired.
 fn fire_contents<V: Clone, A: AggregateFunction<V>>(
     aggregate: &mut Option<A>,
-    (evictor, evict_after): (&Option<Evictor>, bool),
+    evicting: &mut Evicting<V>,
     stats: &mut WindowStats,
-    st: &mut WinState<V, A::Acc>,
+    (st, window, clocks): (&mut WinState<V, A::Acc>, Window, (i64, i64)),
     purge: bool,
 ) -> UdfResult<Option<Contents<V, A::Out>>> {
     let contents = match &mut st.contents {
         Stored::Empty => return Ok(None),
         Stored::Elements(elems) => {
-            if let (Some(e), false) = (evictor, evict_after) {
-                stats.evicted += e.evict(elems, |x| x.ts) as u64;
-            }
+            stats.evicted += evicting.evict(false, window, elems, clocks)?;
             if elems.is_empty() {
                 return Ok(None);
             }
@@ -942,8 +1124,8 @@ fn fire_contents<V: Clone, A: AggregateFunction<V>>(
         }
         Stored::Acc(acc) => Contents::Aggregate(aggregate.as_mut().expect("aggregate mode").get_result(acc)?),
     };
-    if let (Some(e), true, Stored::Elements(elems)) = (evictor, evict_after, &mut st.contents) {
-        stats.evicted += e.evict(elems, |x| x.ts) as u64;
+    if let Stored::Elements(elems) = &mut st.contents {
+        stats.evicted += evicting.evict(true, window, elems, clocks)?;
     }
     st.fresh = 0;
     Ok(Some(contents))

@@ -8,7 +8,10 @@
 //! record stamped `t` is in before a window ending at `t + 1` fires). Timers are
 //! deduplicated per (time, key, window), like Flink's.
 
+use std::fmt;
+
 use super::Window;
+use crate::error::UdfResult;
 
 /// What a trigger decided: Flink's `TriggerResult` (`CONTINUE`, `FIRE`, `FIRE_AND_PURGE`;
 /// `PURGE` alone is never produced by these triggers but is handled by the core).
@@ -22,6 +25,7 @@ impl TriggerResult {
     pub const CONTINUE: TriggerResult = TriggerResult { fire: false, purge: false };
     pub const FIRE: TriggerResult = TriggerResult { fire: true, purge: false };
     pub const FIRE_AND_PURGE: TriggerResult = TriggerResult { fire: true, purge: true };
+    pub const PURGE: TriggerResult = TriggerResult { fire: false, purge: true };
 
     /// `PurgingTrigger`: FIRE becomes FIRE_AND_PURGE.
     fn purging(self) -> TriggerResult {
@@ -62,6 +66,80 @@ pub trait TriggerContext {
     fn delete_event_time_timer(&mut self, time: i64);
     fn register_processing_time_timer(&mut self, time: i64);
     fn delete_processing_time_timer(&mut self, time: i64);
+}
+
+/// A trigger written by the user (Flink's `Trigger` subclass; a Python one through
+/// the binding), for one worker: its decisions come from these calls, while the window
+/// core keeps the rest in Rust (timers, purging, clean-up, merging, checkpoints). The
+/// built-in [`Trigger`]s never go through it.
+///
+/// Each call is for one (key, window), the window being `ctx.window()`; timers set
+/// through `ctx` belong to it. Per-window state is the implementation's business
+/// (the binding keeps it in the window operator's keyed state, in the window's
+/// namespace, which the operator drops when the window is cleaned up).
+pub trait TriggerFunction<K, V> {
+    /// Flink's `canMerge()`: whether it may run on merging (session) windows.
+    fn can_merge(&self) -> bool;
+    /// `value` (stamped `timestamp`) was added to the window.
+    fn on_element(
+        &mut self,
+        key: &K,
+        value: &V,
+        timestamp: i64,
+        ctx: &mut dyn TriggerContext,
+    ) -> UdfResult<TriggerResult>;
+    /// An event-time timer of the window at `time` fired.
+    fn on_event_time(&mut self, key: &K, time: i64, ctx: &mut dyn TriggerContext) -> UdfResult<TriggerResult>;
+    /// A processing-time timer of the window at `time` fired.
+    fn on_processing_time(&mut self, key: &K, time: i64, ctx: &mut dyn TriggerContext) -> UdfResult<TriggerResult>;
+    /// The windows `merged` merged into `ctx.window()`; they are still there (their
+    /// state can be merged in), and each is cleared ([`Self::clear`]) right after.
+    fn on_merge(&mut self, key: &K, merged: &[Window], ctx: &mut dyn TriggerContext) -> UdfResult<()>;
+    /// The window is going away (its clean-up time, or merged into another): Flink's
+    /// `clear`, which should delete its timers and state.
+    fn clear(&mut self, key: &K, ctx: &mut dyn TriggerContext) -> UdfResult<()>;
+    /// After [`Self::clear`] of a window merged into another: what state it still
+    /// holds may go (a window cleaned up loses its state with the window operator's).
+    fn merged_away(&mut self, _key: &K, _window: Window) -> UdfResult<()> {
+        Ok(())
+    }
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+impl<K, V> fmt::Debug for dyn TriggerFunction<K, V> + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TriggerFunction")
+    }
+}
+
+/// An evictor written by the user (Flink's `Evictor`; a Python one through the
+/// binding): called when a window fires, before the window function
+/// (`evictBefore`) and after it (`evictAfter`), with the window's elements in arrival
+/// order. What it evicts leaves the window for good.
+pub trait EvictorFunction<V> {
+    /// The positions in `elements` (`(timestamp, value)`, arrival order) that stay, in
+    /// ascending order; `after`: Flink's `evictAfter` rather than `evictBefore`.
+    fn evict(
+        &mut self,
+        after: bool,
+        window: Window,
+        elements: &[(i64, &V)],
+        watermark: i64,
+        processing_time: i64,
+    ) -> UdfResult<Vec<usize>>;
+    /// Called once when the input has ended.
+    fn close(&mut self) -> UdfResult<()> {
+        Ok(())
+    }
+}
+
+impl<V> fmt::Debug for dyn EvictorFunction<V> + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EvictorFunction")
+    }
 }
 
 /// Flink's built-in triggers.
