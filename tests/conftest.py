@@ -123,7 +123,6 @@ def pytest_collection_modifyitems(config, items) -> None:
         dropped = set(map(id, left_out))
         items[:] = [item for item in items if id(item) not in dropped]
         config.hook.pytest_deselected(items=left_out)
-    pyflink_names.mark_until_flink_semantics(items, StreamExecutionEnvironment, FLINK_SEMANTICS_HOOKS)
 
 
 @pytest.fixture(scope="session")
@@ -183,9 +182,6 @@ PARTIAL_WINDOWS = "a count window's or global window's partial contents do not f
 PROCESSING_TIME_AT_END = "processing-time windows and timers pending at the end of input do not fire"
 SUM_FIELD_0 = "sum() with no field sums field 0"
 PRINT_STR = "print() shows a record of an undeclared stream by str(), not repr()"
-#: The environment's attribute that selects each (pyflink_names.mark_until_flink_semantics).
-FLINK_SEMANTICS_HOOKS = {PARTIAL_WINDOWS: "_use_flink_semantics", PROCESSING_TIME_AT_END: "_use_flink_semantics",
-                         SUM_FIELD_0: "_use_flink_semantics", PRINT_STR: "_prints_undeclared_as_pyflink"}
 
 
 def fired_at_end(env: StreamExecutionEnvironment, records: Any) -> List[Any]:

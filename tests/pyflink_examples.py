@@ -56,7 +56,7 @@ NEEDS_TABLE_API = ("streaming_word_count.py", "asyncio/remote_model_inference.py
 #: The rest: plain DataStream jobs whose output PyFlink printed is in
 #: tests/data/pyflink_examples/<VERSION>/<name>.out (see PROVENANCE.md there).
 PLAIN = tuple(name for name in DATASTREAM if name not in NEEDS_SERVER and name not in NEEDS_TABLE_API)
-#: The example scripts tests/test_pyflink_examples_state.py runs (the default of examples_dir).
+#: The example scripts the `pyflink_examples` fixture (tests/conftest.py) fetches by default.
 SCRIPTS: Dict[str, str] = {name: DATASTREAM[name] for name in ("state_access.py", "event_time_timer.py")}
 OVERRIDE = "FERROFLOW_PYFLINK_EXAMPLES"
 

@@ -34,10 +34,9 @@ conftest's ``PARTIAL_WINDOWS``, ``PROCESSING_TIME_AT_END``, ``SUM_FIELD_0``, ``P
 processing-time window (``time_window`` defaults to processing time, so most of
 test_api_windows' time windows emit nothing under Flink's rule) and processing-time
 trigger whose timer is pending at the end; ``sum()`` with no field (``sum(0)``);
-``print()`` of a stream with no declared type (``str``, not ``repr``). Until ferroflow's
-environment has the attribute that selects each (``_use_flink_semantics``,
-``_prints_undeclared_as_pyflink``) they are expected to fail in the pass
-(``mark_until_flink_semantics``).
+``print()`` of a stream with no declared type (``str``, not ``repr``). PyFlink's
+environment selects each (``_use_flink_semantics``, ``_prints_undeclared_as_pyflink``), so in
+the pass they must pass with Flink's expectation.
 """
 
 from __future__ import annotations
@@ -247,19 +246,3 @@ def deselected(items: Iterable[pytest.Item], parallelisms: Iterable[Any]) -> Lis
                 and repr(callspec.params["parallelism"]) not in keep:
             out.append(item)
     return out
-
-
-def mark_until_flink_semantics(items: Iterable[pytest.Item], environment: type, hooks: Dict[str, str]) -> None:
-    """Until ferroflow's environment has the attribute that selects a semantics (``hooks``:
-    what -> attribute, ``_use_flink_semantics`` by default), PyFlink's environment runs
-    with ferroflow's, so the pass's tests marked ``flink_semantics`` with it are expected
-    to fail (not strictly: a few expect only a bound that ferroflow's rule meets too).
-    Once the attribute is there they must pass."""
-    for item in items:
-        marker = item.get_closest_marker(FLINK_MARKER)
-        if marker is None or not in_pass(item):
-            continue
-        what = marker.args[0] if marker.args else "?"
-        hook = hooks.get(what, "_use_flink_semantics")
-        if not hasattr(environment, hook):
-            item.add_marker(pytest.mark.xfail(reason=f"Flink's semantics ({what}) not selectable yet: no {hook}"))

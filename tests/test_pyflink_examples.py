@@ -182,3 +182,20 @@ def test_word_count_reads_a_file_source_and_writes_a_file_sink_as_pyflink(exampl
     want = [line for line in expected_lines("word_count.py") if line.startswith("(")]
     assert Counter(written) == Counter(want)
     assert written.index("(a,5)") < written.index("(Be,1)")  # BATCH's key order, as PyFlink's
+
+
+def test_the_ttl_builder_chain_of_the_state_examples():
+    from pyflink.common import Time
+    from pyflink.datastream.state import StateTtlConfig
+
+    """The exact chain both examples build, with what each step set."""
+    config = StateTtlConfig \
+        .new_builder(Time.seconds(1)) \
+        .set_update_type(StateTtlConfig.UpdateType.OnReadAndWrite) \
+        .disable_cleanup_in_background() \
+        .build()
+    assert config.get_ttl() == Time.milliseconds(1000)
+    assert config.get_update_type() is StateTtlConfig.UpdateType.OnReadAndWrite
+    assert config.get_state_visibility() is StateTtlConfig.StateVisibility.NeverReturnExpired
+    assert not config.get_cleanup_strategies().is_cleanup_in_background()
+    assert config.get_cleanup_strategies().get_incremental_cleanup_strategy() is None

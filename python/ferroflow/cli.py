@@ -393,7 +393,8 @@ def _report_to_supervisor(e: BaseException) -> bool:
 
 
 class _JobOnlyOutput:
-    """``sys.stdout`` of the processes after the first of a ``-p`` run. Every process runs the
+    """``sys.stdout`` of the processes after the first of a ``-p`` run (whose outputs the
+    supervisor merges into one). Every process runs the
     whole script, but the script's own prints outside a job (its driver part, which Flink's
     client runs once) should show once: here they are dropped, and only what the job prints
     (``print()`` sinks, prints in functions) passes."""
@@ -411,9 +412,12 @@ class _JobOnlyOutput:
 
 
 def _print_driver_output_once() -> None:
-    from ._cluster import ENV_PROCESS
+    from ._cluster import ENV_PROCESS, ENV_REPORT
 
-    if os.environ.get(ENV_PROCESS, "0") != "0" and not isinstance(sys.stdout, _JobOnlyOutput):
+    # Only under the -p supervisor, which merges every process's stdout into one; processes
+    # started one by one (--process-id) each keep their own output.
+    supervised = bool(os.environ.get(ENV_REPORT))
+    if supervised and os.environ.get(ENV_PROCESS, "0") != "0" and not isinstance(sys.stdout, _JobOnlyOutput):
         sys.stdout = _JobOnlyOutput(sys.stdout)
 
 

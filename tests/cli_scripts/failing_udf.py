@@ -14,6 +14,7 @@ read by every worker). The failure must stop the job however much input is left.
 
 import itertools
 import json
+import os
 import sys
 
 from ferroflow import (JobExecutionException, ReduceFunction, SinkFunction, SourceFunction,
@@ -164,13 +165,19 @@ if op == "sink":
 else:
     out.add_sink(lambda value: None)
 
+
+def report(line):
+    """One line on stdout from every process (os.write: sys.stdout shows a -p run's lines
+    outside a job once, from the first process)."""
+    os.write(1, (line + "\n").encode())
+
 if catch:
     try:
         env.execute("failing job")
     except JobExecutionException as e:
-        print(json.dumps({"type": type(e).__name__, "message": str(e), "kind": e.kind, "operator": e.operator,
+        report(json.dumps({"type": type(e).__name__, "message": str(e), "kind": e.kind, "operator": e.operator,
                           "record": e.record, "detail": e.detail, "worker": e.worker}))
     else:
-        print(json.dumps({"type": None}))
+        report(json.dumps({"type": None}))
 else:
     env.execute("failing job")

@@ -9,6 +9,7 @@ attributes as JSON on stdout (the in-process API), then exit 0.
 """
 
 import json
+import os
 import sys
 
 from ferroflow import (AggregateFunction, AggregatingStateDescriptor, BroadcastProcessFunction,
@@ -281,13 +282,19 @@ else:
 
 out.print()
 
+
+def report(line):
+    """One line on stdout from every process (os.write: sys.stdout shows a -p run's lines
+    outside a job once, from the first process)."""
+    os.write(1, (line + "\n").encode())
+
 if catch:
     try:
         env.execute("state job")
     except JobExecutionException as e:
-        print(json.dumps({"type": type(e).__name__, "message": str(e), "kind": e.kind, "operator": e.operator,
+        report(json.dumps({"type": type(e).__name__, "message": str(e), "kind": e.kind, "operator": e.operator,
                           "record": e.record, "detail": e.detail, "worker": e.worker}))
     else:
-        print(json.dumps({"type": None}))
+        report(json.dumps({"type": None}))
 else:
     env.execute("state job")

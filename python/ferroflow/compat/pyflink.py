@@ -22,7 +22,9 @@ import importlib
 import importlib.machinery
 import sys
 import types
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ._finder import ServedFinder, all_served
 

@@ -9,7 +9,9 @@ with one line saying what to use instead."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, Optional
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, NoReturn, Optional
 
 from ..environment import StreamExecutionEnvironment as _Environment
 from .unsupported import refuse

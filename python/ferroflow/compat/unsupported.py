@@ -7,7 +7,9 @@ with one line naming it and what to use instead, at the user's own line, never a
 
 from __future__ import annotations
 
-from typing import Any, Dict, NoReturn, Tuple
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
+if TYPE_CHECKING:
+    from typing import Any, Dict, NoReturn, Tuple
 
 from .errors import UnsupportedApiError
 
