@@ -494,6 +494,7 @@ def test_the_scripts_own_prints_show_once_and_the_jobs_prints_from_every_process
         "def shout(x):\n"
         "    print('in a function', x)\n"
         "    return x\n"
+        "env.set_parallelism(1)\n"
         "env.from_collection(list(range(6))).rebalance().map(shout).print()\n"
         "env.execute()\n"
         "print('after the job')\n")
@@ -504,3 +505,6 @@ def test_the_scripts_own_prints_show_once_and_the_jobs_prints_from_every_process
     assert sorted(int(line.split()[-1]) for line in lines if line.startswith("in a function")) == list(range(6))
     records = [line for line in lines if "> " in line and not line.startswith("in a function")]
     assert sorted(printed_records("\n".join(records), 2)[0]) == list(range(6))
+    # The launcher's own warning about the script's settings is said once, too.
+    assert r.stderr.splitlines() == ["ferroflow: warning: set_parallelism(1) is ignored: the job runs on 2 processes "
+                                     "x 1 worker(s)"], r

@@ -380,7 +380,7 @@ class StreamExecutionEnvironment:
             workers = self.get_parallelism()
         else:
             workers = cluster.threads
-            if self._parallelism and self._parallelism != cluster.workers:
+            if self._parallelism and self._parallelism != cluster.workers and cluster.process == 0:  # said once
                 import sys
                 print(f"ferroflow: warning: set_parallelism({self._parallelism}) is ignored: the job runs on "
                       f"{cluster.processes} processes x {cluster.threads} worker(s)", file=sys.stderr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import os
 import sys
 import types
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
@@ -247,8 +248,10 @@ class _FirstFinder:
     def find_spec(fullname: str, path: Optional[Sequence[str]] = None,
                   target: Optional[types.ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
         if fullname == "pyflink":
+            from .._cluster import ENV_PROCESS
+
             installed = real_pyflink()
-            if installed is not None:
+            if installed is not None and os.environ.get(ENV_PROCESS, "0") == "0":  # once in a -p run
                 print(f"ferroflow: apache-flink's pyflink is installed too ({installed}); under `ferroflow run` "
                       "the job uses ferroflow's pyflink names (`python job.py` would use apache-flink's)",
                       file=sys.stderr)
