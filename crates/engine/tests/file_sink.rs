@@ -8,11 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use ferroflow_engine::checkpoint::settings::CheckpointSettings;
-use ferroflow_engine::checkpoint::storage;
 use ferroflow_engine::connectors::sinks::{self, PartFileConfig, RollingPolicy};
 use ferroflow_engine::connectors::sources;
 use ferroflow_engine::functions::closures::MapFn;
@@ -207,18 +206,10 @@ fn stopped_and_restored_at_another_parallelism_every_line_is_committed_once() {
         let out = TempDir::new("fsink-ckpt-out");
         let target = out.path().join("out");
         let make = || plan(N, &target, config(Some(8000), Some(alternating_buckets(40))), 40, None);
-        let running = ferroflow_engine::start(Arc::new(make()), checkpointed(2, store.path(), None)).unwrap();
-        let deadline = Instant::now() + HANG;
-        while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 3) {
-            assert!(Instant::now() < deadline, "no checkpoints");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        running.control.cancel();
-        let _ = running.join();
+        let from = run_until_checkpoint(make(), checkpointed(2, store.path(), None), store.path(), 3);
         let before = visible(&target);
         assert!(!before.is_empty(), "completed checkpoints committed files");
         assert!(before.len() < N as usize, "the first run finished before it was stopped: nothing to resume");
-        let from = storage::find_latest(store.path()).unwrap().found.expect("a complete checkpoint").dir;
         run_ok(make(), checkpointed(workers, store.path(), Some(&from)));
         assert_eq!(visible(&target), all_lines(N), "2 -> {workers}");
         let hidden: Vec<_> = files(&target).into_iter().filter(|(p, _)| is_hidden(p)).map(|(p, _)| p).collect();

@@ -7,11 +7,10 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use ferroflow_engine::checkpoint::settings::CheckpointSettings;
-use ferroflow_engine::checkpoint::storage;
 use ferroflow_engine::connectors::sinks;
 use ferroflow_engine::connectors::sources;
 use ferroflow_engine::connectors::text::EncodingErrors;
@@ -65,17 +64,9 @@ fn stopped_and_restored(make: impl Fn() -> SourceFactory<V>, workers: usize) -> 
     let store = TempDir::new("src-restore-store");
     let out = TempDir::new("src-restore-out");
     let target = out.path().join("out");
-    let running = ferroflow_engine::start(Arc::new(plan(make(), &target)), config(2, store.path(), None)).unwrap();
-    let deadline = Instant::now() + HANG;
-    while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 3) {
-        assert!(Instant::now() < deadline, "no checkpoints");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    running.control.cancel();
-    let _ = running.join();
+    let from = run_until_checkpoint(plan(make(), &target), config(2, store.path(), None), store.path(), 3);
     let before = visible_lines(&target).len();
     assert!(before < N as usize, "the first run finished before it was stopped: nothing to resume");
-    let from = storage::find_latest(store.path()).unwrap().found.expect("a complete checkpoint").dir;
     run_ok(plan(make(), &target), config(workers, store.path(), Some(&from)));
     visible_lines(&target)
 }
@@ -123,16 +114,8 @@ fn a_branch_that_finished_before_the_checkpoint_commits_its_output_once_after_a_
         plan.add("short file", vec![src], NodeKind::Sink(sinks::text_file(&short_out, false, encode)));
         plan
     };
-    let running = ferroflow_engine::start(Arc::new(make()), config(2, store.path(), None)).unwrap();
-    let deadline = Instant::now() + HANG;
-    while storage::find_latest(store.path()).unwrap().found.is_none_or(|f| f.id < 6) {
-        assert!(Instant::now() < deadline, "no checkpoints");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    running.control.cancel();
-    let _ = running.join();
+    let from = run_until_checkpoint(make(), config(2, store.path(), None), store.path(), 6);
     assert!(visible_lines(&long_out).len() < N as usize, "the long branch finished before it was stopped");
-    let from = storage::find_latest(store.path()).unwrap().found.expect("a complete checkpoint").dir;
     run_ok(make(), config(2, store.path(), Some(&from)));
     let mut want: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     want.sort();

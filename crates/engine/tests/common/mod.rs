@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use ferroflow_engine::checkpoint::storage;
 use ferroflow_engine::clock::Clock;
 use ferroflow_engine::functions::closures::*;
 use ferroflow_engine::functions::WindowContext;
@@ -134,6 +135,21 @@ pub fn run_plan<R: Record>(plan: Plan<R>, config: ExecConfig) -> Result<JobSumma
         std::thread::sleep(Duration::from_millis(2));
     }
     running.join()
+}
+
+/// Runs the plan (configured to checkpoint into `store`) until checkpoint `id`, or a
+/// later one, is complete, then cancels it; returns the latest complete checkpoint's
+/// directory, to restore from. Fails if none comes within [`HANG`].
+pub fn run_until_checkpoint<R: Record>(plan: Plan<R>, config: ExecConfig, store: &Path, id: u64) -> PathBuf {
+    let running = start(Arc::new(plan), config).unwrap();
+    let deadline = Instant::now() + HANG;
+    while storage::find_latest(store).unwrap().found.is_none_or(|f| f.id < id) {
+        assert!(Instant::now() < deadline, "no checkpoints");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    running.control.cancel();
+    let _ = running.join();
+    storage::find_latest(store).unwrap().found.expect("a complete checkpoint").dir
 }
 
 pub fn run_ok<R: Record>(plan: Plan<R>, config: ExecConfig) -> JobSummary {
