@@ -39,7 +39,7 @@ from ferroflow import StreamExecutionEnvironment
 from ferroflow._cluster import free_ports
 from ferroflow.functions import MapFunction
 import pyflink_names
-from pyflink_examples import OVERRIDE, FetchError
+from pyflink_examples import DATASTREAM, OVERRIDE, FetchError
 from pyflink_examples import examples_dir as pyflink_examples_dir
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
@@ -126,12 +126,13 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
-def pyflink_examples() -> str:
-    """The directory of PyFlink's example scripts in tests/pyflink_examples.py's SCRIPTS, fetched
-    from the pinned apache-flink wheel on first use. A failed fetch fails the test with one line:
-    never a skip, since CI can reach PyPI and a skip would hide that the examples stopped running."""
+def pyflink_scripts() -> str:
+    """The directory of PyFlink's DataStream example scripts (every one of tests/pyflink_examples.py's
+    DATASTREAM), fetched from the pinned apache-flink wheel on first use. A failed fetch fails the
+    test with one line: never a skip, since CI can reach PyPI and a skip would hide that the
+    examples stopped running."""
     try:
-        return pyflink_examples_dir()
+        return pyflink_examples_dir(DATASTREAM)
     except FetchError as e:
         why = str(e)
     pytest.fail(f"PyFlink's examples could not be fetched ({OVERRIDE} names a local copy): {why}", pytrace=False)

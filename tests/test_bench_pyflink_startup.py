@@ -21,27 +21,17 @@ needs_bench = pytest.mark.skipif(not os.path.exists(os.path.join(BENCH, "measure
 TIME = r"\d+\.\d{3} \(\d+\.\d{3}–\d+\.\d{3}\)"
 
 
-@pytest.fixture(scope="module")
-def examples() -> str:
-    try:
-        return pyflink_examples.examples_dir(pyflink_examples.DATASTREAM)
-    except pyflink_examples.FetchError as e:
-        why = str(e)
-    pytest.fail(f"PyFlink's examples could not be fetched ({pyflink_examples.OVERRIDE} names a local copy): {why}",
-                pytrace=False)
-
-
-def bench(examples, tmp_path, *args):
+def bench(pyflink_scripts, tmp_path, *args):
     out = tmp_path / "results.json"
     p = subprocess.run([sys.executable, SCRIPT, "--runs", "1", "--no-pyflink", "--json", str(out), *args],
                        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
-                       env={**os.environ, "FERROFLOW_BENCH_DIR": BENCH, pyflink_examples.OVERRIDE: examples})
+                       env={**os.environ, "FERROFLOW_BENCH_DIR": BENCH, pyflink_examples.OVERRIDE: pyflink_scripts})
     return p, (json.loads(out.read_text()) if out.exists() else None)
 
 
 @needs_bench
-def test_tiny_run_prints_the_table(examples, tmp_path):
-    p, r = bench(examples, tmp_path, "--importtime")
+def test_tiny_run_prints_the_table(pyflink_scripts, tmp_path):
+    p, r = bench(pyflink_scripts, tmp_path, "--importtime")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "| job | ferroflow `python` | `ferroflow run` |" in p.stdout, p.stdout
     assert re.search(rf"^\| `python -c pass` \| {TIME} \| – \|$", p.stdout, re.MULTILINE), p.stdout
@@ -64,8 +54,8 @@ def test_tiny_run_prints_the_table(examples, tmp_path):
 
 
 @needs_bench
-def test_all_gives_each_example_a_time_or_one_failed_line(examples, tmp_path):
-    p, r = bench(examples, tmp_path, "--all")
+def test_all_gives_each_example_a_time_or_one_failed_line(pyflink_scripts, tmp_path):
+    p, r = bench(pyflink_scripts, tmp_path, "--all")
     assert p.returncode == 0, p.stdout + p.stderr
     assert r["examples"] == list(pyflink_examples.PLAIN)
     for name in pyflink_examples.PLAIN:

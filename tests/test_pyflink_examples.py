@@ -39,8 +39,8 @@ FERROFLOW = os.path.join(os.path.dirname(PYTHON), "ferroflow")
 #: Printed by PyFlink's runtime before a job with Python functions, not by the script.
 RUNTIME_LINES = (
     "Using Any for unsupported type: typing.Sequence[~T]",
-    "No module named google.cloud.bigquery_storage_v1. As a result, the ReadFromBigQuery transform *CANNOT* be "
-    "used with `method=DIRECT_READ`.",
+    ("No module named google.cloud.bigquery_storage_v1. As a result, the ReadFromBigQuery transform *CANNOT* be "
+     "used with `method=DIRECT_READ`."),
     "PYFLINK_CYTHON_ENABLED: True",
 )
 #: Scripts whose line order across keys PyFlink itself does not fix, and why.
@@ -55,16 +55,6 @@ UNORDERED = {
 LINES_ONLY = {"word_count.py"}
 WAYS = ["1worker", "2threads", "2proc"]
 _PREFIX = re.compile(r"^\d+> ")
-
-
-@pytest.fixture(scope="module")
-def examples() -> str:
-    try:
-        return pyflink_examples.examples_dir(pyflink_examples.DATASTREAM)
-    except pyflink_examples.FetchError as e:
-        why = str(e)
-    pytest.fail(f"PyFlink's examples could not be fetched ({pyflink_examples.OVERRIDE} names a local copy): {why}",
-                pytrace=False)
 
 
 def expected_lines(name: str) -> List[str]:
@@ -111,8 +101,8 @@ def run(examples: str, name: str, way: str) -> Tuple[int, List[str], str]:
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("name", pyflink_examples.PLAIN)
-def test_pyflink_example_prints_what_pyflink_printed(name, way, examples):
-    code, got, stderr = run(examples, name, way)
+def test_pyflink_example_prints_what_pyflink_printed(name, way, pyflink_scripts):
+    code, got, stderr = run(pyflink_scripts, name, way)
     where = f"PyFlink's {name} on ferroflow ({way})"
     assert code == 0, f"{where} exited {code}:\n{stderr[-3000:]}"
     problems = compare(name, got, expected_lines(name), ordered=(way == "1worker"))
@@ -151,30 +141,30 @@ TABLE_API = {
 
 
 @pytest.mark.parametrize("name", sorted(TABLE_API))
-def test_the_table_api_examples_stop_at_what_ferroflow_lacks_in_one_line(name, examples):
+def test_the_table_api_examples_stop_at_what_ferroflow_lacks_in_one_line(name, pyflink_scripts):
     assert set(TABLE_API) == set(pyflink_examples.NEEDS_TABLE_API)
-    r = subprocess.run([FERROFLOW, "run", name], cwd=examples, env=_clean_env(), capture_output=True, text=True,
+    r = subprocess.run([FERROFLOW, "run", name], cwd=pyflink_scripts, env=_clean_env(), capture_output=True, text=True,
                        timeout=120, check=False)
     assert r.returncode == 1 and r.stdout == ""
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and TABLE_API[name] in lines[0], r.stderr
 
 
-def test_word_count_reads_a_file_source_and_writes_a_file_sink_as_pyflink(examples, tmp_path):
+def test_word_count_reads_a_file_source_and_writes_a_file_sink_as_pyflink(pyflink_scripts, tmp_path):
     """``word_count.py --input F --output D``: FileSource in, FileSink out, BATCH mode. Given a
     file of the script's own default lines, D holds what PyFlink printed for them, written as
     Java's toString of the declared tuple type, in part files named with the script's prefix
     and suffix."""
     import ast
 
-    with open(os.path.join(examples, "word_count.py"), encoding="utf-8") as f:
+    with open(os.path.join(pyflink_scripts, "word_count.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     data = next(ast.literal_eval(node.value) for node in tree.body
                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "word_count_data")
     (tmp_path / "in.txt").write_text("\n".join(data) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    r = subprocess.run([PYTHON, os.path.join(examples, "word_count.py"), "--input", str(tmp_path / "in.txt"),
-                        "--output", str(out)], env=_clean_env(), capture_output=True, text=True, timeout=180)
+    r = subprocess.run([PYTHON, os.path.join(pyflink_scripts, "word_count.py"), "--input", str(tmp_path / "in.txt"),
+                        "--output", str(out)], env=_clean_env(), capture_output=True, text=True, timeout=180, check=False)
     assert r.returncode == 0, r.stderr
     files = [p for p in out.rglob("*") if p.is_file()]
     assert files and all(p.name.startswith("prefix-") and p.name.endswith(".ext") for p in files), files

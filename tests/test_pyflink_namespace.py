@@ -175,19 +175,19 @@ def test_python_imports_ferroflows_names_without_importing_ferroflow_first(tmp_p
     script = tmp_path / "job.py"
     script.write_text("from pyflink.datastream import StreamExecutionEnvironment\n"
                       "print(StreamExecutionEnvironment.__module__)\n")
-    r = subprocess.run([PYTHON, str(script)], env=_clean_env(), capture_output=True, text=True, timeout=60)
+    r = subprocess.run([PYTHON, str(script)], env=_clean_env(), capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ferroflow.compat.pyflink_environment"
 
 
 def test_python_never_shadows_an_installed_apache_flink(tmp_path, real_pyflink):
     code = "import pyflink; print(getattr(pyflink, 'REAL', False))"
-    r = subprocess.run([PYTHON, "-c", code], env=real_pyflink, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([PYTHON, "-c", code], env=real_pyflink, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"
     # Nor is a module the real package lacks filled in from ferroflow's.
     code = "import pyflink\ntry:\n    import pyflink.datastream\nexcept ImportError:\n    print('absent')"
-    r = subprocess.run([PYTHON, "-c", code], env=real_pyflink, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([PYTHON, "-c", code], env=real_pyflink, capture_output=True, text=True, timeout=60, check=False)
     assert r.stdout.strip() == "absent", r.stderr
 
 
@@ -201,7 +201,7 @@ def test_ferroflow_run_uses_its_own_names_and_says_so_when_apache_flink_is_insta
         env.from_collection([1, 2]).map(lambda x: x + 1).print()
         env.execute()
     """))
-    r = subprocess.run([FERROFLOW, "run", str(script)], env=real_pyflink, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([FERROFLOW, "run", str(script)], env=real_pyflink, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "2", "3"]
     notes = [line for line in r.stderr.splitlines() if "apache-flink" in line]
@@ -213,7 +213,7 @@ def test_ferroflow_run_reports_an_unsupported_api_in_one_line(tmp_path):
     script.write_text("from pyflink.datastream import StreamExecutionEnvironment\n"
                       "env = StreamExecutionEnvironment.get_execution_environment()\n"
                       "env.add_jars('file:///opt/flink-connector.jar')\n")
-    r = subprocess.run([FERROFLOW, "run", str(script)], env=_clean_env(), capture_output=True, text=True, timeout=60)
+    r = subprocess.run([FERROFLOW, "run", str(script)], env=_clean_env(), capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode != 0
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "add_jars() is not supported by ferroflow" in lines[0], r.stderr
