@@ -2,26 +2,15 @@
 //! examples: every assigner, trigger and evictor, lateness, late data, merging sessions,
 //! end of input, and state clean-up. Flink's semantics; see the module docs.
 
+mod common;
+
+use common::{show, tw};
+
 use ferroflow_engine::windows::event_time::*;
-use ferroflow_engine::windows::TimeWindow;
 use ferroflow_engine::UdfError;
 
 type Core = WindowCore<&'static str, i64>;
 type F = Firing<&'static str, i64, std::convert::Infallible>;
-
-/// (key, start, end, values, purged) of each firing.
-fn show(fs: &[F]) -> Vec<(&'static str, i64, i64, Vec<i64>, bool)> {
-    fs.iter()
-        .map(|f| {
-            let Contents::Values(v) = &f.contents else { unreachable!() };
-            (f.key, f.window.start(), f.window.end(), v.clone(), f.purged)
-        })
-        .collect()
-}
-
-fn tw(start: i64, end: i64) -> Window {
-    Window::Time(TimeWindow { start, end })
-}
 
 fn el(c: &mut Core, k: &'static str, ts: i64, v: i64) -> Vec<F> {
     match c.on_element(k, ts, v).unwrap() {

@@ -4,6 +4,10 @@
 //! clean-up, merging and eviction behave as Flink's window operator does with a user's
 //! trigger. Pure Rust: the Python binding only adapts calls to these traits.
 
+mod common;
+
+use common::{show, tw};
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -11,26 +15,11 @@ use std::rc::Rc;
 use ferroflow_engine::key::key_of;
 use ferroflow_engine::state::{HeapBackend, KeyedStateBackend, Namespace, StateDescriptor, StateKind};
 use ferroflow_engine::windows::event_time::*;
-use ferroflow_engine::windows::TimeWindow;
 use ferroflow_engine::{UdfError, UdfResult};
 use proptest::prelude::*;
 
 type K = &'static str;
 type Core = WindowCore<K, i64>;
-type F = Firing<K, i64, std::convert::Infallible>;
-
-fn show(fs: &[F]) -> Vec<(K, i64, i64, Vec<i64>, bool)> {
-    fs.iter()
-        .map(|f| {
-            let Contents::Values(v) = &f.contents else { unreachable!() };
-            (f.key, f.window.start(), f.window.end(), v.clone(), f.purged)
-        })
-        .collect()
-}
-
-fn tw(start: i64, end: i64) -> Window {
-    Window::Time(TimeWindow { start, end })
-}
 
 /// What the user functions were asked, in order.
 type Log = Rc<RefCell<Vec<String>>>;

@@ -19,6 +19,8 @@ use ferroflow_engine::functions::*;
 use ferroflow_engine::key::Key;
 use ferroflow_engine::process::SharedContext;
 use ferroflow_engine::record::{describe_truncated, BatchReadError};
+use ferroflow_engine::windows::event_time::{Contents, Firing, Window};
+use ferroflow_engine::windows::TimeWindow;
 use ferroflow_engine::ApplyFactory;
 use ferroflow_engine::{start, ExecConfig, JobError, JobSummary, Plan, Record, UdfError, UdfResult};
 
@@ -116,6 +118,24 @@ pub fn cfg(workers: usize) -> ExecConfig {
 
 pub fn cfg_batch(workers: usize, batch_size: usize) -> ExecConfig {
     ExecConfig { workers, batch_size, ..ExecConfig::default() }
+}
+
+/// (key, start, end, values, purged) of each firing of a window core holding its
+/// values (the window-core tests' view of what fired).
+pub fn show<K: Copy, O>(fs: &[Firing<K, i64, O>]) -> Vec<(K, i64, i64, Vec<i64>, bool)> {
+    fs.iter()
+        .map(|f| {
+            let Contents::Values(v) = &f.contents else {
+                unreachable!("a window core aggregating, not holding values")
+            };
+            (f.key, f.window.start(), f.window.end(), v.clone(), f.purged)
+        })
+        .collect()
+}
+
+/// The time window [start, end).
+pub fn tw(start: i64, end: i64) -> Window {
+    Window::Time(TimeWindow { start, end })
 }
 
 /// How long any test job may take before it counts as hung.
