@@ -93,6 +93,28 @@ fn interrupted(
     (kept, after)
 }
 
+/// `interrupted`, checked where the order is known: at the same parallelism each reader
+/// goes on where it was (in order, exactly its own records). Returns the multiset of all
+/// that the old readers kept and the new ones read, for the caller's "every record once".
+fn resumed(
+    factory: &SourceFactory<V>,
+    old: usize,
+    new: usize,
+    before: &[usize],
+    lost: &[usize],
+    batch: usize,
+) -> Result<BTreeMap<V, usize>, TestCaseError> {
+    let (kept, after) = interrupted(factory, old, new, before, lost, batch);
+    if old == new {
+        for i in 0..old {
+            let mut got = kept[i].clone();
+            got.extend(after[i].iter().cloned());
+            prop_assert_eq!(got, poll_all(make(factory, i, old).as_mut(), batch));
+        }
+    }
+    Ok(multiset(kept.into_iter().flatten().chain(after.into_iter().flatten())))
+}
+
 /// Once a reader has ended, its snapshot is its end, whatever it marked before.
 #[test]
 fn an_ended_reader_snapshots_its_end() {
@@ -150,20 +172,9 @@ proptest! {
             dir.write(&format!("part-{i}.txt"), file_text(i, pads, *nl).as_bytes());
         }
         let factory = sources::text_file_split::<V>(dir.path(), EncodingErrors::Strict, split_min);
-        let whole: Vec<V> = (0..old).flat_map(|i| poll_all(make(&factory, i, old).as_mut(), batch)).collect();
-        let want = multiset(whole.clone());
+        let want = multiset((0..old).flat_map(|i| poll_all(make(&factory, i, old).as_mut(), batch)));
         prop_assert!(want.values().all(|&n| n == 1), "lines are unique");
-        let (kept, after) = interrupted(&factory, old, new, &before, &lost, batch);
-        if old == new {
-            // Each reader goes on where it was: in order, exactly its own lines.
-            for i in 0..old {
-                let mut got = kept[i].clone();
-                got.extend(after[i].iter().cloned());
-                prop_assert_eq!(got, poll_all(make(&factory, i, old).as_mut(), batch));
-            }
-        }
-        let got = multiset(kept.into_iter().flatten().chain(after.into_iter().flatten()));
-        prop_assert_eq!(got, want);
+        prop_assert_eq!(resumed(&factory, old, new, &before, &lost, batch)?, want);
     }
 
     /// Sequences, likewise (old readers' ranges dealt to the new ones).
@@ -178,16 +189,7 @@ proptest! {
         batch in 1usize..7,
     ) {
         let factory = sources::sequence::<V>(start, start + len - 1);
-        let (kept, after) = interrupted(&factory, old, new, &before, &lost, batch);
-        if old == new {
-            for i in 0..old {
-                let mut got = kept[i].clone();
-                got.extend(after[i].iter().cloned());
-                prop_assert_eq!(got, poll_all(make(&factory, i, old).as_mut(), batch));
-            }
-        }
-        let got = multiset(kept.into_iter().flatten().chain(after.into_iter().flatten()));
-        prop_assert_eq!(got, multiset((start..start + len).map(V::I)));
+        prop_assert_eq!(resumed(&factory, old, new, &before, &lost, batch)?, multiset((start..start + len).map(V::I)));
     }
 
     /// Bytes that are not a snapshot are an internal error, never a panic.
