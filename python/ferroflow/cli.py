@@ -400,12 +400,13 @@ class _JobOnlyOutput:
     (``print()`` sinks, prints in functions) passes."""
 
     def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
         from . import environment
 
-        return self._stream.write(text) if environment._jobs_running else len(text)
+        self._stream = stream
+        self._environment = environment  # bound once: write() is on the path of every print
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text) if self._environment._jobs_running else len(text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
