@@ -335,7 +335,8 @@ class Restarts:
         if delay is None:
             return None
         out = out or sys.stderr
-        print(f"ferroflow: {cause}", file=out)
-        print(f"ferroflow: restarting ({self.tracker.describe()}) in {delay} ms", file=out)
+        # One write for both lines: the processes of a job share stderr, and print()'s
+        # separate writes of text and newline interleave with theirs when it is unbuffered.
+        out.write(f"ferroflow: {cause}\nferroflow: restarting ({self.tracker.describe()}) in {delay} ms\n")
         out.flush()
         return delay
