@@ -5,6 +5,7 @@ pub mod sequence;
 pub mod sinks;
 pub mod socket;
 pub mod sources;
+pub mod splits;
 pub mod testing;
 pub mod text;
 pub mod text_file;
