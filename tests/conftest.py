@@ -38,9 +38,14 @@ import pytest
 from ferroflow import StreamExecutionEnvironment
 from ferroflow._cluster import free_ports
 from ferroflow.functions import MapFunction
+
 import pyflink_names
 from pyflink_examples import DATASTREAM, OVERRIDE, FetchError
+
 from pyflink_examples import examples_dir as pyflink_examples_dir
+
+# Real servers (tests/services/): session fixtures such as ``kafka``.
+pytest_plugins = ["services.kafka"]
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
     from hypothesis import HealthCheck, settings

@@ -21,7 +21,8 @@ from .functions import (AggregateFunction, AllWindowFunction, BroadcastProcessFu
                         FlatMapFunction, Function, JoinFunction, KeyedBroadcastProcessFunction,
                         KeyedCoProcessFunction, KeyedProcessFunction, KeySelector, MapFunction, OutputSelector,
                         ParallelSourceFunction, Partitioner, ProcessAllWindowFunction, ProcessFunction, ProcessJoinFunction,
-                        ProcessWindowFunction, ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, Encoder,
+                        ProcessWindowFunction, ReduceFunction, SerializationSchema, DeserializationSchema,
+                        SimpleStringSchema, ByteArraySchema, SinkFunction, Encoder,
                         SourceFunction, TwoPhaseCommitSinkFunction, WindowFunction)
 from .joins import CoGroupedStreams, JoinedStreams
 from .restart_strategy import RestartStrategies
@@ -44,7 +45,7 @@ __all__ = [
     "Function", "MapFunction", "FlatMapFunction", "FilterFunction", "KeySelector", "ReduceFunction",
     "WindowFunction", "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction", "AggregateFunction",
     "OutputSelector", "SinkFunction", "TwoPhaseCommitSinkFunction", "DiscardingSink", "SourceFunction", "ParallelSourceFunction",
-    "SerializationSchema", "SimpleStringSchema", "Encoder", "RuntimeContext", "FerroflowError", "JobExecutionException",
+    "SerializationSchema", "DeserializationSchema", "SimpleStringSchema", "ByteArraySchema", "Encoder", "RuntimeContext", "FerroflowError", "JobExecutionException",
     "InternalError", "InvalidUseError", "CheckpointingWarning", "ProcessFunction", "KeyedProcessFunction",
     "CoMapFunction", "CoFlatMapFunction", "CoProcessFunction", "KeyedCoProcessFunction", "BroadcastProcessFunction",
     "KeyedBroadcastProcessFunction", "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "JoinedStreams",

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     #: None for the whole record (see ``_aggregations.get_field``).
     Field = AnyOf[int, str, None]
 
-__all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
+__all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
+           "Sequence", "Socket",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
@@ -140,6 +141,45 @@ class TextFile(Source):
         self.paths = paths
         self.recursive = recursive
         self.encoding_errors = encoding_errors
+
+
+class KafkaSource(Source):
+    """``KafkaSource`` (``ferroflow.connectors.kafka``): the partitions of ``topics`` (or
+    of every topic ``topic_pattern(name)`` takes) spread over all workers. ``starting``:
+    ``"earliest"``, ``"latest"``, ``"committed"`` (else earliest if
+    ``reset_to_earliest``, otherwise latest) or ``"timestamp"`` (``starting_timestamp``
+    ms); ``stopping`` (bounded): None, ``"latest"`` or ``"timestamp"``
+    (``stopping_timestamp``). Values become records as ``value_format`` says:
+    ``"string"`` (UTF-8), ``"bytes"``, or ``"call"``: ``deserialize(value)`` (None:
+    no record; raising: a malformed message, skipped if ``skip_malformed``).
+    ``watermarks``: the strategy as an ``AssignTimestamps`` kind, applied per
+    partition in the source; records carry the messages' timestamps otherwise."""
+
+    KIND = "kafka_source"
+    __slots__ = ("bootstrap", "topics", "topic_pattern", "group_id", "starting", "starting_timestamp",
+                 "reset_to_earliest", "stopping", "stopping_timestamp", "properties", "skip_malformed",
+                 "value_format", "deserialize", "watermarks", "bounded")
+
+    def __init__(self, bootstrap: str, topics: Optional[List[str]], topic_pattern: Optional[Callable[[str], bool]],
+                 group_id: Optional[str], starting: str, starting_timestamp: int, reset_to_earliest: bool,
+                 stopping: Optional[str], stopping_timestamp: int, properties: List[Tuple[str, str]],
+                 skip_malformed: bool, value_format: str, deserialize: Optional[Callable[[Any], Any]],
+                 watermarks: Optional["AssignTimestamps"]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.topic_pattern = topic_pattern
+        self.group_id = group_id
+        self.starting = starting
+        self.starting_timestamp = starting_timestamp
+        self.reset_to_earliest = reset_to_earliest
+        self.stopping = stopping
+        self.stopping_timestamp = stopping_timestamp
+        self.properties = properties
+        self.skip_malformed = skip_malformed
+        self.value_format = value_format
+        self.deserialize = deserialize
+        self.watermarks = watermarks
+        self.bounded = stopping is not None
 
 
 class Sequence(Source):
@@ -528,6 +568,28 @@ class WriteFiles(Sink):
         self.rollover_interval = rollover_interval
         self.inactivity_interval = inactivity_interval
         self.bucket = bucket
+
+
+class KafkaSink(Sink):
+    """``KafkaSink`` (``ferroflow.connectors.kafka``): records to Kafka. ``value_format``
+    ``"string"``: ``str(record)`` as UTF-8 to ``topic``; ``"call"``: ``serialize(record)``
+    returns ``(topic, key, value, partition, timestamp)``, each None or of its type.
+    ``delivery``: ``"none"``, ``"at_least_once"`` or ``"exactly_once"``."""
+
+    KIND = "kafka_sink"
+    __slots__ = ("bootstrap", "topic", "properties", "delivery", "transactional_id_prefix", "value_format",
+                 "serialize")
+
+    def __init__(self, bootstrap: str, topic: Optional[str], properties: List[Tuple[str, str]], delivery: str,
+                 transactional_id_prefix: Optional[str], value_format: str,
+                 serialize: Optional[Callable[[Any], Any]]) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.properties = properties
+        self.delivery = delivery
+        self.transactional_id_prefix = transactional_id_prefix
+        self.value_format = value_format
+        self.serialize = serialize
 
 
 class WriteSocket(Sink):

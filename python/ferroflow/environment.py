@@ -317,7 +317,9 @@ class StreamExecutionEnvironment:
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
                     source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source with its timestamps and watermarks: ``source`` is a ``FileSource``
-        (``ferroflow.connectors.file_system``), a ``TestSource``, a ``SourceFunction``,
+        (``ferroflow.connectors.file_system``), a ``KafkaSource``
+        (``ferroflow.connectors.kafka``: watermarks per partition, records stamped with
+        the messages' timestamps), a ``TestSource``, a ``SourceFunction``,
         or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
         ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
         type, as for ``from_collection``."""
@@ -325,9 +327,20 @@ class StreamExecutionEnvironment:
             raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
                             f"got {watermark_strategy!r}")
         from .connectors.file_system import FileSource, FileSourceBuilder
+        from .connectors.kafka import KafkaSource, KafkaSourceBuilder
 
-        if isinstance(source, FileSourceBuilder):
-            raise TypeError("from_source() takes a FileSource: call .build() on the FileSource builder first")
+        if isinstance(source, (FileSourceBuilder, KafkaSourceBuilder)):
+            raise TypeError("from_source() takes a built source: call .build() on the builder first")
+        if isinstance(source, KafkaSource):
+            # Timestamps and watermarks are made per partition, inside the source.
+            strategy = watermark_strategy
+            plain = strategy._watermarks == "none" and strategy._assigner is None and strategy._field is None
+            kind = source._kind(None if plain else strategy._kind())
+            stream = self._source(kind, source._label(), "from_source")
+            stream._declare(type_info if type_info is not None else source._type_info())
+            if source_name:
+                stream.name(source_name)
+            return stream
         if isinstance(source, FileSource):
             stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
             if source_name:

@@ -372,18 +372,76 @@ class ParallelSourceFunction(SourceFunction):
 
 
 class SerializationSchema(Function):
-    """Turns a record into bytes (or str) for ``write_to_socket``."""
+    """Turns a record into bytes (or str): a Kafka sink's value or key (see
+    ``KafkaRecordSerializationSchema``), ``write_to_socket``'s output."""
 
     @stub
     def serialize(self, value: Any) -> bytes:
         raise NotImplementedError("implement serialize(value)")
 
 
-class SimpleStringSchema(SerializationSchema):
-    """``str(value)`` encoded as UTF-8."""
+class DeserializationSchema(Function):
+    """Turns bytes into a record: a Kafka source's values
+    (``KafkaSource.builder().set_value_only_deserializer(schema)``). Implement
+    ``deserialize(message)``; raising marks the message malformed (the job fails
+    naming topic, partition and offset). ``isEndOfStream`` is the talk-era Kafka
+    consumer's hook, kept for its scripts."""
+
+    @stub
+    def deserialize(self, message: bytes) -> Any:
+        raise NotImplementedError("implement deserialize(message)")
+
+    def isEndOfStream(self, next_element: Any) -> bool:
+        """True to end the stream at ``next_element``; false by default."""
+        return False
+
+
+class SimpleStringSchema(SerializationSchema, DeserializationSchema):
+    """Text in UTF-8: ``str(value)`` encoded, and bytes decoded."""
+
+    def __init__(self, charset: str = "UTF-8") -> None:
+        self.charset = utf8_charset(charset, "SimpleStringSchema()")
 
     def serialize(self, value: Any) -> bytes:
         return str(value).encode("utf-8")
+
+    def deserialize(self, message: bytes) -> str:
+        return message.decode("utf-8")
+
+
+class ByteArraySchema(SerializationSchema, DeserializationSchema):
+    """Bytes as they are (PyFlink's ``ByteArraySchema``): records are ``bytes``."""
+
+    def serialize(self, value: Any) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"ByteArraySchema writes bytes, got {type(value).__name__} {value!r:.60}")
+        return bytes(value)
+
+    def deserialize(self, message: bytes) -> bytes:
+        return message
+
+
+class RowFieldExtractorSchema(SerializationSchema):
+    """Field ``field_index`` of a row, which must hold bytes, as the serialized form
+    (PyFlink's ``RowFieldExtractorSchema``: one field for the key, another for the value)."""
+
+    def __init__(self, field_index: int) -> None:
+        if not isinstance(field_index, int) or isinstance(field_index, bool) or field_index < 0:
+            raise ValueError(f"RowFieldExtractorSchema() takes a field index >= 0, got {field_index!r}")
+        self.field_index = field_index
+
+    def serialize(self, value: Any) -> bytes:
+        try:
+            field = value[self.field_index]
+        except (IndexError, TypeError, KeyError):
+            raise ValueError(f"RowFieldExtractorSchema({self.field_index}): the record has no field "
+                             f"{self.field_index}: {value!r:.80}") from None
+        if field is None:
+            return None  # type: ignore[return-value]  # Kafka: no key / a tombstone
+        if not isinstance(field, (bytes, bytearray, memoryview)):
+            raise TypeError(f"RowFieldExtractorSchema({self.field_index}): field {self.field_index} must hold "
+                            f"bytes, got {type(field).__name__} {field!r:.60}")
+        return bytes(field)
 
 
 class Encoder:

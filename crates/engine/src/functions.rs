@@ -284,6 +284,16 @@ pub trait SourceReader<R>: 'static {
         Ok(())
     }
 
+    /// Checkpoints: the checkpoint that completes the segments below `segment` is
+    /// complete (every operator's snapshot is durable). A reader that tells an outside
+    /// system how far it got (Kafka's committed group offsets) does it here, with the
+    /// position marked for `segment`, never earlier: before completion the checkpoint
+    /// may still be abandoned. Called inside the batch scope, between polls; a reader
+    /// that already ended hears of no later checkpoint.
+    fn checkpoint_complete(&mut self, _segment: u64) -> UdfResult<()> {
+        Ok(())
+    }
+
     /// Checkpoints: seeks to the positions the old readers' snapshots recorded, once, on
     /// a freshly made reader before its first poll. After a rescale a reader says how the
     /// old positions are shared out (splits dealt with [`Restore::deals`]). Default:

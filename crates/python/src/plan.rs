@@ -112,7 +112,7 @@ struct Window<'py> {
 }
 
 #[derive(FromPyObject)]
-struct AssignTimestamps<'py> {
+pub(crate) struct AssignTimestamps<'py> {
     assigner: Option<Py<PyAny>>,
     field: Option<Bound<'py, PyAny>>,
     out_of_orderness: Option<i64>,
@@ -250,7 +250,7 @@ fn bind_udf(udf: &Arc<Py<PyAny>>, ctx: &WorkerContext) -> UdfResult<BoundUdf> {
 }
 
 /// Why a node could not be read: always ferroflow's bug (the API made the node).
-fn bug(message: impl Into<String>) -> PyErr {
+pub(crate) fn bug(message: impl Into<String>) -> PyErr {
     pyo3::exceptions::PyValueError::new_err(message.into())
 }
 
@@ -290,6 +290,8 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 parallel,
             }
         }
+        "kafka_source" => NodeKind::Source { factory: crate::kafka::source(kind, name)?, parallel: true },
+        "kafka_sink" => NodeKind::Sink(crate::kafka::sink(kind)?),
         "text_file" => {
             let TextFile { paths, recursive, encoding_errors: errors } = kind.extract()?;
             let paths = paths.into_iter().map(Into::into).collect();
@@ -340,24 +342,8 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
         "window" => window(kind.py(), name, kind.extract()?)?,
         "side_output" => NodeKind::LateOutput,
         "assign_timestamps" => {
-            let AssignTimestamps { assigner, field, out_of_orderness, idleness } = kind.extract()?;
-            let assigner = match (field, assigner) {
-                (Some(field), _) => Some(crate::builtins::field_timestamp_factory(name, &field)?),
-                (None, Some(a)) => {
-                    let udf = Arc::new(a);
-                    let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
-                        Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? })
-                            as Box<dyn TimestampAssigner<PyRec>>)
-                    });
-                    Some(f)
-                }
-                (None, None) => None,
-            };
-            let watermarks = match out_of_orderness {
-                None => WatermarkSpec::None,
-                Some(bound_ms) => WatermarkSpec::BoundedOutOfOrderness { bound_ms },
-            };
-            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms: idleness }
+            let (assigner, watermarks, idleness_ms) = timestamps(name, kind.extract()?)?;
+            NodeKind::AssignTimestamps { assigner, watermarks, idleness_ms }
         }
         "testing_source" => {
             let TestingSourceKind { events, processing_time_start: start } = kind.extract()?;
@@ -786,4 +772,30 @@ pub fn semantics(mode: &str, options: Option<SemanticsArg>) -> Result<Semantics,
         },
         None => Semantics { mode, ..defaults },
     })
+}
+
+/// A `WatermarkStrategy` as the API declares it (`AssignTimestamps`): the timestamp
+/// assigner (per worker), the watermarks and the idleness timeout. Shared by the
+/// `assign_timestamps` node and sources that make event time themselves (Kafka's).
+pub(crate) fn timestamps(
+    name: &str,
+    a: AssignTimestamps<'_>,
+) -> PyResult<(Option<TimestampFactory<PyRec>>, WatermarkSpec, Option<i64>)> {
+    let AssignTimestamps { assigner, field, out_of_orderness, idleness } = a;
+    let assigner = match (field, assigner) {
+        (Some(field), _) => Some(crate::builtins::field_timestamp_factory(name, &field)?),
+        (None, Some(a)) => {
+            let udf = Arc::new(a);
+            let f: TimestampFactory<PyRec> = Arc::new(move |ctx| {
+                Ok(Box::new(PyTimestampAssigner { f: bind_udf(&udf, ctx)? }) as Box<dyn TimestampAssigner<PyRec>>)
+            });
+            Some(f)
+        }
+        (None, None) => None,
+    };
+    let watermarks = match out_of_orderness {
+        None => WatermarkSpec::None,
+        Some(bound_ms) => WatermarkSpec::BoundedOutOfOrderness { bound_ms },
+    };
+    Ok((assigner, watermarks, idleness))
 }

@@ -2,15 +2,15 @@
 
 They are ferroflow's own (``ferroflow.functions``), which already accept the Java-style
 method names (``flatMap(value, collector)``, ``getKey``, ``invoke``...). The only new
-ones are ``PythonIterator`` and ``DeserializationSchema``, and the ``Rich*`` names:
+one is ``PythonIterator``, and the ``Rich*`` names:
 every ferroflow function gets ``open()``/``close()`` called, so they are aliases.
 """
 
 from __future__ import annotations
 
-from ..functions import (FilterFunction, FlatMapFunction, Function, KeySelector, MapFunction, OutputSelector,
-                         ReduceFunction, SerializationSchema, SimpleStringSchema, SinkFunction, SourceFunction,
-                         WindowFunction, iterate_java_style)
+from ..functions import (DeserializationSchema, FilterFunction, FlatMapFunction, Function, KeySelector,
+                         MapFunction, OutputSelector, ReduceFunction, SerializationSchema, SimpleStringSchema,
+                         SinkFunction, SourceFunction, WindowFunction, iterate_java_style)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up; type checkers take it as True
 if TYPE_CHECKING:
@@ -47,15 +47,3 @@ class PythonIterator:
 
     def __iter__(self) -> Iterator[Any]:
         return iterate_java_style(self)
-
-
-class DeserializationSchema(Function):
-    """Turns bytes into a record (the talk-era Kafka consumer used it). Implement
-    ``deserialize(message)``; ``isEndOfStream(element)`` may end the stream."""
-
-    def deserialize(self, message: bytes) -> Any:
-        raise NotImplementedError("implement deserialize(message)")
-
-    def isEndOfStream(self, next_element: Any) -> bool:
-        """True to end the stream at ``next_element``; false by default."""
-        return False

@@ -45,10 +45,8 @@ MODULES: Dict[str, Tuple[str, ...]] = {
         "ferroflow.execution_config: ExecutionConfig",
         "ferroflow.environment: JobExecutionResult",
         "ferroflow.restart_strategy: RestartStrategies RestartStrategyConfiguration",
-        "ferroflow.functions: SerializationSchema SimpleStringSchema Encoder",
-        "ferroflow.compat.functions: DeserializationSchema",
+        "ferroflow.functions: SerializationSchema DeserializationSchema SimpleStringSchema ByteArraySchema Encoder",
         "ferroflow.compat.params: Configuration",
-        "!kafka: ByteArraySchema",
         ("!jvm: ConfigOption ConfigOptions TypeSerializer CompletableFuture InputDependencyConstraint JobClient "
          "JobID JobStatus AssignerWithPeriodicWatermarksWrapper"),
     ),
@@ -57,10 +55,9 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     "pyflink.common.time": ("ferroflow.windowing: Duration Time Instant",),
     "pyflink.common.watermark_strategy": ("ferroflow.watermarks: WatermarkStrategy TimestampAssigner",),
     "pyflink.common.serialization": (
-        "ferroflow.functions: SerializationSchema SimpleStringSchema Encoder",
-        "ferroflow.compat.functions: DeserializationSchema",
+        ("ferroflow.functions: SerializationSchema DeserializationSchema SimpleStringSchema ByteArraySchema "
+         "RowFieldExtractorSchema Encoder"),
         "!bulk: BulkWriterFactory",
-        "!kafka: RowFieldExtractorSchema ByteArraySchema",
     ),
     "pyflink.common.configuration": ("ferroflow.compat.params: Configuration",),
     "pyflink.common.execution_config": ("ferroflow.execution_config: ExecutionConfig",),
@@ -138,7 +135,10 @@ MODULES: Dict[str, Tuple[str, ...]] = {
         ("!checkpoint_storage: CheckpointStorage JobManagerCheckpointStorage FileSystemCheckpointStorage "
          "CustomCheckpointStorage"),),
     "pyflink.datastream.slot_sharing_group": ("!slots: SlotSharingGroup MemorySize",),
-    "pyflink.datastream.connectors": ("!connector_base: Sink Source DeliveryGuarantee",),
+    "pyflink.datastream.connectors": (
+        "ferroflow.connectors.kafka: DeliveryGuarantee",
+        "!connector_base: Sink Source",
+    ),
     "pyflink.datastream.connectors.file_system": (
         ("ferroflow.connectors.file_system: FileSource FileSourceBuilder StreamFormat FileSink OutputFileConfig "
          "RollingPolicy BucketAssigner"),
@@ -149,7 +149,12 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     "pyflink.datastream.async_retry_predicates": ("!async: *",),
     "pyflink.datastream.async_retry_strategies": ("!async: *",),
     "pyflink.datastream.connectors.number_seq": ("!connector_base: NumberSequenceSource",),
-    "pyflink.datastream.connectors.kafka": ("!kafka: *",),
+    "pyflink.datastream.connectors.kafka": (
+        ("ferroflow.connectors.kafka: KafkaSource KafkaSourceBuilder KafkaOffsetsInitializer "
+         "KafkaOffsetResetStrategy KafkaSink KafkaSinkBuilder KafkaRecordSerializationSchema "
+         "KafkaRecordSerializationSchemaBuilder DeliveryGuarantee"),
+        "!kafka: *",
+    ),
     "pyflink.datastream.connectors.dynamic_kafka": ("!kafka: *",),
     "pyflink.datastream.connectors.elasticsearch": ("!connector: *",),
     "pyflink.datastream.connectors.pulsar": ("!connector: *",),
@@ -159,8 +164,14 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     "pyflink.datastream.connectors.rabbitmq": ("!connector: *",),
     "pyflink.datastream.connectors.hybrid_source": ("!connector: *",),
     "pyflink.datastream.formats": (),
-    "pyflink.datastream.formats.json": ("!kafka: *",),
-    "pyflink.datastream.formats.csv": ("!kafka: *",),
+    "pyflink.datastream.formats.json": (
+        "ferroflow.formats.json: JsonRowSerializationSchema JsonRowDeserializationSchema",
+        "!kafka: *",
+    ),
+    "pyflink.datastream.formats.csv": (
+        "ferroflow.formats.csv: CsvRowSerializationSchema CsvRowDeserializationSchema",
+        "!kafka: *",
+    ),
     "pyflink.datastream.formats.avro": ("!kafka: *",),
     "pyflink.datastream.formats.parquet": ("!bulk: *",),
     "pyflink.datastream.formats.orc": ("!bulk: *",),

@@ -21,8 +21,9 @@ REASONS: Dict[str, str] = {
            "nothing replaces it (see docs/pyflink.md)",
     "table": "ferroflow has no Table API or SQL; write the job with the DataStream API "
              "(docs/pyflink.md, 'Table API')",
-    "kafka": "ferroflow has no Kafka connector or Kafka formats yet; read files with FileSource, "
-             "or call a Python Kafka client from a SourceFunction",
+    "kafka": "this part of PyFlink's Kafka connector is not in ferroflow; use KafkaSource/KafkaSink with "
+             "their builders, the JSON/CSV row schemas, SimpleStringSchema or ByteArraySchema "
+             "(docs/connectors.md)",
     "connector": "this connector is Flink's Java connector; write to the system from a SinkFunction "
                  "(or read it from a SourceFunction) with its Python client",
     "connector_base": "ferroflow's sources and sinks are FileSource/FileSink, add_source(SourceFunction), "

@@ -158,6 +158,11 @@ impl Checkpoints {
         self.base + segment
     }
 
+    /// The segment checkpoint `id` was taken for (see [`Checkpoints::id_of`]).
+    pub fn segment_of(&self, id: u64) -> u64 {
+        id.saturating_sub(self.base)
+    }
+
     /// Operators are about to snapshot for checkpoint `segment`.
     pub fn begin_snapshot(&self, segment: u64) {
         self.snapshotting.set(self.id_of(segment));

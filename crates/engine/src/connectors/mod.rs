@@ -1,5 +1,6 @@
 //! Built-in sources and sinks that need no user code.
 
+pub mod kafka;
 pub mod positions;
 pub mod sequence;
 pub mod sinks;

@@ -69,6 +69,7 @@ pub fn source<'s, R: Record>(
             batches: 0,
             unconfirmed: None,
             ended: false,
+            completed: 0,
         })
     });
     out
@@ -88,6 +89,8 @@ struct Partition<R> {
     unconfirmed: Option<Time>,
     /// The reader is done (the partition ends once its last step of time is seen).
     ended: bool,
+    /// The newest complete checkpoint the reader was told of.
+    completed: u64,
 }
 
 impl<R: Record> SourceLogic<R> for Partition<R> {
@@ -125,6 +128,13 @@ impl<R: Record> SourceLogic<R> for Partition<R> {
         }
         let mut slot = self.reader.borrow_mut();
         let Some(r) = slot.as_mut() else { return Ok(Polled::Going) };
+        if let Some(c) = env.checkpoints.as_ref() {
+            let done = c.completed();
+            if done > self.completed {
+                r.checkpoint_complete(c.segment_of(done))?;
+                self.completed = done;
+            }
+        }
         // Checkpoints: at this batch boundary, move on to the segment the job asks for
         // (jumping over any in between, which stay empty here), position marked first.
         let segment = env.control.requested_segment();
