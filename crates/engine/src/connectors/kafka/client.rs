@@ -28,6 +28,7 @@ const NOT_FOR_LIBRDKAFKA: &[&str] = &[
     "key.serializer",
     "value.serializer",
     "flink.partition-discovery.interval-millis",
+    "ferroflow.exactly-once",
 ];
 
 /// The user's properties, in the order given, as the connector reads them.
@@ -102,9 +103,17 @@ pub fn config_error(e: KafkaError) -> String {
 #[derive(Default)]
 pub struct Context {
     last_error: std::sync::Mutex<Option<String>>,
+    /// The producer id and epoch a transactional producer was given (librdkafka tells
+    /// it only in its `eos` debug log, as "Acquired PID{Id:..,Epoch:..}").
+    producer_id: std::sync::Mutex<Option<(i64, i16)>>,
 }
 
 impl Context {
+    /// The producer id and epoch last acquired (needs `debug=eos`).
+    pub fn producer_id(&self) -> Option<(i64, i16)> {
+        self.producer_id.lock().ok().and_then(|p| *p)
+    }
+
     /// The last error librdkafka reported on its own (a refused connection, a failed
     /// name lookup), if any.
     pub fn last_error(&self) -> Option<String> {
@@ -113,7 +122,15 @@ impl Context {
 }
 
 impl ClientContext for Context {
-    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "GETPID" {
+            if let Some(pid) = parse_acquired_pid(log_message) {
+                if let Ok(mut p) = self.producer_id.lock() {
+                    *p = Some(pid);
+                }
+            }
+        }
+    }
 
     fn error(&self, error: KafkaError, reason: &str) {
         if let Ok(mut e) = self.last_error.lock() {
@@ -159,4 +176,40 @@ pub fn unreachable_brokers(bootstrap: &str, timeout: Duration, context: &Context
          default.api.timeout.ms sets the wait)",
         timeout.as_secs_f64()
     )
+}
+
+/// The id and epoch in librdkafka's "[thrd:main]: Acquired PID{Id:1000,Epoch:0}
+/// (previous ...)".
+pub fn parse_acquired_pid(line: &str) -> Option<(i64, i16)> {
+    const ACQUIRED: &str = "Acquired PID{Id:";
+    let rest = &line[line.find(ACQUIRED)? + ACQUIRED.len()..];
+    let (id, rest) = rest.split_once(",Epoch:")?;
+    let (epoch, _) = rest.split_once('}')?;
+    Some((id.parse().ok()?, epoch.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_acquired_producer_id_is_read_from_librdkafkas_log_line() {
+        assert_eq!(parse_acquired_pid("Acquired PID{Id:1000,Epoch:0}"), Some((1000, 0)));
+        assert_eq!(parse_acquired_pid("[thrd:main]: Acquired PID{Id:7,Epoch:3} (previous PID{Id:7,Epoch:2})"), Some((7, 3)));
+        assert_eq!(parse_acquired_pid("Ignoring InitProduceId response (PID{Id:1,Epoch:0})"), None);
+    }
+
+    #[test]
+    fn java_only_properties_stay_out_of_librdkafkas_configuration() {
+        let props = Properties(vec![
+            ("default.api.timeout.ms".into(), "2000".into()),
+            ("linger.ms".into(), "7".into()),
+        ]);
+        let c = config("h:1", &[("linger.ms", "5"), ("acks", "all")], &props);
+        assert_eq!(c.get("default.api.timeout.ms"), None);
+        assert_eq!(c.get("linger.ms"), Some("7"), "the user's value wins over the default");
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(props.api_timeout().unwrap(), Duration::from_millis(2000));
+        assert!(Properties(vec![("default.api.timeout.ms".into(), "soon".into())]).api_timeout().is_err());
+    }
 }

@@ -61,6 +61,9 @@ impl<R> Clone for KafkaSinkSpec<R> {
 pub fn kafka_sink<R: 'static>(spec: KafkaSinkSpec<R>) -> SinkFactory<R> {
     Arc::new(move |ctx| {
         if spec.delivery == Delivery::ExactlyOnce {
+            if spec.properties.get(super::transactions::OPT_IN) != Some(super::transactions::OPT_IN_VALUE) {
+                return Err(UdfError::new(super::transactions::REFUSAL));
+            }
             return super::transactions::exactly_once_sink(spec.clone(), ctx);
         }
         let producer = Sender::open(&spec, &[("enable.idempotence", "true"), ("linger.ms", "5")])?;
@@ -119,8 +122,20 @@ pub struct Sender {
 impl Sender {
     /// A producer for `spec` with `defaults` (unless the user set them).
     pub fn open<R>(spec: &KafkaSinkSpec<R>, defaults: &[(&str, &str)]) -> UdfResult<Self> {
+        Sender::open_logging(spec, defaults, None)
+    }
+
+    /// [`Sender::open`], with librdkafka's log at `level` if given.
+    pub fn open_logging<R>(
+        spec: &KafkaSinkSpec<R>,
+        defaults: &[(&str, &str)],
+        level: Option<rdkafka::config::RDKafkaLogLevel>,
+    ) -> UdfResult<Self> {
         let api_timeout = spec.properties.api_timeout().map_err(UdfError::new)?;
-        let config = client::config(&spec.bootstrap, defaults, &spec.properties);
+        let mut config = client::config(&spec.bootstrap, defaults, &spec.properties);
+        if let Some(level) = level {
+            config.set_log_level(level);
+        }
         let producer: BaseProducer<Deliveries> =
             config.create_with_context(Deliveries::default()).map_err(|e| UdfError::new(client::config_error(e)))?;
         let sender = Sender { producer, bootstrap: spec.bootstrap.clone(), topic: spec.topic.clone(), api_timeout };
