@@ -167,6 +167,10 @@ def request_savepoint(stop: bool = False) -> None:
     """Asks this process's running job for a savepoint (with ``stop``, the job stops once it
     is written); safe in a signal handler. A job without checkpointing ignores it."""
 
+def split_owner(name: str, workers: int) -> int:
+    """The worker (of ``workers``) that owns the named part or split ``name``: its
+    name's pinned hash, the same in every process and run."""
+
 def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
     """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path
     (the first set), by the engine's rule; ValueError with a one-line message."""

@@ -317,7 +317,8 @@ class StreamExecutionEnvironment:
     def from_source(self, source: Any, watermark_strategy: WatermarkStrategy,
                     source_name: Optional[str] = None, type_info: Any = None) -> DataStream:
         """A source with its timestamps and watermarks: ``source`` is a ``FileSource``
-        (``ferroflow.connectors.file_system``), a ``TestSource``, a ``SourceFunction``,
+        (``ferroflow.connectors.file_system``), a ``FixedPartitionedSource`` or
+        ``DynamicSource`` (``ferroflow.connectors.partitioned``), a ``TestSource``, a ``SourceFunction``,
         or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
         ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
         type, as for ``from_collection``."""
@@ -325,10 +326,14 @@ class StreamExecutionEnvironment:
             raise TypeError("from_source() takes a WatermarkStrategy, e.g. WatermarkStrategy.no_watermarks(), "
                             f"got {watermark_strategy!r}")
         from .connectors.file_system import FileSource, FileSourceBuilder
+        from .connectors.partitioned import _source_kind
 
-        if isinstance(source, FileSourceBuilder):
+        partitioned = _source_kind(source, source_name or type(source).__name__)
+        if partitioned is not None:
+            stream = self._source(partitioned, source_name or label_of(source), "from_source")._declare(type_info)
+        elif isinstance(source, FileSourceBuilder):
             raise TypeError("from_source() takes a FileSource: call .build() on the FileSource builder first")
-        if isinstance(source, FileSource):
+        elif isinstance(source, FileSource):
             stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
             if source_name:
                 stream.name(source_name)
