@@ -42,6 +42,9 @@ import pyflink_names
 from pyflink_examples import DATASTREAM, OVERRIDE, FetchError
 from pyflink_examples import examples_dir as pyflink_examples_dir
 
+#: Fixtures of the servers the connector tests talk to (tests/services/).
+pytest_plugins = ["services.postgres"]
+
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
     from hypothesis import HealthCheck, settings
 
@@ -372,8 +375,9 @@ def _shared_lists(env: "TwoProcessEnvironment") -> List[list]:
             cls = type(value)
             if _is_ferroflow(cls.__module__):
                 # the API's wrappers: a Udf's function, a source runner's SourceFunction,
-                # select()'s filter (its methods close over the selector's Udf)
-                for attr in ("fn", "function"):
+                # select()'s filter (its methods close over the selector's Udf), a
+                # partitioned connector's parts
+                for attr in ("fn", "function", "connector"):
                     if hasattr(value, attr):
                         visit(getattr(value, attr), depth + 1)
             visit_class(cls, depth + 1)

@@ -213,6 +213,8 @@ impl SourceReader<PyRec> for PartitionedSource {
             let reading = self.reading.as_mut().expect("built above");
             let n = reading.len();
             let now = Instant::now();
+            // `out` may hold records already: `max` counts this poll's.
+            let limit = out.len() + max;
             let mut more = false;
             for k in 0..n {
                 let part = &mut reading[(self.next + k) % n];
@@ -241,10 +243,10 @@ impl SourceReader<PyRec> for PartitionedSource {
                     };
                     part.pending.extend(got);
                 }
-                let take = part.pending.len().min(max - out.len());
+                let take = part.pending.len().min(limit - out.len());
                 out.extend(part.pending.drain(..take));
                 more |= !part.pending.is_empty() || (part.reader.is_some() && part.awake.is_none());
-                if out.len() >= max {
+                if out.len() >= limit {
                     more = true;
                     break;
                 }
@@ -255,7 +257,11 @@ impl SourceReader<PyRec> for PartitionedSource {
             }
             let wake = reading.iter().filter(|p| p.reader.is_some()).filter_map(|p| p.awake).min();
             match wake {
-                None if reading.iter().all(|p| p.reader.is_none()) => Ok(SourceStatus::Done),
+                None if reading.iter().all(|p| p.reader.is_none()) => {
+                    // At the end, in every later checkpoint.
+                    self.marked = self.names.iter().map(|n| (n.as_bytes().to_vec(), vec![TAG_ENDED])).collect();
+                    Ok(SourceStatus::Done)
+                }
                 None => Ok(SourceStatus::More),
                 Some(at) => match &self.alarm {
                     Some(alarm) => {

@@ -179,11 +179,10 @@ class _Parts:
     def snapshot(part: Any) -> bytes:
         import pickle
 
+        state = part.snapshot()
         try:
-            return pickle.dumps(part.snapshot(), 5)
+            return pickle.dumps(state, 5)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
-            if isinstance(e, AttributeError) and "snapshot" in str(e):
-                raise
             raise TypeError(f"{type(part).__name__}.snapshot() must return a picklable value: {e}") from None
 
     # Per-process, per-attempt hooks (environment.execute calls them on per-worker functions).
