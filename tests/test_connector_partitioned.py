@@ -91,10 +91,10 @@ class Recording(StatefulSinkPartition):
 
 
 class ByNumber(FixedPartitionedSink):
-    PARTS = ["even", "odd", "x", "y", "z"]
+    PARTS = ("even", "odd", "x", "y", "z")
 
     def list_parts(self):
-        return self.PARTS
+        return list(self.PARTS)
 
     def part_fn(self, item):
         return item  # taken modulo the parts' number
@@ -265,7 +265,7 @@ def test_a_job_checkpointed_at_two_workers_resumes_at_one_then_three(tmp_path):
         assert has_checkpoint()
         os.killpg(p.pid, 9)
         p.wait()
-    p = subprocess.run([_ferroflow(), "run", "-w", "3", str(script), "--from-checkpoint", str(storage), "-",
+    p = subprocess.run(check=False, args=[_ferroflow(), "run", "-w", "3", str(script), "--from-checkpoint", str(storage), "-",
                         str(storage), "0"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

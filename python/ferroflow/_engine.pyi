@@ -4,7 +4,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeAlias, Union, final
 
-__all__ = ["run_job", "resolve_secret", "request_savepoint", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
+__all__ = ["run_job", "resolve_secret", "split_owner", "request_savepoint", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
            "CancelToken", "JobFailed", "SourceCancelled", "SourceContext", "ProcessContext",
            "StateStore", "ValueStateImpl", "ListStateImpl", "MapStateImpl", "ReducingStateImpl", "AggregatingStateImpl",
            "BroadcastStateImpl", "_codec_encode", "_codec_decode", "_SourceProbe",

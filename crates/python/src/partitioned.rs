@@ -457,7 +457,10 @@ impl Sink<PyRec> for PartitionedSink {
             Some(last) => last.clone(),
             None => Python::attach(|py| self.states(py))?,
         };
-        write_splits::<PyRec>(out, states.iter().map(|(n, s)| (n.as_slice(), s.as_slice())).collect::<Vec<_>>().into_iter());
+        write_splits::<PyRec>(
+            out,
+            states.iter().map(|(n, s)| (n.as_slice(), s.as_slice())).collect::<Vec<_>>().into_iter(),
+        );
         Ok(())
     }
 
