@@ -36,6 +36,11 @@ def copied(dsn: str) -> list:
         return conn.execute("SELECT id, body FROM copies ORDER BY id").fetchall()
 
 
+def count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM copies").fetchone()[0]
+
+
 def expected() -> list:
     return [(i, f"EVENT {i}") for i in range(ROWS)]
 
@@ -67,13 +72,16 @@ def test_killed_at_random_moments_and_restored_copies_every_row_exactly_once(pos
     rng = random.Random(15 + len(way))
     storage = tmp_path / "ck"
     kills = 0
-    for _ in range(4):
+    for _ in range(3):
+        before = count(postgres_dsn)
         p = subprocess.Popen(command(storage, postgres_dsn, way, "0.1"), cwd=tmp_path, env=job_env(),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              start_new_session=True)
-        deadline = time.monotonic() + rng.uniform(0.6, 1.5)
-        while time.monotonic() < deadline and p.poll() is None:
+        # Killed a random moment after this run committed a checkpoint's rows.
+        deadline = time.monotonic() + 60
+        while p.poll() is None and count(postgres_dsn) == before and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))
         if p.poll() is not None:
             _, err = p.communicate()
             assert p.returncode == 0, err.decode()
