@@ -544,6 +544,9 @@ def _warn_unresumable(job: List[Any]) -> None:
                 and not kind.runner.replayable():
             why = "its function has no snapshot_state(): after a restart it runs again from its start; " \
                   "implement snapshot_state/initialize_state (Flink's CheckpointedFunction) to resume"
+        elif isinstance(kind, _nodes.PartitionedSource) and kind.parts.dynamic:
+            why = "a DynamicSource keeps no state: after a restart each worker's partition is built anew; " \
+                  "a FixedPartitionedSource resumes its parts"
         else:
             continue
         if n.name in _warned_unresumable:

@@ -177,6 +177,20 @@ impl PartitionedSource {
         Ok(())
     }
 
+    /// The position of parts not built yet: the restored states (a part with none starts
+    /// afresh again).
+    fn unbuilt_marks(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut marked = Vec::new();
+        for name in &self.names {
+            match self.restored.get(name) {
+                Some(Some(section)) => marked.push((name.as_bytes().to_vec(), section.clone())),
+                Some(None) => marked.push((name.as_bytes().to_vec(), vec![TAG_ENDED])),
+                None => {}
+            }
+        }
+        marked
+    }
+
     fn close_all(&mut self) {
         let Some(reading) = &mut self.reading else { return };
         Python::attach(|py| {
@@ -288,16 +302,7 @@ impl SourceReader<PyRec> for PartitionedSource {
             let parts = self.parts.bind(py);
             let mut marked = Vec::with_capacity(self.names.len());
             match &self.reading {
-                None => {
-                    for name in &self.names {
-                        match self.restored.get(name) {
-                            Some(Some(section)) => marked.push((name.as_bytes().to_vec(), section.clone())),
-                            Some(None) => marked.push((name.as_bytes().to_vec(), vec![TAG_ENDED])),
-                            // Not started: it starts afresh again.
-                            None => {}
-                        }
-                    }
-                }
+                None => marked = self.unbuilt_marks(),
                 Some(reading) => {
                     for part in reading {
                         let mut w = StateWriter::<PyRec>::new();
@@ -352,6 +357,8 @@ impl SourceReader<PyRec> for PartitionedSource {
             let ended = section.first() == Some(&TAG_ENDED);
             self.restored.insert(name, (!ended).then_some(section));
         }
+        // A checkpoint before the first mark stands where the restore put the parts.
+        self.marked = self.unbuilt_marks();
         Ok(())
     }
 }
