@@ -373,3 +373,78 @@ def test_a_checkpointed_job_warns_that_a_dynamic_source_cannot_resume(tmp_path):
     collect(env.from_source(PerWorker(), NO_WM, "ticks warned"))
     with pytest.warns(CheckpointingWarning, match="DynamicSource keeps no state"):
         env.execute("warned")
+
+
+SINK_LOG: list = []
+
+
+class CountingWriter(StatefulSinkPartition):
+    """Its state: how many items it wrote (resumed from a checkpoint)."""
+
+    def __init__(self, name: str, state) -> None:
+        self.name, self.count = name, state or 0
+
+    def write_batch(self, items):
+        self.count += len(items)
+        SINK_LOG.extend(("write", self.name, item) for item in items)
+
+    def snapshot(self):
+        return self.count
+
+
+class CountingSink(FixedPartitionedSink):
+    def list_parts(self):
+        return ["a", "b", "c"]
+
+    def part_fn(self, item):
+        return item[1]
+
+    def build_part(self, step_id, for_part, resume_state):
+        SINK_LOG.append(("build", for_part, resume_state))
+        return CountingWriter(for_part, resume_state)
+
+
+class SlowParts(Parts):
+    def build_part(self, step_id, for_part, resume_state):
+        part = super().build_part(step_id, for_part, resume_state)
+        batch = part.next_batch
+
+        def slow():
+            time.sleep(0.002)
+            return batch()
+        part.next_batch = slow
+        return part
+
+
+def test_a_sink_resumes_its_parts_states_after_a_restart_and_writes_at_least_once(tmp_path):
+    from ferroflow import RestartStrategies, StreamExecutionEnvironment
+    from ferroflow.functions import MapFunction
+
+    class FailsOnce(MapFunction):
+        def open(self, runtime_context):
+            self.attempt = runtime_context.get_attempt_number()
+
+        def map(self, value):
+            if self.attempt == 0 and value == ("p1", 150):
+                raise ValueError("first attempt")
+            return value
+
+    SINK_LOG.clear()
+    lengths = {"p0": 200, "p1": 200}
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(20)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
+    env.from_source(SlowParts(lengths, 1), NO_WM, "slow").map(FailsOnce()).sink_to(CountingSink())
+    env.execute("restarts")
+    builds = [entry for entry in SINK_LOG if entry[0] == "build"]
+    assert len(builds) == 6, builds  # three parts, two attempts
+    resumed = {part: state for _, part, state in builds[3:]}
+    assert any(state for state in resumed.values()), f"no part resumed a state: {builds}"
+    written = Counter(entry[2] for entry in SINK_LOG if entry[0] == "write")
+    assert set(written) == set(everything(lengths)), "an item was never written"
+    # What a part's resumed count says it wrote is what it wrote before that checkpoint.
+    for part, state in resumed.items():
+        first_attempt = [e for e in SINK_LOG[:SINK_LOG.index(builds[3])] if e[0] == "write" and e[1] == part]
+        assert (state or 0) <= len(first_attempt)
