@@ -41,11 +41,10 @@ from ferroflow.functions import MapFunction
 
 import pyflink_names
 from pyflink_examples import DATASTREAM, OVERRIDE, FetchError
-
 from pyflink_examples import examples_dir as pyflink_examples_dir
 
-# Real servers (tests/services/): session fixtures such as ``kafka``.
-pytest_plugins = ["services.kafka"]
+# Fixtures of the real servers the connector tests talk to (tests/services/).
+pytest_plugins = ["services.kafka", "services.postgres"]
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
     from hypothesis import HealthCheck, settings
@@ -377,8 +376,9 @@ def _shared_lists(env: "TwoProcessEnvironment") -> List[list]:
             cls = type(value)
             if _is_ferroflow(cls.__module__):
                 # the API's wrappers: a Udf's function, a source runner's SourceFunction,
-                # select()'s filter (its methods close over the selector's Udf)
-                for attr in ("fn", "function"):
+                # select()'s filter (its methods close over the selector's Udf), a
+                # partitioned connector's parts
+                for attr in ("fn", "function", "connector"):
                     if hasattr(value, attr):
                         visit(getattr(value, attr), depth + 1)
             visit_class(cls, depth + 1)

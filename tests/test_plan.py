@@ -13,6 +13,7 @@ import pytest
 
 import ferroflow
 from ferroflow import InternalError, OutputTag, StreamExecutionEnvironment, _engine, _nodes
+from ferroflow.connectors import FixedPartitionedSink, FixedPartitionedSource
 from ferroflow.testing import TestSource, Watermark
 from ferroflow.watermarks import WatermarkStrategy
 from ferroflow.window import CountEvictor, CountTrigger, TumblingEventTimeWindows
@@ -60,7 +61,18 @@ def every_api_node() -> StreamExecutionEnvironment:
     side = OutputTag("side")
     processed = keyed.process(_Process(side))
     processed.get_side_output(side).union(processed).print()
+    env.from_source(_Parts(), WatermarkStrategy.no_watermarks(), "parts").sink_to(_PartsSink())
     return env
+
+
+class _Parts(FixedPartitionedSource):
+    def list_parts(self) -> Any:
+        return ["a"]
+
+
+class _PartsSink(FixedPartitionedSink):
+    def list_parts(self) -> Any:
+        return ["a"]
 
 
 class _CoMap(ferroflow.CoMapFunction):

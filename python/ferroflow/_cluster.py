@@ -156,6 +156,7 @@ def plan_fingerprint(nodes) -> int:
     h = hashlib.sha256()
     for n in nodes:
         h.update(f"{n.api}|{n.label}|{n.inputs}\n".encode())
+        h.update(n.kind.fingerprint() if hasattr(n.kind, "fingerprint") else b"")  # a connector's parts
     return int.from_bytes(h.digest()[:8], "little")
 
 

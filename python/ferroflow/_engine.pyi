@@ -4,7 +4,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeAlias, Union, final
 
-__all__ = ["run_job", "resolve_secret", "request_savepoint", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
+__all__ = ["run_job", "resolve_secret", "split_owner", "request_savepoint", "checkpoint_probe_writable", "checkpoint_find_latest", "checkpoint_verify",
            "CancelToken", "JobFailed", "SourceCancelled", "SourceContext", "ProcessContext",
            "StateStore", "ValueStateImpl", "ListStateImpl", "MapStateImpl", "ReducingStateImpl", "AggregatingStateImpl",
            "BroadcastStateImpl", "_codec_encode", "_codec_decode", "_SourceProbe",
@@ -166,6 +166,10 @@ def checkpoint_verify(dir: Union[str, PathLike[str]]) -> None:
 def request_savepoint(stop: bool = False) -> None:
     """Asks this process's running job for a savepoint (with ``stop``, the job stops once it
     is written); safe in a signal handler. A job without checkpointing ignores it."""
+
+def split_owner(name: str, workers: int) -> int:
+    """The worker (of ``workers``) that owns the named part or split ``name``: its
+    name's pinned hash, the same in every process and run."""
 
 def resolve_secret(secret: Optional[str], secret_file: Optional[str]) -> bytes:
     """The shared secret from FERROFLOW_SECRET's value or FERROFLOW_SECRET_FILE's path

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     Field = AnyOf[int, str, None]
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
-           "Sequence", "Socket",
-           "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
+           "Sequence", "Socket", "TestingSource", "PartitionedSource", "PartitionedSink",
+           "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
            "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
@@ -221,6 +221,26 @@ class TestingSource(Source):
     def __init__(self, events: List[Tuple[Any, ...]], processing_time_start: int) -> None:
         self.events = events
         self.processing_time_start = processing_time_start
+
+
+class PartitionedSource(Source):
+    """``from_source`` of a ``FixedPartitionedSource`` or ``DynamicSource``
+    (``connectors/partitioned.py``): ``parts`` lists the parts, builds their readers and
+    pickles their states; each part is read by the worker its name's hash picks, a
+    dynamic source's one partition per worker."""
+
+    KIND = "partitioned_source"
+    __slots__ = ("parts",)
+    #: Parts may never end (a queue's shards).
+    bounded = False
+
+    def __init__(self, parts: Any) -> None:
+        self.parts = parts
+
+    def fingerprint(self) -> bytes:
+        """The listed parts, which every process must agree on (``_cluster.plan_fingerprint``)."""
+        result: bytes = self.parts.fingerprint()
+        return result
 
 
 # -- transformations -------------------------------------------------------------------
@@ -536,6 +556,22 @@ class TwoPhaseSink(Sink):
 
     def __init__(self, udf: PerWorker) -> None:
         self.udf = udf
+
+
+class PartitionedSink(Sink):
+    """``sink_to`` of a ``FixedPartitionedSink``, after the routing of each item to its
+    part's owner: ``parts`` builds this worker's writers and pickles their states."""
+
+    KIND = "partitioned_sink"
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: Any) -> None:
+        self.parts = parts
+
+    def fingerprint(self) -> bytes:
+        """As ``PartitionedSource.fingerprint``."""
+        result: bytes = self.parts.fingerprint()
+        return result
 
 
 class WriteText(Sink):

@@ -463,16 +463,20 @@ class DataStream(_RuntimeHints):
 
     def sink_to(self, sink: Any) -> "DataStreamSink":
         """Writes the stream to a sink of the connector API (PyFlink's ``sink_to``):
-        a ``FileSink`` (``ferroflow.connectors.file_system``) or a ``KafkaSink``
-        (``ferroflow.connectors.kafka``). A ``SinkFunction`` goes to ``add_sink()``."""
+        a ``FileSink`` (``ferroflow.connectors.file_system``), a ``KafkaSink``
+        (``ferroflow.connectors.kafka``) or a ``FixedPartitionedSink``
+        (``ferroflow.connectors.partitioned``). A ``SinkFunction`` goes to ``add_sink()``."""
         from .connectors.file_system import FileSink
         from .connectors.kafka import KafkaSink, KafkaSinkBuilder
+        from .connectors.partitioned import FixedPartitionedSink, _sink_to
 
         if isinstance(sink, KafkaSink):
             return self._sink(sink._kind(), sink._label())
         if isinstance(sink, KafkaSinkBuilder):
             raise TypeError("sink_to() takes a KafkaSink: call .build() on the KafkaSink builder first")
 
+        if isinstance(sink, FixedPartitionedSink):
+            return _sink_to(self, sink)
         if isinstance(sink, FileSink):
             from .typeinfo import java_text
 
@@ -483,7 +487,8 @@ class DataStream(_RuntimeHints):
         if isinstance(sink, FileSink.RowFormatBuilder):
             raise TypeError("sink_to() takes a FileSink: call .build() on the FileSink builder first")
         hint = "; a SinkFunction goes to add_sink()" if callable(getattr(sink, "invoke", None)) else ""
-        raise TypeError(f"sink_to() takes a FileSink or a KafkaSink, got {type(sink).__name__}{hint}")
+        raise TypeError(f"sink_to() takes a FileSink, a KafkaSink or a FixedPartitionedSink, got "
+                        f"{type(sink).__name__}{hint}")
 
     def execute_and_collect(self, job_execution_name: Optional[str] = None,
                             limit: Optional[int] = None) -> Union["CloseableIterator", List[Any]]:

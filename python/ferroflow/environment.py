@@ -319,7 +319,8 @@ class StreamExecutionEnvironment:
         """A source with its timestamps and watermarks: ``source`` is a ``FileSource``
         (``ferroflow.connectors.file_system``), a ``KafkaSource``
         (``ferroflow.connectors.kafka``: watermarks per partition, records stamped with
-        the messages' timestamps), a ``TestSource``, a ``SourceFunction``,
+        the messages' timestamps), a ``FixedPartitionedSource`` or ``DynamicSource``
+        (``ferroflow.connectors.partitioned``), a ``TestSource``, a ``SourceFunction``,
         or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
         ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
         type, as for ``from_collection``."""
@@ -328,9 +329,8 @@ class StreamExecutionEnvironment:
                             f"got {watermark_strategy!r}")
         from .connectors.file_system import FileSource, FileSourceBuilder
         from .connectors.kafka import KafkaSource, KafkaSourceBuilder
+        from .connectors.partitioned import _source_kind
 
-        if isinstance(source, (FileSourceBuilder, KafkaSourceBuilder)):
-            raise TypeError("from_source() takes a built source: call .build() on the builder first")
         if isinstance(source, KafkaSource):
             # Timestamps and watermarks are made per partition, inside the source.
             strategy = watermark_strategy
@@ -341,7 +341,12 @@ class StreamExecutionEnvironment:
             if source_name:
                 stream.name(source_name)
             return stream
-        if isinstance(source, FileSource):
+        partitioned = _source_kind(source, source_name or type(source).__name__)
+        if partitioned is not None:
+            stream = self._source(partitioned, source_name or label_of(source), "from_source")._declare(type_info)
+        elif isinstance(source, (FileSourceBuilder, KafkaSourceBuilder)):
+            raise TypeError("from_source() takes a built source: call .build() on the builder first")
+        elif isinstance(source, FileSource):
             stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
             if source_name:
                 stream.name(source_name)
@@ -552,6 +557,9 @@ def _warn_unresumable(job: List[Any]) -> None:
                 and not kind.runner.replayable():
             why = "its function has no snapshot_state(): after a restart it runs again from its start; " \
                   "implement snapshot_state/initialize_state (Flink's CheckpointedFunction) to resume"
+        elif isinstance(kind, _nodes.PartitionedSource) and kind.parts.dynamic:
+            why = "a DynamicSource keeps no state: after a restart each worker's partition is built anew; " \
+                  "a FixedPartitionedSource resumes its parts"
         else:
             continue
         if n.name in _warned_unresumable:

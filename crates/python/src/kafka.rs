@@ -80,7 +80,9 @@ pub fn source(kind: &Bound<'_, PyAny>, name: &str) -> PyResult<SourceFactory<PyR
         ("bytes", _) => Arc::new(|| Ok(Box::new(BytesValues) as Box<dyn Decode<PyRec>>)),
         ("call", Some(f)) => {
             let f = Arc::new(f);
-            Arc::new(move || Ok(Box::new(CallValues { f: Python::attach(|py| f.clone_ref(py)) }) as Box<dyn Decode<PyRec>>))
+            Arc::new(move || {
+                Ok(Box::new(CallValues { f: Python::attach(|py| f.clone_ref(py)) }) as Box<dyn Decode<PyRec>>)
+            })
         }
         (other, _) => return Err(bug(format!("Kafka value format '{other}'"))),
     };
@@ -117,7 +119,9 @@ pub fn sink(kind: &Bound<'_, PyAny>) -> PyResult<SinkFactory<PyRec>> {
         ("string", _) => Arc::new(|| Ok(Box::new(StrValues) as Box<dyn Encode<PyRec>>)),
         ("call", Some(f)) => {
             let f = Arc::new(f);
-            Arc::new(move || Ok(Box::new(CallMessages { f: Python::attach(|py| f.clone_ref(py)) }) as Box<dyn Encode<PyRec>>))
+            Arc::new(move || {
+                Ok(Box::new(CallMessages { f: Python::attach(|py| f.clone_ref(py)) }) as Box<dyn Encode<PyRec>>)
+            })
         }
         (other, _) => return Err(bug(format!("Kafka value format '{other}'"))),
     };
@@ -230,7 +234,11 @@ impl Encode<PyRec> for CallMessages {
                 let partition = get(3)?;
                 let timestamp = get(4)?;
                 out.push(OutMessage {
-                    topic: if topic.is_none() { None } else { Some(topic.extract().map_err(|_| bad("a topic that is not a str"))?) },
+                    topic: if topic.is_none() {
+                        None
+                    } else {
+                        Some(topic.extract().map_err(|_| bad("a topic that is not a str"))?)
+                    },
                     key: bytes(1)?,
                     value: bytes(2)?,
                     partition: if partition.is_none() {

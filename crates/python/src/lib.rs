@@ -12,6 +12,7 @@ mod copies;
 mod errors;
 mod kafka;
 mod keys;
+mod partitioned;
 mod plan;
 mod process;
 mod record;
@@ -264,6 +265,7 @@ fn resolve_secret<'py>(
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_job, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(partitioned::split_owner_of, m)?)?;
     m.add_function(wrap_pyfunction!(request_savepoint, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::checkpoint_probe_writable, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::checkpoint_find_latest, m)?)?;

@@ -71,6 +71,12 @@ struct TestingSourceKind<'py> {
     processing_time_start: i64,
 }
 
+/// `PartitionedSource` and `PartitionedSink`: the API's `_Parts` object.
+#[derive(FromPyObject)]
+struct Partitioned {
+    parts: Py<PyAny>,
+}
+
 /// `Map`, `Filter`, `FlatMap`, `KeyBy`, `Reduce` and `SinkFunction`: a user function.
 #[derive(FromPyObject)]
 struct WithUdf {
@@ -312,6 +318,18 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 parallel: false,
             }
         }
+        "partitioned_source" => {
+            let parts = Arc::new(kind.extract::<Partitioned>()?.parts);
+            NodeKind::Source {
+                factory: Arc::new(move |ctx| {
+                    Python::attach(|py| {
+                        let source = crate::partitioned::PartitionedSource::new(py, parts.clone_ref(py), ctx, own)?;
+                        Ok(Box::new(source) as Box<dyn SourceReader<PyRec>>)
+                    })
+                }),
+                parallel: true,
+            }
+        }
         "map" | "filter" | "flat_map" => {
             let udf = udf()?;
             let step = match tag {
@@ -395,6 +413,15 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let udf = udf()?;
             NodeKind::Sink(Arc::new(move |ctx| {
                 Ok(Box::new(crate::two_phase::TwoPhaseSink::new(bind_udf(&udf, ctx)?)?) as Box<dyn Sink<PyRec>>)
+            }))
+        }
+        "partitioned_sink" => {
+            let parts = Arc::new(kind.extract::<Partitioned>()?.parts);
+            NodeKind::Sink(Arc::new(move |ctx| {
+                Python::attach(|py| {
+                    let sink = crate::partitioned::PartitionedSink::new(py, parts.clone_ref(py), ctx)?;
+                    Ok(Box::new(sink) as Box<dyn Sink<PyRec>>)
+                })
             }))
         }
         "write_text" => {

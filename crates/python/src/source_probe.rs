@@ -9,9 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
 
 use ferroflow_engine::checkpoint::restore::Restore;
-use ferroflow_engine::functions::{SourceReader, SourceStatus};
+use ferroflow_engine::functions::{Checkpointing, SourceReader, SourceStatus, WorkerContext};
 use ferroflow_engine::UdfError;
 
+use crate::partitioned::PartitionedSource;
 use crate::record::PyRec;
 use crate::sources::{FunctionSource, IteratorSource};
 
@@ -19,8 +20,9 @@ pub(crate) fn failed(e: UdfError) -> PyErr {
     PyRuntimeError::new_err(if e.internal { format!("internal: {}", e.message) } else { e.message })
 }
 
-/// One source reader: a `_SourceRunner` (an `add_source` function) or a collection's
-/// `make` (anything else), as worker `index` of `peers`.
+/// One source reader: a `_SourceRunner` (an `add_source` function), a partitioned
+/// source's `_SourceParts`, or a collection's `make` (anything else), as worker `index`
+/// of `peers`.
 #[pyclass(module = "ferroflow._engine", unsendable)]
 pub struct _SourceProbe {
     reader: Box<dyn SourceReader<PyRec>>,
@@ -31,7 +33,11 @@ pub struct _SourceProbe {
 impl _SourceProbe {
     #[new]
     fn new(py: Python<'_>, source: Py<PyAny>, index: usize, peers: usize) -> PyResult<Self> {
-        let reader: Box<dyn SourceReader<PyRec>> = if source.bind(py).hasattr("run_worker")? {
+        let reader: Box<dyn SourceReader<PyRec>> = if source.bind(py).hasattr("build_worker")? {
+            // A partitioned source's `_SourceParts`.
+            let ctx = WorkerContext { index, peers, waker: None, checkpointing: Checkpointing::Off };
+            Box::new(PartitionedSource::new(py, source, &ctx, false).map_err(failed)?)
+        } else if source.bind(py).hasattr("run_worker")? {
             Box::new(FunctionSource::start(py, source, None, (index, peers), false).map_err(failed)?)
         } else {
             let items = PyIterator::from_object(&source.bind(py).call0()?)?;

@@ -195,16 +195,17 @@ mod tests {
     #[test]
     fn the_acquired_producer_id_is_read_from_librdkafkas_log_line() {
         assert_eq!(parse_acquired_pid("Acquired PID{Id:1000,Epoch:0}"), Some((1000, 0)));
-        assert_eq!(parse_acquired_pid("[thrd:main]: Acquired PID{Id:7,Epoch:3} (previous PID{Id:7,Epoch:2})"), Some((7, 3)));
+        assert_eq!(
+            parse_acquired_pid("[thrd:main]: Acquired PID{Id:7,Epoch:3} (previous PID{Id:7,Epoch:2})"),
+            Some((7, 3))
+        );
         assert_eq!(parse_acquired_pid("Ignoring InitProduceId response (PID{Id:1,Epoch:0})"), None);
     }
 
     #[test]
     fn java_only_properties_stay_out_of_librdkafkas_configuration() {
-        let props = Properties(vec![
-            ("default.api.timeout.ms".into(), "2000".into()),
-            ("linger.ms".into(), "7".into()),
-        ]);
+        let props =
+            Properties(vec![("default.api.timeout.ms".into(), "2000".into()), ("linger.ms".into(), "7".into())]);
         let c = config("h:1", &[("linger.ms", "5"), ("acks", "all")], &props);
         assert_eq!(c.get("default.api.timeout.ms"), None);
         assert_eq!(c.get("linger.ms"), Some("7"), "the user's value wins over the default");

@@ -42,7 +42,9 @@ pub enum Starting {
     Earliest,
     Latest,
     /// The group's committed offset; where there is none, `reset`'s (earliest or latest).
-    Committed { reset_to_earliest: bool },
+    Committed {
+        reset_to_earliest: bool,
+    },
     /// The first message with a timestamp at or after this (ms); the end if none.
     Timestamp(i64),
 }
@@ -225,8 +227,8 @@ impl<R: Record> KafkaReader<R> {
         match &self.spec.topics {
             Topics::Named(names) => {
                 for topic in names {
-                    let md = client::metadata(&self.consumer, boot, Some(topic), self.api_timeout)
-                        .map_err(UdfError::new)?;
+                    let md =
+                        client::metadata(&self.consumer, boot, Some(topic), self.api_timeout).map_err(UdfError::new)?;
                     for t in md.topics() {
                         if let Some(e) = t.error() {
                             let code = RDKafkaErrorCode::from(e);
@@ -278,7 +280,14 @@ impl<R: Record> KafkaReader<R> {
             let watermark = self.spec.watermarks.as_ref().map(|w| WatermarkGenerator::new(w.spec, w.idleness_ms, now));
             self.reading.partitions.insert(
                 (topic.clone(), partition),
-                Partition { topic, partition, next: starts[i], stop: stops.as_ref().map(|s| s[i]), watermark, done: false },
+                Partition {
+                    topic,
+                    partition,
+                    next: starts[i],
+                    stop: stops.as_ref().map(|s| s[i]),
+                    watermark,
+                    done: false,
+                },
             );
         }
         self.reading.reassign = true;
@@ -292,18 +301,15 @@ impl<R: Record> KafkaReader<R> {
             Starting::Earliest | Starting::Latest => parts
                 .iter()
                 .map(|(t, p)| {
-                    let (low, high) = self
-                        .consumer
-                        .fetch_watermarks(t, *p, self.api_timeout)
-                        .map_err(|e| self.unreachable(e))?;
+                    let (low, high) =
+                        self.consumer.fetch_watermarks(t, *p, self.api_timeout).map_err(|e| self.unreachable(e))?;
                     Ok(Some(if starting == Starting::Earliest { low } else { high }))
                 })
                 .collect(),
             Starting::Committed { reset_to_earliest } => {
                 if self.spec.group_id.is_none() {
-                    return Err(self.fail(
-                        "committed offsets are those of a consumer group: set_group_id(...) is needed".into(),
-                    ));
+                    return Err(self
+                        .fail("committed offsets are those of a consumer group: set_group_id(...) is needed".into()));
                 }
                 let mut tpl = TopicPartitionList::new();
                 for (t, p) in parts {
@@ -344,7 +350,11 @@ impl<R: Record> KafkaReader<R> {
             .map(|(t, p)| match by.get(&(t.clone(), *p)) {
                 Some(Offset::Offset(o)) if *o >= 0 => Ok(*o),
                 // No message that late: the end.
-                _ => self.consumer.fetch_watermarks(t, *p, self.api_timeout).map(|(_, high)| high).map_err(|e| self.unreachable(e)),
+                _ => self
+                    .consumer
+                    .fetch_watermarks(t, *p, self.api_timeout)
+                    .map(|(_, high)| high)
+                    .map_err(|e| self.unreachable(e)),
             })
             .collect()
     }
@@ -354,7 +364,10 @@ impl<R: Record> KafkaReader<R> {
             Stopping::Latest => parts
                 .iter()
                 .map(|(t, p)| {
-                    self.consumer.fetch_watermarks(t, *p, self.api_timeout).map(|(_, high)| high).map_err(|e| self.unreachable(e))
+                    self.consumer
+                        .fetch_watermarks(t, *p, self.api_timeout)
+                        .map(|(_, high)| high)
+                        .map_err(|e| self.unreachable(e))
                 })
                 .collect(),
             Stopping::Timestamp(ts) => self.offsets_for_time(parts, ts.saturating_add(1)),
@@ -423,7 +436,6 @@ impl<R: Record> KafkaReader<R> {
     fn all_done(&self) -> bool {
         self.spec.stopping.is_some() && self.reading.partitions.values().all(|p| p.done)
     }
-
 
     /// Commits the offsets of the newest mark at or below `segment` to the group.
     fn commit(&mut self, segment: u64) -> UdfResult<()> {
@@ -534,7 +546,6 @@ impl<R: Record> Reading<R> {
         }
         Ok(())
     }
-
 }
 
 impl<R: Record> SourceReader<R> for KafkaReader<R> {

@@ -521,10 +521,16 @@ fn coordinator(bootstrap: &str, name: &str, timeout: Duration) -> Result<String,
 }
 
 /// Commits (or aborts) the transaction `info` names, from its producer id and epoch.
-fn end_transaction(bootstrap: &str, info: &TxnInfo, commit: bool, properties: &client::Properties) -> Result<(), String> {
+fn end_transaction(
+    bootstrap: &str,
+    info: &TxnInfo,
+    commit: bool,
+    properties: &client::Properties,
+) -> Result<(), String> {
     let timeout = properties.api_timeout()?;
     let what = if commit { "committing" } else { "aborting" };
-    let fail = |e: String| format!("{what} transaction {} (producer {}) at {bootstrap}: {e}", info.name, info.producer_id);
+    let fail =
+        |e: String| format!("{what} transaction {} (producer {}) at {bootstrap}: {e}", info.name, info.producer_id);
     let addr = coordinator(bootstrap, &info.name, timeout).map_err(fail)?;
     let mut body = Vec::new();
     put_str(&mut body, &info.name);
@@ -545,11 +551,7 @@ fn end_transaction(bootstrap: &str, info: &TxnInfo, commit: bool, properties: &c
 impl Sender {
     /// [`Sender::open`] logging at `level` (a transactional producer reads its producer
     /// id from the debug log).
-    pub fn open_with<R>(
-        spec: &KafkaSinkSpec<R>,
-        defaults: &[(&str, &str)],
-        level: RDKafkaLogLevel,
-    ) -> UdfResult<Self> {
+    pub fn open_with<R>(spec: &KafkaSinkSpec<R>, defaults: &[(&str, &str)], level: RDKafkaLogLevel) -> UdfResult<Self> {
         Sender::open_logging(spec, defaults, Some(level))
     }
 }
