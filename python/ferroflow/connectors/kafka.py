@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _nodes
-from ..functions import ByteArraySchema, DeserializationSchema, SerializationSchema, SimpleStringSchema
+from ..functions import ByteArraySchema, SerializationSchema, SimpleStringSchema
 
 __all__ = ["KafkaSource", "KafkaSourceBuilder", "KafkaOffsetsInitializer", "KafkaOffsetResetStrategy",
            "KafkaSink", "KafkaSinkBuilder", "KafkaRecordSerializationSchema",
@@ -153,7 +153,8 @@ class KafkaSource:
 
     def __init__(self, builder: "KafkaSourceBuilder") -> None:
         b = builder
-        self._bootstrap = b._bootstrap
+        assert b._bootstrap is not None, "build() checked it"
+        self._bootstrap: str = b._bootstrap
         self._topics = b._topics
         self._pattern = b._pattern
         self._group_id = b._group_id

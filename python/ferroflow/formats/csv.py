@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from ..functions import DeserializationSchema, SerializationSchema
 from ..row import Row
@@ -148,7 +148,7 @@ class CsvRowDeserializationSchema(DeserializationSchema):
         if len(fields) != len(self._parsers):
             raise ValueError(f"{len(fields)} fields where the row type has {len(self._parsers)}: "
                              f"{truncated(message)}")
-        values = []
+        values: List[Any] = []
         for parse, f in zip(self._parsers, fields):
             if f == "" or (self._null is not None and f == self._null):
                 values.append(None)

@@ -114,7 +114,7 @@ class JsonRowDeserializationSchema(DeserializationSchema):
             return None  # a tombstone: no row
         obj = _json.loads(message)
         if not isinstance(obj, dict):
-            raise ValueError(f"not a JSON object: {truncated(message)}")
+            raise TypeError(f"not a JSON object: {truncated(message)}")
         if self.fail_on_missing_field:
             missing = [n for n in self._names if n not in obj]
             if missing:
