@@ -44,7 +44,7 @@ from pyflink_examples import DATASTREAM, OVERRIDE, FetchError
 from pyflink_examples import examples_dir as pyflink_examples_dir
 
 # Fixtures of the real servers the connector tests talk to (tests/services/).
-pytest_plugins = ["services.kafka", "services.postgres"]
+pytest_plugins = ["services.kafka", "services.postgres", "services.s3"]
 
 try:  # hypothesis is a dev dependency; tests that need it import it themselves too.
     from hypothesis import HealthCheck, settings

@@ -33,6 +33,8 @@ from typing import Iterator, List, Optional
 import pytest
 
 LOCALHOST = "127.0.0.1"
+#: Numbers topic names, unique in the process even across brokers sharing storage.
+_TOPICS = itertools.count()
 
 
 def tansu_binary() -> str:
@@ -61,12 +63,16 @@ def _accepts(port: int) -> bool:
 
 class Broker:
     """One tansu broker on ``127.0.0.1:port``; its log goes to a temporary file that a
-    failed start prints."""
+    failed start prints. Topics live in memory, or with ``storage`` (``s3://bucket/``)
+    and ``env`` (an S3 server's: services/s3.py) in S3, where they outlive a restart
+    (:meth:`restart`)."""
 
-    def __init__(self, port: Optional[int] = None) -> None:
+    def __init__(self, port: Optional[int] = None, storage: str = "memory://tansu/",
+                 env: Optional[dict] = None) -> None:
+        self.storage = storage
+        self.env = None if env is None else dict(os.environ, **env)
         self.port = port or _free_port()
         self.bootstrap = f"{LOCALHOST}:{self.port}"
-        self._names = itertools.count()
         self._log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
         self.process: Optional[subprocess.Popen] = None
 
@@ -74,8 +80,9 @@ class Broker:
         url = f"tcp://{self.bootstrap}"
         self.process = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+             "--storage-engine", self.storage],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=self.env)
         deadline = time.monotonic() + timeout
         while not _accepts(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -95,15 +102,23 @@ class Broker:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """Stops the broker at once (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
     def topic(self, partitions: int = 1, prefix: str = "t") -> str:
         """A new topic with ``partitions`` partitions; its name is unique in the session."""
-        name = f"{prefix}-{os.getpid()}-{next(self._names)}"
+        name = f"{prefix}-{os.getpid()}-{next(_TOPICS)}"
         self.create_topic(name, partitions)
         return name
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         done = subprocess.run([tansu_binary(), "topic", "create", name, "--broker", f"tcp://{self.bootstrap}",
-                               "--partitions", str(partitions)], capture_output=True, text=True, timeout=30)
+                               "--partitions", str(partitions)], capture_output=True, text=True, timeout=30,
+                              env=self.env)
         if done.returncode != 0:
             raise RuntimeError(f"tansu could not create topic {name}: {done.stderr.strip() or done.stdout.strip()}")
 
