@@ -160,9 +160,15 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     "pyflink.datastream.connectors.hybrid_source": ("!connector: *",),
     "pyflink.datastream.formats": (),
     "pyflink.datastream.formats.json": ("!kafka: *",),
-    "pyflink.datastream.formats.csv": ("!kafka: *",),
+    "pyflink.datastream.formats.csv": (
+        "ferroflow.connectors.file_formats: CsvReaderFormat CsvSchema CsvSchemaBuilder CsvBulkWriters",
+        "!kafka: *",
+    ),
     "pyflink.datastream.formats.avro": ("!kafka: *",),
-    "pyflink.datastream.formats.parquet": ("!bulk: *",),
+    "pyflink.datastream.formats.parquet": (
+        "ferroflow.connectors.file_formats: ParquetColumnarRowInputFormat AvroParquetReaders",
+        "!bulk: *",
+    ),
     "pyflink.datastream.formats.orc": ("!bulk: *",),
     "pyflink.table": ("!table: *",),
     "pyflink.table.expressions": ("!table: *",),
