@@ -112,7 +112,7 @@ def test_source_calls_ferroflow_does_not_have_fail_at_the_call_in_one_line(tmp_p
     builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path / "x"))
     from ferroflow import Duration
 
-    with pytest.raises(ValueError, match=r"monitor_continuously\(\) needs a positive interval") as e:
+    with pytest.raises(ValueError, match=r"discovery interval must be positive") as e:
         builder.monitor_continuously(Duration.of_seconds(0))
     assert "\n" not in str(e.value)
     with pytest.raises(TypeError, match="for_bulk_file_format.*Parquet"):

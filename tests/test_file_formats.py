@@ -24,10 +24,11 @@ from hypothesis import given, strategies as st
 from conftest import JOB_SETTINGS, bag, run
 from ferroflow import Duration, JobExecutionException, StreamExecutionEnvironment, WatermarkStrategy
 from ferroflow.connectors.file_formats import (AvroParquetReaders, CsvBulkWriters, CsvReaderFormat, CsvSchema,
-                                               JsonLinesEncoder, JsonLinesFormat, ParquetColumnarRowInputFormat,
-                                               ParquetRecordBatchFormat)
+                                               JsonLinesEncoder, JsonLinesFormat, ParquetBulkWriters,
+                                               ParquetColumnarRowInputFormat, ParquetRecordBatchFormat)
 from ferroflow.connectors.file_system import BucketAssigner, FileSink, FileSource
 from ferroflow.row import Row
+from ferroflow.typeinfo import Types
 
 
 def canon(x) -> str:
@@ -74,9 +75,8 @@ def test_a_malformed_json_line_fails_naming_file_and_line_or_is_skipped_and_coun
     path = tmp_path / "bad.jsonl"
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": oops}\n{"a": 4}\n')
     env = StreamExecutionEnvironment.get_execution_environment()
-    run(env, read(env, JsonLinesFormat(), path))
     with pytest.raises(JobExecutionException) as e:
-        env.execute()
+        run(env, read(env, JsonLinesFormat(), path))
     message = str(e.value)
     assert f"{path}: line 3: not valid JSON" in message
     assert "ignore_parse_errors()" in message
@@ -135,9 +135,8 @@ def test_a_malformed_csv_row_fails_naming_file_and_line_or_is_skipped(tmp_path, 
     path = tmp_path / "bad.csv"
     path.write_text('name;n;x;ok\n"multi\nline";1;1.5;true\nb;two;2;false\nc;3;3;true\nd;4\n')
     env = StreamExecutionEnvironment.get_execution_environment()
-    run(env, read(env, CsvReaderFormat.for_schema(schema()), path))
     with pytest.raises(JobExecutionException) as e:
-        env.execute()
+        run(env, read(env, CsvReaderFormat.for_schema(schema()), path))
     assert f"{path}: line 4: malformed CSV row: field 2 (n) is not an integer" in str(e.value)
     env = StreamExecutionEnvironment.get_execution_environment()
     got = run(env, read(env, CsvReaderFormat.for_schema(schema()).ignore_parse_errors(), path))
@@ -208,10 +207,41 @@ def test_read_parquet_shorthand_batches(tmp_path):
 def test_a_file_that_is_not_parquet_fails_naming_it(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"not parquet at all" * 10)
     env = StreamExecutionEnvironment.get_execution_environment()
-    run(env, read(env, ParquetColumnarRowInputFormat(), tmp_path / "x.parquet", bulk=True))
     with pytest.raises(JobExecutionException) as e:
-        env.execute()
+        run(env, read(env, ParquetColumnarRowInputFormat(), tmp_path / "x.parquet", bulk=True))
     assert f"{tmp_path / 'x.parquet'}: not a readable Parquet file" in str(e.value)
+
+
+def test_parquet_sink_writes_rows_that_pyarrow_reads(env, tmp_path):
+    row_type = Types.ROW_NAMED(["id", "name", "score", "ok", "small", "raw"],
+                               [Types.LONG(), Types.STRING(), Types.DOUBLE(), Types.BOOLEAN(), Types.INT(),
+                                Types.PRIMITIVE_ARRAY(Types.BYTE())])
+    records = [Row(id=i, name=None if i % 9 == 0 else f"n{i}", score=i / 8, ok=i % 2 == 0, small=i % 50,
+                   raw=bytes([i % 256])) for i in range(2000)]
+    records += [{"id": 5000, "name": "dict", "score": 1, "ok": True, "small": None, "raw": b""},
+                (5001, "tuple", 2.5, False, 3, b"xy")]
+    out = tmp_path / "out"
+    env.from_collection(records).sink_to(
+        FileSink.for_bulk_format(str(out), ParquetBulkWriters.for_row_type(row_type))
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner()).build())
+    env.execute()
+    files = visible_files(out)
+    assert files
+    got = [r for f in files for r in pq.read_table(f).to_pylist()]
+    assert pq.read_schema(files[0]).names == ["id", "name", "score", "ok", "small", "raw"]
+    want = [r.as_dict() for r in records[:2000]]
+    want += [{"id": 5000, "name": "dict", "score": 1.0, "ok": True, "small": None, "raw": b""},
+             {"id": 5001, "name": "tuple", "score": 2.5, "ok": False, "small": 3, "raw": b"xy"}]
+    assert Counter(map(repr, sorted(got, key=lambda r: r["id"]))) == Counter(map(repr, want))
+
+
+def test_parquet_sink_names_a_value_of_the_wrong_type(tmp_path):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    row_type = Types.ROW_NAMED(["id"], [Types.LONG()])
+    env.from_collection([Row(id=1), Row(id="two")]).sink_to(
+        FileSink.for_bulk_format(str(tmp_path), ParquetBulkWriters.for_row_type(row_type)).build())
+    with pytest.raises(JobExecutionException, match="column id takes ints, got two"):
+        env.execute()
 
 
 @JOB_SETTINGS
@@ -252,10 +282,12 @@ class FailsOnce(MapFunction):
         self.attempt = runtime_context.get_attempt_number()
 
     def map(self, value):
-        if value % 50 == 0:
+        if value % 25 == 0:
             time.sleep(0.01)
-        if self.attempt == 0 and value == 2500:
+        if self.attempt == 0 and value == 3900:
             raise ValueError("first attempt")
+        if self.attempt > 0 and value == 0:
+            print("read id 0 again", file=sys.stderr)
         return value
 
 
@@ -292,13 +324,16 @@ def test_a_restarted_job_resumes_mid_file_exactly_once(tmp_path, way, fmt):
     script.write_text(RESUME_JOB)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERROFLOW_")}
     if way == "2proc":
-        cmd = [str(Path(sys.executable).parent / "ferroflow"), "run", "-p", "2", str(script), fmt, "-"]
+        cmd = [str(Path(sys.executable).parent / "ferroflow"), "run", "-p", "2", str(script), "-", fmt, "-"]
     else:
         cmd = [sys.executable, str(script), fmt, way]
     p = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
     assert "restarting (attempt 1 of 1)" in p.stderr, p.stderr
+    # The restart resumed from a checkpoint inside the files, not from their start...
+    assert "read id 0 again" not in p.stderr, p.stderr
+    # ...and what the job committed is every record once.
     lines = [line for f in sorted((tmp_path / "out").iterdir()) if not f.name.startswith((".", "_"))
              for line in f.read_text().splitlines()]
     assert sorted(map(int, lines)) == list(range(4000))

@@ -575,15 +575,18 @@ class WriteFiles(Sink):
 
     KIND = "write_files"
     __slots__ = ("path", "prefix", "suffix", "part_size", "rollover_interval", "inactivity_interval", "bucket",
-                 "format", "csv")
+                 "format", "csv", "parquet")
 
     def __init__(self, path: str, prefix: str, suffix: str, part_size: Optional[int],
                  rollover_interval: Optional[int], inactivity_interval: Optional[int],
                  bucket: Optional[Callable[[int], str]], format: str = "text",
-                 csv: Optional[CsvSpec] = None) -> None:
-        #: ``"text"`` (``str(record)``), ``"json_lines"`` or ``"csv"`` (settings in ``csv``).
+                 csv: Optional[CsvSpec] = None, parquet: Optional[List[Tuple[str, str]]] = None) -> None:
+        #: ``"text"`` (``str(record)``), ``"json_lines"``, ``"csv"`` (settings in ``csv``)
+        #: or ``"parquet"`` (columns in ``parquet``: name and ``"bool"``, ``"int32"``,
+        #: ``"int64"``, ``"float32"``, ``"float64"``, ``"string"`` or ``"bytes"``).
         self.format = format
         self.csv = csv
+        self.parquet = parquet
         self.path = path
         self.prefix = prefix
         self.suffix = suffix

@@ -172,6 +172,7 @@ struct WriteFiles {
     bucket: Option<Py<PyAny>>,
     format: String,
     csv: Option<CsvSpec>,
+    parquet: Option<Vec<(String, String)>>,
 }
 
 #[derive(FromPyObject)]
@@ -481,9 +482,16 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 bucket,
                 format,
                 csv,
+                parquet,
             } = kind.extract()?;
+            let bulk = match (format.as_str(), parquet) {
+                ("parquet", Some(columns)) => {
+                    Some(formats::writers::parquet_encoder(crate::files::to_values(), parquet_columns(columns)?))
+                }
+                _ => None,
+            };
             let encode = match format.as_str() {
-                "text" => str_lines(),
+                "text" | "parquet" => str_lines(),
                 "json_lines" => formats::writers::json_lines_encoder(crate::files::to_values()),
                 "csv" => formats::writers::csv_encoder(crate::files::to_values(), csv_options(csv)?),
                 other => return Err(bug(format!("unknown file sink format {other:?}"))),
@@ -502,7 +510,10 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let rolling =
                 sinks::RollingPolicy { part_size, rollover_ms: rollover_interval, inactivity_ms: inactivity_interval };
             let config = sinks::PartFileConfig { prefix, suffix, rolling, bucket };
-            NodeKind::Sink(sinks::part_files(path, config, encode))
+            NodeKind::Sink(match bulk {
+                Some(bulk) => sinks::bulk_part_files(path, config, bulk),
+                None => sinks::part_files(path, config, encode),
+            })
         }
         "write_socket" => {
             let WriteSocket { host, port, serialize } = kind.extract()?;
@@ -669,6 +680,27 @@ fn csv_options(spec: Option<CsvSpec>) -> PyResult<formats::csv::CsvOptions> {
         null_value: spec.null_value,
         columns,
     })
+}
+
+/// The engine's Parquet columns from the API's (name, type) pairs.
+fn parquet_columns(columns: Vec<(String, String)>) -> PyResult<Vec<(String, formats::writers::ParquetColumn)>> {
+    use formats::writers::ParquetColumn as C;
+    columns
+        .into_iter()
+        .map(|(name, kind)| {
+            let c = match kind.as_str() {
+                "bool" => C::Bool,
+                "int32" => C::Int32,
+                "int64" => C::Int64,
+                "float32" => C::Float32,
+                "float64" => C::Float64,
+                "string" => C::String,
+                "bytes" => C::Bytes,
+                other => return Err(bug(format!("unknown Parquet column type {other:?}"))),
+            };
+            Ok((name, c))
+        })
+        .collect()
 }
 
 fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {

@@ -166,7 +166,7 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     ),
     "pyflink.datastream.formats.avro": ("!kafka: *",),
     "pyflink.datastream.formats.parquet": (
-        "ferroflow.connectors.file_formats: ParquetColumnarRowInputFormat AvroParquetReaders",
+        "ferroflow.connectors.file_formats: ParquetColumnarRowInputFormat AvroParquetReaders ParquetBulkWriters",
         "!bulk: *",
     ),
     "pyflink.datastream.formats.orc": ("!bulk: *",),

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CsvSchema", "CsvSchemaBuilder", "CsvReaderFormat", "CsvBulkWriters", "CsvBulkWriterFactory",
            "JsonLinesFormat", "JsonLinesEncoder", "ParquetColumnarRowInputFormat", "AvroParquetReaders",
-           "ParquetRecordBatchFormat", "ParquetBulkWriters"]
+           "ParquetRecordBatchFormat", "ParquetBulkWriters", "ParquetBulkWriterFactory"]
 
 
 def _char(value: Any, what: str) -> str:
@@ -161,7 +161,7 @@ class CsvSchemaBuilder:
     def set_null_value(self, null_value: str) -> "CsvSchemaBuilder":
         """Fields with this text are None."""
         if not isinstance(null_value, str):
-            raise ValueError(f"CsvSchema: the null value must be a str, got {null_value!r}")
+            raise TypeError(f"CsvSchema: the null value must be a str, got {null_value!r}")
         self._null_value = null_value
         return self
 
@@ -339,11 +339,46 @@ class CsvBulkWriters:
         return CsvBulkWriterFactory(schema)
 
 
+def _parquet_kind(t: Any) -> str:
+    """The Parquet column type of a field's ``Types.X()``; others raise ``ValueError``."""
+    from ..typeinfo import Types
+
+    kinds = ((Types.BOOLEAN(), "bool"), (Types.BYTE(), "int32"), (Types.SHORT(), "int32"), (Types.INT(), "int32"),
+             (Types.LONG(), "int64"), (Types.BIG_INT(), "int64"), (Types.FLOAT(), "float32"),
+             (Types.DOUBLE(), "float64"), (Types.STRING(), "string"), (Types.CHAR(), "string"),
+             (Types.PRIMITIVE_ARRAY(Types.BYTE()), "bytes"))
+    for info, kind in kinds:
+        if t == info:
+            return kind
+    raise ValueError(f"ParquetBulkWriters: fields of type {t!r} cannot be written (supported: BOOLEAN, BYTE, SHORT, "
+                     "INT, LONG, BIG_INT, FLOAT, DOUBLE, STRING, CHAR, PRIMITIVE_ARRAY(BYTE()))")
+
+
+class ParquetBulkWriterFactory:
+    """What ``ParquetBulkWriters.for_row_type(row_type)`` makes, for ``FileSink.for_bulk_format``."""
+
+    _sink_format = "parquet"
+
+    def __init__(self, columns: List[Tuple[str, str]]) -> None:
+        self._columns = columns
+
+    def __repr__(self) -> str:
+        return f"ParquetBulkWriters.for_row_type({self._columns!r})"
+
+
 class ParquetBulkWriters:
-    """Not supported yet: writing Parquet (``for_row_type``) raises ``NotImplementedError``."""
+    """``ParquetBulkWriters.for_row_type(Types.ROW_NAMED(names, types))``: Parquet part
+    files (snappy) with one column per field; each record is a ``Row`` (fields by name
+    when named, else by position), a dict (by name) or a tuple or list (by position).
+    A file is written out as row groups of up to 65536 rows and closed (its footer
+    written) when it rolls."""
 
     @staticmethod
-    def for_row_type(row_type: Any, hadoop_config: Any = None, utc_timestamp: bool = False) -> Any:
-        raise NotImplementedError("ParquetBulkWriters.for_row_type() (writing Parquet) is not supported yet: "
-                                  "write CSV (CsvBulkWriters) or JSON lines (JsonLinesEncoder), or Parquet with "
-                                  "pyarrow in a sink function")
+    def for_row_type(row_type: Any, hadoop_config: Any = None, utc_timestamp: bool = False) -> ParquetBulkWriterFactory:
+        from ..typeinfo import RowTypeInfo
+
+        if not isinstance(row_type, RowTypeInfo):
+            raise TypeError("ParquetBulkWriters.for_row_type() takes Types.ROW_NAMED([...names], [...types]), "
+                            f"got {row_type!r}")
+        columns = [(name, _parquet_kind(t)) for name, t in zip(row_type.get_field_names(), row_type.get_field_types())]
+        return ParquetBulkWriterFactory(columns)

@@ -397,11 +397,12 @@ class FileSink:
     def for_bulk_format(base_path: Any, writer_factory: Any) -> "FileSink.RowFormatBuilder":
         """A builder for a sink writing CSV with ``CsvBulkWriters.for_schema(schema)``
         (``connectors.file_formats``); Parquet, ORC and Avro writers are not supported."""
-        from .file_formats import CsvBulkWriterFactory
+        from .file_formats import CsvBulkWriterFactory, ParquetBulkWriterFactory
 
-        if not isinstance(writer_factory, CsvBulkWriterFactory):
-            raise NotImplementedError("FileSink.for_bulk_format() supports CsvBulkWriters.for_schema(schema) only "
-                                      f"(Parquet, ORC and Avro writers are not supported), got {writer_factory!r}")
+        if not isinstance(writer_factory, (CsvBulkWriterFactory, ParquetBulkWriterFactory)):
+            raise NotImplementedError("FileSink.for_bulk_format() supports CsvBulkWriters.for_schema(schema) and "
+                                      "ParquetBulkWriters.for_row_type(row_type) (ORC and Avro writers are not "
+                                      f"supported), got {writer_factory!r}")
         return FileSink.RowFormatBuilder(_local_path(base_path, "FileSink"), writer_factory)
 
     def _kind(self) -> _nodes.WriteFiles:
@@ -409,7 +410,8 @@ class FileSink:
         csv = getattr(self._encoder, "_csv", None)
         return _nodes.WriteFiles(self._base_path, self._config.get_part_prefix(), self._config.get_part_suffix(),
                                  r.part_size, r.rollover_interval, r.inactivity_interval, self._buckets._bucket,
-                                 getattr(self._encoder, "_sink_format", "text"), csv() if csv else None)
+                                 getattr(self._encoder, "_sink_format", "text"), csv() if csv else None,
+                                 getattr(self._encoder, "_columns", None))
 
     def _label(self) -> str:
         return self._base_path

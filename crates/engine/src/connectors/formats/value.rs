@@ -123,6 +123,8 @@ impl Value {
             Value::Null => String::new(),
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
+            // As JSON writes it (`1.0`, not `1`), close to Python's `str(float)`.
+            Value::Float(f) if f.is_finite() => serde_json::to_string(f).unwrap_or_default(),
             Value::Float(f) => f.to_string(),
             Value::Str(s) => s.clone(),
             Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
