@@ -24,7 +24,11 @@ pub fn from_values(rows: bool) -> FromValues<PyRec> {
     Arc::new(move |values, out| {
         Python::attach(|py| {
             let make_row = if rows {
-                Some(py.import("ferroflow.row").and_then(|m| m.getattr("_make_row")).map_err(|e| udf_error(py, e, None))?)
+                Some(
+                    py.import("ferroflow.row")
+                        .and_then(|m| m.getattr("_make_row"))
+                        .map_err(|e| udf_error(py, e, None))?,
+                )
             } else {
                 None
             };
@@ -75,7 +79,8 @@ fn to_py(py: Python<'_>, v: Value) -> PyResult<Bound<'_, PyAny>> {
 pub fn to_values() -> ToValues<PyRec> {
     Arc::new(|batch, out| {
         Python::attach(|py| {
-            let row_class = py.import("ferroflow.row").and_then(|m| m.getattr("Row")).map_err(|e| udf_error(py, e, None))?;
+            let row_class =
+                py.import("ferroflow.row").and_then(|m| m.getattr("Row")).map_err(|e| udf_error(py, e, None))?;
             for r in batch {
                 let x = r.0.bind(py);
                 let v = from_py(x, &row_class).map_err(|why| {
@@ -158,8 +163,8 @@ pub fn from_batches() -> FromBatches<PyRec> {
 /// Moves `batch` into a `pyarrow.RecordBatch` through the C data interface.
 fn to_pyarrow<'py>(import: &Bound<'py, PyAny>, batch: RecordBatch) -> PyResult<Bound<'py, PyAny>> {
     let data = StructArray::from(batch).into_data();
-    let (array, schema) =
-        to_ffi(&data).map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot export an Arrow batch: {e}")))?;
+    let (array, schema) = to_ffi(&data)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot export an Arrow batch: {e}")))?;
     let array = Box::new(array);
     let schema = Box::new(schema);
     // pyarrow moves both structures (their release callbacks become null), so

@@ -342,10 +342,9 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 "csv" => formats::csv::csv_format(csv_options(f.csv)?, values, malformed),
                 "parquet" => {
                     let output = match f.batch_rows {
-                        Some(rows) => formats::parquet::ParquetOutput::Batches {
-                            convert: crate::files::from_batches(),
-                            rows,
-                        },
+                        Some(rows) => {
+                            formats::parquet::ParquetOutput::Batches { convert: crate::files::from_batches(), rows }
+                        }
                         None => formats::parquet::ParquetOutput::Rows(values),
                     };
                     formats::parquet::parquet_format(output, malformed)

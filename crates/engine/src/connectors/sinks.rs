@@ -241,7 +241,11 @@ pub fn part_files<R: 'static>(base: impl Into<PathBuf>, config: PartFileConfig, 
 /// [`part_files`] of a bulk format: each part file is what `bulk`'s encoder writes
 /// between two `finish`es (so the rolling policy's size counts the bytes it has
 /// written out so far).
-pub fn bulk_part_files<R: 'static>(base: impl Into<PathBuf>, config: PartFileConfig, bulk: BulkFactory<R>) -> SinkFactory<R> {
+pub fn bulk_part_files<R: 'static>(
+    base: impl Into<PathBuf>,
+    config: PartFileConfig,
+    bulk: BulkFactory<R>,
+) -> SinkFactory<R> {
     let unused: Encode<R> = Arc::new(|_, _| Err(UdfError::internal("a bulk file sink encoded records one by one")));
     part_files_with(base.into(), config, unused, Some(bulk))
 }

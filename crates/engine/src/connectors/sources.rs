@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
+use crate::connectors::files::{files_source, Listing};
 use crate::connectors::positions::dealt_pieces;
 use crate::connectors::sequence::sequence_share;
 use crate::connectors::socket::SocketLines;
 use crate::connectors::text::EncodingErrors;
-use crate::connectors::files::{files_source, Listing};
 use crate::connectors::text_file::SPLIT_MIN_BYTES;
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus};

@@ -143,7 +143,8 @@ fn open_csv(share: FileShare, options: &CsvOptions) -> UdfResult<OpenCsv> {
 /// The value of one row, or why it is malformed.
 fn row_value(record: &csv::ByteRecord, options: &CsvOptions, names: Option<&Arc<[String]>>) -> Result<Value, String> {
     let text = |i: usize, f: &[u8]| -> Result<String, String> {
-        String::from_utf8(f.to_vec()).map_err(|e| format!("field {} is not valid UTF-8 (bad byte at {})", i + 1, e.utf8_error().valid_up_to()))
+        String::from_utf8(f.to_vec())
+            .map_err(|e| format!("field {} is not valid UTF-8 (bad byte at {})", i + 1, e.utf8_error().valid_up_to()))
     };
     let is_null = |f: &[u8]| options.null_value.as_deref().is_some_and(|n| n.as_bytes() == f);
     if !options.columns.is_empty() {
@@ -214,8 +215,12 @@ impl<R: Record> ShareReader<R> for CsvShares<R> {
                 Err(why) => {
                     let path = &open.share.path;
                     let at = self.record.position().map_or(0, |p| p.byte());
-                    let line = count_newlines(path, at).map_or_else(|_| format!("byte {at}"), |n| format!("line {}", n + 1));
-                    return Err(UdfError::new(format!("{}: {line}: malformed CSV row: {why}; {SKIP_HINT}", path.display())));
+                    let line =
+                        count_newlines(path, at).map_or_else(|_| format!("byte {at}"), |n| format!("line {}", n + 1));
+                    return Err(UdfError::new(format!(
+                        "{}: {line}: malformed CSV row: {why}; {SKIP_HINT}",
+                        path.display()
+                    )));
                 }
             }
         }

@@ -214,9 +214,10 @@ mod tests {
         let dir = TempDir::new();
         let path = dir.0.join("bad.jsonl");
         std::fs::write(&path, "{\"a\": 1}\n\n{oops\n[2]\n").unwrap();
-        let shares = (json_lines::<String>(as_json(), Malformed::Fail, 0).plan)(std::slice::from_ref(&path), 0, 1).unwrap();
-        let err = read_all(&json_lines(as_json(), Malformed::Fail, 0), shares.clone(), 10).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("{}: line 3: not valid JSON (", path.display())), "{err}");
+        let shares =
+            (json_lines::<String>(as_json(), Malformed::Fail, 0).plan)(std::slice::from_ref(&path), 0, 1).unwrap();
+        let err = read_all(&json_lines(as_json(), Malformed::Fail, 0), shares.clone(), 10).unwrap_err().message;
+        assert!(err.starts_with(&format!("{}: line 3: not valid JSON (", path.display())), "{err}");
         let (got, skipped) = read_all(&json_lines(as_json(), Malformed::Skip, 0), shares, 10).unwrap();
         assert_eq!((got, skipped), (vec!["{\"a\":1}".to_string(), "[2]".to_string()], 1));
     }
@@ -245,15 +246,18 @@ mod tests {
         assert!((format.plan)(std::slice::from_ref(&path), 1, 2).unwrap().is_empty());
         std::fs::write(&path, "name,n,ok\na,1,true\nb,x,true\n").unwrap();
         let shares = (format.plan)(std::slice::from_ref(&path), 0, 1).unwrap();
-        let err = read_all(&format, shares, 10).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}: line 3: malformed CSV row: field 2 (n) is not an integer", path.display())), "{err}");
+        let err = read_all(&format, shares, 10).unwrap_err().message;
+        assert!(
+            err.starts_with(&format!("{}: line 3: malformed CSV row: field 2 (n) is not an integer", path.display())),
+            "{err}"
+        );
     }
 
     #[test]
     fn parquet_row_groups_are_dealt_and_resume_at_a_row() {
         use arrow_array::{Int64Array, RecordBatch};
-        use parquet::arrow::ArrowWriter;
-        use parquet::file::properties::WriterProperties;
+        use ::parquet::arrow::ArrowWriter;
+        use ::parquet::file::properties::WriterProperties;
         let dir = TempDir::new();
         let mut files = Vec::new();
         let mut want = Vec::new();
@@ -262,7 +266,8 @@ mod tests {
             let ids = Int64Array::from_iter_values(f * 100..f * 100 + n);
             let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as _)]).unwrap();
             let props = WriterProperties::builder().set_max_row_group_row_count(Some(4)).build();
-            let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
+            let mut w =
+                ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
             w.write(&batch).unwrap();
             w.close().unwrap();
             want.extend((f * 100..f * 100 + n).map(|i| format!("{{\"id\":{i}}}")));

@@ -42,7 +42,9 @@ impl<R> Clone for ParquetOutput<R> {
     fn clone(&self) -> Self {
         match self {
             ParquetOutput::Rows(f) => ParquetOutput::Rows(f.clone()),
-            ParquetOutput::Batches { convert, rows } => ParquetOutput::Batches { convert: convert.clone(), rows: *rows },
+            ParquetOutput::Batches { convert, rows } => {
+                ParquetOutput::Batches { convert: convert.clone(), rows: *rows }
+            }
         }
     }
 }
@@ -52,8 +54,9 @@ const ROWS_PER_BATCH: usize = 1024;
 
 fn builder(path: &Path) -> io::Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a readable Parquet file: {e}", path.display())))
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a readable Parquet file: {e}", path.display()))
+    })
 }
 
 /// The first row of each row group, and the file's row count last.
@@ -226,7 +229,8 @@ impl<R: Record> ShareReader<R> for ParquetShares<R> {
     }
 
     fn remaining(&self) -> Vec<FileShare> {
-        let open = self.open.as_ref().map(|o| FileShare { path: o.share.path.clone(), start: o.next, end: o.share.end });
+        let open =
+            self.open.as_ref().map(|o| FileShare { path: o.share.path.clone(), start: o.next, end: o.share.end });
         open.filter(|s| s.start < s.end).into_iter().chain(self.pending.iter().cloned()).collect()
     }
 }
@@ -241,7 +245,13 @@ pub fn batch_rows_values(batch: &RecordBatch) -> Result<Vec<Value>, String> {
     let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
     Ok((0..batch.num_rows())
         .map(|_| {
-            Value::Map(names.iter().zip(columns.iter_mut()).map(|(n, c)| ((*n).clone(), c.next().unwrap_or(Value::Null))).collect())
+            Value::Map(
+                names
+                    .iter()
+                    .zip(columns.iter_mut())
+                    .map(|(n, c)| ((*n).clone(), c.next().unwrap_or(Value::Null)))
+                    .collect(),
+            )
         })
         .collect())
 }
@@ -261,7 +271,10 @@ fn column_values(col: &ArrayRef, name: &str) -> Result<Vec<Value>, String> {
     }
     let recast = |to: &DataType| -> Result<Vec<Value>, String> {
         let c = arrow_cast::cast(col, to).map_err(|e| {
-            format!("column {name}: type {} cannot be read as records ({e}); read record batches instead", col.data_type())
+            format!(
+                "column {name}: type {} cannot be read as records ({e}); read record batches instead",
+                col.data_type()
+            )
         })?;
         column_values(&c, name)
     };
@@ -276,7 +289,8 @@ fn column_values(col: &ArrayRef, name: &str) -> Result<Vec<Value>, String> {
         DataType::UInt16 => each!(col.as_primitive::<UInt16Type>(), |v: u16| Value::Int(v.into())),
         DataType::UInt32 => each!(col.as_primitive::<UInt32Type>(), |v: u32| Value::Int(v.into())),
         DataType::UInt64 => {
-            each!(col.as_primitive::<UInt64Type>(), |v: u64| i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+            each!(col.as_primitive::<UInt64Type>(), |v: u64| i64::try_from(v)
+                .map_or(Value::Float(v as f64), Value::Int))
         }
         DataType::Float32 => each!(col.as_primitive::<Float32Type>(), |v: f32| Value::Float(v.into())),
         DataType::Float64 => each!(col.as_primitive::<Float64Type>(), Value::Float),
@@ -301,7 +315,9 @@ fn column_values(col: &ArrayRef, name: &str) -> Result<Vec<Value>, String> {
             }
         }
         DataType::LargeUtf8 | DataType::Utf8View => return recast(&DataType::Utf8),
-        DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => return recast(&DataType::Binary),
+        DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            return recast(&DataType::Binary)
+        }
         DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) | DataType::LargeListView(f) => {
             return recast(&DataType::List(f.clone()))
         }

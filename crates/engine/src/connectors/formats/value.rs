@@ -139,8 +139,9 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_field_order() {
-        let v: Value = serde_json::from_str(r#"{"b": 1, "a": [true, null, 2.5, "x"], "b": 3, "big": 18446744073709551615}"#)
-            .unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"b": 1, "a": [true, null, 2.5, "x"], "b": 3, "big": 18446744073709551615}"#)
+                .unwrap();
         assert_eq!(
             v,
             Value::Map(vec![
@@ -152,6 +153,9 @@ mod tests {
                 ("big".into(), Value::Float(18446744073709551615.0)),
             ])
         );
-        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"b":3,"a":[true,null,2.5,"x"],"big":1.8446744073709552e19}"#);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"b":3,"a":[true,null,2.5,"x"],"big":1.8446744073709552e+19}"#
+        );
     }
 }

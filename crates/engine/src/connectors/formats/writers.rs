@@ -128,7 +128,9 @@ impl<R> ParquetEncoder<R> {
         for (i, (name, column)) in self.columns.iter().enumerate() {
             let field = |v: &Value| -> Value {
                 match v {
-                    Value::Map(fields) => fields.iter().find(|(k, _)| k == name).map_or(Value::Null, |(_, v)| v.clone()),
+                    Value::Map(fields) => {
+                        fields.iter().find(|(k, _)| k == name).map_or(Value::Null, |(_, v)| v.clone())
+                    }
                     Value::List(items) => items.get(i).cloned().unwrap_or(Value::Null),
                     other if i == 0 => other.clone(),
                     _ => Value::Null,
@@ -168,7 +170,9 @@ impl<R> ParquetEncoder<R> {
                     build!(Int32Builder::new(), "32-bit ints", |x: &Value| int(x).and_then(|i| i32::try_from(i).ok()))
                 }
                 ParquetColumn::Int64 => build!(Int64Builder::new(), "ints", int),
-                ParquetColumn::Float32 => build!(Float32Builder::new(), "floats", |x: &Value| float(x).map(|f| f as f32)),
+                ParquetColumn::Float32 => {
+                    build!(Float32Builder::new(), "floats", |x: &Value| float(x).map(|f| f as f32))
+                }
                 ParquetColumn::Float64 => build!(Float64Builder::new(), "floats", float),
                 ParquetColumn::String => build!(StringBuilder::new(), "strings", |x: &Value| match x {
                     Value::Str(s) => Some(s.clone()),
