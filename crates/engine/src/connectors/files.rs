@@ -310,3 +310,65 @@ fn read_section<R: Record>(section: &[u8]) -> Result<(Vec<FileShare>, Vec<PathBu
     r.finish()?;
     Ok((shares, seen))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::formats::text_lines;
+    use crate::connectors::text::EncodingErrors;
+    use crate::functions::{Checkpointing, WorkerContext};
+
+    fn reader(dir: &Path, index: usize, peers: usize) -> Box<dyn SourceReader<String>> {
+        let listing = Listing { paths: vec![dir.to_path_buf()], recursive: false, monitor: Some(Duration::ZERO) };
+        let factory = files_source::<String>(listing, text_lines(EncodingErrors::Strict, u64::MAX));
+        let ctx = WorkerContext { index, peers, waker: None, checkpointing: Checkpointing::Off };
+        factory(&ctx).unwrap()
+    }
+
+    fn drain(r: &mut dyn SourceReader<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            r.poll(2, &mut out).unwrap();
+        }
+        out.sort();
+        out
+    }
+
+    /// A monitored folder: each file read once by its owner; the files taken go into
+    /// checkpoints, so a restore at another parallelism reads only the files not taken.
+    #[test]
+    fn monitoring_reads_new_files_once_and_restores_the_files_taken() {
+        let dir = std::env::temp_dir().join(format!("ferroflow-files-monitor-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(dir.join(name), format!("{name}1\n{name}2\n")).unwrap();
+        }
+        let (mut r0, mut r1) = (reader(&dir, 0, 2), reader(&dir, 1, 2));
+        let mut all = drain(r0.as_mut());
+        all.extend(drain(r1.as_mut()));
+        all.sort();
+        assert_eq!(all, ["a1", "a2", "b1", "b2", "c1", "c2"]);
+        std::fs::write(dir.join("d"), "d1\n").unwrap();
+        let mut sections = Vec::new();
+        for r in [&mut r0, &mut r1] {
+            let mut later = drain(r.as_mut());
+            all.append(&mut later);
+            r.mark_position(1).unwrap();
+            let mut s = Vec::new();
+            r.snapshot(&mut s).unwrap();
+            sections.push(s);
+        }
+        assert_eq!(all.iter().filter(|l| *l == "d1").count(), 1);
+        // Restored on 3 readers: nothing read again; a new file read once.
+        std::fs::write(dir.join("e"), "e1\n").unwrap();
+        let mut got = Vec::new();
+        for w in 0..3 {
+            let mut r = reader(&dir, w, 3);
+            r.restore(&Restore::new(sections.iter().map(|s| s.as_slice()).collect(), w, 3)).unwrap();
+            got.extend(drain(r.as_mut()));
+        }
+        assert_eq!(got, ["e1"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -255,9 +255,9 @@ mod tests {
 
     #[test]
     fn parquet_row_groups_are_dealt_and_resume_at_a_row() {
-        use arrow_array::{Int64Array, RecordBatch};
         use ::parquet::arrow::ArrowWriter;
         use ::parquet::file::properties::WriterProperties;
+        use arrow_array::{Int64Array, RecordBatch};
         let dir = TempDir::new();
         let mut files = Vec::new();
         let mut want = Vec::new();
