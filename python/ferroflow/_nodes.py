@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     Field = AnyOf[int, str, None]
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "Sequence", "Socket",
-           "CsvSpec", "FormatFiles",
+           "FormatFiles",
            "TestingSource", "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
@@ -157,7 +157,8 @@ class CsvSpec(Typed):
     row, ``comment`` character, ``null_value`` text, and ``columns`` as (name, type)
     with type ``"string"``, ``"int"``, ``"float"`` or ``"bool"`` (empty: all strings)."""
 
-    KIND = "csv_spec"
+    #: Read by field as part of ``FormatFiles`` and ``WriteFiles``, never dispatched on.
+    KIND = ""
     __slots__ = ("delimiter", "quote", "escape", "header", "skip_first_data_row", "comment", "null_value", "columns")
 
     def __init__(self, delimiter: str, quote: Optional[str], escape: Optional[str], header: bool,

@@ -301,8 +301,6 @@ class StreamExecutionEnvironment:
         from .connectors.file_system import _local_path
 
         path = _local_path(file_path, api + "()")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{api}(): no such file or directory: {path}")
         if skip_malformed:
             fmt.ignore_parse_errors()
         return self._source(fmt._source_kind([path], None), path, api)
