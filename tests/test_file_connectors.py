@@ -112,10 +112,10 @@ def test_source_calls_ferroflow_does_not_have_fail_at_the_call_in_one_line(tmp_p
     builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path / "x"))
     from ferroflow import Duration
 
-    with pytest.raises(NotImplementedError, match=r"monitor_continuously\(\).*issue 15.*process_static_file_set") as e:
-        builder.monitor_continuously(Duration.of_seconds(1))
+    with pytest.raises(ValueError, match=r"discovery interval must be positive") as e:
+        builder.monitor_continuously(Duration.of_seconds(0))
     assert "\n" not in str(e.value)
-    with pytest.raises(NotImplementedError, match="for_bulk_file_format"):
+    with pytest.raises(TypeError, match="for_bulk_file_format.*Parquet"):
         FileSource.for_bulk_file_format(object(), str(tmp_path))
     with pytest.raises(ValueError, match="only UTF-8"):
         StreamFormat.text_line_format("ISO-8859-1")

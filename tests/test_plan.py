@@ -55,6 +55,7 @@ def every_api_node() -> StreamExecutionEnvironment:
     ts.window_all(TumblingEventTimeWindows.of(10)).apply(lambda window, values: values).print()
     loop = env.generate_sequence(1, 3).iterate(1000)
     loop.close_with(loop.map(lambda x: x - 1).filter(lambda x: x > 0)).write_to_socket("localhost", 9, str)
+    env.read_json_lines("/nonexistent/in.jsonl").print()
     env.read_text_file("/nonexistent/in").union(env.socket_text_stream("localhost", 9)).add_sink(
         ferroflow.DiscardingSink())
     s.rebalance().connect(s.broadcast()).map(_CoMap()).print()

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     Field = AnyOf[int, str, None]
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
-           "Sequence", "Socket", "TestingSource", "PartitionedSource", "PartitionedSink",
+           "Sequence", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
            "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
@@ -135,12 +135,70 @@ class TextFile(Source):
     ``"strict"``, ``"replace"`` or ``"ignore"``."""
 
     KIND = "text_file"
-    __slots__ = ("paths", "recursive", "encoding_errors")
+    __slots__ = ("paths", "recursive", "encoding_errors", "monitor_ms")
 
-    def __init__(self, paths: List[str], recursive: bool, encoding_errors: str) -> None:
+    def __init__(self, paths: List[str], recursive: bool, encoding_errors: str,
+                 monitor_ms: Optional[int] = None) -> None:
         self.paths = paths
         self.recursive = recursive
         self.encoding_errors = encoding_errors
+        #: List the paths again every this many ms and read new files (never ends).
+        self.monitor_ms = monitor_ms
+
+    @property
+    def bounded(self) -> bool:  # type: ignore[override]
+        """Monitored folders never end."""
+        return self.monitor_ms is None
+
+
+class CsvSpec(Typed):
+    """CSV settings (``CsvSchema``): one-character ``delimiter``, ``quote`` (None: no
+    quoting) and ``escape`` (None: quotes doubled), ``header`` line, skip the first data
+    row, ``comment`` character, ``null_value`` text, and ``columns`` as (name, type)
+    with type ``"string"``, ``"int"``, ``"float"`` or ``"bool"`` (empty: all strings)."""
+
+    #: Read by field as part of ``FormatFiles`` and ``WriteFiles``, never dispatched on.
+    KIND = ""
+    __slots__ = ("delimiter", "quote", "escape", "header", "skip_first_data_row", "comment", "null_value", "columns")
+
+    def __init__(self, delimiter: str, quote: Optional[str], escape: Optional[str], header: bool,
+                 skip_first_data_row: bool, comment: Optional[str], null_value: Optional[str],
+                 columns: List[Tuple[str, str]]) -> None:
+        self.delimiter = delimiter
+        self.quote = quote
+        self.escape = escape
+        self.header = header
+        self.skip_first_data_row = skip_first_data_row
+        self.comment = comment
+        self.null_value = null_value
+        self.columns = columns
+
+
+class FormatFiles(Source):
+    """``FileSource`` with a record format: ``format`` is ``"json_lines"``, ``"csv"``
+    (settings in ``csv``) or ``"parquet"``; records are dicts, or ``Row``s with
+    ``rows``; with ``batch_rows`` (Parquet) each record is a ``pyarrow.RecordBatch``
+    of up to that many rows. ``skip_malformed``: skip and count records that do not
+    parse instead of failing. ``monitor_ms`` as ``TextFile``'s."""
+
+    KIND = "format_files"
+    __slots__ = ("paths", "recursive", "format", "csv", "rows", "batch_rows", "skip_malformed", "monitor_ms")
+
+    def __init__(self, paths: List[str], recursive: bool, format: str, csv: Optional[CsvSpec], rows: bool,
+                 batch_rows: Optional[int], skip_malformed: bool, monitor_ms: Optional[int]) -> None:
+        self.paths = paths
+        self.recursive = recursive
+        self.format = format
+        self.csv = csv
+        self.rows = rows
+        self.batch_rows = batch_rows
+        self.skip_malformed = skip_malformed
+        self.monitor_ms = monitor_ms
+
+    @property
+    def bounded(self) -> bool:  # type: ignore[override]
+        """Monitored folders never end."""
+        return self.monitor_ms is None
 
 
 class KafkaSource(Source):
@@ -592,11 +650,19 @@ class WriteFiles(Sink):
     ``bucket(now_ms)`` names (None: ``path`` itself)."""
 
     KIND = "write_files"
-    __slots__ = ("path", "prefix", "suffix", "part_size", "rollover_interval", "inactivity_interval", "bucket")
+    __slots__ = ("path", "prefix", "suffix", "part_size", "rollover_interval", "inactivity_interval", "bucket",
+                 "format", "csv", "parquet")
 
     def __init__(self, path: str, prefix: str, suffix: str, part_size: Optional[int],
                  rollover_interval: Optional[int], inactivity_interval: Optional[int],
-                 bucket: Optional[Callable[[int], str]]) -> None:
+                 bucket: Optional[Callable[[int], str]], format: str = "text",
+                 csv: Optional[CsvSpec] = None, parquet: Optional[List[Tuple[str, str]]] = None) -> None:
+        #: ``"text"`` (``str(record)``), ``"json_lines"``, ``"csv"`` (settings in ``csv``)
+        #: or ``"parquet"`` (columns in ``parquet``: name and ``"bool"``, ``"int32"``,
+        #: ``"int64"``, ``"float32"``, ``"float64"``, ``"string"`` or ``"bytes"``).
+        self.format = format
+        self.csv = csv
+        self.parquet = parquet
         self.path = path
         self.prefix = prefix
         self.suffix = suffix

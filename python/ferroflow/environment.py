@@ -271,6 +271,40 @@ class StreamExecutionEnvironment:
         path = path.removeprefix("file://")
         return self._source(_nodes.TextFile([path], False, _encoding_errors(encoding_errors)), path, "read_text_file")
 
+    def read_json_lines(self, file_path: str, skip_malformed: bool = False) -> DataStream:
+        """One dict (or list, or value) per line of JSON of a file or folder, read in
+        parallel (``FileSource`` with ``JsonLinesFormat()``). A line that is not JSON
+        fails the job naming the file and line, unless ``skip_malformed``."""
+        from .connectors.file_formats import JsonLinesFormat
+
+        return self._read_format(JsonLinesFormat(), file_path, skip_malformed, "read_json_lines")
+
+    def read_csv(self, file_path: str, schema: Any = None, skip_malformed: bool = False) -> DataStream:
+        """One ``Row`` per CSV row of a file or folder (``FileSource`` with
+        ``CsvReaderFormat.for_schema(schema)``; default schema: a header line names
+        the fields, all strings). A row that does not fit the schema fails the job
+        naming the file and line, unless ``skip_malformed``."""
+        from .connectors.file_formats import CsvReaderFormat, CsvSchema
+
+        schema = CsvSchema.builder().set_use_header().build() if schema is None else schema
+        return self._read_format(CsvReaderFormat.for_schema(schema), file_path, skip_malformed, "read_csv")
+
+    def read_parquet(self, file_path: str, batches: bool = False, skip_malformed: bool = False) -> DataStream:
+        """One ``Row`` per row of a Parquet file or folder, row groups read in parallel;
+        with ``batches``, one ``pyarrow.RecordBatch`` per batch of rows instead."""
+        from .connectors.file_formats import ParquetColumnarRowInputFormat, ParquetRecordBatchFormat
+
+        fmt = ParquetRecordBatchFormat() if batches else ParquetColumnarRowInputFormat()
+        return self._read_format(fmt, file_path, skip_malformed, "read_parquet")
+
+    def _read_format(self, fmt: Any, file_path: str, skip_malformed: bool, api: str) -> DataStream:
+        from .connectors.file_system import _local_path
+
+        path = _local_path(file_path, api + "()")
+        if skip_malformed:
+            fmt.ignore_parse_errors()
+        return self._source(fmt._source_kind([path], None), path, api)
+
     def generate_sequence(self, start: int, end: int) -> DataStream:
         """The integers ``start`` to ``end``, both included, produced in parallel."""
         start, end = _i64(start, "generate_sequence(): start"), _i64(end, "generate_sequence(): end")

@@ -10,6 +10,7 @@ mod checkpoint;
 mod codec;
 mod copies;
 mod errors;
+mod files;
 mod kafka;
 mod keys;
 mod partitioned;

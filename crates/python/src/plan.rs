@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use ferroflow_engine::connectors::testing::{TestEvent, TestingSource};
 use ferroflow_engine::connectors::text::EncodingErrors;
-use ferroflow_engine::connectors::{sinks, sources};
+use ferroflow_engine::connectors::{files, formats, sinks, sources, text_file};
 use ferroflow_engine::functions::*;
 use ferroflow_engine::key::KeyEncoder;
 use ferroflow_engine::process::SharedContext;
@@ -49,6 +49,31 @@ struct TextFile {
     paths: Vec<String>,
     recursive: bool,
     encoding_errors: String,
+    monitor_ms: Option<u64>,
+}
+
+#[derive(FromPyObject)]
+struct CsvSpec {
+    delimiter: String,
+    quote: Option<String>,
+    escape: Option<String>,
+    header: bool,
+    skip_first_data_row: bool,
+    comment: Option<String>,
+    null_value: Option<String>,
+    columns: Vec<(String, String)>,
+}
+
+#[derive(FromPyObject)]
+struct FormatFiles {
+    paths: Vec<String>,
+    recursive: bool,
+    format: String,
+    csv: Option<CsvSpec>,
+    rows: bool,
+    batch_rows: Option<usize>,
+    skip_malformed: bool,
+    monitor_ms: Option<u64>,
 }
 
 #[derive(FromPyObject)]
@@ -151,6 +176,9 @@ struct WriteFiles {
     rollover_interval: Option<u64>,
     inactivity_interval: Option<u64>,
     bucket: Option<Py<PyAny>>,
+    format: String,
+    csv: Option<CsvSpec>,
+    parquet: Option<Vec<(String, String)>>,
 }
 
 #[derive(FromPyObject)]
@@ -299,12 +327,39 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
         "kafka_source" => NodeKind::Source { factory: crate::kafka::source(kind, name)?, parallel: true },
         "kafka_sink" => NodeKind::Sink(crate::kafka::sink(kind)?),
         "text_file" => {
-            let TextFile { paths, recursive, encoding_errors: errors } = kind.extract()?;
-            let paths = paths.into_iter().map(Into::into).collect();
-            NodeKind::Source {
-                factory: sources::text_files(paths, recursive, encoding_errors(&errors)?),
-                parallel: true,
-            }
+            let TextFile { paths, recursive, encoding_errors: errors, monitor_ms } = kind.extract()?;
+            let listing = files::Listing {
+                paths: paths.into_iter().map(Into::into).collect(),
+                recursive,
+                monitor: monitor_ms.map(Duration::from_millis),
+            };
+            let format = formats::text_lines(encoding_errors(&errors)?, text_file::SPLIT_MIN_BYTES);
+            NodeKind::Source { factory: files::files_source(listing, format), parallel: true }
+        }
+        "format_files" => {
+            let f: FormatFiles = kind.extract()?;
+            let listing = files::Listing {
+                paths: f.paths.into_iter().map(Into::into).collect(),
+                recursive: f.recursive,
+                monitor: f.monitor_ms.map(Duration::from_millis),
+            };
+            let malformed = if f.skip_malformed { formats::Malformed::Skip } else { formats::Malformed::Fail };
+            let values = crate::files::from_values(f.rows);
+            let format = match f.format.as_str() {
+                "json_lines" => formats::json_lines(values, malformed, text_file::SPLIT_MIN_BYTES),
+                "csv" => formats::csv::csv_format(csv_options(f.csv)?, values, malformed),
+                "parquet" => {
+                    let output = match f.batch_rows {
+                        Some(rows) => {
+                            formats::parquet::ParquetOutput::Batches { convert: crate::files::from_batches(), rows }
+                        }
+                        None => formats::parquet::ParquetOutput::Rows(values),
+                    };
+                    formats::parquet::parquet_format(output, malformed)
+                }
+                other => return Err(bug(format!("unknown file format {other:?}"))),
+            };
+            NodeKind::Source { factory: files::files_source(listing, format), parallel: true }
         }
         "sequence" => {
             let Sequence { start, end } = kind.extract()?;
@@ -429,8 +484,30 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             NodeKind::Sink(sinks::text_file(path, overwrite, str_lines()))
         }
         "write_files" => {
-            let WriteFiles { path, prefix, suffix, part_size, rollover_interval, inactivity_interval, bucket } =
-                kind.extract()?;
+            let WriteFiles {
+                path,
+                prefix,
+                suffix,
+                part_size,
+                rollover_interval,
+                inactivity_interval,
+                bucket,
+                format,
+                csv,
+                parquet,
+            } = kind.extract()?;
+            let bulk = match (format.as_str(), parquet) {
+                ("parquet", Some(columns)) => {
+                    Some(formats::writers::parquet_encoder(crate::files::to_values(), parquet_columns(columns)?))
+                }
+                _ => None,
+            };
+            let encode = match format.as_str() {
+                "text" | "parquet" => str_lines(),
+                "json_lines" => formats::writers::json_lines_encoder(crate::files::to_values()),
+                "csv" => formats::writers::csv_encoder(crate::files::to_values(), csv_options(csv)?),
+                other => return Err(bug(format!("unknown file sink format {other:?}"))),
+            };
             let bucket = bucket.map(|f| {
                 let f = Arc::new(f);
                 Arc::new(move |now: i64| {
@@ -445,7 +522,10 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             let rolling =
                 sinks::RollingPolicy { part_size, rollover_ms: rollover_interval, inactivity_ms: inactivity_interval };
             let config = sinks::PartFileConfig { prefix, suffix, rolling, bucket };
-            NodeKind::Sink(sinks::part_files(path, config, str_lines()))
+            NodeKind::Sink(match bulk {
+                Some(bulk) => sinks::bulk_part_files(path, config, bulk),
+                None => sinks::part_files(path, config, encode),
+            })
         }
         "write_socket" => {
             let WriteSocket { host, port, serialize } = kind.extract()?;
@@ -574,6 +654,65 @@ fn str_lines() -> sinks::Encode<PyRec> {
             Ok(())
         })
     })
+}
+
+/// The engine's CSV options from the API's `CsvSpec` (checked there: one-character
+/// strings, known column types).
+fn csv_options(spec: Option<CsvSpec>) -> PyResult<formats::csv::CsvOptions> {
+    use formats::csv::{Column, CsvOptions};
+    let Some(spec) = spec else { return Ok(CsvOptions::default()) };
+    let byte = |what: &str, s: &str| -> PyResult<u8> {
+        match s.as_bytes() {
+            [b] => Ok(*b),
+            _ => Err(bug(format!("CSV {what} must be one ASCII character, got {s:?}"))),
+        }
+    };
+    let opt = |what: &str, s: Option<String>| s.map(|s| byte(what, &s)).transpose();
+    let columns = spec
+        .columns
+        .into_iter()
+        .map(|(name, kind)| {
+            let column = match kind.as_str() {
+                "string" => Column::String,
+                "int" => Column::Int,
+                "float" => Column::Float,
+                "bool" => Column::Bool,
+                other => return Err(bug(format!("unknown CSV column type {other:?}"))),
+            };
+            Ok((name, column))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(CsvOptions {
+        delimiter: byte("delimiter", &spec.delimiter)?,
+        quote: opt("quote", spec.quote)?,
+        escape: opt("escape", spec.escape)?,
+        header: spec.header,
+        skip_first_data_row: spec.skip_first_data_row,
+        comment: opt("comment", spec.comment)?,
+        null_value: spec.null_value,
+        columns,
+    })
+}
+
+/// The engine's Parquet columns from the API's (name, type) pairs.
+fn parquet_columns(columns: Vec<(String, String)>) -> PyResult<Vec<(String, formats::writers::ParquetColumn)>> {
+    use formats::writers::ParquetColumn as C;
+    columns
+        .into_iter()
+        .map(|(name, kind)| {
+            let c = match kind.as_str() {
+                "bool" => C::Bool,
+                "int32" => C::Int32,
+                "int64" => C::Int64,
+                "float32" => C::Float32,
+                "float64" => C::Float64,
+                "string" => C::String,
+                "bytes" => C::Bytes,
+                other => return Err(bug(format!("unknown Parquet column type {other:?}"))),
+            };
+            Ok((name, c))
+        })
+        .collect()
 }
 
 fn encoding_errors(name: &str) -> PyResult<EncodingErrors> {

@@ -170,10 +170,14 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     ),
     "pyflink.datastream.formats.csv": (
         "ferroflow.formats.csv: CsvRowSerializationSchema CsvRowDeserializationSchema",
+        "ferroflow.connectors.file_formats: CsvReaderFormat CsvSchema CsvSchemaBuilder CsvBulkWriters",
         "!kafka: *",
     ),
     "pyflink.datastream.formats.avro": ("!kafka: *",),
-    "pyflink.datastream.formats.parquet": ("!bulk: *",),
+    "pyflink.datastream.formats.parquet": (
+        "ferroflow.connectors.file_formats: ParquetColumnarRowInputFormat AvroParquetReaders ParquetBulkWriters",
+        "!bulk: *",
+    ),
     "pyflink.datastream.formats.orc": ("!bulk: *",),
     "pyflink.table": ("!table: *",),
     "pyflink.table.expressions": ("!table: *",),

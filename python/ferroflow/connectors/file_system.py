@@ -66,6 +66,9 @@ class StreamFormat:
         UTF-8 fails the job naming the file, the line and the byte offset."""
         return StreamFormat(charset_name)
 
+    def _source_kind(self, paths: List[str], monitor_ms: Optional[int]) -> _nodes.Source:
+        return _nodes.TextFile(list(paths), True, "strict", monitor_ms)
+
     def __repr__(self) -> str:
         return f"StreamFormat.text_line_format({self.charset_name!r})"
 
@@ -73,19 +76,27 @@ class StreamFormat:
 class FileSourceBuilder:
     """Settings of a ``FileSource``; ``build()`` makes it."""
 
-    def __init__(self, stream_format: StreamFormat, paths: List[str]) -> None:
+    def __init__(self, stream_format: Any, paths: List[str]) -> None:
         self._format = stream_format
         self._paths = paths
+        self._monitor_ms: Optional[int] = None
 
     def process_static_file_set(self) -> "FileSourceBuilder":
         """Reads the files there when the job starts, then ends (the default)."""
+        self._monitor_ms = None
         return self
 
     def monitor_continuously(self, discovery_interval: Any) -> "FileSourceBuilder":
-        """Not supported yet: raises ``NotImplementedError``."""
-        raise NotImplementedError("FileSource monitor_continuously() (watching folders for new files) is not "
-                                  "supported yet (issue 15): use process_static_file_set() to read the files "
-                                  "present when the job starts")
+        """Lists the paths every ``discovery_interval`` (a ``Duration``, a ``timedelta``
+        or ms) and reads each new file once, whole, on the worker its path's hash
+        names; the source never ends. Files being written should appear under their
+        name only when complete (write them hidden, ``.name`` or ``_name``, then
+        rename). Under checkpoints the files read so far are part of the checkpoint."""
+        ms = to_millis(discovery_interval, "discovery interval")
+        if ms < 1:
+            raise ValueError(f"monitor_continuously() needs a positive interval, got {discovery_interval!r}")
+        self._monitor_ms = ms
+        return self
 
     def set_file_enumerator(self, file_enumerator: Any) -> "FileSourceBuilder":
         """Not supported: raises ``NotImplementedError``."""
@@ -103,7 +114,7 @@ class FileSourceBuilder:
         for path in self._paths:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"FileSource: no such file or directory: {path}")
-        return FileSource(self._format, list(self._paths))
+        return FileSource(self._format, list(self._paths), self._monitor_ms)
 
 
 class FileSource:
@@ -111,29 +122,47 @@ class FileSource:
     ``env.from_source(source, watermark_strategy, source_name)``. Build one with
     ``FileSource.for_record_stream_format(StreamFormat.text_line_format(), *paths)``."""
 
-    def __init__(self, stream_format: StreamFormat, paths: List[str]) -> None:
+    def __init__(self, stream_format: Any, paths: List[str], monitor_ms: Optional[int] = None) -> None:
         self._format = stream_format
         self._paths = paths
+        self._monitor_ms = monitor_ms
 
     @staticmethod
     def for_record_stream_format(stream_format: StreamFormat, *paths: Any) -> FileSourceBuilder:
         """A builder for a source reading ``paths`` (files, or folders read with their
-        sub-folders) with ``stream_format``."""
-        if not isinstance(stream_format, StreamFormat):
+        sub-folders) with ``stream_format``: ``StreamFormat.text_line_format()``,
+        ``CsvReaderFormat.for_schema(schema)`` or ``JsonLinesFormat()``
+        (``connectors.file_formats``)."""
+        from .file_formats import CsvReaderFormat, JsonLinesFormat
+
+        if not isinstance(stream_format, (StreamFormat, CsvReaderFormat, JsonLinesFormat)):
             raise TypeError("for_record_stream_format() takes a StreamFormat first, e.g. "
-                            f"StreamFormat.text_line_format(), got {stream_format!r}")
+                            "StreamFormat.text_line_format(), CsvReaderFormat.for_schema(schema) or JsonLinesFormat(), "
+                            f"got {stream_format!r}")
         if not paths:
             raise ValueError("for_record_stream_format() needs at least one path after the format")
         return FileSourceBuilder(stream_format, [_local_path(p, "FileSource") for p in paths])
 
     @staticmethod
     def for_bulk_file_format(bulk_format: Any, *paths: Any) -> FileSourceBuilder:
-        """Not supported: raises ``NotImplementedError``."""
-        raise NotImplementedError("FileSource.for_bulk_file_format() (Parquet, ORC, Avro...) is not supported: "
-                                  "read text with for_record_stream_format(StreamFormat.text_line_format(), ...)")
+        """A builder for a source reading Parquet files with ``bulk_format``:
+        ``ParquetColumnarRowInputFormat()`` (``Row``s), ``AvroParquetReaders
+        .for_generic_record(schema)`` (dicts) or ``ParquetRecordBatchFormat()``
+        (``pyarrow.RecordBatch`` records), from ``connectors.file_formats``."""
+        from .file_formats import AvroParquetReaders, ParquetColumnarRowInputFormat, ParquetRecordBatchFormat
 
-    def _kind(self) -> _nodes.TextFile:
-        return _nodes.TextFile(list(self._paths), True, "strict")
+        parquet = (ParquetColumnarRowInputFormat, ParquetRecordBatchFormat, type(AvroParquetReaders.for_generic_record()))
+        if not isinstance(bulk_format, parquet):
+            raise TypeError("for_bulk_file_format() takes a Parquet format first (ParquetColumnarRowInputFormat(), "
+                            f"AvroParquetReaders.for_generic_record(schema), ParquetRecordBatchFormat()), got {bulk_format!r}; "
+                            "ORC and Avro files are not supported")
+        if not paths:
+            raise ValueError("for_bulk_file_format() needs at least one path after the format")
+        return FileSourceBuilder(bulk_format, [_local_path(p, "FileSource") for p in paths])
+
+    def _kind(self) -> _nodes.Source:
+        kind: _nodes.Source = self._format._source_kind(self._paths, self._monitor_ms)
+        return kind
 
     def _label(self) -> str:
         return ", ".join(self._paths)
@@ -348,7 +377,7 @@ class FileSink:
     completes; without checkpoints, when the job has succeeded. With checkpoints the
     visible output is exactly-once across failures and restores."""
 
-    def __init__(self, base_path: str, encoder: Encoder, config: OutputFileConfig, rolling: RollingPolicy,
+    def __init__(self, base_path: str, encoder: Any, config: OutputFileConfig, rolling: RollingPolicy,
                  buckets: BucketAssigner) -> None:
         self._base_path = base_path
         self._encoder = encoder
@@ -366,14 +395,23 @@ class FileSink:
 
     @staticmethod
     def for_bulk_format(base_path: Any, writer_factory: Any) -> "FileSink.RowFormatBuilder":
-        """Not supported: raises ``NotImplementedError``."""
-        raise NotImplementedError("FileSink.for_bulk_format() (Parquet, ORC, Avro...) is not supported: write "
-                                  "text with for_row_format(path, Encoder.simple_string_encoder())")
+        """A builder for a sink writing CSV with ``CsvBulkWriters.for_schema(schema)``
+        (``connectors.file_formats``); Parquet, ORC and Avro writers are not supported."""
+        from .file_formats import CsvBulkWriterFactory, ParquetBulkWriterFactory
+
+        if not isinstance(writer_factory, (CsvBulkWriterFactory, ParquetBulkWriterFactory)):
+            raise NotImplementedError("FileSink.for_bulk_format() supports CsvBulkWriters.for_schema(schema) and "
+                                      "ParquetBulkWriters.for_row_type(row_type) (ORC and Avro writers are not "
+                                      f"supported), got {writer_factory!r}")
+        return FileSink.RowFormatBuilder(_local_path(base_path, "FileSink"), writer_factory)
 
     def _kind(self) -> _nodes.WriteFiles:
         r = self._rolling
+        csv = getattr(self._encoder, "_csv", None)
         return _nodes.WriteFiles(self._base_path, self._config.get_part_prefix(), self._config.get_part_suffix(),
-                                 r.part_size, r.rollover_interval, r.inactivity_interval, self._buckets._bucket)
+                                 r.part_size, r.rollover_interval, r.inactivity_interval, self._buckets._bucket,
+                                 getattr(self._encoder, "_sink_format", "text"), csv() if csv else None,
+                                 getattr(self._encoder, "_columns", None))
 
     def _label(self) -> str:
         return self._base_path
@@ -385,7 +423,7 @@ class FileSink:
     class RowFormatBuilder:
         """Settings of a row-format ``FileSink``; ``build()`` makes it."""
 
-        def __init__(self, base_path: str, encoder: Encoder) -> None:
+        def __init__(self, base_path: str, encoder: Any) -> None:
             self._base_path = base_path
             self._encoder = encoder
             self._config = OutputFileConfig()

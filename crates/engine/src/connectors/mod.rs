@@ -1,5 +1,7 @@
 //! Built-in sources and sinks that need no user code.
 
+pub mod files;
+pub mod formats;
 pub mod kafka;
 pub mod positions;
 pub mod sequence;

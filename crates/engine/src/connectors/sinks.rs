@@ -18,6 +18,20 @@ use crate::functions::{Checkpointing, Sink, SinkCommit, SinkFactory, WorkerConte
 /// Appends the bytes of a batch of records to a buffer.
 pub type Encode<R> = Arc<dyn Fn(&[R], &mut Vec<u8>) -> UdfResult<()> + Send + Sync>;
 
+/// Encodes records into files that have a beginning and an end (Parquet's footer):
+/// one per sink worker, used file after file. What it appends to `out` goes into the
+/// part file being written.
+pub trait BulkEncoder<R> {
+    /// Appends the bytes of `records` (or of earlier ones it held back).
+    fn add(&mut self, records: &[R], out: &mut Vec<u8>) -> UdfResult<()>;
+    /// The file is closing: appends the rest of it (nothing if no record came since the
+    /// last `finish`).
+    fn finish(&mut self, out: &mut Vec<u8>) -> UdfResult<()>;
+}
+
+/// Makes a worker's [`BulkEncoder`].
+pub type BulkFactory<R> = Arc<dyn Fn() -> UdfResult<Box<dyn BulkEncoder<R>>> + Send + Sync>;
+
 /// Bytes a file sink gathers before writing them out: a few large writes.
 const FILE_WRITE_BYTES: usize = 256 * 1024;
 
@@ -221,7 +235,27 @@ pub type BucketFn = Arc<dyn Fn(i64) -> UdfResult<String> + Send + Sync>;
 /// visible; with checkpoints a restore commits exactly what its checkpoint lists (see
 /// [`PartFiles`]). Files already in `base` are left alone: names never collide.
 pub fn part_files<R: 'static>(base: impl Into<PathBuf>, config: PartFileConfig, encode: Encode<R>) -> SinkFactory<R> {
-    let base = base.into();
+    part_files_with(base.into(), config, encode, None)
+}
+
+/// [`part_files`] of a bulk format: each part file is what `bulk`'s encoder writes
+/// between two `finish`es (so the rolling policy's size counts the bytes it has
+/// written out so far).
+pub fn bulk_part_files<R: 'static>(
+    base: impl Into<PathBuf>,
+    config: PartFileConfig,
+    bulk: BulkFactory<R>,
+) -> SinkFactory<R> {
+    let unused: Encode<R> = Arc::new(|_, _| Err(UdfError::internal("a bulk file sink encoded records one by one")));
+    part_files_with(base.into(), config, unused, Some(bulk))
+}
+
+fn part_files_with<R: 'static>(
+    base: PathBuf,
+    config: PartFileConfig,
+    encode: Encode<R>,
+    bulk: Option<BulkFactory<R>>,
+) -> SinkFactory<R> {
     Arc::new(move |ctx| {
         if base.is_file() {
             return Err(UdfError::new(format!(
@@ -236,6 +270,7 @@ pub fn part_files<R: 'static>(base: impl Into<PathBuf>, config: PartFileConfig, 
         };
         let names = Names::Counted { prefix: config.prefix.clone(), suffix: config.suffix.clone(), uid: new_uid()? };
         let mut sink = PartFiles::new(&base, ctx.index, names, checkpointed, first_id, encode.clone());
+        sink.bulk = bulk.as_ref().map(|make| make()).transpose()?;
         sink.rolling = config.rolling;
         sink.bucket = config.bucket.clone();
         Ok(Box::new(sink) as Box<dyn Sink<R>>)
@@ -344,6 +379,8 @@ pub struct PartFiles<R> {
     dir: PathBuf,
     worker: usize,
     encode: Encode<R>,
+    /// A bulk format's encoder, used instead of `encode`.
+    bulk: Option<Box<dyn BulkEncoder<R>>>,
     names: Names,
     rolling: RollingPolicy,
     bucket: Option<BucketFn>,
@@ -374,6 +411,7 @@ impl<R> PartFiles<R> {
             dir: dir.to_path_buf(),
             worker,
             encode,
+            bulk: None,
             names,
             rolling: RollingPolicy::default(),
             bucket: None,
@@ -466,6 +504,9 @@ impl<R> PartFiles<R> {
     /// Closes the current file: synced and renamed pending, listed in `rolled`. `id`
     /// numbers it under [`Names::ByCheckpoint`].
     fn roll(&mut self, id: u64) -> UdfResult<()> {
+        if let (Some(bulk), Some(_)) = (self.bulk.as_mut(), self.started) {
+            bulk.finish(&mut self.buf)?;
+        }
         self.write_out()?;
         (self.size, self.started) = (0, None);
         let Some(open) = self.current.take() else { return Ok(()) };
@@ -484,6 +525,13 @@ impl<R> PartFiles<R> {
         self.rolling.part_size.is_some_and(|limit| self.size > limit)
             || past(started, self.rolling.rollover_ms)
             || past(self.written, self.rolling.inactivity_ms)
+    }
+
+    fn encode_records(&mut self, records: &[R]) -> UdfResult<()> {
+        match self.bulk.as_mut() {
+            Some(bulk) => bulk.add(records, &mut self.buf),
+            None => (self.encode)(records, &mut self.buf),
+        }
     }
 
     /// Records `bytes` more in the current file at `now`.
@@ -600,7 +648,7 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
         }
         if self.rolling == RollingPolicy::default() {
             let before = self.buf.len();
-            (self.encode)(batch, &mut self.buf)?;
+            self.encode_records(batch)?;
             self.wrote(self.buf.len() - before, now);
             return Ok(());
         }
@@ -609,7 +657,7 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
                 self.roll(self.next_id)?;
             }
             let before = self.buf.len();
-            (self.encode)(&batch[i..=i], &mut self.buf)?;
+            self.encode_records(&batch[i..=i])?;
             self.wrote(self.buf.len() - before, now);
         }
         Ok(())

@@ -1,17 +1,17 @@
 //! Source factories for the built-in sources, for any [`Record`] type.
 
 use std::collections::VecDeque;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::checkpoint::restore::Restore;
 use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
+use crate::connectors::files::{files_source, Listing};
 use crate::connectors::positions::dealt_pieces;
 use crate::connectors::sequence::sequence_share;
 use crate::connectors::socket::SocketLines;
 use crate::connectors::text::EncodingErrors;
-use crate::connectors::text_file::{list_files, plan_shares_with, FileShare, LineReader, SPLIT_MIN_BYTES};
+use crate::connectors::text_file::SPLIT_MIN_BYTES;
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus};
 use crate::record::Record;
@@ -48,115 +48,8 @@ pub fn text_files_split<R: Record>(
     errors: EncodingErrors,
     split_min: u64,
 ) -> SourceFactory<R> {
-    Arc::new(move |ctx| {
-        let mut files = Vec::new();
-        for path in &paths {
-            files.extend(list_files(path, recursive).map_err(|e| UdfError::new(e.to_string()))?);
-        }
-        let shares =
-            plan_shares_with(&files, ctx.index, ctx.peers, split_min).map_err(|e| UdfError::new(e.to_string()))?;
-        Ok(Box::new(TextFileReader {
-            peers: ctx.peers,
-            marked: shares.clone(),
-            lines: LineReader::new(shares, errors),
-            errors,
-            split_min,
-            buffer: Vec::new(),
-        }) as Box<dyn SourceReader<R>>)
-    })
-}
-
-struct TextFileReader {
-    lines: LineReader,
-    errors: EncodingErrors,
-    /// Ranges from this many bytes on are cut among the readers of a rescaled restore.
-    split_min: u64,
-    /// How many readers the source has.
-    peers: usize,
-    buffer: Vec<String>,
-    /// The byte ranges left at the last mark (see [`LineReader::remaining`]).
-    marked: Vec<FileShare>,
-}
-
-impl<R: Record> SourceReader<R> for TextFileReader {
-    fn poll(&mut self, max: usize, out: &mut Vec<R>) -> UdfResult<SourceStatus> {
-        let more = self.lines.next_batch(max, &mut self.buffer).map_err(|e| UdfError::new(e.to_string()))?;
-        R::from_lines(&mut self.buffer, out);
-        self.buffer.clear();
-        if !more {
-            // At the end: nothing left, in every later checkpoint.
-            self.marked.clear();
-        }
-        Ok(if more { SourceStatus::More } else { SourceStatus::Done })
-    }
-
-    fn mark_position(&mut self, _segment: u64) -> UdfResult<()> {
-        self.marked = self.lines.remaining();
-        Ok(())
-    }
-
-    /// The byte ranges left to read: `count`, then per range the path's bytes, start
-    /// and end.
-    fn snapshot(&mut self, out: &mut Vec<u8>) -> UdfResult<()> {
-        let mut w = StateWriter::<R>::from_vec(std::mem::take(out));
-        w.u64(self.marked.len() as u64);
-        for share in &self.marked {
-            w.bytes(share.path.as_os_str().as_bytes());
-            w.u64(share.start);
-            w.u64(share.end);
-        }
-        *out = w.into_bytes();
-        Ok(())
-    }
-
-    /// Each range is a piece of work on its own (a line belongs to the range its first
-    /// byte is in, wherever the range is cut), so after a rescale every old reader's
-    /// ranges, those from `split_min` bytes on cut in as many parts as there are new
-    /// readers, are dealt to the new readers: no line is read twice or skipped.
-    fn restore(&mut self, from: &Restore<'_>) -> UdfResult<()> {
-        let peers = self.peers;
-        let parts = if from.old_peers() == peers { 1 } else { peers };
-        let split_min = self.split_min;
-        let read = |section: &[u8]| -> Result<Vec<FileShare>, StateError> {
-            let shares = read_shares::<R>(section)?;
-            Ok(shares
-                .into_iter()
-                .flat_map(|s| cut_share(s, if parts > 1 { split_min } else { u64::MAX }, parts))
-                .collect())
-        };
-        if let Some(shares) = dealt_pieces(from, peers, read)? {
-            self.marked = shares.clone();
-            self.lines = LineReader::new(shares, self.errors);
-        }
-        Ok(())
-    }
-}
-
-/// `share` cut in `parts` contiguous byte ranges if it has `split_min` bytes or more.
-fn cut_share(share: FileShare, split_min: u64, parts: usize) -> Vec<FileShare> {
-    let len = share.end.saturating_sub(share.start);
-    if len < split_min.max(1) || parts < 2 {
-        return vec![share];
-    }
-    // Exact in u128; each cut lies within the share.
-    let cut = |i: usize| share.start + u64::try_from(u128::from(len) * i as u128 / parts as u128).unwrap_or(len);
-    (0..parts)
-        .map(|i| FileShare { path: share.path.clone(), start: cut(i), end: cut(i + 1) })
-        .filter(|s| s.start < s.end)
-        .collect()
-}
-
-fn read_shares<R: Record>(section: &[u8]) -> Result<Vec<FileShare>, StateError> {
-    let mut r = StateReader::<R>::new(section);
-    let n = r.u64()?;
-    let mut shares = Vec::new();
-    for _ in 0..n {
-        let path = Path::new(std::ffi::OsStr::from_bytes(r.bytes()?)).to_path_buf();
-        let (start, end) = (r.u64()?, r.u64()?);
-        shares.push(FileShare { path, start, end });
-    }
-    r.finish()?;
-    Ok(shares)
+    let listing = Listing { paths, recursive, monitor: None };
+    files_source(listing, crate::connectors::formats::text_lines(errors, split_min))
 }
 
 /// The integers `start..=end`, split across workers in contiguous ranges.

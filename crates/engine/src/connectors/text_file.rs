@@ -231,6 +231,20 @@ impl LineReader {
     }
 }
 
+impl LineReader {
+    /// Where the line returned last is: `<path>: line <n>`, `n` 1-based in the file
+    /// (a share that starts inside the file counts the lines before it: only now, as
+    /// this is for errors).
+    pub fn last_line_place(&self) -> String {
+        let Some(open) = self.current.as_ref() else { return "(no line read)".to_string() };
+        let path = &open.share.path;
+        match count_newlines(path, open.first) {
+            Ok(before) => format!("{}: line {}", path.display(), before + open.line),
+            Err(e) => format!("{}: a line after byte {} (cannot count the lines: {e})", path.display(), open.first),
+        }
+    }
+}
+
 /// The error for a bad byte at offset `byte` of the line just read from `open`. A share
 /// that starts inside the file counts the lines before it first: only now, as errors
 /// are rare, so workers never coordinate to number lines.
@@ -244,7 +258,7 @@ fn not_utf8_in_file(open: &OpenShare, byte: u64) -> io::Error {
 }
 
 /// How many `'\n'` bytes the first `len` bytes of the file hold.
-fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
+pub(crate) fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?.take(len));
     let mut count = 0u64;
     loop {
