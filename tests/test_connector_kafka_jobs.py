@@ -121,6 +121,20 @@ def test_a_checkpoint_of_two_processes_restores_at_one_then_three(kafka, tmp_pat
     check(out, expected)
 
 
+@pytest.mark.parametrize("first, again", [(1, 1), (2, 3)], ids=["1-then-1", "2-then-3"])
+def test_a_finished_job_run_again_from_its_latest_checkpoint_adds_nothing(kafka, tmp_path, first, again):
+    """A restart loop (``ferroflow run --from-checkpoint``, as test_exactly_once.py's)
+    may run a job once more after it finished: its output must not change (a sequence
+    source's job passes this)."""
+    topic, expected = fill(kafka)
+    storage, out = tmp_path / "ck", tmp_path / "out"
+    finish(start(command(kafka, topic, storage, out, processes=first, slow="10"), tmp_path), "the first run")
+    assert checkpoints(storage), "the first run completed no checkpoint; raise its SLOW"
+    check(out, expected)
+    finish(start(command(kafka, topic, storage, out, processes=again, slow="0"), tmp_path), "the run again")
+    check(out, expected)
+
+
 # -- 9. PyFlink's Kafka examples ---------------------------------------------------------------------
 
 EXAMPLES = {
