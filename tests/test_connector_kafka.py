@@ -428,9 +428,29 @@ def test_a_message_that_does_not_deserialize_fails_naming_topic_partition_and_of
     deser = JsonRowDeserializationSchema.builder().type_info(Types.ROW_NAMED(["id"], [Types.INT()])).build()
     with pytest.raises(JobExecutionException) as info:
         read_all(kafka, source(kafka, topic, deser), parallelism=1)
-    lines = [line for line in str(info.value).splitlines() if topic in line]
-    assert lines, str(info.value)
-    assert "partition 0" in lines[0] and "offset 2" in lines[0], str(info.value)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert f'topic "{topic}"' in message and "partition 0" in message and "offset 2" in message, message
+    assert "does not deserialize" in message and "ignore parse errors" in message, message
+
+
+class Picky(DeserializationSchema):
+    """A user's schema that refuses some messages."""
+
+    def deserialize(self, message: bytes) -> Any:
+        if message.startswith(b"bad"):
+            raise ValueError(f"no bad records please: {message!r}")
+        return message.decode()
+
+
+def test_a_users_deserializer_raising_fails_naming_its_error_and_the_message(kafka):
+    topic = kafka.topic(1)
+    produce(kafka.bootstrap, topic, [b"good", b"bad one", b"good"])
+    with pytest.raises(JobExecutionException) as info:
+        read_all(kafka, source(kafka, topic, Picky()), parallelism=1)
+    message = str(info.value)
+    assert "partition 0, offset 1" in message, message
+    assert "ValueError: no bad records please: b'bad one'" in message, message
 
 
 def test_ignore_parse_errors_skips_and_counts_the_bad_messages(kafka, capfd):
