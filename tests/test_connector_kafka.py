@@ -581,7 +581,7 @@ def test_windows_fire_only_once_every_partition_passed_them(kafka, parallelism):
 
     def control() -> None:
         def wait(cond, what) -> bool:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 8
             while not cond():
                 if time.monotonic() > deadline:
                     problems.append(f"timed out waiting for {what}")
@@ -601,7 +601,7 @@ def test_windows_fire_only_once_every_partition_passed_them(kafka, parallelism):
 
     controller = threading.Thread(target=control, daemon=True)
     controller.start()
-    take(window_counts(stream), 10, timeout=25, on_record=lambda r: received.append((phase[0],) + tuple(r)))
+    take(window_counts(stream), 10, timeout=12, on_record=lambda r: received.append((phase[0],) + tuple(r)))
     controller.join(30)
     assert received == [(1, 0, 2), (1, 1, 1), (1, 2, 1), (2, 3, 2)] + [(2, s, 1) for s in range(4, 10)], \
         (received, problems)
@@ -617,7 +617,7 @@ def test_with_idleness_an_empty_partition_does_not_hold_the_watermark_back(kafka
     stream = env.from_source(source(kafka, topic, stop=None), strategy, "k")
     # Partition 1 never gets a record: with idleness windows 0-8 fire from partition 0's
     # watermark alone (window 9 waits for a later record).
-    got = take(window_counts(stream), 9, timeout=20)
+    got = take(window_counts(stream), 9, timeout=10)
     assert got == [(s, 1) for s in range(9)]
 
 
@@ -632,7 +632,7 @@ def test_without_idleness_an_empty_partition_holds_the_watermark_back(kafka):
     fired_before: List[int] = []
 
     def release() -> None:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 8
         while len(seen) < 10 and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(1.0)
@@ -642,7 +642,7 @@ def test_without_idleness_an_empty_partition_holds_the_watermark_back(kafka):
     got: List[Any] = []
     releaser = threading.Thread(target=release, daemon=True)
     releaser.start()
-    take(window_counts(stream), 9, timeout=30, on_record=got.append)
+    take(window_counts(stream), 9, timeout=12, on_record=got.append)
     releaser.join(20)
     assert fired_before == [0], "a window fired while partition 1 had no record"
     assert got == [(s, 1) for s in range(9)]
