@@ -601,7 +601,7 @@ def test_windows_fire_only_once_every_partition_passed_them(kafka, parallelism):
 
     controller = threading.Thread(target=control, daemon=True)
     controller.start()
-    take(window_counts(stream), 10, timeout=12, on_record=lambda r: received.append((phase[0],) + tuple(r)))
+    take(window_counts(stream), 10, timeout=15, on_record=lambda r: received.append((phase[0],) + tuple(r)))
     controller.join(30)
     assert received == [(1, 0, 2), (1, 1, 1), (1, 2, 1), (2, 3, 2)] + [(2, s, 1) for s in range(4, 10)], \
         (received, problems)
