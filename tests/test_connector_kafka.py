@@ -17,8 +17,10 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conftest import bag, collect, make_env
+from conftest import JOB_SETTINGS, bag, collect, make_env
 from ferroflow import (DeserializationSchema, JobExecutionException, ProcessFunction,
                        SimpleStringSchema, StreamExecutionEnvironment, Types, WatermarkStrategy)
 from ferroflow.connectors.kafka import (DeliveryGuarantee, KafkaOffsetResetStrategy, KafkaOffsetsInitializer,
@@ -385,6 +387,31 @@ def test_committed_offsets_of_a_group_and_the_reset_strategy(kafka, reset, p1_ex
                                  group=group))
     assert sorted(v for v in got if v.startswith("p0-")) == sorted(f"p0-{i}" for i in range(4, 10))
     assert sorted(v for v in got if v.startswith("p1-")) == sorted(f"p1-{i}" for i in p1_expected)
+
+
+@settings(JOB_SETTINGS, max_examples=6)  # each example is a job and a topic: keep them few
+@given(st.data())
+def test_committed_offsets_against_a_model(kafka, data):
+    """Any partitions, any committed offsets (or none), any reset: each partition is
+    read from its committed offset, or from where the reset says, to its end."""
+    sizes = data.draw(st.lists(st.integers(0, 6), min_size=1, max_size=4), label="records per partition")
+    topic = kafka.topic(len(sizes))
+    for p, n in enumerate(sizes):
+        if n:
+            produce(kafka.bootstrap, topic, [f"p{p}-{i}".encode() for i in range(n)], partition=p)
+    offsets = {p: data.draw(st.integers(0, n), label=f"committed {p}") for p, n in enumerate(sizes)
+               if data.draw(st.booleans(), label=f"commits {p}")}
+    reset = data.draw(st.sampled_from([KafkaOffsetResetStrategy.EARLIEST, KafkaOffsetResetStrategy.LATEST]))
+    group = f"g-{topic}"
+    if offsets:
+        commit(kafka.bootstrap, group, topic, offsets)
+    got = read_all(kafka, source(kafka, topic, start=KafkaOffsetsInitializer.committed_offsets(reset),
+                                 group=group))
+    model = []
+    for p, n in enumerate(sizes):
+        start = offsets.get(p, 0 if reset is KafkaOffsetResetStrategy.EARLIEST else n)
+        model += [f"p{p}-{i}" for i in range(start, n)]
+    assert bag(got) == bag(model)
 
 
 def test_timestamp_start_reads_from_the_first_message_at_or_after_it(kafka):
