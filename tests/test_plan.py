@@ -14,6 +14,7 @@ import pytest
 import ferroflow
 from ferroflow import InternalError, OutputTag, StreamExecutionEnvironment, _engine, _nodes
 from ferroflow.connectors import FixedPartitionedSink, FixedPartitionedSource
+from ferroflow.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink, KafkaSource
 from ferroflow.testing import TestSource, Watermark
 from ferroflow.watermarks import WatermarkStrategy
 from ferroflow.window import CountEvictor, CountTrigger, TumblingEventTimeWindows
@@ -63,6 +64,12 @@ def every_api_node() -> StreamExecutionEnvironment:
     processed = keyed.process(_Process(side))
     processed.get_side_output(side).union(processed).print()
     env.from_source(_Parts(), WatermarkStrategy.no_watermarks(), "parts").sink_to(_PartsSink())
+    kafka = KafkaSource.builder().set_bootstrap_servers("localhost:9092").set_topics("t") \
+        .set_value_only_deserializer(ferroflow.SimpleStringSchema()).build()
+    env.from_source(kafka, WatermarkStrategy.no_watermarks()).sink_to(
+        KafkaSink.builder().set_bootstrap_servers("localhost:9092").set_record_serializer(
+            KafkaRecordSerializationSchema.builder().set_topic("u")
+            .set_value_serialization_schema(ferroflow.SimpleStringSchema()).build()).build())
     return env
 
 

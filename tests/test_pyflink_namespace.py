@@ -64,8 +64,8 @@ def test_a_missing_name_is_an_import_error_as_in_any_module():
 @pytest.mark.parametrize("use, what", [
     ("from pyflink.table import StreamTableEnvironment\nStreamTableEnvironment.create(env)",
      "pyflink.table.StreamTableEnvironment.create"),
-    ("from pyflink.datastream.connectors.kafka import KafkaSource\nKafkaSource.builder()",
-     "pyflink.datastream.connectors.kafka.KafkaSource.builder"),
+    ("from pyflink.datastream.connectors.elasticsearch import Elasticsearch7SinkBuilder\n"
+     "Elasticsearch7SinkBuilder()", "pyflink.datastream.connectors.elasticsearch.Elasticsearch7SinkBuilder"),
     ("from pyflink.datastream import AsyncFunction\nclass Lookup(AsyncFunction):\n    pass",
      "pyflink.datastream.AsyncFunction"),
     ("from pyflink.datastream import EmbeddedRocksDBStateBackend\nEmbeddedRocksDBStateBackend()",
