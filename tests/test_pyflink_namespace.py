@@ -70,8 +70,6 @@ def test_a_missing_name_is_an_import_error_as_in_any_module():
      "pyflink.datastream.AsyncFunction"),
     ("from pyflink.datastream import EmbeddedRocksDBStateBackend\nEmbeddedRocksDBStateBackend()",
      "pyflink.datastream.EmbeddedRocksDBStateBackend"),
-    ("env.add_jars('file:///opt/flink-sql-connector-kafka.jar')", "StreamExecutionEnvironment.add_jars()"),
-    ("env.add_classpaths('file:///opt/x.jar')", "StreamExecutionEnvironment.add_classpaths()"),
     ("env.set_python_requirements('requirements.txt')", "StreamExecutionEnvironment.set_python_requirements()"),
     ("env.from_collection([1]).cache()", "DataStream.cache()"),
 ])
@@ -84,6 +82,20 @@ def test_what_ferroflow_lacks_refuses_at_the_use_with_one_line(use, what):
     message = str(info.value)
     assert message.startswith(f"{what} is not supported by ferroflow: ") and "\n" not in message
     assert len(message) < 260
+
+
+def test_jars_are_ignored_with_one_notice_each(capsys):
+    from pyflink.datastream import StreamExecutionEnvironment
+    from ferroflow.compat import pyflink_environment
+
+    pyflink_environment._jar_notices.clear()
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.add_jars("file:///opt/flink-sql-connector-kafka.jar")
+    env.add_jars("file:///opt/other.jar")
+    env.add_classpaths("file:///opt/x.jar")
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split("(")[0] for line in err] == ["ferroflow: add_jars", "ferroflow: add_classpaths"]
+    assert all("ignored" in line for line in err)
 
 
 def test_flinks_runtime_hints_are_accepted_and_change_nothing(env):

@@ -174,7 +174,10 @@ impl Decode<PyRec> for CallValues {
                     out.push(PyRec::new(r.unbind()));
                     Ok(())
                 }
-                Err(e) => Err(format!("{}: {}", type_name(e.get_type(py).as_any()), e.value(py))),
+                Err(e) => {
+                    let kind = e.get_type(py).name().map_or_else(|_| "Exception".to_string(), |n| n.to_string());
+                    Err(format!("{kind}: {}", e.value(py)))
+                }
             }
         })
     }

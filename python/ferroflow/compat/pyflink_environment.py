@@ -4,8 +4,10 @@ script expects it.
 It is ferroflow's ``StreamExecutionEnvironment`` with two differences: Flink's semantics
 where ferroflow's own defaults differ (docs/semantics.md), and PyFlink's methods that only
 tune Flink's runtime (chaining, buffer timeouts, slot sharing, max parallelism) accepted
-and ignored, while those that need Flink's JVM (``add_jars``, ``create_input``...) refuse
-with one line saying what to use instead."""
+and ignored, ``add_jars``/``add_classpaths`` accepted and ignored with a notice (the
+connectors the jars bring, Kafka's above all, are ferroflow's own), while those that need
+Flink's JVM (``create_input``, ``set_python_requirements``...) refuse with one line saying
+what to use instead."""
 
 from __future__ import annotations
 
@@ -17,6 +19,18 @@ from ..environment import StreamExecutionEnvironment as _Environment
 from .unsupported import refuse
 
 __all__ = ["StreamExecutionEnvironment"]
+
+_jar_notices: set = set()
+
+
+def _ignored_jars(method: str) -> None:
+    """Says once per process (on stderr) that ``method`` was ignored."""
+    if method not in _jar_notices:
+        _jar_notices.add(method)
+        import sys
+
+        print(f"ferroflow: {method}() ignored: ferroflow runs no Java; its Kafka and file connectors are built in "
+              "(docs/pyflink.md)", file=sys.stderr, flush=True)
 
 _NAME = "StreamExecutionEnvironment"
 
@@ -86,13 +100,18 @@ class StreamExecutionEnvironment(_Environment):
     def close(self) -> None:
         """Nothing to release: ferroflow starts no cluster for the environment."""
 
+    # -- jars: ignored, with a notice -------------------------------------------------------
+
+    def add_jars(self, *jars_path: str) -> None:
+        """Ignored: a PyFlink script adds the Kafka connector's jar here, and ferroflow's
+        Kafka connector is built in; a Java connector it lacks still refuses at its use."""
+        _ignored_jars("add_jars")
+
+    def add_classpaths(self, *classpaths: str) -> None:
+        """Ignored, as ``add_jars``."""
+        _ignored_jars("add_classpaths")
+
     # -- what needs Flink's JVM: refused at the call ----------------------------------------
-
-    def add_jars(self, *jars_path: str) -> NoReturn:
-        refuse(f"{_NAME}.add_jars()", "jars")
-
-    def add_classpaths(self, *classpaths: str) -> NoReturn:
-        refuse(f"{_NAME}.add_classpaths()", "jars")
 
     def set_python_requirements(self, requirements_file_path: str, requirements_cache_dir: Optional[str] = None
                                 ) -> NoReturn:

@@ -28,8 +28,8 @@ REASONS: Dict[str, str] = {
                  "(or read it from a SourceFunction) with its Python client",
     "connector_base": "ferroflow's sources and sinks are FileSource/FileSink, add_source(SourceFunction), "
                       "from_collection, from_sequence and add_sink(SinkFunction)",
-    "bulk": "bulk formats (Parquet, ORC, Avro) and file compaction are not in ferroflow yet; use "
-            "StreamFormat.text_line_format() and FileSink.for_row_format()",
+    "bulk": "ORC and Avro formats and file compaction are not in ferroflow; Parquet, CSV and JSON lines "
+            "are (docs/connectors.md)",
     "async": "async I/O is not in ferroflow; call the service from a map or process function "
              "(run the job with more workers for concurrency)",
     "state_backend": "ferroflow keeps keyed state in its engine and snapshots it into checkpoints; "
@@ -41,8 +41,6 @@ REASONS: Dict[str, str] = {
                       "snapshot_state()/initialize_state() (docs/fault_tolerance.md)",
     "window_internals": "this is one of Flink's internal window classes; use "
                         "KeyedStream.count_window(size[, slide]) or a Trigger subclass",
-    "jars": "ferroflow runs only Python functions, so Java jars and classpaths have no use; drop the call "
-            "(connectors written in Java are not available: docs/pyflink.md)",
     "python_env": "ferroflow runs your functions in the interpreter that runs the job; install packages "
                   "into it with pip and drop the call",
     "execute_async": "run the job with env.execute(), or in a thread of your own",

@@ -136,6 +136,12 @@ struct Partition {
     next: Option<i64>,
     /// Bounded: the offset it stops before, once known.
     stop: Option<i64>,
+    /// Started at a timestamp: messages before the first one at or after it are
+    /// skipped (the brokers' offset for the time is where the search starts; a broker
+    /// whose time index answers 0 is so still read right).
+    from_ts: Option<i64>,
+    /// Bounded at a timestamp: the partition ends at its first message after it.
+    until_ts: Option<i64>,
     watermark: Option<WatermarkGenerator>,
     done: bool,
 }
@@ -359,9 +365,19 @@ impl<R: Record> KafkaReader<R> {
             .collect()
     }
 
+    /// Bounded at a timestamp: the time after which partitions end.
+    fn until_ts(&self) -> Option<i64> {
+        match self.spec.stopping {
+            Some(Stopping::Timestamp(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Where each partition stops at the latest: its end when the reader started (a
+    /// timestamp stop ends it earlier, at its first later message: see `until_ts`).
     fn stop_offsets(&self, parts: &[(String, i32)], stopping: Stopping) -> UdfResult<Vec<i64>> {
         match stopping {
-            Stopping::Latest => parts
+            Stopping::Latest | Stopping::Timestamp(_) => parts
                 .iter()
                 .map(|(t, p)| {
                     self.consumer
@@ -370,7 +386,6 @@ impl<R: Record> KafkaReader<R> {
                         .map_err(|e| self.unreachable(e))
                 })
                 .collect(),
-            Stopping::Timestamp(ts) => self.offsets_for_time(parts, ts.saturating_add(1)),
         }
     }
 
@@ -462,6 +477,28 @@ impl<R: Record> KafkaReader<R> {
     }
 }
 
+impl<R: Record> KafkaReader<R> {
+    /// Records every partition's next offset, highest timestamp and whether it is done
+    /// as the position a snapshot writes; returns the offsets to commit to the group.
+    fn record_positions(&mut self) -> Vec<(String, i32, i64)> {
+        self.snapshot.clear();
+        let mut offsets = Vec::new();
+        for p in self.reading.partitions.values() {
+            let mut state = StateWriter::<R>::new();
+            // -1: not known yet (start where `starting` says).
+            state.i64(p.next.unwrap_or(-1));
+            state.i64(p.watermark.as_ref().map_or(NO_TIME, |w| w.max_timestamp()));
+            state.bool(p.done);
+            state.i64(p.from_ts.unwrap_or(NO_TIME));
+            self.snapshot.push((split_name(&p.topic, p.partition), state.into_bytes()));
+            if let Some(next) = p.next {
+                offsets.push((p.topic.clone(), p.partition, next));
+            }
+        }
+        offsets
+    }
+}
+
 /// What reading changes, apart from the consumer (whose messages borrow it).
 struct Reading<R> {
     decode: Box<dyn Decode<R>>,
@@ -500,6 +537,28 @@ impl<R: Record> Reading<R> {
             Timestamp::NotAvailable => None,
             Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
         };
+        let ts_or_none = timestamp.unwrap_or(NO_TIME);
+        if part.until_ts.is_some_and(|u| ts_or_none > u) {
+            part.done = true;
+            if let Some(w) = part.watermark.as_mut() {
+                w.finish();
+            }
+            self.reassign = true;
+            return Ok(());
+        }
+        if let Some(from) = part.from_ts {
+            if ts_or_none < from {
+                if part.stop.is_some_and(|stop| offset + 1 >= stop) {
+                    part.done = true;
+                    if let Some(w) = part.watermark.as_mut() {
+                        w.finish();
+                    }
+                    self.reassign = true;
+                }
+                return Ok(());
+            }
+            part.from_ts = None;
+        }
         let message = Message {
             topic: msg.topic(),
             partition: msg.partition(),
@@ -576,6 +635,9 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             }
         }
         if self.all_done() {
+            // The end stands for the reader in every later checkpoint (a finished job
+            // restored from one reads nothing again).
+            self.record_positions();
             return Ok(SourceStatus::Done);
         }
         let now = now_ms();
@@ -592,6 +654,10 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
     /// partitions is idle (it holds nothing back, as Flink's reader without splits).
     fn watermark(&self) -> Option<i64> {
         self.spec.watermarks.as_ref()?;
+        if !self.started {
+            // Its partitions are not known yet: nothing may pass.
+            return Some(NO_TIME);
+        }
         let gens = self.reading.partitions.values().filter_map(|p| p.watermark.as_ref());
         let mut least: Option<i64> = None;
         let mut any_finished = false;
@@ -610,19 +676,7 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
     }
 
     fn mark_position(&mut self, segment: u64) -> UdfResult<()> {
-        self.snapshot.clear();
-        let mut offsets = Vec::new();
-        for p in self.reading.partitions.values() {
-            let mut state = StateWriter::<R>::new();
-            // -1: not known yet (start where `starting` says).
-            state.i64(p.next.unwrap_or(-1));
-            state.i64(p.watermark.as_ref().map_or(NO_TIME, |w| w.max_timestamp()));
-            state.bool(p.done);
-            self.snapshot.push((split_name(&p.topic, p.partition), state.into_bytes()));
-            if let Some(next) = p.next {
-                offsets.push((p.topic.clone(), p.partition, next));
-            }
-        }
+        let offsets = self.record_positions();
         if self.commit_on_checkpoint {
             self.marked.insert(segment, offsets);
         }
@@ -648,6 +702,7 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             let next = r.i64()?;
             let max_ts = r.i64()?;
             let done = r.bool()?;
+            let from_ts = r.i64()?;
             r.finish()?;
             let watermark = self.spec.watermarks.as_ref().map(|w| {
                 let mut g = WatermarkGenerator::new(w.spec, w.idleness_ms, now);
@@ -656,7 +711,16 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             });
             self.reading.partitions.insert(
                 (topic.clone(), partition),
-                Partition { topic, partition, next: (next >= 0).then_some(next), stop: None, watermark, done },
+                Partition {
+                    topic,
+                    partition,
+                    next: (next >= 0).then_some(next),
+                    stop: None,
+                    from_ts: (from_ts != NO_TIME).then_some(from_ts),
+                    until_ts: self.until_ts(),
+                    watermark,
+                    done,
+                },
             );
         }
         // Bounded: the stops of the restored partitions are where they are now, as the
