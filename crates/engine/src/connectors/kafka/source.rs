@@ -282,6 +282,11 @@ impl<R: Record> KafkaReader<R> {
             None => None,
         };
         let now = now_ms();
+        let from_ts = match starting {
+            Starting::Timestamp(t) => Some(t),
+            _ => None,
+        };
+        let until_ts = self.until_ts();
         for (i, (topic, partition)) in new.into_iter().enumerate() {
             let watermark = self.spec.watermarks.as_ref().map(|w| WatermarkGenerator::new(w.spec, w.idleness_ms, now));
             self.reading.partitions.insert(
@@ -291,6 +296,8 @@ impl<R: Record> KafkaReader<R> {
                     partition,
                     next: starts[i],
                     stop: stops.as_ref().map(|s| s[i]),
+                    from_ts,
+                    until_ts,
                     watermark,
                     done: false,
                 },
