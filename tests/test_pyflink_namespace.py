@@ -224,11 +224,11 @@ def test_ferroflow_run_reports_an_unsupported_api_in_one_line(tmp_path):
     script = tmp_path / "job.py"
     script.write_text("from pyflink.datastream import StreamExecutionEnvironment\n"
                       "env = StreamExecutionEnvironment.get_execution_environment()\n"
-                      "env.add_jars('file:///opt/flink-connector.jar')\n")
+                      "env.set_python_requirements('requirements.txt')\n")
     r = subprocess.run([FERROFLOW, "run", str(script)], env=_clean_env(), capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode != 0
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "add_jars() is not supported by ferroflow" in lines[0], r.stderr
+    assert len(lines) == 1 and "set_python_requirements() is not supported by ferroflow" in lines[0], r.stderr
 
 
 if __name__ == "__main__":  # pragma: no cover
