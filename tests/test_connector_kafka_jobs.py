@@ -248,17 +248,24 @@ def test_pyflink_kafka_example_reads_back_what_it_wrote(kafka, pyflink_scripts, 
     assert lines[0] == "start writing data to kafka" and "start reading data from kafka" in lines, lines
 
 
+def finished(p: subprocess.Popen) -> Tuple[bytes, bytes]:
+    """The example's stdout and stderr once it ends (within 120 s, else it is stopped
+    and the test fails)."""
+    try:
+        return p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        stop(p)
+        pytest.fail("the example did not finish within 120 s")
+
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_pyflink_row_field_extractor_example_writes_keys_and_values(kafka, pyflink_scripts, tmp_path, way):
     name = "connectors/kafka_row_field_extractor_example.py"
     script = pointed_at(kafka, pyflink_scripts, name, tmp_path, "row-extractor-example")
     topic = re.search(r'set_topic\("([^"]+)"\)', script.read_text()).group(1)
     p = launch(way, script)
-    try:
-        out, err = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        stop(p)
-        pytest.fail("the example did not finish within 120 s")
+    out, err = finished(p)
     assert p.returncode == 0, err.decode(errors="replace")[-3000:]
     got = messages(kafka.bootstrap, topic, 1, 4)
     want = [(b"user-001", {"type": "purchase", "item": "laptop", "price": 999.99}),
@@ -273,11 +280,7 @@ def test_pyflink_row_field_extractor_example_writes_keys_and_values(kafka, pyfli
 def test_pyflink_avro_example_stops_at_its_first_avro_use_in_one_line(kafka, pyflink_scripts, tmp_path, way):
     script = pointed_at(kafka, pyflink_scripts, "connectors/kafka_avro_format.py", tmp_path, "test_avro_topic")
     p = launch(way, script)
-    try:
-        out, err = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        stop(p)
-        pytest.fail("the example did not finish within 120 s")
+    out, err = finished(p)
     text = err.decode(errors="replace")
     # Besides the add_jars() notice (the script adds the Kafka jar first), one line.
     lines = [line for line in text.splitlines() if line.strip() and "add_jars() ignored" not in line]
