@@ -196,6 +196,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     if _accepts(args.port):
         sys.exit(f"error: 127.0.0.1:{args.port} is taken (another broker running?); pick --port")
+    # SIGTERM (a `timeout`, a service manager) must stop the broker too: it runs in a
+    # session of its own, so only this process's `finally` stops it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     broker = Broker(args.port).start()
     for spec in args.topic:
         name, _, n = spec.partition(":")
