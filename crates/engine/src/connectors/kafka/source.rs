@@ -143,7 +143,30 @@ struct Partition {
     /// Bounded at a timestamp: the partition ends at its first message after it.
     until_ts: Option<i64>,
     watermark: Option<WatermarkGenerator>,
+    /// With idleness: the partition's end when it was assigned. It cannot go idle
+    /// before it has read that far (a slow first fetch is not a quiet partition).
+    backlog_end: Option<i64>,
     done: bool,
+}
+
+impl Partition {
+    /// The partition has ended: nothing more is read from it and its watermark holds
+    /// nothing back.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(w) = self.watermark.as_mut() {
+            w.finish();
+        }
+    }
+
+    /// Whether it has read what it had when assigned (an unknown start counts as
+    /// caught up).
+    fn caught_up(&self) -> bool {
+        match (self.next, self.backlog_end) {
+            (Some(next), Some(end)) => next >= end,
+            _ => true,
+        }
+    }
 }
 
 pub struct KafkaReader<R> {
@@ -299,6 +322,7 @@ impl<R: Record> KafkaReader<R> {
                     from_ts,
                     until_ts,
                     watermark,
+                    backlog_end: None,
                     done: false,
                 },
             );
@@ -402,19 +426,13 @@ impl<R: Record> KafkaReader<R> {
 
     /// Hands librdkafka the partitions not done, each at its next offset.
     fn assign(&mut self) -> UdfResult<()> {
+        self.note_backlog_ends()?;
         let mut tpl = TopicPartitionList::new();
         let bootstrap = &self.spec.bootstrap;
         let fail = |e: KafkaError| UdfError::new(format!("Kafka source ({bootstrap}): {e}"));
         for part in self.reading.partitions.values_mut() {
-            if let (Some(next), Some(stop)) = (part.next, part.stop) {
-                if next >= stop {
-                    part.done = true;
-                }
-            }
-            if part.done {
-                if let Some(w) = part.watermark.as_mut() {
-                    w.finish();
-                }
+            if part.done || part.next.zip(part.stop).is_some_and(|(next, stop)| next >= stop) {
+                part.finish();
                 continue;
             }
             let offset = part.next.map_or(Offset::Beginning, Offset::Offset);
@@ -422,6 +440,28 @@ impl<R: Record> KafkaReader<R> {
         }
         self.consumer.assign(&tpl).map_err(fail)?;
         self.reading.reassign = false;
+        Ok(())
+    }
+
+    /// With idleness, each new partition's end: see [`Partition::caught_up`].
+    fn note_backlog_ends(&mut self) -> UdfResult<()> {
+        if !self.spec.watermarks.as_ref().is_some_and(|w| w.idleness_ms.is_some()) {
+            return Ok(());
+        }
+        let new: Vec<(String, i32)> = self
+            .reading
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.done && p.backlog_end.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in new {
+            let (_, high) =
+                self.consumer.fetch_watermarks(&key.0, key.1, self.api_timeout).map_err(|e| self.unreachable(e))?;
+            if let Some(p) = self.reading.partitions.get_mut(&key) {
+                p.backlog_end = Some(high);
+            }
+        }
         Ok(())
     }
 
@@ -531,10 +571,7 @@ impl<R: Record> Reading<R> {
         let offset = msg.offset();
         if let Some(stop) = part.stop {
             if offset >= stop {
-                part.done = true;
-                if let Some(w) = part.watermark.as_mut() {
-                    w.finish();
-                }
+                part.finish();
                 self.reassign = true;
                 return Ok(());
             }
@@ -546,20 +583,14 @@ impl<R: Record> Reading<R> {
         };
         let ts_or_none = timestamp.unwrap_or(NO_TIME);
         if part.until_ts.is_some_and(|u| ts_or_none > u) {
-            part.done = true;
-            if let Some(w) = part.watermark.as_mut() {
-                w.finish();
-            }
+            part.finish();
             self.reassign = true;
             return Ok(());
         }
         if let Some(from) = part.from_ts {
             if ts_or_none < from {
                 if part.stop.is_some_and(|stop| offset + 1 >= stop) {
-                    part.done = true;
-                    if let Some(w) = part.watermark.as_mut() {
-                        w.finish();
-                    }
+                    part.finish();
                     self.reassign = true;
                 }
                 return Ok(());
@@ -603,10 +634,7 @@ impl<R: Record> Reading<R> {
         }
         if let Some(stop) = part.stop {
             if offset + 1 >= stop {
-                part.done = true;
-                if let Some(w) = part.watermark.as_mut() {
-                    w.finish();
-                }
+                part.finish();
                 self.reassign = true;
             }
         }
@@ -649,7 +677,8 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
         }
         let now = now_ms();
         for p in self.reading.partitions.values_mut() {
-            if let Some(w) = p.watermark.as_mut() {
+            let caught_up = p.caught_up();
+            if let Some(w) = p.watermark.as_mut().filter(|_| caught_up) {
                 w.check_idle(now);
             }
         }
@@ -726,6 +755,7 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
                     from_ts: (from_ts != NO_TIME).then_some(from_ts),
                     until_ts: self.until_ts(),
                     watermark,
+                    backlog_end: None,
                     done,
                 },
             );
