@@ -121,6 +121,20 @@ def test_a_checkpoint_of_two_processes_restores_at_one_then_three(kafka, tmp_pat
     check(out, expected)
 
 
+@pytest.mark.parametrize("first, again", [(1, 1), (2, 3)], ids=["1-then-1", "2-then-3"])
+def test_a_finished_job_run_again_from_its_latest_checkpoint_adds_nothing(kafka, tmp_path, first, again):
+    """A restart loop (``ferroflow run --from-checkpoint``, as test_exactly_once.py's)
+    may run a job once more after it finished: the final checkpoint, taken once every
+    source ended, says every partition is done, so the output does not change."""
+    topic, expected = fill(kafka)
+    storage, out = tmp_path / "ck", tmp_path / "out"
+    finish(start(command(kafka, topic, storage, out, processes=first, slow="0"), tmp_path), "the first run")
+    assert checkpoints(storage), "the first run took no final checkpoint"
+    check(out, expected)
+    finish(start(command(kafka, topic, storage, out, processes=again, slow="0"), tmp_path), "the run again")
+    check(out, expected)
+
+
 # -- 9. PyFlink's Kafka examples ---------------------------------------------------------------------
 
 EXAMPLES = {

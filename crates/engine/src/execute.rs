@@ -368,6 +368,7 @@ fn run_worker<R: Record>(
         control.fail(e.on_worker(worker.index()));
     }
     let mut protocol = checkpoints.map(|c| (c.clone(), checkpoint_dataflow(worker, c, control.clone())));
+    let mut finished = false;
     while !control.aborted() {
         let park = match &protocol {
             Some((c, _)) => c.park_limit(Instant::now()).min(PARK),
@@ -380,17 +381,22 @@ fn run_worker<R: Record>(
             control.fail(lost.into());
         }
         if let Some((c, input)) = &mut protocol {
-            if worker.installed_dataflows().contains(&job) {
-                let messages = c.poll(control, Instant::now());
-                if !messages.is_empty() {
-                    for message in messages {
-                        input.send(message);
-                    }
-                    input.flush();
-                }
-            } else {
-                // The job is over: closing the input lets the control dataflow end too.
+            if !finished && !worker.installed_dataflows().contains(&job) {
+                // This worker's part of the job is over: it stays for the final checkpoint.
+                finished = true;
+                c.finished();
+            }
+            if finished && c.final_checkpoint_over() {
+                // Closing the input lets the control dataflow end too.
                 protocol = None;
+                continue;
+            }
+            let messages = c.poll(control, Instant::now());
+            if !messages.is_empty() {
+                for message in messages {
+                    input.send(message);
+                }
+                input.flush();
             }
         }
     }

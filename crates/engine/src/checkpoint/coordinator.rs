@@ -20,6 +20,12 @@
 //!    checkpoint is complete), applies retention, and broadcasts `Complete(c)`.
 //! 5. A checkpoint that fails to write or outlives its timeout is given up (`Abort(c)`:
 //!    released, its directory removed, a warning) and the job goes on.
+//! 6. A worker whose part of the job has ended (every operator retired with its last
+//!    section) reports `Finished` and stays for one more checkpoint: once every worker
+//!    has, the coordinator takes a final one (Flink's checkpoint after tasks finish),
+//!    then broadcasts `Done` and the workers leave. So a finished job's latest
+//!    checkpoint says every source is at its end, and a run restored from it reads
+//!    nothing again.
 //!
 //! Holding the sources until every operator has snapshotted is what makes the cut
 //! consistent without buffering: an operator never sees a record of segment `c` before
@@ -54,6 +60,9 @@ pub enum Message {
     Written { checkpoint: u64, worker: u32, size: u64, crc: u32 },
     /// Worker to coordinator: `worker` could not write its part.
     WriteFailed { checkpoint: u64, worker: u32, error: String },
+    /// Worker to coordinator: `worker`'s part of the job has ended (its operators all
+    /// retired); it waits for the final checkpoint.
+    Finished { worker: u32 },
     /// Coordinator to all: move the sources to `segment`. `savepoint`: it is a savepoint
     /// (written under `savepoints/`, never removed by retention), `Some(true)` one the job
     /// stops with once it completes (every process stops then).
@@ -64,12 +73,18 @@ pub enum Message {
     Complete(u64),
     /// Coordinator to all: `.0` was given up.
     Abort(u64),
+    /// Coordinator to all: the final checkpoint is over (complete or given up); the
+    /// workers may leave.
+    Done,
 }
 
 impl Message {
     /// Whether it goes to the coordinator (else to every worker).
     pub fn is_report(&self) -> bool {
-        matches!(self, Message::Snapshotted { .. } | Message::Written { .. } | Message::WriteFailed { .. })
+        matches!(
+            self,
+            Message::Snapshotted { .. } | Message::Written { .. } | Message::WriteFailed { .. } | Message::Finished { .. }
+        )
     }
 }
 
@@ -108,6 +123,8 @@ pub struct Checkpoints {
     stop_at: Cell<Option<u64>>,
     /// Each plan node's own parallelism, if set (see [`Checkpoints::restore_for`]).
     parallelism: Arc<Vec<Option<usize>>>,
+    /// Whether the final checkpoint is over (`Done` arrived).
+    done: Cell<bool>,
 }
 
 impl Checkpoints {
@@ -150,6 +167,7 @@ impl Checkpoints {
             savepoints: RefCell::new(BTreeSet::new()),
             stop_at: Cell::new(None),
             parallelism: start.parallelism.clone(),
+            done: Cell::new(false),
         })
     }
 
@@ -240,6 +258,17 @@ impl Checkpoints {
         out
     }
 
+    /// This worker's part of the job has ended: tells the coordinator, which takes the
+    /// final checkpoint once every worker's has (see [`Checkpoints::final_checkpoint_over`]).
+    pub fn finished(&self) {
+        self.outbox.borrow_mut().push(Message::Finished { worker: self.worker });
+    }
+
+    /// Whether the final checkpoint is over: the worker may leave.
+    pub fn final_checkpoint_over(&self) -> bool {
+        self.done.get()
+    }
+
     /// How long the worker may park before [`Checkpoints::poll`] has something to do.
     pub fn park_limit(&self, now: Instant) -> Duration {
         match &self.coordinator {
@@ -258,8 +287,10 @@ impl Checkpoints {
                         self.stop_at.set(Some(segment));
                     }
                 }
+                self.tracker.borrow_mut().request(segment);
                 control.request_segment(segment)
             }
+            Message::Done => self.done.set(true),
             Message::Release(c) => control.release_segment(c),
             Message::Abort(c) => {
                 self.tracker.borrow_mut().abort(c);
@@ -341,6 +372,10 @@ struct Coordinator {
     in_flight: Option<InFlight>,
     /// A savepoint asked for while a checkpoint was in progress: taken next.
     asked: Option<bool>,
+    /// The workers whose part of the job has ended.
+    finished: BTreeSet<u32>,
+    /// The final checkpoint, once triggered.
+    last: Option<u64>,
 }
 
 impl Coordinator {
@@ -360,6 +395,8 @@ impl Coordinator {
             last_end: now,
             in_flight: None,
             asked: None,
+            finished: BTreeSet::new(),
+            last: None,
         }
     }
 
@@ -389,10 +426,20 @@ impl Coordinator {
                 self.give_up(c, now, out);
             }
             Some(_) => {}
+            None if self.last.is_some() => {}
             None => {
-                let savepoint = self.asked.take().or_else(|| control.take_savepoint_request());
-                if savepoint.is_none() && now < self.due_at() {
+                let all_finished = self.finished.len() == self.workers;
+                let savepoint = if all_finished {
+                    // The final checkpoint stands for any savepoint asked for now.
+                    None
+                } else {
+                    self.asked.take().or_else(|| control.take_savepoint_request())
+                };
+                if savepoint.is_none() && now < self.due_at() && !all_finished {
                     return;
+                }
+                if all_finished {
+                    self.last = Some(self.next);
                 }
                 let c = self.next;
                 self.next += 1;
@@ -413,10 +460,23 @@ impl Coordinator {
         self.in_flight = None;
         self.last_end = now;
         out.push(Message::Abort(c));
+        self.after_final(c, out);
+    }
+
+    /// After checkpoint `c` completed or was given up: if it was the final one, the
+    /// workers may leave.
+    fn after_final(&self, c: u64, out: &mut Vec<Message>) {
+        if self.last == Some(c) {
+            out.push(Message::Done);
+        }
     }
 
     fn report(&mut self, message: Message, base: u64, threads: u32, control: &JobControl, out: &mut Vec<Message>) {
         let now = Instant::now();
+        if let Message::Finished { worker } = message {
+            self.finished.insert(worker);
+            return;
+        }
         let Some(f) = self.in_flight.as_mut() else { return };
         match message {
             Message::Snapshotted { checkpoint, worker } if checkpoint == f.checkpoint => {
@@ -452,6 +512,7 @@ impl Coordinator {
                             if savepoint == Some(false) {
                                 control.savepoint_written(dir);
                             }
+                            self.after_final(checkpoint, out);
                         }
                         Err(e) => {
                             control.warn(format!("checkpoint {id} could not be committed ({e}); the job goes on"));

@@ -34,6 +34,15 @@ impl Tracker {
         self.live.insert(node);
     }
 
+    /// Checkpoint `checkpoint` was triggered. It gets an entry now, so that a worker
+    /// whose operators all retire before delivering it (or had retired already) still
+    /// hands it on, with their last sections.
+    pub fn request(&mut self, checkpoint: u64) {
+        if checkpoint > self.closed {
+            self.pending.entry(checkpoint).or_default();
+        }
+    }
+
     /// Operator `node`'s section of `checkpoint`.
     pub fn deliver(&mut self, checkpoint: u64, node: u32, section: Vec<u8>) {
         if checkpoint > self.closed {
@@ -106,6 +115,24 @@ mod tests {
         t.retire(7, b"other".to_vec());
         t.deliver(2, 1, Vec::new());
         assert_eq!(t.take_ready(), Some((2, vec![(7, b"end".to_vec())])));
+    }
+
+    #[test]
+    fn a_checkpoint_requested_after_every_operator_retired_is_ready_with_their_last_sections() {
+        let mut t = Tracker::new();
+        t.register(1);
+        t.register(2);
+        t.request(1);
+        t.deliver(1, 1, b"a".to_vec());
+        // Node 2 ends before delivering checkpoint 1: its last section stands in.
+        t.retire(2, b"end2".to_vec());
+        assert_eq!(t.take_ready(), Some((1, vec![(1, b"a".to_vec()), (2, b"end2".to_vec())])));
+        t.retire(1, b"end1".to_vec());
+        assert_eq!(t.take_ready(), None, "nothing was requested");
+        t.request(2);
+        assert_eq!(t.take_ready(), Some((2, vec![(1, b"end1".to_vec()), (2, b"end2".to_vec())])));
+        t.request(2);
+        assert_eq!(t.take_ready(), None, "a checkpoint is handed on once");
     }
 
     #[test]
