@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 from ferroflow import FerroflowError, JobExecutionException, StreamExecutionEnvironment
 from ferroflow.checkpoint_config import (CheckpointConfig, CheckpointingMode, ExternalizedCheckpointCleanup,
                                          ExternalizedCheckpointRetention, storage_path)
-from ferroflow.functions import MapFunction, SourceFunction
+from ferroflow.functions import MapFunction, ParallelSourceFunction, SourceFunction
 from ferroflow.restart_strategy import RestartStrategies, cause_line, effective_strategy
 from conftest import TWO_PROC, collect, make_env
 
@@ -345,7 +346,7 @@ def test_with_checkpointing_the_default_restarts(tmp_path, monkeypatch, capfd):
 RESTART_SCRIPT = """
 import os, sys
 from ferroflow import StreamExecutionEnvironment
-from ferroflow.functions import MapFunction, SourceFunction
+from ferroflow.functions import MapFunction, ParallelSourceFunction, SourceFunction
 from ferroflow.restart_strategy import RestartStrategies
 
 marks, how = sys.argv[1], sys.argv[2]
@@ -567,3 +568,37 @@ def test_a_failure_before_the_job_ran_is_not_restarted(monkeypatch, capfd, at_st
         with pytest.raises(JobExecutionException, match="taken from another job") as caught:
             env.execute()
         assert caught.value.at_start and len(calls) == 1 and "restarting" not in capfd.readouterr().err
+
+
+# -- workers whose part ended, and the final checkpoint ------------------------------------------------
+
+class OnlyWorkerZero(ParallelSourceFunction):
+    """Worker 0 emits 0..n-1 slowly; every other worker's part ends at once."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def run(self, ctx):
+        if ctx.worker_index == 0:
+            for i in range(self.n):
+                ctx.collect(i)
+                time.sleep(0.01)
+
+
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_checkpoints_complete_while_a_worker_whose_part_ended_waits(tmp_path, parallelism):
+    """Workers 1.. have nothing to do: their operators all end before the first
+    checkpoint. They still hand in their part of every checkpoint, so checkpoints keep
+    completing (a checkpoint they never answered would hold worker 0's source until its
+    timeout, here 60 s), and the job ends with a final checkpoint."""
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    env.enable_checkpointing(50).get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
+    env.get_checkpoint_config().set_checkpoint_timeout(60_000)
+    out = collect(env.add_source(OnlyWorkerZero(150)).map(lambda x: x + 1))
+    started = time.monotonic()
+    env.execute("one busy worker")
+    took = time.monotonic() - started
+    assert sorted(out) == list(range(1, 151))
+    assert took < 20, f"the job took {took:.1f} s: checkpoints waited for the idle workers"
+    ids = sorted(int(d.name.split("-")[1]) for d in (tmp_path / "ck").glob("chk-*") if (d / "_MANIFEST").exists())
+    assert ids and ids[-1] >= 5, f"only checkpoints {ids} completed in a 1.5 s job with a 50 ms interval"
