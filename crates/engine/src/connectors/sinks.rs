@@ -128,7 +128,12 @@ impl Upload {
 
     /// `write_as_text` to `s3://` without checkpoints: the object `base` (one worker)
     /// or `base/<worker + 1>`.
-    fn text_file<R: 'static>(&self, ctx: &WorkerContext, overwrite: bool, encode: Encode<R>) -> UdfResult<Box<dyn Sink<R>>> {
+    fn text_file<R: 'static>(
+        &self,
+        ctx: &WorkerContext,
+        overwrite: bool,
+        encode: Encode<R>,
+    ) -> UdfResult<Box<dyn Sink<R>>> {
         let target = if ctx.peers > 1 { self.staging.join((ctx.index + 1).to_string()) } else { self.staging.clone() };
         let object = self.object(&target).map_err(|e| UdfError::new(e.to_string()))?;
         if !overwrite && storage::exists(&object).map_err(|e| UdfError::new(e.to_string()))? {
@@ -142,7 +147,15 @@ impl Upload {
         let part = in_progress_path(&target)?;
         let file =
             File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
-        Ok(Box::new(FileSink { file, part: Some(part), target, overwrite, encode, buf: Vec::new(), upload: Some(self.clone()) }))
+        Ok(Box::new(FileSink {
+            file,
+            part: Some(part),
+            target,
+            overwrite,
+            encode,
+            buf: Vec::new(),
+            upload: Some(self.clone()),
+        }))
     }
 }
 
@@ -860,11 +873,10 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
         } else {
             std::mem::take(&mut self.pending).into_iter().map(|(_, f)| f).collect()
         };
-        Ok((!files.is_empty())
-            .then(|| {
-                Box::new(PendingParts { files, remove_on_drop: !self.checkpointed, upload: self.upload.clone() })
-                    as Box<dyn SinkCommit>
-            }))
+        Ok((!files.is_empty()).then(|| {
+            Box::new(PendingParts { files, remove_on_drop: !self.checkpointed, upload: self.upload.clone() })
+                as Box<dyn SinkCommit>
+        }))
     }
 }
 

@@ -162,7 +162,7 @@ fn error(url: &str, e: object_store::Error) -> io::Error {
     if let object_store::Error::NotFound { .. } = e {
         return io::Error::new(io::ErrorKind::NotFound, format!("no such file or directory: {url}"));
     }
-    let text = one_line(e.to_string());
+    let text = without_xml(&one_line(e.to_string()));
     let fix = if text.contains("NoSuchBucket") {
         "the bucket does not exist: create it or fix the URL".to_string()
     } else if text.contains("InvalidAccessKeyId")
@@ -171,15 +171,33 @@ fn error(url: &str, e: object_store::Error) -> io::Error {
         || text.contains("credential")
     {
         "check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".to_string()
+    } else if text.contains("169.254.169.254") || text.contains("169.254.170.2") {
+        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (instance credentials were not available)"
+            .to_string()
     } else if text.contains("error sending request") || text.contains("connect") || text.contains("timed out") {
         match endpoint() {
             Some(e) => format!("cannot reach the S3 endpoint {e} (AWS_ENDPOINT_URL): is the server running?"),
             None => "cannot reach S3: check the network, AWS_REGION, or set AWS_ENDPOINT_URL".to_string(),
         }
     } else {
-        "see the S3 error above".to_string()
+        "S3 refused the request".to_string()
     };
     io::Error::other(format!("{url}: {fix} [{text}]"))
+}
+
+/// An S3 error body (`<?xml ...><Error><Code>C</Code><Message>M</Message>...`) as `C: M`.
+fn without_xml(text: &str) -> String {
+    let Some(at) = text.find("<?xml") else { return text.to_string() };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let from = text[at..].find(&open)? + at + open.len();
+        let to = text[from..].find('<')? + from;
+        Some(text[from..to].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{}{code}: {message}", &text[..at]),
+        _ => text.to_string(),
+    }
 }
 
 /// Whether a key's last segment is hidden (see [`crate::connectors::text_file::is_hidden`]).
@@ -222,10 +240,7 @@ pub fn list_objects(url: &S3Url, recursive: bool) -> io::Result<Vec<(PathBuf, u6
     }
     objects.retain(|(key, _)| !hidden_key(key.strip_prefix(folder.as_str()).unwrap_or(key)));
     objects.sort();
-    Ok(objects
-        .into_iter()
-        .map(|(key, size)| (S3Url { bucket: url.bucket.clone(), key }.path(), size))
-        .collect())
+    Ok(objects.into_iter().map(|(key, size)| (S3Url { bucket: url.bucket.clone(), key }.path(), size)).collect())
 }
 
 /// The size of the file or object at `path`.
@@ -488,6 +503,13 @@ mod tests {
     }
 
     #[test]
+    fn s3_error_bodies_shrink_to_code_and_message() {
+        let body = "404 Not Found: <?xml version=\"1.0\"?> <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(without_xml(body), "404 Not Found: NoSuchBucket: The specified bucket does not exist");
+        assert_eq!(without_xml("plain"), "plain");
+    }
+
+    #[test]
     fn staged_files_map_to_keys_under_the_base() {
         let url = S3Url { bucket: "b".into(), key: "out/".into() };
         let staging = staging_dir(&url);
@@ -508,7 +530,8 @@ mod tests {
         let mut all = Vec::new();
         r.read_to_end(&mut all).unwrap();
         assert_eq!(all, data);
-        for (start, len) in [(0u64, 10usize), (5, 1), (MIN_BLOCK - 3, 9), (data.len() as u64 - 4, 100), (123, 700_000)] {
+        for (start, len) in [(0u64, 10usize), (5, 1), (MIN_BLOCK - 3, 9), (data.len() as u64 - 4, 100), (123, 700_000)]
+        {
             r.seek(SeekFrom::Start(start)).unwrap();
             let mut got = Vec::new();
             (&mut r).take(len as u64).read_to_end(&mut got).unwrap();

@@ -21,8 +21,8 @@ use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::connectors::files::{FileFormat, ShareReader};
-use crate::connectors::storage::Chunks;
 use crate::connectors::formats::{FromValues, Malformed, Value, SKIP_HINT};
+use crate::connectors::storage::Chunks;
 use crate::connectors::text_file::FileShare;
 use crate::error::{UdfError, UdfResult};
 use crate::record::Record;
