@@ -298,9 +298,9 @@ class StreamExecutionEnvironment:
         return self._read_format(fmt, file_path, skip_malformed, "read_parquet")
 
     def _read_format(self, fmt: Any, file_path: str, skip_malformed: bool, api: str) -> DataStream:
-        from .connectors.file_system import _local_path
+        from .connectors.file_system import _file_path
 
-        path = _local_path(file_path, api + "()")
+        path = _file_path(file_path, api + "()")
         if skip_malformed:
             fmt.ignore_parse_errors()
         return self._source(fmt._source_kind([path], None), path, api)

@@ -37,16 +37,21 @@ __all__ = ["FileSource", "FileSourceBuilder", "StreamFormat", "FileSink", "Outpu
            "DefaultRollingPolicy", "OnCheckpointRollingPolicy", "BucketAssigner"]
 
 
-def _local_path(path: Any, what: str) -> str:
-    """A local path from a str, a ``PathLike`` or a ``file://`` URI; other schemes fail."""
+def _file_path(path: Any, what: str) -> str:
+    """A local path from a str, a ``PathLike`` or a ``file://`` URI, or an ``s3://``
+    URL (object storage, docs/connectors.md); other schemes fail."""
     text = os.fspath(path)
     if not isinstance(text, str):
         raise TypeError(f"{what} takes paths as str, got {path!r}")
     if text.startswith("file://"):
         return text[len("file://"):]
     scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme == "s3":
+        if not text[len("s3://"):].split("/", 1)[0]:
+            raise ValueError(f"{what}: no bucket in {text!r}; write s3://<bucket>/<key>")
+        return text
     if scheme:
-        raise ValueError(f"{what}: only local paths (or file:// URIs) are supported, got {text!r}")
+        raise ValueError(f"{what}: only local paths, file:// URIs and s3:// URLs are supported, got {text!r}")
     return text
 
 
@@ -109,10 +114,10 @@ class FileSourceBuilder:
                                   "its own share of the files")
 
     def build(self) -> "FileSource":
-        """The source. Every path must exist now: a missing one raises
-        ``FileNotFoundError`` naming it."""
+        """The source. Every local path must exist now: a missing one raises
+        ``FileNotFoundError`` naming it (``s3://`` paths are listed when the job starts)."""
         for path in self._paths:
-            if not os.path.exists(path):
+            if not path.startswith("s3://") and not os.path.exists(path):
                 raise FileNotFoundError(f"FileSource: no such file or directory: {path}")
         return FileSource(self._format, list(self._paths), self._monitor_ms)
 
@@ -141,7 +146,7 @@ class FileSource:
                             f"got {stream_format!r}")
         if not paths:
             raise ValueError("for_record_stream_format() needs at least one path after the format")
-        return FileSourceBuilder(stream_format, [_local_path(p, "FileSource") for p in paths])
+        return FileSourceBuilder(stream_format, [_file_path(p, "FileSource") for p in paths])
 
     @staticmethod
     def for_bulk_file_format(bulk_format: Any, *paths: Any) -> FileSourceBuilder:
@@ -158,7 +163,7 @@ class FileSource:
                             "ORC and Avro files are not supported")
         if not paths:
             raise ValueError("for_bulk_file_format() needs at least one path after the format")
-        return FileSourceBuilder(bulk_format, [_local_path(p, "FileSource") for p in paths])
+        return FileSourceBuilder(bulk_format, [_file_path(p, "FileSource") for p in paths])
 
     def _kind(self) -> _nodes.Source:
         kind: _nodes.Source = self._format._source_kind(self._paths, self._monitor_ms)
@@ -391,7 +396,7 @@ class FileSink:
         if not isinstance(encoder, Encoder):
             raise TypeError("for_row_format() takes an Encoder, e.g. Encoder.simple_string_encoder(), "
                             f"got {encoder!r}")
-        return FileSink.RowFormatBuilder(_local_path(base_path, "FileSink"), encoder)
+        return FileSink.RowFormatBuilder(_file_path(base_path, "FileSink"), encoder)
 
     @staticmethod
     def for_bulk_format(base_path: Any, writer_factory: Any) -> "FileSink.RowFormatBuilder":
@@ -403,7 +408,7 @@ class FileSink:
             raise NotImplementedError("FileSink.for_bulk_format() supports CsvBulkWriters.for_schema(schema) and "
                                       "ParquetBulkWriters.for_row_type(row_type) (ORC and Avro writers are not "
                                       f"supported), got {writer_factory!r}")
-        return FileSink.RowFormatBuilder(_local_path(base_path, "FileSink"), writer_factory)
+        return FileSink.RowFormatBuilder(_file_path(base_path, "FileSink"), writer_factory)
 
     def _kind(self) -> _nodes.WriteFiles:
         r = self._rolling

@@ -27,6 +27,7 @@ use crate::checkpoint::restore::Restore;
 use crate::checkpoint::state_io::{StateError, StateReader, StateWriter};
 use crate::connectors::positions::dealt_pieces;
 use crate::connectors::splits::split_owner;
+use crate::connectors::storage::is_remote;
 use crate::connectors::text_file::{list_files, FileShare};
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{SourceFactory, SourceReader, SourceStatus, Waker};
@@ -78,11 +79,17 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// Every file of every path, in path order (each directory's in name order).
+    /// Every file of every path, in path order (each directory's in name order). An
+    /// `s3://` folder has no existence of its own: while monitoring, one with no object
+    /// yet is empty rather than missing.
     fn files(&self) -> io::Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         for path in &self.paths {
-            files.extend(list_files(path, self.recursive)?);
+            match list_files(path, self.recursive) {
+                Ok(found) => files.extend(found),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && self.monitor.is_some() && is_remote(path) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(files)
     }

@@ -9,6 +9,7 @@ pub mod sinks;
 pub mod socket;
 pub mod sources;
 pub mod splits;
+pub mod storage;
 pub mod testing;
 pub mod text;
 pub mod text_file;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::checkpoint::restore::Restore;
 use crate::connectors::socket::SocketWriter;
+use crate::connectors::storage::{self, S3Url};
 use crate::connectors::text_file::is_hidden;
 use crate::error::{UdfError, UdfResult};
 use crate::functions::{Checkpointing, Sink, SinkCommit, SinkFactory, WorkerContext};
@@ -46,12 +47,19 @@ const FILE_WRITE_BYTES: usize = 256 * 1024;
 ///
 /// When the job takes checkpoints, `path` is a directory of part files committed with
 /// them instead (see [`PartFiles`]): what is visible is exactly-once.
+///
+/// An `s3://` path is written through a local staging folder ([`Upload`]): each file
+/// appears as its object, whole, when it would have been renamed.
 pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: Encode<R>) -> SinkFactory<R> {
     let path = path.into();
     Arc::new(move |ctx| {
+        let upload = Upload::of(&path)?;
         if let Checkpointing::On { first_id, restoring } = ctx.checkpointing {
-            return PartFiles::open(&path, ctx, overwrite, restoring, first_id, encode.clone())
+            return PartFiles::open(&path, ctx, overwrite, restoring, first_id, encode.clone(), upload)
                 .map(|s| Box::new(s) as Box<dyn Sink<R>>);
+        }
+        if let Some(upload) = upload {
+            return upload.text_file(ctx, overwrite, encode.clone());
         }
         let target = if ctx.peers > 1 {
             if path.is_file() {
@@ -83,9 +91,100 @@ pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: 
         let part = in_progress_path(&target)?;
         let file =
             File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
-        Ok(Box::new(FileSink { file, part: Some(part), target, overwrite, encode: encode.clone(), buf: Vec::new() })
-            as Box<dyn Sink<R>>)
+        Ok(Box::new(FileSink {
+            file,
+            part: Some(part),
+            target,
+            overwrite,
+            encode: encode.clone(),
+            buf: Vec::new(),
+            upload: None,
+        }) as Box<dyn Sink<R>>)
     })
+}
+
+/// Files of a sink writing to `s3://`: staged on this host under
+/// [`storage::staging_dir`] (in-progress and pending files, as a local sink writes them
+/// in its directory), and made visible by uploading each to its object in one PUT
+/// where a local sink renames it. S3 has no rename, but a PUT shows an object whole or
+/// not at all, and putting the same part again after a restore is harmless.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    base: S3Url,
+    staging: PathBuf,
+}
+
+impl Upload {
+    /// `Some` for an `s3://` path.
+    pub fn of(path: &Path) -> UdfResult<Option<Upload>> {
+        let url = S3Url::parse(path).map_err(|e| UdfError::new(e.to_string()))?;
+        Ok(url.map(|base| Upload { staging: storage::staging_dir(&base), base }))
+    }
+
+    /// The object of the staged file `file`.
+    fn object(&self, file: &Path) -> std::io::Result<S3Url> {
+        storage::object_for(&self.base, &self.staging, file)
+    }
+
+    /// `write_as_text` to `s3://` without checkpoints: the object `base` (one worker)
+    /// or `base/<worker + 1>`.
+    fn text_file<R: 'static>(
+        &self,
+        ctx: &WorkerContext,
+        overwrite: bool,
+        encode: Encode<R>,
+    ) -> UdfResult<Box<dyn Sink<R>>> {
+        let target = if ctx.peers > 1 { self.staging.join((ctx.index + 1).to_string()) } else { self.staging.clone() };
+        let object = self.object(&target).map_err(|e| UdfError::new(e.to_string()))?;
+        if !overwrite && storage::exists(&object).map_err(|e| UdfError::new(e.to_string()))? {
+            return Err(UdfError::new(format!(
+                "{} already exists: pass overwrite=True (WriteMode.OVERWRITE) to replace it",
+                object.path().display()
+            )));
+        }
+        let dir = target.parent().unwrap_or(&self.staging);
+        fs::create_dir_all(dir).map_err(|e| UdfError::new(format!("cannot create {}: {e}", dir.display())))?;
+        let part = in_progress_path(&target)?;
+        let file =
+            File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
+        Ok(Box::new(FileSink {
+            file,
+            part: Some(part),
+            target,
+            overwrite,
+            encode,
+            buf: Vec::new(),
+            upload: Some(self.clone()),
+        }))
+    }
+}
+
+/// Makes the finished file `from` visible as `to`: renamed, or (with `upload`, `to`
+/// being its place in the staging folder) uploaded to its object and removed.
+fn make_visible(from: &Path, to: &Path, upload: Option<&Upload>) -> std::io::Result<()> {
+    match upload {
+        None => fs::rename(from, to),
+        Some(u) => {
+            storage::upload(from, &u.object(to)?)?;
+            fs::remove_file(from)
+        }
+    }
+}
+
+/// Whether `to` is visible already (see [`make_visible`]).
+fn is_visible(to: &Path, upload: Option<&Upload>) -> std::io::Result<bool> {
+    match upload {
+        None => Ok(to.exists()),
+        Some(u) => storage::exists(&u.object(to)?),
+    }
+}
+
+/// For messages: the visible name of `to`.
+fn shown(to: &Path, upload: Option<&Upload>) -> String {
+    match upload.and_then(|u| u.object(to).ok()) {
+        Some(object) => object.path().display().to_string(),
+        None => to.display().to_string(),
+    }
 }
 
 /// The hidden name a file is written under until it is published: `.<name>.inprogress.<random>`
@@ -126,6 +225,7 @@ struct FileSink<R> {
     overwrite: bool,
     encode: Encode<R>,
     buf: Vec<u8>,
+    upload: Option<Upload>,
 }
 
 impl<R> FileSink<R> {
@@ -153,8 +253,12 @@ impl<R: 'static> Sink<R> for FileSink<R> {
         self.write_out()?;
         self.file.sync_all().map_err(|e| UdfError::new(format!("writing {}: {e}", self.target.display())))?;
         Ok(self.part.take().map(|part| {
-            Box::new(PendingFile { part: Some(part), target: self.target.clone(), overwrite: self.overwrite })
-                as Box<dyn SinkCommit>
+            Box::new(PendingFile {
+                part: Some(part),
+                target: self.target.clone(),
+                overwrite: self.overwrite,
+                upload: self.upload.clone(),
+            }) as Box<dyn SinkCommit>
         }))
     }
 }
@@ -173,11 +277,18 @@ struct PendingFile {
     part: Option<PathBuf>,
     target: PathBuf,
     overwrite: bool,
+    upload: Option<Upload>,
 }
 
 impl SinkCommit for PendingFile {
     fn commit(mut self: Box<Self>) -> Result<(), String> {
+        let upload = self.upload.as_ref();
         match self.part.take() {
+            Some(part) if upload.is_some() => make_visible(&part, &self.target, upload)
+                .map_err(|e| format!("cannot upload {}: {e}", part.display()))
+                .inspect_err(|_| {
+                    let _ = fs::remove_file(&part);
+                }),
             Some(part) => publish(&part, &self.target, self.overwrite).inspect_err(|_| {
                 let _ = fs::remove_file(&part);
             }),
@@ -257,6 +368,8 @@ fn part_files_with<R: 'static>(
     bulk: Option<BulkFactory<R>>,
 ) -> SinkFactory<R> {
     Arc::new(move |ctx| {
+        let upload = Upload::of(&base)?;
+        let base = upload.as_ref().map_or(base.clone(), |u| u.staging.clone());
         if base.is_file() {
             return Err(UdfError::new(format!(
                 "{} is a file: a FileSink writes a directory of part files; give it a directory path",
@@ -270,6 +383,7 @@ fn part_files_with<R: 'static>(
         };
         let names = Names::Counted { prefix: config.prefix.clone(), suffix: config.suffix.clone(), uid: new_uid()? };
         let mut sink = PartFiles::new(&base, ctx.index, names, checkpointed, first_id, encode.clone());
+        sink.upload = upload;
         sink.bulk = bulk.as_ref().map(|make| make()).transpose()?;
         sink.rolling = config.rolling;
         sink.bucket = config.bucket.clone();
@@ -403,6 +517,8 @@ pub struct PartFiles<R> {
     pending: Vec<(u64, PathBuf)>,
     /// The id of files rolled at the end of the job: after every checkpoint id seen.
     next_id: u64,
+    /// Writing to `s3://`: `dir` is the staging folder, and commits upload.
+    upload: Option<Upload>,
 }
 
 impl<R> PartFiles<R> {
@@ -426,6 +542,7 @@ impl<R> PartFiles<R> {
             rolled: Vec::new(),
             pending: Vec::new(),
             next_id: first_id,
+            upload: None,
         }
     }
 
@@ -437,7 +554,33 @@ impl<R> PartFiles<R> {
         restoring: bool,
         first_id: u64,
         encode: Encode<R>,
+        upload: Option<Upload>,
     ) -> UdfResult<Self> {
+        if let Some(u) = upload {
+            if !restoring && ctx.index == 0 {
+                // A fresh run starts an empty folder (a restored one continues its own).
+                let err = |e: std::io::Error| UdfError::new(e.to_string());
+                let there = match storage::list_objects(&u.base, true) {
+                    Ok(objects) => !objects.is_empty(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(err(e)),
+                };
+                if there && !overwrite {
+                    return Err(UdfError::new(format!(
+                        "{} already holds objects: pass overwrite=True (WriteMode.OVERWRITE) to replace them, or restore the job that wrote them",
+                        u.base.path().display()
+                    )));
+                }
+                if there {
+                    storage::remove_all(&u.base).map_err(err)?;
+                }
+            }
+            let dir = u.staging.clone();
+            fs::create_dir_all(&dir).map_err(|e| UdfError::new(format!("cannot create {}: {e}", dir.display())))?;
+            let mut sink = PartFiles::new(&dir, ctx.index, Names::ByCheckpoint, true, first_id, encode);
+            sink.upload = Some(u);
+            return Ok(sink);
+        }
         let err = |e: std::io::Error| UdfError::new(format!("cannot create {}: {e}", dir.display()));
         if dir.is_file() {
             if !overwrite {
@@ -544,12 +687,17 @@ impl<R> PartFiles<R> {
     /// Gives the pending file for `target` its visible name; done already is fine.
     fn commit_one(&self, target: &Path) -> UdfResult<()> {
         let from = pending_of(target);
-        match fs::rename(&from, target) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(UdfError::new(format!("cannot commit {}: it is gone", from.display())))
-            }
-            r => r.map_err(|e| self.io(target, e)),
+        let upload = self.upload.as_ref();
+        let gone = std::io::ErrorKind::NotFound;
+        match make_visible(&from, target, upload) {
+            Err(e) if e.kind() == gone && is_visible(target, upload).map_err(|e| self.io(target, e))? => Ok(()),
+            Err(e) if e.kind() == gone && upload.is_some() => Err(UdfError::new(format!(
+                "cannot commit {}: its staged part {} is gone (a job writing to s3:// must be restored on the host that staged its parts)",
+                shown(target, upload),
+                from.display()
+            ))),
+            Err(e) if e.kind() == gone => Err(UdfError::new(format!("cannot commit {}: it is gone", from.display()))),
+            r => r.map_err(|e| UdfError::new(format!("writing {}: {e}", shown(target, upload)))),
         }
     }
 
@@ -725,8 +873,10 @@ impl<R: 'static> Sink<R> for PartFiles<R> {
         } else {
             std::mem::take(&mut self.pending).into_iter().map(|(_, f)| f).collect()
         };
-        Ok((!files.is_empty())
-            .then(|| Box::new(PendingParts { files, remove_on_drop: !self.checkpointed }) as Box<dyn SinkCommit>))
+        Ok((!files.is_empty()).then(|| {
+            Box::new(PendingParts { files, remove_on_drop: !self.checkpointed, upload: self.upload.clone() })
+                as Box<dyn SinkCommit>
+        }))
     }
 }
 
@@ -751,17 +901,19 @@ struct PendingParts {
     files: Vec<PathBuf>,
     /// Without checkpoints: nothing else would commit them, so a failed job removes them.
     remove_on_drop: bool,
+    upload: Option<Upload>,
 }
 
 impl SinkCommit for PendingParts {
     fn commit(mut self: Box<Self>) -> Result<(), String> {
         let files = std::mem::take(&mut self.files);
+        let upload = self.upload.as_ref();
         for to in &files {
             let from = pending_of(to);
-            match fs::rename(&from, to) {
+            match make_visible(&from, to, upload) {
                 // Committed already (a checkpoint completed after the sink ended).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
-                r => r.map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_visible(to, upload).unwrap_or(false) => {}
+                r => r.map_err(|e| format!("cannot commit {} as {}: {e}", from.display(), shown(to, upload)))?,
             }
         }
         let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();

@@ -8,10 +8,10 @@
 //! last one possibly running past `end`. So ranges can be cut anywhere, with no
 //! coordination between workers.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::connectors::storage::{self, with_path, Input, S3Url};
 use crate::connectors::text::{not_utf8, EncodingErrors};
 
 /// Files smaller than this go whole to one worker; splitting them is not worth the seeks.
@@ -19,11 +19,6 @@ pub const SPLIT_MIN_BYTES: u64 = 1 << 20;
 
 /// Read buffer per open share: large, so reading is a few big syscalls.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
-
-/// Prefixes an I/O error with the path it concerns, keeping its kind.
-fn with_path(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
 
 /// Whether a file name is hidden from readers of a directory: it starts with `.` or `_`
 /// (Flink's convention: hidden files, markers such as `_SUCCESS`, and a file sink's
@@ -45,7 +40,13 @@ pub fn list_input_files(path: &Path) -> io::Result<Vec<PathBuf>> {
 /// [`list_input_files`], and with `recursive` the files of sub-directories too (those
 /// not hidden by the same rule), each directory's entries in name order (Flink's
 /// `FileSource` reads folders so).
+///
+/// An `s3://` path lists objects instead ([`storage::list_objects`]): the object the
+/// key names, or the objects under it as a folder, under the same rules.
 pub fn list_files(path: &Path, recursive: bool) -> io::Result<Vec<PathBuf>> {
+    if let Some(url) = S3Url::parse(path)? {
+        return Ok(storage::list_objects(&url, recursive)?.into_iter().map(|(p, _)| p).collect());
+    }
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -122,7 +123,7 @@ pub fn plan_shares_with(
     }
     let mut shares = Vec::new();
     for (index, path) in files.iter().enumerate() {
-        let len = std::fs::metadata(path).map_err(|e| with_path(path, e))?.len();
+        let len = storage::len(path)?;
         let (start, end) = if len < split_min {
             if index % workers != worker {
                 continue;
@@ -146,7 +147,7 @@ pub fn plan_shares_with(
 /// The share being read.
 struct OpenShare {
     share: FileShare,
-    reader: BufReader<File>,
+    reader: BufReader<Input>,
     /// Byte offset of the next unread byte.
     pos: u64,
     /// Byte offset of the share's first line.
@@ -259,7 +260,7 @@ fn not_utf8_in_file(open: &OpenShare, byte: u64) -> io::Error {
 
 /// How many `'\n'` bytes the first `len` bytes of the file hold.
 pub(crate) fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?.take(len));
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, storage::open(path)?.take(len));
     let mut count = 0u64;
     loop {
         let chunk = reader.fill_buf()?;
@@ -276,7 +277,7 @@ pub(crate) fn count_newlines(path: &Path, len: u64) -> io::Result<u64> {
 fn open_share(share: FileShare) -> io::Result<Option<OpenShare>> {
     let path = share.path.clone();
     let err = |e: io::Error| with_path(&path, e);
-    let mut file = File::open(&share.path).map_err(err)?;
+    let mut file = storage::open(&share.path)?;
     let mut pos = share.start;
     if share.start > 0 {
         file.seek(SeekFrom::Start(share.start - 1)).map_err(err)?;

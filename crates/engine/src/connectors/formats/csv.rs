@@ -6,12 +6,12 @@
 //! position is the byte offset of its next record, so a restore resumes mid-file.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::connectors::files::{FileFormat, ShareReader};
 use crate::connectors::formats::{FromValues, Malformed, Value, SKIP_HINT};
+use crate::connectors::storage::{self, Input};
 use crate::connectors::text_file::{count_newlines, plan_shares_with, FileShare};
 use crate::error::{UdfError, UdfResult};
 use crate::record::Record;
@@ -86,7 +86,7 @@ pub fn csv_format<R: Record>(options: CsvOptions, convert: FromValues<R>, malfor
 
 struct OpenCsv {
     share: FileShare,
-    reader: csv::Reader<File>,
+    reader: csv::Reader<Input>,
     /// The header's names, when it names the fields.
     names: Option<Arc<[String]>>,
 }
@@ -108,7 +108,7 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> UdfError {
 /// Opens a share at its start: reads the header (when there is one) from the file's
 /// beginning, then goes to `share.start` (after the header and skipped row, at 0).
 fn open_csv(share: FileShare, options: &CsvOptions) -> UdfResult<OpenCsv> {
-    let file = File::open(&share.path).map_err(|e| io_error(&share.path, e))?;
+    let file = storage::open(&share.path).map_err(|e| UdfError::new(e.to_string()))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -10,7 +10,6 @@
 //! batches handed on as they are, for vectorised work.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use crate::connectors::files::{FileFormat, ShareReader};
 use crate::connectors::formats::{FromValues, Malformed, Value, SKIP_HINT};
+use crate::connectors::storage::Chunks;
 use crate::connectors::text_file::FileShare;
 use crate::error::{UdfError, UdfResult};
 use crate::record::Record;
@@ -52,15 +52,15 @@ impl<R> Clone for ParquetOutput<R> {
 /// Rows read per Arrow batch when records are rows.
 const ROWS_PER_BATCH: usize = 1024;
 
-fn builder(path: &Path) -> io::Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+fn builder(path: &Path) -> io::Result<ParquetRecordBatchReaderBuilder<Chunks>> {
+    let file = Chunks::open(path)?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a readable Parquet file: {e}", path.display()))
     })
 }
 
 /// The first row of each row group, and the file's row count last.
-fn group_starts(builder: &ParquetRecordBatchReaderBuilder<File>) -> Vec<u64> {
+fn group_starts(builder: &ParquetRecordBatchReaderBuilder<Chunks>) -> Vec<u64> {
     let mut starts = vec![0u64];
     for group in builder.metadata().row_groups() {
         let last = *starts.last().unwrap_or(&0);
