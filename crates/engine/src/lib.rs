@@ -25,6 +25,8 @@ pub mod record;
 pub mod rolling;
 pub mod semantics;
 pub mod state;
+#[cfg(test)]
+mod temp_dir;
 pub mod time;
 pub mod timers;
 pub mod watermarks;

@@ -83,7 +83,10 @@ impl Message {
     pub fn is_report(&self) -> bool {
         matches!(
             self,
-            Message::Snapshotted { .. } | Message::Written { .. } | Message::WriteFailed { .. } | Message::Finished { .. }
+            Message::Snapshotted { .. }
+                | Message::Written { .. }
+                | Message::WriteFailed { .. }
+                | Message::Finished { .. }
         )
     }
 }

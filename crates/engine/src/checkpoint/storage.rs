@@ -527,28 +527,8 @@ pub fn retain(root: &Path, keep: usize) -> io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
     use crate::checkpoint::format::{PartHeader, PartReader, PartWriter};
+    use crate::temp_dir::TempDir;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory under the system temp dir, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("ferroflow-ckpt-{}-{name}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&p);
-            fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn manifest(segment: u64, processes: u32, threads: u32) -> Manifest {
         Manifest {

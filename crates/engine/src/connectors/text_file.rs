@@ -299,34 +299,8 @@ fn open_share(share: FileShare) -> io::Result<Option<OpenShare>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::temp_dir::TempDir;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("ferroflow-text-file-test-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-
-        fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, contents).unwrap();
-            p
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn read_all(shares: Vec<FileShare>, batch: usize) -> io::Result<Vec<String>> {
         let mut reader = LineReader::new(shares, EncodingErrors::Strict);
@@ -405,7 +379,7 @@ mod tests {
             split_min in 0u64..80,
             batch in 1usize..5,
         ) {
-            let dir = TempDir::new();
+            let dir = TempDir::new("text-file-test");
             let paths: Vec<PathBuf> = files
                 .iter()
                 .enumerate()
@@ -431,7 +405,7 @@ mod tests {
 
     #[test]
     fn large_file_is_split_and_read_once() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let mut contents = String::new();
         let mut i = 0u64;
         while (contents.len() as u64) < SPLIT_MIN_BYTES + SPLIT_MIN_BYTES / 2 {
@@ -461,7 +435,7 @@ mod tests {
 
     #[test]
     fn small_files_round_robin() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let a = dir.write("a", b"1\n2\n");
         let b = dir.write("b", b"3");
         let c = dir.write("c", b"");
@@ -478,7 +452,7 @@ mod tests {
 
     #[test]
     fn line_edge_cases() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let cases: [(&[u8], &[&str]); 6] = [
             (b"", &[]),
             (b"a\n\nb", &["a", "", "b"]),
@@ -496,7 +470,7 @@ mod tests {
 
     #[test]
     fn directory_listing() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         assert_eq!(list_input_files(&dir.0).unwrap(), Vec::<PathBuf>::new());
         dir.write("b.txt", b"b");
         dir.write("a.txt", b"a");
@@ -517,7 +491,7 @@ mod tests {
 
     #[test]
     fn recursive_listing_reads_sub_directories_but_not_hidden_ones() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         dir.write("b.txt", b"b");
         std::fs::create_dir_all(dir.0.join("a").join("deep")).unwrap();
         std::fs::create_dir(dir.0.join(".hidden-dir")).unwrap();
@@ -535,7 +509,7 @@ mod tests {
 
     #[test]
     fn missing_path_message() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let missing = dir.0.join("nope.txt");
         let err = list_input_files(&missing).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
@@ -551,7 +525,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_message() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let p = dir.write("bad.txt", b"ok\nfine\nbad \xff here\nafter\n");
         let shares = plan_shares(std::slice::from_ref(&p), 0, 1).unwrap();
         let mut reader = LineReader::new(shares.clone(), EncodingErrors::Strict);
@@ -574,7 +548,7 @@ mod tests {
     /// not in the range (the worker counts the lines before its range).
     #[test]
     fn invalid_utf8_in_a_later_share_names_the_file_line() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let mut contents = Vec::new();
         for i in 0..1000 {
             contents.extend_from_slice(format!("line {i}\n").as_bytes());
@@ -608,7 +582,7 @@ mod tests {
 
     #[test]
     fn shrunk_file_does_not_panic() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("text-file-test");
         let p = dir.write("s.txt", b"a\nb\n");
         let share = FileShare { path: p, start: 10, end: 20 };
         assert_eq!(read_all(vec![share], 10).unwrap(), Vec::<String>::new());

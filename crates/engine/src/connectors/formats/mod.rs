@@ -134,28 +134,8 @@ mod tests {
     use super::parquet::{parquet_format, ParquetOutput};
     use super::*;
     use crate::connectors::files::FileFormat;
+    use crate::temp_dir::TempDir;
     use proptest::prelude::*;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("ferroflow-formats-test-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     /// Values as their JSON text (String records).
     fn as_json() -> FromValues<String> {
@@ -194,7 +174,7 @@ mod tests {
         /// JSON lines cut into byte ranges anywhere: each value read once, in order.
         #[test]
         fn json_lines_split_reads_every_value_once(values in prop::collection::vec(-1000i64..1000, 0..60), workers in 1usize..5, k in 0usize..70) {
-            let dir = TempDir::new();
+            let dir = TempDir::new("formats-test");
             let path = dir.0.join("v.jsonl");
             let text: String = values.iter().map(|v| format!("{{\"v\": {v}}}\n")).collect();
             std::fs::write(&path, text).unwrap();
@@ -211,7 +191,7 @@ mod tests {
 
     #[test]
     fn json_lines_errors_name_the_line_and_skip_counts() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("formats-test");
         let path = dir.0.join("bad.jsonl");
         std::fs::write(&path, "{\"a\": 1}\n\n{oops\n[2]\n").unwrap();
         let shares =
@@ -224,7 +204,7 @@ mod tests {
 
     #[test]
     fn csv_reads_quoted_newlines_typed_columns_and_resumes_mid_file() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("formats-test");
         let path = dir.0.join("t.csv");
         std::fs::write(&path, "name,n,ok\n\"a\nb\",1,true\n\"c\"\"d\",2,FALSE\ne,,true\n").unwrap();
         let options = CsvOptions {
@@ -258,7 +238,7 @@ mod tests {
         use ::parquet::arrow::ArrowWriter;
         use ::parquet::file::properties::WriterProperties;
         use arrow_array::{Int64Array, RecordBatch};
-        let dir = TempDir::new();
+        let dir = TempDir::new("formats-test");
         let mut files = Vec::new();
         let mut want = Vec::new();
         for (f, n) in [(0, 25i64), (1, 9)] {

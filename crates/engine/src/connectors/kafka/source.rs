@@ -445,7 +445,7 @@ impl<R: Record> KafkaReader<R> {
 
     /// With idleness, each new partition's end: see [`Partition::caught_up`].
     fn note_backlog_ends(&mut self) -> UdfResult<()> {
-        if !self.spec.watermarks.as_ref().is_some_and(|w| w.idleness_ms.is_some()) {
+        if self.spec.watermarks.as_ref().is_none_or(|w| w.idleness_ms.is_none()) {
             return Ok(());
         }
         let new: Vec<(String, i32)> = self
