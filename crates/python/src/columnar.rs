@@ -155,8 +155,14 @@ impl Col {
                 *self = Col::Int(b);
             }
             match self {
-                Col::Int(b) => return Ok(b.append_value(i)),
-                Col::Float(b) => return Ok(b.append_value(i as f64)),
+                Col::Int(b) => {
+                    b.append_value(i);
+                    return Ok(());
+                }
+                Col::Float(b) => {
+                    b.append_value(i as f64);
+                    return Ok(());
+                }
                 _ => {}
             }
         } else if v.is_instance_of::<PyFloat>() {
