@@ -48,7 +48,8 @@ fn run_step(
     shape: BatchShape,
     f: fn(&[S]) -> Vec<S>,
 ) -> (Result<Vec<(String, i64)>, ferroflow_engine::JobError>, Vec<usize>) {
-    let records: Vec<S> = [("a", 30), ("b", 10), ("c", 20)].iter().map(|(v, t)| Stamped::at(v.to_string(), *t)).collect();
+    let records: Vec<S> =
+        [("a", 30), ("b", 10), ("c", 20)].iter().map(|(v, t)| Stamped::at(v.to_string(), *t)).collect();
     let out = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(Mutex::new(Vec::new()));
     let mut plan = Plan::new();

@@ -69,7 +69,8 @@ impl Transform<PyRec> for PyBatchTransform {
             let result = self.f.call.bind(py).call1((arg,)).map_err(|e| udf_error(py, e, Some(first)))?;
             match self.step {
                 Step::Filter => {
-                    let keep = mask(py, &result, input.len()).map_err(|e| e.with_record(crate::record::describe(first)))?;
+                    let keep =
+                        mask(py, &result, input.len()).map_err(|e| e.with_record(crate::record::describe(first)))?;
                     out.extend(input.iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r.clone()));
                     Ok(())
                 }

@@ -11,8 +11,7 @@ use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringB
 use arrow_array::cast::AsArray;
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::types::{
-    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
-    UInt8Type,
+    Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, ArrayRef, NullArray, RecordBatch, StructArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -45,7 +44,8 @@ pub fn to_record_batch<'py>(py: Python<'py>, records: &[PyRec]) -> UdfResult<(Bo
         (RowShape::Tuple, (0..t.len()).map(|i| format!("f{i}")).collect())
     } else if let Ok(d) = first.cast::<PyDict>() {
         let names = d.keys().iter().map(|k| k.extract::<String>()).collect::<PyResult<Vec<_>>>().map_err(|_| {
-            UdfError::new(format!("{PLAIN}; a dict's keys must be strs (the column names)")).with_record(describe(first))
+            UdfError::new(format!("{PLAIN}; a dict's keys must be strs (the column names)"))
+                .with_record(describe(first))
         })?;
         (RowShape::Dict, names)
     } else {
@@ -91,10 +91,10 @@ pub fn to_record_batch<'py>(py: Python<'py>, records: &[PyRec]) -> UdfResult<(Bo
         .unzip();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .map_err(|e| UdfError::internal(format!("cannot build an Arrow batch: {e}")))?;
-    let import = RECORD_BATCH
-        .import(py, "pyarrow", "RecordBatch")
-        .and_then(|rb| rb.getattr("_import_from_c"))
-        .map_err(|e| UdfError::new(format!("batch_format \"arrow\" and \"pandas\" need pyarrow ({e}): pip install pyarrow")))?;
+    let import =
+        RECORD_BATCH.import(py, "pyarrow", "RecordBatch").and_then(|rb| rb.getattr("_import_from_c")).map_err(|e| {
+            UdfError::new(format!("batch_format \"arrow\" and \"pandas\" need pyarrow ({e}): pip install pyarrow"))
+        })?;
     let batch = crate::files::to_pyarrow(&import, batch).map_err(|e| udf_error(py, e, None))?;
     Ok((batch, shape))
 }
@@ -147,8 +147,7 @@ impl Col {
                 return Ok(());
             }
         } else if v.is_instance_of::<PyInt>() {
-            let i: i64 =
-                v.extract().map_err(|_| format!("{PLAIN}: column {name} has an int beyond 64 bits ({v})"))?;
+            let i: i64 = v.extract().map_err(|_| format!("{PLAIN}: column {name} has an int beyond 64 bits ({v})"))?;
             if let Some(n) = nulls {
                 let mut b = Int64Builder::new();
                 b.append_nulls(n);

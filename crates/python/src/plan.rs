@@ -24,12 +24,12 @@ use ferroflow_engine::{
     WatermarkSpec, WindowFunction, WindowSpec,
 };
 
+use crate::batch::{BatchFormat, PyBatchTransform};
 use crate::errors::udf_error;
 use crate::process::{Ns, StateStore};
 use crate::record::{describe, type_name, PyRec};
 use crate::sources::{FunctionSource, IteratorSource};
 use crate::triggers::{PyEvictor, PyTrigger};
-use crate::batch::{BatchFormat, PyBatchTransform};
 use crate::udf::*;
 
 // -- the node kinds, as `_nodes.py` declares them -------------------------------------------
@@ -411,9 +411,8 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
                 "filter_batch" => Step::Filter,
                 _ => Step::FlatMap,
             };
-            let format = BatchFormat::parse(&batch.batch_format).ok_or_else(|| {
-                bug(format!("unknown batch format {:?}", batch.batch_format))
-            })?;
+            let format = BatchFormat::parse(&batch.batch_format)
+                .ok_or_else(|| bug(format!("unknown batch format {:?}", batch.batch_format)))?;
             NodeKind::Transform(Arc::new(move |ctx| {
                 Ok(Box::new(PyBatchTransform { f: bind_udf(&udf, ctx)?, step, format }) as Box<dyn Transform<PyRec>>)
             }))
