@@ -47,6 +47,7 @@ def every_api_node() -> StreamExecutionEnvironment:
     keyed.min_by(1).add_sink(lambda x: None)
     s.key_by(lambda x: x[0]).count().write_as_text("/nonexistent/out")
     s.key_by(lambda x: x[0]).reduce(lambda a, b: a).filter(bool).flat_map(lambda x: [x]).print()
+    s.map_batch(lambda b: b).filter_batch(lambda b: [True] * len(b)).flat_map_batch(lambda b: b).print()
     ts = env.add_source(TestSource([("a", 1), Watermark(5)])).assign_timestamps_and_watermarks(
         WatermarkStrategy.for_bounded_out_of_orderness(10).with_timestamp_field(1))
     tag = OutputTag("late")

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
            "Sequence", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
-           "Map", "Filter", "FlatMap", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
+           "Map", "Filter", "FlatMap", "MapBatch", "FilterBatch", "FlatMapBatch", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
            "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
@@ -333,6 +333,44 @@ class FlatMap(NodeKind):
 
     def __init__(self, udf: PerWorker) -> None:
         self.udf = udf
+
+
+class MapBatch(NodeKind):
+    """One output per record, for a whole batch at once: ``udf(batch)`` returns as
+    many results as the batch has records, in order. ``batch_format``: what ``udf``
+    gets (``"list"``, ``"arrow"``: a pyarrow RecordBatch, ``"pandas"``: a DataFrame)."""
+
+    KIND = "map_batch"
+    __slots__ = ("udf", "batch_format")
+
+    def __init__(self, udf: PerWorker, batch_format: str) -> None:
+        self.udf = udf
+        self.batch_format = batch_format
+
+
+class FilterBatch(NodeKind):
+    """The records of a batch whose entry in ``udf(batch)`` (one truth value per
+    record) is true. ``batch_format``: as for ``MapBatch``."""
+
+    KIND = "filter_batch"
+    KEEPS_TYPE = True
+    __slots__ = ("udf", "batch_format")
+
+    def __init__(self, udf: PerWorker, batch_format: str) -> None:
+        self.udf = udf
+        self.batch_format = batch_format
+
+
+class FlatMapBatch(NodeKind):
+    """The items ``udf(batch)`` returns for a whole batch (any number; None:
+    nothing). ``batch_format``: as for ``MapBatch``."""
+
+    KIND = "flat_map_batch"
+    __slots__ = ("udf", "batch_format")
+
+    def __init__(self, udf: PerWorker, batch_format: str) -> None:
+        self.udf = udf
+        self.batch_format = batch_format
 
 
 class KeyBy(NodeKind):

@@ -180,6 +180,43 @@ class DataStream(_RuntimeHints):
         """Keeps the records for which ``func(value)`` is true."""
         return self._then(_nodes.Filter(Udf(func, ("filter",))), func)
 
+    # -- batch UDFs: one Python call per batch ------------------------------------------
+
+    def map_batch(self, func: Any, batch_format: str = "list") -> "DataStream":
+        """One output per record, computed a batch at a time: ``func(batch)`` gets the
+        records of one batch the engine hands the operator (up to the source batch size,
+        ``FERROFLOW_BATCH_SIZE``, 128 by default) and returns their results, as many
+        and in the same order (another count fails the job). Output ``i`` keeps record
+        ``i``'s timestamp, so event-time windows after it work as after ``map``.
+
+        ``batch_format`` says what ``func`` gets: ``"list"`` (a list of the records),
+        ``"arrow"`` (a ``pyarrow.RecordBatch``) or ``"pandas"`` (a
+        ``pandas.DataFrame``), built without a Python loop from records that are
+        tuples (columns ``f0``, ``f1``...) or dicts (columns named by their keys) of
+        ints, floats, strs, bools and None. A columnar ``func`` returns a
+        ``RecordBatch``, ``Table`` or ``DataFrame`` (or a list of records): its rows
+        become tuples or dicts, as the input records were."""
+        udf = Udf(func, ("map_batch",))
+        return self._then(_nodes.MapBatch(udf, _batch_format(batch_format)), func)
+
+    def flat_map_batch(self, func: Any, batch_format: str = "list") -> "DataStream":
+        """Any number of outputs per batch (Bytewax's ``flat_map_batch``):
+        ``func(batch)`` returns an iterable (a generator is fine) or None. Every output
+        takes the batch's greatest timestamp (none if no record has one): after a
+        timestamp assigner, windows place the outputs with the batch's latest record,
+        so an output is late only if the whole batch was. ``batch_format``: as for
+        ``map_batch``."""
+        udf = Udf(func, ("flat_map_batch",))
+        return self._then(_nodes.FlatMapBatch(udf, _batch_format(batch_format)), func)
+
+    def filter_batch(self, func: Any, batch_format: str = "list") -> "DataStream":
+        """Keeps the records of a batch whose entry in ``func(batch)`` is true:
+        ``func`` returns one truth value per record, in order (a list, or a NumPy bool
+        array, pandas Series or pyarrow BooleanArray). Records keep their timestamps.
+        ``batch_format``: as for ``map_batch``."""
+        udf = Udf(func, ("filter_batch",))
+        return self._then(_nodes.FilterBatch(udf, _batch_format(batch_format)), func)
+
     def key_by(self, key_selector: Any, key_type: Any = None) -> "KeyedStream":
         """Partitions the stream by key: ``key_selector(value)`` or a ``KeySelector``;
         or a field, read in Rust with no Python call per record: an int index (tuples,
@@ -570,6 +607,20 @@ def _set_parallelism(env: "StreamExecutionEnvironment", node: int, parallelism: 
     if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
         raise ValueError(f"parallelism must be an int >= 1, got {parallelism!r}")
     env._nodes[node].parallelism = parallelism
+
+
+def _batch_format(name: Any) -> str:
+    """Checks a batch UDF's ``batch_format`` at the user's call (and that the library
+    it needs is installed)."""
+    if name not in ("list", "arrow", "pandas"):
+        raise ValueError(f'batch_format must be "list", "arrow" or "pandas", got {name!r}')
+    if name != "list":
+        from importlib.util import find_spec
+
+        for module in ("pyarrow", "pandas") if name == "pandas" else ("pyarrow",):
+            if find_spec(module) is None:
+                raise ImportError(f'batch_format="{name}" needs {module}: pip install {module}')
+    return name
 
 
 class KeyedStream(DataStream):

@@ -39,10 +39,43 @@ impl BatchScope for NoScope {
 pub trait Transform<R>: 'static {
     fn apply(&mut self, input: R, out: &mut Vec<R>) -> UdfResult<()>;
 
+    /// `Some` for a step that takes whole batches (a batch UDF: one call per batch,
+    /// through [`Transform::apply_batch`]), saying what its outputs are; `None` (the
+    /// default) for a step called record by record through [`Transform::apply`].
+    fn batch_shape(&self) -> Option<BatchShape> {
+        None
+    }
+
+    /// A batch step: appends its outputs for the whole of `input` (left as it is) to
+    /// `out`. The operator checks the count and sets timestamps as the step's
+    /// [`BatchShape`] says. The default calls `apply` per record.
+    fn apply_batch(&mut self, input: &[R], out: &mut Vec<R>) -> UdfResult<()>
+    where
+        R: Clone,
+    {
+        input.iter().try_for_each(|r| self.apply(r.clone(), out))
+    }
+
     /// Called once when the input has ended.
     fn close(&mut self) -> UdfResult<()> {
         Ok(())
     }
+}
+
+/// What a batch step's outputs are ([`Transform::batch_shape`]), hence their timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchShape {
+    /// One output per input, in order (`map_batch`): output i takes input i's
+    /// timestamp; another count fails the job.
+    OneToOne,
+    /// Some of the inputs themselves, in order (`filter_batch`): they keep their own
+    /// timestamps.
+    Subset,
+    /// Any number of outputs (`flat_map_batch`): each takes the batch's greatest
+    /// timestamp (none if no input has one). Windows after it thus place an output
+    /// with the batch's latest record: never later than the watermark allows when any
+    /// input was on time.
+    Any,
 }
 
 /// Extracts a record's key: its canonical encoding (for routing and state) and

@@ -161,7 +161,7 @@ pub fn from_batches() -> FromBatches<PyRec> {
 }
 
 /// Moves `batch` into a `pyarrow.RecordBatch` through the C data interface.
-fn to_pyarrow<'py>(import: &Bound<'py, PyAny>, batch: RecordBatch) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_pyarrow<'py>(import: &Bound<'py, PyAny>, batch: RecordBatch) -> PyResult<Bound<'py, PyAny>> {
     let data = StructArray::from(batch).into_data();
     let (array, schema) = to_ffi(&data)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot export an Arrow batch: {e}")))?;

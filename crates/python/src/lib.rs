@@ -4,10 +4,12 @@
 //! thread state per worker), adapts Python callables to the engine's traits, and
 //! turns engine errors into Python exceptions.
 
+mod batch;
 mod broadcast;
 mod builtins;
 mod checkpoint;
 mod codec;
+mod columnar;
 mod copies;
 mod errors;
 mod files;

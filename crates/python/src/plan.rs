@@ -24,6 +24,7 @@ use ferroflow_engine::{
     WatermarkSpec, WindowFunction, WindowSpec,
 };
 
+use crate::batch::{BatchFormat, PyBatchTransform};
 use crate::errors::udf_error;
 use crate::process::{Ns, StateStore};
 use crate::record::{describe, type_name, PyRec};
@@ -106,6 +107,12 @@ struct Partitioned {
 #[derive(FromPyObject)]
 struct WithUdf {
     udf: Py<PyAny>,
+}
+
+#[derive(FromPyObject)]
+struct Batch {
+    udf: Py<PyAny>,
+    batch_format: String,
 }
 
 #[derive(FromPyObject)]
@@ -394,6 +401,20 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
             };
             NodeKind::Transform(Arc::new(move |ctx| {
                 Ok(Box::new(PyTransform { f: bind_udf(&udf, ctx)?, step }) as Box<dyn Transform<PyRec>>)
+            }))
+        }
+        "map_batch" | "filter_batch" | "flat_map_batch" => {
+            let batch = kind.extract::<Batch>()?;
+            let udf = Arc::new(batch.udf);
+            let step = match tag {
+                "map_batch" => Step::Map,
+                "filter_batch" => Step::Filter,
+                _ => Step::FlatMap,
+            };
+            let format = BatchFormat::parse(&batch.batch_format)
+                .ok_or_else(|| bug(format!("unknown batch format {:?}", batch.batch_format)))?;
+            NodeKind::Transform(Arc::new(move |ctx| {
+                Ok(Box::new(PyBatchTransform { f: bind_udf(&udf, ctx)?, step, format }) as Box<dyn Transform<PyRec>>)
             }))
         }
         "key_by" => {

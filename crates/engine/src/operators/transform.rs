@@ -6,7 +6,8 @@ use timely::dataflow::operators::InputCapability;
 use timely::dataflow::Stream;
 
 use crate::error::ErrorKind;
-use crate::functions::{Transform, TransformFactory};
+use crate::error::{UdfError, UdfResult};
+use crate::functions::{BatchShape, Transform, TransformFactory};
 use crate::operators::driver::{self, Cx, Failure, OpInfo, OperatorLogic, UnaryInput};
 use crate::operators::OpEnv;
 use crate::record::Record;
@@ -59,6 +60,15 @@ impl<R: Record> UnaryInput<R, R> for Chain<R> {
     fn on_batch(&mut self, cx: &mut Cx<'_, R>, cap: &InputCapability<Time>, data: &mut Vec<R>) -> Result<(), Failure> {
         let (env, next) = (cx.env, &mut self.next);
         for (node, name, step) in self.chain.iter_mut() {
+            if let Some(shape) = step.batch_shape() {
+                if env.control.aborted() {
+                    return Ok(());
+                }
+                batch_step(env, &mut **step, shape, data, next).map_err(|e| Failure::of(ErrorKind::Udf, name, e))?;
+                env.count(*node, next.len());
+                std::mem::swap(data, next);
+                continue;
+            }
             next.reserve(data.len());
             for record in data.drain(..) {
                 // A slow UDF must not delay a cancellation by a whole batch (the driver
@@ -86,4 +96,54 @@ impl<R: Record> UnaryInput<R, R> for Chain<R> {
         cx.give(cap, data);
         Ok(())
     }
+}
+
+/// One call of a batch step on the whole of `data` (emptied), its outputs in `next`
+/// (empty on an error): counted and stamped as `shape` says, then made their
+/// holder's own.
+fn batch_step<R: Record>(
+    env: &OpEnv,
+    step: &mut dyn Transform<R>,
+    shape: BatchShape,
+    data: &mut Vec<R>,
+    next: &mut Vec<R>,
+) -> UdfResult<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let result = step.apply_batch(data, next).and_then(|()| stamp(shape, data, next));
+    // The inputs go before the outputs are owned: a kept input is then not
+    // reachable from two places, and needs no copy.
+    data.clear();
+    result.and_then(|()| env.own(next)).inspect_err(|_| next.clear())
+}
+
+/// Sets the timestamps of a batch step's outputs (`next`) from its inputs (`data`).
+fn stamp<R: Record>(shape: BatchShape, data: &[R], next: &mut [R]) -> UdfResult<()> {
+    match shape {
+        BatchShape::OneToOne => {
+            if next.len() != data.len() {
+                return Err(UdfError::new(format!(
+                    "the function returned {} results for a batch of {} records: a batch map returns one per record, in order",
+                    next.len(),
+                    data.len()
+                ))
+                .with_record(data[0].describe()));
+            }
+            for (out, input) in next.iter_mut().zip(data) {
+                let ts = input.timestamp();
+                if ts != NO_TIME {
+                    out.set_timestamp(ts);
+                }
+            }
+        }
+        BatchShape::Subset => {}
+        BatchShape::Any => {
+            let ts = data.iter().map(Record::timestamp).filter(|&t| t != NO_TIME).max();
+            if let Some(ts) = ts {
+                next.iter_mut().for_each(|r| r.set_timestamp(ts));
+            }
+        }
+    }
+    Ok(())
 }
