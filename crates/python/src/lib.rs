@@ -12,6 +12,7 @@ mod copies;
 mod errors;
 mod files;
 mod kafka;
+mod nexmark;
 mod keys;
 mod partitioned;
 mod plan;
