@@ -119,14 +119,25 @@ fn event<'py>(py: Python<'py>, classes: &[Py<PyType>; 3], e: Event) -> PyResult<
         ),
         Event::Bid(b) => named_tuple(
             classes[2].bind(py),
-            [id(b.auction), id(b.bidder), id(b.price), text(&b.channel), text(&b.url), int(b.date_time), text(&b.extra)],
+            [
+                id(b.auction),
+                id(b.bidder),
+                id(b.price),
+                text(&b.channel),
+                text(&b.url),
+                int(b.date_time),
+                text(&b.extra),
+            ],
         ),
     }
 }
 
 /// An instance of the tuple subclass `class` holding `items`, built as `tuple.__new__`
 /// builds one (the class's allocator, then the items' slots) without a Python call.
-fn named_tuple<'py, const N: usize>(class: &Bound<'py, PyType>, items: [Bound<'py, PyAny>; N]) -> PyResult<Bound<'py, PyAny>> {
+fn named_tuple<'py, const N: usize>(
+    class: &Bound<'py, PyType>,
+    items: [Bound<'py, PyAny>; N],
+) -> PyResult<Bound<'py, PyAny>> {
     let py = class.py();
     let tp = class.as_type_ptr();
     // SAFETY: the GIL is held; `class` is a subclass of tuple (checked when the plan was
