@@ -53,10 +53,10 @@ def main() -> None:
     rows = []
     for q in args.queries.split(","):
         systems = [
-            ("ferroflow native -p1", [harness.FERROFLOW, "run", "-p", "1", job, q, "--events", str(n)], args.runs),
-            ("ferroflow native -p2", [harness.FERROFLOW, "run", "-p", "2", job, q, "--events", str(n)], args.runs),
-            ("ferroflow file -p1", [harness.FERROFLOW, "run", "-p", "1", job, q, "--path", path], args.runs),
-            ("ferroflow file -p2", [harness.FERROFLOW, "run", "-p", "2", job, q, "--path", path], args.runs),
+            ("ferroflow native -p1", [harness.FERROFLOW, "run", "-p", "1", job, "-", q, "--events", str(n)], args.runs),
+            ("ferroflow native -p2", [harness.FERROFLOW, "run", "-p", "2", job, "-", q, "--events", str(n)], args.runs),
+            ("ferroflow file -p1", [harness.FERROFLOW, "run", "-p", "1", job, "-", q, "--path", path], args.runs),
+            ("ferroflow file -p2", [harness.FERROFLOW, "run", "-p", "2", job, "-", q, "--path", path], args.runs),
             ("python reference", [harness.PY, os.path.join(NEXMARK, "reference.py"), q, path], args.runs),
         ]
         if bytewax and q in BYTEWAX_QUERIES:
@@ -66,7 +66,7 @@ def main() -> None:
     print()
     print(f"Nexmark, {n:,} events; events/s (per core); ratios of ferroflow -p1 (native | file)")
     head = ["query", "ff native p1", "ff native p2", "ff file p1", "ff file p2", "python", "bytewax", "pyflink",
-            "p2/p1", "ff/python", "ff file/bytewax", "Flink/core", "ff p1 vs Flink/core"]
+            "p2/p1", "ff/python (native | file)", "ff file/bytewax", "Flink/core", "ff p1 vs Flink/core"]
     print(" | ".join(head))
     for q, r in rows:
         rate = {k: (n / v["wall_s"] if v else None) for k, v in r.items()}
