@@ -313,6 +313,37 @@ mod tests {
         assert!(one.iter().all(|&(ts, _)| ts >= spec.base_time as i64));
     }
 
+    /// Readers polled part way, marked, polled on (lost in the failure) and snapshotted;
+    /// a restore at another parallelism makes exactly the events after the marks.
+    #[test]
+    fn restore_at_another_parallelism_makes_each_event_once() {
+        let spec = NexmarkSpec { events: Some(300), ..NexmarkSpec::default() };
+        let factory = nexmark_source::<Stamped<String>>(spec.clone(), make()).unwrap();
+        let ctx = |index, peers| WorkerContext { index, peers, waker: None, checkpointing: Default::default() };
+        for (old, new) in [(2, 3), (3, 1), (2, 2)] {
+            let mut read = Vec::new();
+            let mut sections = Vec::new();
+            for i in 0..old {
+                let mut reader = factory(&ctx(i, old)).unwrap();
+                reader.poll(10 + 7 * i, &mut read).unwrap();
+                reader.mark_position(1).unwrap();
+                reader.poll(5, &mut Vec::new()).unwrap();
+                let mut section = Vec::new();
+                reader.snapshot(&mut section).unwrap();
+                sections.push(section);
+            }
+            for i in 0..new {
+                let mut reader = factory(&ctx(i, new)).unwrap();
+                let from = Restore::new(sections.iter().map(Vec::as_slice).collect(), i, new);
+                reader.restore(&from).unwrap();
+                while reader.poll(16, &mut read).unwrap() == SourceStatus::More {}
+            }
+            let mut read: Vec<_> = read.into_iter().map(|r| (r.timestamp(), r.value)).collect();
+            read.sort_unstable();
+            assert_eq!(read, run(&spec, 1), "{old} -> {new} readers");
+        }
+    }
+
     #[test]
     fn bad_knobs_are_refused() {
         let spec = NexmarkSpec { hot_bidder_ratio: 0, ..NexmarkSpec::default() };
