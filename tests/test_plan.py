@@ -15,6 +15,7 @@ import ferroflow
 from ferroflow import InternalError, OutputTag, StreamExecutionEnvironment, _engine, _nodes
 from ferroflow.connectors import FixedPartitionedSink, FixedPartitionedSource
 from ferroflow.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink, KafkaSource
+from ferroflow.connectors.nexmark import NexmarkSource
 from ferroflow.testing import TestSource, Watermark
 from ferroflow.watermarks import WatermarkStrategy
 from ferroflow.window import CountEvictor, CountTrigger, TumblingEventTimeWindows
@@ -71,6 +72,7 @@ def every_api_node() -> StreamExecutionEnvironment:
         KafkaSink.builder().set_bootstrap_servers("localhost:9092").set_record_serializer(
             KafkaRecordSerializationSchema.builder().set_topic("u")
             .set_value_serialization_schema(ferroflow.SimpleStringSchema()).build()).build())
+    env.from_source(NexmarkSource(10), WatermarkStrategy.no_watermarks(), "nexmark").print()
     return env
 
 

@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     Field = AnyOf[int, str, None]
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
-           "Sequence", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
-           "Map", "Filter", "FlatMap", "MapBatch", "FilterBatch", "FlatMapBatch", "KeyBy", "KeyByField", "Reduce", "Aggregate", "CountPairs",
+           "Sequence", "Nexmark", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
+           "Map", "Filter", "FlatMap", "MapBatch", "FilterBatch", "FlatMapBatch", "KeyBy", "KeyByField", "Reduce",
+           "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
            "TwoPhaseSink",
            "WriteText", "WriteFiles", "WriteSocket", "Process", "ProcessSideOutput", "Typed", "AssignerSpec", "TumblingSpec", "SlidingSpec", "SessionSpec", "GlobalSpec",
@@ -249,6 +250,39 @@ class Sequence(Source):
     def __init__(self, start: int, end: int) -> None:
         self.start = start
         self.end = end
+
+
+class Nexmark(Source):
+    """``NexmarkSource`` (``ferroflow.connectors.nexmark``): the Nexmark benchmark's
+    events, made in parallel by the engine's generator as instances of the named tuples
+    ``person``, ``auction`` and ``bid``; ``events`` None: unbounded; ``rate`` None: as
+    fast as the job takes them (else events/s over all workers)."""
+
+    KIND = "nexmark"
+    __slots__ = ("events", "rate", "event_rate", "base_time", "out_of_order_group_size", "hot_seller_ratio",
+                 "hot_auction_ratio", "hot_bidder_ratio", "hot_channel_ratio", "active_people",
+                 "in_flight_auctions", "num_categories", "person", "auction", "bid", "bounded")
+
+    def __init__(self, events: Optional[int], rate: Optional[int], event_rate: int, base_time: int,
+                 out_of_order_group_size: int, hot_seller_ratio: int, hot_auction_ratio: int,
+                 hot_bidder_ratio: int, hot_channel_ratio: int, active_people: int, in_flight_auctions: int,
+                 num_categories: int, person: type, auction: type, bid: type) -> None:
+        self.events = events
+        self.rate = rate
+        self.event_rate = event_rate
+        self.base_time = base_time
+        self.out_of_order_group_size = out_of_order_group_size
+        self.hot_seller_ratio = hot_seller_ratio
+        self.hot_auction_ratio = hot_auction_ratio
+        self.hot_bidder_ratio = hot_bidder_ratio
+        self.hot_channel_ratio = hot_channel_ratio
+        self.active_people = active_people
+        self.in_flight_auctions = in_flight_auctions
+        self.num_categories = num_categories
+        self.person = person
+        self.auction = auction
+        self.bid = bid
+        self.bounded = events is not None
 
 
 class Socket(Source):

@@ -15,6 +15,7 @@ mod errors;
 mod files;
 mod kafka;
 mod keys;
+mod nexmark;
 mod partitioned;
 mod plan;
 mod process;

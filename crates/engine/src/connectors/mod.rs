@@ -3,6 +3,7 @@
 pub mod files;
 pub mod formats;
 pub mod kafka;
+pub mod nexmark;
 pub mod positions;
 pub mod sequence;
 pub mod sinks;
