@@ -217,6 +217,21 @@ def test_keyed_reduce_rolling(env, parallelism):
         assert_rolling_sum_per_key(out, data)
 
 
+def test_reduce_results_of_plain_values_leave_the_garbage_collector(env):
+    """A reduce's result is kept as state until the key's next update: a tuple of plain
+    values is untracked by the garbage collector at once (freeing a tracked one once it
+    is cold costs a cache miss); one holding a list stays tracked, so cycles through it
+    are still collected."""
+    import gc
+
+    data = [("a", 1), ("a", 2), ("b", 3), ("b", 4)]
+    out = run(env, env.from_collection(data).key_by(lambda t: t[0])
+              .reduce(lambda x, y: (x[0], x[1] + y[1], [y[1]] if x[0] == "b" else None))
+              .filter(lambda t: len(t) == 3)
+              .map(lambda t: (t[0], gc.is_tracked(t))))
+    assert sorted(out) == [("a", False), ("b", True)]
+
+
 def assert_rolling_sum_per_key(out, data):
     """With parallelism > 1 the order in which a key's records reach its worker is not
     defined, but each key's outputs (in emission order) must be the rolling sums of a

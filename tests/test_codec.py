@@ -317,3 +317,18 @@ def test_arbitrary_bytes_fail_cleanly(data):
         except ValueError:
             continue
         assert isinstance(out, list)
+
+
+def test_tuples_of_values_that_refer_to_nothing_leave_the_garbage_collector():
+    """Decoded tuples holding only str/int/float/bytes/None/bool (or such tuples) are
+    untracked at birth, as CPython's collector would untrack them on its first pass;
+    a tuple holding anything that can form a cycle stays tracked."""
+    import gc
+
+    flat, nested, with_list, with_dict, empty = decode(encode(
+        [("word", 1, 2.5, b"x", None, True), (("a", 1), "b"), ("a", [1]), (1, {"k": 2}), ()]))
+    assert not gc.is_tracked(flat)
+    assert not gc.is_tracked(nested) and not gc.is_tracked(nested[0])
+    assert gc.is_tracked(with_list) and gc.is_tracked(with_list[1])
+    assert gc.is_tracked(with_dict)
+    assert not gc.is_tracked(empty)

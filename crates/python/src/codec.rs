@@ -422,6 +422,9 @@ impl<'b, 'py> Decoder<'b, 'py> {
                 // exactly its n slots with PyTuple_SET_ITEM.
                 let t = owned(py, unsafe { ffi::PyTuple_New(n as ffi::Py_ssize_t) })?;
                 self.fill(&t, n, |c, i, v| unsafe { ffi::PyTuple_SET_ITEM(c, i, v) })?;
+                // A batch of decoded (word, count) pairs is enough allocations to start
+                // a collection, which would walk them all only to untrack them.
+                crate::record::untrack_if_acyclic(&t);
                 t
             }
             Item::List(n) => {

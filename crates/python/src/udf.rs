@@ -167,6 +167,8 @@ impl Reducer<PyRec> for PyReducer {
         Python::attach(|py| {
             let v = value.0.bind(py);
             let r = self.f.call.bind(py).call1((acc.0.bind(py), v)).map_err(|e| udf_error(py, e, Some(v)))?;
+            // The result is kept as the key's state until its next update.
+            crate::record::untrack_if_acyclic(&r);
             Ok(PyRec::new(r.unbind()))
         })
     }
