@@ -16,6 +16,7 @@ import decimal
 import enum
 import math
 import struct
+import typing
 from fractions import Fraction
 
 import pytest
@@ -332,3 +333,52 @@ def test_tuples_of_values_that_refer_to_nothing_leave_the_garbage_collector():
     assert gc.is_tracked(with_list) and gc.is_tracked(with_list[1])
     assert gc.is_tracked(with_dict)
     assert not gc.is_tracked(empty)
+
+
+class Reading(typing.NamedTuple):
+    sensor: str
+    value: float
+
+
+class CheckedPoint(Point):
+    """Overrides __new__: must go through pickle, so that __new__ runs on arrival."""
+
+    __slots__ = ()
+    made = 0
+
+    def __new__(cls, x, y):
+        CheckedPoint.made += 1
+        return super().__new__(cls, x, y)
+
+
+def test_named_tuples_travel_with_their_class_named_once_per_batch():
+    from ferroflow.connectors.nexmark import Bid
+
+    bid = Bid(1, 2, 300, "web", "http://x", 1_700_000_000_000, "")
+    records = [Point(1, "a"), Reading("s1", 2.5), bid, (Point(3, 4), [Reading("s2", -1.0)]), Point(5, 6)]
+    data = encode(records)
+    out = decode(data)
+    assert out == records
+    assert [type(x) for x in out] == [type(x) for x in records]
+    assert type(out[3][0]) is Point and type(out[3][1][0]) is Reading
+    assert out[2].price == 300
+    # No pickle: each class's name appears once in the batch.
+    assert b"pickle" not in data and data.count(b"test_codec:Point") == 1
+    assert data.count(b"ferroflow.connectors.nexmark:Bid") == 1
+
+
+def test_named_tuple_subclass_overriding_new_is_pickled_and_its_new_runs():
+    before = CheckedPoint.made
+    (out,) = round_trip([CheckedPoint(1, 2)])
+    assert type(out) is CheckedPoint and out == (1, 2)
+    assert CheckedPoint.made == before + 2  # made here, and again by unpickling
+
+
+def test_named_tuple_class_missing_on_arrival_is_a_clear_error():
+    data = encode([Reading("s", 1.0)])
+    bad = data.replace(b"test_codec:Reading", b"test_codec:Readinx")
+    with pytest.raises(ValueError, match="cannot rebuild a record of class test_codec:Readinx"):
+        decode(bad)
+    not_named = data.replace(b"test_codec:Reading", b"test_codec:Account")
+    with pytest.raises(ValueError, match="not the same named tuple class"):
+        decode(not_named)

@@ -20,6 +20,8 @@ enum Value {
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     Pickle(Vec<u8>),
+    /// A named tuple: its class's `module:qualname` and its items.
+    Named(String, Vec<Value>),
 }
 
 impl PartialEq for Value {
@@ -35,12 +37,14 @@ impl PartialEq for Value {
             (Str(a), Str(b)) => a == b,
             (Tuple(a), Tuple(b)) | (List(a), List(b)) => a == b,
             (Dict(a), Dict(b)) => a == b,
+            (Named(c, a), Named(d, b)) => c == d && a == b,
             _ => false,
         }
     }
 }
 
-fn write(w: &mut Writer, v: &Value) {
+/// `classes`: the named-tuple classes this batch has defined, by number.
+fn write(w: &mut Writer, classes: &mut Vec<String>, v: &Value) {
     match v {
         Value::None => w.none(),
         Value::Bool(b) => w.bool(*b),
@@ -51,32 +55,43 @@ fn write(w: &mut Writer, v: &Value) {
         Value::Bytes(b) => w.bytes(b),
         Value::Tuple(items) => {
             w.tuple(items.len());
-            items.iter().for_each(|i| write(w, i));
+            items.iter().for_each(|i| write(w, classes, i));
         }
         Value::List(items) => {
             w.list(items.len());
-            items.iter().for_each(|i| write(w, i));
+            items.iter().for_each(|i| write(w, classes, i));
         }
         Value::Dict(pairs) => {
             w.dict(pairs.len());
             for (k, v) in pairs {
-                write(w, k);
-                write(w, v);
+                write(w, classes, k);
+                write(w, classes, v);
             }
         }
         Value::Pickle(b) => w.pickle(b),
+        Value::Named(class, items) => {
+            match classes.iter().position(|c| c == class) {
+                Some(i) => w.named_tuple(i, None, items.len()),
+                None => {
+                    classes.push(class.clone());
+                    w.named_tuple(classes.len() - 1, Some(class), items.len());
+                }
+            }
+            items.iter().for_each(|i| write(w, classes, i));
+        }
     }
 }
 
 fn encode(records: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Writer::begin_batch(&mut out, records.len());
-    records.iter().for_each(|r| write(&mut w, r));
+    let mut classes = Vec::new();
+    records.iter().for_each(|r| write(&mut w, &mut classes, r));
     out
 }
 
 /// Recursion is bounded by the reader's depth limit; preallocation by its count checks.
-fn read(r: &mut Reader) -> Result<Value, codec::DecodeError> {
+fn read(r: &mut Reader, classes: &mut Vec<String>) -> Result<Value, codec::DecodeError> {
     Ok(match r.read()? {
         Item::None => Value::None,
         Item::Bool(b) => Value::Bool(b),
@@ -89,24 +104,36 @@ fn read(r: &mut Reader) -> Result<Value, codec::DecodeError> {
         Item::Tuple(n) => {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
-                items.push(read(r)?);
+                items.push(read(r, classes)?);
             }
             Value::Tuple(items)
         }
         Item::List(n) => {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
-                items.push(read(r)?);
+                items.push(read(r, classes)?);
             }
             Value::List(items)
         }
         Item::Dict(n) => {
             let mut pairs = Vec::with_capacity(n);
             for _ in 0..n {
-                let k = read(r)?;
-                pairs.push((k, read(r)?));
+                let k = read(r, classes)?;
+                pairs.push((k, read(r, classes)?));
             }
             Value::Dict(pairs)
+        }
+        Item::NamedTuple { class, name, n } => {
+            if let Some(name) = name {
+                assert_eq!(class, classes.len(), "the reader hands out the next number with a name");
+                classes.push(name.to_string());
+            }
+            let class = classes[class].clone();
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(read(r, classes)?);
+            }
+            Value::Named(class, items)
         }
     })
 }
@@ -114,8 +141,9 @@ fn read(r: &mut Reader) -> Result<Value, codec::DecodeError> {
 fn decode(bytes: &[u8]) -> Result<Vec<Value>, codec::DecodeError> {
     let mut r = Reader::new(bytes)?;
     let mut out = Vec::with_capacity(r.record_count());
+    let mut classes = Vec::new();
     for _ in 0..r.record_count() {
-        out.push(read(&mut r)?);
+        out.push(read(&mut r, &mut classes)?);
     }
     r.finish()?;
     Ok(out)
@@ -143,7 +171,9 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Tuple),
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
-            prop::collection::vec((inner.clone(), inner), 0..6).prop_map(Value::Dict),
+            prop::collection::vec((inner.clone(), inner.clone()), 0..6).prop_map(Value::Dict),
+            (prop::sample::select(vec!["m:A", "m:B", "pkg.mod:Outer.C"]), prop::collection::vec(inner, 0..6))
+                .prop_map(|(c, items)| Value::Named(c.to_string(), items)),
         ]
     })
 }
@@ -217,7 +247,7 @@ proptest! {
     /// Bytes drawn mostly from tags and small counts, which builds deep and wide
     /// structures far more often than uniform bytes do.
     #[test]
-    fn tag_soup_never_panics(body in prop::collection::vec(prop_oneof![0u8..12, Just(0x80), Just(0xff), any::<u8>()], 0..200)) {
+    fn tag_soup_never_panics(body in prop::collection::vec(prop_oneof![0u8..13, Just(0x80), Just(0xff), any::<u8>()], 0..200)) {
         let mut bytes = vec![VERSION, 1];
         bytes.extend(body);
         let _ = decode(&bytes);
@@ -333,7 +363,14 @@ fn malformed_inputs_give_clear_errors() {
         (vec![], DecodeErrorKind::Truncated),
         (vec![2, 0], DecodeErrorKind::UnsupportedVersion(2)),
         (vec![VERSION], DecodeErrorKind::Truncated),
-        (vec![VERSION, 1, 0x0c], DecodeErrorKind::UnknownTag(0x0c)),
+        (vec![VERSION, 1, 0x0d], DecodeErrorKind::UnknownTag(0x0d)),
+        // A named tuple using class 1 before class 0 is defined.
+        (vec![VERSION, 1, tag::NAMED_TUPLE, 1, 0], DecodeErrorKind::UnknownClass(1)),
+        (vec![VERSION, 1, tag::NAMED_TUPLE, 0, 2, 0xc3, 0x28, 0], DecodeErrorKind::InvalidUtf8),
+        (
+            vec![VERSION, 1, tag::NAMED_TUPLE, 0, 9, b'm', b':', b'A', 0],
+            DecodeErrorKind::LengthTooLarge { claimed: 9, available: 4 },
+        ),
         (vec![VERSION, 1, 0xff], DecodeErrorKind::UnknownTag(0xff)),
         (vec![VERSION, 1, tag::INT], DecodeErrorKind::Truncated),
         (vec![VERSION, 1, tag::INT, 0x80], DecodeErrorKind::Truncated),
@@ -358,6 +395,24 @@ fn malformed_inputs_give_clear_errors() {
     }
     let e = decode(&[VERSION, 1, 0x3f]).unwrap_err();
     assert_eq!(e.to_string(), "corrupt record batch at byte 2: unknown tag 0x3f");
+}
+
+#[test]
+fn named_tuples_name_their_class_once_per_batch() {
+    let a = |i| Value::Named("m:A".into(), vec![Value::Int(i)]);
+    let records = [a(1), Value::Named("m:B".into(), vec![]), a(2)];
+    let bytes = encode(&records);
+    #[rustfmt::skip]
+    let expected = [
+        VERSION, 3,
+        tag::NAMED_TUPLE, 0, 3, b'm', b':', b'A', 1, tag::INT, 2,
+        tag::NAMED_TUPLE, 1, 3, b'm', b':', b'B', 0,
+        tag::NAMED_TUPLE, 0, 1, tag::INT, 4,
+    ];
+    assert_eq!(bytes, expected);
+    assert_eq!(decode(&bytes).unwrap(), records);
+    // Each batch numbers its classes afresh.
+    assert_eq!(decode(&encode(&[a(2)])).unwrap(), [a(2)]);
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! The common record types (None, bool, int, float, str, bytes, and tuple/list/dict of
 //! them, exact types only) are read from and built as CPython objects directly, with
 //! no intermediate Rust value: measured ~6x cheaper than pickling each record and
-//! ~1.3x cheaper than pickling the whole batch, for `(word, 1)` records. Anything else
-//! (subclasses such as namedtuples, user classes, sets, ...) is pickled where it
-//! occurs, so every picklable record still travels and keeps its type.
+//! ~1.3x cheaper than pickling the whole batch, for `(word, 1)` records. Named tuples
+//! (`collections.namedtuple`, `typing.NamedTuple`: the Nexmark records) travel as
+//! tuples with their class's importable name, once per batch. Anything else (other
+//! subclasses, user classes, sets, ...) is pickled where it occurs, so every picklable
+//! record still travels and keeps its type.
 //!
 //! What does not survive (as with any value encoding): object identity and sharing.
 //! A list that appears twice in a record arrives as two equal lists (equal short strs
@@ -20,7 +22,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern};
 
 use ferroflow_engine::codec::{Item, Reader, Writer, MAX_DEPTH};
@@ -47,7 +49,7 @@ where
     let count = records.len();
     // A guess that makes regrowing rare for small records; the Vec grows if not.
     out.reserve(count.saturating_mul(16).min(1 << 20));
-    let mut enc = Encoder { py, w: Writer::begin_batch(out, count) };
+    let mut enc = Encoder { py, w: Writer::begin_batch(out, count), named: Vec::new(), not_named: Vec::new() };
     let mut written = 0usize;
     let mut result = Ok(());
     for rec in records {
@@ -146,14 +148,22 @@ enum Fail {
 struct Encoder<'w, 'py> {
     py: Python<'py>,
     w: Writer<'w>,
+    /// The named-tuple classes this batch has defined, by their number in it. (The
+    /// batch's records hold their types alive, so the pointers stay valid.)
+    named: Vec<*mut ffi::PyTypeObject>,
+    /// Tuple subclasses met in this batch that are not named tuples: pickled.
+    not_named: Vec<*mut ffi::PyTypeObject>,
 }
 
 impl<'py> Encoder<'_, 'py> {
     fn record(&mut self, rec: Borrowed<'_, 'py, PyAny>) -> Result<(), String> {
         let mark = self.w.position();
+        let classes = self.named.len();
         let result = match self.value(rec, 0) {
             Err(Fail::TooDeep) => {
+                // Classes defined in the bytes taken back are defined no more.
                 self.w.rewind(mark);
+                self.named.truncate(classes);
                 self.pickle(rec)
             }
             other => other,
@@ -241,11 +251,47 @@ impl<'py> Encoder<'_, 'py> {
                     return Err(Fail::TooDeep);
                 }
                 self.dict(obj.cast_unchecked::<PyDict>(), depth)?;
-            } else {
+            } else if !(ffi::PyTuple_Check(ptr) != 0 && self.named_tuple(obj, ty, depth)?) {
                 return self.pickle(obj);
             }
         }
         Ok(())
+    }
+
+    /// Writes `obj`, an instance of the tuple subclass `ty`, as a named tuple if `ty`
+    /// is one (see [`named_tuple_class`]); false if not, for the caller to pickle it.
+    fn named_tuple(
+        &mut self,
+        obj: Borrowed<'_, 'py, PyAny>,
+        ty: *mut ffi::PyTypeObject,
+        depth: usize,
+    ) -> Result<bool, Fail> {
+        let (class, name) = match self.named.iter().position(|&t| t == ty) {
+            Some(class) => (class, None),
+            None if self.not_named.contains(&ty) => return Ok(false),
+            None => match named_tuple_class(&obj.get_type()) {
+                Some(name) => {
+                    self.named.push(ty);
+                    (self.named.len() - 1, Some(name))
+                }
+                None => {
+                    self.not_named.push(ty);
+                    return Ok(false);
+                }
+            },
+        };
+        if depth == MAX_DEPTH {
+            return Err(Fail::TooDeep);
+        }
+        // SAFETY: `obj` is a tuple (the caller checked); we hold it and it cannot change.
+        let t = unsafe { obj.cast_unchecked::<PyTuple>() };
+        let n = t.len();
+        self.w.named_tuple(class, name.as_deref(), n);
+        for i in 0..n {
+            // SAFETY: i < n, the tuple's length.
+            self.value(unsafe { t.get_borrowed_item_unchecked(i) }, depth + 1)?;
+        }
+        Ok(true)
     }
 
     fn dict(&mut self, d: Borrowed<'_, 'py, PyDict>, depth: usize) -> Result<(), Fail> {
@@ -306,6 +352,48 @@ impl<'py> Encoder<'_, 'py> {
     }
 }
 
+/// `module:qualname` of `cls` if it is a named tuple class whose instances can be
+/// rebuilt from their items alone: a tuple subclass adding no state, whose `__new__`
+/// is the one `collections.namedtuple` made (a subclass overriding `__new__` is
+/// pickled, so that its `__new__` runs), defined at a module's top level (importable).
+fn named_tuple_class(cls: &Bound<'_, PyType>) -> Option<String> {
+    // SAFETY: a live type, with the GIL held.
+    if !unsafe { crate::copies::is_plain_tuple(cls.as_type_ptr()) } || cls.is(&cls.py().get_type::<PyTuple>()) {
+        return None;
+    }
+    let py = cls.py();
+    let defines = |c: &Bound<'_, PyAny>, name: &Bound<'_, PyString>| -> bool {
+        c.getattr(intern!(py, "__dict__")).and_then(|d| d.contains(name)).unwrap_or(false)
+    };
+    let new = intern!(py, "__new__");
+    let maker = cls.mro().iter().find(|c| defines(c, new))?;
+    if !defines(&maker, intern!(py, "_make")) || !defines(&maker, intern!(py, "_fields")) {
+        return None;
+    }
+    let module: String = cls.getattr(intern!(py, "__module__")).ok()?.extract().ok()?;
+    let qualname: String = cls.getattr(intern!(py, "__qualname__")).ok()?.extract().ok()?;
+    if qualname.contains('<') || module.contains(':') {
+        return None;
+    }
+    Some(format!("{module}:{qualname}"))
+}
+
+/// The class a batch names `module:qualname`, imported as pickle would find it, and
+/// checked to be a named tuple class (a batch never makes us build anything else).
+fn import_named_tuple_class<'py>(py: Python<'py>, name: &str) -> Result<Bound<'py, PyType>, String> {
+    let fail = |why: String| format!("cannot rebuild a record of class {name} received from another process: {why}");
+    let (module, qualname) = name.split_once(':').ok_or_else(|| fail("not a module:qualname".into()))?;
+    let mut obj = py.import(module).map_err(|e| fail(e.to_string()))?.into_any();
+    for part in qualname.split('.') {
+        obj = obj.getattr(part).map_err(|e| fail(e.to_string()))?;
+    }
+    let cls = obj.cast_into::<PyType>().map_err(|_| fail("not a class here".into()))?;
+    match named_tuple_class(&cls) {
+        Some(found) if found == name => Ok(cls),
+        _ => Err(fail("not the same named tuple class here".into())),
+    }
+}
+
 fn changed(what: &str) -> Fail {
     Fail::Other(format!("a {what} in it changed size while it was being encoded"))
 }
@@ -329,6 +417,8 @@ struct Decoder<'b, 'py> {
     /// skips an allocation and UTF-8 decode, and Python computes the str's hash once
     /// for all of them (keyed operators hash every key). Empty when not worth it.
     strs: Vec<Option<(StrKey, Bound<'py, PyString>)>>,
+    /// The named-tuple classes the batch has defined, by number.
+    classes: Vec<Bound<'py, PyType>>,
 }
 
 impl<'b, 'py> Decoder<'b, 'py> {
@@ -339,7 +429,7 @@ impl<'b, 'py> Decoder<'b, 'py> {
         } else {
             Vec::new()
         };
-        Ok(Decoder { py, r, strs })
+        Ok(Decoder { py, r, strs, classes: Vec::new() })
     }
 
     #[inline]
@@ -426,6 +516,22 @@ impl<'b, 'py> Decoder<'b, 'py> {
                 // a collection, which would walk them all only to untrack them.
                 crate::record::untrack_if_acyclic(&t);
                 t
+            }
+            Item::NamedTuple { class, name, n } => {
+                if let Some(name) = name {
+                    let cls = import_named_tuple_class(py, name).map_err(BatchReadError::Record)?;
+                    self.classes.push(cls);
+                }
+                // The reader hands out a class number only once its name was read.
+                let cls = self.classes.get(class).ok_or("corrupt record batch: undefined class")?.clone();
+                // SAFETY: as for tuples.
+                let items = owned(py, unsafe { ffi::PyTuple_New(n as ffi::Py_ssize_t) })?;
+                self.fill(&items, n, |c, i, v| unsafe { ffi::PyTuple_SET_ITEM(c, i, v) })?;
+                // tuple.__new__(cls, items), as namedtuple's own __new__ does, minus its
+                // Python frame. SAFETY: `cls` is a tuple subclass, `args` a 1-tuple.
+                let args = PyTuple::new(py, [items]).map_err(|e| e.to_string())?;
+                let new = unsafe { (*(&raw mut ffi::PyTuple_Type)).tp_new }.ok_or("tuple has no tp_new")?;
+                owned(py, unsafe { new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut()) })?
             }
             Item::List(n) => {
                 // SAFETY: as for tuples.

@@ -130,7 +130,7 @@ unsafe fn is_atomic(p: *mut ffi::PyObject, t: *mut ffi::PyTypeObject) -> bool {
 /// # Safety
 /// `t` must be a live type, with the GIL held.
 #[inline]
-unsafe fn is_plain_tuple(t: *mut ffi::PyTypeObject) -> bool {
+pub(crate) unsafe fn is_plain_tuple(t: *mut ffi::PyTypeObject) -> bool {
     let tuple = &raw mut ffi::PyTuple_Type;
     t == tuple
         || (ffi::PyType_IsSubtype(t, tuple) != 0

@@ -28,6 +28,14 @@
 //! | 0x09 | list     | n:varint, n values                                          |
 //! | 0x0A | dict     | n:varint, n (key, value) pairs, in insertion order          |
 //! | 0x0B | pickle   | len:varint, len bytes of `pickle.dumps(obj, 5)`             |
+//! | 0x0C | named tuple | class:varint, [name], n:varint, n values (see below)     |
+//!
+//! A named tuple (a `collections.namedtuple` or `typing.NamedTuple` instance, such as
+//! the Nexmark records) keeps its class without pickle. Classes are numbered per batch
+//! in order of first use: `class` is either a number already defined in this batch, or
+//! the next one, which is then defined by `name` (len:varint, len bytes of UTF-8
+//! `module:qualname`, for the receiver to import). Tag 0x0C was added after version 1
+//! shipped; batches without it read as before.
 //!
 //! `varint` is unsigned LEB128 (7 bits per byte, least significant first, at most 10
 //! bytes for a u64). Nothing depends on the host: no native-endian or `usize` fields.
@@ -71,6 +79,7 @@ pub mod tag {
     pub const LIST: u8 = 0x09;
     pub const DICT: u8 = 0x0A;
     pub const PICKLE: u8 = 0x0B;
+    pub const NAMED_TUPLE: u8 = 0x0C;
 }
 
 /// Checks that `bytes` is one well-formed batch (structure, lengths, UTF-8, no trailing

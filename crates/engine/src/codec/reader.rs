@@ -27,6 +27,13 @@ pub enum Item<'a> {
     Dict(usize),
     /// `pickle.dumps(obj, 5)` output, for a type the format has no tag for.
     Pickle(&'a [u8]),
+    /// The next `n` items are a named tuple's, of the batch's class number `class`;
+    /// `name` (`module:qualname`) is given where that number is first used.
+    NamedTuple {
+        class: usize,
+        name: Option<&'a str>,
+        n: usize,
+    },
 }
 
 /// Why a batch could not be decoded, and where.
@@ -66,6 +73,9 @@ pub enum DecodeErrorKind {
     },
     /// Bytes left after the batch's last value.
     TrailingBytes(usize),
+    /// A named tuple refers to a class number neither defined earlier in the batch
+    /// nor the next one.
+    UnknownClass(u64),
 }
 
 impl fmt::Display for DecodeError {
@@ -86,6 +96,7 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::NoValueOwed => write!(f, "read past the last value of the batch"),
             DecodeErrorKind::Unfinished { values_owed } => write!(f, "{values_owed} values left unread"),
             DecodeErrorKind::TrailingBytes(n) => write!(f, "{n} bytes after the last value"),
+            DecodeErrorKind::UnknownClass(c) => write!(f, "named tuple of undefined class number {c}"),
         }
     }
 }
@@ -108,6 +119,8 @@ pub struct Reader<'a> {
     /// Values still owed: unread records plus unread items of open containers.
     pending: u64,
     depth: usize,
+    /// Named-tuple classes defined so far in the batch.
+    classes: u64,
     /// Items still owed by each open container (innermost last); never 0 while open.
     open: [u64; MAX_DEPTH],
     failed: Option<DecodeError>,
@@ -123,6 +136,7 @@ impl<'a> Reader<'a> {
             records_left: 0,
             pending: 0,
             depth: 0,
+            classes: 0,
             open: [0; MAX_DEPTH],
             failed: None,
         };
@@ -220,6 +234,26 @@ impl<'a> Reader<'a> {
             }
             tag::BIG_INT => Item::BigInt(self.blob()?),
             tag::PICKLE => Item::Pickle(self.blob()?),
+            tag::NAMED_TUPLE => {
+                let class = self.varint()?;
+                let name = match class.cmp(&self.classes) {
+                    std::cmp::Ordering::Less => None,
+                    std::cmp::Ordering::Equal => {
+                        let b = self.blob()?;
+                        let name =
+                            std::str::from_utf8(b).map_err(|_| self.error_at(start, DecodeErrorKind::InvalidUtf8))?;
+                        self.classes += 1;
+                        Some(name)
+                    }
+                    std::cmp::Ordering::Greater => {
+                        return Err(self.error_at(start, DecodeErrorKind::UnknownClass(class)))
+                    }
+                };
+                let n = self.varint()?;
+                self.open_container(start, n)?;
+                // Fits: `class` is below `classes`, which counts names read from the input.
+                return Ok(Item::NamedTuple { class: class as usize, name, n: n as usize });
+            }
             other => return Err(self.error_at(start, DecodeErrorKind::UnknownTag(other))),
         };
         self.close_finished();

@@ -93,6 +93,18 @@ impl<'a> Writer<'a> {
         self.head(tag::DICT, len as u64);
     }
 
+    /// Opens a named tuple of class number `class` (numbered per batch in order of
+    /// first use); the next `len` values are its items. The first use of a number must
+    /// give the class's `module:qualname` as `name`, later uses `None`.
+    pub fn named_tuple(&mut self, class: usize, name: Option<&str>, len: usize) {
+        self.head(tag::NAMED_TUPLE, class as u64);
+        if let Some(name) = name {
+            put_varint(self.out, name.len() as u64);
+            self.out.extend_from_slice(name.as_bytes());
+        }
+        put_varint(self.out, len as u64);
+    }
+
     /// An object the format has no tag for, as `pickle.dumps(obj, 5)` output.
     pub fn pickle(&mut self, pickled: &[u8]) {
         self.blob(tag::PICKLE, pickled);
