@@ -73,6 +73,7 @@ def every_api_node() -> StreamExecutionEnvironment:
             KafkaRecordSerializationSchema.builder().set_topic("u")
             .set_value_serialization_schema(ferroflow.SimpleStringSchema()).build()).build())
     env.from_source(NexmarkSource(10), WatermarkStrategy.no_watermarks(), "nexmark").print()
+    env.from_source(NexmarkSource.from_json_lines(__file__), WatermarkStrategy.no_watermarks()).print()
     return env
 
 

@@ -8,7 +8,8 @@ query's result stream. Semantics follow Flink's Nexmark SQL (github.com/nexmark/
 say where ferroflow's result is a final value where Flink's SQL emits updates.
 
 Events come from the native source (``native_events``) or from the JSON-lines file
-that ``gen.py`` writes (``file_events``).
+that ``gen.py`` writes (``file_events``: ``NexmarkSource.from_json_lines``;
+``generic_file_events``: the generic JSON-lines source and ``event_from_dict``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ class _DateTime(TimestampAssigner):
 
 
 def file_events(env: StreamExecutionEnvironment, path: str) -> DataStream:
-    """The events of a JSON-lines file ``gen.py`` wrote, stamped with ``date_time``."""
+    """The events of a JSON-lines file ``gen.py`` wrote, parsed in the engine and
+    stamped with ``date_time``, with watermarks."""
+    return env.from_source(NexmarkSource.from_json_lines(path), watermarks(), "nexmark file")
+
+
+def generic_file_events(env: StreamExecutionEnvironment, path: str) -> DataStream:
+    """The same through the generic JSON-lines source: a dict per line made an event by
+    ``event_from_dict`` (a Python call per event), stamped by a timestamp assigner."""
     return (env.read_json_lines(path).map(event_from_dict)
             .assign_timestamps_and_watermarks(watermarks().with_timestamp_assigner(_DateTime())))
 

@@ -23,7 +23,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("query", choices=sorted(queries.QUERIES))
     ap.add_argument("--events", type=int, default=1_000_000, help="native source: how many events")
-    ap.add_argument("--path", help="read this JSON-lines file (gen.py) instead of the native source")
+    ap.add_argument("--path", help="read this JSON-lines file (gen.py, through NexmarkSource.from_json_lines) "
+                                    "instead of the native source")
     args = ap.parse_args()
     env = StreamExecutionEnvironment.get_execution_environment()
     queries.build(env, args.query, source=NexmarkSource(args.events), path=args.path).add_sink(DiscardingSink())

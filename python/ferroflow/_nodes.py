@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     Field = AnyOf[int, str, None]
 
 __all__ = ["NodeKind", "Source", "Sink", "Collection", "FunctionSource", "TextFile", "KafkaSource", "KafkaSink",
-           "Sequence", "Nexmark", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
+           "Sequence", "Nexmark", "NexmarkFiles", "Socket", "FormatFiles", "TestingSource", "PartitionedSource", "PartitionedSink",
            "Map", "Filter", "FlatMap", "MapBatch", "FilterBatch", "FlatMapBatch", "KeyBy", "KeyByField", "Reduce",
            "Aggregate", "CountPairs",
            "Window", "SideOutput", "AssignTimestamps", "Union", "Iterate", "Print", "Discard", "SinkFunction",
@@ -283,6 +283,24 @@ class Nexmark(Source):
         self.auction = auction
         self.bid = bid
         self.bounded = events is not None
+
+
+class NexmarkFiles(Source):
+    """``NexmarkSource.from_json_lines`` (``ferroflow.connectors.nexmark``): Nexmark
+    events read from the JSON-lines files and folders ``paths`` (local or ``s3://``)
+    by the file source, as instances of the named tuples ``person``, ``auction`` and
+    ``bid``. ``skip_malformed``: skip and count lines that are not events instead of
+    failing."""
+
+    KIND = "nexmark_files"
+    __slots__ = ("paths", "skip_malformed", "person", "auction", "bid")
+
+    def __init__(self, paths: List[str], skip_malformed: bool, person: type, auction: type, bid: type) -> None:
+        self.paths = paths
+        self.skip_malformed = skip_malformed
+        self.person = person
+        self.auction = auction
+        self.bid = bid
 
 
 class Socket(Source):

@@ -355,7 +355,8 @@ class StreamExecutionEnvironment:
         (``ferroflow.connectors.kafka``: watermarks per partition, records stamped with
         the messages' timestamps), a ``FixedPartitionedSource`` or ``DynamicSource``
         (``ferroflow.connectors.partitioned``), a ``NexmarkSource``
-        (``ferroflow.connectors.nexmark``: records stamped with their events' times),
+        or ``NexmarkSource.from_json_lines(path)`` (``ferroflow.connectors.nexmark``:
+        records stamped with their events' times),
         a ``TestSource``, a ``SourceFunction``,
         or what ``from_collection`` takes; ``watermark_strategy`` is applied to it (see
         ``DataStream.assign_timestamps_and_watermarks``); ``type_info``: the stream's
@@ -365,7 +366,7 @@ class StreamExecutionEnvironment:
                             f"got {watermark_strategy!r}")
         from .connectors.file_system import FileSource, FileSourceBuilder
         from .connectors.kafka import KafkaSource, KafkaSourceBuilder
-        from .connectors.nexmark import NexmarkSource
+        from .connectors.nexmark import NexmarkFileSource, NexmarkSource
         from .connectors.partitioned import _source_kind
 
         if isinstance(source, KafkaSource):
@@ -383,7 +384,7 @@ class StreamExecutionEnvironment:
             stream = self._source(partitioned, source_name or label_of(source), "from_source")._declare(type_info)
         elif isinstance(source, (FileSourceBuilder, KafkaSourceBuilder)):
             raise TypeError("from_source() takes a built source: call .build() on the builder first")
-        elif isinstance(source, (FileSource, NexmarkSource)):
+        elif isinstance(source, (FileSource, NexmarkSource, NexmarkFileSource)):
             stream = self._source(source._kind(), source._label(), "from_source")._declare(type_info)
             if source_name:
                 stream.name(source_name)

@@ -1,5 +1,6 @@
-//! The `nexmark` node (`NexmarkSource` in python/ferroflow/_nodes.py): the engine's
-//! Nexmark source, with its events made into the API's `Person`, `Auction` and `Bid`
+//! The `nexmark` and `nexmark_files` nodes (`Nexmark`, `NexmarkFiles` in
+//! python/ferroflow/_nodes.py): the engine's Nexmark source and its reader of Nexmark
+//! JSON lines, with their events made into the API's `Person`, `Auction` and `Bid`
 //! named tuples (python/ferroflow/connectors/nexmark.py). Only that conversion lives here.
 
 use std::sync::Arc;
@@ -8,7 +9,11 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
 
+use ferroflow_engine::connectors::files::{files_source, Listing};
+use ferroflow_engine::connectors::formats::Malformed;
 use ferroflow_engine::connectors::nexmark::{nexmark_source, Event, MakeEvents, NexmarkSpec};
+use ferroflow_engine::connectors::nexmark_json::nexmark_json_lines;
+use ferroflow_engine::connectors::text_file::SPLIT_MIN_BYTES;
 use ferroflow_engine::functions::SourceFactory;
 
 use crate::plan::bug;
@@ -33,6 +38,15 @@ struct NexmarkKind {
     bid: Py<PyType>,
 }
 
+#[derive(FromPyObject)]
+struct NexmarkFilesKind {
+    paths: Vec<String>,
+    skip_malformed: bool,
+    person: Py<PyType>,
+    auction: Py<PyType>,
+    bid: Py<PyType>,
+}
+
 /// Field counts of the three named tuples, in the order [`event`] fills them.
 const PERSON_FIELDS: usize = 8;
 const AUCTION_FIELDS: usize = 10;
@@ -41,10 +55,7 @@ const BID_FIELDS: usize = 7;
 /// The `nexmark` node: see `NexmarkSource` in `_nodes.py` for the fields.
 pub fn source(kind: &Bound<'_, PyAny>) -> PyResult<SourceFactory<PyRec>> {
     let k: NexmarkKind = kind.extract()?;
-    let py = kind.py();
-    for (class, fields) in [(&k.person, PERSON_FIELDS), (&k.auction, AUCTION_FIELDS), (&k.bid, BID_FIELDS)] {
-        check_named_tuple(class.bind(py), fields)?;
-    }
+    let make = make_events(kind.py(), [k.person, k.auction, k.bid])?;
     let spec = NexmarkSpec {
         events: k.events,
         rate: k.rate,
@@ -59,8 +70,25 @@ pub fn source(kind: &Bound<'_, PyAny>) -> PyResult<SourceFactory<PyRec>> {
         in_flight_auctions: k.in_flight_auctions,
         num_categories: k.num_categories,
     };
-    let classes = Arc::new([k.person, k.auction, k.bid]);
-    let make: MakeEvents<PyRec> = Arc::new(move |events, out| {
+    nexmark_source(spec, make).map_err(|e| bug(e.message))
+}
+
+/// The `nexmark_files` node: Nexmark events read from JSON lines by the file source.
+pub fn files(kind: &Bound<'_, PyAny>) -> PyResult<SourceFactory<PyRec>> {
+    let k: NexmarkFilesKind = kind.extract()?;
+    let make = make_events(kind.py(), [k.person, k.auction, k.bid])?;
+    let listing = Listing { paths: k.paths.into_iter().map(Into::into).collect(), recursive: true, monitor: None };
+    let malformed = if k.skip_malformed { Malformed::Skip } else { Malformed::Fail };
+    Ok(files_source(listing, nexmark_json_lines(make, malformed, SPLIT_MIN_BYTES)))
+}
+
+/// Events as instances of the named tuples `classes` (person, auction, bid).
+fn make_events(py: Python<'_>, classes: [Py<PyType>; 3]) -> PyResult<MakeEvents<PyRec>> {
+    for (class, fields) in classes.iter().zip([PERSON_FIELDS, AUCTION_FIELDS, BID_FIELDS]) {
+        check_named_tuple(class.bind(py), fields)?;
+    }
+    let classes = Arc::new(classes);
+    Ok(Arc::new(move |events, out| {
         Python::attach(|py| {
             out.reserve(events.len());
             for e in events.drain(..) {
@@ -69,8 +97,7 @@ pub fn source(kind: &Bound<'_, PyAny>) -> PyResult<SourceFactory<PyRec>> {
             Ok(())
         })
         .map_err(|e: PyErr| ferroflow_engine::UdfError::internal(format!("making a Nexmark record: {e}")))
-    });
-    nexmark_source(spec, make).map_err(|e| bug(e.message))
+    }))
 }
 
 /// The API's classes must be plain named tuples of the expected width: the records are

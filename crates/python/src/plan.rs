@@ -334,6 +334,7 @@ fn node_kind(kind: &Bound<'_, PyAny>, tag: &str, name: &str, own: bool) -> PyRes
         "kafka_source" => NodeKind::Source { factory: crate::kafka::source(kind, name)?, parallel: true },
         "kafka_sink" => NodeKind::Sink(crate::kafka::sink(kind)?),
         "nexmark" => NodeKind::Source { factory: crate::nexmark::source(kind)?, parallel: true },
+        "nexmark_files" => NodeKind::Source { factory: crate::nexmark::files(kind)?, parallel: true },
         "text_file" => {
             let TextFile { paths, recursive, encoding_errors: errors, monitor_ms } = kind.extract()?;
             let listing = files::Listing {

@@ -4,6 +4,7 @@ pub mod files;
 pub mod formats;
 pub mod kafka;
 pub mod nexmark;
+pub mod nexmark_json;
 pub mod positions;
 pub mod sequence;
 pub mod sinks;

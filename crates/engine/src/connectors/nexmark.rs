@@ -203,17 +203,7 @@ impl<R: Record> SourceReader<R> for NexmarkReader<R> {
             self.pieces.pop_front();
             self.generator = None;
         }
-        self.stamps.clear();
-        self.stamps.extend(self.events.iter().map(|e| i64::try_from(e.timestamp()).unwrap_or(i64::MAX)));
-        let start = out.len();
-        (self.make)(&mut self.events, out)?;
-        self.events.clear();
-        if out.len() - start != self.stamps.len() {
-            return Err(UdfError::internal("the Nexmark source made a record count other than its event count"));
-        }
-        for (record, &ts) in out[start..].iter_mut().zip(&self.stamps) {
-            record.set_timestamp(ts);
-        }
+        make_stamped(&self.make, &mut self.events, &mut self.stamps, out)?;
         if self.pieces.is_empty() {
             self.marked.clear();
             return Ok(SourceStatus::Done);
@@ -248,6 +238,28 @@ impl<R: Record> SourceReader<R> for NexmarkReader<R> {
         }
         Ok(())
     }
+}
+
+/// Makes `events` into records appended to `out` (draining `events`), each stamped
+/// with its event's `date_time`; `stamps` is scratch space.
+pub(crate) fn make_stamped<R: Record>(
+    make: &MakeEvents<R>,
+    events: &mut Vec<Event>,
+    stamps: &mut Vec<i64>,
+    out: &mut Vec<R>,
+) -> UdfResult<()> {
+    stamps.clear();
+    stamps.extend(events.iter().map(|e| i64::try_from(e.timestamp()).unwrap_or(i64::MAX)));
+    let start = out.len();
+    make(events, out)?;
+    events.clear();
+    if out.len() - start != stamps.len() {
+        return Err(UdfError::internal("the Nexmark source made a record count other than its event count"));
+    }
+    for (record, &ts) in out[start..].iter_mut().zip(stamps.iter()) {
+        record.set_timestamp(ts);
+    }
+    Ok(())
 }
 
 fn read_pieces<R: Record>(section: &[u8]) -> Result<Vec<Piece>, StateError> {

@@ -24,9 +24,13 @@ use crate::connectors::text_file::{plan_shares_with, FileShare, LineReader};
 use crate::error::{UdfError, UdfResult};
 use crate::record::Record;
 
+/// Turns a batch of parsed lines (`T`) into records, draining `parsed` (one call per
+/// batch).
+pub type FromParsed<T, R> = Arc<dyn Fn(&mut Vec<T>, &mut Vec<R>) -> UdfResult<()> + Send + Sync>;
+
 /// Turns a batch of values into records, draining `values` (the binding's conversion:
 /// one call per batch).
-pub type FromValues<R> = Arc<dyn Fn(&mut Vec<Value>, &mut Vec<R>) -> UdfResult<()> + Send + Sync>;
+pub type FromValues<R> = FromParsed<Value, R>;
 
 /// What to do with a record that does not parse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,53 +77,84 @@ impl<R: Record> ShareReader<R> for TextLines {
 /// One JSON value per line (blank lines are skipped), split by byte ranges as text
 /// lines are: a JSON line holds no raw newline.
 pub fn json_lines<R: Record>(convert: FromValues<R>, malformed: Malformed, split_min: u64) -> FileFormat<R> {
+    let words = JsonLineWords { format: "JSON lines", not_a: "not valid JSON", skip_hint: SKIP_HINT };
+    json_lines_of(words, convert, malformed, split_min)
+}
+
+/// What the messages of a JSON-lines format say.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonLineWords {
+    /// The format's name ("JSON lines").
+    pub format: &'static str,
+    /// A line that does not parse is "not valid JSON" (then the parser's error).
+    pub not_a: &'static str,
+    /// How to skip such lines instead ([`SKIP_HINT`] for the file formats).
+    pub skip_hint: &'static str,
+}
+
+/// JSON lines each deserialized as a `T` (a typed line, e.g. a Nexmark event), then
+/// made records by `convert`.
+pub fn json_lines_of<T, R>(
+    words: JsonLineWords,
+    convert: FromParsed<T, R>,
+    malformed: Malformed,
+    split_min: u64,
+) -> FileFormat<R>
+where
+    T: serde::de::DeserializeOwned + 'static,
+    R: Record,
+{
     FileFormat {
-        name: "JSON lines",
+        name: words.format,
         plan: Arc::new(move |files, index, peers| plan_shares_with(files, index, peers, split_min)),
         open: Arc::new(move |shares| {
             Box::new(JsonLines {
                 lines: LineReader::new(shares, EncodingErrors::Strict),
                 buf: Vec::new(),
-                values: Vec::new(),
+                parsed: Vec::new(),
                 convert: convert.clone(),
                 malformed,
+                words,
             })
         }),
         split_min,
     }
 }
 
-struct JsonLines<R> {
+struct JsonLines<T, R> {
     lines: LineReader,
     buf: Vec<String>,
-    values: Vec<Value>,
-    convert: FromValues<R>,
+    parsed: Vec<T>,
+    convert: FromParsed<T, R>,
     malformed: Malformed,
+    words: JsonLineWords,
 }
 
-impl<R: Record> ShareReader<R> for JsonLines<R> {
+impl<T: serde::de::DeserializeOwned + 'static, R: Record> ShareReader<R> for JsonLines<T, R> {
     fn read(&mut self, max: usize, out: &mut Vec<R>, skipped: &mut u64) -> UdfResult<bool> {
         let mut more = true;
-        while more && self.values.len() < max {
+        while more && self.parsed.len() < max {
             self.buf.clear();
             more = self.lines.next_batch(1, &mut self.buf).map_err(|e| UdfError::new(e.to_string()))?;
             let Some(line) = self.buf.pop() else { continue };
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Value>(&line) {
-                Ok(v) => self.values.push(v),
+            match serde_json::from_str::<T>(&line) {
+                Ok(v) => self.parsed.push(v),
                 Err(_) if self.malformed == Malformed::Skip => *skipped += 1,
                 Err(e) => {
                     return Err(UdfError::new(format!(
-                        "{}: not valid JSON ({e}); {SKIP_HINT}",
-                        self.lines.last_line_place()
+                        "{}: {} ({e}); {}",
+                        self.lines.last_line_place(),
+                        self.words.not_a,
+                        self.words.skip_hint
                     )))
                 }
             }
         }
-        (self.convert)(&mut self.values, out)?;
-        self.values.clear();
+        (self.convert)(&mut self.parsed, out)?;
+        self.parsed.clear();
         Ok(more)
     }
 
