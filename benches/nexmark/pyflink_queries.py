@@ -24,16 +24,16 @@ import zlib
 
 T0 = time.perf_counter()
 
-from pyflink.common import Configuration, Duration, Types, WatermarkStrategy  # noqa: E402
-from pyflink.common.time import Time  # noqa: E402
-from pyflink.common.watermark_strategy import TimestampAssigner  # noqa: E402
-from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment  # noqa: E402
-from pyflink.datastream.connectors.base import Sink  # noqa: E402
-from pyflink.datastream.connectors.file_system import FileSource, StreamFormat  # noqa: E402
-from pyflink.datastream.functions import (  # noqa: E402
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common.time import Time
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import Sink
+from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+from pyflink.datastream.functions import (
     AggregateFunction, FlatMapFunction, KeyedProcessFunction, ProcessWindowFunction, RuntimeContext)
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor  # noqa: E402
-from pyflink.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows  # noqa: E402
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows
 
 #: ferroflow_queries.OUT_OF_ORDERNESS_MS
 OUT_OF_ORDERNESS_MS = 5000
