@@ -358,7 +358,7 @@ impl<'py> Encoder<'_, 'py> {
 /// pickled, so that its `__new__` runs), defined at a module's top level (importable).
 fn named_tuple_class(cls: &Bound<'_, PyType>) -> Option<String> {
     // SAFETY: a live type, with the GIL held.
-    if !unsafe { crate::copies::is_plain_tuple(cls.as_type_ptr()) } || cls.is(&cls.py().get_type::<PyTuple>()) {
+    if !unsafe { crate::copies::is_plain_tuple(cls.as_type_ptr()) } || cls.is(cls.py().get_type::<PyTuple>()) {
         return None;
     }
     let py = cls.py();
@@ -530,7 +530,7 @@ impl<'b, 'py> Decoder<'b, 'py> {
                 // tuple.__new__(cls, items), as namedtuple's own __new__ does, minus its
                 // Python frame. SAFETY: `cls` is a tuple subclass, `args` a 1-tuple.
                 let args = PyTuple::new(py, [items]).map_err(|e| e.to_string())?;
-                let new = unsafe { (*(&raw mut ffi::PyTuple_Type)).tp_new }.ok_or("tuple has no tp_new")?;
+                let new = unsafe { ffi::PyTuple_Type.tp_new }.ok_or("tuple has no tp_new")?;
                 owned(py, unsafe { new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut()) })?
             }
             Item::List(n) => {
