@@ -522,11 +522,11 @@ impl<'b, 'py> Decoder<'b, 'py> {
                     let cls = import_named_tuple_class(py, name).map_err(BatchReadError::Record)?;
                     self.classes.push(cls);
                 }
-                // The reader hands out a class number only once its name was read.
-                let cls = self.classes.get(class).ok_or("corrupt record batch: undefined class")?.clone();
                 // SAFETY: as for tuples.
                 let items = owned(py, unsafe { ffi::PyTuple_New(n as ffi::Py_ssize_t) })?;
                 self.fill(&items, n, |c, i, v| unsafe { ffi::PyTuple_SET_ITEM(c, i, v) })?;
+                // The reader hands out a class number only once its name was read.
+                let cls = self.classes.get(class).ok_or("corrupt record batch: undefined class")?;
                 // tuple.__new__(cls, items), as namedtuple's own __new__ does, minus its
                 // Python frame. SAFETY: `cls` is a tuple subclass, `args` a 1-tuple.
                 let args = PyTuple::new(py, [items]).map_err(|e| e.to_string())?;

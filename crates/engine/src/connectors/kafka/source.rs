@@ -312,17 +312,21 @@ impl<R: Record> KafkaReader<R> {
         let until_ts = self.until_ts();
         for (i, (topic, partition)) in new.into_iter().enumerate() {
             let watermark = self.spec.watermarks.as_ref().map(|w| WatermarkGenerator::new(w.spec, w.idleness_ms, now));
+            let stop = stops.as_ref().map(|s| s[i]);
+            // The partition's end, where just fetched: a stop is it, and so is a start
+            // at the latest offset (see `note_backlog_ends` for the others).
+            let backlog_end = stop.or(if starting == Starting::Latest { starts[i] } else { None });
             self.reading.partitions.insert(
                 (topic.clone(), partition),
                 Partition {
                     topic,
                     partition,
                     next: starts[i],
-                    stop: stops.as_ref().map(|s| s[i]),
+                    stop,
                     from_ts,
                     until_ts,
                     watermark,
-                    backlog_end: None,
+                    backlog_end,
                     done: false,
                 },
             );
@@ -443,7 +447,9 @@ impl<R: Record> KafkaReader<R> {
         Ok(())
     }
 
-    /// With idleness, each new partition's end: see [`Partition::caught_up`].
+    /// With idleness, the end of each new partition whose end was not fetched with its
+    /// offsets (unbounded from the earliest, committed or a timestamp; restored): see
+    /// [`Partition::caught_up`].
     fn note_backlog_ends(&mut self) -> UdfResult<()> {
         if self.spec.watermarks.as_ref().is_none_or(|w| w.idleness_ms.is_none()) {
             return Ok(());
@@ -769,6 +775,7 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             for (k, s) in keys.iter().zip(stops) {
                 if let Some(p) = self.reading.partitions.get_mut(k) {
                     p.stop = Some(s);
+                    p.backlog_end = Some(s);
                 }
             }
         }
