@@ -61,6 +61,25 @@ def test_value_state_running_count_per_key(env):
     assert bag(out) == bag(expected)
 
 
+class KeyReport(KeyedProcessFunction):
+    """Reports each record with its current key and whether that key is the record's
+    own first item (not an equal copy)."""
+
+    def process_element(self, value, ctx):
+        key = ctx.get_current_key()
+        yield value, key, key is value[0]
+
+
+def test_the_current_key_is_the_records_own_item_when_the_selector_returned_it(env):
+    # Odd records are keyed by their own first item, even ones by a new str: both
+    # kinds in one batch. A key that is an item stays that item, even when the record
+    # crossed to another process.
+    records = [(w, i) for i, w in enumerate(["a", "bb", "a", "ccc", "dd"] * 20)]
+    stream = env.from_collection(records).key_by(lambda r: r[0] if r[1] % 2 else r[0].upper() + "!")
+    out = run(env, stream.process(KeyReport()))
+    assert bag(out) == bag((r, r[0], True) if r[1] % 2 else (r, r[0].upper() + "!", False) for r in records)
+
+
 class EventTimers(KeyedProcessFunction):
     """Registers an event-time timer 10 ms after each record (twice: it fires once);
     timers report (key, timer time, domain, watermark, the key's count then)."""

@@ -61,8 +61,15 @@ impl<'de, T> Deserialize<'de> for Batch<T> {
     }
 }
 
-/// Keyed records: the keys' canonical bytes, then the key values and the values as
-/// two record batches.
+/// Where a key value went in [`encode_keyed`]: into the key values' section, rather
+/// than being an item of its record.
+const KEY_VALUE_ENCODED: u8 = u8::MAX;
+
+/// Keyed records: the keys' canonical bytes; per record, the index of the record's
+/// item its key value is ([`Record::item_index_of`], e.g. `key_by(lambda r: r[0])`)
+/// or [`KEY_VALUE_ENCODED`]; the key values that are not items, then the values, as
+/// two record batches. A key value that is an item is not encoded twice, and the
+/// receiver gets the item itself back, as the sender had it.
 pub fn encode_keyed<R: Record>(items: &[(Key, R, R)], out: &mut Vec<u8>) -> Result<(), String> {
     out.extend_from_slice(&(items.len() as u32).to_le_bytes());
     for (key, _, _) in items {
@@ -70,10 +77,22 @@ pub fn encode_keyed<R: Record>(items: &[(Key, R, R)], out: &mut Vec<u8>) -> Resu
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(bytes);
     }
+    let mut encoded = Vec::new();
+    for (_, kv, v) in items {
+        match v.item_index_of(kv) {
+            Some(i) if i != KEY_VALUE_ENCODED => out.push(i),
+            _ => {
+                out.push(KEY_VALUE_ENCODED);
+                encoded.push(kv);
+            }
+        }
+    }
     // The key values' section, preceded by its length (patched in once known).
     let at = out.len();
     out.extend_from_slice(&0u64.to_le_bytes());
-    R::encode_batch(items.iter().map(|(_, k, _)| k), out)?;
+    if !encoded.is_empty() {
+        R::encode_batch(encoded.into_iter(), out)?;
+    }
     let section = (out.len() - at - 8) as u64;
     out[at..at + 8].copy_from_slice(&section.to_le_bytes());
     R::encode_batch(items.iter().map(|(_, _, v)| v), out)
@@ -93,16 +112,36 @@ pub fn decode_keyed<R: Record>(bytes: &[u8], out: &mut Vec<(Key, R, R)>) -> Resu
         let len = cursor.u32()? as usize;
         keys.push(Key::from_encoded(cursor.take(len)?));
     }
+    let wheres = cursor.take(count)?;
+    let encoded = wheres.iter().filter(|&&w| w == KEY_VALUE_ENCODED).count();
     let section = cursor.u64()?;
     let section = usize::try_from(section).map_err(|_| "bad section length")?;
-    let mut key_values = Vec::with_capacity(count.min(bytes.len()));
-    R::decode_batch(cursor.take(section)?, &mut key_values)?;
+    let mut key_values = Vec::with_capacity(encoded);
+    let section = cursor.take(section)?;
+    if encoded > 0 {
+        R::decode_batch(section, &mut key_values)?;
+    }
     let mut values = Vec::with_capacity(count.min(bytes.len()));
     R::decode_batch(cursor.rest(), &mut values)?;
-    if key_values.len() != count || values.len() != count {
-        return Err(format!("batch says {count} records but holds {} and {}", key_values.len(), values.len()).into());
+    if key_values.len() != encoded || values.len() != count {
+        return Err(format!(
+            "batch says {count} records and {encoded} key values but holds {} and {}",
+            values.len(),
+            key_values.len()
+        )
+        .into());
     }
-    out.extend(keys.into_iter().zip(key_values).zip(values).map(|((k, kv), v)| (k, kv, v)));
+    out.reserve(count);
+    let start = out.len();
+    let mut key_values = key_values.into_iter();
+    for ((key, value), &w) in keys.into_iter().zip(values).zip(wheres) {
+        let kv = if w == KEY_VALUE_ENCODED { key_values.next() } else { value.item(w) };
+        let Some(kv) = kv else {
+            out.truncate(start);
+            return Err(format!("a key value is item {w} of a record that has none").into());
+        };
+        out.push((key, kv, value));
+    }
     Ok(())
 }
 
@@ -227,5 +266,94 @@ mod tests {
         for cut in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode_keyed::<String>(&bytes[..cut], &mut Vec::new()).is_err(), "cut at {cut}");
         }
+    }
+
+    /// A record whose items are shared values, as Python's tuples are: a word alone,
+    /// or a (word, count) pair.
+    #[derive(Clone, Debug)]
+    enum Shared {
+        Word(std::sync::Arc<str>),
+        Pair(std::sync::Arc<str>, i64),
+    }
+
+    impl Record for Shared {
+        fn from_lines(_: &mut Vec<String>, _: &mut Vec<Self>) {}
+        fn from_ints(_: std::ops::RangeInclusive<i64>, _: &mut Vec<Self>) {}
+        fn describe(&self) -> String {
+            format!("{self:?}")
+        }
+
+        /// One line per record: a word, or a word, a tab and a count.
+        fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Self>, out: &mut Vec<u8>) -> Result<(), String> {
+            for r in records {
+                let line = match r {
+                    Shared::Word(w) => format!("{w}\n"),
+                    Shared::Pair(w, n) => format!("{w}\t{n}\n"),
+                };
+                out.extend_from_slice(line.as_bytes());
+            }
+            Ok(())
+        }
+
+        fn decode_batch(bytes: &[u8], out: &mut Vec<Self>) -> Result<(), BatchReadError> {
+            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+            for line in text.lines() {
+                out.push(match line.split_once('\t') {
+                    None => Shared::Word(line.into()),
+                    Some((w, n)) => Shared::Pair(w.into(), n.parse().map_err(|_| "bad count")?),
+                });
+            }
+            Ok(())
+        }
+
+        fn item_index_of(&self, part: &Self) -> Option<u8> {
+            match (self, part) {
+                (Shared::Pair(w, _), Shared::Word(p)) if std::sync::Arc::ptr_eq(w, p) => Some(0),
+                _ => None,
+            }
+        }
+
+        fn item(&self, index: u8) -> Option<Self> {
+            match (self, index) {
+                (Shared::Pair(w, _), 0) => Some(Shared::Word(w.clone())),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_value_that_is_an_item_of_its_record_crosses_as_that_item() {
+        // Records 0, 3, 6..: the key value is the pair's own word; the others an equal
+        // but separate word, which must be encoded.
+        let items: Vec<(Key, Shared, Shared)> = (0..30)
+            .map(|i| {
+                let w: std::sync::Arc<str> = format!("w{}", i % 4).into();
+                let kv = if i % 3 == 0 { w.clone() } else { format!("w{}", i % 4).into() };
+                (key_of(&*w.to_string()), Shared::Word(kv), Shared::Pair(w, i))
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_keyed(&items, &mut bytes).unwrap();
+        let mut back = Vec::new();
+        decode_keyed::<Shared>(&bytes, &mut back).unwrap();
+        assert_eq!(back.len(), items.len());
+        for (i, (key, kv, v)) in back.iter().enumerate() {
+            assert_eq!(key, &items[i].0);
+            let (Shared::Word(kv), Shared::Pair(w, n)) = (kv, v) else { panic!("shapes changed: {kv:?} {v:?}") };
+            assert_eq!((&**kv, *n), (&*format!("w{}", i % 4), i as i64));
+            assert_eq!(std::sync::Arc::ptr_eq(kv, w), i % 3 == 0, "record {i}");
+        }
+        // Only the separate key values were encoded, each as its own line: of the 8
+        // records of "w1" (1, 5, .., 29), 9 and 21 share theirs.
+        assert_eq!(String::from_utf8_lossy(&bytes).matches("w1\n").count(), 6);
+
+        // A record that lost the item its key value was said to be is refused.
+        let only = &items[..1];
+        let mut bytes = Vec::new();
+        encode_keyed(only, &mut bytes).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let broken = text.replace("w0\t0\n", "w0\n").into_bytes();
+        let err = decode_keyed::<Shared>(&broken, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("item 0"), "{err}");
     }
 }

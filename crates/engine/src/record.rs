@@ -41,6 +41,20 @@ pub trait Record: Clone + Send + 'static {
     #[inline]
     fn prefetch(&self) {}
 
+    /// Which item of this record `part` is, if it is one of them (the same value, not
+    /// an equal one): a key selected as a field of its record then crosses to another
+    /// process as that index instead of being encoded and decoded a second time. The
+    /// default finds none.
+    fn item_index_of(&self, _part: &Self) -> Option<u8> {
+        None
+    }
+
+    /// Item `index` of this record, as a record of its own sharing the value: what
+    /// [`Record::item_index_of`] named. `None` if there is no such item.
+    fn item(&self, _index: u8) -> Option<Self> {
+        None
+    }
+
     /// Makes the record its holder's own. With object reuse off (the default, as in
     /// Flink) no user function may see another's changes to a record, yet a record
     /// can be reachable from two places: two operators reading one stream, a reduce's

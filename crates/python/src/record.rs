@@ -1,7 +1,8 @@
 //! Python objects as engine records, and the GIL as the engine's batch scope.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyString, PyTuple};
 
 use ferroflow_engine::functions::BatchScope;
 use ferroflow_engine::record::{describe_truncated, BatchReadError, Record};
@@ -87,6 +88,28 @@ impl Record for PyRec {
         ferroflow_engine::state::prefetch_read(p.wrapping_sub(16));
     }
 
+    /// A key that is one of a tuple's first items (`key_by(0)`, `key_by(lambda r:
+    /// r[0])`), found by identity: it then crosses to another process as its index.
+    #[inline]
+    fn item_index_of(&self, part: &Self) -> Option<u8> {
+        let (t, p) = (self.0.as_ptr(), part.0.as_ptr());
+        // SAFETY: we hold a reference to `t`; a tuple's size and items never change.
+        unsafe {
+            if ffi::PyTuple_Check(t) == 0 {
+                return None;
+            }
+            let n = ffi::PyTuple_GET_SIZE(t).min(KEY_ITEMS_SCANNED);
+            (0..n).find(|&i| ffi::PyTuple_GET_ITEM(t, i) == p).map(|i| i as u8)
+        }
+    }
+
+    fn item(&self, index: u8) -> Option<Self> {
+        Python::attach(|py| {
+            let t = self.0.bind(py).cast::<PyTuple>().ok()?;
+            t.get_item(index as usize).ok().map(|item| PyRec::new(item.unbind()))
+        })
+    }
+
     /// The compact codec (pickle only for types it does not know), once per batch,
     /// after the timestamps: a 0 byte if no record has one (the common case), else a 1
     /// byte, the record count (u32) and one i64 per record, little-endian.
@@ -161,6 +184,9 @@ pub fn describe(obj: &Bound<'_, PyAny>) -> String {
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_string())
 }
+
+/// How far into a tuple [`PyRec::item_index_of`] looks for a key.
+const KEY_ITEMS_SCANNED: ffi::Py_ssize_t = 16;
 
 /// Holds the GIL for a batch; keeps one Python thread state per worker thread.
 pub struct GilScope;
