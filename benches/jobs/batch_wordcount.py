@@ -2,14 +2,21 @@
 batch UDF counts a whole batch of lines with `collections.Counter` (the per-word
 work in C, one Python call per batch), then the built-in keyed sum adds the
 batches' counts up in Rust; every update goes to a discarding sink. With --out, the
-final count per word as 'word<TAB>count' (for ../shared/bench/verify.py).
+final count per word as 'word<TAB>count' (for ../shared/bench/verify.py); under
+`ferroflow run -p N`, each process writes the words it counted to FILE.p<process>.
 
     ferroflow run benches/jobs/batch_wordcount.py [-p N] - INPUT [--out FILE]
 """
+import os
 import sys
 from collections import Counter
 
 from ferroflow import DiscardingSink, StreamExecutionEnvironment
+
+# Batches of 1024 lines, not 128: a batch's Counter then holds 0.39 (word, count)
+# pairs per word instead of 0.57, and fewer pairs cross to the other process at -p 2
+# (20M words at -p 2: 2.7 s -> 2.2 s). Per-record jobs gain nothing from it.
+os.environ.setdefault("FERROFLOW_BATCH_SIZE", "1024")
 
 
 def count_batch(lines):
@@ -29,7 +36,8 @@ def main():
     final = {}
     counts.add_sink(lambda pair: final.__setitem__(pair[0], max(pair[1], final.get(pair[0], 0))))
     env.execute("batch word count")
-    with open(out, "w", encoding="utf-8") as f:
+    process = os.environ.get("FERROFLOW_PROCESS_ID")
+    with open(out if process is None else f"{out}.p{process}", "w", encoding="utf-8") as f:
         f.writelines(f"{w}\t{n}\n" for w, n in sorted(final.items()))
 
 
