@@ -64,10 +64,7 @@ pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: 
         let target = if ctx.peers > 1 {
             if path.is_file() {
                 if !overwrite {
-                    return Err(UdfError::new(format!(
-                        "{} already exists: pass overwrite=True (WriteMode.OVERWRITE) to replace it",
-                        path.display()
-                    )));
+                    return Err(already_exists(path.display()));
                 }
                 let _ = fs::remove_file(&path);
             }
@@ -83,24 +80,15 @@ pub fn text_file<R: 'static>(path: impl Into<PathBuf>, overwrite: bool, encode: 
             path.clone()
         };
         if target.exists() && !overwrite {
-            return Err(UdfError::new(format!(
-                "{} already exists: pass overwrite=True (WriteMode.OVERWRITE) to replace it",
-                target.display()
-            )));
+            return Err(already_exists(target.display()));
         }
-        let part = in_progress_path(&target)?;
-        let file =
-            File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
-        Ok(Box::new(FileSink {
-            file,
-            part: Some(part),
-            target,
-            overwrite,
-            encode: encode.clone(),
-            buf: Vec::new(),
-            upload: None,
-        }) as Box<dyn Sink<R>>)
+        FileSink::create(target, overwrite, encode.clone(), None)
     })
+}
+
+/// A sink's refusal of an output that is there already.
+fn already_exists(what: impl std::fmt::Display) -> UdfError {
+    UdfError::new(format!("{what} already exists: pass overwrite=True (WriteMode.OVERWRITE) to replace it"))
 }
 
 /// Files of a sink writing to `s3://`: staged on this host under
@@ -137,25 +125,11 @@ impl Upload {
         let target = if ctx.peers > 1 { self.staging.join((ctx.index + 1).to_string()) } else { self.staging.clone() };
         let object = self.object(&target).map_err(|e| UdfError::new(e.to_string()))?;
         if !overwrite && storage::exists(&object).map_err(|e| UdfError::new(e.to_string()))? {
-            return Err(UdfError::new(format!(
-                "{} already exists: pass overwrite=True (WriteMode.OVERWRITE) to replace it",
-                object.path().display()
-            )));
+            return Err(already_exists(object.path().display()));
         }
         let dir = target.parent().unwrap_or(&self.staging);
         fs::create_dir_all(dir).map_err(|e| UdfError::new(format!("cannot create {}: {e}", dir.display())))?;
-        let part = in_progress_path(&target)?;
-        let file =
-            File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
-        Ok(Box::new(FileSink {
-            file,
-            part: Some(part),
-            target,
-            overwrite,
-            encode,
-            buf: Vec::new(),
-            upload: Some(self.clone()),
-        }))
+        FileSink::create(target, overwrite, encode, Some(self.clone()))
     }
 }
 
@@ -226,6 +200,21 @@ struct FileSink<R> {
     encode: Encode<R>,
     buf: Vec<u8>,
     upload: Option<Upload>,
+}
+
+impl<R: 'static> FileSink<R> {
+    /// A sink writing `target`'s in-progress file, made new here.
+    fn create(
+        target: PathBuf,
+        overwrite: bool,
+        encode: Encode<R>,
+        upload: Option<Upload>,
+    ) -> UdfResult<Box<dyn Sink<R>>> {
+        let part = in_progress_path(&target)?;
+        let file =
+            File::create_new(&part).map_err(|e| UdfError::new(format!("cannot create {}: {e}", part.display())))?;
+        Ok(Box::new(FileSink { file, part: Some(part), target, overwrite, encode, buf: Vec::new(), upload }))
+    }
 }
 
 impl<R> FileSink<R> {

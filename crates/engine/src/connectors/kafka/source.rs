@@ -567,8 +567,9 @@ struct Reading<R> {
 }
 
 impl<R: Record> Reading<R> {
-    /// Takes one message: its records, stamped, are appended to `out`.
-    fn take(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<R>) -> UdfResult<()> {
+    /// Takes one message: its records, stamped, are appended to `out`. `now`: the
+    /// poll's wall-clock time, for idleness (read once per poll, not per message).
+    fn take(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>, now: i64, out: &mut Vec<R>) -> UdfResult<()> {
         let key = (msg.topic().to_string(), msg.partition());
         let Some(part) = self.partitions.get_mut(&key) else { return Ok(()) };
         if part.done {
@@ -624,7 +625,6 @@ impl<R: Record> Reading<R> {
                 message.topic, message.partition
             )));
         }
-        let now = now_ms();
         let part = self.partitions.get_mut(&key).expect("taken above");
         for record in &mut out[from..] {
             let ts = match self.assigner.as_mut() {
@@ -658,11 +658,12 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             self.assign()?;
         }
         let before = out.len();
+        let now = now_ms();
         while out.len() - before < max && !self.all_done() {
             let polled = self.consumer.poll(Duration::ZERO);
             match polled {
                 None => break,
-                Some(Ok(msg)) => self.reading.take(&msg, out)?,
+                Some(Ok(msg)) => self.reading.take(&msg, now, out)?,
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => {
                     if is_fatal(&e) {
@@ -681,7 +682,6 @@ impl<R: Record> SourceReader<R> for KafkaReader<R> {
             self.record_positions();
             return Ok(SourceStatus::Done);
         }
-        let now = now_ms();
         for p in self.reading.partitions.values_mut() {
             let caught_up = p.caught_up();
             if let Some(w) = p.watermark.as_mut().filter(|_| caught_up) {
