@@ -356,4 +356,47 @@ mod tests {
         let err = decode_keyed::<Shared>(&broken, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("item 0"), "{err}");
     }
+
+    proptest::proptest! {
+        /// Any mix of key values that are their record's item, equal copies, and
+        /// records without items comes back equal and shared exactly where it was.
+        #[test]
+        fn keyed_batches_round_trip_with_their_sharing(
+            records in proptest::collection::vec((0u8..6, -5i64..5, 0u8..3), 0..40),
+            cut in 0usize..1000,
+        ) {
+            // kind 0: the key value is the pair's own word; 1: an equal copy; 2: the
+            // record is a bare word, which has no items.
+            let items: Vec<(Key, Shared, Shared)> = records
+                .iter()
+                .map(|&(w, n, kind)| {
+                    let word: std::sync::Arc<str> = format!("w{w}").into();
+                    let kv = if kind == 0 { word.clone() } else { format!("w{w}").into() };
+                    let value = if kind == 2 { Shared::Word(word.clone()) } else { Shared::Pair(word.clone(), n) };
+                    (key_of(&*word.to_string()), Shared::Word(kv), value)
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            encode_keyed(&items, &mut bytes).unwrap();
+            let mut back = Vec::new();
+            decode_keyed::<Shared>(&bytes, &mut back).unwrap();
+            proptest::prop_assert_eq!(back.len(), items.len());
+            for ((key, kv, value), (&(w, n, kind), item)) in back.iter().zip(records.iter().zip(&items)) {
+                proptest::prop_assert!(key == &item.0);
+                let Shared::Word(kv) = kv else { panic!("key value {kv:?}") };
+                let expected = format!("w{w}");
+                proptest::prop_assert_eq!(&**kv, expected.as_str());
+                match value {
+                    Shared::Pair(word, m) => {
+                        proptest::prop_assert!(kind != 2 && *m == n && **word == **kv);
+                        proptest::prop_assert_eq!(std::sync::Arc::ptr_eq(kv, word), kind == 0);
+                    }
+                    Shared::Word(word) => proptest::prop_assert!(kind == 2 && **word == **kv),
+                }
+            }
+            // Any cut: an error or (this test's line format is not self-delimiting)
+            // fewer items; never a panic.
+            let _ = decode_keyed::<Shared>(&bytes[..cut % (bytes.len() + 1)], &mut Vec::new());
+        }
+    }
 }
