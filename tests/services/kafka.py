@@ -32,6 +32,10 @@ from typing import Iterator, List, Optional
 
 import pytest
 
+if __name__ == "__main__":  # ./dev kafka runs this file; its package is tests/services
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from services import dying_with_us  # noqa: E402
+
 LOCALHOST = "127.0.0.1"
 #: Numbers topic names, unique in the process even across brokers sharing storage.
 _TOPICS = itertools.count()
@@ -79,8 +83,8 @@ class Broker:
     def start(self, timeout: float = 20.0) -> "Broker":
         url = f"tcp://{self.bootstrap}"
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", self.storage],
+            dying_with_us([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                           "--storage-engine", self.storage]),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env=self.env)
         deadline = time.monotonic() + timeout

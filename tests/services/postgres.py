@@ -21,6 +21,7 @@ from typing import Iterator, List
 import pytest
 
 from ferroflow._cluster import free_ports
+from services import dying_with_us
 
 
 def _bin_dir() -> str:
@@ -33,6 +34,13 @@ def _bin_dir() -> str:
 
 def _as_server_user(cmd: List[str]) -> List[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _server(cmd: List[str]) -> List[str]:
+    """The server's command, ended with the tests: a change of user clears the
+    parent-death signal, so under runuser both runuser and the server get one."""
+    return dying_with_us(["runuser", "-u", "postgres", "--", *dying_with_us(cmd)]) if os.geteuid() == 0 \
+        else dying_with_us(cmd)
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +58,9 @@ def postgres_dsn() -> Iterator[str]:
         pytest.fail(f"initdb failed (exit {init.returncode}): {init.stderr.strip()[-500:]}", pytrace=False)
     port = free_ports(1)[0]
     log = open(os.path.join(data, "server.log"), "w")
-    server = subprocess.Popen(_as_server_user([f"{bin_dir}/postgres", "-D", data, "-p", str(port), "-k", data,
-                                               "-c", "max_prepared_transactions=20",
-                                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
+    server = subprocess.Popen(_server([f"{bin_dir}/postgres", "-D", data, "-p", str(port), "-k", data,
+                                       "-c", "max_prepared_transactions=20",
+                                       "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               start_new_session=True)
     dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"

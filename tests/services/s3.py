@@ -15,6 +15,7 @@ from typing import Dict, Iterator, Optional
 
 import pytest
 
+from services import dying_with_us
 from services.kafka import _accepts, _free_port
 
 #: moto accepts any credentials; these are what the clients are given.
@@ -28,7 +29,8 @@ class S3Server:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30.0) -> "S3Server":
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+        self.process = subprocess.Popen(dying_with_us([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                                       "-p", str(self.port)]),
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
