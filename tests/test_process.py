@@ -5,6 +5,7 @@ test runs at 1 worker, 2 threads and 2 processes (the ``env`` fixture)."""
 
 from __future__ import annotations
 
+import collections
 import inspect
 
 import pytest
@@ -61,6 +62,9 @@ def test_value_state_running_count_per_key(env):
     assert bag(out) == bag(expected)
 
 
+WordAt = collections.namedtuple("WordAt", "word n")
+
+
 class KeyReport(KeyedProcessFunction):
     """Reports each record with its current key and whether that key is the record's
     own first item (not an equal copy)."""
@@ -74,10 +78,29 @@ def test_the_current_key_is_the_records_own_item_when_the_selector_returned_it(e
     # Odd records are keyed by their own first item, even ones by a new str: both
     # kinds in one batch. A key that is an item stays that item, even when the record
     # crossed to another process.
-    records = [(w, i) for i, w in enumerate(["a", "bb", "a", "ccc", "dd"] * 20)]
+    # Plain tuples and named tuples (which cross item by item too).
+    records = [(w, i) if i % 4 < 2 else WordAt(w, i) for i, w in enumerate(["a", "bb", "a", "ccc", "dd"] * 20)]
     stream = env.from_collection(records).key_by(lambda r: r[0] if r[1] % 2 else r[0].upper() + "!")
     out = run(env, stream.process(KeyReport()))
     assert bag(out) == bag((r, r[0], True) if r[1] % 2 else (r, r[0].upper() + "!", False) for r in records)
+
+
+class Swapped(tuple):
+    """A tuple subclass that a pickle round trip gives back with its two items swapped."""
+
+    def __reduce__(self):
+        return Swapped, ((self[1], self[0]),)
+
+
+def test_the_current_key_of_a_pickled_tuple_is_the_selectors_value(env):
+    # A pickled tuple subclass may come back with its items in another order (this one
+    # swaps them), so its key value crosses as it is, not as an item.
+    records = [Swapped((f"k{i % 5}", f"v{i}")) for i in range(40)]
+    out = run(env, env.from_collection(records).key_by(lambda r: r[0]).process(KeyReport()))
+    assert len(out) == 40
+    # Whichever way round the selector saw the records (a copy swaps them), it saw them
+    # all alike: its keys are all k's or all v's.
+    assert len({key[0] for _, key, _ in out}) == 1, sorted(key for _, key, _ in out)
 
 
 class EventTimers(KeyedProcessFunction):

@@ -356,7 +356,7 @@ impl<'py> Encoder<'_, 'py> {
 /// rebuilt from their items alone: a tuple subclass adding no state, whose `__new__`
 /// is the one `collections.namedtuple` made (a subclass overriding `__new__` is
 /// pickled, so that its `__new__` runs), defined at a module's top level (importable).
-fn named_tuple_class(cls: &Bound<'_, PyType>) -> Option<String> {
+pub(crate) fn named_tuple_class(cls: &Bound<'_, PyType>) -> Option<String> {
     // SAFETY: a live type, with the GIL held.
     if !unsafe { crate::copies::is_plain_tuple(cls.as_type_ptr()) } || cls.is(cls.py().get_type::<PyTuple>()) {
         return None;

@@ -90,12 +90,17 @@ impl Record for PyRec {
 
     /// A key that is one of a tuple's first items (`key_by(0)`, `key_by(lambda r:
     /// r[0])`), found by identity: it then crosses to another process as its index.
+    /// Only for tuples the codec sends item by item (exact tuples and named tuples),
+    /// so the receiver's item `i` is the sender's; a pickled tuple subclass could
+    /// rebuild its items in another order.
     #[inline]
     fn item_index_of(&self, part: &Self) -> Option<u8> {
         let (t, p) = (self.0.as_ptr(), part.0.as_ptr());
         // SAFETY: we hold a reference to `t`; a tuple's size and items never change.
         unsafe {
-            if ffi::PyTuple_Check(t) == 0 {
+            if ffi::Py_TYPE(t) != &raw mut ffi::PyTuple_Type
+                && (ffi::PyTuple_Check(t) == 0 || !Python::attach(|py| travels_item_by_item(self.0.bind(py))))
+            {
                 return None;
             }
             let n = ffi::PyTuple_GET_SIZE(t).min(KEY_ITEMS_SCANNED);
@@ -183,6 +188,43 @@ pub fn describe(obj: &Bound<'_, PyAny>) -> String {
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_string())
+}
+
+/// The last few tuple subclasses [`travels_item_by_item`] looked at, and its answers
+/// (a stream's records are of one class or a few; each class is held, so its address
+/// cannot be reused by another).
+struct TupleClasses(Vec<(Py<pyo3::types::PyType>, bool)>);
+
+/// How many classes [`TupleClasses`] remembers (Nexmark's stream has three).
+const TUPLE_CLASSES_KEPT: usize = 4;
+
+impl Drop for TupleClasses {
+    /// At a thread's exit Python may be gone: the classes' references are left as they are.
+    fn drop(&mut self) {
+        self.0.drain(..).for_each(std::mem::forget);
+    }
+}
+
+std::thread_local! {
+    static TUPLE_CLASSES: std::cell::RefCell<TupleClasses> = const { std::cell::RefCell::new(TupleClasses(Vec::new())) };
+}
+
+/// Whether the codec sends this tuple subclass's instances as their items (a named
+/// tuple), rather than pickled.
+fn travels_item_by_item(t: &Bound<'_, PyAny>) -> bool {
+    let cls = t.get_type();
+    TUPLE_CLASSES.with(|known| {
+        let mut known = known.borrow_mut();
+        if let Some((_, answer)) = known.0.iter().find(|(c, _)| c.is(&cls)) {
+            return *answer;
+        }
+        let answer = crate::codec::named_tuple_class(&cls).is_some();
+        if known.0.len() == TUPLE_CLASSES_KEPT {
+            known.0.remove(0);
+        }
+        known.0.push((cls.unbind(), answer));
+        answer
+    })
 }
 
 /// How far into a tuple [`PyRec::item_index_of`] looks for a key.
