@@ -21,13 +21,13 @@ import os
 import sys
 import subprocess
 import tempfile
-import zlib
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional
 
 import harness
 
 NEXMARK = os.path.join(harness.HERE, "nexmark")
 sys.path.insert(0, NEXMARK)
+from result_check import Tally
 
 #: Flink's Nexmark figures (Java, on Kafka and RocksDB), events/s per core.
 FLINK_PER_CORE = {"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34e3, "q5": 22e3, "q7": 12e3,
@@ -45,16 +45,13 @@ def events_file(n: int) -> str:
     return path
 
 
-def digest(records: Iterable[Tuple[Any, ...]]) -> Dict[str, int]:
-    """A query's results as the peers' scripts report them: how many, and the sum of the
-    CRC-32 of each one's ``repr`` as a plain tuple (order-independent, so a parallel or
-    differently ordered run matches). q4's results are each category's final
-    ``(category, average, auctions)``."""
-    n = total = 0
+def digest(query: str, records: Iterable[Any]) -> Dict[str, int]:
+    """A query's results counted and checksummed as the peers' scripts do it
+    (``result_check.Tally``)."""
+    tally = Tally(query)
     for r in records:
-        n += 1
-        total += zlib.crc32(repr(tuple(r)).encode())
-    return {"results": n, "digest": total}
+        tally.add(r)
+    return tally.result()
 
 
 def expected(path: str, queries: List[str]) -> Dict[str, Dict[str, int]]:
@@ -65,7 +62,7 @@ def expected(path: str, queries: List[str]) -> Dict[str, Dict[str, int]]:
     out = {}
     for q in queries:
         result = reference.QUERIES[q](events)
-        out[q] = digest([(c, avg, n) for c, (avg, n) in result.items()] if q == "q4" else result)
+        out[q] = digest(q, [(c, avg, n) for c, (avg, n) in result.items()] if q == "q4" else result)
     return out
 
 

@@ -17,12 +17,11 @@ ferroflow's are.
 
 The sink only counts the results (the timed run: ferroflow's discards them); ``--check
 FILE`` writes ``{"results": n}`` there at the end, and with ``--digest`` also folds every
-result into the benchmark's order-independent checksum (nexmark.py's ``digest``), for the
+result into the benchmark's order-independent checksum (``result_check``), for the
 benchmark to compare with the reference.
 """
 import argparse
 import json
-import zlib
 from datetime import datetime, timedelta, timezone
 
 import bytewax.operators as op
@@ -31,11 +30,11 @@ from bytewax.connectors.files import FileSource
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from result_check import Tally, add_arguments
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: ferroflow_queries.OUT_OF_ORDERNESS_MS
 OUT_OF_ORDERNESS = timedelta(milliseconds=5000)
-BID_FIELDS = ("auction", "bidder", "price", "channel", "url", "date_time", "extra")
 Q3_STATES = ("OR", "ID", "CA")
 
 
@@ -231,34 +230,17 @@ QUERIES = {"q0": q0, "q1": q1, "q2": q2, "q3": q3, "q4": q4, "q5": q5, "q7": q7,
 
 # -- the checking sink --------------------------------------------------------------------
 
-def canon(r):
-    """A result as the tuple the checksum is taken over (q0's bids are dicts)."""
-    return r if type(r) is tuple else tuple(r[f] for f in BID_FIELDS)
-
-
 class _CheckPart(StatelessSinkPartition):
     def __init__(self, query, check, digest):
-        self.query, self.check, self.digest = query, check, digest
-        self.n = self.sum = 0
-        self.last = {}  # q4: each category's last update
+        self.check = check
+        self.tally = Tally(query, digest)
 
     def write_batch(self, items):
-        if self.query == "q4":
-            for c, avg, n in items:
-                if n > self.last.get(c, (0.0, 0))[1]:
-                    self.last[c] = (avg, n)
-            return
-        self.n += len(items)
-        if self.digest:
-            self.sum += sum(zlib.crc32(repr(canon(r)).encode()) for r in items)
+        for r in items:
+            self.tally.add(r)
 
     def close(self):
-        for c, (avg, n) in self.last.items():
-            self.n += 1
-            self.sum += zlib.crc32(repr((c, avg, n)).encode())
-        if self.check:
-            with open(self.check, "w") as f:
-                json.dump({"results": self.n, **({"digest": self.sum} if self.digest else {})}, f)
+        self.tally.write(self.check)
 
 
 class CheckSink(DynamicSink):
@@ -273,10 +255,7 @@ class CheckSink(DynamicSink):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("query", choices=sorted(QUERIES))
-    ap.add_argument("path")
-    ap.add_argument("--check", help="write the results' count to this JSON file")
-    ap.add_argument("--digest", action="store_true", help="and their checksum (costs ~1.5 us per result)")
+    add_arguments(ap, QUERIES)
     args = ap.parse_args()
     flow = Dataflow(f"nexmark_{args.query}")
     lines = op.input("lines", flow, FileSource(args.path, batch_size=1000))

@@ -14,14 +14,13 @@ final answer is each category's last one.
 The last step only counts the results (the timed run: ferroflow's discards them);
 ``--check FILE`` writes ``{"results": n}`` there when the job closes it, and with
 ``--digest`` also folds every result into the benchmark's order-independent checksum
-(nexmark.py's ``digest``), for the benchmark to compare with the reference.
+(``result_check``), for the benchmark to compare with the reference.
 """
 import argparse
 import json
 import os
 import sys
 import time
-import zlib
 
 T0 = time.perf_counter()
 
@@ -35,10 +34,10 @@ from pyflink.datastream.functions import (
     AggregateFunction, FlatMapFunction, KeyedProcessFunction, ProcessWindowFunction, RuntimeContext)
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from pyflink.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows
+from result_check import Tally, add_arguments
 
 #: ferroflow_queries.OUT_OF_ORDERNESS_MS
 OUT_OF_ORDERNESS_MS = 5000
-BID_FIELDS = ("auction", "bidder", "price", "channel", "url", "date_time", "extra")
 Q3_STATES = ("OR", "ID", "CA")
 
 
@@ -289,36 +288,19 @@ class Check(FlatMapFunction):
         self.query, self.check, self.digest = query, check, digest
 
     def open(self, runtime_context: RuntimeContext):
-        self.n = self.sum = 0
-        self.last = {}  # q4: each category's last update
+        self.tally = Tally(self.query, self.digest)
 
     def flat_map(self, value):
-        if self.query == "q4":
-            c, avg, n = value
-            if n > self.last.get(c, (0.0, 0))[1]:
-                self.last[c] = (avg, n)
-        else:
-            self.n += 1
-            if self.digest:
-                r = tuple(value[f] for f in BID_FIELDS) if type(value) is dict else tuple(value)
-                self.sum += zlib.crc32(repr(r).encode())
+        self.tally.add(value)
         return ()
 
     def close(self):
-        for c, (avg, n) in self.last.items():
-            self.n += 1
-            self.sum += zlib.crc32(repr((c, avg, n)).encode())
-        if self.check:
-            with open(self.check, "w") as f:
-                json.dump({"results": self.n, **({"digest": self.sum} if self.digest else {})}, f)
+        self.tally.write(self.check)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("query", choices=sorted(QUERIES))
-    ap.add_argument("path")
-    ap.add_argument("--check", help="write the results' count to this JSON file")
-    ap.add_argument("--digest", action="store_true", help="and their checksum (costs ~1.5 us per result)")
+    add_arguments(ap, QUERIES)
     args = ap.parse_args()
 
     # The embedded interpreter (thread mode, inside the JVM) sees this virtualenv's

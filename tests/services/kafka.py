@@ -34,7 +34,7 @@ import pytest
 
 if __name__ == "__main__":  # ./dev kafka runs this file; its package is tests/services
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from services import dying_with_us  # noqa: E402
+from services import dying_with_us
 
 LOCALHOST = "127.0.0.1"
 #: Numbers topic names, unique in the process even across brokers sharing storage.
