@@ -22,18 +22,18 @@ pub fn untrack_if_acyclic(obj: &Bound<'_, PyAny>) {
     // SAFETY: `p` and its items are alive (we hold `obj`, a tuple holds its items) and
     // the GIL is held; an exact tuple cannot change, so it stays acyclic.
     unsafe {
-        let tuple = &raw mut pyo3::ffi::PyTuple_Type;
-        if pyo3::ffi::Py_TYPE(p) != tuple {
+        let tuple = &raw mut ffi::PyTuple_Type;
+        if ffi::Py_TYPE(p) != tuple {
             return;
         }
-        for i in 0..pyo3::ffi::PyTuple_GET_SIZE(p) {
-            let item = pyo3::ffi::PyTuple_GET_ITEM(p, i);
-            let t = pyo3::ffi::Py_TYPE(item);
-            if pyo3::ffi::PyType_IS_GC(t) != 0 && (t != tuple || pyo3::ffi::PyObject_GC_IsTracked(item) != 0) {
+        for i in 0..ffi::PyTuple_GET_SIZE(p) {
+            let item = ffi::PyTuple_GET_ITEM(p, i);
+            let t = ffi::Py_TYPE(item);
+            if ffi::PyType_IS_GC(t) != 0 && (t != tuple || ffi::PyObject_GC_IsTracked(item) != 0) {
                 return;
             }
         }
-        pyo3::ffi::PyObject_GC_UnTrack(p.cast());
+        ffi::PyObject_GC_UnTrack(p.cast());
     }
 }
 
