@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +38,11 @@ fn config(part_size: Option<u64>, bucket: Option<sinks::BucketFn>) -> PartFileCo
 
 /// Two buckets taken in turn, each for `every` batches written (as the clock would move on).
 fn alternating_buckets(every: u64) -> sinks::BucketFn {
-    let calls = Arc::new(AtomicU64::new(0));
-    Arc::new(move |_now| Ok(format!("b/{}", calls.fetch_add(1, Ordering::Relaxed) / every % 2)))
+    // Counted per worker thread: with one counter shared by two workers whose batches
+    // take turns, each worker could draw the same parity every time and never change
+    // bucket.
+    std::thread_local! { static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) }; }
+    Arc::new(move |_now| Ok(format!("b/{}", CALLS.with(|c| c.replace(c.get() + 1)) / every % 2)))
 }
 
 /// `sequence(0..n)` (slowed down with `pause_us` per record) -> a file sink at `target`;
