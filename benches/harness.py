@@ -22,7 +22,7 @@ def compile_sources():
     """Byte-compiles ferroflow's Python package and the benchmark scripts, as `pip
     install` does, so that no run pays for compiling them (with
     PYTHONDONTWRITEBYTECODE set, as on CI boxes, each run would otherwise recompile
-    the whole package: ~20 ms of every ferroflow row)."""
+    the whole package: ~75 ms of every ferroflow process)."""
     subprocess.run([PY, "-m", "compileall", "-q", os.path.join(ROOT, "python", "ferroflow"), HERE], check=True)
 
 
